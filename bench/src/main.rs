@@ -1,0 +1,346 @@
+//! `strongroom-bench`: starts Strongroom and OpenBao side by side, runs each
+//! workload against both in turn with the same closed-loop load, and prints
+//! a Markdown table of throughput, latency, peak RSS and their ratios.
+//!
+//! This file owns the command line and the order of the run; the servers,
+//! the load, the workloads and the table live in their own modules.
+#![forbid(unsafe_code)]
+// Tests may unwrap: a panic is how they fail.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+mod client;
+mod load;
+mod report;
+mod servers;
+mod workloads;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use clap::Parser;
+use hyper::header::HeaderValue;
+use hyper::Method;
+use serde_json::json;
+
+use crate::report::{Row, RunInfo};
+use crate::servers::{Flavor, Server, Side};
+use crate::workloads::{Pairing, Workload};
+
+/// The policy name `--token-policy` installs.
+const BENCH_POLICY: &str = "strongroom-bench";
+
+/// Side-by-side benchmark of Strongroom and OpenBao.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// The strongroom binary (e.g. target/release/strongroom).
+    #[arg(long)]
+    strongroom: PathBuf,
+    /// The OpenBao binary (e.g. "$(which bao)").
+    #[arg(long)]
+    bao: PathBuf,
+    /// Measured seconds per workload and server.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Unmeasured warm-up seconds before each measurement.
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// Concurrent connections, one closed-loop worker each.
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+    /// Workloads to run (default: all): health, kv1-read, kv1-write,
+    /// token-lookup-self.
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    workloads: Vec<String>,
+    /// Pairings to run (default: all): dev, durable.
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    pairings: Vec<String>,
+    /// Also write the table to this Markdown file.
+    #[arg(long)]
+    markdown: Option<PathBuf>,
+    /// Run the workloads with a token holding only this ACL policy (an HCL
+    /// file) instead of the root token. Setup still uses the root token.
+    #[arg(long)]
+    token_policy: Option<PathBuf>,
+    /// Keep servers' configs, data and logs here instead of a temp dir.
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Development aid: start the --strongroom binary as if it were OpenBao
+    /// (raft for durable), to check the tool before Strongroom serves.
+    #[arg(long, hide = true)]
+    strongroom_as_bao: bool,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    // Dropping `run` on Ctrl-C drops the servers, which kills them, and the
+    // temp dir, which removes their files.
+    tokio::select! {
+        result = run(args) => match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("error: {err:#}");
+                ExitCode::FAILURE
+            }
+        },
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("interrupted: stopping servers");
+            ExitCode::from(130)
+        }
+    }
+}
+
+/// The whole run: for each pairing, each side in turn runs every workload
+/// of the pairing; then the table.
+async fn run(args: Args) -> anyhow::Result<()> {
+    let shape = load::Shape {
+        connections: args.connections.max(1),
+        warmup: seconds(args.warmup, "--warmup")?,
+        duration: seconds(args.duration, "--duration")?,
+    };
+    if shape.duration.is_zero() {
+        bail!("--duration must be above zero");
+    }
+    let selected = workloads::select(&args.workloads)?;
+    let pairings: Vec<Pairing> = if args.pairings.is_empty() {
+        Pairing::ALL.to_vec()
+    } else {
+        let wanted = args
+            .pairings
+            .iter()
+            .map(|p| Pairing::parse(p))
+            .collect::<anyhow::Result<HashSet<_>>>()?;
+        Pairing::ALL
+            .into_iter()
+            .filter(|p| wanted.contains(p))
+            .collect()
+    };
+    let policy = match &args.token_policy {
+        Some(path) => Some(
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+        ),
+        None => None,
+    };
+
+    let temp;
+    let root_dir = match &args.work_dir {
+        Some(dir) => dir.clone(),
+        None => {
+            temp = tempfile::Builder::new()
+                .prefix("strongroom-bench-")
+                .tempdir()?;
+            temp.path().to_path_buf()
+        }
+    };
+
+    let sides = [
+        Side {
+            label: "strongroom".into(),
+            binary: args.strongroom.clone(),
+            flavor: if args.strongroom_as_bao {
+                Flavor::OpenBao
+            } else {
+                Flavor::Strongroom
+            },
+            is_strongroom: true,
+        },
+        Side {
+            label: "openbao".into(),
+            binary: args.bao.clone(),
+            flavor: Flavor::OpenBao,
+            is_strongroom: false,
+        },
+    ];
+
+    let mut rows = Vec::new();
+    let mut notes = Vec::new();
+    if args.strongroom_as_bao {
+        notes.push(format!(
+            "The strongroom rows are a stand-in: {} started as OpenBao (raft when durable).",
+            args.strongroom.display()
+        ));
+    }
+    let mut rss_reset_failed = false;
+    for pairing in pairings {
+        let runs: Vec<&Workload> = selected
+            .iter()
+            .filter(|w| w.pairings.contains(&pairing))
+            .collect();
+        if runs.is_empty() {
+            continue;
+        }
+        for side in &sides {
+            let dir = root_dir.join(format!("{}-{}", side.label, pairing));
+            eprintln!("starting {} ({pairing})", side.label);
+            let server = Server::start(side, pairing, &dir).await?;
+            let note = format!(
+                "{} ({pairing}): {}",
+                side.label,
+                server
+                    .exe()
+                    .unwrap_or_else(|| side.binary.clone())
+                    .display()
+            );
+            if !notes.contains(&note) {
+                notes.push(note);
+            }
+            let token = match &policy {
+                Some(policy) => policy_token(&server, policy).await?,
+                None => server.root().clone(),
+            };
+            let mut done = HashSet::new();
+            for workload in &runs {
+                for step in &workload.setup {
+                    if done.insert(step.name) {
+                        step.run(server.addr(), server.root())
+                            .await
+                            .with_context(|| {
+                                format!(
+                                    "setup {} for {} on {}",
+                                    step.name, workload.name, side.label
+                                )
+                            })?;
+                    }
+                }
+                rss_reset_failed |= !server.reset_peak_rss();
+                let outcome = load::run(target(&server, workload, &token)?, shape).await?;
+                let row = Row {
+                    workload: workload.name,
+                    pairing,
+                    server: side.label.clone(),
+                    is_strongroom: side.is_strongroom,
+                    requests_per_sec: outcome.requests_per_sec(),
+                    p50_ms: outcome.latency_ms(0.5),
+                    p99_ms: outcome.latency_ms(0.99),
+                    peak_rss_kib: server.peak_rss_kib(),
+                    requests: outcome.requests,
+                    errors: outcome.errors,
+                    first_error: outcome.first_error,
+                };
+                eprintln!(
+                    "  {:<18} {:>9.0} req/s  p50 {:.2} ms  p99 {:.2} ms  errors {}",
+                    row.workload, row.requests_per_sec, row.p50_ms, row.p99_ms, row.errors
+                );
+                rows.push(row);
+            }
+            server.stop().await?;
+        }
+    }
+    if rss_reset_failed {
+        notes.push(
+            "Peak RSS could not be reset between workloads: it covers each server's life so far."
+                .into(),
+        );
+    }
+
+    let info = RunInfo {
+        connections: shape.connections,
+        warmup_secs: shape.warmup.as_secs_f64(),
+        duration_secs: shape.duration.as_secs_f64(),
+        token: match &args.token_policy {
+            Some(path) => format!("policy {} ({})", BENCH_POLICY, path.display()),
+            None => "root".into(),
+        },
+        notes,
+    };
+    let table = report::render(&info, &rows);
+    println!("{table}");
+    if let Some(path) = &args.markdown {
+        std::fs::write(path, &table).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// A command-line number of seconds as a duration.
+fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(value).with_context(|| format!("{flag} {value} is not a duration"))
+}
+
+/// The load target of `workload` on `server`.
+fn target(
+    server: &Server,
+    workload: &Workload,
+    token: &HeaderValue,
+) -> anyhow::Result<load::Target> {
+    Ok(load::Target {
+        addr: server.addr(),
+        method: workload.method.clone(),
+        uris: workload
+            .paths()
+            .iter()
+            .map(|p| client::v1_uri(p))
+            .collect::<anyhow::Result<_>>()?,
+        body: workload.body.as_ref().map(|b| Bytes::from(b.to_string())),
+        token: token.clone(),
+    })
+}
+
+/// Installs `policy` as [`BENCH_POLICY`] and creates a token holding it
+/// (plus `default`), for runs that must pass the ACL check.
+async fn policy_token(server: &Server, policy: &str) -> anyhow::Result<HeaderValue> {
+    let addr = server.addr();
+    client::call_ok(
+        addr,
+        Method::PUT,
+        &format!("sys/policies/acl/{BENCH_POLICY}"),
+        Some(server.root()),
+        Some(&json!({ "policy": policy })),
+    )
+    .await
+    .context("installing the --token-policy policy")?;
+    let mut created = client::call_ok(
+        addr,
+        Method::POST,
+        "auth/token/create",
+        Some(server.root()),
+        Some(&json!({ "policies": [BENCH_POLICY], "ttl": "2h" })),
+    )
+    .await
+    .context("creating the --token-policy token")?;
+    let token = match created.pointer_mut("/auth/client_token") {
+        Some(serde_json::Value::String(s)) => zeroize::Zeroizing::new(std::mem::take(s)),
+        _ => bail!("auth/token/create answered without auth.client_token"),
+    };
+    client::token_header(&token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_accepts_lists_in_both_spellings() {
+        let args = Args::try_parse_from([
+            "bench",
+            "--strongroom",
+            "sr",
+            "--bao",
+            "bao",
+            "--workloads",
+            "health,kv1-read",
+            "kv1-write",
+            "--duration",
+            "0.5",
+        ])
+        .unwrap();
+        assert_eq!(args.workloads, ["health", "kv1-read", "kv1-write"]);
+        assert_eq!(args.duration, 0.5);
+        assert_eq!(args.connections, 32);
+        assert!(!args.strongroom_as_bao);
+        assert!(args.token_policy.is_none(), "root token unless asked");
+    }
+
+    #[test]
+    fn negative_seconds_are_rejected() {
+        assert!(seconds(-1.0, "--duration").is_err());
+        assert_eq!(
+            seconds(1.5, "--duration").unwrap(),
+            Duration::from_millis(1500)
+        );
+    }
+}

@@ -1,0 +1,258 @@
+//! The result table: one row per workload, pairing and server, as Markdown,
+//! with the Strongroom/OpenBao ratios on the Strongroom row.
+
+use std::fmt::Write as _;
+
+use crate::workloads::{self, Pairing};
+
+/// One measured workload on one server.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// The workload's name.
+    pub workload: &'static str,
+    /// The pairing it ran in.
+    pub pairing: Pairing,
+    /// The server's label.
+    pub server: String,
+    /// True for the Strongroom side, whose row carries the ratios.
+    pub is_strongroom: bool,
+    /// Answered requests per second.
+    pub requests_per_sec: f64,
+    /// Median latency in milliseconds.
+    pub p50_ms: f64,
+    /// 99th percentile latency in milliseconds.
+    pub p99_ms: f64,
+    /// Peak RSS during the workload, in KiB, when `/proc` could be read.
+    pub peak_rss_kib: Option<u64>,
+    /// Measured requests.
+    pub requests: u64,
+    /// Of those, failed ones.
+    pub errors: u64,
+    /// The first error, for the notes under the table.
+    pub first_error: Option<String>,
+}
+
+/// How the run was made, printed above the table.
+#[derive(Debug, Clone)]
+pub struct RunInfo {
+    /// Concurrent connections.
+    pub connections: usize,
+    /// Warm-up seconds.
+    pub warmup_secs: f64,
+    /// Measured seconds.
+    pub duration_secs: f64,
+    /// `root`, or the policy the workload token was created with.
+    pub token: String,
+    /// Free-form lines (binaries, stand-ins, RSS caveats).
+    pub notes: Vec<String>,
+}
+
+/// Renders the run as Markdown: a settings line, the table, and notes on
+/// the rows that had errors.
+pub fn render(info: &RunInfo, rows: &[Row]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} connections, {} s warm-up, {} s measured per workload, token: {}.\n",
+        info.connections, info.warmup_secs, info.duration_secs, info.token
+    );
+    out.push_str(
+        "| workload | pairing | server | req/s | p50 ms | p99 ms | peak RSS MiB | errors \
+         | req/s x | p99 ratio | RSS ratio |\n\
+         |---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for row in ordered(rows) {
+        let peer = rows
+            .iter()
+            .find(|r| !r.is_strongroom && r.workload == row.workload && r.pairing == row.pairing);
+        let (speed, p99, rss) = match (row.is_strongroom, peer) {
+            (true, Some(peer)) => (
+                ratio(row.requests_per_sec, peer.requests_per_sec),
+                ratio(row.p99_ms, peer.p99_ms),
+                match (row.peak_rss_kib, peer.peak_rss_kib) {
+                    (Some(a), Some(b)) => ratio(a as f64, b as f64),
+                    _ => String::new(),
+                },
+            ),
+            _ => Default::default(),
+        };
+        let speed = if speed.is_empty() {
+            speed
+        } else {
+            format!("{speed}x")
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {} | {} | {} | {} | {} |",
+            row.workload,
+            row.pairing,
+            row.server,
+            row.requests_per_sec,
+            row.p50_ms,
+            row.p99_ms,
+            row.peak_rss_kib
+                .map(|k| format!("{:.1}", k as f64 / 1024.0))
+                .unwrap_or_else(|| "?".into()),
+            errors_cell(row),
+            speed,
+            p99,
+            rss,
+        );
+    }
+    let failed: Vec<&Row> = ordered(rows).into_iter().filter(|r| r.errors > 0).collect();
+    if !failed.is_empty() || !info.notes.is_empty() {
+        out.push('\n');
+    }
+    for row in failed {
+        let _ = writeln!(
+            out,
+            "- WARNING {} / {} / {}: {} of {} requests failed; first: {}",
+            row.workload,
+            row.pairing,
+            row.server,
+            row.errors,
+            row.requests,
+            row.first_error.as_deref().unwrap_or("?").replace('\n', " "),
+        );
+    }
+    for note in &info.notes {
+        let _ = writeln!(out, "- {note}");
+    }
+    out
+}
+
+/// Rows grouped by pairing then workload (in [`workloads::all`] order),
+/// Strongroom before OpenBao, so that each comparison sits on adjacent lines.
+fn ordered(rows: &[Row]) -> Vec<&Row> {
+    let table_order: Vec<&str> = workloads::all().iter().map(|w| w.name).collect();
+    let rank = |name: &str| table_order.iter().position(|n| *n == name);
+    let mut sorted: Vec<(usize, &Row)> = rows.iter().enumerate().collect();
+    sorted.sort_by_key(|(i, r)| (r.pairing, rank(r.workload), !r.is_strongroom, *i));
+    sorted.into_iter().map(|(_, r)| r).collect()
+}
+
+/// `a / b` to two decimals, blank when `b` is zero.
+fn ratio(a: f64, b: f64) -> String {
+    if b > 0.0 {
+        format!("{:.2}", a / b)
+    } else {
+        String::new()
+    }
+}
+
+/// The errors column: `0`, or a flagged count.
+fn errors_cell(row: &Row) -> String {
+    if row.errors == 0 {
+        "0".into()
+    } else {
+        format!("**{} (!)**", row.errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(workload: &'static str, pairing: Pairing, strongroom: bool) -> Row {
+        Row {
+            workload,
+            pairing,
+            server: if strongroom { "strongroom" } else { "openbao" }.into(),
+            is_strongroom: strongroom,
+            requests_per_sec: if strongroom { 3000.0 } else { 1000.0 },
+            p50_ms: 1.0,
+            p99_ms: if strongroom { 2.0 } else { 8.0 },
+            peak_rss_kib: Some(if strongroom { 10 * 1024 } else { 100 * 1024 }),
+            requests: 100,
+            errors: 0,
+            first_error: None,
+        }
+    }
+
+    fn info() -> RunInfo {
+        RunInfo {
+            connections: 32,
+            warmup_secs: 2.0,
+            duration_secs: 10.0,
+            token: "root".into(),
+            notes: vec![],
+        }
+    }
+
+    fn table_lines(text: &str) -> Vec<&str> {
+        text.lines().filter(|l| l.starts_with("| ")).collect()
+    }
+
+    #[test]
+    fn strongroom_row_carries_the_ratios() {
+        let rows = [
+            row("health", Pairing::Dev, false),
+            row("health", Pairing::Dev, true),
+        ];
+        let text = render(&info(), &rows);
+        let lines = table_lines(&text);
+        assert_eq!(lines.len(), 3, "{text}");
+        assert_eq!(
+            lines[1],
+            "| health | dev | strongroom | 3000 | 1.00 | 2.00 | 10.0 | 0 | 3.00x | 0.25 | 0.10 |"
+        );
+        assert_eq!(
+            lines[2],
+            "| health | dev | openbao | 1000 | 1.00 | 8.00 | 100.0 | 0 |  |  |  |"
+        );
+        assert!(text.starts_with("32 connections, 2 s warm-up, 10 s measured"));
+    }
+
+    #[test]
+    fn comparisons_are_adjacent_in_pairing_then_workload_order() {
+        // The order rows are measured in: each server runs all its workloads.
+        let rows = [
+            row("kv1-read", Pairing::Durable, true),
+            row("health", Pairing::Dev, true),
+            row("kv1-read", Pairing::Dev, true),
+            row("health", Pairing::Dev, false),
+            row("kv1-read", Pairing::Dev, false),
+            row("kv1-read", Pairing::Durable, false),
+        ];
+        let text = render(&info(), &rows);
+        let keys: Vec<String> = table_lines(&text)[1..]
+            .iter()
+            .map(|l| l.split(" | ").take(3).collect::<Vec<_>>().join(" "))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "| health dev strongroom",
+                "| health dev openbao",
+                "| kv1-read dev strongroom",
+                "| kv1-read dev openbao",
+                "| kv1-read durable strongroom",
+                "| kv1-read durable openbao",
+            ]
+        );
+    }
+
+    #[test]
+    fn rows_with_errors_are_flagged_and_explained() {
+        let mut bad = row("kv1-write", Pairing::Dev, true);
+        bad.errors = 7;
+        bad.first_error = Some("HTTP 403 Forbidden: {\"errors\":[\"permission denied\"]}".into());
+        let text = render(&info(), &[bad, row("kv1-write", Pairing::Dev, false)]);
+        assert!(text.contains("| **7 (!)** |"), "{text}");
+        assert!(text.contains("WARNING kv1-write / dev / strongroom: 7 of 100 requests failed"));
+        assert!(text.contains("permission denied"));
+    }
+
+    #[test]
+    fn missing_peer_or_rss_leaves_ratios_blank() {
+        let mut alone = row("health", Pairing::Dev, true);
+        let text = render(&info(), std::slice::from_ref(&alone));
+        assert!(table_lines(&text)[1].ends_with("| 0 |  |  |  |"), "{text}");
+
+        alone.peak_rss_kib = None;
+        let text = render(&info(), &[alone, row("health", Pairing::Dev, false)]);
+        let line = table_lines(&text)[1];
+        assert!(line.contains("| ? |"), "{line}");
+        assert!(line.ends_with("| 3.00x | 0.25 |  |"), "{line}");
+    }
+}

@@ -1,0 +1,267 @@
+//! Strongroom's server configuration: Vault's config file format, in HCL or
+//! JSON, parsed into types that cannot hold an invalid configuration.
+//!
+//! The crate owns the config types ([`ServerConfig`], [`StorageConfig`],
+//! [`ListenerConfig`], [`TlsFiles`], [`LogLevel`]), the entry points
+//! [`parse_str`] and [`load`], and the error type [`ConfigError`]. The text is
+//! first parsed into a `serde_json::Value` (hcl-rs follows the HCL JSON
+//! specification, so both syntaxes meet in one shape) and then walked by
+//! small explicit code that checks every key; unknown keys are errors.
+//!
+//! ```
+//! use strongroom_config::{parse_str, Format, StorageConfig};
+//!
+//! let config = parse_str(
+//!     r#"
+//!     storage "redb" { path = "/var/lib/strongroom/data.redb" }
+//!     listener "tcp" { address = "0.0.0.0:8200"  tls_disable = true }
+//!     "#,
+//!     Format::Hcl,
+//! )
+//! .unwrap();
+//! assert!(matches!(config.storage, StorageConfig::Redb { .. }));
+//! assert_eq!(config.listeners[0].address, "0.0.0.0:8200");
+//! ```
+#![forbid(unsafe_code)]
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+mod error;
+mod hcl1;
+mod parse;
+
+pub use error::ConfigError;
+
+/// The listener address used when a `listener "tcp"` block gives none.
+pub const DEFAULT_LISTENER_ADDRESS: &str = "127.0.0.1:8200";
+
+/// The request body limit used when `max_request_size` is unset or 0 (32 MiB).
+pub const DEFAULT_MAX_REQUEST_SIZE: u64 = 32 * 1024 * 1024;
+
+/// The `max_request_size` that stands for "unlimited" (Vault: a negative value).
+pub const UNLIMITED_REQUEST_SIZE: u64 = u64::MAX;
+
+/// The lease TTL Vault uses for `default_lease_ttl` and `max_lease_ttl` when
+/// they are unset or 0: 768h (32 days).
+pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(768 * 3600);
+
+/// A validated server configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// The physical storage (exactly one `storage` block).
+    pub storage: StorageConfig,
+    /// The `listener "tcp"` blocks, in file order (possibly none).
+    pub listeners: Vec<ListenerConfig>,
+    /// `api_addr`: the URL clients are redirected to. An empty string is unset.
+    pub api_addr: Option<String>,
+    /// `cluster_name`. An empty string is unset.
+    pub cluster_name: Option<String>,
+    /// `default_lease_ttl`; `None` when unset or 0 (Vault: use 768h).
+    pub default_lease_ttl: Option<Duration>,
+    /// `max_lease_ttl`; `None` when unset or 0 (Vault: use 768h).
+    pub max_lease_ttl: Option<Duration>,
+    /// `log_level`, if set.
+    pub log_level: Option<LogLevel>,
+    /// `disable_mlock` (accepted for compatibility; default false).
+    pub disable_mlock: bool,
+    /// `ui`: serve the web UI (default false).
+    pub ui: bool,
+}
+
+impl ServerConfig {
+    /// The default lease TTL in force: `default_lease_ttl` or 768h.
+    pub fn effective_default_lease_ttl(&self) -> Duration {
+        self.default_lease_ttl.unwrap_or(DEFAULT_LEASE_TTL)
+    }
+
+    /// The maximum lease TTL in force: `max_lease_ttl` or 768h.
+    pub fn effective_max_lease_ttl(&self) -> Duration {
+        self.max_lease_ttl.unwrap_or(DEFAULT_LEASE_TTL)
+    }
+}
+
+/// The physical storage backend, one variant per `storage "<type>"` label.
+///
+/// To add a backend (e.g. `Postgresql { connection_url, table, ha_enabled }`),
+/// add a variant here and one arm in the storage dispatch of the parser
+/// (`parse::storage`), which checks that block's keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageConfig {
+    /// `storage "inmem" {}`: memory only, lost at exit (tests, dev mode).
+    Inmem,
+    /// `storage "redb" { path = "..." }`: the embedded default.
+    Redb {
+        /// The database file (`path`, required).
+        path: PathBuf,
+    },
+}
+
+impl StorageConfig {
+    /// The block label this storage is configured with (`"inmem"`, `"redb"`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StorageConfig::Inmem => "inmem",
+            StorageConfig::Redb { .. } => "redb",
+        }
+    }
+}
+
+/// One `listener "tcp"` block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerConfig {
+    /// `address`, host:port to bind (default [`DEFAULT_LISTENER_ADDRESS`]).
+    /// Not resolved here: hostnames such as `localhost:8200` are allowed.
+    pub address: String,
+    /// The certificate and key, or `None` when `tls_disable` is true.
+    pub tls: Option<TlsFiles>,
+    /// `max_request_size` in bytes. Unset or 0 gives
+    /// [`DEFAULT_MAX_REQUEST_SIZE`]; a negative value (Vault's "no limit")
+    /// gives [`UNLIMITED_REQUEST_SIZE`] (`u64::MAX`).
+    pub max_request_size: u64,
+}
+
+impl Default for ListenerConfig {
+    /// A plain-HTTP listener on [`DEFAULT_LISTENER_ADDRESS`] with the default
+    /// body limit (what dev mode uses).
+    fn default() -> Self {
+        ListenerConfig {
+            address: DEFAULT_LISTENER_ADDRESS.to_string(),
+            tls: None,
+            max_request_size: DEFAULT_MAX_REQUEST_SIZE,
+        }
+    }
+}
+
+/// The TLS certificate chain and private key of a listener (PEM files).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// `tls_cert_file`: the certificate chain, leaf first.
+    pub cert_file: PathBuf,
+    /// `tls_key_file`: the private key.
+    pub key_file: PathBuf,
+}
+
+/// `log_level`: trace, debug, info, warn (or warning), error; any case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum LogLevel {
+    /// Everything.
+    Trace,
+    /// Debugging detail.
+    Debug,
+    /// Normal operation (Vault's default).
+    Info,
+    /// Something is off but the server carries on.
+    Warn,
+    /// Failures only.
+    Error,
+}
+
+impl LogLevel {
+    /// Parses a level name as Vault does (case-insensitive; `warning` is `warn`).
+    pub fn parse(name: &str) -> Option<LogLevel> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "trace" => Some(LogLevel::Trace),
+            "debug" => Some(LogLevel::Debug),
+            "info" => Some(LogLevel::Info),
+            "warn" | "warning" => Some(LogLevel::Warn),
+            "error" => Some(LogLevel::Error),
+            _ => None,
+        }
+    }
+
+    /// The lowercase name, which is also a valid `tracing` filter directive.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Trace => "trace",
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+}
+
+impl fmt::Display for LogLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The syntax of a config text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// HashiCorp Configuration Language (the usual `.hcl` file).
+    Hcl,
+    /// JSON in the nested shape Vault documents.
+    Json,
+}
+
+impl Format {
+    /// Picks the format [`load`] uses: JSON when the file name ends in
+    /// `.json` (any case) or the text starts with `{`, HCL otherwise.
+    pub fn detect(path: &Path, text: &str) -> Format {
+        let json_ext = path
+            .extension()
+            .is_some_and(|ext| ext.eq_ignore_ascii_case("json"));
+        if json_ext || strip_bom(text).trim_start().starts_with('{') {
+            Format::Json
+        } else {
+            Format::Hcl
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Format::Hcl => "HCL",
+            Format::Json => "JSON",
+        })
+    }
+}
+
+/// Parses and validates a config text in the given syntax.
+///
+/// Never panics, whatever the input. Errors do not name a file; [`load`]
+/// wraps them with the file's path.
+pub fn parse_str(text: &str, format: Format) -> Result<ServerConfig, ConfigError> {
+    let text = strip_bom(text);
+    let value = match format {
+        Format::Hcl => parse::hcl_to_value(text)?,
+        Format::Json => parse::json_to_value(text)?,
+    };
+    parse::server_config(value)
+}
+
+/// Reads, parses and validates the config file at `path`, choosing the syntax
+/// with [`Format::detect`].
+///
+/// Every error's message is one line naming the file.
+pub fn load(path: &Path) -> Result<ServerConfig, ConfigError> {
+    let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let in_file = |e: ConfigError| ConfigError::InFile {
+        path: path.to_path_buf(),
+        source: Box::new(e),
+    };
+    let text = String::from_utf8(bytes).map_err(|e| {
+        in_file(ConfigError::Syntax {
+            format: Format::detect(path, ""),
+            line: None,
+            column: None,
+            message: format!(
+                "the file is not valid UTF-8 (at byte {})",
+                e.utf8_error().valid_up_to()
+            ),
+        })
+    })?;
+    parse_str(&text, Format::detect(path, &text)).map_err(in_file)
+}
+
+fn strip_bom(text: &str) -> &str {
+    text.strip_prefix('\u{feff}').unwrap_or(text)
+}

@@ -1,0 +1,364 @@
+//! The walk from a parsed document (`serde_json::Value`) to [`ServerConfig`].
+//!
+//! Owns the syntax front ends (HCL and JSON to `Value`), the shape rules for
+//! labelled blocks, the lenient scalar readers Vault uses (booleans, integers,
+//! durations), and the per-block key checks.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use strongroom_core::duration::duration_from_json;
+
+use crate::error::one_line;
+use crate::hcl1;
+use crate::{
+    ConfigError, Format, ListenerConfig, LogLevel, ServerConfig, StorageConfig, TlsFiles,
+    DEFAULT_LEASE_TTL, DEFAULT_LISTENER_ADDRESS, DEFAULT_MAX_REQUEST_SIZE, UNLIMITED_REQUEST_SIZE,
+};
+
+/// The context name of top-level keys in error messages.
+const TOP: &str = "config file";
+
+const TOP_KEYS: &[&str] = &[
+    "storage",
+    "backend",
+    "listener",
+    "api_addr",
+    "cluster_name",
+    "default_lease_ttl",
+    "max_lease_ttl",
+    "log_level",
+    "disable_mlock",
+    "ui",
+];
+
+const TCP_KEYS: &[&str] = &[
+    "address",
+    "tls_disable",
+    "tls_cert_file",
+    "tls_key_file",
+    "max_request_size",
+];
+
+/// Parses HCL text into the HCL-JSON-spec shape.
+pub(crate) fn hcl_to_value(text: &str) -> Result<Value, ConfigError> {
+    let syntax = |line, column, message: &str| ConfigError::Syntax {
+        format: Format::Hcl,
+        line,
+        column,
+        message: one_line(message),
+    };
+    let body = hcl1::parse(text).map_err(|f| syntax(f.line, f.column, &f.message))?;
+    hcl::from_body::<Value>(body).map_err(|e| syntax(None, None, &e.to_string()))
+}
+
+/// Parses JSON text.
+pub(crate) fn json_to_value(text: &str) -> Result<Value, ConfigError> {
+    serde_json::from_str(text).map_err(|e| ConfigError::Syntax {
+        format: Format::Json,
+        line: Some(e.line()).filter(|l| *l > 0),
+        column: Some(e.column()).filter(|c| *c > 0),
+        message: one_line(&strip_position(&e.to_string())),
+    })
+}
+
+/// serde_json appends " at line L column C"; the error carries those apart.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}
+
+/// Builds the configuration from the parsed document, checking every key.
+pub(crate) fn server_config(doc: Value) -> Result<ServerConfig, ConfigError> {
+    let Value::Object(mut top) = doc else {
+        return Err(ConfigError::Syntax {
+            format: Format::Json,
+            line: None,
+            column: None,
+            message: "the document must be an object of keys and blocks".to_string(),
+        });
+    };
+    check_keys(&top, TOP_KEYS, TOP)?;
+
+    let mut storage_blocks = Vec::new();
+    for key in ["storage", "backend"] {
+        if let Some(v) = top.remove(key) {
+            storage_blocks.extend(labelled_blocks(key, v)?);
+        }
+    }
+    let storage = match storage_blocks.len() {
+        0 => return Err(ConfigError::NoStorage),
+        1 => {
+            let (kind, body) = storage_blocks.remove(0);
+            storage(kind, body)?
+        }
+        _ => {
+            return Err(ConfigError::MultipleStorage {
+                kinds: storage_blocks.into_iter().map(|(k, _)| k).collect(),
+            })
+        }
+    };
+
+    let mut listeners = Vec::new();
+    if let Some(v) = top.remove("listener") {
+        for (index, (kind, body)) in labelled_blocks("listener", v)?.into_iter().enumerate() {
+            listeners.push(listener(index, kind, body)?);
+        }
+    }
+
+    let api_addr = opt_string(&mut top, "api_addr", TOP)?.filter(|s| !s.is_empty());
+    let cluster_name = opt_string(&mut top, "cluster_name", TOP)?.filter(|s| !s.is_empty());
+    let default_lease_ttl = opt_duration(&mut top, "default_lease_ttl")?;
+    let max_lease_ttl = opt_duration(&mut top, "max_lease_ttl")?;
+    let log_level = match opt_string(&mut top, "log_level", TOP)? {
+        None => None,
+        Some(name) => Some(LogLevel::parse(&name).ok_or_else(|| ConfigError::InvalidValue {
+            key: "log_level".to_string(),
+            context: TOP.to_string(),
+            reason: format!(
+                "unknown log level {name:?} (expected trace, debug, info, warn or error)"
+            ),
+        })?),
+    };
+    let disable_mlock = opt_bool(&mut top, "disable_mlock", TOP)?.unwrap_or(false);
+    let ui = opt_bool(&mut top, "ui", TOP)?.unwrap_or(false);
+
+    let effective_default = default_lease_ttl.unwrap_or(DEFAULT_LEASE_TTL);
+    let effective_max = max_lease_ttl.unwrap_or(DEFAULT_LEASE_TTL);
+    if effective_default > effective_max {
+        return Err(ConfigError::LeaseTtl {
+            default_secs: effective_default.as_secs(),
+            max_secs: effective_max.as_secs(),
+        });
+    }
+
+    Ok(ServerConfig {
+        storage,
+        listeners,
+        api_addr,
+        cluster_name,
+        default_lease_ttl,
+        max_lease_ttl,
+        log_level,
+        disable_mlock,
+        ui,
+    })
+}
+
+/// Dispatches a storage block on its label. New backends get an arm here.
+fn storage(kind: String, mut body: Map<String, Value>) -> Result<StorageConfig, ConfigError> {
+    let context = format!("storage {kind:?}");
+    match kind.as_str() {
+        "inmem" => {
+            check_keys(&body, &[], &context)?;
+            Ok(StorageConfig::Inmem)
+        }
+        "redb" => {
+            check_keys(&body, &["path"], &context)?;
+            let path = opt_string(&mut body, "path", &context)?
+                .filter(|p| !p.is_empty())
+                .ok_or_else(|| ConfigError::MissingKey {
+                    key: "path".to_string(),
+                    context: context.clone(),
+                    hint: "the database file, e.g. path = \"/var/lib/strongroom/data.redb\""
+                        .to_string(),
+                })?;
+            Ok(StorageConfig::Redb {
+                path: PathBuf::from(path),
+            })
+        }
+        _ => Err(ConfigError::UnknownStorage { kind }),
+    }
+}
+
+/// Builds one listener; `index` is its 0-based position in the file.
+fn listener(
+    index: usize,
+    kind: String,
+    mut body: Map<String, Value>,
+) -> Result<ListenerConfig, ConfigError> {
+    if kind != "tcp" {
+        return Err(ConfigError::UnknownListener { kind });
+    }
+    let context = format!("listener #{} (\"tcp\")", index + 1);
+    check_keys(&body, TCP_KEYS, &context)?;
+
+    let address = opt_string(&mut body, "address", &context)?
+        .unwrap_or_else(|| DEFAULT_LISTENER_ADDRESS.to_string());
+    let context = format!("listener #{} (\"tcp\", address {address:?})", index + 1);
+
+    let tls_disable = opt_bool(&mut body, "tls_disable", &context)?.unwrap_or(false);
+    let cert = opt_string(&mut body, "tls_cert_file", &context)?.filter(|s| !s.is_empty());
+    let key = opt_string(&mut body, "tls_key_file", &context)?.filter(|s| !s.is_empty());
+    let tls = if tls_disable {
+        None
+    } else {
+        let missing = |key: &str| ConfigError::MissingKey {
+            key: key.to_string(),
+            context: context.clone(),
+            hint: "TLS is on unless tls_disable = true".to_string(),
+        };
+        let cert_file = cert.ok_or_else(|| missing("tls_cert_file"))?;
+        let key_file = key.ok_or_else(|| missing("tls_key_file"))?;
+        Some(TlsFiles {
+            cert_file: PathBuf::from(cert_file),
+            key_file: PathBuf::from(key_file),
+        })
+    };
+
+    let max_request_size = match body.remove("max_request_size") {
+        None => DEFAULT_MAX_REQUEST_SIZE,
+        Some(v) => match integer(&v) {
+            Some(0) => DEFAULT_MAX_REQUEST_SIZE,
+            Some(n) if n < 0 => UNLIMITED_REQUEST_SIZE,
+            Some(n) => u64::try_from(n).unwrap_or(UNLIMITED_REQUEST_SIZE),
+            None => {
+                return Err(ConfigError::InvalidValue {
+                    key: "max_request_size".to_string(),
+                    context,
+                    reason: "expected an integer number of bytes (0: default, negative: no limit)"
+                        .to_string(),
+                })
+            }
+        },
+    };
+
+    Ok(ListenerConfig {
+        address,
+        tls,
+        max_request_size,
+    })
+}
+
+/// Flattens `key "label" { body }` blocks in either shape hcl-rs or a JSON
+/// author may produce: `{label: body}`, `{label: [body, ...]}`, or an array
+/// of such objects. Returns `(label, body)` pairs in document order.
+fn labelled_blocks(key: &str, value: Value) -> Result<Vec<(String, Map<String, Value>)>, ConfigError> {
+    let not_a_block = || ConfigError::NotABlock {
+        key: key.to_string(),
+    };
+    let mut out = Vec::new();
+    let mut push_labelled = |labelled: Map<String, Value>| -> Result<(), ConfigError> {
+        for (label, body) in labelled {
+            match body {
+                Value::Object(b) => out.push((label, b)),
+                Value::Array(bodies) => {
+                    for body in bodies {
+                        match body {
+                            Value::Object(b) => out.push((label.clone(), b)),
+                            _ => return Err(not_a_block()),
+                        }
+                    }
+                }
+                _ => return Err(not_a_block()),
+            }
+        }
+        Ok(())
+    };
+    match value {
+        Value::Object(labelled) => push_labelled(labelled)?,
+        Value::Array(items) => {
+            for item in items {
+                match item {
+                    Value::Object(labelled) => push_labelled(labelled)?,
+                    _ => return Err(not_a_block()),
+                }
+            }
+        }
+        _ => return Err(not_a_block()),
+    }
+    Ok(out)
+}
+
+/// Fails on the first key of `map` that is not in `allowed`.
+fn check_keys(map: &Map<String, Value>, allowed: &[&str], context: &str) -> Result<(), ConfigError> {
+    match map.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(key) => Err(ConfigError::UnknownKey {
+            key: key.clone(),
+            context: context.to_string(),
+        }),
+        None => Ok(()),
+    }
+}
+
+fn invalid(key: &str, context: &str, reason: &str) -> ConfigError {
+    ConfigError::InvalidValue {
+        key: key.to_string(),
+        context: context.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+fn opt_string(
+    map: &mut Map<String, Value>,
+    key: &str,
+    context: &str,
+) -> Result<Option<String>, ConfigError> {
+    match map.remove(key) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(invalid(key, context, "expected a string")),
+    }
+}
+
+/// Vault's lenient booleans: `true`/`false`, `1`/`0`, and the strings Go's
+/// `strconv.ParseBool` takes (`"true"`, `"1"`, `"t"`, `"TRUE"`, ...).
+fn opt_bool(
+    map: &mut Map<String, Value>,
+    key: &str,
+    context: &str,
+) -> Result<Option<bool>, ConfigError> {
+    let Some(value) = map.remove(key) else {
+        return Ok(None);
+    };
+    let parsed = match &value {
+        Value::Bool(b) => Some(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(1) => Some(true),
+            Some(0) => Some(false),
+            _ => None,
+        },
+        Value::String(s) => match s.as_str() {
+            "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+            "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    };
+    parsed
+        .map(Some)
+        .ok_or_else(|| invalid(key, context, "expected a boolean (true/false, 1/0)"))
+}
+
+/// A duration (string like `"768h"`, or integer seconds). 0 means unset, as
+/// in Vault.
+fn opt_duration(map: &mut Map<String, Value>, key: &str) -> Result<Option<Duration>, ConfigError> {
+    let Some(value) = map.remove(key) else {
+        return Ok(None);
+    };
+    let d = duration_from_json(&value).map_err(|e| invalid(key, TOP, &e.to_string()))?;
+    Ok(Some(d).filter(|d| !d.is_zero()))
+}
+
+/// An integer given as a JSON/HCL number (integral floats included) or a
+/// decimal string, as Vault's `parseutil.ParseInt` takes it.
+fn integer(value: &Value) -> Option<i128> {
+    match value {
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Some(i128::from(i))
+            } else if let Some(u) = n.as_u64() {
+                Some(i128::from(u))
+            } else {
+                let f = n.as_f64()?;
+                // Integral and within i64 range: the cast is exact.
+                (f.is_finite() && f.fract() == 0.0 && f.abs() < 9.0e18).then_some(f as i128)
+            }
+        }
+        Value::String(s) => s.trim().parse::<i128>().ok(),
+        _ => None,
+    }
+}

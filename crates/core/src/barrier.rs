@@ -1,0 +1,463 @@
+//! The security barrier: everything stored below it is encrypted.
+//!
+//! The module owns the key hierarchy and the encrypted view of physical
+//! storage. An *unseal key* (32 bytes; with the Shamir seal, what the shares
+//! combine to) wraps the *root key*, stored at [`ROOT_KEY_PATH`]. The root key
+//! encrypts the *keyring* at [`KEYRING_PATH`]: numbered terms, each a 32-byte
+//! AES-256-GCM data key. Data is encrypted under the active (highest) term;
+//! older terms keep decrypting. Each entry is bound to its storage path as
+//! associated data. Only [`SEAL_CONFIG_PATH`], written by the core straight to
+//! the physical backend, is plaintext.
+//!
+//! Random 96-bit nonces are safe for about 2^32 encryptions per key, so the
+//! barrier counts encryptions under the active term and adds a new term
+//! automatically at [`Barrier::rotation_threshold`]. The count is persisted
+//! with the keyring every [`PERSIST_INTERVAL`] encryptions and on rotation;
+//! unsealing assumes the persisted count plus that interval, so a crash never
+//! resets the budget.
+//!
+//! Submodules: [`view`] (prefixed, escape-proof views) and `keyring` (keys,
+//! envelope format, keyring encoding).
+
+mod keyring;
+pub mod view;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use arc_swap::ArcSwapOption;
+use zeroize::Zeroizing;
+
+use crate::storage::{Backend, BatchOp, StorageError};
+use keyring::{envelope_term, Key, Keyring, KEY_LEN};
+pub use view::View;
+
+/// Physical path of the root key, encrypted under the unseal key.
+pub const ROOT_KEY_PATH: &str = "core/root-key";
+/// Physical path of the keyring, encrypted under the root key.
+pub const KEYRING_PATH: &str = "core/keyring";
+/// Physical path of the seal configuration, the one plaintext entry (written
+/// by the core directly to the physical backend, never through the barrier).
+pub const SEAL_CONFIG_PATH: &str = "core/seal-config";
+/// Default number of encryptions under one term before automatic rotation,
+/// comfortably below the 2^32 limit for random 96-bit GCM nonces.
+pub const DEFAULT_ROTATION_THRESHOLD: u64 = 3_500_000_000;
+/// How often (in encryptions) the active term's count is persisted.
+pub const PERSIST_INTERVAL: u64 = 1_000_000;
+/// The term number in envelopes encrypted with the root or unseal key.
+const WRAP_TERM: u32 = 0;
+
+/// A failure of the barrier.
+#[derive(Debug, thiserror::Error)]
+pub enum BarrierError {
+    /// The barrier is sealed: no keys are in memory.
+    #[error("Vault is sealed")]
+    Sealed,
+    /// The unseal key is wrong (or not 32 bytes).
+    #[error("invalid key")]
+    InvalidKey,
+    /// The barrier has not been initialised (no keyring/root key stored).
+    #[error("Vault is not initialized")]
+    NotInitialized,
+    /// The barrier was initialised already.
+    #[error("Vault is already initialized")]
+    AlreadyInitialized,
+    /// The key is reserved for the barrier's own use.
+    #[error("cannot access reserved key {0:?}")]
+    Reserved(String),
+    /// The key is not acceptable: it escapes its view (`..`, `.` or a
+    /// leading `/`).
+    #[error("invalid path {0:?}")]
+    InvalidPath(String),
+    /// The physical storage failed.
+    #[error("storage error: {0}")]
+    Storage(#[from] StorageError),
+    /// A stored entry does not decrypt or decode (tampered, moved to
+    /// another path, unknown term, or malformed).
+    #[error("corrupt entry: {0}")]
+    Corrupt(String),
+}
+
+impl From<BarrierError> for crate::Error {
+    fn from(err: BarrierError) -> Self {
+        match err {
+            BarrierError::Sealed => crate::Error::Sealed,
+            BarrierError::NotInitialized => crate::Error::NotInitialized,
+            BarrierError::InvalidKey => {
+                crate::Error::BadRequest("invalid key: the unseal key is incorrect".into())
+            }
+            BarrierError::InvalidPath(p) => crate::Error::BadRequest(format!("invalid path {p:?}")),
+            BarrierError::Storage(e) => crate::Error::Storage(e),
+            other => crate::Error::Internal(other.to_string()),
+        }
+    }
+}
+
+/// The state of the active data key, as `sys/key-status` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyStatus {
+    /// The active term number.
+    pub term: u32,
+    /// When the active term was installed.
+    pub install_time: SystemTime,
+    /// Encryptions counted under the active term (an upper bound after a
+    /// restart).
+    pub encryptions: u64,
+}
+
+/// The keys held while unsealed. Replaced wholesale on rotation.
+struct Unsealed {
+    root_key: Arc<Key>,
+    keyring: Keyring,
+    /// Encryptions under `keyring.active()`.
+    encryptions: AtomicU64,
+}
+
+impl std::fmt::Debug for Unsealed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Unsealed")
+            .field("active_term", &self.keyring.active().number)
+            .field("encryptions", &self.encryptions.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// The encrypting barrier over a physical backend.
+///
+/// Reads and writes are lock-free: the unsealed keys live in an
+/// [`ArcSwapOption`]. Initialisation, unsealing, rotation and keyring
+/// persistence are serialised by an async mutex.
+pub struct Barrier {
+    physical: Arc<dyn Backend>,
+    state: ArcSwapOption<Unsealed>,
+    rotation_threshold: AtomicU64,
+    keyring_lock: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Barrier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Barrier")
+            .field("sealed", &self.is_sealed())
+            .field("rotation_threshold", &self.rotation_threshold())
+            .finish_non_exhaustive()
+    }
+}
+
+/// 32 fresh random bytes, for an unseal key.
+pub fn generate_key() -> Zeroizing<Vec<u8>> {
+    let mut key = Zeroizing::new(vec![0u8; KEY_LEN]);
+    keyring::fill_random(&mut key);
+    key
+}
+
+/// Whether the barrier keeps `key` for itself.
+fn is_reserved(key: &str) -> bool {
+    key == KEYRING_PATH || key == ROOT_KEY_PATH || key == SEAL_CONFIG_PATH
+}
+
+/// Refuses reserved keys.
+fn check_key(key: &str) -> Result<(), BarrierError> {
+    if is_reserved(key) {
+        Err(BarrierError::Reserved(key.to_string()))
+    } else {
+        Ok(())
+    }
+}
+
+impl Barrier {
+    /// A sealed barrier over `physical`.
+    pub fn new(physical: Arc<dyn Backend>) -> Self {
+        Barrier {
+            physical,
+            state: ArcSwapOption::empty(),
+            rotation_threshold: AtomicU64::new(DEFAULT_ROTATION_THRESHOLD),
+            keyring_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// 32 fresh random bytes, for an unseal key (same as [`generate_key`]).
+    pub fn generate_key() -> Zeroizing<Vec<u8>> {
+        generate_key()
+    }
+
+    /// A sealed barrier that rotates after `threshold` encryptions per term.
+    pub fn with_rotation_threshold(physical: Arc<dyn Backend>, threshold: u64) -> Self {
+        let barrier = Barrier::new(physical);
+        barrier.set_rotation_threshold(threshold);
+        barrier
+    }
+
+    /// Sets the number of encryptions after which a new term is added
+    /// (at least 1).
+    pub fn set_rotation_threshold(&self, threshold: u64) {
+        self.rotation_threshold
+            .store(threshold.max(1), Ordering::Relaxed);
+    }
+
+    /// The number of encryptions after which a new term is added.
+    pub fn rotation_threshold(&self) -> u64 {
+        self.rotation_threshold.load(Ordering::Relaxed)
+    }
+
+    /// The physical backend underneath (for the plaintext seal config).
+    pub fn physical(&self) -> &Arc<dyn Backend> {
+        &self.physical
+    }
+
+    /// A view of this barrier under `prefix` (e.g. `logical/<uuid>/`).
+    pub fn view(self: &Arc<Self>, prefix: &str) -> View {
+        View::new(Arc::clone(self), prefix.to_string())
+    }
+
+    /// Whether the barrier has been initialised (a keyring is stored).
+    pub async fn initialized(&self) -> Result<bool, BarrierError> {
+        Ok(self.physical.get(KEYRING_PATH).await?.is_some())
+    }
+
+    /// Generates the root key and keyring term 1, and stores them wrapped
+    /// under `unseal_key` (32 bytes). The barrier stays sealed.
+    pub async fn initialize(&self, unseal_key: &[u8]) -> Result<(), BarrierError> {
+        let unseal = Key::from_bytes(unseal_key).ok_or(BarrierError::InvalidKey)?;
+        let _guard = self.keyring_lock.lock().await;
+        if self.physical.get(KEYRING_PATH).await?.is_some()
+            || self.physical.get(ROOT_KEY_PATH).await?.is_some()
+        {
+            return Err(BarrierError::AlreadyInitialized);
+        }
+        let root = Key::generate();
+        let keyring = Keyring::first();
+        let wrapped_root = unseal.seal(WRAP_TERM, ROOT_KEY_PATH, root.raw());
+        let wrapped_ring = root.seal(WRAP_TERM, KEYRING_PATH, &keyring.encode(0));
+        self.physical
+            .batch(vec![
+                BatchOp::Put(ROOT_KEY_PATH.to_string(), wrapped_root),
+                BatchOp::Put(KEYRING_PATH.to_string(), wrapped_ring),
+            ])
+            .await?;
+        Ok(())
+    }
+
+    /// Unwraps the root key with `unseal_key`, loads the keyring and
+    /// unseals. Already unsealed: checks the key and keeps the current state.
+    pub async fn unseal(&self, unseal_key: &[u8]) -> Result<(), BarrierError> {
+        let unseal = Key::from_bytes(unseal_key).ok_or(BarrierError::InvalidKey)?;
+        let _guard = self.keyring_lock.lock().await;
+        let wrapped_root = self
+            .physical
+            .get(ROOT_KEY_PATH)
+            .await?
+            .ok_or(BarrierError::NotInitialized)?;
+        if envelope_term(&wrapped_root) != Some(WRAP_TERM) {
+            return Err(BarrierError::Corrupt(ROOT_KEY_PATH.into()));
+        }
+        let root_bytes = Zeroizing::new(
+            unseal
+                .open(ROOT_KEY_PATH, wrapped_root)
+                .map_err(|_| BarrierError::InvalidKey)?,
+        );
+        let root = Key::from_bytes(&root_bytes)
+            .ok_or_else(|| BarrierError::Corrupt(ROOT_KEY_PATH.into()))?;
+        if !self.is_sealed() {
+            return Ok(());
+        }
+        let wrapped_ring = self
+            .physical
+            .get(KEYRING_PATH)
+            .await?
+            .ok_or_else(|| BarrierError::Corrupt(format!("{KEYRING_PATH} is missing")))?;
+        if envelope_term(&wrapped_ring) != Some(WRAP_TERM) {
+            return Err(BarrierError::Corrupt(KEYRING_PATH.into()));
+        }
+        let ring_bytes = Zeroizing::new(
+            root.open(KEYRING_PATH, wrapped_ring)
+                .map_err(|_| BarrierError::Corrupt(KEYRING_PATH.into()))?,
+        );
+        let (keyring, persisted) = Keyring::decode(&ring_bytes)
+            .map_err(|e| BarrierError::Corrupt(format!("{KEYRING_PATH}: {e}")))?;
+        // Up to PERSIST_INTERVAL encryptions may have happened since the
+        // count was last written.
+        let encryptions = persisted.saturating_add(PERSIST_INTERVAL);
+        self.state.store(Some(Arc::new(Unsealed {
+            root_key: Arc::new(root),
+            keyring,
+            encryptions: AtomicU64::new(encryptions),
+        })));
+        Ok(())
+    }
+
+    /// Drops the keys from memory. The encryption count is not written here
+    /// (this is synchronous); the next unseal's allowance covers it.
+    pub fn seal(&self) {
+        self.state.store(None);
+    }
+
+    /// Whether the barrier is sealed.
+    pub fn is_sealed(&self) -> bool {
+        self.state.load().is_none()
+    }
+
+    /// The active term, its install time and encryption count; `None` when
+    /// sealed.
+    pub fn key_status(&self) -> Option<KeyStatus> {
+        let state = self.state.load();
+        let state = state.as_ref()?;
+        let active = state.keyring.active();
+        Some(KeyStatus {
+            term: active.number,
+            install_time: active.install_time,
+            encryptions: state.encryptions.load(Ordering::Relaxed),
+        })
+    }
+
+    /// The unsealed state, or [`BarrierError::Sealed`].
+    fn current(&self) -> Result<Arc<Unsealed>, BarrierError> {
+        self.state.load_full().ok_or(BarrierError::Sealed)
+    }
+
+    /// Reads and decrypts `key`.
+    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BarrierError> {
+        check_key(key)?;
+        self.current()?;
+        let Some(envelope) = self.physical.get(key).await? else {
+            return Ok(None);
+        };
+        // Reload: the keyring may have gained a term while reading.
+        let state = self.current()?;
+        let term = envelope_term(&envelope)
+            .and_then(|n| state.keyring.term(n))
+            .ok_or_else(|| BarrierError::Corrupt(format!("{key}: unknown key term")))?;
+        term.key
+            .open(key, envelope)
+            .map(Some)
+            .map_err(|_| BarrierError::Corrupt(format!("{key}: does not decrypt")))
+    }
+
+    /// Encrypts `value` and stores it at `key`.
+    pub async fn put(&self, key: &str, value: &[u8]) -> Result<(), BarrierError> {
+        check_key(key)?;
+        let envelope = self.encrypt(key, value).await?;
+        self.physical.put(key, envelope).await?;
+        Ok(())
+    }
+
+    /// Removes `key` (no error if missing).
+    pub async fn delete(&self, key: &str) -> Result<(), BarrierError> {
+        check_key(key)?;
+        self.current()?;
+        self.physical.delete(key).await?;
+        Ok(())
+    }
+
+    /// The entries directly below `prefix`, as [`Backend::list`] returns them.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>, BarrierError> {
+        self.current()?;
+        Ok(self.physical.list(prefix).await?)
+    }
+
+    /// Encrypts the puts and applies all `ops` as one atomic physical batch.
+    pub async fn batch(&self, ops: Vec<BatchOp>) -> Result<(), BarrierError> {
+        for op in &ops {
+            check_key(op.key())?;
+        }
+        self.current()?;
+        let mut physical_ops = Vec::with_capacity(ops.len());
+        for op in ops {
+            physical_ops.push(match op {
+                BatchOp::Put(key, value) => {
+                    let envelope = self.encrypt(&key, &value).await?;
+                    BatchOp::Put(key, envelope)
+                }
+                delete @ BatchOp::Delete(_) => delete,
+            });
+        }
+        self.physical.batch(physical_ops).await?;
+        Ok(())
+    }
+
+    /// Adds a new term with a fresh data key, persists the keyring, and
+    /// makes the term active. Returns the new term number.
+    pub async fn rotate(&self) -> Result<u32, BarrierError> {
+        let _guard = self.keyring_lock.lock().await;
+        self.rotate_locked().await
+    }
+
+    /// Encrypts `plaintext` for `path` under the active term, counting the
+    /// encryption and rotating or persisting the count when due.
+    async fn encrypt(&self, path: &str, plaintext: &[u8]) -> Result<Vec<u8>, BarrierError> {
+        loop {
+            let state = self.current()?;
+            let threshold = self.rotation_threshold();
+            let count = state.encryptions.fetch_add(1, Ordering::Relaxed) + 1;
+            let active = state.keyring.active();
+            if count > threshold {
+                // Budget spent (e.g. concurrent writers raced past the
+                // rotation point, or the allowance after unseal used it).
+                self.rotate_from(active.number).await?;
+                continue;
+            }
+            let envelope = active.key.seal(active.number, path, plaintext);
+            if count == threshold {
+                self.rotate_from(active.number).await?;
+            } else if count % PERSIST_INTERVAL == 0 {
+                self.persist_count(&state).await?;
+            }
+            return Ok(envelope);
+        }
+    }
+
+    /// Rotates unless the active term has moved past `term` already.
+    async fn rotate_from(&self, term: u32) -> Result<(), BarrierError> {
+        let _guard = self.keyring_lock.lock().await;
+        if self.current()?.keyring.active().number == term {
+            self.rotate_locked().await?;
+        }
+        Ok(())
+    }
+
+    /// Rotation proper; the caller holds `keyring_lock`.
+    async fn rotate_locked(&self) -> Result<u32, BarrierError> {
+        let state = self.current()?;
+        let keyring = state
+            .keyring
+            .with_new_term()
+            .ok_or_else(|| BarrierError::Corrupt("keyring term counter overflow".into()))?;
+        let next = Arc::new(Unsealed {
+            root_key: Arc::clone(&state.root_key),
+            keyring,
+            encryptions: AtomicU64::new(0),
+        });
+        // The new term must be durable before anything is encrypted with it.
+        self.write_keyring(&next, 0).await?;
+        let previous = self
+            .state
+            .compare_and_swap(&Some(Arc::clone(&state)), Some(Arc::clone(&next)));
+        match &*previous {
+            Some(p) if Arc::ptr_eq(p, &state) => Ok(next.keyring.active().number),
+            // Sealed (or re-unsealed) while the keyring was being written.
+            _ => Err(BarrierError::Sealed),
+        }
+    }
+
+    /// Persists the encryption count of `state` if it is still current.
+    async fn persist_count(&self, state: &Arc<Unsealed>) -> Result<(), BarrierError> {
+        let _guard = self.keyring_lock.lock().await;
+        let current = self.current()?;
+        if Arc::ptr_eq(&current, state) {
+            let count = current.encryptions.load(Ordering::Relaxed);
+            self.write_keyring(&current, count).await?;
+        }
+        Ok(())
+    }
+
+    /// Encrypts the keyring of `state` under its root key and stores it.
+    async fn write_keyring(&self, state: &Unsealed, count: u64) -> Result<(), BarrierError> {
+        let encoded = state.keyring.encode(count);
+        let envelope = state.root_key.seal(WRAP_TERM, KEYRING_PATH, &encoded);
+        self.physical.put(KEYRING_PATH, envelope).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

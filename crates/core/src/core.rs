@@ -1,0 +1,911 @@
+//! The [`Core`]: the server's state machine. It owns the barrier and the
+//! seal (initialise, unseal with Shamir shares, seal), the mount tables and
+//! the router built from them, the token store, and the request path every
+//! call takes: sealed check, token, authorisation, routing, existence check,
+//! backend.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+
+use arc_swap::{ArcSwap, ArcSwapOption};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use crate::barrier::{Barrier, BarrierError, View};
+use crate::framework::{BackendRequest, LogicalBackend, MountContext};
+use crate::logical::{Operation, Request, RequestHandler, Response};
+use crate::mount::{normalize_mount_path, overlaps, MountConfig, MountEntry, SystemTtls, Table};
+use crate::router::{Route, RouteTable};
+use crate::storage::{Backend as Physical, BatchOp};
+use crate::token::{TokenEntry, TokenStore};
+use crate::{shamir, sys, token, Error, Result};
+
+/// The physical key of the plaintext seal configuration.
+pub const SEAL_CONFIG_KEY: &str = "core/seal-config";
+const CLUSTER_KEY: &str = "core/cluster-info";
+
+/// Paths answered whatever the seal state, without a token.
+const SEAL_FREE_PATHS: [&str; 5] = [
+    "sys/init",
+    "sys/seal-status",
+    "sys/unseal",
+    "sys/health",
+    "sys/leader",
+];
+
+/// What a backend factory is given to build a mount's backend.
+pub struct FactoryInput {
+    /// The mount being created or restored.
+    pub entry: MountEntry,
+    /// What the backend is told about its mount.
+    pub mount: Arc<MountContext>,
+    /// The mount's private storage.
+    pub storage: View,
+}
+
+/// Builds a backend for a mount; errors (bad options) refuse the mount.
+pub type Factory = Arc<dyn Fn(FactoryInput) -> Result<Arc<dyn LogicalBackend>> + Send + Sync>;
+
+/// The backend types the server can mount, by type name.
+#[derive(Default, Clone)]
+pub struct Registry {
+    secrets: HashMap<String, Factory>,
+    auth: HashMap<String, Factory>,
+}
+
+impl Registry {
+    /// An empty registry (the `system` and `token` backends are built in).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a secrets engine type (builder style).
+    pub fn secrets(mut self, kind: &str, factory: Factory) -> Self {
+        self.secrets.insert(kind.to_string(), factory);
+        self
+    }
+
+    /// Registers an auth method type (builder style).
+    pub fn auth(mut self, kind: &str, factory: Factory) -> Self {
+        self.auth.insert(kind.to_string(), factory);
+        self
+    }
+
+    fn get(&self, table: Table, kind: &str) -> Option<&Factory> {
+        match table {
+            Table::Mounts => self.secrets.get(kind),
+            Table::Auth => self.auth.get(kind),
+        }
+    }
+}
+
+/// Server-wide settings the core needs.
+#[derive(Debug, Clone, Default)]
+pub struct CoreConfig {
+    /// System lease TTLs.
+    pub ttls: SystemTtls,
+    /// Configured cluster name; generated when absent.
+    pub cluster_name: Option<String>,
+    /// The storage type shown by seal-status (`inmem`, `redb`).
+    pub storage_type: String,
+    /// The advertised API address.
+    pub api_addr: Option<String>,
+}
+
+/// The plaintext seal configuration.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SealConfig {
+    /// Always `shamir` for now.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Number of key shares.
+    pub secret_shares: usize,
+    /// Shares needed to unseal.
+    pub secret_threshold: usize,
+}
+
+/// Cluster identity, generated at first unseal.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClusterInfo {
+    /// Cluster name.
+    pub name: String,
+    /// Cluster id (uuid).
+    pub id: String,
+}
+
+/// What `initialize` hands back once: the key shares and the root token.
+pub struct InitOutput {
+    /// The unseal key shares (the key itself when there is one share).
+    pub keys: Vec<Zeroizing<Vec<u8>>>,
+    /// The initial root token.
+    pub root_token: Zeroizing<String>,
+}
+
+/// Parameters of `initialize`.
+#[derive(Debug, Clone)]
+pub struct InitParams {
+    /// Number of key shares.
+    pub secret_shares: usize,
+    /// Shares needed to unseal.
+    pub secret_threshold: usize,
+    /// Fixed root token id (dev mode), else generated.
+    pub root_token_id: Option<String>,
+}
+
+#[derive(Default)]
+struct UnsealProgress {
+    shares: Vec<Zeroizing<Vec<u8>>>,
+    nonce: String,
+}
+
+/// The state that exists only while unsealed.
+pub struct Unsealed {
+    routes: ArcSwap<RouteTable>,
+    tables: tokio::sync::Mutex<Tables>,
+    /// The token store.
+    pub tokens: Arc<TokenStore>,
+    /// Cluster identity.
+    pub cluster: ClusterInfo,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+struct Tables {
+    mounts: Vec<MountEntry>,
+    auth: Vec<MountEntry>,
+}
+
+impl Tables {
+    fn table_mut(&mut self, t: Table) -> &mut Vec<MountEntry> {
+        match t {
+            Table::Mounts => &mut self.mounts,
+            Table::Auth => &mut self.auth,
+        }
+    }
+}
+
+/// Changes to a mount's tunables; `None` leaves a setting as it is.
+#[derive(Debug, Clone, Default)]
+pub struct Tune {
+    /// New default lease TTL (seconds; 0 = system default).
+    pub default_lease_ttl: Option<u64>,
+    /// New max lease TTL (seconds; 0 = system max).
+    pub max_lease_ttl: Option<u64>,
+    /// New description.
+    pub description: Option<String>,
+    /// New options, merged into the existing ones.
+    pub options: Option<Map<String, Value>>,
+    /// New listing visibility.
+    pub listing_visibility: Option<String>,
+    /// New passthrough request headers.
+    pub passthrough_request_headers: Option<Vec<String>>,
+    /// New allowed response headers.
+    pub allowed_response_headers: Option<Vec<String>>,
+    /// New audit non-HMAC request keys.
+    pub audit_non_hmac_request_keys: Option<Vec<String>>,
+    /// New audit non-HMAC response keys.
+    pub audit_non_hmac_response_keys: Option<Vec<String>>,
+    /// New token type (auth mounts).
+    pub token_type: Option<String>,
+}
+
+/// The server core.
+pub struct Core {
+    physical: Arc<dyn Physical>,
+    barrier: Arc<Barrier>,
+    config: CoreConfig,
+    registry: Registry,
+    unsealed: ArcSwapOption<Unsealed>,
+    progress: tokio::sync::Mutex<UnsealProgress>,
+    admin: tokio::sync::Mutex<()>,
+    sys: Arc<dyn LogicalBackend>,
+    sys_view: View,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("sealed", &self.is_sealed())
+            .finish_non_exhaustive()
+    }
+}
+
+fn json_bytes<T: Serialize>(v: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(v).map_err(Error::internal)
+}
+
+impl Core {
+    /// A core over `physical` storage; sealed (and maybe uninitialised).
+    pub fn new(physical: Arc<dyn Physical>, config: CoreConfig, registry: Registry) -> Arc<Core> {
+        let barrier = Arc::new(Barrier::new(physical.clone()));
+        let sys_view = barrier.view("sys/");
+        Arc::new_cyclic(|weak: &Weak<Core>| Core {
+            physical,
+            barrier,
+            config,
+            registry,
+            unsealed: ArcSwapOption::empty(),
+            progress: tokio::sync::Mutex::new(UnsealProgress::default()),
+            admin: tokio::sync::Mutex::new(()),
+            sys: Arc::new(sys::backend(weak.clone())),
+            sys_view,
+        })
+    }
+
+    /// The server settings.
+    pub fn config(&self) -> &CoreConfig {
+        &self.config
+    }
+
+    /// The barrier (for key status and rotation).
+    pub fn barrier(&self) -> &Arc<Barrier> {
+        &self.barrier
+    }
+
+    /// Whether the core is sealed.
+    pub fn is_sealed(&self) -> bool {
+        self.unsealed.load().is_none()
+    }
+
+    /// The unsealed state, or `Error::Sealed`.
+    pub fn unsealed(&self) -> Result<Arc<Unsealed>> {
+        self.unsealed.load_full().ok_or(Error::Sealed)
+    }
+
+    /// Whether the barrier has been initialised.
+    pub async fn is_initialized(&self) -> Result<bool> {
+        Ok(self.barrier.initialized().await?)
+    }
+
+    /// The stored seal configuration.
+    pub async fn seal_config(&self) -> Result<Option<SealConfig>> {
+        match self.physical.get(SEAL_CONFIG_KEY).await? {
+            None => Ok(None),
+            Some(b) => serde_json::from_slice(&b)
+                .map(Some)
+                .map_err(|e| Error::internal(format!("corrupt seal configuration: {e}"))),
+        }
+    }
+
+    /// Unseal progress: (shares given, nonce).
+    pub async fn unseal_progress(&self) -> (usize, String) {
+        let p = self.progress.lock().await;
+        (p.shares.len(), p.nonce.clone())
+    }
+
+    /// Initialises the server: generates the unseal key and its shares, the
+    /// root key and keyring, the default mounts and a root token. Leaves the
+    /// core sealed, as OpenBao does.
+    pub async fn initialize(&self, params: InitParams) -> Result<InitOutput> {
+        let (shares, threshold) = (params.secret_shares, params.secret_threshold);
+        if shares == 0 || shares > 255 {
+            return Err(Error::bad_request(
+                "invalid seal configuration: secret shares must be between 1 and 255",
+            ));
+        }
+        if threshold > shares {
+            return Err(Error::bad_request(
+                "invalid seal configuration: threshold cannot be larger than shares",
+            ));
+        }
+        if shares > 1 && threshold < 2 {
+            return Err(Error::bad_request(
+                "invalid seal configuration: threshold must be greater than one for multiple shares",
+            ));
+        }
+        if threshold == 0 {
+            return Err(Error::bad_request(
+                "invalid seal configuration: threshold must be at least one",
+            ));
+        }
+        let _admin = self.admin.lock().await;
+        if self.barrier.initialized().await? {
+            return Err(Error::bad_request("Vault is already initialized"));
+        }
+        let unseal_key = Barrier::generate_key();
+        let keys = if shares == 1 {
+            vec![unseal_key.clone()]
+        } else {
+            shamir::split(&unseal_key, shares, threshold)
+                .map_err(|e| Error::internal(format!("splitting the unseal key: {e}")))?
+        };
+        self.barrier.initialize(&unseal_key).await?;
+        let seal = SealConfig {
+            kind: "shamir".into(),
+            secret_shares: shares,
+            secret_threshold: threshold,
+        };
+        self.physical
+            .put(SEAL_CONFIG_KEY, json_bytes(&seal)?)
+            .await?;
+        self.barrier.unseal(&unseal_key).await?;
+        let tables = Tables {
+            mounts: vec![MountEntry::new(
+                Table::Mounts,
+                "sys/",
+                "system",
+                "system endpoints used for control, policy and debugging",
+            )],
+            auth: vec![{
+                let mut t =
+                    MountEntry::new(Table::Auth, "token/", "token", "token based credentials");
+                t.config.token_type = Some("default-service".into());
+                t
+            }],
+        };
+        self.persist_tables(&tables).await?;
+        let unsealed = self.load_unsealed().await?;
+        let root = unsealed
+            .tokens
+            .create_root(params.root_token_id.as_deref())
+            .await?;
+        self.seal_locked().await;
+        Ok(InitOutput {
+            keys,
+            root_token: Zeroizing::new(root),
+        })
+    }
+
+    /// Dev mode: initialise with one share, unseal, and mount `secret/`
+    /// (KV version 1 until KV version 2 exists).
+    pub async fn init_dev(&self, root_token_id: Option<String>) -> Result<InitOutput> {
+        let out = self
+            .initialize(InitParams {
+                secret_shares: 1,
+                secret_threshold: 1,
+                root_token_id,
+            })
+            .await?;
+        self.submit_unseal_key(out.keys[0].clone()).await?;
+        let mut options = Map::new();
+        options.insert("version".into(), Value::from("1"));
+        self.mount(
+            Table::Mounts,
+            "secret",
+            "kv",
+            "key/value secret storage",
+            MountConfig::default(),
+            Some(options),
+        )
+        .await?;
+        Ok(out)
+    }
+
+    /// Adds one unseal key share; unseals when the threshold is reached.
+    /// A wrong key (the root key does not decrypt) resets the progress.
+    pub async fn submit_unseal_key(&self, key: Zeroizing<Vec<u8>>) -> Result<()> {
+        let config = self
+            .seal_config()
+            .await?
+            .ok_or_else(|| Error::bad_request("Vault is not initialized"))?;
+        let mut progress = self.progress.lock().await;
+        if !self.is_sealed() {
+            return Ok(());
+        }
+        if progress
+            .shares
+            .iter()
+            .any(|s| bool::from(s.as_slice().ct_eq(key.as_slice())))
+        {
+            return Ok(());
+        }
+        if progress.shares.is_empty() {
+            progress.nonce = uuid::Uuid::new_v4().to_string();
+        }
+        progress.shares.push(key);
+        if progress.shares.len() < config.secret_threshold {
+            return Ok(());
+        }
+        let shares = std::mem::take(&mut progress.shares);
+        progress.nonce.clear();
+        let unseal_key = if config.secret_threshold == 1 {
+            shares[0].clone()
+        } else {
+            let parts: Vec<&[u8]> = shares.iter().map(|s| s.as_slice()).collect();
+            shamir::combine(&parts)
+                .map_err(|e| Error::bad_request(format!("failed to compute unseal key: {e}")))?
+        };
+        let _admin = self.admin.lock().await;
+        match self.barrier.unseal(&unseal_key).await {
+            Ok(()) => {}
+            Err(BarrierError::InvalidKey) => {
+                return Err(Error::bad_request(
+                    "Error unsealing: cipher: message authentication failed",
+                ))
+            }
+            Err(e) => return Err(e.into()),
+        }
+        if let Err(e) = self.load_unsealed().await {
+            self.barrier.seal();
+            return Err(e);
+        }
+        tracing::info!("core: vault is unsealed");
+        Ok(())
+    }
+
+    /// Forgets the unseal progress.
+    pub async fn reset_unseal(&self) {
+        let mut p = self.progress.lock().await;
+        p.shares.clear();
+        p.nonce.clear();
+    }
+
+    /// Seals: drops every key and the unsealed state.
+    pub async fn seal(&self) {
+        let _admin = self.admin.lock().await;
+        self.seal_locked().await;
+        tracing::info!("core: vault is sealed");
+    }
+
+    async fn seal_locked(&self) {
+        self.unsealed.store(None);
+        self.barrier.seal();
+        self.reset_unseal().await;
+    }
+
+    async fn read_json<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        match self.barrier.get(key).await? {
+            None => Ok(None),
+            Some(b) => serde_json::from_slice(&b)
+                .map(Some)
+                .map_err(|e| Error::internal(format!("corrupt {key}: {e}"))),
+        }
+    }
+
+    async fn persist_tables(&self, tables: &Tables) -> Result<()> {
+        self.barrier
+            .batch(vec![
+                BatchOp::Put(
+                    Table::Mounts.storage_key().into(),
+                    json_bytes(&tables.mounts)?,
+                ),
+                BatchOp::Put(Table::Auth.storage_key().into(), json_bytes(&tables.auth)?),
+            ])
+            .await?;
+        Ok(())
+    }
+
+    /// Builds the unsealed state from storage and publishes it.
+    async fn load_unsealed(&self) -> Result<Arc<Unsealed>> {
+        let tokens = Arc::new(TokenStore::open(self.barrier.view("sys/token/")).await?);
+        let mounts: Vec<MountEntry> = self
+            .read_json(Table::Mounts.storage_key())
+            .await?
+            .unwrap_or_default();
+        let auth: Vec<MountEntry> = self
+            .read_json(Table::Auth.storage_key())
+            .await?
+            .unwrap_or_default();
+        let cluster = match self.read_json::<ClusterInfo>(CLUSTER_KEY).await? {
+            Some(c) => c,
+            None => {
+                let id = uuid::Uuid::new_v4().to_string();
+                let c = ClusterInfo {
+                    name: self
+                        .config
+                        .cluster_name
+                        .clone()
+                        .unwrap_or_else(|| format!("vault-cluster-{}", &id[..8])),
+                    id,
+                };
+                self.barrier.put(CLUSTER_KEY, &json_bytes(&c)?).await?;
+                c
+            }
+        };
+        let tables = Tables { mounts, auth };
+        let routes = self.build_routes(&tables, &tokens)?;
+        let unsealed = Arc::new(Unsealed {
+            routes: ArcSwap::from_pointee(routes),
+            tables: tokio::sync::Mutex::new(tables),
+            tokens,
+            cluster,
+        });
+        self.unsealed.store(Some(unsealed.clone()));
+        Ok(unsealed)
+    }
+
+    fn mount_context(&self, entry: &MountEntry) -> Arc<MountContext> {
+        let (default_lease_ttl, max_lease_ttl) = entry.effective_ttls(&self.config.ttls);
+        Arc::new(MountContext {
+            path: entry.route_path(),
+            accessor: entry.accessor.clone(),
+            kind: entry.kind.clone(),
+            default_lease_ttl,
+            max_lease_ttl,
+            options: entry.options.clone().unwrap_or_default(),
+        })
+    }
+
+    fn build_route(&self, entry: &MountEntry, tokens: &Arc<TokenStore>) -> Result<Arc<Route>> {
+        let storage = self.barrier.view(&entry.storage_prefix());
+        let mount = self.mount_context(entry);
+        let backend: Arc<dyn LogicalBackend> = match (entry.table, entry.kind.as_str()) {
+            (Table::Mounts, "system") => self.sys.clone(),
+            (Table::Auth, "token") => Arc::new(token::backend(tokens.clone())),
+            (table, kind) => {
+                let factory = self.registry.get(table, kind).ok_or_else(|| {
+                    Error::bad_request(format!("plugin not found in the catalog: {kind}"))
+                })?;
+                factory(FactoryInput {
+                    entry: entry.clone(),
+                    mount: mount.clone(),
+                    storage: storage.clone(),
+                })?
+            }
+        };
+        Ok(Arc::new(Route {
+            prefix: entry.route_path(),
+            entry: entry.clone(),
+            backend,
+            storage,
+            mount,
+        }))
+    }
+
+    fn build_routes(&self, tables: &Tables, tokens: &Arc<TokenStore>) -> Result<RouteTable> {
+        let mut routes = Vec::new();
+        for entry in tables.mounts.iter().chain(tables.auth.iter()) {
+            routes.push(self.build_route(entry, tokens)?);
+        }
+        Ok(RouteTable::new(routes))
+    }
+
+    /// The entries of a mount table.
+    pub async fn mount_table(&self, table: Table) -> Result<Vec<MountEntry>> {
+        let unsealed = self.unsealed()?;
+        let tables = unsealed.tables.lock().await;
+        Ok(match table {
+            Table::Mounts => tables.mounts.clone(),
+            Table::Auth => tables.auth.clone(),
+        })
+    }
+
+    /// The entry of the mount serving `path` (a path inside the mount works).
+    pub fn mount_for_path(&self, path: &str) -> Result<Option<MountEntry>> {
+        let unsealed = self.unsealed()?;
+        let routes = unsealed.routes.load();
+        Ok(routes.lookup(path).map(|(r, _)| r.entry.clone()))
+    }
+
+    /// The effective (default, max) TTL of an entry.
+    pub fn effective_ttls(&self, entry: &MountEntry) -> (u64, u64) {
+        let (d, m) = entry.effective_ttls(&self.config.ttls);
+        (d.as_secs(), m.as_secs())
+    }
+
+    /// Mounts a backend of type `kind` at `path` in `table`.
+    pub async fn mount(
+        &self,
+        table: Table,
+        path: &str,
+        kind: &str,
+        description: &str,
+        config: MountConfig,
+        options: Option<Map<String, Value>>,
+    ) -> Result<()> {
+        let path = normalize_mount_path(path)?;
+        let unsealed = self.unsealed()?;
+        let mut tables = unsealed.tables.lock().await;
+        let reserved: &[&str] = match table {
+            Table::Mounts => &["sys/", "auth/", "cubbyhole/", "identity/"],
+            Table::Auth => &[],
+        };
+        if reserved.iter().any(|r| path.starts_with(r)) {
+            return Err(Error::bad_request(format!("cannot mount {path:?}")));
+        }
+        if table == Table::Auth && kind == "token" {
+            return Err(Error::bad_request(
+                "token credential backend cannot be instantiated",
+            ));
+        }
+        if let Some(existing) = tables
+            .table_mut(table)
+            .iter()
+            .find(|e| overlaps(&e.path, &path))
+        {
+            return Err(Error::bad_request(format!(
+                "path is already in use at {}",
+                existing.route_path()
+            )));
+        }
+        if self.registry.get(table, kind).is_none() {
+            return Err(Error::bad_request(format!(
+                "plugin not found in the catalog: {kind}"
+            )));
+        }
+        let mut entry = MountEntry::new(table, &path, kind, description);
+        entry.config = config;
+        entry.options = options;
+        // Build first: a factory that refuses the options refuses the mount.
+        let route = self.build_route(&entry, &unsealed.tokens)?;
+        entry = route.entry.clone();
+        let mut next = tables.clone();
+        next.table_mut(table).push(entry);
+        self.persist_tables(&next).await?;
+        *tables = next;
+        let mut routes: Vec<Arc<Route>> = unsealed.routes.load().routes().to_vec();
+        routes.push(route);
+        unsealed.routes.store(Arc::new(RouteTable::new(routes)));
+        Ok(())
+    }
+
+    /// Unmounts `path` from `table` and deletes its storage. Unmounting a
+    /// path where nothing is mounted succeeds, as in Vault.
+    pub async fn unmount(&self, table: Table, path: &str) -> Result<()> {
+        let path = normalize_mount_path(path)?;
+        let unsealed = self.unsealed()?;
+        let mut tables = unsealed.tables.lock().await;
+        match (table, path.as_str()) {
+            (Table::Mounts, "sys/")
+            | (Table::Mounts, "cubbyhole/")
+            | (Table::Mounts, "identity/") => {
+                return Err(Error::bad_request(format!("cannot unmount {path:?}")))
+            }
+            (Table::Auth, "token/") => {
+                return Err(Error::bad_request(
+                    "token credential backend cannot be disabled",
+                ))
+            }
+            _ => {}
+        }
+        let Some(pos) = tables.table_mut(table).iter().position(|e| e.path == path) else {
+            return Ok(());
+        };
+        let mut next = tables.clone();
+        let entry = next.table_mut(table).remove(pos);
+        self.persist_tables(&next).await?;
+        *tables = next;
+        let prefix = entry.route_path();
+        let routes: Vec<Arc<Route>> = unsealed
+            .routes
+            .load()
+            .routes()
+            .iter()
+            .filter(|r| r.prefix != prefix)
+            .cloned()
+            .collect();
+        unsealed.routes.store(Arc::new(RouteTable::new(routes)));
+        let view = self.barrier.view(&entry.storage_prefix());
+        clear_view(&view).await?;
+        Ok(())
+    }
+
+    /// Applies `tune` to the mount at `path` in `table`.
+    pub async fn tune(&self, table: Table, path: &str, tune: Tune) -> Result<()> {
+        let path = normalize_mount_path(path)?;
+        let unsealed = self.unsealed()?;
+        let mut tables = unsealed.tables.lock().await;
+        let mut next = tables.clone();
+        let entry = next
+            .table_mut(table)
+            .iter_mut()
+            .find(|e| e.path == path)
+            .ok_or_else(|| Error::bad_request(format!("cannot fetch sysview for path {path:?}")))?;
+        let c = &mut entry.config;
+        if let Some(v) = tune.default_lease_ttl {
+            c.default_lease_ttl = v;
+        }
+        if let Some(v) = tune.max_lease_ttl {
+            c.max_lease_ttl = v;
+        }
+        let max = if c.max_lease_ttl == 0 {
+            self.config.ttls.max.as_secs()
+        } else {
+            c.max_lease_ttl
+        };
+        if c.default_lease_ttl > max {
+            return Err(Error::bad_request(
+                "backend max lease TTL cannot be less than default lease TTL",
+            ));
+        }
+        if c.max_lease_ttl > self.config.ttls.max.as_secs() {
+            return Err(Error::bad_request(
+                "given TTL is greater than the system max lease TTL",
+            ));
+        }
+        if let Some(v) = tune.listing_visibility {
+            if !matches!(v.as_str(), "" | "unauth" | "hidden") {
+                return Err(Error::bad_request(format!(
+                    "invalid listing_visibility {v:?}"
+                )));
+            }
+            c.listing_visibility = v;
+        }
+        for (slot, value) in [
+            (
+                &mut c.passthrough_request_headers,
+                tune.passthrough_request_headers,
+            ),
+            (
+                &mut c.allowed_response_headers,
+                tune.allowed_response_headers,
+            ),
+            (
+                &mut c.audit_non_hmac_request_keys,
+                tune.audit_non_hmac_request_keys,
+            ),
+            (
+                &mut c.audit_non_hmac_response_keys,
+                tune.audit_non_hmac_response_keys,
+            ),
+        ] {
+            if let Some(v) = value {
+                *slot = v;
+            }
+        }
+        if let Some(t) = tune.token_type {
+            if table != Table::Auth {
+                return Err(Error::bad_request(
+                    "'token_type' can only be modified on auth mounts",
+                ));
+            }
+            c.token_type = Some(t);
+        }
+        if let Some(d) = tune.description {
+            entry.description = d;
+        }
+        if let Some(opts) = tune.options {
+            let merged = entry.options.get_or_insert_with(Map::new);
+            for (k, v) in opts {
+                merged.insert(k, v);
+            }
+        }
+        let entry = entry.clone();
+        let route = self.build_route(&entry, &unsealed.tokens)?;
+        self.persist_tables(&next).await?;
+        *tables = next;
+        let routes: Vec<Arc<Route>> = unsealed
+            .routes
+            .load()
+            .routes()
+            .iter()
+            .map(|r| {
+                if r.prefix == route.prefix {
+                    route.clone()
+                } else {
+                    r.clone()
+                }
+            })
+            .collect();
+        unsealed.routes.store(Arc::new(RouteTable::new(routes)));
+        Ok(())
+    }
+
+    /// Looks up the request's token; `PermissionDenied` when missing or
+    /// unknown.
+    async fn authenticate(&self, unsealed: &Unsealed, req: &Request) -> Result<Arc<TokenEntry>> {
+        let token = req.client_token.as_ref().ok_or(Error::PermissionDenied)?;
+        if token.0.is_empty() {
+            return Err(Error::PermissionDenied);
+        }
+        unsealed
+            .tokens
+            .lookup(&token.0)
+            .await?
+            .ok_or(Error::PermissionDenied)
+    }
+
+    /// Authorises `entry` for `op` on `path`. Until ACL policies exist, only
+    /// root tokens are authorised: deny by default.
+    fn authorize(&self, entry: &TokenEntry, _op: Operation, _path: &str) -> Result<()> {
+        if entry.is_root() {
+            Ok(())
+        } else {
+            Err(Error::PermissionDenied)
+        }
+    }
+
+    async fn dispatch_sys_direct(&self, req: Request) -> Result<Response> {
+        let rel = req
+            .path
+            .strip_prefix("sys/")
+            .unwrap_or(&req.path)
+            .to_string();
+        let mut request = req;
+        request.path = rel;
+        if request.operation == Operation::Help {
+            return Err(Error::UnsupportedOperation);
+        }
+        self.sys
+            .handle(BackendRequest {
+                request,
+                storage: self.sys_view.clone(),
+                mount: Arc::new(MountContext {
+                    path: "sys/".into(),
+                    kind: "system".into(),
+                    ..Default::default()
+                }),
+            })
+            .await
+    }
+}
+
+/// Deletes everything stored in `view`, folder by folder.
+pub async fn clear_view(view: &View) -> Result<()> {
+    let mut stack = vec![String::new()];
+    while let Some(prefix) = stack.pop() {
+        let keys = view.list(&prefix).await?;
+        let mut deletes = Vec::new();
+        for k in keys {
+            let full = format!("{prefix}{k}");
+            if k.ends_with('/') {
+                stack.push(full);
+            } else {
+                deletes.push(BatchOp::Delete(full));
+            }
+        }
+        if !deletes.is_empty() {
+            view.batch(deletes).await?;
+        }
+    }
+    Ok(())
+}
+
+fn has_dot_segment(path: &str) -> bool {
+    path.split('/').any(|s| s == ".." || s == ".")
+}
+
+#[async_trait::async_trait]
+impl RequestHandler for Core {
+    async fn handle_request(&self, req: Request) -> Result<Response> {
+        if has_dot_segment(&req.path) {
+            return Err(Error::bad_request(format!(
+                "invalid request path {:?}",
+                req.path
+            )));
+        }
+        let bare = req.path.trim_end_matches('/');
+        if SEAL_FREE_PATHS.contains(&bare) {
+            return self.dispatch_sys_direct(req).await;
+        }
+        let unsealed = self.unsealed.load_full().ok_or(Error::Sealed)?;
+        let routes = unsealed.routes.load();
+        let found = routes.lookup(&req.path);
+        let unauthenticated = found
+            .map(|(r, rel)| r.backend.special_paths().unauthenticated.contains(rel))
+            .unwrap_or(false);
+        if !unauthenticated {
+            let token = self.authenticate(&unsealed, &req).await?;
+            let sudo = found
+                .map(|(r, rel)| r.backend.special_paths().root.contains(rel))
+                .unwrap_or(false);
+            self.authorize(&token, req.operation, &req.path)?;
+            if sudo {
+                self.authorize(&token, Operation::Update, &req.path)?;
+            }
+        }
+        let Some((route, rel)) = found else {
+            return Err(Error::NotFound(Some(format!(
+                "no handler for route {:?}. route entry not found.",
+                req.path
+            ))));
+        };
+        if req.operation == Operation::Help {
+            let body = route.backend.help(&route.mount, rel)?;
+            return Ok(Response::raw(200, body));
+        }
+        let rel = rel.to_string();
+        let route = route.clone();
+        if req.wrap_ttl.is_some() {
+            // Response wrapping arrives with the cubbyhole and the token
+            // tree; refusing is safer than answering unwrapped.
+            return Err(Error::bad_request(
+                "response wrapping is not available on this server yet",
+            ));
+        }
+        let mut request = req;
+        request.path = rel;
+        let mut breq = BackendRequest {
+            request,
+            storage: route.storage.clone(),
+            mount: route.mount.clone(),
+        };
+        if breq.request.operation == Operation::Update {
+            if let Some(false) = route.backend.exists(&breq).await? {
+                breq.request.operation = Operation::Create;
+            }
+        }
+        route.backend.handle(breq).await
+    }
+}

@@ -1,0 +1,98 @@
+//! The boundary error: one type that every layer returns and that the HTTP
+//! layer renders as Vault does, a status code and `{"errors": [...]}`.
+
+use crate::storage::StorageError;
+
+/// Everything a request can fail with, each variant mapped to the HTTP status
+/// Vault/OpenBao uses for it (see [`Error::status`]).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request is malformed or its data is invalid (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// The token is missing, invalid, or not allowed to do this (403).
+    #[error("permission denied")]
+    PermissionDenied,
+    /// Forbidden, with a specific message (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// Nothing is stored at the path (404). `None` renders as an empty
+    /// `errors` list, the way Vault answers a read of a missing secret.
+    #[error("{}", .0.as_deref().unwrap_or("not found"))]
+    NotFound(Option<String>),
+    /// No mount or backend path matches the request path (404).
+    #[error("unsupported path")]
+    UnsupportedPath,
+    /// The path exists but does not support the operation (405).
+    #[error("unsupported operation")]
+    UnsupportedOperation,
+    /// The request body exceeds the listener's `max_request_size` (413).
+    #[error("http: request body too large")]
+    PayloadTooLarge,
+    /// Too many requests, or a standby node's health answer (429).
+    #[error("{0}")]
+    TooManyRequests(String),
+    /// The server is sealed (503).
+    #[error("Vault is sealed")]
+    Sealed,
+    /// The server is not initialised yet (503 for everything but sys/init).
+    #[error("Vault is not initialized")]
+    NotInitialized,
+    /// A third party Strongroom called answered with an error (502).
+    #[error("{0}")]
+    Upstream(String),
+    /// Storage failed underneath the barrier (500).
+    #[error("storage error: {0}")]
+    Storage(#[from] StorageError),
+    /// An internal invariant failed (500). The message is logged, not hidden.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// Shorthand for [`Error::BadRequest`].
+    pub fn bad_request(msg: impl Into<String>) -> Self {
+        Error::BadRequest(msg.into())
+    }
+
+    /// Shorthand for [`Error::Internal`].
+    pub fn internal(msg: impl std::fmt::Display) -> Self {
+        Error::Internal(msg.to_string())
+    }
+
+    /// The HTTP status code Vault answers this error with.
+    pub fn status(&self) -> u16 {
+        match self {
+            Error::BadRequest(_) => 400,
+            Error::PermissionDenied | Error::Forbidden(_) => 403,
+            Error::NotFound(_) | Error::UnsupportedPath => 404,
+            Error::UnsupportedOperation => 405,
+            Error::PayloadTooLarge => 413,
+            Error::TooManyRequests(_) => 429,
+            Error::Sealed | Error::NotInitialized => 503,
+            Error::Upstream(_) => 502,
+            Error::Storage(_) | Error::Internal(_) => 500,
+        }
+    }
+
+    /// The messages of the `errors` list in the response body.
+    pub fn messages(&self) -> Vec<String> {
+        match self {
+            Error::NotFound(None) => Vec::new(),
+            // Vault wraps permission errors in a multierror; clients match on
+            // the "permission denied" substring, so keep it verbatim.
+            Error::PermissionDenied => {
+                vec!["1 error occurred:\n\t* permission denied\n\n".to_string()]
+            }
+            other => vec![other.to_string()],
+        }
+    }
+
+    /// The JSON body Vault sends for this error.
+    pub fn body(&self) -> serde_json::Value {
+        serde_json::json!({ "errors": self.messages() })
+    }
+}
+
+/// Result with the boundary [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,433 @@
+//! The backend framework: a backend is data. It declares a list of paths,
+//! each with a pattern, typed fields, the operations it answers and help
+//! text; the framework routes a request to the matching path, decodes its
+//! fields, warns about unknown ones, runs the existence check that decides
+//! create vs update, and generates `?help=1` text and an OpenAPI document
+//! from the same declaration.
+
+mod field;
+mod pattern;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use serde_json::{json, Map, Value};
+
+pub use field::{parse_go_bool, Field, FieldData, FieldType};
+pub use pattern::{Captures, Pattern};
+
+use crate::barrier::View;
+use crate::logical::{Operation, Request, Response};
+use crate::{Error, Result};
+
+/// What a backend knows about the mount it serves.
+#[derive(Debug, Clone, Default)]
+pub struct MountContext {
+    /// The mount path with trailing slash, e.g. `secret/` or `auth/approle/`.
+    pub path: String,
+    /// The mount's accessor.
+    pub accessor: String,
+    /// The backend type, e.g. `kv`.
+    pub kind: String,
+    /// The effective default lease TTL (mount tune, else system).
+    pub default_lease_ttl: Duration,
+    /// The effective maximum lease TTL.
+    pub max_lease_ttl: Duration,
+    /// The mount's options (e.g. `version` for kv).
+    pub options: Map<String, Value>,
+}
+
+/// A request handed to a backend: the request with its path relative to the
+/// mount, the mount's private storage, and the mount's context.
+#[derive(Debug, Clone)]
+pub struct BackendRequest {
+    /// The request; `path` is relative to the mount.
+    pub request: Request,
+    /// Storage private to this mount.
+    pub storage: View,
+    /// The mount being served.
+    pub mount: Arc<MountContext>,
+}
+
+/// What a path handler receives.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    /// The request; `path` is relative to the mount.
+    pub request: Request,
+    /// The request data decoded through the path's fields.
+    pub fields: FieldData,
+    /// Storage private to this mount.
+    pub storage: View,
+    /// The mount being served.
+    pub mount: Arc<MountContext>,
+}
+
+/// A path operation's handler.
+pub type Handler<S> =
+    Arc<dyn Fn(Arc<S>, Ctx) -> BoxFuture<'static, Result<Response>> + Send + Sync>;
+
+/// An existence check: does the object at this path exist (so a write is an
+/// update rather than a create)?
+pub type ExistenceCheck<S> =
+    Arc<dyn Fn(Arc<S>, Ctx) -> BoxFuture<'static, Result<bool>> + Send + Sync>;
+
+/// Wraps an async function as a [`Handler`].
+pub fn handler<S, F, Fut>(f: F) -> Handler<S>
+where
+    S: Send + Sync + 'static,
+    F: Fn(Arc<S>, Ctx) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Response>> + Send + 'static,
+{
+    Arc::new(move |s, c| Box::pin(f(s, c)))
+}
+
+/// Wraps an async function as an [`ExistenceCheck`].
+pub fn existence<S, F, Fut>(f: F) -> ExistenceCheck<S>
+where
+    S: Send + Sync + 'static,
+    F: Fn(Arc<S>, Ctx) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<bool>> + Send + 'static,
+{
+    Arc::new(move |s, c| Box::pin(f(s, c)))
+}
+
+/// One declared path of a backend.
+pub struct Path<S> {
+    pattern: Pattern,
+    fields: Arc<[Field]>,
+    operations: Vec<(Operation, Handler<S>, &'static str)>,
+    existence: Option<ExistenceCheck<S>>,
+    arbitrary_input: bool,
+    synopsis: &'static str,
+    description: &'static str,
+}
+
+impl<S> Path<S> {
+    /// A path matching `pattern` (see [`Pattern`]).
+    pub fn new(pattern: &str) -> Self {
+        Path {
+            pattern: Pattern::new(pattern),
+            fields: Arc::from(Vec::new()),
+            operations: Vec::new(),
+            existence: None,
+            arbitrary_input: false,
+            synopsis: "",
+            description: "",
+        }
+    }
+
+    /// Declares the fields (builder style).
+    pub fn fields(mut self, fields: Vec<Field>) -> Self {
+        self.fields = Arc::from(fields);
+        self
+    }
+
+    /// Adds an operation with a one-line summary (builder style).
+    pub fn op(mut self, op: Operation, h: Handler<S>, summary: &'static str) -> Self {
+        self.operations.push((op, h, summary));
+        self
+    }
+
+    /// Sets the existence check (builder style).
+    pub fn exists(mut self, check: ExistenceCheck<S>) -> Self {
+        self.existence = Some(check);
+        self
+    }
+
+    /// Accepts any data without unknown-field warnings (builder style).
+    pub fn arbitrary_input(mut self) -> Self {
+        self.arbitrary_input = true;
+        self
+    }
+
+    /// Sets the help text (builder style).
+    pub fn help(mut self, synopsis: &'static str, description: &'static str) -> Self {
+        self.synopsis = synopsis;
+        self.description = description;
+        self
+    }
+
+    fn handler_for(&self, op: Operation) -> Option<&Handler<S>> {
+        self.operations
+            .iter()
+            .find(|(o, _, _)| *o == op)
+            .map(|(_, h, _)| h)
+    }
+}
+
+/// Paths matched by prefix (`login*`) or exactly, relative to the mount.
+#[derive(Debug, Clone, Default)]
+pub struct PathSet(Vec<String>);
+
+impl PathSet {
+    /// Builds a set; an entry ending in `*` matches by prefix.
+    pub fn new(entries: &[&str]) -> Self {
+        PathSet(entries.iter().map(|s| s.to_string()).collect())
+    }
+
+    /// Whether `path` is in the set.
+    pub fn contains(&self, path: &str) -> bool {
+        self.0.iter().any(|e| match e.strip_suffix('*') {
+            Some(prefix) => path.starts_with(prefix),
+            None => e == path,
+        })
+    }
+}
+
+/// Paths that get special treatment by the core.
+#[derive(Debug, Clone, Default)]
+pub struct SpecialPaths {
+    /// Reachable without a token (login endpoints).
+    pub unauthenticated: PathSet,
+    /// Require `sudo` (root) capability.
+    pub root: PathSet,
+}
+
+/// The object-safe face of a backend, which the router holds.
+#[async_trait::async_trait]
+pub trait LogicalBackend: Send + Sync + 'static {
+    /// Answers a request (path relative to the mount).
+    async fn handle(&self, req: BackendRequest) -> Result<Response>;
+
+    /// Runs the matching path's existence check: `None` when the path has
+    /// none (the write stays an update).
+    async fn exists(&self, req: &BackendRequest) -> Result<Option<bool>>;
+
+    /// The `?help=1` answer for a path relative to the mount.
+    fn help(&self, mount: &MountContext, path: &str) -> Result<Value>;
+
+    /// The OpenAPI `paths` object of this backend mounted at `mount_path`.
+    fn openapi_paths(&self, mount_path: &str) -> Map<String, Value>;
+
+    /// The paths that skip authentication or need sudo.
+    fn special_paths(&self) -> &SpecialPaths;
+}
+
+/// A framework backend over state `S`.
+pub struct Backend<S> {
+    state: Arc<S>,
+    paths: Vec<Path<S>>,
+    special: SpecialPaths,
+    help: &'static str,
+}
+
+impl<S: Send + Sync + 'static> Backend<S> {
+    /// A backend with its state, paths and general help.
+    pub fn new(state: Arc<S>, paths: Vec<Path<S>>, help: &'static str) -> Self {
+        Backend {
+            state,
+            paths,
+            special: SpecialPaths::default(),
+            help,
+        }
+    }
+
+    /// Declares special paths (builder style).
+    pub fn special_paths(mut self, special: SpecialPaths) -> Self {
+        self.special = special;
+        self
+    }
+
+    /// The backend's state.
+    pub fn state(&self) -> &Arc<S> {
+        &self.state
+    }
+
+    fn route(&self, path: &str) -> Option<(&Path<S>, Captures)> {
+        self.paths
+            .iter()
+            .find_map(|p| p.pattern.matches(path).map(|c| (p, c)))
+    }
+
+    fn ctx(&self, path: &Path<S>, caps: Captures, req: &BackendRequest) -> Ctx {
+        Ctx {
+            fields: FieldData::new(req.request.data.clone(), caps, path.fields.clone()),
+            request: req.request.clone(),
+            storage: req.storage.clone(),
+            mount: req.mount.clone(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl<S: Send + Sync + 'static> LogicalBackend for Backend<S> {
+    async fn handle(&self, req: BackendRequest) -> Result<Response> {
+        let (path, caps) = self
+            .route(&req.request.path)
+            .ok_or(Error::UnsupportedPath)?;
+        let op = req.request.operation;
+        // A path without a create handler answers creates with its update
+        // handler, as Vault's framework does.
+        let handler = path
+            .handler_for(op)
+            .or_else(|| (op == Operation::Create).then(|| path.handler_for(Operation::Update))?)
+            .ok_or(Error::UnsupportedOperation)?;
+        let ctx = self.ctx(path, caps, &req);
+        let unknown = if path.arbitrary_input {
+            Vec::new()
+        } else {
+            ctx.fields.unknown_fields()
+        };
+        let mut resp = handler(self.state.clone(), ctx).await?;
+        if !unknown.is_empty() {
+            resp.warnings.push(format!(
+                "Endpoint ignored these unrecognized parameters: [{}]",
+                unknown.join(" ")
+            ));
+        }
+        Ok(resp)
+    }
+
+    async fn exists(&self, req: &BackendRequest) -> Result<Option<bool>> {
+        let Some((path, caps)) = self.route(&req.request.path) else {
+            return Ok(None);
+        };
+        let Some(check) = &path.existence else {
+            return Ok(None);
+        };
+        let ctx = self.ctx(path, caps, req);
+        check(self.state.clone(), ctx).await.map(Some)
+    }
+
+    fn help(&self, mount: &MountContext, rel: &str) -> Result<Value> {
+        let Some((path, _)) = self.route(rel) else {
+            return Ok(json!({
+                "help": self.help.trim(),
+                "openapi": openapi_document(self.openapi_paths(&mount.path)),
+                "see_also": null,
+            }));
+        };
+        let mut text = format!(
+            "Request:        {rel}\nMatching Route: {}\n\n{}\n\n",
+            path.pattern.source(),
+            path.synopsis.trim()
+        );
+        if !path.fields.is_empty() {
+            text.push_str("## PARAMETERS\n\n");
+            for f in path.fields.iter() {
+                text.push_str(&format!(
+                    "    {} ({})\n\n        {}\n\n",
+                    f.name,
+                    f.ty.help_name(),
+                    f.description
+                ));
+            }
+        }
+        text.push_str("## DESCRIPTION\n\n");
+        text.push_str(path.description.trim());
+        let mut paths = Map::new();
+        paths.insert(
+            format!("/{}{}", mount.path, &path.pattern.openapi_path()[1..]),
+            path_openapi(path),
+        );
+        Ok(json!({
+            "help": text,
+            "openapi": openapi_document(paths),
+            "see_also": null,
+        }))
+    }
+
+    fn openapi_paths(&self, mount_path: &str) -> Map<String, Value> {
+        self.paths
+            .iter()
+            .map(|p| {
+                (
+                    format!("/{mount_path}{}", &p.pattern.openapi_path()[1..]),
+                    path_openapi(p),
+                )
+            })
+            .collect()
+    }
+
+    fn special_paths(&self) -> &SpecialPaths {
+        &self.special
+    }
+}
+
+fn path_openapi<S>(path: &Path<S>) -> Value {
+    let captures = path.pattern.capture_names();
+    let params: Vec<Value> = captures
+        .iter()
+        .map(|name| {
+            let desc = path
+                .fields
+                .iter()
+                .find(|f| f.name == *name)
+                .map(|f| f.description)
+                .unwrap_or("");
+            json!({"name": name, "description": desc, "in": "path",
+                   "schema": {"type": "string"}, "required": true})
+        })
+        .collect();
+    let body_fields: Map<String, Value> = path
+        .fields
+        .iter()
+        .filter(|f| !captures.contains(&f.name))
+        .map(|f| {
+            let mut schema = f.ty.openapi_schema();
+            if let Some(obj) = schema.as_object_mut() {
+                obj.insert("description".into(), Value::from(f.description));
+                if let Some(d) = &f.default {
+                    obj.insert("default".into(), d.clone());
+                }
+            }
+            (f.name.to_string(), schema)
+        })
+        .collect();
+    let mut item = Map::new();
+    item.insert("description".into(), Value::from(path.synopsis.trim()));
+    item.insert("parameters".into(), Value::from(params));
+    let ops: HashMap<Operation, &'static str> =
+        path.operations.iter().map(|(o, _, s)| (*o, *s)).collect();
+    if ops.contains_key(&Operation::Create) || path.existence.is_some() {
+        item.insert("x-vault-createSupported".into(), Value::Bool(true));
+    }
+    let body = || json!({"content": {"application/json": {"schema": {"type": "object", "properties": body_fields}}}});
+    let mut add = |method: &str, summary: &str, with_body: bool, list: bool| {
+        let mut op = json!({"summary": summary, "responses": {"200": {"description": "OK"}}});
+        if with_body && !body_fields.is_empty() {
+            op["requestBody"] = body();
+        }
+        if list {
+            op["parameters"] = json!([{"name": "list", "in": "query", "required": true,
+                "schema": {"type": "string", "enum": ["true"]}}]);
+        }
+        item.insert(method.into(), op);
+    };
+    if let Some(s) = ops.get(&Operation::Read) {
+        add("get", s, false, false);
+    } else if let Some(s) = ops.get(&Operation::List) {
+        add("get", s, false, true);
+    }
+    if let Some(s) = ops
+        .get(&Operation::Update)
+        .or_else(|| ops.get(&Operation::Create))
+    {
+        add("post", s, true, false);
+    }
+    if let Some(s) = ops.get(&Operation::Patch) {
+        add("patch", s, true, false);
+    }
+    if let Some(s) = ops.get(&Operation::Delete) {
+        add("delete", s, false, false);
+    }
+    Value::Object(item)
+}
+
+/// Wraps OpenAPI `paths` into a whole OpenAPI 3 document.
+pub fn openapi_document(paths: Map<String, Value>) -> Value {
+    json!({
+        "openapi": "3.0.2",
+        "info": {
+            "title": "Strongroom API",
+            "description": "HTTP API compatible with OpenBao and Vault. All API routes are prefixed with `/v1/`.",
+            "version": env!("CARGO_PKG_VERSION"),
+            "license": {"name": "Mozilla Public License 2.0", "url": "https://www.mozilla.org/en-US/MPL/2.0"}
+        },
+        "paths": paths,
+        "components": {"schemas": {}},
+    })
+}

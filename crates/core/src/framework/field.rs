@@ -1,0 +1,407 @@
+//! Typed fields of a backend path and Vault's lenient decoding of request
+//! data: numbers given as strings, booleans as `"true"`/`"1"`, durations as
+//! `"1h"` or seconds, lists as JSON arrays or comma-separated strings.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::duration::duration_from_json;
+use crate::logical::Data;
+use crate::{Error, Result};
+
+/// The type of a field, which decides how its raw value is decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldType {
+    /// A string; numbers and booleans are accepted and stringified.
+    String,
+    /// A signed integer; numeric strings are accepted.
+    Int,
+    /// A boolean; Go's `ParseBool` strings are accepted.
+    Bool,
+    /// A duration in seconds; `"1h"`-style strings and numbers accepted.
+    DurationSecond,
+    /// A list of strings; a comma-separated string is split and trimmed.
+    CommaStringSlice,
+    /// A JSON object.
+    Map,
+    /// A map of strings to strings; an object, or `["k=v", ...]`.
+    KvPairs,
+    /// A header-like map of string lists; an object.
+    Header,
+}
+
+impl FieldType {
+    /// The name shown in help text (Vault's names).
+    pub fn help_name(self) -> &'static str {
+        match self {
+            FieldType::String => "string",
+            FieldType::Int => "int",
+            FieldType::Bool => "bool",
+            FieldType::DurationSecond => "duration (sec)",
+            FieldType::CommaStringSlice => "slice",
+            FieldType::Map => "map",
+            FieldType::KvPairs => "keypair",
+            FieldType::Header => "header",
+        }
+    }
+
+    /// The OpenAPI schema of the type.
+    pub fn openapi_schema(self) -> Value {
+        match self {
+            FieldType::String => serde_json::json!({"type": "string"}),
+            FieldType::Int => serde_json::json!({"type": "integer"}),
+            FieldType::Bool => serde_json::json!({"type": "boolean"}),
+            FieldType::DurationSecond => {
+                serde_json::json!({"type": "string", "format": "duration"})
+            }
+            FieldType::CommaStringSlice => {
+                serde_json::json!({"type": "array", "items": {"type": "string"}})
+            }
+            FieldType::Map | FieldType::KvPairs | FieldType::Header => {
+                serde_json::json!({"type": "object"})
+            }
+        }
+    }
+}
+
+/// A declared field of a path.
+#[derive(Debug, Clone)]
+pub struct Field {
+    /// The parameter name.
+    pub name: &'static str,
+    /// How its value is decoded.
+    pub ty: FieldType,
+    /// One-line description for help and OpenAPI.
+    pub description: &'static str,
+    /// The value used when the request does not give one.
+    pub default: Option<Value>,
+    /// Whether the request must give it (checked by [`FieldData::require`]).
+    pub required: bool,
+}
+
+impl Field {
+    /// A field with no default.
+    pub const fn new(name: &'static str, ty: FieldType, description: &'static str) -> Self {
+        Field {
+            name,
+            ty,
+            description,
+            default: None,
+            required: false,
+        }
+    }
+
+    /// Sets the default value (builder style).
+    pub fn default(mut self, value: Value) -> Self {
+        self.default = Some(value);
+        self
+    }
+
+    /// Marks the field required (builder style).
+    pub fn required(mut self) -> Self {
+        self.required = true;
+        self
+    }
+}
+
+/// The request's data seen through a path's declared fields.
+#[derive(Debug, Clone)]
+pub struct FieldData {
+    raw: Data,
+    captures: HashMap<String, String>,
+    schema: std::sync::Arc<[Field]>,
+}
+
+impl FieldData {
+    /// Combines raw request data with the path captures (which take
+    /// precedence) under `schema`.
+    pub fn new(
+        raw: Data,
+        captures: HashMap<String, String>,
+        schema: std::sync::Arc<[Field]>,
+    ) -> Self {
+        FieldData {
+            raw,
+            captures,
+            schema,
+        }
+    }
+
+    /// The raw request data (for paths that take arbitrary input).
+    pub fn raw(&self) -> &Data {
+        &self.raw
+    }
+
+    /// Consumes self, returning the raw data.
+    pub fn into_raw(self) -> Data {
+        self.raw
+    }
+
+    /// Names in the raw data that the schema does not declare, sorted.
+    pub fn unknown_fields(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .raw
+            .keys()
+            .filter(|k| !self.schema.iter().any(|f| f.name == k.as_str()))
+            .cloned()
+            .collect();
+        out.sort();
+        out
+    }
+
+    fn field(&self, name: &str) -> Result<&Field> {
+        self.schema
+            .iter()
+            .find(|f| f.name == name)
+            .ok_or_else(|| Error::internal(format!("field {name:?} is not declared")))
+    }
+
+    /// Whether the request gave a value for `name` (captures count).
+    pub fn is_set(&self, name: &str) -> bool {
+        self.captures.contains_key(name) || self.raw.contains_key(name)
+    }
+
+    /// The raw value given for `name`, or its default.
+    fn value(&self, name: &str) -> Result<Option<Value>> {
+        let field = self.field(name)?;
+        if let Some(c) = self.captures.get(name) {
+            return Ok(Some(Value::String(c.clone())));
+        }
+        match self.raw.get(name) {
+            Some(Value::Null) | None => Ok(field.default.clone()),
+            Some(v) => Ok(Some(v.clone())),
+        }
+    }
+
+    fn invalid(name: &str, value: &Value, ty: FieldType) -> Error {
+        Error::bad_request(format!(
+            "error converting input {value} for field {name:?}: cannot parse as {}",
+            ty.help_name()
+        ))
+    }
+
+    /// Checks that every required field is present.
+    pub fn require(&self) -> Result<()> {
+        for f in self.schema.iter().filter(|f| f.required) {
+            if !self.is_set(f.name) {
+                return Err(Error::bad_request(format!("missing {}", f.name)));
+            }
+        }
+        Ok(())
+    }
+
+    /// A string field.
+    pub fn get_str(&self, name: &str) -> Result<Option<String>> {
+        let Some(v) = self.value(name)? else {
+            return Ok(None);
+        };
+        match &v {
+            Value::String(s) => Ok(Some(s.clone())),
+            Value::Number(n) => Ok(Some(n.to_string())),
+            Value::Bool(b) => Ok(Some(b.to_string())),
+            _ => Err(Self::invalid(name, &v, FieldType::String)),
+        }
+    }
+
+    /// A string field, empty when absent.
+    pub fn str_or_empty(&self, name: &str) -> Result<String> {
+        Ok(self.get_str(name)?.unwrap_or_default())
+    }
+
+    /// A boolean field.
+    pub fn get_bool(&self, name: &str) -> Result<Option<bool>> {
+        let Some(v) = self.value(name)? else {
+            return Ok(None);
+        };
+        match &v {
+            Value::Bool(b) => Ok(Some(*b)),
+            Value::String(s) => parse_go_bool(s)
+                .map(Some)
+                .ok_or_else(|| Self::invalid(name, &v, FieldType::Bool)),
+            Value::Number(n) => match n.as_i64() {
+                Some(0) => Ok(Some(false)),
+                Some(1) => Ok(Some(true)),
+                _ => Err(Self::invalid(name, &v, FieldType::Bool)),
+            },
+            _ => Err(Self::invalid(name, &v, FieldType::Bool)),
+        }
+    }
+
+    /// An integer field.
+    pub fn get_int(&self, name: &str) -> Result<Option<i64>> {
+        let Some(v) = self.value(name)? else {
+            return Ok(None);
+        };
+        let parsed = match &v {
+            Value::Number(n) => n
+                .as_i64()
+                .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
+            Value::String(s) => s.trim().parse::<i64>().ok(),
+            _ => None,
+        };
+        parsed
+            .map(Some)
+            .ok_or_else(|| Self::invalid(name, &v, FieldType::Int))
+    }
+
+    /// A duration field.
+    pub fn get_duration(&self, name: &str) -> Result<Option<Duration>> {
+        let Some(v) = self.value(name)? else {
+            return Ok(None);
+        };
+        if let Value::String(s) = &v {
+            if s.is_empty() {
+                return Ok(Some(Duration::ZERO));
+            }
+        }
+        duration_from_json(&v)
+            .map(Some)
+            .map_err(|_| Self::invalid(name, &v, FieldType::DurationSecond))
+    }
+
+    /// A list-of-strings field (array, or comma-separated string).
+    pub fn get_strings(&self, name: &str) -> Result<Option<Vec<String>>> {
+        let Some(v) = self.value(name)? else {
+            return Ok(None);
+        };
+        match &v {
+            Value::String(s) => Ok(Some(
+                s.split(',')
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                    .map(String::from)
+                    .collect(),
+            )),
+            Value::Array(items) => items
+                .iter()
+                .map(|i| match i {
+                    Value::String(s) => Ok(s.trim().to_string()),
+                    Value::Number(n) => Ok(n.to_string()),
+                    Value::Bool(b) => Ok(b.to_string()),
+                    _ => Err(Self::invalid(name, &v, FieldType::CommaStringSlice)),
+                })
+                .collect::<Result<Vec<_>>>()
+                .map(Some),
+            _ => Err(Self::invalid(name, &v, FieldType::CommaStringSlice)),
+        }
+    }
+
+    /// An object field. A JSON string holding an object is accepted too.
+    pub fn get_map(&self, name: &str) -> Result<Option<Map<String, Value>>> {
+        let Some(v) = self.value(name)? else {
+            return Ok(None);
+        };
+        match &v {
+            Value::Object(m) => Ok(Some(m.clone())),
+            Value::String(s) if s.is_empty() => Ok(Some(Map::new())),
+            Value::String(s) => match serde_json::from_str::<Value>(s) {
+                Ok(Value::Object(m)) => Ok(Some(m)),
+                _ => Err(Self::invalid(name, &v, FieldType::Map)),
+            },
+            _ => Err(Self::invalid(name, &v, FieldType::Map)),
+        }
+    }
+
+    /// A map of strings (`{"k":"v"}` or `["k=v"]`).
+    pub fn get_kv_pairs(&self, name: &str) -> Result<Option<HashMap<String, String>>> {
+        let Some(v) = self.value(name)? else {
+            return Ok(None);
+        };
+        let bad = || Self::invalid(name, &v, FieldType::KvPairs);
+        match &v {
+            Value::Object(m) => m
+                .iter()
+                .map(|(k, val)| match val {
+                    Value::String(s) => Ok((k.clone(), s.clone())),
+                    Value::Number(n) => Ok((k.clone(), n.to_string())),
+                    Value::Bool(b) => Ok((k.clone(), b.to_string())),
+                    _ => Err(bad()),
+                })
+                .collect::<Result<_>>()
+                .map(Some),
+            Value::Array(items) => items
+                .iter()
+                .map(|i| {
+                    let s = i.as_str().ok_or_else(bad)?;
+                    let (k, val) = s.split_once('=').ok_or_else(bad)?;
+                    Ok((k.to_string(), val.to_string()))
+                })
+                .collect::<Result<_>>()
+                .map(Some),
+            _ => Err(bad()),
+        }
+    }
+}
+
+/// Go's `strconv.ParseBool`, which Vault uses for boolean strings.
+pub fn parse_go_bool(s: &str) -> Option<bool> {
+    match s {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::sync::Arc;
+
+    fn data(v: Value, schema: Vec<Field>) -> FieldData {
+        let Value::Object(m) = v else { panic!() };
+        FieldData::new(m, HashMap::new(), Arc::from(schema))
+    }
+
+    #[test]
+    fn lenient_decoding() {
+        let fd = data(
+            json!({"n": "42", "b": "true", "d": "1h", "l": "a, b,,c", "m": "{\"x\":1}", "s": 7}),
+            vec![
+                Field::new("n", FieldType::Int, ""),
+                Field::new("b", FieldType::Bool, ""),
+                Field::new("d", FieldType::DurationSecond, ""),
+                Field::new("l", FieldType::CommaStringSlice, ""),
+                Field::new("m", FieldType::Map, ""),
+                Field::new("s", FieldType::String, ""),
+                Field::new("def", FieldType::Int, "").default(json!(5)),
+            ],
+        );
+        assert_eq!(fd.get_int("n").unwrap(), Some(42));
+        assert_eq!(fd.get_bool("b").unwrap(), Some(true));
+        assert_eq!(
+            fd.get_duration("d").unwrap(),
+            Some(Duration::from_secs(3600))
+        );
+        assert_eq!(fd.get_strings("l").unwrap().unwrap(), vec!["a", "b", "c"]);
+        assert_eq!(fd.get_map("m").unwrap().unwrap()["x"], json!(1));
+        assert_eq!(fd.get_str("s").unwrap().unwrap(), "7");
+        assert_eq!(fd.get_int("def").unwrap(), Some(5));
+        assert!(fd.get_str("undeclared").is_err());
+    }
+
+    #[test]
+    fn wrong_types_are_bad_requests() {
+        let fd = data(
+            json!({"n": "x", "b": "maybe", "d": "forever", "l": {"a": 1}}),
+            vec![
+                Field::new("n", FieldType::Int, ""),
+                Field::new("b", FieldType::Bool, ""),
+                Field::new("d", FieldType::DurationSecond, ""),
+                Field::new("l", FieldType::CommaStringSlice, ""),
+            ],
+        );
+        for name in ["n", "b", "d", "l"] {
+            let err = match name {
+                "n" => fd.get_int(name).unwrap_err(),
+                "b" => fd.get_bool(name).unwrap_err(),
+                "d" => fd.get_duration(name).unwrap_err(),
+                _ => fd.get_strings(name).unwrap_err(),
+            };
+            assert_eq!(err.status(), 400, "{name}");
+        }
+        assert_eq!(fd.unknown_fields(), Vec::<String>::new());
+    }
+}

@@ -1,0 +1,288 @@
+//! The logical request and response: what the HTTP layer turns a call into,
+//! and what backends answer. Independent of HTTP so that forwarding (HA),
+//! audit and in-process tests see the same values.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// A JSON object, the shape of request and response data.
+pub type Data = Map<String, Value>;
+
+/// What a request asks of a path. HTTP maps onto it as Vault does: GET read,
+/// POST/PUT create-or-update (decided by the backend's existence check),
+/// DELETE delete, LIST or `GET ?list=true` list, PATCH patch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Operation {
+    /// Read the value at a path.
+    Read,
+    /// Write a path that does not exist yet.
+    Create,
+    /// Write a path (that exists, when the backend has an existence check).
+    Update,
+    /// Merge into a path.
+    Patch,
+    /// Remove a path.
+    Delete,
+    /// List the keys below a path.
+    List,
+    /// Describe a path (`?help=1`).
+    Help,
+}
+
+impl Operation {
+    /// The lowercase name used in help, OpenAPI and ACL capabilities.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Read => "read",
+            Operation::Create => "create",
+            Operation::Update => "update",
+            Operation::Patch => "patch",
+            Operation::Delete => "delete",
+            Operation::List => "list",
+            Operation::Help => "help",
+        }
+    }
+}
+
+/// A client's secret token. Its `Debug` never prints the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientToken(pub String);
+
+impl std::fmt::Debug for ClientToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientToken(<redacted>)")
+    }
+}
+
+/// A request to a logical path (relative to `/v1/`).
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The id echoed as `request_id`.
+    pub id: String,
+    /// What is asked.
+    pub operation: Operation,
+    /// The path below `/v1/`, without leading slash, e.g. `secret/foo`.
+    pub path: String,
+    /// The JSON body (writes) or the query parameters (reads, lists).
+    pub data: Data,
+    /// The token that authenticates the request, if any.
+    pub client_token: Option<ClientToken>,
+    /// `X-Vault-Wrap-TTL`: wrap the response for this long.
+    pub wrap_ttl: Option<Duration>,
+    /// The client's address, for CIDR bindings.
+    pub remote_addr: Option<IpAddr>,
+}
+
+impl Request {
+    /// A request with a fresh id and nothing else set.
+    pub fn new(operation: Operation, path: impl Into<String>) -> Self {
+        Request {
+            id: uuid::Uuid::new_v4().to_string(),
+            operation,
+            path: path.into(),
+            data: Data::new(),
+            client_token: None,
+            wrap_ttl: None,
+            remote_addr: None,
+        }
+    }
+
+    /// Sets the data (builder style, for tests and internal callers).
+    pub fn with_data(mut self, data: Data) -> Self {
+        self.data = data;
+        self
+    }
+
+    /// Sets the client token (builder style).
+    pub fn with_token(mut self, token: impl Into<String>) -> Self {
+        self.client_token = Some(ClientToken(token.into()));
+        self
+    }
+}
+
+/// The authentication block of a response that issued a token.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Auth {
+    /// The new token.
+    pub client_token: String,
+    /// Its accessor.
+    pub accessor: String,
+    /// All its policies.
+    pub policies: Vec<String>,
+    /// The policies that came from the token itself.
+    pub token_policies: Vec<String>,
+    /// Metadata attached by the auth method.
+    pub metadata: Option<Map<String, Value>>,
+    /// TTL in seconds.
+    pub lease_duration: u64,
+    /// Whether the token can be renewed.
+    pub renewable: bool,
+    /// The entity id (empty until identity exists).
+    pub entity_id: String,
+    /// `service` or `batch`.
+    pub token_type: String,
+    /// Whether the token has no parent.
+    pub orphan: bool,
+    /// Multi-factor requirement (always null here).
+    pub mfa_requirement: Option<Value>,
+    /// Remaining uses, 0 for unlimited.
+    pub num_uses: u64,
+}
+
+/// Lease information of a leased response.
+#[derive(Debug, Clone, Default)]
+pub struct Lease {
+    /// The lease id (empty when the response is not leased).
+    pub lease_id: String,
+    /// Seconds until the data should be re-read or renewed.
+    pub lease_duration: u64,
+    /// Whether `sys/leases/renew` may extend it.
+    pub renewable: bool,
+}
+
+/// What a wrapped response carries instead of its data.
+#[derive(Debug, Clone, Serialize)]
+pub struct WrapInfo {
+    /// The single-use wrapping token.
+    pub token: String,
+    /// The wrapping token's accessor.
+    pub accessor: String,
+    /// Seconds the wrapping token lives.
+    pub ttl: u64,
+    /// RFC 3339 creation time.
+    pub creation_time: String,
+    /// The path whose response was wrapped.
+    pub creation_path: String,
+    /// The accessor of the wrapped token, when an auth response was wrapped.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub wrapped_accessor: String,
+}
+
+/// A response that bypasses the standard envelope: some `sys/` endpoints
+/// (seal-status, health, init, unseal, leader) answer with a bare object and
+/// their own status codes.
+#[derive(Debug, Clone)]
+pub struct Raw {
+    /// The HTTP status.
+    pub status: u16,
+    /// The body, serialised as-is.
+    pub body: Value,
+}
+
+/// A backend's answer.
+#[derive(Debug, Clone, Default)]
+pub struct Response {
+    /// The `data` object.
+    pub data: Option<Data>,
+    /// The `auth` block, when a token was issued.
+    pub auth: Option<Auth>,
+    /// Lease information, when the data is leased.
+    pub lease: Option<Lease>,
+    /// Non-fatal remarks (unknown fields, deprecations).
+    pub warnings: Vec<String>,
+    /// Set when the response was wrapped.
+    pub wrap_info: Option<WrapInfo>,
+    /// A bare response, rendered instead of the envelope.
+    pub raw: Option<Raw>,
+    /// An explicit status for an enveloped answer (e.g. a 404 carrying data).
+    pub status: Option<u16>,
+    /// Top-level fields some legacy `sys/` endpoints add beside the envelope.
+    pub top_level: Option<Data>,
+}
+
+impl Response {
+    /// A response with `data`.
+    pub fn data(data: Data) -> Self {
+        Response {
+            data: Some(data),
+            ..Default::default()
+        }
+    }
+
+    /// An empty response (HTTP 204 unless warnings are attached).
+    pub fn empty() -> Self {
+        Response::default()
+    }
+
+    /// A bare response with its own status.
+    pub fn raw(status: u16, body: Value) -> Self {
+        Response {
+            raw: Some(Raw { status, body }),
+            ..Default::default()
+        }
+    }
+
+    /// Adds a warning (builder style).
+    pub fn with_warning(mut self, warning: impl Into<String>) -> Self {
+        self.warnings.push(warning.into());
+        self
+    }
+
+    /// True when there is nothing to send but a 204.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_none()
+            && self.auth.is_none()
+            && self.lease.is_none()
+            && self.warnings.is_empty()
+            && self.wrap_info.is_none()
+            && self.raw.is_none()
+            && self.status.is_none()
+            && self.top_level.is_none()
+    }
+
+    /// Renders the standard envelope (`request_id`, `lease_id`, `renewable`,
+    /// `lease_duration`, `data`, `wrap_info`, `warnings`, `auth`).
+    pub fn envelope(&self, request_id: &str) -> Value {
+        let lease = self.lease.clone().unwrap_or_default();
+        let mut out = Map::new();
+        if let Some(top) = &self.top_level {
+            for (k, v) in top {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+        out.insert("request_id".into(), Value::String(request_id.to_string()));
+        out.insert("lease_id".into(), Value::String(lease.lease_id));
+        out.insert("renewable".into(), Value::Bool(lease.renewable));
+        out.insert("lease_duration".into(), Value::from(lease.lease_duration));
+        out.insert(
+            "data".into(),
+            self.data.clone().map(Value::Object).unwrap_or(Value::Null),
+        );
+        out.insert(
+            "wrap_info".into(),
+            self.wrap_info
+                .as_ref()
+                .and_then(|w| serde_json::to_value(w).ok())
+                .unwrap_or(Value::Null),
+        );
+        out.insert(
+            "warnings".into(),
+            if self.warnings.is_empty() {
+                Value::Null
+            } else {
+                Value::from(self.warnings.clone())
+            },
+        );
+        out.insert(
+            "auth".into(),
+            self.auth
+                .as_ref()
+                .and_then(|a| serde_json::to_value(a).ok())
+                .unwrap_or(Value::Null),
+        );
+        Value::Object(out)
+    }
+}
+
+/// Anything that answers logical requests: the [`Core`](crate::core::Core),
+/// and in tests a fake. The HTTP layer depends only on this.
+#[async_trait::async_trait]
+pub trait RequestHandler: Send + Sync + 'static {
+    /// Answers one request. A `Help` operation answers with a raw
+    /// `{"help": ...}` body.
+    async fn handle_request(&self, req: Request) -> crate::Result<Response>;
+}

@@ -1,0 +1,769 @@
+//! The system backend (`sys/`): seal and initialisation, health and leader
+//! status, the barrier's key, and the mount tables. The seal-related paths
+//! are answered even while sealed (the core dispatches them directly).
+
+use std::sync::{Arc, Weak};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use serde_json::{json, Map, Value};
+use zeroize::Zeroizing;
+
+use crate::core::{Core, InitParams, Tune};
+use crate::framework::{
+    handler, parse_go_bool, Backend, Ctx, Field, FieldType, Path, PathSet, SpecialPaths,
+};
+use crate::logical::{Data, Operation, Response};
+use crate::mount::{MountConfig, Table};
+use crate::{duration, Error, Result};
+
+/// The system backend's state: a handle back to the core.
+pub struct SysState {
+    core: Weak<Core>,
+}
+
+impl SysState {
+    fn core(&self) -> Result<Arc<Core>> {
+        self.core
+            .upgrade()
+            .ok_or_else(|| Error::internal("core is shutting down"))
+    }
+}
+
+type S = Arc<SysState>;
+
+fn obj(v: Value) -> Data {
+    match v {
+        Value::Object(m) => m,
+        _ => Data::new(),
+    }
+}
+
+/// A response with `data` also copied to the top level, as Vault's legacy
+/// `sys/` endpoints answer.
+fn legacy(data: Data) -> Response {
+    Response {
+        top_level: Some(data.clone()),
+        data: Some(data),
+        ..Default::default()
+    }
+}
+
+async fn seal_status_body(core: &Core) -> Result<Value> {
+    let config = core.seal_config().await?;
+    let initialized = core.is_initialized().await?;
+    let (progress, nonce) = core.unseal_progress().await;
+    let (t, n) = config
+        .as_ref()
+        .map(|c| (c.secret_threshold, c.secret_shares))
+        .unwrap_or((0, 0));
+    let mut body = json!({
+        "type": "shamir",
+        "initialized": initialized,
+        "sealed": core.is_sealed(),
+        "t": t,
+        "n": n,
+        "progress": progress,
+        "nonce": nonce,
+        "version": env!("CARGO_PKG_VERSION"),
+        "build_date": "",
+        "migration": false,
+        "recovery_seal": false,
+        "storage_type": core.config().storage_type,
+    });
+    if let Ok(u) = core.unsealed() {
+        body["cluster_name"] = json!(u.cluster.name);
+        body["cluster_id"] = json!(u.cluster.id);
+    }
+    Ok(body)
+}
+
+async fn seal_status(s: S, _ctx: Ctx) -> Result<Response> {
+    let core = s.core()?;
+    Ok(Response::raw(200, seal_status_body(&core).await?))
+}
+
+async fn init_read(s: S, _ctx: Ctx) -> Result<Response> {
+    let core = s.core()?;
+    Ok(Response::raw(
+        200,
+        json!({"initialized": core.is_initialized().await?}),
+    ))
+}
+
+async fn init_write(s: S, ctx: Ctx) -> Result<Response> {
+    let core = s.core()?;
+    let f = &ctx.fields;
+    for unsupported in ["pgp_keys", "root_token_pgp_key"] {
+        if f.get_strings(unsupported)?.is_some_and(|v| !v.is_empty()) {
+            return Err(Error::bad_request(format!(
+                "{unsupported} is not supported by this server"
+            )));
+        }
+    }
+    let shares = f.get_int("secret_shares")?.unwrap_or(0);
+    let threshold = f.get_int("secret_threshold")?.unwrap_or(0);
+    let out = core
+        .initialize(InitParams {
+            secret_shares: usize::try_from(shares).unwrap_or(0),
+            secret_threshold: usize::try_from(threshold).unwrap_or(0),
+            root_token_id: None,
+        })
+        .await?;
+    let engine = base64::engine::general_purpose::STANDARD;
+    let keys: Vec<String> = out.keys.iter().map(hex::encode).collect();
+    let keys_b64: Vec<String> = out.keys.iter().map(|k| engine.encode(k)).collect();
+    Ok(Response::raw(
+        200,
+        json!({
+            "keys": keys,
+            "keys_base64": keys_b64,
+            "root_token": out.root_token.as_str(),
+        }),
+    ))
+}
+
+/// Decodes an unseal key given as hex or base64, as Vault accepts both.
+fn decode_key(key: &str) -> Result<Zeroizing<Vec<u8>>> {
+    if let Ok(k) = hex::decode(key) {
+        return Ok(Zeroizing::new(k));
+    }
+    base64::engine::general_purpose::STANDARD
+        .decode(key)
+        .map(Zeroizing::new)
+        .map_err(|_| Error::bad_request("'key' must be a valid hex or base64 string"))
+}
+
+async fn unseal(s: S, ctx: Ctx) -> Result<Response> {
+    let core = s.core()?;
+    let f = &ctx.fields;
+    if f.get_bool("reset")?.unwrap_or(false) {
+        core.reset_unseal().await;
+        return Ok(Response::raw(200, seal_status_body(&core).await?));
+    }
+    let key = f.str_or_empty("key")?;
+    if key.is_empty() {
+        return Err(Error::bad_request(
+            "'key' must be specified in request body as JSON, or 'reset' set to true",
+        ));
+    }
+    let key = decode_key(&key)?;
+    if !core.is_initialized().await? {
+        return Err(Error::bad_request("Vault is not initialized"));
+    }
+    core.submit_unseal_key(key).await?;
+    Ok(Response::raw(200, seal_status_body(&core).await?))
+}
+
+async fn seal(s: S, _ctx: Ctx) -> Result<Response> {
+    s.core()?.seal().await;
+    Ok(Response::empty())
+}
+
+fn code_param(ctx: &Ctx, name: &str, default: u16) -> Result<u16> {
+    match ctx.request.data.get(name) {
+        None => Ok(default),
+        Some(v) => {
+            let n = match v {
+                Value::String(s) => s.parse::<u16>().ok(),
+                Value::Number(n) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
+                _ => None,
+            };
+            n.filter(|c| (100..600).contains(c)).ok_or_else(|| {
+                Error::bad_request(format!("unable to parse {name} value: invalid code"))
+            })
+        }
+    }
+}
+
+async fn health(s: S, ctx: Ctx) -> Result<Response> {
+    let core = s.core()?;
+    // Every code parameter is validated, also those that do not apply to a
+    // single-node server (standby, performance standby, DR secondary).
+    for (name, default) in [
+        ("standbycode", 429),
+        ("drsecondarycode", 472),
+        ("performancestandbycode", 473),
+        ("removedcode", 530),
+    ] {
+        code_param(&ctx, name, default)?;
+    }
+    for name in ["standbyok", "perfstandbyok"] {
+        if let Some(Value::String(v)) = ctx.request.data.get(name) {
+            if !v.is_empty() && parse_go_bool(v).is_none() {
+                return Err(Error::bad_request(format!(
+                    "bad value for {name} parameter"
+                )));
+            }
+        }
+    }
+    let initialized = core.is_initialized().await?;
+    let sealed = core.is_sealed();
+    let status = if !initialized {
+        code_param(&ctx, "uninitcode", 501)?
+    } else if sealed {
+        code_param(&ctx, "sealedcode", 503)?
+    } else {
+        code_param(&ctx, "activecode", 200)?
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let mut body = json!({
+        "initialized": initialized,
+        "sealed": sealed,
+        "standby": false,
+        "performance_standby": false,
+        "replication_performance_mode": "disabled",
+        "replication_dr_mode": "disabled",
+        "server_time_utc": now,
+        "version": env!("CARGO_PKG_VERSION"),
+    });
+    if let Ok(u) = core.unsealed() {
+        body["cluster_name"] = json!(u.cluster.name);
+        body["cluster_id"] = json!(u.cluster.id);
+    }
+    Ok(Response::raw(status, body))
+}
+
+async fn leader(s: S, _ctx: Ctx) -> Result<Response> {
+    let core = s.core()?;
+    if core.is_sealed() {
+        return Err(Error::Sealed);
+    }
+    // High availability is not configured: one node, always active.
+    Ok(Response::raw(200, json!({"ha_enabled": false})))
+}
+
+async fn key_status(s: S, _ctx: Ctx) -> Result<Response> {
+    let core = s.core()?;
+    let status = core.barrier().key_status().ok_or(Error::Sealed)?;
+    Ok(legacy(obj(json!({
+        "term": status.term,
+        "install_time": humantime::format_rfc3339_nanos(status.install_time).to_string(),
+        "encryptions": status.encryptions,
+    }))))
+}
+
+async fn rotate(s: S, _ctx: Ctx) -> Result<Response> {
+    let core = s.core()?;
+    let term = core.barrier().rotate().await?;
+    tracing::info!(term, "core: installed new encryption key");
+    Ok(Response::empty())
+}
+
+fn table_listing(core: &Core, entries: &[crate::mount::MountEntry]) -> Data {
+    entries
+        .iter()
+        .map(|e| {
+            let _ = core;
+            (e.path.clone(), e.to_api())
+        })
+        .collect()
+}
+
+async fn list_table(s: S, table: Table) -> Result<Response> {
+    let core = s.core()?;
+    let entries = core.mount_table(table).await?;
+    Ok(legacy(table_listing(&core, &entries)))
+}
+
+async fn mounts_list(s: S, _ctx: Ctx) -> Result<Response> {
+    list_table(s, Table::Mounts).await
+}
+
+async fn auth_list(s: S, _ctx: Ctx) -> Result<Response> {
+    list_table(s, Table::Auth).await
+}
+
+fn table_of(ctx: &Ctx) -> Table {
+    if ctx.request.path.starts_with("auth") {
+        Table::Auth
+    } else {
+        Table::Mounts
+    }
+}
+
+fn mount_path(ctx: &Ctx) -> Result<String> {
+    crate::mount::normalize_mount_path(&ctx.fields.str_or_empty("path")?)
+}
+
+async fn mount_read(s: S, ctx: Ctx) -> Result<Response> {
+    let core = s.core()?;
+    let table = table_of(&ctx);
+    let path = mount_path(&ctx)?;
+    let entry = core
+        .mount_table(table)
+        .await?
+        .into_iter()
+        .find(|e| e.path == path)
+        .ok_or_else(|| match table {
+            Table::Mounts => Error::bad_request(format!("No secret engine mount at {path}")),
+            Table::Auth => Error::bad_request(format!("No auth engine at auth/{path}")),
+        })?;
+    Ok(legacy(obj(entry.to_api())))
+}
+
+/// Reads a string list that Vault accepts as an array or a comma string.
+fn string_list(v: &Value, name: &str) -> Result<Vec<String>> {
+    match v {
+        Value::String(s) => Ok(s
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(String::from)
+            .collect()),
+        Value::Array(a) => a
+            .iter()
+            .map(|i| {
+                i.as_str()
+                    .map(String::from)
+                    .ok_or_else(|| Error::bad_request(format!("{name} must be a list of strings")))
+            })
+            .collect(),
+        Value::Null => Ok(Vec::new()),
+        _ => Err(Error::bad_request(format!(
+            "{name} must be a list of strings"
+        ))),
+    }
+}
+
+fn ttl_value(v: &Value, name: &str) -> Result<u64> {
+    if let Value::String(s) = v {
+        if s.is_empty() || s == "system" {
+            return Ok(0);
+        }
+    }
+    duration::duration_from_json(v)
+        .map(|d| d.as_secs())
+        .map_err(|_| Error::bad_request(format!("unable to parse {name}: invalid duration")))
+}
+
+/// Options are string-valued in Vault (`{"version": "2"}`).
+fn options_value(v: &Value) -> Result<Option<Map<String, Value>>> {
+    match v {
+        Value::Null => Ok(None),
+        Value::Object(m) => Ok(Some(
+            m.iter()
+                .map(|(k, v)| {
+                    let s = match v {
+                        Value::String(s) => s.clone(),
+                        Value::Number(n) => n.to_string(),
+                        Value::Bool(b) => b.to_string(),
+                        _ => return Err(Error::bad_request("options values must be strings")),
+                    };
+                    Ok((k.clone(), Value::String(s)))
+                })
+                .collect::<Result<_>>()?,
+        )),
+        _ => Err(Error::bad_request("options must be an object")),
+    }
+}
+
+fn tune_from(config: &Map<String, Value>) -> Result<Tune> {
+    let mut t = Tune::default();
+    for (k, v) in config {
+        match k.as_str() {
+            "default_lease_ttl" => t.default_lease_ttl = Some(ttl_value(v, k)?),
+            "max_lease_ttl" => t.max_lease_ttl = Some(ttl_value(v, k)?),
+            "description" => {
+                t.description = Some(
+                    v.as_str()
+                        .ok_or_else(|| Error::bad_request("description must be a string"))?
+                        .to_string(),
+                )
+            }
+            "listing_visibility" => {
+                t.listing_visibility = Some(
+                    v.as_str()
+                        .ok_or_else(|| Error::bad_request("listing_visibility must be a string"))?
+                        .to_string(),
+                )
+            }
+            "token_type" => {
+                let s = v
+                    .as_str()
+                    .ok_or_else(|| Error::bad_request("token_type must be a string"))?;
+                if !matches!(
+                    s,
+                    "default-service" | "default-batch" | "service" | "batch" | "default"
+                ) {
+                    return Err(Error::bad_request(format!("invalid token type {s:?}")));
+                }
+                t.token_type = Some(s.to_string());
+            }
+            "passthrough_request_headers" => {
+                t.passthrough_request_headers = Some(string_list(v, k)?)
+            }
+            "allowed_response_headers" => t.allowed_response_headers = Some(string_list(v, k)?),
+            "audit_non_hmac_request_keys" => {
+                t.audit_non_hmac_request_keys = Some(string_list(v, k)?)
+            }
+            "audit_non_hmac_response_keys" => {
+                t.audit_non_hmac_response_keys = Some(string_list(v, k)?)
+            }
+            "options" => t.options = options_value(v)?,
+            "force_no_cache" | "plugin_version" | "user_lockout_config" => {}
+            _ => {}
+        }
+    }
+    Ok(t)
+}
+
+async fn mount_write(s: S, ctx: Ctx) -> Result<Response> {
+    let core = s.core()?;
+    let table = table_of(&ctx);
+    let path = ctx.fields.str_or_empty("path")?;
+    let f = &ctx.fields;
+    let mut kind = f.str_or_empty("type")?;
+    if kind.is_empty() {
+        return Err(Error::bad_request(
+            "backend type must be specified as a string",
+        ));
+    }
+    let mut options = options_value(ctx.request.data.get("options").unwrap_or(&Value::Null))?;
+    // `kv-v2` is Vault's alias for `kv` with version 2.
+    if kind == "kv-v2" {
+        kind = "kv".into();
+        options
+            .get_or_insert_with(Map::new)
+            .insert("version".into(), Value::from("2"));
+    }
+    let raw_config = f.get_map("config")?.unwrap_or_default();
+    let tune = tune_from(&raw_config)?;
+    let mut config = MountConfig {
+        default_lease_ttl: tune.default_lease_ttl.unwrap_or(0),
+        max_lease_ttl: tune.max_lease_ttl.unwrap_or(0),
+        force_no_cache: raw_config
+            .get("force_no_cache")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        listing_visibility: tune.listing_visibility.unwrap_or_default(),
+        passthrough_request_headers: tune.passthrough_request_headers.unwrap_or_default(),
+        allowed_response_headers: tune.allowed_response_headers.unwrap_or_default(),
+        audit_non_hmac_request_keys: tune.audit_non_hmac_request_keys.unwrap_or_default(),
+        audit_non_hmac_response_keys: tune.audit_non_hmac_response_keys.unwrap_or_default(),
+        token_type: tune.token_type,
+    };
+    if table == Table::Auth && config.token_type.is_none() {
+        config.token_type = Some("default-service".into());
+    }
+    let max = if config.max_lease_ttl == 0 {
+        core.config().ttls.max.as_secs()
+    } else {
+        config.max_lease_ttl
+    };
+    if config.default_lease_ttl > max {
+        return Err(Error::bad_request(
+            "backend max lease TTL cannot be less than default lease TTL",
+        ));
+    }
+    let description = f.str_or_empty("description")?;
+    core.mount(table, &path, &kind, &description, config, options)
+        .await?;
+    Ok(Response::empty())
+}
+
+async fn mount_delete(s: S, ctx: Ctx) -> Result<Response> {
+    let core = s.core()?;
+    core.unmount(table_of(&ctx), &ctx.fields.str_or_empty("path")?)
+        .await?;
+    Ok(Response::empty())
+}
+
+async fn tune_read(s: S, ctx: Ctx) -> Result<Response> {
+    let core = s.core()?;
+    let table = table_of(&ctx);
+    let path = mount_path(&ctx)?;
+    let entry = core
+        .mount_table(table)
+        .await?
+        .into_iter()
+        .find(|e| e.path == path)
+        .ok_or_else(|| Error::bad_request(format!("cannot fetch sysview for path {path:?}")))?;
+    let (default_ttl, max_ttl) = core.effective_ttls(&entry);
+    let mut data = obj(json!({
+        "description": entry.description,
+        "default_lease_ttl": default_ttl,
+        "max_lease_ttl": max_ttl,
+        "force_no_cache": entry.config.force_no_cache,
+    }));
+    if let Some(o) = &entry.options {
+        data.insert("options".into(), Value::Object(o.clone()));
+    }
+    let c = &entry.config;
+    if let Some(t) = &c.token_type {
+        data.insert("token_type".into(), json!(t));
+    }
+    if !c.listing_visibility.is_empty() {
+        data.insert("listing_visibility".into(), json!(c.listing_visibility));
+    }
+    for (key, list) in [
+        (
+            "passthrough_request_headers",
+            &c.passthrough_request_headers,
+        ),
+        ("allowed_response_headers", &c.allowed_response_headers),
+        (
+            "audit_non_hmac_request_keys",
+            &c.audit_non_hmac_request_keys,
+        ),
+        (
+            "audit_non_hmac_response_keys",
+            &c.audit_non_hmac_response_keys,
+        ),
+    ] {
+        if !list.is_empty() {
+            data.insert(key.into(), json!(list));
+        }
+    }
+    Ok(legacy(data))
+}
+
+async fn tune_write(s: S, ctx: Ctx) -> Result<Response> {
+    let core = s.core()?;
+    let tune = tune_from(&ctx.request.data)?;
+    core.tune(table_of(&ctx), &ctx.fields.str_or_empty("path")?, tune)
+        .await?;
+    Ok(Response::empty())
+}
+
+/// Whether the request carries a valid token (for endpoints that answer
+/// more to authenticated callers).
+async fn caller_is_authenticated(core: &Core, ctx: &Ctx) -> bool {
+    let Some(t) = &ctx.request.client_token else {
+        return false;
+    };
+    match core.unsealed() {
+        Ok(u) => matches!(u.tokens.lookup(&t.0).await, Ok(Some(_))),
+        Err(_) => false,
+    }
+}
+
+async fn ui_mounts(s: S, ctx: Ctx) -> Result<Response> {
+    let core = s.core()?;
+    let authed = caller_is_authenticated(&core, &ctx).await;
+    let visible = |e: &crate::mount::MountEntry| authed || e.config.listing_visibility == "unauth";
+    let mut secret = Data::new();
+    for e in core.mount_table(Table::Mounts).await? {
+        if visible(&e) {
+            secret.insert(e.path.clone(), e.to_api());
+        }
+    }
+    let mut auth = Data::new();
+    for e in core.mount_table(Table::Auth).await? {
+        if visible(&e) {
+            auth.insert(e.path.clone(), e.to_api());
+        }
+    }
+    Ok(Response::data(obj(json!({"auth": auth, "secret": secret}))))
+}
+
+async fn ui_mount(s: S, ctx: Ctx) -> Result<Response> {
+    let core = s.core()?;
+    let path = ctx.fields.str_or_empty("path")?;
+    let denied = || {
+        Error::Forbidden(format!(
+            "preflight capability check returned 403, please ensure client's policies grant access to path {:?}",
+            format!("{}/", path.trim_end_matches('/'))
+        ))
+    };
+    if !caller_is_authenticated(&core, &ctx).await {
+        return Err(Error::PermissionDenied);
+    }
+    let entry = core.mount_for_path(&path)?.ok_or_else(denied)?;
+    let mut data = obj(entry.to_api());
+    data.insert("path".into(), json!(entry.route_path()));
+    let (default_ttl, max_ttl) = core.effective_ttls(&entry);
+    let _ = max_ttl;
+    if let Some(c) = data.get_mut("config").and_then(Value::as_object_mut) {
+        c.insert(
+            "default_lease_ttl".into(),
+            json!(entry.config.default_lease_ttl.min(default_ttl)),
+        );
+    }
+    Ok(Response::data(data))
+}
+
+fn path_field() -> Field {
+    Field::new("path", FieldType::String, "The path of the mount.")
+}
+
+fn mount_fields() -> Vec<Field> {
+    vec![
+        path_field(),
+        Field::new("type", FieldType::String, "The type of the backend."),
+        Field::new(
+            "description",
+            FieldType::String,
+            "User-friendly description.",
+        ),
+        Field::new(
+            "config",
+            FieldType::Map,
+            "Configuration for this mount, such as default_lease_ttl and max_lease_ttl.",
+        ),
+        Field::new(
+            "options",
+            FieldType::KvPairs,
+            "The options to pass into the backend, e.g. version for kv.",
+        ),
+        Field::new(
+            "local",
+            FieldType::Bool,
+            "Mark the mount as local (not replicated).",
+        ),
+        Field::new(
+            "seal_wrap",
+            FieldType::Bool,
+            "Whether to turn on seal wrapping for the mount.",
+        ),
+        Field::new(
+            "external_entropy_access",
+            FieldType::Bool,
+            "Whether to give the mount access to external entropy.",
+        ),
+        Field::new(
+            "plugin_name",
+            FieldType::String,
+            "Name of the plugin (deprecated, use type).",
+        ),
+        Field::new(
+            "plugin_version",
+            FieldType::String,
+            "The semantic version of the plugin to use.",
+        ),
+    ]
+}
+
+fn tune_fields() -> Vec<Field> {
+    vec![
+        path_field(),
+        Field::new("default_lease_ttl", FieldType::String, "The default lease TTL for this mount."),
+        Field::new("max_lease_ttl", FieldType::String, "The max lease TTL for this mount."),
+        Field::new("description", FieldType::String, "User-friendly description for this mount."),
+        Field::new("options", FieldType::KvPairs, "The options to pass into the backend."),
+        Field::new("listing_visibility", FieldType::String, "Whether to show this mount in the UI-specific listing endpoint: \"unauth\" or \"hidden\"."),
+        Field::new("passthrough_request_headers", FieldType::CommaStringSlice, "Request headers passed to the backend."),
+        Field::new("allowed_response_headers", FieldType::CommaStringSlice, "Response headers the backend may set."),
+        Field::new("audit_non_hmac_request_keys", FieldType::CommaStringSlice, "Request keys not HMAC'd by audit devices."),
+        Field::new("audit_non_hmac_response_keys", FieldType::CommaStringSlice, "Response keys not HMAC'd by audit devices."),
+        Field::new("token_type", FieldType::String, "The type of token to issue (auth mounts)."),
+        Field::new("force_no_cache", FieldType::Bool, "Disable caching for this mount."),
+        Field::new("plugin_version", FieldType::String, "The semantic version of the plugin to use."),
+    ]
+}
+
+/// The system backend bound to `core`.
+pub fn backend(core: Weak<Core>) -> Backend<SysState> {
+    let health_fields = [
+        "standbyok",
+        "perfstandbyok",
+        "activecode",
+        "standbycode",
+        "drsecondarycode",
+        "haunhealthycode",
+        "performancestandbycode",
+        "removedcode",
+        "sealedcode",
+        "uninitcode",
+    ]
+    .into_iter()
+    .map(|n| Field::new(n, FieldType::String, "Health check query parameter."))
+    .collect();
+    let paths = vec![
+        Path::new("init")
+            .fields(vec![
+                Field::new("secret_shares", FieldType::Int, "Number of key shares to split the unseal key into."),
+                Field::new("secret_threshold", FieldType::Int, "Number of shares required to reconstruct the unseal key."),
+                Field::new("pgp_keys", FieldType::CommaStringSlice, "PGP keys to encrypt the shares with (not supported)."),
+                Field::new("root_token_pgp_key", FieldType::String, "PGP key to encrypt the root token with (not supported)."),
+                Field::new("stored_shares", FieldType::Int, "Unused with Shamir seals."),
+                Field::new("recovery_shares", FieldType::Int, "Unused with Shamir seals."),
+                Field::new("recovery_threshold", FieldType::Int, "Unused with Shamir seals."),
+                Field::new("recovery_pgp_keys", FieldType::CommaStringSlice, "Unused with Shamir seals."),
+            ])
+            .op(Operation::Read, handler(init_read), "Returns the initialization status of Vault.")
+            .op(Operation::Update, handler(init_write), "Initialize a new Vault.")
+            .help("Initializes or returns the initialization status of the Vault.", "GET reports whether the server is initialized; PUT initializes it and returns the unseal key shares and the root token, once."),
+        Path::new("seal-status")
+            .op(Operation::Read, handler(seal_status), "Check the seal status of a Vault.")
+            .help("Returns the seal status of the Vault.", "Returns whether the server is initialized and sealed, the threshold and shares, and the unseal progress."),
+        Path::new("unseal")
+            .fields(vec![
+                Field::new("key", FieldType::String, "Specifies a single unseal key share, hex or base64."),
+                Field::new("reset", FieldType::Bool, "Discard the unseal progress."),
+                Field::new("migrate", FieldType::Bool, "Seal migration (not supported)."),
+            ])
+            .op(Operation::Update, handler(unseal), "Unseal the Vault.")
+            .help("Unseals the Vault.", "Submits one unseal key share; once the threshold is reached the server unseals."),
+        Path::new("seal")
+            .op(Operation::Update, handler(seal), "Seal the Vault.")
+            .help("Seals the Vault.", "Seals the server: all keys are dropped from memory and every request but the seal endpoints answers 503 until unsealed."),
+        Path::new("health")
+            .fields(health_fields)
+            .op(Operation::Read, handler(health), "Returns the health status of Vault.")
+            .help("Checks the health of the Vault.", "Returns 200 when initialized, unsealed and active, 501 when not initialized and 503 when sealed; each code can be changed with a query parameter."),
+        Path::new("leader")
+            .op(Operation::Read, handler(leader), "Returns the high availability status and current leader instance of Vault.")
+            .help("Check the high availability status and current leader of Vault.", "Reports whether high availability is enabled and which node is active."),
+        Path::new("key-status")
+            .op(Operation::Read, handler(key_status), "Provides information about the backend encryption key.")
+            .help("Provides information about the backend encryption key.", "Returns the active key term, its install time and the number of encryptions under it."),
+        Path::new("rotate")
+            .op(Operation::Update, handler(rotate), "Rotates the backend encryption key used to persist data.")
+            .help("Rotates the backend encryption key used to persist data.", "Adds a new key term to the keyring; new writes use it, older data stays readable."),
+        Path::new("mounts")
+            .op(Operation::Read, handler(mounts_list), "List the currently mounted backends.")
+            .help("List the currently mounted backends.", "Lists every secrets engine with its type, accessor, configuration and options."),
+        Path::new("mounts/{path*}/tune")
+            .fields(tune_fields())
+            .op(Operation::Read, handler(tune_read), "Read the tuning of a mount.")
+            .op(Operation::Update, handler(tune_write), "Tune a mount.")
+            .help("Tune backend configuration parameters for this mount.", "Reads or changes the lease TTLs, description, options and header settings of a mount."),
+        Path::new("mounts/{path*}")
+            .fields(mount_fields())
+            .op(Operation::Read, handler(mount_read), "Read the configuration of the secret engine at the given path.")
+            .op(Operation::Update, handler(mount_write), "Enable a new secrets engine at the given path.")
+            .op(Operation::Delete, handler(mount_delete), "Disable the mount point specified at the given path.")
+            .help("Mount a new backend at a new path.", "POST mounts a secrets engine of the given type; DELETE unmounts it and deletes its data; GET reads its configuration."),
+        Path::new("auth")
+            .op(Operation::Read, handler(auth_list), "List the currently enabled credential backends.")
+            .help("List the currently enabled credential backends.", "Lists every auth method with its type, accessor, configuration and options."),
+        Path::new("auth/{path*}/tune")
+            .fields(tune_fields())
+            .op(Operation::Read, handler(tune_read), "Reads the given auth path's configuration.")
+            .op(Operation::Update, handler(tune_write), "Tune configuration parameters for a given auth path.")
+            .help("Tune the configuration parameters for an auth path.", "Reads or changes the lease TTLs, description, token type and header settings of an auth method."),
+        Path::new("auth/{path*}")
+            .fields(mount_fields())
+            .op(Operation::Read, handler(mount_read), "Read the configuration of the auth engine at the given path.")
+            .op(Operation::Update, handler(mount_write), "Enables a new auth method.")
+            .op(Operation::Delete, handler(mount_delete), "Disable the auth method at the given auth path.")
+            .help("Enable a new credential backend with a name.", "POST enables an auth method of the given type; DELETE disables it and deletes its data."),
+        Path::new("internal/ui/mounts")
+            .op(Operation::Read, handler(ui_mounts), "Lists all enabled and visible auth and secrets mounts.")
+            .help("Information about mounts returned according to their tuned visibility.", "Without a token only mounts tuned with listing_visibility=unauth are listed."),
+        Path::new("internal/ui/mounts/{path*}")
+            .fields(vec![path_field()])
+            .op(Operation::Read, handler(ui_mount), "Return information about the given mount.")
+            .help("Information about the mount serving a path.", "Returns the mount that serves the given path, with its type and options; the CLI's kv commands use it."),
+    ];
+    Backend::new(
+        Arc::new(SysState { core }),
+        paths,
+        "The system backend is built-in to Vault and cannot be remounted or\nunmounted. It contains the paths that are used to configure Vault itself\nas well as perform core operations.",
+    )
+    .special_paths(SpecialPaths {
+        unauthenticated: PathSet::new(&[
+            "init",
+            "seal-status",
+            "unseal",
+            "health",
+            "leader",
+            "internal/ui/mounts",
+        ]),
+        root: PathSet::new(&["seal", "rotate", "key-status", "auth/*"]),
+    })
+}

@@ -1,0 +1,55 @@
+//! Turning a logical [`Response`] or an [`Error`] into HTTP, exactly as
+//! Vault/OpenBao render them: the standard envelope, bare (`raw`) bodies,
+//! 204 for empty answers and `{"errors": [...]}` for failures.
+
+use axum::body::Body;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use http::{HeaderValue, StatusCode};
+use serde_json::Value;
+use strongroom_core::logical::Response;
+use strongroom_core::Error;
+
+/// Renders a handler's answer to request `request_id`.
+pub fn render_response(response: &Response, request_id: &str) -> http::Response<Body> {
+    if let Some(raw) = &response.raw {
+        return json(raw.status, &raw.body);
+    }
+    if response.is_empty() {
+        return no_content();
+    }
+    json(
+        response.status.unwrap_or(200),
+        &response.envelope(request_id),
+    )
+}
+
+/// Renders an error: its status and `{"errors": [...]}`.
+pub fn render_error(error: &Error) -> http::Response<Body> {
+    json(error.status(), &error.body())
+}
+
+/// A JSON response with Vault's headers. An out-of-range status (a backend
+/// bug) becomes a 500 rather than a panic.
+pub fn json(status: u16, body: &Value) -> http::Response<Body> {
+    let Ok(status) = StatusCode::from_u16(status) else {
+        tracing::warn!(status, "handler answered with an invalid HTTP status");
+        return render_error(&Error::internal("invalid response status"));
+    };
+    // Serialising a `Value` cannot fail: its map keys are always strings.
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let mut resp = http::Response::new(Body::from(bytes));
+    *resp.status_mut() = status;
+    let headers = resp.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// 204 with no body and no content type.
+fn no_content() -> http::Response<Body> {
+    let mut resp = http::Response::new(Body::empty());
+    *resp.status_mut() = StatusCode::NO_CONTENT;
+    resp.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}

@@ -1,0 +1,151 @@
+//! The axum application: one handler for every method under `/v1/` that
+//! reads the body within the size limit, parses the request, calls the
+//! [`RequestHandler`] and renders its answer; a JSON 404 for everything else.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use axum::routing::any;
+use axum::Router;
+use bytes::Bytes;
+use http::header::{CONNECTION, CONTENT_LENGTH};
+use http::{HeaderValue, Method, Version};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use strongroom_core::logical::RequestHandler;
+use strongroom_core::Error;
+
+use crate::parse::{parse_request, NAMESPACE_HEADER};
+use crate::render::{json, render_error, render_response};
+
+/// Listener options that shape how requests are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpOptions {
+    /// The largest request body accepted, in bytes; larger ones are refused
+    /// with 413. `u64::MAX` means unlimited.
+    pub max_request_size: u64,
+}
+
+impl HttpOptions {
+    /// Vault's default `max_request_size`: 32 MiB.
+    pub const DEFAULT_MAX_REQUEST_SIZE: u64 = 32 * 1024 * 1024;
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            max_request_size: Self::DEFAULT_MAX_REQUEST_SIZE,
+        }
+    }
+}
+
+/// What every request handler shares.
+struct AppState {
+    handler: Arc<dyn RequestHandler>,
+    opts: HttpOptions,
+}
+
+/// Builds the HTTP API around `handler`.
+///
+/// Every method on `/v1/` and `/v1/{*path}` goes to one handler that maps
+/// methods itself (axum has no `LIST`). Other paths answer 404
+/// `{"errors":[]}`. The client address is read from a
+/// [`ConnectInfo<SocketAddr>`] request extension, which [`serve`](crate::serve)
+/// inserts (as does axum's `into_make_service_with_connect_info`).
+pub fn router(handler: Arc<dyn RequestHandler>, opts: HttpOptions) -> Router {
+    let state = Arc::new(AppState { handler, opts });
+    Router::new()
+        .route("/v1/", any(logical))
+        .route("/v1/{*path}", any(logical))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// Paths outside `/v1/`: OpenBao answers unknown API paths with a JSON 404
+/// and an empty error list. (Without its UI, `/` and `/ui` get Go's plain
+/// text 404; a JSON one everywhere is kinder to clients.)
+async fn not_found(method: Method, uri: http::Uri) -> http::Response<Body> {
+    let resp = json(404, &serde_json::json!({ "errors": [] }));
+    tracing::debug!(%method, path = uri.path(), status = 404, "http request");
+    resp
+}
+
+/// The `/v1/` handler.
+async fn logical(
+    State(state): State<Arc<AppState>>,
+    req: axum::extract::Request,
+) -> http::Response<Body> {
+    let (parts, body) = req.into_parts();
+    let remote = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip());
+
+    let mut resp = match answer(&state, &parts, body, remote).await {
+        Ok(resp) => resp,
+        Err(err) => {
+            if err.status() >= 500 {
+                tracing::warn!(error = %err, path = parts.uri.path(), "request failed");
+            }
+            render_error(&err)
+        }
+    };
+    if resp.status() == http::StatusCode::PAYLOAD_TOO_LARGE && parts.version < Version::HTTP_2 {
+        // The rest of the body was never read: the connection cannot be
+        // reused for another request.
+        resp.headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    if let Some(ns) = parts.headers.get(NAMESPACE_HEADER) {
+        // OpenBao echoes the namespace it was asked for.
+        resp.headers_mut().insert(NAMESPACE_HEADER, ns.clone());
+    }
+    tracing::debug!(
+        method = %parts.method,
+        path = parts.uri.path(),
+        status = resp.status().as_u16(),
+        "http request"
+    );
+    resp
+}
+
+/// Reads, parses and answers one request.
+async fn answer(
+    state: &AppState,
+    parts: &http::request::Parts,
+    body: Body,
+    remote: Option<std::net::IpAddr>,
+) -> Result<http::Response<Body>, Error> {
+    let max = state.opts.max_request_size;
+    let declared = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > max) {
+        return Err(Error::PayloadTooLarge);
+    }
+    let body = if matches!(parts.method, Method::POST | Method::PUT | Method::PATCH) {
+        read_body(body, max).await?
+    } else {
+        Bytes::new()
+    };
+    let req = parse_request(&parts.method, &parts.uri, &parts.headers, &body, remote)?;
+    let request_id = req.id.clone();
+    let response = state.handler.handle_request(req).await?;
+    Ok(render_response(&response, &request_id))
+}
+
+/// Reads the whole body, refusing it as soon as it grows past `max` bytes.
+async fn read_body(body: Body, max: u64) -> Result<Bytes, Error> {
+    let limit = usize::try_from(max).unwrap_or(usize::MAX);
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(Error::PayloadTooLarge),
+        Err(e) => {
+            tracing::debug!(error = %e, "failed to read request body");
+            Err(Error::bad_request("failed to read request body"))
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! The listener over real sockets: TLS with a certificate made for the
+//! test, plain TCP, and graceful shutdown.
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use strongroom_core::logical::{Request, RequestHandler, Response};
+use strongroom_http::{load_tls, router, serve, HttpError, HttpOptions};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+/// Echoes the path and the client address.
+struct Echo;
+
+#[async_trait::async_trait]
+impl RequestHandler for Echo {
+    async fn handle_request(&self, req: Request) -> strongroom_core::Result<Response> {
+        let Value::Object(map) = json!({
+            "path": req.path,
+            "remote": req.remote_addr.map(|a| a.to_string()),
+        }) else {
+            unreachable!()
+        };
+        Ok(Response::data(map))
+    }
+}
+
+/// A CA and a `localhost` leaf it signed, written as PEM files.
+struct Pki {
+    dir: tempfile::TempDir,
+    ca_pem: String,
+}
+
+fn make_pki() -> Pki {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "strongroom test CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca, &ca_key)
+        .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("cert.pem"), leaf.pem() + &ca.pem()).unwrap();
+    std::fs::write(dir.path().join("key.pem"), leaf_key.serialize_pem()).unwrap();
+    Pki {
+        dir,
+        ca_pem: ca.pem(),
+    }
+}
+
+/// Starts `serve` on an ephemeral port; returns its address, the shutdown
+/// trigger and the server task.
+async fn start(
+    tls: Option<Arc<rustls::ServerConfig>>,
+    opts: HttpOptions,
+) -> (
+    std::net::SocketAddr,
+    oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    let app = router(Arc::new(Echo), opts);
+    let task = tokio::spawn(serve(listener, tls, app, async {
+        let _ = rx.await;
+    }));
+    (addr, tx, task)
+}
+
+#[tokio::test]
+async fn tls_listener_serves_https_and_refuses_plain_http() {
+    let pki = make_pki();
+    let tls = load_tls(
+        &pki.dir.path().join("cert.pem"),
+        &pki.dir.path().join("key.pem"),
+    )
+    .unwrap();
+    assert_eq!(
+        tls.alpn_protocols,
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    );
+    let (addr, stop, task) = start(Some(tls), HttpOptions::default()).await;
+
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(pki.ca_pem.as_bytes()).unwrap())
+        .resolve("localhost", addr)
+        .build()
+        .unwrap();
+    let url = format!("https://localhost:{}/v1/secret/foo", addr.port());
+    let resp = client.get(&url).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["data"]["path"], "secret/foo");
+    assert_eq!(body["data"]["remote"], "127.0.0.1");
+
+    // Plain HTTP to the TLS port gets no HTTP answer...
+    let plain = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{}/v1/secret/foo", addr.port()))
+        .send()
+        .await;
+    assert!(
+        plain.is_err(),
+        "plain HTTP must fail on a TLS port: {plain:?}"
+    );
+    // ...and the failed handshake did not stop the listener.
+    let resp = client.get(&url).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn plain_listener_serves_http_and_shuts_down() {
+    let (addr, stop, task) = start(None, HttpOptions::default()).await;
+    let resp = reqwest::get(format!("http://{addr}/v1/sys/health"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let resp = reqwest::get(format!("http://{addr}/nope")).await.unwrap();
+    assert_eq!(resp.status(), 404);
+
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+    // The listener is closed once serve has returned.
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
+
+#[tokio::test]
+async fn chunked_body_over_the_limit_is_413_on_the_wire() {
+    let (addr, stop, task) = start(
+        None,
+        HttpOptions {
+            max_request_size: 64,
+        },
+    )
+    .await;
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut req = String::from(
+        "POST /v1/secret/x HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n",
+    );
+    for _ in 0..20 {
+        req.push_str("10\r\n0123456789abcdef\r\n");
+    }
+    req.push_str("0\r\n\r\n");
+    conn.write_all(req.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    // The server closes the connection after a 413 (Connection: close).
+    conn.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
+    assert!(
+        answer.ends_with(r#"{"errors":["http: request body too large"]}"#),
+        "{answer}"
+    );
+
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}
+
+#[test]
+fn load_tls_names_the_bad_file() {
+    let pki = make_pki();
+    let cert = pki.dir.path().join("cert.pem");
+    let key = pki.dir.path().join("key.pem");
+    let missing = pki.dir.path().join("missing.pem");
+
+    let err = load_tls(&missing, &key).unwrap_err();
+    assert!(matches!(err, HttpError::Read { .. }));
+    assert!(err.to_string().contains("missing.pem"), "{err}");
+
+    // A key file given as the certificate: no certificate in it.
+    let err = load_tls(&key, &key).unwrap_err();
+    assert!(matches!(err, HttpError::NoCertificate(_)), "{err}");
+    assert!(err.to_string().contains("key.pem"), "{err}");
+
+    // The certificate given as the key: no private key in it.
+    let err = load_tls(&cert, &cert).unwrap_err();
+    assert!(matches!(err, HttpError::NoPrivateKey(_)), "{err}");
+
+    // A key that does not match the certificate.
+    let other = pki.dir.path().join("other.pem");
+    std::fs::write(&other, rcgen::KeyPair::generate().unwrap().serialize_pem()).unwrap();
+    let err = load_tls(&cert, &other).unwrap_err();
+    assert!(matches!(err, HttpError::Tls { .. }), "{err}");
+}

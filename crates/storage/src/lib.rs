@@ -1,0 +1,23 @@
+//! Strongroom's physical storage backends: the implementations of
+//! [`strongroom_core::storage::Backend`].
+//!
+//! This crate owns how bytes reach a medium, below the barrier (it only ever
+//! sees ciphertext, except the seal configuration):
+//!
+//! - [`InmemBackend`]: an ordered map in memory, for tests and `dev` mode.
+//! - [`RedbBackend`]: an embedded, crash-safe [redb](https://docs.rs/redb)
+//!   database with a dedicated writer thread doing *group commit*: concurrent
+//!   writers share one write transaction and one fsync.
+//!
+//! Both validate keys the same way (see [`validate_key`]) and list one level
+//! below a prefix by seeking past sub-folders instead of scanning them.
+#![forbid(unsafe_code)]
+
+mod inmem;
+mod keys;
+mod redb;
+
+pub use crate::inmem::InmemBackend;
+pub use crate::keys::validate_key;
+pub use crate::redb::{RedbBackend, RedbOptions};
+pub use strongroom_core::storage::{Backend, BatchOp, StorageError};

@@ -1,0 +1,105 @@
+//! Command-line arguments. Vault's CLI uses Go's flag package, where
+//! `-flag` and `--flag` are the same; clap wants `--flag` for long names,
+//! so [`normalize_args`] rewrites single-dash long flags before parsing.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Strongroom: a Vault/OpenBao-compatible secrets server.
+#[derive(Debug, Parser)]
+#[command(name = "strongroom", version, about, long_about = None)]
+pub struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the server.
+    Server(ServerArgs),
+    /// Print the version.
+    Version,
+}
+
+/// `strongroom server` flags (the names OpenBao's `bao server` uses).
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Path to a configuration file (HCL or JSON). May be given more than
+    /// once in Vault; Strongroom takes exactly one.
+    #[arg(long = "config", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Development mode: in-memory storage, initialised and unsealed at
+    /// start, root token and unseal key printed. Never for production.
+    #[arg(long = "dev")]
+    pub dev: bool,
+    /// Dev mode: the initial root token's id.
+    #[arg(
+        long = "dev-root-token-id",
+        env = "VAULT_DEV_ROOT_TOKEN_ID",
+        value_name = "ID"
+    )]
+    pub dev_root_token_id: Option<String>,
+    /// Dev mode: the address to listen on.
+    #[arg(
+        long = "dev-listen-address",
+        env = "VAULT_DEV_LISTEN_ADDRESS",
+        default_value = "127.0.0.1:8200",
+        value_name = "ADDR"
+    )]
+    pub dev_listen_address: String,
+    /// Log level: trace, debug, info, warn, error (overrides the config).
+    #[arg(long = "log-level", env = "VAULT_LOG_LEVEL", value_name = "LEVEL")]
+    pub log_level: Option<String>,
+}
+
+/// Rewrites `-name` and `-name=value` (a single dash and a name of two or
+/// more characters) to `--name...`, so Vault-style invocations parse.
+pub fn normalize_args(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    args.into_iter()
+        .map(|a| match a.to_str() {
+            Some(s)
+                if s.starts_with('-')
+                    && !s.starts_with("--")
+                    && s.len() > 2
+                    && s.as_bytes()[1].is_ascii_alphabetic() =>
+            {
+                OsString::from(format!("-{s}"))
+            }
+            _ => a,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn single_dash_flags_parse() {
+        let args = [
+            "strongroom",
+            "server",
+            "-dev",
+            "-dev-root-token-id=root",
+            "-dev-listen-address",
+            "127.0.0.1:9",
+        ]
+        .map(OsString::from);
+        let cli = Cli::parse_from(normalize_args(args));
+        let Command::Server(s) = cli.command else {
+            panic!("not server")
+        };
+        assert!(s.dev);
+        assert_eq!(s.dev_root_token_id.as_deref(), Some("root"));
+        assert_eq!(s.dev_listen_address, "127.0.0.1:9");
+        // Short flags and values are left alone.
+        assert_eq!(
+            normalize_args([OsString::from("-h")]),
+            vec![OsString::from("-h")]
+        );
+    }
+}

@@ -1,0 +1,221 @@
+//! `strongroom server`: builds storage, the core and its engines from the
+//! configuration, binds every listener, and serves until SIGINT/SIGTERM.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Context as _};
+use base64::Engine as _;
+use strongroom_config::{ListenerConfig, ServerConfig, StorageConfig};
+use strongroom_core::core::Registry;
+use strongroom_core::mount::SystemTtls;
+use strongroom_core::storage::Backend;
+use strongroom_core::{Core, CoreConfig};
+use strongroom_http::HttpOptions;
+use tokio::net::TcpListener;
+
+use crate::cli::ServerArgs;
+
+/// Every backend type this build can mount.
+pub fn registry() -> Registry {
+    Registry::new()
+        .secrets("kv", strongroom_kv::factory())
+        .secrets("generic", strongroom_kv::factory())
+}
+
+fn load_config(args: &ServerArgs) -> anyhow::Result<ServerConfig> {
+    match (&args.config, args.dev) {
+        (Some(path), false) => Ok(strongroom_config::load(path)?),
+        (Some(path), true) => {
+            // Dev mode with a config file: the file's listeners and settings,
+            // but always in-memory storage.
+            let mut cfg = strongroom_config::load(path)?;
+            cfg.storage = StorageConfig::Inmem;
+            Ok(cfg)
+        }
+        (None, true) => Ok(ServerConfig {
+            storage: StorageConfig::Inmem,
+            listeners: vec![ListenerConfig {
+                address: args.dev_listen_address.clone(),
+                ..Default::default()
+            }],
+            api_addr: None,
+            cluster_name: None,
+            default_lease_ttl: None,
+            max_lease_ttl: None,
+            log_level: None,
+            disable_mlock: true,
+            ui: false,
+        }),
+        (None, false) => bail!("a configuration file must be given with -config, or use -dev"),
+    }
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("STRONGROOM_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs the server until a shutdown signal.
+pub fn run(args: ServerArgs) -> anyhow::Result<()> {
+    let config = load_config(&args)?;
+    let level = args
+        .log_level
+        .clone()
+        .or_else(|| config.log_level.map(|l| l.as_str().to_string()))
+        .unwrap_or_else(|| "info".into());
+    init_logging(&level);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(args, config))
+}
+
+fn open_storage(config: &StorageConfig) -> anyhow::Result<Arc<dyn Backend>> {
+    Ok(match config {
+        StorageConfig::Inmem => Arc::new(strongroom_storage::InmemBackend::new()),
+        StorageConfig::Redb { path } => Arc::new(
+            strongroom_storage::RedbBackend::open(path)
+                .with_context(|| format!("opening storage {}", path.display()))?,
+        ),
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn serve(args: ServerArgs, config: ServerConfig) -> anyhow::Result<()> {
+    if config.listeners.is_empty() {
+        bail!("no listener is configured: add a listener \"tcp\" block");
+    }
+    let physical = open_storage(&config.storage)?;
+    let core = Core::new(
+        physical,
+        CoreConfig {
+            ttls: SystemTtls {
+                default: config.effective_default_lease_ttl(),
+                max: config.effective_max_lease_ttl(),
+            },
+            cluster_name: config.cluster_name.clone(),
+            storage_type: config.storage.kind().to_string(),
+            api_addr: config.api_addr.clone(),
+        },
+        registry(),
+    );
+
+    // Bind every listener before announcing anything, so a port conflict
+    // fails the start instead of leaving a half-served server.
+    let mut bound = Vec::new();
+    for l in &config.listeners {
+        let tls = match &l.tls {
+            Some(files) => Some(strongroom_http::load_tls(
+                &files.cert_file,
+                &files.key_file,
+            )?),
+            None => None,
+        };
+        let listener = TcpListener::bind(&l.address)
+            .await
+            .with_context(|| format!("binding listener {}", l.address))?;
+        let addr: SocketAddr = listener.local_addr()?;
+        bound.push((listener, tls, addr, l.max_request_size));
+    }
+
+    let scheme = |tls: bool| if tls { "https" } else { "http" };
+    let first = &bound[0];
+    let api_addr = config
+        .api_addr
+        .clone()
+        .unwrap_or_else(|| format!("{}://{}", scheme(first.1.is_some()), first.2));
+
+    println!("==> Strongroom server configuration:\n");
+    println!("             Api Address: {api_addr}");
+    for (_, tls, addr, max) in &bound {
+        println!(
+            "                Listener: tcp (addr: \"{addr}\", max_request_size: \"{max}\", tls: \"{}\")",
+            if tls.is_some() { "enabled" } else { "disabled" }
+        );
+    }
+    println!(
+        "               Log Level: {}",
+        args.log_level.as_deref().unwrap_or("info")
+    );
+    println!("                 Storage: {}", config.storage.kind());
+    println!(
+        "                 Version: Strongroom v{}\n",
+        env!("CARGO_PKG_VERSION")
+    );
+
+    if args.dev {
+        let out = core
+            .init_dev(args.dev_root_token_id.clone())
+            .await
+            .map_err(|e| anyhow!("initialising dev mode: {e}"))?;
+        let key = out
+            .keys
+            .first()
+            .ok_or_else(|| anyhow!("dev mode produced no unseal key"))?;
+        let key_b64 = base64::engine::general_purpose::STANDARD.encode(key.as_slice());
+        println!("WARNING! dev mode is enabled! In this mode, Strongroom runs entirely in-memory");
+        println!("and starts unsealed with a single unseal key. The root token is already");
+        println!("authenticated to the CLI, so you can immediately begin using Strongroom.\n");
+        println!("You may need to set the following environment variables:\n");
+        println!("    $ export VAULT_ADDR='{api_addr}'");
+        println!("    $ export BAO_ADDR='{api_addr}'\n");
+        println!("The unseal key and root token are displayed below in case you want to");
+        println!("seal/unseal the Vault or re-authenticate.\n");
+        println!("Unseal Key: {key_b64}");
+        println!("Root Token: {}\n", out.root_token.as_str());
+        println!("Development mode should NOT be used in production installations!\n");
+    }
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut tasks = Vec::new();
+    for (listener, tls, addr, max_request_size) in bound {
+        let app = strongroom_http::router(core.clone(), HttpOptions { max_request_size });
+        let mut rx = stop_rx.clone();
+        let shutdown = async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = strongroom_http::serve(listener, tls, app, shutdown).await {
+                tracing::error!(%addr, error = %e, "listener failed");
+            }
+        }));
+    }
+    println!("==> Strongroom server started! Log data will stream in below:\n");
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+
+    shutdown_signal().await;
+    tracing::info!("shutdown requested");
+    let _ = stop_tx.send(true);
+    for t in tasks {
+        let _ = t.await;
+    }
+    core.seal().await;
+    Ok(())
+}
