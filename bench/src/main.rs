@@ -179,7 +179,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             eprintln!("starting {} ({pairing})", side.label);
             let server = Server::start(side, pairing, &dir).await?;
             let note = format!(
-                "{} ({pairing}): {}",
+                "{} ran {}",
                 side.label,
                 server
                     .exe()

@@ -102,7 +102,9 @@ pub enum ConfigError {
     },
     /// The effective `default_lease_ttl` exceeds the effective `max_lease_ttl`
     /// (both default to 768h when unset, as in Vault).
-    #[error("default_lease_ttl ({default_secs}s) cannot be larger than max_lease_ttl ({max_secs}s)")]
+    #[error(
+        "default_lease_ttl ({default_secs}s) cannot be larger than max_lease_ttl ({max_secs}s)"
+    )]
     LeaseTtl {
         /// The effective default lease TTL, in seconds.
         default_secs: u64,

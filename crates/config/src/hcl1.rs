@@ -144,7 +144,7 @@ fn block_open(text: &str, end: usize) -> Option<usize> {
 }
 
 /// 1-based line and character column of a byte offset (clamped to the text).
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
+pub(crate) fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let mut end = offset.min(text.len());
     while !text.is_char_boundary(end) {
         end -= 1;
@@ -173,7 +173,10 @@ mod tests {
     #[test]
     fn one_line_blocks_with_spaces_or_commas() {
         assert_eq!(attrs("l \"tcp\" { a = \"x\"  b = true }"), ["a", "b"]);
-        assert_eq!(attrs("l \"tcp\" { a = \"x\", b = true, c = 3 }"), ["a", "b", "c"]);
+        assert_eq!(
+            attrs("l \"tcp\" { a = \"x\", b = true, c = 3 }"),
+            ["a", "b", "c"]
+        );
         assert_eq!(attrs("l \"tcp\" {a = \"x\"\tb = true}"), ["a", "b"]);
         // A brace inside a label does not confuse the repair.
         assert_eq!(attrs("l \"t{p\" { a = \"x\"  b = true }"), ["a", "b"]);

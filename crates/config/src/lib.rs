@@ -30,6 +30,7 @@ use std::time::Duration;
 
 mod error;
 mod hcl1;
+mod limits;
 mod parse;
 
 pub use error::ConfigError;

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use strongroom_core::duration::duration_from_json;
 
 use crate::error::one_line;
-use crate::hcl1;
+use crate::{hcl1, limits};
 use crate::{
     ConfigError, Format, ListenerConfig, LogLevel, ServerConfig, StorageConfig, TlsFiles,
     DEFAULT_LEASE_TTL, DEFAULT_LISTENER_ADDRESS, DEFAULT_MAX_REQUEST_SIZE, UNLIMITED_REQUEST_SIZE,
@@ -41,16 +41,53 @@ const TCP_KEYS: &[&str] = &[
     "max_request_size",
 ];
 
+/// Stack for the HCL parsing thread. hcl-rs recurses per nesting level;
+/// with the [`limits`] in force it needs well under 2 MiB even in a debug
+/// build, so this leaves ample headroom whatever thread calls us.
+const HCL_STACK_BYTES: usize = 32 * 1024 * 1024;
+
 /// Parses HCL text into the HCL-JSON-spec shape.
+///
+/// Runs on its own thread with a large stack so that deep (but accepted)
+/// nesting cannot overflow the caller's stack, and so that a panic inside
+/// hcl-rs, should one exist, becomes an error instead of unwinding into the
+/// caller.
 pub(crate) fn hcl_to_value(text: &str) -> Result<Value, ConfigError> {
-    let syntax = |line, column, message: &str| ConfigError::Syntax {
+    if let Err(e) = limits::check(text) {
+        let (line, column) = hcl1::line_column(text, e.offset);
+        return Err(hcl_syntax(Some(line), Some(column), &e.message));
+    }
+    let owned = text.to_string();
+    let worker = std::thread::Builder::new()
+        .name("config-hcl".to_string())
+        .stack_size(HCL_STACK_BYTES)
+        .spawn(move || hcl_to_value_inline(&owned));
+    match worker {
+        Ok(handle) => handle.join().unwrap_or_else(|_| {
+            Err(hcl_syntax(
+                None,
+                None,
+                "the HCL parser failed on this input",
+            ))
+        }),
+        // No thread to be had (resource limits): parse here; the limits
+        // above keep the recursion small.
+        Err(_) => hcl_to_value_inline(text),
+    }
+}
+
+fn hcl_to_value_inline(text: &str) -> Result<Value, ConfigError> {
+    let body = hcl1::parse(text).map_err(|f| hcl_syntax(f.line, f.column, &f.message))?;
+    hcl::from_body::<Value>(body).map_err(|e| hcl_syntax(None, None, &e.to_string()))
+}
+
+fn hcl_syntax(line: Option<usize>, column: Option<usize>, message: &str) -> ConfigError {
+    ConfigError::Syntax {
         format: Format::Hcl,
         line,
         column,
         message: one_line(message),
-    };
-    let body = hcl1::parse(text).map_err(|f| syntax(f.line, f.column, &f.message))?;
-    hcl::from_body::<Value>(body).map_err(|e| syntax(None, None, &e.to_string()))
+    }
 }
 
 /// Parses JSON text.
@@ -115,13 +152,15 @@ pub(crate) fn server_config(doc: Value) -> Result<ServerConfig, ConfigError> {
     let max_lease_ttl = opt_duration(&mut top, "max_lease_ttl")?;
     let log_level = match opt_string(&mut top, "log_level", TOP)? {
         None => None,
-        Some(name) => Some(LogLevel::parse(&name).ok_or_else(|| ConfigError::InvalidValue {
-            key: "log_level".to_string(),
-            context: TOP.to_string(),
-            reason: format!(
-                "unknown log level {name:?} (expected trace, debug, info, warn or error)"
-            ),
-        })?),
+        Some(name) => Some(
+            LogLevel::parse(&name).ok_or_else(|| ConfigError::InvalidValue {
+                key: "log_level".to_string(),
+                context: TOP.to_string(),
+                reason: format!(
+                    "unknown log level {name:?} (expected trace, debug, info, warn or error)"
+                ),
+            })?,
+        ),
     };
     let disable_mlock = opt_bool(&mut top, "disable_mlock", TOP)?.unwrap_or(false);
     let ui = opt_bool(&mut top, "ui", TOP)?.unwrap_or(false);
@@ -236,7 +275,10 @@ fn listener(
 /// Flattens `key "label" { body }` blocks in either shape hcl-rs or a JSON
 /// author may produce: `{label: body}`, `{label: [body, ...]}`, or an array
 /// of such objects. Returns `(label, body)` pairs in document order.
-fn labelled_blocks(key: &str, value: Value) -> Result<Vec<(String, Map<String, Value>)>, ConfigError> {
+fn labelled_blocks(
+    key: &str,
+    value: Value,
+) -> Result<Vec<(String, Map<String, Value>)>, ConfigError> {
     let not_a_block = || ConfigError::NotABlock {
         key: key.to_string(),
     };
@@ -274,7 +316,11 @@ fn labelled_blocks(key: &str, value: Value) -> Result<Vec<(String, Map<String, V
 }
 
 /// Fails on the first key of `map` that is not in `allowed`.
-fn check_keys(map: &Map<String, Value>, allowed: &[&str], context: &str) -> Result<(), ConfigError> {
+fn check_keys(
+    map: &Map<String, Value>,
+    allowed: &[&str],
+    context: &str,
+) -> Result<(), ConfigError> {
     match map.keys().find(|k| !allowed.contains(&k.as_str())) {
         Some(key) => Err(ConfigError::UnknownKey {
             key: key.clone(),

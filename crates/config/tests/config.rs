@@ -121,7 +121,10 @@ fn full_hcl_config_parses_every_key() {
 #[test]
 fn full_json_config_equals_the_hcl_one() {
     assert_eq!(json(FULL_JSON).expect("valid"), expected_full());
-    assert_eq!(json(FULL_JSON).expect("valid"), hcl(FULL_HCL).expect("valid"));
+    assert_eq!(
+        json(FULL_JSON).expect("valid"),
+        hcl(FULL_HCL).expect("valid")
+    );
 }
 
 #[test]
@@ -140,7 +143,10 @@ fn minimal_config_gets_vault_defaults() {
         config.effective_default_lease_ttl(),
         Duration::from_secs(768 * 3600)
     );
-    assert_eq!(config.effective_max_lease_ttl(), Duration::from_secs(768 * 3600));
+    assert_eq!(
+        config.effective_max_lease_ttl(),
+        Duration::from_secs(768 * 3600)
+    );
 }
 
 #[test]
@@ -248,7 +254,9 @@ fn tls_requires_both_files_and_names_the_listener_and_key() {
 
 #[test]
 fn max_request_size_follows_vault() {
-    let size = |v: &str| one_listener(&format!("tls_disable = 1\nmax_request_size = {v}")).max_request_size;
+    let size = |v: &str| {
+        one_listener(&format!("tls_disable = 1\nmax_request_size = {v}")).max_request_size
+    };
     assert_eq!(size("1024"), 1024);
     assert_eq!(size("\"2048\""), 2048);
     assert_eq!(size("0"), DEFAULT_MAX_REQUEST_SIZE);
@@ -256,7 +264,9 @@ fn max_request_size_follows_vault() {
     assert_eq!(size("\"-1\""), u64::MAX);
     assert_eq!(size("33554432"), 33_554_432);
     for bad in ["\"lots\"", "1.5", "true"] {
-        let msg = hcl_err(&listener_hcl(&format!("tls_disable = 1\nmax_request_size = {bad}")));
+        let msg = hcl_err(&listener_hcl(&format!(
+            "tls_disable = 1\nmax_request_size = {bad}"
+        )));
         assert!(msg.contains("\"max_request_size\""), "{msg}");
     }
 }
@@ -303,13 +313,21 @@ fn durations_accept_strings_and_seconds() {
 #[test]
 fn default_lease_ttl_above_max_is_refused_like_openbao() {
     let msg = hcl_err("storage \"inmem\" {}\ndefault_lease_ttl = \"2h\"\nmax_lease_ttl = \"1h\"");
-    assert!(msg.contains("default_lease_ttl") && msg.contains("max_lease_ttl"), "{msg}");
+    assert!(
+        msg.contains("default_lease_ttl") && msg.contains("max_lease_ttl"),
+        "{msg}"
+    );
     // The unset default is 768h, so a small max alone is refused too.
     assert!(matches!(
         hcl("storage \"inmem\" {}\nmax_lease_ttl = \"1h\""),
-        Err(ConfigError::LeaseTtl { default_secs: 2_764_800, max_secs: 3600 })
+        Err(ConfigError::LeaseTtl {
+            default_secs: 2_764_800,
+            max_secs: 3600
+        })
     ));
-    assert!(hcl("storage \"inmem\" {}\nmax_lease_ttl = \"1h\"\ndefault_lease_ttl = \"1h\"").is_ok());
+    assert!(
+        hcl("storage \"inmem\" {}\nmax_lease_ttl = \"1h\"\ndefault_lease_ttl = \"1h\"").is_ok()
+    );
 }
 
 #[test]
@@ -327,12 +345,16 @@ fn log_levels() {
     assert_eq!(level("error"), Some(LogLevel::Error));
     assert_eq!(LogLevel::Warn.as_str(), "warn");
     let msg = hcl_err("storage \"inmem\" {}\nlog_level = \"loud\"");
-    assert!(msg.contains("\"log_level\"") && msg.contains("loud"), "{msg}");
+    assert!(
+        msg.contains("\"log_level\"") && msg.contains("loud"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn top_level_booleans_and_strings() {
-    let c = hcl("storage \"inmem\" {}\ndisable_mlock = \"true\"\nui = 0\napi_addr = \"\"").expect("valid");
+    let c = hcl("storage \"inmem\" {}\ndisable_mlock = \"true\"\nui = 0\napi_addr = \"\"")
+        .expect("valid");
     assert!(c.disable_mlock);
     assert!(!c.ui);
     assert_eq!(c.api_addr, None, "an empty api_addr is unset");
@@ -372,7 +394,10 @@ fn exactly_one_storage_block() {
 #[test]
 fn redb_storage_requires_a_path() {
     let msg = hcl_err("storage \"redb\" {}");
-    assert!(msg.contains("\"path\"") && msg.contains("storage \"redb\""), "{msg}");
+    assert!(
+        msg.contains("\"path\"") && msg.contains("storage \"redb\""),
+        "{msg}"
+    );
     let msg = hcl_err("storage \"redb\" { path = \"\" }");
     assert!(msg.contains("\"path\""), "{msg}");
     let msg = hcl_err("storage \"redb\" { path = 5 }");
@@ -395,13 +420,24 @@ fn unknown_keys_are_named_everywhere() {
     assert_eq!(msg, "unknown key \"listner\" in config file");
 
     let msg = hcl_err("storage \"redb\" { path = \"/x\"  paht = \"/y\" }");
-    assert!(msg.contains("\"paht\"") && msg.contains("storage \"redb\""), "{msg}");
+    assert!(
+        msg.contains("\"paht\"") && msg.contains("storage \"redb\""),
+        "{msg}"
+    );
 
     let msg = hcl_err("storage \"inmem\" { path = \"/x\" }");
-    assert!(msg.contains("\"path\"") && msg.contains("storage \"inmem\""), "{msg}");
+    assert!(
+        msg.contains("\"path\"") && msg.contains("storage \"inmem\""),
+        "{msg}"
+    );
 
-    let msg = hcl_err(&listener_hcl("tls_disable = true\ntls_min_version = \"tls12\""));
-    assert!(msg.contains("\"tls_min_version\"") && msg.contains("listener #1"), "{msg}");
+    let msg = hcl_err(&listener_hcl(
+        "tls_disable = true\ntls_min_version = \"tls12\"",
+    ));
+    assert!(
+        msg.contains("\"tls_min_version\"") && msg.contains("listener #1"),
+        "{msg}"
+    );
 
     let msg = json(r#"{"storage": {"inmem": {}}, "seal": {"shamir": {}}}"#)
         .expect_err("unknown key")
@@ -423,9 +459,15 @@ fn syntax_errors_carry_line_numbers_on_one_line() {
     assert!(msg.contains("invalid HCL syntax at line"), "{msg}");
     assert!(!msg.contains('\n'), "{msg:?}");
 
-    let err = json("{\n\"storage\": {\"inmem\": {}},\n\"ui\": tru\n}").expect_err("bad");
-    assert!(matches!(err, ConfigError::Syntax { line: Some(3), .. }), "{err:?}");
-    assert!(err.to_string().contains("invalid JSON syntax at line 3"), "{err}");
+    let err = json("{\n\"storage\": {\"inmem\": {}},\n\"ui\": 1 2\n}").expect_err("bad");
+    assert!(
+        matches!(err, ConfigError::Syntax { line: Some(3), .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("invalid JSON syntax at line 3"),
+        "{err}"
+    );
 
     let msg = json("[1, 2]").expect_err("not an object").to_string();
     assert!(msg.contains("object"), "{msg}");
@@ -441,15 +483,20 @@ fn write(dir: &Path, name: &str, text: &[u8]) -> PathBuf {
 fn load_detects_the_format() {
     let dir = tempfile::tempdir().expect("tempdir");
     let from_hcl = load(&write(dir.path(), "server.hcl", FULL_HCL.as_bytes())).expect("hcl file");
-    let from_json = load(&write(dir.path(), "server.json", FULL_JSON.as_bytes())).expect("json file");
+    let from_json =
+        load(&write(dir.path(), "server.json", FULL_JSON.as_bytes())).expect("json file");
     // JSON content in a file not named .json is recognised by its leading `{`.
-    let from_sniffed = load(&write(dir.path(), "server.conf", FULL_JSON.as_bytes())).expect("sniffed");
+    let from_sniffed =
+        load(&write(dir.path(), "server.conf", FULL_JSON.as_bytes())).expect("sniffed");
     assert_eq!(from_hcl, expected_full());
     assert_eq!(from_json, expected_full());
     assert_eq!(from_sniffed, expected_full());
     assert_eq!(Format::detect(Path::new("x.JSON"), "storage"), Format::Json);
     assert_eq!(Format::detect(Path::new("x.hcl"), "  {}"), Format::Json);
-    assert_eq!(Format::detect(Path::new("x.hcl"), "storage {}"), Format::Hcl);
+    assert_eq!(
+        Format::detect(Path::new("x.hcl"), "storage {}"),
+        Format::Hcl
+    );
 }
 
 #[test]
@@ -459,7 +506,10 @@ fn load_errors_are_one_line_and_name_the_file() {
         let err = load(path).expect_err("must fail");
         let msg = err.to_string();
         assert!(!msg.contains('\n'), "{msg:?}");
-        let name = path.file_name().and_then(|n| n.to_str()).expect("utf-8 name");
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("utf-8 name");
         assert!(msg.contains(name), "{msg}");
         err
     };
@@ -471,12 +521,23 @@ fn load_errors_are_one_line_and_name_the_file() {
     let err = check(dir.path()); // a directory cannot be read as a file
     assert!(matches!(err, ConfigError::Read { .. }), "{err:?}");
 
-    let bad = write(dir.path(), "bad.hcl", b"storage \"inmem\" {\n\nlistener \"tcp\" {\n");
+    let bad = write(
+        dir.path(),
+        "bad.hcl",
+        b"storage \"inmem\" {\n\nlistener \"tcp\" {\n",
+    );
     let err = check(&bad);
-    assert!(matches!(err.root(), ConfigError::Syntax { line: Some(_), .. }), "{err:?}");
+    assert!(
+        matches!(err.root(), ConfigError::Syntax { line: Some(_), .. }),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("line"), "{err}");
 
-    let typo = write(dir.path(), "typo.hcl", b"storage \"inmem\" {}\nlistner \"tcp\" {}\n");
+    let typo = write(
+        dir.path(),
+        "typo.hcl",
+        b"storage \"inmem\" {}\nlistner \"tcp\" {}\n",
+    );
     let err = check(&typo);
     assert!(err.to_string().contains("unknown key \"listner\""), "{err}");
     assert!(matches!(err.root(), ConfigError::UnknownKey { .. }));
@@ -496,8 +557,41 @@ fn hcl_comments_and_bom_are_accepted() {
 fn error_messages_never_echo_string_values_of_paths_and_addresses() {
     // A future connection_url may hold a password; the type errors we raise
     // describe the expected type rather than repeating the value.
-    let msg = hcl_err(&listener_hcl("tls_disable = 1\nmax_request_size = \"hunter2\""));
+    let msg = hcl_err(&listener_hcl(
+        "tls_disable = 1\nmax_request_size = \"hunter2\"",
+    ));
     assert!(!msg.contains("hunter2"), "{msg}");
     let msg = hcl_err("storage \"inmem\" {}\nui = \"hunter2\"");
     assert!(!msg.contains("hunter2"), "{msg}");
+}
+
+#[test]
+fn hcl1_one_line_blocks_as_vault_writes_them() {
+    // Vault/OpenBao read HCL1, which allows several attributes on one line,
+    // separated by spaces or commas; hcl-rs alone (HCL2) would refuse these.
+    let text = r#"
+storage "redb" { path = "/var/lib/strongroom/data.redb" }
+listener "tcp" { address = "127.0.0.1:8200"  tls_disable = true  tls_cert_file = "c.pem"  tls_key_file = "k.pem"  max_request_size = 33554432 }
+listener "tcp" { address = "0.0.0.0:8201", tls_cert_file = "a, b.pem", tls_key_file = "k.pem", }
+api_addr = "https://127.0.0.1:8200"  cluster_name = "c1"
+"#;
+    let config = hcl(text).expect("valid");
+    assert_eq!(config.listeners.len(), 2);
+    assert_eq!(config.listeners[0].address, "127.0.0.1:8200");
+    assert_eq!(config.listeners[0].tls, None);
+    assert_eq!(config.listeners[0].max_request_size, 33_554_432);
+    assert_eq!(
+        config.listeners[1].tls,
+        Some(TlsFiles {
+            cert_file: PathBuf::from("a, b.pem"),
+            key_file: PathBuf::from("k.pem"),
+        })
+    );
+    assert_eq!(config.cluster_name.as_deref(), Some("c1"));
+    // A real error after such a line is still reported at its own line.
+    let err = hcl(&format!("{text}\nui = = true\n")).expect_err("bad");
+    assert!(
+        matches!(err, ConfigError::Syntax { line: Some(7), .. }),
+        "{err:?}"
+    );
 }

@@ -321,12 +321,16 @@ impl Core {
             .await?;
         self.barrier.unseal(&unseal_key).await?;
         let tables = Tables {
-            mounts: vec![MountEntry::new(
-                Table::Mounts,
-                "sys/",
-                "system",
-                "system endpoints used for control, policy and debugging",
-            )],
+            mounts: vec![{
+                let mut sys = MountEntry::new(
+                    Table::Mounts,
+                    "sys/",
+                    "system",
+                    "system endpoints used for control, policy and debugging",
+                );
+                sys.config.passthrough_request_headers = vec!["Accept".into()];
+                sys
+            }],
             auth: vec![{
                 let mut t =
                     MountEntry::new(Table::Auth, "token/", "token", "token based credentials");
@@ -403,8 +407,9 @@ impl Core {
             shares[0].clone()
         } else {
             let parts: Vec<&[u8]> = shares.iter().map(|s| s.as_slice()).collect();
-            shamir::combine(&parts)
-                .map_err(|e| Error::bad_request(format!("failed to compute unseal key: {e}")))?
+            shamir::combine(&parts).map_err(|e| {
+                Error::bad_request(format!("invalid key: failed to compute combined key: {e}"))
+            })?
         };
         let _admin = self.admin.lock().await;
         match self.barrier.unseal(&unseal_key).await {
@@ -616,7 +621,12 @@ impl Core {
         }
         let mut entry = MountEntry::new(table, &path, kind, description);
         entry.config = config;
-        entry.options = options;
+        // Vault shows the KV family's options as an object even when none
+        // were given.
+        entry.options = match (options, kind) {
+            (None, "kv" | "generic") => Some(Map::new()),
+            (o, _) => o,
+        };
         // Build first: a factory that refuses the options refuses the mount.
         let route = self.build_route(&entry, &unsealed.tokens)?;
         entry = route.entry.clone();
@@ -804,9 +814,6 @@ impl Core {
             .to_string();
         let mut request = req;
         request.path = rel;
-        if request.operation == Operation::Help {
-            return Err(Error::UnsupportedOperation);
-        }
         self.sys
             .handle(BackendRequest {
                 request,
@@ -856,7 +863,7 @@ impl RequestHandler for Core {
             )));
         }
         let bare = req.path.trim_end_matches('/');
-        if SEAL_FREE_PATHS.contains(&bare) {
+        if SEAL_FREE_PATHS.contains(&bare) && req.operation != Operation::Help {
             return self.dispatch_sys_direct(req).await;
         }
         let unsealed = self.unsealed.load_full().ok_or(Error::Sealed)?;

@@ -206,7 +206,7 @@ impl MountEntry {
             "type": self.kind,
             "uuid": self.uuid,
         });
-        if self.kind == "kv" || self.kind == "generic" {
+        if self.kind == "kv" {
             out["deprecation_status"] = json!("supported");
         }
         out

@@ -66,7 +66,7 @@ async fn seal_status_body(core: &Core) -> Result<Value> {
         "progress": progress,
         "nonce": nonce,
         "version": env!("CARGO_PKG_VERSION"),
-        "build_date": "",
+        "commit_date": "",
         "migration": false,
         "recovery_seal": false,
         "storage_type": core.config().storage_type,
@@ -138,6 +138,9 @@ async fn unseal(s: S, ctx: Ctx) -> Result<Response> {
     let core = s.core()?;
     let f = &ctx.fields;
     if f.get_bool("reset")?.unwrap_or(false) {
+        if !core.is_sealed() {
+            return Err(Error::bad_request("vault is unsealed"));
+        }
         core.reset_unseal().await;
         return Ok(Response::raw(200, seal_status_body(&core).await?));
     }
@@ -148,6 +151,18 @@ async fn unseal(s: S, ctx: Ctx) -> Result<Response> {
         ));
     }
     let key = decode_key(&key)?;
+    // Shares are 33 bytes (32-byte key and its x coordinate); a single-share
+    // key is the 32-byte key itself.
+    if key.len() > 33 {
+        return Err(Error::bad_request(
+            "invalid key: key is longer than maximum 33 bytes",
+        ));
+    }
+    if key.len() < 16 {
+        return Err(Error::bad_request(
+            "invalid key: key is shorter than minimum 16 bytes",
+        ));
+    }
     if !core.is_initialized().await? {
         return Err(Error::bad_request("Vault is not initialized"));
     }
@@ -213,10 +228,11 @@ async fn health(s: S, ctx: Ctx) -> Result<Response> {
     let mut body = json!({
         "initialized": initialized,
         "sealed": sealed,
-        "standby": false,
-        "performance_standby": false,
-        "replication_performance_mode": "disabled",
-        "replication_dr_mode": "disabled",
+        // A sealed node reports itself as standby with unknown replication
+        // modes, as OpenBao does.
+        "standby": sealed,
+        "replication_performance_mode": if sealed { "unknown" } else { "disabled" },
+        "replication_dr_mode": if sealed { "unknown" } else { "disabled" },
         "server_time_utc": now,
         "version": env!("CARGO_PKG_VERSION"),
     });
@@ -227,11 +243,7 @@ async fn health(s: S, ctx: Ctx) -> Result<Response> {
     Ok(Response::raw(status, body))
 }
 
-async fn leader(s: S, _ctx: Ctx) -> Result<Response> {
-    let core = s.core()?;
-    if core.is_sealed() {
-        return Err(Error::Sealed);
-    }
+async fn leader(_s: S, _ctx: Ctx) -> Result<Response> {
     // High availability is not configured: one node, always active.
     Ok(Response::raw(200, json!({"ha_enabled": false})))
 }
@@ -253,20 +265,14 @@ async fn rotate(s: S, _ctx: Ctx) -> Result<Response> {
     Ok(Response::empty())
 }
 
-fn table_listing(core: &Core, entries: &[crate::mount::MountEntry]) -> Data {
-    entries
-        .iter()
-        .map(|e| {
-            let _ = core;
-            (e.path.clone(), e.to_api())
-        })
-        .collect()
+fn table_listing(entries: &[crate::mount::MountEntry]) -> Data {
+    entries.iter().map(|e| (e.path.clone(), e.to_api())).collect()
 }
 
 async fn list_table(s: S, table: Table) -> Result<Response> {
     let core = s.core()?;
     let entries = core.mount_table(table).await?;
-    Ok(legacy(table_listing(&core, &entries)))
+    Ok(legacy(table_listing(&entries)))
 }
 
 async fn mounts_list(s: S, _ctx: Ctx) -> Result<Response> {
@@ -717,12 +723,12 @@ pub fn backend(core: Weak<Core>) -> Backend<SysState> {
         Path::new("mounts")
             .op(Operation::Read, handler(mounts_list), "List the currently mounted backends.")
             .help("List the currently mounted backends.", "Lists every secrets engine with its type, accessor, configuration and options."),
-        Path::new("mounts/{path*}/tune")
+        Path::new("mounts/{path+}/tune")
             .fields(tune_fields())
             .op(Operation::Read, handler(tune_read), "Read the tuning of a mount.")
             .op(Operation::Update, handler(tune_write), "Tune a mount.")
             .help("Tune backend configuration parameters for this mount.", "Reads or changes the lease TTLs, description, options and header settings of a mount."),
-        Path::new("mounts/{path*}")
+        Path::new("mounts/{path+}")
             .fields(mount_fields())
             .op(Operation::Read, handler(mount_read), "Read the configuration of the secret engine at the given path.")
             .op(Operation::Update, handler(mount_write), "Enable a new secrets engine at the given path.")
@@ -731,12 +737,12 @@ pub fn backend(core: Weak<Core>) -> Backend<SysState> {
         Path::new("auth")
             .op(Operation::Read, handler(auth_list), "List the currently enabled credential backends.")
             .help("List the currently enabled credential backends.", "Lists every auth method with its type, accessor, configuration and options."),
-        Path::new("auth/{path*}/tune")
+        Path::new("auth/{path+}/tune")
             .fields(tune_fields())
             .op(Operation::Read, handler(tune_read), "Reads the given auth path's configuration.")
             .op(Operation::Update, handler(tune_write), "Tune configuration parameters for a given auth path.")
             .help("Tune the configuration parameters for an auth path.", "Reads or changes the lease TTLs, description, token type and header settings of an auth method."),
-        Path::new("auth/{path*}")
+        Path::new("auth/{path+}")
             .fields(mount_fields())
             .op(Operation::Read, handler(mount_read), "Read the configuration of the auth engine at the given path.")
             .op(Operation::Update, handler(mount_write), "Enables a new auth method.")
@@ -745,7 +751,7 @@ pub fn backend(core: Weak<Core>) -> Backend<SysState> {
         Path::new("internal/ui/mounts")
             .op(Operation::Read, handler(ui_mounts), "Lists all enabled and visible auth and secrets mounts.")
             .help("Information about mounts returned according to their tuned visibility.", "Without a token only mounts tuned with listing_visibility=unauth are listed."),
-        Path::new("internal/ui/mounts/{path*}")
+        Path::new("internal/ui/mounts/{path+}")
             .fields(vec![path_field()])
             .op(Operation::Read, handler(ui_mount), "Return information about the given mount.")
             .help("Information about the mount serving a path.", "Returns the mount that serves the given path, with its type and options; the CLI's kv commands use it."),

@@ -10,6 +10,10 @@
 //! logged.
 #![forbid(unsafe_code)]
 
+/// The `http` crate whose types [`parse_request`] takes, re-exported so that
+/// callers (the fuzz target) name the same version.
+pub use http;
+
 mod parse;
 mod render;
 mod router;

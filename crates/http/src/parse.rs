@@ -281,6 +281,7 @@ fn check_namespace(headers: &HeaderMap) -> Result<(), Error> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests may unwrap: a panic is a test failure.
 mod tests {
     use super::*;
     use serde_json::json;
@@ -518,7 +519,7 @@ mod tests {
             let n = (self.next() % max as u64) as usize;
             (0..n)
                 .map(|_| {
-                    if self.next() % 4 == 0 {
+                    if self.next().is_multiple_of(4) {
                         self.next() as u8
                     } else {
                         ALPHABET[(self.next() % ALPHABET.len() as u64) as usize]

@@ -3,7 +3,6 @@
 //! until a graceful shutdown.
 
 use std::future::Future;
-use std::io::BufReader;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,6 +13,7 @@ use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
@@ -49,7 +49,7 @@ pub enum HttpError {
         /// The file.
         path: PathBuf,
         /// The parse failure.
-        source: std::io::Error,
+        source: rustls::pki_types::pem::Error,
     },
     /// rustls refused the certificate chain and key (e.g. they do not match).
     #[error("TLS configuration with {} and {}: {source}", cert.display(), key.display())]
@@ -76,25 +76,29 @@ pub fn load_tls(cert_file: &Path, key_file: &Path) -> Result<Arc<rustls::ServerC
             })
     };
     let cert_pem = read(cert_file)?;
-    let certs: Vec<CertificateDer<'static>> =
-        rustls_pemfile::certs(&mut BufReader::new(cert_pem.as_slice()))
-            .collect::<Result<_, _>>()
-            .map_err(|source| HttpError::Pem {
-                path: cert_file.to_path_buf(),
-                source,
-            })?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<Result<_, _>>()
+        .map_err(|source| HttpError::Pem {
+            path: cert_file.to_path_buf(),
+            source,
+        })?;
     if certs.is_empty() {
         return Err(HttpError::NoCertificate(cert_file.to_path_buf()));
     }
 
     let key_pem = read(key_file)?;
-    let key: PrivateKeyDer<'static> =
-        rustls_pemfile::private_key(&mut BufReader::new(key_pem.as_slice()))
-            .map_err(|source| HttpError::Pem {
+    let key = match PrivateKeyDer::from_pem_slice(&key_pem) {
+        Ok(key) => key,
+        Err(rustls::pki_types::pem::Error::NoItemsFound) => {
+            return Err(HttpError::NoPrivateKey(key_file.to_path_buf()))
+        }
+        Err(source) => {
+            return Err(HttpError::Pem {
                 path: key_file.to_path_buf(),
                 source,
-            })?
-            .ok_or_else(|| HttpError::NoPrivateKey(key_file.to_path_buf()))?;
+            })
+        }
+    };
 
     let tls_err = |source| HttpError::Tls {
         cert: cert_file.to_path_buf(),

@@ -1,5 +1,6 @@
 //! The listener over real sockets: TLS with a certificate made for the
 //! test, plain TCP, and graceful shutdown.
+#![allow(clippy::unwrap_used)] // Tests may unwrap: a panic is a test failure.
 
 use std::sync::Arc;
 
@@ -134,6 +135,29 @@ async fn plain_listener_serves_http_and_shuts_down() {
     task.await.unwrap().unwrap();
     // The listener is closed once serve has returned.
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
+
+#[tokio::test]
+async fn plain_listener_speaks_http2_with_prior_knowledge() {
+    use http_body_util::{BodyExt, Empty};
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+
+    let (addr, stop, task) = start(None, HttpOptions::default()).await;
+    let client = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<Empty<bytes::Bytes>>();
+    let uri: http::Uri = format!("http://{addr}/v1/secret/h2").parse().unwrap();
+    let resp = client.get(uri).await.unwrap();
+    assert_eq!(resp.version(), http::Version::HTTP_2);
+    assert_eq!(resp.status(), 200);
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["data"]["path"], "secret/h2");
+
+    drop(client);
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
 }
 
 #[tokio::test]

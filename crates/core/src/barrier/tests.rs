@@ -586,3 +586,10 @@ fn errors_map_to_boundary_errors() {
     let e: crate::Error = BarrierError::AlreadyInitialized.into();
     assert_eq!(e.status(), 500);
 }
+
+#[test]
+fn barrier_and_view_are_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Barrier>();
+    assert_send_sync::<View>();
+}

@@ -12,8 +12,9 @@ enum Piece {
     Literal(String),
     /// One path segment (no `/`, not empty), captured under the name.
     Segment(String),
-    /// The rest of the path (may be empty, may hold `/`), captured.
-    Rest(String),
+    /// The rest of the path (may hold `/`), captured; `bool` says whether
+    /// it may be empty (`{name*}`) or not (`{name+}`).
+    Rest(String, bool),
 }
 
 /// A compiled path pattern.
@@ -44,12 +45,16 @@ impl Pattern {
                 let end = after.find('}').expect("unclosed '{' in pattern");
                 let name = &after[..end];
                 rest = &after[end + 1..];
-                if let Some(n) = name.strip_suffix('*') {
+                let rest_capture = name
+                    .strip_suffix('*')
+                    .map(|n| (n, true))
+                    .or_else(|| name.strip_suffix('+').map(|n| (n, false)));
+                if let Some((n, may_be_empty)) = rest_capture {
                     assert!(
                         !rest.contains('{'),
                         "only a literal suffix may follow {{name*}}"
                     );
-                    pieces.push(Piece::Rest(n.to_string()));
+                    pieces.push(Piece::Rest(n.to_string(), may_be_empty));
                 } else {
                     pieces.push(Piece::Segment(name.to_string()));
                 }
@@ -76,7 +81,7 @@ impl Pattern {
         self.pieces
             .iter()
             .filter_map(|p| match p {
-                Piece::Segment(n) | Piece::Rest(n) => Some(n.as_str()),
+                Piece::Segment(n) | Piece::Rest(n, _) => Some(n.as_str()),
                 Piece::Literal(_) => None,
             })
             .collect()
@@ -88,7 +93,7 @@ impl Pattern {
         for p in &self.pieces {
             match p {
                 Piece::Literal(l) => out.push_str(l),
-                Piece::Segment(n) | Piece::Rest(n) => {
+                Piece::Segment(n) | Piece::Rest(n, _) => {
                     out.push('{');
                     out.push_str(n);
                     out.push('}');
@@ -124,7 +129,7 @@ impl Pattern {
                 Some(rest) => self.match_from(idx + 1, rest, caps),
                 None => false,
             },
-            Piece::Rest(n) => {
+            Piece::Rest(n, may_be_empty) => {
                 // A rest capture may be followed by one literal suffix
                 // (`mounts/{path*}/tune`); the capture must not be empty then.
                 let captured = match self.pieces.get(idx + 1) {
@@ -134,6 +139,9 @@ impl Pattern {
                     },
                     _ => path,
                 };
+                if captured.is_empty() && !may_be_empty {
+                    return false;
+                }
                 caps.insert(n.clone(), captured.to_string());
                 true
             }
@@ -165,6 +173,10 @@ mod tests {
         let rest = Pattern::new("{path*}");
         assert_eq!(rest.matches("a/b/c").unwrap()["path"], "a/b/c");
         assert_eq!(rest.matches("").unwrap()["path"], "");
+
+        let plus = Pattern::new("mounts/{path+}");
+        assert!(plus.matches("mounts/").is_none());
+        assert_eq!(plus.matches("mounts/a/b").unwrap()["path"], "a/b");
 
         let tune = Pattern::new("mounts/{path*}/tune");
         assert_eq!(tune.matches("mounts/a/b/tune").unwrap()["path"], "a/b");
