@@ -3,10 +3,12 @@
 //! and whatever it accepts keeps the logical path invariants.
 #![no_main]
 
-use strongroom_http::http::{HeaderMap, HeaderValue, Method, Uri};
 use libfuzzer_sys::fuzz_target;
+use strongroom_http::http::{HeaderMap, HeaderValue, Method, Uri};
 
-const METHODS: [&str; 8] = ["GET", "LIST", "POST", "PUT", "PATCH", "DELETE", "TRACE", "HEAD"];
+const METHODS: [&str; 8] = [
+    "GET", "LIST", "POST", "PUT", "PATCH", "DELETE", "TRACE", "HEAD",
+];
 const HEADERS: [&str; 4] = [
     "x-vault-wrap-ttl",
     "x-vault-namespace",
@@ -21,8 +23,8 @@ fuzz_target!(|input: &[u8]| {
     // Fields are separated by 0x00: path-and-query, header values, body.
     let mut fields = rest.splitn(4, |b| *b == 0);
     let target = fields.next().unwrap_or_default();
-    let method = Method::from_bytes(METHODS[usize::from(selector % 8)].as_bytes())
-        .unwrap_or(Method::GET);
+    let method =
+        Method::from_bytes(METHODS[usize::from(selector % 8)].as_bytes()).unwrap_or(Method::GET);
 
     let mut raw_uri = b"/v1/".to_vec();
     raw_uri.extend_from_slice(target);

@@ -156,7 +156,7 @@ mod tests {
             "[".repeat(MAX_DEPTH + 1),
             "]".repeat(MAX_DEPTH + 1)
         );
-        let err = check(&deep).err().expect("too deep");
+        let err = check(&deep).expect_err("too deep");
         assert_eq!(err.offset, 4 + MAX_DEPTH);
         // Interpolations nest too.
         let interp = format!("a = {}", "\"${".repeat(MAX_DEPTH + 1));

@@ -272,13 +272,13 @@ fn listener(
     })
 }
 
+/// A block's label and body.
+type LabelledBlock = (String, Map<String, Value>);
+
 /// Flattens `key "label" { body }` blocks in either shape hcl-rs or a JSON
 /// author may produce: `{label: body}`, `{label: [body, ...]}`, or an array
 /// of such objects. Returns `(label, body)` pairs in document order.
-fn labelled_blocks(
-    key: &str,
-    value: Value,
-) -> Result<Vec<(String, Map<String, Value>)>, ConfigError> {
+fn labelled_blocks(key: &str, value: Value) -> Result<Vec<LabelledBlock>, ConfigError> {
     let not_a_block = || ConfigError::NotABlock {
         key: key.to_string(),
     };

@@ -592,6 +592,10 @@ async fn ui_mount(s: S, ctx: Ctx) -> Result<Response> {
     Ok(Response::data(data))
 }
 
+async fn openapi(s: S, _ctx: Ctx) -> Result<Response> {
+    Ok(Response::raw(200, s.core()?.openapi()?))
+}
+
 fn path_field() -> Field {
     Field::new("path", FieldType::String, "The path of the mount.")
 }
@@ -755,6 +759,9 @@ pub fn backend(core: Weak<Core>) -> Backend<SysState> {
             .fields(vec![path_field()])
             .op(Operation::Read, handler(ui_mount), "Return information about the given mount.")
             .help("Information about the mount serving a path.", "Returns the mount that serves the given path, with its type and options; the CLI's kv commands use it."),
+        Path::new("internal/specs/openapi")
+            .op(Operation::Read, handler(openapi), "Generate an OpenAPI 3 document of all mounted paths.")
+            .help("Generate an OpenAPI 3 document of all mounted paths.", "The document is generated from the declarations of every mounted backend's paths, the same ones that answer requests and ?help=1."),
     ];
     Backend::new(
         Arc::new(SysState { core }),
@@ -769,6 +776,7 @@ pub fn backend(core: Weak<Core>) -> Backend<SysState> {
             "health",
             "leader",
             "internal/ui/mounts",
+            "internal/specs/openapi",
         ]),
         root: PathSet::new(&["seal", "rotate", "key-status", "auth/*"]),
     })

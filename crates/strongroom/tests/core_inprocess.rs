@@ -2,6 +2,8 @@
 //! no sockets): the seal life cycle with Shamir shares, persistence behind
 //! the barrier, mounts, and the promise that storage never holds plaintext.
 
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -17,6 +19,9 @@ fn registry() -> Registry {
     Registry::new()
         .secrets("kv", strongroom_kv::factory())
         .secrets("generic", strongroom_kv::factory())
+        // No auth method ships yet (AppRole, Kubernetes and GCP follow); a
+        // KV backend registered as an auth type exercises the auth table.
+        .auth("test-auth", strongroom_kv::factory())
 }
 
 fn core_on(physical: Arc<dyn Backend>) -> Arc<Core> {
@@ -331,4 +336,63 @@ async fn tokens_are_required_and_checked() {
     assert_eq!(s, 200);
     assert!(v["help"].as_str().unwrap().contains("mounted backends"));
     assert!(v["openapi"]["paths"].is_object());
+}
+
+#[tokio::test]
+async fn auth_methods_enable_tune_disable() {
+    let core = core_on(Arc::new(strongroom_storage::InmemBackend::new()));
+    let init = init(&core, 1, 1).await;
+    unseal(&core, &init.keys_b64[0]).await;
+    let root = Some(init.root.as_str());
+    let (s, v) = call(&core, "POST", "/v1/sys/auth/machines", root, Some(json!({"type": "test-auth", "description": "for machines"}))).await;
+    assert_eq!(s, 204, "{v}");
+    let (_, v) = call(&core, "GET", "/v1/sys/auth", root, None).await;
+    let entry = &v["data"]["machines/"];
+    assert_eq!(entry["type"], "test-auth");
+    assert!(entry["accessor"].as_str().unwrap().starts_with("auth_test-auth_"));
+    assert_eq!(entry["config"]["token_type"], "default-service");
+    assert!(v["data"]["token/"].is_object());
+    // The method is routed below auth/.
+    let (s, _) = call(&core, "PUT", "/v1/auth/machines/x", root, Some(json!({"a": "b"}))).await;
+    assert_eq!(s, 204);
+    let (s, v) = call(&core, "GET", "/v1/auth/machines/x", root, None).await;
+    assert_eq!((s, &v["data"]["a"]), (200, &json!("b")));
+    // Tune, and read the tuning back.
+    let (s, _) = call(&core, "POST", "/v1/sys/auth/machines/tune", root, Some(json!({"default_lease_ttl": "20m", "token_type": "batch"}))).await;
+    assert_eq!(s, 204);
+    let (_, v) = call(&core, "GET", "/v1/sys/auth/machines/tune", root, None).await;
+    assert_eq!((v["data"]["default_lease_ttl"].as_u64(), v["data"]["token_type"].as_str()), (Some(1200), Some("batch")));
+    let (s, _) = call(&core, "POST", "/v1/sys/auth/machines/tune", root, Some(json!({"token_type": "nonsense"}))).await;
+    assert_eq!(s, 400);
+    // The same path twice is refused; the ui listing shows both tables.
+    let (s, _) = call(&core, "POST", "/v1/sys/auth/machines", root, Some(json!({"type": "test-auth"}))).await;
+    assert_eq!(s, 400);
+    let (_, v) = call(&core, "GET", "/v1/sys/internal/ui/mounts", root, None).await;
+    assert!(v["data"]["auth"]["machines/"].is_object() && v["data"]["secret"]["sys/"].is_object());
+    // Disable removes the route and the data.
+    let (s, _) = call(&core, "DELETE", "/v1/sys/auth/machines", root, None).await;
+    assert_eq!(s, 204);
+    let (s, _) = call(&core, "GET", "/v1/auth/machines/x", root, None).await;
+    assert_eq!(s, 404);
+    let (_, v) = call(&core, "GET", "/v1/sys/auth", root, None).await;
+    assert!(v["data"]["machines/"].is_null());
+}
+
+#[tokio::test]
+async fn openapi_document_covers_mounted_paths() {
+    let core = core_on(Arc::new(strongroom_storage::InmemBackend::new()));
+    let init = init(&core, 1, 1).await;
+    unseal(&core, &init.keys_b64[0]).await;
+    call(&core, "POST", "/v1/sys/mounts/kv", Some(&init.root), Some(json!({"type": "kv"}))).await;
+    let (s, v) = call(&core, "GET", "/v1/sys/internal/specs/openapi", None, None).await;
+    assert_eq!(s, 200);
+    assert_eq!(v["openapi"], "3.0.2");
+    let paths = v["paths"].as_object().unwrap();
+    for p in ["/kv/{path}", "/sys/mounts/{path}", "/sys/mounts/{path}/tune", "/auth/token/lookup-self", "/sys/unseal"] {
+        assert!(paths.contains_key(p), "{p} missing from {:?}", paths.keys().collect::<Vec<_>>());
+    }
+    // Declared fields become the request body schema.
+    let unseal = &paths["/sys/unseal"]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"];
+    assert_eq!(unseal["key"]["type"], "string");
+    assert_eq!(unseal["reset"]["type"], "boolean");
 }
