@@ -272,7 +272,9 @@ impl<S: Send + Sync + 'static> LogicalBackend for Backend<S> {
             ctx.fields.unknown_fields()
         };
         let mut resp = handler(self.state.clone(), ctx).await?;
-        if !unknown.is_empty() {
+        // OpenBao attaches the warning only to answers that have a body: a
+        // write answered with 204 stays a 204.
+        if !unknown.is_empty() && !resp.is_empty() {
             resp.warnings.push(format!(
                 "Endpoint ignored these unrecognized parameters: [{}]",
                 unknown.join(" ")

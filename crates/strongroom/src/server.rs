@@ -111,6 +111,14 @@ async fn serve(args: ServerArgs, config: ServerConfig) -> anyhow::Result<()> {
     if config.listeners.is_empty() {
         bail!("no listener is configured: add a listener \"tcp\" block");
     }
+    if config.ui {
+        tracing::warn!("ui = true: this build has no web UI yet; only the API is served");
+    }
+    if !config.disable_mlock {
+        // Strongroom never calls mlock: keys live in zeroized buffers, and
+        // swap should be disabled or encrypted on hosts that run it.
+        tracing::info!("memory locking is not used; disable or encrypt swap on this host");
+    }
     let physical = open_storage(&config.storage)?;
     let core = Core::new(
         physical,

@@ -396,3 +396,19 @@ async fn openapi_document_covers_mounted_paths() {
     assert_eq!(unseal["key"]["type"], "string");
     assert_eq!(unseal["reset"]["type"], "boolean");
 }
+
+#[tokio::test]
+async fn unknown_fields_are_warnings_not_errors() {
+    let core = core_on(Arc::new(strongroom_storage::InmemBackend::new()));
+    let init = init(&core, 1, 1).await;
+    unseal(&core, &init.keys_b64[0]).await;
+    let root = Some(init.root.as_str());
+    // A write that answers 204 stays a 204, as in OpenBao.
+    let (s, _) = call(&core, "POST", "/v1/sys/mounts/kv", root, Some(json!({"type": "kv", "bogus": 1}))).await;
+    assert_eq!(s, 204);
+    // An answer with a body carries the warning.
+    let (s, v) = call(&core, "POST", "/v1/auth/token/lookup", root, Some(json!({"token": init.root, "bogus": 1}))).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["warnings"][0], "Endpoint ignored these unrecognized parameters: [bogus]");
+    assert_eq!(v["data"]["policies"], json!(["root"]));
+}
