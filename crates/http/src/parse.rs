@@ -60,6 +60,9 @@ pub fn parse_request(
         "POST" | "PUT" => Operation::Update,
         "PATCH" => Operation::Patch,
         "DELETE" => Operation::Delete,
+        // Vault answers HEAD on the health check only (load balancers use
+        // it); hyper sends no body for HEAD responses.
+        "HEAD" if uri.path().trim_end_matches('/') == "/v1/sys/health" => Operation::Read,
         _ => return Err(Error::UnsupportedOperation),
     };
     // OpenBao answers help for any non-empty `help` value and any method
@@ -131,6 +134,11 @@ fn logical_path(raw: &str) -> Result<String, Error> {
 
 /// Decodes `%XX` escapes; with `plus_as_space`, `+` becomes a space (query
 /// strings). `None` on a malformed escape.
+///
+/// Hand-written on purpose: the `percent-encoding` and `form_urlencoded`
+/// crates pass malformed escapes through literally, while Vault (Go's
+/// `net/url`) refuses them in paths and drops such query pairs; matching
+/// that matters more than the twenty lines saved.
 fn percent_decode(input: &[u8], plus_as_space: bool) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(input.len());
     let mut i = 0;
