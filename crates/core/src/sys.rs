@@ -266,7 +266,10 @@ async fn rotate(s: S, _ctx: Ctx) -> Result<Response> {
 }
 
 fn table_listing(entries: &[crate::mount::MountEntry]) -> Data {
-    entries.iter().map(|e| (e.path.clone(), e.to_api())).collect()
+    entries
+        .iter()
+        .map(|e| (e.path.clone(), e.to_api()))
+        .collect()
 }
 
 async fn list_table(s: S, table: Table) -> Result<Response> {

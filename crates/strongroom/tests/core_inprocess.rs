@@ -40,7 +40,9 @@ async fn call(
     if let Some(t) = token {
         req = req.header("X-Vault-Token", t);
     }
-    let body = body.map(|b| Body::from(b.to_string())).unwrap_or_else(Body::empty);
+    let body = body
+        .map(|b| Body::from(b.to_string()))
+        .unwrap_or_else(Body::empty);
     let resp = app.oneshot(req.body(body).unwrap()).await.unwrap();
     let status = resp.status().as_u16();
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
@@ -83,7 +85,14 @@ async fn init(core: &Arc<Core>, shares: u64, threshold: u64) -> Init {
 }
 
 async fn unseal(core: &Arc<Core>, key: &str) -> (u16, Value) {
-    call(core, "PUT", "/v1/sys/unseal", None, Some(json!({"key": key}))).await
+    call(
+        core,
+        "PUT",
+        "/v1/sys/unseal",
+        None,
+        Some(json!({"key": key})),
+    )
+    .await
 }
 
 #[tokio::test]
@@ -100,12 +109,22 @@ async fn shamir_unseal_with_any_threshold_subset() {
 
     for (a, b) in [(0, 1), (1, 2), (2, 0)] {
         let (s, v) = unseal(&core, &init.keys_hex[a]).await;
-        assert_eq!((s, v["sealed"].as_bool(), v["progress"].as_u64()), (200, Some(true), Some(1)));
+        assert_eq!(
+            (s, v["sealed"].as_bool(), v["progress"].as_u64()),
+            (200, Some(true), Some(1))
+        );
         assert!(!v["nonce"].as_str().unwrap().is_empty());
         // Base64 works as well as hex.
         let (s, v) = unseal(&core, &init.keys_b64[b]).await;
         assert_eq!((s, v["sealed"].as_bool()), (200, Some(false)), "{v}");
-        let (s, _) = call(&core, "GET", "/v1/auth/token/lookup-self", Some(&init.root), None).await;
+        let (s, _) = call(
+            &core,
+            "GET",
+            "/v1/auth/token/lookup-self",
+            Some(&init.root),
+            None,
+        )
+        .await;
         assert_eq!(s, 200);
         let (s, _) = call(&core, "PUT", "/v1/sys/seal", Some(&init.root), None).await;
         assert_eq!(s, 204);
@@ -123,7 +142,10 @@ async fn forged_share_fails_and_resets_progress() {
     assert_eq!(s, 400, "{v}");
     assert!(v["errors"].is_array());
     let (_, v) = call(&core, "GET", "/v1/sys/seal-status", None, None).await;
-    assert_eq!((v["sealed"].as_bool(), v["progress"].as_u64()), (Some(true), Some(0)));
+    assert_eq!(
+        (v["sealed"].as_bool(), v["progress"].as_u64()),
+        (Some(true), Some(0))
+    );
     // Garbage is refused before it counts.
     let (s, _) = unseal(&core, "not-a-key!").await;
     assert_eq!(s, 400);
@@ -141,7 +163,11 @@ async fn sealed_server_answers_503_except_seal_endpoints() {
     let (s, v) = call(&core, "GET", "/v1/sys/health", None, None).await;
     assert_eq!((s, v["initialized"].as_bool()), (501, Some(false)));
     let init = init(&core, 1, 1).await;
-    for path in ["/v1/secret/x", "/v1/sys/mounts", "/v1/auth/token/lookup-self"] {
+    for path in [
+        "/v1/secret/x",
+        "/v1/sys/mounts",
+        "/v1/auth/token/lookup-self",
+    ] {
         let (s, v) = call(&core, "GET", path, Some(&init.root), None).await;
         assert_eq!(s, 503, "{path}");
         assert_eq!(v["errors"][0], "Vault is sealed");
@@ -153,7 +179,14 @@ async fn sealed_server_answers_503_except_seal_endpoints() {
     let (s, _) = call(&core, "GET", "/v1/sys/leader", None, None).await;
     assert_eq!(s, 200);
     // A second init is refused.
-    let (s, _) = call(&core, "PUT", "/v1/sys/init", None, Some(json!({"secret_shares": 1, "secret_threshold": 1}))).await;
+    let (s, _) = call(
+        &core,
+        "PUT",
+        "/v1/sys/init",
+        None,
+        Some(json!({"secret_shares": 1, "secret_threshold": 1})),
+    )
+    .await;
     assert_eq!(s, 400);
 }
 
@@ -180,17 +213,35 @@ async fn mounts_and_secrets_survive_seal_and_restart_on_redb() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("data.redb");
     let (root, key) = {
-        let core = core_on(Arc::new(strongroom_storage::RedbBackend::open(&path).unwrap()));
+        let core = core_on(Arc::new(
+            strongroom_storage::RedbBackend::open(&path).unwrap(),
+        ));
         let init = init(&core, 1, 1).await;
         unseal(&core, &init.keys_b64[0]).await;
-        let (s, _) = call(&core, "POST", "/v1/sys/mounts/team/kv", Some(&init.root), Some(json!({"type": "kv", "description": "team secrets"}))).await;
+        let (s, _) = call(
+            &core,
+            "POST",
+            "/v1/sys/mounts/team/kv",
+            Some(&init.root),
+            Some(json!({"type": "kv", "description": "team secrets"})),
+        )
+        .await;
         assert_eq!(s, 204);
-        let (s, _) = call(&core, "PUT", "/v1/team/kv/app/db", Some(&init.root), Some(json!({"password": "hunter2", "port": 5432}))).await;
+        let (s, _) = call(
+            &core,
+            "PUT",
+            "/v1/team/kv/app/db",
+            Some(&init.root),
+            Some(json!({"password": "hunter2", "port": 5432})),
+        )
+        .await;
         assert_eq!(s, 204);
         (init.root, init.keys_b64[0].clone())
     };
     // A new process on the same file.
-    let core = core_on(Arc::new(strongroom_storage::RedbBackend::open(&path).unwrap()));
+    let core = core_on(Arc::new(
+        strongroom_storage::RedbBackend::open(&path).unwrap(),
+    ));
     let (s, _) = call(&core, "GET", "/v1/team/kv/app/db", Some(&root), None).await;
     assert_eq!(s, 503);
     unseal(&core, &key).await;
@@ -231,19 +282,47 @@ async fn storage_never_holds_plaintext() {
     let core = core_on(physical.clone());
     let init = init(&core, 1, 1).await;
     unseal(&core, &init.keys_b64[0]).await;
-    call(&core, "POST", "/v1/sys/mounts/kv", Some(&init.root), Some(json!({"type": "kv"}))).await;
+    call(
+        &core,
+        "POST",
+        "/v1/sys/mounts/kv",
+        Some(&init.root),
+        Some(json!({"type": "kv"})),
+    )
+    .await;
     let secret = "correct-horse-battery-staple-7f3a";
-    let (s, _) = call(&core, "PUT", "/v1/kv/plain-check", Some(&init.root), Some(json!({"value": secret}))).await;
+    let (s, _) = call(
+        &core,
+        "PUT",
+        "/v1/kv/plain-check",
+        Some(&init.root),
+        Some(json!({"value": secret})),
+    )
+    .await;
     assert_eq!(s, 204);
     let entries = dump(physical.as_ref()).await;
-    assert!(entries.len() > 4, "expected keyring, tables, token and secret entries");
+    assert!(
+        entries.len() > 4,
+        "expected keyring, tables, token and secret entries"
+    );
     let unseal_key = base64_decode(&init.keys_b64[0]);
     for (key, value) in &entries {
         if key == "core/seal-config" {
             continue;
         }
-        for needle in [secret.as_bytes(), init.root.as_bytes(), b"plain-check", b"\"kv\"", b"hunter", &unseal_key] {
-            assert!(!contains(value, needle), "{key} holds plaintext {:?}", String::from_utf8_lossy(needle));
+        for needle in [
+            secret.as_bytes(),
+            init.root.as_bytes(),
+            b"plain-check",
+            b"\"kv\"",
+            b"hunter",
+            &unseal_key,
+        ] {
+            assert!(
+                !contains(value, needle),
+                "{key} holds plaintext {:?}",
+                String::from_utf8_lossy(needle)
+            );
         }
     }
     // The token is not a storage key either, only its salted hash.
@@ -261,15 +340,28 @@ async fn mount_errors_change_nothing() {
     let init = init(&core, 1, 1).await;
     unseal(&core, &init.keys_b64[0]).await;
     let root = Some(init.root.as_str());
-    call(&core, "POST", "/v1/sys/mounts/kv", root, Some(json!({"type": "kv"}))).await;
+    call(
+        &core,
+        "POST",
+        "/v1/sys/mounts/kv",
+        root,
+        Some(json!({"type": "kv"})),
+    )
+    .await;
     let (_, before) = call(&core, "GET", "/v1/sys/mounts", root, None).await;
     for (path, body) in [
         ("/v1/sys/mounts/kv", json!({"type": "kv"})),
         ("/v1/sys/mounts/kv/nested", json!({"type": "kv"})),
         ("/v1/sys/mounts/sys/x", json!({"type": "kv"})),
         ("/v1/sys/mounts/other", json!({"type": "no-such-engine"})),
-        ("/v1/sys/mounts/other", json!({"type": "kv", "config": {"default_lease_ttl": "forever"}})),
-        ("/v1/sys/mounts/other", json!({"type": "kv", "options": {"version": "7"}})),
+        (
+            "/v1/sys/mounts/other",
+            json!({"type": "kv", "config": {"default_lease_ttl": "forever"}}),
+        ),
+        (
+            "/v1/sys/mounts/other",
+            json!({"type": "kv", "options": {"version": "7"}}),
+        ),
         ("/v1/sys/mounts/other", json!({})),
         ("/v1/sys/auth/other", json!({"type": "no-such-method"})),
     ] {
@@ -291,18 +383,39 @@ async fn unmount_deletes_data_and_tune_sets_lease() {
     let init = init(&core, 1, 1).await;
     unseal(&core, &init.keys_b64[0]).await;
     let root = Some(init.root.as_str());
-    call(&core, "POST", "/v1/sys/mounts/kv", root, Some(json!({"type": "kv"}))).await;
+    call(
+        &core,
+        "POST",
+        "/v1/sys/mounts/kv",
+        root,
+        Some(json!({"type": "kv"})),
+    )
+    .await;
     call(&core, "PUT", "/v1/kv/a", root, Some(json!({"x": "1"}))).await;
     let (_, v) = call(&core, "GET", "/v1/kv/a", root, None).await;
     assert_eq!(v["lease_duration"], 768 * 3600);
-    let (s, _) = call(&core, "POST", "/v1/sys/mounts/kv/tune", root, Some(json!({"default_lease_ttl": "1h"}))).await;
+    let (s, _) = call(
+        &core,
+        "POST",
+        "/v1/sys/mounts/kv/tune",
+        root,
+        Some(json!({"default_lease_ttl": "1h"})),
+    )
+    .await;
     assert_eq!(s, 204);
     let (_, v) = call(&core, "GET", "/v1/sys/mounts/kv/tune", root, None).await;
     assert_eq!(v["data"]["default_lease_ttl"], 3600);
     let (_, v) = call(&core, "GET", "/v1/kv/a", root, None).await;
     assert_eq!(v["lease_duration"], 3600);
     // A secret's own ttl wins.
-    call(&core, "PUT", "/v1/kv/b", root, Some(json!({"x": "1", "ttl": "30m"}))).await;
+    call(
+        &core,
+        "PUT",
+        "/v1/kv/b",
+        root,
+        Some(json!({"x": "1", "ttl": "30m"})),
+    )
+    .await;
     let (_, v) = call(&core, "GET", "/v1/kv/b", root, None).await;
     assert_eq!(v["lease_duration"], 1800);
 
@@ -327,12 +440,25 @@ async fn tokens_are_required_and_checked() {
     for token in [None, Some(""), Some("s.doesnotexist")] {
         let (s, v) = call(&core, "GET", "/v1/sys/mounts", token, None).await;
         assert_eq!(s, 403, "{token:?}");
-        assert!(v["errors"][0].as_str().unwrap().contains("permission denied"));
+        assert!(v["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("permission denied"));
     }
     let (s, v) = call(&core, "GET", "/v1/nowhere/x", Some(&init.root), None).await;
     assert_eq!(s, 404);
-    assert!(v["errors"][0].as_str().unwrap().contains("no handler for route"));
-    let (s, v) = call(&core, "GET", "/v1/sys/mounts?help=1", Some(&init.root), None).await;
+    assert!(v["errors"][0]
+        .as_str()
+        .unwrap()
+        .contains("no handler for route"));
+    let (s, v) = call(
+        &core,
+        "GET",
+        "/v1/sys/mounts?help=1",
+        Some(&init.root),
+        None,
+    )
+    .await;
     assert_eq!(s, 200);
     assert!(v["help"].as_str().unwrap().contains("mounted backends"));
     assert!(v["openapi"]["paths"].is_object());
@@ -344,28 +470,72 @@ async fn auth_methods_enable_tune_disable() {
     let init = init(&core, 1, 1).await;
     unseal(&core, &init.keys_b64[0]).await;
     let root = Some(init.root.as_str());
-    let (s, v) = call(&core, "POST", "/v1/sys/auth/machines", root, Some(json!({"type": "test-auth", "description": "for machines"}))).await;
+    let (s, v) = call(
+        &core,
+        "POST",
+        "/v1/sys/auth/machines",
+        root,
+        Some(json!({"type": "test-auth", "description": "for machines"})),
+    )
+    .await;
     assert_eq!(s, 204, "{v}");
     let (_, v) = call(&core, "GET", "/v1/sys/auth", root, None).await;
     let entry = &v["data"]["machines/"];
     assert_eq!(entry["type"], "test-auth");
-    assert!(entry["accessor"].as_str().unwrap().starts_with("auth_test-auth_"));
+    assert!(entry["accessor"]
+        .as_str()
+        .unwrap()
+        .starts_with("auth_test-auth_"));
     assert_eq!(entry["config"]["token_type"], "default-service");
     assert!(v["data"]["token/"].is_object());
     // The method is routed below auth/.
-    let (s, _) = call(&core, "PUT", "/v1/auth/machines/x", root, Some(json!({"a": "b"}))).await;
+    let (s, _) = call(
+        &core,
+        "PUT",
+        "/v1/auth/machines/x",
+        root,
+        Some(json!({"a": "b"})),
+    )
+    .await;
     assert_eq!(s, 204);
     let (s, v) = call(&core, "GET", "/v1/auth/machines/x", root, None).await;
     assert_eq!((s, &v["data"]["a"]), (200, &json!("b")));
     // Tune, and read the tuning back.
-    let (s, _) = call(&core, "POST", "/v1/sys/auth/machines/tune", root, Some(json!({"default_lease_ttl": "20m", "token_type": "batch"}))).await;
+    let (s, _) = call(
+        &core,
+        "POST",
+        "/v1/sys/auth/machines/tune",
+        root,
+        Some(json!({"default_lease_ttl": "20m", "token_type": "batch"})),
+    )
+    .await;
     assert_eq!(s, 204);
     let (_, v) = call(&core, "GET", "/v1/sys/auth/machines/tune", root, None).await;
-    assert_eq!((v["data"]["default_lease_ttl"].as_u64(), v["data"]["token_type"].as_str()), (Some(1200), Some("batch")));
-    let (s, _) = call(&core, "POST", "/v1/sys/auth/machines/tune", root, Some(json!({"token_type": "nonsense"}))).await;
+    assert_eq!(
+        (
+            v["data"]["default_lease_ttl"].as_u64(),
+            v["data"]["token_type"].as_str()
+        ),
+        (Some(1200), Some("batch"))
+    );
+    let (s, _) = call(
+        &core,
+        "POST",
+        "/v1/sys/auth/machines/tune",
+        root,
+        Some(json!({"token_type": "nonsense"})),
+    )
+    .await;
     assert_eq!(s, 400);
     // The same path twice is refused; the ui listing shows both tables.
-    let (s, _) = call(&core, "POST", "/v1/sys/auth/machines", root, Some(json!({"type": "test-auth"}))).await;
+    let (s, _) = call(
+        &core,
+        "POST",
+        "/v1/sys/auth/machines",
+        root,
+        Some(json!({"type": "test-auth"})),
+    )
+    .await;
     assert_eq!(s, 400);
     let (_, v) = call(&core, "GET", "/v1/sys/internal/ui/mounts", root, None).await;
     assert!(v["data"]["auth"]["machines/"].is_object() && v["data"]["secret"]["sys/"].is_object());
@@ -383,16 +553,34 @@ async fn openapi_document_covers_mounted_paths() {
     let core = core_on(Arc::new(strongroom_storage::InmemBackend::new()));
     let init = init(&core, 1, 1).await;
     unseal(&core, &init.keys_b64[0]).await;
-    call(&core, "POST", "/v1/sys/mounts/kv", Some(&init.root), Some(json!({"type": "kv"}))).await;
+    call(
+        &core,
+        "POST",
+        "/v1/sys/mounts/kv",
+        Some(&init.root),
+        Some(json!({"type": "kv"})),
+    )
+    .await;
     let (s, v) = call(&core, "GET", "/v1/sys/internal/specs/openapi", None, None).await;
     assert_eq!(s, 200);
     assert_eq!(v["openapi"], "3.0.2");
     let paths = v["paths"].as_object().unwrap();
-    for p in ["/kv/{path}", "/sys/mounts/{path}", "/sys/mounts/{path}/tune", "/auth/token/lookup-self", "/sys/unseal"] {
-        assert!(paths.contains_key(p), "{p} missing from {:?}", paths.keys().collect::<Vec<_>>());
+    for p in [
+        "/kv/{path}",
+        "/sys/mounts/{path}",
+        "/sys/mounts/{path}/tune",
+        "/auth/token/lookup-self",
+        "/sys/unseal",
+    ] {
+        assert!(
+            paths.contains_key(p),
+            "{p} missing from {:?}",
+            paths.keys().collect::<Vec<_>>()
+        );
     }
     // Declared fields become the request body schema.
-    let unseal = &paths["/sys/unseal"]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"];
+    let unseal = &paths["/sys/unseal"]["post"]["requestBody"]["content"]["application/json"]
+        ["schema"]["properties"];
     assert_eq!(unseal["key"]["type"], "string");
     assert_eq!(unseal["reset"]["type"], "boolean");
 }
@@ -404,11 +592,28 @@ async fn unknown_fields_are_warnings_not_errors() {
     unseal(&core, &init.keys_b64[0]).await;
     let root = Some(init.root.as_str());
     // A write that answers 204 stays a 204, as in OpenBao.
-    let (s, _) = call(&core, "POST", "/v1/sys/mounts/kv", root, Some(json!({"type": "kv", "bogus": 1}))).await;
+    let (s, _) = call(
+        &core,
+        "POST",
+        "/v1/sys/mounts/kv",
+        root,
+        Some(json!({"type": "kv", "bogus": 1})),
+    )
+    .await;
     assert_eq!(s, 204);
     // An answer with a body carries the warning.
-    let (s, v) = call(&core, "POST", "/v1/auth/token/lookup", root, Some(json!({"token": init.root, "bogus": 1}))).await;
+    let (s, v) = call(
+        &core,
+        "POST",
+        "/v1/auth/token/lookup",
+        root,
+        Some(json!({"token": init.root, "bogus": 1})),
+    )
+    .await;
     assert_eq!(s, 200, "{v}");
-    assert_eq!(v["warnings"][0], "Endpoint ignored these unrecognized parameters: [bogus]");
+    assert_eq!(
+        v["warnings"][0],
+        "Endpoint ignored these unrecognized parameters: [bogus]"
+    );
     assert_eq!(v["data"]["policies"], json!(["root"]));
 }
