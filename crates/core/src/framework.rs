@@ -320,11 +320,10 @@ impl<S: Send + Sync + 'static> LogicalBackend for Backend<S> {
         }
         text.push_str("## DESCRIPTION\n\n");
         text.push_str(path.description.trim());
+        // As in OpenBao, a help answer's document names the path relative
+        // to its mount; the whole-server document uses full paths.
         let mut paths = Map::new();
-        paths.insert(
-            format!("/{}{}", mount.path, &path.pattern.openapi_path()[1..]),
-            path_openapi(path),
-        );
+        paths.insert(path.pattern.openapi_path(), path_openapi(path));
         Ok(json!({
             "help": text,
             "openapi": openapi_document(paths),

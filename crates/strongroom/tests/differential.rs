@@ -10,16 +10,17 @@ mod common;
 use common::{Allow, Call, Config, Listener, Pair, Reply};
 use serde_json::{json, Value};
 
-/// `?help=1`: Strongroom answers `{"help": ...}` only; OpenBao adds its
-/// OpenAPI document and `see_also`.
+/// `?help=1`: the text and the document's top level are compared; the
+/// OpenAPI operations are generated from Strongroom's own declarations and
+/// differ in detail (operation ids, tags, response schemas).
 const HELP: &[Allow] = &[
     Allow {
-        pattern: "/openapi",
-        reason: "no OpenAPI document in help answers",
+        pattern: "/openapi/paths/**",
+        reason: "OpenAPI operations are generated from Strongroom's declarations",
     },
     Allow {
-        pattern: "/see_also",
-        reason: "no see_also in help answers",
+        pattern: "/openapi/components/**",
+        reason: "response schemas are not declared yet",
     },
 ];
 
