@@ -69,6 +69,11 @@ struct Args {
     /// Keep servers' configs, data and logs here instead of a temp dir.
     #[arg(long)]
     work_dir: Option<PathBuf>,
+    /// Pin every server to these CPUs (a `taskset -c` list, e.g. `0`), so
+    /// that the servers and the load generator do not share cores: run the
+    /// bench itself under `taskset -c 1`. Both sides get the same CPUs.
+    #[arg(long, value_name = "CPUS")]
+    server_cpus: Option<String>,
     /// Development aid: start the --strongroom binary as if it were OpenBao
     /// (raft for durable), to check the tool before Strongroom serves.
     #[arg(long, hide = true)]
@@ -142,6 +147,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Side {
             label: "strongroom".into(),
             binary: args.strongroom.clone(),
+            cpus: args.server_cpus.clone(),
             flavor: if args.strongroom_as_bao {
                 Flavor::OpenBao
             } else {
@@ -154,6 +160,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             binary: args.bao.clone(),
             flavor: Flavor::OpenBao,
             is_strongroom: false,
+            cpus: args.server_cpus.clone(),
         },
     ];
 

@@ -43,6 +43,8 @@ pub struct Side {
     pub flavor: Flavor,
     /// True for the Strongroom side, whose row carries the ratios.
     pub is_strongroom: bool,
+    /// CPUs to pin the server to (`taskset -c` syntax), if any.
+    pub cpus: Option<String>,
 }
 
 /// A running, unsealed server ready for requests.
@@ -65,7 +67,16 @@ impl Server {
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         let log = dir.join("server.log");
 
-        let mut cmd = Command::new(&side.binary);
+        // `taskset` execs the server, so the pid (for peak RSS) is the
+        // server's own.
+        let mut cmd = match &side.cpus {
+            Some(cpus) => {
+                let mut c = Command::new("taskset");
+                c.arg("-c").arg(cpus).arg(&side.binary);
+                c
+            }
+            None => Command::new(&side.binary),
+        };
         cmd.arg("server");
         let dev_token = match pairing {
             Pairing::Dev => {

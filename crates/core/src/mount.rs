@@ -75,6 +75,40 @@ pub struct MountConfig {
     pub token_type: Option<String>,
 }
 
+impl MountConfig {
+    /// The settings shown only when set (header lists, listing visibility,
+    /// token type), as `sys/mounts` and the tune endpoints render them.
+    pub fn optional_fields(&self) -> Map<String, Value> {
+        let mut out = Map::new();
+        for (key, list) in [
+            (
+                "passthrough_request_headers",
+                &self.passthrough_request_headers,
+            ),
+            ("allowed_response_headers", &self.allowed_response_headers),
+            (
+                "audit_non_hmac_request_keys",
+                &self.audit_non_hmac_request_keys,
+            ),
+            (
+                "audit_non_hmac_response_keys",
+                &self.audit_non_hmac_response_keys,
+            ),
+        ] {
+            if !list.is_empty() {
+                out.insert(key.into(), json!(list));
+            }
+        }
+        if !self.listing_visibility.is_empty() {
+            out.insert("listing_visibility".into(), json!(self.listing_visibility));
+        }
+        if let Some(t) = &self.token_type {
+            out.insert("token_type".into(), json!(t));
+        }
+        out
+    }
+}
+
 /// One mounted backend.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MountEntry {
@@ -166,31 +200,8 @@ impl MountEntry {
             "max_lease_ttl": self.config.max_lease_ttl,
             "force_no_cache": self.config.force_no_cache,
         });
-        let c = &self.config;
-        for (key, list) in [
-            (
-                "passthrough_request_headers",
-                &c.passthrough_request_headers,
-            ),
-            ("allowed_response_headers", &c.allowed_response_headers),
-            (
-                "audit_non_hmac_request_keys",
-                &c.audit_non_hmac_request_keys,
-            ),
-            (
-                "audit_non_hmac_response_keys",
-                &c.audit_non_hmac_response_keys,
-            ),
-        ] {
-            if !list.is_empty() {
-                config[key] = json!(list);
-            }
-        }
-        if !c.listing_visibility.is_empty() {
-            config["listing_visibility"] = json!(c.listing_visibility);
-        }
-        if let Some(t) = &c.token_type {
-            config["token_type"] = json!(t);
+        if let Some(obj) = config.as_object_mut() {
+            obj.extend(self.config.optional_fields());
         }
         let mut out = json!({
             "accessor": self.accessor,

@@ -501,32 +501,7 @@ async fn tune_read(s: S, ctx: Ctx) -> Result<Response> {
     if let Some(o) = &entry.options {
         data.insert("options".into(), Value::Object(o.clone()));
     }
-    let c = &entry.config;
-    if let Some(t) = &c.token_type {
-        data.insert("token_type".into(), json!(t));
-    }
-    if !c.listing_visibility.is_empty() {
-        data.insert("listing_visibility".into(), json!(c.listing_visibility));
-    }
-    for (key, list) in [
-        (
-            "passthrough_request_headers",
-            &c.passthrough_request_headers,
-        ),
-        ("allowed_response_headers", &c.allowed_response_headers),
-        (
-            "audit_non_hmac_request_keys",
-            &c.audit_non_hmac_request_keys,
-        ),
-        (
-            "audit_non_hmac_response_keys",
-            &c.audit_non_hmac_response_keys,
-        ),
-    ] {
-        if !list.is_empty() {
-            data.insert(key.into(), json!(list));
-        }
-    }
+    data.extend(entry.config.optional_fields());
     Ok(legacy(data))
 }
 
