@@ -71,6 +71,9 @@ impl Error {
             Error::TooManyRequests(_) => 429,
             Error::Sealed | Error::NotInitialized => 503,
             Error::Upstream(_) => 502,
+            // A key the storage refuses (a NUL byte, say) came from the
+            // request path: the client's fault, not the server's.
+            Error::Storage(StorageError::InvalidKey(_)) => 400,
             Error::Storage(_) | Error::Internal(_) => 500,
         }
     }

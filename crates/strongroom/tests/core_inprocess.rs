@@ -617,3 +617,17 @@ async fn unknown_fields_are_warnings_not_errors() {
     );
     assert_eq!(v["data"]["policies"], json!(["root"]));
 }
+
+#[tokio::test]
+async fn keys_the_storage_refuses_are_client_errors() {
+    let core = core_on(Arc::new(strongroom_storage::InmemBackend::new()));
+    let init = init(&core, 1, 1).await;
+    unseal(&core, &init.keys_b64[0]).await;
+    let root = Some(init.root.as_str());
+    call(&core, "POST", "/v1/sys/mounts/kv", root, Some(json!({"type": "kv"}))).await;
+    let (s, v) = call(&core, "PUT", "/v1/kv/a%00b", root, Some(json!({"x": "1"}))).await;
+    assert_eq!(s, 400, "{v}");
+    assert!(v["errors"].is_array());
+    let (s, _) = call(&core, "LIST", "/v1/kv/", root, None).await;
+    assert_eq!(s, 404, "nothing was stored");
+}
