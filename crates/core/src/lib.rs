@@ -14,6 +14,7 @@ pub mod error;
 pub mod framework;
 pub mod logical;
 pub mod mount;
+pub mod policy;
 pub mod router;
 pub mod shamir;
 pub mod storage;
