@@ -624,7 +624,14 @@ async fn keys_the_storage_refuses_are_client_errors() {
     let init = init(&core, 1, 1).await;
     unseal(&core, &init.keys_b64[0]).await;
     let root = Some(init.root.as_str());
-    call(&core, "POST", "/v1/sys/mounts/kv", root, Some(json!({"type": "kv"}))).await;
+    call(
+        &core,
+        "POST",
+        "/v1/sys/mounts/kv",
+        root,
+        Some(json!({"type": "kv"})),
+    )
+    .await;
     let (s, v) = call(&core, "PUT", "/v1/kv/a%00b", root, Some(json!({"x": "1"}))).await;
     assert_eq!(s, 400, "{v}");
     assert!(v["errors"].is_array());
