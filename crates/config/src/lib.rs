@@ -29,8 +29,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 mod error;
-mod hcl1;
-mod limits;
 mod parse;
 
 pub use error::ConfigError;

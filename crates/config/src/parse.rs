@@ -11,7 +11,6 @@ use serde_json::{Map, Value};
 use strongroom_core::duration::duration_from_json;
 
 use crate::error::one_line;
-use crate::{hcl1, limits};
 use crate::{
     ConfigError, Format, ListenerConfig, LogLevel, ServerConfig, StorageConfig, TlsFiles,
     DEFAULT_LEASE_TTL, DEFAULT_LISTENER_ADDRESS, DEFAULT_MAX_REQUEST_SIZE, UNLIMITED_REQUEST_SIZE,
@@ -41,43 +40,11 @@ const TCP_KEYS: &[&str] = &[
     "max_request_size",
 ];
 
-/// Stack for the HCL parsing thread. hcl-rs recurses per nesting level;
-/// with the [`limits`] in force it needs well under 2 MiB even in a debug
-/// build, so this leaves ample headroom whatever thread calls us.
-const HCL_STACK_BYTES: usize = 32 * 1024 * 1024;
-
-/// Parses HCL text into the HCL-JSON-spec shape.
-///
-/// Runs on its own thread with a large stack so that deep (but accepted)
-/// nesting cannot overflow the caller's stack, and so that a panic inside
-/// hcl-rs, should one exist, becomes an error instead of unwinding into the
-/// caller.
+/// Parses HCL text into the HCL-JSON-spec shape (HCL1 leniency, bounded
+/// nesting and a large-stack parse come from [`strongroom_core::lenient_hcl`]).
 pub(crate) fn hcl_to_value(text: &str) -> Result<Value, ConfigError> {
-    if let Err(e) = limits::check(text) {
-        let (line, column) = hcl1::line_column(text, e.offset);
-        return Err(hcl_syntax(Some(line), Some(column), &e.message));
-    }
-    let owned = text.to_string();
-    let worker = std::thread::Builder::new()
-        .name("config-hcl".to_string())
-        .stack_size(HCL_STACK_BYTES)
-        .spawn(move || hcl_to_value_inline(&owned));
-    match worker {
-        Ok(handle) => handle.join().unwrap_or_else(|_| {
-            Err(hcl_syntax(
-                None,
-                None,
-                "the HCL parser failed on this input",
-            ))
-        }),
-        // No thread to be had (resource limits): parse here; the limits
-        // above keep the recursion small.
-        Err(_) => hcl_to_value_inline(text),
-    }
-}
-
-fn hcl_to_value_inline(text: &str) -> Result<Value, ConfigError> {
-    let body = hcl1::parse(text).map_err(|f| hcl_syntax(f.line, f.column, &f.message))?;
+    let body = strongroom_core::lenient_hcl::parse_body(text)
+        .map_err(|e| hcl_syntax(e.line, e.column, &e.message))?;
     hcl::from_body::<Value>(body).map_err(|e| hcl_syntax(None, None, &e.to_string()))
 }
 

@@ -12,6 +12,7 @@ pub mod core;
 pub mod duration;
 pub mod error;
 pub mod framework;
+pub mod lenient_hcl;
 pub mod logical;
 pub mod mount;
 pub mod policy;

@@ -278,7 +278,7 @@ fn syntax(msg: impl std::fmt::Display) -> PolicyError {
 }
 
 fn hcl_blocks(text: &str) -> Result<Vec<RawBlock>, PolicyError> {
-    let body = hcl::parse(text).map_err(syntax)?;
+    let body = crate::lenient_hcl::parse_body(text).map_err(syntax)?;
     let ctx = hcl::eval::Context::new();
     let mut out = Vec::new();
     for structure in body.into_iter() {
@@ -517,6 +517,17 @@ mod tests {
 
     fn err(text: &str) -> String {
         Policy::parse("p", text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn hcl1_one_line_blocks_parse_as_in_openbao() {
+        let p = Policy::parse(
+            "p",
+            r#"path "a/*" { capabilities = ["read", "list"]  min_wrapping_ttl = "1s" }"#,
+        )
+        .unwrap();
+        assert_eq!(p.paths.len(), 1);
+        assert_eq!(p.paths[0].path, "a/*");
     }
 
     #[test]
