@@ -17,6 +17,7 @@ use crate::barrier::{Barrier, BarrierError, View};
 use crate::framework::{BackendRequest, LogicalBackend, MountContext};
 use crate::logical::{Operation, Request, RequestHandler, Response};
 use crate::mount::{normalize_mount_path, overlaps, MountConfig, MountEntry, SystemTtls, Table};
+use crate::policy::store::PolicyStore;
 use crate::router::{Route, RouteTable};
 use crate::storage::{Backend as Physical, BatchOp};
 use crate::token::{TokenEntry, TokenStore};
@@ -146,6 +147,8 @@ pub struct Unsealed {
     tables: tokio::sync::Mutex<Tables>,
     /// The token store.
     pub tokens: Arc<TokenStore>,
+    /// The ACL policy store.
+    pub policies: Arc<PolicyStore>,
     /// Cluster identity.
     pub cluster: ClusterInfo,
 }
@@ -479,6 +482,7 @@ impl Core {
     /// Builds the unsealed state from storage and publishes it.
     async fn load_unsealed(&self) -> Result<Arc<Unsealed>> {
         let tokens = Arc::new(TokenStore::open(self.barrier.view("sys/token/")).await?);
+        let policies = Arc::new(PolicyStore::open(self.barrier.view("sys/policy/")).await?);
         let mounts: Vec<MountEntry> = self
             .read_json(Table::Mounts.storage_key())
             .await?
@@ -509,6 +513,7 @@ impl Core {
             routes: ArcSwap::from_pointee(routes),
             tables: tokio::sync::Mutex::new(tables),
             tokens,
+            policies,
             cluster,
         });
         self.unsealed.store(Some(unsealed.clone()));

@@ -20,6 +20,7 @@ use crate::duration::duration_from_json;
 
 mod acl;
 mod builtin;
+pub mod store;
 
 pub use acl::{Acl, Decision};
 pub use builtin::{default_policy, root_policy, DEFAULT_POLICY, DEFAULT_POLICY_TEXT};

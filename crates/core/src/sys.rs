@@ -570,6 +570,101 @@ async fn ui_mount(s: S, ctx: Ctx) -> Result<Response> {
     Ok(Response::data(data))
 }
 
+fn policy_name(ctx: &Ctx) -> Result<String> {
+    crate::policy::store::normalize_name(&ctx.fields.str_or_empty("name")?)
+}
+
+fn stored_policy_data(p: &crate::policy::store::StoredPolicy, text_key: &str) -> Data {
+    let mut d = obj(json!({
+        "allow_slashes_in_identity_templates": false,
+        "allow_wildcards_in_identity_templates": false,
+        "cas_required": p.cas_required,
+        "name": p.name,
+        "version": p.version,
+    }));
+    d.insert(text_key.into(), json!(p.policy));
+    if !p.modified.is_empty() {
+        d.insert("modified".into(), json!(p.modified));
+    }
+    d
+}
+
+async fn policy_list(s: S, _ctx: Ctx) -> Result<Response> {
+    let names = s.core()?.unsealed()?.policies.list().await?;
+    Ok(legacy(obj(json!({"keys": names, "policies": names}))))
+}
+
+async fn policies_acl_list(s: S, _ctx: Ctx) -> Result<Response> {
+    let names = s.core()?.unsealed()?.policies.list().await?;
+    Ok(Response::data(obj(json!({"keys": names}))))
+}
+
+async fn policy_read(s: S, ctx: Ctx) -> Result<Response> {
+    let name = policy_name(&ctx)?;
+    let p = s.core()?.unsealed()?.policies.get(&name).await?;
+    let p = p.ok_or(Error::NotFound(None))?;
+    if ctx.request.path.starts_with("policies/") {
+        Ok(Response::data(stored_policy_data(&p, "policy")))
+    } else {
+        Ok(legacy(stored_policy_data(&p, "rules")))
+    }
+}
+
+async fn policy_write(s: S, ctx: Ctx) -> Result<Response> {
+    let name = policy_name(&ctx)?;
+    let mut resp = Response::empty();
+    let mut text = ctx.fields.str_or_empty("policy")?;
+    if text.is_empty() && !ctx.request.path.starts_with("policies/") {
+        text = ctx.fields.str_or_empty("rules")?;
+        if !text.is_empty() {
+            resp = resp.with_warning("'rules' is deprecated, please use 'policy' instead");
+        }
+    }
+    if text.is_empty() {
+        return Err(Error::bad_request(
+            "'policy' parameter not supplied or empty",
+        ));
+    }
+    let cas = match ctx.fields.get_int("cas")? {
+        Some(c) if c < 0 => None,
+        Some(c) => Some(c as u64),
+        None => None,
+    };
+    s.core()?
+        .unsealed()?
+        .policies
+        .put(&name, &text, cas)
+        .await?;
+    Ok(resp)
+}
+
+async fn policy_delete(s: S, ctx: Ctx) -> Result<Response> {
+    let name = policy_name(&ctx)?;
+    s.core()?.unsealed()?.policies.delete(&name).await?;
+    Ok(Response::empty())
+}
+
+fn policy_fields() -> Vec<Field> {
+    vec![
+        Field::new("name", FieldType::String, "The name of the policy."),
+        Field::new(
+            "policy",
+            FieldType::String,
+            "The rules of the policy, in HCL or JSON.",
+        ),
+        Field::new(
+            "rules",
+            FieldType::String,
+            "Deprecated alias of policy (sys/policy only).",
+        ),
+        Field::new(
+            "cas",
+            FieldType::Int,
+            "Write only if the current version equals this (0: only if absent).",
+        ),
+    ]
+}
+
 async fn openapi(s: S, _ctx: Ctx) -> Result<Response> {
     Ok(Response::raw(200, s.core()?.openapi()?))
 }
@@ -737,6 +832,24 @@ pub fn backend(core: Weak<Core>) -> Backend<SysState> {
             .fields(vec![path_field()])
             .op(Operation::Read, handler(ui_mount), "Return information about the given mount.")
             .help("Information about the mount serving a path.", "Returns the mount that serves the given path, with its type and options; the CLI's kv commands use it."),
+        Path::new("policy")
+            .op(Operation::Read, handler(policy_list), "List the configured access control policies.")
+            .help("List the configured access control policies.", "Lists the names of all ACL policies, root and default included (legacy form of sys/policies/acl)."),
+        Path::new("policy/{name}")
+            .fields(policy_fields())
+            .op(Operation::Read, handler(policy_read), "Retrieve the policy body for the named policy.")
+            .op(Operation::Update, handler(policy_write), "Add a new or update an existing policy.")
+            .op(Operation::Delete, handler(policy_delete), "Delete the policy with the given name.")
+            .help("Read, write and delete access control policies.", "Legacy form of sys/policies/acl/<name>: reads answer the text as `rules`, writes accept `policy` (or the deprecated `rules`)."),
+        Path::new("policies/acl/?")
+            .op(Operation::List, handler(policies_acl_list), "List the configured access control policies.")
+            .help("List the configured access control policies.", "Lists the names of all ACL policies, root and default included."),
+        Path::new("policies/acl/{name}")
+            .fields(policy_fields())
+            .op(Operation::Read, handler(policy_read), "Retrieve information about the named ACL policy.")
+            .op(Operation::Update, handler(policy_write), "Add a new or update an existing ACL policy.")
+            .op(Operation::Delete, handler(policy_delete), "Delete the ACL policy with the given name.")
+            .help("Read, write and delete ACL policies.", "Policies are written in HCL or JSON; `cas` gives check-and-set on the policy's version. The root policy cannot be changed and the default policy cannot be deleted."),
         Path::new("internal/specs/openapi")
             .op(Operation::Read, handler(openapi), "Generate an OpenAPI 3 document of all mounted paths.")
             .help("Generate an OpenAPI 3 document of all mounted paths.", "The document is generated from the declarations of every mounted backend's paths, the same ones that answer requests and ?help=1."),

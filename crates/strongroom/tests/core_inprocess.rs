@@ -638,3 +638,65 @@ async fn keys_the_storage_refuses_are_client_errors() {
     let (s, _) = call(&core, "LIST", "/v1/kv/", root, None).await;
     assert_eq!(s, 404, "nothing was stored");
 }
+
+#[tokio::test]
+async fn policies_persist_and_compile_per_set() {
+    use strongroom_core::logical::{Data, Operation};
+    let core = core_on(Arc::new(strongroom_storage::InmemBackend::new()));
+    let init = init(&core, 1, 1).await;
+    unseal(&core, &init.keys_b64[0]).await;
+    let root = Some(init.root.as_str());
+    let text = "path \"secret/*\" {\n  capabilities = [\"read\"]\n}\n";
+    let (s, _) = call(
+        &core,
+        "PUT",
+        "/v1/sys/policies/acl/reader",
+        root,
+        Some(json!({"policy": text})),
+    )
+    .await;
+    assert_eq!(s, 204);
+    call(&core, "PUT", "/v1/sys/seal", root, None).await;
+    unseal(&core, &init.keys_b64[0]).await;
+    let (s, v) = call(&core, "GET", "/v1/sys/policies/acl/reader", root, None).await;
+    assert_eq!((s, &v["data"]["policy"]), (200, &json!(text)));
+    let store = core.unsealed().unwrap().policies.clone();
+    let acl = store
+        .acl(&["reader".into(), "default".into()])
+        .await
+        .unwrap();
+    assert!(
+        acl.check("secret/app", Operation::Read, &Data::new())
+            .allowed
+    );
+    assert!(
+        !acl.check("secret/app", Operation::Update, &Data::new())
+            .allowed
+    );
+    assert!(
+        acl.check("auth/token/lookup-self", Operation::Read, &Data::new())
+            .allowed
+    );
+    // A rewrite is seen by the next compile of the same set.
+    let text2 = "path \"secret/*\" {\n  capabilities = [\"update\"]\n}\n";
+    call(
+        &core,
+        "PUT",
+        "/v1/sys/policies/acl/reader",
+        root,
+        Some(json!({"policy": text2})),
+    )
+    .await;
+    let acl = store
+        .acl(&["default".into(), "reader".into()])
+        .await
+        .unwrap();
+    assert!(
+        !acl.check("secret/app", Operation::Read, &Data::new())
+            .allowed
+    );
+    assert!(
+        acl.check("secret/app", Operation::Update, &Data::new())
+            .allowed
+    );
+}

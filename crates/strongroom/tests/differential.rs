@@ -303,6 +303,93 @@ async fn dev_auth_methods() {
 }
 
 #[tokio::test]
+async fn dev_acl_policy_store() {
+    let mut p = Pair::dev();
+    let policy = "path \"secret/*\" {\n  capabilities = [\"read\", \"list\"]\n}\n";
+    let r = p.check(Call::get("sys/policy"), &[]).await;
+    p.expect(
+        r.1.data("keys") == &json!(["default", "root"]),
+        "policy list",
+    );
+    let r = p.check(Call::list("sys/policies/acl"), &[]).await;
+    p.expect(r.1.data("keys") == &json!(["default", "root"]), "acl list");
+    p.check(Call::get("sys/policies/acl?list=true"), &[]).await;
+    let r = p.check(Call::get("sys/policies/acl"), &[]).await;
+    p.expect_status(&r, 405, "GET sys/policies/acl without list");
+    for name in ["default", "root"] {
+        p.check(Call::get(&format!("sys/policies/acl/{name}")), &[])
+            .await;
+        p.check(Call::get(&format!("sys/policy/{name}")), &[]).await;
+    }
+    let r = p
+        .check(
+            Call::put("sys/policies/acl/Reader", json!({"policy": policy})),
+            &[],
+        )
+        .await;
+    p.expect_status(&r, 204, "write policy");
+    let r = p.check(Call::get("sys/policies/acl/reader"), &[]).await;
+    p.expect(r.1.data("version") == &json!(1), "version 1");
+    p.expect(r.1.data("policy") == &json!(policy), "text kept as written");
+    let r = p
+        .check(
+            Call::put(
+                "sys/policies/acl/reader",
+                json!({"policy": policy, "cas": 0}),
+            ),
+            &[],
+        )
+        .await;
+    p.expect_status(&r, 400, "cas mismatch");
+    let r = p
+        .check(
+            Call::put(
+                "sys/policies/acl/reader",
+                json!({"policy": policy, "cas": 1}),
+            ),
+            &[],
+        )
+        .await;
+    p.expect_status(&r, 204, "cas match");
+    let r = p
+        .check(
+            Call::put("sys/policy/legacy", json!({"rules": policy})),
+            &[],
+        )
+        .await;
+    p.expect_status(&r, 200, "legacy write warns");
+    p.check(Call::get("sys/policy/legacy"), &[]).await;
+    for (name, body) in [
+        ("root", json!({"policy": policy})),
+        (
+            "bad",
+            json!({"policy": "path \"a\" {\n capabilities = [\"fly\"]\n}"}),
+        ),
+        ("bad", json!({"policy": "path \"a\" {"})),
+        ("empty", json!({})),
+    ] {
+        let r = p
+            .check(
+                Call::put(&format!("sys/policies/acl/{name}"), body.clone()),
+                &[],
+            )
+            .await;
+        p.expect_status(&r, 400, &format!("refused {name} {body}"));
+    }
+    let r = p.check(Call::get("sys/policies/acl/bad"), &[]).await;
+    p.expect_status(&r, 404, "a refused policy is not stored");
+    let r = p.check(Call::delete("sys/policies/acl/default"), &[]).await;
+    p.expect_status(&r, 400, "default cannot be deleted");
+    let r = p.check(Call::delete("sys/policies/acl/reader"), &[]).await;
+    p.expect_status(&r, 204, "delete");
+    let r = p.check(Call::delete("sys/policies/acl/reader"), &[]).await;
+    p.expect_status(&r, 204, "delete again");
+    let r = p.check(Call::get("sys/policies/acl/reader"), &[]).await;
+    p.expect_status(&r, 404, "deleted");
+    p.finish();
+}
+
+#[tokio::test]
 async fn dev_kv_v1() {
     let mut p = Pair::dev();
     let r = p
