@@ -820,14 +820,26 @@ impl Core {
             .ok_or(Error::PermissionDenied)
     }
 
-    /// Authorises `entry` for `op` on `path`. Until ACL policies exist, only
-    /// root tokens are authorised: deny by default.
-    fn authorize(&self, entry: &TokenEntry, _op: Operation, _path: &str) -> Result<()> {
+    /// Authorises `entry` for `op` on `path` with `data` through the ACL
+    /// compiled from its policies (cached per policy set); `sudo` paths also
+    /// need the sudo capability. Deny by default.
+    async fn authorize(
+        &self,
+        unsealed: &Unsealed,
+        entry: &TokenEntry,
+        path: &str,
+        req: &Request,
+        sudo: bool,
+    ) -> Result<()> {
         if entry.is_root() {
-            Ok(())
-        } else {
-            Err(Error::PermissionDenied)
+            return Ok(());
         }
+        let acl = unsealed.policies.acl(&entry.policies).await?;
+        let decision = acl.check(path, req.operation, &req.data);
+        if !decision.allowed || (sudo && !decision.sudo) {
+            return Err(Error::PermissionDenied);
+        }
+        Ok(())
     }
 
     async fn dispatch_sys_direct(&self, req: Request) -> Result<Response> {
@@ -892,50 +904,58 @@ impl RequestHandler for Core {
         }
         let unsealed = self.unsealed.load_full().ok_or(Error::Sealed)?;
         let routes = unsealed.routes.load();
-        let found = routes.lookup(&req.path);
-        let unauthenticated = found
-            .map(|(r, rel)| r.backend.special_paths().unauthenticated.contains(rel))
-            .unwrap_or(false);
-        if !unauthenticated {
-            let token = self.authenticate(&unsealed, &req).await?;
-            let sudo = found
-                .map(|(r, rel)| r.backend.special_paths().root.contains(rel))
-                .unwrap_or(false);
-            self.authorize(&token, req.operation, &req.path)?;
-            if sudo {
-                self.authorize(&token, Operation::Update, &req.path)?;
-            }
-        }
+        let found = routes
+            .lookup(&req.path)
+            .map(|(r, rel)| (r.clone(), rel.to_string()));
+        let special = found.as_ref().map(|(r, rel)| {
+            let s = r.backend.special_paths();
+            (s.unauthenticated.contains(rel), s.root.contains(rel))
+        });
+        let (unauthenticated, sudo) = special.unwrap_or((false, false));
+        let mut req = req;
+        // Token first, then the existence check that turns an update into a
+        // create, then the ACL on the final operation (OpenBao's order), so
+        // that a policy may allow creating without allowing overwriting.
+        let token = if unauthenticated {
+            None
+        } else {
+            Some(self.authenticate(&unsealed, &req).await?)
+        };
         let Some((route, rel)) = found else {
+            if let Some(token) = &token {
+                self.authorize(&unsealed, token, &req.path, &req, sudo)
+                    .await?;
+            }
             return Err(Error::NotFound(Some(format!(
                 "no handler for route {:?}. route entry not found.",
                 req.path
             ))));
         };
-        if req.operation == Operation::Help {
-            let body = route.backend.help(&route.mount, rel)?;
+        let full_path = std::mem::replace(&mut req.path, rel);
+        let mut breq = BackendRequest {
+            request: req,
+            storage: route.storage.clone(),
+            mount: route.mount.clone(),
+        };
+        if breq.request.operation == Operation::Update && token.is_some() {
+            if let Some(false) = route.backend.exists(&breq).await? {
+                breq.request.operation = Operation::Create;
+            }
+        }
+        if let Some(token) = &token {
+            self.authorize(&unsealed, token, &full_path, &breq.request, sudo)
+                .await?;
+        }
+        if breq.request.operation == Operation::Help {
+            let body = route.backend.help(&route.mount, &breq.request.path)?;
             return Ok(Response::raw(200, body));
         }
-        let rel = rel.to_string();
-        let route = route.clone();
-        if req.wrap_ttl.is_some() {
+        if breq.request.wrap_ttl.is_some() {
             // Response wrapping arrives with the cubbyhole and the token
             // tree; refusing is safer than answering unwrapped.
             return Err(Error::bad_request(
                 "response wrapping is not available on this server yet",
             ));
-        }
-        let mut request = req;
-        request.path = rel;
-        let mut breq = BackendRequest {
-            request,
-            storage: route.storage.clone(),
-            mount: route.mount.clone(),
-        };
-        if breq.request.operation == Operation::Update {
-            if let Some(false) = route.backend.exists(&breq).await? {
-                breq.request.operation = Operation::Create;
-            }
         }
         route.backend.handle(breq).await
     }

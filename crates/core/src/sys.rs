@@ -570,6 +570,97 @@ async fn ui_mount(s: S, ctx: Ctx) -> Result<Response> {
     Ok(Response::data(data))
 }
 
+/// `sys/capabilities*`: the capabilities a token has on each path, in
+/// OpenBao's shape (one key per path, and `capabilities` for the first).
+async fn capabilities_of(
+    core: &Core,
+    token: Option<Arc<crate::token::TokenEntry>>,
+    ctx: &Ctx,
+) -> Result<Response> {
+    let token = token.ok_or_else(|| Error::bad_request("invalid token"))?;
+    let f = &ctx.fields;
+    let mut paths = f.get_strings("paths")?.unwrap_or_default();
+    // The legacy `path` parameter also gets a `capabilities` key.
+    let legacy_path = f.get_strings("path")?.and_then(|p| p.into_iter().next());
+    if let Some(p) = &legacy_path {
+        paths.insert(0, p.clone());
+    }
+    paths.retain(|p| !p.is_empty());
+    if paths.is_empty() {
+        return Err(Error::bad_request("paths must be supplied"));
+    }
+    let unsealed = core.unsealed()?;
+    let acl = if token.is_root() {
+        None
+    } else {
+        Some(unsealed.policies.acl(&token.policies).await?)
+    };
+    let caps = |path: &str| -> Vec<String> {
+        match &acl {
+            None => vec!["root".to_string()],
+            Some(acl) => acl.capabilities(path.trim_start_matches('/')),
+        }
+    };
+    let mut data = Data::new();
+    for p in &paths {
+        data.insert(p.clone(), json!(caps(p)));
+    }
+    if let Some(p) = &legacy_path {
+        data.insert("capabilities".into(), json!(caps(p)));
+    }
+    Ok(legacy(data))
+}
+
+async fn capabilities(s: S, ctx: Ctx) -> Result<Response> {
+    let core = s.core()?;
+    let token = ctx.fields.str_or_empty("token")?;
+    let entry = core.unsealed()?.tokens.lookup(&token).await?;
+    capabilities_of(&core, entry, &ctx).await
+}
+
+async fn capabilities_self(s: S, ctx: Ctx) -> Result<Response> {
+    let core = s.core()?;
+    let mut token = ctx.fields.str_or_empty("token")?;
+    if token.is_empty() {
+        token = ctx
+            .request
+            .client_token
+            .as_ref()
+            .map(|t| t.0.clone())
+            .unwrap_or_default();
+    }
+    let entry = core.unsealed()?.tokens.lookup(&token).await?;
+    capabilities_of(&core, entry, &ctx).await
+}
+
+async fn capabilities_accessor(s: S, ctx: Ctx) -> Result<Response> {
+    let core = s.core()?;
+    let accessor = ctx.fields.str_or_empty("accessor")?;
+    let entry = core.unsealed()?.tokens.lookup_accessor(&accessor).await?;
+    capabilities_of(&core, entry, &ctx).await
+}
+
+fn capability_fields() -> Vec<Field> {
+    vec![
+        Field::new(
+            "token",
+            FieldType::String,
+            "Token for which capabilities are being queried.",
+        ),
+        Field::new(
+            "accessor",
+            FieldType::String,
+            "Accessor of the token for which capabilities are being queried.",
+        ),
+        Field::new("path", FieldType::CommaStringSlice, "Use 'paths' instead."),
+        Field::new(
+            "paths",
+            FieldType::CommaStringSlice,
+            "Paths on which capabilities are being queried.",
+        ),
+    ]
+}
+
 fn policy_name(ctx: &Ctx) -> Result<String> {
     crate::policy::store::normalize_name(&ctx.fields.str_or_empty("name")?)
 }
@@ -832,6 +923,18 @@ pub fn backend(core: Weak<Core>) -> Backend<SysState> {
             .fields(vec![path_field()])
             .op(Operation::Read, handler(ui_mount), "Return information about the given mount.")
             .help("Information about the mount serving a path.", "Returns the mount that serves the given path, with its type and options; the CLI's kv commands use it."),
+        Path::new("capabilities")
+            .fields(capability_fields())
+            .op(Operation::Update, handler(capabilities), "Fetches the capabilities of the given token on the given path.")
+            .help("Fetches the capabilities of the given token on the given path.", "Returns, for each path, the capabilities the token's policies grant there (root for a root token, deny when nothing matches)."),
+        Path::new("capabilities-self")
+            .fields(capability_fields())
+            .op(Operation::Update, handler(capabilities_self), "Fetches the capabilities of the calling token on the given path.")
+            .help("Fetches the capabilities of the calling token on the given path.", "Like sys/capabilities, for the token that makes the request."),
+        Path::new("capabilities-accessor")
+            .fields(capability_fields())
+            .op(Operation::Update, handler(capabilities_accessor), "Fetches the capabilities of the token associated with the given accessor.")
+            .help("Fetches the capabilities of the token associated with the given accessor.", "Like sys/capabilities, naming the token by its accessor."),
         Path::new("policy")
             .op(Operation::Read, handler(policy_list), "List the configured access control policies.")
             .help("List the configured access control policies.", "Lists the names of all ACL policies, root and default included (legacy form of sys/policies/acl)."),

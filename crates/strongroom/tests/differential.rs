@@ -390,6 +390,101 @@ async fn dev_acl_policy_store() {
 }
 
 #[tokio::test]
+async fn dev_tokens_with_policies() {
+    let mut p = Pair::dev();
+    p.check(Call::post("sys/mounts/kv1", kv1_mount()), &[])
+        .await;
+    let policy = "path \"kv1/app/*\" {\n  capabilities = [\"create\", \"read\", \"list\"]\n}\npath \"kv1/admin\" {\n  capabilities = [\"deny\"]\n}\n";
+    p.check(
+        Call::put("sys/policies/acl/app", json!({"policy": policy})),
+        &[],
+    )
+    .await;
+    let r = p
+        .check(
+            Call::post(
+                "auth/token/create",
+                json!({"policies": ["app"], "ttl": "1h", "meta": {"team": "a"}, "display_name": "web"}),
+            ),
+            &[],
+        )
+        .await;
+    p.expect_status(&r, 200, "create token");
+    let token_of = |reply: &Reply| {
+        reply.body["auth"]["client_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (bao_token, sr_token) = (token_of(&r.0), token_of(&r.1));
+    p.expect(
+        r.1.body["auth"]["policies"] == json!(["app", "default"]),
+        "token policies",
+    );
+    // The same token-specific calls on both servers.
+    let steps: Vec<(Call, u16)> = vec![
+        (Call::get("auth/token/lookup-self"), 200),
+        (Call::put("kv1/app/one", json!({"v": "1"})), 204),
+        (Call::put("kv1/app/one", json!({"v": "2"})), 403),
+        (Call::get("kv1/app/one"), 200),
+        (Call::list("kv1/app"), 200),
+        (Call::delete("kv1/app/one"), 403),
+        (Call::get("kv1/admin"), 403),
+        (Call::get("kv1/other"), 403),
+        (Call::get("sys/mounts"), 403),
+        (
+            Call::post(
+                "sys/capabilities-self",
+                json!({"paths": ["kv1/app/x", "kv1/admin", "sys/mounts"]}),
+            ),
+            200,
+        ),
+        (
+            Call::post("sys/capabilities-self", json!({"path": "kv1/app/x"})),
+            200,
+        ),
+        (
+            Call::post("auth/token/create", json!({"policies": ["root"]})),
+            403,
+        ),
+    ];
+    for (call, status) in steps {
+        let what = call.describe();
+        let r = p
+            .check_each(call.clone().token(&bao_token), call.token(&sr_token), &[])
+            .await;
+        p.expect_status(&r, status, &format!("app token: {what}"));
+    }
+    let caps = Call::post(
+        "sys/capabilities-self",
+        json!({"paths": ["kv1/app/x", "kv1/admin"]}),
+    );
+    let r = p
+        .check_each(caps.clone().token(&bao_token), caps.token(&sr_token), &[])
+        .await;
+    p.expect(
+        r.1.data("kv1/app/x") == &json!(["create", "list", "read"])
+            && r.1.data("kv1/admin") == &json!(["deny"]),
+        "capabilities-self values",
+    );
+    let r = p
+        .check(
+            Call::post("sys/capabilities", json!({"token": "nope", "paths": ["a"]})),
+            &[],
+        )
+        .await;
+    p.expect_status(&r, 400, "capabilities of an unknown token");
+    let r = p
+        .check(
+            Call::post("auth/token/create", json!({"ttl": "forever"})),
+            &[],
+        )
+        .await;
+    p.expect_status(&r, 400, "bad ttl");
+    p.finish();
+}
+
+#[tokio::test]
 async fn dev_kv_v1() {
     let mut p = Pair::dev();
     let r = p
