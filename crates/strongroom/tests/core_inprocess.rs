@@ -700,3 +700,111 @@ async fn policies_persist_and_compile_per_set() {
             .allowed
     );
 }
+
+#[tokio::test]
+async fn child_tokens_stay_within_their_parent() {
+    let core = core_on(Arc::new(strongroom_storage::InmemBackend::new()));
+    let init = init(&core, 1, 1).await;
+    unseal(&core, &init.keys_b64[0]).await;
+    let root = Some(init.root.as_str());
+    let creator = "path \"auth/token/create*\" {\n  capabilities = [\"update\"]\n}\n";
+    call(
+        &core,
+        "PUT",
+        "/v1/sys/policies/acl/creator",
+        root,
+        Some(json!({"policy": creator})),
+    )
+    .await;
+    call(
+        &core,
+        "PUT",
+        "/v1/sys/policies/acl/other",
+        root,
+        Some(json!({"policy": creator})),
+    )
+    .await;
+    let (s, v) = call(
+        &core,
+        "POST",
+        "/v1/auth/token/create",
+        root,
+        Some(json!({"policies": "creator", "ttl": "10m"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["auth"]["lease_duration"], 600);
+    assert_eq!(v["auth"]["orphan"], false);
+    let parent = v["auth"]["client_token"].as_str().unwrap().to_string();
+    let parent = Some(parent.as_str());
+    // Only policies the parent holds.
+    let (s, _) = call(
+        &core,
+        "POST",
+        "/v1/auth/token/create",
+        parent,
+        Some(json!({"policies": ["other"]})),
+    )
+    .await;
+    assert_eq!(s, 400);
+    let (s, _) = call(
+        &core,
+        "POST",
+        "/v1/auth/token/create",
+        parent,
+        Some(json!({"policies": ["root"]})),
+    )
+    .await;
+    assert_eq!(s, 400);
+    // No orphans from a non-root parent on create; a child inherits.
+    let (s, _) = call(
+        &core,
+        "POST",
+        "/v1/auth/token/create",
+        parent,
+        Some(json!({"no_parent": true})),
+    )
+    .await;
+    assert_eq!(s, 400);
+    let (s, v) = call(
+        &core,
+        "POST",
+        "/v1/auth/token/create",
+        parent,
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["auth"]["policies"], json!(["creator", "default"]));
+    // A TTL above the mount's maximum is capped.
+    let (_, v) = call(
+        &core,
+        "POST",
+        "/v1/auth/token/create",
+        root,
+        Some(json!({"policies": ["other"], "ttl": "10000h"})),
+    )
+    .await;
+    assert_eq!(v["auth"]["lease_duration"], 768 * 3600);
+    // Root children of root never expire unless asked.
+    let (_, v) = call(
+        &core,
+        "POST",
+        "/v1/auth/token/create-orphan",
+        root,
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(
+        (
+            v["auth"]["lease_duration"].as_u64(),
+            v["auth"]["orphan"].as_bool()
+        ),
+        (Some(0), Some(true))
+    );
+    // Restrictions not supported yet are refused, not ignored.
+    for body in [json!({"num_uses": 3}), json!({"type": "batch"})] {
+        let (s, _) = call(&core, "POST", "/v1/auth/token/create", root, Some(body)).await;
+        assert_eq!(s, 400);
+    }
+}
