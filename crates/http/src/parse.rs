@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use http::{HeaderMap, Method, Uri};
 use serde_json::Value;
 use strongroom_core::duration::parse_duration;
+use strongroom_core::framework::parse_go_bool;
 use strongroom_core::logical::{ClientToken, Data, Operation, Request};
 use strongroom_core::Error;
 
@@ -91,15 +92,6 @@ pub fn parse_request(
     req.wrap_ttl = wrap_ttl;
     req.remote_addr = remote;
     Ok(req)
-}
-
-/// Go's `strconv.ParseBool`, which Vault uses for `list`.
-fn parse_go_bool(v: &str) -> Option<bool> {
-    match v {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
-        _ => None,
-    }
 }
 
 /// The logical path: what follows `/v1/`, percent-decoded, without leading
