@@ -202,6 +202,11 @@ impl PolicyStore {
     /// The compiled ACL of a set of policy names (unknown names are
     /// skipped, as OpenBao does), cached by the sorted set.
     pub async fn acl(&self, names: &[String]) -> Result<Arc<Acl>> {
+        // Hot path: tokens keep their policies sorted and lowercased, so
+        // their list is the cache key as it is, with no allocation.
+        if let Some(acl) = self.acls.get(names) {
+            return Ok(acl.clone());
+        }
         let mut key: Vec<String> = names.iter().map(|n| n.to_lowercase()).collect();
         key.sort();
         key.dedup();
