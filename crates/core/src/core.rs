@@ -204,6 +204,7 @@ pub struct Core {
     admin: tokio::sync::Mutex<()>,
     sys: Arc<dyn LogicalBackend>,
     sys_view: View,
+    sys_mount: Arc<MountContext>,
 }
 
 impl std::fmt::Debug for Core {
@@ -233,6 +234,11 @@ impl Core {
             admin: tokio::sync::Mutex::new(()),
             sys: Arc::new(sys::backend(weak.clone())),
             sys_view,
+            sys_mount: Arc::new(MountContext {
+                path: "sys/".into(),
+                kind: "system".into(),
+                ..Default::default()
+            }),
         })
     }
 
@@ -638,11 +644,6 @@ impl Core {
                 existing.route_path()
             )));
         }
-        if self.registry.get(table, kind).is_none() {
-            return Err(Error::bad_request(format!(
-                "plugin not found in the catalog: {kind}"
-            )));
-        }
         let mut entry = MountEntry::new(table, &path, kind, description);
         entry.config = config;
         // Vault shows the KV family's options as an object even when none
@@ -854,11 +855,7 @@ impl Core {
             .handle(BackendRequest {
                 request,
                 storage: self.sys_view.clone(),
-                mount: Arc::new(MountContext {
-                    path: "sys/".into(),
-                    kind: "system".into(),
-                    ..Default::default()
-                }),
+                mount: self.sys_mount.clone(),
             })
             .await
     }

@@ -265,7 +265,19 @@ impl<S: Send + Sync + 'static> LogicalBackend for Backend<S> {
             .handler_for(op)
             .or_else(|| (op == Operation::Create).then(|| path.handler_for(Operation::Update))?)
             .ok_or(Error::UnsupportedOperation)?;
-        let ctx = self.ctx(path, caps, &req);
+        // The request moves into the context: one copy of the data (for the
+        // decoded fields) per request, not two.
+        let BackendRequest {
+            request,
+            storage,
+            mount,
+        } = req;
+        let ctx = Ctx {
+            fields: FieldData::new(request.data.clone(), caps, path.fields.clone()),
+            request,
+            storage,
+            mount,
+        };
         let unknown = if path.arbitrary_input {
             Vec::new()
         } else {

@@ -170,34 +170,26 @@ impl TokenStore {
 
     /// Creates a root token, with `id` or a fresh `s.` id; returns the id.
     pub async fn create_root(&self, id: Option<&str>) -> Result<String> {
-        let id = match id {
-            Some(i) if !i.is_empty() => i.to_string(),
-            _ => format!("s.{}", random_base62(24)),
-        };
-        let entry = TokenEntry {
-            id_hash: self.hash(&id),
-            accessor: random_base62(24),
+        let new = NewToken {
             policies: vec!["root".into()],
-            path: "auth/token/root".into(),
             display_name: "root".into(),
-            creation_time: now_unix(),
-            ttl: 0,
-            explicit_max_ttl: 0,
-            num_uses: 0,
-            orphan: true,
-            parent: None,
-            meta: None,
-            token_type: "service".into(),
-            renewable: false,
-            period: 0,
+            path: "auth/token/root".into(),
+            ..Default::default()
         };
-        self.store(entry).await?;
+        let (id, _) = self.insert(id.filter(|i| !i.is_empty()), new).await?;
         Ok(id)
     }
 
     /// Creates a service token; returns its id and entry.
     pub async fn create(&self, new: NewToken) -> Result<(String, Arc<TokenEntry>)> {
-        let id = format!("s.{}", random_base62(24));
+        self.insert(None, new).await
+    }
+
+    /// Stores a new service token with `id`, or a fresh `s.` id.
+    async fn insert(&self, id: Option<&str>, new: NewToken) -> Result<(String, Arc<TokenEntry>)> {
+        let id = id
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("s.{}", random_base62(24)));
         let entry = TokenEntry {
             id_hash: self.hash(&id),
             accessor: random_base62(24),
