@@ -576,6 +576,7 @@ async fn capabilities_of(
     core: &Core,
     token: Option<Arc<crate::token::TokenEntry>>,
     ctx: &Ctx,
+    always_summary: bool,
 ) -> Result<Response> {
     let token = token.ok_or_else(|| Error::bad_request("invalid token"))?;
     let f = &ctx.fields;
@@ -605,7 +606,9 @@ async fn capabilities_of(
     for p in &paths {
         data.insert(p.clone(), json!(caps(p)));
     }
-    if let Some(p) = &legacy_path {
+    // OpenBao: sys/capabilities and -accessor always add `capabilities` for
+    // the first path; -self only when the legacy `path` was given.
+    if let Some(p) = legacy_path.as_ref().or(always_summary.then(|| &paths[0])) {
         data.insert("capabilities".into(), json!(caps(p)));
     }
     Ok(legacy(data))
@@ -615,7 +618,7 @@ async fn capabilities(s: S, ctx: Ctx) -> Result<Response> {
     let core = s.core()?;
     let token = ctx.fields.str_or_empty("token")?;
     let entry = core.unsealed()?.tokens.lookup(&token).await?;
-    capabilities_of(&core, entry, &ctx).await
+    capabilities_of(&core, entry, &ctx, true).await
 }
 
 async fn capabilities_self(s: S, ctx: Ctx) -> Result<Response> {
@@ -630,14 +633,14 @@ async fn capabilities_self(s: S, ctx: Ctx) -> Result<Response> {
             .unwrap_or_default();
     }
     let entry = core.unsealed()?.tokens.lookup(&token).await?;
-    capabilities_of(&core, entry, &ctx).await
+    capabilities_of(&core, entry, &ctx, false).await
 }
 
 async fn capabilities_accessor(s: S, ctx: Ctx) -> Result<Response> {
     let core = s.core()?;
     let accessor = ctx.fields.str_or_empty("accessor")?;
     let entry = core.unsealed()?.tokens.lookup_accessor(&accessor).await?;
-    capabilities_of(&core, entry, &ctx).await
+    capabilities_of(&core, entry, &ctx, true).await
 }
 
 fn capability_fields() -> Vec<Field> {

@@ -76,6 +76,24 @@ async fn dev_sys_status_endpoints() {
         "key-status term 2 after rotate",
     );
     p.check(Call::get("sys/key-status").anonymous(), &[]).await;
+    // The whole-server OpenAPI document: its top level is compared; the
+    // operations are Strongroom's own (as for help answers).
+    let r = p
+        .check(
+            Call::get("sys/internal/specs/openapi").anonymous(),
+            &[
+                Allow {
+                    pattern: "/paths/**",
+                    reason: "OpenAPI operations are generated from Strongroom's declarations",
+                },
+                Allow {
+                    pattern: "/components/**",
+                    reason: "response schemas are not declared yet",
+                },
+            ],
+        )
+        .await;
+    p.expect_status(&r, 200, "openapi document");
     for help in ["sys/seal-status?help=1", "sys/mounts?help=1"] {
         let r = p.check(Call::get(help), HELP).await;
         p.expect(r.1.body["help"].is_string(), format!("{help}: help string"));
@@ -410,6 +428,7 @@ async fn dev_tokens_with_policies() {
         )
         .await;
     p.expect_status(&r, 200, "create token");
+    let created = r.clone();
     let token_of = |reply: &Reply| {
         reply.body["auth"]["client_token"]
             .as_str()
@@ -467,6 +486,57 @@ async fn dev_tokens_with_policies() {
             && r.1.data("kv1/admin") == &json!(["deny"]),
         "capabilities-self values",
     );
+    // The same token named by id (lookup, capabilities) and by accessor.
+    let accessor_of = |reply: &Reply| {
+        reply.body["auth"]["accessor"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (bao_accessor, sr_accessor) = (accessor_of(&created.0), accessor_of(&created.1));
+    let lookup = |t: &str| Call::post("auth/token/lookup", json!({"token": t}));
+    let r = p
+        .check_each(lookup(&bao_token), lookup(&sr_token), &[])
+        .await;
+    p.expect(
+        r.1.data("policies") == &json!(["app", "default"]),
+        "lookup by id",
+    );
+    p.expect(r.1.data("meta") == &json!({"team": "a"}), "lookup meta");
+    let caps = |t: &str| {
+        Call::post(
+            "sys/capabilities",
+            json!({"token": t, "paths": ["kv1/app/x"]}),
+        )
+    };
+    let r = p.check_each(caps(&bao_token), caps(&sr_token), &[]).await;
+    p.expect(
+        r.1.data("kv1/app/x") == &json!(["create", "list", "read"]),
+        "capabilities",
+    );
+    let by_accessor = |a: &str| {
+        Call::post(
+            "sys/capabilities-accessor",
+            json!({"accessor": a, "paths": ["kv1/admin"]}),
+        )
+    };
+    let r = p
+        .check_each(by_accessor(&bao_accessor), by_accessor(&sr_accessor), &[])
+        .await;
+    p.expect(
+        r.1.data("kv1/admin") == &json!(["deny"]),
+        "capabilities-accessor",
+    );
+    let r = p
+        .check(
+            Call::post(
+                "sys/capabilities-accessor",
+                json!({"accessor": "nope", "paths": ["a"]}),
+            ),
+            &[],
+        )
+        .await;
+    p.expect_status(&r, 400, "capabilities of an unknown accessor");
     let r = p
         .check(
             Call::post("sys/capabilities", json!({"token": "nope", "paths": ["a"]})),
