@@ -460,4 +460,7 @@ impl Barrier {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
+
+#[cfg(test)]
+pub(crate) use tests::unsealed_view;

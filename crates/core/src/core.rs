@@ -14,14 +14,15 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::barrier::{Barrier, BarrierError, View};
+use crate::expiration::{Due, LeaseStore, Schedule};
 use crate::framework::{BackendRequest, LogicalBackend, MountContext};
 use crate::logical::{Operation, Request, RequestHandler, Response};
 use crate::mount::{normalize_mount_path, overlaps, MountConfig, MountEntry, SystemTtls, Table};
 use crate::policy::store::PolicyStore;
 use crate::router::{Route, RouteTable};
 use crate::storage::{Backend as Physical, BatchOp};
-use crate::token::{TokenEntry, TokenStore};
-use crate::{shamir, sys, token, Error, Result};
+use crate::token::{now_unix, TokenEntry, TokenStore};
+use crate::{cubbyhole, shamir, sys, token, Error, Result};
 
 /// The physical key of the plaintext seal configuration.
 pub const SEAL_CONFIG_KEY: &str = "core/seal-config";
@@ -149,8 +150,15 @@ pub struct Unsealed {
     pub tokens: Arc<TokenStore>,
     /// The ACL policy store.
     pub policies: Arc<PolicyStore>,
+    /// Secret leases.
+    pub leases: Arc<LeaseStore>,
+    /// The timetable of token and lease expiry.
+    pub schedule: Arc<Schedule>,
+    /// The cubbyhole engine's storage (one folder per token).
+    pub cubbyhole: View,
     /// Cluster identity.
     pub cluster: ClusterInfo,
+    reaper: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -203,8 +211,10 @@ pub struct Core {
     progress: tokio::sync::Mutex<UnsealProgress>,
     admin: tokio::sync::Mutex<()>,
     sys: Arc<dyn LogicalBackend>,
+    token: Arc<dyn LogicalBackend>,
     sys_view: View,
     sys_mount: Arc<MountContext>,
+    weak: Weak<Core>,
 }
 
 impl std::fmt::Debug for Core {
@@ -233,6 +243,8 @@ impl Core {
             progress: tokio::sync::Mutex::new(UnsealProgress::default()),
             admin: tokio::sync::Mutex::new(()),
             sys: Arc::new(sys::backend(weak.clone())),
+            token: Arc::new(token::backend::backend(weak.clone())),
+            weak: weak.clone(),
             sys_view,
             sys_mount: Arc::new(MountContext {
                 path: "sys/".into(),
@@ -335,16 +347,19 @@ impl Core {
             .await?;
         self.barrier.unseal(&unseal_key).await?;
         let tables = Tables {
-            mounts: vec![{
-                let mut sys = MountEntry::new(
-                    Table::Mounts,
-                    "sys/",
-                    "system",
-                    "system endpoints used for control, policy and debugging",
-                );
-                sys.config.passthrough_request_headers = vec!["Accept".into()];
-                sys
-            }],
+            mounts: vec![
+                {
+                    let mut sys = MountEntry::new(
+                        Table::Mounts,
+                        "sys/",
+                        "system",
+                        "system endpoints used for control, policy and debugging",
+                    );
+                    sys.config.passthrough_request_headers = vec!["Accept".into()];
+                    sys
+                },
+                cubbyhole_entry(),
+            ],
             auth: vec![{
                 let mut t =
                     MountEntry::new(Table::Auth, "token/", "token", "token based credentials");
@@ -458,7 +473,11 @@ impl Core {
     }
 
     async fn seal_locked(&self) {
-        self.unsealed.store(None);
+        if let Some(u) = self.unsealed.swap(None) {
+            if let Some(reaper) = u.reaper.lock().ok().and_then(|mut r| r.take()) {
+                reaper.abort();
+            }
+        }
         self.barrier.seal();
         self.reset_unseal().await;
     }
@@ -485,11 +504,18 @@ impl Core {
         Ok(())
     }
 
-    /// Builds the unsealed state from storage and publishes it.
+    /// Builds the unsealed state from storage and publishes it: mount
+    /// tables, tokens and leases (with their expiry timetable), then starts
+    /// the reaper that revokes them on time.
     async fn load_unsealed(&self) -> Result<Arc<Unsealed>> {
-        let tokens = Arc::new(TokenStore::open(self.barrier.view("sys/token/")).await?);
+        let schedule = Arc::new(Schedule::default());
+        let (tokens, dangling) =
+            TokenStore::open(self.barrier.view("sys/token/"), schedule.clone()).await?;
+        let tokens = Arc::new(tokens);
+        let leases =
+            Arc::new(LeaseStore::open(self.barrier.view("sys/expire/"), schedule.clone()).await?);
         let policies = Arc::new(PolicyStore::open(self.barrier.view("sys/policy/")).await?);
-        let mounts: Vec<MountEntry> = self
+        let mut mounts: Vec<MountEntry> = self
             .read_json(Table::Mounts.storage_key())
             .await?
             .unwrap_or_default();
@@ -497,6 +523,15 @@ impl Core {
             .read_json(Table::Auth.storage_key())
             .await?
             .unwrap_or_default();
+        if !mounts.iter().any(|m| m.kind == "cubbyhole") {
+            // Storage written before the cubbyhole existed gains it here.
+            mounts.push(cubbyhole_entry());
+            self.persist_tables(&Tables {
+                mounts: mounts.clone(),
+                auth: auth.clone(),
+            })
+            .await?;
+        }
         let cluster = match self.read_json::<ClusterInfo>(CLUSTER_KEY).await? {
             Some(c) => c,
             None => {
@@ -513,16 +548,38 @@ impl Core {
                 c
             }
         };
+        let cubbyhole = mounts
+            .iter()
+            .find(|m| m.kind == "cubbyhole")
+            .map(|m| self.barrier.view(&m.storage_prefix()))
+            .ok_or_else(|| Error::internal("no cubbyhole mount"))?;
         let tables = Tables { mounts, auth };
-        let routes = self.build_routes(&tables, &tokens)?;
+        let routes = self.build_routes(&tables)?;
         let unsealed = Arc::new(Unsealed {
             routes: ArcSwap::from_pointee(routes),
             tables: tokio::sync::Mutex::new(tables),
             tokens,
             policies,
+            leases,
+            schedule,
+            cubbyhole,
             cluster,
+            reaper: std::sync::Mutex::new(None),
         });
         self.unsealed.store(Some(unsealed.clone()));
+        // A crash during a tree revocation can leave children whose parent
+        // is gone: finish the job.
+        for hash in dangling {
+            self.revoke_token_tree(&hash).await?;
+        }
+        let reaper = tokio::spawn(reap(
+            self.weak.clone(),
+            Arc::downgrade(&unsealed),
+            unsealed.schedule.clone(),
+        ));
+        if let Ok(mut slot) = unsealed.reaper.lock() {
+            *slot = Some(reaper);
+        }
         Ok(unsealed)
     }
 
@@ -538,12 +595,13 @@ impl Core {
         })
     }
 
-    fn build_route(&self, entry: &MountEntry, tokens: &Arc<TokenStore>) -> Result<Arc<Route>> {
+    fn build_route(&self, entry: &MountEntry) -> Result<Arc<Route>> {
         let storage = self.barrier.view(&entry.storage_prefix());
         let mount = self.mount_context(entry);
         let backend: Arc<dyn LogicalBackend> = match (entry.table, entry.kind.as_str()) {
             (Table::Mounts, "system") => self.sys.clone(),
-            (Table::Auth, "token") => Arc::new(token::backend(tokens.clone())),
+            (Table::Auth, "token") => self.token.clone(),
+            (Table::Mounts, "cubbyhole") => Arc::new(cubbyhole::backend()),
             (table, kind) => {
                 let factory = self.registry.get(table, kind).ok_or_else(|| {
                     Error::bad_request(format!("plugin not found in the catalog: {kind}"))
@@ -564,10 +622,10 @@ impl Core {
         }))
     }
 
-    fn build_routes(&self, tables: &Tables, tokens: &Arc<TokenStore>) -> Result<RouteTable> {
+    fn build_routes(&self, tables: &Tables) -> Result<RouteTable> {
         let mut routes = Vec::new();
         for entry in tables.mounts.iter().chain(tables.auth.iter()) {
-            routes.push(self.build_route(entry, tokens)?);
+            routes.push(self.build_route(entry)?);
         }
         Ok(RouteTable::new(routes))
     }
@@ -653,7 +711,7 @@ impl Core {
             (o, _) => o,
         };
         // Build first: a factory that refuses the options refuses the mount.
-        let route = self.build_route(&entry, &unsealed.tokens)?;
+        let route = self.build_route(&entry)?;
         entry = route.entry.clone();
         let mut next = tables.clone();
         next.table_mut(table).push(entry);
@@ -787,7 +845,7 @@ impl Core {
             }
         }
         let entry = entry.clone();
-        let route = self.build_route(&entry, &unsealed.tokens)?;
+        let route = self.build_route(&entry)?;
         self.persist_tables(&next).await?;
         *tables = next;
         let routes: Vec<Arc<Route>> = unsealed
@@ -807,23 +865,37 @@ impl Core {
         Ok(())
     }
 
-    /// Looks up the request's token; `PermissionDenied` when missing or
-    /// unknown.
-    async fn authenticate(&self, unsealed: &Unsealed, req: &Request) -> Result<Arc<TokenEntry>> {
+    /// Looks up the request's token and spends one of its uses;
+    /// `PermissionDenied` when missing, unknown, expired, used up, or used
+    /// from outside its bound CIDRs.
+    async fn authenticate(&self, unsealed: &Unsealed, req: &Request) -> Result<token::Used> {
         let token = req.client_token.as_ref().ok_or(Error::PermissionDenied)?;
         if token.0.is_empty() {
             return Err(Error::PermissionDenied);
         }
-        unsealed
+        let entry = unsealed
             .tokens
             .lookup(&token.0)
-            .await?
-            .ok_or(Error::PermissionDenied)
+            .ok_or(Error::PermissionDenied)?;
+        if entry.num_uses < 0 {
+            return Err(Error::PermissionDenied);
+        }
+        if !entry.bound_cidrs.is_empty() {
+            let allowed = req
+                .remote_addr
+                .is_some_and(|ip| entry.bound_cidrs.iter().any(|c| c.contains(ip)));
+            if !allowed {
+                return Err(Error::PermissionDenied);
+            }
+        }
+        unsealed.tokens.use_token(entry).await
     }
 
     /// Authorises `entry` for `op` on `path` with `data` through the ACL
     /// compiled from its policies (cached per policy set); `sudo` paths also
-    /// need the sudo capability. Deny by default.
+    /// need the sudo capability, and the rule's wrapping TTL bounds apply to
+    /// the request's wrap TTL. Response-wrapping tokens may only unwrap,
+    /// look up and rewrap. Deny by default.
     async fn authorize(
         &self,
         unsealed: &Unsealed,
@@ -832,6 +904,12 @@ impl Core {
         req: &Request,
         sudo: bool,
     ) -> Result<()> {
+        if entry.is_wrapping() {
+            return match path {
+                "sys/wrapping/unwrap" | "sys/wrapping/lookup" | "sys/wrapping/rewrap" => Ok(()),
+                _ => Err(Error::PermissionDenied),
+            };
+        }
         if entry.is_root() {
             return Ok(());
         }
@@ -840,7 +918,207 @@ impl Core {
         if !decision.allowed || (sudo && !decision.sudo) {
             return Err(Error::PermissionDenied);
         }
+        if let Some(min) = decision.min_wrapping_ttl {
+            if req.wrap_ttl.is_none_or(|t| t < min) {
+                return Err(Error::PermissionDenied);
+            }
+        }
+        if let (Some(max), Some(t)) = (decision.max_wrapping_ttl, req.wrap_ttl) {
+            if t > max {
+                return Err(Error::PermissionDenied);
+            }
+        }
         Ok(())
+    }
+
+    /// Revokes a token and everything below it: children first, each with
+    /// its leases and cubbyhole.
+    pub async fn revoke_token_tree(&self, hash: &str) -> Result<()> {
+        let unsealed = self.unsealed()?;
+        for h in unsealed.tokens.tree_postorder(hash) {
+            self.revoke_one_token(&unsealed, &h).await?;
+        }
+        Ok(())
+    }
+
+    /// Revokes a token but not its children, which become orphans.
+    pub async fn revoke_token_orphan(&self, hash: &str) -> Result<()> {
+        let unsealed = self.unsealed()?;
+        unsealed.tokens.orphan_children(hash).await?;
+        self.revoke_one_token(&unsealed, hash).await
+    }
+
+    async fn revoke_one_token(&self, unsealed: &Unsealed, hash: &str) -> Result<()> {
+        for lease in unsealed.leases.of_token(hash) {
+            self.revoke_lease(unsealed, &lease, false).await?;
+        }
+        if let Some(entry) = unsealed.tokens.get_any(hash) {
+            if !entry.cubbyhole_id.is_empty() {
+                clear_view(
+                    &unsealed
+                        .cubbyhole
+                        .sub_view(&format!("{}/", entry.cubbyhole_id)),
+                )
+                .await?;
+            }
+        }
+        unsealed.tokens.delete(hash).await
+    }
+
+    /// Revokes a secret lease: the backend that issued it undoes it, then
+    /// the lease is forgotten. With `force`, a backend error is logged and
+    /// the lease forgotten anyway (`sys/leases/revoke-force`).
+    pub async fn revoke_lease(
+        &self,
+        unsealed: &Unsealed,
+        lease_id: &str,
+        force: bool,
+    ) -> Result<()> {
+        let Some(lease) = unsealed.leases.get(lease_id) else {
+            return Ok(());
+        };
+        let routes = unsealed.routes.load();
+        if let Some((route, rel)) = routes.lookup(&lease.path) {
+            let mut request = Request::new(Operation::Delete, rel);
+            request.data = lease.internal.clone();
+            let outcome = route
+                .backend
+                .revoke_secret(BackendRequest {
+                    request,
+                    storage: route.storage.clone(),
+                    mount: route.mount.clone(),
+                })
+                .await;
+            if let Err(e) = outcome {
+                if !force {
+                    return Err(e);
+                }
+                tracing::warn!(lease_id, error = %e, "forced revocation: backend failed, lease dropped");
+            }
+        }
+        unsealed.leases.remove(lease_id).await
+    }
+
+    /// Revokes every lease (tokens included) whose id starts with `prefix`.
+    pub async fn revoke_prefix(&self, prefix: &str, force: bool) -> Result<()> {
+        let unsealed = self.unsealed()?;
+        for id in unsealed.leases.ids() {
+            if id.starts_with(prefix) {
+                self.revoke_lease(&unsealed, &id, force).await?;
+            }
+        }
+        for entry in unsealed.tokens.entries() {
+            if entry.lease_id().starts_with(prefix) {
+                self.revoke_token_tree(&entry.id_hash).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `auth/token/tidy` and `sys/leases/tidy`: revokes tokens whose parent
+    /// is gone and leases whose token is gone.
+    pub async fn tidy_tokens(&self) -> Result<()> {
+        let unsealed = self.unsealed()?;
+        for hash in unsealed.tokens.tidy_candidates() {
+            self.revoke_token_tree(&hash).await?;
+        }
+        for id in unsealed.leases.ids() {
+            if let Some(l) = unsealed.leases.get(&id) {
+                if !l.token_hash.is_empty() && unsealed.tokens.get_any(&l.token_hash).is_none() {
+                    self.revoke_lease(&unsealed, &id, false).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Revokes whatever is due now; what fails is retried a little later.
+    async fn reap_due(&self, unsealed: &Unsealed) {
+        for due in unsealed.schedule.take_due(now_unix()) {
+            let outcome = match &due {
+                Due::Token(hash) => self.revoke_token_tree(hash).await,
+                Due::Lease(id) => self.revoke_lease(unsealed, id, false).await,
+            };
+            if let Err(e) = outcome {
+                tracing::warn!(error = %e, "expiry: revocation failed, retrying in 30s");
+                unsealed.schedule.set(due, now_unix() + 30);
+            }
+        }
+    }
+
+    /// The rest of a request's path once its token is known: existence
+    /// check, ACL, backend, then leasing and wrapping of the answer.
+    async fn dispatch(
+        &self,
+        unsealed: &Unsealed,
+        found: Option<(Arc<Route>, String)>,
+        mut req: Request,
+        token: Option<Arc<TokenEntry>>,
+        sudo: bool,
+    ) -> Result<Response> {
+        let Some((route, rel)) = found else {
+            if let Some(token) = &token {
+                self.authorize(unsealed, token, &req.path, &req, sudo)
+                    .await?;
+            }
+            return Err(Error::NotFound(Some(format!(
+                "no handler for route {:?}. route entry not found.",
+                req.path
+            ))));
+        };
+        let full_path = std::mem::replace(&mut req.path, rel);
+        req.token_entry = token.clone();
+        let wrap_ttl = req.wrap_ttl;
+        let request_id = req.id.clone();
+        let mut breq = BackendRequest {
+            request: req,
+            storage: route.storage.clone(),
+            mount: route.mount.clone(),
+        };
+        if breq.request.operation == Operation::Update && token.is_some() {
+            if let Some(false) = route.backend.exists(&breq).await? {
+                breq.request.operation = Operation::Create;
+            }
+        }
+        if let Some(token) = &token {
+            self.authorize(unsealed, token, &full_path, &breq.request, sudo)
+                .await?;
+        }
+        if breq.request.operation == Operation::Help {
+            let body = route.backend.help(&route.mount, &breq.request.path)?;
+            return Ok(Response::raw(200, body));
+        }
+        let mut resp = route.backend.handle(breq).await?;
+        if let Some(lease) = resp.lease.as_mut() {
+            if let Some(internal) = lease.internal.take() {
+                let ttl = match lease.lease_duration {
+                    0 => route.mount.default_lease_ttl.as_secs(),
+                    t => t,
+                };
+                let entry = unsealed
+                    .leases
+                    .register(
+                        &full_path,
+                        token.as_ref().map_or("", |t| t.id_hash.as_str()),
+                        internal,
+                        ttl,
+                        route.mount.max_lease_ttl.as_secs(),
+                        lease.renewable,
+                    )
+                    .await?;
+                lease.lease_id = entry.lease_id.clone();
+                lease.lease_duration = entry.ttl;
+            }
+        }
+        if let Some(ttl) = wrap_ttl {
+            if resp.raw.is_none() && (resp.data.is_some() || resp.auth.is_some()) {
+                let ttl = ttl.as_secs().max(1);
+                resp = self
+                    .wrap_response(unsealed, &resp, ttl, &full_path, &request_id)
+                    .await?;
+            }
+        }
+        Ok(resp)
     }
 
     async fn dispatch_sys_direct(&self, req: Request) -> Result<Response> {
@@ -886,6 +1164,58 @@ fn has_dot_segment(path: &str) -> bool {
     path.split('/').any(|s| s == ".." || s == ".")
 }
 
+/// The reaper: sleeps until the earliest deadline of the timetable (or
+/// until it gets an earlier one) and revokes what is due. It holds the core
+/// weakly and is aborted at seal.
+async fn reap(core: Weak<Core>, unsealed: Weak<Unsealed>, schedule: Arc<Schedule>) {
+    loop {
+        {
+            let (Some(core), Some(unsealed)) = (core.upgrade(), unsealed.upgrade()) else {
+                return;
+            };
+            core.reap_due(&unsealed).await;
+        }
+        let wait = match schedule.next() {
+            Some(at) => at.saturating_sub(now_unix()),
+            None => 3600,
+        };
+        if wait == 0 {
+            continue;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(wait)) => {}
+            _ = schedule.changed() => {}
+        }
+    }
+}
+
+/// The `cubbyhole/` mount every server has.
+fn cubbyhole_entry() -> MountEntry {
+    let mut e = MountEntry::new(
+        Table::Mounts,
+        "cubbyhole/",
+        "cubbyhole",
+        "per-token private secret storage",
+    );
+    e.local = true;
+    e
+}
+
+/// Requests to `sys/wrapping/unwrap` or `rewrap` without a `token` field
+/// name the wrapping token in the header: the handler validates (and
+/// spends) it itself, so that an invalid one gets OpenBao's 400 rather
+/// than a 403.
+fn wrapping_token_in_header(req: &Request) -> bool {
+    matches!(
+        req.path.trim_end_matches('/'),
+        "sys/wrapping/unwrap" | "sys/wrapping/rewrap"
+    ) && req
+        .data
+        .get("token")
+        .and_then(serde_json::Value::as_str)
+        .is_none_or(str::is_empty)
+}
+
 #[async_trait::async_trait]
 impl RequestHandler for Core {
     async fn handle_request(&self, req: Request) -> Result<Response> {
@@ -909,51 +1239,27 @@ impl RequestHandler for Core {
             (s.unauthenticated.contains(rel), s.root.contains(rel))
         });
         let (unauthenticated, sudo) = special.unwrap_or((false, false));
-        let mut req = req;
-        // Token first, then the existence check that turns an update into a
-        // create, then the ACL on the final operation (OpenBao's order), so
-        // that a policy may allow creating without allowing overwriting.
-        let token = if unauthenticated {
+        let unauthenticated = unauthenticated || wrapping_token_in_header(&req);
+        // Token first (spending a use), then the existence check that turns
+        // an update into a create, then the ACL on the final operation
+        // (OpenBao's order), so that a policy may allow creating without
+        // allowing overwriting.
+        let used = if unauthenticated {
             None
         } else {
             Some(self.authenticate(&unsealed, &req).await?)
         };
-        let Some((route, rel)) = found else {
-            if let Some(token) = &token {
-                self.authorize(&unsealed, token, &req.path, &req, sudo)
-                    .await?;
-            }
-            return Err(Error::NotFound(Some(format!(
-                "no handler for route {:?}. route entry not found.",
-                req.path
-            ))));
-        };
-        let full_path = std::mem::replace(&mut req.path, rel);
-        let mut breq = BackendRequest {
-            request: req,
-            storage: route.storage.clone(),
-            mount: route.mount.clone(),
-        };
-        if breq.request.operation == Operation::Update && token.is_some() {
-            if let Some(false) = route.backend.exists(&breq).await? {
-                breq.request.operation = Operation::Create;
+        let token = used.as_ref().map(|u| u.entry.clone());
+        let outcome = self.dispatch(&unsealed, found, req, token, sudo).await;
+        // A token whose last use this was is revoked once its request is
+        // answered (successfully or not).
+        if let Some(used) = &used {
+            if used.exhausted {
+                if let Err(e) = self.revoke_token_tree(&used.entry.id_hash).await {
+                    tracing::warn!(error = %e, "revoking a used-up token failed");
+                }
             }
         }
-        if let Some(token) = &token {
-            self.authorize(&unsealed, token, &full_path, &breq.request, sudo)
-                .await?;
-        }
-        if breq.request.operation == Operation::Help {
-            let body = route.backend.help(&route.mount, &breq.request.path)?;
-            return Ok(Response::raw(200, body));
-        }
-        if breq.request.wrap_ttl.is_some() {
-            // Response wrapping arrives with the cubbyhole and the token
-            // tree; refusing is safer than answering unwrapped.
-            return Err(Error::bad_request(
-                "response wrapping is not available on this server yet",
-            ));
-        }
-        route.backend.handle(breq).await
+        outcome
     }
 }

@@ -54,6 +54,22 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
     Ok(Duration::from_secs_f64(total))
 }
 
+/// Formats whole seconds compactly, as OpenBao's messages show TTLs:
+/// `3h`, `1h30m`, `45s`, `0s`.
+pub fn format_secs(secs: u64) -> String {
+    if secs == 0 {
+        return "0s".into();
+    }
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    let mut out = String::new();
+    for (v, unit) in [(h, "h"), (m, "m"), (s, "s")] {
+        if v > 0 {
+            out.push_str(&format!("{v}{unit}"));
+        }
+    }
+    out
+}
+
 /// Parses a JSON value as a duration: numbers are seconds, strings as
 /// [`parse_duration`].
 pub fn duration_from_json(value: &serde_json::Value) -> Result<Duration, DurationError> {
@@ -75,6 +91,15 @@ pub fn duration_from_json(value: &serde_json::Value) -> Result<Duration, Duratio
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formats_as_openbao_messages_do() {
+        assert_eq!(format_secs(0), "0s");
+        assert_eq!(format_secs(7200), "2h");
+        assert_eq!(format_secs(5400), "1h30m");
+        assert_eq!(format_secs(3661), "1h1m1s");
+        assert_eq!(format_secs(45), "45s");
+    }
 
     #[test]
     fn parses_vault_forms() {

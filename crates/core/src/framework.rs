@@ -204,6 +204,14 @@ pub trait LogicalBackend: Send + Sync + 'static {
 
     /// The paths that skip authentication or need sudo.
     fn special_paths(&self) -> &SpecialPaths;
+
+    /// Undoes a secret this backend leased, when its lease ends. The
+    /// request's data is the `internal` data the backend put in the lease;
+    /// its path is the read path, relative to the mount. Backends that
+    /// lease nothing keep the default.
+    async fn revoke_secret(&self, _req: BackendRequest) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// A framework backend over state `S`.

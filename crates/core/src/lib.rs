@@ -9,8 +9,10 @@
 
 pub mod barrier;
 pub mod core;
+pub mod cubbyhole;
 pub mod duration;
 pub mod error;
+pub mod expiration;
 pub mod framework;
 pub mod lenient_hcl;
 pub mod logical;
@@ -21,6 +23,7 @@ pub mod shamir;
 pub mod storage;
 pub mod sys;
 pub mod token;
+pub mod wrapping;
 
 pub use crate::core::{Core, CoreConfig, Registry};
 pub use error::{Error, Result};

@@ -75,6 +75,9 @@ pub struct Request {
     pub wrap_ttl: Option<Duration>,
     /// The client's address, for CIDR bindings.
     pub remote_addr: Option<IpAddr>,
+    /// The entry of the authenticated token, set by the core before the
+    /// request reaches a backend (`None` on unauthenticated paths).
+    pub token_entry: Option<std::sync::Arc<crate::token::TokenEntry>>,
 }
 
 impl Request {
@@ -88,6 +91,7 @@ impl Request {
             client_token: None,
             wrap_ttl: None,
             remote_addr: None,
+            token_entry: None,
         }
     }
 
@@ -142,6 +146,10 @@ pub struct Lease {
     pub lease_duration: u64,
     /// Whether `sys/leases/renew` may extend it.
     pub renewable: bool,
+    /// Set by backends that lease a secret: what they need to revoke it.
+    /// The core then registers the lease and fills `lease_id`. Responses
+    /// that only suggest a refresh interval (KV's `ttl`) leave it `None`.
+    pub internal: Option<Data>,
 }
 
 /// What a wrapped response carries instead of its data.

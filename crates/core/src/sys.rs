@@ -17,13 +17,16 @@ use crate::logical::{Data, Operation, Response};
 use crate::mount::{MountConfig, Table};
 use crate::{duration, Error, Result};
 
+mod leases;
+mod wrapping;
+
 /// The system backend's state: a handle back to the core.
 pub struct SysState {
     core: Weak<Core>,
 }
 
 impl SysState {
-    fn core(&self) -> Result<Arc<Core>> {
+    pub(crate) fn core(&self) -> Result<Arc<Core>> {
         self.core
             .upgrade()
             .ok_or_else(|| Error::internal("core is shutting down"))
@@ -520,7 +523,7 @@ async fn caller_is_authenticated(core: &Core, ctx: &Ctx) -> bool {
         return false;
     };
     match core.unsealed() {
-        Ok(u) => matches!(u.tokens.lookup(&t.0).await, Ok(Some(_))),
+        Ok(u) => u.tokens.lookup(&t.0).is_some(),
         Err(_) => false,
     }
 }
@@ -617,7 +620,7 @@ async fn capabilities_of(
 async fn capabilities(s: S, ctx: Ctx) -> Result<Response> {
     let core = s.core()?;
     let token = ctx.fields.str_or_empty("token")?;
-    let entry = core.unsealed()?.tokens.lookup(&token).await?;
+    let entry = core.unsealed()?.tokens.lookup(&token);
     capabilities_of(&core, entry, &ctx, true).await
 }
 
@@ -632,14 +635,14 @@ async fn capabilities_self(s: S, ctx: Ctx) -> Result<Response> {
             .map(|t| t.0.clone())
             .unwrap_or_default();
     }
-    let entry = core.unsealed()?.tokens.lookup(&token).await?;
+    let entry = core.unsealed()?.tokens.lookup(&token);
     capabilities_of(&core, entry, &ctx, false).await
 }
 
 async fn capabilities_accessor(s: S, ctx: Ctx) -> Result<Response> {
     let core = s.core()?;
     let accessor = ctx.fields.str_or_empty("accessor")?;
-    let entry = core.unsealed()?.tokens.lookup_accessor(&accessor).await?;
+    let entry = core.unsealed()?.tokens.lookup_accessor(&accessor);
     capabilities_of(&core, entry, &ctx, true).await
 }
 
@@ -960,6 +963,9 @@ pub fn backend(core: Weak<Core>) -> Backend<SysState> {
             .op(Operation::Read, handler(openapi), "Generate an OpenAPI 3 document of all mounted paths.")
             .help("Generate an OpenAPI 3 document of all mounted paths.", "The document is generated from the declarations of every mounted backend's paths, the same ones that answer requests and ?help=1."),
     ];
+    let mut paths = paths;
+    paths.extend(wrapping::paths());
+    paths.extend(leases::paths());
     Backend::new(
         Arc::new(SysState { core }),
         paths,
@@ -974,7 +980,16 @@ pub fn backend(core: Weak<Core>) -> Backend<SysState> {
             "leader",
             "internal/ui/mounts",
             "internal/specs/openapi",
+            "wrapping/lookup",
         ]),
-        root: PathSet::new(&["seal", "rotate", "key-status", "auth/*"]),
+        root: PathSet::new(&[
+            "seal",
+            "rotate",
+            "key-status",
+            "auth/*",
+            "leases/revoke-prefix/*",
+            "leases/revoke-force/*",
+            "leases/lookup/*",
+        ]),
     })
 }

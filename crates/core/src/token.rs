@@ -1,9 +1,24 @@
-//! The token store: tokens are persisted by salted hash (HMAC-SHA256 under a
-//! per-server salt kept behind the barrier), never in plaintext, and cached
-//! in memory so that validating a request's token costs no storage read and
-//! takes no global lock. The token auth backend (`auth/token/`) answers
-//! lookups. Policies, children, TTLs and revocation build on this model.
+//! The token store: service tokens are persisted by salted hash (HMAC-SHA256
+//! under a per-server salt kept behind the barrier), never in plaintext;
+//! batch tokens are not persisted at all but carry their own entry,
+//! encrypted and authenticated ([`batch`]).
+//!
+//! Every stored token is loaded into memory when the server unseals, and
+//! every write goes through this store, so the in-memory maps are the
+//! authoritative index: validating a request's token costs no storage read
+//! and takes no global lock (sharded maps), and a miss means "no such
+//! token". The maps also hold what storage does not need to: accessors and
+//! the parent → children tree are rebuilt from the entries at load, so
+//! creating a token is one storage write.
+//!
+//! Revocation (which also reaches leases and cubbyholes) is orchestrated by
+//! the [`Core`](crate::core::Core); this store only answers for tokens.
 
+pub mod backend;
+pub mod batch;
+pub mod role;
+
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -14,23 +29,26 @@ use serde_json::{json, Map, Value};
 use zeroize::Zeroizing;
 
 use crate::barrier::{Barrier, View};
-use crate::framework::{handler, Backend, Ctx, Field, FieldType, Path};
-use crate::logical::{Auth, Operation, Response};
+use crate::expiration::{Due, Schedule};
 use crate::{Error, Result};
 
 /// The salt's key in the token store's view.
 const SALT_KEY: &str = "salt";
+/// The batch-token key's key in the token store's view.
+const BATCH_KEY: &str = "batch-key";
 /// Prefix of token entries by hashed id.
 const ID_PREFIX: &str = "id/";
-/// Prefix of accessor entries (accessor -> hashed id).
-const ACCESSOR_PREFIX: &str = "accessor/";
+/// The only policy of response-wrapping tokens.
+pub const RESPONSE_WRAPPING_POLICY: &str = "response-wrapping";
 
-/// A stored token. The id itself is never stored, only its salted hash.
+/// A token's entry. For service tokens this is what is stored (the id
+/// itself never is, only its salted hash); batch tokens carry it inside the
+/// token.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TokenEntry {
-    /// HMAC of the token id, hex.
+    /// HMAC of the token id, hex (empty for batch tokens).
     pub id_hash: String,
-    /// The token's accessor.
+    /// The token's accessor (empty for batch tokens).
     pub accessor: String,
     /// Policies attached to the token.
     pub policies: Vec<String>,
@@ -44,8 +62,9 @@ pub struct TokenEntry {
     pub ttl: u64,
     /// Explicit maximum TTL in seconds, 0 for none.
     pub explicit_max_ttl: u64,
-    /// Remaining uses, 0 for unlimited.
-    pub num_uses: u64,
+    /// Remaining uses: 0 unlimited, > 0 remaining, -1 used up (the token is
+    /// being revoked).
+    pub num_uses: i64,
     /// No parent.
     pub orphan: bool,
     /// Hashed id of the parent, if any.
@@ -60,6 +79,21 @@ pub struct TokenEntry {
     /// Periodic tokens renew to this period, in seconds (0: not periodic).
     #[serde(default)]
     pub period: u64,
+    /// Unix seconds at which the token expires (0: never).
+    #[serde(default)]
+    pub expire_time: u64,
+    /// Unix seconds of the last renewal (0: never renewed).
+    #[serde(default)]
+    pub last_renewal: u64,
+    /// The token role that created it, if any.
+    #[serde(default)]
+    pub role: String,
+    /// Random id naming the token's cubbyhole (empty for batch tokens).
+    #[serde(default)]
+    pub cubbyhole_id: String,
+    /// CIDR blocks the token may be used from (empty: anywhere).
+    #[serde(default)]
+    pub bound_cidrs: Vec<role::BoundCidr>,
 }
 
 impl TokenEntry {
@@ -68,14 +102,29 @@ impl TokenEntry {
         self.policies.iter().any(|p| p == "root")
     }
 
+    /// Whether this is a batch token.
+    pub fn is_batch(&self) -> bool {
+        self.token_type == "batch"
+    }
+
+    /// Whether this is a response-wrapping token.
+    pub fn is_wrapping(&self) -> bool {
+        self.policies.len() == 1 && self.policies[0] == RESPONSE_WRAPPING_POLICY
+    }
+
     /// Unix seconds at which the token expires, if it does.
     pub fn expires_at(&self) -> Option<u64> {
-        (self.ttl > 0).then(|| self.creation_time.saturating_add(self.ttl))
+        (self.expire_time > 0).then_some(self.expire_time)
     }
 
     /// Whether the token has expired at `now` (unix seconds).
     pub fn expired(&self, now: u64) -> bool {
         self.expires_at().is_some_and(|at| now >= at)
+    }
+
+    /// The lease id under which `sys/leases` shows a service token.
+    pub fn lease_id(&self) -> String {
+        format!("{}/h{}", self.path.trim_end_matches('/'), self.id_hash)
     }
 }
 
@@ -100,19 +149,38 @@ pub struct NewToken {
     pub parent: Option<String>,
     /// The path that created it.
     pub path: String,
+    /// Maximum uses (0: unlimited).
+    pub num_uses: i64,
+    /// The role that created it.
+    pub role: String,
+    /// CIDR blocks the token is bound to.
+    pub bound_cidrs: Vec<role::BoundCidr>,
+    /// `batch` for a batch token, else a service token.
+    pub batch: bool,
+    /// A caller-chosen id (root only; validated by the caller).
+    pub id: Option<String>,
 }
 
 /// The token store of an unsealed server.
 pub struct TokenStore {
     view: View,
     salt: hmac::Key,
-    cache: DashMap<String, Arc<TokenEntry>>,
+    batch: batch::Codec,
+    /// Every live service token, by hashed id.
+    tokens: DashMap<String, Arc<TokenEntry>>,
+    /// Accessor → hashed id.
+    accessors: DashMap<String, String>,
+    /// Parent hashed id → children hashed ids.
+    children: DashMap<String, HashSet<String>>,
+    /// Serialises use-count updates per limited-use token.
+    use_locks: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
+    schedule: Arc<Schedule>,
 }
 
 impl std::fmt::Debug for TokenStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenStore")
-            .field("cached", &self.cache.len())
+            .field("tokens", &self.tokens.len())
             .finish_non_exhaustive()
     }
 }
@@ -138,29 +206,76 @@ pub fn random_base62(len: usize) -> String {
     out
 }
 
-fn now_unix() -> u64 {
+/// Seconds since the Unix epoch.
+pub fn now_unix() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
 }
 
+/// What a use of a token left of it.
+#[derive(Debug, Clone)]
+pub struct Used {
+    /// The entry after the use.
+    pub entry: Arc<TokenEntry>,
+    /// The use was the last one: revoke the token once the request is done.
+    pub exhausted: bool,
+}
+
 impl TokenStore {
-    /// Opens the store in `view`, creating its salt on first use.
-    pub async fn open(view: View) -> Result<Self> {
-        let salt = match view.get(SALT_KEY).await? {
-            Some(s) => Zeroizing::new(s),
-            None => {
-                let s = Barrier::generate_key();
-                view.put(SALT_KEY, &s).await?;
-                s
-            }
-        };
-        Ok(TokenStore {
-            view,
+    /// Opens the store in `view`, creating its keys on first use, and loads
+    /// every stored token into memory. Tokens whose parent is gone (a crash
+    /// during a tree revocation) are returned for the caller to revoke.
+    pub async fn open(view: View, schedule: Arc<Schedule>) -> Result<(Self, Vec<String>)> {
+        let salt = load_or_create_key(&view, SALT_KEY).await?;
+        let batch_key = load_or_create_key(&view, BATCH_KEY).await?;
+        let store = TokenStore {
             salt: hmac::Key::new(hmac::HMAC_SHA256, &salt),
-            cache: DashMap::new(),
-        })
+            batch: batch::Codec::new(&batch_key)?,
+            view,
+            tokens: DashMap::new(),
+            accessors: DashMap::new(),
+            children: DashMap::new(),
+            use_locks: DashMap::new(),
+            schedule,
+        };
+        for hash in store.view.list(ID_PREFIX).await? {
+            let Some(bytes) = store.view.get(&format!("{ID_PREFIX}{hash}")).await? else {
+                continue;
+            };
+            let entry: TokenEntry = serde_json::from_slice(&bytes)
+                .map_err(|e| Error::internal(format!("corrupt token entry: {e}")))?;
+            store.index(Arc::new(entry));
+        }
+        let dangling = store
+            .tokens
+            .iter()
+            .filter(|e| {
+                e.parent
+                    .as_ref()
+                    .is_some_and(|p| !store.tokens.contains_key(p))
+            })
+            .map(|e| e.id_hash.clone())
+            .collect();
+        Ok((store, dangling))
+    }
+
+    /// Adds `entry` to the in-memory maps and the expiry schedule.
+    fn index(&self, entry: Arc<TokenEntry>) {
+        if let Some(parent) = &entry.parent {
+            self.children
+                .entry(parent.clone())
+                .or_default()
+                .insert(entry.id_hash.clone());
+        }
+        self.accessors
+            .insert(entry.accessor.clone(), entry.id_hash.clone());
+        match entry.expires_at() {
+            Some(at) => self.schedule.set(Due::Token(entry.id_hash.clone()), at),
+            None => self.schedule.remove(&Due::Token(entry.id_hash.clone())),
+        }
+        self.tokens.insert(entry.id_hash.clone(), entry);
     }
 
     /// The salted hash under which a token id is stored.
@@ -174,103 +289,313 @@ impl TokenStore {
             policies: vec!["root".into()],
             display_name: "root".into(),
             path: "auth/token/root".into(),
+            id: id.filter(|i| !i.is_empty()).map(str::to_string),
             ..Default::default()
         };
-        let (id, _) = self.insert(id.filter(|i| !i.is_empty()), new).await?;
+        let (id, _) = self.create(new).await?;
         Ok(id)
     }
 
-    /// Creates a service token; returns its id and entry.
+    /// Creates a token (service or batch); returns its id and entry. A
+    /// child of a parent that was revoked meanwhile is not created.
     pub async fn create(&self, new: NewToken) -> Result<(String, Arc<TokenEntry>)> {
-        self.insert(None, new).await
-    }
-
-    /// Stores a new service token with `id`, or a fresh `s.` id.
-    async fn insert(&self, id: Option<&str>, new: NewToken) -> Result<(String, Arc<TokenEntry>)> {
-        let id = id
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("s.{}", random_base62(24)));
-        let entry = TokenEntry {
-            id_hash: self.hash(&id),
-            accessor: random_base62(24),
+        let now = now_unix();
+        let mut entry = TokenEntry {
+            id_hash: String::new(),
+            accessor: String::new(),
             policies: new.policies,
             path: new.path,
             display_name: new.display_name,
-            creation_time: now_unix(),
+            creation_time: now,
             ttl: new.ttl,
             explicit_max_ttl: new.explicit_max_ttl,
-            num_uses: 0,
+            num_uses: new.num_uses,
             orphan: new.parent.is_none(),
             parent: new.parent,
             meta: new.meta,
-            token_type: "service".into(),
-            renewable: new.renewable,
+            token_type: if new.batch { "batch" } else { "service" }.into(),
+            renewable: new.renewable && !new.batch,
             period: new.period,
+            expire_time: if new.ttl > 0 { now + new.ttl } else { 0 },
+            last_renewal: 0,
+            role: new.role,
+            cubbyhole_id: String::new(),
+            bound_cidrs: new.bound_cidrs,
         };
-        self.store(entry.clone()).await?;
-        Ok((id, Arc::new(entry)))
+        if new.batch {
+            let id = self.batch.seal(&entry)?;
+            return Ok((id, Arc::new(entry)));
+        }
+        let id = new.id.unwrap_or_else(|| format!("s.{}", random_base62(24)));
+        entry.id_hash = self.hash(&id);
+        if self.tokens.contains_key(&entry.id_hash) {
+            return Err(Error::bad_request(
+                "cannot create a token with a duplicate ID",
+            ));
+        }
+        entry.accessor = random_base62(24);
+        entry.cubbyhole_id = random_base62(24);
+        self.persist(&entry).await?;
+        let entry = Arc::new(entry);
+        self.index(entry.clone());
+        if let Some(parent) = &entry.parent {
+            if !self.tokens.contains_key(parent) {
+                // The parent's tree was revoked while this child was being
+                // written: the child must not outlive it.
+                self.delete(&entry.id_hash).await?;
+                return Err(Error::PermissionDenied);
+            }
+        }
+        Ok((id, entry))
     }
 
-    async fn store(&self, entry: TokenEntry) -> Result<()> {
-        let bytes = serde_json::to_vec(&entry).map_err(Error::internal)?;
-        let accessor_key = format!("{ACCESSOR_PREFIX}{}", self.hash(&entry.accessor));
+    async fn persist(&self, entry: &TokenEntry) -> Result<()> {
+        let bytes = serde_json::to_vec(entry).map_err(Error::internal)?;
         self.view
-            .batch(vec![
-                crate::storage::BatchOp::Put(format!("{ID_PREFIX}{}", entry.id_hash), bytes),
-                crate::storage::BatchOp::Put(accessor_key, entry.id_hash.as_bytes().to_vec()),
-            ])
+            .put(&format!("{ID_PREFIX}{}", entry.id_hash), &bytes)
             .await?;
-        self.cache.insert(entry.id_hash.clone(), Arc::new(entry));
         Ok(())
     }
 
-    /// Looks a token up by its accessor.
-    pub async fn lookup_accessor(&self, accessor: &str) -> Result<Option<Arc<TokenEntry>>> {
-        let key = format!("{ACCESSOR_PREFIX}{}", self.hash(accessor));
-        let Some(hash) = self.view.get(&key).await? else {
-            return Ok(None);
-        };
-        let hash =
-            String::from_utf8(hash).map_err(|_| Error::internal("corrupt accessor entry"))?;
-        self.lookup_hash(&hash).await
-    }
-
-    async fn lookup_hash(&self, hash: &str) -> Result<Option<Arc<TokenEntry>>> {
-        if let Some(e) = self.cache.get(hash) {
-            return Ok((!e.expired(now_unix())).then(|| e.clone()));
-        }
-        let Some(bytes) = self.view.get(&format!("{ID_PREFIX}{hash}")).await? else {
-            return Ok(None);
-        };
-        let entry: TokenEntry = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::internal(format!("corrupt token entry: {e}")))?;
+    /// Replaces a stored entry (same hash) in storage and memory.
+    async fn update(&self, entry: TokenEntry) -> Result<Arc<TokenEntry>> {
+        self.persist(&entry).await?;
         let entry = Arc::new(entry);
-        self.cache.insert(hash.to_string(), entry.clone());
-        Ok((!entry.expired(now_unix())).then_some(entry))
+        self.index(entry.clone());
+        Ok(entry)
     }
 
-    /// Looks a token id up: memory first, then storage.
-    /// An expired token is not returned (the expiration manager, which
-    /// revokes tokens on time, builds on this).
-    pub async fn lookup(&self, id: &str) -> Result<Option<Arc<TokenEntry>>> {
-        self.lookup_hash(&self.hash(id)).await
+    /// Looks a token id up. Expired tokens are not returned; used-up ones
+    /// are (their last request may still be looking at them).
+    pub fn lookup(&self, id: &str) -> Option<Arc<TokenEntry>> {
+        if id.starts_with(batch::PREFIX) {
+            let entry = self.batch.open(id)?;
+            let parent_alive = entry
+                .parent
+                .as_ref()
+                .is_none_or(|p| self.lookup_hash(p).is_some());
+            return (parent_alive && !entry.expired(now_unix())).then(|| Arc::new(entry));
+        }
+        self.lookup_hash(&self.hash(id))
+    }
+
+    /// Looks a service token up by its hashed id.
+    pub fn lookup_hash(&self, hash: &str) -> Option<Arc<TokenEntry>> {
+        let e = self.tokens.get(hash)?;
+        (!e.expired(now_unix())).then(|| e.clone())
+    }
+
+    /// A service token's entry by hashed id, expired or not (for
+    /// revocation, which must clean up after expired tokens too).
+    pub fn get_any(&self, hash: &str) -> Option<Arc<TokenEntry>> {
+        self.tokens.get(hash).map(|e| e.clone())
+    }
+
+    /// Looks a token up by its accessor.
+    pub fn lookup_accessor(&self, accessor: &str) -> Option<Arc<TokenEntry>> {
+        let hash = self.accessors.get(accessor)?.clone();
+        self.lookup_hash(&hash)
+    }
+
+    /// Every accessor of a live service token.
+    pub fn accessors(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.accessors.iter().map(|e| e.key().clone()).collect();
+        v.sort();
+        v
+    }
+
+    /// Every live service token (for `sys/leases` listings and tidy).
+    pub fn entries(&self) -> Vec<Arc<TokenEntry>> {
+        self.tokens.iter().map(|e| e.value().clone()).collect()
+    }
+
+    /// Spends one use of `entry`. Unlimited tokens pass untouched; a
+    /// limited one is counted down under its own lock, so that concurrent
+    /// requests never spend more uses than the token has. A used-up token
+    /// is refused.
+    pub async fn use_token(&self, entry: Arc<TokenEntry>) -> Result<Used> {
+        if entry.num_uses == 0 {
+            return Ok(Used {
+                entry,
+                exhausted: false,
+            });
+        }
+        if entry.is_batch() {
+            // Batch tokens never carry a use count (refused at creation).
+            return Err(Error::PermissionDenied);
+        }
+        let lock = self
+            .use_locks
+            .entry(entry.id_hash.clone())
+            .or_default()
+            .clone();
+        let _guard = lock.lock().await;
+        let current = self
+            .lookup_hash(&entry.id_hash)
+            .ok_or(Error::PermissionDenied)?;
+        if current.num_uses <= 0 {
+            return Err(Error::PermissionDenied);
+        }
+        let mut next = (*current).clone();
+        next.num_uses -= 1;
+        let exhausted = next.num_uses == 0;
+        if exhausted {
+            next.num_uses = -1;
+        }
+        let entry = self.update(next).await?;
+        Ok(Used { entry, exhausted })
+    }
+
+    /// The children of a token, by hashed id.
+    pub fn children_of(&self, hash: &str) -> Vec<String> {
+        self.children
+            .get(hash)
+            .map(|c| c.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The tree below `hash`, children before their parents, `hash` last.
+    pub fn tree_postorder(&self, hash: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        // Iterative depth-first walk: a deep tree cannot overflow the stack.
+        let mut stack = vec![(hash.to_string(), false)];
+        while let Some((h, expanded)) = stack.pop() {
+            if expanded {
+                out.push(h);
+                continue;
+            }
+            if !seen.insert(h.clone()) {
+                continue;
+            }
+            stack.push((h.clone(), true));
+            for c in self.children_of(&h) {
+                stack.push((c, false));
+            }
+        }
+        out
+    }
+
+    /// Makes the children of `hash` orphans (for `revoke-orphan`).
+    pub async fn orphan_children(&self, hash: &str) -> Result<()> {
+        for child in self.children_of(hash) {
+            if let Some(e) = self.tokens.get(&child).map(|e| e.clone()) {
+                let mut next = (*e).clone();
+                next.parent = None;
+                next.orphan = true;
+                self.update(next).await?;
+            }
+        }
+        self.children.remove(hash);
+        Ok(())
+    }
+
+    /// Deletes one token from storage, then from memory. Idempotent.
+    pub async fn delete(&self, hash: &str) -> Result<()> {
+        self.view.delete(&format!("{ID_PREFIX}{hash}")).await?;
+        if let Some((_, e)) = self.tokens.remove(hash) {
+            self.accessors.remove(&e.accessor);
+            if let Some(parent) = &e.parent {
+                if let Some(mut c) = self.children.get_mut(parent) {
+                    c.remove(hash);
+                }
+                self.children.remove_if(parent, |_, c| c.is_empty());
+            }
+        }
+        self.children.remove_if(hash, |_, c| c.is_empty());
+        self.use_locks.remove(hash);
+        self.schedule.remove(&Due::Token(hash.to_string()));
+        Ok(())
+    }
+
+    /// Extends a token's life: to its period for periodic tokens, else by
+    /// `increment` (or its original TTL), never past its explicit max TTL or
+    /// the mount's max TTL counted from creation. Returns the new entry and
+    /// a warning when the TTL was capped.
+    pub async fn renew(
+        &self,
+        hash: &str,
+        increment: u64,
+        mount_max: u64,
+    ) -> Result<(Arc<TokenEntry>, Option<String>)> {
+        let current = self
+            .lookup_hash(hash)
+            .ok_or_else(|| Error::bad_request("token not found"))?;
+        if !current.renewable {
+            return Err(Error::bad_request("lease is not renewable"));
+        }
+        let now = now_unix();
+        let (wanted, max) = if current.period > 0 {
+            (current.period, current.explicit_max_ttl)
+        } else {
+            let wanted = if increment > 0 {
+                increment
+            } else {
+                current.ttl
+            };
+            let max = match current.explicit_max_ttl {
+                0 => mount_max,
+                e if mount_max == 0 => e,
+                e => e.min(mount_max),
+            };
+            (wanted, max)
+        };
+        let mut ttl = wanted;
+        let mut warning = None;
+        if max > 0 {
+            let left = (current.creation_time + max).saturating_sub(now);
+            if ttl > left || ttl == 0 {
+                if ttl > left {
+                    warning = Some(format!(
+                        "TTL of {:?} exceeded the effective max_ttl of {:?}; TTL value is capped accordingly",
+                        crate::duration::format_secs(ttl),
+                        crate::duration::format_secs(max)
+                    ));
+                }
+                ttl = left;
+            }
+        }
+        let mut next = (*current).clone();
+        next.expire_time = if ttl > 0 { now + ttl } else { 0 };
+        next.last_renewal = now;
+        let entry = self.update(next).await?;
+        Ok((entry, warning))
+    }
+
+    /// Removes children links to tokens that no longer exist and returns
+    /// the hashes of tokens whose parent is gone (for `tidy`).
+    pub fn tidy_candidates(&self) -> Vec<String> {
+        let mut stale = HashMap::new();
+        for c in self.children.iter() {
+            if !self.tokens.contains_key(c.key()) {
+                stale.insert(c.key().clone(), c.value().clone());
+            }
+        }
+        stale.into_values().flatten().collect()
     }
 }
 
-/// The token as `lookup`/`lookup-self` render it.
-fn render(id: &str, e: &TokenEntry) -> Map<String, Value> {
-    let issue = humantime::format_rfc3339_nanos(
-        UNIX_EPOCH + std::time::Duration::from_secs(e.creation_time),
-    );
+async fn load_or_create_key(view: &View, key: &str) -> Result<Zeroizing<Vec<u8>>> {
+    Ok(match view.get(key).await? {
+        Some(s) => Zeroizing::new(s),
+        None => {
+            let s = Barrier::generate_key();
+            view.put(key, &s).await?;
+            s
+        }
+    })
+}
+
+fn rfc3339(secs: u64) -> String {
+    humantime::format_rfc3339_nanos(UNIX_EPOCH + std::time::Duration::from_secs(secs)).to_string()
+}
+
+/// The token as `lookup`, `lookup-self` and `lookup-accessor` render it;
+/// `id` is empty for accessor lookups.
+pub fn render(id: &str, e: &TokenEntry) -> Map<String, Value> {
     let now = now_unix();
     let (ttl, expire_time) = match e.expires_at() {
-        Some(at) => (
-            at.saturating_sub(now),
-            Value::String(
-                humantime::format_rfc3339_nanos(UNIX_EPOCH + std::time::Duration::from_secs(at))
-                    .to_string(),
-            ),
-        ),
+        Some(at) => (at.saturating_sub(now), Value::String(rfc3339(at))),
         None => (0, Value::Null),
     };
     let mut v = json!({
@@ -282,7 +607,7 @@ fn render(id: &str, e: &TokenEntry) -> Map<String, Value> {
         "expire_time": expire_time,
         "explicit_max_ttl": e.explicit_max_ttl,
         "id": id,
-        "issue_time": issue.to_string(),
+        "issue_time": rfc3339(e.creation_time),
         "meta": e.meta,
         "num_uses": e.num_uses,
         "orphan": e.orphan,
@@ -295,250 +620,21 @@ fn render(id: &str, e: &TokenEntry) -> Map<String, Value> {
     if e.period > 0 {
         v["period"] = json!(e.period);
     }
+    if e.last_renewal > 0 {
+        v["last_renewal"] = json!(rfc3339(e.last_renewal));
+        v["last_renewal_time"] = json!(e.last_renewal);
+    }
+    if !e.role.is_empty() {
+        v["role"] = json!(e.role);
+    }
+    if !e.bound_cidrs.is_empty() {
+        v["bound_cidrs"] = json!(e.bound_cidrs);
+    }
     match v {
         Value::Object(m) => m,
         _ => Map::new(),
     }
 }
 
-async fn lookup_self(store: Arc<TokenStore>, ctx: Ctx) -> Result<Response> {
-    let token = ctx
-        .request
-        .client_token
-        .as_ref()
-        .ok_or(Error::PermissionDenied)?;
-    let entry = store
-        .lookup(&token.0)
-        .await?
-        .ok_or(Error::PermissionDenied)?;
-    Ok(Response::data(render(&token.0, &entry)))
-}
-
-async fn lookup(store: Arc<TokenStore>, ctx: Ctx) -> Result<Response> {
-    let token = ctx.fields.str_or_empty("token")?;
-    if token.is_empty() {
-        return lookup_self(store, ctx).await;
-    }
-    match store.lookup(&token).await? {
-        Some(entry) => Ok(Response::data(render(&token, &entry))),
-        None => Err(Error::bad_request("bad token")),
-    }
-}
-
-/// `create` and `create-orphan`: a service token under the caller (or an
-/// orphan), with OpenBao's rules for policies and TTLs.
-async fn create(store: Arc<TokenStore>, ctx: Ctx) -> Result<Response> {
-    let f = &ctx.fields;
-    let caller_id = ctx
-        .request
-        .client_token
-        .as_ref()
-        .ok_or(Error::PermissionDenied)?;
-    let parent = store
-        .lookup(&caller_id.0)
-        .await?
-        .ok_or(Error::PermissionDenied)?;
-    let orphan_path = ctx.request.path == "create-orphan";
-    let no_parent = f.get_bool("no_parent")?.unwrap_or(false);
-    if no_parent && !orphan_path && !parent.is_root() {
-        return Err(Error::bad_request(
-            "root or sudo privileges required to create orphan token",
-        ));
-    }
-    match f.str_or_empty("type")?.as_str() {
-        "" | "service" | "default" => {}
-        // Batch tokens (encrypted, unpersisted) arrive with the rest of the
-        // token store; refusing beats silently issuing a service token.
-        "batch" => {
-            return Err(Error::bad_request(
-                "batch tokens are not available on this server yet",
-            ))
-        }
-        other => {
-            return Err(Error::bad_request(format!(
-                "unsupported token type {other:?}"
-            )))
-        }
-    }
-    if f.get_int("num_uses")?.unwrap_or(0) != 0 {
-        return Err(Error::bad_request(
-            "num_uses is not available on this server yet",
-        ));
-    }
-    if !f.str_or_empty("id")?.is_empty() {
-        return Err(Error::bad_request(
-            "custom token ids are not available on this server yet",
-        ));
-    }
-    let mut policies: Vec<String> = match f.get_strings("policies")? {
-        Some(p) if !p.is_empty() => p.into_iter().map(|p| p.trim().to_lowercase()).collect(),
-        _ => parent
-            .policies
-            .iter()
-            .filter(|p| p.as_str() != "default")
-            .cloned()
-            .collect(),
-    };
-    policies.retain(|p| !p.is_empty());
-    if !parent.is_root() {
-        if let Some(extra) = policies
-            .iter()
-            .find(|p| p.as_str() != "default" && !parent.policies.contains(p))
-        {
-            return Err(Error::bad_request(format!(
-                "child policies must be subset of parent: {extra:?} is not"
-            )));
-        }
-    }
-    let is_root = policies.iter().any(|p| p == "root");
-    if !is_root && !f.get_bool("no_default_policy")?.unwrap_or(false) {
-        policies.push("default".into());
-    }
-    policies.sort();
-    policies.dedup();
-
-    let secs =
-        |name: &str| -> Result<u64> { Ok(f.get_duration(name)?.map(|d| d.as_secs()).unwrap_or(0)) };
-    let explicit_max_ttl = secs("explicit_max_ttl")?;
-    let period = secs("period")?;
-    let max = ctx.mount.max_lease_ttl.as_secs();
-    let mut ttl = match (secs("ttl")?, period) {
-        (0, 0) if is_root => 0,
-        (0, 0) => ctx.mount.default_lease_ttl.as_secs(),
-        (0, p) => p,
-        (t, _) => t,
-    };
-    if ttl > 0 && period == 0 {
-        ttl = ttl.min(max);
-    }
-    if explicit_max_ttl > 0 {
-        ttl = if ttl == 0 {
-            explicit_max_ttl
-        } else {
-            ttl.min(explicit_max_ttl)
-        };
-    }
-    let display_name = match f.str_or_empty("display_name")?.trim() {
-        "" => "token".to_string(),
-        name => format!("token-{name}"),
-    };
-    let meta = f
-        .get_kv_pairs("meta")?
-        .map(|m| m.into_iter().map(|(k, v)| (k, Value::String(v))).collect());
-    let (id, entry) = store
-        .create(NewToken {
-            policies: policies.clone(),
-            meta,
-            display_name,
-            ttl,
-            explicit_max_ttl,
-            period,
-            renewable: f.get_bool("renewable")?.unwrap_or(true),
-            parent: (!no_parent && !orphan_path).then(|| parent.id_hash.clone()),
-            path: format!("auth/token/{}", ctx.request.path),
-        })
-        .await?;
-    Ok(Response {
-        auth: Some(Auth {
-            client_token: id,
-            accessor: entry.accessor.clone(),
-            policies: policies.clone(),
-            token_policies: policies,
-            metadata: entry.meta.clone(),
-            lease_duration: entry.ttl,
-            renewable: entry.renewable,
-            entity_id: String::new(),
-            token_type: "service".into(),
-            orphan: entry.orphan,
-            mfa_requirement: None,
-            num_uses: 0,
-        }),
-        ..Default::default()
-    })
-}
-
-fn create_fields() -> Vec<Field> {
-    vec![
-        Field::new(
-            "policies",
-            FieldType::CommaStringSlice,
-            "Policies of the token (default: the parent's).",
-        ),
-        Field::new("meta", FieldType::KvPairs, "Arbitrary key=value metadata."),
-        Field::new(
-            "no_parent",
-            FieldType::Bool,
-            "Create an orphan (root only on this path).",
-        ),
-        Field::new(
-            "no_default_policy",
-            FieldType::Bool,
-            "Do not attach the default policy.",
-        ),
-        Field::new(
-            "renewable",
-            FieldType::Bool,
-            "Whether the token can be renewed (default true).",
-        ),
-        Field::new(
-            "ttl",
-            FieldType::DurationSecond,
-            "Initial TTL (default: the mount's default lease TTL).",
-        ),
-        Field::new(
-            "explicit_max_ttl",
-            FieldType::DurationSecond,
-            "Hard limit on the token's life.",
-        ),
-        Field::new(
-            "period",
-            FieldType::DurationSecond,
-            "Make a periodic token renewed to this period.",
-        ),
-        Field::new("display_name", FieldType::String, "Name shown in lookups."),
-        Field::new("num_uses", FieldType::Int, "Maximum uses (0: unlimited)."),
-        Field::new("type", FieldType::String, "service or batch."),
-        Field::new("id", FieldType::String, "A custom id (root only)."),
-    ]
-}
-
-/// The `token` auth backend over `store`.
-pub fn backend(store: Arc<TokenStore>) -> Backend<TokenStore> {
-    let token_field = || vec![Field::new("token", FieldType::String, "Token to look up.")];
-    Backend::new(
-        store,
-        vec![
-            Path::new("create")
-                .fields(create_fields())
-                .op(Operation::Update, handler(create), "Create a token as a child of the calling token.")
-                .help(
-                    "The token create path is used to create new tokens.",
-                    "Creates a service token whose parent is the calling token, with the given policies (a subset of the parent's unless the parent is root), TTLs and metadata.",
-                ),
-            Path::new("create-orphan")
-                .fields(create_fields())
-                .op(Operation::Update, handler(create), "Create a token without a parent.")
-                .help(
-                    "The token create path is used to create new orphan tokens.",
-                    "Creates a service token with no parent: it survives the revocation of the calling token.",
-                ),
-            Path::new("lookup-self")
-                .fields(token_field())
-                .op(Operation::Read, handler(lookup_self), "Look up the calling token.")
-                .op(Operation::Update, handler(lookup_self), "Look up the calling token.")
-                .help(
-                    "Look up the calling token's properties.",
-                    "Returns the properties of the token that authenticates the request.",
-                ),
-            Path::new("lookup")
-                .fields(token_field())
-                .op(Operation::Read, handler(lookup), "Look up a token.")
-                .op(Operation::Update, handler(lookup), "Look up a token.")
-                .help(
-                    "Look up a token's properties.",
-                    "Returns the properties of the given token, or of the calling token when none is given.",
-                ),
-        ],
-        "The token credential backend is always enabled and builds in some core\nfunctionality like tokens and accessors.",
-    )
-}
+#[cfg(test)]
+mod tests;

@@ -364,6 +364,7 @@ async fn envelope_renders_auth_lease_wrap_and_status() {
             lease_id: "secret/x/abc".into(),
             lease_duration: 60,
             renewable: true,
+            internal: None,
         }),
         wrap_info: Some(WrapInfo {
             token: "s.wrap".into(),

@@ -31,6 +31,8 @@ fn lease_for(ctx: &Ctx, data: &Data) -> Result<Lease> {
         lease_id: String::new(),
         lease_duration: ttl.as_secs(),
         renewable: false,
+        // A refresh hint, not a lease: nothing to revoke.
+        internal: None,
     })
 }
 

@@ -54,6 +54,12 @@ impl Backend for MemBackend {
     }
 }
 
+/// A view over a fresh, unsealed in-memory barrier (for other modules'
+/// tests).
+pub(crate) async fn unsealed_view() -> View {
+    unsealed().await.0.view("test/")
+}
+
 /// An initialised, unsealed barrier, its backend and unseal key.
 async fn unsealed() -> (Arc<Barrier>, Arc<MemBackend>, Zeroizing<Vec<u8>>) {
     let mem = Arc::new(MemBackend::default());

@@ -30,6 +30,11 @@ pub struct Decision {
     pub capabilities: Vec<String>,
     /// Why the request was refused (never contains request values).
     pub reason: Option<String>,
+    /// The shortest wrapping TTL the matching rule demands (a request
+    /// must then ask for wrapping).
+    pub min_wrapping_ttl: Option<Duration>,
+    /// The longest wrapping TTL the matching rule allows.
+    pub max_wrapping_ttl: Option<Duration>,
 }
 
 /// The merged permissions of one pattern.
@@ -406,6 +411,8 @@ impl Acl {
                 sudo: true,
                 capabilities: vec!["root".to_string()],
                 reason: None,
+                min_wrapping_ttl: None,
+                max_wrapping_ttl: None,
             };
         }
         let refuse = |caps: Vec<String>, sudo: bool, reason: String| Decision {
@@ -414,6 +421,8 @@ impl Acl {
             sudo,
             capabilities: caps,
             reason: Some(reason),
+            min_wrapping_ttl: None,
+            max_wrapping_ttl: None,
         };
         let perms = match self.perms(path) {
             Some(p) if !p.denies() => p,
@@ -461,6 +470,8 @@ impl Acl {
             sudo,
             capabilities: caps,
             reason: None,
+            min_wrapping_ttl: perms.min_wrap,
+            max_wrapping_ttl: perms.max_wrap,
         }
     }
 }

@@ -106,6 +106,11 @@ impl PolicyStore {
         }
     }
 
+    /// Whether a policy of that name exists (built-ins included).
+    pub async fn exists(&self, name: &str) -> Result<bool> {
+        Ok(self.get(name).await?.is_some())
+    }
+
     /// Every policy name, `root` included, sorted.
     pub async fn list(&self) -> Result<Vec<String>> {
         let mut names: Vec<String> = self

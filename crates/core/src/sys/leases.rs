@@ -1,0 +1,257 @@
+//! `sys/leases/*`: look up, renew and revoke leases. Tokens appear as
+//! leases under their creation path (`auth/token/create/h<hash>`), as in
+//! OpenBao; secret leases are those backends issued. The core does the
+//! revoking ([`Core::revoke_lease`](crate::core::Core::revoke_lease),
+//! [`Core::revoke_prefix`](crate::core::Core::revoke_prefix)).
+
+use serde_json::{json, Value};
+
+use super::{SysState, S};
+use crate::core::Core;
+use crate::expiration::list_level;
+use crate::framework::{handler, Ctx, Field, FieldType, Path};
+use crate::logical::{Data, Operation, Response};
+use crate::token::TokenEntry;
+use crate::{Error, Result};
+
+fn rfc3339(secs: u64) -> Value {
+    if secs == 0 {
+        return Value::Null;
+    }
+    Value::String(
+        humantime::format_rfc3339_nanos(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs),
+        )
+        .to_string(),
+    )
+}
+
+fn lease_id(ctx: &Ctx) -> Result<String> {
+    let id = ctx.fields.str_or_empty("lease_id")?;
+    let id = if id.is_empty() {
+        ctx.fields.str_or_empty("url_lease_id")?
+    } else {
+        id
+    };
+    if id.is_empty() {
+        return Err(Error::bad_request("lease_id must be specified"));
+    }
+    Ok(id)
+}
+
+/// The token whose lease id is `id`, if any.
+fn token_of_lease(core: &Core, id: &str) -> Result<Option<std::sync::Arc<TokenEntry>>> {
+    let Some((_, hash)) = id.rsplit_once("/h") else {
+        return Ok(None);
+    };
+    let unsealed = core.unsealed()?;
+    Ok(unsealed
+        .tokens
+        .lookup_hash(hash)
+        .filter(|e| e.lease_id() == id))
+}
+
+async fn lookup(s: S, ctx: Ctx) -> Result<Response> {
+    let core = s.core()?;
+    let id = lease_id(&ctx)?;
+    let now = crate::token::now_unix();
+    let view = |id: &str, path: &str, issue: u64, expire: u64, renewal: u64, renewable: bool| {
+        let mut d = Data::new();
+        d.insert("expire_time".into(), rfc3339(expire));
+        d.insert("id".into(), json!(id));
+        d.insert("issue_time".into(), rfc3339(issue));
+        d.insert("last_renewal".into(), rfc3339(renewal));
+        d.insert("path".into(), json!(path));
+        d.insert("renewable".into(), json!(renewable));
+        d.insert(
+            "ttl".into(),
+            json!(if expire == 0 {
+                0
+            } else {
+                expire.saturating_sub(now)
+            }),
+        );
+        d
+    };
+    if let Some(l) = core.unsealed()?.leases.get(&id) {
+        return Ok(Response::data(view(
+            &l.lease_id,
+            &l.path,
+            l.issue_time,
+            l.expire_time,
+            l.last_renewal,
+            l.renewable,
+        )));
+    }
+    if let Some(t) = token_of_lease(&core, &id)? {
+        return Ok(Response::data(view(
+            &id,
+            &t.path,
+            t.creation_time,
+            t.expire_time,
+            t.last_renewal,
+            t.renewable && t.expire_time > 0,
+        )));
+    }
+    Err(Error::bad_request("invalid lease"))
+}
+
+async fn list(s: S, ctx: Ctx) -> Result<Response> {
+    let core = s.core()?;
+    let unsealed = core.unsealed()?;
+    let prefix = ctx.fields.str_or_empty("prefix")?;
+    let prefix = if prefix.is_empty() || prefix.ends_with('/') {
+        prefix
+    } else {
+        format!("{prefix}/")
+    };
+    let mut ids = unsealed.leases.ids();
+    ids.extend(unsealed.tokens.entries().iter().map(|e| e.lease_id()));
+    let keys = list_level(&prefix, ids.iter().map(String::as_str));
+    if keys.is_empty() {
+        return Err(Error::NotFound(None));
+    }
+    let mut d = Data::new();
+    d.insert("keys".into(), json!(keys));
+    Ok(Response::data(d))
+}
+
+async fn renew(s: S, ctx: Ctx) -> Result<Response> {
+    let core = s.core()?;
+    let id = lease_id(&ctx)?;
+    let increment = ctx
+        .fields
+        .get_duration("increment")?
+        .map_or(0, |d| d.as_secs());
+    let unsealed = core.unsealed()?;
+    if unsealed.leases.get(&id).is_none() {
+        if token_of_lease(&core, &id)?.is_some() {
+            return Err(Error::bad_request(
+                "tokens cannot be renewed through this endpoint",
+            ));
+        }
+        return Err(Error::bad_request("lease not found"));
+    }
+    let l = unsealed.leases.renew(&id, increment).await?;
+    let mut resp = Response::empty();
+    resp.lease = Some(crate::logical::Lease {
+        lease_id: l.lease_id.clone(),
+        lease_duration: l.expire_time.saturating_sub(crate::token::now_unix()),
+        renewable: l.renewable,
+        internal: None,
+    });
+    Ok(resp)
+}
+
+async fn revoke(s: S, ctx: Ctx) -> Result<Response> {
+    let core = s.core()?;
+    let id = lease_id(&ctx)?;
+    if let Some(t) = token_of_lease(&core, &id)? {
+        core.revoke_token_tree(&t.id_hash).await?;
+    } else {
+        let unsealed = core.unsealed()?;
+        core.revoke_lease(&unsealed, &id, false).await?;
+    }
+    Ok(Response::empty())
+}
+
+async fn revoke_prefix(s: S, ctx: Ctx) -> Result<Response> {
+    let prefix = ctx.fields.str_or_empty("prefix")?;
+    s.core()?.revoke_prefix(&prefix, false).await?;
+    Ok(Response::empty())
+}
+
+async fn revoke_force(s: S, ctx: Ctx) -> Result<Response> {
+    let prefix = ctx.fields.str_or_empty("prefix")?;
+    s.core()?.revoke_prefix(&prefix, true).await?;
+    Ok(Response::empty())
+}
+
+async fn tidy(s: S, _ctx: Ctx) -> Result<Response> {
+    let weak = std::sync::Arc::downgrade(&s.core()?);
+    tokio::spawn(async move {
+        if let Some(core) = weak.upgrade() {
+            if let Err(e) = core.tidy_tokens().await {
+                tracing::warn!(error = %e, "lease tidy failed");
+            }
+        }
+    });
+    let mut resp = Response::empty().with_warning(
+        "Tidy operation successfully started. Any information from the operation will be printed to Strongroom's server logs.",
+    );
+    resp.status = Some(202);
+    Ok(resp)
+}
+
+fn id_fields() -> Vec<Field> {
+    vec![
+        Field::new("lease_id", FieldType::String, "The lease identifier."),
+        Field::new(
+            "url_lease_id",
+            FieldType::String,
+            "The lease identifier, in the path.",
+        ),
+        Field::new(
+            "increment",
+            FieldType::DurationSecond,
+            "The requested extension (renew only).",
+        ),
+        Field::new(
+            "sync",
+            FieldType::Bool,
+            "Accepted for compatibility: revocation is always synchronous.",
+        ),
+    ]
+}
+
+fn prefix_fields() -> Vec<Field> {
+    vec![
+        Field::new("prefix", FieldType::String, "The lease id prefix."),
+        Field::new(
+            "sync",
+            FieldType::Bool,
+            "Accepted for compatibility: revocation is always synchronous.",
+        ),
+    ]
+}
+
+/// The `sys/leases/*` paths.
+pub(super) fn paths() -> Vec<Path<SysState>> {
+    vec![
+        Path::new("leases/lookup")
+            .fields(id_fields())
+            .op(Operation::Update, handler(lookup), "Retrieve lease metadata.")
+            .help("View or list lease metadata.", "Returns the issue time, expiry, TTL and renewability of a lease."),
+        Path::new("leases/lookup/{prefix*}")
+            .fields(vec![Field::new("prefix", FieldType::String, "The lease id prefix to list.")])
+            .op(Operation::List, handler(list), "Returns a list of lease ids.")
+            .help("View or list lease metadata.", "Lists the lease ids one level below the prefix, as storage listings do."),
+        Path::new("leases/renew")
+            .fields(id_fields())
+            .op(Operation::Update, handler(renew), "Renews a lease, requesting to extend the lease.")
+            .help("Renew a lease of a secret.", "Extends a secret lease by the increment, within its max TTL. Tokens are renewed through auth/token/renew."),
+        Path::new("leases/renew/{url_lease_id+}")
+            .fields(id_fields())
+            .op(Operation::Update, handler(renew), "Renews a lease, requesting to extend the lease.")
+            .help("Renew a lease of a secret.", "Extends a secret lease by the increment, within its max TTL."),
+        Path::new("leases/revoke")
+            .fields(id_fields())
+            .op(Operation::Update, handler(revoke), "Revokes a lease immediately.")
+            .help("Revoke a lease.", "Revokes the lease (a token lease revokes the token and its children). Unknown leases are not an error."),
+        Path::new("leases/revoke/{url_lease_id+}")
+            .fields(id_fields())
+            .op(Operation::Update, handler(revoke), "Revokes a lease immediately.")
+            .help("Revoke a lease.", "Revokes the lease named in the path."),
+        Path::new("leases/revoke-prefix/{prefix+}")
+            .fields(prefix_fields())
+            .op(Operation::Update, handler(revoke_prefix), "Revokes all secrets (via a lease ID prefix) or tokens (via the tokens' path property) generated under a given prefix immediately.")
+            .help("Revoke all leases under a prefix.", "Revokes every lease, tokens included, whose id starts with the prefix. Requires sudo."),
+        Path::new("leases/revoke-force/{prefix+}")
+            .fields(prefix_fields())
+            .op(Operation::Update, handler(revoke_force), "Revokes all secrets or tokens generated under a given prefix immediately, ignoring backend errors.")
+            .help("Revoke all leases under a prefix, ignoring backend errors.", "Like revoke-prefix, but a backend that fails to revoke a secret does not stop the lease from being dropped. Requires sudo."),
+        Path::new("leases/tidy")
+            .op(Operation::Update, handler(tidy), "Cleans up the dangling storage entries for leases.")
+            .help("Clean up leases.", "Revokes leases whose token is gone and tokens whose parent is gone. Runs in the background."),
+    ]
+}

@@ -1,0 +1,186 @@
+//! Response wrapping: instead of its answer, a client gets a single-use
+//! wrapping token whose cubbyhole holds the answer. The wrapping token is an
+//! orphan with the `response-wrapping` policy, one use, and the requested
+//! TTL; the core lets it do nothing but unwrap, look up and rewrap.
+//! Spending its one use is atomic (the token store's use count), so of two
+//! concurrent unwraps exactly one gets the answer.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::core::{Core, Unsealed};
+use crate::logical::{Data, Response, WrapInfo};
+use crate::token::{NewToken, TokenEntry, RESPONSE_WRAPPING_POLICY};
+use crate::{Error, Result};
+
+/// The key of the wrapped answer in the wrapping token's cubbyhole.
+const RESPONSE_KEY: &str = "response";
+
+/// What the wrapping token's cubbyhole holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Wrapped {
+    /// The answer, as the HTTP envelope would have carried it.
+    response: Value,
+    /// RFC 3339 time of wrapping.
+    creation_time: String,
+    /// The wrapping token's TTL.
+    creation_ttl: u64,
+    /// The path whose answer was wrapped.
+    creation_path: String,
+}
+
+fn invalid() -> Error {
+    Error::bad_request("wrapping token is not valid or does not exist")
+}
+
+impl Core {
+    /// Wraps `resp` (the answer to `creation_path`) for `ttl` seconds.
+    pub(crate) async fn wrap_response(
+        &self,
+        unsealed: &Unsealed,
+        resp: &Response,
+        ttl: u64,
+        creation_path: &str,
+        request_id: &str,
+    ) -> Result<Response> {
+        let wrapped = Wrapped {
+            response: resp.envelope(request_id),
+            creation_time: humantime::format_rfc3339_nanos(std::time::SystemTime::now())
+                .to_string(),
+            creation_ttl: ttl,
+            creation_path: creation_path.to_string(),
+        };
+        let wrapped_accessor = resp
+            .auth
+            .as_ref()
+            .map(|a| a.accessor.clone())
+            .unwrap_or_default();
+        self.store_wrapped(unsealed, wrapped, wrapped_accessor)
+            .await
+    }
+
+    async fn store_wrapped(
+        &self,
+        unsealed: &Unsealed,
+        wrapped: Wrapped,
+        wrapped_accessor: String,
+    ) -> Result<Response> {
+        let (id, entry) = unsealed
+            .tokens
+            .create(NewToken {
+                policies: vec![RESPONSE_WRAPPING_POLICY.into()],
+                display_name: "response-wrapping".into(),
+                ttl: wrapped.creation_ttl,
+                explicit_max_ttl: wrapped.creation_ttl,
+                path: wrapped.creation_path.clone(),
+                num_uses: 1,
+                ..Default::default()
+            })
+            .await?;
+        let bytes = serde_json::to_vec(&wrapped).map_err(Error::internal)?;
+        let stored = self
+            .cubbyhole_of(unsealed, &entry)
+            .put(RESPONSE_KEY, &bytes)
+            .await;
+        if let Err(e) = stored {
+            // Nothing half-written: the token goes with its missing answer.
+            self.revoke_token_tree(&entry.id_hash).await?;
+            return Err(e.into());
+        }
+        Ok(Response {
+            wrap_info: Some(WrapInfo {
+                token: id,
+                accessor: entry.accessor.clone(),
+                ttl: wrapped.creation_ttl,
+                creation_time: wrapped.creation_time,
+                creation_path: wrapped.creation_path,
+                wrapped_accessor,
+            }),
+            ..Default::default()
+        })
+    }
+
+    fn cubbyhole_of(&self, unsealed: &Unsealed, entry: &TokenEntry) -> crate::barrier::View {
+        unsealed
+            .cubbyhole
+            .sub_view(&format!("{}/", entry.cubbyhole_id))
+    }
+
+    /// The live wrapping token `token`, or OpenBao's 400.
+    fn wrapping_entry(
+        &self,
+        unsealed: &Unsealed,
+        token: &str,
+    ) -> Result<std::sync::Arc<TokenEntry>> {
+        if token.is_empty() {
+            return Err(invalid());
+        }
+        let entry = unsealed.tokens.lookup(token).ok_or_else(invalid)?;
+        if !entry.is_wrapping() {
+            return Err(invalid());
+        }
+        Ok(entry)
+    }
+
+    /// Spends the wrapping token `token` and takes its answer out; the
+    /// token is revoked. Of concurrent calls, exactly one succeeds.
+    async fn take_wrapped(&self, token: &str) -> Result<Wrapped> {
+        let unsealed = self.unsealed()?;
+        let entry = self.wrapping_entry(&unsealed, token)?;
+        let used = unsealed
+            .tokens
+            .use_token(entry)
+            .await
+            .map_err(|_| invalid())?;
+        let read = self
+            .cubbyhole_of(&unsealed, &used.entry)
+            .get(RESPONSE_KEY)
+            .await;
+        self.revoke_token_tree(&used.entry.id_hash).await?;
+        let bytes = read?.ok_or_else(invalid)?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| Error::internal(format!("corrupt wrapped response: {e}")))
+    }
+
+    /// `sys/wrapping/unwrap`: the wrapped answer, once.
+    pub async fn unwrap(&self, token: &str) -> Result<Response> {
+        let wrapped = self.take_wrapped(token).await?;
+        Ok(Response::raw(200, wrapped.response))
+    }
+
+    /// `sys/wrapping/rewrap`: the same answer under a new wrapping token
+    /// with the same TTL; the old token is spent.
+    pub async fn rewrap(&self, token: &str) -> Result<Response> {
+        let unsealed = self.unsealed()?;
+        let mut wrapped = self.take_wrapped(token).await?;
+        wrapped.creation_time =
+            humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string();
+        let accessor = wrapped
+            .response
+            .get("auth")
+            .and_then(|a| a.get("accessor"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        self.store_wrapped(&unsealed, wrapped, accessor).await
+    }
+
+    /// `sys/wrapping/lookup`: when and where a wrapping token was made,
+    /// without spending it.
+    pub async fn wrapping_lookup(&self, token: &str) -> Result<Data> {
+        let unsealed = self.unsealed()?;
+        let entry = self.wrapping_entry(&unsealed, token)?;
+        let bytes = self
+            .cubbyhole_of(&unsealed, &entry)
+            .get(RESPONSE_KEY)
+            .await?
+            .ok_or_else(invalid)?;
+        let wrapped: Wrapped = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::internal(format!("corrupt wrapped response: {e}")))?;
+        let mut data = Data::new();
+        data.insert("creation_path".into(), wrapped.creation_path.into());
+        data.insert("creation_time".into(), wrapped.creation_time.into());
+        data.insert("creation_ttl".into(), wrapped.creation_ttl.into());
+        Ok(data)
+    }
+}
