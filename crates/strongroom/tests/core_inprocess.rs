@@ -4,96 +4,13 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
+mod inprocess;
+
 use std::sync::Arc;
 
-use axum::body::Body;
-use http_body_util::BodyExt;
-use serde_json::{json, Value};
-use strongroom_core::core::Registry;
+use inprocess::{call, core_on, init, unseal};
+use serde_json::json;
 use strongroom_core::storage::Backend;
-use strongroom_core::{Core, CoreConfig};
-use strongroom_http::{router, HttpOptions};
-use tower::ServiceExt;
-
-fn registry() -> Registry {
-    Registry::new()
-        .secrets("kv", strongroom_kv::factory())
-        .secrets("generic", strongroom_kv::factory())
-        // No auth method ships yet (AppRole, Kubernetes and GCP follow); a
-        // KV backend registered as an auth type exercises the auth table.
-        .auth("test-auth", strongroom_kv::factory())
-}
-
-fn core_on(physical: Arc<dyn Backend>) -> Arc<Core> {
-    Core::new(physical, CoreConfig::default(), registry())
-}
-
-async fn call(
-    core: &Arc<Core>,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let app = router(core.clone(), HttpOptions::default());
-    let mut req = http::Request::builder().method(method).uri(path);
-    if let Some(t) = token {
-        req = req.header("X-Vault-Token", t);
-    }
-    let body = body
-        .map(|b| Body::from(b.to_string()))
-        .unwrap_or_else(Body::empty);
-    let resp = app.oneshot(req.body(body).unwrap()).await.unwrap();
-    let status = resp.status().as_u16();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    let value = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes).unwrap()
-    };
-    (status, value)
-}
-
-struct Init {
-    keys_hex: Vec<String>,
-    keys_b64: Vec<String>,
-    root: String,
-}
-
-async fn init(core: &Arc<Core>, shares: u64, threshold: u64) -> Init {
-    let (s, v) = call(
-        core,
-        "PUT",
-        "/v1/sys/init",
-        None,
-        Some(json!({"secret_shares": shares, "secret_threshold": threshold})),
-    )
-    .await;
-    assert_eq!(s, 200, "{v}");
-    let strings = |k: &str| -> Vec<String> {
-        v[k].as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_str().unwrap().to_string())
-            .collect()
-    };
-    Init {
-        keys_hex: strings("keys"),
-        keys_b64: strings("keys_base64"),
-        root: v["root_token"].as_str().unwrap().to_string(),
-    }
-}
-
-async fn unseal(core: &Arc<Core>, key: &str) -> (u16, Value) {
-    call(
-        core,
-        "PUT",
-        "/v1/sys/unseal",
-        None,
-        Some(json!({"key": key})),
-    )
-    .await
-}
 
 #[tokio::test]
 async fn shamir_unseal_with_any_threshold_subset() {

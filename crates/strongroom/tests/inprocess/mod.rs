@@ -1,0 +1,222 @@
+//! Shared harness of the in-process tests: a core behind the real HTTP
+//! router (axum `oneshot`, no sockets), JSON calls, init/unseal, and a
+//! leasing test engine whose revocations can be observed.
+
+// Each test binary uses a different part of this module.
+#![allow(dead_code)]
+
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use strongroom_core::core::{FactoryInput, Registry};
+use strongroom_core::framework::{
+    handler, Backend as FrameworkBackend, BackendRequest, Ctx, LogicalBackend, MountContext, Path,
+    SpecialPaths,
+};
+use strongroom_core::logical::{Lease, Operation, Response};
+use strongroom_core::storage::Backend;
+use strongroom_core::{Core, CoreConfig};
+use strongroom_http::{router, HttpOptions};
+use tower::ServiceExt;
+
+/// Secrets revoked by the `leasing` engine, by their `id`.
+pub type Revoked = Arc<Mutex<Vec<String>>>;
+
+/// The registry every in-process core gets: KV, an auth type backed by KV
+/// (no auth method ships in this crate's tests), and the `leasing` test
+/// engine reporting to `revoked`.
+pub fn registry_with(revoked: Revoked) -> Registry {
+    let leasing: strongroom_core::core::Factory = Arc::new(move |_input: FactoryInput| {
+        Ok(Arc::new(Leasing {
+            inner: leasing_backend(),
+            revoked: revoked.clone(),
+        }) as Arc<dyn LogicalBackend>)
+    });
+    Registry::new()
+        .secrets("kv", strongroom_kv::factory())
+        .secrets("generic", strongroom_kv::factory())
+        .secrets("leasing", leasing)
+        .auth("test-auth", strongroom_kv::factory())
+}
+
+/// A sealed, uninitialised core over `physical`.
+pub fn core_on(physical: Arc<dyn Backend>) -> Arc<Core> {
+    Core::new(
+        physical,
+        CoreConfig::default(),
+        registry_with(Revoked::default()),
+    )
+}
+
+/// A core whose `leasing` engine reports revocations to `revoked`.
+pub fn core_with(physical: Arc<dyn Backend>, revoked: Revoked) -> Arc<Core> {
+    Core::new(physical, CoreConfig::default(), registry_with(revoked))
+}
+
+/// One HTTP call through the router: (status, JSON body or null).
+pub async fn call(
+    core: &Arc<Core>,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    call_with(core, method, path, token, body, &[]).await
+}
+
+/// [`call`] with extra headers.
+pub async fn call_with(
+    core: &Arc<Core>,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+    headers: &[(&str, &str)],
+) -> (u16, Value) {
+    let app = router(core.clone(), HttpOptions::default());
+    let mut req = http::Request::builder().method(method).uri(path);
+    if let Some(t) = token {
+        req = req.header("X-Vault-Token", t);
+    }
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let body = body
+        .map(|b| Body::from(b.to_string()))
+        .unwrap_or_else(Body::empty);
+    let resp = app.oneshot(req.body(body).unwrap()).await.unwrap();
+    let status = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let value = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap()
+    };
+    (status, value)
+}
+
+/// What `sys/init` handed out.
+pub struct Init {
+    /// Key shares, hex.
+    pub keys_hex: Vec<String>,
+    /// Key shares, base64.
+    pub keys_b64: Vec<String>,
+    /// The root token.
+    pub root: String,
+}
+
+/// Initialises with `shares`/`threshold` (the core stays sealed).
+pub async fn init(core: &Arc<Core>, shares: u64, threshold: u64) -> Init {
+    let (s, v) = call(
+        core,
+        "PUT",
+        "/v1/sys/init",
+        None,
+        Some(json!({"secret_shares": shares, "secret_threshold": threshold})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let strings = |k: &str| -> Vec<String> {
+        v[k].as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_str().unwrap().to_string())
+            .collect()
+    };
+    Init {
+        keys_hex: strings("keys"),
+        keys_b64: strings("keys_base64"),
+        root: v["root_token"].as_str().unwrap().to_string(),
+    }
+}
+
+/// Submits one unseal key share.
+pub async fn unseal(core: &Arc<Core>, key: &str) -> (u16, Value) {
+    call(
+        core,
+        "PUT",
+        "/v1/sys/unseal",
+        None,
+        Some(json!({"key": key})),
+    )
+    .await
+}
+
+/// An in-memory core, initialised with one share and unsealed; returns the
+/// core, its root token and its unseal key.
+pub async fn unsealed_inmem() -> (Arc<Core>, String, String) {
+    let core = core_on(Arc::new(strongroom_storage::InmemBackend::new()));
+    let init = init(&core, 1, 1).await;
+    let (s, _) = unseal(&core, &init.keys_b64[0]).await;
+    assert_eq!(s, 200);
+    (core, init.root, init.keys_b64[0].clone())
+}
+
+/// The `leasing` engine: reading `<name>?ttl=<secs>` answers a secret
+/// leased for that long, whose revocation is recorded.
+struct Leasing {
+    inner: FrameworkBackend<()>,
+    revoked: Revoked,
+}
+
+fn leasing_backend() -> FrameworkBackend<()> {
+    async fn read(_s: Arc<()>, ctx: Ctx) -> strongroom_core::Result<Response> {
+        let ttl = ctx
+            .request
+            .data
+            .get("ttl")
+            .and_then(|v| v.as_str())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let mut internal = serde_json::Map::new();
+        internal.insert("id".into(), json!(ctx.request.path));
+        let mut data = serde_json::Map::new();
+        data.insert("secret".into(), json!("s3cr3t"));
+        let mut resp = Response::data(data);
+        resp.lease = Some(Lease {
+            lease_id: String::new(),
+            lease_duration: ttl,
+            renewable: true,
+            internal: Some(internal),
+        });
+        Ok(resp)
+    }
+    FrameworkBackend::new(
+        Arc::new(()),
+        vec![Path::new("{name+}").arbitrary_input().op(
+            Operation::Read,
+            handler(read),
+            "Read a leased secret.",
+        )],
+        "Test engine issuing leased secrets.",
+    )
+}
+
+#[async_trait::async_trait]
+impl LogicalBackend for Leasing {
+    async fn handle(&self, req: BackendRequest) -> strongroom_core::Result<Response> {
+        self.inner.handle(req).await
+    }
+    async fn exists(&self, req: &BackendRequest) -> strongroom_core::Result<Option<bool>> {
+        self.inner.exists(req).await
+    }
+    fn help(&self, mount: &MountContext, path: &str) -> strongroom_core::Result<Value> {
+        self.inner.help(mount, path)
+    }
+    fn openapi_paths(&self, mount_path: &str) -> serde_json::Map<String, Value> {
+        self.inner.openapi_paths(mount_path)
+    }
+    fn special_paths(&self) -> &SpecialPaths {
+        LogicalBackend::special_paths(&self.inner)
+    }
+    async fn revoke_secret(&self, req: BackendRequest) -> strongroom_core::Result<()> {
+        let id = req.request.data["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        self.revoked.lock().unwrap().push(id);
+        Ok(())
+    }
+}
