@@ -229,3 +229,228 @@ fn token_errors_with_the_cli() {
     assert_eq!(out.code, 2, "{out:?}");
     assert!(out.stderr.contains("permission denied"), "{out:?}");
 }
+
+/// The string at JSON pointer `ptr` of `v`, asserting it is a non-empty
+/// string.
+fn str_at(v: &Value, ptr: &str) -> String {
+    match v.pointer(ptr).and_then(Value::as_str) {
+        Some(s) if !s.is_empty() => s.to_string(),
+        _ => panic!("{ptr}: expected a non-empty string in {v}"),
+    }
+}
+
+#[test]
+fn token_create_lookup_renew_revoke_with_the_cli() {
+    let server = Server::dev(target());
+    let created = json(
+        &bao_ok(
+            &server,
+            &[
+                "token",
+                "create",
+                "-policy=default",
+                "-ttl=1h",
+                "-display-name=cli",
+                "-metadata=team=a",
+                "-format=json",
+            ],
+            0,
+        ),
+        "token create",
+    );
+    assert_eq!(created["auth"]["policies"], serde_json::json!(["default"]));
+    assert_eq!(created["auth"]["lease_duration"], 3600, "{created}");
+    assert_eq!(created["auth"]["renewable"], true, "{created}");
+    let token = str_at(&created, "/auth/client_token");
+    let accessor = str_at(&created, "/auth/accessor");
+
+    let lookup = json(
+        &bao_ok(&server, &["token", "lookup", "-format=json", &token], 0),
+        "token lookup",
+    );
+    assert_eq!(lookup["data"]["id"], token.as_str());
+    assert_eq!(lookup["data"]["policies"], serde_json::json!(["default"]));
+    assert_eq!(lookup["data"]["display_name"], "token-cli");
+    assert_eq!(lookup["data"]["meta"], serde_json::json!({"team": "a"}));
+    let ttl = lookup["data"]["ttl"].as_u64().unwrap_or(0);
+    assert!(ttl > 0 && ttl <= 3600, "ttl {ttl}: {lookup}");
+    // The table form names the fields users read.
+    let table = bao_ok(&server, &["token", "lookup", &token], 0);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("policies") && l.contains("default")),
+        "{table}"
+    );
+    let by_accessor = json(
+        &bao_ok(
+            &server,
+            &["token", "lookup", "-accessor", "-format=json", &accessor],
+            0,
+        ),
+        "token lookup -accessor",
+    );
+    assert_eq!(by_accessor["data"]["accessor"], accessor.as_str());
+    assert_eq!(by_accessor["data"]["id"], "", "{by_accessor}");
+
+    let renewed = json(
+        &bao_ok(
+            &server,
+            &["token", "renew", "-increment=30m", "-format=json", &token],
+            0,
+        ),
+        "token renew",
+    );
+    assert_eq!(renewed["auth"]["lease_duration"], 1800, "{renewed}");
+
+    bao_ok(&server, &["token", "revoke", &token], 0);
+    let out = bao(&server, &["token", "lookup", &token]);
+    assert_eq!(out.code, 2, "lookup of a revoked token: {out:?}");
+    assert!(out.stderr.contains("bad token"), "{out:?}");
+    // Revoking by accessor, and a token that was never issued.
+    let other = json(
+        &bao_ok(&server, &["token", "create", "-format=json"], 0),
+        "second token",
+    );
+    let other_accessor = str_at(&other, "/auth/accessor");
+    bao_ok(
+        &server,
+        &["token", "revoke", "-accessor", &other_accessor],
+        0,
+    );
+    let out = bao(
+        &server,
+        &["token", "lookup", &str_at(&other, "/auth/client_token")],
+    );
+    assert_eq!(out.code, 2, "lookup after revoke -accessor: {out:?}");
+}
+
+#[test]
+fn policies_with_the_cli() {
+    let mut server = Server::dev(target());
+    bao_ok(
+        &server,
+        &["secrets", "enable", "-path=kv1", "-version=1", "kv"],
+        0,
+    );
+    bao_ok(&server, &["write", "kv1/app/db", "user=admin"], 0);
+    let text = "path \"kv1/app/*\" {\n  capabilities = [\"read\", \"list\"]\n}\n";
+    let file = server.home().join("reader.hcl");
+    std::fs::write(&file, text).expect("write policy file");
+    let file = file.to_string_lossy().into_owned();
+    let out = bao_ok(&server, &["policy", "write", "reader", &file], 0);
+    assert!(out.contains("reader"), "{out}");
+    assert_eq!(
+        bao_ok(&server, &["policy", "read", "reader"], 0).trim(),
+        text.trim()
+    );
+    let listed = bao_ok(&server, &["policy", "list"], 0);
+    assert_eq!(
+        listed.lines().map(str::trim).collect::<Vec<_>>(),
+        ["default", "reader", "root"],
+        "{listed}"
+    );
+    let listed = json(
+        &bao_ok(&server, &["policy", "list", "-format=json"], 0),
+        "policy list",
+    );
+    assert_eq!(listed, serde_json::json!(["default", "reader", "root"]));
+    // A policy that does not parse is refused, and not stored.
+    let bad = server.home().join("bad.hcl");
+    std::fs::write(&bad, "path \"kv1/*\" {").expect("write bad policy file");
+    let out = bao(&server, &["policy", "write", "bad", &bad.to_string_lossy()]);
+    assert_eq!(out.code, 2, "{out:?}");
+    let out = bao(&server, &["policy", "read", "bad"]);
+    assert_eq!(out.code, 2, "{out:?}");
+
+    // The policy governs a token that carries it.
+    let created = json(
+        &bao_ok(
+            &server,
+            &["token", "create", "-policy=reader", "-format=json"],
+            0,
+        ),
+        "token create",
+    );
+    let root = server
+        .root_token
+        .replace(str_at(&created, "/auth/client_token"));
+    assert_eq!(
+        bao_ok(&server, &["read", "-field=user", "kv1/app/db"], 0).trim(),
+        "admin"
+    );
+    let out = bao(&server, &["write", "kv1/app/db", "user=mallory"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("permission denied"), "{out:?}");
+    let out = bao(&server, &["policy", "list"]);
+    assert_eq!(out.code, 2, "policy list without sudo: {out:?}");
+    server.root_token = root;
+
+    bao_ok(&server, &["policy", "delete", "reader"], 0);
+    let out = bao(&server, &["policy", "read", "reader"]);
+    assert_eq!(out.code, 2, "read of a deleted policy: {out:?}");
+    let out = bao(&server, &["policy", "delete", "default"]);
+    assert_eq!(out.code, 2, "the default policy cannot be deleted: {out:?}");
+}
+
+#[test]
+fn response_wrapping_with_the_cli() {
+    let server = Server::dev(target());
+    let wrapped = json(
+        &bao_ok(
+            &server,
+            &[
+                "write",
+                "-wrap-ttl=5m",
+                "-format=json",
+                "sys/wrapping/wrap",
+                "foo=bar",
+            ],
+            0,
+        ),
+        "wrap",
+    );
+    assert_eq!(wrapped["wrap_info"]["ttl"], 300, "{wrapped}");
+    let wrapping_token = str_at(&wrapped, "/wrap_info/token");
+    let unwrapped = json(
+        &bao_ok(&server, &["unwrap", "-format=json", &wrapping_token], 0),
+        "unwrap",
+    );
+    assert_eq!(unwrapped["data"], serde_json::json!({"foo": "bar"}));
+    let out = bao(&server, &["unwrap", &wrapping_token]);
+    assert_eq!(out.code, 2, "second unwrap: {out:?}");
+    assert!(
+        out.stderr
+            .contains("wrapping token is not valid or does not exist"),
+        "{out:?}"
+    );
+
+    // A wrapped token: unwrapping yields a working token.
+    let wrapped = json(
+        &bao_ok(
+            &server,
+            &[
+                "token",
+                "create",
+                "-wrap-ttl=5m",
+                "-policy=default",
+                "-format=json",
+            ],
+            0,
+        ),
+        "wrapped token create",
+    );
+    assert!(wrapped["auth"].is_null(), "{wrapped}");
+    str_at(&wrapped, "/wrap_info/wrapped_accessor");
+    let wrapping_token = str_at(&wrapped, "/wrap_info/token");
+    let unwrapped = json(
+        &bao_ok(&server, &["unwrap", "-format=json", &wrapping_token], 0),
+        "unwrap token",
+    );
+    let token = str_at(&unwrapped, "/auth/client_token");
+    let lookup = json(
+        &bao_ok(&server, &["token", "lookup", "-format=json", &token], 0),
+        "lookup of the unwrapped token",
+    );
+    assert_eq!(lookup["data"]["policies"], serde_json::json!(["default"]));
+}

@@ -28,18 +28,13 @@ fn both(r: &(Reply, Reply), ptr: &str) -> Two {
 
 /// Sends `f(OpenBao's value)` to OpenBao and `f(Strongroom's value)` to
 /// Strongroom, recording differences.
-async fn each(
-    p: &mut Pair,
-    v: &Two,
-    f: impl Fn(&str) -> Call,
-    allow: &[Allow],
-) -> (Reply, Reply) {
+async fn each(p: &mut Pair, v: &Two, f: impl Fn(&str) -> Call, allow: &[Allow]) -> (Reply, Reply) {
     p.check_each(f(&v.0), f(&v.1), allow).await
 }
 
 /// Records a failure for each server whose reply does not satisfy `pred`.
 fn on_both(p: &mut Pair, r: &(Reply, Reply), what: &str, pred: impl Fn(&Reply) -> bool) {
-    for (reply, label) in [(&r.0, "openbao"), (&r.1, "strongroom"))] {
+    for (reply, label) in [(&r.0, "openbao"), (&r.1, "strongroom")] {
         p.expect(
             pred(reply),
             format!("{what}: {label} answered {} {}", reply.status, reply.body),
@@ -75,21 +70,31 @@ fn kv1_mount() -> Value {
 async fn create(p: &mut Pair, path: &str, body: Value) -> (Two, Two) {
     let r = p.check(Call::post(path, body.clone()), &[]).await;
     p.expect_status(&r, 200, &format!("create token at {path} with {body}"));
-    (
-        both(&r, "/auth/client_token"),
-        both(&r, "/auth/accessor"),
-    )
+    (both(&r, "/auth/client_token"), both(&r, "/auth/accessor"))
 }
 
 /// Writes an ACL policy on both servers.
 async fn policy(p: &mut Pair, name: &str, text: &str) {
     let r = p
         .check(
-            Call::put(&format!("sys/policies/acl/{name}"), json!({ "policy": text })),
+            Call::put(
+                &format!("sys/policies/acl/{name}"),
+                json!({ "policy": text }),
+            ),
             &[],
         )
         .await;
     p.expect_status(&r, 204, &format!("write policy {name}"));
+}
+
+/// Wraps `{"foo": "bar"}` with a 5 minute TTL on both servers, returning
+/// the two wrapping tokens.
+async fn data_wrap(p: &mut Pair) -> Two {
+    let call =
+        Call::post("sys/wrapping/wrap", json!({"foo": "bar"})).header("X-Vault-Wrap-TTL", "5m");
+    let r = p.check(call, &[]).await;
+    p.expect_status(&r, 200, "sys/wrapping/wrap");
+    both(&r, "/wrap_info/token")
 }
 
 fn lookup_self(t: &str) -> Call {
@@ -137,7 +142,7 @@ async fn token_lifecycle() {
     p.expect_status(&r, 200, "lookup-self with the new token");
     on_both(&mut p, &r, "lookup-self values", |x| {
         let d = &x.body["data"];
-        d["display_name"] == json!("token-web-server")
+        d["display_name"] == json!("token-Web-Server")
             && d["explicit_max_ttl"] == json!(7200)
             && d["creation_ttl"] == json!(3600)
             && d["path"] == json!("auth/token/create")
@@ -151,7 +156,13 @@ async fn token_lifecycle() {
     on_both(&mut p, &r, "lookup id and accessor", |x| {
         x.data("id").is_string() && x.data("accessor").is_string()
     });
-    let r = each(&mut p, &tok, |t| Call::get(&format!("auth/token/lookup?token={t}")), &[]).await;
+    let r = each(
+        &mut p,
+        &tok,
+        |t| Call::get(&format!("auth/token/lookup?token={t}")),
+        &[],
+    )
+    .await;
     p.expect_status(&r, 200, "GET lookup with token in the query");
     let r = each(
         &mut p,
@@ -186,7 +197,10 @@ async fn token_lifecycle() {
     .await;
     p.expect_status(&r, 200, "renew-self beyond explicit_max_ttl");
     on_both(&mut p, &r, "renew-self capped with a warning", |x| {
-        has_warnings(x) && x.body["auth"]["lease_duration"].as_u64().is_some_and(|d| d <= 7200)
+        has_warnings(x)
+            && x.body["auth"]["lease_duration"]
+                .as_u64()
+                .is_some_and(|d| d <= 7200)
     });
     let r = each(
         &mut p,
@@ -328,14 +342,27 @@ async fn token_lifecycle() {
         .await;
     p.expect_status(&r, 400, "lookup of an unknown accessor");
     let r = p
-        .check(Call::post("auth/token/create", json!({"id": "my-own-id"})), &[])
+        .check(
+            Call::post("auth/token/create", json!({"id": "my-own-id"})),
+            &[],
+        )
         .await;
     p.expect_status(&r, 200, "custom id");
-    on_both(&mut p, &r, "custom id kept", |x| {
-        x.body["auth"]["client_token"] == json!("my-own-id")
-    });
+    on_both(
+        &mut p,
+        &r,
+        "custom id kept; no TTL, so not renewable",
+        |x| {
+            x.body["auth"]["client_token"] == json!("my-own-id")
+                && x.body["auth"]["renewable"] == json!(false)
+                && x.body["auth"]["lease_duration"] == json!(0)
+        },
+    );
     let r = p
-        .check(Call::post("auth/token/create", json!({"id": "my-own-id"})), &[])
+        .check(
+            Call::post("auth/token/create", json!({"id": "my-own-id"})),
+            &[],
+        )
         .await;
     p.expect_status(&r, 400, "duplicate custom id");
     let r = p.check(lookup_self("my-own-id"), &[]).await;
@@ -352,7 +379,12 @@ async fn token_tree_revocation() {
         "path \"auth/token/create\" {\n  capabilities = [\"update\"]\n}\npath \"auth/token/create-orphan\" {\n  capabilities = [\"update\"]\n}\n",
     )
     .await;
-    let (parent, _) = create(&mut p, "auth/token/create", json!({"policies": ["creator"]})).await;
+    let (parent, _) = create(
+        &mut p,
+        "auth/token/create",
+        json!({"policies": ["creator"]}),
+    )
+    .await;
     let child_of = |path: &'static str| {
         move |t: &str| Call::post(path, json!({"policies": ["default"]})).token(t)
     };
@@ -392,7 +424,12 @@ async fn token_tree_revocation() {
     p.expect_status(&r, 200, "the orphan survives");
 
     // revoke-orphan: the children survive, as orphans.
-    let (parent2, _) = create(&mut p, "auth/token/create", json!({"policies": ["creator"]})).await;
+    let (parent2, _) = create(
+        &mut p,
+        "auth/token/create",
+        json!({"policies": ["creator"]}),
+    )
+    .await;
     let r = each(&mut p, &parent2, child_of("auth/token/create"), &[]).await;
     let child2 = both(&r, "/auth/client_token");
     let r = each(
@@ -445,8 +482,10 @@ async fn token_num_uses() {
     );
     let third = each(&mut p, &tok, lookup_self, &[]).await;
     p.expect_status(&third, 403, "third use");
-    let r = each(&mut p, &tok, lookup, &[]).await;
-    p.expect_status(&r, 403, "the spent token is gone");
+    // Its revocation is asynchronous on OpenBao (a root lookup may still
+    // show it with num_uses -1 for a moment), so only its own use is checked.
+    let r = each(&mut p, &tok, lookup_self, &[]).await;
+    p.expect_status(&r, 403, "the spent token stays unusable");
     p.finish();
 }
 
@@ -469,7 +508,7 @@ async fn batch_tokens() {
             && a["accessor"] == json!("")
             && a["renewable"] == json!(false)
             && a["lease_duration"] == json!(3600)
-            && a["orphan"] == json!(true)
+            && a["orphan"] == json!(false)
     });
     let batch = both(&r, "/auth/client_token");
     let r = each(&mut p, &batch, lookup_self, &[]).await;
@@ -526,18 +565,21 @@ async fn batch_tokens() {
 #[tokio::test]
 async fn token_roles() {
     let mut p = Pair::dev();
-    policy(&mut p, "app", "path \"kv1/*\" {\n  capabilities = [\"read\"]\n}\n").await;
+    policy(
+        &mut p,
+        "app",
+        "path \"kv1/*\" {\n  capabilities = [\"read\"]\n}\n",
+    )
+    .await;
     let r = p.check(Call::list("auth/token/roles"), &[]).await;
     p.expect_status(&r, 404, "LIST roles when none");
     let role = json!({
         "allowed_policies": ["app"],
         "orphan": true,
         "token_period": "1h",
-        "path_suffix": "v1",
+        "path_suffix": "svc-v1",
     });
-    let r = p
-        .check(Call::post("auth/token/roles/web", role), &[])
-        .await;
+    let r = p.check(Call::post("auth/token/roles/web", role), &[]).await;
     p.expect_status(&r, 204, "write role");
     let r = p.check(Call::get("auth/token/roles/web"), &[]).await;
     p.expect_status(&r, 200, "read role");
@@ -545,8 +587,8 @@ async fn token_roles() {
         x.data("allowed_policies") == &json!(["app"])
             && x.data("orphan") == &json!(true)
             && x.data("token_period") == &json!(3600)
-            && x.data("period") == &json!(3600)
-            && x.data("path_suffix") == &json!("v1")
+            && x.data("period") == &json!(0)
+            && x.data("path_suffix") == &json!("svc-v1")
             && x.data("name") == &json!("web")
             && x.data("renewable") == &json!(true)
             && x.data("token_type") == &json!("default-service")
@@ -574,9 +616,9 @@ async fn token_roles() {
     let tok = both(&r, "/auth/client_token");
     let r = each(&mut p, &tok, lookup, &[]).await;
     on_both(&mut p, &r, "role token lookup", |x| {
-        x.data("path") == &json!("auth/token/create/web/v1")
+        x.data("path") == &json!("auth/token/create/web/svc-v1")
             && x.data("role") == &json!("web")
-            && x.data("period") == &json!(3600)
+            && x.data("ttl").as_u64().is_some_and(|t| t <= 3600)
     });
     let r = p
         .check(Call::post("auth/token/create/web", json!({})), &[])
@@ -594,7 +636,10 @@ async fn token_roles() {
     p.expect_status(&r, 400, "disallowed policy");
     let r = p
         .check(
-            Call::post("auth/token/create", json!({"role_name": "web", "policies": ["app"]})),
+            Call::post(
+                "auth/token/create",
+                json!({"role_name": "web", "policies": ["app"]}),
+            ),
             &[],
         )
         .await;
@@ -639,14 +684,26 @@ async fn cubbyhole_is_private_per_token() {
     let r = p.check(Call::delete("sys/mounts/cubbyhole"), &[]).await;
     p.expect_status(&r, 400, "cubbyhole cannot be disabled");
 
-    let (one, _) = create(&mut p, "auth/token/create", json!({"policies": ["default"]})).await;
-    let (two, _) = create(&mut p, "auth/token/create", json!({"policies": ["default"]})).await;
+    let (one, _) = create(
+        &mut p,
+        "auth/token/create",
+        json!({"policies": ["default"]}),
+    )
+    .await;
+    let (two, _) = create(
+        &mut p,
+        "auth/token/create",
+        json!({"policies": ["default"]}),
+    )
+    .await;
     let steps: Vec<(Call, u16)> = vec![
         (Call::get("cubbyhole/secret"), 404),
         (Call::list("cubbyhole/"), 404),
-        (Call::put("cubbyhole/secret", json!({"k": "v", "n": 1})), 204),
+        (
+            Call::put("cubbyhole/secret", json!({"k": "v", "n": 1})),
+            204,
+        ),
         (Call::post("cubbyhole/dir/inner", json!({"x": true})), 204),
-        (Call::put("cubbyhole/empty", json!({})), 400),
         (Call::get("cubbyhole/secret"), 200),
         (Call::list("cubbyhole/"), 200),
         (Call::list("cubbyhole/dir"), 200),
@@ -656,7 +713,24 @@ async fn cubbyhole_is_private_per_token() {
         let r = each(&mut p, &one, |t| call.clone().token(t), &[]).await;
         p.expect_status(&r, status, &format!("token one: {what}"));
     }
-    let r = each(&mut p, &one, |t| Call::get("cubbyhole/secret").token(t), &[]).await;
+    // An empty write is refused (OpenBao answers 500 "missing data fields").
+    let r = each(
+        &mut p,
+        &one,
+        |t| Call::put("cubbyhole/empty", json!({})).token(t),
+        &[],
+    )
+    .await;
+    on_both(&mut p, &r, "empty cubbyhole write refused", |x| {
+        x.status >= 400 && errors_mention(x, "missing data fields")
+    });
+    let r = each(
+        &mut p,
+        &one,
+        |t| Call::get("cubbyhole/secret").token(t),
+        &[],
+    )
+    .await;
     on_both(&mut p, &r, "cubbyhole read back", |x| {
         x.body["data"] == json!({"k": "v", "n": 1}) && x.body["lease_duration"] == json!(0)
     });
@@ -665,16 +739,34 @@ async fn cubbyhole_is_private_per_token() {
         x.data("keys") == &json!(["dir/", "secret"])
     });
     // Another token, and root, see nothing of token one's cubbyhole.
-    let r = each(&mut p, &two, |t| Call::get("cubbyhole/secret").token(t), &[]).await;
+    let r = each(
+        &mut p,
+        &two,
+        |t| Call::get("cubbyhole/secret").token(t),
+        &[],
+    )
+    .await;
     p.expect_status(&r, 404, "token two cannot read token one's cubbyhole");
     let r = each(&mut p, &two, |t| Call::list("cubbyhole/").token(t), &[]).await;
     p.expect_status(&r, 404, "token two lists nothing");
     let r = p.check(Call::get("cubbyhole/secret"), &[]).await;
     p.expect_status(&r, 404, "root cannot read token one's cubbyhole");
 
-    let r = each(&mut p, &one, |t| Call::delete("cubbyhole/secret").token(t), &[]).await;
+    let r = each(
+        &mut p,
+        &one,
+        |t| Call::delete("cubbyhole/secret").token(t),
+        &[],
+    )
+    .await;
     p.expect_status(&r, 204, "delete");
-    let r = each(&mut p, &one, |t| Call::get("cubbyhole/secret").token(t), &[]).await;
+    let r = each(
+        &mut p,
+        &one,
+        |t| Call::get("cubbyhole/secret").token(t),
+        &[],
+    )
+    .await;
     p.expect_status(&r, 404, "read after delete");
 
     // A revoked token's cubbyhole is unreachable; a new token starts empty.
@@ -686,12 +778,29 @@ async fn cubbyhole_is_private_per_token() {
     )
     .await;
     p.expect_status(&r, 204, "revoke token one");
-    let r = each(&mut p, &one, |t| Call::get("cubbyhole/dir/inner").token(t), &[]).await;
+    let r = each(
+        &mut p,
+        &one,
+        |t| Call::get("cubbyhole/dir/inner").token(t),
+        &[],
+    )
+    .await;
     p.expect_status(&r, 403, "revoked token cannot read its cubbyhole");
-    let (three, _) = create(&mut p, "auth/token/create", json!({"policies": ["default"]})).await;
+    let (three, _) = create(
+        &mut p,
+        "auth/token/create",
+        json!({"policies": ["default"]}),
+    )
+    .await;
     let r = each(&mut p, &three, |t| Call::list("cubbyhole/").token(t), &[]).await;
     p.expect_status(&r, 404, "a new token's cubbyhole is empty");
-    let r = each(&mut p, &three, |t| Call::get("cubbyhole/dir/inner").token(t), &[]).await;
+    let r = each(
+        &mut p,
+        &three,
+        |t| Call::get("cubbyhole/dir/inner").token(t),
+        &[],
+    )
+    .await;
     p.expect_status(&r, 404, "a new token sees none of the old data");
     p.finish();
 }
@@ -699,7 +808,8 @@ async fn cubbyhole_is_private_per_token() {
 #[tokio::test]
 async fn response_wrapping() {
     let mut p = Pair::dev();
-    p.check(Call::post("sys/mounts/kv1", kv1_mount()), &[]).await;
+    p.check(Call::post("sys/mounts/kv1", kv1_mount()), &[])
+        .await;
     p.check(Call::put("kv1/s", json!({"v": "x"})), &[]).await;
     let wrap = |call: Call, ttl: &str| call.header("X-Vault-Wrap-TTL", ttl);
 
@@ -722,7 +832,10 @@ async fn response_wrapping() {
 
     let r = p
         .check(
-            wrap(Call::post("auth/token/create", json!({"policies": ["default"]})), "5m"),
+            wrap(
+                Call::post("auth/token/create", json!({"policies": ["default"]})),
+                "5m",
+            ),
             &[],
         )
         .await;
@@ -740,11 +853,6 @@ async fn response_wrapping() {
         .check(Call::post("sys/wrapping/wrap", json!({"foo": "bar"})), &[])
         .await;
     p.expect_status(&r, 400, "sys/wrapping/wrap without a TTL");
-    let data_wrap = |p: &mut Pair| {
-        let call = wrap(Call::post("sys/wrapping/wrap", json!({"foo": "bar"})), "5m");
-        let fut = p.check(call, &[]);
-        async move { both(&fut.await, "/wrap_info/token") }
-    };
     let w1 = data_wrap(&mut p).await;
 
     let r = each(
@@ -787,7 +895,7 @@ async fn response_wrapping() {
         &[],
     )
     .await;
-    p.expect_status(&r, 403, "second unwrap with the spent token in the header");
+    p.expect_status(&r, 400, "second unwrap with the spent token in the header");
     let r = each(
         &mut p,
         &w1,
@@ -885,15 +993,22 @@ async fn response_wrapping() {
 #[tokio::test]
 async fn wrapping_ttl_bounds_in_policies() {
     let mut p = Pair::dev();
-    p.check(Call::post("sys/mounts/kv1", kv1_mount()), &[]).await;
-    p.check(Call::put("kv1/wrapped", json!({"v": 1})), &[]).await;
+    p.check(Call::post("sys/mounts/kv1", kv1_mount()), &[])
+        .await;
+    p.check(Call::put("kv1/wrapped", json!({"v": 1})), &[])
+        .await;
     policy(
         &mut p,
         "bounded",
         "path \"kv1/wrapped\" {\n  capabilities = [\"read\"]\n  min_wrapping_ttl = \"1m\"\n  max_wrapping_ttl = \"10m\"\n}\n",
     )
     .await;
-    let (tok, _) = create(&mut p, "auth/token/create", json!({"policies": ["bounded"]})).await;
+    let (tok, _) = create(
+        &mut p,
+        "auth/token/create",
+        json!({"policies": ["bounded"]}),
+    )
+    .await;
     let read = |ttl: Option<&'static str>| {
         move |t: &str| {
             let c = Call::get("kv1/wrapped").token(t);
@@ -920,22 +1035,44 @@ async fn wrapping_ttl_bounds_in_policies() {
 #[tokio::test]
 async fn leases_of_tokens() {
     let mut p = Pair::dev();
+    // An orphan root token, created outside auth/token/create, survives
+    // the revoke-prefix at the end and serves as root from then on.
+    let (admin, _) = create(
+        &mut p,
+        "auth/token/create-orphan",
+        json!({"policies": ["root"]}),
+    )
+    .await;
+    // The dev root token has a lease at auth/token/create too; the new
+    // token's lease is the key that appears when it is created.
+    let list = || Call::list("sys/leases/lookup/auth/token/create/");
+    let before = p.check(list(), &[]).await;
+    p.expect_status(&before, 200, "LIST token leases");
     let (tok, _) = create(&mut p, "auth/token/create", json!({"ttl": "1h"})).await;
+    let after = p.check(list(), &[]).await;
+    on_both(&mut p, &after, "one more token lease listed", |x| {
+        common::str_list(x.data("keys")).len() == 2
+    });
+    let new_key = |before: &Reply, after: &Reply| {
+        let old = common::str_list(before.data("keys"));
+        let key = common::str_list(after.data("keys"))
+            .into_iter()
+            .find(|k| !old.contains(k))
+            .unwrap_or_default();
+        format!("auth/token/create/{key}")
+    };
+    let lease = (new_key(&before.0, &after.0), new_key(&before.1, &after.1));
     let (tok2, _) = create(&mut p, "auth/token/create", json!({"ttl": "1h"})).await;
     let (orphan, _) = create(&mut p, "auth/token/create-orphan", json!({"ttl": "1h"})).await;
-    // Lease ids are found by listing; values differ, shapes agree.
     let r = p
         .check(Call::list("sys/leases/lookup/auth/token/create/"), &[])
         .await;
-    p.expect_status(&r, 200, "LIST token leases");
-    on_both(&mut p, &r, "two token leases listed", |x| {
-        common::str_list(x.data("keys")).len() == 2
+    on_both(&mut p, &r, "three token leases listed", |x| {
+        common::str_list(x.data("keys")).len() == 3
     });
-    let keys = (
-        common::str_list(r.0.data("keys")),
-        common::str_list(r.1.data("keys")),
-    );
-    let r = p.check(Call::list("sys/leases/lookup/auth/token/"), &[]).await;
+    let r = p
+        .check(Call::list("sys/leases/lookup/auth/token/"), &[])
+        .await;
     on_both(&mut p, &r, "LIST one level up", |x| {
         let keys = common::str_list(x.data("keys"));
         keys.contains(&"create/".to_string()) && keys.contains(&"create-orphan/".to_string())
@@ -943,27 +1080,6 @@ async fn leases_of_tokens() {
     let r = p.check(Call::list("sys/leases/lookup/nope/"), &[]).await;
     p.expect_status(&r, 404, "LIST of an unknown prefix");
 
-    // The lease of `tok`: find it by looking each listed lease up.
-    let mut lease = (String::new(), String::new());
-    for (i, (keys, server)) in [(&keys.0, &p.bao), (&keys.1, &p.sr)].into_iter().enumerate() {
-        let tok_id = if i == 0 { &tok.0 } else { &tok.1 };
-        let ttl_of = server.send(&lookup(tok_id)).await;
-        let _ = ttl_of;
-        for k in keys {
-            let id = format!("auth/token/create/{k}");
-            let rev = server
-                .send(&Call::put("sys/leases/lookup", json!({ "lease_id": id })))
-                .await;
-            if rev.status == 200 {
-                if i == 0 {
-                    lease.0 = id;
-                } else {
-                    lease.1 = id;
-                }
-                break;
-            }
-        }
-    }
     let r = each(
         &mut p,
         &lease,
@@ -976,7 +1092,9 @@ async fn leases_of_tokens() {
         x.data("renewable") == &json!(true)
             && x.data("expire_time").is_string()
             && x.data("issue_time").is_string()
-            && x.data("ttl").as_u64().is_some_and(|t| t > 3000 && t <= 3600)
+            && x.data("ttl")
+                .as_u64()
+                .is_some_and(|t| t > 3000 && t <= 3600)
     });
     let r = each(
         &mut p,
@@ -990,12 +1108,20 @@ async fn leases_of_tokens() {
         errors_mention(x, "tokens cannot be renewed through this endpoint")
     });
     for (path, body, status) in [
-        ("sys/leases/lookup", json!({"lease_id": "kv1/nope/abc"}), 400),
+        (
+            "sys/leases/lookup",
+            json!({"lease_id": "kv1/nope/abc"}),
+            400,
+        ),
         ("sys/leases/lookup", json!({}), 400),
         ("sys/leases/renew", json!({}), 400),
         ("sys/leases/revoke", json!({}), 400),
         ("sys/leases/renew", json!({"lease_id": "kv1/nope/abc"}), 400),
-        ("sys/leases/revoke", json!({"lease_id": "kv1/nope/abc"}), 204),
+        (
+            "sys/leases/revoke",
+            json!({"lease_id": "kv1/nope/abc"}),
+            204,
+        ),
     ] {
         let r = p.check(Call::put(path, body.clone()), &[]).await;
         p.expect_status(&r, status, &format!("PUT {path} {body}"));
@@ -1022,30 +1148,45 @@ async fn leases_of_tokens() {
     let r = each(&mut p, &tok2, lookup_self, &[]).await;
     p.expect_status(&r, 200, "the other token remains");
 
-    // revoke-prefix: everything created at auth/token/create.
+    let r = p.check(Call::put("sys/leases/tidy", json!({})), &[]).await;
+    p.expect_status(&r, 202, "tidy");
+    on_both(&mut p, &r, "tidy warns", has_warnings);
+
+    // revoke-prefix: everything created at auth/token/create, the dev root
+    // token included.
     let r = p
-        .check(Call::put("sys/leases/revoke-prefix/auth/token/create", json!({})), &[])
+        .check(
+            Call::put("sys/leases/revoke-prefix/auth/token/create", json!({})),
+            &[],
+        )
         .await;
     p.expect_status(&r, 204, "revoke-prefix");
     let r = each(&mut p, &tok2, lookup_self, &[]).await;
     p.expect_status(&r, 403, "revoke-prefix revoked the token");
+    let r = p.check(Call::get("auth/token/lookup-self"), &[]).await;
+    p.expect_status(&r, 403, "revoke-prefix revoked the dev root token");
     let r = each(&mut p, &orphan, lookup_self, &[]).await;
     p.expect_status(&r, 200, "tokens outside the prefix survive");
+    p.bao.root_token = Some(admin.0);
+    p.sr.root_token = Some(admin.1);
     let r = p
         .check(Call::list("sys/leases/lookup/auth/token/create/"), &[])
         .await;
     p.expect_status(&r, 404, "no leases left under the prefix");
-
-    let r = p.check(Call::put("sys/leases/tidy", json!({})), &[]).await;
-    p.expect_status(&r, 202, "tidy");
-    on_both(&mut p, &r, "tidy warns", has_warnings);
+    let r = p
+        .check(Call::list("sys/leases/lookup/auth/token/"), &[])
+        .await;
+    on_both(&mut p, &r, "only create-orphan/ is left", |x| {
+        x.data("keys") == &json!(["create-orphan/"])
+    });
     p.finish();
 }
 
 #[tokio::test]
 async fn acl_rules_over_http() {
     let mut p = Pair::dev();
-    p.check(Call::post("sys/mounts/kv1", kv1_mount()), &[]).await;
+    p.check(Call::post("sys/mounts/kv1", kv1_mount()), &[])
+        .await;
     for path in [
         "ro/x",
         "data/secret",
@@ -1131,7 +1272,12 @@ async fn acl_rules_over_http() {
             && x.data("kv1/data/x") == &json!(["read", "update"])
     });
     // Policy changes apply to live tokens.
-    policy(&mut p, "denier", "path \"kv1/nothing\" {\n  capabilities = [\"deny\"]\n}\n").await;
+    policy(
+        &mut p,
+        "denier",
+        "path \"kv1/nothing\" {\n  capabilities = [\"deny\"]\n}\n",
+    )
+    .await;
     let r = each(&mut p, &tok, |t| Call::get("kv1/data/secret").token(t), &[]).await;
     p.expect_status(&r, 200, "deny lifted by rewriting the policy");
     let r = p.check(Call::delete("sys/policies/acl/rules"), &[]).await;

@@ -623,17 +623,52 @@ async fn lease_ttls_come_from_the_server_config_and_mount_tune() {
     let init = init(&core, 1, 1).await;
     unseal(&core, &init.keys_b64[0]).await;
     let root = init.root;
-    let (s, v) = call(&core, "POST", "/v1/auth/token/create", Some(&root), Some(json!({"policies": ["default"]}))).await;
+    let (s, v) = call(
+        &core,
+        "POST",
+        "/v1/auth/token/create",
+        Some(&root),
+        Some(json!({"policies": ["default"]})),
+    )
+    .await;
     assert_eq!((s, v["auth"]["lease_duration"].as_u64()), (200, Some(3600)));
-    let (s, v) = call(&core, "POST", "/v1/auth/token/create", Some(&root), Some(json!({"policies": ["default"], "ttl": "5h"}))).await;
+    let (s, v) = call(
+        &core,
+        "POST",
+        "/v1/auth/token/create",
+        Some(&root),
+        Some(json!({"policies": ["default"], "ttl": "5h"})),
+    )
+    .await;
     assert_eq!((s, v["auth"]["lease_duration"].as_u64()), (200, Some(7200)));
     // Tuning the token mount changes the default for new tokens.
-    let (s, _) = call(&core, "POST", "/v1/sys/auth/token/tune", Some(&root), Some(json!({"default_lease_ttl": "10m"}))).await;
+    let (s, _) = call(
+        &core,
+        "POST",
+        "/v1/sys/auth/token/tune",
+        Some(&root),
+        Some(json!({"default_lease_ttl": "10m"})),
+    )
+    .await;
     assert_eq!(s, 204);
-    let (_, v) = call(&core, "POST", "/v1/auth/token/create", Some(&root), Some(json!({"policies": ["default"]}))).await;
+    let (_, v) = call(
+        &core,
+        "POST",
+        "/v1/auth/token/create",
+        Some(&root),
+        Some(json!({"policies": ["default"]})),
+    )
+    .await;
     assert_eq!(v["auth"]["lease_duration"].as_u64(), Some(600));
     // A secrets mount's max TTL caps its leases.
-    call(&core, "POST", "/v1/sys/mounts/lease", Some(&root), Some(json!({"type": "leasing", "config": {"max_lease_ttl": "60s"}}))).await;
+    call(
+        &core,
+        "POST",
+        "/v1/sys/mounts/lease",
+        Some(&root),
+        Some(json!({"type": "leasing", "config": {"max_lease_ttl": "60s"}})),
+    )
+    .await;
     let (s, v) = call(&core, "GET", "/v1/lease/x?ttl=3600", Some(&root), None).await;
     assert_eq!((s, v["lease_duration"].as_u64()), (200, Some(60)), "{v}");
 }

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::barrier::View;
-use crate::framework::{existence, handler, Ctx, Field, FieldType, Path};
+use crate::framework::{existence, handler, Ctx, Field, FieldData, FieldType, Path};
 use crate::logical::{Operation, Response};
 use crate::{Error, Result};
 
@@ -184,7 +184,7 @@ pub struct Role {
     path_suffix: String,
     allowed_entity_aliases: Option<Vec<String>>,
     token_bound_cidrs: Vec<BoundCidr>,
-    bound_cidrs: Vec<BoundCidr>,
+    legacy_bound_cidrs: Vec<BoundCidr>,
     token_explicit_max_ttl: u64,
     explicit_max_ttl: u64,
     token_period: u64,
@@ -207,7 +207,7 @@ impl Default for Role {
             path_suffix: String::new(),
             allowed_entity_aliases: None,
             token_bound_cidrs: Vec::new(),
-            bound_cidrs: Vec::new(),
+            legacy_bound_cidrs: Vec::new(),
             token_explicit_max_ttl: 0,
             explicit_max_ttl: 0,
             token_period: 0,
@@ -514,8 +514,8 @@ impl Role {
             "allowed_policies_glob".into(),
             json!(self.allowed_policies_glob),
         );
-        if !self.bound_cidrs.is_empty() {
-            m.insert("bound_cidrs".into(), json!(cidrs(&self.bound_cidrs)));
+        if !self.legacy_bound_cidrs.is_empty() {
+            m.insert("bound_cidrs".into(), json!(cidrs(&self.legacy_bound_cidrs)));
         }
         m.insert(
             "disallowed_policies".into(),
@@ -571,22 +571,22 @@ pub async fn list(storage: &View) -> Result<Vec<String>> {
 }
 
 /// Whether the request gives `name` a value (null counts as not given).
-fn given(ctx: &Ctx, name: &str) -> bool {
-    ctx.fields.raw().get(name).is_some_and(|v| !v.is_null())
+fn given(f: &FieldData, name: &str) -> bool {
+    f.raw().get(name).is_some_and(|v| !v.is_null())
 }
 
-fn secs(ctx: &Ctx, name: &str) -> Result<Option<u64>> {
-    if !given(ctx, name) {
+fn secs(f: &FieldData, name: &str) -> Result<Option<u64>> {
+    if !given(f, name) {
         return Ok(None);
     }
-    Ok(ctx.fields.get_duration(name)?.map(|d| d.as_secs()))
+    Ok(f.get_duration(name)?.map(|d| d.as_secs()))
 }
 
-fn strings(ctx: &Ctx, name: &str) -> Result<Option<Vec<String>>> {
-    if !given(ctx, name) {
+fn strings(f: &FieldData, name: &str) -> Result<Option<Vec<String>>> {
+    if !given(f, name) {
         return Ok(None);
     }
-    ctx.fields.get_strings(name)
+    f.get_strings(name)
 }
 
 fn parse_cidrs(items: &[String], context: &str) -> Result<Vec<BoundCidr>> {
@@ -605,17 +605,17 @@ fn role_name(ctx: &Ctx) -> Result<String> {
 }
 
 /// Applies a write's fields to `role` (the stored role, or a default one
-/// for a create), in OpenBao's order of validation. Returns the warnings.
-fn apply(role: &mut Role, ctx: &Ctx) -> Result<Vec<String>> {
-    let f = &ctx.fields;
+/// for a create), in OpenBao's order of validation; `max_lease_ttl` is the
+/// token mount's, for the explicit-max-TTL warning. Returns the warnings.
+fn apply(role: &mut Role, f: &FieldData, max_lease_ttl: Duration) -> Result<Vec<String>> {
     let mut warnings = Vec::new();
-    if given(ctx, "orphan") {
+    if given(f, "orphan") {
         role.orphan = f.get_bool("orphan")?.unwrap_or(false);
     }
-    if given(ctx, "renewable") {
+    if given(f, "renewable") {
         role.renewable = f.get_bool("renewable")?.unwrap_or(true);
     }
-    if given(ctx, "path_suffix") {
+    if given(f, "path_suffix") {
         let suffix = f.str_or_empty("path_suffix")?;
         if !suffix.is_empty() && !path_suffix_ok(&suffix) {
             return Err(Error::bad_request(
@@ -629,16 +629,16 @@ fn apply(role: &mut Role, ctx: &Ctx) -> Result<Vec<String>> {
             "error registering path suffix: path cannot contain parent references",
         ));
     }
-    if let Some(v) = strings(ctx, "allowed_policies")? {
+    if let Some(v) = strings(f, "allowed_policies")? {
         role.allowed_policies = sanitize_policies(&v, false);
     }
-    if let Some(v) = strings(ctx, "disallowed_policies")? {
+    if let Some(v) = strings(f, "disallowed_policies")? {
         role.disallowed_policies = dedup_lower(&v);
     }
-    if let Some(v) = strings(ctx, "allowed_policies_glob")? {
+    if let Some(v) = strings(f, "allowed_policies_glob")? {
         role.allowed_policies_glob = sanitize_policies(&v, false);
     }
-    if let Some(v) = strings(ctx, "disallowed_policies_glob")? {
+    if let Some(v) = strings(f, "disallowed_policies_glob")? {
         role.disallowed_policies_glob = dedup_lower(&v);
     }
 
@@ -650,16 +650,16 @@ fn apply(role: &mut Role, ctx: &Ctx) -> Result<Vec<String>> {
     };
 
     // The token_ fields (OpenBao's shared token parameters).
-    let token_cidrs = match strings(ctx, "token_bound_cidrs")? {
+    let token_cidrs = match strings(f, "token_bound_cidrs")? {
         Some(v) => Some(parse_cidrs(&v, "error parsing role fields")?),
         None => None,
     };
-    let token_emt = secs(ctx, "token_explicit_max_ttl")?;
-    let token_period = secs(ctx, "token_period")?;
-    if given(ctx, "token_no_default_policy") {
+    let token_emt = secs(f, "token_explicit_max_ttl")?;
+    let token_period = secs(f, "token_period")?;
+    if given(f, "token_no_default_policy") {
         role.token_no_default_policy = f.get_bool("token_no_default_policy")?.unwrap_or(false);
     }
-    let num_uses = match given(ctx, "token_num_uses") {
+    let num_uses = match given(f, "token_num_uses") {
         true => match f.get_int("token_num_uses")?.unwrap_or(0) {
             n if n < 0 => {
                 return Err(Error::bad_request(
@@ -682,14 +682,14 @@ fn apply(role: &mut Role, ctx: &Ctx) -> Result<Vec<String>> {
     };
     match token_period {
         Some(p) => {
-            if given(ctx, "period") {
+            if given(f, "period") {
                 warnings.push(both("token_period", "period"));
             }
             role.token_period = p;
             role.period = 0;
         }
         None => {
-            if let Some(p) = secs(ctx, "period")? {
+            if let Some(p) = secs(f, "period")? {
                 role.period = p;
                 role.token_period = p;
             }
@@ -697,23 +697,23 @@ fn apply(role: &mut Role, ctx: &Ctx) -> Result<Vec<String>> {
     }
     match token_cidrs {
         Some(c) => {
-            if given(ctx, "bound_cidrs") {
+            if given(f, "bound_cidrs") {
                 warnings.push(both("token_bound_cidrs", "bound_cidrs"));
             }
             role.token_bound_cidrs = c;
-            role.bound_cidrs = Vec::new();
+            role.legacy_bound_cidrs = Vec::new();
         }
         None => {
-            if let Some(v) = strings(ctx, "bound_cidrs")? {
+            if let Some(v) = strings(f, "bound_cidrs")? {
                 let c = parse_cidrs(&v, "error parsing bound_cidrs")?;
-                role.bound_cidrs = c.clone();
+                role.legacy_bound_cidrs = c.clone();
                 role.token_bound_cidrs = c;
             }
         }
     }
     let final_emt = match token_emt {
         Some(t) => {
-            if given(ctx, "explicit_max_ttl") {
+            if given(f, "explicit_max_ttl") {
                 warnings.push(both("token_explicit_max_ttl", "explicit_max_ttl"));
             }
             role.token_explicit_max_ttl = t;
@@ -721,14 +721,14 @@ fn apply(role: &mut Role, ctx: &Ctx) -> Result<Vec<String>> {
             t
         }
         None => {
-            if let Some(t) = secs(ctx, "explicit_max_ttl")? {
+            if let Some(t) = secs(f, "explicit_max_ttl")? {
                 role.explicit_max_ttl = t;
                 role.token_explicit_max_ttl = t;
             }
             role.explicit_max_ttl
         }
     };
-    let max = ctx.mount.max_lease_ttl.as_secs();
+    let max = max_lease_ttl.as_secs();
     if final_emt != 0 && max != 0 && final_emt > max {
         warnings.push(format!(
             "Given explicit max TTL of {final_emt} is greater than system/mount allowed value of {max} seconds; until this is fixed attempting to create tokens against this role will result in an error"
@@ -758,7 +758,7 @@ fn apply(role: &mut Role, ctx: &Ctx) -> Result<Vec<String>> {
         }
     }
 
-    if let Some(v) = strings(ctx, "allowed_entity_aliases")? {
+    if let Some(v) = strings(f, "allowed_entity_aliases")? {
         role.allowed_entity_aliases = Some(dedup_lower(&v));
     }
     Ok(warnings)
@@ -770,7 +770,7 @@ async fn write_role(ctx: Ctx) -> Result<Response> {
         name: name.clone(),
         ..Role::default()
     });
-    let warnings = apply(&mut role, &ctx)?;
+    let warnings = apply(&mut role, &ctx.fields, ctx.mount.max_lease_ttl)?;
     ctx.storage
         .put_json(&format!("{ROLES_PREFIX}{name}"), &role)
         .await?;
@@ -867,4 +867,587 @@ fn paths_for<S: Send + Sync + 'static>() -> Vec<Path<S>> {
 }
 
 #[cfg(test)]
-mod tests {}
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::barrier::Barrier;
+    use crate::framework::{Backend, BackendRequest, LogicalBackend, MountContext};
+    use crate::logical::Request;
+    use crate::storage::{self, list_level, BatchOp, StorageError};
+
+    /// A minimal in-memory physical backend.
+    #[derive(Default)]
+    struct Mem(Mutex<BTreeMap<String, Vec<u8>>>);
+
+    #[async_trait::async_trait]
+    impl storage::Backend for Mem {
+        async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+            Ok(self.0.lock().unwrap().get(key).cloned())
+        }
+        async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+            let map = self.0.lock().unwrap();
+            Ok(list_level(prefix, map.keys().map(String::as_str)))
+        }
+        async fn batch(&self, ops: Vec<BatchOp>) -> Result<(), StorageError> {
+            let mut map = self.0.lock().unwrap();
+            for op in ops {
+                match op {
+                    BatchOp::Put(k, v) => {
+                        map.insert(k, v);
+                    }
+                    BatchOp::Delete(k) => {
+                        map.remove(&k);
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+
+    /// The token backend's role paths over a fresh, unsealed barrier.
+    struct Harness {
+        backend: Backend<()>,
+        view: View,
+        mount: Arc<MountContext>,
+    }
+
+    impl Harness {
+        async fn new() -> Self {
+            let barrier = Arc::new(Barrier::new(Arc::new(Mem::default())));
+            let key = Barrier::generate_key();
+            barrier.initialize(&key).await.unwrap();
+            barrier.unseal(&key).await.unwrap();
+            Harness {
+                backend: Backend::new(Arc::new(()), paths_for::<()>(), "token"),
+                view: barrier.view("sys/token/"),
+                mount: Arc::new(MountContext {
+                    path: "auth/token/".into(),
+                    kind: "token".into(),
+                    max_lease_ttl: Duration::from_secs(768 * 3600),
+                    default_lease_ttl: Duration::from_secs(768 * 3600),
+                    ..Default::default()
+                }),
+            }
+        }
+
+        fn breq(&self, op: Operation, path: &str, data: Value) -> BackendRequest {
+            let Value::Object(data) = data else {
+                panic!("data must be an object")
+            };
+            BackendRequest {
+                request: Request::new(op, path).with_data(data),
+                storage: self.view.clone(),
+                mount: self.mount.clone(),
+            }
+        }
+
+        async fn call(&self, op: Operation, path: &str, data: Value) -> Result<Response> {
+            self.backend.handle(self.breq(op, path, data)).await
+        }
+
+        /// A POST as the core routes it: create or update per the
+        /// existence check.
+        async fn write(&self, name: &str, data: Value) -> Result<Response> {
+            let path = format!("roles/{name}");
+            let exists = self
+                .backend
+                .exists(&self.breq(Operation::Update, &path, data.clone()))
+                .await?;
+            let op = if exists == Some(true) {
+                Operation::Update
+            } else {
+                Operation::Create
+            };
+            self.call(op, &path, data).await
+        }
+
+        async fn read(&self, name: &str) -> Result<Value> {
+            let resp = self
+                .call(Operation::Read, &format!("roles/{name}"), json!({}))
+                .await?;
+            Ok(Value::Object(resp.data.unwrap()))
+        }
+
+        async fn write_err(&self, name: &str, data: Value) -> String {
+            let err = self.write(name, data).await.unwrap_err();
+            assert_eq!(err.status(), 400, "{err}");
+            err.to_string()
+        }
+    }
+
+    fn strs(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[tokio::test]
+    async fn new_role_reads_with_openbao_defaults() {
+        let h = Harness::new().await;
+        assert!(h.write("r1", json!({})).await.unwrap().is_empty());
+        // bao: GET auth/token/roles/r1 after an empty POST.
+        assert_eq!(
+            h.read("r1").await.unwrap(),
+            json!({"allowed_entity_aliases": null, "allowed_policies": [],
+                "allowed_policies_glob": [], "disallowed_policies": [],
+                "disallowed_policies_glob": [], "explicit_max_ttl": 0, "name": "r1",
+                "orphan": false, "path_suffix": "", "period": 0, "renewable": true,
+                "token_explicit_max_ttl": 0, "token_no_default_policy": false,
+                "token_period": 0, "token_type": "default-service"})
+        );
+        let role = load(&h.view, "r1").await.unwrap().unwrap();
+        assert!(role.renewable() && !role.orphan());
+        assert_eq!(role.token_type(), TokenType::DefaultService);
+        assert!(!role.governs_policies());
+    }
+
+    #[tokio::test]
+    async fn every_field_is_parsed_and_echoed() {
+        let h = Harness::new().await;
+        h.write(
+            "r2",
+            json!({"allowed_policies": "B, a ,c,a", "disallowed_policies": ["X"],
+                "allowed_policies_glob": "g*", "disallowed_policies_glob": "bad*",
+                "orphan": true, "renewable": false, "path_suffix": "sfx",
+                "allowed_entity_aliases": "E1, e1 ,b",
+                "token_bound_cidrs": "10.0.0.0/8,127.0.0.1,1.2.3.4/32",
+                "token_explicit_max_ttl": "1h", "token_no_default_policy": true,
+                "token_period": "30m", "token_type": "service", "token_num_uses": 3}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            h.read("r2").await.unwrap(),
+            json!({"allowed_entity_aliases": ["b", "e1"], "allowed_policies": ["a", "b", "c"],
+                "allowed_policies_glob": ["g*"], "disallowed_policies": ["x"],
+                "disallowed_policies_glob": ["bad*"], "explicit_max_ttl": 0, "name": "r2",
+                "orphan": true, "path_suffix": "sfx", "period": 0, "renewable": false,
+                "token_bound_cidrs": ["10.0.0.0/8", "127.0.0.1", "1.2.3.4"],
+                "token_explicit_max_ttl": 3600, "token_no_default_policy": true,
+                "token_num_uses": 3, "token_period": 1800, "token_type": "service"})
+        );
+        let role = load(&h.view, "r2").await.unwrap().unwrap();
+        assert_eq!(role.token_period(), Duration::from_secs(1800));
+        assert_eq!(role.token_explicit_max_ttl(), Duration::from_secs(3600));
+        assert_eq!(role.token_num_uses(), 3);
+        assert_eq!(role.path_suffix(), "sfx");
+        assert_eq!(role.bound_cidrs().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn updates_keep_fields_not_given() {
+        let h = Harness::new().await;
+        h.write(
+            "r",
+            json!({"allowed_policies": "p1", "orphan": true, "token_num_uses": 2}),
+        )
+        .await
+        .unwrap();
+        h.write("r", json!({"renewable": false})).await.unwrap();
+        let v = h.read("r").await.unwrap();
+        assert_eq!(v["allowed_policies"], json!(["p1"]));
+        assert_eq!(v["orphan"], json!(true));
+        assert_eq!(v["token_num_uses"], json!(2));
+        assert_eq!(v["renewable"], json!(false));
+        // Clearing: empty list, zero uses (the key then disappears).
+        h.write(
+            "r",
+            json!({"allowed_policies": "", "token_num_uses": 0, "allowed_entity_aliases": ""}),
+        )
+        .await
+        .unwrap();
+        let v = h.read("r").await.unwrap();
+        assert_eq!(v["allowed_policies"], json!([]));
+        assert_eq!(v["allowed_entity_aliases"], json!([]));
+        assert!(v.get("token_num_uses").is_none());
+    }
+
+    #[tokio::test]
+    async fn deprecated_aliases_set_both_and_token_fields_win() {
+        let h = Harness::new().await;
+        h.write(
+            "r",
+            json!({"period": "1h", "explicit_max_ttl": 60, "bound_cidrs": ["1.2.3.4/32"]}),
+        )
+        .await
+        .unwrap();
+        let v = h.read("r").await.unwrap();
+        assert_eq!(
+            (v["period"].clone(), v["token_period"].clone()),
+            (json!(3600), json!(3600))
+        );
+        assert_eq!(v["explicit_max_ttl"], json!(60));
+        assert_eq!(v["token_explicit_max_ttl"], json!(60));
+        assert_eq!(v["bound_cidrs"], json!(["1.2.3.4"]));
+        assert_eq!(v["token_bound_cidrs"], json!(["1.2.3.4"]));
+        // A token_ field clears its alias; the others stay.
+        h.write("r", json!({"token_period": 10, "token_bound_cidrs": ""}))
+            .await
+            .unwrap();
+        let v = h.read("r").await.unwrap();
+        assert_eq!(
+            (v["period"].clone(), v["token_period"].clone()),
+            (json!(0), json!(10))
+        );
+        assert!(v.get("bound_cidrs").is_none() && v.get("token_bound_cidrs").is_none());
+        assert_eq!(v["explicit_max_ttl"], json!(60));
+        // Both given: the alias is ignored, with OpenBao's warning.
+        let resp = h
+            .write(
+                "r",
+                json!({"token_explicit_max_ttl": 5, "explicit_max_ttl": 7}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.warnings,
+            ["Both 'token_explicit_max_ttl' and deprecated 'explicit_max_ttl' value supplied, ignoring the deprecated value"]
+        );
+        let v = h.read("r").await.unwrap();
+        assert_eq!(
+            (
+                v["explicit_max_ttl"].clone(),
+                v["token_explicit_max_ttl"].clone()
+            ),
+            (json!(0), json!(5))
+        );
+    }
+
+    #[tokio::test]
+    async fn explicit_max_ttl_above_mount_max_warns() {
+        let h = Harness::new().await;
+        let resp = h
+            .write("r", json!({"token_explicit_max_ttl": 3_000_000}))
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.warnings,
+            ["Given explicit max TTL of 3000000 is greater than system/mount allowed value of 2764800 seconds; until this is fixed attempting to create tokens against this role will result in an error"]
+        );
+        assert!(h
+            .write("r", json!({"token_explicit_max_ttl": 2_764_800}))
+            .await
+            .unwrap()
+            .is_empty());
+    }
+
+    #[tokio::test]
+    async fn invalid_values_are_refused_and_nothing_is_stored() {
+        let h = Harness::new().await;
+        let cases = [
+            (json!({"token_type": "bogus"}), "invalid 'token_type' value \"bogus\""),
+            (json!({"token_type": "default"}), "invalid 'token_type' value \"default\""),
+            (json!({"token_type": ""}), "invalid 'token_type' value \"\""),
+            (json!({"token_type": null}), "Invalid 'token_type' value: null"),
+            (json!({"token_num_uses": -1}), "error parsing role fields: 'token_num_uses' cannot be negative"),
+            (json!({"token_bound_cidrs": "foo"}), "error parsing role fields: error parsing address \"foo\": Unable to convert \"foo\" to an IPv4 or IPv6 address, or a UNIX Socket"),
+            (json!({"bound_cidrs": "foo"}), "error parsing bound_cidrs: error parsing address \"foo\": Unable to convert \"foo\" to an IPv4 or IPv6 address, or a UNIX Socket"),
+            (json!({"path_suffix": ".."}), "given role path suffix contains invalid characters; must match \\w[\\w-.]+\\w"),
+            (json!({"path_suffix": "ab"}), "given role path suffix contains invalid characters; must match \\w[\\w-.]+\\w"),
+            (json!({"path_suffix": "a..b"}), "error registering path suffix: path cannot contain parent references"),
+            (json!({"path_suffix": "abc/../d"}), "error registering path suffix: path cannot contain parent references"),
+            (json!({"token_type": "batch"}), "'token_type' cannot be 'batch' when role is set to generate non-orphan tokens"),
+            (json!({"token_type": "batch", "orphan": true}), "'token_type' cannot be 'batch' when role is set to generate renewable tokens"),
+            (json!({"token_type": "batch", "orphan": true, "renewable": false, "period": 3}), "'token_type' cannot be 'batch' when role is set to generate periodic tokens"),
+            (json!({"token_type": "batch", "orphan": true, "renewable": false, "token_explicit_max_ttl": 3}), "'token_type' cannot be 'batch' when role is set to generate tokens with an explicit max TTL"),
+        ];
+        for (data, want) in cases {
+            assert_eq!(h.write_err("bad", data.clone()).await, want, "{data}");
+        }
+        assert!(load(&h.view, "bad").await.unwrap().is_none());
+        // Batch is fine for an orphan, non-renewable role.
+        h.write(
+            "b",
+            json!({"token_type": "batch", "orphan": true, "renewable": false}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            load(&h.view, "b").await.unwrap().unwrap().token_type(),
+            TokenType::Batch
+        );
+        // ... and stays enforced on later updates.
+        assert_eq!(
+            h.write_err("b", json!({"renewable": true})).await,
+            "'token_type' cannot be 'batch' when role is set to generate renewable tokens"
+        );
+    }
+
+    #[tokio::test]
+    async fn path_suffix_follows_openbaos_unanchored_rule() {
+        let h = Harness::new().await;
+        for ok in ["ok-x.y", "a.b", "a/bcd", "-abc-", ""] {
+            h.write("r", json!({"path_suffix": ok})).await.unwrap();
+            assert_eq!(h.read("r").await.unwrap()["path_suffix"], json!(ok));
+        }
+        for bad in ["a", "ab", "a/b", "a b", "-ab", "héé"] {
+            assert!(h
+                .write_err("r", json!({"path_suffix": bad}))
+                .await
+                .starts_with("given role path suffix"));
+        }
+    }
+
+    #[tokio::test]
+    async fn list_read_delete_and_names() {
+        let h = Harness::new().await;
+        let err = h
+            .call(Operation::List, "roles/", json!({}))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::NotFound(None)));
+        for name in ["zeta", "UPPER", "a.b", "a"] {
+            h.write(name, json!({})).await.unwrap();
+        }
+        let resp = h.call(Operation::List, "roles", json!({})).await.unwrap();
+        assert_eq!(
+            resp.data.unwrap()["keys"],
+            json!(["UPPER", "a", "a.b", "zeta"])
+        );
+        // Names are case-sensitive.
+        assert!(matches!(
+            h.read("upper").await.unwrap_err(),
+            Error::NotFound(None)
+        ));
+        // Delete answers 204, present or not.
+        assert!(h
+            .call(Operation::Delete, "roles/zeta", json!({}))
+            .await
+            .unwrap()
+            .is_empty());
+        assert!(h
+            .call(Operation::Delete, "roles/zeta", json!({}))
+            .await
+            .unwrap()
+            .is_empty());
+        assert!(matches!(
+            h.read("zeta").await.unwrap_err(),
+            Error::NotFound(None)
+        ));
+        // Names OpenBao does not route are 404 unsupported path.
+        for bad in ["-a", "a-", ".."] {
+            let err = h.write(bad, json!({})).await.unwrap_err();
+            assert!(matches!(err, Error::UnsupportedPath), "{bad}: {err}");
+        }
+        assert!(load(&h.view, "..").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn existence_check_decides_create_vs_update() {
+        let h = Harness::new().await;
+        let probe = || h.breq(Operation::Update, "roles/r", json!({}));
+        assert_eq!(h.backend.exists(&probe()).await.unwrap(), Some(false));
+        h.write("r", json!({})).await.unwrap();
+        assert_eq!(h.backend.exists(&probe()).await.unwrap(), Some(true));
+    }
+
+    fn role(data: Value) -> Role {
+        let Value::Object(m) = data else { panic!() };
+        let mut out = Role::default();
+        let fields = FieldData::new(m, Default::default(), Arc::from(role_fields()));
+        apply(&mut out, &fields, Duration::ZERO).unwrap();
+        out
+    }
+
+    fn resolve(r: &Role, requested: &[&str], ndp: bool) -> Result<Vec<String>, String> {
+        r.resolve_policies(&strs(requested), ndp)
+            .map_err(|e| e.to_string())
+    }
+
+    // Every expectation below was observed on `bao server -dev` 2.x with
+    // a root caller (auth/token/create/<role>).
+    #[test]
+    fn allowed_policies_decide_and_bound_the_request() {
+        let a = role(json!({"allowed_policies": "p1"}));
+        assert_eq!(resolve(&a, &[], false).unwrap(), ["default", "p1"]);
+        assert_eq!(resolve(&a, &["p1"], false).unwrap(), ["default", "p1"]);
+        assert_eq!(
+            resolve(&a, &[" P1 ", "p1", ""], false).unwrap(),
+            ["default", "p1"]
+        );
+        assert_eq!(resolve(&a, &["default"], false).unwrap(), ["default"]);
+        assert_eq!(resolve(&a, &[], true).unwrap(), ["p1"]);
+        assert_eq!(
+            resolve(&a, &["p2"], false).unwrap_err(),
+            r#"token policies (["default" "p2"]) must be subset of the role's allowed policies (["default" "p1"]) or glob policies ([])"#
+        );
+        assert_eq!(
+            resolve(&a, &["root"], false).unwrap_err(),
+            r#"token policies (["root"]) must be subset of the role's allowed policies (["default" "p1"]) or glob policies ([])"#
+        );
+        // no_default_policy on the request: an explicit "default" is no
+        // longer covered by the allowed set.
+        assert_eq!(
+            resolve(&a, &["p1", "default"], true).unwrap_err(),
+            r#"token policies (["default" "p1"]) must be subset of the role's allowed policies (["p1"]) or glob policies ([])"#
+        );
+    }
+
+    #[test]
+    fn allowed_globs_match_like_openbao() {
+        let g = role(json!({"allowed_policies_glob": "g*"}));
+        assert_eq!(resolve(&g, &[], false).unwrap(), ["default"]);
+        assert_eq!(
+            resolve(&g, &["g1", "gx"], false).unwrap(),
+            ["default", "g1", "gx"]
+        );
+        assert_eq!(
+            resolve(&g, &["p1"], false).unwrap_err(),
+            r#"token policies (["default" "p1"]) must be subset of the role's allowed policies (["default"]) or glob policies (["g*"])"#
+        );
+        let m = role(json!({"allowed_policies_glob": "a*b*c"}));
+        assert_eq!(
+            resolve(&m, &["aXbYc"], false).unwrap(),
+            ["axbyc", "default"]
+        );
+        for bad in ["ab", "ac", "abcX"] {
+            assert!(resolve(&m, &[bad], false).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn disallowed_policies_and_globs_refuse() {
+        let d = role(json!({"disallowed_policies": "p2"}));
+        assert_eq!(
+            resolve(&d, &["p1", "p2"], false).unwrap_err(),
+            r#"token policy "p2" is disallowed by this role"#
+        );
+        assert_eq!(resolve(&d, &["p1"], false).unwrap(), ["default", "p1"]);
+        let dg = role(json!({"disallowed_policies_glob": "p*"}));
+        assert_eq!(
+            resolve(&dg, &["g1", "p2"], false).unwrap_err(),
+            r#"token policy "p2" is disallowed by this role"#
+        );
+        // "default" both allowed and disallowed: refused.
+        let ad = role(json!({"allowed_policies": "p1,default", "disallowed_policies": "default"}));
+        assert_eq!(
+            resolve(&ad, &[], false).unwrap_err(),
+            r#"token policy "default" is disallowed by this role"#
+        );
+    }
+
+    #[test]
+    fn default_policy_is_withheld_when_the_role_says_so() {
+        // Disallowing "default" (by name or glob) stops it being added.
+        let dd = role(json!({"allowed_policies": "p1", "disallowed_policies": "default"}));
+        assert_eq!(resolve(&dd, &[], false).unwrap(), ["p1"]);
+        assert!(resolve(&dd, &["default"], false).is_err());
+        let dgd = role(json!({"allowed_policies": "p1", "disallowed_policies_glob": "def*"}));
+        assert_eq!(resolve(&dgd, &[], false).unwrap(), ["p1"]);
+        let nd = role(json!({"allowed_policies": "p1", "token_no_default_policy": true}));
+        assert_eq!(resolve(&nd, &[], false).unwrap(), ["p1"]);
+        assert_eq!(
+            resolve(&nd, &["default"], false).unwrap_err(),
+            r#"token policies (["default"]) must be subset of the role's allowed policies (["p1"]) or glob policies ([])"#
+        );
+    }
+
+    #[test]
+    fn parent_policies_matter_only_for_disallowed_only_roles() {
+        let parent = strs(&["p1"]);
+        // Only disallowed lists: an empty request starts from the parent,
+        // and no parent-subset check applies to a named request.
+        let d = role(json!({"disallowed_policies": "zzz"}));
+        assert_eq!(
+            d.resolve_policies_with_parent(&[], &parent, false).unwrap(),
+            Some(strs(&["default", "p1"]))
+        );
+        assert_eq!(
+            d.resolve_policies_with_parent(&strs(&["g1"]), &parent, false)
+                .unwrap(),
+            Some(strs(&["default", "g1"]))
+        );
+        // A root parent yields root alone.
+        assert_eq!(
+            d.resolve_policies_with_parent(&[], &strs(&["root"]), false)
+                .unwrap(),
+            Some(strs(&["root"]))
+        );
+        // Allowed lists ignore the parent.
+        let gg = role(json!({"allowed_policies_glob": "p*"}));
+        assert_eq!(
+            gg.resolve_policies_with_parent(&strs(&["p2"]), &parent, false)
+                .unwrap(),
+            Some(strs(&["default", "p2"]))
+        );
+        // A role without lists leaves the decision to the plain rules.
+        let plain = role(json!({"token_no_default_policy": true}));
+        assert_eq!(
+            plain
+                .resolve_policies_with_parent(&[], &parent, false)
+                .unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn sanitize_collapses_root_and_sorts() {
+        assert_eq!(
+            sanitize_policies(&strs(&["B", " a", "b", ""]), true),
+            ["a", "b", "default"]
+        );
+        assert_eq!(sanitize_policies(&strs(&["root", "b"]), true), ["root"]);
+        assert_eq!(sanitize_policies(&[], true), ["default"]);
+        assert!(sanitize_policies(&[], false).is_empty());
+    }
+
+    #[test]
+    fn glob_semantics() {
+        assert!(glob_match("*", ""));
+        assert!(glob_match("g*", "g"));
+        assert!(glob_match("*x", "abx"));
+        assert!(glob_match("a*b*c", "abc"));
+        assert!(!glob_match("a*a", "a"));
+        assert!(glob_match("exact", "exact"));
+        assert!(!glob_match("exact", "exactly"));
+    }
+
+    #[test]
+    fn cidrs_parse_print_and_match() {
+        let show = |s: &str| BoundCidr::parse(s).map(|c| c.to_string());
+        assert_eq!(show("1.2.3.4/32").unwrap(), "1.2.3.4");
+        assert_eq!(show(" 10.1.2.3/8").unwrap(), "10.1.2.3/8");
+        assert_eq!(show("fe80::/10").unwrap(), "fe80::/10");
+        assert_eq!(show("2001:db8::1/128").unwrap(), "2001:db8::1");
+        for bad in [
+            "foo",
+            "10.0.0.0/33",
+            "1.2.3.400/8",
+            "1.2.3.4/",
+            "1.2.3.4/+8",
+            "::1/129",
+        ] {
+            assert!(BoundCidr::parse(bad).is_err(), "{bad}");
+        }
+        let net = BoundCidr::parse("10.1.2.3/8").unwrap();
+        assert!(net.contains("10.200.0.1".parse().unwrap()));
+        assert!(!net.contains("11.0.0.1".parse().unwrap()));
+        assert!(net.contains("::ffff:10.0.0.1".parse().unwrap()));
+        assert!(!net.contains("::1".parse().unwrap()));
+        let host = BoundCidr::parse("127.0.0.1").unwrap();
+        assert!(host.contains("127.0.0.1".parse().unwrap()));
+        assert!(!host.contains("127.0.0.2".parse().unwrap()));
+        assert!(BoundCidr::parse("0.0.0.0/0")
+            .unwrap()
+            .contains("8.8.8.8".parse().unwrap()));
+        let v6 = BoundCidr::parse("fe80::/10").unwrap();
+        assert!(v6.contains("fe80::1".parse().unwrap()));
+        assert!(!v6.contains("fec0::1".parse().unwrap()));
+        // Stored as strings, read back equal.
+        let json = serde_json::to_string(&vec![net, host]).unwrap();
+        assert_eq!(json, r#"["10.1.2.3/8","127.0.0.1"]"#);
+        assert_eq!(
+            serde_json::from_str::<Vec<BoundCidr>>(&json).unwrap(),
+            vec![net, host]
+        );
+    }
+
+    #[test]
+    fn token_type_for_request() {
+        assert_eq!(TokenType::Service.for_request("batch"), "service");
+        assert_eq!(TokenType::Batch.for_request(""), "batch");
+        assert_eq!(TokenType::DefaultService.for_request(""), "service");
+        assert_eq!(TokenType::DefaultBatch.for_request(""), "batch");
+        assert_eq!(TokenType::DefaultBatch.for_request("service"), "service");
+    }
+}
