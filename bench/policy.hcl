@@ -4,3 +4,16 @@
 path "kv1/*" {
   capabilities = ["create", "read", "update", "list"]
 }
+
+# token-create: child tokens with the `default` policy (which the bench
+# token holds too, so it is a subset of the parent's policies).
+path "auth/token/create" {
+  capabilities = ["update"]
+}
+
+# wrap, wrap-unwrap: the `default` policy grants this as well; stated here so
+# the workloads do not depend on what `default` holds. The unwrap needs no
+# rule: it authenticates with the wrapping token itself.
+path "sys/wrapping/wrap" {
+  capabilities = ["update"]
+}

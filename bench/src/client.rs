@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Context};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::header::{HeaderValue, CONTENT_TYPE, HOST};
+use hyper::header::{HeaderMap, HeaderValue, CONTENT_TYPE, HOST};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
@@ -39,18 +39,23 @@ pub async fn connect(
 }
 
 /// Builds a request for `path` (below `/v1/`) with the headers every call
-/// needs: `Host`, the token when given, and a JSON content type with a body.
+/// needs: `Host`, the token when given, and a JSON content type with a body;
+/// then `extra` (e.g. `X-Vault-Wrap-TTL`).
 pub fn build_request(
     addr: SocketAddr,
     method: Method,
     uri: hyper::Uri,
     token: Option<&HeaderValue>,
     body: Option<Bytes>,
+    extra: &HeaderMap,
 ) -> anyhow::Result<Request<Full<Bytes>>> {
     let mut builder = Request::builder()
         .method(method)
         .uri(uri)
         .header(HOST, addr.to_string());
+    for (name, value) in extra {
+        builder = builder.header(name, value);
+    }
     if let Some(token) = token {
         builder = builder.header(TOKEN_HEADER, token.clone());
     }
@@ -81,7 +86,14 @@ pub async fn call(
     body: Option<&Value>,
 ) -> anyhow::Result<(StatusCode, Value)> {
     let body = body.map(|b| Bytes::from(b.to_string()));
-    let req = build_request(addr, method.clone(), v1_uri(path)?, token, body)?;
+    let req = build_request(
+        addr,
+        method.clone(),
+        v1_uri(path)?,
+        token,
+        body,
+        &HeaderMap::new(),
+    )?;
     let exchange = async {
         let mut sender = connect(addr).await?;
         let resp = sender.send_request(req).await?;
@@ -136,7 +148,7 @@ mod tests {
     }
 
     #[test]
-    fn request_carries_host_token_and_json_type_only_with_a_body() {
+    fn request_carries_host_token_extra_headers_and_json_type_only_with_a_body() {
         let addr: SocketAddr = "127.0.0.1:8200".parse().unwrap();
         let token = token_header("s.secret").unwrap();
         let req = build_request(
@@ -145,15 +157,27 @@ mod tests {
             v1_uri("kv1/a").unwrap(),
             Some(&token),
             Some(Bytes::from_static(b"{}")),
+            &HeaderMap::from_iter([(
+                hyper::header::HeaderName::from_static("x-vault-wrap-ttl"),
+                HeaderValue::from_static("5m"),
+            )]),
         )
         .unwrap();
         assert_eq!(req.headers()[HOST], "127.0.0.1:8200");
         assert_eq!(req.headers()[TOKEN_HEADER], "s.secret");
         assert!(req.headers()[TOKEN_HEADER].is_sensitive());
         assert_eq!(req.headers()[CONTENT_TYPE], "application/json");
+        assert_eq!(req.headers()["X-Vault-Wrap-TTL"], "5m");
 
-        let get =
-            build_request(addr, Method::GET, v1_uri("sys/health").unwrap(), None, None).unwrap();
+        let get = build_request(
+            addr,
+            Method::GET,
+            v1_uri("sys/health").unwrap(),
+            None,
+            None,
+            &HeaderMap::new(),
+        )
+        .unwrap();
         assert!(get.headers().get(CONTENT_TYPE).is_none());
         assert!(get.headers().get(TOKEN_HEADER).is_none());
     }

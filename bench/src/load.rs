@@ -1,20 +1,30 @@
 //! The closed-loop load generator: `connections` workers, each on its own
-//! HTTP/1.1 keep-alive connection, each sending its next request as soon as
-//! the previous answer is read, for a warm-up and then a measured window.
-//! Every measured request's latency goes into an HDR histogram; answers other
-//! than 2xx, transport failures and timeouts count as errors.
+//! HTTP/1.1 keep-alive connection, each starting its next iteration as soon
+//! as the previous one is answered, for a warm-up and then a measured window.
+//!
+//! An iteration is one or more requests sent in order on the worker's
+//! connection; a later request may authenticate with a token taken from the
+//! previous answer (wrap, then unwrap with the wrapping token). Each
+//! iteration counts as one operation: its latency, from the first request to
+//! the last answer, goes into an HDR histogram, and it is an error when any
+//! of its requests fails (unexpected status, an answer missing what the
+//! workload expects, transport failure, timeout). A failed request ends its
+//! iteration; the next iteration starts afresh.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
-use http_body_util::BodyExt;
-use hyper::header::HeaderValue;
-use hyper::{Method, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::{HeaderMap, HeaderValue};
+use hyper::{Method, StatusCode, Uri};
+use serde_json::{json, Value};
 use tokio::time::Instant;
+use zeroize::Zeroizing;
 
 use crate::client;
 
@@ -25,19 +35,78 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest latency the histogram holds, in microseconds (one minute).
 const MAX_LATENCY_US: u64 = 60_000_000;
 
-/// What to send: one method and body, cycling over one or more URIs.
+/// Where a request's `X-Vault-Token` comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenFrom {
+    /// The benchmark's token (root, or the `--token-policy` token).
+    Bench,
+    /// The string at this JSON pointer in the previous request's answer
+    /// (e.g. `/wrap_info/token`). Not allowed on an iteration's first call.
+    Answer(&'static str),
+}
+
+/// A condition on the JSON answer of a request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Check {
+    /// The pointer resolves to something other than `null` or `""`.
+    Present(&'static str),
+    /// The pointer resolves to exactly this value.
+    Equals(&'static str, Value),
+}
+
+/// What counts as a successful answer. The default accepts any 2xx and
+/// does not read the body.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Expect {
+    /// The exact status wanted; `None` accepts any 2xx.
+    pub status: Option<u16>,
+    /// Conditions on the JSON body, all of which must hold.
+    pub checks: Vec<Check>,
+}
+
+/// One request of an iteration, ready to send.
+#[derive(Debug, Clone)]
+pub struct PreparedCall {
+    /// The method.
+    pub method: Method,
+    /// The URIs cycled over, iteration after iteration.
+    pub uris: Vec<Uri>,
+    /// The JSON body, if any.
+    pub body: Option<Bytes>,
+    /// Headers beside `Host`, the token and the content type.
+    pub headers: HeaderMap,
+    /// Where the token comes from.
+    pub token: TokenFrom,
+    /// What counts as success.
+    pub expect: Expect,
+}
+
+/// What to send: the calls of one iteration, against one server.
 #[derive(Debug, Clone)]
 pub struct Target {
     /// The server.
     pub addr: SocketAddr,
-    /// The method of every request.
-    pub method: Method,
-    /// The URIs cycled over, request after request.
-    pub uris: Vec<Uri>,
-    /// The JSON body of every request, if any.
-    pub body: Option<Bytes>,
-    /// The `X-Vault-Token` value.
+    /// The calls of one iteration, in order.
+    pub calls: Vec<PreparedCall>,
+    /// The benchmark's `X-Vault-Token` value.
     pub token: HeaderValue,
+}
+
+impl Target {
+    /// Refuses targets a worker could not run: no calls, a call without
+    /// URIs, or a first call that wants a token from a previous answer.
+    fn validate(&self) -> anyhow::Result<()> {
+        let Some(first) = self.calls.first() else {
+            bail!("a workload needs at least one call");
+        };
+        if first.token != TokenFrom::Bench {
+            bail!("the first call of an iteration has no previous answer to take a token from");
+        }
+        if self.calls.iter().any(|c| c.uris.is_empty()) {
+            bail!("every call needs at least one URI");
+        }
+        Ok(())
+    }
 }
 
 /// How hard and how long to push.
@@ -54,20 +123,21 @@ pub struct Shape {
 /// What a run measured.
 #[derive(Debug, Clone)]
 pub struct Outcome {
-    /// Requests that started inside the measured window and finished.
+    /// Iterations (operations) that started inside the measured window and
+    /// finished.
     pub requests: u64,
-    /// Of those, the ones that failed (non-2xx, transport error, timeout).
+    /// Of those, the ones that failed.
     pub errors: u64,
     /// From the window's start to the last measured answer.
     pub elapsed: Duration,
-    /// Latency of every measured request, in microseconds.
+    /// Latency of every measured iteration, in microseconds.
     pub latency_us: Histogram<u64>,
     /// A description of the first error seen, for the report.
     pub first_error: Option<String>,
 }
 
 impl Outcome {
-    /// Answered requests per second over the measured window.
+    /// Finished iterations (operations) per second over the measured window.
     pub fn requests_per_sec(&self) -> f64 {
         let secs = self.elapsed.as_secs_f64();
         if secs > 0.0 {
@@ -84,8 +154,10 @@ impl Outcome {
 }
 
 /// Runs the closed loop against `target` and merges the workers' results.
-/// Returns after `warmup + duration` plus at most one [`REQUEST_TIMEOUT`].
+/// Returns after `warmup + duration` plus at most one [`REQUEST_TIMEOUT`]
+/// per call of an iteration.
 pub async fn run(target: Target, shape: Shape) -> anyhow::Result<Outcome> {
+    target.validate()?;
     let target = Arc::new(target);
     let start = Instant::now();
     let window_start = start + shape.warmup;
@@ -137,8 +209,8 @@ fn new_histogram() -> anyhow::Result<Histogram<u64>> {
     Ok(Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)?)
 }
 
-/// One closed-loop worker. Worker `id` of `stride` sends URI `id`, then
-/// `id + stride`, ... so that workers spread over the keys.
+/// One closed-loop worker. Worker `id` of `stride` runs iteration (key)
+/// `id`, then `id + stride`, ... so that workers spread over the keys.
 async fn worker(
     target: Arc<Target>,
     id: usize,
@@ -161,28 +233,78 @@ async fn worker(
             break;
         }
         let measured = sent >= window_start;
-        let conn = match sender.as_mut() {
-            Some(conn) => conn,
-            None => match client::connect(target.addr).await {
-                Ok(conn) => sender.insert(conn),
-                Err(err) => {
-                    // The server refuses connections: nothing more to learn.
-                    part.errors += 1;
-                    part.requests += 1;
-                    part.first_error.get_or_insert(format!("{err:#}"));
-                    break;
-                }
-            },
-        };
-        let uri = target.uris[next % target.uris.len()].clone();
+        let key = next;
         next += stride;
+        let result = iteration(&target, &mut sender, key).await;
+        if let Err(Failure::Connect(err)) = result {
+            // The server refuses connections: nothing more to learn.
+            part.errors += 1;
+            part.requests += 1;
+            part.first_error.get_or_insert(err);
+            break;
+        }
+        let answered = Instant::now();
+        if measured {
+            part.requests += 1;
+            let micros = u64::try_from((answered - sent).as_micros()).unwrap_or(u64::MAX);
+            part.latency_us.saturating_record(micros.max(1));
+            part.last_answer = answered;
+            if let Err(Failure::Request(error)) = result {
+                part.errors += 1;
+                part.first_error.get_or_insert(error);
+            }
+        }
+    }
+    Ok(part)
+}
+
+/// Why an iteration failed.
+#[derive(Debug)]
+enum Failure {
+    /// No connection could be opened: the worker stops.
+    Connect(String),
+    /// A request failed; the next iteration goes on.
+    Request(String),
+}
+
+/// Runs one iteration (key number `key`): every call in order on the
+/// worker's connection, each fed the token its predecessor answered with
+/// when it asks for one. A transport failure or timeout drops the
+/// connection, so the next request opens a fresh one.
+async fn iteration(
+    target: &Target,
+    sender: &mut Option<SendRequest<Full<Bytes>>>,
+    key: usize,
+) -> Result<(), Failure> {
+    // The token carried from one answer to the next call, wiped on drop.
+    let mut carried: Option<HeaderValue> = None;
+    for (i, call) in target.calls.iter().enumerate() {
+        let uri = call.uris[key % call.uris.len()].clone();
+        let label = format!("{} {}", call.method, uri.path());
+        let fail = |what: String| Failure::Request(format!("{label}: {what}"));
+        let token = match call.token {
+            TokenFrom::Bench => target.token.clone(),
+            TokenFrom::Answer(pointer) => carried
+                .take()
+                .ok_or_else(|| fail(format!("no token at {pointer} in the previous answer")))?,
+        };
+        let conn = match sender {
+            Some(conn) => conn,
+            None => sender.insert(
+                client::connect(target.addr)
+                    .await
+                    .map_err(|err| Failure::Connect(format!("{err:#}")))?,
+            ),
+        };
         let req = client::build_request(
             target.addr,
-            target.method.clone(),
+            call.method.clone(),
             uri,
-            Some(&target.token),
-            target.body.clone(),
-        )?;
+            Some(&token),
+            call.body.clone(),
+            &call.headers,
+        )
+        .map_err(|err| fail(format!("{err:#}")))?;
         let exchange = async {
             conn.ready().await?;
             let resp = conn.send_request(req).await?;
@@ -190,31 +312,76 @@ async fn worker(
             let body = resp.into_body().collect().await?.to_bytes();
             Ok::<_, hyper::Error>((status, body))
         };
-        let error = match tokio::time::timeout(REQUEST_TIMEOUT, exchange).await {
-            Ok(Ok((status, _))) if status.is_success() => None,
-            Ok(Ok((status, body))) => Some(format!("HTTP {status}: {}", snippet(&body))),
+        let (status, body) = match tokio::time::timeout(REQUEST_TIMEOUT, exchange).await {
+            Ok(Ok(answer)) => answer,
             Ok(Err(err)) => {
-                sender = None;
-                Some(format!("transport: {err}"))
+                *sender = None;
+                return Err(fail(format!("transport: {err}")));
             }
             Err(_) => {
-                sender = None;
-                Some(format!("no answer within {REQUEST_TIMEOUT:?}"))
+                *sender = None;
+                return Err(fail(format!("no answer within {REQUEST_TIMEOUT:?}")));
             }
         };
-        let answered = Instant::now();
-        if measured {
-            part.requests += 1;
-            let micros = u64::try_from((answered - sent).as_micros()).unwrap_or(u64::MAX);
-            part.latency_us.saturating_record(micros.max(1));
-            part.last_answer = answered;
-            if let Some(error) = error {
-                part.errors += 1;
-                part.first_error.get_or_insert(error);
+        let wanted = match target.calls.get(i + 1).map(|c| c.token) {
+            Some(TokenFrom::Answer(pointer)) => Some(pointer),
+            _ => None,
+        };
+        let answer = judge(&call.expect, wanted.is_some(), status, &body).map_err(fail)?;
+        if let (Some(pointer), Some(answer)) = (wanted, answer) {
+            carried = token_at(&answer, pointer);
+        }
+    }
+    Ok(())
+}
+
+/// Checks an answer against `expect`. Returns the parsed body when there
+/// were checks or `keep_body` asks for it. Error texts name what was
+/// missing, never a value from a successful answer (it may be a secret).
+fn judge(
+    expect: &Expect,
+    keep_body: bool,
+    status: StatusCode,
+    body: &[u8],
+) -> Result<Option<Value>, String> {
+    let status_ok = match expect.status {
+        Some(code) => status.as_u16() == code,
+        None => status.is_success(),
+    };
+    if !status_ok {
+        if status.is_success() {
+            let want = expect.status.unwrap_or_default();
+            return Err(format!("HTTP {status}, expected {want}"));
+        }
+        return Err(format!("HTTP {status}: {}", snippet(body)));
+    }
+    if expect.checks.is_empty() && !keep_body {
+        return Ok(None);
+    }
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|_| format!("HTTP {status} with a body that is not JSON"))?;
+    for check in &expect.checks {
+        match check {
+            Check::Present(pointer) => {
+                let found = value.pointer(pointer);
+                if matches!(found, None | Some(Value::Null)) || found == Some(&json!("")) {
+                    return Err(format!("HTTP {status} without {pointer}"));
+                }
+            }
+            Check::Equals(pointer, want) => {
+                if value.pointer(pointer) != Some(want) {
+                    return Err(format!("HTTP {status} but {pointer} is not {want}"));
+                }
             }
         }
     }
-    Ok(part)
+    Ok(Some(value))
+}
+
+/// The string at `pointer` as a sensitive header value, if there is one.
+fn token_at(answer: &Value, pointer: &str) -> Option<HeaderValue> {
+    let token = Zeroizing::new(answer.pointer(pointer)?.as_str()?.to_string());
+    client::token_header(&token).ok()
 }
 
 /// The start of an error body, for the report (error bodies are
@@ -231,23 +398,69 @@ fn snippet(body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http_body_util::Full;
+    use hyper::header::HeaderName;
     use hyper::service::service_fn;
-    use hyper::{Request, Response, StatusCode};
+    use hyper::{Request, Response};
     use hyper_util::rt::TokioIo;
-    use std::collections::HashMap;
+    use std::collections::{HashMap, HashSet};
     use std::sync::Mutex;
     use tokio::net::TcpListener;
 
-    /// What the fake server saw: requests per path, and connections opened.
+    /// What the fake server saw.
     #[derive(Default)]
     struct Seen {
+        /// Requests per path.
         paths: HashMap<String, u64>,
+        /// Connections opened.
         connections: u64,
+        /// False once a request outside `/v1/unwrap` lacked token `tok`.
         tokens_ok: bool,
+        /// Wrapping tokens issued and not yet unwrapped.
+        live_wraps: HashSet<String>,
+        /// Wrapping tokens issued so far.
+        wraps_issued: u64,
     }
 
-    /// A tiny HTTP/1.1 server: 2xx for `/v1/ok/...`, 500 for anything else.
+    /// The fake server's answer to one request: status and JSON body.
+    fn answer(seen: &mut Seen, path: &str, headers: &HeaderMap) -> (StatusCode, Value) {
+        let token = headers
+            .get(client::TOKEN_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        if path != "/v1/unwrap" && token != "tok" {
+            seen.tokens_ok = false;
+        }
+        let bad = |msg: &str| (StatusCode::BAD_REQUEST, json!({"errors": [msg]}));
+        match path {
+            p if p.starts_with("/v1/ok/") => (StatusCode::OK, json!({"errors": []})),
+            "/v1/empty" => (StatusCode::NO_CONTENT, Value::Null),
+            // Like sys/wrapping/wrap: needs the TTL header, issues a token.
+            "/v1/wrap" => {
+                if headers.get("x-vault-wrap-ttl").map(|v| v.as_bytes()) != Some(b"5m") {
+                    return bad("missing wrap ttl");
+                }
+                seen.wraps_issued += 1;
+                let wrapped = format!("wrapped-{}", seen.wraps_issued);
+                seen.live_wraps.insert(wrapped.clone());
+                (StatusCode::OK, json!({"wrap_info": {"token": wrapped}}))
+            }
+            // Like sys/wrapping/unwrap: each wrapping token works once.
+            "/v1/unwrap" => {
+                if seen.live_wraps.remove(&token) {
+                    (StatusCode::OK, json!({"data": {"secret": "value"}}))
+                } else {
+                    bad("wrapping token is not valid or does not exist")
+                }
+            }
+            _ => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({"errors": ["boom"]}),
+            ),
+        }
+    }
+
+    /// A tiny HTTP/1.1 server answering as [`answer`] says.
     async fn fake_server() -> (SocketAddr, Arc<Mutex<Seen>>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -266,24 +479,18 @@ mod tests {
                         let seen = Arc::clone(&seen);
                         async move {
                             let mut s = seen.lock().unwrap();
-                            *s.paths.entry(req.uri().path().to_string()).or_default() += 1;
-                            if req
-                                .headers()
-                                .get(client::TOKEN_HEADER)
-                                .map(|v| v.as_bytes())
-                                != Some(b"tok")
-                            {
-                                s.tokens_ok = false;
-                            }
-                            let status = if req.uri().path().starts_with("/v1/ok/") {
-                                StatusCode::OK
+                            let path = req.uri().path().to_string();
+                            *s.paths.entry(path.clone()).or_default() += 1;
+                            let (status, body) = answer(&mut s, &path, req.headers());
+                            let body = if body.is_null() {
+                                Bytes::new()
                             } else {
-                                StatusCode::INTERNAL_SERVER_ERROR
+                                Bytes::from(body.to_string())
                             };
                             Ok::<_, hyper::Error>(
                                 Response::builder()
                                     .status(status)
-                                    .body(Full::new(Bytes::from_static(b"{\"errors\":[]}")))
+                                    .body(Full::new(body))
                                     .unwrap(),
                             )
                         }
@@ -297,12 +504,52 @@ mod tests {
         (addr, seen)
     }
 
-    fn target(addr: SocketAddr, paths: &[&str]) -> Target {
-        Target {
-            addr,
+    /// A GET of `paths` in turn with the bench token, any 2xx accepted.
+    fn get(paths: &[&str]) -> PreparedCall {
+        PreparedCall {
             method: Method::GET,
             uris: paths.iter().map(|p| client::v1_uri(p).unwrap()).collect(),
             body: None,
+            headers: HeaderMap::new(),
+            token: TokenFrom::Bench,
+            expect: Expect::default(),
+        }
+    }
+
+    /// The wrap call: POST with the TTL header, a 200 with a token wanted.
+    fn wrap_call() -> PreparedCall {
+        PreparedCall {
+            method: Method::POST,
+            body: Some(Bytes::from_static(br#"{"secret":"value"}"#)),
+            headers: HeaderMap::from_iter([(
+                HeaderName::from_static("x-vault-wrap-ttl"),
+                HeaderValue::from_static("5m"),
+            )]),
+            expect: Expect {
+                status: Some(200),
+                checks: vec![Check::Present("/wrap_info/token")],
+            },
+            ..get(&["wrap"])
+        }
+    }
+
+    /// The unwrap call, authenticated by the previous answer's token.
+    fn unwrap_call(want: Value) -> PreparedCall {
+        PreparedCall {
+            method: Method::POST,
+            token: TokenFrom::Answer("/wrap_info/token"),
+            expect: Expect {
+                status: Some(200),
+                checks: vec![Check::Equals("/data/secret", want)],
+            },
+            ..get(&["unwrap"])
+        }
+    }
+
+    fn target(addr: SocketAddr, calls: Vec<PreparedCall>) -> Target {
+        Target {
+            addr,
+            calls,
             token: client::token_header("tok").unwrap(),
         }
     }
@@ -316,7 +563,7 @@ mod tests {
     #[tokio::test]
     async fn keeps_one_connection_per_worker_and_cycles_keys() {
         let (addr, seen) = fake_server().await;
-        let out = run(target(addr, &["ok/a", "ok/b", "ok/c"]), SHAPE)
+        let out = run(target(addr, vec![get(&["ok/a", "ok/b", "ok/c"])]), SHAPE)
             .await
             .unwrap();
         assert!(out.requests > 0);
@@ -337,11 +584,16 @@ mod tests {
     #[tokio::test]
     async fn non_2xx_answers_are_counted_as_errors() {
         let (addr, _) = fake_server().await;
-        let out = run(target(addr, &["ok/a", "fail"]), SHAPE).await.unwrap();
+        let out = run(target(addr, vec![get(&["ok/a", "fail"])]), SHAPE)
+            .await
+            .unwrap();
         assert!(out.errors > 0);
         assert!(out.errors < out.requests, "the 2xx half is not an error");
         let first = out.first_error.unwrap();
-        assert!(first.contains("500"), "{first}");
+        assert!(
+            first.contains("500") && first.contains("/v1/fail"),
+            "{first}"
+        );
     }
 
     #[tokio::test]
@@ -356,9 +608,90 @@ mod tests {
             warmup: Duration::ZERO,
             ..SHAPE
         };
-        let out = run(target(addr, &["ok/a"]), shape).await.unwrap();
+        let out = run(target(addr, vec![get(&["ok/a"])]), shape)
+            .await
+            .unwrap();
         assert_eq!(out.errors, out.requests);
         assert!(out.errors > 0);
+    }
+
+    #[tokio::test]
+    async fn two_step_iterations_feed_the_wrapping_token_to_the_unwrap() {
+        let (addr, seen) = fake_server().await;
+        let calls = vec![wrap_call(), unwrap_call(json!("value"))];
+        let out = run(target(addr, calls), SHAPE).await.unwrap();
+        // The fake refuses a reused or unknown wrapping token and a wrap
+        // without the TTL header, so no error means each unwrap got the
+        // token its own wrap answered with.
+        assert_eq!(out.errors, 0, "{:?}", out.first_error);
+        assert!(out.requests > 0);
+        assert_eq!(out.latency_us.len(), out.requests, "one sample per pair");
+        let seen = seen.lock().unwrap();
+        assert!(seen.tokens_ok, "the wrap carries the bench token");
+        let wraps = seen.paths["/v1/wrap"];
+        assert_eq!(wraps, seen.paths["/v1/unwrap"], "every wrap is unwrapped");
+        assert!(seen.live_wraps.is_empty());
+        // Warm-up iterations are not counted, so a pair is one operation.
+        assert!(out.requests <= wraps, "{} ops, {wraps} wraps", out.requests);
+    }
+
+    #[tokio::test]
+    async fn a_failed_first_step_is_one_error_and_skips_the_second() {
+        let (addr, seen) = fake_server().await;
+        let mut wrap = wrap_call();
+        wrap.headers.clear();
+        let out = run(target(addr, vec![wrap, unwrap_call(json!("value"))]), SHAPE)
+            .await
+            .unwrap();
+        assert!(out.requests > 0);
+        assert_eq!(out.errors, out.requests);
+        let first = out.first_error.unwrap();
+        assert!(
+            first.contains("POST /v1/wrap") && first.contains("400") && first.contains("wrap ttl"),
+            "{first}"
+        );
+        assert!(!seen.lock().unwrap().paths.contains_key("/v1/unwrap"));
+    }
+
+    #[tokio::test]
+    async fn unmet_expectations_are_errors_that_do_not_echo_the_answer() {
+        let (addr, _) = fake_server().await;
+        // The secret is "value"; the workload wants "other".
+        let calls = vec![wrap_call(), unwrap_call(json!("other"))];
+        let out = run(target(addr, calls), SHAPE).await.unwrap();
+        assert!(out.requests > 0);
+        assert_eq!(out.errors, out.requests);
+        let first = out.first_error.unwrap();
+        assert!(first.contains("/data/secret is not \"other\""), "{first}");
+        assert!(!first.contains("\"value\""), "{first}");
+
+        // A 2xx without the wanted field, and a 204 where 200 is wanted.
+        let mut want_token = get(&["ok/a"]);
+        want_token.expect.checks = vec![Check::Present("/wrap_info/token")];
+        let out = run(target(addr, vec![want_token]), SHAPE).await.unwrap();
+        assert_eq!(out.errors, out.requests);
+        let first = out.first_error.unwrap();
+        assert!(first.contains("without /wrap_info/token"), "{first}");
+        let mut want_200 = get(&["empty"]);
+        want_200.expect.status = Some(200);
+        let out = run(target(addr, vec![want_200]), SHAPE).await.unwrap();
+        assert_eq!(out.errors, out.requests);
+        assert!(out.first_error.unwrap().contains("expected 200"));
+        // Without an expectation, the 204 is a success.
+        let out = run(target(addr, vec![get(&["empty"])]), SHAPE)
+            .await
+            .unwrap();
+        assert_eq!(out.errors, 0);
+    }
+
+    #[tokio::test]
+    async fn targets_a_worker_cannot_run_are_refused() {
+        let (addr, seen) = fake_server().await;
+        assert!(run(target(addr, vec![]), SHAPE).await.is_err());
+        let orphan = unwrap_call(json!("value"));
+        let err = run(target(addr, vec![orphan]), SHAPE).await.unwrap_err();
+        assert!(err.to_string().contains("first call"), "{err}");
+        assert_eq!(seen.lock().unwrap().connections, 0, "nothing was sent");
     }
 
     #[test]

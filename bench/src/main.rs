@@ -15,14 +15,15 @@ mod servers;
 mod workloads;
 
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use bytes::Bytes;
 use clap::Parser;
-use hyper::header::HeaderValue;
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::Method;
 use serde_json::json;
 
@@ -53,7 +54,7 @@ struct Args {
     #[arg(long, default_value_t = 32)]
     connections: usize,
     /// Workloads to run (default: all): health, kv1-read, kv1-write,
-    /// token-lookup-self.
+    /// token-lookup-self, token-create, wrap, wrap-unwrap.
     #[arg(long, value_delimiter = ',', num_args = 1..)]
     workloads: Vec<String>,
     /// Pairings to run (default: all): dev, durable.
@@ -146,7 +147,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let sides = [
         Side {
             label: "strongroom".into(),
-            binary: args.strongroom.clone(),
+            binary: program(&args.strongroom)?,
             cpus: args.server_cpus.clone(),
             flavor: if args.strongroom_as_bao {
                 Flavor::OpenBao
@@ -157,7 +158,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         },
         Side {
             label: "openbao".into(),
-            binary: args.bao.clone(),
+            binary: program(&args.bao)?,
             flavor: Flavor::OpenBao,
             is_strongroom: false,
             cpus: args.server_cpus.clone(),
@@ -172,6 +173,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             args.strongroom.display()
         ));
     }
+    notes.extend(selected.iter().filter_map(Workload::operation_note));
     let mut rss_reset_failed = false;
     for pairing in pairings {
         let runs: Vec<&Workload> = selected
@@ -215,7 +217,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     }
                 }
                 rss_reset_failed |= !server.reset_peak_rss();
-                let outcome = load::run(target(&server, workload, &token)?, shape).await?;
+                let outcome = load::run(target(server.addr(), workload, &token)?, shape).await?;
                 let row = Row {
                     workload: workload.name,
                     pairing,
@@ -263,26 +265,60 @@ async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A binary given on the command line, made absolute when it is a relative
+/// path (`target/release/strongroom`): servers start in their own working
+/// directory, where a relative path would not resolve. A bare name (`bao`)
+/// is left for the `PATH` lookup.
+fn program(path: &Path) -> anyhow::Result<PathBuf> {
+    if path.components().count() > 1 && path.is_relative() {
+        std::path::absolute(path).with_context(|| format!("resolving {}", path.display()))
+    } else {
+        Ok(path.to_path_buf())
+    }
+}
+
 /// A command-line number of seconds as a duration.
 fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
     Duration::try_from_secs_f64(value).with_context(|| format!("{flag} {value} is not a duration"))
 }
 
-/// The load target of `workload` on `server`.
+/// The load target of `workload` against `addr`, authenticating with
+/// `token` where the workload does not take a token from an answer.
 fn target(
-    server: &Server,
+    addr: SocketAddr,
     workload: &Workload,
     token: &HeaderValue,
 ) -> anyhow::Result<load::Target> {
+    let calls = workload
+        .calls
+        .iter()
+        .map(|call| {
+            let mut headers = HeaderMap::new();
+            for (name, value) in &call.headers {
+                headers.insert(
+                    HeaderName::from_bytes(name.as_bytes())
+                        .with_context(|| format!("{}: header name {name:?}", workload.name))?,
+                    HeaderValue::from_str(value)
+                        .with_context(|| format!("{}: header {name} value", workload.name))?,
+                );
+            }
+            Ok(load::PreparedCall {
+                method: call.method.clone(),
+                uris: call
+                    .paths(workload.keys)
+                    .iter()
+                    .map(|p| client::v1_uri(p))
+                    .collect::<anyhow::Result<_>>()?,
+                body: call.body.as_ref().map(|b| Bytes::from(b.to_string())),
+                headers,
+                token: call.token,
+                expect: call.expect.clone(),
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
     Ok(load::Target {
-        addr: server.addr(),
-        method: workload.method.clone(),
-        uris: workload
-            .paths()
-            .iter()
-            .map(|p| client::v1_uri(p))
-            .collect::<anyhow::Result<_>>()?,
-        body: workload.body.as_ref().map(|b| Bytes::from(b.to_string())),
+        addr,
+        calls,
         token: token.clone(),
     })
 }
@@ -340,6 +376,47 @@ mod tests {
         assert_eq!(args.connections, 32);
         assert!(!args.strongroom_as_bao);
         assert!(args.token_policy.is_none(), "root token unless asked");
+    }
+
+    #[test]
+    fn every_workload_prepares_into_a_runnable_target() {
+        let addr: SocketAddr = "127.0.0.1:8200".parse().unwrap();
+        let token = client::token_header("tok").unwrap();
+        for workload in workloads::all() {
+            let target = target(addr, &workload, &token).unwrap();
+            assert_eq!(
+                target.calls.len(),
+                workload.calls.len(),
+                "{}",
+                workload.name
+            );
+            assert_eq!(target.calls[0].token, load::TokenFrom::Bench);
+        }
+        let pair = workloads::select(&["wrap-unwrap".into()])
+            .unwrap()
+            .remove(0);
+        let target = target(addr, &pair, &token).unwrap();
+        let (wrap, unwrap) = (&target.calls[0], &target.calls[1]);
+        assert_eq!(wrap.uris, ["/v1/sys/wrapping/wrap"]);
+        assert_eq!(wrap.headers["x-vault-wrap-ttl"], "5m");
+        assert_eq!(wrap.body.as_deref(), Some(&br#"{"secret":"value"}"#[..]));
+        assert_eq!(unwrap.uris, ["/v1/sys/wrapping/unwrap"]);
+        assert_eq!(unwrap.token, load::TokenFrom::Answer("/wrap_info/token"));
+        assert!(unwrap.body.is_none() && unwrap.headers.is_empty());
+    }
+
+    #[test]
+    fn relative_binaries_are_made_absolute_and_bare_names_kept() {
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(
+            program(Path::new("target/release/strongroom")).unwrap(),
+            cwd.join("target/release/strongroom")
+        );
+        assert_eq!(program(Path::new("bao")).unwrap(), Path::new("bao"));
+        assert_eq!(
+            program(Path::new("/usr/bin/bao")).unwrap(),
+            Path::new("/usr/bin/bao")
+        );
     }
 
     #[test]

@@ -48,7 +48,8 @@ pub struct RunInfo {
 }
 
 /// Renders the run as Markdown: a settings line, the table, and notes on
-/// the rows that had errors.
+/// the rows that had errors. A comparison where either side had errors
+/// shows `n/a` instead of ratios.
 pub fn render(info: &RunInfo, rows: &[Row]) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -66,6 +67,10 @@ pub fn render(info: &RunInfo, rows: &[Row]) -> String {
             .iter()
             .find(|r| !r.is_strongroom && r.workload == row.workload && r.pairing == row.pairing);
         let (speed, p99, rss) = match (row.is_strongroom, peer) {
+            // Failed requests are fast: a ratio against them means nothing.
+            (true, Some(peer)) if row.errors > 0 || peer.errors > 0 => {
+                ("n/a".to_string(), "n/a".to_string(), "n/a".to_string())
+            }
             (true, Some(peer)) => (
                 ratio(row.requests_per_sec, peer.requests_per_sec),
                 ratio(row.p99_ms, peer.p99_ms),
@@ -76,7 +81,7 @@ pub fn render(info: &RunInfo, rows: &[Row]) -> String {
             ),
             _ => Default::default(),
         };
-        let speed = if speed.is_empty() {
+        let speed = if speed.is_empty() || speed == "n/a" {
             speed
         } else {
             format!("{speed}x")
@@ -241,6 +246,17 @@ mod tests {
         assert!(text.contains("| **7 (!)** |"), "{text}");
         assert!(text.contains("WARNING kv1-write / dev / strongroom: 7 of 100 requests failed"));
         assert!(text.contains("permission denied"));
+        // No ratio against failed requests, whichever side failed.
+        let strongroom_row = table_lines(&text)[1];
+        assert!(strongroom_row.ends_with("| n/a | n/a | n/a |"), "{text}");
+        let mut bad_peer = row("kv1-write", Pairing::Dev, false);
+        bad_peer.errors = 1;
+        let text = render(&info(), &[row("kv1-write", Pairing::Dev, true), bad_peer]);
+        assert!(
+            table_lines(&text)[1].ends_with("| 0 | n/a | n/a | n/a |"),
+            "{text}"
+        );
+        assert!(text.contains("WARNING kv1-write / dev / openbao: 1 of 100"));
     }
 
     #[test]

@@ -1,6 +1,8 @@
-//! The workloads, as data: what each one requests, what it needs set up
-//! first, and which pairings it runs in. Adding a workload (KV v2, AppRole
-//! login, ...) means adding an entry to [`all`].
+//! The workloads, as data: what each iteration requests (one call, or a
+//! chain where a call authenticates with a token taken from the previous
+//! answer), what counts as success, what must be set up first, and which
+//! pairings it runs in. Adding a workload (KV v2, AppRole login, ...) means
+//! adding an entry to [`all`].
 
 use std::collections::HashSet;
 use std::fmt;
@@ -12,6 +14,7 @@ use hyper::Method;
 use serde_json::{json, Value};
 
 use crate::client;
+use crate::load::{Check, Expect, TokenFrom};
 
 /// The placeholder in a workload path that is replaced by a key number.
 pub const KEY_PLACEHOLDER: &str = "{n}";
@@ -82,20 +85,63 @@ impl Step {
     }
 }
 
-/// A measured workload: one request shape, issued in a closed loop.
+/// One request of a workload's iteration, as data.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// The HTTP method.
+    pub method: Method,
+    /// The logical path below `/v1/`; [`KEY_PLACEHOLDER`] is replaced by the
+    /// iteration's key number (`0..keys`, cycling).
+    pub path: &'static str,
+    /// The JSON body, if any.
+    pub body: Option<Value>,
+    /// Extra request headers (name, value), e.g. `X-Vault-Wrap-TTL`.
+    pub headers: Vec<(&'static str, &'static str)>,
+    /// Where the `X-Vault-Token` comes from.
+    pub token: TokenFrom,
+    /// What counts as a successful answer.
+    pub expect: Expect,
+}
+
+impl Call {
+    /// The concrete paths this call cycles over when its workload has `keys`
+    /// keys (one when the path has no placeholder).
+    pub fn paths(&self, keys: usize) -> Vec<String> {
+        if self.path.contains(KEY_PLACEHOLDER) {
+            (0..keys.max(1))
+                .map(|n| self.path.replace(KEY_PLACEHOLDER, &n.to_string()))
+                .collect()
+        } else {
+            vec![self.path.to_string()]
+        }
+    }
+}
+
+/// A call with the benchmark's token, no body, no extra header, and any 2xx
+/// answer accepted: the base the workload table fills in.
+fn call(method: Method, path: &'static str) -> Call {
+    Call {
+        method,
+        path,
+        body: None,
+        headers: vec![],
+        token: TokenFrom::Bench,
+        expect: Expect::default(),
+    }
+}
+
+/// A measured workload: one iteration (its [`Call`]s in order, on one
+/// connection), issued in a closed loop. An iteration counts as one
+/// operation; its latency runs from the first request to the last answer.
 #[derive(Debug, Clone)]
 pub struct Workload {
     /// The name used on the command line and in the table.
     pub name: &'static str,
-    /// The HTTP method of every request.
-    pub method: Method,
-    /// The logical path below `/v1/`; [`KEY_PLACEHOLDER`] is replaced by
-    /// `0..keys`, cycling.
-    pub path: &'static str,
+    /// The requests of one iteration, in order; a failed one ends the
+    /// iteration (counted as one error).
+    pub calls: Vec<Call>,
     /// How many distinct keys the placeholder cycles over.
     pub keys: usize,
-    /// The JSON body of every request, if any.
-    pub body: Option<Value>,
     /// What must exist before the workload runs.
     pub setup: Vec<Step>,
     /// The pairings this workload is measured in.
@@ -103,16 +149,24 @@ pub struct Workload {
 }
 
 impl Workload {
-    /// The concrete paths the workload cycles over (one when the path has no
-    /// placeholder).
-    pub fn paths(&self) -> Vec<String> {
-        if self.path.contains(KEY_PLACEHOLDER) {
-            (0..self.keys.max(1))
-                .map(|n| self.path.replace(KEY_PLACEHOLDER, &n.to_string()))
-                .collect()
-        } else {
-            vec![self.path.to_string()]
+    /// For iterations of more than one request, the note under the table
+    /// saying what one operation is; `None` for single-request workloads.
+    pub fn operation_note(&self) -> Option<String> {
+        if self.calls.len() < 2 {
+            return None;
         }
+        let steps: Vec<String> = self
+            .calls
+            .iter()
+            .map(|c| format!("{} {}", c.method, c.path))
+            .collect();
+        Some(format!(
+            "{}: one operation is {} requests on one connection ({}); req/s counts \
+             operations and the latency covers all of them.",
+            self.name,
+            self.calls.len(),
+            steps.join(", then ")
+        ))
     }
 }
 
@@ -131,24 +185,37 @@ fn small_secret() -> Value {
     json!({"username": "bench-user", "password": "correct-horse-battery-staple"})
 }
 
+/// The header that asks for a response-wrapped answer.
+const WRAP_TTL_HEADER: &str = "X-Vault-Wrap-TTL";
+
+/// `sys/wrapping/wrap` of a small secret for five minutes; a 200 carrying a
+/// wrapping token.
+fn wrap() -> Call {
+    Call {
+        body: Some(json!({"secret": "value"})),
+        headers: vec![(WRAP_TTL_HEADER, "5m")],
+        expect: Expect {
+            status: Some(200),
+            checks: vec![Check::Present("/wrap_info/token")],
+        },
+        ..call(Method::POST, "sys/wrapping/wrap")
+    }
+}
+
 /// Every workload, in table order.
 pub fn all() -> Vec<Workload> {
     vec![
         Workload {
             name: "health",
-            method: Method::GET,
-            path: "sys/health",
+            calls: vec![call(Method::GET, "sys/health")],
             keys: 1,
-            body: None,
             setup: vec![],
             pairings: vec![Pairing::Dev],
         },
         Workload {
             name: "kv1-read",
-            method: Method::GET,
-            path: "kv1/bench-read",
+            calls: vec![call(Method::GET, "kv1/bench-read")],
             keys: 1,
-            body: None,
             setup: vec![
                 mount_kv1(),
                 Step {
@@ -162,19 +229,57 @@ pub fn all() -> Vec<Workload> {
         },
         Workload {
             name: "kv1-write",
-            method: Method::PUT,
-            path: "kv1/bench-{n}",
+            calls: vec![Call {
+                body: Some(small_secret()),
+                ..call(Method::PUT, "kv1/bench-{n}")
+            }],
             keys: 1000,
-            body: Some(small_secret()),
             setup: vec![mount_kv1()],
             pairings: vec![Pairing::Dev, Pairing::Durable],
         },
         Workload {
             name: "token-lookup-self",
-            method: Method::GET,
-            path: "auth/token/lookup-self",
+            calls: vec![call(Method::GET, "auth/token/lookup-self")],
             keys: 1,
-            body: None,
+            setup: vec![],
+            pairings: vec![Pairing::Dev],
+        },
+        Workload {
+            name: "token-create",
+            calls: vec![Call {
+                body: Some(json!({"policies": ["default"], "ttl": "10m"})),
+                expect: Expect {
+                    status: Some(200),
+                    checks: vec![Check::Present("/auth/client_token")],
+                },
+                ..call(Method::POST, "auth/token/create")
+            }],
+            keys: 1,
+            setup: vec![],
+            pairings: vec![Pairing::Dev],
+        },
+        Workload {
+            name: "wrap",
+            calls: vec![wrap()],
+            keys: 1,
+            setup: vec![],
+            pairings: vec![Pairing::Dev],
+        },
+        Workload {
+            name: "wrap-unwrap",
+            calls: vec![
+                wrap(),
+                Call {
+                    // The wrapping token authenticates the unwrap; no body.
+                    token: TokenFrom::Answer("/wrap_info/token"),
+                    expect: Expect {
+                        status: Some(200),
+                        checks: vec![Check::Equals("/data/secret", json!("value"))],
+                    },
+                    ..call(Method::POST, "sys/wrapping/unwrap")
+                },
+            ],
+            keys: 1,
             setup: vec![],
             pairings: vec![Pairing::Dev],
         },
@@ -229,7 +334,15 @@ mod tests {
         };
         assert_eq!(
             in_pairing(Pairing::Dev),
-            ["health", "kv1-read", "kv1-write", "token-lookup-self"]
+            [
+                "health",
+                "kv1-read",
+                "kv1-write",
+                "token-lookup-self",
+                "token-create",
+                "wrap",
+                "wrap-unwrap"
+            ]
         );
         assert_eq!(in_pairing(Pairing::Durable), ["kv1-read", "kv1-write"]);
     }
@@ -237,7 +350,7 @@ mod tests {
     #[test]
     fn write_workload_cycles_over_distinct_keys() {
         let write = select(&["kv1-write".into()]).unwrap().remove(0);
-        let paths = write.paths();
+        let paths = write.calls[0].paths(write.keys);
         assert_eq!(paths.len(), 1000);
         assert_eq!(paths[0], "kv1/bench-0");
         assert_eq!(paths[999], "kv1/bench-999");
@@ -247,7 +360,7 @@ mod tests {
     #[test]
     fn read_workload_reads_the_secret_its_setup_writes() {
         let read = select(&["kv1-read".into()]).unwrap().remove(0);
-        assert_eq!(read.paths(), ["kv1/bench-read"]);
+        assert_eq!(read.calls[0].paths(read.keys), ["kv1/bench-read"]);
         assert!(read
             .setup
             .iter()
@@ -267,6 +380,59 @@ mod tests {
             err.contains("kv2-read") && err.contains("kv1-write"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn token_create_asks_for_a_default_token_and_wants_it_back() {
+        let create = select(&["token-create".into()]).unwrap().remove(0);
+        let [call] = create.calls.as_slice() else {
+            panic!("one request per operation");
+        };
+        assert_eq!(
+            (call.method.clone(), call.path),
+            (Method::POST, "auth/token/create")
+        );
+        assert_eq!(
+            call.body,
+            Some(json!({"policies": ["default"], "ttl": "10m"}))
+        );
+        assert_eq!(call.token, TokenFrom::Bench);
+        assert_eq!(call.expect.status, Some(200));
+        assert_eq!(call.expect.checks, [Check::Present("/auth/client_token")]);
+        assert!(create.operation_note().is_none());
+    }
+
+    #[test]
+    fn wrap_unwrap_feeds_the_wrapping_token_of_a_wrap_into_an_unwrap() {
+        let wrap = select(&["wrap".into()]).unwrap().remove(0);
+        let pair = select(&["wrap-unwrap".into()]).unwrap().remove(0);
+        assert_eq!(pair.calls.len(), 2);
+        // The first half is exactly the wrap workload.
+        let (first, alone) = (&pair.calls[0], &wrap.calls[0]);
+        assert_eq!(
+            (&first.method, first.path, &first.body, &first.headers),
+            (&alone.method, alone.path, &alone.body, &alone.headers)
+        );
+        assert_eq!(first.headers, [("X-Vault-Wrap-TTL", "5m")]);
+        assert_eq!(first.body, Some(json!({"secret": "value"})));
+        assert_eq!(first.expect.checks, [Check::Present("/wrap_info/token")]);
+        let unwrap = &pair.calls[1];
+        assert_eq!(
+            (unwrap.method.clone(), unwrap.path),
+            (Method::POST, "sys/wrapping/unwrap")
+        );
+        assert_eq!(unwrap.token, TokenFrom::Answer("/wrap_info/token"));
+        assert!(unwrap.body.is_none() && unwrap.headers.is_empty());
+        assert_eq!(
+            unwrap.expect.checks,
+            [Check::Equals("/data/secret", json!("value"))]
+        );
+        let note = pair.operation_note().unwrap();
+        assert!(
+            note.starts_with("wrap-unwrap: one operation is 2 requests"),
+            "{note}"
+        );
+        assert!(wrap.operation_note().is_none());
     }
 
     #[test]

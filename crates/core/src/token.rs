@@ -30,6 +30,7 @@ use zeroize::Zeroizing;
 
 use crate::barrier::{Barrier, View};
 use crate::expiration::{Due, Schedule};
+use crate::storage::BatchOp;
 use crate::{Error, Result};
 
 /// The salt's key in the token store's view.
@@ -299,6 +300,17 @@ impl TokenStore {
     /// Creates a token (service or batch); returns its id and entry. A
     /// child of a parent that was revoked meanwhile is not created.
     pub async fn create(&self, new: NewToken) -> Result<(String, Arc<TokenEntry>)> {
+        self.create_with(new, |_| Ok(Vec::new())).await
+    }
+
+    /// [`create`](Self::create), writing `extra` (barrier-absolute keys,
+    /// computed from the new entry) in the same atomic batch as the token:
+    /// response wrapping stores the token and its wrapped answer at once.
+    pub async fn create_with(
+        &self,
+        new: NewToken,
+        extra: impl FnOnce(&TokenEntry) -> Result<Vec<BatchOp>>,
+    ) -> Result<(String, Arc<TokenEntry>)> {
         let now = now_unix();
         let mut entry = TokenEntry {
             id_hash: String::new(),
@@ -335,7 +347,9 @@ impl TokenStore {
         }
         entry.accessor = random_base62(24);
         entry.cubbyhole_id = random_base62(24);
-        self.persist(&entry).await?;
+        let mut ops = vec![self.put_op(&entry)?];
+        ops.extend(extra(&entry)?);
+        self.view.barrier().batch(ops).await?;
         let entry = Arc::new(entry);
         self.index(entry.clone());
         if let Some(parent) = &entry.parent {
@@ -347,6 +361,16 @@ impl TokenStore {
             }
         }
         Ok((id, entry))
+    }
+
+    /// The barrier-absolute key of a token entry.
+    fn entry_key(&self, hash: &str) -> String {
+        format!("{}{ID_PREFIX}{hash}", self.view.prefix())
+    }
+
+    fn put_op(&self, entry: &TokenEntry) -> Result<BatchOp> {
+        let bytes = serde_json::to_vec(entry).map_err(Error::internal)?;
+        Ok(BatchOp::Put(self.entry_key(&entry.id_hash), bytes))
     }
 
     async fn persist(&self, entry: &TokenEntry) -> Result<()> {
@@ -446,6 +470,30 @@ impl TokenStore {
         Ok(Used { entry, exhausted })
     }
 
+    /// Spends the single use of a childless, lease-free token (a wrapping
+    /// token) by deleting it, with `extra` (barrier-absolute keys) in the
+    /// same atomic batch: one write, and of concurrent claims exactly one
+    /// succeeds.
+    pub async fn claim(&self, entry: &TokenEntry, extra: Vec<BatchOp>) -> Result<()> {
+        let lock = self
+            .use_locks
+            .entry(entry.id_hash.clone())
+            .or_default()
+            .clone();
+        let _guard = lock.lock().await;
+        let current = self
+            .lookup_hash(&entry.id_hash)
+            .ok_or(Error::PermissionDenied)?;
+        if current.num_uses <= 0 {
+            return Err(Error::PermissionDenied);
+        }
+        let mut ops = vec![BatchOp::Delete(self.entry_key(&entry.id_hash))];
+        ops.extend(extra);
+        self.view.barrier().batch(ops).await?;
+        self.forget(&entry.id_hash);
+        Ok(())
+    }
+
     /// The children of a token, by hashed id.
     pub fn children_of(&self, hash: &str) -> Vec<String> {
         self.children
@@ -493,6 +541,12 @@ impl TokenStore {
     /// Deletes one token from storage, then from memory. Idempotent.
     pub async fn delete(&self, hash: &str) -> Result<()> {
         self.view.delete(&format!("{ID_PREFIX}{hash}")).await?;
+        self.forget(hash);
+        Ok(())
+    }
+
+    /// Removes a token from the in-memory maps and the timetable.
+    fn forget(&self, hash: &str) {
         if let Some((_, e)) = self.tokens.remove(hash) {
             self.accessors.remove(&e.accessor);
             if let Some(parent) = &e.parent {
@@ -505,7 +559,6 @@ impl TokenStore {
         self.children.remove_if(hash, |_, c| c.is_empty());
         self.use_locks.remove(hash);
         self.schedule.remove(&Due::Token(hash.to_string()));
-        Ok(())
     }
 
     /// Extends a token's life: to its period for periodic tokens, else by

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::core::{Core, Unsealed};
 use crate::logical::{Data, Response, WrapInfo};
+use crate::storage::BatchOp;
 use crate::token::{NewToken, TokenEntry, RESPONSE_WRAPPING_POLICY};
 use crate::{Error, Result};
 
@@ -65,28 +66,29 @@ impl Core {
         wrapped: Wrapped,
         wrapped_accessor: String,
     ) -> Result<Response> {
+        let bytes = serde_json::to_vec(&wrapped).map_err(Error::internal)?;
+        // The token and its answer are written in one atomic batch: no
+        // token without an answer, no answer without a token.
         let (id, entry) = unsealed
             .tokens
-            .create(NewToken {
-                policies: vec![RESPONSE_WRAPPING_POLICY.into()],
-                display_name: "response-wrapping".into(),
-                ttl: wrapped.creation_ttl,
-                explicit_max_ttl: wrapped.creation_ttl,
-                path: wrapped.creation_path.clone(),
-                num_uses: 1,
-                ..Default::default()
-            })
+            .create_with(
+                NewToken {
+                    policies: vec![RESPONSE_WRAPPING_POLICY.into()],
+                    display_name: "response-wrapping".into(),
+                    ttl: wrapped.creation_ttl,
+                    explicit_max_ttl: wrapped.creation_ttl,
+                    path: wrapped.creation_path.clone(),
+                    num_uses: 1,
+                    ..Default::default()
+                },
+                |entry| {
+                    Ok(vec![BatchOp::Put(
+                        self.response_key(unsealed, entry),
+                        bytes,
+                    )])
+                },
+            )
             .await?;
-        let bytes = serde_json::to_vec(&wrapped).map_err(Error::internal)?;
-        let stored = self
-            .cubbyhole_of(unsealed, &entry)
-            .put(RESPONSE_KEY, &bytes)
-            .await;
-        if let Err(e) = stored {
-            // Nothing half-written: the token goes with its missing answer.
-            self.revoke_token_tree(&entry.id_hash).await?;
-            return Err(e.into());
-        }
         Ok(Response {
             wrap_info: Some(WrapInfo {
                 token: id,
@@ -98,6 +100,15 @@ impl Core {
             }),
             ..Default::default()
         })
+    }
+
+    /// The barrier-absolute key of a wrapping token's answer.
+    fn response_key(&self, unsealed: &Unsealed, entry: &TokenEntry) -> String {
+        format!(
+            "{}{}/{RESPONSE_KEY}",
+            unsealed.cubbyhole.prefix(),
+            entry.cubbyhole_id
+        )
     }
 
     fn cubbyhole_of(&self, unsealed: &Unsealed, entry: &TokenEntry) -> crate::barrier::View {
@@ -122,22 +133,28 @@ impl Core {
         Ok(entry)
     }
 
-    /// Spends the wrapping token `token` and takes its answer out; the
-    /// token is revoked. Of concurrent calls, exactly one succeeds.
+    /// Spends the wrapping token `token` and takes its answer out: the
+    /// token and its answer are deleted in one write, and of concurrent
+    /// calls exactly one succeeds.
     async fn take_wrapped(&self, token: &str) -> Result<Wrapped> {
         let unsealed = self.unsealed()?;
         let entry = self.wrapping_entry(&unsealed, token)?;
-        let used = unsealed
-            .tokens
-            .use_token(entry)
-            .await
-            .map_err(|_| invalid())?;
-        let read = self
-            .cubbyhole_of(&unsealed, &used.entry)
+        let bytes = self
+            .cubbyhole_of(&unsealed, &entry)
             .get(RESPONSE_KEY)
-            .await;
-        self.revoke_token_tree(&used.entry.id_hash).await?;
-        let bytes = read?.ok_or_else(invalid)?;
+            .await?
+            .ok_or_else(invalid)?;
+        unsealed
+            .tokens
+            .claim(
+                &entry,
+                vec![BatchOp::Delete(self.response_key(&unsealed, &entry))],
+            )
+            .await
+            .map_err(|e| match e {
+                Error::PermissionDenied => invalid(),
+                e => e,
+            })?;
         serde_json::from_slice(&bytes)
             .map_err(|e| Error::internal(format!("corrupt wrapped response: {e}")))
     }
