@@ -134,6 +134,9 @@ pub struct InitParams {
     pub secret_threshold: usize,
     /// Fixed root token id (dev mode), else generated.
     pub root_token_id: Option<String>,
+    /// Dev mode: the root token is made as `auth/token/create` makes
+    /// tokens (OpenBao's dev server does so), not as `sys/init` does.
+    pub dev: bool,
 }
 
 #[derive(Default)]
@@ -371,7 +374,7 @@ impl Core {
         let unsealed = self.load_unsealed().await?;
         let root = unsealed
             .tokens
-            .create_root(params.root_token_id.as_deref())
+            .create_root(params.root_token_id.as_deref(), params.dev)
             .await?;
         self.seal_locked().await;
         Ok(InitOutput {
@@ -388,6 +391,7 @@ impl Core {
                 secret_shares: 1,
                 secret_threshold: 1,
                 root_token_id,
+                dev: true,
             })
             .await?;
         self.submit_unseal_key(out.keys[0].clone()).await?;
@@ -869,26 +873,26 @@ impl Core {
     /// `PermissionDenied` when missing, unknown, expired, used up, or used
     /// from outside its bound CIDRs.
     async fn authenticate(&self, unsealed: &Unsealed, req: &Request) -> Result<token::Used> {
-        let token = req.client_token.as_ref().ok_or(Error::PermissionDenied)?;
+        let token = req.client_token.as_ref().ok_or(denied())?;
         if token.0.is_empty() {
-            return Err(Error::PermissionDenied);
+            return Err(denied());
         }
-        let entry = unsealed
-            .tokens
-            .lookup(&token.0)
-            .ok_or(Error::PermissionDenied)?;
+        let entry = unsealed.tokens.lookup(&token.0).ok_or(denied())?;
         if entry.num_uses < 0 {
-            return Err(Error::PermissionDenied);
+            return Err(denied());
         }
         if !entry.bound_cidrs.is_empty() {
             let allowed = req
                 .remote_addr
                 .is_some_and(|ip| entry.bound_cidrs.iter().any(|c| c.contains(ip)));
             if !allowed {
-                return Err(Error::PermissionDenied);
+                return Err(denied());
             }
         }
-        unsealed.tokens.use_token(entry).await
+        unsealed.tokens.use_token(entry).await.map_err(|e| match e {
+            Error::PermissionDenied => denied(),
+            e => e,
+        })
     }
 
     /// Authorises `entry` for `op` on `path` with `data` through the ACL
@@ -999,9 +1003,16 @@ impl Core {
         unsealed.leases.remove(lease_id).await
     }
 
-    /// Revokes every lease (tokens included) whose id starts with `prefix`.
+    /// Revokes every lease (tokens included) below the path `prefix`
+    /// (matched by whole segments: `auth/token/create` does not reach
+    /// `auth/token/create-orphan`).
     pub async fn revoke_prefix(&self, prefix: &str, force: bool) -> Result<()> {
         let unsealed = self.unsealed()?;
+        let prefix = match prefix.trim_start_matches('/') {
+            p if p.is_empty() || p.ends_with('/') => p.to_string(),
+            p => format!("{p}/"),
+        };
+        let prefix = prefix.as_str();
         for id in unsealed.leases.ids() {
             if id.starts_with(prefix) {
                 self.revoke_lease(&unsealed, &id, force).await?;
@@ -1187,6 +1198,12 @@ async fn reap(core: Weak<Core>, unsealed: Weak<Unsealed>, schedule: Arc<Schedule
             _ = schedule.changed() => {}
         }
     }
+}
+
+/// What a missing, unknown, expired or used-up token gets: OpenBao's plain
+/// 403 (an ACL refusal renders differently).
+fn denied() -> Error {
+    Error::Forbidden("permission denied".into())
 }
 
 /// The `cubbyhole/` mount every server has.

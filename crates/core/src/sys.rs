@@ -111,6 +111,7 @@ async fn init_write(s: S, ctx: Ctx) -> Result<Response> {
             secret_shares: usize::try_from(shares).unwrap_or(0),
             secret_threshold: usize::try_from(threshold).unwrap_or(0),
             root_token_id: None,
+            dev: false,
         })
         .await?;
     let engine = base64::engine::general_purpose::STANDARD;

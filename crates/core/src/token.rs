@@ -285,11 +285,18 @@ impl TokenStore {
     }
 
     /// Creates a root token, with `id` or a fresh `s.` id; returns the id.
-    pub async fn create_root(&self, id: Option<&str>) -> Result<String> {
+    /// `sys/init` makes it under `auth/token/root`; dev mode, as OpenBao's,
+    /// under `auth/token/create`.
+    pub async fn create_root(&self, id: Option<&str>, dev: bool) -> Result<String> {
+        let (path, display_name) = if dev {
+            ("auth/token/create", "token")
+        } else {
+            ("auth/token/root", "root")
+        };
         let new = NewToken {
             policies: vec!["root".into()],
-            display_name: "root".into(),
-            path: "auth/token/root".into(),
+            display_name: display_name.into(),
+            path: path.into(),
             id: id.filter(|i| !i.is_empty()).map(str::to_string),
             ..Default::default()
         };
@@ -670,7 +677,9 @@ pub fn render(id: &str, e: &TokenEntry) -> Map<String, Value> {
         "ttl": ttl,
         "type": e.token_type,
     });
-    if e.period > 0 {
+    // OpenBao shows `period` for tokens asked to be periodic, not for
+    // those a role made periodic.
+    if e.period > 0 && e.role.is_empty() {
         v["period"] = json!(e.period);
     }
     if e.last_renewal > 0 {

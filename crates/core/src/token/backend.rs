@@ -155,6 +155,9 @@ async fn create(s: S, ctx: Ctx) -> Result<Response> {
                 "custom token ID cannot have a '.' in the value",
             ));
         }
+        warnings.push(
+            "Supplying a custom ID for the token: it is stored by salted HMAC-SHA256 as any other, but its strength is only that of the ID chosen.".to_string(),
+        );
         Some(id)
     };
 
@@ -251,8 +254,10 @@ async fn create(s: S, ctx: Ctx) -> Result<Response> {
             ttl.min(explicit_max_ttl)
         };
     }
-    let renewable =
-        f.get_bool("renewable")?.unwrap_or(true) && role.as_ref().is_none_or(Role::renewable);
+    // A token that never expires has nothing to renew.
+    let renewable = ttl > 0
+        && f.get_bool("renewable")?.unwrap_or(true)
+        && role.as_ref().is_none_or(Role::renewable);
 
     if batch {
         if is_root {
@@ -273,7 +278,8 @@ async fn create(s: S, ctx: Ctx) -> Result<Response> {
 
     let display_name = match f.str_or_empty("display_name")?.trim() {
         "" => "token".to_string(),
-        name => format!("token-{name}"),
+        // OpenBao turns spaces into dashes.
+        name => format!("token-{}", name.replace(char::is_whitespace, "-")),
     };
     let meta = f
         .get_kv_pairs("meta")?
@@ -335,7 +341,7 @@ async fn lookup(s: S, ctx: Ctx) -> Result<Response> {
     }
     match s.store()?.lookup(&token) {
         Some(entry) => Ok(Response::data(render(&token, &entry))),
-        None => Err(Error::bad_request("bad token")),
+        None => Err(Error::Forbidden("bad token".into())),
     }
 }
 
