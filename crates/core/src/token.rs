@@ -455,18 +455,7 @@ impl TokenStore {
             // Batch tokens never carry a use count (refused at creation).
             return Err(Error::PermissionDenied);
         }
-        let lock = self
-            .use_locks
-            .entry(entry.id_hash.clone())
-            .or_default()
-            .clone();
-        let _guard = lock.lock().await;
-        let current = self
-            .lookup_hash(&entry.id_hash)
-            .ok_or(Error::PermissionDenied)?;
-        if current.num_uses <= 0 {
-            return Err(Error::PermissionDenied);
-        }
+        let (_guard, current) = self.lock_usable(&entry.id_hash).await?;
         let mut next = (*current).clone();
         next.num_uses -= 1;
         let exhausted = next.num_uses == 0;
@@ -477,23 +466,27 @@ impl TokenStore {
         Ok(Used { entry, exhausted })
     }
 
+    /// Takes the use lock of a limited-use token and returns its current
+    /// entry, or `PermissionDenied` when it is gone or used up.
+    async fn lock_usable(
+        &self,
+        hash: &str,
+    ) -> Result<(tokio::sync::OwnedMutexGuard<()>, Arc<TokenEntry>)> {
+        let lock = self.use_locks.entry(hash.to_string()).or_default().clone();
+        let guard = lock.lock_owned().await;
+        let current = self.lookup_hash(hash).ok_or(Error::PermissionDenied)?;
+        if current.num_uses <= 0 {
+            return Err(Error::PermissionDenied);
+        }
+        Ok((guard, current))
+    }
+
     /// Spends the single use of a childless, lease-free token (a wrapping
     /// token) by deleting it, with `extra` (barrier-absolute keys) in the
     /// same atomic batch: one write, and of concurrent claims exactly one
     /// succeeds.
     pub async fn claim(&self, entry: &TokenEntry, extra: Vec<BatchOp>) -> Result<()> {
-        let lock = self
-            .use_locks
-            .entry(entry.id_hash.clone())
-            .or_default()
-            .clone();
-        let _guard = lock.lock().await;
-        let current = self
-            .lookup_hash(&entry.id_hash)
-            .ok_or(Error::PermissionDenied)?;
-        if current.num_uses <= 0 {
-            return Err(Error::PermissionDenied);
-        }
+        let (_guard, _) = self.lock_usable(&entry.id_hash).await?;
         let mut ops = vec![BatchOp::Delete(self.entry_key(&entry.id_hash))];
         ops.extend(extra);
         self.view.barrier().batch(ops).await?;

@@ -133,17 +133,21 @@ impl Core {
         Ok(entry)
     }
 
+    /// The stored answer of a wrapping token.
+    async fn wrapped_bytes(&self, unsealed: &Unsealed, entry: &TokenEntry) -> Result<Vec<u8>> {
+        self.cubbyhole_of(unsealed, entry)
+            .get(RESPONSE_KEY)
+            .await?
+            .ok_or_else(invalid)
+    }
+
     /// Spends the wrapping token `token` and takes its answer out: the
     /// token and its answer are deleted in one write, and of concurrent
     /// calls exactly one succeeds.
     async fn take_wrapped(&self, token: &str) -> Result<Wrapped> {
         let unsealed = self.unsealed()?;
         let entry = self.wrapping_entry(&unsealed, token)?;
-        let bytes = self
-            .cubbyhole_of(&unsealed, &entry)
-            .get(RESPONSE_KEY)
-            .await?
-            .ok_or_else(invalid)?;
+        let bytes = self.wrapped_bytes(&unsealed, &entry).await?;
         unsealed
             .tokens
             .claim(
@@ -187,11 +191,7 @@ impl Core {
     pub async fn wrapping_lookup(&self, token: &str) -> Result<Data> {
         let unsealed = self.unsealed()?;
         let entry = self.wrapping_entry(&unsealed, token)?;
-        let bytes = self
-            .cubbyhole_of(&unsealed, &entry)
-            .get(RESPONSE_KEY)
-            .await?
-            .ok_or_else(invalid)?;
+        let bytes = self.wrapped_bytes(&unsealed, &entry).await?;
         let wrapped: Wrapped = serde_json::from_slice(&bytes)
             .map_err(|e| Error::internal(format!("corrupt wrapped response: {e}")))?;
         let mut data = Data::new();

@@ -41,6 +41,32 @@ async fn lookup_status(core: &Arc<Core>, root: &str, token: &str) -> u16 {
     .0
 }
 
+/// Installs the policy `creator`, which may create child tokens.
+async fn creator_policy(core: &Arc<Core>, root: &str) {
+    let (s, _) = call(
+        core,
+        "PUT",
+        "/v1/sys/policies/acl/creator",
+        Some(root),
+        Some(json!({"policy": "path \"auth/token/create*\" { capabilities = [\"update\"] }"})),
+    )
+    .await;
+    assert_eq!(s, 204);
+}
+
+/// The status of `lookup-accessor` for `accessor` (400 once revoked).
+async fn accessor_status(core: &Arc<Core>, root: &str, accessor: &str) -> u16 {
+    call(
+        core,
+        "POST",
+        "/v1/auth/token/lookup-accessor",
+        Some(root),
+        Some(json!({"accessor": accessor})),
+    )
+    .await
+    .0
+}
+
 /// Polls `cond` until it holds or `limit` passes (expiry is driven by the
 /// clock: the test waits for time to pass, then for the reaper to act).
 async fn eventually<F, Fut>(limit: Duration, mut cond: F) -> bool
@@ -66,15 +92,7 @@ async fn revoking_a_parent_takes_its_tree_but_not_orphans() {
     let (parent, _) = create(&core, &root, json!({"policies": ["default"]})).await;
     // The default policy cannot create tokens: give the parent a policy
     // that can.
-    let (s, _) = call(
-        &core,
-        "PUT",
-        "/v1/sys/policies/acl/creator",
-        Some(&root),
-        Some(json!({"policy": "path \"auth/token/create*\" { capabilities = [\"update\"] }"})),
-    )
-    .await;
-    assert_eq!(s, 204);
+    creator_policy(&core, &root).await;
     let (parent2, _) = create(&core, &root, json!({"policies": ["creator"]})).await;
     let (child, _) = create(&core, &parent2, json!({"policies": ["creator"]})).await;
     let (grandchild, _) = create(&core, &child, json!({})).await;
@@ -255,30 +273,14 @@ async fn a_wrapped_response_unwraps_exactly_once() {
 #[tokio::test]
 async fn expired_tokens_are_revoked_with_their_children() {
     let (core, root, _) = unsealed_inmem().await;
-    let (s, _) = call(
-        &core,
-        "PUT",
-        "/v1/sys/policies/acl/creator",
-        Some(&root),
-        Some(json!({"policy": "path \"auth/token/create\" { capabilities = [\"update\"] }"})),
-    )
-    .await;
-    assert_eq!(s, 204);
+    creator_policy(&core, &root).await;
     let (parent, _) = create(&core, &root, json!({"policies": ["creator"], "ttl": "1s"})).await;
     let (child, child_accessor) = create(&core, &parent, json!({"ttl": "1h"})).await;
     assert_eq!(lookup_status(&core, &root, &child).await, 200);
     // The child outlives its own TTL's start but not its parent: once the
     // parent expires, the reaper revokes the tree.
     let gone = eventually(Duration::from_secs(10), || async {
-        call(
-            &core,
-            "POST",
-            "/v1/auth/token/lookup-accessor",
-            Some(&root),
-            Some(json!({"accessor": child_accessor})),
-        )
-        .await
-        .0 == 400
+        accessor_status(&core, &root, &child_accessor).await == 400
     })
     .await;
     assert!(gone, "the child of an expired token must be revoked");
@@ -425,15 +427,7 @@ async fn expiry_survives_a_restart() {
         let init = init(&core, 1, 1).await;
         unseal(&core, &init.keys_b64[0]).await;
         let root = init.root.clone();
-        let (s, _) = call(
-            &core,
-            "PUT",
-            "/v1/sys/policies/acl/creator",
-            Some(&root),
-            Some(json!({"policy": "path \"auth/token/create\" { capabilities = [\"update\"] }"})),
-        )
-        .await;
-        assert_eq!(s, 204);
+        creator_policy(&core, &root).await;
         let (parent, _) = create(&core, &root, json!({"policies": ["creator"], "ttl": "2s"})).await;
         let (_, child_accessor) = create(&core, &parent, json!({"ttl": "1h"})).await;
         let (_, long_accessor) = create(&core, &root, json!({"ttl": "1h"})).await;
@@ -451,30 +445,14 @@ async fn expiry_survives_a_restart() {
     ));
     unseal(&core, &key).await;
     let gone = eventually(Duration::from_secs(10), || async {
-        call(
-            &core,
-            "POST",
-            "/v1/auth/token/lookup-accessor",
-            Some(&root),
-            Some(json!({"accessor": child_accessor})),
-        )
-        .await
-        .0 == 400
+        accessor_status(&core, &root, &child_accessor).await == 400
     })
     .await;
     assert!(
         gone,
         "a token expired while the server was down is revoked after unseal"
     );
-    let (s, _) = call(
-        &core,
-        "POST",
-        "/v1/auth/token/lookup-accessor",
-        Some(&root),
-        Some(json!({"accessor": long_accessor})),
-    )
-    .await;
-    assert_eq!(s, 200);
+    assert_eq!(accessor_status(&core, &root, &long_accessor).await, 200);
 }
 
 #[tokio::test]

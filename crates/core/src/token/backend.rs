@@ -412,6 +412,14 @@ async fn renew_accessor(s: S, ctx: Ctx) -> Result<Response> {
     renew_entry(&ctx, &store, "", &entry).await
 }
 
+/// Batch tokens live until they expire.
+fn revocable(entry: &TokenEntry) -> Result<()> {
+    if entry.is_batch() {
+        return Err(Error::bad_request("batch tokens cannot be revoked"));
+    }
+    Ok(())
+}
+
 async fn revoke(s: S, ctx: Ctx) -> Result<Response> {
     let core = s.core()?;
     let token = ctx.fields.str_or_empty("token")?;
@@ -421,18 +429,14 @@ async fn revoke(s: S, ctx: Ctx) -> Result<Response> {
     let Some(entry) = s.store()?.lookup(&token) else {
         return Ok(Response::empty());
     };
-    if entry.is_batch() {
-        return Err(Error::bad_request("batch tokens cannot be revoked"));
-    }
+    revocable(&entry)?;
     core.revoke_token_tree(&entry.id_hash).await?;
     Ok(Response::empty())
 }
 
 async fn revoke_self(s: S, ctx: Ctx) -> Result<Response> {
     let entry = caller(&ctx)?;
-    if entry.is_batch() {
-        return Err(Error::bad_request("batch tokens cannot be revoked"));
-    }
+    revocable(&entry)?;
     s.core()?.revoke_token_tree(&entry.id_hash).await?;
     Ok(Response::empty())
 }
@@ -446,9 +450,7 @@ async fn revoke_orphan(s: S, ctx: Ctx) -> Result<Response> {
         .store()?
         .lookup(&token)
         .ok_or_else(|| Error::bad_request("token to revoke not found"))?;
-    if entry.is_batch() {
-        return Err(Error::bad_request("batch tokens cannot be revoked"));
-    }
+    revocable(&entry)?;
     s.core()?.revoke_token_orphan(&entry.id_hash).await?;
     Ok(Response::empty())
 }

@@ -868,43 +868,9 @@ fn paths_for<S: Send + Sync + 'static>() -> Vec<Path<S>> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-    use std::sync::Mutex;
-
     use super::*;
-    use crate::barrier::Barrier;
     use crate::framework::{Backend, BackendRequest, LogicalBackend, MountContext};
     use crate::logical::Request;
-    use crate::storage::{self, list_level, BatchOp, StorageError};
-
-    /// A minimal in-memory physical backend.
-    #[derive(Default)]
-    struct Mem(Mutex<BTreeMap<String, Vec<u8>>>);
-
-    #[async_trait::async_trait]
-    impl storage::Backend for Mem {
-        async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
-            Ok(self.0.lock().unwrap().get(key).cloned())
-        }
-        async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
-            let map = self.0.lock().unwrap();
-            Ok(list_level(prefix, map.keys().map(String::as_str)))
-        }
-        async fn batch(&self, ops: Vec<BatchOp>) -> Result<(), StorageError> {
-            let mut map = self.0.lock().unwrap();
-            for op in ops {
-                match op {
-                    BatchOp::Put(k, v) => {
-                        map.insert(k, v);
-                    }
-                    BatchOp::Delete(k) => {
-                        map.remove(&k);
-                    }
-                }
-            }
-            Ok(())
-        }
-    }
 
     /// The token backend's role paths over a fresh, unsealed barrier.
     struct Harness {
@@ -915,13 +881,9 @@ mod tests {
 
     impl Harness {
         async fn new() -> Self {
-            let barrier = Arc::new(Barrier::new(Arc::new(Mem::default())));
-            let key = Barrier::generate_key();
-            barrier.initialize(&key).await.unwrap();
-            barrier.unseal(&key).await.unwrap();
             Harness {
                 backend: Backend::new(Arc::new(()), paths_for::<()>(), "token"),
-                view: barrier.view("sys/token/"),
+                view: crate::barrier::unsealed_view().await,
                 mount: Arc::new(MountContext {
                     path: "auth/token/".into(),
                     kind: "token".into(),
