@@ -1295,3 +1295,36 @@ async fn acl_rules_over_http() {
     p.expect_status(&r, 403, "a deleted policy grants nothing");
     p.finish();
 }
+
+/// Roles bind their tokens to CIDR blocks: a token is refused from an
+/// address outside them (the tests connect from 127.0.0.1).
+#[tokio::test]
+async fn role_bound_cidrs() {
+    let mut p = Pair::dev();
+    for (role, cidr) in [("local", "127.0.0.1/32"), ("far", "10.0.0.0/8")] {
+        let r = p
+            .check(
+                Call::post(
+                    &format!("auth/token/roles/{role}"),
+                    json!({"token_bound_cidrs": [cidr], "allowed_policies": ["default"]}),
+                ),
+                &[],
+            )
+            .await;
+        p.expect_status(&r, 204, &format!("write role {role}"));
+    }
+    let r = p.check(Call::get("auth/token/roles/far"), &[]).await;
+    same_value(
+        &mut p,
+        &r,
+        "/data/token_bound_cidrs",
+        "bound CIDRs read back",
+    );
+    let (local, _) = create(&mut p, "auth/token/create/local", json!({})).await;
+    let r = each(&mut p, &local, lookup_self, &[]).await;
+    p.expect_status(&r, 200, "token bound to 127.0.0.1 used from 127.0.0.1");
+    let (far, _) = create(&mut p, "auth/token/create/far", json!({})).await;
+    let r = each(&mut p, &far, lookup_self, &[]).await;
+    p.expect_status(&r, 403, "token bound to 10.0.0.0/8 used from 127.0.0.1");
+    p.finish();
+}
