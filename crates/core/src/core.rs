@@ -383,8 +383,8 @@ impl Core {
         })
     }
 
-    /// Dev mode: initialise with one share, unseal, and mount `secret/`
-    /// (KV version 1 until KV version 2 exists).
+    /// Dev mode: initialise with one share, unseal, and mount `secret/` as
+    /// KV version 2, as OpenBao does.
     pub async fn init_dev(&self, root_token_id: Option<String>) -> Result<InitOutput> {
         let out = self
             .initialize(InitParams {
@@ -396,7 +396,7 @@ impl Core {
             .await?;
         self.submit_unseal_key(out.keys[0].clone()).await?;
         let mut options = Map::new();
-        options.insert("version".into(), Value::from("1"));
+        options.insert("version".into(), Value::from("2"));
         self.mount(
             Table::Mounts,
             "secret",
@@ -706,6 +706,18 @@ impl Core {
                 existing.route_path()
             )));
         }
+        // `kv-v2` is OpenBao's shorthand for a version 2 `kv` mount, and is
+        // shown as such.
+        let mut options = options;
+        let kind = match (table, kind) {
+            (Table::Mounts, "kv-v2") => {
+                options
+                    .get_or_insert_with(Map::new)
+                    .insert("version".into(), Value::from("2"));
+                "kv"
+            }
+            (_, k) => k,
+        };
         let mut entry = MountEntry::new(table, &path, kind, description);
         entry.config = config;
         // Vault shows the KV family's options as an object even when none

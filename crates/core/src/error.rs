@@ -26,6 +26,10 @@ pub enum Error {
     /// The path exists but does not support the operation (405).
     #[error("unsupported operation")]
     UnsupportedOperation,
+    /// The request body's media type is not the one the method needs
+    /// (415: PATCH wants `application/merge-patch+json`).
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// The request body exceeds the listener's `max_request_size` (413).
     #[error("http: request body too large")]
     PayloadTooLarge,
@@ -68,6 +72,7 @@ impl Error {
             Error::NotFound(_) | Error::UnsupportedPath => 404,
             Error::UnsupportedOperation => 405,
             Error::PayloadTooLarge => 413,
+            Error::UnsupportedMediaType(_) => 415,
             Error::TooManyRequests(_) => 429,
             Error::Sealed | Error::NotInitialized => 503,
             Error::Upstream(_) => 502,

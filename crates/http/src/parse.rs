@@ -79,6 +79,9 @@ pub fn parse_request(
 
     check_namespace(headers)?;
     let wrap_ttl = wrap_ttl(headers)?;
+    if operation == Operation::Patch {
+        check_patch_content_type(headers)?;
+    }
 
     // Writes carry their data in the body, everything else in the query.
     let data = match method.as_str() {
@@ -247,6 +250,21 @@ fn client_token(headers: &HeaderMap) -> Option<String> {
         .map(str::to_string)
 }
 
+/// PATCH bodies are JSON merge patches and must say so, as in OpenBao.
+fn check_patch_content_type(headers: &HeaderMap) -> Result<(), Error> {
+    let given = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let media = given.split(';').next().unwrap_or("").trim();
+    if media.eq_ignore_ascii_case("application/merge-patch+json") {
+        return Ok(());
+    }
+    Err(Error::UnsupportedMediaType(format!(
+        "PATCH requires Content-Type of application/merge-patch+json, provided {given}"
+    )))
+}
+
 /// `X-Vault-Wrap-TTL`: absent, empty or zero means no wrapping.
 fn wrap_ttl(headers: &HeaderMap) -> Result<Option<std::time::Duration>, Error> {
     let Some(raw) = headers.get(WRAP_TTL_HEADER) else {
@@ -314,9 +332,10 @@ mod tests {
             ("PATCH", Operation::Patch),
             ("DELETE", Operation::Delete),
         ];
+        let patch = [("content-type", "application/merge-patch+json")];
         for (m, op) in cases {
             assert_eq!(
-                parse(m, "/v1/secret/foo", &[], b"").unwrap().operation,
+                parse(m, "/v1/secret/foo", &patch, b"").unwrap().operation,
                 op,
                 "{m}"
             );
@@ -440,8 +459,35 @@ mod tests {
                 "{e}"
             );
         }
-        let r = parse("PATCH", "/v1/x", &[], br#"{"n":{"m":[true]}}"#).unwrap();
+        let merge = [("content-type", "application/merge-patch+json")];
+        let r = parse("PATCH", "/v1/x", &merge, br#"{"n":{"m":[true]}}"#).unwrap();
         assert_eq!(Value::Object(r.data), json!({"n": {"m": [true]}}));
+    }
+
+    #[test]
+    fn patch_needs_the_merge_patch_media_type() {
+        let body = br#"{"data":{}}"#;
+        let e = parse(
+            "PATCH",
+            "/v1/x",
+            &[("content-type", "application/json")],
+            body,
+        )
+        .unwrap_err();
+        assert_eq!(e.status(), 415);
+        assert_eq!(
+            e.messages(),
+            vec!["PATCH requires Content-Type of application/merge-patch+json, provided application/json"]
+        );
+        assert_eq!(
+            parse("PATCH", "/v1/x", &[], body).unwrap_err().status(),
+            415
+        );
+        let ok = [(
+            "content-type",
+            "application/merge-patch+json; charset=utf-8",
+        )];
+        assert!(parse("PATCH", "/v1/x", &ok, body).is_ok());
     }
 
     #[test]

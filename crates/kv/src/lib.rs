@@ -1,10 +1,11 @@
 //! The key/value secrets engine. Version 1 (`kv` with `version=1`, and the
 //! older `generic`) stores arbitrary JSON objects at arbitrary paths, as
-//! OpenBao's pass-through backend does; version 2 (versioned secrets) is a
-//! separate issue and is refused at mount time until it exists.
+//! OpenBao's pass-through backend does; version 2 (`version=2`) keeps
+//! versions of each secret, with metadata, soft deletes and check-and-set.
 #![forbid(unsafe_code)]
 
 mod v1;
+mod v2;
 
 use std::sync::Arc;
 
@@ -25,9 +26,7 @@ pub fn factory() -> Factory {
             .to_string();
         match version.as_str() {
             "" | "1" => Ok(Arc::new(v1::backend())),
-            "2" => Err(Error::bad_request(
-                "kv version 2 is not available on this server yet; mount with version 1",
-            )),
+            "2" => Ok(Arc::new(v2::backend())),
             other => Err(Error::bad_request(format!(
                 "invalid kv version {other:?}: must be 1 or 2"
             ))),

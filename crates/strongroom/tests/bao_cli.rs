@@ -454,3 +454,259 @@ fn response_wrapping_with_the_cli() {
     );
     assert_eq!(lookup["data"]["policies"], serde_json::json!(["default"]));
 }
+
+/// The value column of the table row whose key is `key` (`Key    Value`
+/// tables printed by `bao kv`), if any.
+fn table_value(table: &str, key: &str) -> Option<String> {
+    table.lines().find_map(|l| {
+        let mut parts = l.split_whitespace();
+        (parts.next() == Some(key)).then(|| parts.collect::<Vec<_>>().join(" "))
+    })
+}
+
+#[test]
+fn kv_v2_put_get_patch_with_the_cli() {
+    let server = Server::dev(target());
+    let out = bao_ok(&server, &["kv", "put", "secret/app", "a=1"], 0);
+    assert!(out.contains("secret/data/app"), "{out}");
+    assert_eq!(table_value(&out, "version").as_deref(), Some("1"), "{out}");
+    let put = json(
+        &bao_ok(
+            &server,
+            &["kv", "put", "-format=json", "secret/app", "a=1", "c=3"],
+            0,
+        ),
+        "kv put -format=json",
+    );
+    assert_eq!(put["data"]["version"], 2, "{put}");
+    assert_eq!(put["data"]["destroyed"], false, "{put}");
+
+    // The table form shows the metadata and the data.
+    let table = bao_ok(&server, &["kv", "get", "secret/app"], 0);
+    assert_eq!(
+        table_value(&table, "version").as_deref(),
+        Some("2"),
+        "{table}"
+    );
+    assert_eq!(table_value(&table, "a").as_deref(), Some("1"), "{table}");
+    assert_eq!(table_value(&table, "c").as_deref(), Some("3"), "{table}");
+    assert_eq!(
+        table_value(&table, "deletion_time").as_deref(),
+        Some("n/a"),
+        "{table}"
+    );
+    let v1 = json(
+        &bao_ok(
+            &server,
+            &["kv", "get", "-version=1", "-format=json", "secret/app"],
+            0,
+        ),
+        "kv get -version=1",
+    );
+    assert_eq!(v1["data"]["data"], serde_json::json!({"a": "1"}), "{v1}");
+    assert_eq!(v1["data"]["metadata"]["version"], 1, "{v1}");
+    assert_eq!(
+        bao_ok(&server, &["kv", "get", "-field=c", "secret/app"], 0),
+        "3"
+    );
+    // The -mount flag form addresses the same secret.
+    assert_eq!(
+        bao_ok(
+            &server,
+            &["kv", "get", "-mount=secret", "-field=a", "app"],
+            0
+        ),
+        "1"
+    );
+
+    // patch merges into the latest version.
+    let out = bao_ok(&server, &["kv", "patch", "secret/app", "b=2"], 0);
+    assert_eq!(table_value(&out, "version").as_deref(), Some("3"), "{out}");
+    let latest = json(
+        &bao_ok(&server, &["kv", "get", "-format=json", "secret/app"], 0),
+        "kv get after patch",
+    );
+    assert_eq!(
+        latest["data"]["data"],
+        serde_json::json!({"a": "1", "b": "2", "c": "3"}),
+        "{latest}"
+    );
+    // patch of a key that does not exist fails.
+    let out = bao(&server, &["kv", "patch", "secret/nothing", "b=2"]);
+    assert_eq!(out.code, 2, "patch of a missing key: {out:?}");
+
+    // -cas=0 on an existing key fails with OpenBao's message; the right
+    // version succeeds.
+    let out = bao(&server, &["kv", "put", "-cas=0", "secret/app", "a=9"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("check-and-set parameter did not match the current version"),
+        "{out:?}"
+    );
+    let out = bao_ok(&server, &["kv", "put", "-cas=3", "secret/app", "a=9"], 0);
+    assert_eq!(table_value(&out, "version").as_deref(), Some("4"), "{out}");
+    bao_ok(&server, &["kv", "put", "-cas=0", "secret/fresh", "x=1"], 0);
+
+    // A missing secret: exit code 2 and "No value found".
+    let out = bao(&server, &["kv", "get", "secret/nothing"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("No value found"), "{out:?}");
+}
+
+#[test]
+fn kv_v2_delete_undelete_destroy_metadata_list_with_the_cli() {
+    let server = Server::dev(target());
+    for pair in ["v=1", "v=2", "v=3"] {
+        bao_ok(&server, &["kv", "put", "secret/app", pair], 0);
+    }
+    bao_ok(&server, &["kv", "put", "secret/dir/x", "y=1"], 0);
+
+    let out = bao_ok(&server, &["kv", "delete", "secret/app"], 0);
+    assert!(out.contains("Success"), "{out}");
+    // A deleted latest version: the metadata is shown, the data is not.
+    let table = bao_ok(&server, &["kv", "get", "secret/app"], 0);
+    assert_eq!(
+        table_value(&table, "version").as_deref(),
+        Some("3"),
+        "{table}"
+    );
+    assert_ne!(
+        table_value(&table, "deletion_time").as_deref(),
+        Some("n/a"),
+        "{table}"
+    );
+    assert!(table_value(&table, "v").is_none(), "{table}");
+
+    bao_ok(&server, &["kv", "undelete", "-versions=3", "secret/app"], 0);
+    assert_eq!(
+        bao_ok(&server, &["kv", "get", "-field=v", "secret/app"], 0),
+        "3"
+    );
+    bao_ok(&server, &["kv", "delete", "-versions=2", "secret/app"], 0);
+    let v2 = json(
+        &bao_ok(
+            &server,
+            &["kv", "get", "-version=2", "-format=json", "secret/app"],
+            0,
+        ),
+        "kv get of a deleted version",
+    );
+    assert!(v2["data"]["data"].is_null(), "{v2}");
+    assert_ne!(v2["data"]["metadata"]["deletion_time"], "", "{v2}");
+
+    bao_ok(&server, &["kv", "destroy", "-versions=1", "secret/app"], 0);
+    let v1 = json(
+        &bao_ok(
+            &server,
+            &["kv", "get", "-version=1", "-format=json", "secret/app"],
+            0,
+        ),
+        "kv get of a destroyed version",
+    );
+    assert!(v1["data"]["data"].is_null(), "{v1}");
+    assert_eq!(v1["data"]["metadata"]["destroyed"], true, "{v1}");
+    // -versions is required.
+    let out = bao(&server, &["kv", "destroy", "secret/app"]);
+    assert_ne!(out.code, 0, "destroy without -versions: {out:?}");
+
+    // metadata get shows every version's state.
+    let meta = json(
+        &bao_ok(
+            &server,
+            &["kv", "metadata", "get", "-format=json", "secret/app"],
+            0,
+        ),
+        "kv metadata get",
+    );
+    let d = &meta["data"];
+    assert_eq!(d["current_version"], 3, "{meta}");
+    assert_eq!(d["versions"]["1"]["destroyed"], true, "{meta}");
+    assert_ne!(d["versions"]["2"]["deletion_time"], "", "{meta}");
+    assert_eq!(d["versions"]["3"]["deletion_time"], "", "{meta}");
+    let table = bao_ok(&server, &["kv", "metadata", "get", "secret/app"], 0);
+    assert_eq!(
+        table_value(&table, "current_version").as_deref(),
+        Some("3"),
+        "{table}"
+    );
+    assert!(table.contains("Version 3"), "{table}");
+
+    bao_ok(
+        &server,
+        &[
+            "kv",
+            "metadata",
+            "put",
+            "-max-versions=5",
+            "-custom-metadata=owner=me",
+            "secret/app",
+        ],
+        0,
+    );
+    let meta = json(
+        &bao_ok(
+            &server,
+            &["kv", "metadata", "get", "-format=json", "secret/app"],
+            0,
+        ),
+        "kv metadata get after put",
+    );
+    assert_eq!(meta["data"]["max_versions"], 5, "{meta}");
+    assert_eq!(
+        meta["data"]["custom_metadata"],
+        serde_json::json!({"owner": "me"}),
+        "{meta}"
+    );
+    // metadata put on a key without versions creates its metadata.
+    bao_ok(
+        &server,
+        &[
+            "kv",
+            "metadata",
+            "put",
+            "-cas-required=true",
+            "secret/guarded",
+        ],
+        0,
+    );
+    let out = bao(&server, &["kv", "put", "secret/guarded", "a=1"]);
+    assert_eq!(
+        out.code, 2,
+        "write without -cas to a cas-required key: {out:?}"
+    );
+    bao_ok(
+        &server,
+        &["kv", "put", "-cas=0", "secret/guarded", "a=1"],
+        0,
+    );
+
+    let out = bao_ok(&server, &["kv", "list", "secret/"], 0);
+    assert_eq!(
+        out.lines().map(str::trim).collect::<Vec<_>>(),
+        ["Keys", "----", "app", "dir/", "guarded"],
+        "{out}"
+    );
+    let keys = json(
+        &bao_ok(&server, &["kv", "list", "-format=json", "secret/dir"], 0),
+        "kv list folder",
+    );
+    assert_eq!(keys, serde_json::json!(["x"]));
+    let out = bao(&server, &["kv", "list", "secret/nothing"]);
+    assert_eq!(out.code, 2, "list of a missing folder: {out:?}");
+
+    bao_ok(&server, &["kv", "metadata", "delete", "secret/app"], 0);
+    for args in [
+        ["kv", "get", "secret/app"],
+        ["kv", "metadata", "get", "secret/app"],
+    ] {
+        let out = bao(&server, &args);
+        assert_eq!(
+            out.code,
+            2,
+            "`bao {}` after metadata delete: {out:?}",
+            args.join(" ")
+        );
+        assert!(out.stderr.contains("No value found"), "{out:?}");
+    }
+}

@@ -1,0 +1,671 @@
+//! KV version 2: versioned secrets, with OpenBao's API and answers
+//! (`config`, `data/`, `delete/`, `undelete/`, `destroy/`, `metadata/`,
+//! `subkeys/`).
+//!
+//! Storage, in the mount's view: `kv2/config`, `kv2/meta/<path>` (a key's
+//! metadata, versions included) and `kv2/ver/<path>/<n>` (one version's
+//! data). Every change to a key takes that key's lock and writes its
+//! metadata and data in one atomic batch, so check-and-set is exact under
+//! concurrent writers: of N writers with the same `cas`, one wins.
+//!
+//! A KV v1 mount tuned to version 2 is upgraded on first use: each v1 key
+//! becomes version 1 of the same key (one atomic batch per key, so a crash
+//! resumes where it stopped), then `kv2/upgraded` marks the mount done.
+//! Requests wait for the upgrade. v1 keys under a top-level `kv2/` folder
+//! would be indistinguishable from v2 records and are left in place (with a
+//! warning in the log).
+
+mod model;
+
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use serde_json::{json, Value};
+use strongroom_core::barrier::View;
+use strongroom_core::framework::{existence, handler, Backend, Ctx, Field, FieldType, Path};
+use strongroom_core::logical::{Data, Operation, Response};
+use strongroom_core::storage::BatchOp;
+use strongroom_core::{Error, Result};
+
+use model::{now, obj, rfc3339, subkeys, Config, KeyMeta};
+
+const CONFIG_KEY: &str = "kv2/config";
+const META_PREFIX: &str = "kv2/meta/";
+const VERSION_PREFIX: &str = "kv2/ver/";
+const UPGRADED_KEY: &str = "kv2/upgraded";
+
+/// The engine's state: per-key locks and the one-time upgrade.
+#[derive(Default)]
+pub struct KvV2 {
+    locks: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
+    upgraded: tokio::sync::OnceCell<()>,
+}
+
+type S = Arc<KvV2>;
+
+impl KvV2 {
+    /// Serialises changes to one key.
+    async fn lock(&self, key: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = self.locks.entry(key.to_string()).or_default().clone();
+        lock.lock_owned().await
+    }
+
+    /// Upgrades v1 data once, before the first request is answered.
+    async fn ready(&self, storage: &View) -> Result<()> {
+        self.upgraded
+            .get_or_try_init(|| upgrade(storage))
+            .await
+            .map(|_| ())
+    }
+}
+
+/// Turns every v1 key of the mount into version 1 of the same v2 key.
+async fn upgrade(storage: &View) -> Result<()> {
+    if storage.get(UPGRADED_KEY).await?.is_some() {
+        return Ok(());
+    }
+    let config = Config::default();
+    let mut stack = vec![String::new()];
+    while let Some(prefix) = stack.pop() {
+        for k in storage.list(&prefix).await? {
+            let full = format!("{prefix}{k}");
+            if full == "kv2/" {
+                if prefix.is_empty() && storage.get(CONFIG_KEY).await?.is_none() {
+                    tracing::warn!("kv upgrade: leaving v1 keys under kv2/ in place");
+                }
+                continue;
+            }
+            if k.ends_with('/') {
+                stack.push(full);
+                continue;
+            }
+            let Some(bytes) = storage.get(&full).await? else {
+                continue;
+            };
+            let data: Value = serde_json::from_slice(&bytes)
+                .map_err(|e| Error::internal(format!("corrupt v1 entry: {e}")))?;
+            let t = now();
+            let mut meta = KeyMeta::new(&rfc3339(t));
+            let v = meta.add_version(&config, t);
+            storage
+                .batch(vec![
+                    BatchOp::Put(meta_key(&full), json_bytes(&meta)?),
+                    BatchOp::Put(version_key(&full, v), json_bytes(&json!({ "data": data }))?),
+                    BatchOp::Delete(full.clone()),
+                ])
+                .await?;
+        }
+    }
+    storage.put(UPGRADED_KEY, b"1").await?;
+    Ok(())
+}
+
+fn meta_key(path: &str) -> String {
+    format!("{META_PREFIX}{path}")
+}
+
+fn version_key(path: &str, version: u64) -> String {
+    format!("{VERSION_PREFIX}{path}/{version}")
+}
+
+fn json_bytes<T: serde::Serialize>(v: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(v).map_err(Error::internal)
+}
+
+async fn read_config(storage: &View) -> Result<Config> {
+    match storage.get(CONFIG_KEY).await? {
+        None => Ok(Config::default()),
+        Some(b) => serde_json::from_slice(&b)
+            .map_err(|e| Error::internal(format!("corrupt kv config: {e}"))),
+    }
+}
+
+async fn read_meta(storage: &View, path: &str) -> Result<Option<KeyMeta>> {
+    match storage.get(&meta_key(path)).await? {
+        None => Ok(None),
+        Some(b) => serde_json::from_slice(&b)
+            .map(Some)
+            .map_err(|e| Error::internal(format!("corrupt kv metadata: {e}"))),
+    }
+}
+
+/// The key a request names (`data/<key>` etc.); empty keys and folders
+/// have nothing to read.
+fn key_of(ctx: &Ctx) -> Result<String> {
+    let path = ctx.fields.str_or_empty("path")?;
+    if path.is_empty() || path.ends_with('/') {
+        return Err(Error::NotFound(None));
+    }
+    Ok(path)
+}
+
+/// A 404 that still carries `data` (OpenBao's answer for a deleted or
+/// destroyed version).
+fn not_found_with(data: Data) -> Response {
+    let mut r = Response::data(data);
+    r.status = Some(404);
+    r
+}
+
+/// The requested version (`version`, 0 or absent: the current one).
+fn version_param(ctx: &Ctx) -> Result<u64> {
+    match ctx.fields.get_int("version")? {
+        None => Ok(0),
+        Some(v) if v < 0 => Err(Error::bad_request("version must be 0 or greater")),
+        Some(v) => Ok(v as u64),
+    }
+}
+
+async fn config_read(s: S, ctx: Ctx) -> Result<Response> {
+    s.ready(&ctx.storage).await?;
+    Ok(Response::data(read_config(&ctx.storage).await?.render()))
+}
+
+async fn config_write(s: S, ctx: Ctx) -> Result<Response> {
+    s.ready(&ctx.storage).await?;
+    let _guard = s.lock("").await;
+    let mut config = read_config(&ctx.storage).await?;
+    let f = &ctx.fields;
+    if let Some(m) = f.get_int("max_versions")? {
+        // OpenBao stores a negative value as is and then keeps the default;
+        // refusing it is the clearer answer.
+        config.max_versions = u64::try_from(m)
+            .map_err(|_| Error::bad_request("max_versions must be 0 or greater"))?;
+    }
+    if let Some(c) = f.get_bool("cas_required")? {
+        config.cas_required = c;
+    }
+    if let Some(d) = f.get_duration("delete_version_after")? {
+        config.delete_version_after = d.as_secs();
+    }
+    ctx.storage.put(CONFIG_KEY, &json_bytes(&config)?).await?;
+    Ok(Response::empty())
+}
+
+/// `data/<key>` read: the version asked (or current), OpenBao's 404 with
+/// metadata for a deleted or destroyed one.
+async fn data_read(s: S, ctx: Ctx) -> Result<Response> {
+    s.ready(&ctx.storage).await?;
+    let key = key_of(&ctx)?;
+    let asked = version_param(&ctx)?;
+    let meta = read_meta(&ctx.storage, &key)
+        .await?
+        .ok_or(Error::NotFound(None))?;
+    let version = if asked == 0 {
+        meta.current_version
+    } else {
+        asked
+    };
+    let vm = meta.versions.get(&version).ok_or(Error::NotFound(None))?;
+    let block = meta.version_block(version, vm);
+    if !vm.readable(now()) {
+        return Ok(not_found_with(obj(
+            json!({"data": null, "metadata": block}),
+        )));
+    }
+    let stored = ctx
+        .storage
+        .get(&version_key(&key, version))
+        .await?
+        .ok_or(Error::NotFound(None))?;
+    let stored: Value = serde_json::from_slice(&stored)
+        .map_err(|e| Error::internal(format!("corrupt kv version: {e}")))?;
+    Ok(Response::data(obj(json!({
+        "data": stored.get("data").cloned().unwrap_or(Value::Null),
+        "metadata": block,
+    }))))
+}
+
+/// The `options.cas` of a write, checked against the key's current
+/// version and the mount's and key's `cas_required`.
+fn check_cas(ctx: &Ctx, config: &Config, meta: Option<&KeyMeta>) -> Result<()> {
+    let options = ctx.fields.get_map("options")?.unwrap_or_default();
+    let cas = match options.get("cas") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_u64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                .ok_or_else(|| Error::bad_request("invalid cas value: must be an integer"))?,
+        ),
+    };
+    let required = config.cas_required || meta.is_some_and(|m| m.cas_required);
+    match cas {
+        None if required => Err(Error::bad_request(
+            "check-and-set parameter required for this call",
+        )),
+        None => Ok(()),
+        Some(c) if c != meta.map_or(0, |m| m.current_version) => Err(Error::bad_request(
+            "check-and-set parameter did not match the current version",
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+/// Stores `data` as the next version of `key` (the caller holds the key's
+/// lock and checked cas), trimming old versions, in one batch.
+async fn put_version(
+    storage: &View,
+    key: &str,
+    config: &Config,
+    meta: Option<KeyMeta>,
+    data: Value,
+) -> Result<Response> {
+    let t = now();
+    let mut meta = meta.unwrap_or_else(|| KeyMeta::new(&rfc3339(t)));
+    let version = meta.add_version(config, t);
+    let mut ops = vec![BatchOp::Put(
+        version_key(key, version),
+        json_bytes(&json!({ "data": data }))?,
+    )];
+    for dropped in meta.trim(config) {
+        ops.push(BatchOp::Delete(version_key(key, dropped)));
+    }
+    let block = meta.version_block(version, &meta.versions[&version]);
+    ops.push(BatchOp::Put(meta_key(key), json_bytes(&meta)?));
+    storage.batch(ops).await?;
+    Ok(Response::data(obj(block)))
+}
+
+async fn data_write(s: S, ctx: Ctx) -> Result<Response> {
+    s.ready(&ctx.storage).await?;
+    let key = key_of(&ctx)?;
+    let data = match ctx.request.data.get("data") {
+        None | Some(Value::Null) => return Err(Error::bad_request("no data provided")),
+        Some(Value::Object(m)) => Value::Object(m.clone()),
+        Some(_) => {
+            return Err(Error::bad_request(
+                "error converting input for field \"data\": expected a JSON object",
+            ))
+        }
+    };
+    let _guard = s.lock(&key).await;
+    let config = read_config(&ctx.storage).await?;
+    let meta = read_meta(&ctx.storage, &key).await?;
+    check_cas(&ctx, &config, meta.as_ref())?;
+    put_version(&ctx.storage, &key, &config, meta, data).await
+}
+
+/// `PATCH data/<key>`: a JSON merge patch (RFC 7396) of the current
+/// version, stored as a new version.
+async fn data_patch(s: S, ctx: Ctx) -> Result<Response> {
+    s.ready(&ctx.storage).await?;
+    let key = key_of(&ctx)?;
+    let patch = match ctx.request.data.get("data") {
+        None | Some(Value::Null) => return Err(Error::bad_request("no data provided")),
+        Some(p @ Value::Object(_)) => p.clone(),
+        Some(_) => {
+            return Err(Error::bad_request(
+                "error converting input for field \"data\": expected a JSON object",
+            ))
+        }
+    };
+    let _guard = s.lock(&key).await;
+    let config = read_config(&ctx.storage).await?;
+    let meta = read_meta(&ctx.storage, &key)
+        .await?
+        .ok_or(Error::NotFound(None))?;
+    // Only a readable current version can be patched.
+    if !meta
+        .versions
+        .get(&meta.current_version)
+        .is_some_and(|vm| vm.readable(now()))
+    {
+        return Err(Error::NotFound(None));
+    }
+    check_cas(&ctx, &config, Some(&meta))?;
+    let stored = ctx
+        .storage
+        .get(&version_key(&key, meta.current_version))
+        .await?
+        .ok_or(Error::NotFound(None))?;
+    let stored: Value = serde_json::from_slice(&stored)
+        .map_err(|e| Error::internal(format!("corrupt kv version: {e}")))?;
+    let mut data = stored.get("data").cloned().unwrap_or(json!({}));
+    json_patch::merge(&mut data, &patch);
+    put_version(&ctx.storage, &key, &config, Some(meta), data).await
+}
+
+/// The `versions` of a delete/undelete/destroy request.
+fn versions_param(ctx: &Ctx) -> Result<Vec<u64>> {
+    let versions = ctx.fields.get_strings("versions")?.unwrap_or_default();
+    if versions.is_empty() {
+        return Err(Error::bad_request("No version number provided"));
+    }
+    versions
+        .iter()
+        .map(|v| {
+            v.parse::<u64>()
+                .map_err(|_| Error::bad_request(format!("invalid version {v:?}")))
+        })
+        .collect()
+}
+
+/// Applies `change` to the listed versions' metadata and stores it
+/// (deleting the data of `destroy`ed ones).
+async fn change_versions(
+    s: &KvV2,
+    ctx: &Ctx,
+    versions: &[u64],
+    change: impl Fn(&mut model::VersionMeta) -> bool,
+) -> Result<Response> {
+    let key = key_of(ctx)?;
+    let _guard = s.lock(&key).await;
+    let Some(mut meta) = read_meta(&ctx.storage, &key).await? else {
+        return Ok(Response::empty());
+    };
+    let mut ops = Vec::new();
+    for v in versions {
+        if let Some(vm) = meta.versions.get_mut(v) {
+            if change(vm) {
+                ops.push(BatchOp::Delete(version_key(&key, *v)));
+            }
+        }
+    }
+    ops.push(BatchOp::Put(meta_key(&key), json_bytes(&meta)?));
+    ctx.storage.batch(ops).await?;
+    Ok(Response::empty())
+}
+
+/// `DELETE data/<key>`: soft-deletes the current version.
+async fn data_delete(s: S, ctx: Ctx) -> Result<Response> {
+    s.ready(&ctx.storage).await?;
+    let key = key_of(&ctx)?;
+    let current = match read_meta(&ctx.storage, &key).await? {
+        Some(m) => m.current_version,
+        None => return Ok(Response::empty()),
+    };
+    soft_delete(&s, &ctx, &[current]).await
+}
+
+async fn soft_delete(s: &KvV2, ctx: &Ctx, versions: &[u64]) -> Result<Response> {
+    let stamp = rfc3339(now());
+    change_versions(s, ctx, versions, |vm| {
+        if !vm.destroyed && !model::deleted_at(&vm.deletion_time, now()) {
+            vm.deletion_time = stamp.clone();
+        }
+        false
+    })
+    .await
+}
+
+async fn delete_versions(s: S, ctx: Ctx) -> Result<Response> {
+    s.ready(&ctx.storage).await?;
+    let versions = versions_param(&ctx)?;
+    soft_delete(&s, &ctx, &versions).await
+}
+
+async fn undelete_versions(s: S, ctx: Ctx) -> Result<Response> {
+    s.ready(&ctx.storage).await?;
+    let versions = versions_param(&ctx)?;
+    change_versions(&s, &ctx, &versions, |vm| {
+        if !vm.destroyed {
+            vm.deletion_time.clear();
+        }
+        false
+    })
+    .await
+}
+
+async fn destroy_versions(s: S, ctx: Ctx) -> Result<Response> {
+    s.ready(&ctx.storage).await?;
+    let versions = versions_param(&ctx)?;
+    change_versions(&s, &ctx, &versions, |vm| {
+        let newly = !vm.destroyed;
+        vm.destroyed = true;
+        newly
+    })
+    .await
+}
+
+async fn metadata_read(s: S, ctx: Ctx) -> Result<Response> {
+    s.ready(&ctx.storage).await?;
+    let key = key_of(&ctx)?;
+    let meta = read_meta(&ctx.storage, &key)
+        .await?
+        .ok_or(Error::NotFound(None))?;
+    Ok(Response::data(meta.render()))
+}
+
+async fn metadata_list(s: S, ctx: Ctx) -> Result<Response> {
+    s.ready(&ctx.storage).await?;
+    let prefix = ctx.fields.str_or_empty("path")?;
+    let keys = ctx.storage.list(&meta_key(&prefix)).await?;
+    if keys.is_empty() {
+        return Err(Error::NotFound(None));
+    }
+    let mut data = Data::new();
+    data.insert("keys".into(), Value::from(keys));
+    Ok(Response::data(data))
+}
+
+/// The custom metadata of a request, validated as OpenBao does: strings
+/// only.
+fn custom_metadata(value: &Value) -> Result<Option<std::collections::BTreeMap<String, String>>> {
+    match value {
+        Value::Null => Ok(None),
+        Value::Object(m) => m
+            .iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => Ok((k.clone(), s.clone())),
+                _ => Err(Error::bad_request(format!(
+                    "custom_metadata values must be strings: {k:?} is not"
+                ))),
+            })
+            .collect::<Result<_>>()
+            .map(Some),
+        _ => Err(Error::bad_request("custom_metadata must be an object")),
+    }
+}
+
+/// Applies the metadata fields of the request to `meta`. With `merge`
+/// (PATCH), custom metadata is merged and a null value removes a key.
+fn apply_metadata(ctx: &Ctx, meta: &mut KeyMeta, merge: bool) -> Result<()> {
+    let f = &ctx.fields;
+    if let Some(m) = f.get_int("max_versions")? {
+        meta.max_versions = u64::try_from(m)
+            .map_err(|_| Error::bad_request("max_versions must be 0 or greater"))?;
+    }
+    if let Some(c) = f.get_bool("cas_required")? {
+        meta.cas_required = c;
+    }
+    if let Some(d) = f.get_duration("delete_version_after")? {
+        meta.delete_version_after = d.as_secs();
+    }
+    if let Some(v) = ctx.request.data.get("custom_metadata") {
+        if merge {
+            let mut current =
+                serde_json::to_value(&meta.custom_metadata).map_err(Error::internal)?;
+            if current.is_null() {
+                current = json!({});
+            }
+            json_patch::merge(&mut current, v);
+            meta.custom_metadata = custom_metadata(&current)?;
+        } else {
+            meta.custom_metadata = custom_metadata(v)?;
+        }
+    }
+    Ok(())
+}
+
+async fn metadata_write(s: S, ctx: Ctx) -> Result<Response> {
+    s.ready(&ctx.storage).await?;
+    let key = key_of(&ctx)?;
+    let _guard = s.lock(&key).await;
+    let t = rfc3339(now());
+    let mut meta = read_meta(&ctx.storage, &key)
+        .await?
+        .unwrap_or_else(|| KeyMeta::new(&t));
+    apply_metadata(&ctx, &mut meta, false)?;
+    meta.current_metadata_version += 1;
+    meta.updated_time = t;
+    ctx.storage
+        .put(&meta_key(&key), &json_bytes(&meta)?)
+        .await?;
+    Ok(Response::empty())
+}
+
+async fn metadata_patch(s: S, ctx: Ctx) -> Result<Response> {
+    s.ready(&ctx.storage).await?;
+    let key = key_of(&ctx)?;
+    let _guard = s.lock(&key).await;
+    let mut meta = read_meta(&ctx.storage, &key)
+        .await?
+        .ok_or(Error::NotFound(None))?;
+    apply_metadata(&ctx, &mut meta, true)?;
+    meta.current_metadata_version += 1;
+    meta.updated_time = rfc3339(now());
+    ctx.storage
+        .put(&meta_key(&key), &json_bytes(&meta)?)
+        .await?;
+    Ok(Response::empty())
+}
+
+/// `DELETE metadata/<key>`: the key and every version, gone.
+async fn metadata_delete(s: S, ctx: Ctx) -> Result<Response> {
+    s.ready(&ctx.storage).await?;
+    let key = key_of(&ctx)?;
+    let _guard = s.lock(&key).await;
+    let Some(meta) = read_meta(&ctx.storage, &key).await? else {
+        return Ok(Response::empty());
+    };
+    let mut ops: Vec<BatchOp> = meta
+        .versions
+        .keys()
+        .map(|v| BatchOp::Delete(version_key(&key, *v)))
+        .collect();
+    ops.push(BatchOp::Delete(meta_key(&key)));
+    ctx.storage.batch(ops).await?;
+    Ok(Response::empty())
+}
+
+async fn subkeys_read(s: S, ctx: Ctx) -> Result<Response> {
+    s.ready(&ctx.storage).await?;
+    let depth = match ctx.fields.get_int("depth")? {
+        None => 0,
+        Some(d) if d < 0 => return Err(Error::bad_request("depth must be 0 or greater")),
+        Some(d) => d as u64,
+    };
+    let resp = data_read(s, ctx).await?;
+    let data = resp.data.unwrap_or_default();
+    let metadata = data.get("metadata").cloned().unwrap_or(Value::Null);
+    if resp.status == Some(404) {
+        return Ok(not_found_with(obj(
+            json!({"subkeys": null, "metadata": metadata}),
+        )));
+    }
+    let keys = subkeys(data.get("data").unwrap_or(&Value::Null), depth);
+    Ok(Response::data(obj(
+        json!({"subkeys": keys, "metadata": metadata}),
+    )))
+}
+
+async fn data_exists(s: S, ctx: Ctx) -> Result<bool> {
+    s.ready(&ctx.storage).await?;
+    let Ok(key) = key_of(&ctx) else {
+        return Ok(false);
+    };
+    Ok(read_meta(&ctx.storage, &key).await?.is_some())
+}
+
+fn path_field() -> Field {
+    Field::new("path", FieldType::String, "Location of the secret.")
+}
+
+fn versions_field() -> Vec<Field> {
+    vec![
+        path_field(),
+        Field::new(
+            "versions",
+            FieldType::CommaStringSlice,
+            "The versions to act on.",
+        ),
+    ]
+}
+
+fn metadata_fields() -> Vec<Field> {
+    vec![
+        path_field(),
+        Field::new(
+            "max_versions",
+            FieldType::Int,
+            "Versions kept for this key (0: the mount's setting).",
+        ),
+        Field::new(
+            "cas_required",
+            FieldType::Bool,
+            "Writes to this key must carry options.cas.",
+        ),
+        Field::new(
+            "delete_version_after",
+            FieldType::DurationSecond,
+            "Soft-delete versions this long after they are written.",
+        ),
+        Field::new(
+            "custom_metadata",
+            FieldType::Map,
+            "Free string metadata for the key.",
+        ),
+    ]
+}
+
+/// The KV v2 backend.
+pub fn backend() -> Backend<KvV2> {
+    Backend::new(
+        Arc::new(KvV2::default()),
+        vec![
+            Path::new("config")
+                .fields(vec![
+                    Field::new("max_versions", FieldType::Int, "Versions kept per key (0: 10)."),
+                    Field::new("cas_required", FieldType::Bool, "Every write must carry options.cas."),
+                    Field::new("delete_version_after", FieldType::DurationSecond, "Soft-delete versions this long after they are written (0: never)."),
+                ])
+                .op(Operation::Read, handler(config_read), "Read the backend level settings.")
+                .op(Operation::Update, handler(config_write), "Configure backend level settings that are applied to every key in the key-value store.")
+                .help("Configures settings for the KV store", "This path configures backend level settings that are applied to every key in the key-value store: max_versions, cas_required and delete_version_after."),
+            Path::new("data/{path*}")
+                .fields(vec![
+                    path_field(),
+                    Field::new("version", FieldType::Int, "The version to read (0: the current one)."),
+                    Field::new("data", FieldType::Map, "The contents of the data map will be stored and returned on read."),
+                    Field::new("options", FieldType::Map, "Options for writing a KV entry: cas, the version the write expects to replace (0: the key must not exist)."),
+                ])
+                .exists(existence(data_exists))
+                .op(Operation::Read, handler(data_read), "Read the data at the given version (default: current).")
+                .op(Operation::Create, handler(data_write), "Write a new version of the data.")
+                .op(Operation::Update, handler(data_write), "Write a new version of the data.")
+                .op(Operation::Patch, handler(data_patch), "Patch the current version with a JSON merge patch.")
+                .op(Operation::Delete, handler(data_delete), "Soft-delete the current version.")
+                .help("Write, Patch, Read, and Delete data in the Key-Value Store.", "Each write stores a new version; reads return the current or the given version; a deleted version answers 404 with its metadata; PATCH applies a JSON merge patch (Content-Type application/merge-patch+json)."),
+            Path::new("delete/{path*}")
+                .fields(versions_field())
+                .op(Operation::Update, handler(delete_versions), "Soft-delete the given versions.")
+                .help("Marks one or more versions as deleted in the KV store.", "Deleted versions answer 404 on read until undeleted; their data is kept."),
+            Path::new("undelete/{path*}")
+                .fields(versions_field())
+                .op(Operation::Update, handler(undelete_versions), "Undelete the given versions.")
+                .help("Undeletes one or more versions from the KV store.", "Clears the deletion of the given versions (destroyed versions stay destroyed)."),
+            Path::new("destroy/{path*}")
+                .fields(versions_field())
+                .op(Operation::Update, handler(destroy_versions), "Permanently remove the given versions' data.")
+                .help("Permanently removes one or more versions in the KV store", "The data of the given versions is deleted; their metadata is kept, marked destroyed."),
+            Path::new("metadata/{path*}")
+                .fields(metadata_fields())
+                .op(Operation::Read, handler(metadata_read), "Read the key's metadata and its versions.")
+                .op(Operation::List, handler(metadata_list), "List the keys below a path.")
+                .op(Operation::Create, handler(metadata_write), "Write the key's metadata settings.")
+                .op(Operation::Update, handler(metadata_write), "Write the key's metadata settings.")
+                .op(Operation::Patch, handler(metadata_patch), "Patch the key's metadata settings.")
+                .op(Operation::Delete, handler(metadata_delete), "Delete the key's metadata and every version.")
+                .help("Configures settings for the KV store", "Reads, lists, writes, patches and deletes a key's metadata: max_versions, cas_required, delete_version_after, custom_metadata, and the versions with their times. Deleting the metadata deletes every version."),
+            Path::new("subkeys/{path*}")
+                .fields(vec![
+                    path_field(),
+                    Field::new("version", FieldType::Int, "The version to read (0: the current one)."),
+                    Field::new("depth", FieldType::Int, "How deep to descend (0: all the way)."),
+                ])
+                .op(Operation::Read, handler(subkeys_read), "Read the structure of a secret, without its values.")
+                .help("Read the structure of a secret entry from the Key-Value store with the values removed.", "Returns the keys of the secret with every leaf value null, down to depth levels."),
+        ],
+        "The kv backend reads and writes arbitrary secrets to the backend,\nkeeping versions of each. The secrets are encrypted/decrypted by\nStrongroom: they are never stored unencrypted in the backend.",
+    )
+}
