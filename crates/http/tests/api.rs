@@ -132,9 +132,19 @@ async fn each_method_maps_to_its_operation() {
         ("PATCH", "patch"),
         ("DELETE", "delete"),
     ] {
-        let d = echo(method, "/v1/secret/foo", &[], "").await;
+        let d = echo(
+            method,
+            "/v1/secret/foo",
+            &[("content-type", "application/merge-patch+json")],
+            "",
+        )
+        .await;
         assert_eq!(d["operation"], op, "{method}");
     }
+    // A PATCH that is not a merge patch is refused before the core sees it.
+    let fake = Fake::new(Mode::Echo);
+    let a = call(&fake, "PATCH", "/v1/secret/foo", &[], "{}").await;
+    assert_eq!(a.status.as_u16(), 415);
 }
 
 #[tokio::test]

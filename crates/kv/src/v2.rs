@@ -11,9 +11,9 @@
 //! A KV v1 mount tuned to version 2 is upgraded on first use: each v1 key
 //! becomes version 1 of the same key (one atomic batch per key, so a crash
 //! resumes where it stopped), then `kv2/upgraded` marks the mount done.
-//! Requests wait for the upgrade. v1 keys under a top-level `kv2/` folder
-//! would be indistinguishable from v2 records and are left in place (with a
-//! warning in the log).
+//! Requests wait for the upgrade. The only v1 keys that cannot be told from
+//! v2 records, `kv2/config`, `kv2/upgraded` and those under `kv2/meta/` and
+//! `kv2/ver/`, are not migrated.
 
 mod model;
 
@@ -69,10 +69,13 @@ async fn upgrade(storage: &View) -> Result<()> {
     while let Some(prefix) = stack.pop() {
         for k in storage.list(&prefix).await? {
             let full = format!("{prefix}{k}");
-            if full == "kv2/" {
-                if prefix.is_empty() && storage.get(CONFIG_KEY).await?.is_none() {
-                    tracing::warn!("kv upgrade: leaving v1 keys under kv2/ in place");
-                }
+            // What the upgrade itself writes is not v1 data (after a crash
+            // the upgrade resumes and must not migrate its own records).
+            if full == META_PREFIX
+                || full == VERSION_PREFIX
+                || full == CONFIG_KEY
+                || full == UPGRADED_KEY
+            {
                 continue;
             }
             if k.ends_with('/') {

@@ -696,11 +696,12 @@ fn kv_v2_delete_undelete_destroy_metadata_list_with_the_cli() {
     assert_eq!(out.code, 2, "list of a missing folder: {out:?}");
 
     bao_ok(&server, &["kv", "metadata", "delete", "secret/app"], 0);
-    for args in [
-        ["kv", "get", "secret/app"],
-        ["kv", "metadata", "get", "secret/app"],
-    ] {
-        let out = bao(&server, &args);
+    let reads: [&[&str]; 2] = [
+        &["kv", "get", "secret/app"],
+        &["kv", "metadata", "get", "secret/app"],
+    ];
+    for args in reads {
+        let out = bao(&server, args);
         assert_eq!(
             out.code,
             2,
