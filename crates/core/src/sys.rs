@@ -512,8 +512,35 @@ async fn tune_read(s: S, ctx: Ctx) -> Result<Response> {
 async fn tune_write(s: S, ctx: Ctx) -> Result<Response> {
     let core = s.core()?;
     let tune = tune_from(&ctx.request.data)?;
-    core.tune(table_of(&ctx), &ctx.fields.str_or_empty("path")?, tune)
-        .await?;
+    let table = table_of(&ctx);
+    let path = ctx.fields.str_or_empty("path")?;
+    // A KV mount tuned from version 1 to 2 is upgraded: OpenBao says so.
+    let version = |o: Option<&Map<String, Value>>| {
+        o.and_then(|o| o.get("version"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let upgrading = match (table, version(tune.options.as_ref())) {
+        (Table::Mounts, Some(new)) if new == "2" => core
+            .mount_table(table)
+            .await?
+            .iter()
+            .find(|e| e.path.trim_end_matches('/') == path.trim_matches('/'))
+            .is_some_and(|e| {
+                e.kind == "kv"
+                    && matches!(
+                        version(e.options.as_ref()).as_deref(),
+                        None | Some("" | "1")
+                    )
+            }),
+        _ => false,
+    };
+    core.tune(table, &path, tune).await?;
+    if upgrading {
+        return Ok(Response::empty().with_warning(
+            "Upgrading mount from version 1 to version 2. This mount will be unavailable for a brief period and will resume service shortly.",
+        ));
+    }
     Ok(Response::empty())
 }
 

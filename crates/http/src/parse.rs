@@ -260,6 +260,10 @@ fn check_patch_content_type(headers: &HeaderMap) -> Result<(), Error> {
     if media.eq_ignore_ascii_case("application/merge-patch+json") {
         return Ok(());
     }
+    if media.is_empty() {
+        // OpenBao's answer (Go's mime parser) when the header is missing.
+        return Err(Error::bad_request("mime: no media type"));
+    }
     Err(Error::UnsupportedMediaType(format!(
         "PATCH requires Content-Type of application/merge-patch+json, provided {given}"
     )))

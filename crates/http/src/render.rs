@@ -15,7 +15,21 @@ pub fn render_response(response: &Response, request_id: &str) -> http::Response<
         return json(raw.status, &raw.body);
     }
     if response.is_empty() {
-        return no_content();
+        return empty(StatusCode::NO_CONTENT);
+    }
+    // A status with nothing else is answered without a body (OpenBao's
+    // KV v2 answers a PATCH of a missing key so).
+    if let Some(status) = response.status {
+        let bare = Response {
+            status: None,
+            ..response.clone()
+        };
+        if bare.is_empty() {
+            return match StatusCode::from_u16(status) {
+                Ok(status) => empty(status),
+                Err(_) => render_error(&Error::internal("invalid response status")),
+            };
+        }
     }
     json(
         response.status.unwrap_or(200),
@@ -45,10 +59,10 @@ pub fn json(status: u16, body: &Value) -> http::Response<Body> {
     resp
 }
 
-/// 204 with no body and no content type.
-fn no_content() -> http::Response<Body> {
+/// `status` with no body and no content type.
+fn empty(status: StatusCode) -> http::Response<Body> {
     let mut resp = http::Response::new(Body::empty());
-    *resp.status_mut() = StatusCode::NO_CONTENT;
+    *resp.status_mut() = status;
     resp.headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp

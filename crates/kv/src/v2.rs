@@ -90,6 +90,8 @@ async fn upgrade(storage: &View) -> Result<()> {
             let t = now();
             let mut meta = KeyMeta::new(&rfc3339(t));
             let v = meta.add_version(&config, t);
+            // OpenBao's upgrade records the first kept version.
+            meta.oldest_version = v;
             storage
                 .batch(vec![
                     BatchOp::Put(meta_key(&full), json_bytes(&meta)?),
@@ -150,13 +152,28 @@ fn not_found_with(data: Data) -> Response {
     r
 }
 
+/// A 404 without a body (OpenBao's answer to a PATCH of a missing key).
+fn bare_not_found() -> Response {
+    Response {
+        status: Some(404),
+        ..Default::default()
+    }
+}
+
 /// The requested version (`version`, 0 or absent: the current one).
 fn version_param(ctx: &Ctx) -> Result<u64> {
-    match ctx.fields.get_int("version")? {
-        None => Ok(0),
-        Some(v) if v < 0 => Err(Error::bad_request("version must be 0 or greater")),
-        Some(v) => Ok(v as u64),
-    }
+    // OpenBao reads the current version for 0 and for negative numbers.
+    Ok(ctx
+        .fields
+        .get_int("version")?
+        .and_then(|v| u64::try_from(v).ok())
+        .unwrap_or(0))
+}
+
+/// `max_versions` as OpenBao keeps it: a 32-bit unsigned number, so a
+/// negative value wraps around (-1 is 4294967295, in effect no limit).
+fn max_versions(m: i64) -> u64 {
+    u64::from(m as u32)
 }
 
 async fn config_read(s: S, ctx: Ctx) -> Result<Response> {
@@ -170,10 +187,7 @@ async fn config_write(s: S, ctx: Ctx) -> Result<Response> {
     let mut config = read_config(&ctx.storage).await?;
     let f = &ctx.fields;
     if let Some(m) = f.get_int("max_versions")? {
-        // OpenBao stores a negative value as is and then keeps the default;
-        // refusing it is the clearer answer.
-        config.max_versions = u64::try_from(m)
-            .map_err(|_| Error::bad_request("max_versions must be 0 or greater"))?;
+        config.max_versions = max_versions(m);
     }
     if let Some(c) = f.get_bool("cas_required")? {
         config.cas_required = c;
@@ -226,9 +240,10 @@ fn check_cas(ctx: &Ctx, config: &Config, meta: Option<&KeyMeta>) -> Result<()> {
     let cas = match options.get("cas") {
         None | Some(Value::Null) => None,
         Some(v) => Some(
-            v.as_u64()
-                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-                .ok_or_else(|| Error::bad_request("invalid cas value: must be an integer"))?,
+            v.as_i64()
+                .or_else(|| v.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
+                .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+                .ok_or_else(|| Error::bad_request("error parsing check-and-set parameter"))?,
         ),
     };
     let required = config.cas_required || meta.is_some_and(|m| m.cas_required);
@@ -237,9 +252,9 @@ fn check_cas(ctx: &Ctx, config: &Config, meta: Option<&KeyMeta>) -> Result<()> {
             "check-and-set parameter required for this call",
         )),
         None => Ok(()),
-        Some(c) if c != meta.map_or(0, |m| m.current_version) => Err(Error::bad_request(
-            "check-and-set parameter did not match the current version",
-        )),
+        Some(c) if u64::try_from(c).ok() != Some(meta.map_or(0, |m| m.current_version)) => Err(
+            Error::bad_request("check-and-set parameter did not match the current version"),
+        ),
         Some(_) => Ok(()),
     }
 }
@@ -273,7 +288,9 @@ async fn data_write(s: S, ctx: Ctx) -> Result<Response> {
     s.ready(&ctx.storage).await?;
     let key = key_of(&ctx)?;
     let data = match ctx.request.data.get("data") {
-        None | Some(Value::Null) => return Err(Error::bad_request("no data provided")),
+        None => return Err(Error::bad_request("no data provided")),
+        // OpenBao stores an explicit null as a version with null data.
+        Some(Value::Null) => Value::Null,
         Some(Value::Object(m)) => Value::Object(m.clone()),
         Some(_) => {
             return Err(Error::bad_request(
@@ -304,16 +321,19 @@ async fn data_patch(s: S, ctx: Ctx) -> Result<Response> {
     };
     let _guard = s.lock(&key).await;
     let config = read_config(&ctx.storage).await?;
-    let meta = read_meta(&ctx.storage, &key)
-        .await?
-        .ok_or(Error::NotFound(None))?;
-    // Only a readable current version can be patched.
-    if !meta
-        .versions
-        .get(&meta.current_version)
-        .is_some_and(|vm| vm.readable(now()))
-    {
-        return Err(Error::NotFound(None));
+    let Some(meta) = read_meta(&ctx.storage, &key).await? else {
+        return Ok(bare_not_found());
+    };
+    // Only a readable current version can be patched; OpenBao answers a
+    // deleted or destroyed one with its metadata.
+    match meta.versions.get(&meta.current_version) {
+        None => return Ok(bare_not_found()),
+        Some(vm) if !vm.readable(now()) => {
+            return Ok(not_found_with(obj(
+                meta.version_block(meta.current_version, vm)
+            )))
+        }
+        Some(_) => {}
     }
     check_cas(&ctx, &config, Some(&meta))?;
     let stored = ctx
@@ -465,8 +485,7 @@ fn custom_metadata(value: &Value) -> Result<Option<std::collections::BTreeMap<St
 fn apply_metadata(ctx: &Ctx, meta: &mut KeyMeta, merge: bool) -> Result<()> {
     let f = &ctx.fields;
     if let Some(m) = f.get_int("max_versions")? {
-        meta.max_versions = u64::try_from(m)
-            .map_err(|_| Error::bad_request("max_versions must be 0 or greater"))?;
+        meta.max_versions = max_versions(m);
     }
     if let Some(c) = f.get_bool("cas_required")? {
         meta.cas_required = c;
@@ -511,9 +530,9 @@ async fn metadata_patch(s: S, ctx: Ctx) -> Result<Response> {
     s.ready(&ctx.storage).await?;
     let key = key_of(&ctx)?;
     let _guard = s.lock(&key).await;
-    let mut meta = read_meta(&ctx.storage, &key)
-        .await?
-        .ok_or(Error::NotFound(None))?;
+    let Some(mut meta) = read_meta(&ctx.storage, &key).await? else {
+        return Ok(bare_not_found());
+    };
     apply_metadata(&ctx, &mut meta, true)?;
     meta.current_metadata_version += 1;
     meta.updated_time = rfc3339(now());
@@ -568,6 +587,15 @@ async fn data_exists(s: S, ctx: Ctx) -> Result<bool> {
         return Ok(false);
     };
     Ok(read_meta(&ctx.storage, &key).await?.is_some())
+}
+
+/// OpenBao's answer to a KV v1-style request on a v2 mount.
+async fn v1_style(command: &str) -> Result<Response> {
+    let mut r = Response::empty().with_warning(format!(
+        "Invalid path for a versioned K/V secrets engine. See the API docs for the appropriate API endpoints to use. If using the OpenBao CLI, use 'bao kv {command}' for this operation."
+    ));
+    r.status = Some(404);
+    Ok(r)
 }
 
 fn path_field() -> Field {
@@ -668,6 +696,16 @@ pub fn backend() -> Backend<KvV2> {
                 ])
                 .op(Operation::Read, handler(subkeys_read), "Read the structure of a secret, without its values.")
                 .help("Read the structure of a secret entry from the Key-Value store with the values removed.", "Returns the keys of the secret with every leaf value null, down to depth levels."),
+            // Anything else is a KV v1-style path: OpenBao answers 404 with
+            // a warning naming the CLI command to use.
+            Path::new("{path*}")
+                .arbitrary_input()
+                .op(Operation::Read, handler(|_: S, _| v1_style("get")), "Not a KV v2 path.")
+                .op(Operation::Update, handler(|_: S, _| v1_style("put")), "Not a KV v2 path.")
+                .op(Operation::Patch, handler(|_: S, _| v1_style("patch")), "Not a KV v2 path.")
+                .op(Operation::Delete, handler(|_: S, _| v1_style("delete")), "Not a KV v2 path.")
+                .op(Operation::List, handler(|_: S, _| v1_style("list")), "Not a KV v2 path.")
+                .help("Not a KV v2 path.", "Versioned secrets live under data/, metadata/, delete/, undelete/, destroy/ and subkeys/."),
         ],
         "The kv backend reads and writes arbitrary secrets to the backend,\nkeeping versions of each. The secrets are encrypted/decrypted by\nStrongroom: they are never stored unencrypted in the backend.",
     )

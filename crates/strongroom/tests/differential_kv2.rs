@@ -455,6 +455,14 @@ async fn kv2_patch() {
             errors_mention(x, "application/merge-patch+json")
         });
     }
+    // No Content-Type at all: OpenBao cannot parse the media type.
+    let r = p
+        .check(
+            Call::new("PATCH", "kv2/data/p").json(&json!({"data": {"a": "bad"}})),
+            &[],
+        )
+        .await;
+    p.expect_status(&r, 400, "patch without a Content-Type");
     // Malformed patches.
     for body in [json!({}), json!({"data": "x"})] {
         let r = p.check(patch("kv2/data/p", body.clone()), &[]).await;
