@@ -143,7 +143,8 @@ async fn each_method_maps_to_its_operation() {
     }
     // A PATCH that is not a merge patch is refused before the core sees it.
     let fake = Fake::new(Mode::Echo);
-    let a = call(&fake, "PATCH", "/v1/secret/foo", &[], "{}").await;
+    let json_type = [("content-type", "application/json")];
+    let a = call(&fake, "PATCH", "/v1/secret/foo", &json_type, "{}").await;
     assert_eq!(a.status.as_u16(), 415);
 }
 
