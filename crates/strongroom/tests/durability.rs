@@ -1,5 +1,6 @@
 //! Crash durability: every write the server acknowledged survives a
-//! `kill -9` in the middle of a concurrent write load.
+//! `kill -9` in the middle of a concurrent write load (KV v1 secrets, KV v2
+//! versions and tokens).
 //!
 //! `STRONGROOM_TEST_TARGET=bao` runs it against OpenBao's file storage.
 
@@ -32,6 +33,13 @@ async fn acknowledged_writes_survive_sigkill() {
         ))
         .await;
     assert_eq!(r.status, 204, "enable kv1: {r:?}");
+    let r = server
+        .send(&Call::post(
+            "sys/mounts/kv2",
+            json!({"type": "kv", "options": {"version": "2"}}),
+        ))
+        .await;
+    assert_eq!(r.status, 204, "enable kv2: {r:?}");
     let token = server.root_token.clone().expect("root token after init");
     let keys = server.unseal_keys.clone();
 
@@ -44,14 +52,46 @@ async fn acknowledged_writes_survive_sigkill() {
         let (tx, client, base, token) = (tx.clone(), client.clone(), base.clone(), token.clone());
         tasks.push(tokio::spawn(async move {
             for i in 0.. {
-                let path = format!("kv1/w{w}/k{i}");
+                // Writers take turns at the three kinds of acknowledged
+                // writes: a KV v1 secret, a KV v2 version, a token.
                 let value = format!("writer {w} write {i}");
-                let sent = client
-                    .put(format!("{base}/v1/{path}"))
-                    .header("X-Vault-Token", &token)
-                    .json(&json!({ "value": value }))
-                    .send()
-                    .await;
+                let (path, request) = match w % 3 {
+                    0 => {
+                        let path = format!("kv1/w{w}/k{i}");
+                        let req = client
+                            .put(format!("{base}/v1/{path}"))
+                            .json(&json!({ "value": value }));
+                        (path, req)
+                    }
+                    1 => {
+                        let path = format!("kv2/data/w{w}/k{i}");
+                        let req = client
+                            .post(format!("{base}/v1/{path}"))
+                            .json(&json!({ "data": { "value": value } }));
+                        (path, req)
+                    }
+                    _ => {
+                        let req = client
+                            .post(format!("{base}/v1/auth/token/create"))
+                            .json(&json!({ "policies": ["default"], "meta": { "value": value } }));
+                        ("auth/token/create".to_string(), req)
+                    }
+                };
+                let sent = request.header("X-Vault-Token", &token).send().await;
+                let sent = match sent {
+                    Ok(resp) if resp.status().is_success() && w % 3 == 2 => {
+                        // A token is acknowledged by its id: remember it.
+                        let Ok(body) = resp.json::<serde_json::Value>().await else {
+                            return;
+                        };
+                        let id = body["auth"]["client_token"].as_str().unwrap_or_default();
+                        if tx.send((format!("token:{id}"), value)).is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                    other => other,
+                };
                 match sent {
                     Ok(resp) if resp.status().is_success() => {
                         if tx.send((path, value)).is_err() {
@@ -100,8 +140,22 @@ async fn acknowledged_writes_survive_sigkill() {
 
     let mut lost = Vec::new();
     for (path, value) in &acked {
-        let r = server.send(&Call::get(path)).await;
-        if r.status != 200 || r.body["data"]["value"] != json!(value) {
+        let (r, got) = if let Some(id) = path.strip_prefix("token:") {
+            let r = server
+                .send(&Call::get("auth/token/lookup-self").token(id))
+                .await;
+            let got = r.body["data"]["meta"]["value"].clone();
+            (r, got)
+        } else {
+            let r = server.send(&Call::get(path)).await;
+            let got = if path.starts_with("kv2/") {
+                r.body["data"]["data"]["value"].clone()
+            } else {
+                r.body["data"]["value"].clone()
+            };
+            (r, got)
+        };
+        if r.status != 200 || got != json!(value) {
             lost.push(format!("{path}: {} {}", r.status, r.body));
         }
     }
