@@ -5,6 +5,12 @@ path "kv1/*" {
   capabilities = ["create", "read", "update", "list"]
 }
 
+# kv2-read, kv2-write: KV version 2 keeps secrets under data/; the mount's
+# config (max_versions) is set up with the root token, so needs no rule.
+path "kv2/data/*" {
+  capabilities = ["create", "read", "update"]
+}
+
 # token-create: child tokens with the `default` policy (which the bench
 # token holds too, so it is a subset of the parent's policies).
 path "auth/token/create" {

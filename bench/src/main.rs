@@ -54,7 +54,8 @@ struct Args {
     #[arg(long, default_value_t = 32)]
     connections: usize,
     /// Workloads to run (default: all): health, kv1-read, kv1-write,
-    /// token-lookup-self, token-create, wrap, wrap-unwrap.
+    /// kv2-read, kv2-write, token-lookup-self, token-create, wrap,
+    /// wrap-unwrap.
     #[arg(long, value_delimiter = ',', num_args = 1..)]
     workloads: Vec<String>,
     /// Pairings to run (default: all): dev, durable.

@@ -1,17 +1,19 @@
 //! The workloads, as data: what each iteration requests (one call, or a
 //! chain where a call authenticates with a token taken from the previous
 //! answer), what counts as success, what must be set up first, and which
-//! pairings it runs in. Adding a workload (KV v2, AppRole login, ...) means
+//! pairings it runs in. Adding a workload (AppRole login, ...) means
 //! adding an entry to [`all`].
 
 use std::collections::HashSet;
 use std::fmt;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::bail;
 use hyper::header::HeaderValue;
 use hyper::Method;
 use serde_json::{json, Value};
+use tokio::time::Instant;
 
 use crate::client;
 use crate::load::{Check, Expect, TokenFrom};
@@ -55,6 +57,9 @@ impl fmt::Display for Pairing {
     }
 }
 
+/// The pause between attempts of a setup step that may be retried.
+const STEP_RETRY_INTERVAL: Duration = Duration::from_millis(100);
+
 /// One setup request, run with the root token before a workload. Steps are
 /// identified by name so that a step shared by several workloads (mounting
 /// `kv1/`) runs once per server.
@@ -68,20 +73,34 @@ pub struct Step {
     pub path: &'static str,
     /// The JSON body, if any.
     pub body: Option<Value>,
+    /// How long a failed attempt is retried (every 100 ms) before the step
+    /// fails; zero for a step that must succeed at once. For idempotent
+    /// steps against something that becomes ready by itself, such as a
+    /// fresh KV v2 mount, which OpenBao on raft briefly answers with 400
+    /// while it "upgrades" it.
+    pub patience: Duration,
 }
 
 impl Step {
-    /// Runs the step against `addr`; any answer but 2xx is an error.
+    /// Runs the step against `addr`; any answer but 2xx is an error, unless
+    /// a later attempt within [`Step::patience`] succeeds.
     pub async fn run(&self, addr: SocketAddr, root: &HeaderValue) -> anyhow::Result<()> {
-        client::call_ok(
-            addr,
-            self.method.clone(),
-            self.path,
-            Some(root),
-            self.body.as_ref(),
-        )
-        .await
-        .map(drop)
+        let deadline = Instant::now() + self.patience;
+        loop {
+            let result = client::call_ok(
+                addr,
+                self.method.clone(),
+                self.path,
+                Some(root),
+                self.body.as_ref(),
+            )
+            .await;
+            match result {
+                Ok(_) => return Ok(()),
+                Err(err) if Instant::now() + STEP_RETRY_INTERVAL > deadline => return Err(err),
+                Err(_) => tokio::time::sleep(STEP_RETRY_INTERVAL).await,
+            }
+        }
     }
 }
 
@@ -170,6 +189,9 @@ impl Workload {
     }
 }
 
+/// How many distinct keys the KV write workloads cycle over.
+const KV_WRITE_KEYS: usize = 1000;
+
 /// Mounts KV version 1 at `kv1/`.
 fn mount_kv1() -> Step {
     Step {
@@ -177,6 +199,37 @@ fn mount_kv1() -> Step {
         method: Method::POST,
         path: "sys/mounts/kv1",
         body: Some(json!({"type": "kv", "options": {"version": "1"}})),
+        patience: Duration::ZERO,
+    }
+}
+
+/// Mounts KV version 2 at `kv2/`.
+fn mount_kv2() -> Step {
+    Step {
+        name: "mount-kv2",
+        method: Method::POST,
+        path: "sys/mounts/kv2",
+        body: Some(json!({"type": "kv", "options": {"version": "2"}})),
+        patience: Duration::ZERO,
+    }
+}
+
+/// How many versions of a key the `kv2/` mount keeps: OpenBao's default
+/// (`max_versions` 0 keeps 10), stated so that both servers bound
+/// `kv2-write`'s growing history alike whatever their defaults.
+const KV2_MAX_VERSIONS: u64 = 10;
+
+/// Sets the `kv2/` mount's `max_versions` to [`KV2_MAX_VERSIONS`]; runs
+/// after [`mount_kv2`], and is retried until the fresh mount is ready (the
+/// write is idempotent), so that the steps and workloads after it find a
+/// mount that serves.
+fn config_kv2() -> Step {
+    Step {
+        name: "config-kv2",
+        method: Method::POST,
+        path: "kv2/config",
+        body: Some(json!({ "max_versions": KV2_MAX_VERSIONS })),
+        patience: Duration::from_secs(30),
     }
 }
 
@@ -223,6 +276,7 @@ pub fn all() -> Vec<Workload> {
                     method: Method::PUT,
                     path: "kv1/bench-read",
                     body: Some(small_secret()),
+                    patience: Duration::ZERO,
                 },
             ],
             pairings: vec![Pairing::Dev, Pairing::Durable],
@@ -233,8 +287,51 @@ pub fn all() -> Vec<Workload> {
                 body: Some(small_secret()),
                 ..call(Method::PUT, "kv1/bench-{n}")
             }],
-            keys: 1000,
+            keys: KV_WRITE_KEYS,
             setup: vec![mount_kv1()],
+            pairings: vec![Pairing::Dev, Pairing::Durable],
+        },
+        Workload {
+            name: "kv2-read",
+            calls: vec![Call {
+                // The seeded secret, not just any 200 (checked by its
+                // username, so that an error never quotes the password).
+                expect: Expect {
+                    status: Some(200),
+                    checks: vec![
+                        Check::Present("/data/data"),
+                        Check::Equals("/data/data/username", json!("bench-user")),
+                    ],
+                },
+                ..call(Method::GET, "kv2/data/bench-read")
+            }],
+            keys: 1,
+            setup: vec![
+                mount_kv2(),
+                config_kv2(),
+                Step {
+                    name: "seed-kv2-read",
+                    method: Method::POST,
+                    path: "kv2/data/bench-read",
+                    body: Some(json!({ "data": small_secret() })),
+                    patience: Duration::ZERO,
+                },
+            ],
+            pairings: vec![Pairing::Dev, Pairing::Durable],
+        },
+        Workload {
+            name: "kv2-write",
+            calls: vec![Call {
+                body: Some(json!({"data": {"value": "correct-horse-battery-staple"}})),
+                expect: Expect {
+                    status: Some(200),
+                    checks: vec![Check::Present("/data/version")],
+                },
+                ..call(Method::POST, "kv2/data/bench-{n}")
+            }],
+            // As many keys as kv1-write, so the two compare.
+            keys: KV_WRITE_KEYS,
+            setup: vec![mount_kv2(), config_kv2()],
             pairings: vec![Pairing::Dev, Pairing::Durable],
         },
         Workload {
@@ -338,13 +435,18 @@ mod tests {
                 "health",
                 "kv1-read",
                 "kv1-write",
+                "kv2-read",
+                "kv2-write",
                 "token-lookup-self",
                 "token-create",
                 "wrap",
                 "wrap-unwrap"
             ]
         );
-        assert_eq!(in_pairing(Pairing::Durable), ["kv1-read", "kv1-write"]);
+        assert_eq!(
+            in_pairing(Pairing::Durable),
+            ["kv1-read", "kv1-write", "kv2-read", "kv2-write"]
+        );
     }
 
     #[test]
@@ -375,11 +477,136 @@ mod tests {
         let names: Vec<_> = picked.iter().map(|w| w.name).collect();
         assert_eq!(names, ["health", "token-lookup-self"]);
         assert_eq!(select(&[]).unwrap().len(), all().len());
-        let err = select(&["kv2-read".into()]).unwrap_err().to_string();
+        let err = select(&["kv3-read".into()]).unwrap_err().to_string();
         assert!(
-            err.contains("kv2-read") && err.contains("kv1-write"),
+            err.contains("kv3-read") && err.contains("kv2-write"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn kv2_read_mounts_a_v2_engine_seeds_it_and_reads_the_seed_back() {
+        let read = select(&["kv2-read".into()]).unwrap().remove(0);
+        let [call] = read.calls.as_slice() else {
+            panic!("one request per operation");
+        };
+        assert_eq!(
+            (call.method.clone(), call.paths(read.keys)),
+            (Method::GET, vec!["kv2/data/bench-read".to_string()])
+        );
+        assert_eq!(call.expect.status, Some(200));
+        assert!(call.expect.checks.contains(&Check::Present("/data/data")));
+        // The check names a field the seed really holds.
+        let seed = read
+            .setup
+            .iter()
+            .find(|s| s.path == "kv2/data/bench-read")
+            .unwrap();
+        assert_eq!(seed.method, Method::POST);
+        let seeded = seed.body.as_ref().unwrap();
+        for check in &call.expect.checks {
+            if let Check::Equals(pointer, want) = check {
+                let in_seed = pointer.strip_prefix("/data").unwrap();
+                assert_eq!(seeded.pointer(in_seed), Some(want), "{pointer}");
+            }
+        }
+        // Mount, then the mount's config, then the write into it.
+        let order: Vec<_> = read.setup.iter().map(|s| s.path).collect();
+        assert_eq!(
+            order,
+            ["sys/mounts/kv2", "kv2/config", "kv2/data/bench-read"]
+        );
+        assert_eq!(
+            read.setup[0].body,
+            Some(json!({"type": "kv", "options": {"version": "2"}}))
+        );
+    }
+
+    #[test]
+    fn kv2_write_cycles_over_the_kv1_write_keys_in_a_bounded_mount() {
+        let kv1 = select(&["kv1-write".into()]).unwrap().remove(0);
+        let write = select(&["kv2-write".into()]).unwrap().remove(0);
+        let [call] = write.calls.as_slice() else {
+            panic!("one request per operation");
+        };
+        assert_eq!(call.method, Method::POST);
+        let paths = call.paths(write.keys);
+        assert_eq!(paths.len(), kv1.calls[0].paths(kv1.keys).len());
+        assert_eq!(paths[0], "kv2/data/bench-0");
+        assert_eq!(paths.iter().collect::<HashSet<_>>().len(), paths.len());
+        assert!(!paths.contains(&"kv2/data/bench-read".to_string()));
+        // KV v2 wants the secret under "data"; the answer carries the
+        // version written.
+        let body = call.body.as_ref().unwrap();
+        assert!(body.pointer("/data/value").is_some_and(Value::is_string));
+        assert_eq!(call.expect.status, Some(200));
+        assert_eq!(call.expect.checks, [Check::Present("/data/version")]);
+        // Every write adds a version: the mount keeps a bounded number.
+        let config = write.setup.iter().find(|s| s.path == "kv2/config").unwrap();
+        assert_eq!(config.body, Some(json!({"max_versions": 10})));
+        assert_eq!(write.setup[0].path, "sys/mounts/kv2");
+    }
+
+    /// The `path "..." { capabilities = [...] }` rules of a policy file
+    /// laid out like `bench/policy.hcl` (one attribute per line).
+    fn policy_rules(text: &str) -> Vec<(String, Vec<String>)> {
+        let quoted = |line: &str| -> Vec<String> {
+            line.split('"')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_string)
+                .collect()
+        };
+        let mut rules: Vec<(String, Vec<String>)> = Vec::new();
+        for line in text.lines().map(str::trim) {
+            if line.starts_with("path ") {
+                rules.push((quoted(line).remove(0), vec![]));
+            } else if line.starts_with("capabilities") {
+                rules.last_mut().unwrap().1 = quoted(line);
+            }
+        }
+        rules
+    }
+
+    #[test]
+    fn bench_policy_grants_what_every_measured_request_needs() {
+        let rules = policy_rules(include_str!("../policy.hcl"));
+        // Unauthenticated, or granted by the `default` policy the bench
+        // token also holds.
+        let elsewhere = ["sys/health", "auth/token/lookup-self"];
+        for workload in all() {
+            for call in workload
+                .calls
+                .iter()
+                .filter(|c| c.token == TokenFrom::Bench)
+            {
+                for path in call.paths(workload.keys) {
+                    if elsewhere.contains(&path.as_str()) {
+                        continue;
+                    }
+                    let rule = rules.iter().find(|(glob, _)| match glob.strip_suffix('*') {
+                        Some(prefix) => path.starts_with(prefix),
+                        None => path == *glob,
+                    });
+                    let Some((_, caps)) = rule else {
+                        panic!("{}: no policy rule for {path}", workload.name);
+                    };
+                    // Writes to KV keys that may not exist yet need create.
+                    let needed: &[&str] = match call.method {
+                        Method::GET => &["read"],
+                        _ if path.starts_with("kv") => &["create", "update"],
+                        _ => &["update"],
+                    };
+                    for cap in needed {
+                        assert!(
+                            caps.iter().any(|c| c == cap),
+                            "{}: {path} lacks {cap}",
+                            workload.name
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]
@@ -433,6 +660,78 @@ mod tests {
             "{note}"
         );
         assert!(wrap.operation_note().is_none());
+    }
+
+    /// A server that answers the first `busy` requests with 400 (as a fresh
+    /// KV v2 mount on raft does), then 204; returns its address and a count
+    /// of the requests it received.
+    async fn becomes_ready_after(
+        busy: usize,
+    ) -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(AtomicUsize::new(0));
+        let count = Arc::clone(&seen);
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                let count = Arc::clone(&count);
+                let svc = hyper::service::service_fn(move |_req| {
+                    let n = count.fetch_add(1, Ordering::SeqCst);
+                    let (status, body) = if n < busy {
+                        (
+                            400,
+                            r#"{"errors":["Upgrading from non-versioned to versioned data."]}"#,
+                        )
+                    } else {
+                        (204, "")
+                    };
+                    async move {
+                        hyper::Response::builder()
+                            .status(status)
+                            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+                    }
+                });
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc),
+                );
+            }
+        });
+        (addr, seen)
+    }
+
+    #[tokio::test]
+    async fn patient_steps_wait_for_a_mount_that_is_still_upgrading() {
+        let root = client::token_header("root").unwrap();
+        let (addr, seen) = becomes_ready_after(3).await;
+        config_kv2().run(addr, &root).await.unwrap();
+        assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 4);
+
+        // Without patience the first 400 is the step's error, and it says
+        // what the server answered.
+        let (addr, seen) = becomes_ready_after(3).await;
+        let err = mount_kv2().run(addr, &root).await.unwrap_err().to_string();
+        assert!(err.contains("400") && err.contains("Upgrading"), "{err}");
+        assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn patience_runs_out_with_the_last_answer_as_the_error() {
+        let root = client::token_header("root").unwrap();
+        let (addr, seen) = becomes_ready_after(usize::MAX).await;
+        let step = Step {
+            patience: STEP_RETRY_INTERVAL * 10,
+            ..config_kv2()
+        };
+        let err = step.run(addr, &root).await.unwrap_err().to_string();
+        assert!(err.contains("POST /v1/kv2/config answered 400"), "{err}");
+        assert!(
+            seen.load(std::sync::atomic::Ordering::SeqCst) >= 2,
+            "it retried"
+        );
     }
 
     #[test]
