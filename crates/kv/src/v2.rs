@@ -195,6 +195,9 @@ async fn config_write(s: S, ctx: Ctx) -> Result<Response> {
     if let Some(d) = f.get_duration("delete_version_after")? {
         config.delete_version_after = d.as_secs();
     }
+    if let Some(c) = f.get_bool("metadata_cas_required")? {
+        config.metadata_cas_required = c;
+    }
     ctx.storage.put(CONFIG_KEY, &json_bytes(&config)?).await?;
     Ok(Response::empty())
 }
@@ -480,6 +483,30 @@ fn custom_metadata(value: &Value) -> Result<Option<std::collections::BTreeMap<St
     }
 }
 
+/// OpenBao's metadata check-and-set: `metadata_cas` must equal the key's
+/// `current_metadata_version` (0 for a new key), and is required when the
+/// mount or the key says so.
+fn check_metadata_cas(ctx: &Ctx, config: &Config, meta: Option<&KeyMeta>) -> Result<()> {
+    let cas = ctx.fields.get_int("metadata_cas")?;
+    let required = config.metadata_cas_required || meta.is_some_and(|m| m.metadata_cas_required);
+    match (cas, meta) {
+        (None, _) if required => Err(Error::bad_request(
+            "metadata check-and-set parameter required for this call",
+        )),
+        (None, _) => Ok(()),
+        (Some(0), None) => Ok(()),
+        (Some(_), None) => Err(Error::bad_request(
+            "metadata_cas must be 0 when creating new metadata",
+        )),
+        (Some(c), Some(m)) if u64::try_from(c).ok() != Some(m.current_metadata_version) => {
+            Err(Error::bad_request(
+                "metadata check-and-set parameter does not match the current version",
+            ))
+        }
+        (Some(_), Some(_)) => Ok(()),
+    }
+}
+
 /// Applies the metadata fields of the request to `meta`. With `merge`
 /// (PATCH), custom metadata is merged and a null value removes a key.
 fn apply_metadata(ctx: &Ctx, meta: &mut KeyMeta, merge: bool) -> Result<()> {
@@ -492,6 +519,9 @@ fn apply_metadata(ctx: &Ctx, meta: &mut KeyMeta, merge: bool) -> Result<()> {
     }
     if let Some(d) = f.get_duration("delete_version_after")? {
         meta.delete_version_after = d.as_secs();
+    }
+    if let Some(c) = f.get_bool("metadata_cas_required")? {
+        meta.metadata_cas_required = c;
     }
     if let Some(v) = ctx.request.data.get("custom_metadata") {
         if merge {
@@ -514,9 +544,9 @@ async fn metadata_write(s: S, ctx: Ctx) -> Result<Response> {
     let key = key_of(&ctx)?;
     let _guard = s.lock(&key).await;
     let t = rfc3339(now());
-    let mut meta = read_meta(&ctx.storage, &key)
-        .await?
-        .unwrap_or_else(|| KeyMeta::new(&t));
+    let existing = read_meta(&ctx.storage, &key).await?;
+    check_metadata_cas(&ctx, &read_config(&ctx.storage).await?, existing.as_ref())?;
+    let mut meta = existing.unwrap_or_else(|| KeyMeta::new(&t));
     apply_metadata(&ctx, &mut meta, false)?;
     meta.current_metadata_version += 1;
     meta.updated_time = t;
@@ -533,6 +563,7 @@ async fn metadata_patch(s: S, ctx: Ctx) -> Result<Response> {
     let Some(mut meta) = read_meta(&ctx.storage, &key).await? else {
         return Ok(bare_not_found());
     };
+    check_metadata_cas(&ctx, &read_config(&ctx.storage).await?, Some(&meta))?;
     apply_metadata(&ctx, &mut meta, true)?;
     meta.current_metadata_version += 1;
     meta.updated_time = rfc3339(now());
@@ -636,6 +667,16 @@ fn metadata_fields() -> Vec<Field> {
             FieldType::Map,
             "Free string metadata for the key.",
         ),
+        Field::new(
+            "metadata_cas_required",
+            FieldType::Bool,
+            "Metadata writes to this key must carry metadata_cas.",
+        ),
+        Field::new(
+            "metadata_cas",
+            FieldType::Int,
+            "The current_metadata_version this write expects (0: the key must not exist).",
+        ),
     ]
 }
 
@@ -649,6 +690,7 @@ pub fn backend() -> Backend<KvV2> {
                     Field::new("max_versions", FieldType::Int, "Versions kept per key (0: 10)."),
                     Field::new("cas_required", FieldType::Bool, "Every write must carry options.cas."),
                     Field::new("delete_version_after", FieldType::DurationSecond, "Soft-delete versions this long after they are written (0: never)."),
+                    Field::new("metadata_cas_required", FieldType::Bool, "Every metadata write must carry metadata_cas."),
                 ])
                 .op(Operation::Read, handler(config_read), "Read the backend level settings.")
                 .op(Operation::Update, handler(config_write), "Configure backend level settings that are applied to every key in the key-value store.")

@@ -1132,3 +1132,103 @@ async fn kv1_to_kv2_upgrade() {
     put(&mut p, "up", "k1", json!({"a": "2"}), 2).await;
     p.finish();
 }
+
+/// OpenBao's metadata check-and-set: `metadata_cas` against the key's
+/// `current_metadata_version`, required per key or per mount.
+#[tokio::test]
+async fn kv2_metadata_check_and_set() {
+    let mut p = Pair::dev();
+    mount_kv2(&mut p, "mcas").await;
+    let steps: Vec<(Call, u16, &str)> = vec![
+        (
+            Call::post(
+                "mcas/metadata/new",
+                json!({"max_versions": 3, "metadata_cas": 2}),
+            ),
+            400,
+            "metadata_cas must be 0",
+        ),
+        (
+            Call::post(
+                "mcas/metadata/new",
+                json!({"max_versions": 3, "metadata_cas": 0}),
+            ),
+            204,
+            "",
+        ),
+        (
+            Call::post(
+                "mcas/metadata/new",
+                json!({"metadata_cas_required": true, "metadata_cas": 1}),
+            ),
+            204,
+            "",
+        ),
+        (
+            Call::post("mcas/metadata/new", json!({"max_versions": 4})),
+            400,
+            "metadata check-and-set parameter required",
+        ),
+        (
+            Call::post(
+                "mcas/metadata/new",
+                json!({"max_versions": 4, "metadata_cas": 1}),
+            ),
+            400,
+            "does not match",
+        ),
+        (
+            patch("mcas/metadata/new", json!({"max_versions": 4})),
+            400,
+            "metadata check-and-set parameter required",
+        ),
+        (
+            patch(
+                "mcas/metadata/new",
+                json!({"max_versions": 4, "metadata_cas": 2}),
+            ),
+            204,
+            "",
+        ),
+        (
+            Call::post("mcas/config", json!({"metadata_cas_required": true})),
+            204,
+            "",
+        ),
+        (
+            Call::post("mcas/metadata/other", json!({"max_versions": 2})),
+            400,
+            "metadata check-and-set parameter required",
+        ),
+    ];
+    for (call, status, needle) in steps {
+        let what = call.describe();
+        let r = p.check(call, &[]).await;
+        p.expect_status(&r, status, &what);
+        if !needle.is_empty() {
+            on_both(&mut p, &r, &what, |x| errors_mention(x, needle));
+        }
+    }
+    let r = p.check(Call::get("mcas/metadata/new"), &[]).await;
+    same_value(
+        &mut p,
+        &r,
+        "/data/current_metadata_version",
+        "metadata version",
+    );
+    same_value(
+        &mut p,
+        &r,
+        "/data/metadata_cas_required",
+        "metadata cas required",
+    );
+    same_value(&mut p, &r, "/data/max_versions", "max_versions");
+    let r = p.check(Call::get("mcas/config"), &[]).await;
+    same_value(
+        &mut p,
+        &r,
+        "/data/metadata_cas_required",
+        "mount metadata cas required",
+    );
+    p.finish();
+}

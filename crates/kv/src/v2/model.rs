@@ -21,6 +21,9 @@ pub struct Config {
     /// Versions are soft-deleted this many seconds after they are written
     /// (0: never).
     pub delete_version_after: u64,
+    /// Every metadata write must carry `metadata_cas` (OpenBao's).
+    #[serde(default)]
+    pub metadata_cas_required: bool,
 }
 
 impl Config {
@@ -30,7 +33,7 @@ impl Config {
             "cas_required": self.cas_required,
             "delete_version_after": go_duration(self.delete_version_after),
             "max_versions": self.max_versions,
-            "metadata_cas_required": false,
+            "metadata_cas_required": self.metadata_cas_required,
         }))
     }
 }
@@ -75,6 +78,9 @@ pub struct KeyMeta {
     pub custom_metadata: Option<BTreeMap<String, String>>,
     /// Counts metadata writes (OpenBao's metadata check-and-set).
     pub current_metadata_version: u64,
+    /// Metadata writes to this key must carry `metadata_cas`.
+    #[serde(default)]
+    pub metadata_cas_required: bool,
     /// Every kept version.
     pub versions: BTreeMap<u64, VersionMeta>,
 }
@@ -92,6 +98,7 @@ impl KeyMeta {
             delete_version_after: 0,
             custom_metadata: None,
             current_metadata_version: 0,
+            metadata_cas_required: false,
             versions: BTreeMap::new(),
         }
     }
@@ -120,7 +127,7 @@ impl KeyMeta {
             "custom_metadata": self.custom_metadata,
             "delete_version_after": go_duration(self.delete_version_after),
             "max_versions": self.max_versions,
-            "metadata_cas_required": false,
+            "metadata_cas_required": self.metadata_cas_required,
             "oldest_version": self.oldest_version,
             "updated_time": self.updated_time,
             "versions": versions,
