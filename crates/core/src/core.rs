@@ -1112,6 +1112,15 @@ impl Core {
             return Ok(Response::raw(200, body));
         }
         let mut resp = route.backend.handle(breq).await?;
+        if let Some(issue) = resp.issue.take() {
+            if route.entry.table != Table::Auth {
+                return Err(Error::internal("a secrets engine asked for a login token"));
+            }
+            resp.auth = Some(
+                self.issue_login_token(unsealed, &route.entry, &full_path, issue)
+                    .await?,
+            );
+        }
         if let Some(lease) = resp.lease.as_mut() {
             if let Some(internal) = lease.internal.take() {
                 let ttl = match lease.lease_duration {

@@ -16,6 +16,7 @@ pub mod expiration;
 pub mod framework;
 pub mod lenient_hcl;
 pub mod logical;
+pub mod login;
 pub mod mount;
 pub mod policy;
 pub mod router;

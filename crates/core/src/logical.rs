@@ -137,6 +137,36 @@ pub struct Auth {
     pub num_uses: u64,
 }
 
+/// What an auth method asks the core to issue after a successful login.
+/// The core turns it into a service or batch token (an orphan, under the
+/// login path) and answers with the `auth` block; the method never touches
+/// the token store.
+#[derive(Debug, Clone, Default)]
+pub struct TokenIssue {
+    /// Policies (`default` is added unless `no_default_policy`).
+    pub policies: Vec<String>,
+    /// Metadata shown in the auth block and on lookups.
+    pub metadata: Map<String, Value>,
+    /// Appended to the mount name for the token's display name.
+    pub display_name: String,
+    /// TTL (0: the mount's default).
+    pub ttl: Duration,
+    /// Max TTL (0: the mount's max).
+    pub max_ttl: Duration,
+    /// Explicit max TTL (0: none).
+    pub explicit_max_ttl: Duration,
+    /// Period (0: not periodic).
+    pub period: Duration,
+    /// Use limit (0: unlimited).
+    pub num_uses: u64,
+    /// CIDR blocks the token may be used from.
+    pub bound_cidrs: Vec<String>,
+    /// `service`, `batch`, or `default` / "" (the mount's token type).
+    pub token_type: String,
+    /// Leave out the `default` policy.
+    pub no_default_policy: bool,
+}
+
 /// Lease information of a leased response.
 #[derive(Debug, Clone, Default)]
 pub struct Lease {
@@ -200,6 +230,9 @@ pub struct Response {
     pub status: Option<u16>,
     /// Top-level fields some legacy `sys/` endpoints add beside the envelope.
     pub top_level: Option<Data>,
+    /// A login's request for a token (auth methods); the core issues it
+    /// and fills `auth`.
+    pub issue: Option<TokenIssue>,
 }
 
 impl Response {
@@ -240,6 +273,7 @@ impl Response {
             && self.raw.is_none()
             && self.status.is_none()
             && self.top_level.is_none()
+            && self.issue.is_none()
     }
 
     /// Renders the standard envelope (`request_id`, `lease_id`, `renewable`,

@@ -651,3 +651,137 @@ async fn lease_ttls_come_from_the_server_config_and_mount_tune() {
     let (s, v) = call(&core, "GET", "/v1/lease/x?ttl=3600", Some(&root), None).await;
     assert_eq!((s, v["lease_duration"].as_u64()), (200, Some(60)), "{v}");
 }
+
+#[tokio::test]
+async fn a_login_issues_an_orphan_token_within_the_mount_limits() {
+    let (core, root, _) = unsealed_inmem().await;
+    let (s, v) = call(
+        &core,
+        "POST",
+        "/v1/sys/auth/pw",
+        Some(&root),
+        Some(json!({"type": "test-login", "config": {"max_lease_ttl": "1h"}})),
+    )
+    .await;
+    assert_eq!(s, 204, "{v}");
+    let (s, v) = call(
+        &core,
+        "POST",
+        "/v1/auth/pw/login",
+        None,
+        Some(json!({"policies": ["reader"], "ttl": 7200, "num_uses": 2})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let auth = &v["auth"];
+    assert_eq!(auth["policies"], json!(["default", "reader"]));
+    assert_eq!(auth["metadata"], json!({"user": "tester"}));
+    assert_eq!(
+        (auth["lease_duration"].as_u64(), auth["orphan"].as_bool()),
+        (Some(3600), Some(true))
+    );
+    assert_eq!(
+        (auth["token_type"].as_str(), auth["num_uses"].as_u64()),
+        (Some("service"), Some(2))
+    );
+    let token = auth["client_token"].as_str().unwrap().to_string();
+    let (s, v) = call(
+        &core,
+        "GET",
+        "/v1/auth/token/lookup-self",
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        (
+            v["data"]["path"].as_str(),
+            v["data"]["display_name"].as_str()
+        ),
+        (Some("auth/pw/login"), Some("pw-tester"))
+    );
+    // The use limit holds: lookup-self above was one, this is the last.
+    let (s, _) = call(
+        &core,
+        "GET",
+        "/v1/auth/token/lookup-self",
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, _) = call(
+        &core,
+        "GET",
+        "/v1/auth/token/lookup-self",
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(s, 403);
+    // Bound CIDRs hold on every use (in-process calls have no address).
+    let (_, v) = call(
+        &core,
+        "POST",
+        "/v1/auth/pw/login",
+        None,
+        Some(json!({"bound_cidrs": ["10.0.0.0/8"]})),
+    )
+    .await;
+    let bound = v["auth"]["client_token"].as_str().unwrap().to_string();
+    let (s, _) = call(
+        &core,
+        "GET",
+        "/v1/auth/token/lookup-self",
+        Some(&bound),
+        None,
+    )
+    .await;
+    assert_eq!(s, 403);
+    // Root cannot be issued by a login; batch tokens can.
+    let (s, _) = call(
+        &core,
+        "POST",
+        "/v1/auth/pw/login",
+        None,
+        Some(json!({"policies": ["root"]})),
+    )
+    .await;
+    assert_eq!(s, 400);
+    let (_, v) = call(
+        &core,
+        "POST",
+        "/v1/auth/pw/login",
+        None,
+        Some(json!({"token_type": "batch"})),
+    )
+    .await;
+    assert!(v["auth"]["client_token"]
+        .as_str()
+        .unwrap()
+        .starts_with("b."));
+    // A wrapped login hides the token and names its accessor.
+    let (s, v) = call_with(
+        &core,
+        "POST",
+        "/v1/auth/pw/login",
+        None,
+        Some(json!({})),
+        &[("X-Vault-Wrap-TTL", "1m")],
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(v["auth"], Value::Null);
+    assert!(!v["wrap_info"]["wrapped_accessor"]
+        .as_str()
+        .unwrap()
+        .is_empty());
+    let wrap = v["wrap_info"]["token"].as_str().unwrap().to_string();
+    let (s, v) = call(&core, "POST", "/v1/sys/wrapping/unwrap", Some(&wrap), None).await;
+    assert_eq!(s, 200);
+    assert!(v["auth"]["client_token"]
+        .as_str()
+        .unwrap()
+        .starts_with("s."));
+}

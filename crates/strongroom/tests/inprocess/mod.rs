@@ -34,11 +34,14 @@ pub fn registry_with(revoked: Revoked) -> Registry {
             revoked: revoked.clone(),
         }) as Arc<dyn LogicalBackend>)
     });
+    let login: strongroom_core::core::Factory =
+        Arc::new(|_input: FactoryInput| Ok(Arc::new(login_backend()) as Arc<dyn LogicalBackend>));
     Registry::new()
         .secrets("kv", strongroom_kv::factory())
         .secrets("generic", strongroom_kv::factory())
         .secrets("leasing", leasing)
         .auth("test-auth", strongroom_kv::factory())
+        .auth("test-login", login)
 }
 
 /// A sealed, uninitialised core over `physical`.
@@ -192,6 +195,57 @@ fn leasing_backend() -> FrameworkBackend<()> {
         )],
         "Test engine issuing leased secrets.",
     )
+}
+
+/// The `test-login` auth method: `login` (unauthenticated) asks for a token
+/// with the request's `policies`, `ttl`, `num_uses`, `bound_cidrs` and
+/// `token_type`, as a real method would after checking credentials.
+fn login_backend() -> FrameworkBackend<()> {
+    async fn login(_s: Arc<()>, ctx: Ctx) -> strongroom_core::Result<Response> {
+        let d = &ctx.request.data;
+        let strings = |k: &str| -> Vec<String> {
+            d.get(k)
+                .and_then(|v| v.as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mut metadata = serde_json::Map::new();
+        metadata.insert("user".into(), json!("tester"));
+        Ok(Response {
+            issue: Some(strongroom_core::logical::TokenIssue {
+                policies: strings("policies"),
+                metadata,
+                display_name: "tester".into(),
+                ttl: std::time::Duration::from_secs(
+                    d.get("ttl").and_then(|v| v.as_u64()).unwrap_or(0),
+                ),
+                num_uses: d.get("num_uses").and_then(|v| v.as_u64()).unwrap_or(0),
+                bound_cidrs: strings("bound_cidrs"),
+                token_type: d
+                    .get("token_type")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("")
+                    .into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+    }
+    FrameworkBackend::new(
+        Arc::new(()),
+        vec![Path::new("login")
+            .arbitrary_input()
+            .op(Operation::Update, handler(login), "Log in.")],
+        "Test auth method issuing tokens.",
+    )
+    .special_paths(SpecialPaths {
+        unauthenticated: strongroom_core::framework::PathSet::new(&["login"]),
+        root: strongroom_core::framework::PathSet::default(),
+    })
 }
 
 #[async_trait::async_trait]

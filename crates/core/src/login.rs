@@ -1,0 +1,135 @@
+//! Logins: an auth method that accepted a login answers with a
+//! [`TokenIssue`]; the core turns it into a token under the login path,
+//! with OpenBao's rules for policies, token type and TTLs (bounded by the
+//! auth mount's settings), and answers with the `auth` block. The token is
+//! an orphan: nothing above it revokes it.
+
+use crate::core::{Core, Unsealed};
+use crate::logical::{Auth, TokenIssue};
+use crate::mount::MountEntry;
+use crate::token::role::BoundCidr;
+use crate::token::{now_unix, NewToken};
+use crate::{Error, Result};
+
+impl Core {
+    /// Issues the token a login asked for, on the auth mount `entry`.
+    pub(crate) async fn issue_login_token(
+        &self,
+        unsealed: &Unsealed,
+        entry: &MountEntry,
+        full_path: &str,
+        issue: TokenIssue,
+    ) -> Result<Auth> {
+        let mut policies: Vec<String> = issue
+            .policies
+            .iter()
+            .map(|p| p.trim().to_lowercase())
+            .filter(|p| !p.is_empty())
+            .collect();
+        if policies.iter().any(|p| p == "root") {
+            return Err(Error::bad_request("auth methods cannot create root tokens"));
+        }
+        if !issue.no_default_policy {
+            policies.push("default".into());
+        }
+        policies.sort();
+        policies.dedup();
+
+        let mount_type = entry
+            .config
+            .token_type
+            .clone()
+            .unwrap_or_else(|| "default-service".into());
+        let batch = match (mount_type.as_str(), issue.token_type.as_str()) {
+            ("service", _) => false,
+            ("batch", _) => true,
+            (_, "service") => false,
+            (_, "batch") => true,
+            (m, "" | "default") => m == "default-batch",
+            (_, other) => {
+                return Err(Error::bad_request(format!(
+                    "invalid 'token_type' value {other:?}"
+                )))
+            }
+        };
+
+        let (mount_default, mount_max) = self.effective_ttls(entry);
+        let max = match issue.max_ttl.as_secs() {
+            0 => mount_max,
+            m if mount_max == 0 => m,
+            m => m.min(mount_max),
+        };
+        let period = issue.period.as_secs();
+        let explicit_max_ttl = issue.explicit_max_ttl.as_secs();
+        let mut ttl = if period > 0 {
+            period
+        } else {
+            match issue.ttl.as_secs() {
+                0 => mount_default,
+                t => t,
+            }
+        };
+        if period == 0 && max > 0 {
+            ttl = ttl.min(max);
+        }
+        if explicit_max_ttl > 0 {
+            ttl = if ttl == 0 {
+                explicit_max_ttl
+            } else {
+                ttl.min(explicit_max_ttl)
+            };
+        }
+        if batch && (issue.num_uses > 0 || period > 0) {
+            return Err(Error::bad_request(
+                "batch tokens cannot have a use limit or a period",
+            ));
+        }
+        let bound_cidrs = issue
+            .bound_cidrs
+            .iter()
+            .map(|c| BoundCidr::parse(c).map_err(Error::bad_request))
+            .collect::<Result<Vec<_>>>()?;
+        let mount_name = entry.path.trim_end_matches('/').replace('/', "-");
+        let display_name = match issue.display_name.trim() {
+            "" => mount_name,
+            d => format!("{mount_name}-{d}"),
+        };
+        let meta = (!issue.metadata.is_empty()).then(|| issue.metadata.clone());
+        let (id, token) = unsealed
+            .tokens
+            .create(NewToken {
+                policies: policies.clone(),
+                meta: meta.clone(),
+                display_name,
+                ttl,
+                explicit_max_ttl,
+                period,
+                renewable: ttl > 0 && !batch,
+                parent: None,
+                path: full_path.to_string(),
+                num_uses: i64::try_from(issue.num_uses).unwrap_or(i64::MAX),
+                role: String::new(),
+                bound_cidrs,
+                batch,
+                id: None,
+            })
+            .await?;
+        let lease_duration = token
+            .expires_at()
+            .map_or(0, |at| at.saturating_sub(now_unix()));
+        Ok(Auth {
+            client_token: id,
+            accessor: token.accessor.clone(),
+            policies: policies.clone(),
+            token_policies: policies,
+            metadata: meta,
+            lease_duration,
+            renewable: token.renewable,
+            entity_id: String::new(),
+            token_type: token.token_type.clone(),
+            orphan: true,
+            mfa_requirement: None,
+            num_uses: issue.num_uses,
+        })
+    }
+}
