@@ -8,7 +8,7 @@ use crate::core::{Core, Unsealed};
 use crate::logical::{Auth, TokenIssue};
 use crate::mount::MountEntry;
 use crate::token::role::BoundCidr;
-use crate::token::{now_unix, NewToken};
+use crate::token::{initial_ttl, now_unix, NewToken};
 use crate::{Error, Result};
 
 impl Core {
@@ -61,24 +61,14 @@ impl Core {
         };
         let period = issue.period.as_secs();
         let explicit_max_ttl = issue.explicit_max_ttl.as_secs();
-        let mut ttl = if period > 0 {
-            period
-        } else {
-            match issue.ttl.as_secs() {
-                0 => mount_default,
-                t => t,
-            }
-        };
-        if period == 0 && max > 0 {
-            ttl = ttl.min(max);
-        }
-        if explicit_max_ttl > 0 {
-            ttl = if ttl == 0 {
-                explicit_max_ttl
-            } else {
-                ttl.min(explicit_max_ttl)
-            };
-        }
+        let ttl = initial_ttl(
+            issue.ttl.as_secs(),
+            period,
+            explicit_max_ttl,
+            mount_default,
+            max,
+            false,
+        );
         if batch && (issue.num_uses > 0 || period > 0) {
             return Err(Error::bad_request(
                 "batch tokens cannot have a use limit or a period",

@@ -215,6 +215,55 @@ pub fn now_unix() -> u64 {
         .unwrap_or(0)
 }
 
+/// The TTL a new token starts with, in seconds (0: never expires):
+/// its `period` for periodic tokens, else `requested`, else `default`
+/// (unless the token may never expire: `no_expiry`); bounded by `max` unless periodic,
+/// and always by `explicit_max` (OpenBao's rules for created and logged-in
+/// tokens alike).
+pub fn initial_ttl(
+    requested: u64,
+    period: u64,
+    explicit_max: u64,
+    default: u64,
+    max: u64,
+    no_expiry: bool,
+) -> u64 {
+    let mut ttl = match (requested, period) {
+        (_, p) if p > 0 => p,
+        (0, _) if no_expiry => 0,
+        (0, _) => default,
+        (t, _) => t,
+    };
+    if ttl > 0 && period == 0 && max > 0 {
+        ttl = ttl.min(max);
+    }
+    if explicit_max > 0 {
+        ttl = if ttl == 0 {
+            explicit_max
+        } else {
+            ttl.min(explicit_max)
+        };
+    }
+    ttl
+}
+
+#[cfg(test)]
+#[test]
+fn initial_ttl_follows_openbao() {
+    // (requested, period, explicit max, default, max, no expiry) -> ttl
+    for (args, ttl) in [
+        ((0, 0, 0, 100, 1000, false), 100),
+        ((0, 0, 0, 100, 1000, true), 0),
+        ((5000, 0, 0, 100, 1000, false), 1000),
+        ((50, 3000, 0, 100, 1000, false), 3000),
+        ((5000, 0, 200, 100, 1000, false), 200),
+        ((0, 0, 200, 100, 1000, true), 200),
+    ] {
+        let (r, p, e, d, m, n) = args;
+        assert_eq!(initial_ttl(r, p, e, d, m, n), ttl, "{args:?}");
+    }
+}
+
 /// What a use of a token left of it.
 #[derive(Debug, Clone)]
 pub struct Used {

@@ -10,7 +10,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Call, Pair, Reply, Server};
+use common::{errors_mention, on_both, same_value, Call, Pair, Reply, Server};
 use serde_json::{json, Value};
 
 /// How long the KV v1 -> v2 upgrade may take before the test gives up.
@@ -21,31 +21,6 @@ const CAS_MISMATCH: &str = "check-and-set parameter did not match the current ve
 
 /// OpenBao's message for a write without `options.cas` where one is required.
 const CAS_REQUIRED: &str = "check-and-set parameter required for this call";
-
-/// Records a failure for each server whose reply does not satisfy `pred`.
-fn on_both(p: &mut Pair, r: &(Reply, Reply), what: &str, pred: impl Fn(&Reply) -> bool) {
-    for (reply, label) in [(&r.0, "openbao"), (&r.1, "strongroom")] {
-        p.expect(
-            pred(reply),
-            format!("{what}: {label} answered {} {}", reply.status, reply.body),
-        );
-    }
-}
-
-/// Records a failure unless both servers answered the same value at `ptr`.
-fn same_value(p: &mut Pair, r: &(Reply, Reply), ptr: &str, what: &str) {
-    let (a, b) = (r.0.body.pointer(ptr), r.1.body.pointer(ptr));
-    p.expect(
-        a == b,
-        format!("{what}: {ptr} is {a:?} on openbao, {b:?} on strongroom"),
-    );
-}
-
-fn errors_mention(r: &Reply, needle: &str) -> bool {
-    common::str_list(&r.body["errors"])
-        .iter()
-        .any(|e| e.contains(needle))
-}
 
 /// A non-empty string at `ptr`.
 fn is_time(r: &Reply, ptr: &str) -> bool {

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{Allow, Call, Pair, Reply};
+use common::{errors_mention, on_both, same_value, Allow, Call, Pair, Reply};
 use serde_json::{json, Value};
 
 /// One value per server: (OpenBao's, Strongroom's).
@@ -32,33 +32,8 @@ async fn each(p: &mut Pair, v: &Two, f: impl Fn(&str) -> Call, allow: &[Allow]) 
     p.check_each(f(&v.0), f(&v.1), allow).await
 }
 
-/// Records a failure for each server whose reply does not satisfy `pred`.
-fn on_both(p: &mut Pair, r: &(Reply, Reply), what: &str, pred: impl Fn(&Reply) -> bool) {
-    for (reply, label) in [(&r.0, "openbao"), (&r.1, "strongroom")] {
-        p.expect(
-            pred(reply),
-            format!("{what}: {label} answered {} {}", reply.status, reply.body),
-        );
-    }
-}
-
-/// Records a failure unless both servers answered the same value at `ptr`.
-fn same_value(p: &mut Pair, r: &(Reply, Reply), ptr: &str, what: &str) {
-    let (a, b) = (r.0.body.pointer(ptr), r.1.body.pointer(ptr));
-    p.expect(
-        a == b,
-        format!("{what}: {ptr} is {a:?} on openbao, {b:?} on strongroom"),
-    );
-}
-
 fn has_warnings(r: &Reply) -> bool {
     r.body["warnings"].as_array().is_some_and(|w| !w.is_empty())
-}
-
-fn errors_mention(r: &Reply, needle: &str) -> bool {
-    common::str_list(&r.body["errors"])
-        .iter()
-        .any(|e| e.contains(needle))
 }
 
 fn kv1_mount() -> Value {

@@ -237,23 +237,14 @@ async fn create(s: S, ctx: Ctx) -> Result<Response> {
             "root or sudo privileges required to create periodic token",
         ));
     }
-    let max = ctx.mount.max_lease_ttl.as_secs();
-    let mut ttl = match (secs(&ctx, "ttl")?, period) {
-        (0, 0) if is_root => 0,
-        (0, 0) => ctx.mount.default_lease_ttl.as_secs(),
-        (0, p) => p,
-        (t, _) => t,
-    };
-    if ttl > 0 && period == 0 {
-        ttl = ttl.min(max);
-    }
-    if explicit_max_ttl > 0 {
-        ttl = if ttl == 0 {
-            explicit_max_ttl
-        } else {
-            ttl.min(explicit_max_ttl)
-        };
-    }
+    let ttl = super::initial_ttl(
+        secs(&ctx, "ttl")?,
+        period,
+        explicit_max_ttl,
+        ctx.mount.default_lease_ttl.as_secs(),
+        ctx.mount.max_lease_ttl.as_secs(),
+        is_root,
+    );
     // A token that never expires has nothing to renew.
     let renewable = ttl > 0
         && f.get_bool("renewable")?.unwrap_or(true)

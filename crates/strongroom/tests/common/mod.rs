@@ -432,6 +432,33 @@ impl Drop for Server {
 }
 
 /// The strings of a JSON array (empty for anything else).
+/// Records a failure for each server whose reply does not satisfy `pred`.
+pub fn on_both(p: &mut Pair, r: &(Reply, Reply), what: &str, pred: impl Fn(&Reply) -> bool) {
+    for (reply, label) in [(&r.0, "openbao"), (&r.1, "strongroom")] {
+        p.expect(
+            pred(reply),
+            format!("{what}: {label} answered {} {}", reply.status, reply.body),
+        );
+    }
+}
+
+/// Records a failure unless both servers answered the same value at `ptr`.
+pub fn same_value(p: &mut Pair, r: &(Reply, Reply), ptr: &str, what: &str) {
+    let (a, b) = (r.0.body.pointer(ptr), r.1.body.pointer(ptr));
+    p.expect(
+        a == b,
+        format!("{what}: {ptr} is {a:?} on openbao, {b:?} on strongroom"),
+    );
+}
+
+/// Whether one of the reply's `errors` contains `needle`.
+pub fn errors_mention(r: &Reply, needle: &str) -> bool {
+    str_list(&r.body["errors"])
+        .iter()
+        .any(|e| e.contains(needle))
+}
+
+/// The strings of a JSON list (non-strings skipped).
 pub fn str_list(v: &Value) -> Vec<String> {
     v.as_array()
         .map(|a| {
