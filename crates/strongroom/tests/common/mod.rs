@@ -431,7 +431,6 @@ impl Drop for Server {
     }
 }
 
-/// The strings of a JSON array (empty for anything else).
 /// Records a failure for each server whose reply does not satisfy `pred`.
 pub fn on_both(p: &mut Pair, r: &(Reply, Reply), what: &str, pred: impl Fn(&Reply) -> bool) {
     for (reply, label) in [(&r.0, "openbao"), (&r.1, "strongroom")] {
@@ -458,7 +457,7 @@ pub fn errors_mention(r: &Reply, needle: &str) -> bool {
         .any(|e| e.contains(needle))
 }
 
-/// The strings of a JSON list (non-strings skipped).
+/// The strings of a JSON array (empty for anything else).
 pub fn str_list(v: &Value) -> Vec<String> {
     v.as_array()
         .map(|a| {
