@@ -54,7 +54,7 @@ struct Args {
     #[arg(long, default_value_t = 32)]
     connections: usize,
     /// Workloads to run (default: all): health, kv1-read, kv1-write,
-    /// kv2-read, kv2-write, token-lookup-self, token-create, wrap,
+    /// kv2-read, kv2-write, approle-login, token-lookup-self, token-create, wrap,
     /// wrap-unwrap.
     #[arg(long, value_delimiter = ',', num_args = 1..)]
     workloads: Vec<String>,

@@ -233,6 +233,46 @@ fn config_kv2() -> Step {
     }
 }
 
+/// The AppRole setup, static on both servers: the method at `approle/`, a
+/// role `bench` issuing `default` tokens, and a custom role id and secret
+/// id so that the login body is known in advance.
+fn approle_setup() -> Vec<Step> {
+    let step = |name, path, body| Step {
+        name,
+        method: Method::POST,
+        path,
+        body: Some(body),
+        patience: Duration::ZERO,
+    };
+    vec![
+        step(
+            "enable-approle",
+            "sys/auth/approle",
+            json!({"type": "approle"}),
+        ),
+        step(
+            "approle-role",
+            "auth/approle/role/bench",
+            json!({"token_policies": "default", "token_ttl": "10m"}),
+        ),
+        step(
+            "approle-role-id",
+            "auth/approle/role/bench/role-id",
+            json!({"role_id": APPROLE_ROLE_ID}),
+        ),
+        step(
+            "approle-secret-id",
+            "auth/approle/role/bench/custom-secret-id",
+            json!({"secret_id": APPROLE_SECRET_ID}),
+        ),
+    ]
+}
+
+/// The bench role's id.
+const APPROLE_ROLE_ID: &str = "bench-role-id";
+/// The bench role's (unlimited) secret id.
+const APPROLE_SECRET_ID: &str = "bench-secret-id-0123456789";
+
 /// A small secret, the size of a typical credential.
 fn small_secret() -> Value {
     json!({"username": "bench-user", "password": "correct-horse-battery-staple"})
@@ -332,6 +372,20 @@ pub fn all() -> Vec<Workload> {
             // As many keys as kv1-write, so the two compare.
             keys: KV_WRITE_KEYS,
             setup: vec![mount_kv2(), config_kv2()],
+            pairings: vec![Pairing::Dev, Pairing::Durable],
+        },
+        Workload {
+            name: "approle-login",
+            calls: vec![Call {
+                body: Some(json!({"role_id": APPROLE_ROLE_ID, "secret_id": APPROLE_SECRET_ID})),
+                expect: Expect {
+                    status: Some(200),
+                    checks: vec![Check::Present("/auth/client_token")],
+                },
+                ..call(Method::POST, "auth/approle/login")
+            }],
+            keys: 1,
+            setup: approle_setup(),
             pairings: vec![Pairing::Dev, Pairing::Durable],
         },
         Workload {
@@ -437,6 +491,7 @@ mod tests {
                 "kv1-write",
                 "kv2-read",
                 "kv2-write",
+                "approle-login",
                 "token-lookup-self",
                 "token-create",
                 "wrap",
@@ -445,7 +500,13 @@ mod tests {
         );
         assert_eq!(
             in_pairing(Pairing::Durable),
-            ["kv1-read", "kv1-write", "kv2-read", "kv2-write"]
+            [
+                "kv1-read",
+                "kv1-write",
+                "kv2-read",
+                "kv2-write",
+                "approle-login"
+            ]
         );
     }
 
@@ -573,7 +634,7 @@ mod tests {
         let rules = policy_rules(include_str!("../policy.hcl"));
         // Unauthenticated, or granted by the `default` policy the bench
         // token also holds.
-        let elsewhere = ["sys/health", "auth/token/lookup-self"];
+        let elsewhere = ["sys/health", "auth/token/lookup-self", "auth/approle/login"];
         for workload in all() {
             for call in workload
                 .calls
