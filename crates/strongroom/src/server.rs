@@ -21,6 +21,7 @@ pub fn registry() -> Registry {
     Registry::new()
         .secrets("kv", strongroom_kv::factory())
         .secrets("generic", strongroom_kv::factory())
+        .auth("approle", strongroom_approle::factory())
 }
 
 fn load_config(args: &ServerArgs) -> anyhow::Result<ServerConfig> {

@@ -42,6 +42,7 @@ pub fn registry_with(revoked: Revoked) -> Registry {
         .secrets("leasing", leasing)
         .auth("test-auth", strongroom_kv::factory())
         .auth("test-login", login)
+        .auth("approle", strongroom_approle::factory())
 }
 
 /// A sealed, uninitialised core over `physical`.

@@ -1,0 +1,164 @@
+//! `POST login`: checks a role id (and, when the role binds one, a secret
+//! id) and the client address, uses up one use of the secret id, and asks
+//! the core for a token with the role's token parameters.
+//!
+//! The use count is exact under concurrency: the secret id's lock is held
+//! from the read to the atomic write that decrements or deletes it, so of
+//! N parallel logins with a secret id good for k uses, k succeed.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use strongroom_core::framework::Ctx;
+use strongroom_core::logical::{Response, TokenIssue};
+use strongroom_core::{Error, Result};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use crate::model::{ip_allowed, now_ns, RoleEntry};
+use crate::state::{
+    delete_secret_ops, put_op, read_role, read_role_id, read_secret, secret_key, AppRole,
+};
+
+type S = Arc<AppRole>;
+
+fn invalid() -> Error {
+    Error::bad_request("invalid role or secret ID")
+}
+
+fn client_ip(ctx: &Ctx) -> Result<IpAddr> {
+    ctx.request
+        .remote_addr
+        .ok_or_else(|| Error::bad_request("failed to get connection information"))
+}
+
+fn ct_eq(a: &str, b: &str) -> bool {
+    bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+/// What a successful secret id check contributes to the token.
+#[derive(Default)]
+struct FromSecret {
+    metadata: Map<String, Value>,
+    token_bound_cidrs: Vec<String>,
+}
+
+/// Checks the secret id and uses it up once, under its lock.
+async fn use_secret_id(s: &AppRole, ctx: &Ctx, role: &RoleEntry) -> Result<FromSecret> {
+    let secret_id = ctx
+        .fields
+        .get_str("secret_id")?
+        .filter(|v| !v.is_empty())
+        .map(Zeroizing::new)
+        .ok_or_else(|| Error::bad_request("missing secret_id"))?;
+    let role_hash = s.role_hash(&ctx.storage, &role.name).await?;
+    let secret_hmac = s.hmac(&ctx.storage, "secret", &secret_id).await?;
+    let _lock = s.lock_secret(&secret_hmac).await;
+    let mut entry = read_secret(&ctx.storage, &role_hash, &secret_hmac)
+        .await?
+        .ok_or_else(invalid)?;
+    if !ct_eq(&entry.hmac, &secret_hmac) {
+        return Err(invalid());
+    }
+    let accessor_hmac = s.hmac(&ctx.storage, "accessor", &entry.accessor).await?;
+    let now = now_ns();
+    if entry.expired(now) {
+        ctx.storage
+            .batch(delete_secret_ops(&role_hash, &secret_hmac, &accessor_hmac))
+            .await?;
+        return Err(invalid());
+    }
+    if !entry.cidr_list.is_empty() {
+        let ip = client_ip(ctx)?;
+        if !ip_allowed(&entry.cidr_list, ip) {
+            return Err(Error::bad_request(format!(
+                "source address {:?} unauthorized through CIDR restrictions on the secret ID",
+                ip.to_string()
+            )));
+        }
+    }
+    match entry.num_uses {
+        0 => {}
+        1 => {
+            ctx.storage
+                .batch(delete_secret_ops(&role_hash, &secret_hmac, &accessor_hmac))
+                .await?;
+        }
+        n => {
+            entry.num_uses = n - 1;
+            entry.updated_ns = now;
+            ctx.storage
+                .batch(vec![put_op(secret_key(&role_hash, &secret_hmac), &entry)?])
+                .await?;
+        }
+    }
+    Ok(FromSecret {
+        metadata: entry.metadata,
+        token_bound_cidrs: entry.token_bound_cidrs,
+    })
+}
+
+/// `POST login`.
+pub async fn login(s: S, ctx: Ctx) -> Result<Response> {
+    let role_id = ctx
+        .fields
+        .get_str("role_id")?
+        .filter(|v| !v.is_empty())
+        .map(Zeroizing::new)
+        .ok_or_else(|| Error::bad_request("missing role_id"))?;
+    let _roles = s.roles.read().await;
+    let rid_hmac = s.hmac(&ctx.storage, "role_id", &role_id).await?;
+    let index = read_role_id(&ctx.storage, &rid_hmac)
+        .await?
+        .ok_or_else(invalid)?;
+    let role = read_role(&ctx.storage, &index.name)
+        .await?
+        .ok_or_else(invalid)?;
+    if !ct_eq(&role.role_id, &role_id) {
+        return Err(invalid());
+    }
+    if !role.secret_cidrs().is_empty() {
+        let ip = client_ip(&ctx)?;
+        if !ip_allowed(role.secret_cidrs(), ip) {
+            return Err(Error::bad_request(format!(
+                "source address {:?} unauthorized by CIDR restrictions on the role",
+                ip.to_string()
+            )));
+        }
+    }
+    let from_secret = if role.bind_secret_id {
+        use_secret_id(&s, &ctx, &role).await?
+    } else {
+        FromSecret::default()
+    };
+    let mut metadata: Vec<(String, Value)> = from_secret
+        .metadata
+        .into_iter()
+        .filter(|(k, _)| k != "role_name")
+        .collect();
+    metadata.push(("role_name".into(), Value::from(role.name.clone())));
+    metadata.sort_by(|a, b| a.0.cmp(&b.0));
+    let bound_cidrs = if from_secret.token_bound_cidrs.is_empty() {
+        role.token_cidrs().to_vec()
+    } else {
+        from_secret.token_bound_cidrs
+    };
+    Ok(Response {
+        issue: Some(TokenIssue {
+            policies: role.token_policies.clone(),
+            metadata: metadata.into_iter().collect(),
+            display_name: String::new(),
+            ttl: Duration::from_secs(role.token_ttl),
+            max_ttl: Duration::from_secs(role.token_max_ttl),
+            explicit_max_ttl: Duration::from_secs(role.token_explicit_max_ttl),
+            period: Duration::from_secs(role.token_period),
+            num_uses: role.token_num_uses,
+            bound_cidrs,
+            token_type: role.token_type.clone(),
+            no_default_policy: role.token_no_default_policy,
+        }),
+        ..Default::default()
+    })
+}

@@ -1,0 +1,576 @@
+//! Roles: `role/` (list), `role/:name` (create, update, read, delete),
+//! `role/:name/role-id`, and the per-property endpoints
+//! (`role/:name/policies`, `.../token-ttl`, ...). Every change takes the
+//! role write lock and lands in one atomic batch, so the role id index
+//! (role ids are unique across roles) never disagrees with the roles.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+use strongroom_core::framework::{Ctx, FieldData};
+use strongroom_core::logical::{Data, Response};
+use strongroom_core::storage::BatchOp;
+use strongroom_core::token::role::BoundCidr;
+use strongroom_core::{Error, Result};
+
+use crate::model::{nullable_list, parse_blocks, role_name, RoleEntry, RoleIdEntry};
+use crate::state::get;
+use crate::state::{
+    delete_secret_ops, put_op, read_role, read_role_id, AppRole, ROLE_ID_PREFIX, ROLE_PREFIX,
+    SECRET_PREFIX,
+};
+
+type S = Arc<AppRole>;
+
+/// The validated, lowercased role name of the request path.
+pub fn name_of(ctx: &Ctx) -> Result<String> {
+    role_name(&ctx.fields.str_or_empty("role_name")?)
+}
+
+/// `LIST role`.
+pub async fn list_roles(_s: S, ctx: Ctx) -> Result<Response> {
+    let keys: Vec<String> = ctx
+        .storage
+        .list(ROLE_PREFIX)
+        .await?
+        .into_iter()
+        .filter(|k| !k.ends_with('/'))
+        .collect();
+    if keys.is_empty() {
+        return Err(Error::NotFound(None));
+    }
+    let mut d = Data::new();
+    d.insert("keys".into(), keys.into());
+    Ok(Response::data(d))
+}
+
+/// Existence check of `role/:name`: creates and updates differ only in
+/// `local_secret_ids`, decided again under the lock.
+pub async fn role_exists(_s: S, ctx: Ctx) -> Result<bool> {
+    let name = name_of(&ctx)?;
+    Ok(read_role(&ctx.storage, &name).await?.is_some())
+}
+
+/// `GET role/:name`.
+pub async fn read(_s: S, ctx: Ctx) -> Result<Response> {
+    let name = name_of(&ctx)?;
+    let role = read_role(&ctx.storage, &name)
+        .await?
+        .ok_or(Error::NotFound(None))?;
+    Ok(Response::data(role.render()))
+}
+
+fn non_negative(v: i64, msg: &str) -> Result<u64> {
+    u64::try_from(v).map_err(|_| Error::bad_request(msg))
+}
+
+/// Applies the common token parameters (and their older names) that the
+/// request gives, with OpenBao's checks.
+pub fn apply_token_fields(role: &mut RoleEntry, f: &FieldData) -> Result<()> {
+    if let Some(cidrs) = f.get_strings("token_bound_cidrs")? {
+        for c in &cidrs {
+            BoundCidr::parse(c).map_err(Error::BadRequest)?;
+        }
+        role.token_bound_cidrs = Some(cidrs);
+    }
+    if let Some(d) = f.get_duration("token_explicit_max_ttl")? {
+        role.token_explicit_max_ttl = d.as_secs();
+    }
+    if let Some(d) = f.get_duration("token_max_ttl")? {
+        role.token_max_ttl = d.as_secs();
+    }
+    if let Some(n) = f.get_int("token_num_uses")? {
+        role.token_num_uses = non_negative(n, "'token_num_uses' cannot be negative")?;
+    }
+    if let Some(t) = f.get_str("token_type")? {
+        role.token_type = match t.as_str() {
+            "" | "default" => "default".into(),
+            "service" | "batch" => t,
+            other => {
+                return Err(Error::bad_request(format!(
+                    "invalid 'token_type' value {other:?}"
+                )))
+            }
+        };
+    }
+    if let Some(d) = f.get_duration("token_ttl")? {
+        role.token_ttl = d.as_secs();
+    }
+    if let Some(b) = f.get_bool("token_no_default_policy")? {
+        role.token_no_default_policy = b;
+    }
+    if let Some(b) = f.get_bool("token_strictly_bind_ip")? {
+        role.token_strictly_bind_ip = b;
+    }
+    // The new name wins; the old one is echoed on reads while in use.
+    if let Some(p) = f.get_strings("token_policies")? {
+        role.legacy_policies = role.legacy_policies && !p.is_empty();
+        role.token_policies = p;
+    } else if let Some(p) = f.get_strings("policies")? {
+        role.legacy_policies = !p.is_empty();
+        role.token_policies = p;
+    }
+    if let Some(d) = f.get_duration("token_period")? {
+        role.legacy_period = role.legacy_period && !d.is_zero();
+        role.token_period = d.as_secs();
+    } else if let Some(d) = f.get_duration("period")? {
+        role.legacy_period = !d.is_zero();
+        role.token_period = d.as_secs();
+    }
+    if role.token_max_ttl > 0 && role.token_ttl > role.token_max_ttl {
+        return Err(Error::bad_request(
+            "'token_ttl' cannot be greater than 'token_max_ttl'",
+        ));
+    }
+    check_batch_rules(role)
+}
+
+/// Batch tokens have neither a use limit nor a period.
+fn check_batch_rules(role: &RoleEntry) -> Result<()> {
+    if role.token_type == "batch" {
+        if role.token_period > 0 {
+            return Err(Error::bad_request(
+                "'token_type' cannot be 'batch' or 'default_batch' when set to generate periodic tokens",
+            ));
+        }
+        if role.token_num_uses > 0 {
+            return Err(Error::bad_request(
+                "'token_type' cannot be 'batch' or 'default_batch' when set to generate tokens with limited use count",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Applies the secret id parameters of a role write.
+fn apply_secret_fields(role: &mut RoleEntry, f: &FieldData, creating: bool) -> Result<()> {
+    if let Some(b) = f.get_bool("bind_secret_id")? {
+        role.bind_secret_id = b;
+    }
+    let cidrs = match f.get_strings("secret_id_bound_cidrs")? {
+        Some(c) => Some(c),
+        None => f.get_strings("bound_cidr_list")?,
+    };
+    if let Some(c) = cidrs {
+        parse_blocks(&c, "CIDR blocks")?;
+        role.secret_id_bound_cidrs = Some(c);
+    }
+    if let Some(n) = f.get_int("secret_id_num_uses")? {
+        role.secret_id_num_uses = non_negative(n, "secret_id_num_uses cannot be negative")?;
+    }
+    if let Some(d) = f.get_duration("secret_id_ttl")? {
+        role.secret_id_ttl = d.as_secs();
+    }
+    if let Some(b) = f.get_bool("local_secret_ids")? {
+        if !creating {
+            return Err(Error::bad_request(
+                "local_secret_ids can only be modified during role creation",
+            ));
+        }
+        role.local_secret_ids = b;
+    }
+    Ok(())
+}
+
+/// The ops that move `role` to `new_id` in the role id index, after
+/// checking no other role holds it.
+async fn role_id_ops(
+    s: &AppRole,
+    ctx: &Ctx,
+    role: &RoleEntry,
+    new_id: &str,
+) -> Result<Vec<BatchOp>> {
+    let new_hmac = s.hmac(&ctx.storage, "role_id", new_id).await?;
+    if let Some(holder) = read_role_id(&ctx.storage, &new_hmac).await? {
+        if holder.name != role.name {
+            return Err(Error::bad_request("role_id already in use"));
+        }
+    }
+    let mut ops = Vec::new();
+    if !role.role_id.is_empty() && role.role_id != new_id {
+        let old = s.hmac(&ctx.storage, "role_id", &role.role_id).await?;
+        ops.push(BatchOp::Delete(format!("{ROLE_ID_PREFIX}{old}")));
+    }
+    ops.push(put_op(
+        format!("{ROLE_ID_PREFIX}{new_hmac}"),
+        &RoleIdEntry {
+            name: role.name.clone(),
+        },
+    )?);
+    Ok(ops)
+}
+
+/// `POST role/:name`: creates the role or updates the given parameters.
+pub async fn write(s: S, ctx: Ctx) -> Result<Response> {
+    let name = name_of(&ctx)?;
+    let _guard = s.roles.write().await;
+    let existing = read_role(&ctx.storage, &name).await?;
+    let creating = existing.is_none();
+    let mut role = existing.unwrap_or_else(|| RoleEntry {
+        name: name.clone(),
+        ..Default::default()
+    });
+    let f = &ctx.fields;
+    let given_id = f.get_str("role_id")?.filter(|id| !id.is_empty());
+    let new_id = match given_id {
+        Some(id) => Some(id),
+        None if creating => Some(uuid::Uuid::new_v4().to_string()),
+        None => None,
+    };
+    apply_secret_fields(&mut role, f, creating)?;
+    apply_token_fields(&mut role, f)?;
+    role.check_constraints()?;
+    let mut ops = Vec::new();
+    if let Some(id) = new_id {
+        ops.extend(role_id_ops(&s, &ctx, &role, &id).await?);
+        role.role_id = id;
+    }
+    ops.push(put_op(format!("{ROLE_PREFIX}{name}"), &role)?);
+    ctx.storage.batch(ops).await?;
+    Ok(Response::empty())
+}
+
+/// `DELETE role/:name`: removes the role, its role id and its secret ids.
+pub async fn delete(s: S, ctx: Ctx) -> Result<Response> {
+    let name = name_of(&ctx)?;
+    let _guard = s.roles.write().await;
+    let Some(role) = read_role(&ctx.storage, &name).await? else {
+        return Ok(Response::empty());
+    };
+    let role_hash = s.role_hash(&ctx.storage, &name).await?;
+    let mut ops = Vec::new();
+    let folder = format!("{SECRET_PREFIX}{role_hash}/");
+    for secret_hmac in ctx.storage.list(&folder).await? {
+        let entry: Option<crate::model::SecretIdEntry> =
+            get(&ctx.storage, &format!("{folder}{secret_hmac}")).await?;
+        match entry {
+            Some(e) => {
+                let acc = s.hmac(&ctx.storage, "accessor", &e.accessor).await?;
+                ops.extend(delete_secret_ops(&role_hash, &secret_hmac, &acc));
+            }
+            None => ops.push(BatchOp::Delete(format!("{folder}{secret_hmac}"))),
+        }
+    }
+    if !role.role_id.is_empty() {
+        let rid = s.hmac(&ctx.storage, "role_id", &role.role_id).await?;
+        ops.push(BatchOp::Delete(format!("{ROLE_ID_PREFIX}{rid}")));
+    }
+    ops.push(BatchOp::Delete(format!("{ROLE_PREFIX}{name}")));
+    ctx.storage.batch(ops).await?;
+    Ok(Response::empty())
+}
+
+/// `GET role/:name/role-id`.
+pub async fn read_role_id_ep(_s: S, ctx: Ctx) -> Result<Response> {
+    let name = name_of(&ctx)?;
+    let role = read_role(&ctx.storage, &name)
+        .await?
+        .ok_or(Error::NotFound(None))?;
+    let mut d = Data::new();
+    d.insert("role_id".into(), role.role_id.into());
+    Ok(Response::data(d))
+}
+
+/// `POST role/:name/role-id`: sets a custom role id.
+pub async fn write_role_id(s: S, ctx: Ctx) -> Result<Response> {
+    let name = name_of(&ctx)?;
+    let _guard = s.roles.write().await;
+    let Some(mut role) = read_role(&ctx.storage, &name).await? else {
+        return Err(Error::UnsupportedPath);
+    };
+    let id = ctx
+        .fields
+        .get_str("role_id")?
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| Error::bad_request("missing role_id"))?;
+    let mut ops = role_id_ops(&s, &ctx, &role, &id).await?;
+    role.role_id = id;
+    ops.push(put_op(format!("{ROLE_PREFIX}{name}"), &role)?);
+    ctx.storage.batch(ops).await?;
+    Ok(Response::empty())
+}
+
+/// One of the per-property endpoints of a role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prop {
+    /// `policies` (`token_policies`, or the older `policies`).
+    Policies,
+    /// `secret-id-num-uses`.
+    SecretIdNumUses,
+    /// `secret-id-ttl`.
+    SecretIdTtl,
+    /// `token-ttl`.
+    TokenTtl,
+    /// `token-max-ttl`.
+    TokenMaxTtl,
+    /// `bind-secret-id`.
+    BindSecretId,
+    /// `secret-id-bound-cidrs`.
+    SecretIdBoundCidrs,
+    /// `token-bound-cidrs`.
+    TokenBoundCidrs,
+    /// `period` (`token_period`, or the older `period`).
+    Period,
+    /// `token-num-uses`.
+    TokenNumUses,
+    /// `local-secret-ids` (read only).
+    LocalSecretIds,
+    /// `bound-cidr-list` (deprecated name of `secret-id-bound-cidrs`).
+    BoundCidrList,
+}
+
+impl Prop {
+    /// Every property endpoint with its path suffix.
+    pub const ALL: [(Prop, &'static str); 12] = [
+        (Prop::Policies, "policies"),
+        (Prop::SecretIdNumUses, "secret-id-num-uses"),
+        (Prop::SecretIdTtl, "secret-id-ttl"),
+        (Prop::TokenTtl, "token-ttl"),
+        (Prop::TokenMaxTtl, "token-max-ttl"),
+        (Prop::BindSecretId, "bind-secret-id"),
+        (Prop::SecretIdBoundCidrs, "secret-id-bound-cidrs"),
+        (Prop::TokenBoundCidrs, "token-bound-cidrs"),
+        (Prop::Period, "period"),
+        (Prop::TokenNumUses, "token-num-uses"),
+        (Prop::LocalSecretIds, "local-secret-ids"),
+        (Prop::BoundCidrList, "bound-cidr-list"),
+    ];
+
+    /// The body parameters the endpoint takes.
+    pub fn params(self) -> &'static [&'static str] {
+        match self {
+            Prop::Policies => &["token_policies", "policies"],
+            Prop::SecretIdNumUses => &["secret_id_num_uses"],
+            Prop::SecretIdTtl => &["secret_id_ttl"],
+            Prop::TokenTtl => &["token_ttl"],
+            Prop::TokenMaxTtl => &["token_max_ttl"],
+            Prop::BindSecretId => &["bind_secret_id"],
+            Prop::SecretIdBoundCidrs => &["secret_id_bound_cidrs"],
+            Prop::TokenBoundCidrs => &["token_bound_cidrs"],
+            Prop::Period => &["token_period", "period"],
+            Prop::TokenNumUses => &["token_num_uses"],
+            Prop::LocalSecretIds => &["local_secret_ids"],
+            Prop::BoundCidrList => &["bound_cidr_list"],
+        }
+    }
+
+    fn render(self, role: &RoleEntry) -> Map<String, Value> {
+        let mut d = Map::new();
+        match self {
+            Prop::Policies => {
+                if role.legacy_policies {
+                    d.insert("policies".into(), role.token_policies.clone().into());
+                }
+                d.insert("token_policies".into(), role.token_policies.clone().into());
+            }
+            Prop::SecretIdNumUses => {
+                d.insert("secret_id_num_uses".into(), role.secret_id_num_uses.into());
+            }
+            Prop::SecretIdTtl => {
+                d.insert("secret_id_ttl".into(), role.secret_id_ttl.into());
+            }
+            Prop::TokenTtl => {
+                d.insert("token_ttl".into(), role.token_ttl.into());
+            }
+            Prop::TokenMaxTtl => {
+                d.insert("token_max_ttl".into(), role.token_max_ttl.into());
+            }
+            Prop::BindSecretId => {
+                d.insert("bind_secret_id".into(), role.bind_secret_id.into());
+            }
+            Prop::SecretIdBoundCidrs => {
+                d.insert(
+                    "secret_id_bound_cidrs".into(),
+                    nullable_list(role.secret_cidrs()),
+                );
+            }
+            Prop::TokenBoundCidrs => {
+                let v = role
+                    .token_bound_cidrs
+                    .clone()
+                    .map_or(Value::Null, Value::from);
+                d.insert("token_bound_cidrs".into(), v);
+            }
+            Prop::Period => {
+                if role.legacy_period && role.token_period > 0 {
+                    d.insert("period".into(), role.token_period.into());
+                }
+                d.insert("token_period".into(), role.token_period.into());
+            }
+            Prop::TokenNumUses => {
+                d.insert("token_num_uses".into(), role.token_num_uses.into());
+            }
+            Prop::LocalSecretIds => {
+                d.insert("local_secret_ids".into(), role.local_secret_ids.into());
+            }
+            Prop::BoundCidrList => {
+                // OpenBao moves the deprecated list into
+                // secret_id_bound_cidrs, so this always reads as null.
+                d.insert("bound_cidr_list".into(), Value::Null);
+            }
+        }
+        d
+    }
+
+    fn apply(self, role: &mut RoleEntry, f: &FieldData) -> Result<()> {
+        let missing = |name: &str| Error::bad_request(format!("missing {name}"));
+        match self {
+            Prop::Policies => {
+                if let Some(p) = f.get_strings("token_policies")? {
+                    role.legacy_policies = role.legacy_policies && !p.is_empty();
+                    role.token_policies = p;
+                } else if let Some(p) = f.get_strings("policies")? {
+                    role.legacy_policies = !p.is_empty();
+                    role.token_policies = p;
+                } else {
+                    return Err(missing("token_policies"));
+                }
+            }
+            Prop::SecretIdNumUses => {
+                let n = f
+                    .get_int("secret_id_num_uses")?
+                    .ok_or_else(|| missing("secret_id_num_uses"))?;
+                role.secret_id_num_uses = non_negative(n, "secret_id_num_uses cannot be negative")?;
+            }
+            Prop::SecretIdTtl => {
+                let d = f
+                    .get_duration("secret_id_ttl")?
+                    .ok_or_else(|| missing("secret_id_ttl"))?;
+                role.secret_id_ttl = d.as_secs();
+            }
+            Prop::TokenTtl => {
+                let d = f
+                    .get_duration("token_ttl")?
+                    .ok_or_else(|| missing("token_ttl"))?;
+                if role.token_max_ttl > 0 && d.as_secs() > role.token_max_ttl {
+                    return Err(Error::bad_request(
+                        "token_ttl should not be greater than token_max_ttl",
+                    ));
+                }
+                role.token_ttl = d.as_secs();
+            }
+            Prop::TokenMaxTtl => {
+                let d = f
+                    .get_duration("token_max_ttl")?
+                    .ok_or_else(|| missing("token_max_ttl"))?;
+                if d.as_secs() > 0 && role.token_ttl > d.as_secs() {
+                    return Err(Error::bad_request(
+                        "token_max_ttl should be greater than or equal to token_ttl",
+                    ));
+                }
+                role.token_max_ttl = d.as_secs();
+            }
+            Prop::BindSecretId => {
+                role.bind_secret_id = f
+                    .get_bool("bind_secret_id")?
+                    .ok_or_else(|| missing("bind_secret_id"))?;
+            }
+            Prop::SecretIdBoundCidrs | Prop::BoundCidrList => {
+                let param = self.params()[0];
+                if let Some(c) = f.get_strings(param)? {
+                    parse_blocks(&c, "CIDR blocks")?;
+                    role.secret_id_bound_cidrs = Some(c);
+                }
+            }
+            Prop::TokenBoundCidrs => {
+                if let Some(c) = f.get_strings("token_bound_cidrs")? {
+                    for cidr in &c {
+                        BoundCidr::parse(cidr).map_err(|e| {
+                            Error::bad_request(format!("failed to parse token_bound_cidrs: {e}"))
+                        })?;
+                    }
+                    role.token_bound_cidrs = Some(c);
+                }
+            }
+            Prop::Period => {
+                if let Some(d) = f.get_duration("token_period")? {
+                    role.legacy_period = role.legacy_period && !d.is_zero();
+                    role.token_period = d.as_secs();
+                } else if let Some(d) = f.get_duration("period")? {
+                    role.legacy_period = !d.is_zero();
+                    role.token_period = d.as_secs();
+                } else {
+                    return Err(missing("period"));
+                }
+            }
+            Prop::TokenNumUses => {
+                let n = f
+                    .get_int("token_num_uses")?
+                    .ok_or_else(|| missing("token_num_uses"))?;
+                role.token_num_uses = non_negative(n, "'token_num_uses' cannot be negative")?;
+            }
+            Prop::LocalSecretIds => return Err(Error::UnsupportedOperation),
+        }
+        Ok(())
+    }
+
+    fn reset(self, role: &mut RoleEntry) {
+        let default = RoleEntry::default();
+        match self {
+            Prop::Policies => {
+                role.token_policies.clear();
+                role.legacy_policies = false;
+            }
+            Prop::SecretIdNumUses => role.secret_id_num_uses = 0,
+            Prop::SecretIdTtl => role.secret_id_ttl = 0,
+            Prop::TokenTtl => role.token_ttl = 0,
+            Prop::TokenMaxTtl => role.token_max_ttl = 0,
+            Prop::BindSecretId => role.bind_secret_id = default.bind_secret_id,
+            Prop::SecretIdBoundCidrs => role.secret_id_bound_cidrs = None,
+            Prop::TokenBoundCidrs => role.token_bound_cidrs = None,
+            Prop::Period => {
+                role.token_period = 0;
+                role.legacy_period = false;
+            }
+            Prop::TokenNumUses => role.token_num_uses = 0,
+            Prop::LocalSecretIds | Prop::BoundCidrList => {}
+        }
+    }
+}
+
+const BOUND_CIDR_LIST_WARNING: &str = "The \"bound_cidr_list\" field is deprecated and will be removed. Please use \"secret_id_bound_cidrs\" instead.";
+
+/// `GET role/:name/<property>`.
+pub async fn prop_read(_s: S, ctx: Ctx, prop: Prop) -> Result<Response> {
+    let name = name_of(&ctx)?;
+    let role = read_role(&ctx.storage, &name)
+        .await?
+        .ok_or(Error::NotFound(None))?;
+    let resp = Response::data(prop.render(&role));
+    Ok(if prop == Prop::BoundCidrList {
+        resp.with_warning(BOUND_CIDR_LIST_WARNING)
+    } else {
+        resp
+    })
+}
+
+/// `POST role/:name/<property>`.
+pub async fn prop_write(s: S, ctx: Ctx, prop: Prop) -> Result<Response> {
+    let name = name_of(&ctx)?;
+    let _guard = s.roles.write().await;
+    let Some(mut role) = read_role(&ctx.storage, &name).await? else {
+        return Err(Error::UnsupportedPath);
+    };
+    prop.apply(&mut role, &ctx.fields)?;
+    role.check_constraints()?;
+    check_batch_rules(&role)?;
+    ctx.storage
+        .put_json(&format!("{ROLE_PREFIX}{name}"), &role)
+        .await?;
+    Ok(Response::empty())
+}
+
+/// `DELETE role/:name/<property>`: back to the default.
+pub async fn prop_delete(s: S, ctx: Ctx, prop: Prop) -> Result<Response> {
+    let name = name_of(&ctx)?;
+    let _guard = s.roles.write().await;
+    let Some(mut role) = read_role(&ctx.storage, &name).await? else {
+        return Ok(Response::empty());
+    };
+    prop.reset(&mut role);
+    role.check_constraints()?;
+    ctx.storage
+        .put_json(&format!("{ROLE_PREFIX}{name}"), &role)
+        .await?;
+    Ok(Response::empty())
+}
