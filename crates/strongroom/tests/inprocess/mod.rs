@@ -24,9 +24,9 @@ use tower::ServiceExt;
 /// Secrets revoked by the `leasing` engine, by their `id`.
 pub type Revoked = Arc<Mutex<Vec<String>>>;
 
-/// The registry every in-process core gets: KV, an auth type backed by KV
-/// (no auth method ships in this crate's tests), and the `leasing` test
-/// engine reporting to `revoked`.
+/// The registry every in-process core gets: KV, AppRole, the `leasing` test
+/// engine reporting to `revoked`, the `test-login` auth method, and an auth
+/// type backed by KV (to exercise the auth table with a plain backend).
 pub fn registry_with(revoked: Revoked) -> Registry {
     let leasing: strongroom_core::core::Factory = Arc::new(move |_input: FactoryInput| {
         Ok(Arc::new(Leasing {
