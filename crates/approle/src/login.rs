@@ -8,7 +8,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 use strongroom_core::framework::Ctx;
@@ -24,8 +24,60 @@ use crate::state::{
 
 type S = Arc<AppRole>;
 
+/// The answer to bad credentials.
+const INVALID: &str = "invalid role or secret ID";
+
 fn invalid() -> Error {
-    Error::bad_request("invalid role or secret ID")
+    Error::bad_request(INVALID)
+}
+
+/// OpenBao's user lockout defaults: after this many failed logins for one
+/// role id within [`LOCKOUT_COUNTER_RESET`], the role id is refused for
+/// [`LOCKOUT_DURATION`], even with the right secret id.
+const LOCKOUT_THRESHOLD: u32 = 5;
+/// How long a locked-out role id stays locked.
+const LOCKOUT_DURATION: Duration = Duration::from_secs(15 * 60);
+/// How long failures are remembered without a new one.
+const LOCKOUT_COUNTER_RESET: Duration = Duration::from_secs(15 * 60);
+
+/// Failed logins of one role id (kept in memory, per node, as OpenBao).
+#[derive(Debug, Clone, Copy)]
+pub struct Failures {
+    count: u32,
+    last: Instant,
+    locked_until: Option<Instant>,
+}
+
+/// Whether the role id (by HMAC) is locked out now.
+fn locked_out(s: &AppRole, key: &str) -> bool {
+    let now = Instant::now();
+    let mut map = s.failures.lock().unwrap_or_else(|p| p.into_inner());
+    match map.get(key).copied() {
+        Some(f) if f.locked_until.is_some_and(|t| t > now) => true,
+        Some(f)
+            if f.locked_until.is_some() || now.duration_since(f.last) > LOCKOUT_COUNTER_RESET =>
+        {
+            map.remove(key);
+            false
+        }
+        _ => false,
+    }
+}
+
+/// Counts a failed login; the threshold locks the role id out.
+fn record_failure(s: &AppRole, key: &str) {
+    let now = Instant::now();
+    let mut map = s.failures.lock().unwrap_or_else(|p| p.into_inner());
+    let f = map.entry(key.to_string()).or_insert(Failures {
+        count: 0,
+        last: now,
+        locked_until: None,
+    });
+    f.count += 1;
+    f.last = now;
+    if f.count >= LOCKOUT_THRESHOLD {
+        f.locked_until = Some(now + LOCKOUT_DURATION);
+    }
 }
 
 fn client_ip(ctx: &Ctx) -> Result<IpAddr> {
@@ -100,7 +152,8 @@ async fn use_secret_id(s: &AppRole, ctx: &Ctx, role: &RoleEntry) -> Result<FromS
     })
 }
 
-/// `POST login`.
+/// `POST login`, with OpenBao's lockout of a role id after repeated
+/// failures (a locked-out role id gets 403 whatever its secret id).
 pub async fn login(s: S, ctx: Ctx) -> Result<Response> {
     let role_id = ctx
         .fields
@@ -108,19 +161,36 @@ pub async fn login(s: S, ctx: Ctx) -> Result<Response> {
         .filter(|v| !v.is_empty())
         .map(Zeroizing::new)
         .ok_or_else(|| Error::bad_request("missing role_id"))?;
-    let _roles = s.roles.read().await;
     let rid_hmac = s.hmac(&ctx.storage, "role_id", &role_id).await?;
-    let index = read_role_id(&ctx.storage, &rid_hmac)
+    if locked_out(&s, &rid_hmac) {
+        return Err(Error::Forbidden("permission denied".into()));
+    }
+    let outcome = check_login(&s, &ctx, &role_id, &rid_hmac).await;
+    match &outcome {
+        Err(Error::BadRequest(m)) if m == INVALID => record_failure(&s, &rid_hmac),
+        Ok(_) => {
+            let mut map = s.failures.lock().unwrap_or_else(|p| p.into_inner());
+            map.remove(&rid_hmac);
+        }
+        Err(_) => {}
+    }
+    outcome
+}
+
+/// The checks of a login and the token it asks for.
+async fn check_login(s: &AppRole, ctx: &Ctx, role_id: &str, rid_hmac: &str) -> Result<Response> {
+    let _roles = s.roles.read().await;
+    let index = read_role_id(&ctx.storage, rid_hmac)
         .await?
         .ok_or_else(invalid)?;
     let role = read_role(&ctx.storage, &index.name)
         .await?
         .ok_or_else(invalid)?;
-    if !ct_eq(&role.role_id, &role_id) {
+    if !ct_eq(&role.role_id, role_id) {
         return Err(invalid());
     }
     if !role.secret_cidrs().is_empty() {
-        let ip = client_ip(&ctx)?;
+        let ip = client_ip(ctx)?;
         if !ip_allowed(role.secret_cidrs(), ip) {
             return Err(Error::bad_request(format!(
                 "source address {:?} unauthorized by CIDR restrictions on the role",
@@ -129,7 +199,7 @@ pub async fn login(s: S, ctx: Ctx) -> Result<Response> {
         }
     }
     let from_secret = if role.bind_secret_id {
-        use_secret_id(&s, &ctx, &role).await?
+        use_secret_id(s, ctx, &role).await?
     } else {
         FromSecret::default()
     };

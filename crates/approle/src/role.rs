@@ -65,12 +65,16 @@ fn non_negative(v: i64, msg: &str) -> Result<u64> {
 }
 
 /// Applies the common token parameters (and their older names) that the
-/// request gives, with OpenBao's checks.
-pub fn apply_token_fields(role: &mut RoleEntry, f: &FieldData) -> Result<()> {
+/// request gives, with OpenBao's checks; returns OpenBao's warnings.
+pub fn apply_token_fields(role: &mut RoleEntry, f: &FieldData) -> Result<Vec<String>> {
+    let mut warnings = Vec::new();
     if let Some(cidrs) = f.get_strings("token_bound_cidrs")? {
-        for c in &cidrs {
-            BoundCidr::parse(c).map_err(Error::BadRequest)?;
-        }
+        // Stored as OpenBao shows them: a single host without its `/32`.
+        let cidrs = cidrs
+            .iter()
+            .map(|c| BoundCidr::parse(c).map(|b| b.to_string()))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(Error::BadRequest)?;
         role.token_bound_cidrs = Some(cidrs);
     }
     if let Some(d) = f.get_duration("token_explicit_max_ttl")? {
@@ -86,6 +90,11 @@ pub fn apply_token_fields(role: &mut RoleEntry, f: &FieldData) -> Result<()> {
         role.token_type = match t.as_str() {
             "" | "default" => "default".into(),
             "service" | "batch" => t,
+            "default-service" | "default-batch" => {
+                let plain = t.trim_start_matches("default-").to_string();
+                warnings.push(format!("{t} has no useful meaning; adjusting to {plain}"));
+                plain
+            }
             other => {
                 return Err(Error::bad_request(format!(
                     "invalid 'token_type' value {other:?}"
@@ -102,18 +111,23 @@ pub fn apply_token_fields(role: &mut RoleEntry, f: &FieldData) -> Result<()> {
     if let Some(b) = f.get_bool("token_strictly_bind_ip")? {
         role.token_strictly_bind_ip = b;
     }
-    // The new name wins; the old one is echoed on reads while in use.
+    // The new name wins; the old one is echoed on reads (with the new
+    // value) while in use, also when both were given.
+    let old_policies = f.get_strings("policies")?;
     if let Some(p) = f.get_strings("token_policies")? {
-        role.legacy_policies = role.legacy_policies && !p.is_empty();
+        let old_used = old_policies.is_some_and(|o| !o.is_empty());
+        role.legacy_policies = (role.legacy_policies || old_used) && !p.is_empty();
         role.token_policies = p;
-    } else if let Some(p) = f.get_strings("policies")? {
+    } else if let Some(p) = old_policies {
         role.legacy_policies = !p.is_empty();
         role.token_policies = p;
     }
+    let old_period = f.get_duration("period")?;
     if let Some(d) = f.get_duration("token_period")? {
-        role.legacy_period = role.legacy_period && !d.is_zero();
+        let old_used = old_period.is_some_and(|o| !o.is_zero());
+        role.legacy_period = (role.legacy_period || old_used) && !d.is_zero();
         role.token_period = d.as_secs();
-    } else if let Some(d) = f.get_duration("period")? {
+    } else if let Some(d) = old_period {
         role.legacy_period = !d.is_zero();
         role.token_period = d.as_secs();
     }
@@ -122,7 +136,8 @@ pub fn apply_token_fields(role: &mut RoleEntry, f: &FieldData) -> Result<()> {
             "'token_ttl' cannot be greater than 'token_max_ttl'",
         ));
     }
-    check_batch_rules(role)
+    check_batch_rules(role)?;
+    Ok(warnings)
 }
 
 /// Batch tokens have neither a use limit nor a period.
@@ -211,14 +226,19 @@ pub async fn write(s: S, ctx: Ctx) -> Result<Response> {
         ..Default::default()
     });
     let f = &ctx.fields;
-    let given_id = f.get_str("role_id")?.filter(|id| !id.is_empty());
+    let given_id = f.get_str("role_id")?;
+    if given_id.as_deref() == Some("") {
+        return Err(Error::bad_request(
+            "invalid role_id supplied, or failed to generate a role_id",
+        ));
+    }
     let new_id = match given_id {
         Some(id) => Some(id),
         None if creating => Some(uuid::Uuid::new_v4().to_string()),
         None => None,
     };
     apply_secret_fields(&mut role, f, creating)?;
-    apply_token_fields(&mut role, f)?;
+    let warnings = apply_token_fields(&mut role, f)?;
     role.check_constraints()?;
     let mut ops = Vec::new();
     if let Some(id) = new_id {
@@ -227,7 +247,9 @@ pub async fn write(s: S, ctx: Ctx) -> Result<Response> {
     }
     ops.push(put_op(format!("{ROLE_PREFIX}{name}"), &role)?);
     ctx.storage.batch(ops).await?;
-    Ok(Response::empty())
+    let mut resp = Response::empty();
+    resp.warnings = warnings;
+    Ok(resp)
 }
 
 /// `DELETE role/:name`: removes the role, its role id and its secret ids.
@@ -474,11 +496,13 @@ impl Prop {
             }
             Prop::TokenBoundCidrs => {
                 if let Some(c) = f.get_strings("token_bound_cidrs")? {
-                    for cidr in &c {
-                        BoundCidr::parse(cidr).map_err(|e| {
+                    let c = c
+                        .iter()
+                        .map(|cidr| BoundCidr::parse(cidr).map(|b| b.to_string()))
+                        .collect::<std::result::Result<Vec<_>, _>>()
+                        .map_err(|e| {
                             Error::bad_request(format!("failed to parse token_bound_cidrs: {e}"))
                         })?;
-                    }
                     role.token_bound_cidrs = Some(c);
                 }
             }

@@ -46,6 +46,8 @@ pub struct AppRole {
     stripes: Vec<Mutex<()>>,
     /// Set while a tidy runs.
     pub tidy_running: Arc<AtomicBool>,
+    /// Failed logins per role id (by HMAC), for OpenBao's user lockout.
+    pub failures: std::sync::Mutex<std::collections::HashMap<String, crate::login::Failures>>,
 }
 
 impl Default for AppRole {
@@ -55,6 +57,7 @@ impl Default for AppRole {
             roles: RwLock::new(()),
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
             tidy_running: Arc::new(AtomicBool::new(false)),
+            failures: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }
 }

@@ -102,6 +102,7 @@ impl Core {
                 bound_cidrs,
                 batch,
                 id: None,
+                max_ttl: issue.max_ttl.as_secs(),
             })
             .await?;
         let lease_duration = token

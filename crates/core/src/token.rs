@@ -95,6 +95,10 @@ pub struct TokenEntry {
     /// CIDR blocks the token may be used from (empty: anywhere).
     #[serde(default)]
     pub bound_cidrs: Vec<role::BoundCidr>,
+    /// The max TTL its auth method set, counted from creation (0: the
+    /// mount's); renewals stay within it.
+    #[serde(default)]
+    pub max_ttl: u64,
 }
 
 impl TokenEntry {
@@ -156,6 +160,8 @@ pub struct NewToken {
     pub role: String,
     /// CIDR blocks the token is bound to.
     pub bound_cidrs: Vec<role::BoundCidr>,
+    /// The max TTL the auth method set (0: the mount's).
+    pub max_ttl: u64,
     /// `batch` for a batch token, else a service token.
     pub batch: bool,
     /// A caller-chosen id (root only; validated by the caller).
@@ -389,6 +395,7 @@ impl TokenStore {
             role: new.role,
             cubbyhole_id: String::new(),
             bound_cidrs: new.bound_cidrs,
+            max_ttl: new.max_ttl,
         };
         if new.batch {
             let id = self.batch.seal(&entry)?;
@@ -635,11 +642,12 @@ impl TokenStore {
             } else {
                 current.ttl
             };
-            let max = match current.explicit_max_ttl {
-                0 => mount_max,
-                e if mount_max == 0 => e,
-                e => e.min(mount_max),
-            };
+            // The smallest of the limits that are set.
+            let max = [current.explicit_max_ttl, current.max_ttl, mount_max]
+                .into_iter()
+                .filter(|m| *m > 0)
+                .min()
+                .unwrap_or(0);
             (wanted, max)
         };
         let mut ttl = wanted;

@@ -711,3 +711,162 @@ fn kv_v2_delete_undelete_destroy_metadata_list_with_the_cli() {
         assert!(out.stderr.contains("No value found"), "{out:?}");
     }
 }
+
+#[test]
+fn approle_with_the_cli() {
+    let server = Server::dev(target());
+    let out = bao_ok(&server, &["auth", "enable", "approle"], 0);
+    assert!(
+        out.contains("Enabled approle auth method at: approle/"),
+        "{out}"
+    );
+    let out = bao(&server, &["auth", "enable", "approle"]);
+    assert_eq!(out.code, 2, "enabling approle twice: {out:?}");
+    let methods = json(
+        &bao_ok(&server, &["auth", "list", "-format=json"], 0),
+        "auth list",
+    );
+    assert_eq!(methods["approle/"]["type"], "approle", "{methods}");
+
+    bao_ok(
+        &server,
+        &[
+            "write",
+            "auth/approle/role/r",
+            "token_policies=default",
+            "secret_id_num_uses=2",
+        ],
+        0,
+    );
+    let table = bao_ok(&server, &["read", "auth/approle/role/r"], 0);
+    assert_eq!(
+        table_value(&table, "secret_id_num_uses").as_deref(),
+        Some("2"),
+        "{table}"
+    );
+    assert_eq!(
+        table_value(&table, "token_policies").as_deref(),
+        Some("[default]"),
+        "{table}"
+    );
+    let role = json(
+        &bao_ok(&server, &["read", "-format=json", "auth/approle/role/r"], 0),
+        "read role",
+    );
+    assert_eq!(role["data"]["bind_secret_id"], true, "{role}");
+
+    let role_id = bao_ok(
+        &server,
+        &["read", "-field=role_id", "auth/approle/role/r/role-id"],
+        0,
+    );
+    let role_id = role_id.trim();
+    assert!(
+        !role_id.is_empty() && !role_id.contains('\n'),
+        "{role_id:?}"
+    );
+    let secret_id = bao_ok(
+        &server,
+        &[
+            "write",
+            "-f",
+            "-field=secret_id",
+            "auth/approle/role/r/secret-id",
+        ],
+        0,
+    );
+    let secret_id = secret_id.trim();
+    assert!(
+        !secret_id.is_empty() && !secret_id.contains('\n'),
+        "{secret_id:?}"
+    );
+    let role_arg = format!("role_id={role_id}");
+    let secret_arg = format!("secret_id={secret_id}");
+
+    // Table login output names the token and its policies.
+    let table = bao_ok(
+        &server,
+        &["write", "auth/approle/login", &role_arg, &secret_arg],
+        0,
+    );
+    let token = table_value(&table, "token").unwrap_or_default();
+    assert!(!token.is_empty(), "{table}");
+    assert_eq!(
+        table_value(&table, "token_policies").as_deref(),
+        Some("[\"default\"]"),
+        "{table}"
+    );
+    assert_eq!(
+        table_value(&table, "token_meta_role_name").as_deref(),
+        Some("r"),
+        "{table}"
+    );
+    assert_eq!(
+        table_value(&table, "token_renewable").as_deref(),
+        Some("true"),
+        "{table}"
+    );
+    // The CLI run with the login token as BAO_TOKEN is that token.
+    let home = server.home().to_string_lossy().into_owned();
+    let out = run(
+        &bao_path(),
+        &["token", "lookup", "-format=json"],
+        &[
+            ("BAO_ADDR", server.addr.as_str()),
+            ("HOME", home.as_str()),
+            ("BAO_TOKEN", token.as_str()),
+        ],
+    );
+    assert_eq!(out.code, 0, "lookup-self with the login token: {out:?}");
+    let lookup = json(&out.stdout, "lookup-self with the login token");
+    assert_eq!(lookup["data"]["path"], "auth/approle/login", "{lookup}");
+
+    // JSON login: the second and last use of the secret id.
+    let login = json(
+        &bao_ok(
+            &server,
+            &[
+                "write",
+                "-format=json",
+                "auth/approle/login",
+                &role_arg,
+                &secret_arg,
+            ],
+            0,
+        ),
+        "login -format=json",
+    );
+    assert_eq!(login["auth"]["policies"], serde_json::json!(["default"]));
+    assert_eq!(
+        login["auth"]["metadata"],
+        serde_json::json!({"role_name": "r"})
+    );
+    assert_eq!(login["auth"]["renewable"], true, "{login}");
+    str_at(&login, "/auth/client_token");
+    let out = bao(
+        &server,
+        &["write", "auth/approle/login", &role_arg, &secret_arg],
+    );
+    assert_eq!(out.code, 2, "login with a used-up secret id: {out:?}");
+    assert!(out.stderr.contains("invalid role or secret ID"), "{out:?}");
+
+    bao_ok(
+        &server,
+        &["write", "auth/approle/role/other", "token_ttl=1h"],
+        0,
+    );
+    let out = bao_ok(&server, &["list", "auth/approle/role"], 0);
+    assert_eq!(
+        out.lines().map(str::trim).collect::<Vec<_>>(),
+        ["Keys", "----", "other", "r"],
+        "{out}"
+    );
+    let keys = json(
+        &bao_ok(&server, &["list", "-format=json", "auth/approle/role"], 0),
+        "list roles",
+    );
+    assert_eq!(keys, serde_json::json!(["other", "r"]));
+    bao_ok(&server, &["delete", "auth/approle/role/other"], 0);
+    let out = bao(&server, &["read", "auth/approle/role/other"]);
+    assert_eq!(out.code, 2, "read of a deleted role: {out:?}");
+}

@@ -176,10 +176,16 @@ impl FieldData {
     }
 
     fn invalid(name: &str, value: &Value, ty: FieldType) -> Error {
-        Error::bad_request(format!(
-            "error converting input {value} for field {name:?}: cannot parse as {}",
-            ty.help_name()
-        ))
+        match (ty, value) {
+            // OpenBao passes Go's duration parser error through.
+            (FieldType::DurationSecond, Value::String(s)) => Error::bad_request(format!(
+                "error converting input for field {name:?}: time: invalid duration {s:?}"
+            )),
+            _ => Error::bad_request(format!(
+                "error converting input {value} for field {name:?}: cannot parse as {}",
+                ty.help_name()
+            )),
+        }
     }
 
     /// Checks that every required field is present.

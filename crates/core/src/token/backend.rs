@@ -301,6 +301,7 @@ async fn create(s: S, ctx: Ctx) -> Result<Response> {
                 .unwrap_or_default(),
             batch,
             id,
+            max_ttl: 0,
         })
         .await?;
     let mut auth = auth_block(&id, &entry);

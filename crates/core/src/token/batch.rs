@@ -85,6 +85,7 @@ impl Body {
             role: self.role,
             cubbyhole_id: String::new(),
             bound_cidrs: self.bound_cidrs,
+            max_ttl: 0,
         }
     }
 }
@@ -178,6 +179,7 @@ mod tests {
             role: String::new(),
             cubbyhole_id: String::new(),
             bound_cidrs: vec![],
+            max_ttl: 0,
         }
     }
 
