@@ -1320,6 +1320,35 @@ async fn bind_secret_id_field_endpoint() {
     assert_eq!(r.body["data"]["bind_secret_id"], json!(true));
 }
 
+/// `token_strictly_bind_ip` binds the issued token to the address that
+/// logged in (Strongroom's own test: the tests can only connect from
+/// 127.0.0.1, so it checks the binding recorded on the token).
+#[tokio::test]
+async fn strictly_bound_tokens_carry_the_login_address() {
+    let server = Server::dev(common::Kind::Strongroom);
+    let r = server
+        .send(&Call::post("sys/auth/approle", json!({"type": "approle"})))
+        .await;
+    assert_eq!(r.status, 204, "{r:?}");
+    let r = server
+        .send(&Call::post(
+            &role("s", ""),
+            json!({"token_strictly_bind_ip": true, "role_id": "s-id", "bind_secret_id": false, "secret_id_bound_cidrs": "127.0.0.0/8"}),
+        ))
+        .await;
+    assert_eq!(r.status, 204, "{r:?}");
+    let r = server
+        .send(&Call::post("auth/approle/login", json!({"role_id": "s-id"})).anonymous())
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let token = r.body["auth"]["client_token"].as_str().unwrap().to_string();
+    let r = server
+        .send(&Call::get("auth/token/lookup-self").token(&token))
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["data"]["bound_cidrs"], json!(["127.0.0.1"]));
+}
+
 #[tokio::test]
 async fn tidy_secret_ids() {
     let mut p = Pair::dev();
