@@ -22,6 +22,7 @@ pub fn registry() -> Registry {
         .secrets("kv", strongroom_kv::factory())
         .secrets("generic", strongroom_kv::factory())
         .auth("approle", strongroom_approle::factory())
+        .auth("kubernetes", strongroom_kubernetes::factory())
 }
 
 fn load_config(args: &ServerArgs) -> anyhow::Result<ServerConfig> {

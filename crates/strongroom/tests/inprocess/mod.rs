@@ -43,6 +43,7 @@ pub fn registry_with(revoked: Revoked) -> Registry {
         .auth("test-auth", strongroom_kv::factory())
         .auth("test-login", login)
         .auth("approle", strongroom_approle::factory())
+        .auth("kubernetes", strongroom_kubernetes::factory())
 }
 
 /// A sealed, uninitialised core over `physical`.

@@ -1,0 +1,100 @@
+//! `POST login` (role, jwt): reads the JWT's claims, verifies it (locally
+//! with `pem_keys`, else through the TokenReview API), checks the role's
+//! namespace/name bindings and audience, and asks the core for a token with
+//! the role's token parameters and the service account in its metadata.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use strongroom_core::framework::Ctx;
+use strongroom_core::logical::{Response, TokenIssue};
+use strongroom_core::{Error, Result};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use crate::config::{read_local, LOCAL_JWT_PATH};
+use crate::jwt::{check_claims, denied, now_secs, parse_unverified, verify_signature};
+use crate::review::review;
+use crate::role::read_role;
+use crate::state::Kubernetes;
+
+/// `POST login`.
+pub async fn login(s: Arc<Kubernetes>, ctx: Ctx) -> Result<Response> {
+    let f = &ctx.fields;
+    let role_name = f
+        .get_str("role")?
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| Error::bad_request("missing role"))?;
+    let jwt = f
+        .get_str("jwt")?
+        .filter(|j| !j.is_empty())
+        .map(Zeroizing::new)
+        .ok_or_else(|| Error::bad_request("missing jwt"))?;
+    let role = read_role(&ctx, &role_name)
+        .await?
+        .ok_or_else(|| Error::bad_request(format!("invalid role name {role_name:?}")))?;
+    let loaded = s
+        .loaded(&ctx.storage)
+        .await?
+        .ok_or_else(|| Error::bad_request("could not load backend configuration"))?;
+
+    let claims = parse_unverified(&jwt)?;
+    if !loaded.keys.is_empty() {
+        verify_signature(&jwt, &loaded.keys)?;
+    }
+    let issuer = (!loaded.config.disable_iss_validation).then_some(loaded.config.issuer.as_str());
+    check_claims(&claims, &role.audience, issuer, now_secs())?;
+    let mut account = claims.account.clone();
+    role.check_binding(&account.namespace, &account.name)?;
+
+    if loaded.keys.is_empty() {
+        let local;
+        let bearer: &str = if !loaded.config.token_reviewer_jwt.is_empty() {
+            &loaded.config.token_reviewer_jwt
+        } else if !loaded.config.disable_local_ca_jwt {
+            local = read_local(LOCAL_JWT_PATH).ok();
+            local.as_deref().map_or(jwt.as_str(), |l| l.trim())
+        } else {
+            &jwt
+        };
+        let reviewed = review(&loaded, &jwt, bearer, &role.audience).await?;
+        let same = |a: &str, b: &str| bool::from(a.as_bytes().ct_eq(b.as_bytes()));
+        if !same(&reviewed.namespace, &account.namespace) || !same(&reviewed.name, &account.name) {
+            tracing::debug!("TokenReview names a different service account than the JWT");
+            return Err(denied());
+        }
+        if !reviewed.uid.is_empty() {
+            account.uid = reviewed.uid;
+        }
+    }
+
+    let mut metadata = Map::new();
+    metadata.insert("role".into(), Value::from(role_name.to_ascii_lowercase()));
+    metadata.insert("service_account_name".into(), account.name.clone().into());
+    metadata.insert(
+        "service_account_namespace".into(),
+        account.namespace.clone().into(),
+    );
+    metadata.insert(
+        "service_account_secret_name".into(),
+        account.secret_name.clone().into(),
+    );
+    metadata.insert("service_account_uid".into(), account.uid.clone().into());
+    Ok(Response {
+        issue: Some(TokenIssue {
+            policies: role.token_policies.clone(),
+            metadata,
+            display_name: format!("{}-{}", account.namespace, account.name),
+            ttl: Duration::from_secs(role.token_ttl),
+            max_ttl: Duration::from_secs(role.token_max_ttl),
+            explicit_max_ttl: Duration::from_secs(role.token_explicit_max_ttl),
+            period: Duration::from_secs(role.token_period),
+            num_uses: role.token_num_uses,
+            bound_cidrs: role.token_bound_cidrs.clone(),
+            token_type: role.token_type.clone(),
+            no_default_policy: role.token_no_default_policy,
+        }),
+        ..Default::default()
+    })
+}
