@@ -870,3 +870,174 @@ fn approle_with_the_cli() {
     let out = bao(&server, &["read", "auth/approle/role/other"]);
     assert_eq!(out.code, 2, "read of a deleted role: {out:?}");
 }
+
+// The fake Kubernetes API server and JWT signing shared with the
+// Kubernetes tests (test support: a failed unwrap is a failed test).
+#[allow(clippy::unwrap_used)]
+mod kube;
+
+/// The Kubernetes auth method with the CLI: enable, config with the CA
+/// read from a file (`@file`), a role, and `bao write auth/kubernetes/login`
+/// with a service-account JWT that a fake Kubernetes API server reviews.
+#[test]
+fn kubernetes_with_the_cli() {
+    use std::sync::Arc;
+
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let signer = Arc::new(kube::RsaSigner::generate());
+    let fake = runtime.block_on(kube::FakeKube::start(signer.clone()));
+    let reviewer = "cli-reviewer-jwt";
+    fake.require_reviewer(reviewer);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &fake.ca_pem).expect("write CA file");
+    let server = Server::dev(target());
+
+    let out = bao_ok(&server, &["auth", "enable", "kubernetes"], 0);
+    assert!(out.contains("Enabled kubernetes auth method"), "{out}");
+    let host_arg = format!("kubernetes_host={}", fake.url);
+    let ca_arg = format!("kubernetes_ca_cert=@{}", ca_file.display());
+    let reviewer_arg = format!("token_reviewer_jwt={reviewer}");
+    bao_ok(
+        &server,
+        &[
+            "write",
+            "auth/kubernetes/config",
+            &host_arg,
+            &ca_arg,
+            &reviewer_arg,
+        ],
+        0,
+    );
+    let config = json(
+        &bao_ok(
+            &server,
+            &["read", "-format=json", "auth/kubernetes/config"],
+            0,
+        ),
+        "read config",
+    );
+    assert_eq!(config["data"]["kubernetes_host"], fake.url.as_str());
+    assert_eq!(
+        config["data"]["kubernetes_ca_cert"],
+        fake.ca_pem.as_str(),
+        "the CA read from the file is stored as given"
+    );
+    assert!(!config.to_string().contains(reviewer), "{config}");
+
+    bao_ok(
+        &server,
+        &[
+            "write",
+            "auth/kubernetes/role/r",
+            "bound_service_account_names=app",
+            "bound_service_account_namespaces=prod",
+            "token_policies=default",
+        ],
+        0,
+    );
+    let role = json(
+        &bao_ok(
+            &server,
+            &["read", "-format=json", "auth/kubernetes/role/r"],
+            0,
+        ),
+        "read role",
+    );
+    assert_eq!(
+        role["data"]["bound_service_account_names"],
+        serde_json::json!(["app"])
+    );
+    assert_eq!(
+        role["data"]["bound_service_account_namespaces"],
+        serde_json::json!(["prod"])
+    );
+    let keys = json(
+        &bao_ok(
+            &server,
+            &["list", "-format=json", "auth/kubernetes/role"],
+            0,
+        ),
+        "list roles",
+    );
+    assert_eq!(keys, serde_json::json!(["r"]));
+
+    // Table login: the token is printed and works.
+    let jwt = signer.sign(&kube::legacy_claims("prod", "app"));
+    let jwt_arg = format!("jwt={jwt}");
+    let out = bao_ok(
+        &server,
+        &["write", "auth/kubernetes/login", "role=r", &jwt_arg],
+        0,
+    );
+    let token = table_value(&out, "token").expect("token row in the login table");
+    assert_eq!(
+        table_value(&out, "token_meta_service_account_namespace").as_deref(),
+        Some("prod"),
+        "{out}"
+    );
+    let home = server.home().to_string_lossy().into_owned();
+    let out = run(
+        &bao_path(),
+        &["token", "lookup", "-format=json"],
+        &[
+            ("BAO_ADDR", server.addr.as_str()),
+            ("HOME", home.as_str()),
+            ("BAO_TOKEN", token.as_str()),
+        ],
+    );
+    assert_eq!(out.code, 0, "lookup-self with the login token: {out:?}");
+    let lookup = json(&out.stdout, "lookup-self with the login token");
+    assert_eq!(lookup["data"]["path"], "auth/kubernetes/login", "{lookup}");
+    assert_eq!(lookup["data"]["meta"]["service_account_name"], "app");
+
+    // JSON login: the auth block a client reads.
+    let login = json(
+        &bao_ok(
+            &server,
+            &[
+                "write",
+                "-format=json",
+                "auth/kubernetes/login",
+                "role=r",
+                &jwt_arg,
+            ],
+            0,
+        ),
+        "login -format=json",
+    );
+    assert_eq!(login["auth"]["policies"], serde_json::json!(["default"]));
+    assert_eq!(
+        login["auth"]["metadata"],
+        serde_json::json!({"role": "r", "service_account_name": "app",
+                           "service_account_namespace": "prod",
+                           "service_account_secret_name": "app-token-abcde",
+                           "service_account_uid": kube::sa_uid("prod", "app")})
+    );
+    str_at(&login, "/auth/client_token");
+    // Every login was reviewed with the reviewer JWT.
+    let seen = fake.seen();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(seen
+        .iter()
+        .all(|s| s.authorization.as_deref() == Some(&format!("Bearer {reviewer}"))));
+
+    // A service account in another namespace is refused, exit code 2.
+    let other = signer.sign(&kube::legacy_claims("dev", "app"));
+    let other_arg = format!("jwt={other}");
+    let out = bao(
+        &server,
+        &["write", "auth/kubernetes/login", "role=r", &other_arg],
+    );
+    assert_eq!(out.code, 2, "login from another namespace: {out:?}");
+    assert!(out.stderr.contains("namespace not authorized"), "{out:?}");
+    // A JWT Kubernetes did not sign.
+    let forged = kube::RsaSigner::generate().sign(&kube::legacy_claims("prod", "app"));
+    let forged_arg = format!("jwt={forged}");
+    let out = bao(
+        &server,
+        &["write", "auth/kubernetes/login", "role=r", &forged_arg],
+    );
+    assert_eq!(out.code, 2, "login with a forged JWT: {out:?}");
+    assert!(out.stderr.contains("permission denied"), "{out:?}");
+}
