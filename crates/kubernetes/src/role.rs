@@ -5,6 +5,7 @@
 //! `policies`), and the rendering of a role on read.
 
 use std::sync::Arc;
+use strongroom_core::token::role::glob_match;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -147,7 +148,13 @@ impl RoleEntry {
     /// Whether the role admits the service account `namespace`/`name`;
     /// the error is OpenBao's 403 naming what did not match.
     pub fn check_binding(&self, namespace: &str, name: &str) -> Result<()> {
-        let allowed = |list: &[String], v: &str| list.iter().any(|x| x == "*" || x == v);
+        // `*` alone allows all; a `*` inside a value is a glob (`app-*`),
+        // as Vault's Kubernetes method matches bound names. Kubernetes
+        // names cannot contain `*`, so a glob never matches by accident.
+        let allowed = |list: &[String], v: &str| {
+            list.iter()
+                .any(|x| x == "*" || x == v || (x.contains('*') && glob_match(x, v)))
+        };
         if !allowed(&self.bound_service_account_namespaces, namespace) {
             return Err(Error::Forbidden("namespace not authorized".into()));
         }
@@ -384,6 +391,15 @@ pub fn apply_token_fields(role: &mut RoleEntry, f: &FieldData) -> Result<Vec<Str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bound_names_match_globs() {
+        let r = role(&["app-*", "exact"], &["team-*"]);
+        assert!(r.check_binding("team-a", "app-web").is_ok());
+        assert!(r.check_binding("team-a", "exact").is_ok());
+        assert!(r.check_binding("team-a", "other").is_err());
+        assert!(r.check_binding("prod", "app-web").is_err());
+    }
 
     fn role(names: &[&str], namespaces: &[&str]) -> RoleEntry {
         RoleEntry {
