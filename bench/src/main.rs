@@ -9,6 +9,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod client;
+mod kube;
 mod load;
 mod report;
 mod servers;
@@ -29,7 +30,7 @@ use serde_json::json;
 
 use crate::report::{Row, RunInfo};
 use crate::servers::{Flavor, Server, Side};
-use crate::workloads::{Pairing, Workload};
+use crate::workloads::{Pairing, Runtime, Workload};
 
 /// The policy name `--token-policy` installs.
 const BENCH_POLICY: &str = "strongroom-bench";
@@ -54,8 +55,8 @@ struct Args {
     #[arg(long, default_value_t = 32)]
     connections: usize,
     /// Workloads to run (default: all): health, kv1-read, kv1-write,
-    /// kv2-read, kv2-write, approle-login, token-lookup-self, token-create, wrap,
-    /// wrap-unwrap.
+    /// kv2-read, kv2-write, approle-login, k8s-login-pem, k8s-login-review,
+    /// token-lookup-self, token-create, wrap, wrap-unwrap.
     #[arg(long, value_delimiter = ',', num_args = 1..)]
     workloads: Vec<String>,
     /// Pairings to run (default: all): dev, durable.
@@ -134,6 +135,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
         None => None,
     };
 
+    // The stand-in Kubernetes cluster: it runs in this process, on the
+    // bench's CPUs, for the whole run.
+    let signer = kube::Signer::generate()?;
+    let jwt = signer.sign(&kube::legacy_claims())?;
+    let fake_kube = kube::FakeKube::start(jwt.clone()).await?;
+    let runtime = Runtime {
+        k8s_url: fake_kube.url().to_string(),
+        k8s_ca: fake_kube.ca_pem().to_string(),
+        k8s_pem: signer.public_pem()?,
+        k8s_jwt: jwt,
+    };
+
     let temp;
     let root_dir = match &args.work_dir {
         Some(dir) => dir.clone(),
@@ -207,7 +220,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             for workload in &runs {
                 for step in &workload.setup {
                     if done.insert(step.name) {
-                        step.run(server.addr(), server.root())
+                        step.run(server.addr(), server.root(), &runtime)
                             .await
                             .with_context(|| {
                                 format!(
@@ -218,7 +231,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     }
                 }
                 rss_reset_failed |= !server.reset_peak_rss();
-                let outcome = load::run(target(server.addr(), workload, &token)?, shape).await?;
+                let reviews_before = fake_kube.reviews();
+                let outcome =
+                    load::run(target(server.addr(), workload, &token, &runtime)?, shape).await?;
+                let reviews = fake_kube.reviews() - reviews_before;
                 let row = Row {
                     workload: workload.name,
                     pairing,
@@ -236,6 +252,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     "  {:<18} {:>9.0} req/s  p50 {:.2} ms  p99 {:.2} ms  errors {}",
                     row.workload, row.requests_per_sec, row.p50_ms, row.p99_ms, row.errors
                 );
+                if reviews > 0 {
+                    eprintln!("  {:<18} {reviews} TokenReviews answered", "");
+                }
                 rows.push(row);
             }
             server.stop().await?;
@@ -284,11 +303,13 @@ fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
 }
 
 /// The load target of `workload` against `addr`, authenticating with
-/// `token` where the workload does not take a token from an answer.
+/// `token` where the workload does not take a token from an answer, and
+/// with the bodies' placeholders filled from `runtime`.
 fn target(
     addr: SocketAddr,
     workload: &Workload,
     token: &HeaderValue,
+    runtime: &Runtime,
 ) -> anyhow::Result<load::Target> {
     let calls = workload
         .calls
@@ -310,7 +331,10 @@ fn target(
                     .iter()
                     .map(|p| client::v1_uri(p))
                     .collect::<anyhow::Result<_>>()?,
-                body: call.body.as_ref().map(|b| Bytes::from(b.to_string())),
+                body: call
+                    .body
+                    .as_ref()
+                    .map(|b| Bytes::from(runtime.fill(b).to_string())),
                 headers,
                 token: call.token,
                 expect: call.expect.clone(),
@@ -383,8 +407,9 @@ mod tests {
     fn every_workload_prepares_into_a_runnable_target() {
         let addr: SocketAddr = "127.0.0.1:8200".parse().unwrap();
         let token = client::token_header("tok").unwrap();
+        let runtime = workloads::tests::runtime();
         for workload in workloads::all() {
-            let target = target(addr, &workload, &token).unwrap();
+            let target = target(addr, &workload, &token, &runtime).unwrap();
             assert_eq!(
                 target.calls.len(),
                 workload.calls.len(),
@@ -396,7 +421,7 @@ mod tests {
         let pair = workloads::select(&["wrap-unwrap".into()])
             .unwrap()
             .remove(0);
-        let target = target(addr, &pair, &token).unwrap();
+        let target = target(addr, &pair, &token, &runtime).unwrap();
         let (wrap, unwrap) = (&target.calls[0], &target.calls[1]);
         assert_eq!(wrap.uris, ["/v1/sys/wrapping/wrap"]);
         assert_eq!(wrap.headers["x-vault-wrap-ttl"], "5m");
@@ -404,6 +429,16 @@ mod tests {
         assert_eq!(unwrap.uris, ["/v1/sys/wrapping/unwrap"]);
         assert_eq!(unwrap.token, load::TokenFrom::Answer("/wrap_info/token"));
         assert!(unwrap.body.is_none() && unwrap.headers.is_empty());
+
+        // The k8s login carries the runtime's JWT, not the placeholder.
+        let login = workloads::select(&["k8s-login-review".into()])
+            .unwrap()
+            .remove(0);
+        let prepared = super::target(addr, &login, &token, &runtime).unwrap();
+        let body: serde_json::Value =
+            serde_json::from_slice(prepared.calls[0].body.as_deref().unwrap()).unwrap();
+        assert_eq!(body, json!({"role": "bench", "jwt": *runtime.k8s_jwt}));
+        assert_eq!(prepared.calls[0].uris, ["/v1/auth/kubernetes-review/login"]);
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! chain where a call authenticates with a token taken from the previous
 //! answer), what counts as success, what must be set up first, and which
 //! pairings it runs in. Adding a workload (AppRole login, ...) means
-//! adding an entry to [`all`].
+//! adding an entry to [`all`]. Values known only at run time (the fake
+//! Kubernetes API server's URL and CA, the service-account JWT) appear in
+//! bodies as placeholders that a [`Runtime`] fills in.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -14,12 +16,70 @@ use hyper::header::HeaderValue;
 use hyper::Method;
 use serde_json::{json, Value};
 use tokio::time::Instant;
+use zeroize::Zeroizing;
 
 use crate::client;
 use crate::load::{Check, Expect, TokenFrom};
 
 /// The placeholder in a workload path that is replaced by a key number.
 pub const KEY_PLACEHOLDER: &str = "{n}";
+
+/// The placeholder for the fake Kubernetes API server's URL.
+pub const K8S_URL: &str = "{k8s_url}";
+/// The placeholder for the PEM CA certificate of that server.
+pub const K8S_CA: &str = "{k8s_ca}";
+/// The placeholder for the PEM public key that signs the bench's JWT.
+pub const K8S_PEM: &str = "{k8s_pem}";
+/// The placeholder for the bench's service-account JWT.
+pub const K8S_JWT: &str = "{k8s_jwt}";
+
+/// The values behind the run-time placeholders, made once before the
+/// workloads run and substituted into setup and call bodies.
+pub struct Runtime {
+    /// Replaces [`K8S_URL`].
+    pub k8s_url: String,
+    /// Replaces [`K8S_CA`].
+    pub k8s_ca: String,
+    /// Replaces [`K8S_PEM`].
+    pub k8s_pem: String,
+    /// Replaces [`K8S_JWT`].
+    pub k8s_jwt: Zeroizing<String>,
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The JWT is a credential: never printed.
+        f.debug_struct("Runtime")
+            .field("k8s_url", &self.k8s_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// `body` with every placeholder inside its strings (keys included)
+    /// replaced by its value.
+    pub fn fill(&self, body: &Value) -> Value {
+        let values: [(&str, &str); 4] = [
+            (K8S_URL, &self.k8s_url),
+            (K8S_CA, &self.k8s_ca),
+            (K8S_PEM, &self.k8s_pem),
+            (K8S_JWT, &self.k8s_jwt),
+        ];
+        let text = |s: &str| {
+            values
+                .iter()
+                .fold(s.to_string(), |s, (from, to)| s.replace(from, to))
+        };
+        match body {
+            Value::String(s) => Value::String(text(s)),
+            Value::Array(items) => Value::Array(items.iter().map(|v| self.fill(v)).collect()),
+            Value::Object(map) => {
+                Value::Object(map.iter().map(|(k, v)| (text(k), self.fill(v))).collect())
+            }
+            other => other.clone(),
+        }
+    }
+}
 
 /// Which two servers are compared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -82,17 +142,24 @@ pub struct Step {
 }
 
 impl Step {
-    /// Runs the step against `addr`; any answer but 2xx is an error, unless
-    /// a later attempt within [`Step::patience`] succeeds.
-    pub async fn run(&self, addr: SocketAddr, root: &HeaderValue) -> anyhow::Result<()> {
+    /// Runs the step against `addr`, its body filled from `runtime`; any
+    /// answer but 2xx is an error, unless a later attempt within
+    /// [`Step::patience`] succeeds.
+    pub async fn run(
+        &self,
+        addr: SocketAddr,
+        root: &HeaderValue,
+        runtime: &Runtime,
+    ) -> anyhow::Result<()> {
         let deadline = Instant::now() + self.patience;
+        let body = self.body.as_ref().map(|b| runtime.fill(b));
         loop {
             let result = client::call_ok(
                 addr,
                 self.method.clone(),
                 self.path,
                 Some(root),
-                self.body.as_ref(),
+                body.as_ref(),
             )
             .await;
             match result {
@@ -273,6 +340,88 @@ const APPROLE_ROLE_ID: &str = "bench-role-id";
 /// The bench role's (unlimited) secret id.
 const APPROLE_SECRET_ID: &str = "bench-secret-id-0123456789";
 
+/// One Kubernetes auth mount of the bench: where it lives and whether
+/// logins are checked locally (`pem_keys`) or by TokenReview.
+struct K8sMount {
+    /// The step names: enable, config, role.
+    steps: [&'static str; 3],
+    /// `sys/auth/<mount>`.
+    enable: &'static str,
+    /// `auth/<mount>/config`.
+    config: &'static str,
+    /// `auth/<mount>/role/bench`.
+    role: &'static str,
+    /// `auth/<mount>/login`.
+    login: &'static str,
+    /// Whether the config carries the bench's public key in `pem_keys`.
+    pem_keys: bool,
+}
+
+/// `kubernetes/`: JWTs verified against `pem_keys`.
+const K8S_PEM_MOUNT: K8sMount = K8sMount {
+    steps: ["enable-k8s-pem", "k8s-pem-config", "k8s-pem-role"],
+    enable: "sys/auth/kubernetes",
+    config: "auth/kubernetes/config",
+    role: "auth/kubernetes/role/bench",
+    login: "auth/kubernetes/login",
+    pem_keys: true,
+};
+
+/// `kubernetes-review/`: no `pem_keys`, so every login asks the fake API
+/// server for a TokenReview.
+const K8S_REVIEW_MOUNT: K8sMount = K8sMount {
+    steps: ["enable-k8s-review", "k8s-review-config", "k8s-review-role"],
+    enable: "sys/auth/kubernetes-review",
+    config: "auth/kubernetes-review/config",
+    role: "auth/kubernetes-review/role/bench",
+    login: "auth/kubernetes-review/login",
+    pem_keys: false,
+};
+
+/// The setup of a Kubernetes mount: enable it, point it at the fake API
+/// server (trusting its CA), and a role `bench` for service account
+/// `bench/bench` issuing `default` tokens.
+fn k8s_setup(mount: &K8sMount) -> Vec<Step> {
+    let step = |name, path, body| Step {
+        name,
+        method: Method::POST,
+        path,
+        body: Some(body),
+        patience: Duration::ZERO,
+    };
+    let mut config = json!({"kubernetes_host": K8S_URL, "kubernetes_ca_cert": K8S_CA});
+    if mount.pem_keys {
+        config["pem_keys"] = json!([K8S_PEM]);
+    }
+    vec![
+        step(mount.steps[0], mount.enable, json!({"type": "kubernetes"})),
+        step(mount.steps[1], mount.config, config),
+        step(
+            mount.steps[2],
+            mount.role,
+            json!({
+                "bound_service_account_names": "bench",
+                "bound_service_account_namespaces": "bench",
+                "token_policies": "default",
+                "token_ttl": "10m",
+            }),
+        ),
+    ]
+}
+
+/// A login with the bench's service-account JWT as role `bench`; a 200
+/// carrying a client token.
+fn k8s_login(mount: &K8sMount) -> Call {
+    Call {
+        body: Some(json!({"role": "bench", "jwt": K8S_JWT})),
+        expect: Expect {
+            status: Some(200),
+            checks: vec![Check::Present("/auth/client_token")],
+        },
+        ..call(Method::POST, mount.login)
+    }
+}
+
 /// A small secret, the size of a typical credential.
 fn small_secret() -> Value {
     json!({"username": "bench-user", "password": "correct-horse-battery-staple"})
@@ -389,6 +538,20 @@ pub fn all() -> Vec<Workload> {
             pairings: vec![Pairing::Dev, Pairing::Durable],
         },
         Workload {
+            name: "k8s-login-pem",
+            calls: vec![k8s_login(&K8S_PEM_MOUNT)],
+            keys: 1,
+            setup: k8s_setup(&K8S_PEM_MOUNT),
+            pairings: vec![Pairing::Dev, Pairing::Durable],
+        },
+        Workload {
+            name: "k8s-login-review",
+            calls: vec![k8s_login(&K8S_REVIEW_MOUNT)],
+            keys: 1,
+            setup: k8s_setup(&K8S_REVIEW_MOUNT),
+            pairings: vec![Pairing::Dev, Pairing::Durable],
+        },
+        Workload {
             name: "token-lookup-self",
             calls: vec![call(Method::GET, "auth/token/lookup-self")],
             keys: 1,
@@ -454,7 +617,7 @@ pub fn select(names: &[String]) -> anyhow::Result<Vec<Workload>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -492,6 +655,8 @@ mod tests {
                 "kv2-read",
                 "kv2-write",
                 "approle-login",
+                "k8s-login-pem",
+                "k8s-login-review",
                 "token-lookup-self",
                 "token-create",
                 "wrap",
@@ -505,7 +670,9 @@ mod tests {
                 "kv1-write",
                 "kv2-read",
                 "kv2-write",
-                "approle-login"
+                "approle-login",
+                "k8s-login-pem",
+                "k8s-login-review"
             ]
         );
     }
@@ -634,7 +801,13 @@ mod tests {
         let rules = policy_rules(include_str!("../policy.hcl"));
         // Unauthenticated, or granted by the `default` policy the bench
         // token also holds.
-        let elsewhere = ["sys/health", "auth/token/lookup-self", "auth/approle/login"];
+        let elsewhere = [
+            "sys/health",
+            "auth/token/lookup-self",
+            "auth/approle/login",
+            "auth/kubernetes/login",
+            "auth/kubernetes-review/login",
+        ];
         for workload in all() {
             for call in workload
                 .calls
@@ -768,13 +941,17 @@ mod tests {
     async fn patient_steps_wait_for_a_mount_that_is_still_upgrading() {
         let root = client::token_header("root").unwrap();
         let (addr, seen) = becomes_ready_after(3).await;
-        config_kv2().run(addr, &root).await.unwrap();
+        config_kv2().run(addr, &root, &runtime()).await.unwrap();
         assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 4);
 
         // Without patience the first 400 is the step's error, and it says
         // what the server answered.
         let (addr, seen) = becomes_ready_after(3).await;
-        let err = mount_kv2().run(addr, &root).await.unwrap_err().to_string();
+        let err = mount_kv2()
+            .run(addr, &root, &runtime())
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("400") && err.contains("Upgrading"), "{err}");
         assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
@@ -787,12 +964,113 @@ mod tests {
             patience: STEP_RETRY_INTERVAL * 10,
             ..config_kv2()
         };
-        let err = step.run(addr, &root).await.unwrap_err().to_string();
+        let err = step
+            .run(addr, &root, &runtime())
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("POST /v1/kv2/config answered 400"), "{err}");
         assert!(
             seen.load(std::sync::atomic::Ordering::SeqCst) >= 2,
             "it retried"
         );
+    }
+
+    /// A runtime with recognisable values.
+    pub(crate) fn runtime() -> Runtime {
+        Runtime {
+            k8s_url: "https://127.0.0.1:6443".into(),
+            k8s_ca: "-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n".into(),
+            k8s_pem: "-----BEGIN PUBLIC KEY-----\nKEY\n-----END PUBLIC KEY-----\n".into(),
+            k8s_jwt: Zeroizing::new("header.claims.signature".into()),
+        }
+    }
+
+    #[test]
+    fn runtime_fills_placeholders_wherever_they_are_and_nothing_else() {
+        let rt = runtime();
+        let body = json!({
+            "host": K8S_URL,
+            "keys": [K8S_PEM, "static"],
+            "nested": {"jwt": K8S_JWT, "n": 3, "ok": true, "none": null},
+            "url": format!("{K8S_URL}/apis"),
+            "path": "kv1/bench-{n}",
+        });
+        assert_eq!(
+            rt.fill(&body),
+            json!({
+                "host": "https://127.0.0.1:6443",
+                "keys": [rt.k8s_pem, "static"],
+                "nested": {"jwt": "header.claims.signature", "n": 3, "ok": true, "none": null},
+                "url": "https://127.0.0.1:6443/apis",
+                "path": "kv1/bench-{n}",
+            })
+        );
+        assert!(
+            !format!("{rt:?}").contains("signature"),
+            "the JWT is not printed"
+        );
+    }
+
+    #[test]
+    fn every_placeholder_in_the_workloads_is_one_the_runtime_fills() {
+        let rt = runtime();
+        let bodies = all().into_iter().flat_map(|w| {
+            let setup = w.setup.into_iter().filter_map(|s| s.body);
+            let calls = w.calls.into_iter().filter_map(|c| c.body);
+            setup.chain(calls).collect::<Vec<_>>()
+        });
+        for body in bodies {
+            let filled = rt.fill(&body).to_string();
+            assert!(!filled.contains("{k8s"), "{filled}");
+        }
+    }
+
+    #[test]
+    fn k8s_logins_use_their_own_mounts_configured_for_pem_keys_or_review() {
+        let picked = select(&["k8s-login-pem".into(), "k8s-login-review".into()]).unwrap();
+        let rt = runtime();
+        for (workload, mount, pem) in [
+            (&picked[0], "kubernetes", true),
+            (&picked[1], "kubernetes-review", false),
+        ] {
+            let order: Vec<_> = workload.setup.iter().map(|s| s.path).collect();
+            assert_eq!(
+                order,
+                [
+                    format!("sys/auth/{mount}"),
+                    format!("auth/{mount}/config"),
+                    format!("auth/{mount}/role/bench"),
+                ]
+            );
+            assert_eq!(workload.setup[0].body, Some(json!({"type": "kubernetes"})));
+            let config = rt.fill(workload.setup[1].body.as_ref().unwrap());
+            assert_eq!(config["kubernetes_host"], json!(rt.k8s_url));
+            assert_eq!(config["kubernetes_ca_cert"], json!(rt.k8s_ca));
+            if pem {
+                assert_eq!(config["pem_keys"], json!([rt.k8s_pem]));
+            } else {
+                assert!(config.get("pem_keys").is_none(), "{mount} must review");
+            }
+            let role = workload.setup[2].body.as_ref().unwrap();
+            assert_eq!(role["bound_service_account_names"], "bench");
+            assert_eq!(role["bound_service_account_namespaces"], "bench");
+            assert_eq!(role["token_policies"], "default");
+
+            let [login] = workload.calls.as_slice() else {
+                panic!("one request per operation");
+            };
+            assert_eq!(
+                (login.method.clone(), login.path.to_string()),
+                (Method::POST, format!("auth/{mount}/login"))
+            );
+            assert_eq!(
+                rt.fill(login.body.as_ref().unwrap()),
+                json!({"role": "bench", "jwt": "header.claims.signature"})
+            );
+            assert_eq!(login.expect.status, Some(200));
+            assert_eq!(login.expect.checks, [Check::Present("/auth/client_token")]);
+        }
     }
 
     #[test]
