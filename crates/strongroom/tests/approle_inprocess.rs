@@ -10,24 +10,14 @@ mod inprocess;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use inprocess::{call, call_with, unsealed_inmem};
+use inprocess::{call, call_with};
 use serde_json::{json, Value};
 use strongroom_core::Core;
 
 const BASE: &str = "/v1/auth/approle";
 
 async fn setup() -> (Arc<Core>, String) {
-    let (core, root, _) = unsealed_inmem().await;
-    let (s, v) = call(
-        &core,
-        "POST",
-        "/v1/sys/auth/approle",
-        Some(&root),
-        Some(json!({"type": "approle"})),
-    )
-    .await;
-    assert_eq!(s, 204, "{v}");
-    (core, root)
+    inprocess::with_auth_method("approle").await
 }
 
 async fn write_role(core: &Arc<Core>, root: &str, name: &str, body: Value) {

@@ -11,7 +11,7 @@ mod kube;
 
 use std::sync::Arc;
 
-use inprocess::{call, call_with, unsealed_inmem};
+use inprocess::{call, call_with};
 use kube::{
     closed_url, legacy_claims, now, projected_claims, sa_uid, EcSigner, FakeKube, Mode, RsaSigner,
 };
@@ -22,17 +22,7 @@ const BASE: &str = "/v1/auth/kubernetes";
 const REVIEWER: &str = "reviewer-jwt-not-a-real-one";
 
 async fn setup() -> (Arc<Core>, String) {
-    let (core, root, _) = unsealed_inmem().await;
-    let (s, v) = call(
-        &core,
-        "POST",
-        "/v1/sys/auth/kubernetes",
-        Some(&root),
-        Some(json!({"type": "kubernetes"})),
-    )
-    .await;
-    assert_eq!(s, 204, "{v}");
-    (core, root)
+    inprocess::with_auth_method("kubernetes").await
 }
 
 async fn post(core: &Arc<Core>, root: &str, path: &str, body: Value) -> (u16, Value) {

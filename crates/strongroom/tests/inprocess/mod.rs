@@ -159,6 +159,22 @@ pub async fn unsealed_inmem() -> (Arc<Core>, String, String) {
     (core, init.root, init.keys_b64[0].clone())
 }
 
+/// An in-memory core with the auth method `kind` enabled at its own name;
+/// returns the core and its root token.
+pub async fn with_auth_method(kind: &str) -> (Arc<Core>, String) {
+    let (core, root, _) = unsealed_inmem().await;
+    let (s, v) = call(
+        &core,
+        "POST",
+        &format!("/v1/sys/auth/{kind}"),
+        Some(&root),
+        Some(json!({ "type": kind })),
+    )
+    .await;
+    assert_eq!(s, 204, "{v}");
+    (core, root)
+}
+
 /// The `leasing` engine: reading `<name>?ttl=<secs>` answers a secret
 /// leased for that long, whose revocation is recorded.
 struct Leasing {
