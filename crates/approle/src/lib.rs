@@ -40,23 +40,6 @@ fn name_field() -> Field {
     )
 }
 
-fn token_fields() -> Vec<Field> {
-    vec![
-        Field::new("token_ttl", FieldType::DurationSecond, "The initial ttl of the token to generate."),
-        Field::new("token_max_ttl", FieldType::DurationSecond, "The maximum lifetime of the generated token."),
-        Field::new("token_policies", FieldType::CommaStringSlice, "Comma-separated list of policies."),
-        Field::new("token_bound_cidrs", FieldType::CommaStringSlice, "Comma separated string or JSON list of CIDR blocks. If set, specifies the blocks of IP addresses which are allowed to use the generated token."),
-        Field::new("token_explicit_max_ttl", FieldType::DurationSecond, "If set, tokens created via this role carry an explicit maximum TTL."),
-        Field::new("token_no_default_policy", FieldType::Bool, "If true, the 'default' policy will not automatically be added to generated tokens."),
-        Field::new("token_num_uses", FieldType::Int, "The maximum number of times a token may be used, a value of zero means unlimited."),
-        Field::new("token_period", FieldType::DurationSecond, "If set, tokens created via this role will have no max lifetime; instead, their renewal period will be fixed to this value."),
-        Field::new("token_type", FieldType::String, "The type of token to generate, service or batch."),
-        Field::new("token_strictly_bind_ip", FieldType::Bool, "Bind issued tokens to the address that logged in."),
-        Field::new("policies", FieldType::CommaStringSlice, "Use \"token_policies\" instead. If this and \"token_policies\" are both specified, only \"token_policies\" will be used."),
-        Field::new("period", FieldType::DurationSecond, "Use \"token_period\" instead. If this and \"token_period\" are both specified, only \"token_period\" will be used."),
-    ]
-}
-
 fn role_fields() -> Vec<Field> {
     let mut f = vec![
         name_field(),
@@ -68,7 +51,7 @@ fn role_fields() -> Vec<Field> {
         Field::new("local_secret_ids", FieldType::Bool, "If set, the secret IDs generated using this role will be cluster local. This can only be set during role creation and once set, it can't be reset later."),
         Field::new("role_id", FieldType::String, "Identifier of the role. Defaults to a UUID."),
     ];
-    f.extend(token_fields());
+    f.extend(strongroom_core::login::token_fields());
     f
 }
 

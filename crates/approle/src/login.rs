@@ -210,16 +210,11 @@ async fn check_login(s: &AppRole, ctx: &Ctx, role_id: &str, rid_hmac: &str) -> R
         .collect();
     metadata.push(("role_name".into(), Value::from(role.name.clone())));
     metadata.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut bound_cidrs = if from_secret.token_bound_cidrs.is_empty() {
+    let bound_cidrs = if from_secret.token_bound_cidrs.is_empty() {
         role.token_cidrs().to_vec()
     } else {
         from_secret.token_bound_cidrs
     };
-    // `token_strictly_bind_ip`: the token works only from the address that
-    // logged in.
-    if role.token_strictly_bind_ip {
-        bound_cidrs = vec![client_ip(ctx)?.to_string()];
-    }
     Ok(Response {
         issue: Some(TokenIssue {
             policies: role.token_policies.clone(),
@@ -233,6 +228,7 @@ async fn check_login(s: &AppRole, ctx: &Ctx, role_id: &str, rid_hmac: &str) -> R
             bound_cidrs,
             token_type: role.token_type.clone(),
             no_default_policy: role.token_no_default_policy,
+            strictly_bind_ip: role.token_strictly_bind_ip,
         }),
         ..Default::default()
     })

@@ -1092,6 +1092,7 @@ impl Core {
         let full_path = std::mem::replace(&mut req.path, rel);
         req.token_entry = token.clone();
         let wrap_ttl = req.wrap_ttl;
+        let remote = req.remote_addr;
         let request_id = req.id.clone();
         let mut breq = BackendRequest {
             request: req,
@@ -1117,7 +1118,7 @@ impl Core {
                 return Err(Error::internal("a secrets engine asked for a login token"));
             }
             resp.auth = Some(
-                self.issue_login_token(unsealed, &route.entry, &full_path, issue)
+                self.issue_login_token(unsealed, &route.entry, &full_path, issue, remote)
                     .await?,
             );
         }

@@ -165,6 +165,8 @@ pub struct TokenIssue {
     pub token_type: String,
     /// Leave out the `default` policy.
     pub no_default_policy: bool,
+    /// Bind the token to the address that logged in.
+    pub strictly_bind_ip: bool,
 }
 
 /// Lease information of a leased response.

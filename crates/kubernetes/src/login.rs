@@ -94,6 +94,7 @@ pub async fn login(s: Arc<Kubernetes>, ctx: Ctx) -> Result<Response> {
             bound_cidrs: role.token_bound_cidrs.clone(),
             token_type: role.token_type.clone(),
             no_default_policy: role.token_no_default_policy,
+            strictly_bind_ip: role.token_strictly_bind_ip,
         }),
         ..Default::default()
     })

@@ -739,6 +739,20 @@ async fn a_login_issues_an_orphan_token_within_the_mount_limits() {
     )
     .await;
     assert_eq!(s, 403);
+    // A token bound to the login address needs one (in-process calls have
+    // none); the AppRole end-to-end test covers the bound case.
+    let (s, v) = call(
+        &core,
+        "POST",
+        "/v1/auth/pw/login",
+        None,
+        Some(json!({"strictly_bind_ip": true})),
+    )
+    .await;
+    assert_eq!(
+        (s, &v["errors"][0]),
+        (400, &json!("failed to get connection information"))
+    );
     // Root cannot be issued by a login; batch tokens can.
     let (s, _) = call(
         &core,

@@ -217,7 +217,7 @@ fn leasing_backend() -> FrameworkBackend<()> {
 
 /// The `test-login` auth method: `login` (unauthenticated) asks for a token
 /// with the request's `policies`, `ttl`, `num_uses`, `bound_cidrs` and
-/// `token_type`, as a real method would after checking credentials.
+/// `token_type` and `strictly_bind_ip`, as a real method would after checking credentials.
 fn login_backend() -> FrameworkBackend<()> {
     async fn login(_s: Arc<()>, ctx: Ctx) -> strongroom_core::Result<Response> {
         let d = &ctx.request.data;
@@ -248,6 +248,10 @@ fn login_backend() -> FrameworkBackend<()> {
                     .and_then(|v| v.as_str())
                     .unwrap_or("")
                     .into(),
+                strictly_bind_ip: d
+                    .get("strictly_bind_ip")
+                    .and_then(|v| v.as_bool())
+                    .unwrap_or(false),
                 ..Default::default()
             }),
             ..Default::default()
