@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use anyhow::{anyhow, Context};
-use aws_lc_rs::encoding::{AsDer, PublicKeyX509Der};
+use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der, PublicKeyX509Der};
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{KeyPair, KeySize};
 use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256};
@@ -44,7 +44,7 @@ pub const SERVICE_ACCOUNT_UID: &str = "6f3c1a52-bench-4e8b-9d0a-000000000001";
 pub const TOKEN_REVIEW_PATH: &str = "/apis/authentication.k8s.io/v1/tokenreviews";
 
 /// PEM-armours DER bytes under `label`, 64 base64 characters a line.
-fn pem(label: &str, der: &[u8]) -> String {
+pub(crate) fn pem(label: &str, der: &[u8]) -> String {
     let b64 = STANDARD.encode(der);
     let mut out = format!("-----BEGIN {label}-----\n");
     // Base64 is ASCII, so every 64-byte chunk is a char boundary.
@@ -56,7 +56,8 @@ fn pem(label: &str, der: &[u8]) -> String {
     out
 }
 
-/// The API server's service-account signing key (RSA 2048, RS256).
+/// The API server's service-account signing key (RSA 2048, RS256); the
+/// fake Google's service-account key too.
 pub struct Signer {
     pair: KeyPair,
 }
@@ -77,12 +78,24 @@ impl Signer {
         Ok(pem("PUBLIC KEY", der.as_ref()))
     }
 
-    /// Signs `claims` as an RS256 JWT.
+    /// The private key as PKCS#8 DER, in a zeroizing buffer.
+    pub fn pkcs8_der(&self) -> anyhow::Result<Zeroizing<Vec<u8>>> {
+        let der = AsDer::<Pkcs8V1Der>::as_der(&self.pair)
+            .map_err(|_| anyhow!("encoding the RSA private key"))?;
+        Ok(Zeroizing::new(der.as_ref().to_vec()))
+    }
+
+    /// Signs `claims` as an RS256 JWT with key id `bench`.
     pub fn sign(&self, claims: &Value) -> anyhow::Result<Zeroizing<String>> {
+        self.sign_with_kid("bench", claims)
+    }
+
+    /// Signs `claims` as an RS256 JWT whose header names key id `kid`.
+    pub fn sign_with_kid(&self, kid: &str, claims: &Value) -> anyhow::Result<Zeroizing<String>> {
         let part = |v: &Value| URL_SAFE_NO_PAD.encode(v.to_string());
         let input = format!(
             "{}.{}",
-            part(&json!({"alg": "RS256", "kid": "bench", "typ": "JWT"})),
+            part(&json!({"alg": "RS256", "kid": kid, "typ": "JWT"})),
             part(claims)
         );
         let mut sig = vec![0u8; self.pair.public_modulus_len()];
@@ -140,7 +153,8 @@ impl Drop for FakeKube {
 impl FakeKube {
     /// Starts a server on a loopback port that authenticates `jwt`.
     pub async fn start(jwt: Zeroizing<String>) -> anyhow::Result<FakeKube> {
-        let (ca_pem, tls) = tls_config().context("making the fake Kubernetes TLS config")?;
+        let (ca_pem, tls) = tls_config("strongroom-bench fake kubernetes CA")
+            .context("making the fake Kubernetes TLS config")?;
         let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
             .await
             .context("binding the fake Kubernetes API server")?;
@@ -179,9 +193,10 @@ impl FakeKube {
     }
 }
 
-/// A CA, and a server config presenting a `127.0.0.1`/`localhost`
-/// certificate issued by it; returns the CA's PEM and the config.
-fn tls_config() -> anyhow::Result<(String, Arc<rustls::ServerConfig>)> {
+/// A CA named `ca_name`, and a server config presenting a
+/// `127.0.0.1`/`localhost` certificate issued by it; returns the CA's PEM
+/// and the config.
+pub(crate) fn tls_config(ca_name: &str) -> anyhow::Result<(String, Arc<rustls::ServerConfig>)> {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
     let ca_key = KeyPair::generate()?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
@@ -189,7 +204,7 @@ fn tls_config() -> anyhow::Result<(String, Arc<rustls::ServerConfig>)> {
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     ca_params
         .distinguished_name
-        .push(DnType::CommonName, "strongroom-bench fake kubernetes CA");
+        .push(DnType::CommonName, ca_name);
     let ca = ca_params.self_signed(&ca_key)?;
     let leaf_key = KeyPair::generate()?;
     let leaf = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])?
@@ -205,9 +220,40 @@ fn tls_config() -> anyhow::Result<(String, Arc<rustls::ServerConfig>)> {
     Ok((ca.pem(), Arc::new(config)))
 }
 
-/// Accepts connections until aborted; each is served in a task of a set
-/// this loop owns, so aborting the loop ends them too.
-async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, shared: Arc<Shared>) {
+/// What an in-process fake server does with one request.
+pub(crate) trait Answer: Send + Sync + 'static {
+    /// The answer to `req`.
+    fn answer(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+    ) -> impl std::future::Future<Output = Response<Full<Bytes>>> + Send;
+}
+
+impl Answer for Shared {
+    async fn answer(self: Arc<Self>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        answer(&self, req).await
+    }
+}
+
+/// A JSON response with `status`.
+pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// Accepts TLS connections until aborted, answering their requests with
+/// `shared`; each connection is served in a task of a set this loop owns,
+/// so aborting the loop ends them too.
+pub(crate) async fn accept_loop<S: Answer>(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    shared: Arc<S>,
+) {
     let mut connections = JoinSet::new();
     loop {
         while connections.try_join_next().is_some() {}
@@ -225,7 +271,7 @@ async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, shared: Arc<S
             };
             let service = hyper::service::service_fn(move |req| {
                 let shared = Arc::clone(&shared);
-                async move { Ok::<_, hyper::Error>(answer(&shared, req).await) }
+                async move { Ok::<_, hyper::Error>(shared.answer(req).await) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(tls), service)
@@ -237,15 +283,7 @@ async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, shared: Arc<S
 /// Answers one request: a TokenReview at [`TOKEN_REVIEW_PATH`], 404
 /// elsewhere.
 async fn answer(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>> {
-    let respond = |status: StatusCode, body: Value| {
-        let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
-        *resp.status_mut() = status;
-        resp.headers_mut().insert(
-            hyper::header::CONTENT_TYPE,
-            hyper::header::HeaderValue::from_static("application/json"),
-        );
-        resp
-    };
+    let respond = |status: StatusCode, body: Value| json_response(status, &body);
     if req.method() != hyper::Method::POST || req.uri().path() != TOKEN_REVIEW_PATH {
         return respond(
             StatusCode::NOT_FOUND,
@@ -300,16 +338,21 @@ fn review_answer(jwt: &str, review: &Value) -> Value {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use aws_lc_rs::signature::{UnparsedPublicKey, RSA_PKCS1_2048_8192_SHA256};
     use rustls::pki_types::ServerName;
 
-    /// Posts a TokenReview of `token` to `kube` over HTTPS, trusting only
-    /// the server's CA; returns the status and the answer.
-    async fn review(kube: &FakeKube, token: &str) -> (StatusCode, Value) {
+    /// Sends `req` (its `Host` set here) to the server at `url`
+    /// (`https://127.0.0.1:<port>`) over HTTPS, trusting only `ca_pem`;
+    /// returns the status and the body.
+    pub(crate) async fn send_tls(
+        url: &str,
+        ca_pem: &str,
+        mut req: Request<Full<Bytes>>,
+    ) -> (StatusCode, Bytes) {
         let mut roots = rustls::RootCertStore::empty();
-        for cert in pem_certs(kube.ca_pem()) {
+        for cert in pem_certs(ca_pem) {
             roots.add(cert).unwrap();
         }
         let config = rustls::ClientConfig::builder_with_provider(Arc::new(
@@ -319,12 +362,7 @@ mod tests {
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
-        let addr: SocketAddr = kube
-            .url()
-            .strip_prefix("https://")
-            .unwrap()
-            .parse()
-            .unwrap();
+        let addr: SocketAddr = url.strip_prefix("https://").unwrap().parse().unwrap();
         let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
         let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
             .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
@@ -334,19 +372,27 @@ mod tests {
             .await
             .unwrap();
         tokio::spawn(conn);
+        req.headers_mut()
+            .insert(hyper::header::HOST, addr.to_string().parse().unwrap());
+        let resp = sender.send_request(req).await.unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, bytes)
+    }
+
+    /// Posts a TokenReview of `token` to `kube` over HTTPS, trusting only
+    /// the server's CA; returns the status and the answer.
+    async fn review(kube: &FakeKube, token: &str) -> (StatusCode, Value) {
         let body = json!({
             "apiVersion": "authentication.k8s.io/v1",
             "kind": "TokenReview",
             "spec": {"token": token},
         });
         let req = Request::post(TOKEN_REVIEW_PATH)
-            .header(hyper::header::HOST, addr.to_string())
             .header(hyper::header::AUTHORIZATION, format!("Bearer {token}"))
             .body(Full::new(Bytes::from(body.to_string())))
             .unwrap();
-        let resp = sender.send_request(req).await.unwrap();
-        let status = resp.status();
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let (status, bytes) = send_tls(kube.url(), kube.ca_pem(), req).await;
         (status, serde_json::from_slice(&bytes).unwrap())
     }
 

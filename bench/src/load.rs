@@ -71,8 +71,9 @@ pub struct PreparedCall {
     pub method: Method,
     /// The URIs cycled over, iteration after iteration.
     pub uris: Vec<Uri>,
-    /// The JSON body, if any.
-    pub body: Option<Bytes>,
+    /// The JSON bodies cycled over like the URIs (iteration `k` sends
+    /// `bodies[k % len]`); empty for no body.
+    pub bodies: Vec<Bytes>,
     /// Headers beside `Host`, the token and the content type.
     pub headers: HeaderMap,
     /// Where the token comes from.
@@ -90,11 +91,16 @@ pub struct Target {
     pub calls: Vec<PreparedCall>,
     /// The benchmark's `X-Vault-Token` value.
     pub token: HeaderValue,
+    /// When set, the number of single-use keys (a pool of one-time
+    /// credentials): each iteration number below it runs once, and workers
+    /// stop when the keys run out instead of cycling back to key 0.
+    pub single_use_keys: Option<usize>,
 }
 
 impl Target {
     /// Refuses targets a worker could not run: no calls, a call without
-    /// URIs, or a first call that wants a token from a previous answer.
+    /// URIs, a first call that wants a token from a previous answer, or
+    /// single-use keys without any key.
     fn validate(&self) -> anyhow::Result<()> {
         let Some(first) = self.calls.first() else {
             bail!("a workload needs at least one call");
@@ -104,6 +110,9 @@ impl Target {
         }
         if self.calls.iter().any(|c| c.uris.is_empty()) {
             bail!("every call needs at least one URI");
+        }
+        if self.single_use_keys == Some(0) {
+            bail!("a pool of single-use keys needs at least one key");
         }
         Ok(())
     }
@@ -134,6 +143,9 @@ pub struct Outcome {
     pub latency_us: Histogram<u64>,
     /// A description of the first error seen, for the report.
     pub first_error: Option<String>,
+    /// True when [`Target::single_use_keys`] ran out before the window
+    /// ended (the rate then covers the time up to the last answer).
+    pub exhausted: bool,
 }
 
 impl Outcome {
@@ -180,6 +192,7 @@ pub async fn run(target: Target, shape: Shape) -> anyhow::Result<Outcome> {
         elapsed: Duration::ZERO,
         latency_us: new_histogram()?,
         first_error: None,
+        exhausted: false,
     };
     let mut last_answer = window_start;
     for handle in handles {
@@ -190,6 +203,7 @@ pub async fn run(target: Target, shape: Shape) -> anyhow::Result<Outcome> {
         if total.first_error.is_none() {
             total.first_error = part.first_error;
         }
+        total.exhausted |= part.exhausted;
         last_answer = last_answer.max(part.last_answer);
     }
     total.elapsed = last_answer.saturating_duration_since(window_start);
@@ -203,6 +217,7 @@ struct Part {
     latency_us: Histogram<u64>,
     first_error: Option<String>,
     last_answer: Instant,
+    exhausted: bool,
 }
 
 fn new_histogram() -> anyhow::Result<Histogram<u64>> {
@@ -224,6 +239,7 @@ async fn worker(
         latency_us: new_histogram()?,
         first_error: None,
         last_answer: window_start,
+        exhausted: false,
     };
     let mut sender = None;
     let mut next = id;
@@ -234,6 +250,10 @@ async fn worker(
         }
         let measured = sent >= window_start;
         let key = next;
+        if target.single_use_keys.is_some_and(|limit| key >= limit) {
+            part.exhausted = true;
+            break;
+        }
         next += stride;
         let result = iteration(&target, &mut sender, key).await;
         if let Err(Failure::Connect(err)) = result {
@@ -301,7 +321,7 @@ async fn iteration(
             call.method.clone(),
             uri,
             Some(&token),
-            call.body.clone(),
+            (!call.bodies.is_empty()).then(|| call.bodies[key % call.bodies.len()].clone()),
             &call.headers,
         )
         .map_err(|err| fail(format!("{err:#}")))?;
@@ -509,7 +529,7 @@ mod tests {
         PreparedCall {
             method: Method::GET,
             uris: paths.iter().map(|p| client::v1_uri(p).unwrap()).collect(),
-            body: None,
+            bodies: vec![],
             headers: HeaderMap::new(),
             token: TokenFrom::Bench,
             expect: Expect::default(),
@@ -520,7 +540,7 @@ mod tests {
     fn wrap_call() -> PreparedCall {
         PreparedCall {
             method: Method::POST,
-            body: Some(Bytes::from_static(br#"{"secret":"value"}"#)),
+            bodies: vec![Bytes::from_static(br#"{"secret":"value"}"#)],
             headers: HeaderMap::from_iter([(
                 HeaderName::from_static("x-vault-wrap-ttl"),
                 HeaderValue::from_static("5m"),
@@ -551,6 +571,7 @@ mod tests {
             addr,
             calls,
             token: client::token_header("tok").unwrap(),
+            single_use_keys: None,
         }
     }
 
@@ -685,12 +706,55 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn single_use_keys_each_run_once_and_the_run_stops_when_they_run_out() {
+        let (addr, seen) = fake_server().await;
+        let paths: Vec<String> = (0..10).map(|n| format!("ok/{n}")).collect();
+        let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+        let target = Target {
+            single_use_keys: Some(paths.len()),
+            ..target(addr, vec![get(&paths)])
+        };
+        // A window far longer than ten requests take: the pool ends it.
+        let shape = Shape {
+            warmup: Duration::ZERO,
+            duration: Duration::from_secs(60),
+            ..SHAPE
+        };
+        let out = run(target, shape).await.unwrap();
+        assert!(out.exhausted);
+        assert_eq!((out.requests, out.errors), (10, 0));
+        assert!(out.elapsed < shape.duration);
+        {
+            let seen = seen.lock().unwrap();
+            for path in paths {
+                assert_eq!(seen.paths.get(&format!("/v1/{path}")), Some(&1), "{path}");
+            }
+        }
+
+        // Cycling keys never run out.
+        let (addr, _) = fake_server().await;
+        let out = run(target_cycling(addr), SHAPE).await.unwrap();
+        assert!(!out.exhausted);
+    }
+
+    /// A target cycling over two keys.
+    fn target_cycling(addr: SocketAddr) -> Target {
+        target(addr, vec![get(&["ok/a", "ok/b"])])
+    }
+
+    #[tokio::test]
     async fn targets_a_worker_cannot_run_are_refused() {
         let (addr, seen) = fake_server().await;
         assert!(run(target(addr, vec![]), SHAPE).await.is_err());
         let orphan = unwrap_call(json!("value"));
         let err = run(target(addr, vec![orphan]), SHAPE).await.unwrap_err();
         assert!(err.to_string().contains("first call"), "{err}");
+        let no_keys = Target {
+            single_use_keys: Some(0),
+            ..target(addr, vec![get(&["ok/a"])])
+        };
+        let err = run(no_keys, SHAPE).await.unwrap_err();
+        assert!(err.to_string().contains("at least one key"), "{err}");
         assert_eq!(seen.lock().unwrap().connections, 0, "nothing was sent");
     }
 
@@ -706,6 +770,7 @@ mod tests {
             elapsed: Duration::from_secs(2),
             latency_us,
             first_error: None,
+            exhausted: false,
         };
         assert_eq!(out.requests_per_sec(), 2.0);
         assert!((out.latency_ms(0.5) - 1.0).abs() < 0.01);

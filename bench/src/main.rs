@@ -9,6 +9,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod client;
+mod gcp;
 mod kube;
 mod load;
 mod report;
@@ -35,6 +36,29 @@ use crate::workloads::{Pairing, Runtime, Workload};
 /// The policy name `--token-policy` installs.
 const BENCH_POLICY: &str = "strongroom-bench";
 
+/// The GCP role the bench's login JWTs are made for.
+const GCP_ROLE: &str = "bench";
+
+/// The cold-login rate (logins per second) the pool of cold GCP JWTs is
+/// sized for: the pool covers warm-up plus window at this rate. Each cold
+/// JWT costs an RSA signature (~1 ms) before the run, so the pool is not
+/// made much larger than Strongroom can use; should Strongroom go faster,
+/// the run stops when the pool runs out (every measured login stays a
+/// cold one, and the rate covers the time up to the last answer) and the
+/// table's notes say so.
+const COLD_POOL_RATE: f64 = 4000.0;
+/// The cold pool's bounds, whatever the durations.
+const COLD_POOL_MIN: usize = 1000;
+/// The largest cold pool (tens of seconds of signing on one core).
+const COLD_POOL_MAX: usize = 48_000;
+
+/// The number of cold JWTs to sign for a run of this shape.
+fn cold_pool_size(shape: &load::Shape) -> usize {
+    let secs = (shape.warmup + shape.duration).as_secs_f64();
+    // Float to integer saturates; the clamp bounds it anyway.
+    ((secs * COLD_POOL_RATE).ceil() as usize).clamp(COLD_POOL_MIN, COLD_POOL_MAX)
+}
+
 /// Side-by-side benchmark of Strongroom and OpenBao.
 #[derive(Debug, Parser)]
 #[command(version, about)]
@@ -56,7 +80,8 @@ struct Args {
     connections: usize,
     /// Workloads to run (default: all): health, kv1-read, kv1-write,
     /// kv2-read, kv2-write, approle-login, k8s-login-pem, k8s-login-review,
-    /// token-lookup-self, token-create, wrap, wrap-unwrap.
+    /// gcp-login-cached, gcp-login-cold (Strongroom only), token-lookup-self,
+    /// token-create, wrap, wrap-unwrap.
     #[arg(long, value_delimiter = ',', num_args = 1..)]
     workloads: Vec<String>,
     /// Pairings to run (default: all): dev, durable.
@@ -135,16 +160,33 @@ async fn run(args: Args) -> anyhow::Result<()> {
         None => None,
     };
 
-    // The stand-in Kubernetes cluster: it runs in this process, on the
-    // bench's CPUs, for the whole run.
+    // The stand-ins for a Kubernetes cluster and for Google: they run in
+    // this process, on the bench's CPUs, for the whole run.
     let signer = kube::Signer::generate()?;
     let jwt = signer.sign(&kube::legacy_claims())?;
     let fake_kube = kube::FakeKube::start(jwt.clone()).await?;
+    let account = gcp::Account::generate()?;
+    let fake_google = gcp::FakeGoogle::start(&account).await?;
+    // Only a side running Strongroom as itself runs the Strongroom-only
+    // (GCP) workloads.
+    let runs_strongroom_only = !args.strongroom_as_bao;
+    let cold_jwts = if runs_strongroom_only && selected.iter().any(Workload::uses_cold_pool) {
+        let count = cold_pool_size(&shape);
+        eprintln!("signing {count} cold GCP login JWTs");
+        account.cold_jwts(GCP_ROLE, count)?
+    } else {
+        Vec::new()
+    };
+    let cold_pool = cold_jwts.len();
     let runtime = Runtime {
         k8s_url: fake_kube.url().to_string(),
         k8s_ca: fake_kube.ca_pem().to_string(),
         k8s_pem: signer.public_pem()?,
         k8s_jwt: jwt,
+        gcp_url: fake_google.url().to_string(),
+        gcp_credentials: account.credentials_json(fake_google.token_uri())?,
+        gcp_jwt: account.login_jwt(gcp::CACHED_KID, GCP_ROLE)?,
+        gcp_cold_jwts: cold_jwts,
     };
 
     let temp;
@@ -157,6 +199,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
             temp.path().to_path_buf()
         }
     };
+    // Strongroom trusts the fake Google through the system roots, which
+    // SSL_CERT_FILE names (as for Go's Vault).
+    std::fs::create_dir_all(&root_dir)
+        .with_context(|| format!("creating {}", root_dir.display()))?;
+    let google_ca = root_dir.join("fake-google-ca.pem");
+    std::fs::write(&google_ca, fake_google.ca_pem())
+        .with_context(|| format!("writing {}", google_ca.display()))?;
 
     let sides = [
         Side {
@@ -169,6 +218,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 Flavor::Strongroom
             },
             is_strongroom: true,
+            env: vec![("SSL_CERT_FILE".into(), google_ca.clone().into_os_string())],
         },
         Side {
             label: "openbao".into(),
@@ -176,6 +226,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             flavor: Flavor::OpenBao,
             is_strongroom: false,
             cpus: args.server_cpus.clone(),
+            env: vec![],
         },
     ];
 
@@ -188,6 +239,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
         ));
     }
     notes.extend(selected.iter().filter_map(Workload::operation_note));
+    if args.strongroom_as_bao {
+        for workload in selected.iter().filter(|w| w.strongroom_only.is_some()) {
+            notes.push(format!(
+                "{} skipped: Strongroom-only ({}), and --strongroom-as-bao starts Strongroom as OpenBao.",
+                workload.name,
+                workload.strongroom_only.unwrap_or_default()
+            ));
+        }
+    }
     let mut rss_reset_failed = false;
     for pairing in pairings {
         let runs: Vec<&Workload> = selected
@@ -198,6 +258,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
             continue;
         }
         for side in &sides {
+            // OpenBao (or Strongroom started as OpenBao) cannot run the
+            // Strongroom-only workloads: the table says so.
+            let runs: Vec<&Workload> = runs
+                .iter()
+                .copied()
+                .filter(|w| w.strongroom_only.is_none() || side.flavor == Flavor::Strongroom)
+                .collect();
+            if runs.is_empty() {
+                continue;
+            }
             let dir = root_dir.join(format!("{}-{}", side.label, pairing));
             eprintln!("starting {} ({pairing})", side.label);
             let server = Server::start(side, pairing, &dir).await?;
@@ -232,9 +302,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 }
                 rss_reset_failed |= !server.reset_peak_rss();
                 let reviews_before = fake_kube.reviews();
+                let google_before = fake_google.counts();
                 let outcome =
                     load::run(target(server.addr(), workload, &token, &runtime)?, shape).await?;
                 let reviews = fake_kube.reviews() - reviews_before;
+                let google = fake_google.counts() - google_before;
                 let row = Row {
                     workload: workload.name,
                     pairing,
@@ -254,6 +326,27 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 );
                 if reviews > 0 {
                     eprintln!("  {:<18} {reviews} TokenReviews answered", "");
+                }
+                if google != gcp::Counts::default() {
+                    eprintln!(
+                        "  {:<18} Google: {} key fetches, {} account lookups, {} access tokens \
+                         (warm-up included)",
+                        "", google.key_fetches, google.lookups, google.grants
+                    );
+                }
+                if outcome.exhausted {
+                    notes.push(format!(
+                        "{} / {pairing} / {}: the {cold_pool} single-use login JWTs ran out \
+                         {:.1} s into the {:.0} s window (warm-up used some); the rate covers \
+                         the {} logins measured, all cold ({} key fetches in all, warm-up \
+                         included).",
+                        workload.name,
+                        side.label,
+                        outcome.elapsed.as_secs_f64(),
+                        shape.duration.as_secs_f64(),
+                        outcome.requests,
+                        google.key_fetches,
+                    ));
                 }
                 rows.push(row);
             }
@@ -311,6 +404,10 @@ fn target(
     token: &HeaderValue,
     runtime: &Runtime,
 ) -> anyhow::Result<load::Target> {
+    let single_use_keys = workload
+        .uses_cold_pool()
+        .then_some(runtime.gcp_cold_jwts.len());
+    let keys = single_use_keys.unwrap_or(workload.keys);
     let calls = workload
         .calls
         .iter()
@@ -327,14 +424,24 @@ fn target(
             Ok(load::PreparedCall {
                 method: call.method.clone(),
                 uris: call
-                    .paths(workload.keys)
+                    .paths(keys)
                     .iter()
                     .map(|p| client::v1_uri(p))
                     .collect::<anyhow::Result<_>>()?,
-                body: call
-                    .body
-                    .as_ref()
-                    .map(|b| Bytes::from(runtime.fill(b).to_string())),
+                bodies: match &call.body {
+                    None => vec![],
+                    Some(body) => {
+                        let bodies: Vec<Bytes> = runtime
+                            .fill_bodies(body)
+                            .iter()
+                            .map(|b| Bytes::from(b.to_string()))
+                            .collect();
+                        if bodies.is_empty() {
+                            bail!("{}: the pool of cold GCP JWTs is empty", workload.name);
+                        }
+                        bodies
+                    }
+                },
                 headers,
                 token: call.token,
                 expect: call.expect.clone(),
@@ -345,6 +452,7 @@ fn target(
         addr,
         calls,
         token: token.clone(),
+        single_use_keys,
     })
 }
 
@@ -425,20 +533,59 @@ mod tests {
         let (wrap, unwrap) = (&target.calls[0], &target.calls[1]);
         assert_eq!(wrap.uris, ["/v1/sys/wrapping/wrap"]);
         assert_eq!(wrap.headers["x-vault-wrap-ttl"], "5m");
-        assert_eq!(wrap.body.as_deref(), Some(&br#"{"secret":"value"}"#[..]));
+        assert_eq!(wrap.bodies, [&br#"{"secret":"value"}"#[..]]);
         assert_eq!(unwrap.uris, ["/v1/sys/wrapping/unwrap"]);
         assert_eq!(unwrap.token, load::TokenFrom::Answer("/wrap_info/token"));
-        assert!(unwrap.body.is_none() && unwrap.headers.is_empty());
+        assert!(unwrap.bodies.is_empty() && unwrap.headers.is_empty());
+        assert_eq!(target.single_use_keys, None, "keys cycle");
 
         // The k8s login carries the runtime's JWT, not the placeholder.
         let login = workloads::select(&["k8s-login-review".into()])
             .unwrap()
             .remove(0);
         let prepared = super::target(addr, &login, &token, &runtime).unwrap();
-        let body: serde_json::Value =
-            serde_json::from_slice(prepared.calls[0].body.as_deref().unwrap()).unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&prepared.calls[0].bodies[0]).unwrap();
         assert_eq!(body, json!({"role": "bench", "jwt": *runtime.k8s_jwt}));
         assert_eq!(prepared.calls[0].uris, ["/v1/auth/kubernetes-review/login"]);
+    }
+
+    #[test]
+    fn cold_gcp_logins_use_each_pool_jwt_once() {
+        let addr: SocketAddr = "127.0.0.1:8200".parse().unwrap();
+        let token = client::token_header("tok").unwrap();
+        let runtime = workloads::tests::runtime();
+        let cold = workloads::select(&["gcp-login-cold".into()])
+            .unwrap()
+            .remove(0);
+        let prepared = target(addr, &cold, &token, &runtime).unwrap();
+        assert_eq!(prepared.single_use_keys, Some(runtime.gcp_cold_jwts.len()));
+        let jwts: Vec<serde_json::Value> = prepared.calls[0]
+            .bodies
+            .iter()
+            .map(|b| serde_json::from_slice::<serde_json::Value>(b).unwrap()["jwt"].clone())
+            .collect();
+        assert_eq!(jwts, ["gcp.cold-0.jwt", "gcp.cold-1.jwt", "gcp.cold-2.jwt"]);
+        assert_eq!(prepared.calls[0].uris, ["/v1/auth/gcp/login"]);
+
+        let empty = Runtime {
+            gcp_cold_jwts: vec![],
+            ..workloads::tests::runtime()
+        };
+        let err = target(addr, &cold, &token, &empty).unwrap_err();
+        assert!(err.to_string().contains("pool"), "{err}");
+    }
+
+    #[test]
+    fn cold_pool_covers_the_run_at_the_planned_rate_within_bounds() {
+        let shape = |warmup, duration| load::Shape {
+            connections: 32,
+            warmup: Duration::from_secs(warmup),
+            duration: Duration::from_secs(duration),
+        };
+        assert_eq!(cold_pool_size(&shape(2, 10)), 48_000);
+        assert_eq!(cold_pool_size(&shape(1, 2)), 12_000);
+        assert_eq!(cold_pool_size(&shape(0, 0)), COLD_POOL_MIN);
+        assert_eq!(cold_pool_size(&shape(60, 600)), COLD_POOL_MAX);
     }
 
     #[test]

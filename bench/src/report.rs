@@ -1,5 +1,7 @@
 //! The result table: one row per workload, pairing and server, as Markdown,
-//! with the Strongroom/OpenBao ratios on the Strongroom row.
+//! with the Strongroom/OpenBao ratios on the Strongroom row. A
+//! Strongroom-only workload gets an OpenBao line of `n/a` and a note saying
+//! why.
 
 use std::fmt::Write as _;
 
@@ -49,8 +51,18 @@ pub struct RunInfo {
 
 /// Renders the run as Markdown: a settings line, the table, and notes on
 /// the rows that had errors. A comparison where either side had errors
-/// shows `n/a` instead of ratios.
+/// shows `n/a` instead of ratios; so does a Strongroom-only workload, whose
+/// OpenBao line is all `n/a`.
 pub fn render(info: &RunInfo, rows: &[Row]) -> String {
+    let every = workloads::all();
+    let only_reason = |name: &str| {
+        every
+            .iter()
+            .find(|w| w.name == name)
+            .and_then(|w| w.strongroom_only)
+    };
+    // Reason -> the workloads it kept from OpenBao, in table order.
+    let mut only_notes: Vec<(&str, Vec<&str>)> = Vec::new();
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -66,7 +78,9 @@ pub fn render(info: &RunInfo, rows: &[Row]) -> String {
         let peer = rows
             .iter()
             .find(|r| !r.is_strongroom && r.workload == row.workload && r.pairing == row.pairing);
+        let only = only_reason(row.workload).filter(|_| row.is_strongroom);
         let (speed, p99, rss) = match (row.is_strongroom, peer) {
+            _ if only.is_some() => ("n/a".to_string(), "n/a".to_string(), "n/a".to_string()),
             // Failed requests are fast: a ratio against them means nothing.
             (true, Some(peer)) if row.errors > 0 || peer.errors > 0 => {
                 ("n/a".to_string(), "n/a".to_string(), "n/a".to_string())
@@ -103,10 +117,29 @@ pub fn render(info: &RunInfo, rows: &[Row]) -> String {
             p99,
             rss,
         );
+        if let Some(reason) = only {
+            let _ = writeln!(
+                out,
+                "| {} | {} | openbao | n/a | n/a | n/a | n/a | n/a | | | |",
+                row.workload, row.pairing
+            );
+            match only_notes.iter_mut().find(|(r, _)| *r == reason) {
+                Some((_, names)) if names.contains(&row.workload) => {}
+                Some((_, names)) => names.push(row.workload),
+                None => only_notes.push((reason, vec![row.workload])),
+            }
+        }
     }
     let failed: Vec<&Row> = ordered(rows).into_iter().filter(|r| r.errors > 0).collect();
-    if !failed.is_empty() || !info.notes.is_empty() {
+    if !failed.is_empty() || !info.notes.is_empty() || !only_notes.is_empty() {
         out.push('\n');
+    }
+    for (reason, names) in &only_notes {
+        let _ = writeln!(
+            out,
+            "- n/a for openbao: {reason}; {} ran against Strongroom only.",
+            names.join(", ")
+        );
     }
     for row in failed {
         let _ = writeln!(
@@ -257,6 +290,42 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("WARNING kv1-write / dev / openbao: 1 of 100"));
+    }
+
+    #[test]
+    fn strongroom_only_workloads_show_na_for_openbao_with_the_reason() {
+        let rows = [
+            row("gcp-login-cold", Pairing::Durable, true),
+            row("gcp-login-cached", Pairing::Dev, true),
+            row("gcp-login-cold", Pairing::Dev, true),
+            row("health", Pairing::Dev, true),
+            row("health", Pairing::Dev, false),
+        ];
+        let text = render(&info(), &rows);
+        let lines = table_lines(&text);
+        assert_eq!(
+            &lines[1..],
+            [
+                "| health | dev | strongroom | 3000 | 1.00 | 2.00 | 10.0 | 0 | 3.00x | 0.25 | 0.10 |",
+                "| health | dev | openbao | 1000 | 1.00 | 8.00 | 100.0 | 0 |  |  |  |",
+                "| gcp-login-cached | dev | strongroom | 3000 | 1.00 | 2.00 | 10.0 | 0 | n/a | n/a | n/a |",
+                "| gcp-login-cached | dev | openbao | n/a | n/a | n/a | n/a | n/a | | | |",
+                "| gcp-login-cold | dev | strongroom | 3000 | 1.00 | 2.00 | 10.0 | 0 | n/a | n/a | n/a |",
+                "| gcp-login-cold | dev | openbao | n/a | n/a | n/a | n/a | n/a | | | |",
+                "| gcp-login-cold | durable | strongroom | 3000 | 1.00 | 2.00 | 10.0 | 0 | n/a | n/a | n/a |",
+                "| gcp-login-cold | durable | openbao | n/a | n/a | n/a | n/a | n/a | | | |",
+            ]
+        );
+        // One note, naming each workload once.
+        let notes: Vec<&str> = text.lines().filter(|l| l.starts_with("- n/a")).collect();
+        assert_eq!(
+            notes,
+            ["- n/a for openbao: OpenBao has no GCP auth method; \
+              gcp-login-cached, gcp-login-cold ran against Strongroom only."]
+        );
+        // Workloads both servers run get no such note.
+        let text = render(&info(), &rows[3..]);
+        assert!(!text.contains("n/a"), "{text}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! error and on Ctrl-C), knows its loopback address and root token, and reads
 //! its peak RSS from `/proc`.
 
+use std::ffi::OsString;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -45,6 +46,9 @@ pub struct Side {
     pub is_strongroom: bool,
     /// CPUs to pin the server to (`taskset -c` syntax), if any.
     pub cpus: Option<String>,
+    /// Extra environment variables for the server process (e.g.
+    /// `SSL_CERT_FILE`, so that it trusts the bench's fake Google).
+    pub env: Vec<(String, OsString)>,
 }
 
 /// A running, unsealed server ready for requests.
@@ -116,6 +120,7 @@ impl Server {
                 cmd.env_remove(&key);
             }
         }
+        cmd.envs(side.env.iter().map(|(k, v)| (k, v)));
         let child = cmd
             .spawn()
             .with_context(|| format!("starting {}", side.binary.display()))?;

@@ -3,8 +3,11 @@
 //! answer), what counts as success, what must be set up first, and which
 //! pairings it runs in. Adding a workload (AppRole login, ...) means
 //! adding an entry to [`all`]. Values known only at run time (the fake
-//! Kubernetes API server's URL and CA, the service-account JWT) appear in
-//! bodies as placeholders that a [`Runtime`] fills in.
+//! Kubernetes API server's URL and CA, the service-account JWT, the fake
+//! Google's URL and credentials, the GCP login JWTs) appear in bodies as
+//! placeholders that a [`Runtime`] fills in. A workload OpenBao cannot run
+//! (GCP login: OpenBao has no GCP auth method) says why, and runs against
+//! Strongroom only.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -33,6 +36,18 @@ pub const K8S_PEM: &str = "{k8s_pem}";
 /// The placeholder for the bench's service-account JWT.
 pub const K8S_JWT: &str = "{k8s_jwt}";
 
+/// The placeholder for the fake Google API's URL (`custom_endpoint`).
+pub const GCP_URL: &str = "{gcp_url}";
+/// The placeholder for the service-account key JSON Strongroom is
+/// configured with (it holds a private key).
+pub const GCP_CREDENTIALS: &str = "{gcp_credentials}";
+/// The placeholder for the one GCP login JWT of `gcp-login-cached`.
+pub const GCP_JWT: &str = "{gcp_jwt}";
+/// The placeholder for the iteration's JWT from the pool of cold GCP login
+/// JWTs (each under a key id of its own). A workload using it has one key
+/// per pool JWT and uses each once: its run stops when the pool runs out.
+pub const GCP_COLD_JWT: &str = "{gcp_cold_jwt}";
+
 /// The values behind the run-time placeholders, made once before the
 /// workloads run and substituted into setup and call bodies.
 pub struct Runtime {
@@ -44,26 +59,61 @@ pub struct Runtime {
     pub k8s_pem: String,
     /// Replaces [`K8S_JWT`].
     pub k8s_jwt: Zeroizing<String>,
+    /// Replaces [`GCP_URL`].
+    pub gcp_url: String,
+    /// Replaces [`GCP_CREDENTIALS`].
+    pub gcp_credentials: Zeroizing<String>,
+    /// Replaces [`GCP_JWT`].
+    pub gcp_jwt: Zeroizing<String>,
+    /// The pool behind [`GCP_COLD_JWT`]; empty when no selected workload
+    /// uses it.
+    pub gcp_cold_jwts: Vec<Zeroizing<String>>,
 }
 
 impl fmt::Debug for Runtime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The JWT is a credential: never printed.
+        // JWTs and credentials are secrets: never printed.
         f.debug_struct("Runtime")
             .field("k8s_url", &self.k8s_url)
+            .field("gcp_url", &self.gcp_url)
+            .field("gcp_cold_jwts", &self.gcp_cold_jwts.len())
             .finish_non_exhaustive()
     }
 }
 
 impl Runtime {
     /// `body` with every placeholder inside its strings (keys included)
-    /// replaced by its value.
+    /// replaced by its value; [`GCP_COLD_JWT`] is left as it is (it differs
+    /// per iteration: see [`Runtime::fill_bodies`]).
     pub fn fill(&self, body: &Value) -> Value {
-        let values: [(&str, &str); 4] = [
+        self.fill_with(body, GCP_COLD_JWT)
+    }
+
+    /// The bodies an iteration cycles over: one per cold JWT when `body`
+    /// uses [`GCP_COLD_JWT`] (none if the pool is empty), else just
+    /// `body` filled.
+    pub fn fill_bodies(&self, body: &Value) -> Vec<Value> {
+        if mentions(body, GCP_COLD_JWT) {
+            self.gcp_cold_jwts
+                .iter()
+                .map(|jwt| self.fill_with(body, jwt))
+                .collect()
+        } else {
+            vec![self.fill(body)]
+        }
+    }
+
+    /// [`Runtime::fill`], with [`GCP_COLD_JWT`] replaced by `cold_jwt`.
+    fn fill_with(&self, body: &Value, cold_jwt: &str) -> Value {
+        let values: [(&str, &str); 8] = [
             (K8S_URL, &self.k8s_url),
             (K8S_CA, &self.k8s_ca),
             (K8S_PEM, &self.k8s_pem),
             (K8S_JWT, &self.k8s_jwt),
+            (GCP_URL, &self.gcp_url),
+            (GCP_CREDENTIALS, &self.gcp_credentials),
+            (GCP_JWT, &self.gcp_jwt),
+            (GCP_COLD_JWT, cold_jwt),
         ];
         let text = |s: &str| {
             values
@@ -72,12 +122,28 @@ impl Runtime {
         };
         match body {
             Value::String(s) => Value::String(text(s)),
-            Value::Array(items) => Value::Array(items.iter().map(|v| self.fill(v)).collect()),
-            Value::Object(map) => {
-                Value::Object(map.iter().map(|(k, v)| (text(k), self.fill(v))).collect())
+            Value::Array(items) => {
+                Value::Array(items.iter().map(|v| self.fill_with(v, cold_jwt)).collect())
             }
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .map(|(k, v)| (text(k), self.fill_with(v, cold_jwt)))
+                    .collect(),
+            ),
             other => other.clone(),
         }
+    }
+}
+
+/// Whether `placeholder` occurs in a string (or key) inside `body`.
+fn mentions(body: &Value, placeholder: &str) -> bool {
+    match body {
+        Value::String(s) => s.contains(placeholder),
+        Value::Array(items) => items.iter().any(|v| mentions(v, placeholder)),
+        Value::Object(map) => map
+            .iter()
+            .any(|(k, v)| k.contains(placeholder) || mentions(v, placeholder)),
+        _ => false,
     }
 }
 
@@ -232,9 +298,22 @@ pub struct Workload {
     pub setup: Vec<Step>,
     /// The pairings this workload is measured in.
     pub pairings: Vec<Pairing>,
+    /// Why OpenBao cannot run this workload, when it cannot: it then runs
+    /// against Strongroom only (and not in `--strongroom-as-bao` runs), and
+    /// the table shows `n/a` for OpenBao with this reason.
+    pub strongroom_only: Option<&'static str>,
 }
 
 impl Workload {
+    /// Whether an iteration takes a JWT from the cold pool
+    /// ([`GCP_COLD_JWT`]): its keys are the pool's JWTs, each used once.
+    pub fn uses_cold_pool(&self) -> bool {
+        self.calls
+            .iter()
+            .filter_map(|c| c.body.as_ref())
+            .any(|b| mentions(b, GCP_COLD_JWT))
+    }
+
     /// For iterations of more than one request, the note under the table
     /// saying what one operation is; `None` for single-request workloads.
     pub fn operation_note(&self) -> Option<String> {
@@ -422,6 +501,58 @@ fn k8s_login(mount: &K8sMount) -> Call {
     }
 }
 
+/// Why the GCP workloads run against Strongroom only.
+const NO_GCP_IN_OPENBAO: &str = "OpenBao has no GCP auth method";
+
+/// The GCP setup: the method at `gcp/`, configured with the fake Google's
+/// service-account key (its `token_uri` at the fake) and the fake as the
+/// `api` and `iam` endpoints, and an IAM role `bench` for the bench's
+/// service account issuing `default` tokens.
+fn gcp_setup() -> Vec<Step> {
+    let step = |name, path, body| Step {
+        name,
+        method: Method::POST,
+        path,
+        body: Some(body),
+        patience: Duration::ZERO,
+    };
+    vec![
+        step("enable-gcp", "sys/auth/gcp", json!({"type": "gcp"})),
+        step(
+            "gcp-config",
+            "auth/gcp/config",
+            json!({
+                "credentials": GCP_CREDENTIALS,
+                "custom_endpoint": {"api": GCP_URL, "iam": GCP_URL},
+            }),
+        ),
+        step(
+            "gcp-role",
+            "auth/gcp/role/bench",
+            json!({
+                "type": "iam",
+                "project_id": crate::gcp::PROJECT,
+                "service_accounts": [crate::gcp::EMAIL],
+                "token_policies": "default",
+                "token_ttl": "10m",
+            }),
+        ),
+    ]
+}
+
+/// A GCP login as role `bench` with the JWT behind `jwt` (a placeholder);
+/// a 200 carrying a client token.
+fn gcp_login(jwt: &'static str) -> Call {
+    Call {
+        body: Some(json!({"role": "bench", "jwt": jwt})),
+        expect: Expect {
+            status: Some(200),
+            checks: vec![Check::Present("/auth/client_token")],
+        },
+        ..call(Method::POST, "auth/gcp/login")
+    }
+}
+
 /// A small secret, the size of a typical credential.
 fn small_secret() -> Value {
     json!({"username": "bench-user", "password": "correct-horse-battery-staple"})
@@ -453,6 +584,7 @@ pub fn all() -> Vec<Workload> {
             keys: 1,
             setup: vec![],
             pairings: vec![Pairing::Dev],
+            strongroom_only: None,
         },
         Workload {
             name: "kv1-read",
@@ -469,6 +601,7 @@ pub fn all() -> Vec<Workload> {
                 },
             ],
             pairings: vec![Pairing::Dev, Pairing::Durable],
+            strongroom_only: None,
         },
         Workload {
             name: "kv1-write",
@@ -479,6 +612,7 @@ pub fn all() -> Vec<Workload> {
             keys: KV_WRITE_KEYS,
             setup: vec![mount_kv1()],
             pairings: vec![Pairing::Dev, Pairing::Durable],
+            strongroom_only: None,
         },
         Workload {
             name: "kv2-read",
@@ -507,6 +641,7 @@ pub fn all() -> Vec<Workload> {
                 },
             ],
             pairings: vec![Pairing::Dev, Pairing::Durable],
+            strongroom_only: None,
         },
         Workload {
             name: "kv2-write",
@@ -522,6 +657,7 @@ pub fn all() -> Vec<Workload> {
             keys: KV_WRITE_KEYS,
             setup: vec![mount_kv2(), config_kv2()],
             pairings: vec![Pairing::Dev, Pairing::Durable],
+            strongroom_only: None,
         },
         Workload {
             name: "approle-login",
@@ -536,6 +672,7 @@ pub fn all() -> Vec<Workload> {
             keys: 1,
             setup: approle_setup(),
             pairings: vec![Pairing::Dev, Pairing::Durable],
+            strongroom_only: None,
         },
         Workload {
             name: "k8s-login-pem",
@@ -543,6 +680,7 @@ pub fn all() -> Vec<Workload> {
             keys: 1,
             setup: k8s_setup(&K8S_PEM_MOUNT),
             pairings: vec![Pairing::Dev, Pairing::Durable],
+            strongroom_only: None,
         },
         Workload {
             name: "k8s-login-review",
@@ -550,6 +688,24 @@ pub fn all() -> Vec<Workload> {
             keys: 1,
             setup: k8s_setup(&K8S_REVIEW_MOUNT),
             pairings: vec![Pairing::Dev, Pairing::Durable],
+            strongroom_only: None,
+        },
+        Workload {
+            name: "gcp-login-cached",
+            calls: vec![gcp_login(GCP_JWT)],
+            keys: 1,
+            setup: gcp_setup(),
+            pairings: vec![Pairing::Dev, Pairing::Durable],
+            strongroom_only: Some(NO_GCP_IN_OPENBAO),
+        },
+        Workload {
+            name: "gcp-login-cold",
+            calls: vec![gcp_login(GCP_COLD_JWT)],
+            // One per cold JWT: the pool's size, known at run time.
+            keys: 1,
+            setup: gcp_setup(),
+            pairings: vec![Pairing::Dev, Pairing::Durable],
+            strongroom_only: Some(NO_GCP_IN_OPENBAO),
         },
         Workload {
             name: "token-lookup-self",
@@ -557,6 +713,7 @@ pub fn all() -> Vec<Workload> {
             keys: 1,
             setup: vec![],
             pairings: vec![Pairing::Dev],
+            strongroom_only: None,
         },
         Workload {
             name: "token-create",
@@ -571,6 +728,7 @@ pub fn all() -> Vec<Workload> {
             keys: 1,
             setup: vec![],
             pairings: vec![Pairing::Dev],
+            strongroom_only: None,
         },
         Workload {
             name: "wrap",
@@ -578,6 +736,7 @@ pub fn all() -> Vec<Workload> {
             keys: 1,
             setup: vec![],
             pairings: vec![Pairing::Dev],
+            strongroom_only: None,
         },
         Workload {
             name: "wrap-unwrap",
@@ -596,6 +755,7 @@ pub fn all() -> Vec<Workload> {
             keys: 1,
             setup: vec![],
             pairings: vec![Pairing::Dev],
+            strongroom_only: None,
         },
     ]
 }
@@ -657,6 +817,8 @@ pub(crate) mod tests {
                 "approle-login",
                 "k8s-login-pem",
                 "k8s-login-review",
+                "gcp-login-cached",
+                "gcp-login-cold",
                 "token-lookup-self",
                 "token-create",
                 "wrap",
@@ -672,7 +834,21 @@ pub(crate) mod tests {
                 "kv2-write",
                 "approle-login",
                 "k8s-login-pem",
-                "k8s-login-review"
+                "k8s-login-review",
+                "gcp-login-cached",
+                "gcp-login-cold"
+            ]
+        );
+        // Only the GCP logins are kept from OpenBao, which lacks the method.
+        let only: Vec<_> = every
+            .iter()
+            .filter_map(|w| w.strongroom_only.map(|r| (w.name, r)))
+            .collect();
+        assert_eq!(
+            only,
+            [
+                ("gcp-login-cached", "OpenBao has no GCP auth method"),
+                ("gcp-login-cold", "OpenBao has no GCP auth method"),
             ]
         );
     }
@@ -807,6 +983,7 @@ pub(crate) mod tests {
             "auth/approle/login",
             "auth/kubernetes/login",
             "auth/kubernetes-review/login",
+            "auth/gcp/login",
         ];
         for workload in all() {
             for call in workload
@@ -983,6 +1160,12 @@ pub(crate) mod tests {
             k8s_ca: "-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n".into(),
             k8s_pem: "-----BEGIN PUBLIC KEY-----\nKEY\n-----END PUBLIC KEY-----\n".into(),
             k8s_jwt: Zeroizing::new("header.claims.signature".into()),
+            gcp_url: "https://127.0.0.1:8443".into(),
+            gcp_credentials: Zeroizing::new(r#"{"private_key":"SECRET-KEY"}"#.into()),
+            gcp_jwt: Zeroizing::new("gcp.cached.jwt".into()),
+            gcp_cold_jwts: (0..3)
+                .map(|n| Zeroizing::new(format!("gcp.cold-{n}.jwt")))
+                .collect(),
         }
     }
 
@@ -1006,10 +1189,10 @@ pub(crate) mod tests {
                 "path": "kv1/bench-{n}",
             })
         );
-        assert!(
-            !format!("{rt:?}").contains("signature"),
-            "the JWT is not printed"
-        );
+        let printed = format!("{rt:?}");
+        for secret in ["signature", "SECRET-KEY", "gcp.cached", "gcp.cold"] {
+            assert!(!printed.contains(secret), "{secret} printed: {printed}");
+        }
     }
 
     #[test]
@@ -1021,9 +1204,73 @@ pub(crate) mod tests {
             setup.chain(calls).collect::<Vec<_>>()
         });
         for body in bodies {
-            let filled = rt.fill(&body).to_string();
-            assert!(!filled.contains("{k8s"), "{filled}");
+            for filled in rt.fill_bodies(&body) {
+                let filled = filled.to_string();
+                assert!(!filled.contains("{k8s"), "{filled}");
+                assert!(!filled.contains("{gcp"), "{filled}");
+            }
         }
+    }
+
+    #[test]
+    fn gcp_logins_configure_the_fake_google_and_log_in_as_the_bench_account() {
+        let picked = select(&["gcp-login-cached".into(), "gcp-login-cold".into()]).unwrap();
+        let rt = runtime();
+        for workload in &picked {
+            let order: Vec<_> = workload.setup.iter().map(|s| s.path).collect();
+            assert_eq!(
+                order,
+                ["sys/auth/gcp", "auth/gcp/config", "auth/gcp/role/bench"]
+            );
+            assert_eq!(workload.setup[0].body, Some(json!({"type": "gcp"})));
+            let config = rt.fill(workload.setup[1].body.as_ref().unwrap());
+            assert_eq!(
+                config,
+                json!({
+                    "credentials": *rt.gcp_credentials,
+                    "custom_endpoint": {"api": rt.gcp_url, "iam": rt.gcp_url},
+                })
+            );
+            let role = workload.setup[2].body.as_ref().unwrap();
+            assert_eq!(role["type"], "iam");
+            assert_eq!(role["project_id"], crate::gcp::PROJECT);
+            assert_eq!(role["service_accounts"], json!([crate::gcp::EMAIL]));
+            assert_eq!(role["token_policies"], "default");
+            let [login] = workload.calls.as_slice() else {
+                panic!("one request per operation");
+            };
+            assert_eq!(
+                (login.method.clone(), login.path),
+                (Method::POST, "auth/gcp/login")
+            );
+            assert_eq!(login.expect.status, Some(200));
+            assert_eq!(login.expect.checks, [Check::Present("/auth/client_token")]);
+        }
+        // The cached login sends one JWT; the cold one a JWT of the pool
+        // per iteration, each once.
+        let (cached, cold) = (&picked[0], &picked[1]);
+        assert!(!cached.uses_cold_pool());
+        assert_eq!(
+            rt.fill_bodies(cached.calls[0].body.as_ref().unwrap()),
+            [json!({"role": "bench", "jwt": "gcp.cached.jwt"})]
+        );
+        assert!(cold.uses_cold_pool());
+        assert_eq!(
+            rt.fill_bodies(cold.calls[0].body.as_ref().unwrap()),
+            [
+                json!({"role": "bench", "jwt": "gcp.cold-0.jwt"}),
+                json!({"role": "bench", "jwt": "gcp.cold-1.jwt"}),
+                json!({"role": "bench", "jwt": "gcp.cold-2.jwt"}),
+            ]
+        );
+        // Without a pool there is nothing to send.
+        let empty = Runtime {
+            gcp_cold_jwts: vec![],
+            ..runtime()
+        };
+        assert!(empty
+            .fill_bodies(cold.calls[0].body.as_ref().unwrap())
+            .is_empty());
     }
 
     #[test]

@@ -104,3 +104,38 @@ def dev_server():
     server.token = "root"
     yield server
     server.stop()
+
+
+@pytest.fixture
+def dev_server_with_env():
+    """A factory: `start(env)` starts a dev-mode server (root token `root`)
+    whose process also gets the variables in `env` (e.g. SSL_CERT_FILE).
+
+    The variables are set in this process only while the server is spawned
+    (the child copies the environment), then restored.
+    """
+    servers = []
+
+    def start(env):
+        port = _free_port()
+        with pytest.MonkeyPatch.context() as mp:
+            for name, value in env.items():
+                mp.setenv(name, value)
+            server = Server(
+                [
+                    "server",
+                    "-dev",
+                    "-dev-listen-address",
+                    f"127.0.0.1:{port}",
+                    "-dev-root-token-id",
+                    "root",
+                ]
+            )
+        server.addr = f"http://127.0.0.1:{port}"
+        server.token = "root"
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

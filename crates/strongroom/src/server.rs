@@ -23,6 +23,7 @@ pub fn registry() -> Registry {
         .secrets("generic", strongroom_kv::factory())
         .auth("approle", strongroom_approle::factory())
         .auth("kubernetes", strongroom_kubernetes::factory())
+        .auth("gcp", strongroom_gcp::factory())
 }
 
 fn load_config(args: &ServerArgs) -> anyhow::Result<ServerConfig> {

@@ -1041,3 +1041,122 @@ fn kubernetes_with_the_cli() {
     assert_eq!(out.code, 2, "login with a forged JWT: {out:?}");
     assert!(out.stderr.contains("permission denied"), "{out:?}");
 }
+
+// The Google API emulator shared with the GCP tests (test support: a
+// failed unwrap is a failed test).
+#[allow(clippy::unwrap_used)]
+mod gcp;
+
+/// The GCP auth method with the CLI: enable, config with the credentials
+/// read from a file (`@file`) and `custom_endpoint` as a JSON string, a
+/// role, `list`, and `bao write auth/gcp/login` with a JWT signed by a
+/// service-account key of the Google API emulator. The dev server does not
+/// trust the emulator's test CA, so the emulator is reached over plain
+/// HTTP (`custom_endpoint` and `token_uri` may be `http` URLs).
+#[test]
+fn gcp_with_the_cli() {
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let emu = runtime.block_on(gcp::Emulator::start());
+    let sa = emu.add_account("app", "proj-a");
+    let kid = emu.add_key(&sa.email);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let creds_file = dir.path().join("creds.json");
+    std::fs::write(&creds_file, emu.credentials_json_at(&emu.http_url)).expect("write creds");
+    let server = Server::dev(target());
+
+    let out = bao_ok(&server, &["auth", "enable", "gcp"], 0);
+    assert!(out.contains("Enabled gcp auth method"), "{out}");
+    let creds_arg = format!("credentials=@{}", creds_file.display());
+    let endpoint_arg = format!("custom_endpoint={}", emu.custom_endpoint_at(&emu.http_url));
+    bao_ok(
+        &server,
+        &["write", "auth/gcp/config", &creds_arg, &endpoint_arg],
+        0,
+    );
+    let config = json(
+        &bao_ok(&server, &["read", "-format=json", "auth/gcp/config"], 0),
+        "read config",
+    );
+    assert_eq!(config["data"]["client_email"], emu.admin.email.as_str());
+    assert_eq!(config["data"]["private_key_id"], emu.admin_kid());
+    assert_eq!(
+        config["data"]["custom_endpoint"]["iam"],
+        emu.http_url.as_str()
+    );
+    assert!(!config.to_string().contains("PRIVATE KEY"), "{config}");
+
+    // Credentials that are not JSON: refused, exit code 2.
+    let out = bao(
+        &server,
+        &["write", "auth/gcp/config", "credentials=not-json"],
+    );
+    assert_eq!(out.code, 2, "credentials that are not JSON: {out:?}");
+
+    let sa_arg = format!("service_accounts={}", sa.email);
+    bao_ok(
+        &server,
+        &[
+            "write",
+            "auth/gcp/role/r",
+            "type=iam",
+            "project_id=proj-a",
+            &sa_arg,
+            "policies=dev",
+            "ttl=1h",
+        ],
+        0,
+    );
+    let role = json(
+        &bao_ok(&server, &["read", "-format=json", "auth/gcp/role/r"], 0),
+        "read role",
+    );
+    assert_eq!(role["data"]["type"], "iam");
+    assert_eq!(
+        role["data"]["bound_service_accounts"],
+        serde_json::json!([sa.email])
+    );
+    let keys = json(
+        &bao_ok(&server, &["list", "-format=json", "auth/gcp/roles"], 0),
+        "list roles",
+    );
+    assert_eq!(keys, serde_json::json!(["r"]));
+
+    // Table login: the token is printed and works.
+    let jwt = emu.sign_login(&sa.email, &kid, "vault/r", gcp::now() + 300);
+    let jwt_arg = format!("jwt={jwt}");
+    let out = bao_ok(&server, &["write", "auth/gcp/login", "role=r", &jwt_arg], 0);
+    let token = table_value(&out, "token").expect("token row in the login table");
+    assert_eq!(
+        table_value(&out, "token_meta_service_account_email").as_deref(),
+        Some(sa.email.as_str()),
+        "{out}"
+    );
+    let home = server.home().to_string_lossy().into_owned();
+    let out = run(
+        &bao_path(),
+        &["token", "lookup", "-format=json"],
+        &[
+            ("BAO_ADDR", server.addr.as_str()),
+            ("HOME", home.as_str()),
+            ("BAO_TOKEN", token.as_str()),
+        ],
+    );
+    assert_eq!(out.code, 0, "lookup-self with the login token: {out:?}");
+    let lookup = json(&out.stdout, "lookup-self with the login token");
+    assert_eq!(lookup["data"]["path"], "auth/gcp/login", "{lookup}");
+    assert_eq!(
+        lookup["data"]["policies"],
+        serde_json::json!(["default", "dev"])
+    );
+    assert_eq!(
+        lookup["data"]["meta"]["service_account_id"],
+        sa.unique_id.as_str()
+    );
+
+    // A JWT for another audience is refused, exit code 2.
+    let wrong = emu.sign_login(&sa.email, &kid, "vault/other", gcp::now() + 300);
+    let wrong_arg = format!("jwt={wrong}");
+    let out = bao(&server, &["write", "auth/gcp/login", "role=r", &wrong_arg]);
+    assert_eq!(out.code, 2, "login with the wrong audience: {out:?}");
+    drop(runtime);
+}

@@ -44,6 +44,7 @@ pub fn registry_with(revoked: Revoked) -> Registry {
         .auth("test-login", login)
         .auth("approle", strongroom_approle::factory())
         .auth("kubernetes", strongroom_kubernetes::factory())
+        .auth("gcp", strongroom_gcp::factory())
 }
 
 /// A sealed, uninitialised core over `physical`.

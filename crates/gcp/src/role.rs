@@ -1,0 +1,569 @@
+//! Roles: `role/:name` (create, update, read, delete), the lists at `role`
+//! and `roles`, and `role/:name/service-accounts` (add/remove). Owns the
+//! stored role record, the validation of an `iam` role (type fixed at
+//! creation, at least one project, service accounts given or `*` alone,
+//! `max_jwt_exp` at most one hour), both generations of parameter names
+//! (`project_id`/`bound_projects`, `service_accounts`/
+//! `bound_service_accounts`, `ttl`/`token_ttl`, ...), and the authorisation
+//! of a looked-up service account against a role.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use strongroom_core::framework::{Ctx, FieldData};
+use strongroom_core::logical::{Data, Response};
+use strongroom_core::token::role::BoundCidr;
+use strongroom_core::{Error, Result};
+
+use crate::google::ServiceAccount;
+use crate::state::{Gcp, ROLE_PREFIX};
+
+type S = Arc<Gcp>;
+
+/// The only role type this method supports.
+pub const IAM: &str = "iam";
+/// `max_jwt_exp` when not given, in seconds.
+pub const DEFAULT_MAX_JWT_EXP: u64 = 900;
+/// The largest `max_jwt_exp` accepted, in seconds.
+pub const MAX_MAX_JWT_EXP: u64 = 3600;
+
+/// A role as stored under `role/<lowercased name>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RoleEntry {
+    /// The role type (`iam`).
+    pub role_type: String,
+    /// Projects whose service accounts may log in.
+    pub bound_projects: Vec<String>,
+    /// Service-account emails or unique ids allowed (`*`: any).
+    pub bound_service_accounts: Vec<String>,
+    /// How far ahead a login JWT's `exp` may be, in seconds.
+    pub max_jwt_exp: u64,
+    /// Accepted and echoed (GCE inference applies to `gce` roles only).
+    pub allow_gce_inference: bool,
+    /// Issued tokens' TTL in seconds.
+    pub token_ttl: u64,
+    /// Issued tokens' max TTL in seconds.
+    pub token_max_ttl: u64,
+    /// Issued tokens' policies.
+    pub token_policies: Vec<String>,
+    /// Issued tokens' bound CIDRs.
+    pub token_bound_cidrs: Vec<String>,
+    /// Issued tokens' explicit max TTL in seconds.
+    pub token_explicit_max_ttl: u64,
+    /// Leave `default` out of the issued tokens' policies.
+    pub token_no_default_policy: bool,
+    /// Issued tokens' use limit.
+    pub token_num_uses: u64,
+    /// Issued tokens' period in seconds.
+    pub token_period: u64,
+    /// `service`, `batch` or `default`.
+    pub token_type: String,
+    /// Bind issued tokens to the address that logged in.
+    pub token_strictly_bind_ip: bool,
+}
+
+impl Default for RoleEntry {
+    fn default() -> Self {
+        RoleEntry {
+            role_type: String::new(),
+            bound_projects: Vec::new(),
+            bound_service_accounts: Vec::new(),
+            max_jwt_exp: DEFAULT_MAX_JWT_EXP,
+            allow_gce_inference: true,
+            token_ttl: 0,
+            token_max_ttl: 0,
+            token_policies: Vec::new(),
+            token_bound_cidrs: Vec::new(),
+            token_explicit_max_ttl: 0,
+            token_no_default_policy: false,
+            token_num_uses: 0,
+            token_period: 0,
+            token_type: "default".into(),
+            token_strictly_bind_ip: false,
+        }
+    }
+}
+
+impl RoleEntry {
+    /// The role as `GET role/:name` shows it, under both name generations.
+    pub fn render(&self) -> Map<String, Value> {
+        let mut d = Map::new();
+        d.insert(
+            "allow_gce_inference".into(),
+            self.allow_gce_inference.into(),
+        );
+        d.insert("bound_projects".into(), self.bound_projects.clone().into());
+        d.insert(
+            "bound_service_accounts".into(),
+            self.bound_service_accounts.clone().into(),
+        );
+        d.insert("max_jwt_exp".into(), self.max_jwt_exp.into());
+        d.insert("max_ttl".into(), self.token_max_ttl.into());
+        d.insert("period".into(), self.token_period.into());
+        d.insert("policies".into(), self.token_policies.clone().into());
+        // The seed's read shows `project_id` as one string; with several
+        // bound projects it is their comma-joined list (the form the write
+        // accepts), so the older field stays a string and loses nothing.
+        d.insert("project_id".into(), self.bound_projects.join(",").into());
+        d.insert("role_type".into(), self.role_type.clone().into());
+        d.insert(
+            "service_accounts".into(),
+            self.bound_service_accounts.clone().into(),
+        );
+        d.insert(
+            "token_bound_cidrs".into(),
+            self.token_bound_cidrs.clone().into(),
+        );
+        d.insert(
+            "token_explicit_max_ttl".into(),
+            self.token_explicit_max_ttl.into(),
+        );
+        d.insert("token_max_ttl".into(), self.token_max_ttl.into());
+        d.insert(
+            "token_no_default_policy".into(),
+            self.token_no_default_policy.into(),
+        );
+        d.insert("token_num_uses".into(), self.token_num_uses.into());
+        d.insert("token_period".into(), self.token_period.into());
+        d.insert("token_policies".into(), self.token_policies.clone().into());
+        d.insert(
+            "token_strictly_bind_ip".into(),
+            self.token_strictly_bind_ip.into(),
+        );
+        d.insert("token_ttl".into(), self.token_ttl.into());
+        d.insert("token_type".into(), self.token_type.clone().into());
+        d.insert("ttl".into(), self.token_ttl.into());
+        d.insert("type".into(), self.role_type.clone().into());
+        d
+    }
+
+    /// Checks the rules of an `iam` role.
+    pub fn validate(&self) -> Result<()> {
+        if self.role_type != IAM {
+            return Err(Error::bad_request(format!(
+                "role type {:?} is invalid: only \"iam\" is supported",
+                self.role_type
+            )));
+        }
+        if self.bound_projects.is_empty() {
+            return Err(Error::bad_request(
+                "at least one project (bound_projects or project_id) is required for iam roles",
+            ));
+        }
+        if self.bound_service_accounts.is_empty() {
+            return Err(Error::bad_request(
+                "service_accounts (bound_service_accounts) must be given for iam roles",
+            ));
+        }
+        if self.bound_service_accounts.len() > 1
+            && self.bound_service_accounts.iter().any(|s| s == "*")
+        {
+            return Err(Error::bad_request(
+                "cannot provide IAM service account wildcard '*' (for all service accounts) with other service accounts",
+            ));
+        }
+        if self.max_jwt_exp > MAX_MAX_JWT_EXP {
+            return Err(Error::bad_request(format!(
+                "max_jwt_exp cannot be more than {MAX_MAX_JWT_EXP} seconds"
+            )));
+        }
+        if self.token_max_ttl > 0 && self.token_ttl > self.token_max_ttl {
+            return Err(Error::bad_request("ttl should not be greater than max ttl"));
+        }
+        Ok(())
+    }
+
+    /// Whether the role admits the service account `sa`; the error names
+    /// what did not match.
+    pub fn authorize(&self, sa: &ServiceAccount) -> Result<()> {
+        if !self.bound_projects.contains(&sa.project_id) {
+            return Err(Error::bad_request(format!(
+                "service account {} (id: {}) is not in bound projects",
+                sa.email, sa.unique_id
+            )));
+        }
+        let allowed = self
+            .bound_service_accounts
+            .iter()
+            .any(|s| s == "*" || s.eq_ignore_ascii_case(&sa.email) || *s == sa.unique_id);
+        if !allowed {
+            return Err(Error::bad_request(format!(
+                "service account {} (id: {}) is not authorized for role",
+                sa.email, sa.unique_id
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Checks a role name from the path (`\w([\w.-]*\w)?`, else 404) and
+/// returns it lowercased, as the method stores roles.
+pub fn role_name(raw: &str) -> Result<String> {
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let ok = match raw.as_bytes() {
+        [] => false,
+        [one] => word(*one),
+        [first, middle @ .., last] => {
+            word(*first)
+                && word(*last)
+                && middle.iter().all(|b| word(*b) || *b == b'-' || *b == b'.')
+        }
+    };
+    if ok {
+        Ok(raw.to_ascii_lowercase())
+    } else {
+        Err(Error::UnsupportedPath)
+    }
+}
+
+/// Reads a role by name (lowercased before the lookup).
+pub async fn read_role(ctx: &Ctx, name: &str) -> Result<Option<RoleEntry>> {
+    Ok(ctx
+        .storage
+        .get_json(&format!("{ROLE_PREFIX}{}", name.to_ascii_lowercase()))
+        .await?)
+}
+
+fn name_of(ctx: &Ctx) -> Result<String> {
+    role_name(&ctx.fields.str_or_empty("name")?)
+}
+
+/// `LIST role` and `LIST roles`.
+pub async fn list(_s: S, ctx: Ctx) -> Result<Response> {
+    let keys: Vec<String> = ctx
+        .storage
+        .list(ROLE_PREFIX)
+        .await?
+        .into_iter()
+        .filter(|k| !k.ends_with('/'))
+        .collect();
+    if keys.is_empty() {
+        return Err(Error::NotFound(None));
+    }
+    let mut d = Data::new();
+    d.insert("keys".into(), keys.into());
+    Ok(Response::data(d))
+}
+
+/// Existence check of `role/:name`.
+pub async fn exists(_s: S, ctx: Ctx) -> Result<bool> {
+    let name = name_of(&ctx)?;
+    Ok(read_role(&ctx, &name).await?.is_some())
+}
+
+/// `GET role/:name`.
+pub async fn read(_s: S, ctx: Ctx) -> Result<Response> {
+    let name = name_of(&ctx)?;
+    let role = read_role(&ctx, &name).await?.ok_or(Error::NotFound(None))?;
+    Ok(Response::data(role.render()))
+}
+
+/// `DELETE role/:name`.
+pub async fn delete(s: S, ctx: Ctx) -> Result<Response> {
+    let name = name_of(&ctx)?;
+    let _guard = s.roles.lock().await;
+    ctx.storage.delete(&format!("{ROLE_PREFIX}{name}")).await?;
+    Ok(Response::empty())
+}
+
+/// `POST role/:name`: creates the role or updates the given parameters.
+/// Nothing is stored unless every check passes.
+pub async fn write(s: S, ctx: Ctx) -> Result<Response> {
+    let name = name_of(&ctx)?;
+    let _guard = s.roles.lock().await;
+    let existing = read_role(&ctx, &name).await?;
+    let (role, warnings) = apply(existing, &ctx.fields)?;
+    ctx.storage
+        .put_json(&format!("{ROLE_PREFIX}{name}"), &role)
+        .await?;
+    let mut resp = Response::empty();
+    resp.warnings = warnings;
+    Ok(resp)
+}
+
+/// Applies a write's fields to the existing role (or a new one) and
+/// validates the result.
+pub fn apply(existing: Option<RoleEntry>, f: &FieldData) -> Result<(RoleEntry, Vec<String>)> {
+    let creating = existing.is_none();
+    let mut role = existing.unwrap_or_default();
+    let given_type = f
+        .get_str("type")?
+        .or(f.get_str("role_type")?)
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty());
+    match (creating, given_type) {
+        (true, None) => return Err(Error::bad_request("role type must be provided")),
+        (true, Some(t)) => role.role_type = t,
+        (false, Some(t)) if t != role.role_type => {
+            return Err(Error::bad_request(format!(
+                "role type cannot be changed for an existing role (is {:?}, got {t:?})",
+                role.role_type
+            )))
+        }
+        (false, _) => {}
+    }
+    if role.role_type != IAM {
+        return Err(Error::bad_request(format!(
+            "role type {:?} is invalid: only \"iam\" is supported",
+            role.role_type
+        )));
+    }
+    if let Some(p) = f.get_strings("bound_projects")? {
+        role.bound_projects = p;
+    } else if let Some(p) = f.get_strings("project_id")? {
+        role.bound_projects = p;
+    }
+    if let Some(v) = f.get_strings("bound_service_accounts")? {
+        role.bound_service_accounts = v;
+    } else if let Some(v) = f.get_strings("service_accounts")? {
+        role.bound_service_accounts = v;
+    }
+    dedup(&mut role.bound_projects);
+    dedup(&mut role.bound_service_accounts);
+    if let Some(d) = f.get_duration("max_jwt_exp")? {
+        role.max_jwt_exp = match d.as_secs() {
+            0 => DEFAULT_MAX_JWT_EXP,
+            n => n,
+        };
+    }
+    if let Some(b) = f.get_bool("allow_gce_inference")? {
+        role.allow_gce_inference = b;
+    }
+    let warnings = apply_token_fields(&mut role, f)?;
+    role.validate()?;
+    Ok((role, warnings))
+}
+
+fn dedup(list: &mut Vec<String>) {
+    let mut seen = std::collections::HashSet::new();
+    list.retain(|x| !x.is_empty() && seen.insert(x.clone()));
+}
+
+/// `POST role/:name/service-accounts`: adds and removes bound service
+/// accounts of an existing `iam` role.
+pub async fn edit_service_accounts(s: S, ctx: Ctx) -> Result<Response> {
+    let name = name_of(&ctx)?;
+    let _guard = s.roles.lock().await;
+    let mut role = read_role(&ctx, &name)
+        .await?
+        .ok_or_else(|| Error::bad_request(format!("role {name:?} not found")))?;
+    if role.role_type != IAM {
+        return Err(Error::bad_request(format!(
+            "role {name:?} is not an iam role"
+        )));
+    }
+    let add = ctx.fields.get_strings("add")?.unwrap_or_default();
+    let remove = ctx.fields.get_strings("remove")?.unwrap_or_default();
+    if add.is_empty() && remove.is_empty() {
+        return Err(Error::bad_request(
+            "must provide at least one of add or remove",
+        ));
+    }
+    role.bound_service_accounts = edit_list(&role.bound_service_accounts, &add, &remove);
+    role.validate()?;
+    ctx.storage
+        .put_json(&format!("{ROLE_PREFIX}{name}"), &role)
+        .await?;
+    Ok(Response::empty())
+}
+
+/// `list` with `add` appended (without duplicates) and `remove` taken out.
+pub fn edit_list(list: &[String], add: &[String], remove: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = list.to_vec();
+    for a in add {
+        if !a.is_empty() && !out.contains(a) {
+            out.push(a.clone());
+        }
+    }
+    out.retain(|x| !remove.contains(x));
+    out
+}
+
+fn non_negative(v: i64, msg: &str) -> Result<u64> {
+    u64::try_from(v).map_err(|_| Error::bad_request(msg))
+}
+
+/// Applies the token parameters the request gives (the `token_*` names
+/// win over the older `ttl`, `max_ttl`, `period`, `policies`).
+pub fn apply_token_fields(role: &mut RoleEntry, f: &FieldData) -> Result<Vec<String>> {
+    let mut warnings = Vec::new();
+    if let Some(cidrs) = f.get_strings("token_bound_cidrs")? {
+        role.token_bound_cidrs = cidrs
+            .iter()
+            .map(|c| BoundCidr::parse(c).map(|b| b.to_string()))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(Error::BadRequest)?;
+    }
+    if let Some(d) = f.get_duration("token_explicit_max_ttl")? {
+        role.token_explicit_max_ttl = d.as_secs();
+    }
+    if let Some(n) = f.get_int("token_num_uses")? {
+        role.token_num_uses = non_negative(n, "'token_num_uses' cannot be negative")?;
+    }
+    if let Some(t) = f.get_str("token_type")? {
+        role.token_type = match t.as_str() {
+            "" | "default" => "default".into(),
+            "service" | "batch" => t,
+            "default-service" | "default-batch" => {
+                let plain = t.trim_start_matches("default-").to_string();
+                warnings.push(format!("{t} has no useful meaning; adjusting to {plain}"));
+                plain
+            }
+            other => {
+                return Err(Error::bad_request(format!(
+                    "invalid 'token_type' value {other:?}"
+                )))
+            }
+        };
+    }
+    if let Some(b) = f.get_bool("token_no_default_policy")? {
+        role.token_no_default_policy = b;
+    }
+    if let Some(b) = f.get_bool("token_strictly_bind_ip")? {
+        role.token_strictly_bind_ip = b;
+    }
+    let pick = |new: &str, old: &str| -> Result<Option<std::time::Duration>> {
+        match f.get_duration(new)? {
+            Some(d) => Ok(Some(d)),
+            None => f.get_duration(old),
+        }
+    };
+    if let Some(d) = pick("token_ttl", "ttl")? {
+        role.token_ttl = d.as_secs();
+    }
+    if let Some(d) = pick("token_max_ttl", "max_ttl")? {
+        role.token_max_ttl = d.as_secs();
+    }
+    if let Some(d) = pick("token_period", "period")? {
+        role.token_period = d.as_secs();
+    }
+    if let Some(p) = f.get_strings("token_policies")? {
+        role.token_policies = p;
+    } else if let Some(p) = f.get_strings("policies")? {
+        role.token_policies = p;
+    }
+    if role.token_type == "batch" {
+        if role.token_period > 0 {
+            return Err(Error::bad_request(
+                "'token_type' cannot be 'batch' or 'default_batch' when set to generate periodic tokens",
+            ));
+        }
+        if role.token_num_uses > 0 {
+            return Err(Error::bad_request(
+                "'token_type' cannot be 'batch' or 'default_batch' when set to generate tokens with limited use count",
+            ));
+        }
+    }
+    Ok(warnings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::collections::HashMap;
+
+    fn fields(v: Value) -> FieldData {
+        let Value::Object(m) = v else {
+            panic!("test data must be an object")
+        };
+        FieldData::new(m, HashMap::new(), Arc::from(crate::role_fields()))
+    }
+
+    fn create(v: Value) -> Result<RoleEntry> {
+        apply(None, &fields(v)).map(|(r, _)| r)
+    }
+
+    #[test]
+    fn iam_role_needs_type_projects_and_accounts() {
+        let ok = create(json!({"type": "iam", "project_id": "p1", "service_accounts": "a@p1.iam.gserviceaccount.com,123"}))
+            .unwrap();
+        assert_eq!(ok.bound_projects, vec!["p1"]);
+        assert_eq!(
+            ok.bound_service_accounts,
+            vec!["a@p1.iam.gserviceaccount.com", "123"]
+        );
+        assert_eq!(ok.max_jwt_exp, 900);
+        assert!(ok.allow_gce_inference);
+        for bad in [
+            json!({"project_id": "p1", "service_accounts": "*"}),
+            json!({"type": "gce", "project_id": "p1", "service_accounts": "*"}),
+            json!({"type": "iam", "service_accounts": "*"}),
+            json!({"type": "iam", "bound_projects": ["p1"]}),
+            json!({"type": "iam", "bound_projects": ["p1"], "bound_service_accounts": ["*", "a"]}),
+            json!({"type": "iam", "bound_projects": ["p1"], "bound_service_accounts": ["*"], "max_jwt_exp": "2h"}),
+            json!({"type": "iam", "bound_projects": ["p1"], "bound_service_accounts": ["*"], "ttl": 100, "max_ttl": 10}),
+        ] {
+            assert_eq!(create(bad.clone()).unwrap_err().status(), 400, "{bad}");
+        }
+    }
+
+    #[test]
+    fn type_cannot_change_and_updates_keep_the_rest() {
+        let r = create(json!({"type": "iam", "bound_projects": "p1", "bound_service_accounts": "*", "policies": "dev", "ttl": "1h"}))
+            .unwrap();
+        assert_eq!(r.token_policies, vec!["dev"]);
+        assert_eq!(r.token_ttl, 3600);
+        let (u, _) = apply(Some(r.clone()), &fields(json!({"max_jwt_exp": 60}))).unwrap();
+        assert_eq!(u.max_jwt_exp, 60);
+        assert_eq!(u.bound_projects, vec!["p1"]);
+        assert_eq!(u.token_policies, vec!["dev"]);
+        let err = apply(Some(r), &fields(json!({"type": "gce"}))).unwrap_err();
+        assert_eq!(err.status(), 400);
+    }
+
+    #[test]
+    fn render_shows_both_name_generations() {
+        let r = create(json!({"type": "iam", "bound_projects": "p1", "bound_service_accounts": "*", "token_policies": "a", "token_ttl": 60}))
+            .unwrap();
+        let d = r.render();
+        assert_eq!(d["type"], json!("iam"));
+        assert_eq!(d["role_type"], json!("iam"));
+        assert_eq!(d["project_id"], json!("p1"));
+        assert_eq!(d["bound_projects"], json!(["p1"]));
+        assert_eq!(d["service_accounts"], json!(["*"]));
+        assert_eq!(d["policies"], json!(["a"]));
+        assert_eq!(d["ttl"], json!(60));
+        assert_eq!(d["max_jwt_exp"], json!(900));
+    }
+
+    fn sa(email: &str, id: &str, project: &str) -> ServiceAccount {
+        ServiceAccount {
+            email: email.into(),
+            unique_id: id.into(),
+            project_id: project.into(),
+            disabled: false,
+        }
+    }
+
+    #[test]
+    fn authorize_checks_project_then_account() {
+        let r = create(json!({"type": "iam", "bound_projects": "p1", "bound_service_accounts": "a@p1.iam.gserviceaccount.com,999"}))
+            .unwrap();
+        assert!(r
+            .authorize(&sa("a@p1.iam.gserviceaccount.com", "1", "p1"))
+            .is_ok());
+        assert!(r
+            .authorize(&sa("b@p1.iam.gserviceaccount.com", "999", "p1"))
+            .is_ok());
+        let e = r
+            .authorize(&sa("b@p1.iam.gserviceaccount.com", "2", "p1"))
+            .unwrap_err();
+        assert!(e.to_string().contains("not authorized for role"), "{e}");
+        let e = r
+            .authorize(&sa("a@p1.iam.gserviceaccount.com", "1", "p2"))
+            .unwrap_err();
+        assert!(e.to_string().contains("not in bound projects"), "{e}");
+    }
+
+    #[test]
+    fn service_account_edits_add_and_remove() {
+        let l = vec!["a".to_string(), "b".to_string()];
+        assert_eq!(
+            edit_list(&l, &["c".into(), "a".into()], &["b".into()]),
+            vec!["a", "c"]
+        );
+    }
+}
