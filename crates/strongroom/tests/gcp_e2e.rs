@@ -5,113 +5,28 @@
 //! `GOOGLE_APPLICATION_CREDENTIALS` or the GCE metadata server when the
 //! config has none.
 //!
-//! The servers here need their own environment, which `common::Server`
-//! does not pass, so this file starts the binary itself (dev mode, on a
-//! free port, killed on drop).
+//! The servers here get their own environment (`Server::dev_with_env`).
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 mod common;
 mod gcp;
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
-
-use common::{free_port, DEV_ROOT_TOKEN, START_TIMEOUT};
+use common::{Call, Kind, Server, DEV_ROOT_TOKEN};
 use gcp::{now, Emulator, Endpoint};
 use serde_json::{json, Value};
 
 /// A `strongroom server -dev` process with a chosen environment.
-struct DevServer {
-    addr: String,
-    child: Child,
-    output: Arc<Mutex<Vec<String>>>,
-    client: reqwest::Client,
-    _home: tempfile::TempDir,
-}
-
-impl Drop for DevServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+struct DevServer(Server);
 
 impl DevServer {
     /// Starts the binary in dev mode with `env` added to a clean Google
     /// environment (no inherited ADC, metadata host or CA overrides).
     fn start(env: &[(&str, &str)]) -> DevServer {
-        for _ in 0..5 {
-            let port = free_port();
-            let home = tempfile::tempdir().unwrap();
-            let mut child = Command::new(env!("CARGO_BIN_EXE_strongroom"))
-                .args([
-                    "server",
-                    "-dev",
-                    "-dev-listen-address",
-                    &format!("127.0.0.1:{port}"),
-                    "-dev-root-token-id",
-                    DEV_ROOT_TOKEN,
-                ])
-                .env("HOME", home.path())
-                .env_remove("GOOGLE_APPLICATION_CREDENTIALS")
-                .env_remove("GCE_METADATA_HOST")
-                .env_remove("SSL_CERT_FILE")
-                .env_remove("SSL_CERT_DIR")
-                .envs(env.iter().copied())
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            let output = Arc::new(Mutex::new(Vec::new()));
-            let (tx, rx) = mpsc::channel::<String>();
-            let pipes: Vec<Box<dyn Read + Send>> = vec![
-                Box::new(child.stdout.take().unwrap()),
-                Box::new(child.stderr.take().unwrap()),
-            ];
-            for pipe in pipes {
-                let (out, tx) = (output.clone(), tx.clone());
-                std::thread::spawn(move || {
-                    for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                        out.lock().unwrap().push(line.clone());
-                        let _ = tx.send(line);
-                    }
-                });
-            }
-            drop(tx);
-            let mut server = DevServer {
-                addr: format!("http://127.0.0.1:{port}"),
-                child,
-                output,
-                client: reqwest::Client::new(),
-                _home: home,
-            };
-            let deadline = Instant::now() + START_TIMEOUT;
-            loop {
-                match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                    Ok(line) if line.contains("server started!") => return server,
-                    Ok(_) => {}
-                    Err(RecvTimeoutError::Timeout) => {
-                        panic!("no started line; output:\n{}", server.text())
-                    }
-                    Err(RecvTimeoutError::Disconnected) => {
-                        let _ = server.child.wait();
-                        if server.text().contains("address already in use") {
-                            break;
-                        }
-                        panic!("server exited before starting:\n{}", server.text());
-                    }
-                }
-            }
-        }
-        panic!("could not start the dev server: address in use five times");
+        DevServer(Server::dev_with_env(Kind::Strongroom, env))
     }
 
     fn text(&self) -> String {
-        self.output.lock().unwrap().join("\n")
+        self.0.output.text()
     }
 
     /// One call to `/v1/<path>`: (status, JSON body or null).
@@ -122,25 +37,16 @@ impl DevServer {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut req = self
-            .client
-            .request(method, format!("{}/v1/{path}", self.addr));
-        if let Some(t) = token {
-            req = req.header("X-Vault-Token", t);
-        }
-        if let Some(b) = body {
-            req = req.body(b.to_string());
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let bytes = resp.bytes().await.unwrap();
-        let value = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).unwrap()
+        let mut call = Call::new(method, path);
+        call = match token {
+            Some(t) => call.token(t),
+            None => call.anonymous(),
         };
-        (status, value)
+        if let Some(b) = body {
+            call = call.json(&b);
+        }
+        let reply = self.0.send(&call).await;
+        (reply.status, reply.body)
     }
 
     async fn root(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {

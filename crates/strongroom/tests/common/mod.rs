@@ -133,10 +133,14 @@ impl Output {
 
 /// Spawns `program args`, capturing its output into an [`Output`] and
 /// forwarding each stdout/stderr line to the returned channel.
+/// The server starts from a clean environment as far as the suites care
+/// (no inherited tokens, addresses, Google credentials or CA overrides),
+/// plus `env`.
 fn spawn_captured(
     program: &Path,
     args: &[String],
     home: &Path,
+    env: &[(&str, &str)],
 ) -> std::io::Result<(Child, Output, Receiver<String>)> {
     let mut child = Command::new(program)
         .args(args)
@@ -145,6 +149,11 @@ fn spawn_captured(
         .env_remove("VAULT_TOKEN")
         .env_remove("BAO_ADDR")
         .env_remove("VAULT_ADDR")
+        .env_remove("GOOGLE_APPLICATION_CREDENTIALS")
+        .env_remove("GCE_METADATA_HOST")
+        .env_remove("SSL_CERT_FILE")
+        .env_remove("SSL_CERT_DIR")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -207,6 +216,12 @@ enum StartError {
 impl Server {
     /// Starts `kind` in dev mode (`server -dev`) with [`DEV_ROOT_TOKEN`].
     pub fn dev(kind: Kind) -> Server {
+        Server::dev_with_env(kind, &[])
+    }
+
+    /// [`Server::dev`] with extra environment variables (e.g.
+    /// `SSL_CERT_FILE` to trust a test CA).
+    pub fn dev_with_env(kind: Kind, env: &[(&str, &str)]) -> Server {
         let mut last = String::new();
         for _ in 0..5 {
             let port = free_port();
@@ -219,7 +234,8 @@ impl Server {
                 DEV_ROOT_TOKEN.to_string(),
             ];
             let addr = format!("http://127.0.0.1:{port}");
-            match Server::start(kind, &args, vec![addr], true, reqwest::Client::new(), None) {
+            let client = reqwest::Client::new();
+            match Server::start(kind, &args, vec![addr], true, client, None, env) {
                 Ok(mut s) => {
                     s.root_token = Some(DEV_ROOT_TOKEN.to_string());
                     if let Some(k) = s.output.value_after("Unseal Key:") {
@@ -262,7 +278,7 @@ impl Server {
                 })
                 .collect();
             let args = vec!["server".to_string(), format!("-config={}", path.display())];
-            match Server::start(kind, &args, urls, false, client.clone(), Some(path)) {
+            match Server::start(kind, &args, urls, false, client.clone(), Some(path), &[]) {
                 Ok(s) => return s,
                 Err(StartError::AddressInUse) => last = "address in use".into(),
                 Err(StartError::Fatal(m)) => panic!("{m}\nconfig:\n{text}"),
@@ -278,10 +294,11 @@ impl Server {
         dev: bool,
         client: reqwest::Client,
         config_path: Option<PathBuf>,
+        env: &[(&str, &str)],
     ) -> Result<Server, StartError> {
         let home = tempfile::tempdir().map_err(|e| StartError::Fatal(e.to_string()))?;
         let program = kind.program();
-        let (child, output, rx) = spawn_captured(&program, args, home.path())
+        let (child, output, rx) = spawn_captured(&program, args, home.path(), env)
             .map_err(|e| StartError::Fatal(format!("cannot run {}: {e}", program.display())))?;
         let mut server = Server {
             kind,
