@@ -51,8 +51,13 @@ pub const CACHED_KID: &str = "bench-login-key";
 pub const TOKEN_PATH: &str = "/token";
 /// The scope Strongroom asks for.
 pub const SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
-/// How long a login JWT is valid: under the default `max_jwt_exp` (15 min).
-pub const JWT_LIFETIME: Duration = Duration::from_secs(14 * 60);
+/// The bench role's `max_jwt_exp`: the largest the method allows (1 h),
+/// so JWTs signed when the bench starts stay valid through a full run of
+/// every workload.
+pub const MAX_JWT_EXP_SECS: u64 = 3600;
+
+/// How long a login JWT is valid: just under the role's `max_jwt_exp`.
+pub const JWT_LIFETIME: Duration = Duration::from_secs(MAX_JWT_EXP_SECS - 60);
 
 /// The IAM path prefix of the service-account endpoints.
 const ACCOUNTS_PREFIX: &str = "/v1/projects/-/serviceAccounts/";
@@ -719,7 +724,7 @@ mod tests {
         assert_eq!(claims["aud"], "vault/bench");
         let lifetime = claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap();
         assert_eq!(lifetime, JWT_LIFETIME.as_secs());
-        assert!(lifetime < 900, "within the default max_jwt_exp");
+        assert!(lifetime < MAX_JWT_EXP_SECS, "within the role's max_jwt_exp");
 
         // The certificate's key is the signing key.
         use rustls::pki_types::pem::PemObject;

@@ -533,6 +533,7 @@ fn gcp_setup() -> Vec<Step> {
                 "type": "iam",
                 "project_id": crate::gcp::PROJECT,
                 "service_accounts": [crate::gcp::EMAIL],
+                "max_jwt_exp": crate::gcp::MAX_JWT_EXP_SECS,
                 "token_policies": "default",
                 "token_ttl": "10m",
             }),
