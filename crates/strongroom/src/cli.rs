@@ -21,6 +21,9 @@ pub struct Cli {
 pub enum Command {
     /// Start the server.
     Server(ServerArgs),
+    /// Run Gatekeeper, which hands scheduled tasks a response-wrapped
+    /// Vault token, once (a drop-in for vault-gatekeeper's `server`).
+    Gatekeeper(Box<strongroom_gatekeeper::GatekeeperArgs>),
     /// Print the version.
     Version,
 }

@@ -1,7 +1,8 @@
 //! The `strongroom` binary: `strongroom server` runs the Vault-compatible
 //! server (dev mode or from a config file), `strongroom version` prints the
-//! version. Flags follow Vault's single-dash style (`-dev`, `-config=FILE`);
-//! the GNU double-dash forms work too.
+//! version, `strongroom gatekeeper` runs Gatekeeper. Flags follow Vault's
+//! single-dash style (`-dev`, `-config=FILE`); the GNU double-dash forms
+//! work too.
 #![forbid(unsafe_code)]
 
 mod cli;
@@ -18,14 +19,26 @@ fn main() -> ExitCode {
             println!("Strongroom v{}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        cli::Command::Server(args) => match server::run(args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                // One line, as operators expect from a failed start.
-                let msg = format!("{e:#}").replace('\n', " ");
-                eprintln!("Error: {msg}");
-                ExitCode::from(1)
-            }
-        },
+        cli::Command::Gatekeeper(args) => report(
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| rt.block_on(strongroom_gatekeeper::run(*args))),
+        ),
+        cli::Command::Server(args) => report(server::run(args)),
+    }
+}
+
+/// Exit status of a finished command; its error on one line, as operators
+/// expect from a failed start.
+fn report(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let msg = format!("{e:#}").replace('\n', " ");
+            eprintln!("Error: {msg}");
+            ExitCode::from(1)
+        }
     }
 }

@@ -1,0 +1,96 @@
+//! The crate's tests: each scheduler against its emulator, the flags and
+//! [`crate::build`], and the parsers fed garbage.
+
+mod fuzz;
+mod kubernetes;
+mod mesos;
+mod nomad;
+
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::{build, SchedulerArgs, SchedulerError};
+
+/// Arguments with a short timeout, so a dead emulator fails fast.
+pub(crate) fn args() -> SchedulerArgs {
+    SchedulerArgs {
+        scheduler_timeout: Duration::from_secs(3),
+        ..SchedulerArgs::default()
+    }
+}
+
+#[derive(Debug, Parser)]
+struct Cli {
+    #[command(flatten)]
+    schedulers: SchedulerArgs,
+}
+
+#[test]
+fn flags_parse_like_the_original_and_hide_the_nomad_token() {
+    let cli = Cli::try_parse_from([
+        "gatekeeper",
+        "--mesos-master",
+        "http://m1:5050,m2:5050/",
+        "--scheduler-timeout",
+        "250ms",
+        "--nomad-token",
+        "s3cr3t-nomad",
+        "--kubernetes-api",
+        "https://k8s:6443",
+    ])
+    .unwrap();
+    let args = cli.schedulers;
+    assert_eq!(args.mesos_master, "http://m1:5050,m2:5050/");
+    assert_eq!(args.scheduler_timeout, Duration::from_millis(250));
+    assert_eq!(args.nomad_token.as_ref().unwrap().expose(), "s3cr3t-nomad");
+    assert_eq!(args.kubernetes_api.as_deref(), Some("https://k8s:6443"));
+    assert!(!format!("{args:?}").contains("s3cr3t-nomad"));
+    assert!(Cli::try_parse_from(["gatekeeper", "--scheduler-timeout", "soon"]).is_err());
+}
+
+#[test]
+fn flag_defaults_match_default() {
+    let cli = Cli::try_parse_from(["gatekeeper"]).unwrap();
+    let defaults = SchedulerArgs::default();
+    // The environment may set some variables; these are rarely set.
+    assert_eq!(cli.schedulers.scheduler_timeout, defaults.scheduler_timeout);
+    assert_eq!(cli.schedulers.scheduler_timeout, Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn build_knows_the_three_schedulers_and_refuses_others() {
+    let mut args = args();
+    args.kubernetes_api = Some("https://127.0.0.1:6443".to_owned());
+    for name in crate::SCHEDULERS {
+        let scheduler = build(name, &args).unwrap();
+        assert_eq!(scheduler.name(), *name);
+    }
+    assert!(matches!(
+        build("ecs", &args),
+        Err(SchedulerError::Unavailable(m)) if m.contains("ecs")
+    ));
+}
+
+#[tokio::test]
+async fn build_refuses_bad_configuration() {
+    let mut args = args();
+    args.mesos_master = "zk://zoo1:2181/mesos".to_owned();
+    assert!(build("mesos", &args).is_err());
+    let mut args = self::args();
+    args.mesos_cacert = Some("/nonexistent/ca.pem".into());
+    assert!(build("mesos", &args).is_err());
+    let mut args = self::args();
+    args.nomad_addr = "not a url".to_owned();
+    assert!(build("nomad", &args).is_err());
+    let mut args = self::args();
+    args.kubernetes_api = Some("https://127.0.0.1:6443".to_owned());
+    args.kubernetes_token_file = Some("/nonexistent/token".into());
+    assert!(build("kubernetes", &args).is_err());
+    let dir = tempfile::tempdir().unwrap();
+    let not_pem = dir.path().join("ca.pem");
+    std::fs::write(&not_pem, "not a certificate").unwrap();
+    let mut args = self::args();
+    args.nomad_cacert = Some(not_pem);
+    assert!(build("nomad", &args).is_err());
+}

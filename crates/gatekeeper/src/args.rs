@@ -1,0 +1,310 @@
+//! The `strongroom gatekeeper` flags. Every flag is also read from the
+//! environment variable of the same name upper-cased with `-` turned into
+//! `_` (`--task-grace` is `TASK_GRACE`), as the original vault-gatekeeper
+//! did, and the defaults are the original's, so a deployment switches by
+//! changing the binary.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use zeroize::Zeroizing;
+
+/// A credential given on the command line or in the environment. Its
+/// `Debug` never prints the value, and the memory is wiped on drop.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretArg(pub Zeroizing<String>);
+
+impl SecretArg {
+    /// The value.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretArg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl FromStr for SecretArg {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(SecretArg(Zeroizing::new(s.to_string())))
+    }
+}
+
+/// Where task usage counts are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum UsageStoreKind {
+    /// In this process only (one instance).
+    Memory,
+    /// One KV v2 entry per task on the Vault-API server (shared by peers).
+    Vault,
+}
+
+/// Parses a Go/Vault duration (`2m`, `1h40m`, `90s`, `120`).
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    strongroom_core::duration::parse_duration(s).map_err(|e| e.to_string())
+}
+
+/// Parses the KV version: `1`, `2`, `v1` or `v2` (the original's help said
+/// "v1 or v2" while it compared against "2"; both spellings work here).
+fn parse_kv_version(s: &str) -> Result<u8, String> {
+    match s.trim().trim_start_matches(['v', 'V']) {
+        "1" => Ok(1),
+        "2" => Ok(2),
+        _ => Err(format!("invalid KV version {s:?}: expected 1 or 2")),
+    }
+}
+
+/// Parses a CIDR, or a bare address as a single-host network.
+fn parse_net(s: &str) -> Result<IpNet, String> {
+    let s = s.trim();
+    if let Ok(net) = s.parse::<IpNet>() {
+        return Ok(net);
+    }
+    s.parse::<std::net::IpAddr>()
+        .map(IpNet::from)
+        .map_err(|_| format!("invalid CIDR or address {s:?}"))
+}
+
+/// Gatekeeper's flags (`strongroom gatekeeper --help`).
+#[derive(Clone, clap::Args)]
+pub struct GatekeeperArgs {
+    /// Address to listen on (`:9201` means every interface).
+    #[arg(long, env = "LISTEN_ADDR", default_value = ":9201")]
+    pub listen_addr: String,
+    /// PEM certificate; with `--tls-key`, Gatekeeper serves only TLS. The
+    /// pair is re-read on SIGHUP.
+    #[arg(long, env = "TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `--tls-cert`.
+    #[arg(long, env = "TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Comma-separated schedulers to enable; the first is the default for
+    /// requests that name none.
+    #[arg(
+        long,
+        env = "SCHEDULERS",
+        default_value = "mesos",
+        value_delimiter = ','
+    )]
+    pub schedulers: Vec<String>,
+    /// Require the caller's address to be one of the task's addresses.
+    #[arg(long, env = "HOST_CHECK")]
+    pub host_check: bool,
+    /// Match policies on the container image rather than the task name.
+    #[arg(long, env = "USE_IMAGE_NAME")]
+    pub use_image_name: bool,
+    /// Comma-separated CIDRs of reverse proxies whose `X-Forwarded-For` is
+    /// believed for the host check; from anyone else it is ignored.
+    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_net)]
+    pub trusted_proxies: Vec<IpNet>,
+    /// Peers for high availability. Not built yet: Gatekeeper refuses to
+    /// start when this is set rather than ignore it.
+    #[arg(long, env = "PEERS")]
+    pub peers: Option<String>,
+
+    /// The Vault-API server (Strongroom or OpenBao).
+    #[arg(long, env = "VAULT_ADDR", default_value = "http://localhost:8200")]
+    pub vault_addr: String,
+    /// PEM CA bundle to verify the Vault-API server with.
+    #[arg(long, env = "VAULT_CACERT", value_name = "FILE")]
+    pub vault_cacert: Option<PathBuf>,
+    /// Do not verify the Vault-API server's certificate (testing only).
+    #[arg(long, env = "VAULT_SKIP_VERIFY")]
+    pub vault_skip_verify: bool,
+    /// Timeout of each call to the Vault-API server.
+    #[arg(long, env = "VAULT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub vault_timeout: Duration,
+    /// KV engine version at `--policy-path`: 1 or 2.
+    #[arg(long, env = "VAULT_KV_VERSION", default_value = "2", value_parser = parse_kv_version)]
+    pub vault_kv_version: u8,
+    /// Where the AppRole auth method is mounted (tasks' logins and the
+    /// `approle` unseal both use it).
+    #[arg(long, env = "VAULT_APPROLE_MOUNT", default_value = "approle")]
+    pub vault_approle_mount: String,
+    /// Where the AWS auth method is mounted (the `aws` unseal).
+    #[arg(long, env = "VAULT_AWS_MOUNT", default_value = "aws")]
+    pub vault_aws_mount: String,
+
+    /// How long after its start a task may ask for a token.
+    #[arg(long, env = "TASK_GRACE", default_value = "2m", value_parser = parse_duration)]
+    pub task_grace: Duration,
+    /// KV path of the policies; every key below it is merged in.
+    #[arg(long, env = "POLICY_PATH", default_value = "secret/data/gatekeeper")]
+    pub policy_path: String,
+    /// TTL of the wrapping token handed to a task. The original fixed it at
+    /// 100 minutes, which stays the default.
+    #[arg(long, env = "WRAP_TTL", default_value = "100m", value_parser = parse_duration)]
+    pub wrap_ttl: Duration,
+
+    /// Where use counts are kept: `memory` or `vault`.
+    #[arg(long, env = "USAGE_STORE", value_enum, default_value = "memory")]
+    pub usage_store: UsageStoreKind,
+    /// KV v2 folder of the `vault` usage store: one entry per task below it.
+    /// Must not be under `--policy-path`.
+    #[arg(
+        long,
+        env = "USAGE_STORE_VAULT_PATH",
+        default_value = "secret/data/gatekeeper-store"
+    )]
+    pub usage_store_vault_path: String,
+
+    /// Unseal at start with this Vault token.
+    #[arg(long, env = "VAULT_TOKEN", hide_env_values = true)]
+    pub vault_token: Option<SecretArg>,
+    /// Unseal at start by unwrapping this wrapping token.
+    #[arg(long, env = "AUTH_TOKEN_WRAPPED", hide_env_values = true)]
+    pub auth_token_wrapped: Option<SecretArg>,
+    /// Unseal at start with this AppRole role_id (and `--auth-app-secret`).
+    #[arg(long, env = "AUTH_APP_ROLE", hide_env_values = true)]
+    pub auth_app_role: Option<SecretArg>,
+    /// The AppRole secret_id for `--auth-app-role`.
+    #[arg(long, env = "AUTH_APP_SECRET", hide_env_values = true)]
+    pub auth_app_secret: Option<SecretArg>,
+    /// Unseal at start with an AWS EC2 instance identity login.
+    #[arg(long, env = "AUTH_AWS_EC2")]
+    pub auth_aws_ec2: bool,
+    /// The role of the AWS EC2 login.
+    #[arg(long, env = "AUTH_AWS_ROLE")]
+    pub auth_aws_role: Option<String>,
+    /// The original's name for the role of the EC2 login (it called the
+    /// login "IAM"); setting it also selects the EC2 unseal, as it did.
+    #[arg(long, env = "AUTH_AWS_IAM", hide = true)]
+    pub auth_aws_iam: Option<String>,
+    /// The nonce of the AWS EC2 login, for repeated logins.
+    #[arg(long, env = "AUTH_AWS_NONCE", hide_env_values = true)]
+    pub auth_aws_nonce: Option<SecretArg>,
+    /// The EC2 instance metadata service.
+    #[arg(
+        long,
+        env = "AWS_METADATA_ADDR",
+        default_value = "http://169.254.169.254"
+    )]
+    pub aws_metadata_addr: String,
+
+    /// Vault path on which a token needs `update` to call `/seal`,
+    /// `/policies/reload`, or `/unseal` while unsealed (checked with
+    /// `sys/capabilities-self`; a root token passes).
+    #[arg(long, env = "ADMIN_PATH", default_value = "gatekeeper/admin")]
+    pub admin_path: String,
+    /// DANGEROUS: let anyone call `/seal`, `/policies/reload` and `/unseal`
+    /// without a credential, as the original did.
+    #[arg(long, env = "INSECURE_OPEN_ADMIN")]
+    pub insecure_open_admin: bool,
+
+    /// Log level: trace, debug, info, warn, error.
+    #[arg(long, env = "LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+
+    /// The schedulers' own flags (`--mesos-master`, ...).
+    #[command(flatten)]
+    pub scheduler: strongroom_gatekeeper_scheduler::SchedulerArgs,
+}
+
+impl fmt::Debug for GatekeeperArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Credentials are SecretArg, whose Debug is redacted.
+        f.debug_struct("GatekeeperArgs")
+            .field("listen_addr", &self.listen_addr)
+            .field("schedulers", &self.schedulers)
+            .field("vault_addr", &self.vault_addr)
+            .field("policy_path", &self.policy_path)
+            .field("usage_store", &self.usage_store)
+            .field("vault_token", &self.vault_token)
+            .field("auth_token_wrapped", &self.auth_token_wrapped)
+            .field("auth_app_role", &self.auth_app_role)
+            .field("auth_app_secret", &self.auth_app_secret)
+            .field("auth_aws_nonce", &self.auth_aws_nonce)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GatekeeperArgs {
+    /// The socket address to bind: Go's `:9201` is every interface.
+    pub fn bind_addr(&self) -> String {
+        if self.listen_addr.starts_with(':') {
+            format!("0.0.0.0{}", self.listen_addr)
+        } else {
+            self.listen_addr.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: GatekeeperArgs,
+    }
+
+    #[test]
+    fn defaults_are_the_originals() {
+        let cli = Cli::try_parse_from(["gk"]).unwrap();
+        let a = cli.args;
+        assert_eq!(a.listen_addr, ":9201");
+        assert_eq!(a.bind_addr(), "0.0.0.0:9201");
+        assert_eq!(a.task_grace, Duration::from_secs(120));
+        assert_eq!(a.wrap_ttl, Duration::from_secs(6000));
+        assert_eq!(a.vault_approle_mount, "approle");
+        assert_eq!(a.usage_store, UsageStoreKind::Memory);
+        assert_eq!(a.vault_kv_version, 2);
+        assert_eq!(a.policy_path, "secret/data/gatekeeper");
+        assert_eq!(a.usage_store_vault_path, "secret/data/gatekeeper-store");
+        assert_eq!(a.schedulers, vec!["mesos".to_string()]);
+        assert!(!a.insecure_open_admin);
+    }
+
+    #[test]
+    fn environment_variables_are_the_flag_names() {
+        // Only variables no other test reads, as tests share the process.
+        std::env::set_var("HOST_CHECK", "true");
+        std::env::set_var("VAULT_AWS_MOUNT", "aws-ec2");
+        let a = Cli::try_parse_from(["gk"]).unwrap().args;
+        std::env::remove_var("HOST_CHECK");
+        std::env::remove_var("VAULT_AWS_MOUNT");
+        assert!(a.host_check);
+        assert_eq!(a.vault_aws_mount, "aws-ec2");
+    }
+
+    #[test]
+    fn flags_parse_and_secrets_stay_out_of_debug() {
+        let cli = Cli::try_parse_from([
+            "gk",
+            "--schedulers",
+            "kubernetes,mesos",
+            "--task-grace",
+            "90s",
+            "--vault-kv-version",
+            "v1",
+            "--trusted-proxies",
+            "10.0.0.0/8,192.168.1.7",
+            "--vault-token",
+            "s.supersecret",
+        ])
+        .unwrap();
+        let a = cli.args;
+        assert_eq!(a.schedulers, ["kubernetes", "mesos"]);
+        assert_eq!(a.task_grace, Duration::from_secs(90));
+        assert_eq!(a.vault_kv_version, 1);
+        assert_eq!(a.trusted_proxies.len(), 2);
+        assert!(a
+            .trusted_proxies
+            .iter()
+            .any(|n| n.contains(&"192.168.1.7".parse::<std::net::IpAddr>().unwrap())));
+        assert_eq!(a.vault_token.as_ref().unwrap().expose(), "s.supersecret");
+        assert!(!format!("{a:?}").contains("supersecret"));
+        assert!(Cli::try_parse_from(["gk", "--vault-kv-version", "3"]).is_err());
+        assert!(Cli::try_parse_from(["gk", "--trusted-proxies", "nope"]).is_err());
+    }
+}

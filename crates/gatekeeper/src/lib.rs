@@ -1,0 +1,238 @@
+//! Gatekeeper: a task started by a scheduler asks for a Vault token with
+//! its task id; Gatekeeper checks the task with the scheduler, picks the
+//! AppRole its policy allows, logs in to the Vault-API server with the
+//! answer wrapped, and returns the wrapping token, which only the task can
+//! unwrap, once. A drop-in for the original Go vault-gatekeeper: the same
+//! API, flags, environment variables and policy format.
+//!
+//! The crate owns the flags ([`args`]), the Vault-API client ([`vault`]),
+//! policies ([`policy`]), usage counting ([`usage`]), unsealing
+//! ([`unseal`]), the service logic ([`service`]) and its HTTP API
+//! ([`http`]); [`run`] ties them together.
+#![forbid(unsafe_code)]
+
+pub mod args;
+pub mod http;
+pub mod policy;
+pub mod service;
+pub mod unseal;
+pub mod usage;
+pub mod vault;
+
+use std::sync::Arc;
+
+use anyhow::{bail, Context as _};
+use arc_swap::ArcSwap;
+
+pub use args::GatekeeperArgs;
+pub use service::Gatekeeper;
+
+use crate::args::UsageStoreKind;
+use crate::service::Config;
+use crate::unseal::{UnsealConfig, UnsealMethod};
+use crate::usage::{MemoryStore, UsageStore, VaultStore};
+use crate::vault::{Token, VaultClient};
+
+/// The unseal method the flags ask for at start, if any (in the original's
+/// order of precedence).
+pub fn startup_unseal(args: &GatekeeperArgs) -> Option<UnsealMethod> {
+    let tok = |s: &args::SecretArg| Token::new(s.expose());
+    if let Some(t) = args.vault_token.as_ref().filter(|t| !t.expose().is_empty()) {
+        return Some(UnsealMethod::Token(tok(t)));
+    }
+    if let Some(t) = args
+        .auth_token_wrapped
+        .as_ref()
+        .filter(|t| !t.expose().is_empty())
+    {
+        return Some(UnsealMethod::TokenWrapped(tok(t)));
+    }
+    if let Some(r) = args
+        .auth_app_role
+        .as_ref()
+        .filter(|t| !t.expose().is_empty())
+    {
+        return Some(UnsealMethod::AppRole {
+            role_id: tok(r),
+            secret_id: args
+                .auth_app_secret
+                .as_ref()
+                .filter(|s| !s.expose().is_empty())
+                .map(tok),
+        });
+    }
+    let iam = args.auth_aws_iam.as_ref().filter(|r| !r.is_empty());
+    if args.auth_aws_ec2 || iam.is_some() {
+        return Some(UnsealMethod::AwsEc2 {
+            role: args
+                .auth_aws_role
+                .clone()
+                .filter(|r| !r.is_empty())
+                .or_else(|| iam.cloned()),
+            nonce: args.auth_aws_nonce.as_ref().map(tok),
+        });
+    }
+    None
+}
+
+/// The service settings the flags give.
+pub fn config_from_args(args: &GatekeeperArgs) -> anyhow::Result<Config> {
+    let default_scheduler = args
+        .schedulers
+        .iter()
+        .map(|s| s.trim())
+        .find(|s| !s.is_empty())
+        .context("no schedulers were given (--schedulers)")?
+        .to_string();
+    if args.policy_path.trim_matches('/').is_empty() {
+        bail!("invalid policy path (--policy-path)");
+    }
+    Ok(Config {
+        default_scheduler,
+        task_grace: args.task_grace,
+        host_check: args.host_check,
+        use_image_name: args.use_image_name,
+        policy_path: args.policy_path.trim_matches('/').to_string(),
+        kv_version: args.vault_kv_version,
+        approle_mount: args.vault_approle_mount.trim_matches('/').to_string(),
+        wrap_ttl: args.wrap_ttl,
+        unseal: UnsealConfig {
+            approle_mount: args.vault_approle_mount.trim_matches('/').to_string(),
+            aws_mount: args.vault_aws_mount.trim_matches('/').to_string(),
+            aws_metadata_addr: args.aws_metadata_addr.clone(),
+        },
+        admin_path: args.admin_path.trim_matches('/').to_string(),
+        admin_open: args.insecure_open_admin,
+    })
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// A TLS certificate resolver whose certificate can be swapped (SIGHUP).
+#[derive(Debug)]
+struct ReloadableCert(ArcSwap<rustls::ServerConfig>);
+
+impl rustls::server::ResolvesServerCert for ReloadableCert {
+    fn resolve(
+        &self,
+        hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        self.0.load().cert_resolver.resolve(hello)
+    }
+}
+
+/// Runs Gatekeeper until SIGINT or SIGTERM.
+pub async fn run(args: GatekeeperArgs) -> anyhow::Result<()> {
+    init_logging(&args.log_level);
+    if args.peers.as_deref().is_some_and(|p| !p.trim().is_empty()) {
+        bail!(
+            "--peers is set, but high availability is not built into this Gatekeeper yet; \
+             unset it and run a single instance"
+        );
+    }
+    let config = config_from_args(&args)?;
+    let vault = VaultClient::new(
+        &args.vault_addr,
+        args.vault_cacert.as_deref(),
+        args.vault_skip_verify,
+        args.vault_timeout,
+    )?;
+    let mut schedulers = Vec::new();
+    for name in args
+        .schedulers
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+    {
+        let s = strongroom_gatekeeper_scheduler::build(name, &args.scheduler)
+            .with_context(|| format!("scheduler {name}"))?;
+        schedulers.push(s);
+    }
+    let state = service::new_seal_state();
+    let usage: Arc<dyn UsageStore> = match args.usage_store {
+        UsageStoreKind::Memory => Arc::new(MemoryStore::new()),
+        UsageStoreKind::Vault => {
+            let st = state.clone();
+            Arc::new(VaultStore::new(
+                vault.clone(),
+                &args.usage_store_vault_path,
+                Arc::new(move || st.load().as_ref().map(|s| s.token.clone())),
+            ))
+        }
+    };
+    let gk = Arc::new(Gatekeeper::new(config, vault, schedulers, usage, state));
+    if let Some(method) = startup_unseal(&args) {
+        // A failed start-up unseal leaves Gatekeeper sealed but serving,
+        // so that an operator can unseal it over the API (as the original).
+        if let Err(e) = gk.unseal(&method).await {
+            tracing::warn!(error = %e, "not unsealed at start");
+        }
+    }
+    let app = http::router(http::AppState {
+        gk: gk.clone(),
+        trusted_proxies: Arc::new(args.trusted_proxies.clone()),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    });
+
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let initial = strongroom_http::load_tls(cert, key)?;
+            let resolver = Arc::new(ReloadableCert(ArcSwap::new(initial.clone())));
+            let mut cfg = (*initial).clone();
+            cfg.cert_resolver = resolver.clone();
+            let (cert, key) = (cert.clone(), key.clone());
+            tokio::spawn(async move {
+                let Ok(mut hup) =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+                else {
+                    tracing::warn!("SIGHUP handler unavailable: TLS files will not be reloaded");
+                    return;
+                };
+                while hup.recv().await.is_some() {
+                    match strongroom_http::load_tls(&cert, &key) {
+                        Ok(new) => {
+                            resolver.0.store(new);
+                            tracing::info!("TLS certificate reloaded");
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "TLS reload failed; keeping the old certificate")
+                        }
+                    }
+                }
+            });
+            Some(Arc::new(cfg))
+        }
+        (None, None) => None,
+        _ => bail!("--tls-cert and --tls-key must be given together"),
+    };
+    let addr = args.bind_addr();
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("listening on {addr}"))?;
+    tracing::info!(%addr, tls = tls.is_some(), "Gatekeeper listening");
+    strongroom_http::serve(listener, tls, app, shutdown_signal()).await?;
+    gk.seal();
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        () = term => {},
+    }
+}
