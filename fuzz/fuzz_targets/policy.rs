@@ -94,7 +94,11 @@ fuzz_target!(|data: &[u8]| {
         let _ = acl.wrapping_ttl_bounds(path);
         for op in OPS {
             let decision = acl.check(path, op, &empty);
-            assert_eq!(decision.capabilities, caps, "check and capabilities agree");
+            // `capabilities` looks rules up as a LIST does (OpenBao): for
+            // other operations a trailing `/` may pick another rule.
+            if op == Operation::List || !path.ends_with('/') {
+                assert_eq!(decision.capabilities, caps, "check and capabilities agree");
+            }
             assert!(!decision.root);
             assert_eq!(decision.allowed, decision.reason.is_none());
             if decision.allowed && op != Operation::Help {

@@ -554,6 +554,70 @@ async fn dev_tokens_with_policies() {
     p.finish();
 }
 
+/// A LIST of `dir/` is decided by an exact `dir` rule before any pattern
+/// (so `read` on `kv1/dir` refuses the listing even with `list` on
+/// `kv1/dir/*`), and `sys/capabilities-self` of `dir/` answers that rule.
+#[tokio::test]
+async fn dev_list_of_a_folder_uses_the_exact_rule_without_the_slash() {
+    let mut p = Pair::dev();
+    p.check(Call::post("sys/mounts/kv1", kv1_mount()), &[])
+        .await;
+    let policy = "path \"kv1/dir\" { capabilities = [\"read\"] }\npath \"kv1/dir/*\" { capabilities = [\"list\"] }\npath \"kv1/open/*\" { capabilities = [\"list\"] }\n";
+    p.check(
+        Call::put("sys/policies/acl/folders", json!({"policy": policy})),
+        &[],
+    )
+    .await;
+    p.check(Call::put("kv1/dir/sub/a", json!({"v": "1"})), &[])
+        .await;
+    p.check(Call::put("kv1/open/a", json!({"v": "1"})), &[])
+        .await;
+    let r = p
+        .check(
+            Call::post("auth/token/create", json!({"policies": ["folders"]})),
+            &[],
+        )
+        .await;
+    let token_of = |reply: &Reply| {
+        reply.body["auth"]["client_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (bao_token, sr_token) = (token_of(&r.0), token_of(&r.1));
+    let steps: Vec<(Call, u16)> = vec![
+        (Call::list("kv1/dir/"), 403),
+        (Call::list("kv1/dir/sub/"), 200),
+        (Call::list("kv1/open/"), 200),
+        (
+            Call::post(
+                "sys/capabilities-self",
+                json!({"paths": ["kv1/dir/", "kv1/dir", "kv1/open/", "kv1/dir/sub/"]}),
+            ),
+            200,
+        ),
+    ];
+    for (call, status) in steps {
+        let what = call.describe();
+        let r = p
+            .check_each(call.clone().token(&bao_token), call.token(&sr_token), &[])
+            .await;
+        p.expect_status(&r, status, &format!("folders token: {what}"));
+        if what.contains("capabilities") {
+            for path in ["kv1/dir/", "kv1/dir", "kv1/open/", "kv1/dir/sub/"] {
+                p.expect(
+                    r.0.data(path) == r.1.data(path),
+                    &format!(
+                        "capabilities of {path}: {} vs {}",
+                        r.0.data(path),
+                        r.1.data(path)
+                    ),
+                );
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn dev_kv_v1() {
     let mut p = Pair::dev();

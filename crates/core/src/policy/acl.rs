@@ -333,8 +333,11 @@ impl Acl {
         best
     }
 
-    /// The winning rule for `path`, and how it was found.
-    fn lookup(&self, path: &str) -> (Option<usize>, Probe) {
+    /// The winning rule for `path`, and how it was found. For a LIST
+    /// (`list`), an exact rule for the path without its trailing `/` wins
+    /// before any pattern, as in OpenBao: `path "kv/dir" { read }` decides
+    /// `LIST kv/dir/` even when `kv/dir/*` grants `list`.
+    fn lookup(&self, path: &str, list: bool) -> (Option<usize>, Probe) {
         let mut probe = Probe {
             source: None,
             segment_patterns_tested: 0,
@@ -342,6 +345,12 @@ impl Acl {
         if let Some(&idx) = self.exact.get(path) {
             probe.source = Some(Source::Exact);
             return (Some(idx), probe);
+        }
+        if let Some(trimmed) = path.strip_suffix('/').filter(|_| list) {
+            if let Some(&idx) = self.exact.get(trimmed) {
+                probe.source = Some(Source::Exact);
+                return (Some(idx), probe);
+            }
         }
         let prefix = self.trie_lookup(path);
         for seg in &self.segment {
@@ -364,9 +373,9 @@ impl Acl {
         (prefix, probe)
     }
 
-    fn perms(&self, path: &str) -> Option<&Perms> {
+    fn perms(&self, path: &str, list: bool) -> Option<&Perms> {
         let path = path.strip_prefix('/').unwrap_or(path);
-        self.lookup(path)
+        self.lookup(path, list)
             .0
             .and_then(|i| self.rules.get(i))
             .map(|(_, p)| p)
@@ -378,12 +387,14 @@ impl Acl {
     }
 
     /// The capabilities on `path`, sorted, as `sys/capabilities` answers:
-    /// `["root"]` for root, `["deny"]` when no rule grants anything.
+    /// `["root"]` for root, `["deny"]` when no rule grants anything. The
+    /// rule is looked up as for a LIST (OpenBao does the same), so a
+    /// trailing `/` falls back to the exact rule without it.
     pub fn capabilities(&self, path: &str) -> Vec<String> {
         if self.root {
             return vec!["root".to_string()];
         }
-        match self.perms(path) {
+        match self.perms(path, true) {
             Some(p) if !p.denies() => p.caps.names(),
             _ => vec!["deny".to_string()],
         }
@@ -394,7 +405,7 @@ impl Acl {
         if self.root {
             return (None, None);
         }
-        self.perms(path)
+        self.perms(path, false)
             .map(|p| (p.min_wrap, p.max_wrap))
             .unwrap_or((None, None))
     }
@@ -424,7 +435,7 @@ impl Acl {
             min_wrapping_ttl: None,
             max_wrapping_ttl: None,
         };
-        let perms = match self.perms(path) {
+        let perms = match self.perms(path, op == Operation::List) {
             Some(p) if !p.denies() => p,
             Some(_) => {
                 return refuse(

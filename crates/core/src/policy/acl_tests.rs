@@ -143,6 +143,26 @@ capabilities = ["read"]
 }
 
 #[test]
+fn list_of_a_folder_falls_back_to_the_exact_rule_without_its_slash() {
+    // OpenBao: for a LIST, `path "kv/dir"` decides `kv/dir/` before any
+    // pattern, so a `read`-only exact rule refuses the listing even though
+    // `kv/dir/*` grants `list`; `sys/capabilities` answers the same way.
+    let a = acl(&[r#"
+path "kv/dir" { capabilities = ["read"] }
+path "kv/dir/*" { capabilities = ["list"] }
+path "kv/other/*" { capabilities = ["list"] }
+"#]);
+    assert!(!allowed(&a, Operation::List, "kv/dir/", json!({})));
+    assert_eq!(caps(&a, "kv/dir/"), "read");
+    // Other operations on the folder path, and folders without an exact
+    // rule, still take the pattern.
+    assert!(!allowed(&a, Operation::Read, "kv/dir/", json!({})));
+    assert!(allowed(&a, Operation::List, "kv/dir/sub/", json!({})));
+    assert!(allowed(&a, Operation::List, "kv/other/", json!({})));
+    assert_eq!(caps(&a, "kv/other/x/"), "list");
+}
+
+#[test]
 fn glob_and_segment_matching() {
     let a = acl(&[r#"path "secret/a/*" {
 capabilities = ["read"]
@@ -501,7 +521,7 @@ capabilities = [\"update\"]\n}}"
         ));
     }
     let a = acl(&[&text]);
-    let (rule, probe) = a.lookup("secret/exact");
+    let (rule, probe) = a.lookup("secret/exact", false);
     assert_eq!(probe.source, Some(Source::Exact));
     assert_eq!(probe.segment_patterns_tested, 0);
     assert_eq!(a.rules[rule.unwrap()].0.text, "secret/exact");
@@ -515,7 +535,7 @@ capabilities = ["list"]
         path "secret/+/+/y" {
 capabilities = ["list"]
 }"#]);
-    let (_, probe) = a.lookup("secret/a/b/c/d");
+    let (_, probe) = a.lookup("secret/a/b/c/d", false);
     assert_eq!(probe.source, Some(Source::Prefix));
     assert_eq!(probe.segment_patterns_tested, 0);
 }
@@ -591,7 +611,7 @@ allowed_parameters = {{ \"k\" = [\"v*\"] }}
         let a = Acl::new(&[Arc::new(policy)]);
         for _ in 0..30 {
             let path = rng.path(false);
-            let (rule, _) = a.lookup(&path);
+            let (rule, _) = a.lookup(&path, false);
             assert_eq!(
                 rule.map(|i| a.rules[i].0.text.clone()),
                 naive_best(&a, &path),
