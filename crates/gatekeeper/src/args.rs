@@ -105,10 +105,16 @@ pub struct GatekeeperArgs {
     /// believed for the host check; from anyone else it is ignored.
     #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_net)]
     pub trusted_proxies: Vec<IpNet>,
-    /// Peers for high availability. Not built yet: Gatekeeper refuses to
-    /// start when this is set rather than ignore it.
+    /// Peers for high availability: `[http(s)://]host:port[,host:port...]`,
+    /// each host resolved to all its addresses (this instance included is
+    /// fine: it is recognised by its id). Without a scheme, `https` when
+    /// `--tls-cert` is set, else `http`. A sealed instance forwards
+    /// `/token` to an unsealed peer; needs `--usage-store vault`.
     #[arg(long, env = "PEERS")]
     pub peers: Option<String>,
+    /// How often the peers are looked up again.
+    #[arg(long, env = "PEER_REFRESH", default_value = "30s", value_parser = parse_duration)]
+    pub peer_refresh: Duration,
 
     /// The Vault-API server (Strongroom or OpenBao).
     #[arg(long, env = "VAULT_ADDR", default_value = "http://localhost:8200")]
@@ -263,6 +269,8 @@ mod tests {
         assert_eq!(a.usage_store_vault_path, "secret/data/gatekeeper-store");
         assert_eq!(a.schedulers, vec!["mesos".to_string()]);
         assert!(!a.insecure_open_admin);
+        assert_eq!(a.peer_refresh, Duration::from_secs(30));
+        assert_eq!(a.peers, None);
     }
 
     #[test]

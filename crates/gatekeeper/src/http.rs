@@ -1,8 +1,10 @@
 //! Gatekeeper's HTTP API (the original's, see the seed): `POST /token`,
 //! `GET /status` and `GET /`, `GET /metrics`, `POST /unseal`, `POST /seal`,
 //! `POST /policies/reload`. Builds the axum router and decides the
-//! caller's address (peer, or `X-Forwarded-For` from trusted proxies) and
-//! whether a caller may use the admin endpoints.
+//! caller's address (peer, `X-Forwarded-For` from trusted proxies, or
+//! from a Gatekeeper peer forwarding a request) and whether a caller may
+//! use the admin endpoints. With `--peers`, a sealed instance forwards
+//! `/token` and `/policies/reload` fans out ([`crate::peers`]).
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
@@ -17,6 +19,7 @@ use axum::{Json, Router};
 use ipnet::IpNet;
 use serde_json::{json, Value};
 
+use crate::peers::{Peers, PROXY_HEADER};
 use crate::service::{canonical_ip, Gatekeeper, TokenError, UnsealFailure, LATENCY_BUCKETS};
 use crate::unseal::UnsealMethod;
 use crate::vault::Token;
@@ -30,6 +33,8 @@ pub struct AppState {
     pub trusted_proxies: Arc<Vec<IpNet>>,
     /// The version shown by `/status`.
     pub version: String,
+    /// The peers, with `--peers`.
+    pub peers: Option<Arc<Peers>>,
 }
 
 /// The router. The caller's address comes from the
@@ -86,6 +91,33 @@ pub fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpNet]) -
     Some(client)
 }
 
+/// The caller of a request: with `--peers`, a request marked with
+/// [`PROXY_HEADER`] that comes from a peer address is believed about the
+/// caller (the right-most `X-Forwarded-For` address); otherwise
+/// [`client_ip`].
+pub fn caller_ip(
+    peer: Option<IpAddr>,
+    headers: &HeaderMap,
+    trusted: &[IpNet],
+    peers: Option<&Peers>,
+) -> Option<IpAddr> {
+    if let (Some(ip), Some(peers)) = (peer, peers) {
+        if headers.contains_key(PROXY_HEADER) && peers.is_peer_addr(ip) {
+            let forwarded = headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .filter_map(|s| s.trim().parse::<IpAddr>().ok())
+                .next_back();
+            if let Some(client) = forwarded {
+                return Some(canonical_ip(client));
+            }
+        }
+    }
+    client_ip(peer, headers, trusted)
+}
+
 fn peer_of(parts: &axum::http::Extensions) -> Option<IpAddr> {
     parts
         .get::<ConnectInfo<SocketAddr>>()
@@ -109,7 +141,7 @@ async fn status(State(st): State<AppState>) -> Response {
     let gk = &st.gk;
     let [requests, successful, denied, failed] = gk.stats.snapshot();
     let unsealed = gk.is_unsealed();
-    let body = json!({
+    let mut body = json!({
         "id": gk.id,
         "stats": {
             "requests": requests,
@@ -123,6 +155,9 @@ async fn status(State(st): State<AppState>) -> Response {
         "ok": true,
         "version": st.version,
     });
+    if let Some(peers) = &st.peers {
+        body["peers"] = json!(*peers.list());
+    }
     let code = if unsealed {
         StatusCode::OK
     } else {
@@ -238,11 +273,25 @@ async fn token(State(st): State<AppState>, req: axum::extract::Request) -> Respo
         Ok(f) => f,
         Err(e) => return bad(e),
     };
-    let client = client_ip(
+    let client = caller_ip(
         peer_of(&parts.extensions),
         &parts.headers,
         &st.trusted_proxies,
+        st.peers.as_deref(),
     );
+    // Sealed: an unsealed peer serves it, unless a peer sent it here.
+    if let Some(peers) = &st.peers {
+        if !gk.is_unsealed() && !parts.headers.contains_key(PROXY_HEADER) {
+            if let Some(r) = peers.forward_token(&bytes, client).await {
+                return (
+                    status_code(r.status),
+                    [(header::CONTENT_TYPE, "application/json")],
+                    r.body,
+                )
+                    .into_response();
+            }
+        }
+    }
     match gk.request_token(scheduler, task_id, role, client).await {
         Ok(grant) => (
             StatusCode::OK,
@@ -336,14 +385,30 @@ async fn reload(State(st): State<AppState>, headers: HeaderMap) -> Response {
     if let Err(r) = authorize_admin(&st, &headers).await {
         return r;
     }
-    match st.gk.reload_policies().await {
-        Ok(n) => standard(
-            &st.gk,
-            StatusCode::OK,
-            Ok(format!("Policies reloaded. {n} total policies.")),
+    let n = match st.gk.reload_policies().await {
+        Ok(n) => n,
+        Err(e) => return token_error(&st.gk, &e),
+    };
+    let message = format!("Policies reloaded. {n} total policies.");
+    // A reload a peer sent here is not sent on.
+    let Some(peers) = st
+        .peers
+        .as_ref()
+        .filter(|_| !headers.contains_key(PROXY_HEADER))
+    else {
+        return standard(&st.gk, StatusCode::OK, Ok(message));
+    };
+    let fan = peers.forward_reload(&headers).await;
+    let body = json!({
+        "unsealed": st.gk.is_unsealed(),
+        "message": format!(
+            "{message} Reloaded on {} of {} unsealed peers.",
+            fan.reached, fan.asked
         ),
-        Err(e) => token_error(&st.gk, &e),
-    }
+        "peers_reloaded": fan.reached,
+        "peers_asked": fan.asked,
+    });
+    (StatusCode::OK, Json(body)).into_response()
 }
 
 /// Parses an `/unseal` body into a method; `Err(None)` for an unknown

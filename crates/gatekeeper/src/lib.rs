@@ -7,12 +7,15 @@
 //!
 //! The crate owns the flags ([`args`]), the Vault-API client ([`vault`]),
 //! policies ([`policy`]), usage counting ([`usage`]), unsealing
-//! ([`unseal`]), the service logic ([`service`]) and its HTTP API
-//! ([`http`]); [`run`] ties them together.
+//! ([`unseal`]), the service logic ([`service`]), its HTTP API
+//! ([`http`]) and high availability ([`peers`]); [`run`] ties them
+//! together. [`client`] is `strongroom gatekeeper login`, which tasks run.
 #![forbid(unsafe_code)]
 
 pub mod args;
+pub mod client;
 pub mod http;
+pub mod peers;
 pub mod policy;
 pub mod service;
 pub mod unseal;
@@ -25,9 +28,11 @@ use anyhow::{bail, Context as _};
 use arc_swap::ArcSwap;
 
 pub use args::GatekeeperArgs;
+pub use client::LoginArgs;
 pub use service::Gatekeeper;
 
 use crate::args::UsageStoreKind;
+use crate::peers::{PeerSpec, Peers};
 use crate::service::Config;
 use crate::unseal::{UnsealConfig, UnsealMethod};
 use crate::usage::{MemoryStore, UsageStore, VaultStore};
@@ -73,6 +78,33 @@ pub fn startup_unseal(args: &GatekeeperArgs) -> Option<UnsealMethod> {
         });
     }
     None
+}
+
+/// The parsed `--peers`, if set; refuses `--peers` with the `memory`
+/// usage store, whose counts peers would not share (as the original).
+pub fn peer_spec(args: &GatekeeperArgs) -> anyhow::Result<Option<PeerSpec>> {
+    let Some(p) = args
+        .peers
+        .as_deref()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    else {
+        return Ok(None);
+    };
+    if args.usage_store == UsageStoreKind::Memory {
+        bail!(
+            "--peers is set, but the usage store is memory, whose counts peers do not share; \
+             use --usage-store vault"
+        );
+    }
+    let default_scheme = if args.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    Ok(Some(
+        peers::parse_peers(p, default_scheme).map_err(|e| anyhow::anyhow!("--peers: {e}"))?,
+    ))
 }
 
 /// The service settings the flags give.
@@ -131,12 +163,7 @@ impl rustls::server::ResolvesServerCert for ReloadableCert {
 /// Runs Gatekeeper until SIGINT or SIGTERM.
 pub async fn run(args: GatekeeperArgs) -> anyhow::Result<()> {
     init_logging(&args.log_level);
-    if args.peers.as_deref().is_some_and(|p| !p.trim().is_empty()) {
-        bail!(
-            "--peers is set, but high availability is not built into this Gatekeeper yet; \
-             unset it and run a single instance"
-        );
-    }
+    let peer_spec = peer_spec(&args)?;
     let config = config_from_args(&args)?;
     let vault = VaultClient::new(
         &args.vault_addr,
@@ -160,11 +187,13 @@ pub async fn run(args: GatekeeperArgs) -> anyhow::Result<()> {
         UsageStoreKind::Memory => Arc::new(MemoryStore::new()),
         UsageStoreKind::Vault => {
             let st = state.clone();
-            Arc::new(VaultStore::new(
+            let store = Arc::new(VaultStore::new(
                 vault.clone(),
                 &args.usage_store_vault_path,
                 Arc::new(move || st.load().as_ref().map(|s| s.token.clone())),
-            ))
+            ));
+            VaultStore::spawn_sweeper(&store, usage::SWEEP_EVERY, usage::SWEEP_BATCH);
+            store
         }
     };
     let gk = Arc::new(Gatekeeper::new(config, vault, schedulers, usage, state));
@@ -175,10 +204,29 @@ pub async fn run(args: GatekeeperArgs) -> anyhow::Result<()> {
             tracing::warn!(error = %e, "not unsealed at start");
         }
     }
+    let version = env!("CARGO_PKG_VERSION").to_string();
+    let peers = match peer_spec {
+        None => None,
+        Some(spec) => {
+            let client = peers::http_client(
+                args.vault_cacert.as_deref(),
+                args.vault_skip_verify,
+                args.vault_timeout,
+            )?;
+            let p = Arc::new(Peers::new(spec, gk.id.clone(), version.clone(), client));
+            // Before listening, as the original: this instance is not
+            // found (it does not answer yet), the others are.
+            p.refresh().await;
+            tracing::info!(peers = p.list().len(), "peers found");
+            p.spawn_refresh(args.peer_refresh);
+            Some(p)
+        }
+    };
     let app = http::router(http::AppState {
         gk: gk.clone(),
         trusted_proxies: Arc::new(args.trusted_proxies.clone()),
-        version: env!("CARGO_PKG_VERSION").to_string(),
+        version,
+        peers,
     });
 
     let tls = match (&args.tls_cert, &args.tls_key) {
@@ -234,5 +282,48 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {},
         () = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: GatekeeperArgs,
+    }
+
+    fn args(flags: &[&str]) -> GatekeeperArgs {
+        let mut v = vec!["gk"];
+        v.extend_from_slice(flags);
+        Cli::try_parse_from(v).unwrap().args
+    }
+
+    #[test]
+    fn peers_need_the_shared_usage_store() {
+        assert!(peer_spec(&args(&[])).unwrap().is_none());
+        let err = peer_spec(&args(&["--peers", "gk:9201"])).unwrap_err();
+        assert!(err.to_string().contains("memory"), "{err}");
+        let spec = peer_spec(&args(&["--peers", "gk:9201", "--usage-store", "vault"]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(spec.scheme, "http");
+        assert_eq!(spec.hosts, [("gk".to_string(), 9201)]);
+        // Serving TLS, scheme-less peers are asked over TLS.
+        let tls = args(&[
+            "--peers",
+            "gk:9201",
+            "--usage-store",
+            "vault",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+        ]);
+        assert_eq!(peer_spec(&tls).unwrap().unwrap().scheme, "https");
+        assert!(peer_spec(&args(&["--peers", "ftp://gk:1", "--usage-store", "vault"])).is_err());
     }
 }

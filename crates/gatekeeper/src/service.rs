@@ -386,9 +386,14 @@ impl Gatekeeper {
         .await
         .map_err(|e| {
             tracing::warn!(error = %e, "policy reload refused; the previous policies stay");
-            TokenError::Internal(format!(
-                "The policies were not reloaded, the previous ones stay: {e}"
-            ))
+            let message = format!("The policies were not reloaded, the previous ones stay: {e}");
+            // Policies that do not parse are bad input to the reload (400,
+            // naming the secret); a Vault-API server that cannot be read
+            // is a server-side failure (500).
+            match e {
+                PolicyError::Vault(_) => TokenError::Internal(message),
+                _ => TokenError::BadRequest(message),
+            }
         })?;
         let count = policies.len();
         let policies = Arc::new(policies);

@@ -2,7 +2,8 @@
 //! atomically before a login and given back when the login fails, so a
 //! task gets at most `num_uses` tokens and never loses one to a server
 //! error. `memory` serves one instance; `vault` keeps one KV v2 entry per
-//! task, written with check-and-set, so that peers share the counts.
+//! task, written with check-and-set, so that peers share the counts, and
+//! [`VaultStore::sweep`] deletes the entries whose expiry has passed.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -128,7 +129,26 @@ pub struct VaultStore {
     vault: VaultClient,
     path: String,
     token: TokenSource,
+    /// The last key a sweep looked at: the next sweep goes on after it.
+    sweep_cursor: Mutex<String>,
 }
+
+/// What one [`VaultStore::sweep`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sweep {
+    /// Entries read.
+    pub examined: usize,
+    /// Expired entries deleted.
+    pub deleted: usize,
+}
+
+/// How long after its expiry an entry is deleted: slack for clocks of
+/// peers that disagree a little.
+pub const SWEEP_SLACK: Duration = Duration::from_secs(60);
+/// How many entries one sweep reads at most.
+pub const SWEEP_BATCH: usize = 100;
+/// How often Gatekeeper sweeps the `vault` usage store.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 impl std::fmt::Debug for VaultStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -176,7 +196,89 @@ impl VaultStore {
             vault,
             path: path.trim_end_matches('/').to_string(),
             token,
+            sweep_cursor: Mutex::new(String::new()),
         }
+    }
+
+    /// Deletes expired entries, reading at most `batch` of them, starting
+    /// after the key the previous sweep stopped at (and wrapping around),
+    /// so that every entry is looked at over successive sweeps however
+    /// many there are.
+    ///
+    /// An entry expires `task_grace + 1m` after the task's first token,
+    /// so once it has expired the task is too old to be served and no
+    /// instance writes it again: deleting it (all versions, without
+    /// check-and-set, which KV v2 deletes lack) loses no count. Entries
+    /// are deleted only [`SWEEP_SLACK`] after their expiry, for clock
+    /// skew. Entries that are not Gatekeeper's (malformed) and folders are
+    /// left alone.
+    pub async fn sweep(&self, batch: usize) -> Result<Sweep, UsageError> {
+        let token = (self.token)().ok_or(UsageError::Sealed)?;
+        let mut keys: Vec<String> = self
+            .vault
+            .kv_list(&token, &self.path, 2)
+            .await?
+            .into_iter()
+            .filter(|k| !k.ends_with('/'))
+            .collect();
+        keys.sort();
+        let cursor = self
+            .sweep_cursor
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let start = keys.partition_point(|k| k.as_str() <= cursor.as_str());
+        let order = keys[start..].iter().chain(keys[..start].iter());
+        let mut done = Sweep::default();
+        let mut last = None;
+        for key in order.take(batch) {
+            last = Some(key.clone());
+            done.examined += 1;
+            let path = format!("{}/{key}", self.path);
+            let expires = match self.read(&token, &path).await {
+                Ok((_, expires, version)) if version > 0 => expires,
+                Ok(_) => continue,
+                Err(UsageError::Malformed(p)) => {
+                    tracing::debug!(path = %p, "usage sweep: not a Gatekeeper entry, kept");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            if expires.saturating_add(SWEEP_SLACK.as_secs()) <= unix_now() {
+                self.vault.kv2_delete_all(&token, &path).await?;
+                done.deleted += 1;
+            }
+        }
+        if let Some(last) = last {
+            *self.sweep_cursor.lock().unwrap_or_else(|e| e.into_inner()) = last;
+        }
+        Ok(done)
+    }
+
+    /// Sweeps every `every` while `store` lives (skipped while sealed).
+    pub fn spawn_sweeper(
+        store: &Arc<VaultStore>,
+        every: Duration,
+        batch: usize,
+    ) -> tokio::task::JoinHandle<()> {
+        let me = Arc::downgrade(store);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(s) = me.upgrade() else { return };
+                match s.sweep(batch).await {
+                    Ok(Sweep { deleted: 0, .. }) | Err(UsageError::Sealed) => {}
+                    Ok(done) => tracing::info!(
+                        deleted = done.deleted,
+                        examined = done.examined,
+                        "expired usage entries deleted"
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "usage sweep failed"),
+                }
+            }
+        })
     }
 
     fn entry_path(&self, key: &str) -> String {

@@ -301,8 +301,12 @@ impl VaultClient {
         role: &str,
     ) -> Result<Token, VaultError> {
         let path = format!("auth/{}/role/{}/secret-id", mount.trim_matches('/'), role);
+        // One use: the secret id exists only for the login that follows, so
+        // a copy that leaked (or a login that failed) cannot mint more
+        // tokens. Any role limit is at least 1, so this is always accepted.
+        let body = json!({ "num_uses": 1 });
         let v = self
-            .call(Method::POST, &path, Some(token), Some(&json!({})), None)
+            .call(Method::POST, &path, Some(token), Some(&body), None)
             .await?;
         let id = v
             .pointer("/data/secret_id")
@@ -515,6 +519,20 @@ impl VaultClient {
             {
                 Ok(CasOutcome::Conflict)
             }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes a KV v2 secret with all its versions and metadata (`path`
+    /// is the `data/` path). Nothing there is not an error.
+    pub async fn kv2_delete_all(&self, token: &Token, path: &str) -> Result<(), VaultError> {
+        let meta = kv2_metadata_path(path);
+        match self
+            .call(Method::DELETE, &meta, Some(token), None, None)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.status() == Some(404) => Ok(()),
             Err(e) => Err(e),
         }
     }

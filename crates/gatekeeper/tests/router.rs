@@ -4,167 +4,25 @@
 //! over HTTP with AppRole roles and KV policies.
 #![allow(clippy::unwrap_used)] // Test code: a failed unwrap is a failed test.
 
-use std::collections::HashMap;
+mod common;
+
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode};
+use common::{config, DevVault, FakeScheduler};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use strongroom_gatekeeper::http::{router, AppState};
-use strongroom_gatekeeper::service::{new_seal_state, Config, Gatekeeper};
-use strongroom_gatekeeper::unseal::{UnsealConfig, UnsealMethod};
+use strongroom_gatekeeper::service::{new_seal_state, Gatekeeper};
+use strongroom_gatekeeper::unseal::UnsealMethod;
 use strongroom_gatekeeper::usage::{Acquire, MemoryStore, UsageStore, VaultStore};
 use strongroom_gatekeeper::vault::{Token, VaultClient};
-use strongroom_gatekeeper_scheduler::{Scheduler, SchedulerError, Task};
+use strongroom_gatekeeper_scheduler::Scheduler;
 use tower::ServiceExt;
-
-/// A scheduler whose tasks the test sets.
-#[derive(Default)]
-struct FakeScheduler {
-    tasks: Mutex<HashMap<String, Task>>,
-    down: Mutex<bool>,
-}
-
-#[async_trait::async_trait]
-impl Scheduler for FakeScheduler {
-    fn name(&self) -> &str {
-        "mesos"
-    }
-    async fn lookup(&self, task_id: &str) -> Result<Task, SchedulerError> {
-        if *self.down.lock().unwrap() {
-            return Err(SchedulerError::Unavailable("connection refused".into()));
-        }
-        self.tasks
-            .lock()
-            .unwrap()
-            .get(task_id)
-            .cloned()
-            .ok_or_else(|| SchedulerError::NotFound(task_id.into()))
-    }
-}
-
-impl FakeScheduler {
-    fn add(&self, id: &str, name: &str, age: Duration, addr: &str) {
-        self.tasks.lock().unwrap().insert(
-            id.into(),
-            Task {
-                id: id.into(),
-                name: name.into(),
-                group: Some("marathon".into()),
-                image: None,
-                started: SystemTime::now() - age,
-                addresses: vec![addr.parse().unwrap()],
-            },
-        );
-    }
-}
-
-/// A dev Vault-API server, killed on drop.
-struct DevVault {
-    _child: tokio::process::Child,
-    addr: String,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn strongroom_bin() -> Option<std::path::PathBuf> {
-    if let Ok(p) = std::env::var("STRONGROOM_BIN") {
-        return Some(p.into());
-    }
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-    let p = target.join("debug/strongroom");
-    p.exists().then_some(p)
-}
-
-impl DevVault {
-    async fn start() -> DevVault {
-        let port = free_port();
-        let listen = format!("127.0.0.1:{port}");
-        let mut cmd = if let Some(bin) = strongroom_bin() {
-            let mut c = tokio::process::Command::new(bin);
-            c.args([
-                "server",
-                "-dev",
-                "-dev-root-token-id",
-                "root",
-                "-dev-listen-address",
-                &listen,
-            ]);
-            c
-        } else {
-            let mut c = tokio::process::Command::new("bao");
-            c.args([
-                "server",
-                "-dev",
-                "-dev-root-token-id=root",
-                &format!("-dev-listen-address={listen}"),
-            ]);
-            c
-        };
-        let child = cmd
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect(
-                "a Vault-API server: build it with `cargo build -p strongroom` (or install bao)",
-            );
-        let addr = format!("http://{listen}");
-        let http = reqwest::Client::new();
-        // Readiness poll: the server answers health once it listens.
-        for _ in 0..200 {
-            if let Ok(r) = http.get(format!("{addr}/v1/sys/health")).send().await {
-                if r.status().is_success() {
-                    return DevVault {
-                        _child: child,
-                        addr,
-                    };
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("the dev server at {addr} did not come up");
-    }
-
-    async fn call(&self, method: &str, path: &str, body: Value) -> (u16, Value) {
-        let r = reqwest::Client::new()
-            .request(
-                reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
-                format!("{}/v1/{path}", self.addr),
-            )
-            .header("X-Vault-Token", "root")
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        let v = r.json().await.unwrap_or(Value::Null);
-        (status, v)
-    }
-
-    async fn ok(&self, method: &str, path: &str, body: Value) -> Value {
-        let (s, v) = self.call(method, path, body).await;
-        assert!(s < 300, "{method} {path}: {s} {v}");
-        v
-    }
-
-    async fn put_policy(&self, policy: Value) {
-        self.ok("POST", "secret/data/gatekeeper", json!({ "data": policy }))
-            .await;
-    }
-}
 
 struct Env {
     vault: DevVault,
@@ -173,46 +31,12 @@ struct Env {
     app: axum::Router,
 }
 
-fn config(default_host_check: bool, approle_mount: &str) -> Config {
-    Config {
-        default_scheduler: "mesos".into(),
-        task_grace: Duration::from_secs(120),
-        host_check: default_host_check,
-        use_image_name: false,
-        policy_path: "secret/data/gatekeeper".into(),
-        kv_version: 2,
-        approle_mount: approle_mount.into(),
-        wrap_ttl: Duration::from_secs(300),
-        unseal: UnsealConfig {
-            approle_mount: approle_mount.into(),
-            aws_mount: "aws".into(),
-            aws_metadata_addr: "http://127.0.0.1:9".into(),
-        },
-        admin_path: "gatekeeper/admin".into(),
-        admin_open: false,
-    }
-}
-
 impl Env {
     /// A dev server with AppRole at `approle`, roles `api` (policy p-api)
     /// and `other` (p-other), and the policy `mesos:marathon:*` -> `api`.
     async fn new(host_check: bool, unseal: bool) -> Env {
         let vault = DevVault::start().await;
-        vault
-            .ok("POST", "sys/auth/approle", json!({"type": "approle"}))
-            .await;
-        for (role, pol) in [("api", "p-api"), ("other", "p-other")] {
-            vault
-                .ok(
-                    "POST",
-                    &format!("auth/approle/role/{role}"),
-                    json!({"token_policies": [pol], "secret_id_num_uses": 1}),
-                )
-                .await;
-        }
-        vault
-            .put_policy(json!({"mesos:marathon:*": {"roles": ["api", "other"], "num_uses": 1}}))
-            .await;
+        vault.prepare().await;
         let client = VaultClient::new(&vault.addr, None, false, Duration::from_secs(10)).unwrap();
         let sched = Arc::new(FakeScheduler::default());
         let gk = Arc::new(Gatekeeper::new(
@@ -231,6 +55,7 @@ impl Env {
             gk: gk.clone(),
             trusted_proxies: Arc::new(vec![]),
             version: "test".into(),
+            peers: None,
         });
         Env {
             vault,
@@ -541,6 +366,7 @@ async fn unseal_methods_and_their_statuses() {
         gk: gk.clone(),
         trusted_proxies: Arc::new(vec![]),
         version: "test".into(),
+        peers: None,
     });
     let body = json!({"method": "approle", "role_id": rid["data"]["role_id"], "secret_id": sid["data"]["secret_id"]});
     let resp = app
@@ -611,7 +437,7 @@ async fn reload_picks_up_changes_and_refuses_bad_policies() {
     let (s, v) = env
         .send("POST", "/policies/reload", "", &[("x-vault-token", "root")])
         .await;
-    assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR, "{v}");
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
     assert!(v["error"].as_str().unwrap().contains("zz-bad"), "{v}");
     let (s, _) = env.token(json!({"task_id": "b"})).await;
     assert_eq!(s, StatusCode::OK);

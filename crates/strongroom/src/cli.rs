@@ -22,10 +22,32 @@ pub enum Command {
     /// Start the server.
     Server(ServerArgs),
     /// Run Gatekeeper, which hands scheduled tasks a response-wrapped
-    /// Vault token, once (a drop-in for vault-gatekeeper's `server`).
-    Gatekeeper(Box<strongroom_gatekeeper::GatekeeperArgs>),
+    /// Vault token, once (a drop-in for vault-gatekeeper's `server`);
+    /// `strongroom gatekeeper login` is the client a task runs.
+    Gatekeeper(Box<GatekeeperCommand>),
     /// Print the version.
     Version,
+}
+
+/// `strongroom gatekeeper [flags]` runs the service;
+/// `strongroom gatekeeper login [flags]` gets a task its token.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct GatekeeperCommand {
+    /// A client action instead of the service.
+    #[command(subcommand)]
+    pub action: Option<GatekeeperAction>,
+    /// The service's flags.
+    #[command(flatten)]
+    pub server: strongroom_gatekeeper::GatekeeperArgs,
+}
+
+/// `strongroom gatekeeper` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum GatekeeperAction {
+    /// Ask Gatekeeper for this task's token, unwrap it at the Vault-API
+    /// server and print it (or write it to `--output`, mode 0600).
+    Login(strongroom_gatekeeper::LoginArgs),
 }
 
 /// `strongroom server` flags (the names OpenBao's `bao server` uses).
@@ -80,6 +102,45 @@ pub fn normalize_args(args: impl IntoIterator<Item = OsString>) -> Vec<OsString>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gatekeeper_runs_the_service_unless_login_is_asked() {
+        let cli =
+            Cli::try_parse_from(["strongroom", "gatekeeper", "--listen-addr", ":9300"]).unwrap();
+        let Command::Gatekeeper(g) = cli.command else {
+            panic!("not gatekeeper")
+        };
+        assert!(g.action.is_none());
+        assert_eq!(g.server.listen_addr, ":9300");
+        let cli = Cli::try_parse_from([
+            "strongroom",
+            "gatekeeper",
+            "login",
+            "--gatekeeper-addr",
+            "http://gk:9201",
+            "--task-id",
+            "t1",
+        ])
+        .unwrap();
+        let Command::Gatekeeper(g) = cli.command else {
+            panic!("not gatekeeper")
+        };
+        let Some(GatekeeperAction::Login(login)) = g.action else {
+            panic!("not login")
+        };
+        assert_eq!(login.task_id.as_deref(), Some("t1"));
+        // Service flags do not mix with the client.
+        assert!(Cli::try_parse_from([
+            "strongroom",
+            "gatekeeper",
+            "--listen-addr",
+            ":9300",
+            "login",
+            "--gatekeeper-addr",
+            "http://gk:9201",
+        ])
+        .is_err());
+    }
 
     #[test]
     fn single_dash_flags_parse() {

@@ -1,6 +1,7 @@
 //! The `strongroom` binary: `strongroom server` runs the Vault-compatible
 //! server (dev mode or from a config file), `strongroom version` prints the
-//! version, `strongroom gatekeeper` runs Gatekeeper. Flags follow Vault's
+//! version, `strongroom gatekeeper` runs Gatekeeper and
+//! `strongroom gatekeeper login` is its client. Flags follow Vault's
 //! single-dash style (`-dev`, `-config=FILE`); the GNU double-dash forms
 //! work too.
 #![forbid(unsafe_code)]
@@ -19,13 +20,21 @@ fn main() -> ExitCode {
             println!("Strongroom v{}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        cli::Command::Gatekeeper(args) => report(
-            tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .map_err(anyhow::Error::from)
-                .and_then(|rt| rt.block_on(strongroom_gatekeeper::run(*args))),
-        ),
+        cli::Command::Gatekeeper(cmd) => {
+            let cmd = *cmd;
+            report(
+                tokio::runtime::Builder::new_multi_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(anyhow::Error::from)
+                    .and_then(|rt| match cmd.action {
+                        None => rt.block_on(strongroom_gatekeeper::run(cmd.server)),
+                        Some(cli::GatekeeperAction::Login(args)) => {
+                            rt.block_on(strongroom_gatekeeper::client::run_login(args))
+                        }
+                    }),
+            )
+        }
         cli::Command::Server(args) => report(server::run(args)),
     }
 }
