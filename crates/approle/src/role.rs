@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
-use strongroom_core::framework::{Ctx, FieldData};
+use strongroom_core::framework::{list_entries, Ctx, FieldData};
 use strongroom_core::logical::{Data, Response};
 use strongroom_core::storage::BatchOp;
 use strongroom_core::token::role::BoundCidr;
@@ -29,19 +29,7 @@ pub fn name_of(ctx: &Ctx) -> Result<String> {
 
 /// `LIST role`.
 pub async fn list_roles(_s: S, ctx: Ctx) -> Result<Response> {
-    let keys: Vec<String> = ctx
-        .storage
-        .list(ROLE_PREFIX)
-        .await?
-        .into_iter()
-        .filter(|k| !k.ends_with('/'))
-        .collect();
-    if keys.is_empty() {
-        return Err(Error::NotFound(None));
-    }
-    let mut d = Data::new();
-    d.insert("keys".into(), keys.into());
-    Ok(Response::data(d))
+    list_entries(&ctx.storage, ROLE_PREFIX).await
 }
 
 /// Existence check of `role/:name`: creates and updates differ only in

@@ -190,15 +190,10 @@ pub async fn list(s: S, ctx: Ctx) -> Result<Response> {
         .await?
     {
         if let Some(e) = read_secret(&ctx.storage, &role_hash, &secret_hmac).await? {
-            keys.push(Value::from(e.accessor));
+            keys.push(e.accessor);
         }
     }
-    if keys.is_empty() {
-        return Err(Error::NotFound(None));
-    }
-    let mut d = Data::new();
-    d.insert("keys".into(), Value::Array(keys));
-    Ok(Response::data(d))
+    Response::keys(keys)
 }
 
 /// The role hash and secret HMAC a `secret_id` parameter names.

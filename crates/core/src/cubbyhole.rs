@@ -80,13 +80,7 @@ async fn delete(_s: S, ctx: Ctx) -> Result<Response> {
 async fn list(_s: S, ctx: Ctx) -> Result<Response> {
     let view = own(&ctx)?;
     let prefix = ctx.request.path.trim_start_matches('/');
-    let keys = view.list(prefix).await?;
-    if keys.is_empty() {
-        return Err(Error::NotFound(None));
-    }
-    let mut data = Data::new();
-    data.insert("keys".into(), Value::from(keys));
-    Ok(Response::data(data))
+    Response::keys(view.list(prefix).await?)
 }
 
 async fn exists(_s: S, ctx: Ctx) -> Result<bool> {

@@ -23,6 +23,34 @@ use crate::barrier::View;
 use crate::logical::{Operation, Request, Response};
 use crate::{Error, Result};
 
+/// Whether `name` matches OpenBao's generic name rule (`framework.
+/// GenericNameRegex`, `\w([\w.-]*\w)?`): word characters, with `-` and
+/// `.` allowed inside. Role names of several auth methods follow it.
+pub fn is_generic_name(name: &str) -> bool {
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    match name.as_bytes() {
+        [] => false,
+        [one] => word(*one),
+        [first, middle @ .., last] => {
+            word(*first)
+                && word(*last)
+                && middle.iter().all(|b| word(*b) || *b == b'-' || *b == b'.')
+        }
+    }
+}
+
+/// The LIST answer of the entries directly under `prefix` in `storage`
+/// (folders left out): how auth methods list their roles.
+pub async fn list_entries(storage: &View, prefix: &str) -> Result<Response> {
+    let keys: Vec<String> = storage
+        .list(prefix)
+        .await?
+        .into_iter()
+        .filter(|k| !k.ends_with('/'))
+        .collect();
+    Response::keys(keys)
+}
+
 /// What a backend knows about the mount it serves.
 #[derive(Debug, Clone, Default)]
 pub struct MountContext {
@@ -451,4 +479,27 @@ pub fn openapi_document(paths: Map<String, Value>) -> Value {
         "paths": paths,
         "components": {"schemas": {}},
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generic_names_follow_openbaos_rule() {
+        for ok in ["a", "_", "dev-role", "My.Role_1", "a-b.c"] {
+            assert!(is_generic_name(ok), "{ok}");
+        }
+        for bad in ["", "-a", "a-", ".a", "a.", "a/b", "a b", "é", "a*"] {
+            assert!(!is_generic_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_empty_listing_is_a_404() {
+        let err = Response::keys(Vec::<String>::new()).unwrap_err();
+        assert_eq!(err.status(), 404);
+        let r = Response::keys(vec!["a", "b/"]).unwrap();
+        assert_eq!(r.data.unwrap()["keys"], json!(["a", "b/"]));
+    }
 }

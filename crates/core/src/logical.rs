@@ -251,6 +251,20 @@ impl Response {
         Response::default()
     }
 
+    /// A LIST answer, `{"keys": [...]}`; a 404 when there is nothing to
+    /// list, as OpenBao answers an empty listing.
+    pub fn keys(keys: Vec<impl Into<Value>>) -> crate::Result<Self> {
+        if keys.is_empty() {
+            return Err(crate::Error::NotFound(None));
+        }
+        let mut data = Data::new();
+        data.insert(
+            "keys".into(),
+            Value::Array(keys.into_iter().map(Into::into).collect()),
+        );
+        Ok(Response::data(data))
+    }
+
     /// A bare response with its own status.
     pub fn raw(status: u16, body: Value) -> Self {
         Response {

@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use strongroom_core::framework::{Ctx, FieldData};
-use strongroom_core::logical::{Data, Response};
+use strongroom_core::framework::{is_generic_name, list_entries, Ctx, FieldData};
+use strongroom_core::logical::Response;
 use strongroom_core::token::role::BoundCidr;
 use strongroom_core::{Error, Result};
 
@@ -201,17 +201,7 @@ impl RoleEntry {
 /// Checks a role name from the path (`\w([\w.-]*\w)?`, else 404) and
 /// returns it lowercased, as the method stores roles.
 pub fn role_name(raw: &str) -> Result<String> {
-    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
-    let ok = match raw.as_bytes() {
-        [] => false,
-        [one] => word(*one),
-        [first, middle @ .., last] => {
-            word(*first)
-                && word(*last)
-                && middle.iter().all(|b| word(*b) || *b == b'-' || *b == b'.')
-        }
-    };
-    if ok {
+    if is_generic_name(raw) {
         Ok(raw.to_ascii_lowercase())
     } else {
         Err(Error::UnsupportedPath)
@@ -232,19 +222,7 @@ fn name_of(ctx: &Ctx) -> Result<String> {
 
 /// `LIST role` and `LIST roles`.
 pub async fn list(_s: S, ctx: Ctx) -> Result<Response> {
-    let keys: Vec<String> = ctx
-        .storage
-        .list(ROLE_PREFIX)
-        .await?
-        .into_iter()
-        .filter(|k| !k.ends_with('/'))
-        .collect();
-    if keys.is_empty() {
-        return Err(Error::NotFound(None));
-    }
-    let mut d = Data::new();
-    d.insert("keys".into(), keys.into());
-    Ok(Response::data(d))
+    list_entries(&ctx.storage, ROLE_PREFIX).await
 }
 
 /// Existence check of `role/:name`.

@@ -81,13 +81,7 @@ async fn delete(_s: S, ctx: Ctx) -> Result<Response> {
 
 async fn list(_s: S, ctx: Ctx) -> Result<Response> {
     let prefix = key(&ctx);
-    let keys = ctx.storage.list(prefix).await?;
-    if keys.is_empty() {
-        return Err(Error::NotFound(None));
-    }
-    let mut data = Data::new();
-    data.insert("keys".into(), Value::from(keys));
-    Ok(Response::data(data))
+    Response::keys(ctx.storage.list(prefix).await?)
 }
 
 async fn exists(_s: S, ctx: Ctx) -> Result<bool> {
