@@ -85,15 +85,21 @@ pub async fn call(
     token: Option<&HeaderValue>,
     body: Option<&Value>,
 ) -> anyhow::Result<(StatusCode, Value)> {
+    call_uri(addr, method, v1_uri(path)?, token, body).await
+}
+
+/// Like [`call`], for any URI rather than a path below `/v1/` (e.g.
+/// Gatekeeper's `/status`).
+pub async fn call_uri(
+    addr: SocketAddr,
+    method: Method,
+    uri: hyper::Uri,
+    token: Option<&HeaderValue>,
+    body: Option<&Value>,
+) -> anyhow::Result<(StatusCode, Value)> {
     let body = body.map(|b| Bytes::from(b.to_string()));
-    let req = build_request(
-        addr,
-        method.clone(),
-        v1_uri(path)?,
-        token,
-        body,
-        &HeaderMap::new(),
-    )?;
+    let path = uri.path().to_string();
+    let req = build_request(addr, method.clone(), uri, token, body, &HeaderMap::new())?;
     let exchange = async {
         let mut sender = connect(addr).await?;
         let resp = sender.send_request(req).await?;
@@ -103,7 +109,7 @@ pub async fn call(
     };
     tokio::time::timeout(CALL_TIMEOUT, exchange)
         .await
-        .map_err(|_| anyhow!("{method} /v1/{path}: no answer within {CALL_TIMEOUT:?}"))?
+        .map_err(|_| anyhow!("{method} {path}: no answer within {CALL_TIMEOUT:?}"))?
 }
 
 /// Like [`call`], but an answer other than 2xx is an error that names the

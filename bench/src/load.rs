@@ -40,6 +40,9 @@ const MAX_LATENCY_US: u64 = 60_000_000;
 pub enum TokenFrom {
     /// The benchmark's token (root, or the `--token-policy` token).
     Bench,
+    /// No token at all: the request goes to something that is not the
+    /// Vault API (Gatekeeper's `/token`, which a task calls without one).
+    Nowhere,
     /// The string at this JSON pointer in the previous request's answer
     /// (e.g. `/wrap_info/token`). Not allowed on an iteration's first call.
     Answer(&'static str),
@@ -105,7 +108,7 @@ impl Target {
         let Some(first) = self.calls.first() else {
             bail!("a workload needs at least one call");
         };
-        if first.token != TokenFrom::Bench {
+        if matches!(first.token, TokenFrom::Answer(_)) {
             bail!("the first call of an iteration has no previous answer to take a token from");
         }
         if self.calls.iter().any(|c| c.uris.is_empty()) {
@@ -302,12 +305,14 @@ async fn iteration(
         let uri = call.uris[key % call.uris.len()].clone();
         let label = format!("{} {}", call.method, uri.path());
         let fail = |what: String| Failure::Request(format!("{label}: {what}"));
-        let token = match call.token {
-            TokenFrom::Bench => target.token.clone(),
-            TokenFrom::Answer(pointer) => carried
-                .take()
-                .ok_or_else(|| fail(format!("no token at {pointer} in the previous answer")))?,
-        };
+        let token =
+            match call.token {
+                TokenFrom::Bench => Some(target.token.clone()),
+                TokenFrom::Nowhere => None,
+                TokenFrom::Answer(pointer) => Some(carried.take().ok_or_else(|| {
+                    fail(format!("no token at {pointer} in the previous answer"))
+                })?),
+            };
         let conn = match sender {
             Some(conn) => conn,
             None => sender.insert(
@@ -320,7 +325,7 @@ async fn iteration(
             target.addr,
             call.method.clone(),
             uri,
-            Some(&token),
+            token.as_ref(),
             (!call.bodies.is_empty()).then(|| call.bodies[key % call.bodies.len()].clone()),
             &call.headers,
         )
@@ -439,10 +444,15 @@ mod tests {
         live_wraps: HashSet<String>,
         /// Wrapping tokens issued so far.
         wraps_issued: u64,
+        /// Requests that carried no token header at all.
+        tokenless: u64,
     }
 
     /// The fake server's answer to one request: status and JSON body.
     fn answer(seen: &mut Seen, path: &str, headers: &HeaderMap) -> (StatusCode, Value) {
+        if headers.get(client::TOKEN_HEADER).is_none() {
+            seen.tokenless += 1;
+        }
         let token = headers
             .get(client::TOKEN_HEADER)
             .and_then(|v| v.to_str().ok())
@@ -735,6 +745,21 @@ mod tests {
         let (addr, _) = fake_server().await;
         let out = run(target_cycling(addr), SHAPE).await.unwrap();
         assert!(!out.exhausted);
+    }
+
+    #[tokio::test]
+    async fn calls_that_take_no_token_send_none() {
+        let (addr, seen) = fake_server().await;
+        let tokenless = PreparedCall {
+            token: TokenFrom::Nowhere,
+            ..get(&["ok/gatekeeper"])
+        };
+        let out = run(target(addr, vec![tokenless]), SHAPE).await.unwrap();
+        assert!(out.requests > 0);
+        assert_eq!(out.errors, 0);
+        let seen = seen.lock().unwrap();
+        let sent = seen.paths["/v1/ok/gatekeeper"];
+        assert_eq!(seen.tokenless, sent, "no request carried a token");
     }
 
     /// A target cycling over two keys.

@@ -9,6 +9,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod client;
+mod gatekeeper;
 mod gcp;
 mod kube;
 mod load;
@@ -31,7 +32,7 @@ use serde_json::json;
 
 use crate::report::{Row, RunInfo};
 use crate::servers::{Flavor, Server, Side};
-use crate::workloads::{Pairing, Runtime, Workload};
+use crate::workloads::{Front, Pairing, Runtime, Workload};
 
 /// The policy name `--token-policy` installs.
 const BENCH_POLICY: &str = "strongroom-bench";
@@ -81,7 +82,7 @@ struct Args {
     /// Workloads to run (default: all): health, kv1-read, kv1-write,
     /// kv2-read, kv2-write, approle-login, k8s-login-pem, k8s-login-review,
     /// gcp-login-cached, gcp-login-cold (Strongroom only), token-lookup-self,
-    /// token-create, wrap, wrap-unwrap.
+    /// token-create, wrap, wrap-unwrap, gatekeeper-token.
     #[arg(long, value_delimiter = ',', num_args = 1..)]
     workloads: Vec<String>,
     /// Pairings to run (default: all): dev, durable.
@@ -178,6 +179,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Vec::new()
     };
     let cold_pool = cold_jwts.len();
+    // The Mesos cluster Gatekeeper asks about the bench task: in this
+    // process, on the bench's CPUs, for the whole run.
+    let uses_gatekeeper = selected.iter().any(|w| w.front == Front::Gatekeeper);
+    let mesos = if uses_gatekeeper {
+        Some(gatekeeper::Mesos::start().await)
+    } else {
+        None
+    };
+    let gatekeeper_binary = program(&args.strongroom)?;
     let runtime = Runtime {
         k8s_url: fake_kube.url().to_string(),
         k8s_ca: fake_kube.ca_pem().to_string(),
@@ -239,6 +249,21 @@ async fn run(args: Args) -> anyhow::Result<()> {
         ));
     }
     notes.extend(selected.iter().filter_map(Workload::operation_note));
+    if uses_gatekeeper {
+        notes.push(format!(
+            "gatekeeper-token: POST /token with a task id to a `strongroom gatekeeper` in front \
+             of each server (the same {} on both sides; unsealed with the root token, usage \
+             counts in memory, log level warn){}; each operation makes it ask the Mesos \
+             emulator (in the bench process) for the task, then the server for the role id, a \
+             new secret id and a response-wrapped AppRole login. Peak RSS is the server's, \
+             without Gatekeeper's.",
+            args.strongroom.display(),
+            match &args.server_cpus {
+                Some(cpus) => format!(", pinned like the servers to CPUs {cpus}"),
+                None => String::new(),
+            },
+        ));
+    }
     if args.strongroom_as_bao {
         for workload in selected.iter().filter(|w| w.strongroom_only.is_some()) {
             notes.push(format!(
@@ -287,6 +312,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 None => server.root().clone(),
             };
             let mut done = HashSet::new();
+            // Started for the first workload that goes through it, after
+            // that workload's setup (it loads its policies at start).
+            let mut gatekeeper: Option<gatekeeper::Gatekeeper> = None;
             for workload in &runs {
                 for step in &workload.setup {
                     if done.insert(step.name) {
@@ -300,13 +328,37 @@ async fn run(args: Args) -> anyhow::Result<()> {
                             })?;
                     }
                 }
+                let addr = match workload.front {
+                    Front::Server => server.addr(),
+                    Front::Gatekeeper => match &gatekeeper {
+                        Some(running) => running.addr(),
+                        None => {
+                            let mesos = mesos
+                                .as_ref()
+                                .context("the Mesos emulator was not started")?;
+                            mesos.restart_task();
+                            let started = gatekeeper::Gatekeeper::start(
+                                &gatekeeper_binary,
+                                side.cpus.as_deref(),
+                                server.addr(),
+                                server.root(),
+                                mesos.url(),
+                                &dir,
+                            )
+                            .await
+                            .with_context(|| format!("gatekeeper for {}", side.label))?;
+                            gatekeeper.insert(started).addr()
+                        }
+                    },
+                };
                 rss_reset_failed |= !server.reset_peak_rss();
                 let reviews_before = fake_kube.reviews();
                 let google_before = fake_google.counts();
-                let outcome =
-                    load::run(target(server.addr(), workload, &token, &runtime)?, shape).await?;
+                let mesos_before = mesos.as_ref().map_or(0, |m| m.state_requests());
+                let outcome = load::run(target(addr, workload, &token, &runtime)?, shape).await?;
                 let reviews = fake_kube.reviews() - reviews_before;
                 let google = fake_google.counts() - google_before;
+                let mesos_states = mesos.as_ref().map_or(0, |m| m.state_requests()) - mesos_before;
                 let row = Row {
                     workload: workload.name,
                     pairing,
@@ -326,6 +378,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 );
                 if reviews > 0 {
                     eprintln!("  {:<18} {reviews} TokenReviews answered", "");
+                }
+                if mesos_states > 0 {
+                    eprintln!(
+                        "  {:<18} Mesos: {mesos_states} state requests answered (warm-up included)",
+                        ""
+                    );
                 }
                 if google != gcp::Counts::default() {
                     eprintln!(
@@ -349,6 +407,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     ));
                 }
                 rows.push(row);
+            }
+            if let Some(running) = gatekeeper {
+                running.stop().await?;
             }
             server.stop().await?;
         }
@@ -395,8 +456,9 @@ fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
     Duration::try_from_secs_f64(value).with_context(|| format!("{flag} {value} is not a duration"))
 }
 
-/// The load target of `workload` against `addr`, authenticating with
-/// `token` where the workload does not take a token from an answer, and
+/// The load target of `workload` against `addr` (the server, or the
+/// Gatekeeper in front of it), authenticating with `token` where the
+/// workload sends the bench's token, and
 /// with the bodies' placeholders filled from `runtime`.
 fn target(
     addr: SocketAddr,
@@ -426,7 +488,7 @@ fn target(
                 uris: call
                     .paths(keys)
                     .iter()
-                    .map(|p| client::v1_uri(p))
+                    .map(|p| workload.front.uri(p))
                     .collect::<anyhow::Result<_>>()?,
                 bodies: match &call.body {
                     None => vec![],
@@ -524,7 +586,11 @@ mod tests {
                 "{}",
                 workload.name
             );
-            assert_eq!(target.calls[0].token, load::TokenFrom::Bench);
+            let want = match workload.front {
+                Front::Server => load::TokenFrom::Bench,
+                Front::Gatekeeper => load::TokenFrom::Nowhere,
+            };
+            assert_eq!(target.calls[0].token, want, "{}", workload.name);
         }
         let pair = workloads::select(&["wrap-unwrap".into()])
             .unwrap()
@@ -547,6 +613,17 @@ mod tests {
         let body: serde_json::Value = serde_json::from_slice(&prepared.calls[0].bodies[0]).unwrap();
         assert_eq!(body, json!({"role": "bench", "jwt": *runtime.k8s_jwt}));
         assert_eq!(prepared.calls[0].uris, ["/v1/auth/kubernetes-review/login"]);
+
+        // Gatekeeper's own path, not one below /v1/, with the task id.
+        let gk = workloads::select(&["gatekeeper-token".into()])
+            .unwrap()
+            .remove(0);
+        let prepared = super::target(addr, &gk, &token, &runtime).unwrap();
+        assert_eq!(prepared.calls[0].uris, ["/token"]);
+        assert_eq!(
+            prepared.calls[0].bodies,
+            [&br#"{"task_id":"bench-task"}"#[..]]
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use anyhow::bail;
+use anyhow::{bail, Context};
 use hyper::header::HeaderValue;
 use hyper::Method;
 use serde_json::{json, Value};
@@ -205,18 +205,30 @@ pub struct Step {
     /// fresh KV v2 mount, which OpenBao on raft briefly answers with 400
     /// while it "upgrades" it.
     pub patience: Duration,
+    /// A path below `/v1/` whose GET answering 2xx means the step's effect
+    /// is already there, so the step is skipped: for a mount that one
+    /// pairing's servers make by themselves (`secret/` in `-dev` mode) and
+    /// the other's do not.
+    pub unless: Option<&'static str>,
 }
 
 impl Step {
-    /// Runs the step against `addr`, its body filled from `runtime`; any
-    /// answer but 2xx is an error, unless a later attempt within
-    /// [`Step::patience`] succeeds.
+    /// Runs the step against `addr`, its body filled from `runtime`, unless
+    /// [`Step::unless`] finds its effect already there; any answer but 2xx
+    /// is an error, unless a later attempt within [`Step::patience`]
+    /// succeeds.
     pub async fn run(
         &self,
         addr: SocketAddr,
         root: &HeaderValue,
         runtime: &Runtime,
     ) -> anyhow::Result<()> {
+        if let Some(probe) = self.unless {
+            let (status, _) = client::call(addr, Method::GET, probe, Some(root), None).await?;
+            if status.is_success() {
+                return Ok(());
+            }
+        }
         let deadline = Instant::now() + self.patience;
         let body = self.body.as_ref().map(|b| runtime.fill(b));
         loop {
@@ -242,8 +254,9 @@ impl Step {
 pub struct Call {
     /// The HTTP method.
     pub method: Method,
-    /// The logical path below `/v1/`; [`KEY_PLACEHOLDER`] is replaced by the
-    /// iteration's key number (`0..keys`, cycling).
+    /// The logical path below `/v1/` (Gatekeeper's own path, from the root,
+    /// when the workload's [`Front`] is Gatekeeper); [`KEY_PLACEHOLDER`] is
+    /// replaced by the iteration's key number (`0..keys`, cycling).
     pub path: &'static str,
     /// The JSON body, if any.
     pub body: Option<Value>,
@@ -302,6 +315,32 @@ pub struct Workload {
     /// against Strongroom only (and not in `--strongroom-as-bao` runs), and
     /// the table shows `n/a` for OpenBao with this reason.
     pub strongroom_only: Option<&'static str>,
+    /// What the calls are sent to: the server, or a Gatekeeper in front of
+    /// it.
+    pub front: Front,
+}
+
+/// What a workload's calls are sent to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Front {
+    /// The server under test; call paths are below `/v1/`.
+    Server,
+    /// A `strongroom gatekeeper` the bench starts in front of the server
+    /// (after the workload's setup, which prepares the server for it); call
+    /// paths are Gatekeeper's own (`/token`).
+    Gatekeeper,
+}
+
+impl Front {
+    /// The request URI of a call path.
+    pub fn uri(self, path: &str) -> anyhow::Result<hyper::Uri> {
+        match self {
+            Front::Server => client::v1_uri(path),
+            Front::Gatekeeper => path
+                .parse()
+                .with_context(|| format!("invalid Gatekeeper path {path:?}")),
+        }
+    }
 }
 
 impl Workload {
@@ -346,6 +385,7 @@ fn mount_kv1() -> Step {
         path: "sys/mounts/kv1",
         body: Some(json!({"type": "kv", "options": {"version": "1"}})),
         patience: Duration::ZERO,
+        unless: None,
     }
 }
 
@@ -357,6 +397,7 @@ fn mount_kv2() -> Step {
         path: "sys/mounts/kv2",
         body: Some(json!({"type": "kv", "options": {"version": "2"}})),
         patience: Duration::ZERO,
+        unless: None,
     }
 }
 
@@ -376,6 +417,7 @@ fn config_kv2() -> Step {
         path: "kv2/config",
         body: Some(json!({ "max_versions": KV2_MAX_VERSIONS })),
         patience: Duration::from_secs(30),
+        unless: None,
     }
 }
 
@@ -389,6 +431,7 @@ fn approle_setup() -> Vec<Step> {
         path,
         body: Some(body),
         patience: Duration::ZERO,
+        unless: None,
     };
     vec![
         step(
@@ -467,6 +510,7 @@ fn k8s_setup(mount: &K8sMount) -> Vec<Step> {
         path,
         body: Some(body),
         patience: Duration::ZERO,
+        unless: None,
     };
     let mut config = json!({"kubernetes_host": K8S_URL, "kubernetes_ca_cert": K8S_CA});
     if mount.pem_keys {
@@ -515,6 +559,7 @@ fn gcp_setup() -> Vec<Step> {
         path,
         body: Some(body),
         patience: Duration::ZERO,
+        unless: None,
     };
     vec![
         step("enable-gcp", "sys/auth/gcp", json!({"type": "gcp"})),
@@ -576,6 +621,54 @@ fn wrap() -> Call {
     }
 }
 
+/// The Mesos task Gatekeeper hands tokens to: its id (what a task sends
+/// as `task_id`), its framework and its name.
+pub const GATEKEEPER_TASK: (&str, &str, &str) = ("bench-task", "bench", "bench");
+
+/// Where Gatekeeper reads its policies: the `--policy-path` default (KV v2
+/// at `secret/`), so the bench passes no such flag.
+const GATEKEEPER_POLICY_PATH: &str = "secret/data/gatekeeper";
+
+/// How many tokens the bench task may have: more than any run asks for,
+/// so that every measured request is a full grant, never "limit reached".
+const GATEKEEPER_NUM_USES: u64 = 1_000_000_000;
+
+/// The server side of Gatekeeper: AppRole at `approle/` with the role
+/// `bench` (the same steps as `approle-login`'s), a KV v2 mount at
+/// `secret/` (which `-dev` servers have already, so it is made only where
+/// missing), and the Gatekeeper policy giving the Mesos task
+/// `bench:bench` that role. The policy write waits for a fresh mount
+/// (OpenBao on raft answers 400 while it readies one).
+fn gatekeeper_setup() -> Vec<Step> {
+    let mut steps: Vec<Step> = approle_setup()
+        .into_iter()
+        .filter(|s| s.name == "enable-approle" || s.name == "approle-role")
+        .collect();
+    let (_, framework, name) = GATEKEEPER_TASK;
+    steps.push(Step {
+        name: "mount-secret",
+        method: Method::POST,
+        path: "sys/mounts/secret",
+        body: Some(json!({"type": "kv", "options": {"version": "2"}})),
+        patience: Duration::ZERO,
+        unless: Some("secret/config"),
+    });
+    steps.push(Step {
+        name: "gatekeeper-policy",
+        method: Method::POST,
+        path: GATEKEEPER_POLICY_PATH,
+        body: Some(json!({"data": {
+            format!("mesos:{framework}:{name}"): {
+                "roles": ["bench"],
+                "num_uses": GATEKEEPER_NUM_USES,
+            },
+        }})),
+        patience: Duration::from_secs(30),
+        unless: None,
+    });
+    steps
+}
+
 /// Every workload, in table order.
 pub fn all() -> Vec<Workload> {
     vec![
@@ -586,6 +679,7 @@ pub fn all() -> Vec<Workload> {
             setup: vec![],
             pairings: vec![Pairing::Dev],
             strongroom_only: None,
+            front: Front::Server,
         },
         Workload {
             name: "kv1-read",
@@ -599,10 +693,12 @@ pub fn all() -> Vec<Workload> {
                     path: "kv1/bench-read",
                     body: Some(small_secret()),
                     patience: Duration::ZERO,
+                    unless: None,
                 },
             ],
             pairings: vec![Pairing::Dev, Pairing::Durable],
             strongroom_only: None,
+            front: Front::Server,
         },
         Workload {
             name: "kv1-write",
@@ -614,6 +710,7 @@ pub fn all() -> Vec<Workload> {
             setup: vec![mount_kv1()],
             pairings: vec![Pairing::Dev, Pairing::Durable],
             strongroom_only: None,
+            front: Front::Server,
         },
         Workload {
             name: "kv2-read",
@@ -639,10 +736,12 @@ pub fn all() -> Vec<Workload> {
                     path: "kv2/data/bench-read",
                     body: Some(json!({ "data": small_secret() })),
                     patience: Duration::ZERO,
+                    unless: None,
                 },
             ],
             pairings: vec![Pairing::Dev, Pairing::Durable],
             strongroom_only: None,
+            front: Front::Server,
         },
         Workload {
             name: "kv2-write",
@@ -659,6 +758,7 @@ pub fn all() -> Vec<Workload> {
             setup: vec![mount_kv2(), config_kv2()],
             pairings: vec![Pairing::Dev, Pairing::Durable],
             strongroom_only: None,
+            front: Front::Server,
         },
         Workload {
             name: "approle-login",
@@ -674,6 +774,7 @@ pub fn all() -> Vec<Workload> {
             setup: approle_setup(),
             pairings: vec![Pairing::Dev, Pairing::Durable],
             strongroom_only: None,
+            front: Front::Server,
         },
         Workload {
             name: "k8s-login-pem",
@@ -682,6 +783,7 @@ pub fn all() -> Vec<Workload> {
             setup: k8s_setup(&K8S_PEM_MOUNT),
             pairings: vec![Pairing::Dev, Pairing::Durable],
             strongroom_only: None,
+            front: Front::Server,
         },
         Workload {
             name: "k8s-login-review",
@@ -690,6 +792,7 @@ pub fn all() -> Vec<Workload> {
             setup: k8s_setup(&K8S_REVIEW_MOUNT),
             pairings: vec![Pairing::Dev, Pairing::Durable],
             strongroom_only: None,
+            front: Front::Server,
         },
         Workload {
             name: "gcp-login-cached",
@@ -698,6 +801,7 @@ pub fn all() -> Vec<Workload> {
             setup: gcp_setup(),
             pairings: vec![Pairing::Dev, Pairing::Durable],
             strongroom_only: Some(NO_GCP_IN_OPENBAO),
+            front: Front::Server,
         },
         Workload {
             name: "gcp-login-cold",
@@ -707,6 +811,7 @@ pub fn all() -> Vec<Workload> {
             setup: gcp_setup(),
             pairings: vec![Pairing::Dev, Pairing::Durable],
             strongroom_only: Some(NO_GCP_IN_OPENBAO),
+            front: Front::Server,
         },
         Workload {
             name: "token-lookup-self",
@@ -715,6 +820,7 @@ pub fn all() -> Vec<Workload> {
             setup: vec![],
             pairings: vec![Pairing::Dev],
             strongroom_only: None,
+            front: Front::Server,
         },
         Workload {
             name: "token-create",
@@ -730,6 +836,7 @@ pub fn all() -> Vec<Workload> {
             setup: vec![],
             pairings: vec![Pairing::Dev],
             strongroom_only: None,
+            front: Front::Server,
         },
         Workload {
             name: "wrap",
@@ -738,6 +845,7 @@ pub fn all() -> Vec<Workload> {
             setup: vec![],
             pairings: vec![Pairing::Dev],
             strongroom_only: None,
+            front: Front::Server,
         },
         Workload {
             name: "wrap-unwrap",
@@ -757,6 +865,25 @@ pub fn all() -> Vec<Workload> {
             setup: vec![],
             pairings: vec![Pairing::Dev],
             strongroom_only: None,
+            front: Front::Server,
+        },
+        Workload {
+            name: "gatekeeper-token",
+            calls: vec![Call {
+                body: Some(json!({"task_id": GATEKEEPER_TASK.0})),
+                // A task has no Vault token: it asks with its task id only.
+                token: TokenFrom::Nowhere,
+                expect: Expect {
+                    status: Some(200),
+                    checks: vec![Check::Present("/token")],
+                },
+                ..call(Method::POST, "/token")
+            }],
+            keys: 1,
+            setup: gatekeeper_setup(),
+            pairings: vec![Pairing::Dev, Pairing::Durable],
+            strongroom_only: None,
+            front: Front::Gatekeeper,
         },
     ]
 }
@@ -823,7 +950,8 @@ pub(crate) mod tests {
                 "token-lookup-self",
                 "token-create",
                 "wrap",
-                "wrap-unwrap"
+                "wrap-unwrap",
+                "gatekeeper-token"
             ]
         );
         assert_eq!(
@@ -837,7 +965,8 @@ pub(crate) mod tests {
                 "k8s-login-pem",
                 "k8s-login-review",
                 "gcp-login-cached",
-                "gcp-login-cold"
+                "gcp-login-cold",
+                "gatekeeper-token"
             ]
         );
         // Only the GCP logins are kept from OpenBao, which lacks the method.
@@ -1319,6 +1448,72 @@ pub(crate) mod tests {
             assert_eq!(login.expect.status, Some(200));
             assert_eq!(login.expect.checks, [Check::Present("/auth/client_token")]);
         }
+    }
+
+    #[test]
+    fn gatekeeper_token_asks_a_gatekeeper_set_up_for_the_mesos_bench_task() {
+        let gk = select(&["gatekeeper-token".into()]).unwrap().remove(0);
+        assert_eq!(gk.front, Front::Gatekeeper);
+        assert!(gk.strongroom_only.is_none(), "OpenBao runs it too");
+        let [token] = gk.calls.as_slice() else {
+            panic!("one request per operation");
+        };
+        assert_eq!((token.method.clone(), token.path), (Method::POST, "/token"));
+        assert_eq!(gk.front.uri(token.path).unwrap().path(), "/token");
+        assert_eq!(token.body, Some(json!({"task_id": "bench-task"})));
+        assert_eq!(token.token, TokenFrom::Nowhere, "a task has no Vault token");
+        assert_eq!(token.expect.status, Some(200));
+        assert_eq!(token.expect.checks, [Check::Present("/token")]);
+
+        let order: Vec<_> = gk.setup.iter().map(|s| s.path).collect();
+        assert_eq!(
+            order,
+            [
+                "sys/auth/approle",
+                "auth/approle/role/bench",
+                "sys/mounts/secret",
+                "secret/data/gatekeeper",
+            ]
+        );
+        // The AppRole steps are approle-login's, so a run of both makes
+        // them once.
+        let approle = select(&["approle-login".into()]).unwrap().remove(0);
+        for step in &gk.setup[..2] {
+            let same = approle.setup.iter().find(|s| s.name == step.name).unwrap();
+            assert_eq!((&same.path, &same.body), (&step.path, &step.body));
+        }
+        // secret/ is mounted only where a -dev server has not already.
+        assert_eq!(gk.setup[2].unless, Some("secret/config"));
+        // The policy names the task by scheduler, framework and name, and
+        // allows far more uses than a run makes.
+        let policy = gk.setup[3].body.as_ref().unwrap();
+        let (_, framework, name) = GATEKEEPER_TASK;
+        let entry = &policy["data"][format!("mesos:{framework}:{name}")];
+        assert_eq!(entry["roles"], json!(["bench"]));
+        assert!(entry["num_uses"].as_u64().unwrap() >= 1_000_000_000);
+        assert!(gk.setup[3].patience > Duration::ZERO, "waits for the mount");
+
+        // Every other workload goes to the server itself.
+        let others = all().into_iter().filter(|w| w.name != "gatekeeper-token");
+        for w in others {
+            assert_eq!(w.front, Front::Server, "{}", w.name);
+            assert_eq!(w.front.uri("sys/health").unwrap().path(), "/v1/sys/health");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_step_whose_effect_is_there_already_is_skipped() {
+        let root = client::token_header("root").unwrap();
+        let mount = gatekeeper_setup().remove(2);
+        // The probe answers 2xx: nothing else is sent.
+        let (addr, seen) = becomes_ready_after(0).await;
+        mount.run(addr, &root, &runtime()).await.unwrap();
+        assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // The probe fails: the step runs, and its own answer decides.
+        let (addr, seen) = becomes_ready_after(usize::MAX).await;
+        let err = mount.run(addr, &root, &runtime()).await.unwrap_err();
+        assert!(err.to_string().contains("sys/mounts/secret"), "{err}");
+        assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 
     #[test]

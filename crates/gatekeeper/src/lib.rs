@@ -229,6 +229,17 @@ pub async fn run(args: GatekeeperArgs) -> anyhow::Result<()> {
         peers,
     });
 
+    // Registered before listening, with or without TLS: SIGHUP's default
+    // action ends the process, and operators send it to reload (a
+    // handler registered later, inside a spawned task, raced with the
+    // listener).
+    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(h) => Some(h),
+        Err(e) => {
+            tracing::warn!(error = %e, "SIGHUP handler unavailable");
+            None
+        }
+    };
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => {
             let initial = strongroom_http::load_tls(cert, key)?;
@@ -236,11 +247,9 @@ pub async fn run(args: GatekeeperArgs) -> anyhow::Result<()> {
             let mut cfg = (*initial).clone();
             cfg.cert_resolver = resolver.clone();
             let (cert, key) = (cert.clone(), key.clone());
+            let hup = hup.take();
             tokio::spawn(async move {
-                let Ok(mut hup) =
-                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-                else {
-                    tracing::warn!("SIGHUP handler unavailable: TLS files will not be reloaded");
+                let Some(mut hup) = hup else {
                     return;
                 };
                 while hup.recv().await.is_some() {
@@ -260,6 +269,14 @@ pub async fn run(args: GatekeeperArgs) -> anyhow::Result<()> {
         (None, None) => None,
         _ => bail!("--tls-cert and --tls-key must be given together"),
     };
+    if let Some(mut hup) = hup {
+        // Without TLS there is nothing to reload: a SIGHUP is noted, not fatal.
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                tracing::info!("SIGHUP received; no TLS files to reload");
+            }
+        });
+    }
     let addr = args.bind_addr();
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
