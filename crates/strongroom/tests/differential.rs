@@ -607,7 +607,7 @@ async fn dev_list_of_a_folder_uses_the_exact_rule_without_the_slash() {
             for path in ["kv1/dir/", "kv1/dir", "kv1/open/", "kv1/dir/sub/"] {
                 p.expect(
                     r.0.data(path) == r.1.data(path),
-                    &format!(
+                    format!(
                         "capabilities of {path}: {} vs {}",
                         r.0.data(path),
                         r.1.data(path)
