@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 use strongroom_core::framework::Ctx;
-use strongroom_core::logical::{Response, TokenIssue};
+use strongroom_core::logical::Response;
 use strongroom_core::{Error, Result};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
@@ -210,26 +210,13 @@ async fn check_login(s: &AppRole, ctx: &Ctx, role_id: &str, rid_hmac: &str) -> R
         .collect();
     metadata.push(("role_name".into(), Value::from(role.name.clone())));
     metadata.sort_by(|a, b| a.0.cmp(&b.0));
-    let bound_cidrs = if from_secret.token_bound_cidrs.is_empty() {
-        role.token_cidrs().to_vec()
-    } else {
-        from_secret.token_bound_cidrs
-    };
+    let mut issue = role.params.issue(metadata.into_iter().collect(), "");
+    // A secret id's own token CIDR blocks replace the role's.
+    if !from_secret.token_bound_cidrs.is_empty() {
+        issue.bound_cidrs = from_secret.token_bound_cidrs;
+    }
     Ok(Response {
-        issue: Some(TokenIssue {
-            policies: role.token_policies.clone(),
-            metadata: metadata.into_iter().collect(),
-            display_name: String::new(),
-            ttl: Duration::from_secs(role.token_ttl),
-            max_ttl: Duration::from_secs(role.token_max_ttl),
-            explicit_max_ttl: Duration::from_secs(role.token_explicit_max_ttl),
-            period: Duration::from_secs(role.token_period),
-            num_uses: role.token_num_uses,
-            bound_cidrs,
-            token_type: role.token_type.clone(),
-            no_default_policy: role.token_no_default_policy,
-            strictly_bind_ip: role.token_strictly_bind_ip,
-        }),
+        issue: Some(issue),
         ..Default::default()
     })
 }

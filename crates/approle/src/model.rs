@@ -7,6 +7,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use strongroom_core::framework::is_generic_name;
+use strongroom_core::login::{Legacy, TokenParams};
 use strongroom_core::token::role::BoundCidr;
 use strongroom_core::{Error, Result};
 
@@ -31,30 +33,10 @@ pub struct RoleEntry {
     pub secret_id_ttl: u64,
     /// Set at creation only; secret ids are local to the cluster.
     pub local_secret_ids: bool,
-    /// Issued tokens' TTL in seconds.
-    pub token_ttl: u64,
-    /// Issued tokens' max TTL in seconds.
-    pub token_max_ttl: u64,
-    /// Issued tokens' policies.
-    pub token_policies: Vec<String>,
-    /// Issued tokens' bound CIDRs (`None`: never set).
-    pub token_bound_cidrs: Option<Vec<String>>,
-    /// Issued tokens' explicit max TTL in seconds.
-    pub token_explicit_max_ttl: u64,
-    /// Leave `default` out of the issued tokens' policies.
-    pub token_no_default_policy: bool,
-    /// Issued tokens' use limit.
-    pub token_num_uses: u64,
-    /// Issued tokens' period in seconds.
-    pub token_period: u64,
-    /// `service`, `batch` or `default`.
-    pub token_type: String,
-    /// Accepted and echoed as OpenBao does (not enforced by the core).
-    pub token_strictly_bind_ip: bool,
-    /// The deprecated `policies` was used: reads echo it.
-    pub legacy_policies: bool,
-    /// The deprecated `period` was used: reads echo it.
-    pub legacy_period: bool,
+    /// The token parameters (stored flattened: `token_ttl`, ...,
+    /// `legacy_policies`, `legacy_period`).
+    #[serde(flatten)]
+    pub params: TokenParams,
 }
 
 impl Default for RoleEntry {
@@ -67,18 +49,7 @@ impl Default for RoleEntry {
             secret_id_num_uses: 0,
             secret_id_ttl: 0,
             local_secret_ids: false,
-            token_ttl: 0,
-            token_max_ttl: 0,
-            token_policies: Vec::new(),
-            token_bound_cidrs: None,
-            token_explicit_max_ttl: 0,
-            token_no_default_policy: false,
-            token_num_uses: 0,
-            token_period: 0,
-            token_type: "default".into(),
-            token_strictly_bind_ip: false,
-            legacy_policies: false,
-            legacy_period: false,
+            params: TokenParams::new(Legacy::APPROLE),
         }
     }
 }
@@ -87,11 +58,6 @@ impl RoleEntry {
     /// The secret id CIDR blocks (empty when unset).
     pub fn secret_cidrs(&self) -> &[String] {
         self.secret_id_bound_cidrs.as_deref().unwrap_or(&[])
-    }
-
-    /// The token CIDR blocks (empty when unset).
-    pub fn token_cidrs(&self) -> &[String] {
-        self.token_bound_cidrs.as_deref().unwrap_or(&[])
     }
 
     /// OpenBao's rule: a role must bind a secret id or some CIDR blocks.
@@ -109,40 +75,13 @@ impl RoleEntry {
         let mut d = Map::new();
         d.insert("bind_secret_id".into(), self.bind_secret_id.into());
         d.insert("local_secret_ids".into(), self.local_secret_ids.into());
-        if self.legacy_period && self.token_period > 0 {
-            d.insert("period".into(), self.token_period.into());
-        }
-        if self.legacy_policies {
-            d.insert("policies".into(), self.token_policies.clone().into());
-        }
         d.insert(
             "secret_id_bound_cidrs".into(),
             nullable_list(self.secret_cidrs()),
         );
         d.insert("secret_id_num_uses".into(), self.secret_id_num_uses.into());
         d.insert("secret_id_ttl".into(), self.secret_id_ttl.into());
-        d.insert(
-            "token_bound_cidrs".into(),
-            self.token_cidrs().to_vec().into(),
-        );
-        d.insert(
-            "token_explicit_max_ttl".into(),
-            self.token_explicit_max_ttl.into(),
-        );
-        d.insert("token_max_ttl".into(), self.token_max_ttl.into());
-        d.insert(
-            "token_no_default_policy".into(),
-            self.token_no_default_policy.into(),
-        );
-        d.insert("token_num_uses".into(), self.token_num_uses.into());
-        d.insert("token_period".into(), self.token_period.into());
-        d.insert("token_policies".into(), self.token_policies.clone().into());
-        d.insert(
-            "token_strictly_bind_ip".into(),
-            self.token_strictly_bind_ip.into(),
-        );
-        d.insert("token_ttl".into(), self.token_ttl.into());
-        d.insert("token_type".into(), self.token_type.clone().into());
+        self.params.render(&mut d, Legacy::APPROLE);
         d
     }
 }
@@ -243,18 +182,7 @@ pub fn rfc3339(ns: u64) -> String {
 /// Checks a role name from the path and returns it lowercased. Names
 /// OpenBao does not route (`\w([\w.-]*\w)?`) answer 404 unsupported path.
 pub fn role_name(raw: &str) -> Result<String> {
-    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
-    let bytes = raw.as_bytes();
-    let routable = match bytes {
-        [] => false,
-        [one] => word(*one),
-        [first, middle @ .., last] => {
-            word(*first)
-                && word(*last)
-                && middle.iter().all(|b| word(*b) || *b == b'-' || *b == b'.')
-        }
-    };
-    if !routable {
+    if !is_generic_name(raw) {
         return Err(Error::UnsupportedPath);
     }
     if raw.len() > MAX_ROLE_NAME_LEN {
@@ -462,13 +390,37 @@ mod tests {
         assert_eq!(d["token_bound_cidrs"], serde_json::json!([]));
         assert_eq!(d["token_type"], "default");
         assert!(!d.contains_key("policies") && !d.contains_key("period"));
-        r.legacy_policies = true;
-        r.legacy_period = true;
-        r.token_period = 60;
-        r.token_policies = vec!["x".into()];
+        r.params.legacy_policies = Some(true);
+        r.params.legacy_period = Some(true);
+        r.params.token_period = 60;
+        r.params.token_policies = vec!["x".into()];
         let d = r.render();
         assert_eq!(d["policies"], serde_json::json!(["x"]));
         assert_eq!(d["period"], 60);
+    }
+
+    #[test]
+    fn roles_stored_before_token_params_load_and_store_unchanged() {
+        // A role as the method has always stored it (field order included).
+        let stored = r#"{"name":"web","role_id":"rid","bind_secret_id":false,"secret_id_bound_cidrs":["10.0.0.0/8"],"secret_id_num_uses":3,"secret_id_ttl":60,"local_secret_ids":true,"token_ttl":600,"token_max_ttl":1200,"token_policies":["dev"],"token_bound_cidrs":["10.1.0.0/16"],"token_explicit_max_ttl":3000,"token_no_default_policy":true,"token_num_uses":2,"token_period":0,"token_type":"service","token_strictly_bind_ip":true,"legacy_policies":true,"legacy_period":false}"#;
+        let role: RoleEntry = serde_json::from_str(stored).unwrap();
+        assert_eq!(role.name, "web");
+        assert_eq!(role.secret_id_num_uses, 3);
+        assert_eq!(role.params.token_ttl, 600);
+        assert_eq!(role.params.token_policies, vec!["dev"]);
+        assert_eq!(role.params.bound_cidrs(), ["10.1.0.0/16"]);
+        assert_eq!(role.params.legacy_policies, Some(true));
+        assert_eq!(role.render()["policies"], serde_json::json!(["dev"]));
+        assert_eq!(serde_json::to_string(&role).unwrap(), stored);
+        // A fresh role stores what a fresh role always stored.
+        let fresh = RoleEntry {
+            name: "a".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            serde_json::to_string(&fresh).unwrap(),
+            r#"{"name":"a","role_id":"","bind_secret_id":true,"secret_id_bound_cidrs":null,"secret_id_num_uses":0,"secret_id_ttl":0,"local_secret_ids":false,"token_ttl":0,"token_max_ttl":0,"token_policies":[],"token_bound_cidrs":null,"token_explicit_max_ttl":0,"token_no_default_policy":false,"token_num_uses":0,"token_period":0,"token_type":"default","token_strictly_bind_ip":false,"legacy_policies":false,"legacy_period":false}"#
+        );
     }
 
     #[test]

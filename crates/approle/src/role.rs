@@ -9,8 +9,9 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 use strongroom_core::framework::{list_entries, Ctx, FieldData};
 use strongroom_core::logical::{Data, Response};
+use strongroom_core::login::params::parse_bound_cidrs;
+use strongroom_core::login::Legacy;
 use strongroom_core::storage::BatchOp;
-use strongroom_core::token::role::BoundCidr;
 use strongroom_core::{Error, Result};
 
 use crate::model::{nullable_list, parse_blocks, role_name, RoleEntry, RoleIdEntry};
@@ -50,99 +51,6 @@ pub async fn read(_s: S, ctx: Ctx) -> Result<Response> {
 
 fn non_negative(v: i64, msg: &str) -> Result<u64> {
     u64::try_from(v).map_err(|_| Error::bad_request(msg))
-}
-
-/// Applies the common token parameters (and their older names) that the
-/// request gives, with OpenBao's checks; returns OpenBao's warnings.
-pub fn apply_token_fields(role: &mut RoleEntry, f: &FieldData) -> Result<Vec<String>> {
-    let mut warnings = Vec::new();
-    if let Some(cidrs) = f.get_strings("token_bound_cidrs")? {
-        // Stored as OpenBao shows them: a single host without its `/32`.
-        let cidrs = cidrs
-            .iter()
-            .map(|c| BoundCidr::parse(c).map(|b| b.to_string()))
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(Error::BadRequest)?;
-        role.token_bound_cidrs = Some(cidrs);
-    }
-    if let Some(d) = f.get_duration("token_explicit_max_ttl")? {
-        role.token_explicit_max_ttl = d.as_secs();
-    }
-    if let Some(d) = f.get_duration("token_max_ttl")? {
-        role.token_max_ttl = d.as_secs();
-    }
-    if let Some(n) = f.get_int("token_num_uses")? {
-        role.token_num_uses = non_negative(n, "'token_num_uses' cannot be negative")?;
-    }
-    if let Some(t) = f.get_str("token_type")? {
-        role.token_type = match t.as_str() {
-            "" | "default" => "default".into(),
-            "service" | "batch" => t,
-            "default-service" | "default-batch" => {
-                let plain = t.trim_start_matches("default-").to_string();
-                warnings.push(format!("{t} has no useful meaning; adjusting to {plain}"));
-                plain
-            }
-            other => {
-                return Err(Error::bad_request(format!(
-                    "invalid 'token_type' value {other:?}"
-                )))
-            }
-        };
-    }
-    if let Some(d) = f.get_duration("token_ttl")? {
-        role.token_ttl = d.as_secs();
-    }
-    if let Some(b) = f.get_bool("token_no_default_policy")? {
-        role.token_no_default_policy = b;
-    }
-    if let Some(b) = f.get_bool("token_strictly_bind_ip")? {
-        role.token_strictly_bind_ip = b;
-    }
-    // The new name wins; the old one is echoed on reads (with the new
-    // value) while in use, also when both were given.
-    let old_policies = f.get_strings("policies")?;
-    if let Some(p) = f.get_strings("token_policies")? {
-        let old_used = old_policies.is_some_and(|o| !o.is_empty());
-        role.legacy_policies = (role.legacy_policies || old_used) && !p.is_empty();
-        role.token_policies = p;
-    } else if let Some(p) = old_policies {
-        role.legacy_policies = !p.is_empty();
-        role.token_policies = p;
-    }
-    let old_period = f.get_duration("period")?;
-    if let Some(d) = f.get_duration("token_period")? {
-        let old_used = old_period.is_some_and(|o| !o.is_zero());
-        role.legacy_period = (role.legacy_period || old_used) && !d.is_zero();
-        role.token_period = d.as_secs();
-    } else if let Some(d) = old_period {
-        role.legacy_period = !d.is_zero();
-        role.token_period = d.as_secs();
-    }
-    if role.token_max_ttl > 0 && role.token_ttl > role.token_max_ttl {
-        return Err(Error::bad_request(
-            "'token_ttl' cannot be greater than 'token_max_ttl'",
-        ));
-    }
-    check_batch_rules(role)?;
-    Ok(warnings)
-}
-
-/// Batch tokens have neither a use limit nor a period.
-fn check_batch_rules(role: &RoleEntry) -> Result<()> {
-    if role.token_type == "batch" {
-        if role.token_period > 0 {
-            return Err(Error::bad_request(
-                "'token_type' cannot be 'batch' or 'default_batch' when set to generate periodic tokens",
-            ));
-        }
-        if role.token_num_uses > 0 {
-            return Err(Error::bad_request(
-                "'token_type' cannot be 'batch' or 'default_batch' when set to generate tokens with limited use count",
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// Applies the secret id parameters of a role write.
@@ -226,7 +134,7 @@ pub async fn write(s: S, ctx: Ctx) -> Result<Response> {
         None => None,
     };
     apply_secret_fields(&mut role, f, creating)?;
-    let warnings = apply_token_fields(&mut role, f)?;
+    let warnings = role.params.apply(f, Legacy::APPROLE)?;
     role.check_constraints()?;
     let mut ops = Vec::new();
     if let Some(id) = new_id {
@@ -368,10 +276,13 @@ impl Prop {
         let mut d = Map::new();
         match self {
             Prop::Policies => {
-                if role.legacy_policies {
-                    d.insert("policies".into(), role.token_policies.clone().into());
+                if role.params.legacy_policies == Some(true) {
+                    d.insert("policies".into(), role.params.token_policies.clone().into());
                 }
-                d.insert("token_policies".into(), role.token_policies.clone().into());
+                d.insert(
+                    "token_policies".into(),
+                    role.params.token_policies.clone().into(),
+                );
             }
             Prop::SecretIdNumUses => {
                 d.insert("secret_id_num_uses".into(), role.secret_id_num_uses.into());
@@ -380,10 +291,10 @@ impl Prop {
                 d.insert("secret_id_ttl".into(), role.secret_id_ttl.into());
             }
             Prop::TokenTtl => {
-                d.insert("token_ttl".into(), role.token_ttl.into());
+                d.insert("token_ttl".into(), role.params.token_ttl.into());
             }
             Prop::TokenMaxTtl => {
-                d.insert("token_max_ttl".into(), role.token_max_ttl.into());
+                d.insert("token_max_ttl".into(), role.params.token_max_ttl.into());
             }
             Prop::BindSecretId => {
                 d.insert("bind_secret_id".into(), role.bind_secret_id.into());
@@ -396,19 +307,20 @@ impl Prop {
             }
             Prop::TokenBoundCidrs => {
                 let v = role
+                    .params
                     .token_bound_cidrs
                     .clone()
                     .map_or(Value::Null, Value::from);
                 d.insert("token_bound_cidrs".into(), v);
             }
             Prop::Period => {
-                if role.legacy_period && role.token_period > 0 {
-                    d.insert("period".into(), role.token_period.into());
+                if role.params.legacy_period == Some(true) && role.params.token_period > 0 {
+                    d.insert("period".into(), role.params.token_period.into());
                 }
-                d.insert("token_period".into(), role.token_period.into());
+                d.insert("token_period".into(), role.params.token_period.into());
             }
             Prop::TokenNumUses => {
-                d.insert("token_num_uses".into(), role.token_num_uses.into());
+                d.insert("token_num_uses".into(), role.params.token_num_uses.into());
             }
             Prop::LocalSecretIds => {
                 d.insert("local_secret_ids".into(), role.local_secret_ids.into());
@@ -427,11 +339,12 @@ impl Prop {
         match self {
             Prop::Policies => {
                 if let Some(p) = f.get_strings("token_policies")? {
-                    role.legacy_policies = role.legacy_policies && !p.is_empty();
-                    role.token_policies = p;
+                    role.params.legacy_policies =
+                        Some(role.params.legacy_policies == Some(true) && !p.is_empty());
+                    role.params.token_policies = p;
                 } else if let Some(p) = f.get_strings("policies")? {
-                    role.legacy_policies = !p.is_empty();
-                    role.token_policies = p;
+                    role.params.legacy_policies = Some(!p.is_empty());
+                    role.params.token_policies = p;
                 } else {
                     return Err(missing("token_policies"));
                 }
@@ -452,23 +365,23 @@ impl Prop {
                 let d = f
                     .get_duration("token_ttl")?
                     .ok_or_else(|| missing("token_ttl"))?;
-                if role.token_max_ttl > 0 && d.as_secs() > role.token_max_ttl {
+                if role.params.token_max_ttl > 0 && d.as_secs() > role.params.token_max_ttl {
                     return Err(Error::bad_request(
                         "token_ttl should not be greater than token_max_ttl",
                     ));
                 }
-                role.token_ttl = d.as_secs();
+                role.params.token_ttl = d.as_secs();
             }
             Prop::TokenMaxTtl => {
                 let d = f
                     .get_duration("token_max_ttl")?
                     .ok_or_else(|| missing("token_max_ttl"))?;
-                if d.as_secs() > 0 && role.token_ttl > d.as_secs() {
+                if d.as_secs() > 0 && role.params.token_ttl > d.as_secs() {
                     return Err(Error::bad_request(
                         "token_max_ttl should be greater than or equal to token_ttl",
                     ));
                 }
-                role.token_max_ttl = d.as_secs();
+                role.params.token_max_ttl = d.as_secs();
             }
             Prop::BindSecretId => {
                 role.bind_secret_id = f
@@ -484,23 +397,20 @@ impl Prop {
             }
             Prop::TokenBoundCidrs => {
                 if let Some(c) = f.get_strings("token_bound_cidrs")? {
-                    let c = c
-                        .iter()
-                        .map(|cidr| BoundCidr::parse(cidr).map(|b| b.to_string()))
-                        .collect::<std::result::Result<Vec<_>, _>>()
-                        .map_err(|e| {
-                            Error::bad_request(format!("failed to parse token_bound_cidrs: {e}"))
-                        })?;
-                    role.token_bound_cidrs = Some(c);
+                    let c = parse_bound_cidrs(&c).map_err(|e| {
+                        Error::bad_request(format!("failed to parse token_bound_cidrs: {e}"))
+                    })?;
+                    role.params.token_bound_cidrs = Some(c);
                 }
             }
             Prop::Period => {
                 if let Some(d) = f.get_duration("token_period")? {
-                    role.legacy_period = role.legacy_period && !d.is_zero();
-                    role.token_period = d.as_secs();
+                    role.params.legacy_period =
+                        Some(role.params.legacy_period == Some(true) && !d.is_zero());
+                    role.params.token_period = d.as_secs();
                 } else if let Some(d) = f.get_duration("period")? {
-                    role.legacy_period = !d.is_zero();
-                    role.token_period = d.as_secs();
+                    role.params.legacy_period = Some(!d.is_zero());
+                    role.params.token_period = d.as_secs();
                 } else {
                     return Err(missing("period"));
                 }
@@ -509,7 +419,8 @@ impl Prop {
                 let n = f
                     .get_int("token_num_uses")?
                     .ok_or_else(|| missing("token_num_uses"))?;
-                role.token_num_uses = non_negative(n, "'token_num_uses' cannot be negative")?;
+                role.params.token_num_uses =
+                    non_negative(n, "'token_num_uses' cannot be negative")?;
             }
             Prop::LocalSecretIds => return Err(Error::UnsupportedOperation),
         }
@@ -520,21 +431,21 @@ impl Prop {
         let default = RoleEntry::default();
         match self {
             Prop::Policies => {
-                role.token_policies.clear();
-                role.legacy_policies = false;
+                role.params.token_policies.clear();
+                role.params.legacy_policies = Some(false);
             }
             Prop::SecretIdNumUses => role.secret_id_num_uses = 0,
             Prop::SecretIdTtl => role.secret_id_ttl = 0,
-            Prop::TokenTtl => role.token_ttl = 0,
-            Prop::TokenMaxTtl => role.token_max_ttl = 0,
+            Prop::TokenTtl => role.params.token_ttl = 0,
+            Prop::TokenMaxTtl => role.params.token_max_ttl = 0,
             Prop::BindSecretId => role.bind_secret_id = default.bind_secret_id,
             Prop::SecretIdBoundCidrs => role.secret_id_bound_cidrs = None,
-            Prop::TokenBoundCidrs => role.token_bound_cidrs = None,
+            Prop::TokenBoundCidrs => role.params.token_bound_cidrs = None,
             Prop::Period => {
-                role.token_period = 0;
-                role.legacy_period = false;
+                role.params.token_period = 0;
+                role.params.legacy_period = Some(false);
             }
-            Prop::TokenNumUses => role.token_num_uses = 0,
+            Prop::TokenNumUses => role.params.token_num_uses = 0,
             Prop::LocalSecretIds | Prop::BoundCidrList => {}
         }
     }
@@ -565,7 +476,7 @@ pub async fn prop_write(s: S, ctx: Ctx, prop: Prop) -> Result<Response> {
     };
     prop.apply(&mut role, &ctx.fields)?;
     role.check_constraints()?;
-    check_batch_rules(&role)?;
+    role.params.check_batch_rules()?;
     ctx.storage
         .put_json(&format!("{ROLE_PREFIX}{name}"), &role)
         .await?;

@@ -77,7 +77,11 @@ fn limits(ctx: &Ctx, role: &RoleEntry) -> Result<Limits> {
     check_subset(role.secret_cidrs(), &cidr_list, "CIDR blocks")?;
     let token_bound_cidrs = f.get_strings("token_bound_cidrs")?.unwrap_or_default();
     parse_blocks(&token_bound_cidrs, "token CIDR blocks")?;
-    check_subset(role.token_cidrs(), &token_bound_cidrs, "token CIDR blocks")?;
+    check_subset(
+        role.params.bound_cidrs(),
+        &token_bound_cidrs,
+        "token CIDR blocks",
+    )?;
     let num_uses = match f.get_int("num_uses")? {
         None => role.secret_id_num_uses,
         Some(n) => {

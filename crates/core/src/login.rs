@@ -2,7 +2,10 @@
 //! [`TokenIssue`]; the core turns it into a token under the login path,
 //! with OpenBao's rules for policies, token type and TTLs (bounded by the
 //! auth mount's settings), and answers with the `auth` block. The token is
-//! an orphan: nothing above it revokes it.
+//! an orphan: nothing above it revokes it. The role side of the same
+//! parameters, [`TokenParams`], lives in [`params`].
+
+pub mod params;
 
 use std::net::IpAddr;
 
@@ -13,6 +16,8 @@ use crate::mount::MountEntry;
 use crate::token::role::BoundCidr;
 use crate::token::{initial_ttl, now_unix, NewToken};
 use crate::{Error, Result};
+
+pub use params::{Echo, Legacy, TokenParams};
 
 impl Core {
     /// Issues the token a login from `remote` asked for, on the auth mount

@@ -24,6 +24,7 @@ use strongroom_core::framework::{
     existence, handler, Backend, Field, FieldType, LogicalBackend, Path, PathSet, SpecialPaths,
 };
 use strongroom_core::logical::Operation;
+use strongroom_core::login::Legacy;
 use strongroom_core::Result;
 
 pub use state::Gcp;
@@ -50,15 +51,6 @@ pub fn factory_with(options: Options) -> Factory {
     )
 }
 
-/// The common token parameters, plus the older `ttl` and `max_ttl` names
-/// this method still accepts.
-fn token_fields() -> Vec<Field> {
-    let mut f = strongroom_core::login::token_fields();
-    f.push(Field::new("ttl", FieldType::DurationSecond, "Use \"token_ttl\" instead. If this and \"token_ttl\" are both specified, only \"token_ttl\" will be used."));
-    f.push(Field::new("max_ttl", FieldType::DurationSecond, "Use \"token_max_ttl\" instead. If this and \"token_max_ttl\" are both specified, only \"token_max_ttl\" will be used."));
-    f
-}
-
 pub(crate) fn role_fields() -> Vec<Field> {
     let mut f = vec![
         Field::new("name", FieldType::String, "Name of the role."),
@@ -71,7 +63,7 @@ pub(crate) fn role_fields() -> Vec<Field> {
         Field::new("max_jwt_exp", FieldType::DurationSecond, "How far ahead a login JWT's 'exp' may be (default 900 seconds, at most 3600)."),
         Field::new("allow_gce_inference", FieldType::Bool, "Accepted for compatibility; applies to gce roles only."),
     ];
-    f.extend(token_fields());
+    f.extend(Legacy::GCP.fields());
     f
 }
 

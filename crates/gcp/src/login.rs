@@ -7,13 +7,13 @@
 //! role's parameters. Time is passed in to the claim checks.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 use strongroom_core::framework::Ctx;
-use strongroom_core::logical::{Response, TokenIssue};
+use strongroom_core::logical::Response;
 use strongroom_core::{Error, Result};
 use zeroize::Zeroizing;
 
@@ -231,20 +231,7 @@ pub async fn login(s: Arc<Gcp>, ctx: Ctx) -> Result<Response> {
     metadata.insert("service_account_email".into(), sa.email.clone().into());
     metadata.insert("service_account_id".into(), sa.unique_id.clone().into());
     Ok(Response {
-        issue: Some(TokenIssue {
-            policies: role.token_policies.clone(),
-            metadata,
-            display_name: sa.email.clone(),
-            ttl: Duration::from_secs(role.token_ttl),
-            max_ttl: Duration::from_secs(role.token_max_ttl),
-            explicit_max_ttl: Duration::from_secs(role.token_explicit_max_ttl),
-            period: Duration::from_secs(role.token_period),
-            num_uses: role.token_num_uses,
-            bound_cidrs: role.token_bound_cidrs.clone(),
-            token_type: role.token_type.clone(),
-            no_default_policy: role.token_no_default_policy,
-            strictly_bind_ip: role.token_strictly_bind_ip,
-        }),
+        issue: Some(role.params.issue(metadata, sa.email.clone())),
         ..Default::default()
     })
 }

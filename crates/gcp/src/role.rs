@@ -4,8 +4,9 @@
 //! creation, at least one project, service accounts given or `*` alone,
 //! `max_jwt_exp` at most one hour), both generations of parameter names
 //! (`project_id`/`bound_projects`, `service_accounts`/
-//! `bound_service_accounts`, `ttl`/`token_ttl`, ...), and the authorisation
-//! of a looked-up service account against a role.
+//! `bound_service_accounts`), and the authorisation of a looked-up service
+//! account against a role. The token parameters (`token_ttl`/`ttl`, ...)
+//! are the core's [`TokenParams`] under [`Legacy::GCP`].
 
 use std::sync::Arc;
 
@@ -13,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use strongroom_core::framework::{is_generic_name, list_entries, Ctx, FieldData};
 use strongroom_core::logical::Response;
-use strongroom_core::token::role::BoundCidr;
+use strongroom_core::login::{Legacy, TokenParams};
 use strongroom_core::{Error, Result};
 
 use crate::google::ServiceAccount;
@@ -42,26 +43,9 @@ pub struct RoleEntry {
     pub max_jwt_exp: u64,
     /// Accepted and echoed (GCE inference applies to `gce` roles only).
     pub allow_gce_inference: bool,
-    /// Issued tokens' TTL in seconds.
-    pub token_ttl: u64,
-    /// Issued tokens' max TTL in seconds.
-    pub token_max_ttl: u64,
-    /// Issued tokens' policies.
-    pub token_policies: Vec<String>,
-    /// Issued tokens' bound CIDRs.
-    pub token_bound_cidrs: Vec<String>,
-    /// Issued tokens' explicit max TTL in seconds.
-    pub token_explicit_max_ttl: u64,
-    /// Leave `default` out of the issued tokens' policies.
-    pub token_no_default_policy: bool,
-    /// Issued tokens' use limit.
-    pub token_num_uses: u64,
-    /// Issued tokens' period in seconds.
-    pub token_period: u64,
-    /// `service`, `batch` or `default`.
-    pub token_type: String,
-    /// Bind issued tokens to the address that logged in.
-    pub token_strictly_bind_ip: bool,
+    /// The token parameters (stored flattened: `token_ttl`, ...).
+    #[serde(flatten)]
+    pub params: TokenParams,
 }
 
 impl Default for RoleEntry {
@@ -72,16 +56,11 @@ impl Default for RoleEntry {
             bound_service_accounts: Vec::new(),
             max_jwt_exp: DEFAULT_MAX_JWT_EXP,
             allow_gce_inference: true,
-            token_ttl: 0,
-            token_max_ttl: 0,
-            token_policies: Vec::new(),
-            token_bound_cidrs: Vec::new(),
-            token_explicit_max_ttl: 0,
-            token_no_default_policy: false,
-            token_num_uses: 0,
-            token_period: 0,
-            token_type: "default".into(),
-            token_strictly_bind_ip: false,
+            params: TokenParams {
+                // Stored as `[]` when unset, as it always was.
+                token_bound_cidrs: Some(Vec::new()),
+                ..TokenParams::new(Legacy::GCP)
+            },
         }
     }
 }
@@ -100,9 +79,6 @@ impl RoleEntry {
             self.bound_service_accounts.clone().into(),
         );
         d.insert("max_jwt_exp".into(), self.max_jwt_exp.into());
-        d.insert("max_ttl".into(), self.token_max_ttl.into());
-        d.insert("period".into(), self.token_period.into());
-        d.insert("policies".into(), self.token_policies.clone().into());
         // The seed's read shows `project_id` as one string; with several
         // bound projects it is their comma-joined list (the form the write
         // accepts), so the older field stays a string and loses nothing.
@@ -112,30 +88,8 @@ impl RoleEntry {
             "service_accounts".into(),
             self.bound_service_accounts.clone().into(),
         );
-        d.insert(
-            "token_bound_cidrs".into(),
-            self.token_bound_cidrs.clone().into(),
-        );
-        d.insert(
-            "token_explicit_max_ttl".into(),
-            self.token_explicit_max_ttl.into(),
-        );
-        d.insert("token_max_ttl".into(), self.token_max_ttl.into());
-        d.insert(
-            "token_no_default_policy".into(),
-            self.token_no_default_policy.into(),
-        );
-        d.insert("token_num_uses".into(), self.token_num_uses.into());
-        d.insert("token_period".into(), self.token_period.into());
-        d.insert("token_policies".into(), self.token_policies.clone().into());
-        d.insert(
-            "token_strictly_bind_ip".into(),
-            self.token_strictly_bind_ip.into(),
-        );
-        d.insert("token_ttl".into(), self.token_ttl.into());
-        d.insert("token_type".into(), self.token_type.clone().into());
-        d.insert("ttl".into(), self.token_ttl.into());
         d.insert("type".into(), self.role_type.clone().into());
+        self.params.render(&mut d, Legacy::GCP);
         d
     }
 
@@ -169,7 +123,7 @@ impl RoleEntry {
                 "max_jwt_exp cannot be more than {MAX_MAX_JWT_EXP} seconds"
             )));
         }
-        if self.token_max_ttl > 0 && self.token_ttl > self.token_max_ttl {
+        if self.params.token_max_ttl > 0 && self.params.token_ttl > self.params.token_max_ttl {
             return Err(Error::bad_request("ttl should not be greater than max ttl"));
         }
         Ok(())
@@ -309,7 +263,7 @@ pub fn apply(existing: Option<RoleEntry>, f: &FieldData) -> Result<(RoleEntry, V
     if let Some(b) = f.get_bool("allow_gce_inference")? {
         role.allow_gce_inference = b;
     }
-    let warnings = apply_token_fields(&mut role, f)?;
+    let warnings = role.params.apply(f, Legacy::GCP)?;
     role.validate()?;
     Ok((role, warnings))
 }
@@ -359,84 +313,6 @@ pub fn edit_list(list: &[String], add: &[String], remove: &[String]) -> Vec<Stri
     out
 }
 
-fn non_negative(v: i64, msg: &str) -> Result<u64> {
-    u64::try_from(v).map_err(|_| Error::bad_request(msg))
-}
-
-/// Applies the token parameters the request gives (the `token_*` names
-/// win over the older `ttl`, `max_ttl`, `period`, `policies`).
-pub fn apply_token_fields(role: &mut RoleEntry, f: &FieldData) -> Result<Vec<String>> {
-    let mut warnings = Vec::new();
-    if let Some(cidrs) = f.get_strings("token_bound_cidrs")? {
-        role.token_bound_cidrs = cidrs
-            .iter()
-            .map(|c| BoundCidr::parse(c).map(|b| b.to_string()))
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(Error::BadRequest)?;
-    }
-    if let Some(d) = f.get_duration("token_explicit_max_ttl")? {
-        role.token_explicit_max_ttl = d.as_secs();
-    }
-    if let Some(n) = f.get_int("token_num_uses")? {
-        role.token_num_uses = non_negative(n, "'token_num_uses' cannot be negative")?;
-    }
-    if let Some(t) = f.get_str("token_type")? {
-        role.token_type = match t.as_str() {
-            "" | "default" => "default".into(),
-            "service" | "batch" => t,
-            "default-service" | "default-batch" => {
-                let plain = t.trim_start_matches("default-").to_string();
-                warnings.push(format!("{t} has no useful meaning; adjusting to {plain}"));
-                plain
-            }
-            other => {
-                return Err(Error::bad_request(format!(
-                    "invalid 'token_type' value {other:?}"
-                )))
-            }
-        };
-    }
-    if let Some(b) = f.get_bool("token_no_default_policy")? {
-        role.token_no_default_policy = b;
-    }
-    if let Some(b) = f.get_bool("token_strictly_bind_ip")? {
-        role.token_strictly_bind_ip = b;
-    }
-    let pick = |new: &str, old: &str| -> Result<Option<std::time::Duration>> {
-        match f.get_duration(new)? {
-            Some(d) => Ok(Some(d)),
-            None => f.get_duration(old),
-        }
-    };
-    if let Some(d) = pick("token_ttl", "ttl")? {
-        role.token_ttl = d.as_secs();
-    }
-    if let Some(d) = pick("token_max_ttl", "max_ttl")? {
-        role.token_max_ttl = d.as_secs();
-    }
-    if let Some(d) = pick("token_period", "period")? {
-        role.token_period = d.as_secs();
-    }
-    if let Some(p) = f.get_strings("token_policies")? {
-        role.token_policies = p;
-    } else if let Some(p) = f.get_strings("policies")? {
-        role.token_policies = p;
-    }
-    if role.token_type == "batch" {
-        if role.token_period > 0 {
-            return Err(Error::bad_request(
-                "'token_type' cannot be 'batch' or 'default_batch' when set to generate periodic tokens",
-            ));
-        }
-        if role.token_num_uses > 0 {
-            return Err(Error::bad_request(
-                "'token_type' cannot be 'batch' or 'default_batch' when set to generate tokens with limited use count",
-            ));
-        }
-    }
-    Ok(warnings)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -482,12 +358,12 @@ mod tests {
     fn type_cannot_change_and_updates_keep_the_rest() {
         let r = create(json!({"type": "iam", "bound_projects": "p1", "bound_service_accounts": "*", "policies": "dev", "ttl": "1h"}))
             .unwrap();
-        assert_eq!(r.token_policies, vec!["dev"]);
-        assert_eq!(r.token_ttl, 3600);
+        assert_eq!(r.params.token_policies, vec!["dev"]);
+        assert_eq!(r.params.token_ttl, 3600);
         let (u, _) = apply(Some(r.clone()), &fields(json!({"max_jwt_exp": 60}))).unwrap();
         assert_eq!(u.max_jwt_exp, 60);
         assert_eq!(u.bound_projects, vec!["p1"]);
-        assert_eq!(u.token_policies, vec!["dev"]);
+        assert_eq!(u.params.token_policies, vec!["dev"]);
         let err = apply(Some(r), &fields(json!({"type": "gce"}))).unwrap_err();
         assert_eq!(err.status(), 400);
     }
@@ -505,6 +381,23 @@ mod tests {
         assert_eq!(d["policies"], json!(["a"]));
         assert_eq!(d["ttl"], json!(60));
         assert_eq!(d["max_jwt_exp"], json!(900));
+    }
+
+    #[test]
+    fn roles_stored_before_token_params_load_and_store_unchanged() {
+        // A role as the method has always stored it (field order included).
+        let stored = r#"{"role_type":"iam","bound_projects":["p1"],"bound_service_accounts":["*"],"max_jwt_exp":900,"allow_gce_inference":true,"token_ttl":60,"token_max_ttl":0,"token_policies":["a"],"token_bound_cidrs":["10.0.0.0/8"],"token_explicit_max_ttl":0,"token_no_default_policy":false,"token_num_uses":0,"token_period":0,"token_type":"default","token_strictly_bind_ip":false}"#;
+        let role: RoleEntry = serde_json::from_str(stored).unwrap();
+        assert_eq!(role.bound_projects, vec!["p1"]);
+        assert_eq!(role.params.token_ttl, 60);
+        assert_eq!(role.params.bound_cidrs(), ["10.0.0.0/8"]);
+        assert_eq!(role.render()["ttl"], json!(60));
+        assert_eq!(serde_json::to_string(&role).unwrap(), stored);
+        // A fresh role stores what a fresh role always stored.
+        assert_eq!(
+            serde_json::to_string(&RoleEntry::default()).unwrap(),
+            r#"{"role_type":"","bound_projects":[],"bound_service_accounts":[],"max_jwt_exp":900,"allow_gce_inference":true,"token_ttl":0,"token_max_ttl":0,"token_policies":[],"token_bound_cidrs":[],"token_explicit_max_ttl":0,"token_no_default_policy":false,"token_num_uses":0,"token_period":0,"token_type":"default","token_strictly_bind_ip":false}"#
+        );
     }
 
     fn sa(email: &str, id: &str, project: &str) -> ServiceAccount {

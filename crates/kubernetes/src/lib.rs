@@ -23,6 +23,7 @@ use strongroom_core::framework::{
     existence, handler, Backend, Field, FieldType, LogicalBackend, Path, PathSet, SpecialPaths,
 };
 use strongroom_core::logical::Operation;
+use strongroom_core::login::Legacy;
 use strongroom_core::Result;
 
 pub use state::Kubernetes;
@@ -30,15 +31,6 @@ pub use state::Kubernetes;
 /// The factory for the `kubernetes` auth type.
 pub fn factory() -> Factory {
     Arc::new(|_input: FactoryInput| -> Result<Arc<dyn LogicalBackend>> { Ok(Arc::new(backend())) })
-}
-
-/// The common token parameters, plus the older `ttl` and `max_ttl` names
-/// this method still accepts.
-fn token_fields() -> Vec<Field> {
-    let mut f = strongroom_core::login::token_fields();
-    f.push(Field::new("ttl", FieldType::DurationSecond, "Use \"token_ttl\" instead. If this and \"token_ttl\" are both specified, only \"token_ttl\" will be used."));
-    f.push(Field::new("max_ttl", FieldType::DurationSecond, "Use \"token_max_ttl\" instead. If this and \"token_max_ttl\" are both specified, only \"token_max_ttl\" will be used."));
-    f
 }
 
 fn role_fields() -> Vec<Field> {
@@ -49,7 +41,7 @@ fn role_fields() -> Vec<Field> {
         Field::new("audience", FieldType::String, "Optional Audience claim to verify in the jwt."),
         Field::new("alias_name_source", FieldType::String, "Source to use when deriving the Alias name: serviceaccount_uid (default) or serviceaccount_name."),
     ];
-    f.extend(token_fields());
+    f.extend(Legacy::KUBERNETES.fields());
     f
 }
 

@@ -4,11 +4,10 @@
 //! the role's token parameters and the service account in its metadata.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde_json::{Map, Value};
 use strongroom_core::framework::Ctx;
-use strongroom_core::logical::{Response, TokenIssue};
+use strongroom_core::logical::Response;
 use strongroom_core::{Error, Result};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
@@ -82,20 +81,10 @@ pub async fn login(s: Arc<Kubernetes>, ctx: Ctx) -> Result<Response> {
     );
     metadata.insert("service_account_uid".into(), account.uid.clone().into());
     Ok(Response {
-        issue: Some(TokenIssue {
-            policies: role.token_policies.clone(),
-            metadata,
-            display_name: format!("{}-{}", account.namespace, account.name),
-            ttl: Duration::from_secs(role.token_ttl),
-            max_ttl: Duration::from_secs(role.token_max_ttl),
-            explicit_max_ttl: Duration::from_secs(role.token_explicit_max_ttl),
-            period: Duration::from_secs(role.token_period),
-            num_uses: role.token_num_uses,
-            bound_cidrs: role.token_bound_cidrs.clone(),
-            token_type: role.token_type.clone(),
-            no_default_policy: role.token_no_default_policy,
-            strictly_bind_ip: role.token_strictly_bind_ip,
-        }),
+        issue: Some(
+            role.params
+                .issue(metadata, format!("{}-{}", account.namespace, account.name)),
+        ),
         ..Default::default()
     })
 }

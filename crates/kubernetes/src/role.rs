@@ -1,17 +1,18 @@
 //! Roles: `role/:name` (create, update, read, delete) and the lists at
 //! `role` and `roles`. Owns the stored role record, OpenBao's validation
-//! of the bindings (`*` rules, alias source) and of the token parameters
-//! (new `token_*` names and the older `ttl`, `max_ttl`, `period`,
-//! `policies`), and the rendering of a role on read.
+//! of the bindings (`*` rules, alias source), and the rendering of a role
+//! on read. The token parameters (new `token_*` names and the older `ttl`,
+//! `max_ttl`, `period`, `policies`) are the core's
+//! [`TokenParams`] under [`Legacy::KUBERNETES`].
 
 use std::sync::Arc;
 use strongroom_core::token::role::glob_match;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use strongroom_core::framework::{is_generic_name, list_entries, Ctx, FieldData};
+use strongroom_core::framework::{is_generic_name, list_entries, Ctx};
 use strongroom_core::logical::Response;
-use strongroom_core::token::role::BoundCidr;
+use strongroom_core::login::{Legacy, TokenParams};
 use strongroom_core::{Error, Result};
 
 use crate::state::{Kubernetes, ROLE_PREFIX};
@@ -33,34 +34,10 @@ pub struct RoleEntry {
     pub audience: String,
     /// `serviceaccount_uid` or `serviceaccount_name`.
     pub alias_name_source: String,
-    /// Issued tokens' TTL in seconds.
-    pub token_ttl: u64,
-    /// Issued tokens' max TTL in seconds.
-    pub token_max_ttl: u64,
-    /// Issued tokens' policies.
-    pub token_policies: Vec<String>,
-    /// Issued tokens' bound CIDRs.
-    pub token_bound_cidrs: Vec<String>,
-    /// Issued tokens' explicit max TTL in seconds.
-    pub token_explicit_max_ttl: u64,
-    /// Leave `default` out of the issued tokens' policies.
-    pub token_no_default_policy: bool,
-    /// Issued tokens' use limit.
-    pub token_num_uses: u64,
-    /// Issued tokens' period in seconds.
-    pub token_period: u64,
-    /// `service`, `batch` or `default`.
-    pub token_type: String,
-    /// Accepted and echoed, as OpenBao does.
-    pub token_strictly_bind_ip: bool,
-    /// The older `policies` was used: reads echo it.
-    pub legacy_policies: bool,
-    /// The older `ttl` was used: reads echo it.
-    pub legacy_ttl: bool,
-    /// The older `max_ttl` was used: reads echo it.
-    pub legacy_max_ttl: bool,
-    /// The older `period` was used: reads echo it.
-    pub legacy_period: bool,
+    /// The token parameters (stored flattened: `token_ttl`, ...,
+    /// `legacy_policies`, `legacy_ttl`, `legacy_max_ttl`, `legacy_period`).
+    #[serde(flatten)]
+    pub params: TokenParams,
 }
 
 impl Default for RoleEntry {
@@ -70,20 +47,11 @@ impl Default for RoleEntry {
             bound_service_account_namespaces: Vec::new(),
             audience: String::new(),
             alias_name_source: ALIAS_SOURCES[0].into(),
-            token_ttl: 0,
-            token_max_ttl: 0,
-            token_policies: Vec::new(),
-            token_bound_cidrs: Vec::new(),
-            token_explicit_max_ttl: 0,
-            token_no_default_policy: false,
-            token_num_uses: 0,
-            token_period: 0,
-            token_type: "default".into(),
-            token_strictly_bind_ip: false,
-            legacy_policies: false,
-            legacy_ttl: false,
-            legacy_max_ttl: false,
-            legacy_period: false,
+            params: TokenParams {
+                // Stored as `[]` when unset, as it always was.
+                token_bound_cidrs: Some(Vec::new()),
+                ..TokenParams::new(Legacy::KUBERNETES)
+            },
         }
     }
 }
@@ -108,40 +76,7 @@ impl RoleEntry {
             "bound_service_account_namespaces".into(),
             self.bound_service_account_namespaces.clone().into(),
         );
-        if self.legacy_max_ttl {
-            d.insert("max_ttl".into(), self.token_max_ttl.into());
-        }
-        if self.legacy_period {
-            d.insert("period".into(), self.token_period.into());
-        }
-        if self.legacy_policies {
-            d.insert("policies".into(), self.token_policies.clone().into());
-        }
-        d.insert(
-            "token_bound_cidrs".into(),
-            self.token_bound_cidrs.clone().into(),
-        );
-        d.insert(
-            "token_explicit_max_ttl".into(),
-            self.token_explicit_max_ttl.into(),
-        );
-        d.insert("token_max_ttl".into(), self.token_max_ttl.into());
-        d.insert(
-            "token_no_default_policy".into(),
-            self.token_no_default_policy.into(),
-        );
-        d.insert("token_num_uses".into(), self.token_num_uses.into());
-        d.insert("token_period".into(), self.token_period.into());
-        d.insert("token_policies".into(), self.token_policies.clone().into());
-        d.insert(
-            "token_strictly_bind_ip".into(),
-            self.token_strictly_bind_ip.into(),
-        );
-        d.insert("token_ttl".into(), self.token_ttl.into());
-        d.insert("token_type".into(), self.token_type.clone().into());
-        if self.legacy_ttl {
-            d.insert("ttl".into(), self.token_ttl.into());
-        }
+        self.params.render(&mut d, Legacy::KUBERNETES);
         d
     }
 
@@ -241,7 +176,7 @@ pub async fn write(s: S, ctx: Ctx) -> Result<Response> {
         role.alias_name_source = v;
     }
     check_bindings(&role)?;
-    let warnings = apply_token_fields(&mut role, f)?;
+    let warnings = role.params.apply(f, Legacy::KUBERNETES)?;
     ctx.storage
         .put_json(&format!("{ROLE_PREFIX}{name}"), &role)
         .await?;
@@ -275,95 +210,6 @@ fn check_bindings(role: &RoleEntry) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-fn non_negative(v: i64, msg: &str) -> Result<u64> {
-    u64::try_from(v).map_err(|_| Error::bad_request(msg))
-}
-
-/// Applies the token parameters the request gives (the `token_*` names
-/// win over the older ones, which reads then echo), with OpenBao's checks.
-pub fn apply_token_fields(role: &mut RoleEntry, f: &FieldData) -> Result<Vec<String>> {
-    let mut warnings = Vec::new();
-    if let Some(cidrs) = f.get_strings("token_bound_cidrs")? {
-        role.token_bound_cidrs = cidrs
-            .iter()
-            .map(|c| BoundCidr::parse(c).map(|b| b.to_string()))
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(Error::BadRequest)?;
-    }
-    if let Some(d) = f.get_duration("token_explicit_max_ttl")? {
-        role.token_explicit_max_ttl = d.as_secs();
-    }
-    if let Some(n) = f.get_int("token_num_uses")? {
-        role.token_num_uses = non_negative(n, "'token_num_uses' cannot be negative")?;
-    }
-    if let Some(t) = f.get_str("token_type")? {
-        role.token_type = match t.as_str() {
-            "" | "default" => "default".into(),
-            "service" | "batch" => t,
-            "default-service" | "default-batch" => {
-                let plain = t.trim_start_matches("default-").to_string();
-                warnings.push(format!("{t} has no useful meaning; adjusting to {plain}"));
-                plain
-            }
-            other => {
-                return Err(Error::bad_request(format!(
-                    "invalid 'token_type' value {other:?}"
-                )))
-            }
-        };
-    }
-    if let Some(b) = f.get_bool("token_no_default_policy")? {
-        role.token_no_default_policy = b;
-    }
-    if let Some(b) = f.get_bool("token_strictly_bind_ip")? {
-        role.token_strictly_bind_ip = b;
-    }
-    // (new name, old name, value, legacy flag) for the four renamed fields.
-    let pick = |new: &str, old: &str| -> Result<(Option<std::time::Duration>, bool)> {
-        match f.get_duration(new)? {
-            Some(d) => Ok((Some(d), false)),
-            None => Ok((f.get_duration(old)?, true)),
-        }
-    };
-    if let (Some(d), legacy) = pick("token_ttl", "ttl")? {
-        role.token_ttl = d.as_secs();
-        role.legacy_ttl = legacy && !d.is_zero();
-    }
-    if let (Some(d), legacy) = pick("token_max_ttl", "max_ttl")? {
-        role.token_max_ttl = d.as_secs();
-        role.legacy_max_ttl = legacy && !d.is_zero();
-    }
-    if let (Some(d), legacy) = pick("token_period", "period")? {
-        role.token_period = d.as_secs();
-        role.legacy_period = legacy && !d.is_zero();
-    }
-    if let Some(p) = f.get_strings("token_policies")? {
-        role.token_policies = p;
-        role.legacy_policies = false;
-    } else if let Some(p) = f.get_strings("policies")? {
-        role.legacy_policies = !p.is_empty();
-        role.token_policies = p;
-    }
-    if role.token_max_ttl > 0 && role.token_ttl > role.token_max_ttl {
-        return Err(Error::bad_request(
-            "token ttl should not be greater than token max ttl",
-        ));
-    }
-    if role.token_type == "batch" {
-        if role.token_period > 0 {
-            return Err(Error::bad_request(
-                "'token_type' cannot be 'batch' or 'default_batch' when set to generate periodic tokens",
-            ));
-        }
-        if role.token_num_uses > 0 {
-            return Err(Error::bad_request(
-                "'token_type' cannot be 'batch' or 'default_batch' when set to generate tokens with limited use count",
-            ));
-        }
-    }
-    Ok(warnings)
 }
 
 #[cfg(test)]
@@ -416,6 +262,26 @@ mod tests {
         assert!(role(&["*"], &["ns"])
             .check_binding("ns", "anything")
             .is_ok());
+    }
+
+    #[test]
+    fn roles_stored_before_token_params_load_and_store_unchanged() {
+        // A role as the method has always stored it (field order included).
+        let stored = r#"{"bound_service_account_names":["app"],"bound_service_account_namespaces":["prod"],"audience":"vault","alias_name_source":"serviceaccount_name","token_ttl":3600,"token_max_ttl":7200,"token_policies":["dev"],"token_bound_cidrs":[],"token_explicit_max_ttl":0,"token_no_default_policy":false,"token_num_uses":0,"token_period":0,"token_type":"default","token_strictly_bind_ip":false,"legacy_policies":true,"legacy_ttl":true,"legacy_max_ttl":false,"legacy_period":false}"#;
+        let role: RoleEntry = serde_json::from_str(stored).unwrap();
+        assert_eq!(role.bound_service_account_names, vec!["app"]);
+        assert_eq!(role.params.token_ttl, 3600);
+        assert_eq!(role.params.token_policies, vec!["dev"]);
+        let d = role.render();
+        assert_eq!(d["ttl"], 3600);
+        assert_eq!(d["policies"], serde_json::json!(["dev"]));
+        assert!(!d.contains_key("max_ttl"));
+        assert_eq!(serde_json::to_string(&role).unwrap(), stored);
+        // A fresh role stores what a fresh role always stored.
+        assert_eq!(
+            serde_json::to_string(&RoleEntry::default()).unwrap(),
+            r#"{"bound_service_account_names":[],"bound_service_account_namespaces":[],"audience":"","alias_name_source":"serviceaccount_uid","token_ttl":0,"token_max_ttl":0,"token_policies":[],"token_bound_cidrs":[],"token_explicit_max_ttl":0,"token_no_default_policy":false,"token_num_uses":0,"token_period":0,"token_type":"default","token_strictly_bind_ip":false,"legacy_policies":false,"legacy_ttl":false,"legacy_max_ttl":false,"legacy_period":false}"#
+        );
     }
 
     #[test]
