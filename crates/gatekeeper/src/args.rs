@@ -122,6 +122,18 @@ pub struct GatekeeperArgs {
     /// PEM CA bundle to verify the Vault-API server with.
     #[arg(long, env = "VAULT_CACERT", value_name = "FILE")]
     pub vault_cacert: Option<PathBuf>,
+    /// Directory of PEM CA files (searched recursively) to verify the
+    /// Vault-API server with; ignored when `--vault-cacert` is set, which
+    /// takes precedence (as in the original and the Vault CLI).
+    #[arg(long, env = "VAULT_CAPATH", value_name = "DIR")]
+    pub vault_capath: Option<PathBuf>,
+    /// PEM client certificate presented to the Vault-API server (mutual
+    /// TLS; not the TLS certificates auth method). Needs `--vault-client-key`.
+    #[arg(long, env = "VAULT_CLIENT_CERT", value_name = "FILE")]
+    pub vault_client_cert: Option<PathBuf>,
+    /// Unencrypted PEM private key of `--vault-client-cert`.
+    #[arg(long, env = "VAULT_CLIENT_KEY", value_name = "FILE")]
+    pub vault_client_key: Option<PathBuf>,
     /// Do not verify the Vault-API server's certificate (testing only).
     #[arg(long, env = "VAULT_SKIP_VERIFY")]
     pub vault_skip_verify: bool,
@@ -205,6 +217,25 @@ pub struct GatekeeperArgs {
     #[arg(long, env = "INSECURE_OPEN_ADMIN")]
     pub insecure_open_admin: bool,
 
+    /// How often the gauges (`peers`, `unsealed_peers`, `sealed`,
+    /// `unsealed`, `in_service`) are sent to StatsD.
+    #[arg(long, env = "METRICS_TICKER", default_value = "10s", value_parser = parse_duration)]
+    pub metrics_ticker: Duration,
+    /// StatsD server (`host:port`, UDP) to send metrics to; none when unset.
+    #[arg(long, env = "METRICS_STATSD", value_name = "HOST:PORT")]
+    pub metrics_statsd: Option<String>,
+    /// Prefix of the StatsD metric names (`<prefix>.requests`).
+    #[arg(long, env = "METRICS_STATSD_PREFIX", default_value = "gatekeeper")]
+    pub metrics_statsd_prefix: String,
+    /// Tag StatsD metrics with `host` in the InfluxDB format
+    /// (`name,host=h:1|c`); wins over `--metrics-statsd-datadog`.
+    #[arg(long, env = "METRICS_STATSD_INFLUX")]
+    pub metrics_statsd_influx: bool,
+    /// Tag StatsD metrics with `host` in the Datadog format
+    /// (`name:1|c|#host:h`).
+    #[arg(long, env = "METRICS_STATSD_DATADOG")]
+    pub metrics_statsd_datadog: bool,
+
     /// Log level: trace, debug, info, warn, error.
     #[arg(long, env = "LOG_LEVEL", default_value = "info")]
     pub log_level: String,
@@ -221,6 +252,11 @@ impl fmt::Debug for GatekeeperArgs {
             .field("listen_addr", &self.listen_addr)
             .field("schedulers", &self.schedulers)
             .field("vault_addr", &self.vault_addr)
+            .field("vault_cacert", &self.vault_cacert)
+            .field("vault_capath", &self.vault_capath)
+            .field("vault_client_cert", &self.vault_client_cert)
+            .field("vault_client_key", &self.vault_client_key)
+            .field("metrics_statsd", &self.metrics_statsd)
             .field("policy_path", &self.policy_path)
             .field("usage_store", &self.usage_store)
             .field("vault_token", &self.vault_token)
@@ -247,6 +283,7 @@ impl GatekeeperArgs {
 mod tests {
     use super::*;
     use clap::Parser;
+    use std::path::Path;
 
     #[derive(Parser)]
     struct Cli {
@@ -271,18 +308,77 @@ mod tests {
         assert!(!a.insecure_open_admin);
         assert_eq!(a.peer_refresh, Duration::from_secs(30));
         assert_eq!(a.peers, None);
+        assert_eq!(a.metrics_ticker, Duration::from_secs(10));
+        assert_eq!(a.metrics_statsd, None);
+        assert_eq!(a.metrics_statsd_prefix, "gatekeeper");
+        assert!(!a.metrics_statsd_influx && !a.metrics_statsd_datadog);
+        assert_eq!(a.vault_capath, None);
+        assert_eq!(a.vault_client_cert, None);
+        assert_eq!(a.vault_client_key, None);
+    }
+
+    #[test]
+    fn the_originals_tls_and_metrics_flags_parse() {
+        let a = Cli::try_parse_from([
+            "gk",
+            "--vault-capath",
+            "/etc/vault/ca.d",
+            "--vault-client-cert",
+            "/etc/vault/client.pem",
+            "--vault-client-key",
+            "/etc/vault/client-key.pem",
+            "--metrics-ticker",
+            "1m30s",
+            "--metrics-statsd",
+            "statsd.local:8125",
+            "--metrics-statsd-prefix",
+            "gk-prod",
+            "--metrics-statsd-influx",
+            "--metrics-statsd-datadog",
+        ])
+        .unwrap()
+        .args;
+        assert_eq!(
+            a.vault_capath.as_deref(),
+            Some(Path::new("/etc/vault/ca.d"))
+        );
+        assert_eq!(
+            a.vault_client_cert.as_deref(),
+            Some(Path::new("/etc/vault/client.pem"))
+        );
+        assert_eq!(
+            a.vault_client_key.as_deref(),
+            Some(Path::new("/etc/vault/client-key.pem"))
+        );
+        assert_eq!(a.metrics_ticker, Duration::from_secs(90));
+        assert_eq!(a.metrics_statsd.as_deref(), Some("statsd.local:8125"));
+        assert_eq!(a.metrics_statsd_prefix, "gk-prod");
+        assert!(a.metrics_statsd_influx && a.metrics_statsd_datadog);
+        assert!(Cli::try_parse_from(["gk", "--metrics-ticker", "soon"]).is_err());
     }
 
     #[test]
     fn environment_variables_are_the_flag_names() {
         // Only variables no other test reads, as tests share the process.
-        std::env::set_var("HOST_CHECK", "true");
-        std::env::set_var("VAULT_AWS_MOUNT", "aws-ec2");
+        let vars = [
+            ("HOST_CHECK", "true"),
+            ("VAULT_AWS_MOUNT", "aws-ec2"),
+            ("VAULT_CLIENT_KEY", "/k.pem"),
+            ("METRICS_STATSD_PREFIX", "from-env"),
+            ("METRICS_STATSD_DATADOG", "true"),
+        ];
+        for (k, v) in vars {
+            std::env::set_var(k, v);
+        }
         let a = Cli::try_parse_from(["gk"]).unwrap().args;
-        std::env::remove_var("HOST_CHECK");
-        std::env::remove_var("VAULT_AWS_MOUNT");
+        for (k, _) in vars {
+            std::env::remove_var(k);
+        }
         assert!(a.host_check);
         assert_eq!(a.vault_aws_mount, "aws-ec2");
+        assert_eq!(a.vault_client_key.as_deref(), Some(Path::new("/k.pem")));
+        assert_eq!(a.metrics_statsd_prefix, "from-env");
+        assert!(a.metrics_statsd_datadog);
     }
 
     #[test]

@@ -8,8 +8,8 @@
 //! The crate owns the flags ([`args`]), the Vault-API client ([`vault`]),
 //! policies ([`policy`]), usage counting ([`usage`]), unsealing
 //! ([`unseal`]), the service logic ([`service`]), its HTTP API
-//! ([`http`]) and high availability ([`peers`]); [`run`] ties them
-//! together. [`client`] is `strongroom gatekeeper login`, which tasks run.
+//! ([`http`]), high availability ([`peers`]) and StatsD metrics
+//! ([`statsd`]); [`run`] ties them together. [`client`] is `strongroom gatekeeper login`, which tasks run.
 #![forbid(unsafe_code)]
 
 pub mod args;
@@ -18,6 +18,7 @@ pub mod http;
 pub mod peers;
 pub mod policy;
 pub mod service;
+pub mod statsd;
 pub mod unseal;
 pub mod usage;
 pub mod vault;
@@ -34,9 +35,10 @@ pub use service::Gatekeeper;
 use crate::args::UsageStoreKind;
 use crate::peers::{PeerSpec, Peers};
 use crate::service::Config;
+use crate::statsd::Statsd;
 use crate::unseal::{UnsealConfig, UnsealMethod};
 use crate::usage::{MemoryStore, UsageStore, VaultStore};
-use crate::vault::{Token, VaultClient};
+use crate::vault::{Token, VaultClient, VaultTls};
 
 /// The unseal method the flags ask for at start, if any (in the original's
 /// order of precedence).
@@ -107,6 +109,22 @@ pub fn peer_spec(args: &GatekeeperArgs) -> anyhow::Result<Option<PeerSpec>> {
     ))
 }
 
+/// The TLS settings of the calls to the Vault-API server (and to peers).
+/// `--vault-cacert` takes precedence over `--vault-capath`, as in the
+/// original (and the Vault CLI): with both, the directory is ignored.
+pub fn vault_tls(args: &GatekeeperArgs) -> VaultTls {
+    VaultTls {
+        cacert: args.vault_cacert.clone(),
+        capath: args
+            .vault_capath
+            .clone()
+            .filter(|_| args.vault_cacert.is_none()),
+        client_cert: args.vault_client_cert.clone(),
+        client_key: args.vault_client_key.clone(),
+        skip_verify: args.vault_skip_verify,
+    }
+}
+
 /// The service settings the flags give.
 pub fn config_from_args(args: &GatekeeperArgs) -> anyhow::Result<Config> {
     let default_scheduler = args
@@ -165,12 +183,12 @@ pub async fn run(args: GatekeeperArgs) -> anyhow::Result<()> {
     init_logging(&args.log_level);
     let peer_spec = peer_spec(&args)?;
     let config = config_from_args(&args)?;
-    let vault = VaultClient::new(
-        &args.vault_addr,
-        args.vault_cacert.as_deref(),
-        args.vault_skip_verify,
-        args.vault_timeout,
-    )?;
+    let tls = vault_tls(&args);
+    if tls.cacert.is_some() && args.vault_capath.is_some() {
+        tracing::warn!("--vault-capath is ignored: --vault-cacert takes precedence");
+    }
+    let vault = VaultClient::with_tls(&args.vault_addr, &tls, args.vault_timeout)?;
+    let statsd = Statsd::from_args(&args).await?.map(Arc::new);
     let mut schedulers = Vec::new();
     for name in args
         .schedulers
@@ -196,7 +214,11 @@ pub async fn run(args: GatekeeperArgs) -> anyhow::Result<()> {
             store
         }
     };
-    let gk = Arc::new(Gatekeeper::new(config, vault, schedulers, usage, state));
+    let mut gk = Gatekeeper::new(config, vault, schedulers, usage, state);
+    if let Some(s) = &statsd {
+        gk = gk.with_statsd(s.clone());
+    }
+    let gk = Arc::new(gk);
     if let Some(method) = startup_unseal(&args) {
         // A failed start-up unseal leaves Gatekeeper sealed but serving,
         // so that an operator can unseal it over the API (as the original).
@@ -208,11 +230,7 @@ pub async fn run(args: GatekeeperArgs) -> anyhow::Result<()> {
     let peers = match peer_spec {
         None => None,
         Some(spec) => {
-            let client = peers::http_client(
-                args.vault_cacert.as_deref(),
-                args.vault_skip_verify,
-                args.vault_timeout,
-            )?;
+            let client = peers::http_client_tls(&tls, args.vault_timeout)?;
             let p = Arc::new(Peers::new(spec, gk.id.clone(), version.clone(), client));
             // Before listening, as the original: this instance is not
             // found (it does not answer yet), the others are.
@@ -222,6 +240,9 @@ pub async fn run(args: GatekeeperArgs) -> anyhow::Result<()> {
             Some(p)
         }
     };
+    if let Some(s) = statsd {
+        statsd::spawn_gauges(s, Arc::downgrade(&gk), peers.clone(), args.metrics_ticker);
+    }
     let app = http::router(http::AppState {
         gk: gk.clone(),
         trusted_proxies: Arc::new(args.trusted_proxies.clone()),
@@ -342,5 +363,35 @@ mod tests {
         ]);
         assert_eq!(peer_spec(&tls).unwrap().unwrap().scheme, "https");
         assert!(peer_spec(&args(&["--peers", "ftp://gk:1", "--usage-store", "vault"])).is_err());
+    }
+
+    #[test]
+    fn the_ca_file_takes_precedence_over_the_ca_directory() {
+        let both = vault_tls(&args(&[
+            "--vault-cacert",
+            "/ca.pem",
+            "--vault-capath",
+            "/ca.d",
+            "--vault-client-cert",
+            "/c.pem",
+            "--vault-client-key",
+            "/k.pem",
+        ]));
+        assert_eq!(
+            both.cacert.as_deref(),
+            Some(std::path::Path::new("/ca.pem"))
+        );
+        assert_eq!(both.capath, None);
+        assert_eq!(
+            both.client_cert.as_deref(),
+            Some(std::path::Path::new("/c.pem"))
+        );
+        assert_eq!(
+            both.client_key.as_deref(),
+            Some(std::path::Path::new("/k.pem"))
+        );
+        let dir = vault_tls(&args(&["--vault-capath", "/ca.d", "--vault-skip-verify"]));
+        assert_eq!(dir.capath.as_deref(), Some(std::path::Path::new("/ca.d")));
+        assert!(dir.skip_verify);
     }
 }

@@ -35,6 +35,7 @@ use serde_json::Value;
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::service::canonical_ip;
+use crate::vault::VaultTls;
 
 /// The header marking a request one Gatekeeper sends another (its value
 /// is the sender's id), as the original named it.
@@ -161,27 +162,33 @@ pub struct FanOut {
 
 /// An HTTP client for peers: the Vault-API server's CA (`--vault-cacert`,
 /// `--vault-skip-verify`) is trusted for peers too, as the original did.
+/// See [`http_client_tls`] for every TLS setting.
 pub fn http_client(
     cacert: Option<&Path>,
     skip_verify: bool,
     timeout: Duration,
 ) -> anyhow::Result<reqwest::Client> {
-    let mut builder = reqwest::Client::builder()
-        .use_rustls_tls()
+    let tls = VaultTls {
+        cacert: cacert.map(Path::to_path_buf),
+        skip_verify,
+        ..VaultTls::default()
+    };
+    http_client_tls(&tls, timeout)
+}
+
+/// An HTTP client for peers with the Vault-API server's TLS settings
+/// (`--vault-cacert` or `--vault-capath`, `--vault-client-cert` and
+/// `--vault-client-key`, `--vault-skip-verify`): the original used one
+/// transport for both, so peers behind the same CA, or requiring the same
+/// client certificate, keep working.
+pub fn http_client_tls(tls: &VaultTls, timeout: Duration) -> anyhow::Result<reqwest::Client> {
+    let builder = reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(5)))
-        .danger_accept_invalid_certs(skip_verify)
         // A peer that redirects is not a peer: never carry the admin
         // credential elsewhere.
         .redirect(reqwest::redirect::Policy::none());
-    if let Some(path) = cacert {
-        let pem =
-            std::fs::read(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
-        for cert in reqwest::Certificate::from_pem_bundle(&pem)? {
-            builder = builder.add_root_certificate(cert);
-        }
-    }
-    Ok(builder.build()?)
+    Ok(tls.apply(builder)?.build()?)
 }
 
 /// The peers of this instance.

@@ -13,6 +13,7 @@ use strongroom_gatekeeper_scheduler::{Scheduler, SchedulerError, Task};
 use tokio::task::JoinHandle;
 
 use crate::policy::{self, Policies, PolicyError};
+use crate::statsd::Statsd;
 use crate::unseal::{renew_after, retry_delay, UnsealConfig, UnsealError, UnsealMethod};
 use crate::usage::{Acquire, UsageStore};
 use crate::vault::{Token, VaultClient, VaultError};
@@ -156,21 +157,81 @@ impl Histogram {
     }
 }
 
-/// The counters of `/status` and `/metrics`.
-#[derive(Debug, Default)]
+/// A counter of `/status` and `/metrics` that, with StatsD configured,
+/// also sends each increment (`<prefix>.<name>:<n>|c`). Its methods
+/// mirror `AtomicU64`'s.
+#[derive(Debug)]
+pub struct Counter {
+    value: AtomicU64,
+    name: &'static str,
+    statsd: Option<Arc<Statsd>>,
+}
+
+impl Counter {
+    /// A counter sent to StatsD as `name`.
+    pub fn new(name: &'static str) -> Self {
+        Counter {
+            value: AtomicU64::new(0),
+            name,
+            statsd: None,
+        }
+    }
+
+    /// Adds `n`, reports it to StatsD, and answers the previous value.
+    pub fn fetch_add(&self, n: u64, order: Ordering) -> u64 {
+        let previous = self.value.fetch_add(n, order);
+        if let Some(s) = &self.statsd {
+            s.count(self.name, n);
+        }
+        previous
+    }
+
+    /// The current value.
+    pub fn load(&self, order: Ordering) -> u64 {
+        self.value.load(order)
+    }
+}
+
+/// The counters of `/status` and `/metrics` (and StatsD).
+#[derive(Debug)]
 pub struct Stats {
-    /// Token requests.
-    pub requests: AtomicU64,
-    /// Requests answered with a token.
-    pub successful: AtomicU64,
-    /// Requests refused by policy (400, 401, 403, 429).
-    pub denied: AtomicU64,
-    /// Requests Gatekeeper could not serve (sealed, server errors).
-    pub failed: AtomicU64,
+    /// Token requests (StatsD `requests`).
+    pub requests: Counter,
+    /// Requests answered with a token (StatsD `success`).
+    pub successful: Counter,
+    /// Requests refused by policy: 400, 401, 403, 429 (StatsD `denied`).
+    pub denied: Counter,
+    /// Requests Gatekeeper could not serve: sealed, server errors
+    /// (StatsD `failed`).
+    pub failed: Counter,
     latency: Mutex<HashMap<String, Histogram>>,
 }
 
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            requests: Counter::new("requests"),
+            successful: Counter::new("success"),
+            denied: Counter::new("denied"),
+            failed: Counter::new("failed"),
+            latency: Mutex::default(),
+        }
+    }
+}
+
 impl Stats {
+    /// Sends every counter increment to `statsd` from now on.
+    pub fn set_statsd(&mut self, statsd: Arc<Statsd>) {
+        for c in [
+            &mut self.requests,
+            &mut self.successful,
+            &mut self.denied,
+            &mut self.failed,
+        ] {
+            c.statsd = Some(statsd.clone());
+        }
+    }
+
     /// The four counters.
     pub fn snapshot(&self) -> [u64; 4] {
         [
@@ -292,6 +353,13 @@ impl Gatekeeper {
             started: SystemTime::now(),
             started_at: Instant::now(),
         }
+    }
+
+    /// Sends the request counters to StatsD as they are counted
+    /// (`--metrics-statsd`; the gauges are [`crate::statsd::spawn_gauges`]).
+    pub fn with_statsd(mut self, statsd: Arc<Statsd>) -> Self {
+        self.stats.set_statsd(statsd);
+        self
     }
 
     /// How long it has run.

@@ -1,11 +1,15 @@
 //! A small client of the Vault HTTP API (Strongroom or OpenBao): exactly
 //! the calls Gatekeeper makes. It owns the TLS and timeout settings of the
-//! connection to the Vault-API server and the [`Token`] type that keeps
-//! tokens out of logs and wipes them from memory.
+//! connection to the Vault-API server ([`VaultTls`]: CA file or CA
+//! directory, client certificate, skip-verify) and the [`Token`] type that
+//! keeps tokens out of logs and wipes them from memory.
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Map, Value};
@@ -115,6 +119,183 @@ pub struct KvEntry {
     pub version: u64,
 }
 
+/// How the connection to the Vault-API server is secured: the flags
+/// `--vault-cacert`, `--vault-capath`, `--vault-client-cert`,
+/// `--vault-client-key` and `--vault-skip-verify`. Peers are called with
+/// the same settings, as the original shared one transport for both.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VaultTls {
+    /// A PEM bundle of CA certificates. Takes precedence over `capath`.
+    pub cacert: Option<PathBuf>,
+    /// A directory of PEM CA files, searched recursively.
+    pub capath: Option<PathBuf>,
+    /// A PEM client certificate (chain) to present.
+    pub client_cert: Option<PathBuf>,
+    /// The unencrypted PEM private key of `client_cert`.
+    pub client_key: Option<PathBuf>,
+    /// Do not verify the server's certificate.
+    pub skip_verify: bool,
+}
+
+fn setup(msg: String) -> VaultError {
+    VaultError::Setup(msg)
+}
+
+/// The certificates of one PEM file, each checked to parse as a trust
+/// anchor; a file without one is an error.
+fn ca_file_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, VaultError> {
+    let pem = std::fs::read(path).map_err(|e| setup(format!("reading {}: {e}", path.display())))?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| {
+            setup(format!(
+                "{}: not a PEM certificate file: {e}",
+                path.display()
+            ))
+        })?;
+    if certs.is_empty() {
+        return Err(setup(format!(
+            "{}: no PEM certificate in the file",
+            path.display()
+        )));
+    }
+    let mut check = rustls::RootCertStore::empty();
+    for cert in &certs {
+        check
+            .add(cert.clone())
+            .map_err(|e| setup(format!("{}: unusable CA certificate: {e}", path.display())))?;
+    }
+    Ok(certs)
+}
+
+/// Every file below `dir` (recursively, in name order; symbolic links to
+/// files are read, to directories not followed), as the original's CA
+/// path: each must hold PEM certificates.
+fn ca_dir_certs(dir: &Path) -> Result<Vec<CertificateDer<'static>>, VaultError> {
+    let mut out = Vec::new();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| setup(format!("reading the CA directory {}: {e}", dir.display())))?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| setup(format!("reading the CA directory {}: {e}", dir.display())))?;
+    entries.sort();
+    for path in entries {
+        let meta = std::fs::symlink_metadata(&path)
+            .map_err(|e| setup(format!("{}: {e}", path.display())))?;
+        if meta.is_dir() {
+            out.extend(ca_dir_certs(&path)?);
+        } else if meta.is_symlink() && path.is_dir() {
+            // Not followed: a link back up would loop.
+            continue;
+        } else {
+            out.extend(ca_file_certs(&path)?);
+        }
+    }
+    Ok(out)
+}
+
+/// The client certificate chain and key, as one PEM for reqwest, after
+/// checking that both parse and that the key is the certificate's.
+fn client_identity(cert: &Path, key: &Path) -> Result<reqwest::Identity, VaultError> {
+    let cert_pem = Zeroizing::new(
+        std::fs::read(cert).map_err(|e| setup(format!("reading {}: {e}", cert.display())))?,
+    );
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| {
+            setup(format!(
+                "{}: not a PEM certificate file: {e}",
+                cert.display()
+            ))
+        })?;
+    if chain.is_empty() {
+        return Err(setup(format!(
+            "{}: no PEM certificate in the client certificate file",
+            cert.display()
+        )));
+    }
+    let key_pem = Zeroizing::new(
+        std::fs::read(key).map_err(|e| setup(format!("reading {}: {e}", key.display())))?,
+    );
+    let der = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
+        setup(format!(
+            "{}: no usable unencrypted PEM private key: {e}",
+            key.display()
+        ))
+    })?;
+    let signing = rustls::crypto::aws_lc_rs::sign::any_supported_type(&der)
+        .map_err(|e| setup(format!("{}: unsupported private key: {e}", key.display())))?;
+    rustls::sign::CertifiedKey::new(chain, signing)
+        .keys_match()
+        .map_err(|e| {
+            setup(format!(
+                "{} does not belong to {}: {e}",
+                key.display(),
+                cert.display()
+            ))
+        })?;
+    let mut both = Zeroizing::new(Vec::with_capacity(cert_pem.len() + key_pem.len() + 1));
+    both.extend_from_slice(&cert_pem);
+    both.push(b'\n');
+    both.extend_from_slice(&key_pem);
+    reqwest::Identity::from_pem(&both)
+        .map_err(|e| setup(format!("client certificate {}: {e}", cert.display())))
+}
+
+impl VaultTls {
+    /// The CA certificates to trust instead of the built-in roots, if
+    /// any: `cacert`, else every file of `capath`.
+    pub fn ca_certificates(&self) -> Result<Option<Vec<CertificateDer<'static>>>, VaultError> {
+        match (&self.cacert, &self.capath) {
+            (Some(file), _) => ca_file_certs(file).map(Some),
+            (None, Some(dir)) => {
+                let certs = ca_dir_certs(dir)?;
+                if certs.is_empty() {
+                    return Err(setup(format!(
+                        "no CA certificate found in the CA directory {}",
+                        dir.display()
+                    )));
+                }
+                Ok(Some(certs))
+            }
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// Applies the settings to a reqwest client builder (rustls). With a
+    /// CA, only that CA is trusted (as the original and the Vault CLI);
+    /// with a client certificate, it is presented. Any bad file is an
+    /// error naming it.
+    pub fn apply(
+        &self,
+        builder: reqwest::ClientBuilder,
+    ) -> Result<reqwest::ClientBuilder, VaultError> {
+        let mut builder = builder
+            .use_rustls_tls()
+            .danger_accept_invalid_certs(self.skip_verify);
+        if let Some(certs) = self.ca_certificates()? {
+            builder = builder.tls_built_in_root_certs(false);
+            for cert in certs {
+                let cert = reqwest::Certificate::from_der(&cert)
+                    .map_err(|e| setup(format!("CA certificate: {e}")))?;
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        match (&self.client_cert, &self.client_key) {
+            (Some(cert), Some(key)) => {
+                builder = builder.identity(client_identity(cert, key)?);
+            }
+            (None, None) => {}
+            _ => {
+                return Err(setup(
+                    "--vault-client-cert and --vault-client-key must be given together".into(),
+                ))
+            }
+        }
+        Ok(builder)
+    }
+}
+
 /// The client. Cheap to clone.
 #[derive(Clone)]
 pub struct VaultClient {
@@ -195,21 +376,23 @@ impl VaultClient {
         skip_verify: bool,
         timeout: Duration,
     ) -> Result<Self, VaultError> {
-        let mut builder = reqwest::Client::builder()
-            .use_rustls_tls()
+        let tls = VaultTls {
+            cacert: cacert.map(Path::to_path_buf),
+            skip_verify,
+            ..VaultTls::default()
+        };
+        Self::with_tls(addr, &tls, timeout)
+    }
+
+    /// A client of the server at `addr` with the TLS settings `tls`
+    /// (CA file or directory, client certificate), each call bounded by
+    /// `timeout`. A bad file is an error naming it.
+    pub fn with_tls(addr: &str, tls: &VaultTls, timeout: Duration) -> Result<Self, VaultError> {
+        let builder = reqwest::Client::builder()
             .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(5)))
-            .danger_accept_invalid_certs(skip_verify);
-        if let Some(path) = cacert {
-            let pem = std::fs::read(path)
-                .map_err(|e| VaultError::Setup(format!("reading {}: {e}", path.display())))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| VaultError::Setup(format!("{}: {e}", path.display())))?;
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        let http = builder
+            .connect_timeout(timeout.min(Duration::from_secs(5)));
+        let http = tls
+            .apply(builder)?
             .build()
             .map_err(|e| VaultError::Setup(e.to_string()))?;
         let mut addr = addr.trim().to_string();
