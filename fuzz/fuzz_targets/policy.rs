@@ -10,8 +10,8 @@
 use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
-use strongroom_core::logical::{Data, Operation};
-use strongroom_core::policy::{Acl, Capabilities, Policy};
+use strongroom_sdk::logical::{Data, Operation};
+use strongroom_policy::{Acl, Capabilities, Policy};
 
 /// The policy name every input is parsed under.
 const NAME: &str = "Fuzz";

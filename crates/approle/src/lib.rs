@@ -16,12 +16,12 @@ mod state;
 use std::sync::Arc;
 
 use serde_json::json;
-use strongroom_core::core::{Factory, FactoryInput};
-use strongroom_core::framework::{
+use strongroom_sdk::framework::{
     existence, handler, Backend, Field, FieldType, LogicalBackend, Path, PathSet, SpecialPaths,
 };
-use strongroom_core::logical::Operation;
-use strongroom_core::Result;
+use strongroom_sdk::logical::Operation;
+use strongroom_sdk::registry::{Factory, FactoryInput};
+use strongroom_sdk::Result;
 
 pub use state::AppRole;
 
@@ -51,7 +51,7 @@ fn role_fields() -> Vec<Field> {
         Field::new("local_secret_ids", FieldType::Bool, "If set, the secret IDs generated using this role will be cluster local. This can only be set during role creation and once set, it can't be reset later."),
         Field::new("role_id", FieldType::String, "Identifier of the role. Defaults to a UUID."),
     ];
-    f.extend(strongroom_core::login::token_fields());
+    f.extend(strongroom_sdk::login::token_fields());
     f
 }
 

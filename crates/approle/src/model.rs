@@ -7,10 +7,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use strongroom_core::framework::is_generic_name;
-use strongroom_core::login::{Legacy, TokenParams};
-use strongroom_core::token::role::BoundCidr;
-use strongroom_core::{Error, Result};
+use strongroom_sdk::cidr::BoundCidr;
+use strongroom_sdk::framework::is_generic_name;
+use strongroom_sdk::login::{Legacy, TokenParams};
+use strongroom_sdk::{Error, Result};
 
 /// The longest role name OpenBao accepts, in bytes.
 pub const MAX_ROLE_NAME_LEN: usize = 4096;

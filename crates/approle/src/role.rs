@@ -7,12 +7,12 @@
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
-use strongroom_core::framework::{list_entries, Ctx, FieldData};
-use strongroom_core::logical::{Data, Response};
-use strongroom_core::login::params::parse_bound_cidrs;
-use strongroom_core::login::Legacy;
-use strongroom_core::storage::BatchOp;
-use strongroom_core::{Error, Result};
+use strongroom_sdk::framework::{list_entries, Ctx, FieldData};
+use strongroom_sdk::logical::{Data, Response};
+use strongroom_sdk::login::parse_bound_cidrs;
+use strongroom_sdk::login::Legacy;
+use strongroom_sdk::storage::BatchOp;
+use strongroom_sdk::{Error, Result};
 
 use crate::model::{nullable_list, parse_blocks, role_name, RoleEntry, RoleIdEntry};
 use crate::state::get;

@@ -11,11 +11,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use serde_json::Value;
-use strongroom_core::barrier::View;
-use strongroom_core::framework::Ctx;
-use strongroom_core::logical::{Data, Response};
-use strongroom_core::storage::BatchOp;
-use strongroom_core::{Error, Result};
+use strongroom_sdk::framework::Ctx;
+use strongroom_sdk::logical::{Data, Response};
+use strongroom_sdk::storage::BatchOp;
+use strongroom_sdk::storage::View;
+use strongroom_sdk::{Error, Result};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 

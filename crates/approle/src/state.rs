@@ -15,9 +15,9 @@ use std::sync::Arc;
 use aws_lc_rs::hmac;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use strongroom_core::barrier::View;
-use strongroom_core::storage::BatchOp;
-use strongroom_core::{Error, Result};
+use strongroom_sdk::storage::BatchOp;
+use strongroom_sdk::storage::View;
+use strongroom_sdk::{Error, Result};
 use tokio::sync::{Mutex, MutexGuard, OnceCell, RwLock};
 use zeroize::Zeroizing;
 

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
-use strongroom_core::duration::duration_from_json;
+use strongroom_sdk::duration::duration_from_json;
 
 use crate::error::one_line;
 use crate::{
@@ -41,9 +41,9 @@ const TCP_KEYS: &[&str] = &[
 ];
 
 /// Parses HCL text into the HCL-JSON-spec shape (HCL1 leniency, bounded
-/// nesting and a large-stack parse come from [`strongroom_core::lenient_hcl`]).
+/// nesting and a large-stack parse come from [`strongroom_sdk::lenient_hcl`]).
 pub(crate) fn hcl_to_value(text: &str) -> Result<Value, ConfigError> {
-    let body = strongroom_core::lenient_hcl::parse_body(text)
+    let body = strongroom_sdk::lenient_hcl::parse_body(text)
         .map_err(|e| hcl_syntax(e.line, e.column, &e.message))?;
     hcl::from_body::<Value>(body).map_err(|e| hcl_syntax(None, None, &e.to_string()))
 }

@@ -13,10 +13,11 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::barrier::View;
-use crate::framework::{existence, handler, Backend, Ctx, Path};
-use crate::logical::{Data, Operation, Response};
-use crate::{Error, Result};
+use crate::token::TokenEntry;
+use strongroom_sdk::framework::{existence, handler, Backend, Ctx, Path};
+use strongroom_sdk::logical::{Data, Operation, Response};
+use strongroom_sdk::storage::View;
+use strongroom_sdk::{Error, Result};
 
 /// The engine's (empty) state.
 #[derive(Debug, Default)]
@@ -27,9 +28,8 @@ type S = Arc<Cubbyhole>;
 /// The storage of the calling token's cubbyhole.
 fn own(ctx: &Ctx) -> Result<View> {
     let entry = ctx
-        .request
-        .token_entry
-        .as_ref()
+        .extensions
+        .get::<Arc<TokenEntry>>()
         .ok_or(Error::PermissionDenied)?;
     if entry.is_batch() || entry.cubbyhole_id.is_empty() {
         return Err(Error::bad_request(

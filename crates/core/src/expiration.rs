@@ -1,7 +1,7 @@
 //! Expiration: when tokens and leased secrets end.
 //!
 //! [`Schedule`] is the one timetable of everything that expires, tokens and
-//! secret leases alike; the [`Core`](crate::core::Core) runs a reaper task
+//! secret leases alike; the [`Core`](crate::node::Core) runs a reaper task
 //! that sleeps until the earliest deadline and revokes what is due. The
 //! timetable is rebuilt from storage at every unseal (token entries and
 //! [`LeaseStore`] entries carry their expiry), so expiry survives restarts
@@ -19,10 +19,10 @@ use std::sync::{Arc, Mutex};
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 
-use crate::barrier::View;
-use crate::logical::Data;
 use crate::token::{now_unix, random_base62};
-use crate::{Error, Result};
+use strongroom_sdk::logical::Data;
+use strongroom_sdk::storage::View;
+use strongroom_sdk::{Error, Result};
 
 /// Something that expires.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -1,30 +1,25 @@
-//! Strongroom's core: the pieces every other crate builds on.
+//! Strongroom's core: the server's state machine and its request pipeline.
 //!
-//! The crate owns the logical request model ([`logical`]), the boundary error
-//! ([`error`]), the physical storage contract ([`storage`]), the encrypting
-//! barrier ([`barrier`]) and its Shamir seal ([`shamir`]), the backend
-//! framework ([`framework`]), and the [`Core`](core::Core) that ties them into
-//! a sealed/unsealed server answering logical requests.
+//! The core owns the node state (sealed, standby, active), the mount tables
+//! and the router built from them, the token store, expiration (token and
+//! lease expiry), cubbyhole, response wrapping, the system backend, and the
+//! request path every call takes. What a backend needs lives in
+//! `strongroom-sdk`; the barrier in `strongroom-barrier`; policies in
+//! `strongroom-policy`.
 #![forbid(unsafe_code)]
 
-pub mod barrier;
-pub mod core;
 pub mod cubbyhole;
-pub mod duration;
-pub mod error;
 pub mod expiration;
-pub mod framework;
-pub mod lenient_hcl;
-pub mod logical;
 pub mod login;
 pub mod mount;
-pub mod policy;
+pub mod node;
 pub mod router;
-pub mod shamir;
-pub mod storage;
 pub mod sys;
 pub mod token;
 pub mod wrapping;
 
-pub use crate::core::{Core, CoreConfig, Registry};
-pub use error::{Error, Result};
+#[cfg(test)]
+pub(crate) mod test_util;
+
+pub use node::{Core, CoreConfig};
+pub use strongroom_sdk::{Error, Result};

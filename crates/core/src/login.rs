@@ -2,22 +2,16 @@
 //! [`TokenIssue`]; the core turns it into a token under the login path,
 //! with OpenBao's rules for policies, token type and TTLs (bounded by the
 //! auth mount's settings), and answers with the `auth` block. The token is
-//! an orphan: nothing above it revokes it. The role side of the same
-//! parameters, [`TokenParams`], lives in [`params`].
-
-pub mod params;
+//! an orphan: nothing above it revokes it.
 
 use std::net::IpAddr;
 
-use crate::core::{Core, Unsealed};
-use crate::framework::{Field, FieldType};
-use crate::logical::{Auth, TokenIssue};
 use crate::mount::MountEntry;
-use crate::token::role::BoundCidr;
+use crate::node::{Core, Unsealed};
 use crate::token::{initial_ttl, now_unix, NewToken};
-use crate::{Error, Result};
-
-pub use params::{Echo, Legacy, TokenParams};
+use strongroom_sdk::cidr::BoundCidr;
+use strongroom_sdk::logical::{Auth, TokenIssue};
+use strongroom_sdk::{Error, Result};
 
 impl Core {
     /// Issues the token a login from `remote` asked for, on the auth mount
@@ -140,24 +134,4 @@ impl Core {
             num_uses: issue.num_uses,
         })
     }
-}
-
-/// The common token parameters of auth method roles (OpenBao's
-/// `tokenutil`), with the older `policies` and `period` names; methods add
-/// their own older names.
-pub fn token_fields() -> Vec<Field> {
-    vec![
-        Field::new("token_ttl", FieldType::DurationSecond, "The initial ttl of the token to generate."),
-        Field::new("token_max_ttl", FieldType::DurationSecond, "The maximum lifetime of the generated token."),
-        Field::new("token_policies", FieldType::CommaStringSlice, "Comma-separated list of policies."),
-        Field::new("token_bound_cidrs", FieldType::CommaStringSlice, "Comma separated string or JSON list of CIDR blocks. If set, specifies the blocks of IP addresses which are allowed to use the generated token."),
-        Field::new("token_explicit_max_ttl", FieldType::DurationSecond, "If set, tokens created via this role carry an explicit maximum TTL."),
-        Field::new("token_no_default_policy", FieldType::Bool, "If true, the 'default' policy will not automatically be added to generated tokens."),
-        Field::new("token_num_uses", FieldType::Int, "The maximum number of times a token may be used, a value of zero means unlimited."),
-        Field::new("token_period", FieldType::DurationSecond, "If set, tokens created via this role will have no max lifetime; instead, their renewal period will be fixed to this value."),
-        Field::new("token_type", FieldType::String, "The type of token to generate, service or batch."),
-        Field::new("token_strictly_bind_ip", FieldType::Bool, "Bind issued tokens to the address that logged in."),
-        Field::new("policies", FieldType::CommaStringSlice, "Use \"token_policies\" instead. If this and \"token_policies\" are both specified, only \"token_policies\" will be used."),
-        Field::new("period", FieldType::DurationSecond, "Use \"token_period\" instead. If this and \"token_period\" are both specified, only \"token_period\" will be used."),
-    ]
 }

@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use crate::barrier::View;
-use crate::framework::{LogicalBackend, MountContext};
 use crate::mount::MountEntry;
+use strongroom_sdk::framework::{LogicalBackend, MountContext};
+use strongroom_sdk::storage::View;
 
 /// One mounted backend, ready to serve.
 pub struct Route {

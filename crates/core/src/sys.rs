@@ -9,13 +9,13 @@ use base64::Engine as _;
 use serde_json::{json, Map, Value};
 use zeroize::Zeroizing;
 
-use crate::core::{Core, InitParams, Tune};
-use crate::framework::{
+use crate::mount::{MountConfig, Table};
+use crate::node::{Core, InitParams, Tune};
+use strongroom_sdk::framework::{
     handler, parse_go_bool, Backend, Ctx, Field, FieldType, Path, PathSet, SpecialPaths,
 };
-use crate::logical::{Data, Operation, Response};
-use crate::mount::{MountConfig, Table};
-use crate::{duration, Error, Result};
+use strongroom_sdk::logical::{Data, Operation, Response};
+use strongroom_sdk::{duration, Error, Result};
 
 mod leases;
 mod wrapping;
@@ -696,10 +696,10 @@ fn capability_fields() -> Vec<Field> {
 }
 
 fn policy_name(ctx: &Ctx) -> Result<String> {
-    crate::policy::store::normalize_name(&ctx.fields.str_or_empty("name")?)
+    strongroom_policy::store::normalize_name(&ctx.fields.str_or_empty("name")?)
 }
 
-fn stored_policy_data(p: &crate::policy::store::StoredPolicy, text_key: &str) -> Data {
+fn stored_policy_data(p: &strongroom_policy::store::StoredPolicy, text_key: &str) -> Data {
     let mut d = obj(json!({
         "allow_slashes_in_identity_templates": false,
         "allow_wildcards_in_identity_templates": false,

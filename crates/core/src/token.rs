@@ -12,7 +12,7 @@
 //! creating a token is one storage write.
 //!
 //! Revocation (which also reaches leases and cubbyholes) is orchestrated by
-//! the [`Core`](crate::core::Core); this store only answers for tokens.
+//! the [`Core`](crate::node::Core); this store only answers for tokens.
 
 pub mod backend;
 pub mod batch;
@@ -28,10 +28,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use zeroize::Zeroizing;
 
-use crate::barrier::{Barrier, View};
 use crate::expiration::{Due, Schedule};
-use crate::storage::BatchOp;
-use crate::{Error, Result};
+use strongroom_barrier::Barrier;
+use strongroom_sdk::storage::BatchOp;
+use strongroom_sdk::storage::View;
+use strongroom_sdk::{Error, Result};
 
 /// The salt's key in the token store's view.
 const SALT_KEY: &str = "salt";
@@ -94,7 +95,7 @@ pub struct TokenEntry {
     pub cubbyhole_id: String,
     /// CIDR blocks the token may be used from (empty: anywhere).
     #[serde(default)]
-    pub bound_cidrs: Vec<role::BoundCidr>,
+    pub bound_cidrs: Vec<strongroom_sdk::cidr::BoundCidr>,
     /// The max TTL its auth method set, counted from creation (0: the
     /// mount's); renewals stay within it.
     #[serde(default)]
@@ -159,7 +160,7 @@ pub struct NewToken {
     /// The role that created it.
     pub role: String,
     /// CIDR blocks the token is bound to.
-    pub bound_cidrs: Vec<role::BoundCidr>,
+    pub bound_cidrs: Vec<strongroom_sdk::cidr::BoundCidr>,
     /// The max TTL the auth method set (0: the mount's).
     pub max_ttl: u64,
     /// `batch` for a batch token, else a service token.
@@ -412,7 +413,7 @@ impl TokenStore {
         entry.cubbyhole_id = random_base62(24);
         let mut ops = vec![self.put_op(&entry)?];
         ops.extend(extra(&entry)?);
-        self.view.barrier().batch(ops).await?;
+        self.view.storage().batch(ops).await?;
         let entry = Arc::new(entry);
         self.index(entry.clone());
         if let Some(parent) = &entry.parent {
@@ -545,7 +546,7 @@ impl TokenStore {
         let (_guard, _) = self.lock_usable(&entry.id_hash).await?;
         let mut ops = vec![BatchOp::Delete(self.entry_key(&entry.id_hash))];
         ops.extend(extra);
-        self.view.barrier().batch(ops).await?;
+        self.view.storage().batch(ops).await?;
         self.forget(&entry.id_hash);
         Ok(())
     }
@@ -658,8 +659,8 @@ impl TokenStore {
                 if ttl > left {
                     warning = Some(format!(
                         "TTL of {:?} exceeded the effective max_ttl of {:?}; TTL value is capped accordingly",
-                        crate::duration::format_secs(ttl),
-                        crate::duration::format_secs(max)
+                        strongroom_sdk::duration::format_secs(ttl),
+                        strongroom_sdk::duration::format_secs(max)
                     ));
                 }
                 ttl = left;

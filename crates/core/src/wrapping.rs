@@ -8,11 +8,11 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::core::{Core, Unsealed};
-use crate::logical::{Data, Response, WrapInfo};
-use crate::storage::BatchOp;
+use crate::node::{Core, Unsealed};
 use crate::token::{NewToken, TokenEntry, RESPONSE_WRAPPING_POLICY};
-use crate::{Error, Result};
+use strongroom_sdk::logical::{Data, Response, WrapInfo};
+use strongroom_sdk::storage::BatchOp;
+use strongroom_sdk::{Error, Result};
 
 /// The key of the wrapped answer in the wrapping token's cubbyhole.
 const RESPONSE_KEY: &str = "response";
@@ -111,7 +111,11 @@ impl Core {
         )
     }
 
-    fn cubbyhole_of(&self, unsealed: &Unsealed, entry: &TokenEntry) -> crate::barrier::View {
+    fn cubbyhole_of(
+        &self,
+        unsealed: &Unsealed,
+        entry: &TokenEntry,
+    ) -> strongroom_sdk::storage::View {
         unsealed
             .cubbyhole
             .sub_view(&format!("{}/", entry.cubbyhole_id))

@@ -48,7 +48,7 @@ pub enum UsageStoreKind {
 
 /// Parses a Go/Vault duration (`2m`, `1h40m`, `90s`, `120`).
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    strongroom_core::duration::parse_duration(s).map_err(|e| e.to_string())
+    strongroom_sdk::duration::parse_duration(s).map_err(|e| e.to_string())
 }
 
 /// Parses the KV version: `1`, `2`, `v1` or `v2` (the original's help said

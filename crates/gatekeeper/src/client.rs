@@ -53,7 +53,7 @@ pub struct LoginArgs {
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    strongroom_core::duration::parse_duration(s).map_err(|e| e.to_string())
+    strongroom_sdk::duration::parse_duration(s).map_err(|e| e.to_string())
 }
 
 /// The task id and the scheduler it implies: the flag first, then the

@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use serde_json::{json, Value};
-use strongroom_core::{Error, Result};
+use strongroom_sdk::{Error, Result};
 use tokio::sync::Mutex;
 use zeroize::Zeroizing;
 

@@ -12,9 +12,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
-use strongroom_core::framework::Ctx;
-use strongroom_core::logical::Response;
-use strongroom_core::{Error, Result};
+use strongroom_sdk::framework::Ctx;
+use strongroom_sdk::logical::Response;
+use strongroom_sdk::{Error, Result};
 use zeroize::Zeroizing;
 
 use crate::google::Google;

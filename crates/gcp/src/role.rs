@@ -12,10 +12,10 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use strongroom_core::framework::{is_generic_name, list_entries, Ctx, FieldData};
-use strongroom_core::logical::Response;
-use strongroom_core::login::{Legacy, TokenParams};
-use strongroom_core::{Error, Result};
+use strongroom_sdk::framework::{is_generic_name, list_entries, Ctx, FieldData};
+use strongroom_sdk::logical::Response;
+use strongroom_sdk::login::{Legacy, TokenParams};
+use strongroom_sdk::{Error, Result};
 
 use crate::google::ServiceAccount;
 use crate::state::{Gcp, ROLE_PREFIX};

@@ -11,8 +11,8 @@
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use strongroom_core::barrier::View;
-use strongroom_core::{Error, Result};
+use strongroom_sdk::storage::View;
+use strongroom_sdk::{Error, Result};
 use tokio::sync::Mutex;
 
 use crate::config::ConfigEntry;

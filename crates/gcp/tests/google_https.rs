@@ -249,7 +249,7 @@ async fn google_refusals_are_400_and_failures_502() {
     let s = start().await;
     let google = Google::new(http_client(Some(&s.ca_pem)).unwrap(), &config(&s)).unwrap();
     let now = SystemTime::now();
-    let err = |r: strongroom_core::Result<_>| match r {
+    let err = |r: strongroom_sdk::Result<_>| match r {
         Err(e) => e,
         Ok(_) => panic!("expected an error"),
     };

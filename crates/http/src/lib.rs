@@ -2,9 +2,9 @@
 //!
 //! The crate owns the HTTP boundary and nothing below it: [`parse_request`]
 //! maps an HTTP call under `/v1/` to a logical
-//! [`Request`](strongroom_core::logical::Request), [`router`] builds the axum
+//! [`Request`](strongroom_sdk::logical::Request), [`router`] builds the axum
 //! application that hands it to a
-//! [`RequestHandler`](strongroom_core::logical::RequestHandler) and renders the
+//! [`RequestHandler`](strongroom_sdk::logical::RequestHandler) and renders the
 //! answer (envelope, raw body, 204, or `{"errors": [...]}`), and [`serve`] /
 //! [`load_tls`] run the TCP and TLS listeners. Tokens and bodies are never
 //! logged.

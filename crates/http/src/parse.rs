@@ -7,10 +7,10 @@ use std::net::IpAddr;
 
 use http::{HeaderMap, Method, Uri};
 use serde_json::Value;
-use strongroom_core::duration::parse_duration;
-use strongroom_core::framework::parse_go_bool;
-use strongroom_core::logical::{ClientToken, Data, Operation, Request};
-use strongroom_core::Error;
+use strongroom_sdk::duration::parse_duration;
+use strongroom_sdk::framework::parse_go_bool;
+use strongroom_sdk::logical::{ClientToken, Data, Operation, Request};
+use strongroom_sdk::Error;
 
 /// The header carrying the client token.
 pub const TOKEN_HEADER: &str = "x-vault-token";

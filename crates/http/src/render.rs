@@ -6,8 +6,8 @@ use axum::body::Body;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, StatusCode};
 use serde_json::Value;
-use strongroom_core::logical::Response;
-use strongroom_core::Error;
+use strongroom_sdk::logical::Response;
+use strongroom_sdk::Error;
 
 /// Renders a handler's answer to request `request_id`.
 pub fn render_response(response: &Response, request_id: &str) -> http::Response<Body> {

@@ -13,8 +13,8 @@ use bytes::Bytes;
 use http::header::{CONNECTION, CONTENT_LENGTH};
 use http::{HeaderValue, Method, Version};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use strongroom_core::logical::RequestHandler;
-use strongroom_core::Error;
+use strongroom_sdk::logical::RequestHandler;
+use strongroom_sdk::Error;
 
 use crate::parse::{parse_request, NAMESPACE_HEADER};
 use crate::render::{json, render_error, render_response};

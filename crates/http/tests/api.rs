@@ -12,10 +12,10 @@ use bytes::Bytes;
 use http::{Request as HttpRequest, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
-use strongroom_core::logical::{Auth, Lease, Request, RequestHandler, Response, WrapInfo};
-use strongroom_core::storage::StorageError;
-use strongroom_core::Error;
 use strongroom_http::{router, HttpOptions};
+use strongroom_sdk::logical::{Auth, Lease, Request, RequestHandler, Response, WrapInfo};
+use strongroom_sdk::storage::StorageError;
+use strongroom_sdk::Error;
 use tower::ServiceExt;
 
 /// What the fake answers.
@@ -47,7 +47,7 @@ impl Fake {
 
 #[async_trait::async_trait]
 impl RequestHandler for Fake {
-    async fn handle_request(&self, req: Request) -> strongroom_core::Result<Response> {
+    async fn handle_request(&self, req: Request) -> strongroom_sdk::Result<Response> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         *self.last.lock().unwrap() = Some(req.clone());
         match &self.mode {

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use serde_json::{json, Value};
-use strongroom_core::logical::{Request, RequestHandler, Response};
 use strongroom_http::{load_tls, router, serve, HttpError, HttpOptions};
+use strongroom_sdk::logical::{Request, RequestHandler, Response};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -16,7 +16,7 @@ struct Echo;
 
 #[async_trait::async_trait]
 impl RequestHandler for Echo {
-    async fn handle_request(&self, req: Request) -> strongroom_core::Result<Response> {
+    async fn handle_request(&self, req: Request) -> strongroom_sdk::Result<Response> {
         let Value::Object(map) = json!({
             "path": req.path,
             "remote": req.remote_addr.map(|a| a.to_string()),

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use jsonwebtoken::DecodingKey;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use strongroom_core::framework::Ctx;
-use strongroom_core::logical::Response;
-use strongroom_core::{Error, Result};
+use strongroom_sdk::framework::Ctx;
+use strongroom_sdk::logical::Response;
+use strongroom_sdk::{Error, Result};
 use zeroize::Zeroizing;
 
 use crate::state::{Kubernetes, CONFIG_KEY};

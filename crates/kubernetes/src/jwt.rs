@@ -8,7 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
-use strongroom_core::{Error, Result};
+use strongroom_sdk::{Error, Result};
 
 use crate::config::LEGACY_ISSUER;
 

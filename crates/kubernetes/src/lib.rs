@@ -18,13 +18,13 @@ pub mod state;
 
 use std::sync::Arc;
 
-use strongroom_core::core::{Factory, FactoryInput};
-use strongroom_core::framework::{
+use strongroom_sdk::framework::{
     existence, handler, Backend, Field, FieldType, LogicalBackend, Path, PathSet, SpecialPaths,
 };
-use strongroom_core::logical::Operation;
-use strongroom_core::login::Legacy;
-use strongroom_core::Result;
+use strongroom_sdk::logical::Operation;
+use strongroom_sdk::login::Legacy;
+use strongroom_sdk::registry::{Factory, FactoryInput};
+use strongroom_sdk::Result;
 
 pub use state::Kubernetes;
 

@@ -6,9 +6,9 @@
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
-use strongroom_core::framework::Ctx;
-use strongroom_core::logical::Response;
-use strongroom_core::{Error, Result};
+use strongroom_sdk::framework::Ctx;
+use strongroom_sdk::logical::Response;
+use strongroom_sdk::{Error, Result};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 

@@ -7,7 +7,7 @@
 //! not answer in time is a 502 naming the problem.
 
 use serde_json::{json, Value};
-use strongroom_core::{Error, Result};
+use strongroom_sdk::{Error, Result};
 
 use crate::jwt::{denied, ServiceAccount};
 use crate::state::Loaded;

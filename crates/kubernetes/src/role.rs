@@ -6,14 +6,14 @@
 //! [`TokenParams`] under [`Legacy::KUBERNETES`].
 
 use std::sync::Arc;
-use strongroom_core::token::role::glob_match;
+use strongroom_sdk::glob::glob_match;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use strongroom_core::framework::{is_generic_name, list_entries, Ctx};
-use strongroom_core::logical::Response;
-use strongroom_core::login::{Legacy, TokenParams};
-use strongroom_core::{Error, Result};
+use strongroom_sdk::framework::{is_generic_name, list_entries, Ctx};
+use strongroom_sdk::logical::Response;
+use strongroom_sdk::login::{Legacy, TokenParams};
+use strongroom_sdk::{Error, Result};
 
 use crate::state::{Kubernetes, ROLE_PREFIX};
 

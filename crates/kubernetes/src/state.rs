@@ -9,8 +9,8 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use jsonwebtoken::DecodingKey;
-use strongroom_core::barrier::View;
-use strongroom_core::{Error, Result};
+use strongroom_sdk::storage::View;
+use strongroom_sdk::{Error, Result};
 use tokio::sync::Mutex;
 
 use crate::config::{parse_ca, parse_pem_keys, read_local, ConfigEntry, LOCAL_CA_PATH};

@@ -9,9 +9,9 @@ mod v2;
 
 use std::sync::Arc;
 
-use strongroom_core::core::{Factory, FactoryInput};
-use strongroom_core::framework::LogicalBackend;
-use strongroom_core::{Error, Result};
+use strongroom_sdk::framework::LogicalBackend;
+use strongroom_sdk::registry::{Factory, FactoryInput};
+use strongroom_sdk::{Error, Result};
 
 /// The factory for the `kv` and `generic` types: picks the version from the
 /// mount's `version` option (absent means 1, as in Vault).

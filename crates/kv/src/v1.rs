@@ -5,10 +5,10 @@
 use std::sync::Arc;
 
 use serde_json::Value;
-use strongroom_core::duration::duration_from_json;
-use strongroom_core::framework::{existence, handler, Backend, Ctx, Field, FieldType, Path};
-use strongroom_core::logical::{Data, Lease, Operation, Response};
-use strongroom_core::{Error, Result};
+use strongroom_sdk::duration::duration_from_json;
+use strongroom_sdk::framework::{existence, handler, Backend, Ctx, Field, FieldType, Path};
+use strongroom_sdk::logical::{Data, Lease, Operation, Response};
+use strongroom_sdk::{Error, Result};
 
 /// KV v1 has no state beyond its storage view.
 pub struct KvV1;

@@ -21,11 +21,11 @@ use std::sync::Arc;
 
 use dashmap::DashMap;
 use serde_json::{json, Value};
-use strongroom_core::barrier::View;
-use strongroom_core::framework::{existence, handler, Backend, Ctx, Field, FieldType, Path};
-use strongroom_core::logical::{Data, Operation, Response};
-use strongroom_core::storage::BatchOp;
-use strongroom_core::{Error, Result};
+use strongroom_sdk::framework::{existence, handler, Backend, Ctx, Field, FieldType, Path};
+use strongroom_sdk::logical::{Data, Operation, Response};
+use strongroom_sdk::storage::BatchOp;
+use strongroom_sdk::storage::View;
+use strongroom_sdk::{Error, Result};
 
 use model::{now, obj, rfc3339, subkeys, Config, KeyMeta};
 

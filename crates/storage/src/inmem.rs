@@ -7,7 +7,7 @@ use std::ops::Bound;
 use std::sync::{PoisonError, RwLock};
 
 use async_trait::async_trait;
-use strongroom_core::storage::{Backend, BatchOp, StorageError};
+use strongroom_sdk::storage::{Backend, BatchOp, StorageError};
 
 use crate::keys::{scan_level, validate_key, validate_ops};
 

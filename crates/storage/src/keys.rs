@@ -1,6 +1,6 @@
 //! Key validation and the one-level listing scan shared by the backends.
 
-use strongroom_core::storage::{list_level, BatchOp, StorageError};
+use strongroom_sdk::storage::{list_level, BatchOp, StorageError};
 
 /// Checks that `key` is acceptable to Strongroom's backends: not empty and
 /// without a NUL byte. Long keys are allowed, as in Vault.

@@ -1,5 +1,5 @@
 //! Strongroom's physical storage backends: the implementations of
-//! [`strongroom_core::storage::Backend`].
+//! [`strongroom_sdk::storage::Backend`].
 //!
 //! This crate owns how bytes reach a medium, below the barrier (it only ever
 //! sees ciphertext, except the seal configuration):
@@ -20,4 +20,4 @@ mod redb;
 pub use crate::inmem::InmemBackend;
 pub use crate::keys::validate_key;
 pub use crate::redb::{RedbBackend, RedbOptions};
-pub use strongroom_core::storage::{Backend, BatchOp, StorageError};
+pub use strongroom_sdk::storage::{Backend, BatchOp, StorageError};

@@ -23,7 +23,7 @@ use std::thread::JoinHandle;
 
 use async_trait::async_trait;
 use redb::{Database, DatabaseError, Durability, TableDefinition};
-use strongroom_core::storage::{Backend, BatchOp, StorageError};
+use strongroom_sdk::storage::{Backend, BatchOp, StorageError};
 use tokio::sync::oneshot;
 
 use crate::keys::{scan_level, validate_key, validate_ops};

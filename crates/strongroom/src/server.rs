@@ -7,11 +7,11 @@ use std::sync::Arc;
 use anyhow::{anyhow, bail, Context as _};
 use base64::Engine as _;
 use strongroom_config::{ListenerConfig, ServerConfig, StorageConfig};
-use strongroom_core::core::Registry;
 use strongroom_core::mount::SystemTtls;
-use strongroom_core::storage::Backend;
 use strongroom_core::{Core, CoreConfig};
 use strongroom_http::HttpOptions;
+use strongroom_sdk::registry::Registry;
+use strongroom_sdk::storage::Backend;
 use tokio::net::TcpListener;
 
 use crate::cli::ServerArgs;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use inprocess::{call, core_on, init, unseal};
 use serde_json::json;
-use strongroom_core::storage::Backend;
+use strongroom_sdk::storage::Backend;
 
 #[tokio::test]
 async fn shamir_unseal_with_any_threshold_subset() {
@@ -558,7 +558,7 @@ async fn keys_the_storage_refuses_are_client_errors() {
 
 #[tokio::test]
 async fn policies_persist_and_compile_per_set() {
-    use strongroom_core::logical::{Data, Operation};
+    use strongroom_sdk::logical::{Data, Operation};
     let core = core_on(Arc::new(strongroom_storage::InmemBackend::new()));
     let init = init(&core, 1, 1).await;
     unseal(&core, &init.keys_b64[0]).await;

@@ -1,18 +1,18 @@
 //! `sys/leases/*`: look up, renew and revoke leases. Tokens appear as
 //! leases under their creation path (`auth/token/create/h<hash>`), as in
 //! OpenBao; secret leases are those backends issued. The core does the
-//! revoking ([`Core::revoke_lease`](crate::core::Core::revoke_lease),
-//! [`Core::revoke_prefix`](crate::core::Core::revoke_prefix)).
+//! revoking ([`Core::revoke_lease`](crate::node::Core::revoke_lease),
+//! [`Core::revoke_prefix`](crate::node::Core::revoke_prefix)).
 
 use serde_json::{json, Value};
 
 use super::{SysState, S};
-use crate::core::Core;
 use crate::expiration::list_level;
-use crate::framework::{handler, Ctx, Field, FieldType, Path};
-use crate::logical::{Data, Operation, Response};
+use crate::node::Core;
 use crate::token::TokenEntry;
-use crate::{Error, Result};
+use strongroom_sdk::framework::{handler, Ctx, Field, FieldType, Path};
+use strongroom_sdk::logical::{Data, Operation, Response};
+use strongroom_sdk::{Error, Result};
 
 fn rfc3339(secs: u64) -> Value {
     if secs == 0 {
@@ -134,7 +134,7 @@ async fn renew(s: S, ctx: Ctx) -> Result<Response> {
     }
     let l = unsealed.leases.renew(&id, increment).await?;
     let mut resp = Response::empty();
-    resp.lease = Some(crate::logical::Lease {
+    resp.lease = Some(strongroom_sdk::logical::Lease {
         lease_id: l.lease_id.clone(),
         lease_duration: l.expire_time.saturating_sub(crate::token::now_unix()),
         renewable: l.renewable,

@@ -3,9 +3,9 @@
 //! the path declarations.
 
 use super::{SysState, S};
-use crate::framework::{handler, Ctx, Field, FieldType, Path};
-use crate::logical::{Operation, Response};
-use crate::{Error, Result};
+use strongroom_sdk::framework::{handler, Ctx, Field, FieldType, Path};
+use strongroom_sdk::logical::{Operation, Response};
+use strongroom_sdk::{Error, Result};
 
 /// The wrapping token: the `token` field, else the request's token.
 fn wrapping_token(ctx: &Ctx) -> Result<String> {

@@ -10,10 +10,12 @@ use serde_json::{json, Value};
 
 use super::role::{self, Role};
 use super::{render, NewToken, TokenEntry, TokenStore};
-use crate::core::Core;
-use crate::framework::{handler, Backend, Ctx, Field, FieldType, Path, PathSet, SpecialPaths};
-use crate::logical::{Auth, Data, Operation, Response};
-use crate::{Error, Result};
+use crate::node::Core;
+use strongroom_sdk::framework::{
+    handler, Backend, Ctx, Field, FieldType, Path, PathSet, SpecialPaths,
+};
+use strongroom_sdk::logical::{Auth, Data, Operation, Response};
+use strongroom_sdk::{Error, Result};
 
 /// The backend's state: the core, reached weakly (the core owns the
 /// backend).
@@ -35,9 +37,9 @@ impl TokenBackend {
 
 /// The calling token's entry, as authenticated by the core.
 fn caller(ctx: &Ctx) -> Result<Arc<TokenEntry>> {
-    ctx.request
-        .token_entry
-        .clone()
+    ctx.extensions
+        .get::<Arc<TokenEntry>>()
+        .cloned()
         .ok_or(Error::PermissionDenied)
 }
 

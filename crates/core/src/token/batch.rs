@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::TokenEntry;
-use crate::{Error, Result};
+use strongroom_sdk::{Error, Result};
 
 /// What a batch token carries: the fields of its entry that can differ
 /// from one batch token to another, under one-letter names (tokens travel
@@ -39,7 +39,7 @@ struct Body {
     #[serde(rename = "o", default, skip_serializing_if = "String::is_empty")]
     role: String,
     #[serde(rename = "b", default, skip_serializing_if = "Vec::is_empty")]
-    bound_cidrs: Vec<super::role::BoundCidr>,
+    bound_cidrs: Vec<strongroom_sdk::cidr::BoundCidr>,
 }
 
 fn is_zero(v: &u64) -> bool {

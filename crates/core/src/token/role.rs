@@ -8,18 +8,18 @@
 //! on update, the deprecated `period` / `explicit_max_ttl` / `bound_cidrs`
 //! aliases, validation messages and the exact keys of a read.
 
-use std::fmt;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use crate::barrier::View;
-use crate::framework::{existence, handler, Ctx, Field, FieldData, FieldType, Path};
-use crate::logical::{Operation, Response};
-use crate::{Error, Result};
+use strongroom_sdk::cidr::BoundCidr;
+use strongroom_sdk::framework::{existence, handler, Ctx, Field, FieldData, FieldType, Path};
+use strongroom_sdk::glob::glob_match;
+use strongroom_sdk::logical::{Operation, Response};
+use strongroom_sdk::storage::View;
+use strongroom_sdk::{Error, Result};
 
 /// Prefix of role entries in the token mount's storage.
 const ROLES_PREFIX: &str = "roles/";
@@ -75,94 +75,6 @@ impl TokenType {
             TokenType::DefaultBatch if requested.is_empty() => "batch",
             TokenType::DefaultService | TokenType::DefaultBatch => requested,
         }
-    }
-}
-
-/// An address or CIDR block a role binds its tokens to, as given (host bits
-/// kept: `10.1.2.3/8` stays so). A single-host block prints as the bare
-/// address, the way OpenBao echoes `1.2.3.4/32` as `1.2.3.4`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct BoundCidr {
-    addr: IpAddr,
-    prefix: u8,
-}
-
-impl BoundCidr {
-    /// Parses `addr` or `addr/len` (IPv4 or IPv6).
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let s = s.trim();
-        let bad = || {
-            format!("error parsing address {s:?}: Unable to convert {s:?} to an IPv4 or IPv6 address, or a UNIX Socket")
-        };
-        let (addr, prefix) = match s.split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (s, None),
-        };
-        let addr: IpAddr = addr.parse().map_err(|_| bad())?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            None => max,
-            Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
-                p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(bad)?
-            }
-            Some(_) => return Err(bad()),
-        };
-        Ok(BoundCidr { addr, prefix })
-    }
-
-    /// Whether `ip` lies in the block (an IPv4-mapped IPv6 client address
-    /// matches an IPv4 block).
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-            v4 => v4,
-        };
-        match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => prefix_eq(
-                u128::from(u32::from(net)),
-                u128::from(u32::from(ip)),
-                32,
-                self.prefix,
-            ),
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                prefix_eq(u128::from(net), u128::from(ip), 128, self.prefix)
-            }
-            _ => false,
-        }
-    }
-}
-
-/// Whether the first `prefix` of `width` bits of `a` and `b` agree.
-fn prefix_eq(a: u128, b: u128, width: u8, prefix: u8) -> bool {
-    if prefix == 0 {
-        return true;
-    }
-    let shift = u32::from(width - prefix.min(width));
-    (a >> shift) == (b >> shift)
-}
-
-impl fmt::Display for BoundCidr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let max = if self.addr.is_ipv4() { 32 } else { 128 };
-        if self.prefix == max {
-            write!(f, "{}", self.addr)
-        } else {
-            write!(f, "{}/{}", self.addr, self.prefix)
-        }
-    }
-}
-
-impl TryFrom<String> for BoundCidr {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        BoundCidr::parse(&s)
-    }
-}
-
-impl From<BoundCidr> for String {
-    fn from(c: BoundCidr) -> String {
-        c.to_string()
     }
 }
 
@@ -276,29 +188,6 @@ fn dedup_lower(items: &[String]) -> Vec<String> {
     out.sort();
     out.dedup();
     out
-}
-
-/// Glob matching as OpenBao's policy and alias globs do it: `*` matches any
-/// run of characters (including none); everything else is literal.
-pub fn glob_match(pattern: &str, subject: &str) -> bool {
-    let mut parts = pattern.split('*');
-    let Some(first) = parts.next() else {
-        return pattern == subject;
-    };
-    let rest: Vec<&str> = parts.collect();
-    let Some((last, middle)) = rest.split_last() else {
-        return pattern == subject;
-    };
-    let Some(mut tail) = subject.strip_prefix(first) else {
-        return false;
-    };
-    for part in middle {
-        match tail.find(part) {
-            Some(i) => tail = &tail[i + part.len()..],
-            None => return false,
-        }
-    }
-    tail.ends_with(last)
 }
 
 fn any_glob(patterns: &[String], item: &str) -> bool {
@@ -869,8 +758,8 @@ fn paths_for<S: Send + Sync + 'static>() -> Vec<Path<S>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::framework::{Backend, BackendRequest, LogicalBackend, MountContext};
-    use crate::logical::Request;
+    use strongroom_sdk::framework::{Backend, BackendRequest, LogicalBackend, MountContext};
+    use strongroom_sdk::logical::Request;
 
     /// The token backend's role paths over a fresh, unsealed barrier.
     struct Harness {
@@ -883,7 +772,7 @@ mod tests {
         async fn new() -> Self {
             Harness {
                 backend: Backend::new(Arc::new(()), paths_for::<()>(), "token"),
-                view: crate::barrier::unsealed_view().await,
+                view: crate::test_util::unsealed_view().await,
                 mount: Arc::new(MountContext {
                     path: "auth/token/".into(),
                     kind: "token".into(),
@@ -898,11 +787,11 @@ mod tests {
             let Value::Object(data) = data else {
                 panic!("data must be an object")
             };
-            BackendRequest {
-                request: Request::new(op, path).with_data(data),
-                storage: self.view.clone(),
-                mount: self.mount.clone(),
-            }
+            BackendRequest::new(
+                Request::new(op, path).with_data(data),
+                self.view.clone(),
+                self.mount.clone(),
+            )
         }
 
         async fn call(&self, op: Operation, path: &str, data: Value) -> Result<Response> {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::barrier::unsealed_view;
+use crate::test_util::unsealed_view;
 
 async fn open(view: View) -> TokenStore {
     TokenStore::open(view, Arc::new(Schedule::default()))

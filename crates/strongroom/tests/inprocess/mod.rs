@@ -10,15 +10,15 @@ use std::sync::{Arc, Mutex};
 use axum::body::Body;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
-use strongroom_core::core::{FactoryInput, Registry};
-use strongroom_core::framework::{
+use strongroom_core::{Core, CoreConfig};
+use strongroom_http::{router, HttpOptions};
+use strongroom_sdk::framework::{
     handler, Backend as FrameworkBackend, BackendRequest, Ctx, LogicalBackend, MountContext, Path,
     SpecialPaths,
 };
-use strongroom_core::logical::{Lease, Operation, Response};
-use strongroom_core::storage::Backend;
-use strongroom_core::{Core, CoreConfig};
-use strongroom_http::{router, HttpOptions};
+use strongroom_sdk::logical::{Lease, Operation, Response};
+use strongroom_sdk::registry::{FactoryInput, Registry};
+use strongroom_sdk::storage::Backend;
 use tower::ServiceExt;
 
 /// Secrets revoked by the `leasing` engine, by their `id`.
@@ -28,13 +28,13 @@ pub type Revoked = Arc<Mutex<Vec<String>>>;
 /// engine reporting to `revoked`, the `test-login` auth method, and an auth
 /// type backed by KV (to exercise the auth table with a plain backend).
 pub fn registry_with(revoked: Revoked) -> Registry {
-    let leasing: strongroom_core::core::Factory = Arc::new(move |_input: FactoryInput| {
+    let leasing: strongroom_sdk::registry::Factory = Arc::new(move |_input: FactoryInput| {
         Ok(Arc::new(Leasing {
             inner: leasing_backend(),
             revoked: revoked.clone(),
         }) as Arc<dyn LogicalBackend>)
     });
-    let login: strongroom_core::core::Factory =
+    let login: strongroom_sdk::registry::Factory =
         Arc::new(|_input: FactoryInput| Ok(Arc::new(login_backend()) as Arc<dyn LogicalBackend>));
     Registry::new()
         .secrets("kv", strongroom_kv::factory())
@@ -184,7 +184,7 @@ struct Leasing {
 }
 
 fn leasing_backend() -> FrameworkBackend<()> {
-    async fn read(_s: Arc<()>, ctx: Ctx) -> strongroom_core::Result<Response> {
+    async fn read(_s: Arc<()>, ctx: Ctx) -> strongroom_sdk::Result<Response> {
         let ttl = ctx
             .request
             .data
@@ -220,7 +220,7 @@ fn leasing_backend() -> FrameworkBackend<()> {
 /// with the request's `policies`, `ttl`, `num_uses`, `bound_cidrs` and
 /// `token_type` and `strictly_bind_ip`, as a real method would after checking credentials.
 fn login_backend() -> FrameworkBackend<()> {
-    async fn login(_s: Arc<()>, ctx: Ctx) -> strongroom_core::Result<Response> {
+    async fn login(_s: Arc<()>, ctx: Ctx) -> strongroom_sdk::Result<Response> {
         let d = &ctx.request.data;
         let strings = |k: &str| -> Vec<String> {
             d.get(k)
@@ -235,7 +235,7 @@ fn login_backend() -> FrameworkBackend<()> {
         let mut metadata = serde_json::Map::new();
         metadata.insert("user".into(), json!("tester"));
         Ok(Response {
-            issue: Some(strongroom_core::logical::TokenIssue {
+            issue: Some(strongroom_sdk::logical::TokenIssue {
                 policies: strings("policies"),
                 metadata,
                 display_name: "tester".into(),
@@ -266,20 +266,20 @@ fn login_backend() -> FrameworkBackend<()> {
         "Test auth method issuing tokens.",
     )
     .special_paths(SpecialPaths {
-        unauthenticated: strongroom_core::framework::PathSet::new(&["login"]),
-        root: strongroom_core::framework::PathSet::default(),
+        unauthenticated: strongroom_sdk::framework::PathSet::new(&["login"]),
+        root: strongroom_sdk::framework::PathSet::default(),
     })
 }
 
 #[async_trait::async_trait]
 impl LogicalBackend for Leasing {
-    async fn handle(&self, req: BackendRequest) -> strongroom_core::Result<Response> {
+    async fn handle(&self, req: BackendRequest) -> strongroom_sdk::Result<Response> {
         self.inner.handle(req).await
     }
-    async fn exists(&self, req: &BackendRequest) -> strongroom_core::Result<Option<bool>> {
+    async fn exists(&self, req: &BackendRequest) -> strongroom_sdk::Result<Option<bool>> {
         self.inner.exists(req).await
     }
-    fn help(&self, mount: &MountContext, path: &str) -> strongroom_core::Result<Value> {
+    fn help(&self, mount: &MountContext, path: &str) -> strongroom_sdk::Result<Value> {
         self.inner.help(mount, path)
     }
     fn openapi_paths(&self, mount_path: &str) -> serde_json::Map<String, Value> {
@@ -288,7 +288,7 @@ impl LogicalBackend for Leasing {
     fn special_paths(&self) -> &SpecialPaths {
         LogicalBackend::special_paths(&self.inner)
     }
-    async fn revoke_secret(&self, req: BackendRequest) -> strongroom_core::Result<()> {
+    async fn revoke_secret(&self, req: BackendRequest) -> strongroom_sdk::Result<()> {
         let id = req.request.data["id"]
             .as_str()
             .unwrap_or_default()

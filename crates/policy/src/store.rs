@@ -9,8 +9,8 @@ use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 
 use super::{Acl, Policy, DEFAULT_POLICY, DEFAULT_POLICY_TEXT, ROOT_POLICY};
-use crate::barrier::View;
-use crate::{Error, Result};
+use strongroom_sdk::storage::View;
+use strongroom_sdk::{Error, Result};
 
 /// A stored policy: its text and bookkeeping, as `sys/policies/acl` shows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

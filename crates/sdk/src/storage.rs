@@ -1,13 +1,18 @@
-//! The physical storage contract, below the barrier.
+//! Storage contracts: the physical backend below the barrier, the logical
+//! storage above it, and the prefixed [`View`] every mount gets.
 //!
 //! A [`Backend`] stores opaque bytes under slash-separated keys. It never sees
 //! plaintext: everything but the seal configuration reaches it encrypted by
-//! the [`barrier`](crate::barrier). The contract is the one OpenBao's physical
+//! the barrier (`strongroom-barrier`). The contract is the one OpenBao's physical
 //! backends keep (get, put, delete, list one level below a prefix), plus
 //! atomic batches. High availability (a PostgreSQL backend with a lock table)
 //! adds a separate lock capability on top; callers of this trait do not change.
 
+mod view;
+
 use async_trait::async_trait;
+
+pub use view::View;
 
 /// A failure of the physical storage.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +76,69 @@ pub trait Backend: Send + Sync + 'static {
     /// Applies all `ops` atomically: after a crash either all are visible or
     /// none is.
     async fn batch(&self, ops: Vec<BatchOp>) -> Result<(), StorageError>;
+}
+
+/// A failure of logical storage: the barrier, as a [`View`] sees it.
+#[derive(Debug, thiserror::Error)]
+pub enum BarrierError {
+    /// The barrier is sealed: no keys are in memory.
+    #[error("Vault is sealed")]
+    Sealed,
+    /// The unseal key is wrong (or not 32 bytes).
+    #[error("invalid key")]
+    InvalidKey,
+    /// The barrier has not been initialised (no keyring/root key stored).
+    #[error("Vault is not initialized")]
+    NotInitialized,
+    /// The barrier was initialised already.
+    #[error("Vault is already initialized")]
+    AlreadyInitialized,
+    /// The key is reserved for the barrier's own use.
+    #[error("cannot access reserved key {0:?}")]
+    Reserved(String),
+    /// The key is not acceptable: it escapes its view (`..`, `.` or a
+    /// leading `/`).
+    #[error("invalid path {0:?}")]
+    InvalidPath(String),
+    /// The physical storage failed.
+    #[error("storage error: {0}")]
+    Storage(#[from] StorageError),
+    /// A stored entry does not decrypt or decode (tampered, moved to
+    /// another path, unknown term, or malformed).
+    #[error("corrupt entry: {0}")]
+    Corrupt(String),
+}
+
+impl From<BarrierError> for crate::Error {
+    fn from(err: BarrierError) -> Self {
+        match err {
+            BarrierError::Sealed => crate::Error::Sealed,
+            BarrierError::NotInitialized => crate::Error::NotInitialized,
+            BarrierError::InvalidKey => {
+                crate::Error::BadRequest("invalid key: the unseal key is incorrect".into())
+            }
+            BarrierError::InvalidPath(p) => crate::Error::BadRequest(format!("invalid path {p:?}")),
+            BarrierError::Storage(e) => crate::Error::Storage(e),
+            other => crate::Error::Internal(other.to_string()),
+        }
+    }
+}
+
+/// Logical storage: what sits above the physical backend and encrypts
+/// everything (the barrier), and what a [`View`] prefixes. The node wraps
+/// it once more to refuse writes when it is not active.
+#[async_trait]
+pub trait Storage: Send + Sync + 'static {
+    /// Reads and decrypts `key`.
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BarrierError>;
+    /// Encrypts `value` and stores it at `key`.
+    async fn put(&self, key: &str, value: &[u8]) -> Result<(), BarrierError>;
+    /// Removes `key` (no error if missing).
+    async fn delete(&self, key: &str) -> Result<(), BarrierError>;
+    /// The entries directly below `prefix` (see [`Backend::list`]).
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, BarrierError>;
+    /// Applies `ops` as one atomic batch.
+    async fn batch(&self, ops: Vec<BatchOp>) -> Result<(), BarrierError>;
 }
 
 /// Reduces the full keys found under `prefix` to one listing level: the part

@@ -1,4 +1,4 @@
-//! Prefixed views of the barrier: what a mount or subsystem gets as its
+//! Prefixed views of logical storage: what a mount or subsystem gets as its
 //! storage.
 //!
 //! A [`View`] prepends its prefix to every key, and refuses keys that could
@@ -10,22 +10,27 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::{Barrier, BarrierError};
-use crate::storage::BatchOp;
+use super::{BarrierError, BatchOp, Storage};
 
-/// A barrier restricted to the keys under a prefix. Cheap to clone.
+/// Logical storage restricted to the keys under a prefix. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct View {
-    barrier: Arc<Barrier>,
+    storage: Arc<dyn Storage>,
     prefix: Arc<str>,
 }
 
+impl std::fmt::Debug for dyn Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Storage")
+    }
+}
+
 impl View {
-    /// A view of `barrier` under `prefix` (used verbatim, so it normally ends
+    /// A view of `storage` under `prefix` (used verbatim, so it normally ends
     /// in `/`).
-    pub(crate) fn new(barrier: Arc<Barrier>, prefix: String) -> Self {
+    pub fn new(storage: Arc<dyn Storage>, prefix: &str) -> Self {
         View {
-            barrier,
+            storage,
             prefix: prefix.into(),
         }
     }
@@ -35,9 +40,9 @@ impl View {
         &self.prefix
     }
 
-    /// The barrier underneath.
-    pub fn barrier(&self) -> &Arc<Barrier> {
-        &self.barrier
+    /// The storage underneath (for batches that span views).
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
     }
 
     /// A view under `prefix + more_prefix` (concatenated verbatim). A
@@ -45,7 +50,7 @@ impl View {
     /// with [`BarrierError::InvalidPath`].
     pub fn sub_view(&self, more_prefix: &str) -> View {
         View {
-            barrier: Arc::clone(&self.barrier),
+            storage: Arc::clone(&self.storage),
             prefix: format!("{}{}", self.prefix, more_prefix).into(),
         }
     }
@@ -65,23 +70,23 @@ impl View {
 
     /// Reads and decrypts `key`.
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BarrierError> {
-        self.barrier.get(&self.full_key(key)?).await
+        self.storage.get(&self.full_key(key)?).await
     }
 
     /// Encrypts and stores `value` at `key`.
     pub async fn put(&self, key: &str, value: &[u8]) -> Result<(), BarrierError> {
-        self.barrier.put(&self.full_key(key)?, value).await
+        self.storage.put(&self.full_key(key)?, value).await
     }
 
     /// Removes `key` (no error if missing).
     pub async fn delete(&self, key: &str) -> Result<(), BarrierError> {
-        self.barrier.delete(&self.full_key(key)?).await
+        self.storage.delete(&self.full_key(key)?).await
     }
 
     /// The entries directly below `prefix` (empty or ending in `/`),
     /// relative to it.
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>, BarrierError> {
-        self.barrier.list(&self.full_key(prefix)?).await
+        self.storage.list(&self.full_key(prefix)?).await
     }
 
     /// Applies `ops` (keys relative to the view) as one atomic batch.
@@ -95,7 +100,7 @@ impl View {
                 })
             })
             .collect::<Result<Vec<_>, BarrierError>>()?;
-        self.barrier.batch(ops).await
+        self.storage.batch(ops).await
     }
 
     /// Reads `key` and decodes it from JSON; a value that does not decode

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::*;
-use crate::storage::list_level;
+use strongroom_sdk::storage::{list_level, StorageError};
 
 /// A tiny in-memory backend (crates/storage is written separately).
 #[derive(Default)]
@@ -52,12 +52,6 @@ impl Backend for MemBackend {
         }
         Ok(())
     }
-}
-
-/// A view over a fresh, unsealed in-memory barrier (for other modules'
-/// tests).
-pub(crate) async fn unsealed_view() -> View {
-    unsealed().await.0.view("test/")
 }
 
 /// An initialised, unsealed barrier, its backend and unseal key.
@@ -574,22 +568,25 @@ async fn debug_output_hides_keys() {
 
 #[test]
 fn errors_map_to_boundary_errors() {
-    let e: crate::Error = BarrierError::Sealed.into();
+    let e: strongroom_sdk::Error = BarrierError::Sealed.into();
     assert_eq!(e.status(), 503);
-    assert!(matches!(e, crate::Error::Sealed));
-    let e: crate::Error = BarrierError::NotInitialized.into();
-    assert!(matches!(e, crate::Error::NotInitialized));
-    let e: crate::Error = BarrierError::InvalidKey.into();
+    assert!(matches!(e, strongroom_sdk::Error::Sealed));
+    let e: strongroom_sdk::Error = BarrierError::NotInitialized.into();
+    assert!(matches!(e, strongroom_sdk::Error::NotInitialized));
+    let e: strongroom_sdk::Error = BarrierError::InvalidKey.into();
     assert_eq!(e.status(), 400);
-    let e: crate::Error = BarrierError::InvalidPath("x/..".into()).into();
+    let e: strongroom_sdk::Error = BarrierError::InvalidPath("x/..".into()).into();
     assert_eq!(e.status(), 400);
-    let e: crate::Error = BarrierError::Storage(StorageError::Closed).into();
-    assert!(matches!(e, crate::Error::Storage(StorageError::Closed)));
-    let e: crate::Error = BarrierError::Corrupt("p".into()).into();
-    assert!(matches!(e, crate::Error::Internal(_)));
-    let e: crate::Error = BarrierError::Reserved("core/keyring".into()).into();
-    assert!(matches!(e, crate::Error::Internal(_)));
-    let e: crate::Error = BarrierError::AlreadyInitialized.into();
+    let e: strongroom_sdk::Error = BarrierError::Storage(StorageError::Closed).into();
+    assert!(matches!(
+        e,
+        strongroom_sdk::Error::Storage(StorageError::Closed)
+    ));
+    let e: strongroom_sdk::Error = BarrierError::Corrupt("p".into()).into();
+    assert!(matches!(e, strongroom_sdk::Error::Internal(_)));
+    let e: strongroom_sdk::Error = BarrierError::Reserved("core/keyring".into()).into();
+    assert!(matches!(e, strongroom_sdk::Error::Internal(_)));
+    let e: strongroom_sdk::Error = BarrierError::AlreadyInitialized.into();
     assert_eq!(e.status(), 500);
 }
 

@@ -4,7 +4,6 @@
 //! call takes: sealed check, token, authorisation, routing, existence check,
 //! backend.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
@@ -13,16 +12,20 @@ use serde_json::{Map, Value};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use crate::barrier::{Barrier, BarrierError, View};
 use crate::expiration::{Due, LeaseStore, Schedule};
-use crate::framework::{BackendRequest, LogicalBackend, MountContext};
-use crate::logical::{Operation, Request, RequestHandler, Response};
 use crate::mount::{normalize_mount_path, overlaps, MountConfig, MountEntry, SystemTtls, Table};
-use crate::policy::store::PolicyStore;
 use crate::router::{Route, RouteTable};
-use crate::storage::{Backend as Physical, BatchOp};
 use crate::token::{now_unix, TokenEntry, TokenStore};
-use crate::{cubbyhole, shamir, sys, token, Error, Result};
+use crate::{cubbyhole, sys, token};
+use strongroom_barrier::shamir;
+use strongroom_barrier::{Barrier, BarrierError};
+use strongroom_policy::store::PolicyStore;
+use strongroom_sdk::framework::{BackendRequest, LogicalBackend, MountContext};
+use strongroom_sdk::logical::{Operation, Request, RequestHandler, Response};
+use strongroom_sdk::registry::{FactoryInput, Registry};
+use strongroom_sdk::storage::View;
+use strongroom_sdk::storage::{Backend as Physical, BatchOp};
+use strongroom_sdk::{Error, Result};
 
 /// The physical key of the plaintext seal configuration.
 pub const SEAL_CONFIG_KEY: &str = "core/seal-config";
@@ -36,52 +39,6 @@ const SEAL_FREE_PATHS: [&str; 5] = [
     "sys/health",
     "sys/leader",
 ];
-
-/// What a backend factory is given to build a mount's backend.
-pub struct FactoryInput {
-    /// The mount being created or restored.
-    pub entry: MountEntry,
-    /// What the backend is told about its mount.
-    pub mount: Arc<MountContext>,
-    /// The mount's private storage.
-    pub storage: View,
-}
-
-/// Builds a backend for a mount; errors (bad options) refuse the mount.
-pub type Factory = Arc<dyn Fn(FactoryInput) -> Result<Arc<dyn LogicalBackend>> + Send + Sync>;
-
-/// The backend types the server can mount, by type name.
-#[derive(Default, Clone)]
-pub struct Registry {
-    secrets: HashMap<String, Factory>,
-    auth: HashMap<String, Factory>,
-}
-
-impl Registry {
-    /// An empty registry (the `system` and `token` backends are built in).
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Registers a secrets engine type (builder style).
-    pub fn secrets(mut self, kind: &str, factory: Factory) -> Self {
-        self.secrets.insert(kind.to_string(), factory);
-        self
-    }
-
-    /// Registers an auth method type (builder style).
-    pub fn auth(mut self, kind: &str, factory: Factory) -> Self {
-        self.auth.insert(kind.to_string(), factory);
-        self
-    }
-
-    fn get(&self, table: Table, kind: &str) -> Option<&Factory> {
-        match table {
-            Table::Mounts => self.secrets.get(kind),
-            Table::Auth => self.auth.get(kind),
-        }
-    }
-}
 
 /// Server-wide settings the core needs.
 #[derive(Debug, Clone, Default)]
@@ -607,11 +564,14 @@ impl Core {
             (Table::Auth, "token") => self.token.clone(),
             (Table::Mounts, "cubbyhole") => Arc::new(cubbyhole::backend()),
             (table, kind) => {
-                let factory = self.registry.get(table, kind).ok_or_else(|| {
+                let factory = match table {
+                    Table::Mounts => self.registry.secrets_factory(kind),
+                    Table::Auth => self.registry.auth_factory(kind),
+                };
+                let factory = factory.ok_or_else(|| {
                     Error::bad_request(format!("plugin not found in the catalog: {kind}"))
                 })?;
                 factory(FactoryInput {
-                    entry: entry.clone(),
                     mount: mount.clone(),
                     storage: storage.clone(),
                 })?
@@ -662,7 +622,7 @@ impl Core {
         for r in ordered {
             paths.extend(r.backend.openapi_paths(&r.prefix));
         }
-        Ok(crate::framework::openapi_document(paths))
+        Ok(strongroom_sdk::framework::openapi_document(paths))
     }
 
     /// The effective (default, max) TTL of an entry.
@@ -999,11 +959,11 @@ impl Core {
             request.data = lease.internal.clone();
             let outcome = route
                 .backend
-                .revoke_secret(BackendRequest {
+                .revoke_secret(BackendRequest::new(
                     request,
-                    storage: route.storage.clone(),
-                    mount: route.mount.clone(),
-                })
+                    route.storage.clone(),
+                    route.mount.clone(),
+                ))
                 .await;
             if let Err(e) = outcome {
                 if !force {
@@ -1090,15 +1050,13 @@ impl Core {
             ))));
         };
         let full_path = std::mem::replace(&mut req.path, rel);
-        req.token_entry = token.clone();
         let wrap_ttl = req.wrap_ttl;
         let remote = req.remote_addr;
         let request_id = req.id.clone();
-        let mut breq = BackendRequest {
-            request: req,
-            storage: route.storage.clone(),
-            mount: route.mount.clone(),
-        };
+        let mut breq = BackendRequest::new(req, route.storage.clone(), route.mount.clone());
+        if let Some(token) = &token {
+            breq.extensions.insert(token.clone());
+        }
         if breq.request.operation == Operation::Update && token.is_some() {
             if let Some(false) = route.backend.exists(&breq).await? {
                 breq.request.operation = Operation::Create;
@@ -1163,11 +1121,11 @@ impl Core {
         let mut request = req;
         request.path = rel;
         self.sys
-            .handle(BackendRequest {
+            .handle(BackendRequest::new(
                 request,
-                storage: self.sys_view.clone(),
-                mount: self.sys_mount.clone(),
-            })
+                self.sys_view.clone(),
+                self.sys_mount.clone(),
+            ))
             .await
     }
 }

@@ -3,7 +3,7 @@
 //! `bao token capabilities` and real requests against a kv v1 mount.
 
 use super::*;
-use crate::policy::root_policy;
+use crate::root_policy;
 use serde_json::json;
 
 fn acl(texts: &[&str]) -> Acl {

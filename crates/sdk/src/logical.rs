@@ -75,9 +75,6 @@ pub struct Request {
     pub wrap_ttl: Option<Duration>,
     /// The client's address, for CIDR bindings.
     pub remote_addr: Option<IpAddr>,
-    /// The entry of the authenticated token, set by the core before the
-    /// request reaches a backend (`None` on unauthenticated paths).
-    pub token_entry: Option<std::sync::Arc<crate::token::TokenEntry>>,
 }
 
 impl Request {
@@ -91,7 +88,6 @@ impl Request {
             client_token: None,
             wrap_ttl: None,
             remote_addr: None,
-            token_entry: None,
         }
     }
 
@@ -336,7 +332,7 @@ impl Response {
     }
 }
 
-/// Anything that answers logical requests: the [`Core`](crate::core::Core),
+/// Anything that answers logical requests: the core's request pipeline,
 /// and in tests a fake. The HTTP layer depends only on this.
 #[async_trait::async_trait]
 pub trait RequestHandler: Send + Sync + 'static {

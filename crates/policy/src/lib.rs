@@ -5,18 +5,20 @@
 //! The module owns the policy model ([`Policy`], [`PathRules`],
 //! [`Capabilities`]), its parse errors ([`PolicyError`]), the compiled
 //! [`Acl`] with its [`Decision`]s, and the built-in `default` and `root`
-//! policies. It does not store policies nor look tokens up: callers hand it
-//! parsed policies and a request's path, operation and data.
+//! policies, and the [`store`] that keeps named policies behind the
+//! barrier. It does not look tokens up: callers hand it parsed policies and
+//! a request's path, operation and data.
 //!
 //! OpenBao 2.7.2 is the behavioural reference; the tests record what a real
 //! `bao` server answered for each rule implemented here.
+#![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::duration::duration_from_json;
+use strongroom_sdk::duration::duration_from_json;
 
 mod acl;
 mod builtin;
@@ -279,7 +281,7 @@ fn syntax(msg: impl std::fmt::Display) -> PolicyError {
 }
 
 fn hcl_blocks(text: &str) -> Result<Vec<RawBlock>, PolicyError> {
-    let body = crate::lenient_hcl::parse_body(text).map_err(syntax)?;
+    let body = strongroom_sdk::lenient_hcl::parse_body(text).map_err(syntax)?;
     let ctx = hcl::eval::Context::new();
     let mut out = Vec::new();
     for structure in body.into_iter() {

@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::{Capabilities, ParameterMap, PathRules, Policy};
-use crate::logical::{Data, Operation};
+use strongroom_sdk::logical::{Data, Operation};
 
 /// The answer to one path check.
 #[derive(Debug, Clone, PartialEq, Eq)]

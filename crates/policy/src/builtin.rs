@@ -114,9 +114,9 @@ pub fn root_policy() -> Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::logical::{Data, Operation};
-    use crate::policy::Acl;
+    use crate::Acl;
     use std::sync::Arc;
+    use strongroom_sdk::logical::{Data, Operation};
 
     #[test]
     fn default_policy_parses_and_grants_openbao_defaults() {

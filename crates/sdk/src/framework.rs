@@ -19,8 +19,8 @@ use serde_json::{json, Map, Value};
 pub use field::{parse_go_bool, Field, FieldData, FieldType};
 pub use pattern::{Captures, Pattern};
 
-use crate::barrier::View;
 use crate::logical::{Operation, Request, Response};
+use crate::storage::View;
 use crate::{Error, Result};
 
 /// Whether `name` matches OpenBao's generic name rule (`framework.
@@ -78,6 +78,22 @@ pub struct BackendRequest {
     pub storage: View,
     /// The mount being served.
     pub mount: Arc<MountContext>,
+    /// What the core attaches for its own built-in backends (the token
+    /// store's entry of the caller). Backends outside the core cannot name
+    /// those types, so they cannot reach into the core's internals.
+    pub extensions: http::Extensions,
+}
+
+impl BackendRequest {
+    /// A request for a backend, with no extensions.
+    pub fn new(request: Request, storage: View, mount: Arc<MountContext>) -> Self {
+        BackendRequest {
+            request,
+            storage,
+            mount,
+            extensions: http::Extensions::new(),
+        }
+    }
 }
 
 /// What a path handler receives.
@@ -91,6 +107,8 @@ pub struct Ctx {
     pub storage: View,
     /// The mount being served.
     pub mount: Arc<MountContext>,
+    /// The core's attachments (see [`BackendRequest::extensions`]).
+    pub extensions: http::Extensions,
 }
 
 /// A path operation's handler.
@@ -240,6 +258,74 @@ pub trait LogicalBackend: Send + Sync + 'static {
     async fn revoke_secret(&self, _req: BackendRequest) -> Result<()> {
         Ok(())
     }
+
+    /// Lifecycle: called once when the mount starts serving on an active
+    /// node (mounted, or restored at activation), before its first request.
+    async fn initialize(&self, _mount: &Mounted) -> Result<()> {
+        Ok(())
+    }
+
+    /// Lifecycle: another node wrote `key` (relative to the mount's
+    /// storage); a standby drops what it cached of it.
+    fn invalidate(&self, _key: &str) {}
+
+    /// Lifecycle: called about once a minute while the node is active
+    /// (tidying, rotations). An error is logged; the next tick runs anyway.
+    async fn periodic(&self, _mount: &Mounted) -> Result<()> {
+        Ok(())
+    }
+
+    /// Lifecycle: the mount stops serving (unmounted, sealed, or the node
+    /// stepped down): stop background work and drop caches.
+    async fn cleanup(&self) {}
+}
+
+/// What the lifecycle hooks are given: the mount's storage and its current
+/// context (which a tune may have replaced since the backend was built).
+#[derive(Debug, Clone)]
+pub struct Mounted {
+    /// Storage private to this mount.
+    pub storage: View,
+    /// The mount, as currently tuned.
+    pub mount: Arc<MountContext>,
+}
+
+/// A lifecycle hook of a framework backend (initialize, periodic).
+pub type Hook<S> = Arc<dyn Fn(Arc<S>, Mounted) -> BoxFuture<'static, Result<()>> + Send + Sync>;
+
+/// Wraps an async function as a [`Hook`].
+pub fn hook<S, F, Fut>(f: F) -> Hook<S>
+where
+    S: Send + Sync + 'static,
+    F: Fn(Arc<S>, Mounted) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<()>> + Send + 'static,
+{
+    Arc::new(move |s, m| Box::pin(f(s, m)))
+}
+
+/// The invalidation hook of a framework backend: the state and the key.
+type InvalidateHook<S> = Arc<dyn Fn(&S, &str) + Send + Sync>;
+
+/// The cleanup hook of a framework backend.
+type CleanupHook<S> = Arc<dyn Fn(&S) + Send + Sync>;
+
+/// The lifecycle hooks a framework backend declares (all optional).
+struct Hooks<S> {
+    initialize: Option<Hook<S>>,
+    periodic: Option<Hook<S>>,
+    invalidate: Option<InvalidateHook<S>>,
+    cleanup: Option<CleanupHook<S>>,
+}
+
+impl<S> Default for Hooks<S> {
+    fn default() -> Self {
+        Hooks {
+            initialize: None,
+            periodic: None,
+            invalidate: None,
+            cleanup: None,
+        }
+    }
 }
 
 /// A framework backend over state `S`.
@@ -248,6 +334,7 @@ pub struct Backend<S> {
     paths: Vec<Path<S>>,
     special: SpecialPaths,
     help: &'static str,
+    hooks: Hooks<S>,
 }
 
 impl<S: Send + Sync + 'static> Backend<S> {
@@ -258,7 +345,32 @@ impl<S: Send + Sync + 'static> Backend<S> {
             paths,
             special: SpecialPaths::default(),
             help,
+            hooks: Hooks::default(),
         }
+    }
+
+    /// Runs `f` when the mount starts serving (builder style).
+    pub fn on_initialize(mut self, f: Hook<S>) -> Self {
+        self.hooks.initialize = Some(f);
+        self
+    }
+
+    /// Runs `f` about once a minute on an active node (builder style).
+    pub fn on_periodic(mut self, f: Hook<S>) -> Self {
+        self.hooks.periodic = Some(f);
+        self
+    }
+
+    /// Runs `f` when another node wrote a key of this mount (builder style).
+    pub fn on_invalidate(mut self, f: impl Fn(&S, &str) + Send + Sync + 'static) -> Self {
+        self.hooks.invalidate = Some(Arc::new(f));
+        self
+    }
+
+    /// Runs `f` when the mount stops serving (builder style).
+    pub fn on_cleanup(mut self, f: impl Fn(&S) + Send + Sync + 'static) -> Self {
+        self.hooks.cleanup = Some(Arc::new(f));
+        self
     }
 
     /// Declares special paths (builder style).
@@ -284,6 +396,7 @@ impl<S: Send + Sync + 'static> Backend<S> {
             request: req.request.clone(),
             storage: req.storage.clone(),
             mount: req.mount.clone(),
+            extensions: req.extensions.clone(),
         }
     }
 }
@@ -307,12 +420,14 @@ impl<S: Send + Sync + 'static> LogicalBackend for Backend<S> {
             request,
             storage,
             mount,
+            extensions,
         } = req;
         let ctx = Ctx {
             fields: FieldData::new(request.data.clone(), caps, path.fields.clone()),
             request,
             storage,
             mount,
+            extensions,
         };
         let unknown = if path.arbitrary_input {
             Vec::new()
@@ -393,6 +508,32 @@ impl<S: Send + Sync + 'static> LogicalBackend for Backend<S> {
 
     fn special_paths(&self) -> &SpecialPaths {
         &self.special
+    }
+
+    async fn initialize(&self, mount: &Mounted) -> Result<()> {
+        match &self.hooks.initialize {
+            Some(f) => f(self.state.clone(), mount.clone()).await,
+            None => Ok(()),
+        }
+    }
+
+    fn invalidate(&self, key: &str) {
+        if let Some(f) = &self.hooks.invalidate {
+            f(&self.state, key);
+        }
+    }
+
+    async fn periodic(&self, mount: &Mounted) -> Result<()> {
+        match &self.hooks.periodic {
+            Some(f) => f(self.state.clone(), mount.clone()).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn cleanup(&self) {
+        if let Some(f) = &self.hooks.cleanup {
+            f(&self.state);
+        }
     }
 }
 

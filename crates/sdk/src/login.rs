@@ -10,9 +10,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::cidr::BoundCidr;
 use crate::framework::{Field, FieldData, FieldType};
 use crate::logical::{Data, TokenIssue};
-use crate::token::role::BoundCidr;
 use crate::{Error, Result};
 
 /// How an older name (`policies`, `period`, `ttl`, `max_ttl`) interacts
@@ -76,7 +76,7 @@ impl Legacy {
     /// [`token_fields`](super::token_fields), plus `ttl` and `max_ttl`
     /// where accepted.
     pub fn fields(self) -> Vec<Field> {
-        let mut f = super::token_fields();
+        let mut f = token_fields();
         if self.ttl_names {
             f.push(Field::new("ttl", FieldType::DurationSecond, "Use \"token_ttl\" instead. If this and \"token_ttl\" are both specified, only \"token_ttl\" will be used."));
             f.push(Field::new("max_ttl", FieldType::DurationSecond, "Use \"token_max_ttl\" instead. If this and \"token_max_ttl\" are both specified, only \"token_max_ttl\" will be used."));
@@ -426,6 +426,26 @@ impl TokenParams {
             strictly_bind_ip: self.token_strictly_bind_ip,
         }
     }
+}
+
+/// The common token parameters of auth method roles (OpenBao's
+/// `tokenutil`), with the older `policies` and `period` names; methods add
+/// their own older names.
+pub fn token_fields() -> Vec<Field> {
+    vec![
+        Field::new("token_ttl", FieldType::DurationSecond, "The initial ttl of the token to generate."),
+        Field::new("token_max_ttl", FieldType::DurationSecond, "The maximum lifetime of the generated token."),
+        Field::new("token_policies", FieldType::CommaStringSlice, "Comma-separated list of policies."),
+        Field::new("token_bound_cidrs", FieldType::CommaStringSlice, "Comma separated string or JSON list of CIDR blocks. If set, specifies the blocks of IP addresses which are allowed to use the generated token."),
+        Field::new("token_explicit_max_ttl", FieldType::DurationSecond, "If set, tokens created via this role carry an explicit maximum TTL."),
+        Field::new("token_no_default_policy", FieldType::Bool, "If true, the 'default' policy will not automatically be added to generated tokens."),
+        Field::new("token_num_uses", FieldType::Int, "The maximum number of times a token may be used, a value of zero means unlimited."),
+        Field::new("token_period", FieldType::DurationSecond, "If set, tokens created via this role will have no max lifetime; instead, their renewal period will be fixed to this value."),
+        Field::new("token_type", FieldType::String, "The type of token to generate, service or batch."),
+        Field::new("token_strictly_bind_ip", FieldType::Bool, "Bind issued tokens to the address that logged in."),
+        Field::new("policies", FieldType::CommaStringSlice, "Use \"token_policies\" instead. If this and \"token_policies\" are both specified, only \"token_policies\" will be used."),
+        Field::new("period", FieldType::DurationSecond, "Use \"token_period\" instead. If this and \"token_period\" are both specified, only \"token_period\" will be used."),
+    ]
 }
 
 #[cfg(test)]

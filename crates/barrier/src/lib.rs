@@ -16,11 +16,13 @@
 //! unsealing assumes the persisted count plus that interval, so a crash never
 //! resets the budget.
 //!
-//! Submodules: [`view`] (prefixed, escape-proof views) and `keyring` (keys,
-//! envelope format, keyring encoding).
+//! Modules: `keyring` (keys, envelope format, keyring encoding) and
+//! [`shamir`] (splitting the unseal key into shares). The barrier is the
+//! [`Storage`] that [`View`]s are made over.
+#![forbid(unsafe_code)]
 
 mod keyring;
-pub mod view;
+pub mod shamir;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -29,9 +31,9 @@ use std::time::SystemTime;
 use arc_swap::ArcSwapOption;
 use zeroize::Zeroizing;
 
-use crate::storage::{Backend, BatchOp, StorageError};
 use keyring::{envelope_term, Key, Keyring, KEY_LEN};
-pub use view::View;
+pub use strongroom_sdk::storage::BarrierError;
+use strongroom_sdk::storage::{Backend, BatchOp, Storage, View};
 
 /// Physical path of the root key, encrypted under the unseal key.
 pub const ROOT_KEY_PATH: &str = "core/root-key";
@@ -47,52 +49,6 @@ pub const DEFAULT_ROTATION_THRESHOLD: u64 = 3_500_000_000;
 pub const PERSIST_INTERVAL: u64 = 1_000_000;
 /// The term number in envelopes encrypted with the root or unseal key.
 const WRAP_TERM: u32 = 0;
-
-/// A failure of the barrier.
-#[derive(Debug, thiserror::Error)]
-pub enum BarrierError {
-    /// The barrier is sealed: no keys are in memory.
-    #[error("Vault is sealed")]
-    Sealed,
-    /// The unseal key is wrong (or not 32 bytes).
-    #[error("invalid key")]
-    InvalidKey,
-    /// The barrier has not been initialised (no keyring/root key stored).
-    #[error("Vault is not initialized")]
-    NotInitialized,
-    /// The barrier was initialised already.
-    #[error("Vault is already initialized")]
-    AlreadyInitialized,
-    /// The key is reserved for the barrier's own use.
-    #[error("cannot access reserved key {0:?}")]
-    Reserved(String),
-    /// The key is not acceptable: it escapes its view (`..`, `.` or a
-    /// leading `/`).
-    #[error("invalid path {0:?}")]
-    InvalidPath(String),
-    /// The physical storage failed.
-    #[error("storage error: {0}")]
-    Storage(#[from] StorageError),
-    /// A stored entry does not decrypt or decode (tampered, moved to
-    /// another path, unknown term, or malformed).
-    #[error("corrupt entry: {0}")]
-    Corrupt(String),
-}
-
-impl From<BarrierError> for crate::Error {
-    fn from(err: BarrierError) -> Self {
-        match err {
-            BarrierError::Sealed => crate::Error::Sealed,
-            BarrierError::NotInitialized => crate::Error::NotInitialized,
-            BarrierError::InvalidKey => {
-                crate::Error::BadRequest("invalid key: the unseal key is incorrect".into())
-            }
-            BarrierError::InvalidPath(p) => crate::Error::BadRequest(format!("invalid path {p:?}")),
-            BarrierError::Storage(e) => crate::Error::Storage(e),
-            other => crate::Error::Internal(other.to_string()),
-        }
-    }
-}
 
 /// The state of the active data key, as `sys/key-status` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,7 +163,7 @@ impl Barrier {
 
     /// A view of this barrier under `prefix` (e.g. `logical/<uuid>/`).
     pub fn view(self: &Arc<Self>, prefix: &str) -> View {
-        View::new(Arc::clone(self), prefix.to_string())
+        View::new(Arc::clone(self) as Arc<dyn Storage>, prefix)
     }
 
     /// Whether the barrier has been initialised (a keyring is stored).
@@ -462,5 +418,25 @@ impl Barrier {
 #[cfg(test)]
 pub(crate) mod tests;
 
-#[cfg(test)]
-pub(crate) use tests::unsealed_view;
+#[async_trait::async_trait]
+impl Storage for Barrier {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BarrierError> {
+        Barrier::get(self, key).await
+    }
+
+    async fn put(&self, key: &str, value: &[u8]) -> Result<(), BarrierError> {
+        Barrier::put(self, key, value).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), BarrierError> {
+        Barrier::delete(self, key).await
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, BarrierError> {
+        Barrier::list(self, prefix).await
+    }
+
+    async fn batch(&self, ops: Vec<BatchOp>) -> Result<(), BarrierError> {
+        Barrier::batch(self, ops).await
+    }
+}
