@@ -13,6 +13,7 @@ pub mod expiration;
 pub mod login;
 pub mod mount;
 pub mod node;
+pub mod pipeline;
 pub mod router;
 pub mod sys;
 pub mod token;

@@ -7,7 +7,7 @@
 use std::net::IpAddr;
 
 use crate::mount::MountEntry;
-use crate::node::{Core, Unsealed};
+use crate::node::{Active, Core};
 use crate::token::{initial_ttl, now_unix, NewToken};
 use strongroom_sdk::cidr::BoundCidr;
 use strongroom_sdk::logical::{Auth, TokenIssue};
@@ -18,7 +18,7 @@ impl Core {
     /// `entry`.
     pub(crate) async fn issue_login_token(
         &self,
-        unsealed: &Unsealed,
+        unsealed: &Active,
         entry: &MountEntry,
         full_path: &str,
         issue: TokenIssue,

@@ -1,10 +1,15 @@
 //! The router: the longest mounted prefix of a request path picks the
-//! backend. The table is immutable and swapped whole on every mount change,
-//! so the hot path reads it without a lock.
+//! backend. The table is immutable and swapped whole when a mount is added
+//! or removed, so the hot path reads it without a lock. A tune swaps a
+//! route's entry and context in place: the backend (and whatever it holds
+//! in memory: lock stripes, lockout counters, caches) is kept.
 
 use std::sync::Arc;
 
-use crate::mount::MountEntry;
+use arc_swap::ArcSwap;
+use strongroom_sdk::framework::Mounted;
+
+use crate::mount::{MountEntry, Table};
 use strongroom_sdk::framework::{LogicalBackend, MountContext};
 use strongroom_sdk::storage::View;
 
@@ -12,14 +17,26 @@ use strongroom_sdk::storage::View;
 pub struct Route {
     /// The full routed prefix, e.g. `secret/` or `auth/token/`.
     pub prefix: String,
-    /// The mount's table entry.
-    pub entry: MountEntry,
+    /// The table the mount is in.
+    pub table: Table,
+    /// The mount's table entry, as last tuned.
+    pub entry: ArcSwap<MountEntry>,
     /// The backend.
     pub backend: Arc<dyn LogicalBackend>,
     /// The mount's private storage.
     pub storage: View,
-    /// What the backend is told about its mount.
-    pub mount: Arc<MountContext>,
+    /// What the backend is told about its mount, as last tuned.
+    pub mount: ArcSwap<MountContext>,
+}
+
+impl Route {
+    /// The mount as the lifecycle hooks see it now.
+    pub fn mounted(&self) -> Mounted {
+        Mounted {
+            storage: self.storage.clone(),
+            mount: self.mount.load_full(),
+        }
+    }
 }
 
 /// All routes, longest prefix first.

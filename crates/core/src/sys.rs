@@ -74,7 +74,7 @@ async fn seal_status_body(core: &Core) -> Result<Value> {
         "recovery_seal": false,
         "storage_type": core.config().storage_type,
     });
-    if let Ok(u) = core.unsealed() {
+    if let Ok(u) = core.active() {
         body["cluster_name"] = json!(u.cluster.name);
         body["cluster_id"] = json!(u.cluster.id);
     }
@@ -218,10 +218,17 @@ async fn health(s: S, ctx: Ctx) -> Result<Response> {
     }
     let initialized = core.is_initialized().await?;
     let sealed = core.is_sealed();
+    let standby = core.state() == crate::node::NodeState::Standby;
+    let standby_ok = matches!(
+        ctx.request.data.get("standbyok"),
+        Some(Value::String(v)) if parse_go_bool(v) == Some(true)
+    );
     let status = if !initialized {
         code_param(&ctx, "uninitcode", 501)?
     } else if sealed {
         code_param(&ctx, "sealedcode", 503)?
+    } else if standby && !standby_ok {
+        code_param(&ctx, "standbycode", 429)?
     } else {
         code_param(&ctx, "activecode", 200)?
     };
@@ -234,13 +241,13 @@ async fn health(s: S, ctx: Ctx) -> Result<Response> {
         "sealed": sealed,
         // A sealed node reports itself as standby with unknown replication
         // modes, as OpenBao does.
-        "standby": sealed,
+        "standby": sealed || standby,
         "replication_performance_mode": if sealed { "unknown" } else { "disabled" },
         "replication_dr_mode": if sealed { "unknown" } else { "disabled" },
         "server_time_utc": now,
         "version": env!("CARGO_PKG_VERSION"),
     });
-    if let Ok(u) = core.unsealed() {
+    if let Ok(u) = core.active() {
         body["cluster_name"] = json!(u.cluster.name);
         body["cluster_id"] = json!(u.cluster.id);
     }
@@ -550,7 +557,7 @@ async fn caller_is_authenticated(core: &Core, ctx: &Ctx) -> bool {
     let Some(t) = &ctx.request.client_token else {
         return false;
     };
-    match core.unsealed() {
+    match core.active() {
         Ok(u) => u.tokens.lookup(&t.0).is_some(),
         Err(_) => false,
     }
@@ -621,7 +628,7 @@ async fn capabilities_of(
     if paths.is_empty() {
         return Err(Error::bad_request("paths must be supplied"));
     }
-    let unsealed = core.unsealed()?;
+    let unsealed = core.active()?;
     let acl = if token.is_root() {
         None
     } else {
@@ -648,7 +655,7 @@ async fn capabilities_of(
 async fn capabilities(s: S, ctx: Ctx) -> Result<Response> {
     let core = s.core()?;
     let token = ctx.fields.str_or_empty("token")?;
-    let entry = core.unsealed()?.tokens.lookup(&token);
+    let entry = core.active()?.tokens.lookup(&token);
     capabilities_of(&core, entry, &ctx, true).await
 }
 
@@ -663,14 +670,14 @@ async fn capabilities_self(s: S, ctx: Ctx) -> Result<Response> {
             .map(|t| t.0.clone())
             .unwrap_or_default();
     }
-    let entry = core.unsealed()?.tokens.lookup(&token);
+    let entry = core.active()?.tokens.lookup(&token);
     capabilities_of(&core, entry, &ctx, false).await
 }
 
 async fn capabilities_accessor(s: S, ctx: Ctx) -> Result<Response> {
     let core = s.core()?;
     let accessor = ctx.fields.str_or_empty("accessor")?;
-    let entry = core.unsealed()?.tokens.lookup_accessor(&accessor);
+    let entry = core.active()?.tokens.lookup_accessor(&accessor);
     capabilities_of(&core, entry, &ctx, true).await
 }
 
@@ -715,18 +722,18 @@ fn stored_policy_data(p: &strongroom_policy::store::StoredPolicy, text_key: &str
 }
 
 async fn policy_list(s: S, _ctx: Ctx) -> Result<Response> {
-    let names = s.core()?.unsealed()?.policies.list().await?;
+    let names = s.core()?.active()?.policies.list().await?;
     Ok(legacy(obj(json!({"keys": names, "policies": names}))))
 }
 
 async fn policies_acl_list(s: S, _ctx: Ctx) -> Result<Response> {
-    let names = s.core()?.unsealed()?.policies.list().await?;
+    let names = s.core()?.active()?.policies.list().await?;
     Ok(Response::data(obj(json!({"keys": names}))))
 }
 
 async fn policy_read(s: S, ctx: Ctx) -> Result<Response> {
     let name = policy_name(&ctx)?;
-    let p = s.core()?.unsealed()?.policies.get(&name).await?;
+    let p = s.core()?.active()?.policies.get(&name).await?;
     let p = p.ok_or(Error::NotFound(None))?;
     if ctx.request.path.starts_with("policies/") {
         Ok(Response::data(stored_policy_data(&p, "policy")))
@@ -755,17 +762,13 @@ async fn policy_write(s: S, ctx: Ctx) -> Result<Response> {
         Some(c) => Some(c as u64),
         None => None,
     };
-    s.core()?
-        .unsealed()?
-        .policies
-        .put(&name, &text, cas)
-        .await?;
+    s.core()?.active()?.policies.put(&name, &text, cas).await?;
     Ok(resp)
 }
 
 async fn policy_delete(s: S, ctx: Ctx) -> Result<Response> {
     let name = policy_name(&ctx)?;
-    s.core()?.unsealed()?.policies.delete(&name).await?;
+    s.core()?.active()?.policies.delete(&name).await?;
     Ok(Response::empty())
 }
 

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::node::{Core, Unsealed};
+use crate::node::{Active, Core};
 use crate::token::{NewToken, TokenEntry, RESPONSE_WRAPPING_POLICY};
 use strongroom_sdk::logical::{Data, Response, WrapInfo};
 use strongroom_sdk::storage::BatchOp;
@@ -38,7 +38,7 @@ impl Core {
     /// Wraps `resp` (the answer to `creation_path`) for `ttl` seconds.
     pub(crate) async fn wrap_response(
         &self,
-        unsealed: &Unsealed,
+        unsealed: &Active,
         resp: &Response,
         ttl: u64,
         creation_path: &str,
@@ -62,7 +62,7 @@ impl Core {
 
     async fn store_wrapped(
         &self,
-        unsealed: &Unsealed,
+        unsealed: &Active,
         wrapped: Wrapped,
         wrapped_accessor: String,
     ) -> Result<Response> {
@@ -103,7 +103,7 @@ impl Core {
     }
 
     /// The barrier-absolute key of a wrapping token's answer.
-    fn response_key(&self, unsealed: &Unsealed, entry: &TokenEntry) -> String {
+    fn response_key(&self, unsealed: &Active, entry: &TokenEntry) -> String {
         format!(
             "{}{}/{RESPONSE_KEY}",
             unsealed.cubbyhole.prefix(),
@@ -111,22 +111,14 @@ impl Core {
         )
     }
 
-    fn cubbyhole_of(
-        &self,
-        unsealed: &Unsealed,
-        entry: &TokenEntry,
-    ) -> strongroom_sdk::storage::View {
+    fn cubbyhole_of(&self, unsealed: &Active, entry: &TokenEntry) -> strongroom_sdk::storage::View {
         unsealed
             .cubbyhole
             .sub_view(&format!("{}/", entry.cubbyhole_id))
     }
 
     /// The live wrapping token `token`, or OpenBao's 400.
-    fn wrapping_entry(
-        &self,
-        unsealed: &Unsealed,
-        token: &str,
-    ) -> Result<std::sync::Arc<TokenEntry>> {
+    fn wrapping_entry(&self, unsealed: &Active, token: &str) -> Result<std::sync::Arc<TokenEntry>> {
         if token.is_empty() {
             return Err(invalid());
         }
@@ -138,7 +130,7 @@ impl Core {
     }
 
     /// The stored answer of a wrapping token.
-    async fn wrapped_bytes(&self, unsealed: &Unsealed, entry: &TokenEntry) -> Result<Vec<u8>> {
+    async fn wrapped_bytes(&self, unsealed: &Active, entry: &TokenEntry) -> Result<Vec<u8>> {
         self.cubbyhole_of(unsealed, entry)
             .get(RESPONSE_KEY)
             .await?
@@ -149,7 +141,7 @@ impl Core {
     /// token and its answer are deleted in one write, and of concurrent
     /// calls exactly one succeeds.
     async fn take_wrapped(&self, token: &str) -> Result<Wrapped> {
-        let unsealed = self.unsealed()?;
+        let unsealed = self.active()?;
         let entry = self.wrapping_entry(&unsealed, token)?;
         let bytes = self.wrapped_bytes(&unsealed, &entry).await?;
         unsealed
@@ -176,7 +168,7 @@ impl Core {
     /// `sys/wrapping/rewrap`: the same answer under a new wrapping token
     /// with the same TTL; the old token is spent.
     pub async fn rewrap(&self, token: &str) -> Result<Response> {
-        let unsealed = self.unsealed()?;
+        let unsealed = self.active()?;
         let mut wrapped = self.take_wrapped(token).await?;
         wrapped.creation_time =
             humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string();
@@ -193,7 +185,7 @@ impl Core {
     /// `sys/wrapping/lookup`: when and where a wrapping token was made,
     /// without spending it.
     pub async fn wrapping_lookup(&self, token: &str) -> Result<Data> {
-        let unsealed = self.unsealed()?;
+        let unsealed = self.active()?;
         let entry = self.wrapping_entry(&unsealed, token)?;
         let bytes = self.wrapped_bytes(&unsealed, &entry).await?;
         let wrapped: Wrapped = serde_json::from_slice(&bytes)

@@ -39,6 +39,10 @@ pub enum Error {
     /// The server is sealed (503).
     #[error("Vault is sealed")]
     Sealed,
+    /// This node is a standby (or is stepping down): it neither writes nor
+    /// answers requests that need the active node (503).
+    #[error("this node is not active")]
+    Standby,
     /// The server is not initialised yet (503 for everything but sys/init).
     #[error("Vault is not initialized")]
     NotInitialized,
@@ -74,7 +78,7 @@ impl Error {
             Error::PayloadTooLarge => 413,
             Error::UnsupportedMediaType(_) => 415,
             Error::TooManyRequests(_) => 429,
-            Error::Sealed | Error::NotInitialized => 503,
+            Error::Sealed | Error::NotInitialized | Error::Standby => 503,
             Error::Upstream(_) => 502,
             // A key the storage refuses (a NUL byte, say) came from the
             // request path: the client's fault, not the server's.

@@ -107,6 +107,10 @@ pub enum BarrierError {
     /// another path, unknown term, or malformed).
     #[error("corrupt entry: {0}")]
     Corrupt(String),
+    /// A write on a node that is not active (a standby, or one stepping
+    /// down): only the active node writes to storage.
+    #[error("this node is not active: storage is read-only")]
+    NotActive,
 }
 
 impl From<BarrierError> for crate::Error {
@@ -119,6 +123,7 @@ impl From<BarrierError> for crate::Error {
             }
             BarrierError::InvalidPath(p) => crate::Error::BadRequest(format!("invalid path {p:?}")),
             BarrierError::Storage(e) => crate::Error::Storage(e),
+            BarrierError::NotActive => crate::Error::Standby,
             other => crate::Error::Internal(other.to_string()),
         }
     }

@@ -133,6 +133,7 @@ async fn serve(args: ServerArgs, config: ServerConfig) -> anyhow::Result<()> {
             cluster_name: config.cluster_name.clone(),
             storage_type: config.storage.kind().to_string(),
             api_addr: config.api_addr.clone(),
+            periodic_interval: None,
         },
         registry(),
     );

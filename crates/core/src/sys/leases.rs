@@ -44,7 +44,7 @@ fn token_of_lease(core: &Core, id: &str) -> Result<Option<std::sync::Arc<TokenEn
     let Some((_, hash)) = id.rsplit_once("/h") else {
         return Ok(None);
     };
-    let unsealed = core.unsealed()?;
+    let unsealed = core.active()?;
     Ok(unsealed
         .tokens
         .lookup_hash(hash)
@@ -73,7 +73,7 @@ async fn lookup(s: S, ctx: Ctx) -> Result<Response> {
         );
         d
     };
-    if let Some(l) = core.unsealed()?.leases.get(&id) {
+    if let Some(l) = core.active()?.leases.get(&id) {
         return Ok(Response::data(view(
             &l.lease_id,
             &l.path,
@@ -98,7 +98,7 @@ async fn lookup(s: S, ctx: Ctx) -> Result<Response> {
 
 async fn list(s: S, ctx: Ctx) -> Result<Response> {
     let core = s.core()?;
-    let unsealed = core.unsealed()?;
+    let unsealed = core.active()?;
     let prefix = ctx.fields.str_or_empty("prefix")?;
     let prefix = if prefix.is_empty() || prefix.ends_with('/') {
         prefix
@@ -123,7 +123,7 @@ async fn renew(s: S, ctx: Ctx) -> Result<Response> {
         .fields
         .get_duration("increment")?
         .map_or(0, |d| d.as_secs());
-    let unsealed = core.unsealed()?;
+    let unsealed = core.active()?;
     if unsealed.leases.get(&id).is_none() {
         if token_of_lease(&core, &id)?.is_some() {
             return Err(Error::bad_request(
@@ -149,7 +149,7 @@ async fn revoke(s: S, ctx: Ctx) -> Result<Response> {
     if let Some(t) = token_of_lease(&core, &id)? {
         core.revoke_token_tree(&t.id_hash).await?;
     } else {
-        let unsealed = core.unsealed()?;
+        let unsealed = core.active()?;
         core.revoke_lease(&unsealed, &id, false).await?;
     }
     Ok(Response::empty())

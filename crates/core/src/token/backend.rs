@@ -31,7 +31,7 @@ impl TokenBackend {
     }
 
     fn store(&self) -> Result<Arc<TokenStore>> {
-        Ok(self.core()?.unsealed()?.tokens.clone())
+        Ok(self.core()?.active()?.tokens.clone())
     }
 }
 
@@ -92,7 +92,7 @@ async fn create(s: S, ctx: Ctx) -> Result<Response> {
     };
     let full_path = format!("{}{}", ctx.mount.path, ctx.request.path);
     let sudo = parent.is_root() || {
-        let acl = core.unsealed()?.policies.acl(&parent.policies).await?;
+        let acl = core.active()?.policies.acl(&parent.policies).await?;
         acl.capabilities(&full_path).iter().any(|c| c == "sudo")
     };
     let mut warnings = Vec::new();
@@ -214,7 +214,7 @@ async fn create(s: S, ctx: Ctx) -> Result<Response> {
     policies.dedup();
     let is_root = policies.iter().any(|p| p == "root");
     for p in &policies {
-        if p != "root" && p != "default" && !core.unsealed()?.policies.exists(p).await? {
+        if p != "root" && p != "default" && !core.active()?.policies.exists(p).await? {
             warnings.push(format!("Policy {p:?} does not exist"));
         }
     }

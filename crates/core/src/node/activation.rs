@@ -1,0 +1,269 @@
+//! Activation: the step from Standby to Active, and back.
+//!
+//! Activating opens the write gate, then loads what an active node serves
+//! from: the mount tables (building each mount's backend and calling its
+//! `initialize` hook), the policies, the token store and the leases with
+//! their expiry timetable. It then starts the two background tasks of an
+//! active node: the reaper (revokes tokens and leases on time) and the
+//! backends' `periodic` ticks. Stepping down undoes it in reverse: the
+//! state is unpublished, the gate closes, the tasks stop and every backend
+//! cleans up.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use serde::{Deserialize, Serialize};
+
+use super::mounts::{cubbyhole_entry, Tables};
+use super::{json_bytes, Core, DEFAULT_PERIODIC_INTERVAL};
+use crate::expiration::{LeaseStore, Schedule};
+use crate::mount::{MountEntry, Table};
+use crate::router::RouteTable;
+use crate::token::{now_unix, TokenStore};
+use strongroom_policy::store::PolicyStore;
+use strongroom_sdk::storage::View;
+use strongroom_sdk::{Error, Result};
+
+const CLUSTER_KEY: &str = "core/cluster-info";
+
+/// Cluster identity, generated at first activation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClusterInfo {
+    /// Cluster name.
+    pub name: String,
+    /// Cluster id (uuid).
+    pub id: String,
+}
+
+/// The state that exists only while the node is active.
+pub struct Active {
+    pub(crate) routes: ArcSwap<RouteTable>,
+    pub(crate) tables: tokio::sync::Mutex<Tables>,
+    /// The token store.
+    pub tokens: Arc<TokenStore>,
+    /// The ACL policy store.
+    pub policies: Arc<PolicyStore>,
+    /// Secret leases.
+    pub leases: Arc<LeaseStore>,
+    /// The timetable of token and lease expiry.
+    pub schedule: Arc<Schedule>,
+    /// The cubbyhole engine's storage (one folder per token).
+    pub cubbyhole: View,
+    /// Cluster identity.
+    pub cluster: ClusterInfo,
+    /// The reaper and the periodic ticker; aborted at step-down.
+    tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl Core {
+    /// Activates an unsealed standby node (Standby → Active). Active
+    /// already: nothing to do.
+    pub async fn activate(&self) -> Result<()> {
+        let _admin = self.admin.lock().await;
+        if self.active.load().is_some() {
+            return Ok(());
+        }
+        if self.is_sealed() {
+            return Err(Error::Sealed);
+        }
+        self.activate_locked().await.map(|_| ())
+    }
+
+    /// Steps down (Active → Standby): the node keeps its keys but stops
+    /// serving and writing. Not active: nothing to do.
+    pub async fn step_down(&self) {
+        let _admin = self.admin.lock().await;
+        self.step_down_locked().await;
+    }
+
+    /// Activation with the admin lock held.
+    pub(crate) async fn activate_locked(&self) -> Result<Arc<Active>> {
+        self.gate.set_writable(true);
+        match self.load_active().await {
+            Ok(active) => Ok(active),
+            Err(e) => {
+                self.gate.set_writable(false);
+                Err(e)
+            }
+        }
+    }
+
+    /// Step-down with the admin lock held.
+    pub(crate) async fn step_down_locked(&self) {
+        let Some(active) = self.active.swap(None) else {
+            self.gate.set_writable(false);
+            return;
+        };
+        self.gate.set_writable(false);
+        if let Ok(mut tasks) = active.tasks.lock() {
+            for task in tasks.drain(..) {
+                task.abort();
+            }
+        }
+        for route in active.routes.load().routes() {
+            route.backend.cleanup().await;
+        }
+        tracing::info!("core: stepped down");
+    }
+
+    pub(crate) async fn read_json<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Option<T>> {
+        match self.view("").get(key).await? {
+            None => Ok(None),
+            Some(b) => serde_json::from_slice(&b)
+                .map(Some)
+                .map_err(|e| Error::internal(format!("corrupt {key}: {e}"))),
+        }
+    }
+
+    /// Builds the active state from storage and publishes it: mount
+    /// tables, tokens and leases (with their expiry timetable), then starts
+    /// the reaper and the periodic ticker.
+    async fn load_active(&self) -> Result<Arc<Active>> {
+        let schedule = Arc::new(Schedule::default());
+        let (tokens, dangling) =
+            TokenStore::open(self.view("sys/token/"), schedule.clone()).await?;
+        let tokens = Arc::new(tokens);
+        let leases = Arc::new(LeaseStore::open(self.view("sys/expire/"), schedule.clone()).await?);
+        let policies = Arc::new(PolicyStore::open(self.view("sys/policy/")).await?);
+        let mut mounts: Vec<MountEntry> = self
+            .read_json(Table::Mounts.storage_key())
+            .await?
+            .unwrap_or_default();
+        let auth: Vec<MountEntry> = self
+            .read_json(Table::Auth.storage_key())
+            .await?
+            .unwrap_or_default();
+        if !mounts.iter().any(|m| m.kind == "cubbyhole") {
+            // Storage written before the cubbyhole existed gains it here.
+            mounts.push(cubbyhole_entry());
+            self.persist_tables(&Tables {
+                mounts: mounts.clone(),
+                auth: auth.clone(),
+            })
+            .await?;
+        }
+        let cluster = match self.read_json::<ClusterInfo>(CLUSTER_KEY).await? {
+            Some(c) => c,
+            None => {
+                let id = uuid::Uuid::new_v4().to_string();
+                let c = ClusterInfo {
+                    name: self
+                        .config
+                        .cluster_name
+                        .clone()
+                        .unwrap_or_else(|| format!("vault-cluster-{}", &id[..8])),
+                    id,
+                };
+                self.view("").put(CLUSTER_KEY, &json_bytes(&c)?).await?;
+                c
+            }
+        };
+        let cubbyhole = mounts
+            .iter()
+            .find(|m| m.kind == "cubbyhole")
+            .map(|m| self.view(&m.storage_prefix()))
+            .ok_or_else(|| Error::internal("no cubbyhole mount"))?;
+        let tables = Tables { mounts, auth };
+        let routes = self.build_routes(&tables)?;
+        for route in routes.routes() {
+            route.backend.initialize(&route.mounted()).await?;
+        }
+        let active = Arc::new(Active {
+            routes: ArcSwap::from_pointee(routes),
+            tables: tokio::sync::Mutex::new(tables),
+            tokens,
+            policies,
+            leases,
+            schedule,
+            cubbyhole,
+            cluster,
+            tasks: std::sync::Mutex::new(Vec::new()),
+        });
+        self.active.store(Some(active.clone()));
+        // A crash during a tree revocation can leave children whose parent
+        // is gone: finish the job.
+        for hash in dangling {
+            self.revoke_token_tree(&hash).await?;
+        }
+        let reaper = tokio::spawn(reap(
+            self.weak.clone(),
+            Arc::downgrade(&active),
+            active.schedule.clone(),
+        ));
+        let interval = self
+            .config
+            .periodic_interval
+            .unwrap_or(DEFAULT_PERIODIC_INTERVAL);
+        let ticker = tokio::spawn(tick(Arc::downgrade(&active), interval));
+        if let Ok(mut tasks) = active.tasks.lock() {
+            tasks.push(reaper);
+            tasks.push(ticker);
+        }
+        tracing::info!("core: active");
+        Ok(active)
+    }
+
+    /// Runs every mount's `periodic` hook once (what the ticker does each
+    /// interval); errors are logged, one mount's failure does not stop the
+    /// others.
+    pub async fn run_periodic(&self) -> Result<()> {
+        run_periodic(&*self.active()?).await;
+        Ok(())
+    }
+}
+
+async fn run_periodic(active: &Active) {
+    let routes = active.routes.load_full();
+    for route in routes.routes() {
+        if let Err(e) = route.backend.periodic(&route.mounted()).await {
+            tracing::warn!(mount = %route.prefix, error = %e, "periodic hook failed");
+        }
+    }
+}
+
+/// The periodic ticker: runs the backends' `periodic` hooks every
+/// `interval` while the node is active. It holds the state weakly and is
+/// aborted at step-down.
+async fn tick(active: Weak<Active>, interval: Duration) {
+    let mut timer = tokio::time::interval(interval);
+    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick of an interval is immediate: skip it, activation just
+    // happened.
+    timer.tick().await;
+    loop {
+        timer.tick().await;
+        let Some(active) = active.upgrade() else {
+            return;
+        };
+        run_periodic(&active).await;
+    }
+}
+
+/// The reaper: sleeps until the earliest deadline of the timetable (or
+/// until it gets an earlier one) and revokes what is due. It holds the core
+/// weakly and is aborted at step-down.
+async fn reap(core: Weak<Core>, active: Weak<Active>, schedule: Arc<Schedule>) {
+    loop {
+        {
+            let (Some(core), Some(active)) = (core.upgrade(), active.upgrade()) else {
+                return;
+            };
+            core.reap_due(&active).await;
+        }
+        let wait = match schedule.next() {
+            Some(at) => at.saturating_sub(now_unix()),
+            None => 3600,
+        };
+        if wait == 0 {
+            continue;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(wait)) => {}
+            _ = schedule.changed() => {}
+        }
+    }
+}

@@ -1,0 +1,442 @@
+//! The mount tables (`core/mounts`, `core/auth`) and the routes built from
+//! them: mounting (the backend is built by its factory and initialised
+//! before it serves), unmounting (it cleans up, its storage is deleted) and
+//! tuning (the mount's context is swapped in place; only new options
+//! rebuild the backend).
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::{json_bytes, Core};
+use crate::cubbyhole;
+use crate::mount::{normalize_mount_path, overlaps, MountConfig, MountEntry, Table};
+use crate::node::revocation::clear_view;
+use crate::router::{Route, RouteTable};
+use strongroom_sdk::framework::{LogicalBackend, MountContext};
+use strongroom_sdk::registry::FactoryInput;
+use strongroom_sdk::storage::BatchOp;
+use strongroom_sdk::{Error, Result};
+
+/// The two mount tables, as persisted.
+#[derive(Clone, Serialize, Deserialize)]
+pub(crate) struct Tables {
+    pub(crate) mounts: Vec<MountEntry>,
+    pub(crate) auth: Vec<MountEntry>,
+}
+
+impl Tables {
+    pub(crate) fn table_mut(&mut self, t: Table) -> &mut Vec<MountEntry> {
+        match t {
+            Table::Mounts => &mut self.mounts,
+            Table::Auth => &mut self.auth,
+        }
+    }
+}
+
+/// Changes to a mount's tunables; `None` leaves a setting as it is.
+#[derive(Debug, Clone, Default)]
+pub struct Tune {
+    /// New default lease TTL (seconds; 0 = system default).
+    pub default_lease_ttl: Option<u64>,
+    /// New max lease TTL (seconds; 0 = system max).
+    pub max_lease_ttl: Option<u64>,
+    /// New description.
+    pub description: Option<String>,
+    /// New options, merged into the existing ones.
+    pub options: Option<Map<String, Value>>,
+    /// New listing visibility.
+    pub listing_visibility: Option<String>,
+    /// New passthrough request headers.
+    pub passthrough_request_headers: Option<Vec<String>>,
+    /// New allowed response headers.
+    pub allowed_response_headers: Option<Vec<String>>,
+    /// New audit non-HMAC request keys.
+    pub audit_non_hmac_request_keys: Option<Vec<String>>,
+    /// New audit non-HMAC response keys.
+    pub audit_non_hmac_response_keys: Option<Vec<String>>,
+    /// New token type (auth mounts).
+    pub token_type: Option<String>,
+}
+
+/// The `cubbyhole/` mount every server has.
+pub(crate) fn cubbyhole_entry() -> MountEntry {
+    let mut e = MountEntry::new(
+        Table::Mounts,
+        "cubbyhole/",
+        "cubbyhole",
+        "per-token private secret storage",
+    );
+    e.local = true;
+    e
+}
+
+impl Core {
+    pub(crate) async fn persist_tables(&self, tables: &Tables) -> Result<()> {
+        self.view("")
+            .batch(vec![
+                BatchOp::Put(
+                    Table::Mounts.storage_key().into(),
+                    json_bytes(&tables.mounts)?,
+                ),
+                BatchOp::Put(Table::Auth.storage_key().into(), json_bytes(&tables.auth)?),
+            ])
+            .await?;
+        Ok(())
+    }
+
+    fn mount_context(&self, entry: &MountEntry) -> Arc<MountContext> {
+        let (default_lease_ttl, max_lease_ttl) = entry.effective_ttls(&self.config.ttls);
+        Arc::new(MountContext {
+            path: entry.route_path(),
+            accessor: entry.accessor.clone(),
+            kind: entry.kind.clone(),
+            default_lease_ttl,
+            max_lease_ttl,
+            options: entry.options.clone().unwrap_or_default(),
+        })
+    }
+
+    fn build_route(&self, entry: &MountEntry) -> Result<Arc<Route>> {
+        let storage = self.view(&entry.storage_prefix());
+        let mount = self.mount_context(entry);
+        let backend: Arc<dyn LogicalBackend> = match (entry.table, entry.kind.as_str()) {
+            (Table::Mounts, "system") => self.sys.clone(),
+            (Table::Auth, "token") => self.token.clone(),
+            (Table::Mounts, "cubbyhole") => Arc::new(cubbyhole::backend()),
+            (table, kind) => {
+                let factory = match table {
+                    Table::Mounts => self.registry.secrets_factory(kind),
+                    Table::Auth => self.registry.auth_factory(kind),
+                };
+                let factory = factory.ok_or_else(|| {
+                    Error::bad_request(format!("plugin not found in the catalog: {kind}"))
+                })?;
+                factory(FactoryInput {
+                    mount: mount.clone(),
+                    storage: storage.clone(),
+                })?
+            }
+        };
+        Ok(Arc::new(Route {
+            prefix: entry.route_path(),
+            table: entry.table,
+            entry: ArcSwap::from_pointee(entry.clone()),
+            backend,
+            storage,
+            mount: ArcSwap::new(mount),
+        }))
+    }
+
+    pub(crate) fn build_routes(&self, tables: &Tables) -> Result<RouteTable> {
+        let mut routes = Vec::new();
+        for entry in tables.mounts.iter().chain(tables.auth.iter()) {
+            routes.push(self.build_route(entry)?);
+        }
+        Ok(RouteTable::new(routes))
+    }
+
+    /// The entries of a mount table.
+    pub async fn mount_table(&self, table: Table) -> Result<Vec<MountEntry>> {
+        let unsealed = self.active()?;
+        let tables = unsealed.tables.lock().await;
+        Ok(match table {
+            Table::Mounts => tables.mounts.clone(),
+            Table::Auth => tables.auth.clone(),
+        })
+    }
+
+    /// Another node wrote the storage key `key` (a barrier key): the mount
+    /// whose storage holds it drops what it cached, through its backend's
+    /// `invalidate` hook, with the key relative to the mount. Keys outside
+    /// every mount are ignored. Returns whether a mount was told.
+    pub fn invalidate(&self, key: &str) -> bool {
+        let Ok(active) = self.active() else {
+            return false;
+        };
+        let routes = active.routes.load();
+        let owner = routes
+            .routes()
+            .iter()
+            .filter_map(|r| key.strip_prefix(r.storage.prefix()).map(|rel| (r, rel)))
+            .max_by_key(|(r, _)| r.storage.prefix().len());
+        match owner {
+            Some((route, rel)) => {
+                route.backend.invalidate(rel);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The entry of the mount serving `path` (a path inside the mount works).
+    pub fn mount_for_path(&self, path: &str) -> Result<Option<MountEntry>> {
+        let unsealed = self.active()?;
+        let routes = unsealed.routes.load();
+        Ok(routes
+            .lookup(path)
+            .map(|(r, _)| MountEntry::clone(&r.entry.load())))
+    }
+
+    /// The OpenAPI document of every mounted backend, generated from the
+    /// same path declarations that answer requests and `?help=1`.
+    pub fn openapi(&self) -> Result<Value> {
+        let unsealed = self.active()?;
+        let routes = unsealed.routes.load();
+        let mut paths = Map::new();
+        let mut ordered: Vec<&Arc<Route>> = routes.routes().iter().collect();
+        ordered.sort_by(|a, b| a.prefix.cmp(&b.prefix));
+        for r in ordered {
+            paths.extend(r.backend.openapi_paths(&r.prefix));
+        }
+        Ok(strongroom_sdk::framework::openapi_document(paths))
+    }
+
+    /// The effective (default, max) TTL of an entry.
+    pub fn effective_ttls(&self, entry: &MountEntry) -> (u64, u64) {
+        let (d, m) = entry.effective_ttls(&self.config.ttls);
+        (d.as_secs(), m.as_secs())
+    }
+
+    /// Mounts a backend of type `kind` at `path` in `table`.
+    pub async fn mount(
+        &self,
+        table: Table,
+        path: &str,
+        kind: &str,
+        description: &str,
+        config: MountConfig,
+        options: Option<Map<String, Value>>,
+    ) -> Result<()> {
+        let path = normalize_mount_path(path)?;
+        let unsealed = self.active()?;
+        let mut tables = unsealed.tables.lock().await;
+        let reserved: &[&str] = match table {
+            Table::Mounts => &["sys/", "auth/", "cubbyhole/", "identity/"],
+            Table::Auth => &[],
+        };
+        if reserved.iter().any(|r| path.starts_with(r)) {
+            return Err(Error::bad_request(format!("cannot mount {path:?}")));
+        }
+        if table == Table::Auth && kind == "token" {
+            return Err(Error::bad_request(
+                "token credential backend cannot be instantiated",
+            ));
+        }
+        if let Some(existing) = tables
+            .table_mut(table)
+            .iter()
+            .find(|e| overlaps(&e.path, &path))
+        {
+            return Err(Error::bad_request(format!(
+                "path is already in use at {}",
+                existing.route_path()
+            )));
+        }
+        // `kv-v2` is OpenBao's shorthand for a version 2 `kv` mount, and is
+        // shown as such.
+        let mut options = options;
+        let kind = match (table, kind) {
+            (Table::Mounts, "kv-v2") => {
+                options
+                    .get_or_insert_with(Map::new)
+                    .insert("version".into(), Value::from("2"));
+                "kv"
+            }
+            (_, k) => k,
+        };
+        let mut entry = MountEntry::new(table, &path, kind, description);
+        entry.config = config;
+        // Vault shows the KV family's options as an object even when none
+        // were given.
+        entry.options = match (options, kind) {
+            (None, "kv" | "generic") => Some(Map::new()),
+            (o, _) => o,
+        };
+        // Build first: a factory that refuses the options refuses the mount.
+        let route = self.build_route(&entry)?;
+        route.backend.initialize(&route.mounted()).await?;
+        let mut next = tables.clone();
+        next.table_mut(table).push(entry);
+        self.persist_tables(&next).await?;
+        *tables = next;
+        let mut routes: Vec<Arc<Route>> = unsealed.routes.load().routes().to_vec();
+        routes.push(route);
+        unsealed.routes.store(Arc::new(RouteTable::new(routes)));
+        Ok(())
+    }
+
+    /// Unmounts `path` from `table` and deletes its storage. Unmounting a
+    /// path where nothing is mounted succeeds, as in Vault.
+    pub async fn unmount(&self, table: Table, path: &str) -> Result<()> {
+        let path = normalize_mount_path(path)?;
+        let unsealed = self.active()?;
+        let mut tables = unsealed.tables.lock().await;
+        match (table, path.as_str()) {
+            (Table::Mounts, "sys/")
+            | (Table::Mounts, "cubbyhole/")
+            | (Table::Mounts, "identity/") => {
+                return Err(Error::bad_request(format!("cannot unmount {path:?}")))
+            }
+            (Table::Auth, "token/") => {
+                return Err(Error::bad_request(
+                    "token credential backend cannot be disabled",
+                ))
+            }
+            _ => {}
+        }
+        let Some(pos) = tables.table_mut(table).iter().position(|e| e.path == path) else {
+            return Ok(());
+        };
+        let mut next = tables.clone();
+        let entry = next.table_mut(table).remove(pos);
+        self.persist_tables(&next).await?;
+        *tables = next;
+        let prefix = entry.route_path();
+        let routes: Vec<Arc<Route>> = unsealed
+            .routes
+            .load()
+            .routes()
+            .iter()
+            .filter(|r| r.prefix != prefix)
+            .cloned()
+            .collect();
+        let removed: Vec<Arc<Route>> = unsealed
+            .routes
+            .load()
+            .routes()
+            .iter()
+            .filter(|r| r.prefix == prefix)
+            .cloned()
+            .collect();
+        unsealed.routes.store(Arc::new(RouteTable::new(routes)));
+        for route in removed {
+            route.backend.cleanup().await;
+        }
+        let view = self.view(&entry.storage_prefix());
+        clear_view(&view).await?;
+        Ok(())
+    }
+
+    /// Applies `tune` to the mount at `path` in `table`.
+    pub async fn tune(&self, table: Table, path: &str, tune: Tune) -> Result<()> {
+        let path = normalize_mount_path(path)?;
+        let unsealed = self.active()?;
+        let mut tables = unsealed.tables.lock().await;
+        let mut next = tables.clone();
+        let entry = next
+            .table_mut(table)
+            .iter_mut()
+            .find(|e| e.path == path)
+            .ok_or_else(|| Error::bad_request(format!("cannot fetch sysview for path {path:?}")))?;
+        let c = &mut entry.config;
+        if let Some(v) = tune.default_lease_ttl {
+            c.default_lease_ttl = v;
+        }
+        if let Some(v) = tune.max_lease_ttl {
+            c.max_lease_ttl = v;
+        }
+        let max = if c.max_lease_ttl == 0 {
+            self.config.ttls.max.as_secs()
+        } else {
+            c.max_lease_ttl
+        };
+        if c.default_lease_ttl > max {
+            return Err(Error::bad_request(
+                "backend max lease TTL cannot be less than default lease TTL",
+            ));
+        }
+        if c.max_lease_ttl > self.config.ttls.max.as_secs() {
+            return Err(Error::bad_request(
+                "given TTL is greater than the system max lease TTL",
+            ));
+        }
+        if let Some(v) = tune.listing_visibility {
+            if !matches!(v.as_str(), "" | "unauth" | "hidden") {
+                return Err(Error::bad_request(format!(
+                    "invalid listing_visibility {v:?}"
+                )));
+            }
+            c.listing_visibility = v;
+        }
+        for (slot, value) in [
+            (
+                &mut c.passthrough_request_headers,
+                tune.passthrough_request_headers,
+            ),
+            (
+                &mut c.allowed_response_headers,
+                tune.allowed_response_headers,
+            ),
+            (
+                &mut c.audit_non_hmac_request_keys,
+                tune.audit_non_hmac_request_keys,
+            ),
+            (
+                &mut c.audit_non_hmac_response_keys,
+                tune.audit_non_hmac_response_keys,
+            ),
+        ] {
+            if let Some(v) = value {
+                *slot = v;
+            }
+        }
+        if let Some(t) = tune.token_type {
+            if table != Table::Auth {
+                return Err(Error::bad_request(
+                    "'token_type' can only be modified on auth mounts",
+                ));
+            }
+            c.token_type = Some(t);
+        }
+        if let Some(d) = tune.description {
+            entry.description = d;
+        }
+        if let Some(opts) = tune.options {
+            let merged = entry.options.get_or_insert_with(Map::new);
+            for (k, v) in opts {
+                merged.insert(k, v);
+            }
+        }
+        let entry = entry.clone();
+        let routes = unsealed.routes.load_full();
+        let current = routes
+            .routes()
+            .iter()
+            .find(|r| r.prefix == entry.route_path())
+            .cloned()
+            .ok_or_else(|| Error::internal("a mounted entry has no route"))?;
+        let options_changed = current.entry.load().options != entry.options;
+        if options_changed {
+            // New options may change what the backend is (KV's version):
+            // rebuild it, as OpenBao reloads a backend on an options change.
+            let route = self.build_route(&entry)?;
+            route.backend.initialize(&route.mounted()).await?;
+            self.persist_tables(&next).await?;
+            *tables = next;
+            let swapped: Vec<Arc<Route>> = routes
+                .routes()
+                .iter()
+                .map(|r| {
+                    if r.prefix == route.prefix {
+                        route.clone()
+                    } else {
+                        r.clone()
+                    }
+                })
+                .collect();
+            unsealed.routes.store(Arc::new(RouteTable::new(swapped)));
+            current.backend.cleanup().await;
+        } else {
+            // Everything else is the mount's context: swap it in place and
+            // keep the backend, its memory and in-flight requests intact.
+            self.persist_tables(&next).await?;
+            *tables = next;
+            current.mount.store(self.mount_context(&entry));
+            current.entry.store(Arc::new(entry));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,262 @@
+//! The request pipeline: every logical request takes these stages, one
+//! module each, in this order.
+//!
+//! 1. [`receive`]: the logical request (made from HTTP by `strongroom-http`'s
+//!    `parse`) is checked and becomes a [`RequestCtx`]; the seal-free
+//!    `sys/` paths leave the pipeline here;
+//! 2. [`namespace`]: the namespace the request is in (only the root
+//!    namespace exists for now);
+//! 3. [`authenticate`]: the token, unless the path is unauthenticated; one
+//!    of its uses is spent;
+//! 4. [`route`]: the longest mount prefix picks the backend; the backend's
+//!    own request is made here, once;
+//! 5. [`authorize`]: the existence check (create or update), then the ACL;
+//! 6. [`audit`] (request hook): fail-closed, after authorisation; denied
+//!    requests reach it too, with their error;
+//! 7. [`backend`]: the backend answers (or its help does);
+//! 8. [`post`]: a login's token is issued, a secret's lease registered,
+//!    the answer wrapped;
+//! 9. [`audit`] (response hook): once the response is final;
+//! 10. [`respond`]: a used-up token is revoked, the observer is told.
+//!
+//! A [`RequestCtx`] carries what the stages learn. The audit hooks
+//! ([`AuditHook`]) and the metrics observer ([`Observer`]) are traits with
+//! no-op defaults, installed with
+//! [`Core::set_pipeline_hooks`](crate::node::Core::set_pipeline_hooks).
+
+pub mod audit;
+pub mod authenticate;
+pub mod authorize;
+pub mod backend;
+pub mod namespace;
+pub mod post;
+pub mod receive;
+pub mod respond;
+pub mod route;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use strongroom_policy::Decision;
+use strongroom_sdk::framework::{BackendRequest, MountContext};
+use strongroom_sdk::logical::{Data, Operation, Request, RequestHandler, Response};
+use strongroom_sdk::{Error, Result};
+
+use crate::node::Core;
+use crate::router::Route;
+use crate::token::TokenEntry;
+
+pub use audit::{AuditHook, NoAudit};
+pub use namespace::Namespace;
+
+/// The stages, in request order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Stage {
+    /// HTTP made a logical request; it is checked and gets its context.
+    Receive,
+    /// The namespace is resolved.
+    Namespace,
+    /// The token is looked up and a use spent.
+    Authenticate,
+    /// The mount is picked.
+    Route,
+    /// The existence check and the ACL.
+    Authorize,
+    /// The request's audit hook.
+    AuditRequest,
+    /// The backend answers.
+    Backend,
+    /// Login tokens, leases, wrapping.
+    PostProcess,
+    /// The response's audit hook.
+    AuditResponse,
+    /// The answer leaves.
+    Respond,
+}
+
+impl Stage {
+    /// Every stage, in request order.
+    pub const ALL: [Stage; 10] = [
+        Stage::Receive,
+        Stage::Namespace,
+        Stage::Authenticate,
+        Stage::Route,
+        Stage::Authorize,
+        Stage::AuditRequest,
+        Stage::Backend,
+        Stage::PostProcess,
+        Stage::AuditResponse,
+        Stage::Respond,
+    ];
+
+    /// The stage's name, as metrics label it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Receive => "receive",
+            Stage::Namespace => "namespace",
+            Stage::Authenticate => "authenticate",
+            Stage::Route => "route",
+            Stage::Authorize => "authorize",
+            Stage::AuditRequest => "audit_request",
+            Stage::Backend => "backend",
+            Stage::PostProcess => "post_process",
+            Stage::AuditResponse => "audit_response",
+            Stage::Respond => "respond",
+        }
+    }
+}
+
+/// How the request was authorised.
+#[derive(Debug, Clone)]
+pub enum Authorization {
+    /// The path needs no token (logins, unwrap with the token in the body).
+    Unauthenticated,
+    /// A root token: everything is allowed.
+    Root,
+    /// A response-wrapping token, on one of the paths it may use.
+    Wrapping,
+    /// The ACL of the token's policies allowed it.
+    Acl(Decision),
+}
+
+/// The route a request took.
+#[derive(Clone)]
+pub struct Routed {
+    /// The mount's route.
+    pub route: Arc<Route>,
+    /// The path relative to the mount.
+    pub relative: String,
+    /// The mount's context for this request (one snapshot: a concurrent
+    /// tune does not change it mid-request).
+    pub mount: Arc<MountContext>,
+}
+
+/// What the stages learn about one request.
+pub struct RequestCtx {
+    /// The request id (`request_id` of the answer).
+    pub id: String,
+    /// The operation; the existence check may turn an update into a create.
+    pub operation: Operation,
+    /// The path as the client sent it (below `/v1/`, no leading slash).
+    pub path: String,
+    /// The namespace the request is in.
+    pub namespace: Namespace,
+    /// The client's address.
+    pub remote_addr: Option<IpAddr>,
+    /// The requested wrapping TTL.
+    pub wrap_ttl: Option<Duration>,
+    /// Whether the request named a token.
+    pub has_token: bool,
+    /// The authenticated token (`None` on unauthenticated paths).
+    pub token: Option<Arc<TokenEntry>>,
+    /// The request spent the token's last use: revoke it when answered.
+    pub exhausted: bool,
+    /// The mount and relative path (`None`: no mount serves the path).
+    pub routed: Option<Routed>,
+    /// Whether the path needs `sudo` (the mount's root paths).
+    pub sudo: bool,
+    /// Whether the path needs no token.
+    pub unauthenticated: bool,
+    /// The ACL's answer, once authorised.
+    pub authorization: Option<Authorization>,
+    /// Time spent in each stage (indexed like [`Stage::ALL`]).
+    pub timings: [Duration; 10],
+    /// The wire request until the route stage moves it into the backend's
+    /// request.
+    request: Option<Request>,
+    /// The backend's request, made by the route stage.
+    backend_request: Option<BackendRequest>,
+    /// Whether the mount lookup was done (for the special-path check of
+    /// authentication, before the route stage).
+    looked_up: bool,
+    mark: Instant,
+}
+
+impl RequestCtx {
+    /// The request data: the wire request's until the route stage, then the
+    /// backend request's.
+    pub fn data(&self) -> &Data {
+        static EMPTY: std::sync::OnceLock<Data> = std::sync::OnceLock::new();
+        match (&self.backend_request, &self.request) {
+            (Some(b), _) => &b.request.data,
+            (None, Some(r)) => &r.data,
+            (None, None) => EMPTY.get_or_init(Data::new),
+        }
+    }
+
+    /// The time spent in `stage`.
+    pub fn timing(&self, stage: Stage) -> Duration {
+        self.timings[stage as usize]
+    }
+
+    /// Records the time since the previous mark as `stage`'s.
+    fn lap(&mut self, stage: Stage) {
+        let now = Instant::now();
+        self.timings[stage as usize] += now - self.mark;
+        self.mark = now;
+    }
+
+    /// The wire request (present until the route stage).
+    fn request(&self) -> Result<&Request> {
+        self.request
+            .as_ref()
+            .ok_or_else(|| Error::internal("the request was already handed to the backend"))
+    }
+}
+
+/// Told what each request did; a metrics exporter implements it.
+pub trait Observer: Send + Sync + 'static {
+    /// A request finished with `status` (its HTTP status); `ctx.timings`
+    /// holds each stage's time.
+    fn request_finished(&self, ctx: &RequestCtx, status: u16);
+}
+
+/// The default observer: ignores everything.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoObserver;
+
+impl Observer for NoObserver {
+    fn request_finished(&self, _ctx: &RequestCtx, _status: u16) {}
+}
+
+#[async_trait::async_trait]
+impl RequestHandler for Core {
+    async fn handle_request(&self, req: Request) -> Result<Response> {
+        let mut ctx = receive::receive(req)?;
+        if receive::is_seal_free(&ctx) {
+            return receive::seal_free(self, ctx).await;
+        }
+        let active = self.active()?;
+        let hooks = self.pipeline_hooks();
+        ctx.lap(Stage::Receive);
+        // Stages 2–5: any failure is still audited (stage 6) with its error.
+        let admitted = admit(self, &active, &mut ctx).await;
+        let admitted = audit::request(&*hooks.audit, &mut ctx, admitted).await;
+        let outcome = match admitted {
+            Ok(()) => match backend::call(&mut ctx).await {
+                Ok(resp) => post::process(self, &active, &mut ctx, resp).await,
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        let outcome = audit::response(&*hooks.audit, &mut ctx, outcome).await;
+        respond::respond(self, &*hooks.observer, ctx, outcome).await
+    }
+}
+
+/// Stages 2 to 5: namespace, authentication, route, authorisation.
+async fn admit(core: &Core, active: &crate::node::Active, ctx: &mut RequestCtx) -> Result<()> {
+    namespace::resolve(ctx)?;
+    ctx.lap(Stage::Namespace);
+    authenticate::authenticate(active, ctx).await?;
+    ctx.lap(Stage::Authenticate);
+    route::route(active, ctx)?;
+    ctx.lap(Stage::Route);
+    authorize::authorize(core, active, ctx).await?;
+    ctx.lap(Stage::Authorize);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

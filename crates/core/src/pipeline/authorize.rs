@@ -1,0 +1,77 @@
+//! Stage 5, authorise: first the existence check that turns an update into
+//! a create (so a policy may allow creating without allowing overwriting),
+//! then the ACL of the token's policies on the final operation (OpenBao's
+//! order). `sudo` paths also need the sudo capability; the matching rule's
+//! wrapping TTL bounds apply to the requested wrap TTL; response-wrapping
+//! tokens may only unwrap, look up and rewrap. Deny by default. A path no
+//! mount serves is a 404, once the token may reach it.
+
+use strongroom_sdk::logical::Operation;
+use strongroom_sdk::{Error, Result};
+
+use super::{Authorization, RequestCtx};
+use crate::node::{Active, Core};
+
+/// Authorises the request (see the module doc).
+pub async fn authorize(_core: &Core, active: &Active, ctx: &mut RequestCtx) -> Result<()> {
+    let Some(routed) = ctx.routed.as_ref() else {
+        if ctx.token.is_some() {
+            check_acl(active, ctx).await?;
+        }
+        return Err(Error::NotFound(Some(format!(
+            "no handler for route {:?}. route entry not found.",
+            ctx.path
+        ))));
+    };
+    if ctx.operation == Operation::Update && ctx.token.is_some() {
+        if let Some(breq) = ctx.backend_request.as_mut() {
+            if let Some(false) = routed.route.backend.exists(breq).await? {
+                breq.request.operation = Operation::Create;
+                ctx.operation = Operation::Create;
+            }
+        }
+    }
+    if ctx.token.is_some() {
+        check_acl(active, ctx).await?;
+    } else {
+        ctx.authorization = Some(Authorization::Unauthenticated);
+    }
+    Ok(())
+}
+
+/// The ACL check of the request's token on its full path.
+async fn check_acl(active: &Active, ctx: &mut RequestCtx) -> Result<()> {
+    let Some(entry) = ctx.token.clone() else {
+        return Err(Error::PermissionDenied);
+    };
+    if entry.is_wrapping() {
+        return match ctx.path.as_str() {
+            "sys/wrapping/unwrap" | "sys/wrapping/lookup" | "sys/wrapping/rewrap" => {
+                ctx.authorization = Some(Authorization::Wrapping);
+                Ok(())
+            }
+            _ => Err(Error::PermissionDenied),
+        };
+    }
+    if entry.is_root() {
+        ctx.authorization = Some(Authorization::Root);
+        return Ok(());
+    }
+    let acl = active.policies.acl(&entry.policies).await?;
+    let decision = acl.check(&ctx.path, ctx.operation, ctx.data());
+    if !decision.allowed || (ctx.sudo && !decision.sudo) {
+        return Err(Error::PermissionDenied);
+    }
+    if let Some(min) = decision.min_wrapping_ttl {
+        if ctx.wrap_ttl.is_none_or(|t| t < min) {
+            return Err(Error::PermissionDenied);
+        }
+    }
+    if let (Some(max), Some(t)) = (decision.max_wrapping_ttl, ctx.wrap_ttl) {
+        if t > max {
+            return Err(Error::PermissionDenied);
+        }
+    }
+    ctx.authorization = Some(Authorization::Acl(decision));
+    Ok(())
+}

@@ -1,0 +1,75 @@
+//! Stage 1, receive: the logical request (made from HTTP by
+//! `strongroom-http`'s `parse`) gets its [`RequestCtx`]. Paths with `.` or
+//! `..` segments are refused here. The seal-free `sys/` paths (init,
+//! seal-status, unseal, health, leader) are answered in every node state,
+//! without a token, and leave the pipeline at this stage.
+
+use std::time::{Duration, Instant};
+
+use strongroom_sdk::framework::BackendRequest;
+use strongroom_sdk::logical::{Operation, Request, Response};
+use strongroom_sdk::{Error, Result};
+
+use super::{Namespace, RequestCtx};
+use crate::node::Core;
+
+/// Paths answered whatever the node state, without a token.
+const SEAL_FREE_PATHS: [&str; 5] = [
+    "sys/init",
+    "sys/seal-status",
+    "sys/unseal",
+    "sys/health",
+    "sys/leader",
+];
+
+/// Checks the request and makes its context.
+pub fn receive(req: Request) -> Result<RequestCtx> {
+    if req.path.split('/').any(|s| s == ".." || s == ".") {
+        return Err(Error::bad_request(format!(
+            "invalid request path {:?}",
+            req.path
+        )));
+    }
+    Ok(RequestCtx {
+        id: req.id.clone(),
+        operation: req.operation,
+        path: req.path.clone(),
+        namespace: Namespace::root(),
+        remote_addr: req.remote_addr,
+        wrap_ttl: req.wrap_ttl,
+        has_token: req.client_token.is_some(),
+        token: None,
+        exhausted: false,
+        routed: None,
+        sudo: false,
+        unauthenticated: false,
+        authorization: None,
+        timings: [Duration::ZERO; 10],
+        request: Some(req),
+        backend_request: None,
+        looked_up: false,
+        mark: Instant::now(),
+    })
+}
+
+/// Whether the request is for a seal-free path.
+pub fn is_seal_free(ctx: &RequestCtx) -> bool {
+    ctx.operation != Operation::Help && SEAL_FREE_PATHS.contains(&ctx.path.trim_end_matches('/'))
+}
+
+/// Answers a seal-free path straight from the system backend.
+pub async fn seal_free(core: &Core, mut ctx: RequestCtx) -> Result<Response> {
+    let mut request = ctx
+        .request
+        .take()
+        .ok_or_else(|| Error::internal("no request"))?;
+    request.path = request
+        .path
+        .strip_prefix("sys/")
+        .unwrap_or(&request.path)
+        .to_string();
+    let (backend, storage, mount) = core.system_backend();
+    backend
+        .handle(BackendRequest::new(request, storage, mount))
+        .await
+}
