@@ -7,7 +7,9 @@
 //! - [`InmemBackend`]: an ordered map in memory, for tests and `dev` mode.
 //! - [`RedbBackend`]: an embedded, crash-safe [redb](https://docs.rs/redb)
 //!   database with a dedicated writer thread doing *group commit*: concurrent
-//!   writers share one write transaction and one fsync.
+//!   writers share one write transaction and one fsync. Writes reach it
+//!   through a bounded queue (writers wait when it is full); reads run on a
+//!   small pool of reader threads, off the async runtime's workers.
 //!
 //! Both validate keys the same way (see [`validate_key`]) and list one level
 //! below a prefix by seeking past sub-folders instead of scanning them.

@@ -129,6 +129,14 @@ async fn redb_keeps_the_contract() {
     contract(&RedbBackend::open(dir.path().join("data.redb")).unwrap()).await;
 }
 
+/// Reads and writes handed to the redb threads are answered on a
+/// current-thread runtime too (the one `#[tokio::test]` uses).
+#[tokio::test]
+async fn redb_keeps_the_contract_on_a_current_thread_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    contract(&RedbBackend::open(dir.path().join("data.redb")).unwrap()).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redb_data_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
@@ -213,10 +221,38 @@ async fn redb_max_group_bounds_the_grouping() {
     let options = RedbOptions {
         max_group: 1,
         cache_size: Some(1 << 20),
+        ..RedbOptions::default()
     };
     let b = Arc::new(RedbBackend::open_with(dir.path().join("data.redb"), options).unwrap());
     let b = concurrent_writes(b).await;
     assert_eq!(b.commit_count(), (TASKS * KEYS_PER_TASK) as u64);
+}
+
+/// 64 writers through a queue of 2: most of them wait for room at any
+/// moment, and every one is still acknowledged, readable, and grouped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redb_concurrent_writers_through_a_tiny_queue_all_land() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = RedbOptions {
+        max_group: 4,
+        queue_capacity: 2,
+        ..RedbOptions::default()
+    };
+    let b = Arc::new(RedbBackend::open_with(dir.path().join("data.redb"), options).unwrap());
+    let b = concurrent_writes(b).await;
+    // At most 4 requests per transaction.
+    assert!(b.commit_count() * 4 >= (TASKS * KEYS_PER_TASK) as u64);
+}
+
+#[tokio::test]
+async fn redb_concurrent_writers_on_a_current_thread_runtime_all_land() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = RedbOptions {
+        queue_capacity: 8,
+        ..RedbOptions::default()
+    };
+    let b = Arc::new(RedbBackend::open_with(dir.path().join("data.redb"), options).unwrap());
+    concurrent_writes(b).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
