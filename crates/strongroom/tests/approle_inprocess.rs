@@ -981,3 +981,40 @@ async fn cidr_bound_logins_need_a_client_address() {
     .await;
     assert_error(s, &v, 400, "failed to get connection information");
 }
+
+/// Tuning the mount swaps its context in place: the backend keeps what it
+/// holds in memory, so a role id locked out by failed logins stays locked
+/// across a tune (a rebuild used to forget the lockout), while the new TTL
+/// applies to the next token.
+#[tokio::test]
+async fn a_tune_keeps_the_lockout_and_applies_the_new_ttl() {
+    let (core, root) = setup().await;
+    write_role(&core, &root, "tuned", json!({})).await;
+    let rid = role_id(&core, &root, "tuned").await;
+    let (sid, _) = secret_id(&core, &root, "tuned", json!({})).await;
+    for _ in 0..5 {
+        let (s, v) = login(&core, &rid, "wrong").await;
+        assert_eq!(s, 400, "{v}");
+    }
+    let (s, v) = login(&core, &rid, &sid).await;
+    assert_eq!(s, 403, "locked out before the tune: {v}");
+    let (s, v) = call(
+        &core,
+        "POST",
+        "/v1/sys/auth/approle/tune",
+        Some(&root),
+        Some(json!({"default_lease_ttl": "42m"})),
+    )
+    .await;
+    assert_eq!(s, 204, "{v}");
+    let (s, v) = login(&core, &rid, &sid).await;
+    assert_eq!(s, 403, "still locked out after the tune: {v}");
+
+    // Another role's token gets the tuned default TTL.
+    write_role(&core, &root, "fresh", json!({})).await;
+    let rid = role_id(&core, &root, "fresh").await;
+    let (sid, _) = secret_id(&core, &root, "fresh", json!({})).await;
+    let (s, v) = login(&core, &rid, &sid).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["auth"]["lease_duration"], 42 * 60);
+}
