@@ -14,6 +14,12 @@ use super::{RequestCtx, Stage};
 /// Audit's seams in the pipeline. The default methods record nothing.
 #[async_trait::async_trait]
 pub trait AuditHook: Send + Sync + 'static {
+    /// Whether there is anything to record: the pipeline skips a disabled
+    /// hook altogether (no call, no allocation on the hot path).
+    fn is_enabled(&self) -> bool {
+        true
+    }
+
     /// The request, after authorisation (`error`: why it was refused). An
     /// error refuses the request.
     async fn log_request(&self, _ctx: &RequestCtx, _error: Option<&Error>) -> Result<()> {
@@ -30,7 +36,11 @@ pub trait AuditHook: Send + Sync + 'static {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct NoAudit;
 
-impl AuditHook for NoAudit {}
+impl AuditHook for NoAudit {
+    fn is_enabled(&self) -> bool {
+        false
+    }
+}
 
 /// Stage 6: the request hook, given what the earlier stages concluded.
 pub async fn request(
@@ -38,6 +48,10 @@ pub async fn request(
     ctx: &mut RequestCtx,
     admitted: Result<()>,
 ) -> Result<()> {
+    if !hook.is_enabled() {
+        ctx.lap(Stage::AuditRequest);
+        return admitted;
+    }
     let outcome = match admitted {
         Ok(()) => hook.log_request(ctx, None).await,
         Err(e) => {
@@ -57,6 +71,10 @@ pub async fn response(
     ctx: &mut RequestCtx,
     outcome: Result<Response>,
 ) -> Result<Response> {
+    if !hook.is_enabled() {
+        ctx.lap(Stage::AuditResponse);
+        return outcome;
+    }
     let logged = hook.log_response(ctx, &outcome).await;
     ctx.lap(Stage::AuditResponse);
     match logged {
