@@ -79,6 +79,10 @@ pub struct Field {
     pub default: Option<Value>,
     /// Whether the request must give it (checked by [`FieldData::require`]).
     pub required: bool,
+    /// The only values a string field accepts (`None`: any). Shown in help
+    /// and as the OpenAPI `enum`; another value is a 400 naming the field
+    /// and the allowed values.
+    pub allowed: Option<&'static [&'static str]>,
 }
 
 impl Field {
@@ -90,7 +94,37 @@ impl Field {
             description,
             default: None,
             required: false,
+            allowed: None,
         }
+    }
+
+    /// Restricts a string field to `values` (builder style).
+    pub fn allowed(mut self, values: &'static [&'static str]) -> Self {
+        self.allowed = Some(values);
+        self
+    }
+
+    /// The 400 for a value outside [`Field::allowed`] (the wording of
+    /// OpenBao's Kubernetes method, the one backend that names the values).
+    fn check_allowed(&self, value: &str) -> Result<()> {
+        match self.allowed {
+            Some(values) if !values.contains(&value) => Err(Error::bad_request(format!(
+                "invalid {}, must be one of: {}",
+                self.name,
+                values.join(", ")
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// The OpenAPI schema of the field's value (type, and `enum` for
+    /// allowed values).
+    pub fn openapi_schema(&self) -> Value {
+        let mut schema = self.ty.openapi_schema();
+        if let (Some(values), Some(obj)) = (self.allowed, schema.as_object_mut()) {
+            obj.insert("enum".into(), Value::from(values.to_vec()));
+        }
+        schema
     }
 
     /// Sets the default value (builder style).
@@ -151,7 +185,7 @@ impl FieldData {
         out
     }
 
-    fn field(&self, name: &str) -> Result<&Field> {
+    pub(super) fn field(&self, name: &str) -> Result<&Field> {
         self.schema
             .iter()
             .find(|f| f.name == name)
@@ -164,7 +198,7 @@ impl FieldData {
     }
 
     /// The raw value given for `name`, or its default.
-    fn value(&self, name: &str) -> Result<Option<Value>> {
+    pub(super) fn value(&self, name: &str) -> Result<Option<Value>> {
         let field = self.field(name)?;
         if let Some(c) = self.captures.get(name) {
             return Ok(Some(Value::String(c.clone())));
@@ -203,12 +237,14 @@ impl FieldData {
         let Some(v) = self.value(name)? else {
             return Ok(None);
         };
-        match &v {
-            Value::String(s) => Ok(Some(s.clone())),
-            Value::Number(n) => Ok(Some(n.to_string())),
-            Value::Bool(b) => Ok(Some(b.to_string())),
-            _ => Err(Self::invalid(name, &v, FieldType::String)),
-        }
+        let s = match &v {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            _ => return Err(Self::invalid(name, &v, FieldType::String)),
+        };
+        self.field(name)?.check_allowed(&s)?;
+        Ok(Some(s))
     }
 
     /// A string field, empty when absent.
