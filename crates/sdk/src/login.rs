@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 use crate::cidr::BoundCidr;
 use crate::framework::{Field, FieldData, FieldType};
 use crate::logical::{Data, TokenIssue};
+use crate::token_type::TokenType;
 use crate::{Error, Result};
 
 /// How an older name (`policies`, `period`, `ttl`, `max_ttl`) interacts
@@ -115,7 +116,7 @@ pub struct TokenParams {
     /// Issued tokens' period (0: not periodic).
     pub token_period: u64,
     /// `service`, `batch` or `default`.
-    pub token_type: String,
+    pub token_type: TokenType,
     /// Bind issued tokens to the address that logged in.
     pub token_strictly_bind_ip: bool,
     /// The older `policies` is in use (reads show it); `None` where the
@@ -144,7 +145,7 @@ impl Default for TokenParams {
             token_no_default_policy: false,
             token_num_uses: 0,
             token_period: 0,
-            token_type: "default".into(),
+            token_type: TokenType::Default,
             token_strictly_bind_ip: false,
             legacy_policies: None,
             legacy_ttl: None,
@@ -292,17 +293,23 @@ impl TokenParams {
                 .map_err(|_| Error::bad_request("'token_num_uses' cannot be negative"))?;
         }
         if let Some(t) = f.get_str("token_type")? {
-            self.token_type = match t.as_str() {
-                "" | "default" => "default".into(),
-                "service" | "batch" => t,
-                "default-service" | "default-batch" => {
-                    let plain = t.trim_start_matches("default-").to_string();
-                    warnings.push(format!("{t} has no useful meaning; adjusting to {plain}"));
-                    plain
+            let parsed = match t.as_str() {
+                "" => Some(TokenType::Default),
+                other => TokenType::parse(other),
+            };
+            self.token_type = match parsed {
+                Some(TokenType::DefaultService) => {
+                    warnings.push(format!("{t} has no useful meaning; adjusting to service"));
+                    TokenType::Service
                 }
-                other => {
+                Some(TokenType::DefaultBatch) => {
+                    warnings.push(format!("{t} has no useful meaning; adjusting to batch"));
+                    TokenType::Batch
+                }
+                Some(plain) => plain,
+                None => {
                     return Err(Error::bad_request(format!(
-                        "invalid 'token_type' value {other:?}"
+                        "invalid 'token_type' value {t:?}"
                     )))
                 }
             };
@@ -345,7 +352,7 @@ impl TokenParams {
     /// OpenBao's rule that batch tokens have neither a period nor a use
     /// limit.
     pub fn check_batch_rules(&self) -> Result<()> {
-        if self.token_type == "batch" {
+        if self.token_type.is_batch() {
             if self.token_period > 0 {
                 return Err(Error::bad_request(
                     "'token_type' cannot be 'batch' or 'default_batch' when set to generate periodic tokens",
@@ -385,7 +392,7 @@ impl TokenParams {
             self.token_strictly_bind_ip.into(),
         );
         d.insert("token_ttl".into(), self.token_ttl.into());
-        d.insert("token_type".into(), self.token_type.clone().into());
+        d.insert("token_type".into(), self.token_type.into());
         let always = legacy.echo == Echo::Always;
         let shown = |flag: Option<bool>| always || flag == Some(true);
         if legacy.ttl_names {
@@ -421,7 +428,7 @@ impl TokenParams {
             period: Duration::from_secs(self.token_period),
             num_uses: self.token_num_uses,
             bound_cidrs: self.bound_cidrs().to_vec(),
-            token_type: self.token_type.clone(),
+            token_type: self.token_type,
             no_default_policy: self.token_no_default_policy,
             strictly_bind_ip: self.token_strictly_bind_ip,
         }
@@ -623,14 +630,14 @@ mod tests {
                 l,
             )
             .unwrap();
-        assert_eq!(p.token_type, "batch");
+        assert_eq!(p.token_type, TokenType::Batch);
         assert_eq!(
             warnings,
             vec!["default-batch has no useful meaning; adjusting to batch"]
         );
         assert_eq!(p.bound_cidrs(), ["10.0.0.1", "10.0.0.0/8"]);
         p.apply(&fields(l, json!({"token_type": ""})), l).unwrap();
-        assert_eq!(p.token_type, "default");
+        assert_eq!(p.token_type, TokenType::Default);
     }
 
     #[test]
@@ -657,7 +664,7 @@ mod tests {
         assert!(keys(Legacy::GCP).is_empty());
         // A record without flags gets them on its next write.
         let mut p: TokenParams = serde_json::from_value(json!({"token_ttl": 5})).unwrap();
-        assert_eq!(p.token_type, "default");
+        assert_eq!(p.token_type, TokenType::Default);
         assert_eq!(p.legacy_policies, None);
         p.apply(&fields(Legacy::APPROLE, json!({})), Legacy::APPROLE)
             .unwrap();
@@ -676,7 +683,7 @@ mod tests {
             token_no_default_policy: true,
             token_num_uses: 4,
             token_period: 5,
-            token_type: "service".into(),
+            token_type: TokenType::Service,
             token_strictly_bind_ip: true,
             ..TokenParams::default()
         };
@@ -697,7 +704,7 @@ mod tests {
         );
         assert_eq!(i.num_uses, 4);
         assert_eq!(i.bound_cidrs, ["10.0.0.0/8"]);
-        assert_eq!(i.token_type, "service");
+        assert_eq!(i.token_type, TokenType::Service);
         assert!(i.no_default_policy && i.strictly_bind_ip);
     }
 }
