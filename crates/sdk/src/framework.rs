@@ -17,7 +17,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use serde_json::{json, Map, Value};
 
-pub use decode::struct_fields;
+pub use decode::{double_option, struct_fields};
 pub use field::{parse_go_bool, Field, FieldData, FieldType};
 pub use pattern::{Captures, Pattern};
 

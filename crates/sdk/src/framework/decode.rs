@@ -60,7 +60,8 @@ impl FieldData {
     /// objects, key-value pairs, and raw values for headers. A field the
     /// request does not give (or gives as null) takes its declared
     /// default, else is absent: an `Option` field then is `None` (the
-    /// "is set" of the old readers). Fields are read in `T`'s order, and
+    /// "is set" of the old readers). A [`nullable`](super::Field::nullable)
+    /// field given as null is passed on as null (see [`double_option`]). Fields are read in `T`'s order, and
     /// the first bad one is the 400.
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T> {
         let names = struct_fields::<T>().ok_or_else(|| {
@@ -71,8 +72,14 @@ impl FieldData {
         })?;
         let mut obj = Map::new();
         for name in names {
-            if let Some(v) = self.coerced(name)? {
-                obj.insert((*name).to_string(), v);
+            match self.coerced(name)? {
+                Some(v) => {
+                    obj.insert((*name).to_string(), v);
+                }
+                None if self.field(name)?.nullable && self.is_null(name) => {
+                    obj.insert((*name).to_string(), Value::Null);
+                }
+                None => {}
             }
         }
         serde_path_to_error::deserialize(Value::Object(obj)).map_err(|e| {
@@ -107,6 +114,23 @@ impl FieldData {
             }),
             FieldType::Header => self.value(name)?,
         })
+    }
+}
+
+/// Serde helper for an `Option<Option<T>>` field of a decoded struct
+/// (`#[serde(default, deserialize_with = "double_option::deserialize")]`)
+/// whose field is declared [`nullable`](super::Field::nullable): `None`
+/// when absent, `Some(None)` when given as null, `Some(Some(v))` else.
+pub mod double_option {
+    use serde::{Deserialize, Deserializer};
+
+    /// Deserialises a present value (null included) as `Some`.
+    pub fn deserialize<'de, T, D>(d: D) -> Result<Option<Option<T>>, D::Error>
+    where
+        T: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        Option::<T>::deserialize(d).map(Some)
     }
 }
 
@@ -224,6 +248,29 @@ mod tests {
             matches!(&err, Error::BadRequest(m) if m == "invalid kind, must be one of: iam, gce"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn nullable_fields_tell_null_from_absent() {
+        #[derive(Debug, Deserialize)]
+        struct Given {
+            #[serde(default, deserialize_with = "double_option::deserialize")]
+            m: Option<Option<Map<String, Value>>>,
+        }
+        let fd = |v: Value| {
+            let Value::Object(m) = v else {
+                panic!("test data must be an object")
+            };
+            FieldData::new(
+                m,
+                HashMap::new(),
+                Arc::from(vec![Field::new("m", FieldType::Map, "").nullable()]),
+            )
+        };
+        assert_eq!(fd(json!({})).decode::<Given>().unwrap().m, None);
+        assert_eq!(fd(json!({"m": null})).decode::<Given>().unwrap().m, Some(None));
+        let given = fd(json!({"m": {"a": 1}})).decode::<Given>().unwrap().m;
+        assert_eq!(given, Some(Some(json!({"a": 1}).as_object().unwrap().clone())));
     }
 
     #[test]

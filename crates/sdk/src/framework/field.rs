@@ -83,6 +83,11 @@ pub struct Field {
     /// and as the OpenAPI `enum`; another value is a 400 naming the field
     /// and the allowed values.
     pub allowed: Option<&'static [&'static str]>,
+    /// Whether [`FieldData::decode`] passes an explicit `null` on to the
+    /// struct (which tells it from an absent field with
+    /// [`double_option`](crate::framework::double_option)), rather than
+    /// treating it as absent.
+    pub nullable: bool,
 }
 
 impl Field {
@@ -95,7 +100,14 @@ impl Field {
             default: None,
             required: false,
             allowed: None,
+            nullable: false,
         }
+    }
+
+    /// Passes an explicit `null` on to decoded structs (builder style).
+    pub fn nullable(mut self) -> Self {
+        self.nullable = true;
+        self
     }
 
     /// Restricts a string field to `values` (builder style).
@@ -190,6 +202,11 @@ impl FieldData {
             .iter()
             .find(|f| f.name == name)
             .ok_or_else(|| Error::internal(format!("field {name:?} is not declared")))
+    }
+
+    /// Whether the request gave `name` as an explicit `null`.
+    pub(super) fn is_null(&self, name: &str) -> bool {
+        !self.captures.contains_key(name) && matches!(self.raw.get(name), Some(Value::Null))
     }
 
     /// Whether the request gave a value for `name` (captures count).
