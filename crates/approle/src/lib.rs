@@ -220,12 +220,24 @@ mod tests {
 
     /// A new secret id of role `web`, made expired in storage.
     async fn expired_secret_id(b: &Backend<AppRole>, storage: &View) -> String {
-        let resp = call(b, storage, Operation::Update, "role/web/secret-id", json!({}))
-            .await
-            .unwrap();
-        let secret_id = resp.data.unwrap()["secret_id"].as_str().unwrap().to_string();
+        let resp = call(
+            b,
+            storage,
+            Operation::Update,
+            "role/web/secret-id",
+            json!({}),
+        )
+        .await
+        .unwrap();
+        let secret_id = resp.data.unwrap()["secret_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
         let state = b.state();
-        let folder = format!("secret_id/{}/", state.role_hash(storage, "web").await.unwrap());
+        let folder = format!(
+            "secret_id/{}/",
+            state.role_hash(storage, "web").await.unwrap()
+        );
         let hmac = state.hmac(storage, "secret", &secret_id).await.unwrap();
         let key = format!("{folder}{hmac}");
         let mut entry: Value = storage.get_json(&key).await.unwrap().unwrap();
@@ -255,14 +267,26 @@ mod tests {
             storage: storage.clone(),
             mount: Arc::new(MountContext::default()),
         };
-        call(&b, &storage, Operation::Create, "role/web", json!({"policies": "dev"}))
-            .await
-            .unwrap();
-        let live = call(&b, &storage, Operation::Update, "role/web/secret-id", json!({}))
-            .await
-            .unwrap()
-            .data
-            .unwrap()["secret_id"]
+        call(
+            &b,
+            &storage,
+            Operation::Create,
+            "role/web",
+            json!({"policies": "dev"}),
+        )
+        .await
+        .unwrap();
+        let live = call(
+            &b,
+            &storage,
+            Operation::Update,
+            "role/web/secret-id",
+            json!({}),
+        )
+        .await
+        .unwrap()
+        .data
+        .unwrap()["secret_id"]
             .as_str()
             .unwrap()
             .to_string();
@@ -302,6 +326,9 @@ mod tests {
             .tidy_running
             .store(true, std::sync::atomic::Ordering::SeqCst);
         b.periodic(&mounted).await.unwrap();
-        assert!(exists(&b, &storage, &expired).await, "left to the running tidy");
+        assert!(
+            exists(&b, &storage, &expired).await,
+            "left to the running tidy"
+        );
     }
 }

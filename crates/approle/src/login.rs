@@ -19,9 +19,7 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::model::{ip_allowed, now_ns, RoleEntry};
-use crate::state::{
-    delete_secret_ops, put_op, read_role_id, read_secret, secret_key, AppRole,
-};
+use crate::state::{delete_secret_ops, put_op, read_role_id, read_secret, secret_key, AppRole};
 
 type S = Arc<AppRole>;
 

@@ -18,8 +18,7 @@ use strongroom_sdk::{Error, Result};
 use crate::model::{nullable_list, parse_blocks, RoleEntry, RoleIdEntry};
 use crate::state::get;
 use crate::state::{
-    delete_secret_ops, put_op, read_role_id, AppRole, ROLE_ID_PREFIX,
-    SECRET_PREFIX,
+    delete_secret_ops, put_op, read_role_id, AppRole, ROLE_ID_PREFIX, SECRET_PREFIX,
 };
 
 type S = Arc<AppRole>;

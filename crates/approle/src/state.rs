@@ -15,10 +15,10 @@ use std::sync::Arc;
 use aws_lc_rs::hmac;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use strongroom_sdk::role_store::RoleStore;
 use strongroom_sdk::storage::BatchOp;
 use strongroom_sdk::storage::View;
 use strongroom_sdk::{Error, Result};
-use strongroom_sdk::role_store::RoleStore;
 use tokio::sync::{Mutex, MutexGuard, OnceCell};
 use zeroize::Zeroizing;
 

@@ -14,8 +14,8 @@ use strongroom_sdk::storage::View;
 use strongroom_sdk::{Error, Result};
 use tokio::sync::Mutex;
 
-use crate::role::RoleEntry;
 use crate::config::{parse_ca, parse_pem_keys, read_local, ConfigEntry, LOCAL_CA_PATH};
+use crate::role::RoleEntry;
 
 /// Where the configuration lives.
 pub const CONFIG_KEY: &str = "config";

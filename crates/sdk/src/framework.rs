@@ -490,7 +490,10 @@ impl<S: Send + Sync + 'static> LogicalBackend for Backend<S> {
                     f.description
                 ));
                 if let Some(values) = f.allowed {
-                    text.push_str(&format!("        Allowed values: {}\n\n", values.join(", ")));
+                    text.push_str(&format!(
+                        "        Allowed values: {}\n\n",
+                        values.join(", ")
+                    ));
                 }
             }
         }

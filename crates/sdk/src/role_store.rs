@@ -214,7 +214,10 @@ mod tests {
             );
         }
         let err = store.name("abcdefghi").unwrap_err();
-        assert_eq!(err.to_string(), "role_name is longer than maximum of 8 bytes");
+        assert_eq!(
+            err.to_string(),
+            "role_name is longer than maximum of 8 bytes"
+        );
     }
 
     #[tokio::test]

@@ -1271,6 +1271,9 @@ mod tests {
         assert_eq!(type_for_request(TokenType::Batch, ""), "batch");
         assert_eq!(type_for_request(TokenType::DefaultService, ""), "service");
         assert_eq!(type_for_request(TokenType::DefaultBatch, ""), "batch");
-        assert_eq!(type_for_request(TokenType::DefaultBatch, "service"), "service");
+        assert_eq!(
+            type_for_request(TokenType::DefaultBatch, "service"),
+            "service"
+        );
     }
 }

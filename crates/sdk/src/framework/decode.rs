@@ -222,11 +222,17 @@ mod tests {
         let err = data(json!({"count": "many"}), &[])
             .decode::<Params>()
             .unwrap_err();
-        assert!(matches!(&err, Error::BadRequest(m) if m.contains("\"count\"")), "{err}");
+        assert!(
+            matches!(&err, Error::BadRequest(m) if m.contains("\"count\"")),
+            "{err}"
+        );
         let err = data(json!({"ttl": "forever"}), &[])
             .decode::<Params>()
             .unwrap_err();
-        assert!(matches!(&err, Error::BadRequest(m) if m.contains("\"ttl\"")), "{err}");
+        assert!(
+            matches!(&err, Error::BadRequest(m) if m.contains("\"ttl\"")),
+            "{err}"
+        );
         // A value the type cannot hold (a negative number for u64).
         #[derive(Debug, Deserialize)]
         struct Unsigned {
@@ -236,7 +242,10 @@ mod tests {
         let err = data(json!({"count": -1}), &[])
             .decode::<Unsigned>()
             .unwrap_err();
-        assert!(matches!(&err, Error::BadRequest(m) if m.contains("\"count\"")), "{err}");
+        assert!(
+            matches!(&err, Error::BadRequest(m) if m.contains("\"count\"")),
+            "{err}"
+        );
     }
 
     #[test]
@@ -268,9 +277,15 @@ mod tests {
             )
         };
         assert_eq!(fd(json!({})).decode::<Given>().unwrap().m, None);
-        assert_eq!(fd(json!({"m": null})).decode::<Given>().unwrap().m, Some(None));
+        assert_eq!(
+            fd(json!({"m": null})).decode::<Given>().unwrap().m,
+            Some(None)
+        );
         let given = fd(json!({"m": {"a": 1}})).decode::<Given>().unwrap().m;
-        assert_eq!(given, Some(Some(json!({"a": 1}).as_object().unwrap().clone())));
+        assert_eq!(
+            given,
+            Some(Some(json!({"a": 1}).as_object().unwrap().clone()))
+        );
     }
 
     #[test]
