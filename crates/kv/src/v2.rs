@@ -23,7 +23,9 @@ use std::hash::{Hash, Hasher};
 
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
-use strongroom_sdk::framework::{existence, handler, Backend, Ctx, Field, FieldType, Path};
+use strongroom_sdk::framework::{
+    double_option, existence, handler, Backend, Ctx, Field, FieldType, Path,
+};
 use strongroom_sdk::logical::{Data, Operation, Response};
 use strongroom_sdk::storage::BatchOp;
 use strongroom_sdk::storage::View;
@@ -175,6 +177,21 @@ struct Settings {
     /// Seconds.
     delete_version_after: Option<u64>,
     metadata_cas_required: Option<bool>,
+}
+
+/// The `data` of a data write or patch, as given (`Some(None)`: null).
+#[derive(Deserialize)]
+struct DataParam {
+    #[serde(default, deserialize_with = "double_option::deserialize")]
+    data: Option<Option<Value>>,
+}
+
+/// The `custom_metadata` of a metadata write, as given (`Some(None)`:
+/// null).
+#[derive(Deserialize)]
+struct CustomMetadataParam {
+    #[serde(default, deserialize_with = "double_option::deserialize")]
+    custom_metadata: Option<Option<Value>>,
 }
 
 /// The `options` of a data write.
@@ -357,14 +374,14 @@ async fn put_version(
 async fn data_write(s: S, ctx: Ctx) -> Result<Response> {
     s.ready(&ctx.storage).await?;
     let key = key_of(&ctx)?;
-    // Raw: an explicit null is stored, and a JSON string is not decoded
-    // as a map field would be.
-    let data = match ctx.request.data.get("data") {
+    // `data` is a raw field: an explicit null is stored, and a JSON string
+    // is not decoded as a map field would be.
+    let data = match ctx.decode::<DataParam>()?.data {
         None => return Err(Error::bad_request("no data provided")),
         // OpenBao stores an explicit null as a version with null data.
-        Some(Value::Null) => Value::Null,
-        Some(Value::Object(m)) => Value::Object(m.clone()),
-        Some(_) => {
+        Some(None) => Value::Null,
+        Some(Some(m @ Value::Object(_))) => m,
+        Some(Some(_)) => {
             return Err(Error::bad_request(
                 "error converting input for field \"data\": expected a JSON object",
             ))
@@ -382,10 +399,10 @@ async fn data_write(s: S, ctx: Ctx) -> Result<Response> {
 async fn data_patch(s: S, ctx: Ctx) -> Result<Response> {
     s.ready(&ctx.storage).await?;
     let key = key_of(&ctx)?;
-    let patch = match ctx.request.data.get("data") {
-        None | Some(Value::Null) => return Err(Error::bad_request("no data provided")),
-        Some(p @ Value::Object(_)) => p.clone(),
-        Some(_) => {
+    let patch = match ctx.decode::<DataParam>()?.data {
+        None | Some(None) => return Err(Error::bad_request("no data provided")),
+        Some(Some(p @ Value::Object(_))) => p,
+        Some(Some(_)) => {
             return Err(Error::bad_request(
                 "error converting input for field \"data\": expected a JSON object",
             ))
@@ -592,8 +609,9 @@ fn apply_metadata(ctx: &Ctx, meta: &mut KeyMeta, merge: bool) -> Result<()> {
     if let Some(c) = w.metadata_cas_required {
         meta.metadata_cas_required = c;
     }
-    // Raw: a PATCH merges it, and null values inside remove keys.
-    if let Some(v) = ctx.request.data.get("custom_metadata") {
+    // A raw field: a PATCH merges it, and null values inside remove keys.
+    if let Some(v) = ctx.decode::<CustomMetadataParam>()?.custom_metadata {
+        let v = &v.unwrap_or(Value::Null);
         if merge {
             let mut current =
                 serde_json::to_value(&meta.custom_metadata).map_err(Error::internal)?;
@@ -736,7 +754,8 @@ fn metadata_fields() -> Vec<Field> {
             "custom_metadata",
             FieldType::Map,
             "Free string metadata for the key.",
-        ),
+        )
+        .raw(),
         Field::new(
             "metadata_cas_required",
             FieldType::Bool,
@@ -769,7 +788,7 @@ pub fn backend() -> Backend<KvV2> {
                 .fields(vec![
                     path_field(),
                     Field::new("version", FieldType::Int, "The version to read (0: the current one)."),
-                    Field::new("data", FieldType::Map, "The contents of the data map will be stored and returned on read."),
+                    Field::new("data", FieldType::Map, "The contents of the data map will be stored and returned on read.").raw(),
                     Field::new("options", FieldType::Map, "Options for writing a KV entry: cas, the version the write expects to replace (0: the key must not exist)."),
                 ])
                 .exists(existence(data_exists))

@@ -61,7 +61,8 @@ impl FieldData {
     /// request does not give (or gives as null) takes its declared
     /// default, else is absent: an `Option` field then is `None` (the
     /// "is set" of the old readers). A [`nullable`](super::Field::nullable)
-    /// field given as null is passed on as null (see [`double_option`]). Fields are read in `T`'s order, and
+    /// field given as null is passed on as null (see [`double_option`]); a
+    /// [`raw`](super::Field::raw) field is passed on exactly as given. Fields are read in `T`'s order, and
     /// the first bad one is the 400.
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T> {
         let names = struct_fields::<T>().ok_or_else(|| {
@@ -72,6 +73,12 @@ impl FieldData {
         })?;
         let mut obj = Map::new();
         for name in names {
+            if self.field(name)?.raw {
+                if let Some(v) = self.given(name) {
+                    obj.insert((*name).to_string(), v);
+                }
+                continue;
+            }
             match self.coerced(name)? {
                 Some(v) => {
                     obj.insert((*name).to_string(), v);
@@ -286,6 +293,33 @@ mod tests {
             given,
             Some(Some(json!({"a": 1}).as_object().unwrap().clone()))
         );
+    }
+
+    #[test]
+    fn raw_fields_are_passed_as_given() {
+        #[derive(Debug, Deserialize)]
+        struct Raw {
+            #[serde(default, deserialize_with = "double_option::deserialize")]
+            data: Option<Option<Value>>,
+        }
+        let fd = |v: Value| {
+            let Value::Object(m) = v else {
+                panic!("test data must be an object")
+            };
+            FieldData::new(
+                m,
+                HashMap::new(),
+                Arc::from(vec![Field::new("data", FieldType::Map, "").raw()]),
+            )
+        };
+        assert_eq!(fd(json!({})).decode::<Raw>().unwrap().data, None);
+        assert_eq!(
+            fd(json!({"data": null})).decode::<Raw>().unwrap().data,
+            Some(None)
+        );
+        // Not decoded as a map field would be (a JSON string stays a string).
+        let given = fd(json!({"data": "{}"})).decode::<Raw>().unwrap().data;
+        assert_eq!(given, Some(Some(json!("{}"))));
     }
 
     #[test]

@@ -88,6 +88,10 @@ pub struct Field {
     /// [`double_option`](crate::framework::double_option)), rather than
     /// treating it as absent.
     pub nullable: bool,
+    /// Whether [`FieldData::decode`] passes the value exactly as given (no
+    /// coercion; an explicit `null` kept), for handlers that check the
+    /// raw JSON themselves.
+    pub raw: bool,
 }
 
 impl Field {
@@ -101,7 +105,15 @@ impl Field {
             required: false,
             allowed: None,
             nullable: false,
+            raw: false,
         }
+    }
+
+    /// Passes the value to decoded structs exactly as given (builder
+    /// style); see [`Field::raw`](Field#structfield.raw).
+    pub fn raw(mut self) -> Self {
+        self.raw = true;
+        self
     }
 
     /// Passes an explicit `null` on to decoded structs (builder style).
@@ -202,6 +214,14 @@ impl FieldData {
             .iter()
             .find(|f| f.name == name)
             .ok_or_else(|| Error::internal(format!("field {name:?} is not declared")))
+    }
+
+    /// The value given for `name` exactly as the request gave it.
+    pub(super) fn given(&self, name: &str) -> Option<Value> {
+        match self.captures.get(name) {
+            Some(c) => Some(Value::String(c.clone())),
+            None => self.raw.get(name).cloned(),
+        }
     }
 
     /// Whether the request gave `name` as an explicit `null`.
