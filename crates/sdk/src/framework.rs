@@ -653,6 +653,37 @@ mod tests {
     }
 
     #[test]
+    fn allowed_values_show_in_help_and_openapi() {
+        async fn read(_: Arc<()>, _: Ctx) -> Result<Response> {
+            Ok(Response::empty())
+        }
+        let b = Backend::new(
+            Arc::new(()),
+            vec![Path::new("role/{name}")
+                .fields(vec![
+                    Field::new("name", FieldType::String, "Name."),
+                    Field::new("kind", FieldType::String, "Kind.").allowed(&["a", "b"]),
+                ])
+                .op(Operation::Update, handler(read), "Write.")],
+            "Test.",
+        );
+        let mount = MountContext {
+            path: "auth/x/".into(),
+            ..Default::default()
+        };
+        let help = b.help(&mount, "role/r").unwrap();
+        let text = help["help"].as_str().unwrap();
+        assert!(
+            text.contains("kind (string)\n\n        Kind.\n\n        Allowed values: a, b"),
+            "{text}"
+        );
+        let paths = b.openapi_paths(&mount.path);
+        let schema = &paths["/auth/x/role/{name}"]["post"]["requestBody"]["content"]
+            ["application/json"]["schema"]["properties"]["kind"];
+        assert_eq!(schema["enum"], json!(["a", "b"]), "{schema}");
+    }
+
+    #[test]
     fn an_empty_listing_is_a_404() {
         let err = Response::keys(Vec::<String>::new()).unwrap_err();
         assert_eq!(err.status(), 404);
