@@ -17,7 +17,8 @@ use std::sync::Arc;
 
 use serde_json::json;
 use strongroom_sdk::framework::{
-    existence, handler, Backend, Field, FieldType, LogicalBackend, Path, PathSet, SpecialPaths,
+    existence, handler, hook, Backend, Field, FieldType, LogicalBackend, Path, PathSet,
+    SpecialPaths,
 };
 use strongroom_sdk::logical::Operation;
 use strongroom_sdk::registry::{Factory, FactoryInput};
@@ -184,4 +185,150 @@ pub fn backend() -> Backend<AppRole> {
         unauthenticated: PathSet::new(&["login"]),
         root: PathSet::default(),
     })
+    .on_periodic(hook(secret::periodic))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::{json, Value};
+    use strongroom_sdk::framework::{BackendRequest, MountContext, Mounted};
+    use strongroom_sdk::logical::{Request, Response};
+    use strongroom_sdk::storage::{MemoryStorage, View};
+
+    use super::*;
+
+    async fn call(
+        b: &Backend<AppRole>,
+        storage: &View,
+        op: Operation,
+        path: &str,
+        data: Value,
+    ) -> Result<Response> {
+        let Value::Object(data) = data else {
+            panic!("test data must be an object")
+        };
+        let req = Request::new(op, path).with_data(data);
+        b.handle(BackendRequest::new(
+            req,
+            storage.clone(),
+            Arc::new(MountContext::default()),
+        ))
+        .await
+    }
+
+    /// A new secret id of role `web`, made expired in storage.
+    async fn expired_secret_id(b: &Backend<AppRole>, storage: &View) -> String {
+        let resp = call(
+            b,
+            storage,
+            Operation::Update,
+            "role/web/secret-id",
+            json!({}),
+        )
+        .await
+        .unwrap();
+        let secret_id = resp.data.unwrap()["secret_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let state = b.state();
+        let folder = format!(
+            "secret_id/{}/",
+            state.role_hash(storage, "web").await.unwrap()
+        );
+        let hmac = state.hmac(storage, "secret", &secret_id).await.unwrap();
+        let key = format!("{folder}{hmac}");
+        let mut entry: Value = storage.get_json(&key).await.unwrap().unwrap();
+        entry["expires_ns"] = json!(1);
+        storage.put_json(&key, &entry).await.unwrap();
+        secret_id
+    }
+
+    async fn exists(b: &Backend<AppRole>, storage: &View, secret_id: &str) -> bool {
+        let resp = call(
+            b,
+            storage,
+            Operation::Update,
+            "role/web/secret-id/lookup",
+            json!({"secret_id": secret_id}),
+        )
+        .await
+        .unwrap();
+        resp.data.is_some()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_periodic_hook_tidies_expired_secret_ids_at_most_once_per_interval() {
+        let b = backend();
+        let storage = MemoryStorage::view("auth/approle/");
+        let mounted = Mounted {
+            storage: storage.clone(),
+            mount: Arc::new(MountContext::default()),
+        };
+        call(
+            &b,
+            &storage,
+            Operation::Create,
+            "role/web",
+            json!({"policies": "dev"}),
+        )
+        .await
+        .unwrap();
+        let live = call(
+            &b,
+            &storage,
+            Operation::Update,
+            "role/web/secret-id",
+            json!({}),
+        )
+        .await
+        .unwrap()
+        .data
+        .unwrap()["secret_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let first = expired_secret_id(&b, &storage).await;
+        assert!(exists(&b, &storage, &first).await);
+
+        b.periodic(&mounted).await.unwrap();
+        assert!(!exists(&b, &storage, &first).await, "expired: tidied");
+        assert!(exists(&b, &storage, &live).await, "unexpired: kept");
+
+        // Within the interval, a second call does nothing.
+        let second = expired_secret_id(&b, &storage).await;
+        tokio::time::advance(secret::PERIODIC_TIDY_INTERVAL - Duration::from_secs(1)).await;
+        b.periodic(&mounted).await.unwrap();
+        assert!(exists(&b, &storage, &second).await, "throttled");
+
+        // Once the interval has passed, it tidies again.
+        tokio::time::advance(Duration::from_secs(1)).await;
+        b.periodic(&mounted).await.unwrap();
+        assert!(!exists(&b, &storage, &second).await);
+        assert!(exists(&b, &storage, &live).await);
+    }
+
+    #[tokio::test]
+    async fn the_periodic_hook_waits_for_a_running_tidy() {
+        let b = backend();
+        let storage = MemoryStorage::view("auth/approle/");
+        let mounted = Mounted {
+            storage: storage.clone(),
+            mount: Arc::new(MountContext::default()),
+        };
+        call(&b, &storage, Operation::Create, "role/web", json!({}))
+            .await
+            .unwrap();
+        let expired = expired_secret_id(&b, &storage).await;
+        b.state()
+            .tidy_running
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        b.periodic(&mounted).await.unwrap();
+        assert!(
+            exists(&b, &storage, &expired).await,
+            "left to the running tidy"
+        );
+    }
 }

@@ -10,6 +10,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use serde::Deserialize;
 use serde_json::{Map, Value};
 use strongroom_sdk::framework::Ctx;
 use strongroom_sdk::logical::Response;
@@ -18,11 +19,21 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::model::{ip_allowed, now_ns, RoleEntry};
-use crate::state::{
-    delete_secret_ops, put_op, read_role, read_role_id, read_secret, secret_key, AppRole,
-};
+use crate::state::{delete_secret_ops, put_op, read_role_id, read_secret, secret_key, AppRole};
 
 type S = Arc<AppRole>;
+
+/// The `role_id` of a login.
+#[derive(Deserialize)]
+struct RoleIdParam {
+    role_id: Option<String>,
+}
+
+/// The `secret_id` of a login (read only when the role binds one).
+#[derive(Deserialize)]
+struct SecretIdParam {
+    secret_id: Option<String>,
+}
 
 /// The answer to bad credentials.
 const INVALID: &str = "invalid role or secret ID";
@@ -100,8 +111,8 @@ struct FromSecret {
 /// Checks the secret id and uses it up once, under its lock.
 async fn use_secret_id(s: &AppRole, ctx: &Ctx, role: &RoleEntry) -> Result<FromSecret> {
     let secret_id = ctx
-        .fields
-        .get_str("secret_id")?
+        .decode::<SecretIdParam>()?
+        .secret_id
         .filter(|v| !v.is_empty())
         .map(Zeroizing::new)
         .ok_or_else(|| Error::bad_request("missing secret_id"))?;
@@ -156,8 +167,8 @@ async fn use_secret_id(s: &AppRole, ctx: &Ctx, role: &RoleEntry) -> Result<FromS
 /// failures (a locked-out role id gets 403 whatever its secret id).
 pub async fn login(s: S, ctx: Ctx) -> Result<Response> {
     let role_id = ctx
-        .fields
-        .get_str("role_id")?
+        .decode::<RoleIdParam>()?
+        .role_id
         .filter(|v| !v.is_empty())
         .map(Zeroizing::new)
         .ok_or_else(|| Error::bad_request("missing role_id"))?;
@@ -179,11 +190,13 @@ pub async fn login(s: S, ctx: Ctx) -> Result<Response> {
 
 /// The checks of a login and the token it asks for.
 async fn check_login(s: &AppRole, ctx: &Ctx, role_id: &str, rid_hmac: &str) -> Result<Response> {
-    let _roles = s.roles.read().await;
+    let _roles = s.roles.lock_all_shared().await;
     let index = read_role_id(&ctx.storage, rid_hmac)
         .await?
         .ok_or_else(invalid)?;
-    let role = read_role(&ctx.storage, &index.name)
+    let role = s
+        .roles
+        .read(&ctx.storage, &index.name)
         .await?
         .ok_or_else(invalid)?;
     if !ct_eq(&role.role_id, role_id) {

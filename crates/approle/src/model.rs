@@ -8,7 +8,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use strongroom_sdk::cidr::BoundCidr;
-use strongroom_sdk::framework::is_generic_name;
 use strongroom_sdk::login::{Legacy, TokenParams};
 use strongroom_sdk::{Error, Result};
 
@@ -179,20 +178,6 @@ pub fn rfc3339(ns: u64) -> String {
     humantime::format_rfc3339_nanos(UNIX_EPOCH + Duration::from_nanos(ns)).to_string()
 }
 
-/// Checks a role name from the path and returns it lowercased. Names
-/// OpenBao does not route (`\w([\w.-]*\w)?`) answer 404 unsupported path.
-pub fn role_name(raw: &str) -> Result<String> {
-    if !is_generic_name(raw) {
-        return Err(Error::UnsupportedPath);
-    }
-    if raw.len() > MAX_ROLE_NAME_LEN {
-        return Err(Error::bad_request(format!(
-            "role_name is longer than maximum of {MAX_ROLE_NAME_LEN} bytes"
-        )));
-    }
-    Ok(raw.to_ascii_lowercase())
-}
-
 /// Go's `%q` of a string slice: `["a" "b"]`.
 pub fn go_quote_list(items: &[String]) -> String {
     let quoted: Vec<String> = items
@@ -305,6 +290,8 @@ mod tests {
 
     #[test]
     fn role_names_follow_openbao_routing() {
+        let state = crate::state::AppRole::default();
+        let role_name = |n: &str| state.roles.name(n);
         assert_eq!(role_name("Web.App-1_x").unwrap(), "web.app-1_x");
         assert_eq!(role_name("a").unwrap(), "a");
         for bad in ["", "-ab", "ab.", "a b", "a/b", "ä", "a!b"] {

@@ -6,44 +6,53 @@
 
 use std::sync::Arc;
 
+use serde::Deserialize;
 use serde_json::{Map, Value};
-use strongroom_sdk::framework::{list_entries, Ctx, FieldData};
+use strongroom_sdk::framework::{Ctx, FieldData};
 use strongroom_sdk::logical::{Data, Response};
 use strongroom_sdk::login::parse_bound_cidrs;
 use strongroom_sdk::login::Legacy;
 use strongroom_sdk::storage::BatchOp;
 use strongroom_sdk::{Error, Result};
 
-use crate::model::{nullable_list, parse_blocks, role_name, RoleEntry, RoleIdEntry};
+use crate::model::{nullable_list, parse_blocks, RoleEntry, RoleIdEntry};
 use crate::state::get;
 use crate::state::{
-    delete_secret_ops, put_op, read_role, read_role_id, AppRole, ROLE_ID_PREFIX, ROLE_PREFIX,
-    SECRET_PREFIX,
+    delete_secret_ops, put_op, read_role_id, AppRole, ROLE_ID_PREFIX, SECRET_PREFIX,
 };
 
 type S = Arc<AppRole>;
 
+/// The role name of a `role/:role_name...` request.
+#[derive(Deserialize)]
+struct RolePath {
+    role_name: String,
+}
+
 /// The validated, lowercased role name of the request path.
-pub fn name_of(ctx: &Ctx) -> Result<String> {
-    role_name(&ctx.fields.str_or_empty("role_name")?)
+pub fn name_of(s: &AppRole, ctx: &Ctx) -> Result<String> {
+    let RolePath { role_name } = ctx.decode()?;
+    s.roles.name(&role_name)
 }
 
 /// `LIST role`.
-pub async fn list_roles(_s: S, ctx: Ctx) -> Result<Response> {
-    list_entries(&ctx.storage, ROLE_PREFIX).await
+pub async fn list_roles(s: S, ctx: Ctx) -> Result<Response> {
+    s.roles.list(&ctx.storage).await
 }
 
 /// Existence check of `role/:name`: creates and updates differ only in
 /// `local_secret_ids`, decided again under the lock.
-pub async fn role_exists(_s: S, ctx: Ctx) -> Result<bool> {
-    let name = name_of(&ctx)?;
-    Ok(read_role(&ctx.storage, &name).await?.is_some())
+pub async fn role_exists(s: S, ctx: Ctx) -> Result<bool> {
+    let name = name_of(&s, &ctx)?;
+    s.roles.exists(&ctx.storage, &name).await
 }
 
 /// `GET role/:name`.
-pub async fn read(_s: S, ctx: Ctx) -> Result<Response> {
-    let name = name_of(&ctx)?;
-    let role = read_role(&ctx.storage, &name)
+pub async fn read(s: S, ctx: Ctx) -> Result<Response> {
+    let name = name_of(&s, &ctx)?;
+    let role = s
+        .roles
+        .read(&ctx.storage, &name)
         .await?
         .ok_or(Error::NotFound(None))?;
     Ok(Response::data(role.render()))
@@ -53,26 +62,63 @@ fn non_negative(v: i64, msg: &str) -> Result<u64> {
     u64::try_from(v).map_err(|_| Error::bad_request(msg))
 }
 
-/// Applies the secret id parameters of a role write.
+/// `role_id` of a role write (or of `role/:name/role-id`).
+#[derive(Deserialize)]
+struct RoleIdParam {
+    role_id: Option<String>,
+}
+
+/// The first secret id parameters of a role write.
+#[derive(Deserialize)]
+struct BindWrite {
+    bind_secret_id: Option<bool>,
+    secret_id_bound_cidrs: Option<Vec<String>>,
+}
+
+/// The deprecated `bound_cidr_list`, read only without
+/// `secret_id_bound_cidrs`.
+#[derive(Deserialize)]
+struct OldCidrs {
+    bound_cidr_list: Option<Vec<String>>,
+}
+
+/// `secret_id_num_uses` (checked before the later fields are read).
+#[derive(Deserialize)]
+struct NumUsesWrite {
+    secret_id_num_uses: Option<i64>,
+}
+
+/// The last secret id parameters of a role write.
+#[derive(Deserialize)]
+struct SecretTtlWrite {
+    /// Seconds.
+    secret_id_ttl: Option<u64>,
+    local_secret_ids: Option<bool>,
+}
+
+/// Applies the secret id parameters of a role write, reading and checking
+/// them in OpenBao's order.
 fn apply_secret_fields(role: &mut RoleEntry, f: &FieldData, creating: bool) -> Result<()> {
-    if let Some(b) = f.get_bool("bind_secret_id")? {
+    let w: BindWrite = f.decode()?;
+    if let Some(b) = w.bind_secret_id {
         role.bind_secret_id = b;
     }
-    let cidrs = match f.get_strings("secret_id_bound_cidrs")? {
+    let cidrs = match w.secret_id_bound_cidrs {
         Some(c) => Some(c),
-        None => f.get_strings("bound_cidr_list")?,
+        None => f.decode::<OldCidrs>()?.bound_cidr_list,
     };
     if let Some(c) = cidrs {
         parse_blocks(&c, "CIDR blocks")?;
         role.secret_id_bound_cidrs = Some(c);
     }
-    if let Some(n) = f.get_int("secret_id_num_uses")? {
+    if let Some(n) = f.decode::<NumUsesWrite>()?.secret_id_num_uses {
         role.secret_id_num_uses = non_negative(n, "secret_id_num_uses cannot be negative")?;
     }
-    if let Some(d) = f.get_duration("secret_id_ttl")? {
-        role.secret_id_ttl = d.as_secs();
+    let w: SecretTtlWrite = f.decode()?;
+    if let Some(secs) = w.secret_id_ttl {
+        role.secret_id_ttl = secs;
     }
-    if let Some(b) = f.get_bool("local_secret_ids")? {
+    if let Some(b) = w.local_secret_ids {
         if !creating {
             return Err(Error::bad_request(
                 "local_secret_ids can only be modified during role creation",
@@ -113,16 +159,16 @@ async fn role_id_ops(
 
 /// `POST role/:name`: creates the role or updates the given parameters.
 pub async fn write(s: S, ctx: Ctx) -> Result<Response> {
-    let name = name_of(&ctx)?;
-    let _guard = s.roles.write().await;
-    let existing = read_role(&ctx.storage, &name).await?;
+    let name = name_of(&s, &ctx)?;
+    let _guard = s.roles.lock(&name).await;
+    let existing = s.roles.read(&ctx.storage, &name).await?;
     let creating = existing.is_none();
     let mut role = existing.unwrap_or_else(|| RoleEntry {
         name: name.clone(),
         ..Default::default()
     });
     let f = &ctx.fields;
-    let given_id = f.get_str("role_id")?;
+    let given_id = f.decode::<RoleIdParam>()?.role_id;
     if given_id.as_deref() == Some("") {
         return Err(Error::bad_request(
             "invalid role_id supplied, or failed to generate a role_id",
@@ -141,7 +187,7 @@ pub async fn write(s: S, ctx: Ctx) -> Result<Response> {
         ops.extend(role_id_ops(&s, &ctx, &role, &id).await?);
         role.role_id = id;
     }
-    ops.push(put_op(format!("{ROLE_PREFIX}{name}"), &role)?);
+    ops.push(s.roles.put_op(&name, &role)?);
     ctx.storage.batch(ops).await?;
     let mut resp = Response::empty();
     resp.warnings = warnings;
@@ -150,9 +196,9 @@ pub async fn write(s: S, ctx: Ctx) -> Result<Response> {
 
 /// `DELETE role/:name`: removes the role, its role id and its secret ids.
 pub async fn delete(s: S, ctx: Ctx) -> Result<Response> {
-    let name = name_of(&ctx)?;
-    let _guard = s.roles.write().await;
-    let Some(role) = read_role(&ctx.storage, &name).await? else {
+    let name = name_of(&s, &ctx)?;
+    let _guard = s.roles.lock(&name).await;
+    let Some(role) = s.roles.read(&ctx.storage, &name).await? else {
         return Ok(Response::empty());
     };
     let role_hash = s.role_hash(&ctx.storage, &name).await?;
@@ -173,15 +219,17 @@ pub async fn delete(s: S, ctx: Ctx) -> Result<Response> {
         let rid = s.hmac(&ctx.storage, "role_id", &role.role_id).await?;
         ops.push(BatchOp::Delete(format!("{ROLE_ID_PREFIX}{rid}")));
     }
-    ops.push(BatchOp::Delete(format!("{ROLE_PREFIX}{name}")));
+    ops.push(s.roles.delete_op(&name));
     ctx.storage.batch(ops).await?;
     Ok(Response::empty())
 }
 
 /// `GET role/:name/role-id`.
-pub async fn read_role_id_ep(_s: S, ctx: Ctx) -> Result<Response> {
-    let name = name_of(&ctx)?;
-    let role = read_role(&ctx.storage, &name)
+pub async fn read_role_id_ep(s: S, ctx: Ctx) -> Result<Response> {
+    let name = name_of(&s, &ctx)?;
+    let role = s
+        .roles
+        .read(&ctx.storage, &name)
         .await?
         .ok_or(Error::NotFound(None))?;
     let mut d = Data::new();
@@ -191,22 +239,57 @@ pub async fn read_role_id_ep(_s: S, ctx: Ctx) -> Result<Response> {
 
 /// `POST role/:name/role-id`: sets a custom role id.
 pub async fn write_role_id(s: S, ctx: Ctx) -> Result<Response> {
-    let name = name_of(&ctx)?;
-    let _guard = s.roles.write().await;
-    let Some(mut role) = read_role(&ctx.storage, &name).await? else {
+    let name = name_of(&s, &ctx)?;
+    let _guard = s.roles.lock(&name).await;
+    let Some(mut role) = s.roles.read(&ctx.storage, &name).await? else {
         return Err(Error::UnsupportedPath);
     };
     let id = ctx
-        .fields
-        .get_str("role_id")?
+        .decode::<RoleIdParam>()?
+        .role_id
         .filter(|id| !id.is_empty())
         .ok_or_else(|| Error::bad_request("missing role_id"))?;
     let mut ops = role_id_ops(&s, &ctx, &role, &id).await?;
     role.role_id = id;
-    ops.push(put_op(format!("{ROLE_PREFIX}{name}"), &role)?);
+    ops.push(s.roles.put_op(&name, &role)?);
     ctx.storage.batch(ops).await?;
     Ok(Response::empty())
 }
+
+/// Declares a struct decoding one optional parameter of a property
+/// endpoint.
+macro_rules! param {
+    ($(#[$doc:meta])* $name:ident { $field:ident: $ty:ty }) => {
+        $(#[$doc])*
+        #[derive(Deserialize)]
+        struct $name {
+            $field: Option<$ty>,
+        }
+    };
+}
+
+param!(/// `token_policies`.
+    TokenPoliciesParam { token_policies: Vec<String> });
+param!(/// The older `policies`, read only without `token_policies`.
+    PoliciesParam { policies: Vec<String> });
+param!(/// `secret_id_ttl`, in seconds.
+    SecretIdTtlParam { secret_id_ttl: u64 });
+param!(/// `token_ttl`, in seconds.
+    TokenTtlParam { token_ttl: u64 });
+param!(/// `token_max_ttl`, in seconds.
+    TokenMaxTtlParam { token_max_ttl: u64 });
+param!(/// `bind_secret_id`.
+    BindSecretIdParam { bind_secret_id: bool });
+param!(/// `secret_id_bound_cidrs`.
+    SecretIdBoundCidrsParam { secret_id_bound_cidrs: Vec<String> });
+param!(/// `token_bound_cidrs`.
+    TokenBoundCidrsParam { token_bound_cidrs: Vec<String> });
+param!(/// `token_period`, in seconds.
+    TokenPeriodParam { token_period: u64 });
+param!(/// The older `period`, in seconds, read only without `token_period`.
+    PeriodParam { period: u64 });
+param!(/// `token_num_uses`.
+    TokenNumUsesParam { token_num_uses: i64 });
 
 /// One of the per-property endpoints of a role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -338,11 +421,11 @@ impl Prop {
         let missing = |name: &str| Error::bad_request(format!("missing {name}"));
         match self {
             Prop::Policies => {
-                if let Some(p) = f.get_strings("token_policies")? {
+                if let Some(p) = f.decode::<TokenPoliciesParam>()?.token_policies {
                     role.params.legacy_policies =
                         Some(role.params.legacy_policies == Some(true) && !p.is_empty());
                     role.params.token_policies = p;
-                } else if let Some(p) = f.get_strings("policies")? {
+                } else if let Some(p) = f.decode::<PoliciesParam>()?.policies {
                     role.params.legacy_policies = Some(!p.is_empty());
                     role.params.token_policies = p;
                 } else {
@@ -351,52 +434,61 @@ impl Prop {
             }
             Prop::SecretIdNumUses => {
                 let n = f
-                    .get_int("secret_id_num_uses")?
+                    .decode::<NumUsesWrite>()?
+                    .secret_id_num_uses
                     .ok_or_else(|| missing("secret_id_num_uses"))?;
                 role.secret_id_num_uses = non_negative(n, "secret_id_num_uses cannot be negative")?;
             }
             Prop::SecretIdTtl => {
-                let d = f
-                    .get_duration("secret_id_ttl")?
+                role.secret_id_ttl = f
+                    .decode::<SecretIdTtlParam>()?
+                    .secret_id_ttl
                     .ok_or_else(|| missing("secret_id_ttl"))?;
-                role.secret_id_ttl = d.as_secs();
             }
             Prop::TokenTtl => {
-                let d = f
-                    .get_duration("token_ttl")?
+                let secs = f
+                    .decode::<TokenTtlParam>()?
+                    .token_ttl
                     .ok_or_else(|| missing("token_ttl"))?;
-                if role.params.token_max_ttl > 0 && d.as_secs() > role.params.token_max_ttl {
+                if role.params.token_max_ttl > 0 && secs > role.params.token_max_ttl {
                     return Err(Error::bad_request(
                         "token_ttl should not be greater than token_max_ttl",
                     ));
                 }
-                role.params.token_ttl = d.as_secs();
+                role.params.token_ttl = secs;
             }
             Prop::TokenMaxTtl => {
-                let d = f
-                    .get_duration("token_max_ttl")?
+                let secs = f
+                    .decode::<TokenMaxTtlParam>()?
+                    .token_max_ttl
                     .ok_or_else(|| missing("token_max_ttl"))?;
-                if d.as_secs() > 0 && role.params.token_ttl > d.as_secs() {
+                if secs > 0 && role.params.token_ttl > secs {
                     return Err(Error::bad_request(
                         "token_max_ttl should be greater than or equal to token_ttl",
                     ));
                 }
-                role.params.token_max_ttl = d.as_secs();
+                role.params.token_max_ttl = secs;
             }
             Prop::BindSecretId => {
                 role.bind_secret_id = f
-                    .get_bool("bind_secret_id")?
+                    .decode::<BindSecretIdParam>()?
+                    .bind_secret_id
                     .ok_or_else(|| missing("bind_secret_id"))?;
             }
             Prop::SecretIdBoundCidrs | Prop::BoundCidrList => {
-                let param = self.params()[0];
-                if let Some(c) = f.get_strings(param)? {
+                let cidrs = match self {
+                    Prop::SecretIdBoundCidrs => {
+                        f.decode::<SecretIdBoundCidrsParam>()?.secret_id_bound_cidrs
+                    }
+                    _ => f.decode::<OldCidrs>()?.bound_cidr_list,
+                };
+                if let Some(c) = cidrs {
                     parse_blocks(&c, "CIDR blocks")?;
                     role.secret_id_bound_cidrs = Some(c);
                 }
             }
             Prop::TokenBoundCidrs => {
-                if let Some(c) = f.get_strings("token_bound_cidrs")? {
+                if let Some(c) = f.decode::<TokenBoundCidrsParam>()?.token_bound_cidrs {
                     let c = parse_bound_cidrs(&c).map_err(|e| {
                         Error::bad_request(format!("failed to parse token_bound_cidrs: {e}"))
                     })?;
@@ -404,20 +496,21 @@ impl Prop {
                 }
             }
             Prop::Period => {
-                if let Some(d) = f.get_duration("token_period")? {
+                if let Some(secs) = f.decode::<TokenPeriodParam>()?.token_period {
                     role.params.legacy_period =
-                        Some(role.params.legacy_period == Some(true) && !d.is_zero());
-                    role.params.token_period = d.as_secs();
-                } else if let Some(d) = f.get_duration("period")? {
-                    role.params.legacy_period = Some(!d.is_zero());
-                    role.params.token_period = d.as_secs();
+                        Some(role.params.legacy_period == Some(true) && secs != 0);
+                    role.params.token_period = secs;
+                } else if let Some(secs) = f.decode::<PeriodParam>()?.period {
+                    role.params.legacy_period = Some(secs != 0);
+                    role.params.token_period = secs;
                 } else {
                     return Err(missing("period"));
                 }
             }
             Prop::TokenNumUses => {
                 let n = f
-                    .get_int("token_num_uses")?
+                    .decode::<TokenNumUsesParam>()?
+                    .token_num_uses
                     .ok_or_else(|| missing("token_num_uses"))?;
                 role.params.token_num_uses =
                     non_negative(n, "'token_num_uses' cannot be negative")?;
@@ -454,9 +547,11 @@ impl Prop {
 const BOUND_CIDR_LIST_WARNING: &str = "The \"bound_cidr_list\" field is deprecated and will be removed. Please use \"secret_id_bound_cidrs\" instead.";
 
 /// `GET role/:name/<property>`.
-pub async fn prop_read(_s: S, ctx: Ctx, prop: Prop) -> Result<Response> {
-    let name = name_of(&ctx)?;
-    let role = read_role(&ctx.storage, &name)
+pub async fn prop_read(s: S, ctx: Ctx, prop: Prop) -> Result<Response> {
+    let name = name_of(&s, &ctx)?;
+    let role = s
+        .roles
+        .read(&ctx.storage, &name)
         .await?
         .ok_or(Error::NotFound(None))?;
     let resp = Response::data(prop.render(&role));
@@ -469,31 +564,27 @@ pub async fn prop_read(_s: S, ctx: Ctx, prop: Prop) -> Result<Response> {
 
 /// `POST role/:name/<property>`.
 pub async fn prop_write(s: S, ctx: Ctx, prop: Prop) -> Result<Response> {
-    let name = name_of(&ctx)?;
-    let _guard = s.roles.write().await;
-    let Some(mut role) = read_role(&ctx.storage, &name).await? else {
+    let name = name_of(&s, &ctx)?;
+    let _guard = s.roles.lock(&name).await;
+    let Some(mut role) = s.roles.read(&ctx.storage, &name).await? else {
         return Err(Error::UnsupportedPath);
     };
     prop.apply(&mut role, &ctx.fields)?;
     role.check_constraints()?;
     role.params.check_batch_rules()?;
-    ctx.storage
-        .put_json(&format!("{ROLE_PREFIX}{name}"), &role)
-        .await?;
+    s.roles.write(&ctx.storage, &name, &role).await?;
     Ok(Response::empty())
 }
 
 /// `DELETE role/:name/<property>`: back to the default.
 pub async fn prop_delete(s: S, ctx: Ctx, prop: Prop) -> Result<Response> {
-    let name = name_of(&ctx)?;
-    let _guard = s.roles.write().await;
-    let Some(mut role) = read_role(&ctx.storage, &name).await? else {
+    let name = name_of(&s, &ctx)?;
+    let _guard = s.roles.lock(&name).await;
+    let Some(mut role) = s.roles.read(&ctx.storage, &name).await? else {
         return Ok(Response::empty());
     };
     prop.reset(&mut role);
     role.check_constraints()?;
-    ctx.storage
-        .put_json(&format!("{ROLE_PREFIX}{name}"), &role)
-        .await?;
+    s.roles.write(&ctx.storage, &name, &role).await?;
     Ok(Response::empty())
 }

@@ -10,8 +10,9 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use serde::Deserialize;
 use serde_json::Value;
-use strongroom_sdk::framework::Ctx;
+use strongroom_sdk::framework::{Ctx, Mounted};
 use strongroom_sdk::logical::{Data, Response};
 use strongroom_sdk::storage::BatchOp;
 use strongroom_sdk::storage::View;
@@ -24,8 +25,8 @@ use crate::model::{
 };
 use crate::role::name_of;
 use crate::state::{
-    delete_secret_ops, put_op, read_accessor, read_role, read_secret, secret_key, AppRole,
-    ACCESSOR_PREFIX, ROLE_PREFIX, SECRET_PREFIX,
+    delete_secret_ops, put_op, read_accessor, read_secret, secret_key, AppRole, ACCESSOR_PREFIX,
+    SECRET_PREFIX,
 };
 
 type S = Arc<AppRole>;
@@ -35,19 +36,62 @@ fn no_such_role(name: &str) -> String {
 }
 
 /// The role of a secret id endpoint; a missing one is a bad request.
-async fn existing_role(ctx: &Ctx, name: &str) -> Result<RoleEntry> {
-    read_role(&ctx.storage, name)
+async fn existing_role(s: &AppRole, ctx: &Ctx, name: &str) -> Result<RoleEntry> {
+    s.roles
+        .read(&ctx.storage, name)
         .await?
         .ok_or_else(|| Error::bad_request(no_such_role(name)))
 }
 
+/// The `secret_id` of a request.
+#[derive(Deserialize)]
+struct SecretIdParam {
+    secret_id: Option<String>,
+}
+
+/// The `secret_id_accessor` of a request.
+#[derive(Deserialize)]
+struct AccessorParam {
+    secret_id_accessor: Option<String>,
+}
+
 /// A required string parameter, held in a zeroizing buffer.
-fn required_secret(ctx: &Ctx, field: &str) -> Result<Zeroizing<String>> {
-    ctx.fields
-        .get_str(field)?
+fn required(value: Option<String>, field: &str) -> Result<Zeroizing<String>> {
+    value
         .filter(|v| !v.is_empty())
         .map(Zeroizing::new)
         .ok_or_else(|| Error::bad_request(format!("missing {field}")))
+}
+
+/// The parameters of a secret id creation, in the order they are read
+/// and checked.
+#[derive(Deserialize)]
+struct MetadataParam {
+    metadata: Option<String>,
+}
+
+/// `cidr_list` (checked against the role before the next is read).
+#[derive(Deserialize)]
+struct CidrListParam {
+    cidr_list: Option<Vec<String>>,
+}
+
+/// `token_bound_cidrs` (checked before the limits are read).
+#[derive(Deserialize)]
+struct TokenCidrsParam {
+    token_bound_cidrs: Option<Vec<String>>,
+}
+
+/// `num_uses` (checked before `ttl` is read).
+#[derive(Deserialize)]
+struct NumUsesParam {
+    num_uses: Option<i64>,
+}
+
+/// `ttl`, in seconds.
+#[derive(Deserialize)]
+struct TtlParam {
+    ttl: Option<u64>,
 }
 
 /// `POST role/:name/secret-id`: a new random secret id.
@@ -70,19 +114,21 @@ struct Limits {
 }
 
 fn limits(ctx: &Ctx, role: &RoleEntry) -> Result<Limits> {
-    let f = &ctx.fields;
-    let metadata = parse_metadata(&f.str_or_empty("metadata")?)?;
-    let cidr_list = f.get_strings("cidr_list")?.unwrap_or_default();
+    let metadata = parse_metadata(&ctx.decode::<MetadataParam>()?.metadata.unwrap_or_default())?;
+    let cidr_list = ctx.decode::<CidrListParam>()?.cidr_list.unwrap_or_default();
     parse_blocks(&cidr_list, "CIDR blocks")?;
     check_subset(role.secret_cidrs(), &cidr_list, "CIDR blocks")?;
-    let token_bound_cidrs = f.get_strings("token_bound_cidrs")?.unwrap_or_default();
+    let token_bound_cidrs = ctx
+        .decode::<TokenCidrsParam>()?
+        .token_bound_cidrs
+        .unwrap_or_default();
     parse_blocks(&token_bound_cidrs, "token CIDR blocks")?;
     check_subset(
         role.params.bound_cidrs(),
         &token_bound_cidrs,
         "token CIDR blocks",
     )?;
-    let num_uses = match f.get_int("num_uses")? {
+    let num_uses = match ctx.decode::<NumUsesParam>()?.num_uses {
         None => role.secret_id_num_uses,
         Some(n) => {
             let n =
@@ -95,10 +141,9 @@ fn limits(ctx: &Ctx, role: &RoleEntry) -> Result<Limits> {
             n
         }
     };
-    let ttl = match f.get_duration("ttl")? {
+    let ttl = match ctx.decode::<TtlParam>()?.ttl {
         None => role.secret_id_ttl,
-        Some(d) => {
-            let t = d.as_secs();
+        Some(t) => {
             if role.secret_id_ttl > 0 && (t == 0 || t > role.secret_id_ttl) {
                 return Err(Error::bad_request(
                     "ttl cannot be longer than the role's secret_id_ttl",
@@ -117,16 +162,18 @@ fn limits(ctx: &Ctx, role: &RoleEntry) -> Result<Limits> {
 }
 
 async fn create(s: S, ctx: Ctx, custom: bool) -> Result<Response> {
-    let name = name_of(&ctx)?;
-    let _roles = s.roles.read().await;
-    let role = read_role(&ctx.storage, &name)
+    let name = name_of(&s, &ctx)?;
+    let _roles = s.roles.lock_shared(&name).await;
+    let role = s
+        .roles
+        .read(&ctx.storage, &name)
         .await?
         .ok_or_else(|| Error::NotFound(Some(no_such_role(&name))))?;
     if !role.bind_secret_id {
         return Err(Error::bad_request("bind_secret_id is not set on the role"));
     }
     let secret_id = if custom {
-        required_secret(&ctx, "secret_id")?
+        required(ctx.decode::<SecretIdParam>()?.secret_id, "secret_id")?
     } else {
         Zeroizing::new(uuid::Uuid::new_v4().to_string())
     };
@@ -183,9 +230,9 @@ async fn create(s: S, ctx: Ctx, custom: bool) -> Result<Response> {
 
 /// `LIST role/:name/secret-id`: the accessors of the role's secret ids.
 pub async fn list(s: S, ctx: Ctx) -> Result<Response> {
-    let name = name_of(&ctx)?;
-    let _roles = s.roles.read().await;
-    existing_role(&ctx, &name).await?;
+    let name = name_of(&s, &ctx)?;
+    let _roles = s.roles.lock_shared(&name).await;
+    existing_role(&s, &ctx, &name).await?;
     let role_hash = s.role_hash(&ctx.storage, &name).await?;
     let mut keys = Vec::new();
     for secret_hmac in ctx
@@ -202,9 +249,9 @@ pub async fn list(s: S, ctx: Ctx) -> Result<Response> {
 
 /// The role hash and secret HMAC a `secret_id` parameter names.
 async fn locate_by_secret(s: &AppRole, ctx: &Ctx) -> Result<(String, String)> {
-    let name = name_of(ctx)?;
-    let secret_id = required_secret(ctx, "secret_id")?;
-    existing_role(ctx, &name).await?;
+    let name = name_of(s, ctx)?;
+    let secret_id = required(ctx.decode::<SecretIdParam>()?.secret_id, "secret_id")?;
+    existing_role(s, ctx, &name).await?;
     let role_hash = s.role_hash(&ctx.storage, &name).await?;
     let secret_hmac = s.hmac(&ctx.storage, "secret", &secret_id).await?;
     Ok((role_hash, secret_hmac))
@@ -212,7 +259,7 @@ async fn locate_by_secret(s: &AppRole, ctx: &Ctx) -> Result<(String, String)> {
 
 /// `POST role/:name/secret-id/lookup`: 204 when the role has no such id.
 pub async fn lookup(s: S, ctx: Ctx) -> Result<Response> {
-    let _roles = s.roles.read().await;
+    let _roles = s.roles.lock_all_shared().await;
     let (role_hash, secret_hmac) = locate_by_secret(&s, &ctx).await?;
     match read_secret(&ctx.storage, &role_hash, &secret_hmac).await? {
         Some(e) => Ok(Response::data(e.render())),
@@ -222,7 +269,7 @@ pub async fn lookup(s: S, ctx: Ctx) -> Result<Response> {
 
 /// `POST role/:name/secret-id/destroy`: 204 whether or not it existed.
 pub async fn destroy(s: S, ctx: Ctx) -> Result<Response> {
-    let _roles = s.roles.read().await;
+    let _roles = s.roles.lock_all_shared().await;
     let (role_hash, secret_hmac) = locate_by_secret(&s, &ctx).await?;
     let _lock = s.lock_secret(&secret_hmac).await;
     if let Some(e) = read_secret(&ctx.storage, &role_hash, &secret_hmac).await? {
@@ -245,9 +292,12 @@ enum ByAccessor {
 }
 
 async fn locate_by_accessor(s: &AppRole, ctx: &Ctx) -> Result<ByAccessor> {
-    let name = name_of(ctx)?;
-    let accessor = required_secret(ctx, "secret_id_accessor")?;
-    existing_role(ctx, &name).await?;
+    let name = name_of(s, ctx)?;
+    let accessor = required(
+        ctx.decode::<AccessorParam>()?.secret_id_accessor,
+        "secret_id_accessor",
+    )?;
+    existing_role(s, ctx, &name).await?;
     let role_hash = s.role_hash(&ctx.storage, &name).await?;
     let acc_hmac = s.hmac(&ctx.storage, "accessor", &accessor).await?;
     let Some(entry) = read_accessor(&ctx.storage, &acc_hmac).await? else {
@@ -264,7 +314,7 @@ async fn locate_by_accessor(s: &AppRole, ctx: &Ctx) -> Result<ByAccessor> {
 
 /// `POST role/:name/secret-id-accessor/lookup`.
 pub async fn accessor_lookup(s: S, ctx: Ctx) -> Result<Response> {
-    let _roles = s.roles.read().await;
+    let _roles = s.roles.lock_all_shared().await;
     match locate_by_accessor(&s, &ctx).await? {
         ByAccessor::Unknown(msg) => {
             let mut d = Data::new();
@@ -285,7 +335,7 @@ pub async fn accessor_lookup(s: S, ctx: Ctx) -> Result<Response> {
 
 /// `POST role/:name/secret-id-accessor/destroy`.
 pub async fn accessor_destroy(s: S, ctx: Ctx) -> Result<Response> {
-    let _roles = s.roles.read().await;
+    let _roles = s.roles.lock_all_shared().await;
     match locate_by_accessor(&s, &ctx).await? {
         ByAccessor::Unknown(msg) => Err(Error::BadRequest(msg)),
         ByAccessor::OtherRole => Err(Error::Forbidden("invalid secret id accessor".into())),
@@ -320,14 +370,45 @@ pub async fn tidy(s: S, ctx: Ctx) -> Result<Response> {
     Ok(resp)
 }
 
+/// The shortest time between two periodic tidies. The core calls the
+/// periodic hook about once a minute; a little less than that keeps every
+/// regular call while throttling bursts.
+pub const PERIODIC_TIDY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(50);
+
+/// The backend's periodic hook: the same tidy as `tidy/secret-id`, at most
+/// once per [`PERIODIC_TIDY_INTERVAL`], and not while another tidy runs.
+pub async fn periodic(s: S, mounted: Mounted) -> Result<()> {
+    let now = tokio::time::Instant::now();
+    {
+        let mut last = s
+            .last_periodic_tidy
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if last.is_some_and(|t| now.duration_since(t) < PERIODIC_TIDY_INTERVAL) {
+            return Ok(());
+        }
+        *last = Some(now);
+    }
+    if s.tidy_running.swap(true, Ordering::SeqCst) {
+        return Ok(());
+    }
+    let result = tidy_secret_ids(&s, &mounted.storage).await;
+    s.tidy_running.store(false, Ordering::SeqCst);
+    let removed = result?;
+    if removed > 0 {
+        tracing::info!(removed, "approle periodic secret id tidy finished");
+    }
+    Ok(())
+}
+
 /// Removes expired secret ids, secret ids of roles that no longer exist,
 /// and accessor entries whose secret id is gone. Returns how many records
 /// it removed.
 pub async fn tidy_secret_ids(s: &AppRole, storage: &View) -> Result<usize> {
     // Roles cannot appear or vanish during the sweep.
-    let _roles = s.roles.read().await;
+    let _roles = s.roles.lock_all_shared().await;
     let mut live_roles = std::collections::HashSet::new();
-    for name in storage.list(ROLE_PREFIX).await? {
+    for name in s.roles.names(storage).await? {
         live_roles.insert(format!("{}/", s.role_hash(storage, &name).await?));
     }
     let now = now_ns();

@@ -15,13 +15,14 @@ use std::sync::Arc;
 use aws_lc_rs::hmac;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use strongroom_sdk::role_store::RoleStore;
 use strongroom_sdk::storage::BatchOp;
 use strongroom_sdk::storage::View;
 use strongroom_sdk::{Error, Result};
-use tokio::sync::{Mutex, MutexGuard, OnceCell, RwLock};
+use tokio::sync::{Mutex, MutexGuard, OnceCell};
 use zeroize::Zeroizing;
 
-use crate::model::{AccessorEntry, RoleEntry, RoleIdEntry, SecretIdEntry};
+use crate::model::{AccessorEntry, RoleEntry, RoleIdEntry, SecretIdEntry, MAX_ROLE_NAME_LEN};
 
 /// Where the salt lives.
 pub const SALT_KEY: &str = "salt";
@@ -40,24 +41,29 @@ const STRIPES: usize = 64;
 /// The AppRole method's state, one per mount.
 pub struct AppRole {
     salt: OnceCell<Zeroizing<Vec<u8>>>,
-    /// Writers change roles (and role ids); readers use them (secret id
-    /// operations, logins), so a role cannot vanish under a login.
-    pub roles: RwLock<()>,
+    /// The roles, under `role/`, with one lock stripe: writers change
+    /// roles (and role ids, unique across roles), readers use them (secret
+    /// id operations, logins, the tidy), so a role cannot vanish under a
+    /// login.
+    pub roles: RoleStore<RoleEntry>,
     stripes: Vec<Mutex<()>>,
     /// Set while a tidy runs.
     pub tidy_running: Arc<AtomicBool>,
     /// Failed logins per role id (by HMAC), for OpenBao's user lockout.
     pub failures: std::sync::Mutex<std::collections::HashMap<String, crate::login::Failures>>,
+    /// When the periodic tidy last started (`None`: never).
+    pub last_periodic_tidy: std::sync::Mutex<Option<tokio::time::Instant>>,
 }
 
 impl Default for AppRole {
     fn default() -> Self {
         AppRole {
             salt: OnceCell::new(),
-            roles: RwLock::new(()),
+            roles: RoleStore::with_stripes(ROLE_PREFIX, 1).max_name_len(MAX_ROLE_NAME_LEN),
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
             tidy_running: Arc::new(AtomicBool::new(false)),
             failures: std::sync::Mutex::new(std::collections::HashMap::new()),
+            last_periodic_tidy: std::sync::Mutex::new(None),
         }
     }
 }
@@ -116,11 +122,6 @@ pub async fn get<T: DeserializeOwned>(storage: &View, key: &str) -> Result<Optio
 pub fn put_op<T: Serialize>(key: String, value: &T) -> Result<BatchOp> {
     let bytes = serde_json::to_vec(value).map_err(Error::internal)?;
     Ok(BatchOp::Put(key, bytes))
-}
-
-/// Reads a role.
-pub async fn read_role(storage: &View, name: &str) -> Result<Option<RoleEntry>> {
-    get(storage, &format!("{ROLE_PREFIX}{name}")).await
 }
 
 /// The key of a secret id.

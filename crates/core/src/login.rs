@@ -11,6 +11,7 @@ use crate::node::{Active, Core};
 use crate::token::{initial_ttl, now_unix, NewToken};
 use strongroom_sdk::cidr::BoundCidr;
 use strongroom_sdk::logical::{Auth, TokenIssue};
+use strongroom_sdk::token_type::TokenType;
 use strongroom_sdk::{Error, Result};
 
 impl Core {
@@ -44,15 +45,16 @@ impl Core {
             .token_type
             .clone()
             .unwrap_or_else(|| "default-service".into());
-        let batch = match (mount_type.as_str(), issue.token_type.as_str()) {
+        let batch = match (mount_type.as_str(), issue.token_type) {
             ("service", _) => false,
             ("batch", _) => true,
-            (_, "service") => false,
-            (_, "batch") => true,
-            (m, "" | "default") => m == "default-batch",
-            (_, other) => {
+            (_, TokenType::Service) => false,
+            (_, TokenType::Batch) => true,
+            (m, TokenType::Default) => m == "default-batch",
+            (_, other @ (TokenType::DefaultService | TokenType::DefaultBatch)) => {
                 return Err(Error::bad_request(format!(
-                    "invalid 'token_type' value {other:?}"
+                    "invalid 'token_type' value {:?}",
+                    other.as_str()
                 )))
             }
         };
@@ -128,7 +130,7 @@ impl Core {
             lease_duration,
             renewable: token.renewable,
             entity_id: String::new(),
-            token_type: token.token_type.clone(),
+            token_type: token.token_type,
             orphan: true,
             mfa_requirement: None,
             num_uses: issue.num_uses,

@@ -32,6 +32,7 @@ use crate::expiration::{Due, Schedule};
 use strongroom_barrier::Barrier;
 use strongroom_sdk::storage::BatchOp;
 use strongroom_sdk::storage::View;
+use strongroom_sdk::token_type::TokenType;
 use strongroom_sdk::{Error, Result};
 
 /// The salt's key in the token store's view.
@@ -74,7 +75,7 @@ pub struct TokenEntry {
     /// Free metadata.
     pub meta: Option<Map<String, Value>>,
     /// `service` or `batch`.
-    pub token_type: String,
+    pub token_type: TokenType,
     /// Whether `renew` may extend it.
     #[serde(default)]
     pub renewable: bool,
@@ -110,7 +111,7 @@ impl TokenEntry {
 
     /// Whether this is a batch token.
     pub fn is_batch(&self) -> bool {
-        self.token_type == "batch"
+        self.token_type.is_batch()
     }
 
     /// Whether this is a response-wrapping token.
@@ -388,7 +389,11 @@ impl TokenStore {
             orphan: new.parent.is_none(),
             parent: new.parent,
             meta: new.meta,
-            token_type: if new.batch { "batch" } else { "service" }.into(),
+            token_type: if new.batch {
+                TokenType::Batch
+            } else {
+                TokenType::Service
+            },
             renewable: new.renewable && !new.batch,
             period: new.period,
             expire_time: if new.ttl > 0 { now + new.ttl } else { 0 },

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use strongroom_sdk::framework::Ctx;
+use strongroom_sdk::framework::{double_option, Ctx};
 use strongroom_sdk::logical::Response;
 use strongroom_sdk::{Error, Result};
 use zeroize::Zeroizing;
@@ -292,22 +292,30 @@ pub async fn read(s: Arc<Gcp>, ctx: Ctx) -> Result<Response> {
     Ok(Response::data(cfg.render()?))
 }
 
+/// The fields of a `config` write.
+#[derive(Deserialize)]
+struct ConfigWrite {
+    credentials: Option<String>,
+    #[serde(default, deserialize_with = "double_option::deserialize")]
+    custom_endpoint: Option<Option<Map<String, Value>>>,
+}
+
 /// `POST config`: validates and stores the configuration (fields not
 /// given keep their stored value), and drops the cached Google client
 /// state so the next login uses the new one.
 pub async fn write(s: Arc<Gcp>, ctx: Ctx) -> Result<Response> {
-    let f = &ctx.fields;
     let _guard = s.config_lock.lock().await;
     let mut cfg = s.load_entry(&ctx.storage).await?.unwrap_or_default();
-    if let Some(c) = f.get_str("credentials")?.map(Zeroizing::new) {
+    let w: ConfigWrite = ctx.decode()?;
+    if let Some(c) = w.credentials.map(Zeroizing::new) {
         if !c.trim().is_empty() {
             Credentials::parse(&c)?;
         }
         cfg.credentials = c;
     }
-    if f.is_set("custom_endpoint") {
-        let map = f.get_map("custom_endpoint")?.unwrap_or_default();
-        cfg.custom_endpoint = CustomEndpoint::parse(&map)?;
+    // Given, even as null (which clears the overrides).
+    if let Some(map) = w.custom_endpoint {
+        cfg.custom_endpoint = CustomEndpoint::parse(&map.unwrap_or_default())?;
     }
     ctx.storage.put_json(CONFIG_KEY, &cfg).await?;
     s.invalidate();

@@ -94,7 +94,7 @@ pub fn backend(options: &Options) -> Result<Backend<Gcp>> {
         Path::new("config")
             .fields(vec![
                 Field::new("credentials", FieldType::String, "Google credentials JSON that Vault will use to verify users against GCP APIs. If not specified, will use application default credentials."),
-                Field::new("custom_endpoint", FieldType::Map, "Specifies overrides for various Google API Service Endpoints used in requests (api, iam, crm, compute)."),
+                Field::new("custom_endpoint", FieldType::Map, "Specifies overrides for various Google API Service Endpoints used in requests (api, iam, crm, compute).").nullable(),
             ])
             .op(Operation::Read, handler(config::read), "Read the GCP auth configuration.")
             .op(Operation::Update, handler(config::write), "Configure the GCP auth method.")

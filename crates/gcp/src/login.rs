@@ -18,7 +18,7 @@ use strongroom_sdk::{Error, Result};
 use zeroize::Zeroizing;
 
 use crate::google::Google;
-use crate::role::{read_role, RoleEntry};
+use crate::role::RoleEntry;
 use crate::state::Gcp;
 
 /// How far in the past `exp` may be (clock skew).
@@ -182,19 +182,28 @@ async fn fetch_key(
     })
 }
 
+/// The fields of a login.
+#[derive(serde::Deserialize)]
+struct LoginRequest {
+    role: Option<String>,
+    jwt: Option<String>,
+}
+
 /// `POST login`.
 pub async fn login(s: Arc<Gcp>, ctx: Ctx) -> Result<Response> {
-    let f = &ctx.fields;
-    let role_name = f
-        .get_str("role")?
+    let req: LoginRequest = ctx.decode()?;
+    let role_name = req
+        .role
         .filter(|r| !r.is_empty())
         .ok_or_else(|| Error::bad_request("role is required"))?;
-    let jwt = f
-        .get_str("jwt")?
+    let jwt = req
+        .jwt
         .filter(|j| !j.is_empty())
         .map(Zeroizing::new)
         .ok_or_else(|| Error::bad_request("jwt argument is required"))?;
-    let role: RoleEntry = read_role(&ctx, &role_name)
+    let role: RoleEntry = s
+        .roles
+        .read(&ctx.storage, &role_name.to_ascii_lowercase())
         .await?
         .ok_or_else(|| Error::bad_request(format!("role {role_name:?} not found")))?;
     if role.role_type != crate::role::IAM {

@@ -12,13 +12,13 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use strongroom_sdk::framework::{is_generic_name, list_entries, Ctx, FieldData};
+use strongroom_sdk::framework::{Ctx, FieldData};
 use strongroom_sdk::logical::Response;
 use strongroom_sdk::login::{Legacy, TokenParams};
 use strongroom_sdk::{Error, Result};
 
 use crate::google::ServiceAccount;
-use crate::state::{Gcp, ROLE_PREFIX};
+use crate::state::Gcp;
 
 type S = Arc<Gcp>;
 
@@ -152,77 +152,121 @@ impl RoleEntry {
     }
 }
 
-/// Checks a role name from the path (`\w([\w.-]*\w)?`, else 404) and
-/// returns it lowercased, as the method stores roles.
-pub fn role_name(raw: &str) -> Result<String> {
-    if is_generic_name(raw) {
-        Ok(raw.to_ascii_lowercase())
-    } else {
-        Err(Error::UnsupportedPath)
-    }
+/// The role name of a `role/:name` request.
+#[derive(Deserialize)]
+struct RolePath {
+    name: String,
 }
 
-/// Reads a role by name (lowercased before the lookup).
-pub async fn read_role(ctx: &Ctx, name: &str) -> Result<Option<RoleEntry>> {
-    Ok(ctx
-        .storage
-        .get_json(&format!("{ROLE_PREFIX}{}", name.to_ascii_lowercase()))
-        .await?)
+/// The validated, lowercased role name of the request path
+/// (`\w([\w.-]*\w)?`, else 404).
+fn name_of(s: &Gcp, ctx: &Ctx) -> Result<String> {
+    let RolePath { name } = ctx.decode()?;
+    s.roles.name(&name)
 }
 
-fn name_of(ctx: &Ctx) -> Result<String> {
-    role_name(&ctx.fields.str_or_empty("name")?)
+/// The role type of a write: `type`, or the older `role_type`.
+#[derive(Deserialize)]
+struct TypeWrite {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    role_type: Option<String>,
+}
+
+/// `bound_projects`, read first.
+#[derive(Deserialize)]
+struct Projects {
+    bound_projects: Option<Vec<String>>,
+}
+
+/// The older `project_id`, read only without `bound_projects`.
+#[derive(Deserialize)]
+struct OldProjects {
+    project_id: Option<Vec<String>>,
+}
+
+/// `bound_service_accounts`, read first.
+#[derive(Deserialize)]
+struct Accounts {
+    bound_service_accounts: Option<Vec<String>>,
+}
+
+/// The older `service_accounts`, read only without
+/// `bound_service_accounts`.
+#[derive(Deserialize)]
+struct OldAccounts {
+    service_accounts: Option<Vec<String>>,
+}
+
+/// The remaining fields of the method's own.
+#[derive(Deserialize)]
+struct RestWrite {
+    /// Seconds.
+    max_jwt_exp: Option<u64>,
+    allow_gce_inference: Option<bool>,
+}
+
+/// The fields of `role/:name/service-accounts`.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct EditAccounts {
+    add: Vec<String>,
+    remove: Vec<String>,
 }
 
 /// `LIST role` and `LIST roles`.
-pub async fn list(_s: S, ctx: Ctx) -> Result<Response> {
-    list_entries(&ctx.storage, ROLE_PREFIX).await
+pub async fn list(s: S, ctx: Ctx) -> Result<Response> {
+    s.roles.list(&ctx.storage).await
 }
 
 /// Existence check of `role/:name`.
-pub async fn exists(_s: S, ctx: Ctx) -> Result<bool> {
-    let name = name_of(&ctx)?;
-    Ok(read_role(&ctx, &name).await?.is_some())
+pub async fn exists(s: S, ctx: Ctx) -> Result<bool> {
+    let name = name_of(&s, &ctx)?;
+    s.roles.exists(&ctx.storage, &name).await
 }
 
 /// `GET role/:name`.
-pub async fn read(_s: S, ctx: Ctx) -> Result<Response> {
-    let name = name_of(&ctx)?;
-    let role = read_role(&ctx, &name).await?.ok_or(Error::NotFound(None))?;
+pub async fn read(s: S, ctx: Ctx) -> Result<Response> {
+    let name = name_of(&s, &ctx)?;
+    let role = s
+        .roles
+        .read(&ctx.storage, &name)
+        .await?
+        .ok_or(Error::NotFound(None))?;
     Ok(Response::data(role.render()))
 }
 
 /// `DELETE role/:name`.
 pub async fn delete(s: S, ctx: Ctx) -> Result<Response> {
-    let name = name_of(&ctx)?;
-    let _guard = s.roles.lock().await;
-    ctx.storage.delete(&format!("{ROLE_PREFIX}{name}")).await?;
+    let name = name_of(&s, &ctx)?;
+    let _guard = s.roles.lock(&name).await;
+    s.roles.delete(&ctx.storage, &name).await?;
     Ok(Response::empty())
 }
 
 /// `POST role/:name`: creates the role or updates the given parameters.
 /// Nothing is stored unless every check passes.
 pub async fn write(s: S, ctx: Ctx) -> Result<Response> {
-    let name = name_of(&ctx)?;
-    let _guard = s.roles.lock().await;
-    let existing = read_role(&ctx, &name).await?;
+    let name = name_of(&s, &ctx)?;
+    let _guard = s.roles.lock(&name).await;
+    let existing = s.roles.read(&ctx.storage, &name).await?;
     let (role, warnings) = apply(existing, &ctx.fields)?;
-    ctx.storage
-        .put_json(&format!("{ROLE_PREFIX}{name}"), &role)
-        .await?;
+    s.roles.write(&ctx.storage, &name, &role).await?;
     let mut resp = Response::empty();
     resp.warnings = warnings;
     Ok(resp)
 }
 
 /// Applies a write's fields to the existing role (or a new one) and
-/// validates the result.
+/// validates the result. Fields are read in OpenBao's order, the older
+/// names only when the newer are absent.
 pub fn apply(existing: Option<RoleEntry>, f: &FieldData) -> Result<(RoleEntry, Vec<String>)> {
     let creating = existing.is_none();
     let mut role = existing.unwrap_or_default();
-    let given_type = f
-        .get_str("type")?
-        .or(f.get_str("role_type")?)
+    let t: TypeWrite = f.decode()?;
+    let given_type = t
+        .kind
+        .or(t.role_type)
         .map(|t| t.trim().to_ascii_lowercase())
         .filter(|t| !t.is_empty());
     match (creating, given_type) {
@@ -242,25 +286,30 @@ pub fn apply(existing: Option<RoleEntry>, f: &FieldData) -> Result<(RoleEntry, V
             role.role_type
         )));
     }
-    if let Some(p) = f.get_strings("bound_projects")? {
-        role.bound_projects = p;
-    } else if let Some(p) = f.get_strings("project_id")? {
+    let projects = match f.decode::<Projects>()?.bound_projects {
+        Some(p) => Some(p),
+        None => f.decode::<OldProjects>()?.project_id,
+    };
+    if let Some(p) = projects {
         role.bound_projects = p;
     }
-    if let Some(v) = f.get_strings("bound_service_accounts")? {
-        role.bound_service_accounts = v;
-    } else if let Some(v) = f.get_strings("service_accounts")? {
+    let accounts = match f.decode::<Accounts>()?.bound_service_accounts {
+        Some(a) => Some(a),
+        None => f.decode::<OldAccounts>()?.service_accounts,
+    };
+    if let Some(v) = accounts {
         role.bound_service_accounts = v;
     }
     dedup(&mut role.bound_projects);
     dedup(&mut role.bound_service_accounts);
-    if let Some(d) = f.get_duration("max_jwt_exp")? {
-        role.max_jwt_exp = match d.as_secs() {
+    let rest: RestWrite = f.decode()?;
+    if let Some(secs) = rest.max_jwt_exp {
+        role.max_jwt_exp = match secs {
             0 => DEFAULT_MAX_JWT_EXP,
             n => n,
         };
     }
-    if let Some(b) = f.get_bool("allow_gce_inference")? {
+    if let Some(b) = rest.allow_gce_inference {
         role.allow_gce_inference = b;
     }
     let warnings = role.params.apply(f, Legacy::GCP)?;
@@ -276,9 +325,11 @@ fn dedup(list: &mut Vec<String>) {
 /// `POST role/:name/service-accounts`: adds and removes bound service
 /// accounts of an existing `iam` role.
 pub async fn edit_service_accounts(s: S, ctx: Ctx) -> Result<Response> {
-    let name = name_of(&ctx)?;
-    let _guard = s.roles.lock().await;
-    let mut role = read_role(&ctx, &name)
+    let name = name_of(&s, &ctx)?;
+    let _guard = s.roles.lock(&name).await;
+    let mut role = s
+        .roles
+        .read(&ctx.storage, &name)
         .await?
         .ok_or_else(|| Error::bad_request(format!("role {name:?} not found")))?;
     if role.role_type != IAM {
@@ -286,8 +337,7 @@ pub async fn edit_service_accounts(s: S, ctx: Ctx) -> Result<Response> {
             "role {name:?} is not an iam role"
         )));
     }
-    let add = ctx.fields.get_strings("add")?.unwrap_or_default();
-    let remove = ctx.fields.get_strings("remove")?.unwrap_or_default();
+    let EditAccounts { add, remove } = ctx.decode()?;
     if add.is_empty() && remove.is_empty() {
         return Err(Error::bad_request(
             "must provide at least one of add or remove",
@@ -295,9 +345,7 @@ pub async fn edit_service_accounts(s: S, ctx: Ctx) -> Result<Response> {
     }
     role.bound_service_accounts = edit_list(&role.bound_service_accounts, &add, &remove);
     role.validate()?;
-    ctx.storage
-        .put_json(&format!("{ROLE_PREFIX}{name}"), &role)
-        .await?;
+    s.roles.write(&ctx.storage, &name, &role).await?;
     Ok(Response::empty())
 }
 

@@ -11,6 +11,7 @@
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use strongroom_sdk::role_store::RoleStore;
 use strongroom_sdk::storage::View;
 use strongroom_sdk::{Error, Result};
 use tokio::sync::Mutex;
@@ -18,6 +19,7 @@ use tokio::sync::Mutex;
 use crate::config::ConfigEntry;
 use crate::google::Google;
 use crate::keys::KeyCache;
+use crate::role::RoleEntry;
 
 /// Where the configuration lives.
 pub const CONFIG_KEY: &str = "config";
@@ -65,8 +67,9 @@ pub struct Gcp {
     pub keys: KeyCache,
     /// Serialises configuration writes with the (re)building of the client.
     pub config_lock: Mutex<()>,
-    /// Serialises role writes and deletes.
-    pub roles: Mutex<()>,
+    /// The roles, under `role/`; its locks serialise writes and deletes
+    /// of one role.
+    pub roles: RoleStore<RoleEntry>,
 }
 
 impl Gcp {
@@ -77,7 +80,7 @@ impl Gcp {
             google: RwLock::new(None),
             keys: KeyCache::default(),
             config_lock: Mutex::new(()),
-            roles: Mutex::new(()),
+            roles: RoleStore::new(ROLE_PREFIX),
         }
     }
 

@@ -171,20 +171,40 @@ pub async fn read(s: Arc<Kubernetes>, ctx: Ctx) -> Result<Response> {
     }
 }
 
+/// The host of a `config` write.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Host {
+    kubernetes_host: String,
+}
+
+/// The other fields of a `config` write (absent strings and lists empty).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ConfigWrite {
+    kubernetes_ca_cert: String,
+    pem_keys: Vec<String>,
+    token_reviewer_jwt: String,
+    issuer: String,
+    disable_iss_validation: Option<bool>,
+    disable_local_ca_jwt: bool,
+}
+
 /// `POST config`: validates and replaces the whole configuration, and
 /// drops the cached client so the next login uses the new one.
 pub async fn write(s: Arc<Kubernetes>, ctx: Ctx) -> Result<Response> {
-    let f = &ctx.fields;
-    let host = f.str_or_empty("kubernetes_host")?;
-    base_url(&host)?;
+    // The host is checked before the other fields are read, as OpenBao does.
+    let Host { kubernetes_host } = ctx.decode()?;
+    base_url(&kubernetes_host)?;
+    let w: ConfigWrite = ctx.decode()?;
     let mut cfg = ConfigEntry {
-        kubernetes_host: host,
-        kubernetes_ca_cert: f.str_or_empty("kubernetes_ca_cert")?,
-        pem_keys: f.get_strings("pem_keys")?.unwrap_or_default(),
-        token_reviewer_jwt: f.str_or_empty("token_reviewer_jwt")?,
-        issuer: f.str_or_empty("issuer")?,
-        disable_iss_validation: f.get_bool("disable_iss_validation")?.unwrap_or(true),
-        disable_local_ca_jwt: f.get_bool("disable_local_ca_jwt")?.unwrap_or(false),
+        kubernetes_host,
+        kubernetes_ca_cert: w.kubernetes_ca_cert,
+        pem_keys: w.pem_keys,
+        token_reviewer_jwt: w.token_reviewer_jwt,
+        issuer: w.issuer,
+        disable_iss_validation: w.disable_iss_validation.unwrap_or(true),
+        disable_local_ca_jwt: w.disable_local_ca_jwt,
     };
     cfg.pem_keys.retain(|k| !k.trim().is_empty());
     if cfg.kubernetes_ca_cert.trim().is_empty() {

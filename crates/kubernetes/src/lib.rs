@@ -39,7 +39,7 @@ fn role_fields() -> Vec<Field> {
         Field::new("bound_service_account_names", FieldType::CommaStringSlice, "List of service account names able to access this role. If set to \"*\" all names are allowed."),
         Field::new("bound_service_account_namespaces", FieldType::CommaStringSlice, "List of namespaces allowed to access this role. If set to \"*\" all namespaces are allowed."),
         Field::new("audience", FieldType::String, "Optional Audience claim to verify in the jwt."),
-        Field::new("alias_name_source", FieldType::String, "Source to use when deriving the Alias name: serviceaccount_uid (default) or serviceaccount_name."),
+        Field::new("alias_name_source", FieldType::String, "Source to use when deriving the Alias name: serviceaccount_uid (default) or serviceaccount_name.").allowed(&role::ALIAS_SOURCES),
     ];
     f.extend(Legacy::KUBERNETES.fields());
     f

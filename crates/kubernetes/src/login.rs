@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use serde::Deserialize;
 use serde_json::{Map, Value};
 use strongroom_sdk::framework::Ctx;
 use strongroom_sdk::logical::Response;
@@ -15,22 +16,30 @@ use zeroize::Zeroizing;
 use crate::config::{read_local, LOCAL_JWT_PATH};
 use crate::jwt::{check_claims, denied, now_secs, parse_unverified, verify_signature};
 use crate::review::review;
-use crate::role::read_role;
 use crate::state::Kubernetes;
+
+/// The fields of a login.
+#[derive(Deserialize)]
+struct LoginRequest {
+    role: Option<String>,
+    jwt: Option<String>,
+}
 
 /// `POST login`.
 pub async fn login(s: Arc<Kubernetes>, ctx: Ctx) -> Result<Response> {
-    let f = &ctx.fields;
-    let role_name = f
-        .get_str("role")?
+    let req: LoginRequest = ctx.decode()?;
+    let role_name = req
+        .role
         .filter(|r| !r.is_empty())
         .ok_or_else(|| Error::bad_request("missing role"))?;
-    let jwt = f
-        .get_str("jwt")?
+    let jwt = req
+        .jwt
         .filter(|j| !j.is_empty())
         .map(Zeroizing::new)
         .ok_or_else(|| Error::bad_request("missing jwt"))?;
-    let role = read_role(&ctx, &role_name)
+    let role = s
+        .roles
+        .read(&ctx.storage, &role_name.to_ascii_lowercase())
         .await?
         .ok_or_else(|| Error::bad_request(format!("invalid role name {role_name:?}")))?;
     let loaded = s

@@ -10,12 +10,12 @@ use strongroom_sdk::glob::glob_match;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use strongroom_sdk::framework::{is_generic_name, list_entries, Ctx};
+use strongroom_sdk::framework::Ctx;
 use strongroom_sdk::logical::Response;
 use strongroom_sdk::login::{Legacy, TokenParams};
 use strongroom_sdk::{Error, Result};
 
-use crate::state::{Kubernetes, ROLE_PREFIX};
+use crate::state::Kubernetes;
 
 type S = Arc<Kubernetes>;
 
@@ -102,84 +102,83 @@ impl RoleEntry {
     }
 }
 
-/// Checks a role name from the path (OpenBao's `\w([\w.-]*\w)?`, else 404)
-/// and returns it lowercased, as the method stores roles.
-pub fn role_name(raw: &str) -> Result<String> {
-    if is_generic_name(raw) {
-        Ok(raw.to_ascii_lowercase())
-    } else {
-        Err(Error::UnsupportedPath)
-    }
+/// The role name of a `role/:name` request.
+#[derive(Deserialize)]
+struct RolePath {
+    name: String,
 }
 
-/// Reads a role by (lowercased) name.
-pub async fn read_role(ctx: &Ctx, name: &str) -> Result<Option<RoleEntry>> {
-    Ok(ctx
-        .storage
-        .get_json(&format!("{ROLE_PREFIX}{}", name.to_ascii_lowercase()))
-        .await?)
+/// The validated, lowercased role name of the request path (OpenBao's
+/// `\w([\w.-]*\w)?`, else 404).
+fn name_of(s: &Kubernetes, ctx: &Ctx) -> Result<String> {
+    let RolePath { name } = ctx.decode()?;
+    s.roles.name(&name)
 }
 
-fn name_of(ctx: &Ctx) -> Result<String> {
-    role_name(&ctx.fields.str_or_empty("name")?)
+/// The method's own fields of a role write (the token parameters are
+/// [`TokenParams::apply`]'s).
+#[derive(Deserialize)]
+struct RoleWrite {
+    bound_service_account_names: Option<Vec<String>>,
+    bound_service_account_namespaces: Option<Vec<String>>,
+    audience: Option<String>,
+    alias_name_source: Option<String>,
 }
 
 /// `LIST role` and `LIST roles`.
-pub async fn list(_s: S, ctx: Ctx) -> Result<Response> {
-    list_entries(&ctx.storage, ROLE_PREFIX).await
+pub async fn list(s: S, ctx: Ctx) -> Result<Response> {
+    s.roles.list(&ctx.storage).await
 }
 
 /// Existence check of `role/:name`.
-pub async fn exists(_s: S, ctx: Ctx) -> Result<bool> {
-    let name = name_of(&ctx)?;
-    Ok(read_role(&ctx, &name).await?.is_some())
+pub async fn exists(s: S, ctx: Ctx) -> Result<bool> {
+    let name = name_of(&s, &ctx)?;
+    s.roles.exists(&ctx.storage, &name).await
 }
 
 /// `GET role/:name`.
-pub async fn read(_s: S, ctx: Ctx) -> Result<Response> {
-    let name = name_of(&ctx)?;
-    let role = read_role(&ctx, &name).await?.ok_or(Error::NotFound(None))?;
+pub async fn read(s: S, ctx: Ctx) -> Result<Response> {
+    let name = name_of(&s, &ctx)?;
+    let role = s
+        .roles
+        .read(&ctx.storage, &name)
+        .await?
+        .ok_or(Error::NotFound(None))?;
     Ok(Response::data(role.render()))
 }
 
 /// `DELETE role/:name`.
 pub async fn delete(s: S, ctx: Ctx) -> Result<Response> {
-    let name = name_of(&ctx)?;
-    let _guard = s.roles.lock().await;
-    ctx.storage.delete(&format!("{ROLE_PREFIX}{name}")).await?;
+    let name = name_of(&s, &ctx)?;
+    let _guard = s.roles.lock(&name).await;
+    s.roles.delete(&ctx.storage, &name).await?;
     Ok(Response::empty())
 }
 
 /// `POST role/:name`: creates the role or updates the given parameters.
 /// Nothing is stored unless every check passes.
 pub async fn write(s: S, ctx: Ctx) -> Result<Response> {
-    let name = name_of(&ctx)?;
-    let _guard = s.roles.lock().await;
-    let mut role = read_role(&ctx, &name).await?.unwrap_or_default();
-    let f = &ctx.fields;
-    if let Some(v) = f.get_strings("bound_service_account_names")? {
+    let name = name_of(&s, &ctx)?;
+    let _guard = s.roles.lock(&name).await;
+    let mut role = s.roles.read(&ctx.storage, &name).await?.unwrap_or_default();
+    // `alias_name_source` is declared with its allowed values: another is
+    // OpenBao's 400 "invalid alias_name_source, must be one of: ...".
+    let w: RoleWrite = ctx.decode()?;
+    if let Some(v) = w.bound_service_account_names {
         role.bound_service_account_names = v;
     }
-    if let Some(v) = f.get_strings("bound_service_account_namespaces")? {
+    if let Some(v) = w.bound_service_account_namespaces {
         role.bound_service_account_namespaces = v;
     }
-    if let Some(v) = f.get_str("audience")? {
+    if let Some(v) = w.audience {
         role.audience = v;
     }
-    if let Some(v) = f.get_str("alias_name_source")? {
-        if !ALIAS_SOURCES.contains(&v.as_str()) {
-            return Err(Error::bad_request(format!(
-                "invalid alias_name_source, must be one of: {}",
-                ALIAS_SOURCES.join(", ")
-            )));
-        }
+    if let Some(v) = w.alias_name_source {
         role.alias_name_source = v;
     }
     check_bindings(&role)?;
-    let warnings = role.params.apply(f, Legacy::KUBERNETES)?;
-    ctx.storage
-        .put_json(&format!("{ROLE_PREFIX}{name}"), &role)
-        .await?;
+    let warnings = role.params.apply(&ctx.fields, Legacy::KUBERNETES)?;
+    s.roles.write(&ctx.storage, &name, &role).await?;
     let mut resp = Response::empty();
     resp.warnings = warnings;
     Ok(resp)
@@ -286,9 +285,10 @@ mod tests {
 
     #[test]
     fn role_names_are_routed_and_lowercased() {
-        assert_eq!(role_name("My-Role.1").unwrap(), "my-role.1");
+        let state = Kubernetes::default();
+        assert_eq!(state.roles.name("My-Role.1").unwrap(), "my-role.1");
         for bad in ["", "-a", "a b", "a/b"] {
-            assert_eq!(role_name(bad).unwrap_err().status(), 404, "{bad:?}");
+            assert_eq!(state.roles.name(bad).unwrap_err().status(), 404, "{bad:?}");
         }
     }
 }

@@ -9,11 +9,13 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use jsonwebtoken::DecodingKey;
+use strongroom_sdk::role_store::RoleStore;
 use strongroom_sdk::storage::View;
 use strongroom_sdk::{Error, Result};
 use tokio::sync::Mutex;
 
 use crate::config::{parse_ca, parse_pem_keys, read_local, ConfigEntry, LOCAL_CA_PATH};
+use crate::role::RoleEntry;
 
 /// Where the configuration lives.
 pub const CONFIG_KEY: &str = "config";
@@ -38,13 +40,23 @@ pub struct Loaded {
 }
 
 /// The Kubernetes method's state, one per mount.
-#[derive(Default)]
 pub struct Kubernetes {
     loaded: RwLock<Option<Arc<Loaded>>>,
     /// Serialises configuration writes with the (re)loading of the cache.
     pub config_lock: Mutex<()>,
-    /// Serialises role writes and deletes.
-    pub roles: Mutex<()>,
+    /// The roles, under `role/`; its locks serialise writes and deletes
+    /// of one role.
+    pub roles: RoleStore<RoleEntry>,
+}
+
+impl Default for Kubernetes {
+    fn default() -> Self {
+        Kubernetes {
+            loaded: RwLock::new(None),
+            config_lock: Mutex::new(()),
+            roles: RoleStore::new(ROLE_PREFIX),
+        }
+    }
 }
 
 impl Kubernetes {

@@ -19,9 +19,13 @@ mod model;
 
 use std::sync::Arc;
 
-use dashmap::DashMap;
-use serde_json::{json, Value};
-use strongroom_sdk::framework::{existence, handler, Backend, Ctx, Field, FieldType, Path};
+use std::hash::{Hash, Hasher};
+
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use strongroom_sdk::framework::{
+    double_option, existence, handler, Backend, Ctx, Field, FieldType, Path,
+};
 use strongroom_sdk::logical::{Data, Operation, Response};
 use strongroom_sdk::storage::BatchOp;
 use strongroom_sdk::storage::View;
@@ -34,20 +38,38 @@ const META_PREFIX: &str = "kv2/meta/";
 const VERSION_PREFIX: &str = "kv2/ver/";
 const UPGRADED_KEY: &str = "kv2/upgraded";
 
-/// The engine's state: per-key locks and the one-time upgrade.
-#[derive(Default)]
+/// How many locks the keys are striped over: a fixed number, however many
+/// keys the mount holds.
+const LOCK_STRIPES: usize = 64;
+
+/// The engine's state: the key lock stripes and the one-time upgrade.
 pub struct KvV2 {
-    locks: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
+    locks: Vec<tokio::sync::Mutex<()>>,
     upgraded: tokio::sync::OnceCell<()>,
+}
+
+impl Default for KvV2 {
+    fn default() -> Self {
+        KvV2 {
+            locks: (0..LOCK_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+            upgraded: tokio::sync::OnceCell::new(),
+        }
+    }
 }
 
 type S = Arc<KvV2>;
 
 impl KvV2 {
-    /// Serialises changes to one key.
-    async fn lock(&self, key: &str) -> tokio::sync::OwnedMutexGuard<()> {
-        let lock = self.locks.entry(key.to_string()).or_default().clone();
-        lock.lock_owned().await
+    /// Serialises changes to one key: the key's stripe (hash of the key)
+    /// is locked, so keys sharing a stripe wait for each other too.
+    async fn lock(&self, key: &str) -> tokio::sync::MutexGuard<'_, ()> {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut h);
+        // invariant: reduced modulo the (non-zero) number of stripes.
+        let stripe = (h.finish() % self.locks.len() as u64) as usize;
+        self.locks[stripe].lock().await
     }
 
     /// Upgrades v1 data once, before the first request is answered.
@@ -134,10 +156,72 @@ async fn read_meta(storage: &View, path: &str) -> Result<Option<KeyMeta>> {
     }
 }
 
+/// The `path` capture of a request.
+#[derive(Deserialize)]
+struct PathParam {
+    #[serde(default)]
+    path: String,
+}
+
+/// The `version` of a read.
+#[derive(Deserialize)]
+struct VersionParam {
+    version: Option<i64>,
+}
+
+/// The settings `config` and `metadata/<key>` writes share.
+#[derive(Deserialize)]
+struct Settings {
+    max_versions: Option<i64>,
+    cas_required: Option<bool>,
+    /// Seconds.
+    delete_version_after: Option<u64>,
+    metadata_cas_required: Option<bool>,
+}
+
+/// The `data` of a data write or patch, as given (`Some(None)`: null).
+#[derive(Deserialize)]
+struct DataParam {
+    #[serde(default, deserialize_with = "double_option::deserialize")]
+    data: Option<Option<Value>>,
+}
+
+/// The `custom_metadata` of a metadata write, as given (`Some(None)`:
+/// null).
+#[derive(Deserialize)]
+struct CustomMetadataParam {
+    #[serde(default, deserialize_with = "double_option::deserialize")]
+    custom_metadata: Option<Option<Value>>,
+}
+
+/// The `options` of a data write.
+#[derive(Deserialize)]
+struct OptionsParam {
+    options: Option<Map<String, Value>>,
+}
+
+/// The `versions` of a delete, undelete or destroy.
+#[derive(Deserialize)]
+struct VersionsParam {
+    versions: Option<Vec<String>>,
+}
+
+/// The `metadata_cas` of a metadata write.
+#[derive(Deserialize)]
+struct MetadataCasParam {
+    metadata_cas: Option<i64>,
+}
+
+/// The `depth` of a subkeys read.
+#[derive(Deserialize)]
+struct DepthParam {
+    depth: Option<i64>,
+}
+
 /// The key a request names (`data/<key>` etc.); empty keys and folders
 /// have nothing to read.
 fn key_of(ctx: &Ctx) -> Result<String> {
-    let path = ctx.fields.str_or_empty("path")?;
+    let PathParam { path } = ctx.decode()?;
     if path.is_empty() || path.ends_with('/') {
         return Err(Error::NotFound(None));
     }
@@ -164,8 +248,8 @@ fn bare_not_found() -> Response {
 fn version_param(ctx: &Ctx) -> Result<u64> {
     // OpenBao reads the current version for 0 and for negative numbers.
     Ok(ctx
-        .fields
-        .get_int("version")?
+        .decode::<VersionParam>()?
+        .version
         .and_then(|v| u64::try_from(v).ok())
         .unwrap_or(0))
 }
@@ -185,17 +269,17 @@ async fn config_write(s: S, ctx: Ctx) -> Result<Response> {
     s.ready(&ctx.storage).await?;
     let _guard = s.lock("").await;
     let mut config = read_config(&ctx.storage).await?;
-    let f = &ctx.fields;
-    if let Some(m) = f.get_int("max_versions")? {
+    let w: Settings = ctx.decode()?;
+    if let Some(m) = w.max_versions {
         config.max_versions = max_versions(m);
     }
-    if let Some(c) = f.get_bool("cas_required")? {
+    if let Some(c) = w.cas_required {
         config.cas_required = c;
     }
-    if let Some(d) = f.get_duration("delete_version_after")? {
-        config.delete_version_after = d.as_secs();
+    if let Some(secs) = w.delete_version_after {
+        config.delete_version_after = secs;
     }
-    if let Some(c) = f.get_bool("metadata_cas_required")? {
+    if let Some(c) = w.metadata_cas_required {
         config.metadata_cas_required = c;
     }
     ctx.storage.put(CONFIG_KEY, &json_bytes(&config)?).await?;
@@ -239,7 +323,7 @@ async fn data_read(s: S, ctx: Ctx) -> Result<Response> {
 /// The `options.cas` of a write, checked against the key's current
 /// version and the mount's and key's `cas_required`.
 fn check_cas(ctx: &Ctx, config: &Config, meta: Option<&KeyMeta>) -> Result<()> {
-    let options = ctx.fields.get_map("options")?.unwrap_or_default();
+    let options = ctx.decode::<OptionsParam>()?.options.unwrap_or_default();
     let cas = match options.get("cas") {
         None | Some(Value::Null) => None,
         Some(v) => Some(
@@ -290,12 +374,14 @@ async fn put_version(
 async fn data_write(s: S, ctx: Ctx) -> Result<Response> {
     s.ready(&ctx.storage).await?;
     let key = key_of(&ctx)?;
-    let data = match ctx.request.data.get("data") {
+    // `data` is a raw field: an explicit null is stored, and a JSON string
+    // is not decoded as a map field would be.
+    let data = match ctx.decode::<DataParam>()?.data {
         None => return Err(Error::bad_request("no data provided")),
         // OpenBao stores an explicit null as a version with null data.
-        Some(Value::Null) => Value::Null,
-        Some(Value::Object(m)) => Value::Object(m.clone()),
-        Some(_) => {
+        Some(None) => Value::Null,
+        Some(Some(m @ Value::Object(_))) => m,
+        Some(Some(_)) => {
             return Err(Error::bad_request(
                 "error converting input for field \"data\": expected a JSON object",
             ))
@@ -313,10 +399,10 @@ async fn data_write(s: S, ctx: Ctx) -> Result<Response> {
 async fn data_patch(s: S, ctx: Ctx) -> Result<Response> {
     s.ready(&ctx.storage).await?;
     let key = key_of(&ctx)?;
-    let patch = match ctx.request.data.get("data") {
-        None | Some(Value::Null) => return Err(Error::bad_request("no data provided")),
-        Some(p @ Value::Object(_)) => p.clone(),
-        Some(_) => {
+    let patch = match ctx.decode::<DataParam>()?.data {
+        None | Some(None) => return Err(Error::bad_request("no data provided")),
+        Some(Some(p @ Value::Object(_))) => p,
+        Some(Some(_)) => {
             return Err(Error::bad_request(
                 "error converting input for field \"data\": expected a JSON object",
             ))
@@ -353,7 +439,7 @@ async fn data_patch(s: S, ctx: Ctx) -> Result<Response> {
 
 /// The `versions` of a delete/undelete/destroy request.
 fn versions_param(ctx: &Ctx) -> Result<Vec<u64>> {
-    let versions = ctx.fields.get_strings("versions")?.unwrap_or_default();
+    let versions = ctx.decode::<VersionsParam>()?.versions.unwrap_or_default();
     if versions.is_empty() {
         return Err(Error::bad_request("No version number provided"));
     }
@@ -454,7 +540,7 @@ async fn metadata_read(s: S, ctx: Ctx) -> Result<Response> {
 
 async fn metadata_list(s: S, ctx: Ctx) -> Result<Response> {
     s.ready(&ctx.storage).await?;
-    let prefix = ctx.fields.str_or_empty("path")?;
+    let PathParam { path: prefix } = ctx.decode()?;
     let keys = ctx.storage.list(&meta_key(&prefix)).await?;
     if keys.is_empty() {
         return Err(Error::NotFound(None));
@@ -487,7 +573,7 @@ fn custom_metadata(value: &Value) -> Result<Option<std::collections::BTreeMap<St
 /// `current_metadata_version` (0 for a new key), and is required when the
 /// mount or the key says so.
 fn check_metadata_cas(ctx: &Ctx, config: &Config, meta: Option<&KeyMeta>) -> Result<()> {
-    let cas = ctx.fields.get_int("metadata_cas")?;
+    let cas = ctx.decode::<MetadataCasParam>()?.metadata_cas;
     let required = config.metadata_cas_required || meta.is_some_and(|m| m.metadata_cas_required);
     match (cas, meta) {
         (None, _) if required => Err(Error::bad_request(
@@ -510,20 +596,22 @@ fn check_metadata_cas(ctx: &Ctx, config: &Config, meta: Option<&KeyMeta>) -> Res
 /// Applies the metadata fields of the request to `meta`. With `merge`
 /// (PATCH), custom metadata is merged and a null value removes a key.
 fn apply_metadata(ctx: &Ctx, meta: &mut KeyMeta, merge: bool) -> Result<()> {
-    let f = &ctx.fields;
-    if let Some(m) = f.get_int("max_versions")? {
+    let w: Settings = ctx.decode()?;
+    if let Some(m) = w.max_versions {
         meta.max_versions = max_versions(m);
     }
-    if let Some(c) = f.get_bool("cas_required")? {
+    if let Some(c) = w.cas_required {
         meta.cas_required = c;
     }
-    if let Some(d) = f.get_duration("delete_version_after")? {
-        meta.delete_version_after = d.as_secs();
+    if let Some(secs) = w.delete_version_after {
+        meta.delete_version_after = secs;
     }
-    if let Some(c) = f.get_bool("metadata_cas_required")? {
+    if let Some(c) = w.metadata_cas_required {
         meta.metadata_cas_required = c;
     }
-    if let Some(v) = ctx.request.data.get("custom_metadata") {
+    // A raw field: a PATCH merges it, and null values inside remove keys.
+    if let Some(v) = ctx.decode::<CustomMetadataParam>()?.custom_metadata {
+        let v = &v.unwrap_or(Value::Null);
         if merge {
             let mut current =
                 serde_json::to_value(&meta.custom_metadata).map_err(Error::internal)?;
@@ -593,7 +681,7 @@ async fn metadata_delete(s: S, ctx: Ctx) -> Result<Response> {
 
 async fn subkeys_read(s: S, ctx: Ctx) -> Result<Response> {
     s.ready(&ctx.storage).await?;
-    let depth = match ctx.fields.get_int("depth")? {
+    let depth = match ctx.decode::<DepthParam>()?.depth {
         None => 0,
         Some(d) if d < 0 => return Err(Error::bad_request("depth must be 0 or greater")),
         Some(d) => d as u64,
@@ -666,7 +754,8 @@ fn metadata_fields() -> Vec<Field> {
             "custom_metadata",
             FieldType::Map,
             "Free string metadata for the key.",
-        ),
+        )
+        .raw(),
         Field::new(
             "metadata_cas_required",
             FieldType::Bool,
@@ -699,7 +788,7 @@ pub fn backend() -> Backend<KvV2> {
                 .fields(vec![
                     path_field(),
                     Field::new("version", FieldType::Int, "The version to read (0: the current one)."),
-                    Field::new("data", FieldType::Map, "The contents of the data map will be stored and returned on read."),
+                    Field::new("data", FieldType::Map, "The contents of the data map will be stored and returned on read.").raw(),
                     Field::new("options", FieldType::Map, "Options for writing a KV entry: cas, the version the write expects to replace (0: the key must not exist)."),
                 ])
                 .exists(existence(data_exists))
@@ -751,4 +840,69 @@ pub fn backend() -> Backend<KvV2> {
         ],
         "The kv backend reads and writes arbitrary secrets to the backend,\nkeeping versions of each. The secrets are encrypted/decrypted by\nStrongroom: they are never stored unencrypted in the backend.",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use strongroom_sdk::framework::{BackendRequest, LogicalBackend, MountContext};
+    use strongroom_sdk::logical::Request;
+    use strongroom_sdk::storage::MemoryStorage;
+
+    use super::*;
+
+    async fn write(b: &Backend<KvV2>, storage: &View, key: &str, cas: u64) -> Result<Response> {
+        let Value::Object(data) = json!({"data": {"n": cas}, "options": {"cas": cas}}) else {
+            unreachable!("a JSON object literal")
+        };
+        let req = Request::new(Operation::Update, format!("data/{key}")).with_data(data);
+        b.handle(BackendRequest::new(
+            req,
+            storage.clone(),
+            Arc::new(MountContext::default()),
+        ))
+        .await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_check_and_set_writes_to_one_key_serialise() {
+        let b = Arc::new(backend());
+        let storage = MemoryStorage::view("secret/");
+        // Every round, 8 writers expect the same current version: exactly
+        // one wins, the others are told their cas did not match.
+        for round in 0..5u64 {
+            let tasks: Vec<_> = (0..8)
+                .map(|_| {
+                    let (b, storage) = (b.clone(), storage.clone());
+                    tokio::spawn(async move { write(&b, &storage, "k", round).await })
+                })
+                .collect();
+            let mut won = 0;
+            for t in tasks {
+                match t.await.unwrap() {
+                    Ok(r) => {
+                        won += 1;
+                        assert_eq!(r.data.unwrap()["version"], json!(round + 1));
+                    }
+                    Err(Error::BadRequest(m)) => assert_eq!(
+                        m,
+                        "check-and-set parameter did not match the current version"
+                    ),
+                    Err(other) => panic!("unexpected error {other}"),
+                }
+            }
+            assert_eq!(won, 1, "round {round}");
+        }
+        let meta = read_meta(&storage, "k").await.unwrap().unwrap();
+        assert_eq!(meta.current_version, 5);
+    }
+
+    #[tokio::test]
+    async fn the_locks_do_not_grow_with_the_keys() {
+        let b = backend();
+        let storage = MemoryStorage::view("secret/");
+        for i in 0..200 {
+            write(&b, &storage, &format!("k{i}"), 0).await.unwrap();
+        }
+        assert_eq!(b.state().locks.len(), LOCK_STRIPES);
+    }
 }

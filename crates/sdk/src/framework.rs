@@ -5,6 +5,7 @@
 //! create vs update, and generates `?help=1` text and an OpenAPI document
 //! from the same declaration.
 
+mod decode;
 mod field;
 mod pattern;
 
@@ -16,6 +17,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use serde_json::{json, Map, Value};
 
+pub use decode::{double_option, struct_fields};
 pub use field::{parse_go_bool, Field, FieldData, FieldType};
 pub use pattern::{Captures, Pattern};
 
@@ -109,6 +111,14 @@ pub struct Ctx {
     pub mount: Arc<MountContext>,
     /// The core's attachments (see [`BackendRequest::extensions`]).
     pub extensions: http::Extensions,
+}
+
+impl Ctx {
+    /// Decodes the request through the path's declared fields into `T`
+    /// (see [`FieldData::decode`]).
+    pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
+        self.fields.decode()
+    }
 }
 
 /// A path operation's handler.
@@ -479,6 +489,12 @@ impl<S: Send + Sync + 'static> LogicalBackend for Backend<S> {
                     f.ty.help_name(),
                     f.description
                 ));
+                if let Some(values) = f.allowed {
+                    text.push_str(&format!(
+                        "        Allowed values: {}\n\n",
+                        values.join(", ")
+                    ));
+                }
             }
         }
         text.push_str("## DESCRIPTION\n\n");
@@ -557,7 +573,7 @@ fn path_openapi<S>(path: &Path<S>) -> Value {
         .iter()
         .filter(|f| !captures.contains(&f.name))
         .map(|f| {
-            let mut schema = f.ty.openapi_schema();
+            let mut schema = f.openapi_schema();
             if let Some(obj) = schema.as_object_mut() {
                 obj.insert("description".into(), Value::from(f.description));
                 if let Some(d) = &f.default {
@@ -634,6 +650,37 @@ mod tests {
         for bad in ["", "-a", "a-", ".a", "a.", "a/b", "a b", "é", "a*"] {
             assert!(!is_generic_name(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn allowed_values_show_in_help_and_openapi() {
+        async fn read(_: Arc<()>, _: Ctx) -> Result<Response> {
+            Ok(Response::empty())
+        }
+        let b = Backend::new(
+            Arc::new(()),
+            vec![Path::new("role/{name}")
+                .fields(vec![
+                    Field::new("name", FieldType::String, "Name."),
+                    Field::new("kind", FieldType::String, "Kind.").allowed(&["a", "b"]),
+                ])
+                .op(Operation::Update, handler(read), "Write.")],
+            "Test.",
+        );
+        let mount = MountContext {
+            path: "auth/x/".into(),
+            ..Default::default()
+        };
+        let help = b.help(&mount, "role/r").unwrap();
+        let text = help["help"].as_str().unwrap();
+        assert!(
+            text.contains("kind (string)\n\n        Kind.\n\n        Allowed values: a, b"),
+            "{text}"
+        );
+        let paths = b.openapi_paths(&mount.path);
+        let schema = &paths["/auth/x/role/{name}"]["post"]["requestBody"]["content"]
+            ["application/json"]["schema"]["properties"]["kind"];
+        assert_eq!(schema["enum"], json!(["a", "b"]), "{schema}");
     }
 
     #[test]

@@ -7,7 +7,9 @@
 //! - [`storage`]: the physical and logical storage contracts and the
 //!   prefixed [`View`](storage::View) a mount stores through;
 //! - [`login`]: the token parameters of auth method roles;
+//! - [`token_type`]: the token type enum;
 //! - [`duration`], [`cidr`], [`glob`]: the value syntaxes Vault's API uses;
+//! - [`role_store`]: auth methods' typed role entries, names and locks;
 //! - [`registry`]: the factory and registry types the binary fills;
 //! - [`lenient_hcl`]: HCL as OpenBao's parser accepts it (config, policies).
 //!
@@ -24,6 +26,8 @@ pub mod lenient_hcl;
 pub mod logical;
 pub mod login;
 pub mod registry;
+pub mod role_store;
 pub mod storage;
+pub mod token_type;
 
 pub use error::{Error, Result};

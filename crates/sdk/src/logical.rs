@@ -8,6 +8,8 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+pub use crate::token_type::TokenType;
+
 /// A JSON object, the shape of request and response data.
 pub type Data = Map<String, Value>;
 
@@ -124,7 +126,7 @@ pub struct Auth {
     /// The entity id (empty until identity exists).
     pub entity_id: String,
     /// `service` or `batch`.
-    pub token_type: String,
+    pub token_type: TokenType,
     /// Whether the token has no parent.
     pub orphan: bool,
     /// Multi-factor requirement (always null here).
@@ -157,8 +159,8 @@ pub struct TokenIssue {
     pub num_uses: u64,
     /// CIDR blocks the token may be used from.
     pub bound_cidrs: Vec<String>,
-    /// `service`, `batch`, or `default` / "" (the mount's token type).
-    pub token_type: String,
+    /// `service`, `batch`, or `default` (the mount's token type).
+    pub token_type: TokenType,
     /// Leave out the `default` policy.
     pub no_default_policy: bool,
     /// Bind the token to the address that logged in.

@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 use crate::cidr::BoundCidr;
 use crate::framework::{Field, FieldData, FieldType};
 use crate::logical::{Data, TokenIssue};
+use crate::token_type::TokenType;
 use crate::{Error, Result};
 
 /// How an older name (`policies`, `period`, `ttl`, `max_ttl`) interacts
@@ -115,7 +116,7 @@ pub struct TokenParams {
     /// Issued tokens' period (0: not periodic).
     pub token_period: u64,
     /// `service`, `batch` or `default`.
-    pub token_type: String,
+    pub token_type: TokenType,
     /// Bind issued tokens to the address that logged in.
     pub token_strictly_bind_ip: bool,
     /// The older `policies` is in use (reads show it); `None` where the
@@ -144,7 +145,7 @@ impl Default for TokenParams {
             token_no_default_policy: false,
             token_num_uses: 0,
             token_period: 0,
-            token_type: "default".into(),
+            token_type: TokenType::Default,
             token_strictly_bind_ip: false,
             legacy_policies: None,
             legacy_ttl: None,
@@ -164,78 +165,94 @@ pub fn parse_bound_cidrs(cidrs: &[String]) -> std::result::Result<Vec<String>, S
         .collect()
 }
 
-/// Reads the parameters that have an older name, under one dialect.
-struct Renames<'a> {
-    f: &'a FieldData,
-    echo: Echo,
+/// Declares a struct decoding one optional token parameter.
+macro_rules! param {
+    ($(#[$doc:meta])* $name:ident { $field:ident: $ty:ty }) => {
+        $(#[$doc])*
+        #[derive(Deserialize)]
+        struct $name {
+            $field: Option<$ty>,
+        }
+    };
 }
 
-impl Renames<'_> {
-    /// A duration parameter; a non-zero older value is "in use".
-    fn duration(
-        &self,
-        new: &str,
-        old: Option<&str>,
-        flag: &mut Option<bool>,
-    ) -> Result<Option<Duration>> {
-        self.read(new, old, flag, FieldData::get_duration, |d| !d.is_zero())
-    }
+param!(/// `token_bound_cidrs` (parsed before the next are read).
+    BoundCidrsParam { token_bound_cidrs: Vec<String> });
+param!(/// `token_explicit_max_ttl`, in seconds.
+    ExplicitMaxTtlParam { token_explicit_max_ttl: u64 });
+param!(/// `token_num_uses` (checked before the next are read).
+    NumUsesParam { token_num_uses: i64 });
+param!(/// `token_type` (checked before the next are read).
+    TypeParam { token_type: String });
+param!(/// `token_ttl`, in seconds.
+    TtlParam { token_ttl: u64 });
+param!(/// The older `ttl`, in seconds.
+    OldTtlParam { ttl: u64 });
+param!(/// `token_max_ttl`, in seconds.
+    MaxTtlParam { token_max_ttl: u64 });
+param!(/// The older `max_ttl`, in seconds.
+    OldMaxTtlParam { max_ttl: u64 });
+param!(/// `token_period`, in seconds.
+    PeriodParam { token_period: u64 });
+param!(/// The older `period`, in seconds.
+    OldPeriodParam { period: u64 });
+param!(/// `token_policies`.
+    PoliciesParam { token_policies: Vec<String> });
+param!(/// The older `policies`.
+    OldPoliciesParam { policies: Vec<String> });
 
-    /// A list parameter; a non-empty older value is "in use".
-    fn strings(
-        &self,
-        new: &str,
-        old: Option<&str>,
-        flag: &mut Option<bool>,
-    ) -> Result<Option<Vec<String>>> {
-        self.read(new, old, flag, FieldData::get_strings, |p| !p.is_empty())
-    }
+/// The boolean token parameters.
+#[derive(Deserialize)]
+struct FlagsParam {
+    token_no_default_policy: Option<bool>,
+    token_strictly_bind_ip: Option<bool>,
+}
 
-    /// Reads `new` (and `old`, when the method accepts an older name),
-    /// updates the flag remembering the older name as the dialect says,
-    /// and returns the value to apply.
-    fn read<T>(
-        &self,
-        new: &str,
-        old: Option<&str>,
-        flag: &mut Option<bool>,
-        get: fn(&FieldData, &str) -> Result<Option<T>>,
-        in_use: fn(&T) -> bool,
-    ) -> Result<Option<T>> {
-        let f = self.f;
-        let Some(old) = old else {
-            return get(f, new);
-        };
-        match self.echo {
-            Echo::Always => match get(f, new)? {
-                Some(v) => Ok(Some(v)),
-                None => get(f, old),
-            },
-            Echo::UntilRenamed => {
-                if let Some(v) = get(f, new)? {
-                    *flag = Some(false);
-                    return Ok(Some(v));
-                }
-                let v = get(f, old)?;
-                if let Some(v) = &v {
-                    *flag = Some(in_use(v));
-                }
-                Ok(v)
+/// A reader of one decoded parameter.
+type Reader<'a, T> = &'a dyn Fn() -> Result<Option<T>>;
+
+/// Reads `new` (and `old`, when the method accepts an older name),
+/// updates the flag remembering the older name as the dialect `echo`
+/// says, and returns the value to apply.
+fn renamed<T>(
+    echo: Echo,
+    new: Reader<'_, T>,
+    old: Option<Reader<'_, T>>,
+    flag: &mut Option<bool>,
+    in_use: fn(&T) -> bool,
+) -> Result<Option<T>> {
+    let Some(old) = old else {
+        return new();
+    };
+    match echo {
+        Echo::Always => match new()? {
+            Some(v) => Ok(Some(v)),
+            None => old(),
+        },
+        Echo::UntilRenamed => {
+            if let Some(v) = new()? {
+                *flag = Some(false);
+                return Ok(Some(v));
             }
-            Echo::Sticky => {
-                let old_v = get(f, old)?;
-                match get(f, new)? {
-                    Some(v) => {
-                        let remembered = *flag == Some(true) || old_v.as_ref().is_some_and(in_use);
-                        *flag = Some(remembered && in_use(&v));
-                        Ok(Some(v))
+            let v = old()?;
+            if let Some(v) = &v {
+                *flag = Some(in_use(v));
+            }
+            Ok(v)
+        }
+        Echo::Sticky => {
+            let old_v = old()?;
+            match new()? {
+                Some(v) => {
+                    let remembered = *flag == Some(true) || old_v.as_ref().is_some_and(in_use);
+                    *flag = Some(remembered && in_use(&v));
+                    Ok(Some(v))
+                }
+                None => {
+                    if let Some(o) = &old_v {
+                        *flag = Some(in_use(o));
                     }
-                    None => {
-                        if let Some(o) = &old_v {
-                            *flag = Some(in_use(o));
-                        }
-                        Ok(old_v)
-                    }
+                    Ok(old_v)
                 }
             }
         }
@@ -281,56 +298,79 @@ impl TokenParams {
     pub fn apply(&mut self, f: &FieldData, legacy: Legacy) -> Result<Vec<String>> {
         self.remember(legacy);
         let mut warnings = Vec::new();
-        if let Some(cidrs) = f.get_strings("token_bound_cidrs")? {
+        if let Some(cidrs) = f.decode::<BoundCidrsParam>()?.token_bound_cidrs {
             self.token_bound_cidrs = Some(parse_bound_cidrs(&cidrs).map_err(Error::BadRequest)?);
         }
-        if let Some(d) = f.get_duration("token_explicit_max_ttl")? {
-            self.token_explicit_max_ttl = d.as_secs();
+        if let Some(secs) = f.decode::<ExplicitMaxTtlParam>()?.token_explicit_max_ttl {
+            self.token_explicit_max_ttl = secs;
         }
-        if let Some(n) = f.get_int("token_num_uses")? {
+        if let Some(n) = f.decode::<NumUsesParam>()?.token_num_uses {
             self.token_num_uses = u64::try_from(n)
                 .map_err(|_| Error::bad_request("'token_num_uses' cannot be negative"))?;
         }
-        if let Some(t) = f.get_str("token_type")? {
-            self.token_type = match t.as_str() {
-                "" | "default" => "default".into(),
-                "service" | "batch" => t,
-                "default-service" | "default-batch" => {
-                    let plain = t.trim_start_matches("default-").to_string();
-                    warnings.push(format!("{t} has no useful meaning; adjusting to {plain}"));
-                    plain
+        if let Some(t) = f.decode::<TypeParam>()?.token_type {
+            let parsed = match t.as_str() {
+                "" => Some(TokenType::Default),
+                other => TokenType::parse(other),
+            };
+            self.token_type = match parsed {
+                Some(TokenType::DefaultService) => {
+                    warnings.push(format!("{t} has no useful meaning; adjusting to service"));
+                    TokenType::Service
                 }
-                other => {
+                Some(TokenType::DefaultBatch) => {
+                    warnings.push(format!("{t} has no useful meaning; adjusting to batch"));
+                    TokenType::Batch
+                }
+                Some(plain) => plain,
+                None => {
                     return Err(Error::bad_request(format!(
-                        "invalid 'token_type' value {other:?}"
+                        "invalid 'token_type' value {t:?}"
                     )))
                 }
             };
         }
-        if let Some(b) = f.get_bool("token_no_default_policy")? {
+        let flags: FlagsParam = f.decode()?;
+        if let Some(b) = flags.token_no_default_policy {
             self.token_no_default_policy = b;
         }
-        if let Some(b) = f.get_bool("token_strictly_bind_ip")? {
+        if let Some(b) = flags.token_strictly_bind_ip {
             self.token_strictly_bind_ip = b;
         }
-        let r = Renames {
-            f,
-            echo: legacy.echo,
-        };
-        let ttl_name = |old| legacy.ttl_names.then_some(old);
-        if let Some(d) = r.duration("token_ttl", ttl_name("ttl"), &mut self.legacy_ttl)? {
-            self.token_ttl = d.as_secs();
+        let echo = legacy.echo;
+        let nonzero: fn(&u64) -> bool = |secs| *secs != 0;
+        let ttl = || Ok(f.decode::<TtlParam>()?.token_ttl);
+        let old_ttl = || Ok(f.decode::<OldTtlParam>()?.ttl);
+        let old: Option<Reader<'_, u64>> = legacy.ttl_names.then_some(&old_ttl);
+        if let Some(secs) = renamed(echo, &ttl, old, &mut self.legacy_ttl, nonzero)? {
+            self.token_ttl = secs;
         }
-        let old = ttl_name("max_ttl");
-        if let Some(d) = r.duration("token_max_ttl", old, &mut self.legacy_max_ttl)? {
-            self.token_max_ttl = d.as_secs();
+        let max_ttl = || Ok(f.decode::<MaxTtlParam>()?.token_max_ttl);
+        let old_max_ttl = || Ok(f.decode::<OldMaxTtlParam>()?.max_ttl);
+        let old: Option<Reader<'_, u64>> = legacy.ttl_names.then_some(&old_max_ttl);
+        if let Some(secs) = renamed(echo, &max_ttl, old, &mut self.legacy_max_ttl, nonzero)? {
+            self.token_max_ttl = secs;
         }
-        let old = Some("period");
-        if let Some(d) = r.duration("token_period", old, &mut self.legacy_period)? {
-            self.token_period = d.as_secs();
+        let period = || Ok(f.decode::<PeriodParam>()?.token_period);
+        let old_period = || Ok(f.decode::<OldPeriodParam>()?.period);
+        if let Some(secs) = renamed(
+            echo,
+            &period,
+            Some(&old_period),
+            &mut self.legacy_period,
+            nonzero,
+        )? {
+            self.token_period = secs;
         }
-        let old = Some("policies");
-        if let Some(p) = r.strings("token_policies", old, &mut self.legacy_policies)? {
+        let policies = || Ok(f.decode::<PoliciesParam>()?.token_policies);
+        let old_policies = || Ok(f.decode::<OldPoliciesParam>()?.policies);
+        if let Some(p) = renamed(
+            echo,
+            &policies,
+            Some(&old_policies),
+            &mut self.legacy_policies,
+            |p: &Vec<String>| !p.is_empty(),
+        )? {
             self.token_policies = p;
         }
         if let Some(msg) = legacy.ttl_above_max {
@@ -345,7 +385,7 @@ impl TokenParams {
     /// OpenBao's rule that batch tokens have neither a period nor a use
     /// limit.
     pub fn check_batch_rules(&self) -> Result<()> {
-        if self.token_type == "batch" {
+        if self.token_type.is_batch() {
             if self.token_period > 0 {
                 return Err(Error::bad_request(
                     "'token_type' cannot be 'batch' or 'default_batch' when set to generate periodic tokens",
@@ -385,7 +425,7 @@ impl TokenParams {
             self.token_strictly_bind_ip.into(),
         );
         d.insert("token_ttl".into(), self.token_ttl.into());
-        d.insert("token_type".into(), self.token_type.clone().into());
+        d.insert("token_type".into(), self.token_type.into());
         let always = legacy.echo == Echo::Always;
         let shown = |flag: Option<bool>| always || flag == Some(true);
         if legacy.ttl_names {
@@ -421,7 +461,7 @@ impl TokenParams {
             period: Duration::from_secs(self.token_period),
             num_uses: self.token_num_uses,
             bound_cidrs: self.bound_cidrs().to_vec(),
-            token_type: self.token_type.clone(),
+            token_type: self.token_type,
             no_default_policy: self.token_no_default_policy,
             strictly_bind_ip: self.token_strictly_bind_ip,
         }
@@ -623,14 +663,14 @@ mod tests {
                 l,
             )
             .unwrap();
-        assert_eq!(p.token_type, "batch");
+        assert_eq!(p.token_type, TokenType::Batch);
         assert_eq!(
             warnings,
             vec!["default-batch has no useful meaning; adjusting to batch"]
         );
         assert_eq!(p.bound_cidrs(), ["10.0.0.1", "10.0.0.0/8"]);
         p.apply(&fields(l, json!({"token_type": ""})), l).unwrap();
-        assert_eq!(p.token_type, "default");
+        assert_eq!(p.token_type, TokenType::Default);
     }
 
     #[test]
@@ -657,7 +697,7 @@ mod tests {
         assert!(keys(Legacy::GCP).is_empty());
         // A record without flags gets them on its next write.
         let mut p: TokenParams = serde_json::from_value(json!({"token_ttl": 5})).unwrap();
-        assert_eq!(p.token_type, "default");
+        assert_eq!(p.token_type, TokenType::Default);
         assert_eq!(p.legacy_policies, None);
         p.apply(&fields(Legacy::APPROLE, json!({})), Legacy::APPROLE)
             .unwrap();
@@ -676,7 +716,7 @@ mod tests {
             token_no_default_policy: true,
             token_num_uses: 4,
             token_period: 5,
-            token_type: "service".into(),
+            token_type: TokenType::Service,
             token_strictly_bind_ip: true,
             ..TokenParams::default()
         };
@@ -697,7 +737,7 @@ mod tests {
         );
         assert_eq!(i.num_uses, 4);
         assert_eq!(i.bound_cidrs, ["10.0.0.0/8"]);
-        assert_eq!(i.token_type, "service");
+        assert_eq!(i.token_type, TokenType::Service);
         assert!(i.no_default_policy && i.strictly_bind_ip);
     }
 }

@@ -8,10 +8,12 @@
 //! atomic batches. High availability (a PostgreSQL backend with a lock table)
 //! adds a separate lock capability on top; callers of this trait do not change.
 
+mod memory;
 mod view;
 
 use async_trait::async_trait;
 
+pub use memory::MemoryStorage;
 pub use view::View;
 
 /// A failure of the physical storage.

@@ -8,7 +8,7 @@ use std::sync::{Arc, Weak};
 
 use serde_json::{json, Value};
 
-use super::role::{self, Role};
+use super::role::{self, Role, TokenType};
 use super::{render, NewToken, TokenEntry, TokenStore};
 use crate::node::Core;
 use strongroom_sdk::framework::{
@@ -55,7 +55,7 @@ fn auth_block(id: &str, e: &TokenEntry) -> Auth {
         lease_duration: e.expires_at().map_or(0, |at| at.saturating_sub(now)),
         renewable: e.renewable,
         entity_id: String::new(),
-        token_type: e.token_type.clone(),
+        token_type: e.token_type,
         orphan: e.orphan,
         mfa_requirement: None,
         num_uses: e.num_uses.max(0) as u64,
@@ -114,12 +114,13 @@ async fn create(s: S, ctx: Ctx) -> Result<Response> {
         "default" => String::new(),
         t => t.to_string(),
     };
-    let batch = match role.as_ref().map_or(requested_type.as_str(), |r| {
-        r.token_type().for_request(&requested_type)
-    }) {
-        "" | "service" => false,
-        "batch" => true,
-        t => {
+    let chosen = role.as_ref().map_or(requested_type.as_str(), |r| {
+        role::type_for_request(r.token_type(), &requested_type)
+    });
+    let batch = match (chosen, TokenType::parse(chosen)) {
+        ("", _) | (_, Some(TokenType::Service)) => false,
+        (_, Some(TokenType::Batch)) => true,
+        (t, _) => {
             return Err(Error::bad_request(format!(
                 "invalid 'token_type' value {t:?}"
             )))

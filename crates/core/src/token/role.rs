@@ -24,57 +24,29 @@ use strongroom_sdk::{Error, Result};
 /// Prefix of role entries in the token mount's storage.
 const ROLES_PREFIX: &str = "roles/";
 
-/// What a role says about the type of the tokens created against it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum TokenType {
-    /// Always a service token.
-    Service,
-    /// Always a batch token.
-    Batch,
-    /// The request's `type`, else a service token (the default).
-    #[default]
-    DefaultService,
-    /// The request's `type`, else a batch token.
-    DefaultBatch,
+pub use strongroom_sdk::token_type::TokenType;
+
+/// Parses a role's `token_type`: OpenBao refuses `default` here (it is
+/// valid only on `auth/token/create`); a role's default is
+/// `default-service`.
+pub fn parse_role_type(s: &str) -> Option<TokenType> {
+    TokenType::parse(s).filter(|t| *t != TokenType::Default)
 }
 
-impl TokenType {
-    /// The name OpenBao uses (`service`, `batch`, `default-service`,
-    /// `default-batch`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TokenType::Service => "service",
-            TokenType::Batch => "batch",
-            TokenType::DefaultService => "default-service",
-            TokenType::DefaultBatch => "default-batch",
-        }
-    }
-
-    /// Parses a role's `token_type`. OpenBao refuses `default` here (it is
-    /// valid only on `auth/token/create`).
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "service" => Some(TokenType::Service),
-            "batch" => Some(TokenType::Batch),
-            "default-service" => Some(TokenType::DefaultService),
-            "default-batch" => Some(TokenType::DefaultBatch),
-            _ => None,
-        }
-    }
-
-    /// The token type a create request gets under this role, given the
-    /// request's own `type` (possibly empty): `service`/`batch` roles force
-    /// theirs; `default-*` roles keep the request's value and fill in their
-    /// default when it is empty. The caller validates the result.
-    pub fn for_request(self, requested: &str) -> &str {
-        match self {
-            TokenType::Service => "service",
-            TokenType::Batch => "batch",
-            TokenType::DefaultService if requested.is_empty() => "service",
-            TokenType::DefaultBatch if requested.is_empty() => "batch",
-            TokenType::DefaultService | TokenType::DefaultBatch => requested,
-        }
+/// The token type a create request gets under a role of type `role`,
+/// given the request's own `type` (possibly empty): `service`/`batch`
+/// roles force theirs; `default-*` roles keep the request's value and fill
+/// in their default when it is empty. The caller validates the result.
+pub fn type_for_request(role: TokenType, requested: &str) -> &str {
+    match role {
+        TokenType::Service => "service",
+        TokenType::Batch => "batch",
+        TokenType::DefaultService if requested.is_empty() => "service",
+        TokenType::DefaultBatch if requested.is_empty() => "batch",
+        // A stored role never holds `default` (refused on write); it
+        // behaves as the role default, `default-service`.
+        TokenType::Default if requested.is_empty() => "service",
+        TokenType::DefaultService | TokenType::DefaultBatch | TokenType::Default => requested,
     }
 }
 
@@ -125,7 +97,7 @@ impl Default for Role {
             token_period: 0,
             period: 0,
             token_no_default_policy: false,
-            token_type: TokenType::default(),
+            token_type: TokenType::DefaultService,
             token_num_uses: 0,
         }
     }
@@ -560,7 +532,7 @@ fn apply(role: &mut Role, f: &FieldData, max_lease_ttl: Duration) -> Result<Vec<
         false => None,
     };
     if let Some(t) = token_type {
-        role.token_type = TokenType::parse(&t)
+        role.token_type = parse_role_type(&t)
             .ok_or_else(|| Error::bad_request(format!("invalid 'token_type' value {t:?}")))?;
     }
 
@@ -1295,10 +1267,13 @@ mod tests {
 
     #[test]
     fn token_type_for_request() {
-        assert_eq!(TokenType::Service.for_request("batch"), "service");
-        assert_eq!(TokenType::Batch.for_request(""), "batch");
-        assert_eq!(TokenType::DefaultService.for_request(""), "service");
-        assert_eq!(TokenType::DefaultBatch.for_request(""), "batch");
-        assert_eq!(TokenType::DefaultBatch.for_request("service"), "service");
+        assert_eq!(type_for_request(TokenType::Service, "batch"), "service");
+        assert_eq!(type_for_request(TokenType::Batch, ""), "batch");
+        assert_eq!(type_for_request(TokenType::DefaultService, ""), "service");
+        assert_eq!(type_for_request(TokenType::DefaultBatch, ""), "batch");
+        assert_eq!(
+            type_for_request(TokenType::DefaultBatch, "service"),
+            "service"
+        );
     }
 }

@@ -79,6 +79,19 @@ pub struct Field {
     pub default: Option<Value>,
     /// Whether the request must give it (checked by [`FieldData::require`]).
     pub required: bool,
+    /// The only values a string field accepts (`None`: any). Shown in help
+    /// and as the OpenAPI `enum`; another value is a 400 naming the field
+    /// and the allowed values.
+    pub allowed: Option<&'static [&'static str]>,
+    /// Whether [`FieldData::decode`] passes an explicit `null` on to the
+    /// struct (which tells it from an absent field with
+    /// [`double_option`](crate::framework::double_option)), rather than
+    /// treating it as absent.
+    pub nullable: bool,
+    /// Whether [`FieldData::decode`] passes the value exactly as given (no
+    /// coercion; an explicit `null` kept), for handlers that check the
+    /// raw JSON themselves.
+    pub raw: bool,
 }
 
 impl Field {
@@ -90,7 +103,52 @@ impl Field {
             description,
             default: None,
             required: false,
+            allowed: None,
+            nullable: false,
+            raw: false,
         }
+    }
+
+    /// Passes the value to decoded structs exactly as given (builder
+    /// style); see [`Field::raw`](Field#structfield.raw).
+    pub fn raw(mut self) -> Self {
+        self.raw = true;
+        self
+    }
+
+    /// Passes an explicit `null` on to decoded structs (builder style).
+    pub fn nullable(mut self) -> Self {
+        self.nullable = true;
+        self
+    }
+
+    /// Restricts a string field to `values` (builder style).
+    pub fn allowed(mut self, values: &'static [&'static str]) -> Self {
+        self.allowed = Some(values);
+        self
+    }
+
+    /// The 400 for a value outside [`Field::allowed`] (the wording of
+    /// OpenBao's Kubernetes method, the one backend that names the values).
+    fn check_allowed(&self, value: &str) -> Result<()> {
+        match self.allowed {
+            Some(values) if !values.contains(&value) => Err(Error::bad_request(format!(
+                "invalid {}, must be one of: {}",
+                self.name,
+                values.join(", ")
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// The OpenAPI schema of the field's value (type, and `enum` for
+    /// allowed values).
+    pub fn openapi_schema(&self) -> Value {
+        let mut schema = self.ty.openapi_schema();
+        if let (Some(values), Some(obj)) = (self.allowed, schema.as_object_mut()) {
+            obj.insert("enum".into(), Value::from(values.to_vec()));
+        }
+        schema
     }
 
     /// Sets the default value (builder style).
@@ -151,11 +209,24 @@ impl FieldData {
         out
     }
 
-    fn field(&self, name: &str) -> Result<&Field> {
+    pub(super) fn field(&self, name: &str) -> Result<&Field> {
         self.schema
             .iter()
             .find(|f| f.name == name)
             .ok_or_else(|| Error::internal(format!("field {name:?} is not declared")))
+    }
+
+    /// The value given for `name` exactly as the request gave it.
+    pub(super) fn given(&self, name: &str) -> Option<Value> {
+        match self.captures.get(name) {
+            Some(c) => Some(Value::String(c.clone())),
+            None => self.raw.get(name).cloned(),
+        }
+    }
+
+    /// Whether the request gave `name` as an explicit `null`.
+    pub(super) fn is_null(&self, name: &str) -> bool {
+        !self.captures.contains_key(name) && matches!(self.raw.get(name), Some(Value::Null))
     }
 
     /// Whether the request gave a value for `name` (captures count).
@@ -164,7 +235,7 @@ impl FieldData {
     }
 
     /// The raw value given for `name`, or its default.
-    fn value(&self, name: &str) -> Result<Option<Value>> {
+    pub(super) fn value(&self, name: &str) -> Result<Option<Value>> {
         let field = self.field(name)?;
         if let Some(c) = self.captures.get(name) {
             return Ok(Some(Value::String(c.clone())));
@@ -203,12 +274,14 @@ impl FieldData {
         let Some(v) = self.value(name)? else {
             return Ok(None);
         };
-        match &v {
-            Value::String(s) => Ok(Some(s.clone())),
-            Value::Number(n) => Ok(Some(n.to_string())),
-            Value::Bool(b) => Ok(Some(b.to_string())),
-            _ => Err(Self::invalid(name, &v, FieldType::String)),
-        }
+        let s = match &v {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            _ => return Err(Self::invalid(name, &v, FieldType::String)),
+        };
+        self.field(name)?.check_allowed(&s)?;
+        Ok(Some(s))
     }
 
     /// A string field, empty when absent.

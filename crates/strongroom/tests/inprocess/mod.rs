@@ -247,8 +247,8 @@ fn login_backend() -> FrameworkBackend<()> {
                 token_type: d
                     .get("token_type")
                     .and_then(|v| v.as_str())
-                    .unwrap_or("")
-                    .into(),
+                    .and_then(strongroom_sdk::token_type::TokenType::parse)
+                    .unwrap_or_default(),
                 strictly_bind_ip: d
                     .get("strictly_bind_ip")
                     .and_then(|v| v.as_bool())
