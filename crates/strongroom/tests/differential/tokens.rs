@@ -6,9 +6,10 @@
 //! Run `STRONGROOM_TEST_TARGET=bao cargo test -p strongroom --test
 //! differential_tokens` to check these sequences OpenBao-against-OpenBao.
 
-mod common;
 
-use common::{errors_mention, on_both, same_value, Allow, Call, Pair, Reply};
+use strongroom_test::diff::{on_both, same_value, Allow, Pair};
+use strongroom_test::server;
+use strongroom_test::server::{errors_mention, Call, Reply};
 use serde_json::{json, Value};
 
 /// One value per server: (OpenBao's, Strongroom's).
@@ -244,7 +245,7 @@ async fn token_lifecycle() {
     // Accessors LIST.
     let r = p.check(Call::list("auth/token/accessors"), &[]).await;
     p.expect_status(&r, 200, "LIST accessors");
-    let listed = |x: &Reply, a: &str| common::str_list(x.data("keys")).iter().any(|k| k == a);
+    let listed = |x: &Reply, a: &str| server::str_list(x.data("keys")).iter().any(|k| k == a);
     p.expect(
         listed(&r.0, &acc.0) && listed(&r.1, &acc.1),
         format!("accessor listed: {:?}", r.1.body),
@@ -1035,11 +1036,11 @@ async fn leases_of_tokens() {
     let (tok, _) = create(&mut p, "auth/token/create", json!({"ttl": "1h"})).await;
     let after = p.check(list(), &[]).await;
     on_both(&mut p, &after, "one more token lease listed", |x| {
-        common::str_list(x.data("keys")).len() == 2
+        server::str_list(x.data("keys")).len() == 2
     });
     let new_key = |before: &Reply, after: &Reply| {
-        let old = common::str_list(before.data("keys"));
-        let key = common::str_list(after.data("keys"))
+        let old = server::str_list(before.data("keys"));
+        let key = server::str_list(after.data("keys"))
             .into_iter()
             .find(|k| !old.contains(k))
             .unwrap_or_default();
@@ -1052,13 +1053,13 @@ async fn leases_of_tokens() {
         .check(Call::list("sys/leases/lookup/auth/token/create/"), &[])
         .await;
     on_both(&mut p, &r, "three token leases listed", |x| {
-        common::str_list(x.data("keys")).len() == 3
+        server::str_list(x.data("keys")).len() == 3
     });
     let r = p
         .check(Call::list("sys/leases/lookup/auth/token/"), &[])
         .await;
     on_both(&mut p, &r, "LIST one level up", |x| {
-        let keys = common::str_list(x.data("keys"));
+        let keys = server::str_list(x.data("keys"));
         keys.contains(&"create/".to_string()) && keys.contains(&"create-orphan/".to_string())
     });
     let r = p.check(Call::list("sys/leases/lookup/nope/"), &[]).await;

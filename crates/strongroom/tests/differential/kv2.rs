@@ -6,11 +6,12 @@
 //! Run `STRONGROOM_TEST_TARGET=bao cargo test -p strongroom --test
 //! differential_kv2` to check these sequences OpenBao-against-OpenBao.
 
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{errors_mention, on_both, same_value, Call, Pair, Reply, Server};
+use strongroom_test::diff::{on_both, same_value, Pair};
+use strongroom_test::server;
+use strongroom_test::server::{errors_mention, Call, Reply, Server};
 use serde_json::{json, Value};
 
 /// How long the KV v1 -> v2 upgrade may take before the test gives up.
@@ -609,7 +610,7 @@ async fn kv2_delete_undelete_destroy() {
 
 /// `r` with its error messages lowercased (OpenBao capitalises some).
 fn lowercase(r: &Reply) -> Reply {
-    let errors: Vec<Value> = common::str_list(&r.body["errors"])
+    let errors: Vec<Value> = server::str_list(&r.body["errors"])
         .into_iter()
         .map(|e| Value::String(e.to_lowercase()))
         .collect();

@@ -8,10 +8,9 @@
 //! The servers here get their own environment (`Server::dev_with_env`).
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
-mod common;
-mod gcp;
+use strongroom_test::gcp;
 
-use common::{Call, Kind, Server, DEV_ROOT_TOKEN};
+use strongroom_test::server::{Call, Kind, Server, DEV_ROOT_TOKEN};
 use gcp::{now, Emulator, Endpoint};
 use serde_json::{json, Value};
 

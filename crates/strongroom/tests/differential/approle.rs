@@ -7,11 +7,12 @@
 //! Run `STRONGROOM_TEST_TARGET=bao cargo test -p strongroom --test
 //! differential_approle` to check these sequences OpenBao-against-OpenBao.
 
-mod common;
 
 use std::sync::Arc;
 
-use common::{errors_mention, on_both, Allow, Call, Pair, Reply, Server};
+use strongroom_test::diff::{on_both, Allow, Pair};
+use strongroom_test::server;
+use strongroom_test::server::{errors_mention, Call, Reply, Server};
 
 /// Bad input that OpenBao answers with a 500 (its storage layer's error)
 /// and Strongroom with a 400: the same refusal and message, answered as
@@ -330,7 +331,7 @@ async fn role_crud_and_list() {
     p.expect_status(&r, 204, "delete a missing role");
     let r = p.check(Call::list("auth/approle/role"), &[]).await;
     on_both(&mut p, &r, "deleted role not listed", |x| {
-        !common::str_list(x.data("keys")).contains(&"comma".to_string())
+        !server::str_list(x.data("keys")).contains(&"comma".to_string())
     });
     p.finish();
 }
@@ -597,7 +598,7 @@ async fn secret_ids() {
     let r = p.check(Call::list(&role("sr", "/secret-id")), &[]).await;
     p.expect_status(&r, 200, "LIST secret id accessors");
     let listed = |x: &Reply, a: &str, b: &str| {
-        let mut keys = common::str_list(x.data("keys"));
+        let mut keys = server::str_list(x.data("keys"));
         keys.sort();
         let mut want = vec![a.to_string(), b.to_string()];
         want.sort();
@@ -734,8 +735,8 @@ async fn secret_ids() {
     p.expect_status(&r, 204, "lookup of a destroyed secret id");
     let r = p.check(Call::list(&role("sr", "/secret-id")), &[]).await;
     p.expect(
-        common::str_list(r.0.data("keys")) == vec![first_acc.0.clone()]
-            && common::str_list(r.1.data("keys")) == vec![first_acc.1.clone()],
+        server::str_list(r.0.data("keys")) == vec![first_acc.0.clone()]
+            && server::str_list(r.1.data("keys")) == vec![first_acc.1.clone()],
         format!("only the first accessor left: {} / {}", r.0.body, r.1.body),
     );
 
@@ -792,8 +793,8 @@ async fn custom_secret_ids() {
     let acc = both(&r, "/data/secret_id_accessor");
     let r = p.check(Call::list(&role("cs", "/secret-id")), &[]).await;
     p.expect(
-        common::str_list(r.0.data("keys")) == vec![acc.0.clone()]
-            && common::str_list(r.1.data("keys")) == vec![acc.1.clone()],
+        server::str_list(r.0.data("keys")) == vec![acc.0.clone()]
+            && server::str_list(r.1.data("keys")) == vec![acc.1.clone()],
         format!(
             "custom secret id's accessor listed: {} / {}",
             r.0.body, r.1.body
@@ -1289,7 +1290,7 @@ async fn per_field_endpoints() {
 /// serves it; this is Strongroom's own test, not a differential one.
 #[tokio::test]
 async fn bind_secret_id_field_endpoint() {
-    let server = Server::dev(common::Kind::Strongroom);
+    let server = Server::dev(server::Kind::Strongroom);
     let r = server
         .send(&Call::post("sys/auth/approle", json!({"type": "approle"})))
         .await;
@@ -1325,7 +1326,7 @@ async fn bind_secret_id_field_endpoint() {
 /// 127.0.0.1, so it checks the binding recorded on the token).
 #[tokio::test]
 async fn strictly_bound_tokens_carry_the_login_address() {
-    let server = Server::dev(common::Kind::Strongroom);
+    let server = Server::dev(server::Kind::Strongroom);
     let r = server
         .send(&Call::post("sys/auth/approle", json!({"type": "approle"})))
         .await;
@@ -1362,7 +1363,7 @@ async fn tidy_secret_ids() {
     on_both(&mut p, &r, "tidy answers with a warning", |x| {
         has_warnings(x)
             && x.body["data"].is_null()
-            && common::str_list(&x.body["warnings"])
+            && server::str_list(&x.body["warnings"])
                 .iter()
                 .any(|w| w.contains("Tidy operation successfully started"))
     });

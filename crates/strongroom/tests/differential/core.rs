@@ -5,9 +5,10 @@
 //! Run `STRONGROOM_TEST_TARGET=bao cargo test -p strongroom --test
 //! differential` to check these sequences OpenBao-against-OpenBao.
 
-mod common;
 
-use common::{Allow, Call, Config, Listener, Pair, Reply};
+use strongroom_test::diff::{Allow, Pair};
+use strongroom_test::server;
+use strongroom_test::server::{Call, Config, Listener, Reply};
 use serde_json::{json, Value};
 
 /// `?help=1`: the text and the document's top level are compared; the
@@ -138,7 +139,7 @@ async fn dev_tokens_and_routing_errors() {
         r.1.data("policies") == &json!(["root"]),
         "lookup-self: policies [root]",
     );
-    let token = common::DEV_ROOT_TOKEN;
+    let token = server::DEV_ROOT_TOKEN;
     p.expect(r.1.data("id") == &json!(token), "lookup-self: id");
     let r = p
         .check(Call::get("auth/token/lookup-self").bearer(token), &[])
@@ -644,7 +645,7 @@ async fn dev_kv_v1() {
     );
     let r = p
         .check(
-            Call::get("kv1/app/config").bearer(common::DEV_ROOT_TOKEN),
+            Call::get("kv1/app/config").bearer(server::DEV_ROOT_TOKEN),
             &[],
         )
         .await;
@@ -833,14 +834,14 @@ async fn config_init_unseal_seal_flow() {
 
     let init = json!({"secret_shares": 3, "secret_threshold": 2});
     let (a, b) = p.check(Call::put("sys/init", init.clone()), &[]).await;
-    p.expect(common::str_list(&b.body["keys"]).len() == 3, "3 hex keys");
+    p.expect(server::str_list(&b.body["keys"]).len() == 3, "3 hex keys");
     p.expect(
-        common::str_list(&b.body["keys_base64"]).len() == 3,
+        server::str_list(&b.body["keys_base64"]).len() == 3,
         "3 base64 keys",
     );
     for (srv, reply) in [(&mut p.bao, &a), (&mut p.sr, &b)] {
         srv.root_token = reply.body["root_token"].as_str().map(str::to_string);
-        srv.unseal_keys = common::str_list(&reply.body["keys_base64"]);
+        srv.unseal_keys = server::str_list(&reply.body["keys_base64"]);
     }
     assert!(
         p.bao.unseal_keys.len() == 3 && p.sr.unseal_keys.len() == 3,
@@ -855,7 +856,7 @@ async fn config_init_unseal_seal_flow() {
     );
 
     // First key in hex: progress 1; reset: progress 0.
-    let hex = |s: &common::Server, i: usize| b64_to_hex(&s.unseal_keys[i]);
+    let hex = |s: &server::Server, i: usize| b64_to_hex(&s.unseal_keys[i]);
     let (ha, hb) = (hex(&p.bao, 0), hex(&p.sr, 0));
     let r = p
         .check_each(

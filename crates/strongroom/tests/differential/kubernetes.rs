@@ -9,12 +9,12 @@
 //! differential_kubernetes` to check these sequences OpenBao-against-OpenBao.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
-mod common;
-mod kube;
+use strongroom_test::kube;
 
 use std::sync::Arc;
 
-use common::{errors_mention, on_both, same_value, target, Allow, Call, Kind, Pair, Reply};
+use strongroom_test::diff::{on_both, same_value, Allow, Pair};
+use strongroom_test::server::{errors_mention, target, Call, Kind, Reply};
 use kube::{legacy_claims, now, projected_claims, sa_uid, FakeKube, Mode, RsaSigner};
 use serde_json::{json, Value};
 
