@@ -1,29 +1,12 @@
-//! Differential tests: the same requests, successes and errors, sent to
-//! OpenBao and to Strongroom; status codes and response shapes must agree
-//! (values are not compared, except where a test states one explicitly).
-//!
-//! Run `STRONGROOM_TEST_TARGET=bao cargo test -p strongroom --test
-//! differential` to check these sequences OpenBao-against-OpenBao.
+//! Differential tests of the core: sys status endpoints, tokens and
+//! routing errors, mounts, auth methods, policies, kv v1, seal/unseal and
+//! init from a config file.
 
 
-use strongroom_test::diff::{Allow, Pair};
+use crate::differences;
 use strongroom_test::server;
 use strongroom_test::server::{Call, Config, Listener, Reply};
 use serde_json::{json, Value};
-
-/// `?help=1`: the text and the document's top level are compared; the
-/// OpenAPI operations are generated from Strongroom's own declarations and
-/// differ in detail (operation ids, tags, response schemas).
-const HELP: &[Allow] = &[
-    Allow {
-        pattern: "/openapi/paths/**",
-        reason: "OpenAPI operations are generated from Strongroom's declarations",
-    },
-    Allow {
-        pattern: "/openapi/components/**",
-        reason: "response schemas are not declared yet",
-    },
-];
 
 fn kv1_mount() -> Value {
     json!({"type": "kv", "options": {"version": "1"}, "description": "differential kv v1"})
@@ -35,7 +18,7 @@ fn is_4xx(r: &Reply) -> bool {
 
 #[tokio::test]
 async fn dev_sys_status_endpoints() {
-    let mut p = Pair::dev();
+    let mut p = differences::pair();
     let r = p.check(Call::get("sys/seal-status").anonymous(), &[]).await;
     p.expect_status(&r, 200, "seal-status");
     p.expect(
@@ -82,21 +65,12 @@ async fn dev_sys_status_endpoints() {
     let r = p
         .check(
             Call::get("sys/internal/specs/openapi").anonymous(),
-            &[
-                Allow {
-                    pattern: "/paths/**",
-                    reason: "OpenAPI operations are generated from Strongroom's declarations",
-                },
-                Allow {
-                    pattern: "/components/**",
-                    reason: "response schemas are not declared yet",
-                },
-            ],
+            differences::OPENAPI,
         )
         .await;
     p.expect_status(&r, 200, "openapi document");
     for help in ["sys/seal-status?help=1", "sys/mounts?help=1"] {
-        let r = p.check(Call::get(help), HELP).await;
+        let r = p.check(Call::get(help), differences::HELP).await;
         p.expect(r.1.body["help"].is_string(), format!("{help}: help string"));
     }
     // Unsupported methods.
@@ -119,7 +93,7 @@ async fn dev_sys_status_endpoints() {
 
 #[tokio::test]
 async fn dev_tokens_and_routing_errors() {
-    let mut p = Pair::dev();
+    let mut p = differences::pair();
     for path in [
         "sys/mounts",
         "auth/token/lookup-self",
@@ -152,10 +126,7 @@ async fn dev_tokens_and_routing_errors() {
     let r = p
         .check(
             Call::get("sys/mounts").header("X-Vault-Namespace", "team-a"),
-            &[Allow {
-                pattern: "#status",
-                reason: "contract: any 4xx for a namespace other than root",
-            }],
+            differences::OTHER_NAMESPACE,
         )
         .await;
     p.expect(is_4xx(&r.1), format!("namespace team-a: {:?}", r.1));
@@ -170,7 +141,7 @@ async fn dev_tokens_and_routing_errors() {
 
 #[tokio::test]
 async fn dev_secrets_engine_lifecycle() {
-    let mut p = Pair::dev();
+    let mut p = differences::pair();
     let (_, r) = p.check(Call::get("sys/mounts"), &[]).await;
     p.expect(
         r.data("sys/")["type"] == json!("system"),
@@ -289,7 +260,7 @@ async fn dev_secrets_engine_lifecycle() {
 
 #[tokio::test]
 async fn dev_auth_methods() {
-    let mut p = Pair::dev();
+    let mut p = differences::pair();
     let (_, r) = p.check(Call::get("sys/auth"), &[]).await;
     p.expect(r.data("token/")["type"] == json!("token"), "token/ listed");
     p.check(Call::get("sys/auth/token"), &[]).await;
@@ -323,7 +294,7 @@ async fn dev_auth_methods() {
 
 #[tokio::test]
 async fn dev_acl_policy_store() {
-    let mut p = Pair::dev();
+    let mut p = differences::pair();
     let policy = "path \"secret/*\" {\n  capabilities = [\"read\", \"list\"]\n}\n";
     let r = p.check(Call::get("sys/policy"), &[]).await;
     p.expect(
@@ -410,7 +381,7 @@ async fn dev_acl_policy_store() {
 
 #[tokio::test]
 async fn dev_tokens_with_policies() {
-    let mut p = Pair::dev();
+    let mut p = differences::pair();
     p.check(Call::post("sys/mounts/kv1", kv1_mount()), &[])
         .await;
     let policy = "path \"kv1/app/*\" {\n  capabilities = [\"create\", \"read\", \"list\"]\n}\npath \"kv1/admin\" {\n  capabilities = [\"deny\"]\n}\n";
@@ -560,7 +531,7 @@ async fn dev_tokens_with_policies() {
 /// `kv1/dir/*`), and `sys/capabilities-self` of `dir/` answers that rule.
 #[tokio::test]
 async fn dev_list_of_a_folder_uses_the_exact_rule_without_the_slash() {
-    let mut p = Pair::dev();
+    let mut p = differences::pair();
     p.check(Call::post("sys/mounts/kv1", kv1_mount()), &[])
         .await;
     let policy = "path \"kv1/dir\" { capabilities = [\"read\"] }\npath \"kv1/dir/*\" { capabilities = [\"list\"] }\npath \"kv1/open/*\" { capabilities = [\"list\"] }\n";
@@ -621,7 +592,7 @@ async fn dev_list_of_a_folder_uses_the_exact_rule_without_the_slash() {
 
 #[tokio::test]
 async fn dev_kv_v1() {
-    let mut p = Pair::dev();
+    let mut p = differences::pair();
     let r = p
         .check(Call::post("sys/mounts/kv1", kv1_mount()), &[])
         .await;
@@ -677,7 +648,7 @@ async fn dev_kv_v1() {
     let r = p.check(Call::get("kv1/missing"), &[]).await;
     p.expect_status(&r, 404, "read missing");
     p.expect(r.1.body == json!({"errors": []}), "read missing body");
-    let r = p.check(Call::get("kv1/app/config?help=1"), HELP).await;
+    let r = p.check(Call::get("kv1/app/config?help=1"), differences::HELP).await;
     p.expect(r.1.body["help"].is_string(), "kv help");
     let r = p.check(Call::put("kv1/empty", json!({})), &[]).await;
     p.expect_status(&r, 400, "empty write");
@@ -715,7 +686,7 @@ async fn dev_kv_v1() {
 
 #[tokio::test]
 async fn dev_seal_and_unseal() {
-    let mut p = Pair::dev();
+    let mut p = differences::pair();
     p.check(Call::post("sys/mounts/kv1", kv1_mount()), &[])
         .await;
     p.check(Call::put("kv1/s", json!({"v": "kept"})), &[]).await;
@@ -796,7 +767,7 @@ async fn config_init_unseal_seal_flow() {
         tls: None,
         max_request_size: Some(4096),
     }];
-    let mut p = Pair::with_config(&cfg);
+    let mut p = differences::pair_with_config(&cfg);
 
     let r = p.check(Call::get("sys/init"), &[]).await;
     p.expect(
