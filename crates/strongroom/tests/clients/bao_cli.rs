@@ -10,6 +10,7 @@ use serde_json::Value;
 
 /// Runs `bao args` against `server`, with its root token (if any) in
 /// `BAO_TOKEN` and a private `HOME` so no token helper file is shared.
+#[track_caller]
 fn bao(server: &Server, args: &[&str]) -> CmdOutput {
     let home = server.home().to_string_lossy().into_owned();
     let mut env = vec![
@@ -25,6 +26,7 @@ fn bao(server: &Server, args: &[&str]) -> CmdOutput {
 }
 
 /// Runs `bao args`, asserting exit code `code`, and returns stdout.
+#[track_caller]
 fn bao_ok(server: &Server, args: &[&str], code: i32) -> String {
     let out = bao(server, args);
     assert_eq!(

@@ -268,3 +268,14 @@ pub const KUBERNETES_DOWN: &[Allow] = &[
         reason: "Strongroom says which Kubernetes API it could not reach (OpenBao: permission denied)",
     },
 ];
+
+/// Kubernetes config with an invalid `kubernetes_ca_cert` (OpenBao 204,
+/// Strongroom 400): compared by status and message, not by body.
+pub const KUBERNETES_INVALID_CA: &str =
+    "the issue demands an invalid kubernetes_ca_cert be refused at config write \
+     (OpenBao stores it and fails later, at login)";
+
+/// A Kubernetes role bound to `*` names and `*` namespaces (OpenBao 204,
+/// Strongroom 400): compared by status and message, not by body.
+pub const KUBERNETES_STAR_ROLE: &str =
+    "the issue (and the seed) refuse a role bound to * on both sides";

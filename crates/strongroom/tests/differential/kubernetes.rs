@@ -201,7 +201,7 @@ async fn config_write_and_read() {
         204,
         400,
         "invalid kubernetes_ca_cert",
-        "the issue demands an invalid kubernetes_ca_cert be refused at config write",
+        differences::KUBERNETES_INVALID_CA,
     )
     .await;
     p.finish();
@@ -331,7 +331,7 @@ async fn role_crud_and_list() {
         204,
         400,
         "can not both be \"*\"",
-        "the issue (and the seed) refuse a role bound to * on both sides",
+        differences::KUBERNETES_STAR_ROLE,
     )
     .await;
 
