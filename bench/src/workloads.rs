@@ -1522,7 +1522,10 @@ pub(crate) mod tests {
             assert_eq!(Pairing::parse(p.name()).unwrap(), p);
         }
         assert_eq!(
-            Pairing::parse("prod").err().map(|e| e.to_string()).as_deref(),
+            Pairing::parse("prod")
+                .err()
+                .map(|e| e.to_string())
+                .as_deref(),
             Some("unknown pairing \"prod\" (known: dev, durable)")
         );
     }

@@ -311,7 +311,9 @@ mod tests {
         }
         assert!(decoded.term(0).is_none() && decoded.term(4).is_none());
         assert_eq!(
-            Keyring::decode(&encoded[..encoded.len() - 1]).err().as_deref(),
+            Keyring::decode(&encoded[..encoded.len() - 1])
+                .err()
+                .as_deref(),
             Some("keyring length does not match its term count")
         );
         assert_eq!(

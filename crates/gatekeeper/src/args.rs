@@ -285,7 +285,7 @@ mod tests {
     use clap::Parser;
     use std::path::Path;
 
-    #[derive(Parser)]
+    #[derive(Debug, Parser)]
     struct Cli {
         #[command(flatten)]
         args: GatekeeperArgs,
@@ -355,10 +355,12 @@ mod tests {
         assert_eq!(a.metrics_statsd_prefix, "gk-prod");
         assert!(a.metrics_statsd_influx && a.metrics_statsd_datadog);
         let err = Cli::try_parse_from(["gk", "--metrics-ticker", "soon"])
-            .err()
-            .expect("a bad ticker is refused");
+            .expect_err("a bad ticker is refused");
         assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
-        assert!(err.to_string().contains("invalid duration \"soon\""), "{err}");
+        assert!(
+            err.to_string().contains("invalid duration \"soon\""),
+            "{err}"
+        );
     }
 
     #[test]
@@ -410,12 +412,18 @@ mod tests {
         assert_eq!(a.vault_token.as_ref().unwrap().expose(), "s.supersecret");
         assert!(!format!("{a:?}").contains("supersecret"));
         for (flag, value, why) in [
-            ("--vault-kv-version", "3", "invalid KV version \"3\": expected 1 or 2"),
-            ("--trusted-proxies", "nope", "invalid CIDR or address \"nope\""),
+            (
+                "--vault-kv-version",
+                "3",
+                "invalid KV version \"3\": expected 1 or 2",
+            ),
+            (
+                "--trusted-proxies",
+                "nope",
+                "invalid CIDR or address \"nope\"",
+            ),
         ] {
-            let err = Cli::try_parse_from(["gk", flag, value])
-                .err()
-                .expect("a bad value is refused");
+            let err = Cli::try_parse_from(["gk", flag, value]).expect_err("a bad value is refused");
             assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
             assert!(err.to_string().contains(why), "{err}");
         }

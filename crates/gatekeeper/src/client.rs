@@ -314,7 +314,9 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
         let dangling = dir.path().join("dangling");
         std::os::unix::fs::symlink(dir.path().join("nowhere"), &dangling).unwrap();
-        let err = write_token_file(&dangling, &token).err().map(|e| format!("{e:#}"));
+        let err = write_token_file(&dangling, &token)
+            .err()
+            .map(|e| format!("{e:#}"));
         assert!(
             err.as_deref()
                 .is_some_and(|e| e.ends_with("is a symlink: refusing to write through it")),
@@ -323,7 +325,9 @@ mod tests {
         assert!(!dir.path().join("nowhere").exists());
 
         // A directory is not a token file.
-        let err = write_token_file(dir.path(), &token).err().map(|e| format!("{e:#}"));
+        let err = write_token_file(dir.path(), &token)
+            .err()
+            .map(|e| format!("{e:#}"));
         assert!(
             err.as_deref().is_some_and(|e| e.contains("Is a directory")),
             "{err:?}"

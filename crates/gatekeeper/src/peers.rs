@@ -529,9 +529,9 @@ mod tests {
         ] {
             let err = parse_peers(bad, "http").err();
             assert!(
-                err.as_deref().is_some_and(
-                    |e| e.starts_with("invalid peer ") || e.starts_with("invalid option for peers: ")
-                ),
+                err.as_deref()
+                    .is_some_and(|e| e.starts_with("invalid peer ")
+                        || e.starts_with("invalid option for peers: ")),
                 "{bad:?}: {err:?}"
             );
         }

@@ -139,9 +139,12 @@ mod tests {
             "--gatekeeper-addr",
             "http://gk:9201",
         ])
-        .err()
-        .expect("service flags and login do not mix");
-        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict, "{err}");
+        .expect_err("service flags and login do not mix");
+        assert_eq!(
+            err.kind(),
+            clap::error::ErrorKind::ArgumentConflict,
+            "{err}"
+        );
     }
 
     #[test]

@@ -166,8 +166,7 @@ fn is_accessor(s: &str) -> bool {
 /// Lease ids: `<path>/<random>` below a mount (`auth/token/create/h3k...`).
 fn is_lease_id(s: &str) -> bool {
     s.rsplit_once('/').is_some_and(|(path, last)| {
-        !path.is_empty()
-            && (is_accessor(last) || is_uuid(last) || is_hash(last))
+        !path.is_empty() && (is_accessor(last) || is_uuid(last) || is_hash(last))
     })
 }
 
@@ -259,8 +258,7 @@ fn pattern_matches(pattern: &[&str], path: &[String]) -> bool {
         Some((seg, rest)) => match path.split_first() {
             Some((p, prest)) => {
                 let index = !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
-                (*seg == "*" || seg == p || (*seg == "[]" && index))
-                    && pattern_matches(rest, prest)
+                (*seg == "*" || seg == p || (*seg == "[]" && index)) && pattern_matches(rest, prest)
             }
             None => false,
         },

@@ -10,7 +10,6 @@
 //! calls without a valid bearer, records every request, and can be told to
 //! fail per endpoint. It also signs login JWTs.
 
-
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};

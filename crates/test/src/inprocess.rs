@@ -2,7 +2,6 @@
 //! router (axum `oneshot`, no sockets), JSON calls, init/unseal, and a
 //! leasing test engine whose revocations can be observed.
 
-
 use std::sync::{Arc, Mutex};
 
 use axum::body::Body;

@@ -5,7 +5,6 @@
 //! puts in legacy and projected tokens. Used by the in-process tests and
 //! meant for the differential tests against OpenBao.
 
-
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 

@@ -109,7 +109,11 @@ pub fn strongroom_path() -> PathBuf {
     let built = std::env::current_exe().ok().and_then(|exe| {
         let dir = exe.parent()?;
         // Integration tests run from target/<profile>/deps.
-        let profile_dir = if dir.ends_with("deps") { dir.parent()? } else { dir };
+        let profile_dir = if dir.ends_with("deps") {
+            dir.parent()?
+        } else {
+            dir
+        };
         let bin = profile_dir.join(format!("strongroom{}", std::env::consts::EXE_SUFFIX));
         bin.is_file().then_some(bin)
     });

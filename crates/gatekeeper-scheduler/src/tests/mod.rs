@@ -47,8 +47,7 @@ fn flags_parse_like_the_original_and_hide_the_nomad_token() {
     assert_eq!(args.kubernetes_api.as_deref(), Some("https://k8s:6443"));
     assert!(!format!("{args:?}").contains("s3cr3t-nomad"));
     let err = Cli::try_parse_from(["gatekeeper", "--scheduler-timeout", "soon"])
-        .err()
-        .expect("a bad duration is refused");
+        .expect_err("a bad duration is refused");
     assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation, "{err}");
 }
 
@@ -98,7 +97,10 @@ async fn build_refuses_bad_configuration() {
     args.kubernetes_api = Some("https://127.0.0.1:6443".to_owned());
     args.kubernetes_token_file = Some("/nonexistent/token".into());
     let m = unavailable("kubernetes", &args);
-    assert!(m.contains("reading the token file /nonexistent/token"), "{m}");
+    assert!(
+        m.contains("reading the token file /nonexistent/token"),
+        "{m}"
+    );
     let dir = tempfile::tempdir().unwrap();
     let not_pem = dir.path().join("ca.pem");
     std::fs::write(&not_pem, "not a certificate").unwrap();

@@ -3,10 +3,9 @@
 //!
 //! `STRONGROOM_TEST_TARGET=bao` runs the same commands against OpenBao.
 
-
+use serde_json::Value;
 use strongroom_test::server;
 use strongroom_test::server::{bao_path, run, target, CmdOutput, Config, Server};
-use serde_json::Value;
 
 /// Runs `bao args` against `server`, with its root token (if any) in
 /// `BAO_TOKEN` and a private `HOME` so no token helper file is shared.

@@ -277,7 +277,10 @@ async fn role_crud_and_list() {
         json!({"secret_id_bound_cidrs": "bogus"}),
     ] {
         let r = p
-            .check(Call::post(&role("bad", ""), body.clone()), differences::BAD_INPUT_400)
+            .check(
+                Call::post(&role("bad", ""), body.clone()),
+                differences::BAD_INPUT_400,
+            )
             .await;
         on_both(&mut p, &r, &format!("role with {body} refused"), |x| {
             x.status >= 400
@@ -687,7 +690,10 @@ async fn secret_ids() {
         ),
     ] {
         let r = p
-            .check(Call::post(&role("nope", path), body), differences::BAD_INPUT_400)
+            .check(
+                Call::post(&role("nope", path), body),
+                differences::BAD_INPUT_400,
+            )
             .await;
         on_both(&mut p, &r, &format!("{path} of a missing role"), |x| {
             x.status >= 400 && errors_mention(x, "role \"nope\" does not exist")

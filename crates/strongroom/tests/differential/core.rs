@@ -2,11 +2,10 @@
 //! routing errors, mounts, auth methods, policies, kv v1, seal/unseal and
 //! init from a config file.
 
-
 use crate::differences;
+use serde_json::{json, Value};
 use strongroom_test::server;
 use strongroom_test::server::{Call, Config, Listener, Reply};
-use serde_json::{json, Value};
 
 fn kv1_mount() -> Value {
     json!({"type": "kv", "options": {"version": "1"}, "description": "differential kv v1"})
@@ -648,7 +647,9 @@ async fn dev_kv_v1() {
     let r = p.check(Call::get("kv1/missing"), &[]).await;
     p.expect_status(&r, 404, "read missing");
     p.expect(r.1.body == json!({"errors": []}), "read missing body");
-    let r = p.check(Call::get("kv1/app/config?help=1"), differences::HELP).await;
+    let r = p
+        .check(Call::get("kv1/app/config?help=1"), differences::HELP)
+        .await;
     p.expect(r.1.body["help"].is_string(), "kv help");
     let r = p.check(Call::put("kv1/empty", json!({})), &[]).await;
     p.expect_status(&r, 400, "empty write");

@@ -265,7 +265,8 @@ pub const KUBERNETES_DOWN: &[Allow] = &[
     },
     Allow {
         pattern: "/errors",
-        reason: "Strongroom says which Kubernetes API it could not reach (OpenBao: permission denied)",
+        reason:
+            "Strongroom says which Kubernetes API it could not reach (OpenBao: permission denied)",
     },
 ];
 

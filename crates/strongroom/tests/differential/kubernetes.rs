@@ -11,10 +11,10 @@ use strongroom_test::kube;
 use std::sync::Arc;
 
 use crate::differences;
-use strongroom_test::diff::{on_both, same_value, Pair};
-use strongroom_test::server::{errors_mention, target, Call, Kind, Reply};
 use kube::{legacy_claims, now, projected_claims, sa_uid, FakeKube, Mode, RsaSigner};
 use serde_json::{json, Value};
+use strongroom_test::diff::{on_both, same_value, Pair};
+use strongroom_test::server::{errors_mention, target, Call, Kind, Reply};
 
 /// The reviewer JWT both servers send to the fake API server.
 const REVIEWER: &str = "reviewer-jwt-for-the-differential-tests";
@@ -603,10 +603,7 @@ async fn kubernetes_down() {
     .await;
     let jwt = signer.sign(&legacy_claims("default", "app"));
     let r = p
-        .check(
-            login_call("app", &jwt),
-            differences::KUBERNETES_DOWN,
-        )
+        .check(login_call("app", &jwt), differences::KUBERNETES_DOWN)
         .await;
     on_both(&mut p, &r, "Kubernetes down", refused);
     if strongroom_side() {

@@ -6,10 +6,10 @@
 use std::time::{Duration, Instant};
 
 use crate::differences;
+use serde_json::{json, Value};
 use strongroom_test::diff::{on_both, same_value, Pair};
 use strongroom_test::server;
 use strongroom_test::server::{errors_mention, Call, Reply, Server};
-use serde_json::{json, Value};
 
 /// How long the KV v1 -> v2 upgrade may take before the test gives up.
 const UPGRADE_DEADLINE: Duration = Duration::from_secs(30);

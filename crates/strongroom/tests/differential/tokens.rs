@@ -4,10 +4,10 @@
 //! client relies on asserted on both servers.
 
 use crate::differences;
+use serde_json::{json, Value};
 use strongroom_test::diff::{on_both, same_value, Allow, Pair};
 use strongroom_test::server;
 use strongroom_test::server::{errors_mention, Call, Reply};
-use serde_json::{json, Value};
 
 /// One value per server: (OpenBao's, Strongroom's).
 type Two = (String, String);

@@ -4,11 +4,10 @@
 //!
 //! `STRONGROOM_TEST_TARGET=bao` runs it against OpenBao's file storage.
 
-
 use std::sync::Arc;
 
-use strongroom_test::server::{target, Call, Config, Server, Storage};
 use serde_json::json;
+use strongroom_test::server::{target, Call, Config, Server, Storage};
 use tokio::sync::mpsc;
 
 /// Concurrent writers.

@@ -1,4 +1,4 @@
-//! Helpers of the Gatekeeper end-to-end suite (`tests/gatekeeper_e2e.rs`).
+//! Helpers of the Gatekeeper end-to-end suite (`gatekeeper.rs` beside it).
 //!
 //! It owns: running `strongroom gatekeeper` as a real process on a free
 //! loopback port ([`GatekeeperProc`]: started from an empty environment plus

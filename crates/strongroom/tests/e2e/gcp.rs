@@ -10,9 +10,9 @@
 
 use strongroom_test::gcp;
 
-use strongroom_test::server::{Call, Kind, Server, DEV_ROOT_TOKEN};
 use gcp::{now, Emulator, Endpoint};
 use serde_json::{json, Value};
+use strongroom_test::server::{Call, Kind, Server, DEV_ROOT_TOKEN};
 
 /// A `strongroom server -dev` process with a chosen environment.
 struct DevServer(Server);

@@ -5,12 +5,11 @@
 //! The listener tests honour `STRONGROOM_TEST_TARGET=bao`; the command-line
 //! ones are Strongroom's own (OpenBao only warns about unknown config keys).
 
-
 use std::path::Path;
 use std::time::Duration;
 
-use strongroom_test::server::{target, Call, Config, Listener, Server};
 use serde_json::json;
+use strongroom_test::server::{target, Call, Config, Listener, Server};
 
 /// Writes a test CA and a `localhost`/`127.0.0.1` certificate it signed into
 /// `dir`; returns (CA PEM, cert path, key path).
