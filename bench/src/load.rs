@@ -770,7 +770,11 @@ mod tests {
     #[tokio::test]
     async fn targets_a_worker_cannot_run_are_refused() {
         let (addr, seen) = fake_server().await;
-        assert!(run(target(addr, vec![]), SHAPE).await.is_err());
+        let err = run(target(addr, vec![]), SHAPE)
+            .await
+            .err()
+            .map(|e| format!("{e:#}"));
+        assert_eq!(err.as_deref(), Some("a workload needs at least one call"));
         let orphan = unwrap_call(json!("value"));
         let err = run(target(addr, vec![orphan]), SHAPE).await.unwrap_err();
         assert!(err.to_string().contains("first call"), "{err}");

@@ -681,7 +681,12 @@ mod tests {
 
     #[test]
     fn negative_seconds_are_rejected() {
-        assert!(seconds(-1.0, "--duration").is_err());
+        let err = seconds(-1.0, "--duration").err().map(|e| format!("{e:#}"));
+        assert!(
+            err.as_deref()
+                .is_some_and(|e| e.starts_with("--duration -1 is not a duration")),
+            "{err:?}"
+        );
         assert_eq!(
             seconds(1.5, "--duration").unwrap(),
             Duration::from_millis(1500)

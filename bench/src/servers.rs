@@ -366,7 +366,13 @@ mod tests {
             "s.root"
         );
         assert_eq!(init["root_token"], "", "no copy left behind");
-        assert!(take_string(&mut init, "/missing").is_err());
+        assert_eq!(
+            take_string(&mut init, "/missing")
+                .err()
+                .map(|e| e.to_string())
+                .as_deref(),
+            Some("sys/init answer has no /missing")
+        );
     }
 
     #[test]

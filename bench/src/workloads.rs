@@ -1521,6 +1521,12 @@ pub(crate) mod tests {
         for p in Pairing::ALL {
             assert_eq!(Pairing::parse(p.name()).unwrap(), p);
         }
-        assert!(Pairing::parse("prod").is_err());
+        assert_eq!(
+            Pairing::parse("prod")
+                .err()
+                .map(|e| e.to_string())
+                .as_deref(),
+            Some("unknown pairing \"prod\" (known: dev, durable)")
+        );
     }
 }

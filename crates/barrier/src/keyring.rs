@@ -310,8 +310,16 @@ mod tests {
             assert_eq!(a.install_time, b.install_time);
         }
         assert!(decoded.term(0).is_none() && decoded.term(4).is_none());
-        assert!(Keyring::decode(&encoded[..encoded.len() - 1]).is_err());
-        assert!(Keyring::decode(b"garbage").is_err());
+        assert_eq!(
+            Keyring::decode(&encoded[..encoded.len() - 1])
+                .err()
+                .as_deref(),
+            Some("keyring length does not match its term count")
+        );
+        assert_eq!(
+            Keyring::decode(b"garbage").err().as_deref(),
+            Some("unknown keyring format")
+        );
     }
 
     #[test]

@@ -285,7 +285,7 @@ mod tests {
     use clap::Parser;
     use std::path::Path;
 
-    #[derive(Parser)]
+    #[derive(Debug, Parser)]
     struct Cli {
         #[command(flatten)]
         args: GatekeeperArgs,
@@ -354,7 +354,13 @@ mod tests {
         assert_eq!(a.metrics_statsd.as_deref(), Some("statsd.local:8125"));
         assert_eq!(a.metrics_statsd_prefix, "gk-prod");
         assert!(a.metrics_statsd_influx && a.metrics_statsd_datadog);
-        assert!(Cli::try_parse_from(["gk", "--metrics-ticker", "soon"]).is_err());
+        let err = Cli::try_parse_from(["gk", "--metrics-ticker", "soon"])
+            .expect_err("a bad ticker is refused");
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+        assert!(
+            err.to_string().contains("invalid duration \"soon\""),
+            "{err}"
+        );
     }
 
     #[test]
@@ -405,7 +411,21 @@ mod tests {
             .any(|n| n.contains(&"192.168.1.7".parse::<std::net::IpAddr>().unwrap())));
         assert_eq!(a.vault_token.as_ref().unwrap().expose(), "s.supersecret");
         assert!(!format!("{a:?}").contains("supersecret"));
-        assert!(Cli::try_parse_from(["gk", "--vault-kv-version", "3"]).is_err());
-        assert!(Cli::try_parse_from(["gk", "--trusted-proxies", "nope"]).is_err());
+        for (flag, value, why) in [
+            (
+                "--vault-kv-version",
+                "3",
+                "invalid KV version \"3\": expected 1 or 2",
+            ),
+            (
+                "--trusted-proxies",
+                "nope",
+                "invalid CIDR or address \"nope\"",
+            ),
+        ] {
+            let err = Cli::try_parse_from(["gk", flag, value]).expect_err("a bad value is refused");
+            assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+            assert!(err.to_string().contains(why), "{err}");
+        }
     }
 }

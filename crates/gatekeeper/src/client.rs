@@ -275,7 +275,13 @@ mod tests {
             task_from(&args(&[]), env(&[("NOMAD_ALLOC_ID", "a1")])).unwrap(),
             ("a1".into(), Some("nomad".into()))
         );
-        assert!(task_from(&args(&[]), env(&[("MESOS_TASK_ID", " ")])).is_err());
+        assert_eq!(
+            task_from(&args(&[]), env(&[("MESOS_TASK_ID", " ")]))
+                .err()
+                .map(|e| e.to_string())
+                .as_deref(),
+            Some("no task id: give --task-id or set MESOS_TASK_ID or NOMAD_ALLOC_ID")
+        );
     }
 
     #[test]
@@ -308,10 +314,23 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
         let dangling = dir.path().join("dangling");
         std::os::unix::fs::symlink(dir.path().join("nowhere"), &dangling).unwrap();
-        assert!(write_token_file(&dangling, &token).is_err());
+        let err = write_token_file(&dangling, &token)
+            .err()
+            .map(|e| format!("{e:#}"));
+        assert!(
+            err.as_deref()
+                .is_some_and(|e| e.ends_with("is a symlink: refusing to write through it")),
+            "{err:?}"
+        );
         assert!(!dir.path().join("nowhere").exists());
 
         // A directory is not a token file.
-        assert!(write_token_file(dir.path(), &token).is_err());
+        let err = write_token_file(dir.path(), &token)
+            .err()
+            .map(|e| format!("{e:#}"));
+        assert!(
+            err.as_deref().is_some_and(|e| e.contains("Is a directory")),
+            "{err:?}"
+        );
     }
 }

@@ -362,7 +362,13 @@ mod tests {
             "k.pem",
         ]);
         assert_eq!(peer_spec(&tls).unwrap().unwrap().scheme, "https");
-        assert!(peer_spec(&args(&["--peers", "ftp://gk:1", "--usage-store", "vault"])).is_err());
+        assert_eq!(
+            peer_spec(&args(&["--peers", "ftp://gk:1", "--usage-store", "vault"]))
+                .err()
+                .map(|e| format!("{e:#}"))
+                .as_deref(),
+            Some("--peers: invalid option for peers: invalid protocol \"ftp\"")
+        );
     }
 
     #[test]

@@ -796,7 +796,13 @@ mod tests {
         assert_eq!(a.ttl, Duration::from_secs(60));
         assert!(a.renewable);
         assert_eq!(a.policies, ["default", "p"]);
-        assert!(auth_of(&json!({"auth": null})).is_err());
-        assert!(auth_of(&json!({"auth": {"client_token": ""}})).is_err());
+        assert!(matches!(
+            auth_of(&json!({"auth": null})),
+            Err(VaultError::BadAnswer(m)) if m == "no auth block in the answer"
+        ));
+        assert!(matches!(
+            auth_of(&json!({"auth": {"client_token": ""}})),
+            Err(VaultError::BadAnswer(m)) if m == "no client_token in the answer"
+        ));
     }
 }

@@ -335,7 +335,12 @@ async fn sighup_reloads_the_tls_certificate_and_a_bad_one_is_refused() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 503);
-    assert!(reqwest::get(gk.url("/status")).await.is_err());
+    // Plain HTTP gets no HTTP answer from the TLS listener.
+    let err = reqwest::get(gk.url("/status")).await.unwrap_err();
+    assert!(
+        err.is_request() && !err.is_connect() && err.status().is_none(),
+        "{err:?}"
+    );
 
     // New files, then SIGHUP: new handshakes get the new certificate.
     write_pair(files.path(), &second_pem, &second_key);

@@ -20,7 +20,9 @@ use strongroom_gatekeeper::http::{router, AppState};
 use strongroom_gatekeeper::peers::{self, Peers, PROXY_HEADER};
 use strongroom_gatekeeper::service::{new_seal_state, Gatekeeper};
 use strongroom_gatekeeper::unseal::UnsealMethod;
-use strongroom_gatekeeper::usage::{Acquire, Sweep, TokenSource, UsageStore, VaultStore};
+use strongroom_gatekeeper::usage::{
+    Acquire, Sweep, TokenSource, UsageError, UsageStore, VaultStore,
+};
 use strongroom_gatekeeper::vault::{Token, VaultClient};
 use strongroom_gatekeeper_scheduler::Scheduler;
 use tower::ServiceExt;
@@ -417,5 +419,5 @@ async fn expired_usage_entries_are_swept_in_bounded_batches() {
 
     // Sealed: no sweep.
     let sealed = VaultStore::new(client, "secret/data/gk-sweep", Arc::new(|| None));
-    assert!(sealed.sweep(10).await.is_err());
+    assert!(matches!(sealed.sweep(10).await, Err(UsageError::Sealed)));
 }

@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use strongroom_gatekeeper::http::{router, AppState};
 use strongroom_gatekeeper::service::{new_seal_state, Gatekeeper};
 use strongroom_gatekeeper::unseal::UnsealMethod;
-use strongroom_gatekeeper::usage::{Acquire, MemoryStore, UsageStore, VaultStore};
+use strongroom_gatekeeper::usage::{Acquire, MemoryStore, UsageError, UsageStore, VaultStore};
 use strongroom_gatekeeper::vault::{Token, VaultClient};
 use strongroom_gatekeeper_scheduler::Scheduler;
 use tower::ServiceExt;
@@ -537,5 +537,8 @@ async fn the_vault_usage_store_is_shared_and_bounded() {
 
     // Sealed: no token, a clear error.
     let sealed = VaultStore::new(client, "secret/data/gk-store", Arc::new(|| None));
-    assert!(sealed.acquire("mesos:x", 1, ttl).await.is_err());
+    assert!(matches!(
+        sealed.acquire("mesos:x", 1, ttl).await,
+        Err(UsageError::Sealed)
+    ));
 }

@@ -179,7 +179,8 @@ async fn the_vault_client_trusts_the_ca_directory_and_presents_its_certificate()
         ..tls.clone()
     };
     let client = VaultClient::with_tls(&addr, &wrong_ca, TIMEOUT).unwrap();
-    assert!(client.lookup_self(&Token::new("s.test")).await.is_err());
+    let err = client.lookup_self(&Token::new("s.test")).await.unwrap_err();
+    assert!(matches!(err, VaultError::Transport(_)), "{err}");
 }
 
 #[tokio::test]
@@ -269,12 +270,17 @@ fn bad_tls_files_are_clear_start_errors() {
     assert!(msg.contains("private key"), "{msg}");
 
     // The peers' client refuses the same settings.
-    assert!(peers::http_client_tls(
+    let err = peers::http_client_tls(
         &VaultTls {
             client_cert: Some(f.cert.clone()),
             ..VaultTls::default()
         },
-        TIMEOUT
+        TIMEOUT,
     )
-    .is_err());
+    .err()
+    .map(|e| format!("{e:#}"));
+    assert!(
+        err.as_deref().is_some_and(|e| e.contains("client")),
+        "a client certificate without its key: {err:?}"
+    );
 }

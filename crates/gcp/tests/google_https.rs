@@ -281,7 +281,12 @@ async fn the_test_ca_is_trusted_only_when_given() {
         Ok(_) => panic!("an unknown CA must not be trusted"),
     };
     assert_eq!(e.status(), 502);
-    assert!(http_client(Some("not a pem")).is_err());
+    let err = http_client(Some("not a pem")).expect_err("not a PEM is refused");
+    assert_eq!(err.status(), 500);
+    assert!(
+        err.to_string().contains("no PEM certificate found"),
+        "{err}"
+    );
 }
 
 #[tokio::test]

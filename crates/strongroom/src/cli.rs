@@ -130,7 +130,7 @@ mod tests {
         };
         assert_eq!(login.task_id.as_deref(), Some("t1"));
         // Service flags do not mix with the client.
-        assert!(Cli::try_parse_from([
+        let err = Cli::try_parse_from([
             "strongroom",
             "gatekeeper",
             "--listen-addr",
@@ -139,7 +139,12 @@ mod tests {
             "--gatekeeper-addr",
             "http://gk:9201",
         ])
-        .is_err());
+        .expect_err("service flags and login do not mix");
+        assert_eq!(
+            err.kind(),
+            clap::error::ErrorKind::ArgumentConflict,
+            "{err}"
+        );
     }
 
     #[test]

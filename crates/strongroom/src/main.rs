@@ -6,12 +6,10 @@
 //! work too.
 #![forbid(unsafe_code)]
 
-mod cli;
-mod server;
-
 use std::process::ExitCode;
 
 use clap::Parser;
+use strongroom::{cli, server};
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse_from(cli::normalize_args(std::env::args_os()));

@@ -200,7 +200,12 @@ fn master_lists_in_every_accepted_form() {
     );
     assert_eq!(urls("https://proxy/mesos"), ["https://proxy/mesos/"]);
     for bad in ["", " , ", "zk://z1:2181/mesos", "ftp://m1", "http://"] {
-        assert!(parse_masters(bad).is_err(), "{bad:?}");
+        match parse_masters(bad) {
+            Err(SchedulerError::Unavailable(m)) => {
+                assert!(m.starts_with(&format!("mesos-master {bad:?}: ")), "{m}")
+            }
+            other => panic!("{bad:?}: expected Unavailable, got {other:?}"),
+        }
     }
 }
 

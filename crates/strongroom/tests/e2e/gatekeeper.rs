@@ -8,17 +8,14 @@
 //! concern each.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Test code: a failed unwrap is a failed test.
 
-mod common;
-mod gatekeeper;
-
 use serde_json::{json, Value};
 use strongroom_gatekeeper_scheduler::emulator::Mode;
 
-use common::{free_port, Call, Kind, Server};
-use gatekeeper::{
+use crate::gatekeeper_support::{
     assert_no_secrets, policy, setup_vault, unwrap_once, Emulator, GatekeeperProc, Sched,
     VaultSetup, ELSEWHERE, FRESH, LOCAL, OLD,
 };
+use strongroom_test::server::{free_port, Call, Kind, Server};
 
 /// Starts a dev server of `kind` without blocking the runtime.
 async fn dev_server(kind: Kind) -> Server {

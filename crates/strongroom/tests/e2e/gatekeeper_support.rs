@@ -1,4 +1,4 @@
-//! Helpers of the Gatekeeper end-to-end suite (`tests/gatekeeper_e2e.rs`).
+//! Helpers of the Gatekeeper end-to-end suite (`gatekeeper.rs` beside it).
 //!
 //! It owns: running `strongroom gatekeeper` as a real process on a free
 //! loopback port ([`GatekeeperProc`]: started from an empty environment plus
@@ -26,7 +26,8 @@ use strongroom_gatekeeper_scheduler::emulator::{
     KubernetesEmulator, MesosEmulator, Mode, NomadEmulator, KUBERNETES_TOKEN,
 };
 
-use crate::common::{free_port, Call, Reply, Server};
+use strongroom_test::server;
+use strongroom_test::server::{free_port, Call, Reply, Server};
 
 /// How long Gatekeeper may take to answer `/status` after its start.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -678,7 +679,7 @@ pub async fn unwrap_once(server: &Server, answer: &Value) -> (Vec<String>, Strin
     assert_ne!(second.status, 200, "a second unwrap worked: {:?}", second);
     let me = lookup_self(server, &token).await;
     assert_eq!(me.status, 200, "lookup-self of the unwrapped token: {me:?}");
-    let policies = crate::common::str_list(me.data("policies"));
+    let policies = server::str_list(me.data("policies"));
     (policies, token)
 }
 

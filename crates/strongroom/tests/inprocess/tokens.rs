@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
-mod inprocess;
+use strongroom_test::inprocess;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -10,9 +10,6 @@
 //! calls without a valid bearer, records every request, and can be told to
 //! fail per endpoint. It also signs login JWTs.
 
-// Each test binary uses a different part of this module.
-#![allow(dead_code)]
-
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -5,13 +5,11 @@
 //! The listener tests honour `STRONGROOM_TEST_TARGET=bao`; the command-line
 //! ones are Strongroom's own (OpenBao only warns about unknown config keys).
 
-mod common;
-
 use std::path::Path;
 use std::time::Duration;
 
-use common::{target, Call, Config, Listener, Server};
 use serde_json::json;
+use strongroom_test::server::{target, Call, Config, Listener, Server};
 
 /// Writes a test CA and a `localhost`/`127.0.0.1` certificate it signed into
 /// `dir`; returns (CA PEM, cert path, key path).
@@ -65,7 +63,8 @@ async fn tls_listener_serves_the_api_with_the_configured_certificate() {
         .get(format!("{}/v1/sys/seal-status", server.addr))
         .send()
         .await;
-    assert!(err.is_err(), "certificate accepted without the CA: {err:?}");
+    let err = err.expect_err("certificate accepted without the CA");
+    assert!(err.is_connect(), "a TLS verification failure: {err:?}");
 
     // Plain HTTP on the TLS port gets no API answer.
     let plain = server.addr.replace("https://localhost", "http://127.0.0.1");

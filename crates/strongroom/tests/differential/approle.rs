@@ -1,31 +1,16 @@
 //! Differential tests for the AppRole auth method: the same requests sent to
 //! OpenBao and to Strongroom (both with `auth/approle` enabled), status codes
-//! and response shapes compared, and the values a client relies on (role
+//! and response bodies compared by value, and the values a client relies on (role
 //! parameters read back, secret ID properties, the login's auth block, CIDR
 //! and use-count enforcement) asserted on both servers.
-//!
-//! Run `STRONGROOM_TEST_TARGET=bao cargo test -p strongroom --test
-//! differential_approle` to check these sequences OpenBao-against-OpenBao.
-
-mod common;
 
 use std::sync::Arc;
 
-use common::{errors_mention, on_both, Allow, Call, Pair, Reply, Server};
+use crate::differences;
+use strongroom_test::diff::{on_both, Pair};
+use strongroom_test::server;
+use strongroom_test::server::{errors_mention, Call, Reply, Server};
 
-/// Bad input that OpenBao answers with a 500 (its storage layer's error)
-/// and Strongroom with a 400: the same refusal and message, answered as
-/// the client's fault, which it is.
-const BAD_INPUT_400: &[Allow] = &[
-    Allow {
-        pattern: "#status",
-        reason: "bad input is a 400 here, a 500 in OpenBao",
-    },
-    Allow {
-        pattern: "/errors",
-        reason: "OpenBao wraps the message of its 500 in a multi-error list",
-    },
-];
 use serde_json::{json, Value};
 
 /// One value per server: (OpenBao's, Strongroom's).
@@ -113,7 +98,7 @@ fn lookup_self(t: &str) -> Call {
 
 #[tokio::test]
 async fn role_crud_and_list() {
-    let mut p = Pair::dev();
+    let mut p = differences::pair();
     enable(&mut p).await;
     let r = p.check(Call::list("auth/approle/role"), &[]).await;
     p.expect_status(&r, 404, "LIST roles before any exists");
@@ -292,7 +277,10 @@ async fn role_crud_and_list() {
         json!({"secret_id_bound_cidrs": "bogus"}),
     ] {
         let r = p
-            .check(Call::post(&role("bad", ""), body.clone()), BAD_INPUT_400)
+            .check(
+                Call::post(&role("bad", ""), body.clone()),
+                differences::BAD_INPUT_400,
+            )
             .await;
         on_both(&mut p, &r, &format!("role with {body} refused"), |x| {
             x.status >= 400
@@ -330,14 +318,14 @@ async fn role_crud_and_list() {
     p.expect_status(&r, 204, "delete a missing role");
     let r = p.check(Call::list("auth/approle/role"), &[]).await;
     on_both(&mut p, &r, "deleted role not listed", |x| {
-        !common::str_list(x.data("keys")).contains(&"comma".to_string())
+        !server::str_list(x.data("keys")).contains(&"comma".to_string())
     });
     p.finish();
 }
 
 #[tokio::test]
 async fn role_names() {
-    let mut p = Pair::dev();
+    let mut p = differences::pair();
     enable(&mut p).await;
     for name in ["a.b-c_d", "_a", "x..y", "a__", "9"] {
         let r = p.check(Call::post(&role(name, ""), json!({})), &[]).await;
@@ -384,7 +372,7 @@ async fn role_names() {
 
 #[tokio::test]
 async fn role_ids() {
-    let mut p = Pair::dev();
+    let mut p = differences::pair();
     enable(&mut p).await;
     write_role(&mut p, "r1", json!({})).await;
     let r = p.check(Call::get(&role("r1", "/role-id")), &[]).await;
@@ -423,7 +411,7 @@ async fn role_ids() {
     let r = p
         .check(
             Call::post(&role("r2", "/role-id"), json!({"role_id": "custom-1"})),
-            BAD_INPUT_400,
+            differences::BAD_INPUT_400,
         )
         .await;
     on_both(&mut p, &r, "a role id in use is refused", |x| {
@@ -432,7 +420,7 @@ async fn role_ids() {
     let r = p
         .check(
             Call::post(&role("r3", ""), json!({"role_id": "custom-1"})),
-            BAD_INPUT_400,
+            differences::BAD_INPUT_400,
         )
         .await;
     on_both(&mut p, &r, "a new role with a role id in use", |x| {
@@ -493,7 +481,7 @@ async fn role_ids() {
 
 #[tokio::test]
 async fn secret_ids() {
-    let mut p = Pair::dev();
+    let mut p = differences::pair();
     enable(&mut p).await;
     write_role(
         &mut p,
@@ -578,7 +566,7 @@ async fn secret_ids() {
         let r = p
             .check(
                 Call::post(&role("sr", "/secret-id"), body.clone()),
-                BAD_INPUT_400,
+                differences::BAD_INPUT_400,
             )
             .await;
         on_both(&mut p, &r, &format!("secret id with {body} refused"), |x| {
@@ -597,7 +585,7 @@ async fn secret_ids() {
     let r = p.check(Call::list(&role("sr", "/secret-id")), &[]).await;
     p.expect_status(&r, 200, "LIST secret id accessors");
     let listed = |x: &Reply, a: &str, b: &str| {
-        let mut keys = common::str_list(x.data("keys"));
+        let mut keys = server::str_list(x.data("keys"));
         keys.sort();
         let mut want = vec![a.to_string(), b.to_string()];
         want.sort();
@@ -702,7 +690,10 @@ async fn secret_ids() {
         ),
     ] {
         let r = p
-            .check(Call::post(&role("nope", path), body), BAD_INPUT_400)
+            .check(
+                Call::post(&role("nope", path), body),
+                differences::BAD_INPUT_400,
+            )
             .await;
         on_both(&mut p, &r, &format!("{path} of a missing role"), |x| {
             x.status >= 400 && errors_mention(x, "role \"nope\" does not exist")
@@ -734,8 +725,8 @@ async fn secret_ids() {
     p.expect_status(&r, 204, "lookup of a destroyed secret id");
     let r = p.check(Call::list(&role("sr", "/secret-id")), &[]).await;
     p.expect(
-        common::str_list(r.0.data("keys")) == vec![first_acc.0.clone()]
-            && common::str_list(r.1.data("keys")) == vec![first_acc.1.clone()],
+        server::str_list(r.0.data("keys")) == vec![first_acc.0.clone()]
+            && server::str_list(r.1.data("keys")) == vec![first_acc.1.clone()],
         format!("only the first accessor left: {} / {}", r.0.body, r.1.body),
     );
 
@@ -752,7 +743,7 @@ async fn secret_ids() {
         .check_each(
             destroy_acc(&first_acc.0),
             destroy_acc(&first_acc.1),
-            BAD_INPUT_400,
+            differences::BAD_INPUT_400,
         )
         .await;
     on_both(&mut p, &r, "destroying an unknown accessor fails", |x| {
@@ -765,7 +756,7 @@ async fn secret_ids() {
 
 #[tokio::test]
 async fn custom_secret_ids() {
-    let mut p = Pair::dev();
+    let mut p = differences::pair();
     enable(&mut p).await;
     write_role(
         &mut p,
@@ -792,8 +783,8 @@ async fn custom_secret_ids() {
     let acc = both(&r, "/data/secret_id_accessor");
     let r = p.check(Call::list(&role("cs", "/secret-id")), &[]).await;
     p.expect(
-        common::str_list(r.0.data("keys")) == vec![acc.0.clone()]
-            && common::str_list(r.1.data("keys")) == vec![acc.1.clone()],
+        server::str_list(r.0.data("keys")) == vec![acc.0.clone()]
+            && server::str_list(r.1.data("keys")) == vec![acc.1.clone()],
         format!(
             "custom secret id's accessor listed: {} / {}",
             r.0.body, r.1.body
@@ -818,7 +809,7 @@ async fn custom_secret_ids() {
                 &role("cs", "/custom-secret-id"),
                 json!({"secret_id": "my-custom-secret"}),
             ),
-            BAD_INPUT_400,
+            differences::BAD_INPUT_400,
         )
         .await;
     on_both(&mut p, &r, "a custom secret id registered twice", |x| {
@@ -898,7 +889,7 @@ async fn custom_secret_ids() {
 
 #[tokio::test]
 async fn login_success_and_failures() {
-    let mut p = Pair::dev();
+    let mut p = differences::pair();
     enable(&mut p).await;
     write_role(
         &mut p,
@@ -1001,7 +992,7 @@ async fn login_success_and_failures() {
         let r = p
             .check(
                 Call::post("auth/approle/login", body.clone()).anonymous(),
-                BAD_INPUT_400,
+                differences::BAD_INPUT_400,
             )
             .await;
         on_both(&mut p, &r, &format!("login with {body} refused"), |x| {
@@ -1101,7 +1092,7 @@ async fn login_success_and_failures() {
 /// name, DELETE restores the default; the full role read agrees.
 #[tokio::test]
 async fn per_field_endpoints() {
-    let mut p = Pair::dev();
+    let mut p = differences::pair();
     enable(&mut p).await;
     write_role(&mut p, "pf", json!({"token_policies": "a"})).await;
     let fields: [(&str, Value, &str, Value, Value); 9] = [
@@ -1289,7 +1280,7 @@ async fn per_field_endpoints() {
 /// serves it; this is Strongroom's own test, not a differential one.
 #[tokio::test]
 async fn bind_secret_id_field_endpoint() {
-    let server = Server::dev(common::Kind::Strongroom);
+    let server = Server::dev(server::Kind::Strongroom);
     let r = server
         .send(&Call::post("sys/auth/approle", json!({"type": "approle"})))
         .await;
@@ -1325,7 +1316,7 @@ async fn bind_secret_id_field_endpoint() {
 /// 127.0.0.1, so it checks the binding recorded on the token).
 #[tokio::test]
 async fn strictly_bound_tokens_carry_the_login_address() {
-    let server = Server::dev(common::Kind::Strongroom);
+    let server = Server::dev(server::Kind::Strongroom);
     let r = server
         .send(&Call::post("sys/auth/approle", json!({"type": "approle"})))
         .await;
@@ -1351,7 +1342,7 @@ async fn strictly_bound_tokens_carry_the_login_address() {
 
 #[tokio::test]
 async fn tidy_secret_ids() {
-    let mut p = Pair::dev();
+    let mut p = differences::pair();
     enable(&mut p).await;
     write_role(&mut p, "t", json!({"role_id": "t-id"})).await;
     let (sid, _) = secret_id(&mut p, "t", json!({})).await;
@@ -1362,7 +1353,7 @@ async fn tidy_secret_ids() {
     on_both(&mut p, &r, "tidy answers with a warning", |x| {
         has_warnings(x)
             && x.body["data"].is_null()
-            && common::str_list(&x.body["warnings"])
+            && server::str_list(&x.body["warnings"])
                 .iter()
                 .any(|w| w.contains("Tidy operation successfully started"))
     });
@@ -1377,7 +1368,7 @@ async fn tidy_secret_ids() {
 
 #[tokio::test]
 async fn wrapped_login() {
-    let mut p = Pair::dev();
+    let mut p = differences::pair();
     enable(&mut p).await;
     write_role(
         &mut p,
@@ -1436,7 +1427,7 @@ async fn wrapped_login() {
 /// connect from 127.0.0.1.
 #[tokio::test]
 async fn bound_cidrs_enforced() {
-    let mut p = Pair::dev();
+    let mut p = differences::pair();
     enable(&mut p).await;
     for (name, body) in [
         ("far", json!({"secret_id_bound_cidrs": "10.0.0.0/8"})),
@@ -1549,7 +1540,7 @@ async fn concurrent_logins(server: &Server) -> Vec<u16> {
 /// secret ID vanishes under a concurrent login.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn single_use_secret_id_under_concurrent_logins() {
-    let p = Pair::dev();
+    let p = differences::pair();
     for server in [&p.bao, &p.sr] {
         let statuses = concurrent_logins(server).await;
         let ok = statuses.iter().filter(|s| **s == 200).count();
@@ -1573,7 +1564,7 @@ async fn single_use_secret_id_under_concurrent_logins() {
 /// with 403, while other role ids are unaffected.
 #[tokio::test]
 async fn failed_logins_lock_out_the_role_id() {
-    let mut p = Pair::dev();
+    let mut p = differences::pair();
     enable(&mut p).await;
     write_role(&mut p, "lk", json!({"role_id": "lk-id"})).await;
     write_role(&mut p, "ok", json!({"role_id": "ok-id"})).await;

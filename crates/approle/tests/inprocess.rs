@@ -5,7 +5,7 @@
 //! address are covered by the e2e tests.)
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
-mod inprocess;
+use strongroom_test::inprocess;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -2,9 +2,6 @@
 //! router (axum `oneshot`, no sockets), JSON calls, init/unseal, and a
 //! leasing test engine whose revocations can be observed.
 
-// Each test binary uses a different part of this module.
-#![allow(dead_code)]
-
 use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
@@ -24,9 +21,11 @@ use tower::ServiceExt;
 /// Secrets revoked by the `leasing` engine, by their `id`.
 pub type Revoked = Arc<Mutex<Vec<String>>>;
 
-/// The registry every in-process core gets: KV, AppRole, the `leasing` test
-/// engine reporting to `revoked`, the `test-login` auth method, and an auth
-/// type backed by KV (to exercise the auth table with a plain backend).
+/// The registry every in-process core gets: the binary's own
+/// ([`strongroom::registry`]: KV, AppRole, Kubernetes, GCP) plus test
+/// engines: `leasing` reporting its revocations to `revoked`, the
+/// `test-login` auth method, and `test-auth`, an auth type backed by KV
+/// (to exercise the auth table with a plain backend).
 pub fn registry_with(revoked: Revoked) -> Registry {
     let leasing: strongroom_sdk::registry::Factory = Arc::new(move |_input: FactoryInput| {
         Ok(Arc::new(Leasing {
@@ -36,15 +35,15 @@ pub fn registry_with(revoked: Revoked) -> Registry {
     });
     let login: strongroom_sdk::registry::Factory =
         Arc::new(|_input: FactoryInput| Ok(Arc::new(login_backend()) as Arc<dyn LogicalBackend>));
-    Registry::new()
-        .secrets("kv", strongroom_kv::factory())
-        .secrets("generic", strongroom_kv::factory())
+    let registry = strongroom::registry();
+    let kv = registry
+        .secrets_factory("kv")
+        .cloned()
+        .expect("the binary mounts kv");
+    registry
         .secrets("leasing", leasing)
-        .auth("test-auth", strongroom_kv::factory())
+        .auth("test-auth", kv)
         .auth("test-login", login)
-        .auth("approle", strongroom_approle::factory())
-        .auth("kubernetes", strongroom_kubernetes::factory())
-        .auth("gcp", strongroom_gcp::factory())
 }
 
 /// A sealed, uninitialised core over `physical`.
@@ -53,6 +52,16 @@ pub fn core_on(physical: Arc<dyn Backend>) -> Arc<Core> {
         physical,
         CoreConfig::default(),
         registry_with(Revoked::default()),
+    )
+}
+
+/// A sealed, uninitialised in-memory core mounting from `registry` (for
+/// tests that add a backend type of their own to [`registry_with`]'s).
+pub fn inmem_core_from(registry: Registry) -> Arc<Core> {
+    Core::new(
+        Arc::new(strongroom_storage::InmemBackend::new()),
+        CoreConfig::default(),
+        registry,
     )
 }
 

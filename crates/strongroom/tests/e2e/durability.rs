@@ -4,12 +4,10 @@
 //!
 //! `STRONGROOM_TEST_TARGET=bao` runs it against OpenBao's file storage.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::{target, Call, Config, Server, Storage};
 use serde_json::json;
+use strongroom_test::server::{target, Call, Config, Server, Storage};
 use tokio::sync::mpsc;
 
 /// Concurrent writers.

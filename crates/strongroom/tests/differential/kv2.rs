@@ -1,17 +1,15 @@
 //! Differential tests for the versioned key/value engine (KV version 2):
 //! the same requests sent to OpenBao and to Strongroom, status codes and
-//! response shapes compared, and the values a client relies on (versions,
+//! response bodies compared by value, and the values a client relies on (versions,
 //! data, deletion markers, error messages) asserted on both servers.
-//!
-//! Run `STRONGROOM_TEST_TARGET=bao cargo test -p strongroom --test
-//! differential_kv2` to check these sequences OpenBao-against-OpenBao.
-
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{errors_mention, on_both, same_value, Call, Pair, Reply, Server};
+use crate::differences;
 use serde_json::{json, Value};
+use strongroom_test::diff::{on_both, same_value, Pair};
+use strongroom_test::server;
+use strongroom_test::server::{errors_mention, Call, Reply, Server};
 
 /// How long the KV v1 -> v2 upgrade may take before the test gives up.
 const UPGRADE_DEADLINE: Duration = Duration::from_secs(30);
@@ -77,7 +75,7 @@ async fn read_data(p: &mut Pair, path: &str, data: Value, version: u64) {
 
 #[tokio::test]
 async fn kv2_mount_types_and_dev_secret_mount() {
-    let mut p = Pair::dev();
+    let mut p = differences::pair();
     // Dev mode mounts secret/ as KV v2.
     let r = p.check(Call::get("sys/mounts"), &[]).await;
     p.expect_status(&r, 200, "sys/mounts");
@@ -109,7 +107,7 @@ async fn kv2_mount_types_and_dev_secret_mount() {
 
 #[tokio::test]
 async fn kv2_config() {
-    let mut p = Pair::dev();
+    let mut p = differences::pair();
     mount_kv2(&mut p, "kv2").await;
     let r = p.check(Call::get("kv2/config"), &[]).await;
     p.expect_status(&r, 200, "read default config");
@@ -156,7 +154,7 @@ async fn kv2_config() {
 
 #[tokio::test]
 async fn kv2_write_and_read_versions() {
-    let mut p = Pair::dev();
+    let mut p = differences::pair();
     mount_kv2(&mut p, "kv2").await;
     let r = put(&mut p, "kv2", "app", json!({"a": "1"}), 1).await;
     on_both(&mut p, &r, "write response metadata", |x| {
@@ -239,7 +237,7 @@ async fn kv2_write_and_read_versions() {
 
 #[tokio::test]
 async fn kv2_check_and_set() {
-    let mut p = Pair::dev();
+    let mut p = differences::pair();
     mount_kv2(&mut p, "kv2").await;
     let cas = |data: &str, cas: i64| json!({"data": {"v": data}, "options": {"cas": cas}});
 
@@ -344,7 +342,7 @@ async fn kv2_check_and_set() {
 
 #[tokio::test]
 async fn kv2_patch() {
-    let mut p = Pair::dev();
+    let mut p = differences::pair();
     mount_kv2(&mut p, "kv2").await;
     put(
         &mut p,
@@ -491,7 +489,7 @@ async fn kv2_patch() {
 
 #[tokio::test]
 async fn kv2_delete_undelete_destroy() {
-    let mut p = Pair::dev();
+    let mut p = differences::pair();
     mount_kv2(&mut p, "kv2").await;
     for v in 1..=3 {
         put(&mut p, "kv2", "d", json!({ "v": v.to_string() }), v).await;
@@ -609,7 +607,7 @@ async fn kv2_delete_undelete_destroy() {
 
 /// `r` with its error messages lowercased (OpenBao capitalises some).
 fn lowercase(r: &Reply) -> Reply {
-    let errors: Vec<Value> = common::str_list(&r.body["errors"])
+    let errors: Vec<Value> = server::str_list(&r.body["errors"])
         .into_iter()
         .map(|e| Value::String(e.to_lowercase()))
         .collect();
@@ -621,7 +619,7 @@ fn lowercase(r: &Reply) -> Reply {
 
 #[tokio::test]
 async fn kv2_metadata() {
-    let mut p = Pair::dev();
+    let mut p = differences::pair();
     mount_kv2(&mut p, "kv2").await;
 
     // Nothing to list yet.
@@ -783,7 +781,7 @@ async fn kv2_metadata() {
 
 #[tokio::test]
 async fn kv2_max_versions_and_delete_version_after() {
-    let mut p = Pair::dev();
+    let mut p = differences::pair();
     mount_kv2(&mut p, "kv2").await;
     let r = p
         .check(
@@ -871,7 +869,7 @@ async fn kv2_max_versions_and_delete_version_after() {
 
 #[tokio::test]
 async fn kv2_subkeys() {
-    let mut p = Pair::dev();
+    let mut p = differences::pair();
     mount_kv2(&mut p, "kv2").await;
     put(
         &mut p,
@@ -934,7 +932,7 @@ async fn kv2_subkeys() {
 
 #[tokio::test]
 async fn kv2_bad_input_changes_nothing() {
-    let mut p = Pair::dev();
+    let mut p = differences::pair();
     mount_kv2(&mut p, "kv2").await;
     put(&mut p, "kv2", "bi", json!({"v": "1"}), 1).await;
     let r = p.check(Call::get("kv2/data/bi?version=abc"), &[]).await;
@@ -1009,7 +1007,7 @@ async fn racing_writes(server: &Server, key: &str, cas: u64, n: usize) -> Vec<u1
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kv2_concurrent_cas_writers_one_wins() {
     const WRITERS: usize = 16;
-    let mut p = Pair::dev();
+    let mut p = differences::pair();
     mount_kv2(&mut p, "kv2").await;
     put(&mut p, "kv2", "race", json!({"v": "1"}), 1).await;
     put(&mut p, "kv2", "race", json!({"v": "2"}), 2).await;
@@ -1056,7 +1054,7 @@ async fn poll_until_ok(server: &Server, path: &str) -> Reply {
 
 #[tokio::test]
 async fn kv1_to_kv2_upgrade() {
-    let mut p = Pair::dev();
+    let mut p = differences::pair();
     mount(
         &mut p,
         "up",
@@ -1112,7 +1110,7 @@ async fn kv1_to_kv2_upgrade() {
 /// `current_metadata_version`, required per key or per mount.
 #[tokio::test]
 async fn kv2_metadata_check_and_set() {
-    let mut p = Pair::dev();
+    let mut p = differences::pair();
     mount_kv2(&mut p, "mcas").await;
     let steps: Vec<(Call, u16, &str)> = vec![
         (

@@ -5,9 +5,6 @@
 //! puts in legacy and projected tokens. Used by the in-process tests and
 //! meant for the differential tests against OpenBao.
 
-// Each test binary uses a different part of this module.
-#![allow(dead_code)]
-
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 

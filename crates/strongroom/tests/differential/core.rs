@@ -1,28 +1,11 @@
-//! Differential tests: the same requests, successes and errors, sent to
-//! OpenBao and to Strongroom; status codes and response shapes must agree
-//! (values are not compared, except where a test states one explicitly).
-//!
-//! Run `STRONGROOM_TEST_TARGET=bao cargo test -p strongroom --test
-//! differential` to check these sequences OpenBao-against-OpenBao.
+//! Differential tests of the core: sys status endpoints, tokens and
+//! routing errors, mounts, auth methods, policies, kv v1, seal/unseal and
+//! init from a config file.
 
-mod common;
-
-use common::{Allow, Call, Config, Listener, Pair, Reply};
+use crate::differences;
 use serde_json::{json, Value};
-
-/// `?help=1`: the text and the document's top level are compared; the
-/// OpenAPI operations are generated from Strongroom's own declarations and
-/// differ in detail (operation ids, tags, response schemas).
-const HELP: &[Allow] = &[
-    Allow {
-        pattern: "/openapi/paths/**",
-        reason: "OpenAPI operations are generated from Strongroom's declarations",
-    },
-    Allow {
-        pattern: "/openapi/components/**",
-        reason: "response schemas are not declared yet",
-    },
-];
+use strongroom_test::server;
+use strongroom_test::server::{Call, Config, Listener, Reply};
 
 fn kv1_mount() -> Value {
     json!({"type": "kv", "options": {"version": "1"}, "description": "differential kv v1"})
@@ -34,7 +17,7 @@ fn is_4xx(r: &Reply) -> bool {
 
 #[tokio::test]
 async fn dev_sys_status_endpoints() {
-    let mut p = Pair::dev();
+    let mut p = differences::pair();
     let r = p.check(Call::get("sys/seal-status").anonymous(), &[]).await;
     p.expect_status(&r, 200, "seal-status");
     p.expect(
@@ -81,21 +64,12 @@ async fn dev_sys_status_endpoints() {
     let r = p
         .check(
             Call::get("sys/internal/specs/openapi").anonymous(),
-            &[
-                Allow {
-                    pattern: "/paths/**",
-                    reason: "OpenAPI operations are generated from Strongroom's declarations",
-                },
-                Allow {
-                    pattern: "/components/**",
-                    reason: "response schemas are not declared yet",
-                },
-            ],
+            differences::OPENAPI,
         )
         .await;
     p.expect_status(&r, 200, "openapi document");
     for help in ["sys/seal-status?help=1", "sys/mounts?help=1"] {
-        let r = p.check(Call::get(help), HELP).await;
+        let r = p.check(Call::get(help), differences::HELP).await;
         p.expect(r.1.body["help"].is_string(), format!("{help}: help string"));
     }
     // Unsupported methods.
@@ -118,7 +92,7 @@ async fn dev_sys_status_endpoints() {
 
 #[tokio::test]
 async fn dev_tokens_and_routing_errors() {
-    let mut p = Pair::dev();
+    let mut p = differences::pair();
     for path in [
         "sys/mounts",
         "auth/token/lookup-self",
@@ -138,7 +112,7 @@ async fn dev_tokens_and_routing_errors() {
         r.1.data("policies") == &json!(["root"]),
         "lookup-self: policies [root]",
     );
-    let token = common::DEV_ROOT_TOKEN;
+    let token = server::DEV_ROOT_TOKEN;
     p.expect(r.1.data("id") == &json!(token), "lookup-self: id");
     let r = p
         .check(Call::get("auth/token/lookup-self").bearer(token), &[])
@@ -151,10 +125,7 @@ async fn dev_tokens_and_routing_errors() {
     let r = p
         .check(
             Call::get("sys/mounts").header("X-Vault-Namespace", "team-a"),
-            &[Allow {
-                pattern: "#status",
-                reason: "contract: any 4xx for a namespace other than root",
-            }],
+            differences::OTHER_NAMESPACE,
         )
         .await;
     p.expect(is_4xx(&r.1), format!("namespace team-a: {:?}", r.1));
@@ -169,7 +140,7 @@ async fn dev_tokens_and_routing_errors() {
 
 #[tokio::test]
 async fn dev_secrets_engine_lifecycle() {
-    let mut p = Pair::dev();
+    let mut p = differences::pair();
     let (_, r) = p.check(Call::get("sys/mounts"), &[]).await;
     p.expect(
         r.data("sys/")["type"] == json!("system"),
@@ -288,7 +259,7 @@ async fn dev_secrets_engine_lifecycle() {
 
 #[tokio::test]
 async fn dev_auth_methods() {
-    let mut p = Pair::dev();
+    let mut p = differences::pair();
     let (_, r) = p.check(Call::get("sys/auth"), &[]).await;
     p.expect(r.data("token/")["type"] == json!("token"), "token/ listed");
     p.check(Call::get("sys/auth/token"), &[]).await;
@@ -322,7 +293,7 @@ async fn dev_auth_methods() {
 
 #[tokio::test]
 async fn dev_acl_policy_store() {
-    let mut p = Pair::dev();
+    let mut p = differences::pair();
     let policy = "path \"secret/*\" {\n  capabilities = [\"read\", \"list\"]\n}\n";
     let r = p.check(Call::get("sys/policy"), &[]).await;
     p.expect(
@@ -409,7 +380,7 @@ async fn dev_acl_policy_store() {
 
 #[tokio::test]
 async fn dev_tokens_with_policies() {
-    let mut p = Pair::dev();
+    let mut p = differences::pair();
     p.check(Call::post("sys/mounts/kv1", kv1_mount()), &[])
         .await;
     let policy = "path \"kv1/app/*\" {\n  capabilities = [\"create\", \"read\", \"list\"]\n}\npath \"kv1/admin\" {\n  capabilities = [\"deny\"]\n}\n";
@@ -559,7 +530,7 @@ async fn dev_tokens_with_policies() {
 /// `kv1/dir/*`), and `sys/capabilities-self` of `dir/` answers that rule.
 #[tokio::test]
 async fn dev_list_of_a_folder_uses_the_exact_rule_without_the_slash() {
-    let mut p = Pair::dev();
+    let mut p = differences::pair();
     p.check(Call::post("sys/mounts/kv1", kv1_mount()), &[])
         .await;
     let policy = "path \"kv1/dir\" { capabilities = [\"read\"] }\npath \"kv1/dir/*\" { capabilities = [\"list\"] }\npath \"kv1/open/*\" { capabilities = [\"list\"] }\n";
@@ -620,7 +591,7 @@ async fn dev_list_of_a_folder_uses_the_exact_rule_without_the_slash() {
 
 #[tokio::test]
 async fn dev_kv_v1() {
-    let mut p = Pair::dev();
+    let mut p = differences::pair();
     let r = p
         .check(Call::post("sys/mounts/kv1", kv1_mount()), &[])
         .await;
@@ -644,7 +615,7 @@ async fn dev_kv_v1() {
     );
     let r = p
         .check(
-            Call::get("kv1/app/config").bearer(common::DEV_ROOT_TOKEN),
+            Call::get("kv1/app/config").bearer(server::DEV_ROOT_TOKEN),
             &[],
         )
         .await;
@@ -676,7 +647,9 @@ async fn dev_kv_v1() {
     let r = p.check(Call::get("kv1/missing"), &[]).await;
     p.expect_status(&r, 404, "read missing");
     p.expect(r.1.body == json!({"errors": []}), "read missing body");
-    let r = p.check(Call::get("kv1/app/config?help=1"), HELP).await;
+    let r = p
+        .check(Call::get("kv1/app/config?help=1"), differences::HELP)
+        .await;
     p.expect(r.1.body["help"].is_string(), "kv help");
     let r = p.check(Call::put("kv1/empty", json!({})), &[]).await;
     p.expect_status(&r, 400, "empty write");
@@ -714,7 +687,7 @@ async fn dev_kv_v1() {
 
 #[tokio::test]
 async fn dev_seal_and_unseal() {
-    let mut p = Pair::dev();
+    let mut p = differences::pair();
     p.check(Call::post("sys/mounts/kv1", kv1_mount()), &[])
         .await;
     p.check(Call::put("kv1/s", json!({"v": "kept"})), &[]).await;
@@ -795,7 +768,7 @@ async fn config_init_unseal_seal_flow() {
         tls: None,
         max_request_size: Some(4096),
     }];
-    let mut p = Pair::with_config(&cfg);
+    let mut p = differences::pair_with_config(&cfg);
 
     let r = p.check(Call::get("sys/init"), &[]).await;
     p.expect(
@@ -833,14 +806,14 @@ async fn config_init_unseal_seal_flow() {
 
     let init = json!({"secret_shares": 3, "secret_threshold": 2});
     let (a, b) = p.check(Call::put("sys/init", init.clone()), &[]).await;
-    p.expect(common::str_list(&b.body["keys"]).len() == 3, "3 hex keys");
+    p.expect(server::str_list(&b.body["keys"]).len() == 3, "3 hex keys");
     p.expect(
-        common::str_list(&b.body["keys_base64"]).len() == 3,
+        server::str_list(&b.body["keys_base64"]).len() == 3,
         "3 base64 keys",
     );
     for (srv, reply) in [(&mut p.bao, &a), (&mut p.sr, &b)] {
         srv.root_token = reply.body["root_token"].as_str().map(str::to_string);
-        srv.unseal_keys = common::str_list(&reply.body["keys_base64"]);
+        srv.unseal_keys = server::str_list(&reply.body["keys_base64"]);
     }
     assert!(
         p.bao.unseal_keys.len() == 3 && p.sr.unseal_keys.len() == 3,
@@ -855,7 +828,7 @@ async fn config_init_unseal_seal_flow() {
     );
 
     // First key in hex: progress 1; reset: progress 0.
-    let hex = |s: &common::Server, i: usize| b64_to_hex(&s.unseal_keys[i]);
+    let hex = |s: &server::Server, i: usize| b64_to_hex(&s.unseal_keys[i]);
     let (ha, hb) = (hex(&p.bao, 0), hex(&p.sr, 0));
     let r = p
         .check_each(

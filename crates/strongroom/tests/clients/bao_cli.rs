@@ -3,13 +3,13 @@
 //!
 //! `STRONGROOM_TEST_TARGET=bao` runs the same commands against OpenBao.
 
-mod common;
-
-use common::{bao_path, run, target, CmdOutput, Config, Server};
 use serde_json::Value;
+use strongroom_test::server;
+use strongroom_test::server::{bao_path, run, target, CmdOutput, Config, Server};
 
 /// Runs `bao args` against `server`, with its root token (if any) in
 /// `BAO_TOKEN` and a private `HOME` so no token helper file is shared.
+#[track_caller]
 fn bao(server: &Server, args: &[&str]) -> CmdOutput {
     let home = server.home().to_string_lossy().into_owned();
     let mut env = vec![
@@ -25,6 +25,7 @@ fn bao(server: &Server, args: &[&str]) -> CmdOutput {
 }
 
 /// Runs `bao args`, asserting exit code `code`, and returns stdout.
+#[track_caller]
 fn bao_ok(server: &Server, args: &[&str], code: i32) -> String {
     let out = bao(server, args);
     assert_eq!(
@@ -71,8 +72,8 @@ fn init_unseal_status_and_seal_with_the_cli() {
         ),
         "operator init",
     );
-    let hex = common::str_list(&init["unseal_keys_hex"]);
-    let b64 = common::str_list(&init["unseal_keys_b64"]);
+    let hex = server::str_list(&init["unseal_keys_hex"]);
+    let b64 = server::str_list(&init["unseal_keys_b64"]);
     assert_eq!((hex.len(), b64.len()), (3, 3), "{init}");
     assert_eq!(init["unseal_shares"], 3);
     assert_eq!(init["unseal_threshold"], 2);
@@ -871,10 +872,7 @@ fn approle_with_the_cli() {
     assert_eq!(out.code, 2, "read of a deleted role: {out:?}");
 }
 
-// The fake Kubernetes API server and JWT signing shared with the
-// Kubernetes tests (test support: a failed unwrap is a failed test).
-#[allow(clippy::unwrap_used)]
-mod kube;
+use strongroom_test::kube;
 
 /// The Kubernetes auth method with the CLI: enable, config with the CA
 /// read from a file (`@file`), a role, and `bao write auth/kubernetes/login`
@@ -1042,10 +1040,7 @@ fn kubernetes_with_the_cli() {
     assert!(out.stderr.contains("permission denied"), "{out:?}");
 }
 
-// The Google API emulator shared with the GCP tests (test support: a
-// failed unwrap is a failed test).
-#[allow(clippy::unwrap_used)]
-mod gcp;
+use strongroom_test::gcp;
 
 /// The GCP auth method with the CLI: enable, config with the credentials
 /// read from a file (`@file`) and `custom_endpoint` as a JSON string, a

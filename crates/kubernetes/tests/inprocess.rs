@@ -6,8 +6,8 @@
 //! Kubernetes), a wrapped login, and bad input that changes nothing.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
-mod inprocess;
-mod kube;
+use strongroom_test::inprocess;
+use strongroom_test::kube;
 
 use std::sync::Arc;
 

@@ -7,15 +7,15 @@
 //! token, and changes nothing.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
-mod gcp;
-mod inprocess;
+use strongroom_test::gcp;
+use strongroom_test::inprocess;
 
 use std::sync::Arc;
 
 use gcp::{closed_url, now, Account, Emulator, Endpoint, Failure, RsaKey, ADMIN_PROJECT};
 use inprocess::{call, call_with};
 use serde_json::{json, Value};
-use strongroom_core::{Core, CoreConfig};
+use strongroom_core::Core;
 
 const BASE: &str = "/v1/auth/gcp";
 
@@ -28,11 +28,7 @@ async fn core_trusting(ca_pem: &str) -> (Arc<Core>, String) {
             extra_root_pem: Some(ca_pem.to_string()),
         }),
     );
-    let core = Core::new(
-        Arc::new(strongroom_storage::InmemBackend::new()),
-        CoreConfig::default(),
-        registry,
-    );
+    let core = inprocess::inmem_core_from(registry);
     let init = inprocess::init(&core, 1, 1).await;
     let (s, v) = inprocess::unseal(&core, &init.keys_b64[0]).await;
     assert_eq!(s, 200, "{v}");

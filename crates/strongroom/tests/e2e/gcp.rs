@@ -8,12 +8,11 @@
 //! The servers here get their own environment (`Server::dev_with_env`).
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
-mod common;
-mod gcp;
+use strongroom_test::gcp;
 
-use common::{Call, Kind, Server, DEV_ROOT_TOKEN};
 use gcp::{now, Emulator, Endpoint};
 use serde_json::{json, Value};
+use strongroom_test::server::{Call, Kind, Server, DEV_ROOT_TOKEN};
 
 /// A `strongroom server -dev` process with a chosen environment.
 struct DevServer(Server);

