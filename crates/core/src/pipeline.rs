@@ -227,6 +227,9 @@ impl RequestHandler for Core {
         if receive::is_seal_free(&ctx) {
             return receive::seal_free(self, ctx).await;
         }
+        if receive::is_seal_with_wrong_method(&ctx) {
+            return Ok(receive::method_not_allowed());
+        }
         let active = self.active()?;
         let hooks = self.pipeline_hooks();
         ctx.lap(Stage::Receive);

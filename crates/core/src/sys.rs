@@ -155,6 +155,10 @@ async fn unseal(s: S, ctx: Ctx) -> Result<Response> {
         ));
     }
     let key = decode_key(&key)?;
+    // OpenBao checks the initialisation before the key's length.
+    if !core.is_initialized().await? {
+        return Err(Error::bad_request("Vault is not initialized"));
+    }
     // Shares are 33 bytes (32-byte key and its x coordinate); a single-share
     // key is the 32-byte key itself.
     if key.len() > 33 {
@@ -166,9 +170,6 @@ async fn unseal(s: S, ctx: Ctx) -> Result<Response> {
         return Err(Error::bad_request(
             "invalid key: key is shorter than minimum 16 bytes",
         ));
-    }
-    if !core.is_initialized().await? {
-        return Err(Error::bad_request("Vault is not initialized"));
     }
     core.submit_unseal_key(key).await?;
     Ok(Response::raw(200, seal_status_body(&core).await?))
@@ -195,7 +196,16 @@ fn code_param(ctx: &Ctx, name: &str, default: u16) -> Result<u16> {
     }
 }
 
+/// `sys/health`. A bad query parameter is a 400 with an empty `errors`
+/// list, exactly as OpenBao answers it.
 async fn health(s: S, ctx: Ctx) -> Result<Response> {
+    match health_status(s, ctx).await {
+        Err(Error::BadRequest(_)) => Ok(Response::raw(400, json!({ "errors": [] }))),
+        other => other,
+    }
+}
+
+async fn health_status(s: S, ctx: Ctx) -> Result<Response> {
     let core = s.core()?;
     // Every code parameter is validated, also those that do not apply to a
     // single-node server (standby, performance standby, DR secondary).
@@ -501,7 +511,14 @@ async fn tune_read(s: S, ctx: Ctx) -> Result<Response> {
         .await?
         .into_iter()
         .find(|e| e.path == path)
-        .ok_or_else(|| Error::bad_request(format!("cannot fetch sysview for path {path:?}")))?;
+        .ok_or_else(|| {
+            // OpenBao names an auth mount by its full path.
+            let full = match table {
+                Table::Auth => format!("auth/{path}"),
+                Table::Mounts => path.clone(),
+            };
+            Error::bad_request(format!("cannot fetch sysview for path {full:?}"))
+        })?;
     let (default_ttl, max_ttl) = core.effective_ttls(&entry);
     let mut data = obj(json!({
         "description": entry.description,
@@ -677,8 +694,12 @@ async fn capabilities_self(s: S, ctx: Ctx) -> Result<Response> {
 async fn capabilities_accessor(s: S, ctx: Ctx) -> Result<Response> {
     let core = s.core()?;
     let accessor = ctx.fields.str_or_empty("accessor")?;
-    let entry = core.active()?.tokens.lookup_accessor(&accessor);
-    capabilities_of(&core, entry, &ctx, true).await
+    let entry = core
+        .active()?
+        .tokens
+        .lookup_accessor(&accessor)
+        .ok_or_else(|| Error::bad_request("invalid accessor"))?;
+    capabilities_of(&core, Some(entry), &ctx, true).await
 }
 
 fn capability_fields() -> Vec<Field> {

@@ -624,7 +624,7 @@ impl TokenStore {
     }
 
     /// Extends a token's life: to its period for periodic tokens, else by
-    /// `increment` (or its original TTL), never past its explicit max TTL or
+    /// `increment` (or the TTL last granted, by creation or renewal), never past its explicit max TTL or
     /// the mount's max TTL counted from creation. Returns the new entry and
     /// a warning when the TTL was capped.
     pub async fn renew(
@@ -643,10 +643,17 @@ impl TokenStore {
         let (wanted, max) = if current.period > 0 {
             (current.period, current.explicit_max_ttl)
         } else {
+            // Without an increment OpenBao renews for the TTL last granted:
+            // the one of the last renewal, else the one at creation.
+            let last_granted = if current.last_renewal > 0 && current.expire_time > 0 {
+                current.expire_time.saturating_sub(current.last_renewal)
+            } else {
+                current.ttl
+            };
             let wanted = if increment > 0 {
                 increment
             } else {
-                current.ttl
+                last_granted
             };
             // The smallest of the limits that are set.
             let max = [current.explicit_max_ttl, current.max_ttl, mount_max]

@@ -437,11 +437,13 @@ async fn data_patch(s: S, ctx: Ctx) -> Result<Response> {
     put_version(&ctx.storage, &key, &config, Some(meta), data).await
 }
 
-/// The `versions` of a delete/undelete/destroy request.
-fn versions_param(ctx: &Ctx) -> Result<Vec<u64>> {
+/// The `versions` of a delete/undelete/destroy request. With none,
+/// OpenBao's message is capitalised for delete and undelete, not for
+/// destroy: `empty` is the endpoint's message.
+fn versions_param(ctx: &Ctx, empty: &str) -> Result<Vec<u64>> {
     let versions = ctx.decode::<VersionsParam>()?.versions.unwrap_or_default();
     if versions.is_empty() {
-        return Err(Error::bad_request("No version number provided"));
+        return Err(Error::bad_request(empty));
     }
     versions
         .iter()
@@ -502,13 +504,13 @@ async fn soft_delete(s: &KvV2, ctx: &Ctx, versions: &[u64]) -> Result<Response> 
 
 async fn delete_versions(s: S, ctx: Ctx) -> Result<Response> {
     s.ready(&ctx.storage).await?;
-    let versions = versions_param(&ctx)?;
+    let versions = versions_param(&ctx, "No version number provided")?;
     soft_delete(&s, &ctx, &versions).await
 }
 
 async fn undelete_versions(s: S, ctx: Ctx) -> Result<Response> {
     s.ready(&ctx.storage).await?;
-    let versions = versions_param(&ctx)?;
+    let versions = versions_param(&ctx, "No version number provided")?;
     change_versions(&s, &ctx, &versions, |vm| {
         if !vm.destroyed {
             vm.deletion_time.clear();
@@ -520,7 +522,7 @@ async fn undelete_versions(s: S, ctx: Ctx) -> Result<Response> {
 
 async fn destroy_versions(s: S, ctx: Ctx) -> Result<Response> {
     s.ready(&ctx.storage).await?;
-    let versions = versions_param(&ctx)?;
+    let versions = versions_param(&ctx, "no version number provided")?;
     change_versions(&s, &ctx, &versions, |vm| {
         let newly = !vm.destroyed;
         vm.destroyed = true;

@@ -290,8 +290,9 @@ impl Response {
             && self.issue.is_none()
     }
 
-    /// Renders the standard envelope (`request_id`, `lease_id`, `renewable`,
-    /// `lease_duration`, `data`, `wrap_info`, `warnings`, `auth`).
+    /// Renders the standard envelope (`request_id`, empty when the answer
+    /// is response-wrapped, `lease_id`, `renewable`, `lease_duration`,
+    /// `data`, `wrap_info`, `warnings`, `auth`).
     pub fn envelope(&self, request_id: &str) -> Value {
         let lease = self.lease.clone().unwrap_or_default();
         let mut out = Map::new();
@@ -300,6 +301,12 @@ impl Response {
                 out.insert(k.clone(), v.clone());
             }
         }
+        // A response-wrapped answer has an empty request_id, as in OpenBao.
+        let request_id = if self.wrap_info.is_some() {
+            ""
+        } else {
+            request_id
+        };
         out.insert("request_id".into(), Value::String(request_id.to_string()));
         out.insert("lease_id".into(), Value::String(lease.lease_id));
         out.insert("renewable".into(), Value::Bool(lease.renewable));

@@ -330,7 +330,16 @@ impl Core {
             .table_mut(table)
             .iter_mut()
             .find(|e| e.path == path)
-            .ok_or_else(|| Error::bad_request(format!("cannot fetch sysview for path {path:?}")))?;
+            .ok_or_else(|| {
+                // OpenBao's message, naming an auth mount by its full path.
+                let full = match table {
+                    Table::Auth => format!("auth/{path}"),
+                    Table::Mounts => path.clone(),
+                };
+                Error::bad_request(format!(
+                    "tune of path {full:?} failed: no mount entry found"
+                ))
+            })?;
         let c = &mut entry.config;
         if let Some(v) = tune.default_lease_ttl {
             c.default_lease_ttl = v;

@@ -80,6 +80,8 @@ impl Core {
                         "system endpoints used for control, policy and debugging",
                     );
                     sys.config.passthrough_request_headers = vec!["Accept".into()];
+                    // As in OpenBao, the system mount's storage is listed as seal-wrapped.
+                    sys.seal_wrap = true;
                     sys
                 },
                 cubbyhole_entry(),

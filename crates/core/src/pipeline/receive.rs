@@ -57,6 +57,22 @@ pub fn is_seal_free(ctx: &RequestCtx) -> bool {
     ctx.operation != Operation::Help && SEAL_FREE_PATHS.contains(&ctx.path.trim_end_matches('/'))
 }
 
+/// Whether the request is an unsupported method on `sys/seal`, which
+/// OpenBao refuses before looking at the token.
+pub fn is_seal_with_wrong_method(ctx: &RequestCtx) -> bool {
+    ctx.path.trim_end_matches('/') == "sys/seal"
+        && !matches!(
+            ctx.operation,
+            Operation::Update | Operation::Create | Operation::Help
+        )
+}
+
+/// The answer OpenBao's own HTTP handlers (the seal-free paths and
+/// `sys/seal`) give an unsupported method: 405 with an empty `errors` list.
+pub fn method_not_allowed() -> Response {
+    Response::raw(405, serde_json::json!({ "errors": [] }))
+}
+
 /// Answers a seal-free path straight from the system backend.
 pub async fn seal_free(core: &Core, mut ctx: RequestCtx) -> Result<Response> {
     let mut request = ctx
@@ -69,7 +85,11 @@ pub async fn seal_free(core: &Core, mut ctx: RequestCtx) -> Result<Response> {
         .unwrap_or(&request.path)
         .to_string();
     let (backend, storage, mount) = core.system_backend();
-    backend
+    match backend
         .handle(BackendRequest::new(request, storage, mount))
         .await
+    {
+        Err(Error::UnsupportedOperation) => Ok(method_not_allowed()),
+        other => other,
+    }
 }

@@ -254,16 +254,23 @@ async fn create(s: S, ctx: Ctx) -> Result<Response> {
         && role.as_ref().is_none_or(Role::renewable);
 
     if batch {
+        // OpenBao's order: the settings a batch token cannot have, then root.
+        let unsupported = if explicit_max_ttl != 0 {
+            Some("explicit_max_ttl")
+        } else if num_uses != 0 {
+            Some("num_uses")
+        } else if period > 0 {
+            Some("period")
+        } else {
+            None
+        };
+        if let Some(field) = unsupported {
+            return Err(Error::bad_request(format!(
+                "batch tokens cannot have {field:?} set"
+            )));
+        }
         if is_root {
             return Err(Error::bad_request("batch tokens cannot be root tokens"));
-        }
-        if num_uses != 0 {
-            return Err(Error::bad_request(
-                "batch tokens cannot have \"num_uses\" set",
-            ));
-        }
-        if period > 0 {
-            return Err(Error::bad_request("batch tokens cannot be periodic"));
         }
         if id.is_some() {
             return Err(Error::bad_request("batch tokens cannot have a custom ID"));

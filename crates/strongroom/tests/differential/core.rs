@@ -34,6 +34,8 @@ async fn dev_sys_status_endpoints() {
         ("standbyok=true&perfstandbyok=true", 200),
         ("sealedcode=299&uninitcode=298", 200),
         ("activecode=abc", 400),
+        ("standbycode=abc", 400),
+        ("standbyok=maybe", 400),
     ] {
         let r = p
             .check(Call::get(&format!("sys/health?{query}")).anonymous(), &[])
@@ -87,6 +89,9 @@ async fn dev_sys_status_endpoints() {
         let r = p.check(Call::new(m, path), &[]).await;
         p.expect_status(&r, 405, &format!("{m} {path}"));
     }
+    // OpenBao's own handlers refuse the method before the token.
+    let r = p.check(Call::get("sys/seal").anonymous(), &[]).await;
+    p.expect_status(&r, 405, "GET sys/seal without a token");
     p.finish();
 }
 
@@ -235,6 +240,16 @@ async fn dev_secrets_engine_lifecycle() {
     }
     let r = p.check(Call::get("sys/mounts/nothere/tune"), &[]).await;
     p.expect_status(&r, 400, "tune of missing mount");
+    let r = p
+        .check(
+            Call::post(
+                "sys/mounts/nothere/tune",
+                json!({"default_lease_ttl": "1h"}),
+            ),
+            &[],
+        )
+        .await;
+    p.expect_status(&r, 400, "write tune of missing mount");
     let r = p.check(Call::get("sys/internal/ui/mounts/kv1"), &[]).await;
     p.expect(r.1.data("path") == &json!("kv1/"), "ui mount path");
     p.check(Call::get("sys/internal/ui/mounts/kv1/some/secret"), &[])
@@ -287,6 +302,13 @@ async fn dev_auth_methods() {
     p.expect_status(&r, 204, "disable missing auth");
     let r = p.check(Call::get("sys/auth/nothere/tune"), &[]).await;
     p.expect_status(&r, 400, "tune missing auth");
+    let r = p
+        .check(
+            Call::post("sys/auth/nothere/tune", json!({"default_lease_ttl": "1h"})),
+            &[],
+        )
+        .await;
+    p.expect_status(&r, 400, "write tune of missing auth");
     p.check(Call::get("sys/auth").anonymous(), &[]).await;
     p.finish();
 }
@@ -787,10 +809,12 @@ async fn config_init_unseal_seal_flow() {
     p.check(Call::get("sys/leader"), &[]).await;
     let r = p.check(Call::get("sys/mounts").token("x"), &[]).await;
     p.expect_status(&r, 503, "sys/mounts before init");
-    let r = p
-        .check(Call::put("sys/unseal", json!({"key": "abcd"})), &[])
-        .await;
-    p.expect_status(&r, 400, "unseal before init");
+    for key in ["abcd", &"AA".repeat(40), "!!!"] {
+        let r = p
+            .check(Call::put("sys/unseal", json!({ "key": key })), &[])
+            .await;
+        p.expect_status(&r, 400, &format!("unseal before init with {key:?}"));
+    }
     for body in [
         json!({"secret_shares": 0, "secret_threshold": 2}),
         json!({"secret_shares": 2, "secret_threshold": 3}),

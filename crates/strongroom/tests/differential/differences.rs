@@ -4,10 +4,6 @@
 //! how error messages are compared), and the named lists single requests
 //! pass to `Pair::check`.
 //!
-//! Entries marked `TODO(issue 13)` are behaviour differences the value
-//! comparison revealed that are not deliberate: they are listed so the
-//! suites stay honest and green, and should be fixed in the server, then
-//! removed here.
 
 use strongroom_test::diff::{Allow, Differences, Known, Pair};
 use strongroom_test::server::Config;
@@ -65,24 +61,14 @@ pub static ALWAYS: Differences = Differences {
                      OpenBao's kv upgrade warning naming version 0); tests assert the ones that matter",
         },
         Allow {
-            pattern: "**/sys~1/seal_wrap",
-            reason: "TODO(issue 13): OpenBao lists sys/ with seal_wrap true, Strongroom false",
-        },
-        Allow {
-            pattern: "/seal_wrap",
-            reason: "TODO(issue 13): OpenBao lists sys/ with seal_wrap true, Strongroom false",
-        },
-        Allow {
-            pattern: "/data/seal_wrap",
-            reason: "TODO(issue 13): OpenBao lists sys/ with seal_wrap true, Strongroom false",
-        },
-        Allow {
             pattern: "/encryptions",
-            reason: "TODO(issue 13): sys/key-status encryptions counts differ (Strongroom starts near 1000000)",
+            reason: "sys/key-status encryptions: Strongroom counts up to its persist interval of encryptions since the \
+                     last persisted count, so a crash never resets the nonce budget (deliberate, safer)",
         },
         Allow {
             pattern: "/data/encryptions",
-            reason: "TODO(issue 13): sys/key-status encryptions counts differ (Strongroom starts near 1000000)",
+            reason: "sys/key-status encryptions: Strongroom counts up to its persist interval of encryptions since the \
+                     last persisted count, so a crash never resets the nonce budget (deliberate, safer)",
         },
     ],
     known: KNOWN,
@@ -91,45 +77,6 @@ pub static ALWAYS: Differences = Differences {
 
 /// Difference lines accepted wherever they occur.
 const KNOWN: &[Known] = &[
-    Known {
-        diff: "/request_id: \"\" in openbao, \"<id>\" in strongroom",
-        reason: "TODO(issue 13): OpenBao answers a response-wrapped request with an empty request_id; \
-                 Strongroom sets one",
-    },
-    Known {
-        diff: "/errors/0: only in strongroom (string)",
-        reason: "TODO(issue 13): OpenBao answers 405 and a bad sys/health code with an empty errors list; \
-                 Strongroom names the error (the contract: every 4xx carries a message)",
-    },
-    Known {
-        diff: "/auth/lease_duration: 7200 in openbao, 3600 in strongroom",
-        reason: "TODO(issue 13): renew-accessor without an increment: OpenBao renews for the token's \
-                 original TTL, Strongroom for one hour",
-    },
-    Known {
-        diff: "/errors/0: \"invalid accessor\" in openbao, \"invalid token\" in strongroom",
-        reason: "TODO(issue 13): an unknown accessor is named `invalid token` by Strongroom",
-    },
-    Known {
-        diff: "/errors/0: \"Vault is not initialized\" in openbao, \"invalid key: key is shorter than minimum 16 bytes\" in strongroom",
-        reason: "TODO(issue 13): unseal before init checks the key before the initialisation",
-    },
-    Known {
-        diff: "/errors/0: \"batch tokens cannot have \\\"num_uses\\\" set\" in openbao, \"batch tokens cannot be root tokens\" in strongroom",
-        reason: "TODO(issue 13): batch-token validation order differs (root checked first)",
-    },
-    Known {
-        diff: "/errors/0: \"batch tokens cannot have \\\"period\\\" set\" in openbao, \"batch tokens cannot be root tokens\" in strongroom",
-        reason: "TODO(issue 13): batch-token validation order differs (root checked first)",
-    },
-    Known {
-        diff: "/errors/0: \"cannot fetch sysview for path \\\"auth/nothere/\\\"\" in openbao, \"cannot fetch sysview for path \\\"nothere/\\\"\" in strongroom",
-        reason: "TODO(issue 13): tuning a missing auth mount names the path without its auth/ prefix",
-    },
-    Known {
-        diff: "/errors/0: \"no version number provided\" in openbao, \"No version number provided\" in strongroom",
-        reason: "TODO(issue 13): capitalisation of the kv v2 `versions` error",
-    },
     Known {
         diff: "/errors/0: \"child policies must be subset of parent\" in openbao, \"child policies must be subset of parent: \\\"root\\\" is not\" in strongroom",
         reason: "Strongroom names the policy the child may not have",

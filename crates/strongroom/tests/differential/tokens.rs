@@ -164,6 +164,20 @@ async fn token_lifecycle() {
     let r = each(
         &mut p,
         &tok,
+        |t| Call::post("auth/token/renew-self", json!({})).token(t),
+        &[],
+    )
+    .await;
+    p.expect_status(&r, 200, "renew-self without an increment");
+    on_both(
+        &mut p,
+        &r,
+        "renew without an increment keeps the last TTL",
+        |x| x.body["auth"]["lease_duration"] == json!(1800),
+    );
+    let r = each(
+        &mut p,
+        &tok,
         |t| Call::post("auth/token/renew-self", json!({"increment": "5h"})).token(t),
         &[],
     )
@@ -314,6 +328,13 @@ async fn token_lifecycle() {
         )
         .await;
     p.expect_status(&r, 400, "lookup of an unknown accessor");
+    let r = p
+        .check(
+            Call::post("auth/token/renew-accessor", json!({"accessor": "nope"})),
+            &[],
+        )
+        .await;
+    p.expect_status(&r, 400, "renew of an unknown accessor");
     let r = p
         .check(
             Call::post("auth/token/create", json!({"id": "my-own-id"})),
@@ -523,6 +544,10 @@ async fn batch_tokens() {
         json!({"type": "batch", "num_uses": 3}),
         json!({"type": "batch", "policies": ["root"]}),
         json!({"type": "batch", "period": "1h"}),
+        json!({"type": "batch", "policies": ["default"], "explicit_max_ttl": "1h"}),
+        json!({"type": "batch", "explicit_max_ttl": "1h", "num_uses": 3}),
+        json!({"type": "batch", "num_uses": 3, "period": "1h"}),
+        json!({"type": "batch", "policies": ["root"], "period": "1h"}),
         json!({"type": "bogus"}),
     ] {
         let r = p
