@@ -284,7 +284,7 @@ mod tests {
         );
         let e = check_claims(&claims(json!({"aud": "vault/dev"})), "dev", 900, NOW).unwrap_err();
         assert_eq!(e.status(), 400);
-        assert!(ok(json!("soon")).is_err());
+        assert_eq!(ok(json!("soon")).unwrap_err().status(), 400);
     }
 
     #[test]
@@ -309,7 +309,12 @@ mod tests {
         ] {
             assert_eq!(check(bad.clone()).unwrap_err().status(), 400, "{bad}");
         }
-        assert!(check_claims(&claims(json!({"exp": NOW + 60})), "dev", 900, NOW).is_err());
+        assert_eq!(
+            check_claims(&claims(json!({"exp": NOW + 60})), "dev", 900, NOW)
+                .unwrap_err()
+                .status(),
+            400
+        );
     }
 
     fn b64(v: &Value) -> String {
@@ -367,6 +372,11 @@ mod signature_tests {
         let mut parts: Vec<String> = jwt.split('.').map(String::from).collect();
         parts[1] = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .encode(json!({"sub": "b@p", "aud": "vault/dev", "exp": 1}).to_string());
-        assert!(verify_signature(&parts.join("."), &key).is_err());
+        assert_eq!(
+            verify_signature(&parts.join("."), &key)
+                .unwrap_err()
+                .status(),
+            400
+        );
     }
 }

@@ -220,8 +220,14 @@ mod tests {
         let r = role(&["app-*", "exact"], &["team-*"]);
         assert!(r.check_binding("team-a", "app-web").is_ok());
         assert!(r.check_binding("team-a", "exact").is_ok());
-        assert!(r.check_binding("team-a", "other").is_err());
-        assert!(r.check_binding("prod", "app-web").is_err());
+        assert!(matches!(
+            r.check_binding("team-a", "other"),
+            Err(Error::Forbidden(m)) if m == "service account name not authorized"
+        ));
+        assert!(matches!(
+            r.check_binding("prod", "app-web"),
+            Err(Error::Forbidden(m)) if m == "namespace not authorized"
+        ));
     }
 
     fn role(names: &[&str], namespaces: &[&str]) -> RoleEntry {

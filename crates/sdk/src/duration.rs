@@ -113,7 +113,11 @@ mod tests {
         assert_eq!(parse_duration("2d").unwrap(), Duration::from_secs(172_800));
         assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
         for bad in ["", "h", "1x", "-5", "1h-", "..s", "5 m"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
+            assert_eq!(
+                parse_duration(bad),
+                Err(DurationError(bad.to_string())),
+                "{bad}"
+            );
         }
     }
 
@@ -127,7 +131,9 @@ mod tests {
             duration_from_json(&serde_json::json!("1m")).unwrap(),
             Duration::from_secs(60)
         );
-        assert!(duration_from_json(&serde_json::json!(-1)).is_err());
-        assert!(duration_from_json(&serde_json::json!(true)).is_err());
+        for bad in [serde_json::json!(-1), serde_json::json!(true)] {
+            let err = duration_from_json(&bad).expect_err("not a duration");
+            assert_eq!(err.0, bad.to_string());
+        }
     }
 }

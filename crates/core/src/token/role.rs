@@ -1124,7 +1124,11 @@ mod tests {
             ["axbyc", "default"]
         );
         for bad in ["ab", "ac", "abcX"] {
-            assert!(resolve(&m, &[bad], false).is_err(), "{bad}");
+            let err = resolve(&m, &[bad], false).expect_err(bad);
+            assert!(
+                err.contains("must be subset of the role's allowed policies"),
+                "{bad}: {err}"
+            );
         }
     }
 
@@ -1154,7 +1158,8 @@ mod tests {
         // Disallowing "default" (by name or glob) stops it being added.
         let dd = role(json!({"allowed_policies": "p1", "disallowed_policies": "default"}));
         assert_eq!(resolve(&dd, &[], false).unwrap(), ["p1"]);
-        assert!(resolve(&dd, &["default"], false).is_err());
+        let err = resolve(&dd, &["default"], false).expect_err("default is disallowed");
+        assert!(err.contains("default"), "{err}");
         let dgd = role(json!({"allowed_policies": "p1", "disallowed_policies_glob": "def*"}));
         assert_eq!(resolve(&dgd, &[], false).unwrap(), ["p1"]);
         let nd = role(json!({"allowed_policies": "p1", "token_no_default_policy": true}));
@@ -1240,7 +1245,8 @@ mod tests {
             "1.2.3.4/+8",
             "::1/129",
         ] {
-            assert!(BoundCidr::parse(bad).is_err(), "{bad}");
+            let err = BoundCidr::parse(bad).expect_err(bad);
+            assert!(err.starts_with("error parsing address"), "{bad}: {err}");
         }
         let net = BoundCidr::parse("10.1.2.3/8").unwrap();
         assert!(net.contains("10.200.0.1".parse().unwrap()));

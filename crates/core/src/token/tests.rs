@@ -114,7 +114,10 @@ async fn renewal_is_capped_by_explicit_max_ttl() {
     let mut fixed = new_token(None);
     fixed.renewable = false;
     let (_, fixed) = store.create(fixed).await.unwrap();
-    assert!(store.renew(&fixed.id_hash, 60, 0).await.is_err());
+    assert!(matches!(
+        store.renew(&fixed.id_hash, 60, 0).await,
+        Err(Error::BadRequest(m)) if m == "lease is not renewable"
+    ));
 }
 
 #[tokio::test]
