@@ -470,9 +470,8 @@ impl Core {
     /// the reaper that revokes them on time.
     async fn load_unsealed(&self) -> Result<Arc<Unsealed>> {
         let schedule = Arc::new(Schedule::default());
-        let (tokens, dangling) =
-            TokenStore::open(self.barrier.view("sys/token/"), schedule.clone()).await?;
-        let tokens = Arc::new(tokens);
+        let tokens =
+            Arc::new(TokenStore::open(self.barrier.view("sys/token/"), schedule.clone()).await?);
         let leases =
             Arc::new(LeaseStore::open(self.barrier.view("sys/expire/"), schedule.clone()).await?);
         let policies = Arc::new(PolicyStore::open(self.barrier.view("sys/policy/")).await?);
@@ -528,11 +527,24 @@ impl Core {
             reaper: std::sync::Mutex::new(None),
         });
         self.unsealed.store(Some(unsealed.clone()));
-        // A crash during a tree revocation can leave children whose parent
-        // is gone: finish the job.
-        for hash in dangling {
-            self.revoke_token_tree(&hash).await?;
-        }
+        // Tokens are indexed in the background. A crash during a tree
+        // revocation can leave children whose parent is gone: once the
+        // index is complete, finish the job.
+        let indexing = unsealed.tokens.start_background();
+        let core = self.weak.clone();
+        tokio::spawn(async move {
+            let Ok(Ok(dangling)) = indexing.await else {
+                return;
+            };
+            let Some(core) = core.upgrade() else {
+                return;
+            };
+            for hash in dangling {
+                if let Err(e) = core.revoke_token_tree(&hash).await {
+                    tracing::warn!(error = %e, "revoking a token whose parent is gone failed");
+                }
+            }
+        });
         let reaper = tokio::spawn(reap(
             self.weak.clone(),
             Arc::downgrade(&unsealed),
@@ -849,7 +861,7 @@ impl Core {
         if token.0.is_empty() {
             return Err(denied());
         }
-        let entry = unsealed.tokens.lookup(&token.0).ok_or(denied())?;
+        let entry = unsealed.tokens.lookup(&token.0).await?.ok_or(denied())?;
         if entry.num_uses < 0 {
             return Err(denied());
         }
@@ -911,7 +923,7 @@ impl Core {
     /// its leases and cubbyhole.
     pub async fn revoke_token_tree(&self, hash: &str) -> Result<()> {
         let unsealed = self.unsealed()?;
-        for h in unsealed.tokens.tree_postorder(hash) {
+        for h in unsealed.tokens.tree_postorder(hash).await? {
             self.revoke_one_token(&unsealed, &h).await?;
         }
         Ok(())
@@ -928,7 +940,7 @@ impl Core {
         for lease in unsealed.leases.of_token(hash) {
             self.revoke_lease(unsealed, &lease, false).await?;
         }
-        if let Some(entry) = unsealed.tokens.get_any(hash) {
+        if let Some(entry) = unsealed.tokens.get_any(hash).await? {
             if !entry.cubbyhole_id.is_empty() {
                 clear_view(
                     &unsealed
@@ -990,10 +1002,12 @@ impl Core {
                 self.revoke_lease(&unsealed, &id, force).await?;
             }
         }
-        for entry in unsealed.tokens.entries() {
-            if entry.lease_id().starts_with(prefix) {
-                self.revoke_token_tree(&entry.id_hash).await?;
-            }
+        let matching = unsealed
+            .tokens
+            .entries_matching(|e| e.lease_id().starts_with(prefix))
+            .await?;
+        for entry in matching {
+            self.revoke_token_tree(&entry.id_hash).await?;
         }
         Ok(())
     }
@@ -1002,12 +1016,14 @@ impl Core {
     /// is gone and leases whose token is gone.
     pub async fn tidy_tokens(&self) -> Result<()> {
         let unsealed = self.unsealed()?;
-        for hash in unsealed.tokens.tidy_candidates() {
+        for hash in unsealed.tokens.tidy_candidates().await? {
             self.revoke_token_tree(&hash).await?;
         }
         for id in unsealed.leases.ids() {
             if let Some(l) = unsealed.leases.get(&id) {
-                if !l.token_hash.is_empty() && unsealed.tokens.get_any(&l.token_hash).is_none() {
+                if !l.token_hash.is_empty()
+                    && unsealed.tokens.get_any(&l.token_hash).await?.is_none()
+                {
                     self.revoke_lease(&unsealed, &id, false).await?;
                 }
             }

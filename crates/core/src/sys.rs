@@ -551,7 +551,7 @@ async fn caller_is_authenticated(core: &Core, ctx: &Ctx) -> bool {
         return false;
     };
     match core.unsealed() {
-        Ok(u) => u.tokens.lookup(&t.0).is_some(),
+        Ok(u) => matches!(u.tokens.lookup(&t.0).await, Ok(Some(_))),
         Err(_) => false,
     }
 }
@@ -648,7 +648,7 @@ async fn capabilities_of(
 async fn capabilities(s: S, ctx: Ctx) -> Result<Response> {
     let core = s.core()?;
     let token = ctx.fields.str_or_empty("token")?;
-    let entry = core.unsealed()?.tokens.lookup(&token);
+    let entry = core.unsealed()?.tokens.lookup(&token).await?;
     capabilities_of(&core, entry, &ctx, true).await
 }
 
@@ -663,14 +663,14 @@ async fn capabilities_self(s: S, ctx: Ctx) -> Result<Response> {
             .map(|t| t.0.clone())
             .unwrap_or_default();
     }
-    let entry = core.unsealed()?.tokens.lookup(&token);
+    let entry = core.unsealed()?.tokens.lookup(&token).await?;
     capabilities_of(&core, entry, &ctx, false).await
 }
 
 async fn capabilities_accessor(s: S, ctx: Ctx) -> Result<Response> {
     let core = s.core()?;
     let accessor = ctx.fields.str_or_empty("accessor")?;
-    let entry = core.unsealed()?.tokens.lookup_accessor(&accessor);
+    let entry = core.unsealed()?.tokens.lookup_accessor(&accessor).await?;
     capabilities_of(&core, entry, &ctx, true).await
 }
 
