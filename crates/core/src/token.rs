@@ -537,6 +537,67 @@ impl TokenStore {
         self.create_with(new, |_| Ok(Vec::new())).await
     }
 
+    /// The entry of a new token, before its id, accessor and cubbyhole.
+    fn fresh_entry(new: &NewToken) -> TokenEntry {
+        let now = now_unix();
+        TokenEntry {
+            id_hash: String::new(),
+            accessor: String::new(),
+            policies: new.policies.clone(),
+            path: new.path.clone(),
+            display_name: new.display_name.clone(),
+            creation_time: now,
+            ttl: new.ttl,
+            explicit_max_ttl: new.explicit_max_ttl,
+            num_uses: new.num_uses,
+            orphan: new.parent.is_none(),
+            parent: new.parent.clone(),
+            meta: new.meta.clone(),
+            token_type: if new.batch { "batch" } else { "service" }.into(),
+            renewable: new.renewable && !new.batch,
+            period: new.period,
+            expire_time: if new.ttl > 0 { now + new.ttl } else { 0 },
+            last_renewal: 0,
+            role: new.role.clone(),
+            cubbyhole_id: String::new(),
+            bound_cidrs: new.bound_cidrs.clone(),
+            max_ttl: new.max_ttl,
+        }
+    }
+
+    /// Creates service tokens in bulk, all in one storage batch (for
+    /// seeding benchmarks and imports: `new` must not be batch tokens nor
+    /// carry chosen ids, and parents are not checked). Returns their ids.
+    pub async fn create_many(&self, new: &[NewToken]) -> Result<Vec<String>> {
+        let mut ids = Vec::with_capacity(new.len());
+        let mut entries = Vec::with_capacity(new.len());
+        let mut ops = Vec::with_capacity(new.len());
+        for n in new {
+            if n.batch || n.id.is_some() {
+                return Err(Error::bad_request(
+                    "bulk creation makes service tokens with random ids only",
+                ));
+            }
+            let id = format!("s.{}", random_base62(24));
+            let mut entry = Self::fresh_entry(n);
+            entry.id_hash = self.hash(&id);
+            entry.accessor = random_base62(24);
+            entry.cubbyhole_id = random_base62(24);
+            ops.push(self.put_op(&entry)?);
+            ids.push(id);
+            entries.push(entry);
+        }
+        self.view.storage().batch(ops).await?;
+        // Nobody knows these random ids yet, so no reader can race the
+        // indexing below (no stripe lock needed); they are not cached.
+        for entry in &entries {
+            if let Some(key) = key_of(&entry.id_hash) {
+                self.index(key, entry);
+            }
+        }
+        Ok(ids)
+    }
+
     /// [`create`](Self::create), writing `extra` (barrier-absolute keys,
     /// computed from the new entry) in the same atomic batch as the token:
     /// response wrapping stores the token and its wrapped answer at once.
@@ -545,30 +606,7 @@ impl TokenStore {
         new: NewToken,
         extra: impl FnOnce(&TokenEntry) -> Result<Vec<BatchOp>>,
     ) -> Result<(String, Arc<TokenEntry>)> {
-        let now = now_unix();
-        let mut entry = TokenEntry {
-            id_hash: String::new(),
-            accessor: String::new(),
-            policies: new.policies,
-            path: new.path,
-            display_name: new.display_name,
-            creation_time: now,
-            ttl: new.ttl,
-            explicit_max_ttl: new.explicit_max_ttl,
-            num_uses: new.num_uses,
-            orphan: new.parent.is_none(),
-            parent: new.parent,
-            meta: new.meta,
-            token_type: if new.batch { "batch" } else { "service" }.into(),
-            renewable: new.renewable && !new.batch,
-            period: new.period,
-            expire_time: if new.ttl > 0 { now + new.ttl } else { 0 },
-            last_renewal: 0,
-            role: new.role,
-            cubbyhole_id: String::new(),
-            bound_cidrs: new.bound_cidrs,
-            max_ttl: new.max_ttl,
-        };
+        let mut entry = Self::fresh_entry(&new);
         if new.batch {
             let id = self.batch.seal(&entry)?;
             return Ok((id, Arc::new(entry)));
