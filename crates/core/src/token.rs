@@ -423,28 +423,21 @@ impl TokenStore {
     }
 
     async fn load_all(&self) -> Result<Vec<String>> {
-        let hashes = self.view.list(ID_PREFIX).await?;
-        for hash in hashes {
-            let Some(key) = key_of(&hash) else {
-                tracing::warn!(key = %hash, "token store: ignoring a stored key that is not a token hash");
-                continue;
-            };
-            if self.skel.contains_key(&key) {
-                // Indexed by a write or a lookup meanwhile, from storage.
-                continue;
+        // Hashed ids are hex: list them in 256 pages by their first two
+        // digits, so that the listing never holds every key at once.
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        for page in 0..256usize {
+            let prefix = format!(
+                "{ID_PREFIX}{}{}",
+                char::from(HEX[page >> 4]),
+                char::from(HEX[page & 15])
+            );
+            for rest in self.view.list(&prefix).await? {
+                let hash = format!("{}{rest}", &prefix[ID_PREFIX.len()..]);
+                self.load_one(&hash).await?;
             }
-            let _guard = self.stripe(&key).lock().await;
-            if self.skel.contains_key(&key) {
-                continue;
-            }
-            match self.read(&hash).await {
-                Ok(Some(entry)) => self.index(key, &entry),
-                Ok(None) => {}
-                Err(Error::Internal(e)) => {
-                    tracing::warn!(error = %e, "token store: skipping an unreadable token entry");
-                }
-                Err(e) => return Err(e),
-            }
+            // Storage reads do not yield: leave room to requests.
+            tokio::task::yield_now().await;
         }
         let dangling = self
             .skel
@@ -453,6 +446,31 @@ impl TokenStore {
             .map(|s| hash_of(s.key()))
             .collect();
         Ok(dangling)
+    }
+
+    /// Indexes one stored token unless it is already.
+    async fn load_one(&self, hash: &str) -> Result<()> {
+        let Some(key) = key_of(hash) else {
+            tracing::warn!(key = %hash, "token store: ignoring a stored key that is not a token hash");
+            return Ok(());
+        };
+        if self.skel.contains_key(&key) {
+            // Indexed by a write or a lookup meanwhile, from storage.
+            return Ok(());
+        }
+        let _guard = self.stripe(&key).lock().await;
+        if self.skel.contains_key(&key) {
+            return Ok(());
+        }
+        match self.read(hash).await {
+            Ok(Some(entry)) => self.index(key, &entry),
+            Ok(None) => {}
+            Err(Error::Internal(e)) => {
+                tracing::warn!(error = %e, "token store: skipping an unreadable token entry");
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(())
     }
 
     fn stripe(&self, key: &Key) -> &tokio::sync::Mutex<()> {
