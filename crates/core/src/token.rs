@@ -205,6 +205,21 @@ pub struct NewToken {
 /// others are read from storage when used.
 pub const ENTRY_CACHE_CAPACITY: usize = 50_000;
 
+/// `open` indexes the store itself when the first of the 256 pages of ids
+/// holds at most this many (so about 256 times as many tokens in all).
+pub const INLINE_PROBE_MAX: usize = 2;
+
+/// The storage prefix of page `page` (0..256) of token ids: the ids whose
+/// hex starts with that byte.
+fn page_prefix(page: usize) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    format!(
+        "{ID_PREFIX}{}{}",
+        char::from(HEX[(page >> 4) & 15]),
+        char::from(HEX[page & 15])
+    )
+}
+
 /// Number of stripe locks serialising storage access per token.
 const STRIPES: usize = 1024;
 
@@ -264,6 +279,8 @@ pub struct TokenStore {
     stripes: Box<[tokio::sync::Mutex<()>]>,
     schedule: Arc<Schedule>,
     progress: tokio::sync::watch::Sender<Progress>,
+    /// What `open` found dangling when it indexed a small store itself.
+    inline_dangling: std::sync::Mutex<Option<Vec<String>>>,
 }
 
 impl std::fmt::Debug for TokenStore {
@@ -366,11 +383,17 @@ impl TokenStore {
     /// Opens the store in `view`, creating its keys on first use. Tokens are
     /// served from here on (read from storage on a miss), but the index of
     /// every token is built by [`start_background`](Self::start_background),
-    /// which the caller starts next.
+    /// which the caller starts next. A small store (its first page of ids,
+    /// 1/256th of them, has at most [`INLINE_PROBE_MAX`] keys: a few hundred
+    /// tokens) is indexed here at once instead.
     pub async fn open(view: View, schedule: Arc<Schedule>) -> Result<Self> {
+        Self::open_with(view, schedule, true).await
+    }
+
+    async fn open_with(view: View, schedule: Arc<Schedule>, inline: bool) -> Result<Self> {
         let salt = load_or_create_key(&view, SALT_KEY).await?;
         let batch_key = load_or_create_key(&view, BATCH_KEY).await?;
-        Ok(TokenStore {
+        let store = TokenStore {
             salt: hmac::Key::new(hmac::HMAC_SHA256, &salt),
             batch: batch::Codec::new(&batch_key)?,
             view,
@@ -383,15 +406,37 @@ impl TokenStore {
             stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
             schedule,
             progress: tokio::sync::watch::Sender::new(Progress::Loading),
-        })
+            inline_dangling: std::sync::Mutex::new(None),
+        };
+        if inline && store.view.list(&page_prefix(0)).await?.len() <= INLINE_PROBE_MAX {
+            for rest in store.view.list(ID_PREFIX).await? {
+                store.load_one(&rest).await?;
+            }
+            let dangling = store.dangling();
+            if let Ok(mut slot) = store.inline_dangling.lock() {
+                *slot = Some(dangling);
+            }
+            store.progress.send_replace(Progress::Ready);
+        }
+        Ok(store)
     }
 
     /// Starts the background pass that indexes every stored token (skeleton,
     /// accessors, tree, expiry timetable). The task's result is the hashed
     /// ids of tokens whose parent is gone (a crash during a tree
     /// revocation), for the caller to revoke; [`loaded`](Self::loaded)
-    /// tells when it is done.
+    /// tells when it is done. The task holds the store until it is done.
     pub fn start_background(self: &Arc<Self>) -> tokio::task::JoinHandle<Result<Vec<String>>> {
+        if self.is_loaded() {
+            // Indexed by `open` (a small store).
+            let dangling = self
+                .inline_dangling
+                .lock()
+                .ok()
+                .and_then(|mut d| d.take())
+                .unwrap_or_default();
+            return tokio::spawn(async move { Ok(dangling) });
+        }
         let store = self.clone();
         tokio::spawn(async move {
             let outcome = store.load_all().await;
@@ -425,13 +470,8 @@ impl TokenStore {
     async fn load_all(&self) -> Result<Vec<String>> {
         // Hashed ids are hex: list them in 256 pages by their first two
         // digits, so that the listing never holds every key at once.
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        for page in 0..256usize {
-            let prefix = format!(
-                "{ID_PREFIX}{}{}",
-                char::from(HEX[page >> 4]),
-                char::from(HEX[page & 15])
-            );
+        for page in 0..256 {
+            let prefix = page_prefix(page);
             for rest in self.view.list(&prefix).await? {
                 let hash = format!("{}{rest}", &prefix[ID_PREFIX.len()..]);
                 self.load_one(&hash).await?;
@@ -439,13 +479,16 @@ impl TokenStore {
             // Storage reads do not yield: leave room to requests.
             tokio::task::yield_now().await;
         }
-        let dangling = self
-            .skel
+        Ok(self.dangling())
+    }
+
+    /// Indexed tokens whose parent is not indexed.
+    fn dangling(&self) -> Vec<String> {
+        self.skel
             .iter()
             .filter(|s| s.parent.is_some_and(|p| !self.skel.contains_key(&p)))
             .map(|s| hash_of(s.key()))
-            .collect();
-        Ok(dangling)
+            .collect()
     }
 
     /// Indexes one stored token unless it is already.

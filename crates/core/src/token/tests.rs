@@ -22,10 +22,11 @@ async fn open(view: View) -> Arc<TokenStore> {
     open_loaded(view, Arc::new(Schedule::default())).await.0
 }
 
-/// Opens the store without starting its background pass.
+/// Opens the store without indexing it (even when small) nor starting
+/// its background pass.
 async fn open_unloaded(view: View) -> Arc<TokenStore> {
     Arc::new(
-        TokenStore::open(view, Arc::new(Schedule::default()))
+        TokenStore::open_with(view, Arc::new(Schedule::default()), false)
             .await
             .unwrap(),
     )
