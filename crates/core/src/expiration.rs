@@ -4,9 +4,11 @@
 //! secret leases alike; the [`Core`](crate::node::Core) runs a reaper task
 //! that sleeps until the earliest deadline and revokes what is due. The
 //! timetable is rebuilt from storage at every unseal (token entries and
-//! [`LeaseStore`] entries carry their expiry), so expiry survives restarts
-//! and seal/unseal: anything that came due while the server was down is
-//! revoked right after unsealing.
+//! [`LeaseStore`] entries carry their expiry; tokens are scheduled by the
+//! token store's background pass, see [`crate::token`]), so expiry
+//! survives restarts and seal/unseal: anything that came due while the
+//! server was down is revoked right after unsealing (tokens once the pass
+//! has indexed them, since revoking a token needs its whole tree).
 //!
 //! [`LeaseStore`] keeps secret leases (responses a backend marked as leased)
 //! persisted behind the barrier under `sys/expire/id/<lease id>`, loaded in

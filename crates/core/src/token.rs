@@ -562,8 +562,12 @@ impl TokenStore {
         self.cache.insert(key, entry);
     }
 
-    /// Whether a service token (expired or not) exists.
+    /// Whether a service token (expired or not) exists: the skeleton
+    /// answers once complete, storage before.
     async fn exists(&self, hash: &str) -> Result<bool> {
+        if self.is_loaded() {
+            return Ok(key_of(hash).is_some_and(|k| self.skel.contains_key(&k)));
+        }
         Ok(self.get_any(hash).await?.is_some())
     }
 
