@@ -326,3 +326,43 @@ async fn a_deleted_token_is_not_served_from_the_cache() {
         .unwrap()
         .is_none());
 }
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap()
+}
+
+/// The resident cost of a live token that is not in use (the skeleton,
+/// accessor, tree and timetable records), measured over a million tokens
+/// half of which are children: run with `cargo test -p strongroom-core
+/// --release -- --ignored resident_bytes --nocapture`.
+#[tokio::test]
+#[ignore = "a measurement over a million tokens"]
+async fn resident_bytes_per_idle_token() {
+    const N: usize = 1_000_000;
+    let store = open(unsealed_view().await).await;
+    let template = TokenStore::fresh_entry(&new_token(None));
+    let mut parent = None;
+    let before = rss_kib();
+    for i in 0..N {
+        let mut e = template.clone();
+        e.id_hash = store.hash(&format!("s.{i}"));
+        e.accessor = random_base62(24);
+        e.expire_time = now_unix() + 3600 + i as u64;
+        e.parent = if i % 2 == 1 { parent.clone() } else { None };
+        if i % 2 == 0 {
+            parent = Some(e.id_hash.clone());
+        }
+        store.index(key_of(&e.id_hash).unwrap(), &e);
+    }
+    let per_token = (rss_kib() - before) * 1024 / N as u64;
+    println!("resident bytes per idle token: {per_token}");
+    assert_eq!(store.skel.len(), N);
+    // Measured: about 700 (see the module comment).
+    assert!(per_token < 800, "{per_token} bytes per token");
+}
