@@ -140,13 +140,17 @@ pub struct UnsealArgs {
     /// A redb file made by `seed-tokens` (with its `.json` beside it).
     #[arg(long)]
     path: PathBuf,
-    /// The listener address.
-    #[arg(long, default_value = "127.0.0.1:18200")]
-    addr: SocketAddr,
+    /// The listener address (default: a free port on 127.0.0.1).
+    #[arg(long)]
+    addr: Option<SocketAddr>,
 }
 
 /// Runs `unseal-time`.
-pub async fn unseal_time(args: UnsealArgs) -> anyhow::Result<()> {
+pub async fn unseal_time(mut args: UnsealArgs) -> anyhow::Result<()> {
+    let addr = match args.addr.take() {
+        Some(a) => a,
+        None => std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?,
+    };
     let keys: Value = serde_json::from_slice(
         &std::fs::read(keys_path(&args.path)).context("reading the seed's .json")?,
     )?;
@@ -163,7 +167,7 @@ pub async fn unseal_time(args: UnsealArgs) -> anyhow::Result<()> {
         &config,
         format!(
             "storage \"redb\" {{\n  path = {path:?}\n}}\n\nlistener \"tcp\" {{\n  address = \"{}\"\n  tls_disable = true\n}}\n",
-            args.addr,
+            addr,
             path = path.display().to_string(),
         ),
     )?;
@@ -185,7 +189,10 @@ pub async fn unseal_time(args: UnsealArgs) -> anyhow::Result<()> {
     // Wait for the listener (sealed: any answer will do).
     let mut up = false;
     for _ in 0..200 {
-        if call(args.addr, Method::GET, "sys/seal-status", None, None)
+        if let Some(status) = child.try_wait()? {
+            bail!("the server exited: {status}");
+        }
+        if call(addr, Method::GET, "sys/seal-status", None, None)
             .await
             .is_ok()
         {
@@ -195,13 +202,13 @@ pub async fn unseal_time(args: UnsealArgs) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     if !up {
-        bail!("the server did not listen on {}", args.addr);
+        bail!("the server did not listen on {}", addr);
     }
     let sealed_rss = hwm();
     let unseal_body = json!({ "key": field("unseal_key")? });
     let t0 = Instant::now();
     let (status, body) = call(
-        args.addr,
+        addr,
         Method::PUT,
         "sys/unseal",
         None,
@@ -214,7 +221,7 @@ pub async fn unseal_time(args: UnsealArgs) -> anyhow::Result<()> {
     }
     let sample = token_header(&field("sample_token")?)?;
     let (status, _) = call(
-        args.addr,
+        addr,
         Method::GET,
         "auth/token/lookup-self",
         Some(&sample),
@@ -227,7 +234,7 @@ pub async fn unseal_time(args: UnsealArgs) -> anyhow::Result<()> {
     }
     let root = token_header(&field("root_token")?)?;
     let (status, _) = call(
-        args.addr,
+        addr,
         Method::GET,
         "auth/token/lookup-self",
         Some(&root),
@@ -242,7 +249,7 @@ pub async fn unseal_time(args: UnsealArgs) -> anyhow::Result<()> {
     let probe = json!({ "accessor": "strongroom-bench-no-such-accessor" });
     loop {
         match call(
-            args.addr,
+            addr,
             Method::POST,
             "auth/token/lookup-accessor",
             Some(&root),
@@ -269,7 +276,7 @@ pub async fn unseal_time(args: UnsealArgs) -> anyhow::Result<()> {
     };
     let (peak, current) = (hwm(), rss());
     let (status, body) = call(
-        args.addr,
+        addr,
         Method::from_bytes(b"LIST")?,
         "auth/token/accessors",
         Some(&root),
@@ -281,7 +288,17 @@ pub async fn unseal_time(args: UnsealArgs) -> anyhow::Result<()> {
     }
     let listed = body["data"]["keys"].as_array().map_or(0, Vec::len);
     let after_list = hwm();
-    child.kill().await.ok();
+    // SIGTERM for a clean shutdown (a killed redb needs a repair on the
+    // next open, which would weigh on the next run's figures).
+    let stopped = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status();
+    if stopped.is_ok_and(|s| s.success()) {
+        child.wait().await.ok();
+    } else {
+        child.kill().await.ok();
+    }
     let mib = |k: Option<u64>| k.map_or("?".into(), |k| format!("{:.0} MiB", k as f64 / 1024.0));
     println!("tokens stored:                     {}", keys["count"]);
     println!("unseal answered after:             {unsealed_at:.1?}");
