@@ -207,14 +207,7 @@ pub async fn unseal_time(mut args: UnsealArgs) -> anyhow::Result<()> {
     let sealed_rss = hwm();
     let unseal_body = json!({ "key": field("unseal_key")? });
     let t0 = Instant::now();
-    let (status, body) = call(
-        addr,
-        Method::PUT,
-        "sys/unseal",
-        None,
-        Some(&unseal_body),
-    )
-    .await?;
+    let (status, body) = call(addr, Method::PUT, "sys/unseal", None, Some(&unseal_body)).await?;
     let unsealed_at = t0.elapsed();
     if status != StatusCode::OK || body["sealed"] != json!(false) {
         bail!("unseal answered {status}: {body}");
