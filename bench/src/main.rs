@@ -14,6 +14,7 @@ mod gcp;
 mod kube;
 mod load;
 mod report;
+mod seed;
 mod servers;
 mod workloads;
 
@@ -111,6 +112,26 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // The many-token subcommands (issue 13) have their own arguments.
+    let sub = std::env::args().nth(1);
+    let outcome = match sub.as_deref() {
+        Some("seed-tokens") => {
+            Some(seed::seed(seed::SeedArgs::parse_from(std::env::args().skip(1))).await)
+        }
+        Some("unseal-time") => {
+            Some(seed::unseal_time(seed::UnsealArgs::parse_from(std::env::args().skip(1))).await)
+        }
+        _ => None,
+    };
+    if let Some(outcome) = outcome {
+        return match outcome {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("error: {err:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let args = Args::parse();
     // Dropping `run` on Ctrl-C drops the servers, which kills them, and the
     // temp dir, which removes their files.

@@ -4,9 +4,11 @@
 //! secret leases alike; the [`Core`](crate::node::Core) runs a reaper task
 //! that sleeps until the earliest deadline and revokes what is due. The
 //! timetable is rebuilt from storage at every unseal (token entries and
-//! [`LeaseStore`] entries carry their expiry), so expiry survives restarts
-//! and seal/unseal: anything that came due while the server was down is
-//! revoked right after unsealing.
+//! [`LeaseStore`] entries carry their expiry; tokens are scheduled by the
+//! token store's background pass, see [`crate::token`]), so expiry
+//! survives restarts and seal/unseal: anything that came due while the
+//! server was down is revoked right after unsealing (tokens once the pass
+//! has indexed them, since revoking a token needs its whole tree).
 //!
 //! [`LeaseStore`] keeps secret leases (responses a backend marked as leased)
 //! persisted behind the barrier under `sys/expire/id/<lease id>`, loaded in
@@ -33,10 +35,39 @@ pub enum Due {
     Lease(String),
 }
 
+/// A deadline's key as the timetable holds it: a token's hashed id (64 hex
+/// characters) as its 32 bytes rather than a 64-byte string, since every
+/// expiring token stays in the timetable (see [`crate::token`] for the
+/// per-token memory budget).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Slot {
+    Token([u8; 32]),
+    Other(Due),
+}
+
+impl Slot {
+    fn of(due: Due) -> Slot {
+        if let Due::Token(hash) = &due {
+            let mut key = [0u8; 32];
+            if hex::decode_to_slice(hash, &mut key).is_ok() {
+                return Slot::Token(key);
+            }
+        }
+        Slot::Other(due)
+    }
+
+    fn due(self) -> Due {
+        match self {
+            Slot::Token(key) => Due::Token(hex::encode(key)),
+            Slot::Other(due) => due,
+        }
+    }
+}
+
 #[derive(Default)]
 struct Timetable {
-    by_time: BTreeSet<(u64, Due)>,
-    by_key: HashMap<Due, u64>,
+    by_time: BTreeSet<(u64, Slot)>,
+    by_key: HashMap<Slot, u64>,
 }
 
 /// The timetable of deadlines (unix seconds), woken when it changes.
@@ -62,6 +93,7 @@ impl Schedule {
 
     /// Sets (or moves) the deadline of `key`.
     pub fn set(&self, key: Due, at: u64) {
+        let key = Slot::of(key);
         let earlier = {
             let mut t = self.table();
             if let Some(old) = t.by_key.insert(key.clone(), at) {
@@ -77,9 +109,10 @@ impl Schedule {
 
     /// Forgets the deadline of `key`.
     pub fn remove(&self, key: &Due) {
+        let key = Slot::of(key.clone());
         let mut t = self.table();
-        if let Some(old) = t.by_key.remove(key) {
-            t.by_time.remove(&(old, key.clone()));
+        if let Some(old) = t.by_key.remove(&key) {
+            t.by_time.remove(&(old, key));
         }
     }
 
@@ -98,7 +131,7 @@ impl Schedule {
             }
             t.by_time.remove(&(at, key.clone()));
             t.by_key.remove(&key);
-            out.push(key);
+            out.push(key.due());
         }
         out
     }

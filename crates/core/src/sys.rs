@@ -575,7 +575,7 @@ async fn caller_is_authenticated(core: &Core, ctx: &Ctx) -> bool {
         return false;
     };
     match core.active() {
-        Ok(u) => u.tokens.lookup(&t.0).is_some(),
+        Ok(u) => matches!(u.tokens.lookup(&t.0).await, Ok(Some(_))),
         Err(_) => false,
     }
 }
@@ -672,7 +672,7 @@ async fn capabilities_of(
 async fn capabilities(s: S, ctx: Ctx) -> Result<Response> {
     let core = s.core()?;
     let token = ctx.fields.str_or_empty("token")?;
-    let entry = core.active()?.tokens.lookup(&token);
+    let entry = core.active()?.tokens.lookup(&token).await?;
     capabilities_of(&core, entry, &ctx, true).await
 }
 
@@ -687,7 +687,7 @@ async fn capabilities_self(s: S, ctx: Ctx) -> Result<Response> {
             .map(|t| t.0.clone())
             .unwrap_or_default();
     }
-    let entry = core.active()?.tokens.lookup(&token);
+    let entry = core.active()?.tokens.lookup(&token).await?;
     capabilities_of(&core, entry, &ctx, false).await
 }
 
@@ -698,6 +698,7 @@ async fn capabilities_accessor(s: S, ctx: Ctx) -> Result<Response> {
         .active()?
         .tokens
         .lookup_accessor(&accessor)
+        .await?
         .ok_or_else(|| Error::bad_request("invalid accessor"))?;
     capabilities_of(&core, Some(entry), &ctx, true).await
 }

@@ -3,13 +3,49 @@
 //! batch tokens are not persisted at all but carry their own entry,
 //! encrypted and authenticated ([`batch`]).
 //!
-//! Every stored token is loaded into memory when the server unseals, and
-//! every write goes through this store, so the in-memory maps are the
-//! authoritative index: validating a request's token costs no storage read
-//! and takes no global lock (sharded maps), and a miss means "no such
-//! token". The maps also hold what storage does not need to: accessors and
-//! the parent → children tree are rebuilt from the entries at load, so
-//! creating a token is one storage write.
+//! # What stays in memory, and when it is there
+//!
+//! Unsealing must not wait for the tokens: [`TokenStore::open`] only reads
+//! the two keys, and [`TokenStore::start_background`] then walks storage
+//! once to build a compact **resident skeleton** of every live token (the
+//! design of OpenBao's lease restore, with a much smaller per-token
+//! footprint than a full entry):
+//!
+//! - `skel`: hashed id (32 bytes) → accessor (24 bytes) and parent (33
+//!   bytes), so that a miss after the pass means "no such token" without a
+//!   storage read;
+//! - `accessors`: accessor → hashed id (56 bytes);
+//! - `children`: parent → set of children (32 bytes per child);
+//! - the expiry [`Schedule`] (two 40-byte records per expiring token).
+//!
+//! That is about 260 bytes of payload per live token; with hash-table
+//! slack (load factor ≤ 7/8, tables grow by doubling), B-tree nodes and a
+//! small children set per parent, the test `resident_bytes_per_idle_token`
+//! measures about 700 bytes per token over a million tokens (half of them
+//! children, each of its own parent; the tables just past a doubling), so
+//! ~0.7 GB for a million live tokens against ~3.6 KB per token when every
+//! full entry was resident. Full entries (policies, metadata, …, around
+//! 1 KB each) are only held in a bounded cache of
+//! [`ENTRY_CACHE_CAPACITY`] entries (S3-FIFO eviction, `quick_cache`), so
+//! the memory held by tokens that are not in use is the skeleton's.
+//!
+//! Validating a cached token is one map lookup, without a storage read or
+//! a global lock. A token missing from the cache is read from storage
+//! (and cached): before the pass has finished, any miss reads storage, so
+//! tokens that are not indexed yet work from the first request; after it,
+//! only tokens in the skeleton do. Creating a token is still one storage
+//! batch: accessors and the parent → children tree live in the skeleton,
+//! rebuilt from the entries at every unseal, so storage keeps the format
+//! of earlier versions (no secondary index keys to build or migrate).
+//!
+//! What needs the whole set (the tree for revocation and orphaning,
+//! accessor listing, tidy, tokens by lease prefix, and accessor lookups
+//! that miss) waits for the pass ([`TokenStore::loaded`]); so does the
+//! reaper's first token revocation, which is how tokens that expired while
+//! the server was down are revoked right after the pass. Readers that fill
+//! the cache or skeleton from storage and writers hold the same per-token
+//! stripe lock around their storage access and the map update, so a
+//! revoked or updated token can never be brought back stale.
 //!
 //! Revocation (which also reaches leases and cubbyholes) is orchestrated by
 //! the [`Core`](crate::node::Core); this store only answers for tokens.
@@ -170,26 +206,93 @@ pub struct NewToken {
     pub id: Option<String>,
 }
 
+/// How many full token entries the store keeps in memory at most; the
+/// others are read from storage when used.
+pub const ENTRY_CACHE_CAPACITY: usize = 50_000;
+
+/// `open` indexes the store itself when the first of the 256 pages of ids
+/// holds at most this many (so about 256 times as many tokens in all).
+pub const INLINE_PROBE_MAX: usize = 2;
+
+/// The storage prefix of page `page` (0..256) of token ids: the ids whose
+/// hex starts with that byte.
+fn page_prefix(page: usize) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    format!(
+        "{ID_PREFIX}{}{}",
+        char::from(HEX[(page >> 4) & 15]),
+        char::from(HEX[page & 15])
+    )
+}
+
+/// Number of stripe locks serialising storage access per token.
+const STRIPES: usize = 1024;
+
+/// A service token's hashed id, as its 32 bytes.
+type Key = [u8; 32];
+/// An accessor (24 base62 characters), as its bytes.
+type AccessorKey = [u8; 24];
+
+/// The hashed id `hash` as a [`Key`]; `None` for text that is not the hex
+/// of 32 bytes (no stored token has such a hash).
+fn key_of(hash: &str) -> Option<Key> {
+    let mut key = [0u8; 32];
+    hex::decode_to_slice(hash, &mut key).ok().map(|()| key)
+}
+
+/// The hex text of a [`Key`].
+fn hash_of(key: &Key) -> String {
+    hex::encode(key)
+}
+
+/// What stays in memory of every live token (see the module comment).
+#[derive(Debug, Clone, Copy)]
+struct Skeleton {
+    /// Its accessor, or `None` when the accessor is not 24 bytes long (then
+    /// it is in `odd_accessors`; never the case for tokens this server made).
+    accessor: Option<AccessorKey>,
+    /// Its parent.
+    parent: Option<Key>,
+}
+
+/// Where the background pass is.
+#[derive(Debug, Clone, PartialEq)]
+enum Progress {
+    Loading,
+    Ready,
+    Failed(String),
+}
+
 /// The token store of an unsealed server.
 pub struct TokenStore {
     view: View,
     salt: hmac::Key,
     batch: batch::Codec,
-    /// Every live service token, by hashed id.
-    tokens: DashMap<String, Arc<TokenEntry>>,
+    /// Full entries of tokens in use, bounded.
+    cache: quick_cache::sync::Cache<Key, Arc<TokenEntry>>,
+    /// Every live service token (complete once the pass is done).
+    skel: DashMap<Key, Skeleton>,
     /// Accessor → hashed id.
-    accessors: DashMap<String, String>,
-    /// Parent hashed id → children hashed ids.
-    children: DashMap<String, HashSet<String>>,
+    accessors: DashMap<AccessorKey, Key>,
+    /// Accessors that are not 24 bytes long → hashed id.
+    odd_accessors: DashMap<String, Key>,
+    /// Parent → children.
+    children: DashMap<Key, HashSet<Key>>,
     /// Serialises use-count updates per limited-use token.
     use_locks: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
+    /// Serialise, per token, storage access with the map updates it leads to.
+    stripes: Box<[tokio::sync::Mutex<()>]>,
     schedule: Arc<Schedule>,
+    progress: tokio::sync::watch::Sender<Progress>,
+    /// What `open` found dangling when it indexed a small store itself.
+    inline_dangling: std::sync::Mutex<Option<Vec<String>>>,
 }
 
 impl std::fmt::Debug for TokenStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenStore")
-            .field("tokens", &self.tokens.len())
+            .field("tokens", &self.skel.len())
+            .field("cached", &self.cache.len())
             .finish_non_exhaustive()
     }
 }
@@ -282,58 +385,195 @@ pub struct Used {
 }
 
 impl TokenStore {
-    /// Opens the store in `view`, creating its keys on first use, and loads
-    /// every stored token into memory. Tokens whose parent is gone (a crash
-    /// during a tree revocation) are returned for the caller to revoke.
-    pub async fn open(view: View, schedule: Arc<Schedule>) -> Result<(Self, Vec<String>)> {
+    /// Opens the store in `view`, creating its keys on first use. Tokens are
+    /// served from here on (read from storage on a miss), but the index of
+    /// every token is built by [`start_background`](Self::start_background),
+    /// which the caller starts next. A small store (its first page of ids,
+    /// 1/256th of them, has at most [`INLINE_PROBE_MAX`] keys: a few hundred
+    /// tokens) is indexed here at once instead.
+    pub async fn open(view: View, schedule: Arc<Schedule>) -> Result<Self> {
+        Self::open_with(view, schedule, true).await
+    }
+
+    async fn open_with(view: View, schedule: Arc<Schedule>, inline: bool) -> Result<Self> {
         let salt = load_or_create_key(&view, SALT_KEY).await?;
         let batch_key = load_or_create_key(&view, BATCH_KEY).await?;
         let store = TokenStore {
             salt: hmac::Key::new(hmac::HMAC_SHA256, &salt),
             batch: batch::Codec::new(&batch_key)?,
             view,
-            tokens: DashMap::new(),
+            cache: quick_cache::sync::Cache::new(ENTRY_CACHE_CAPACITY),
+            skel: DashMap::new(),
             accessors: DashMap::new(),
+            odd_accessors: DashMap::new(),
             children: DashMap::new(),
             use_locks: DashMap::new(),
+            stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
             schedule,
+            progress: tokio::sync::watch::Sender::new(Progress::Loading),
+            inline_dangling: std::sync::Mutex::new(None),
         };
-        for hash in store.view.list(ID_PREFIX).await? {
-            let Some(bytes) = store.view.get(&format!("{ID_PREFIX}{hash}")).await? else {
-                continue;
-            };
-            let entry: TokenEntry = serde_json::from_slice(&bytes)
-                .map_err(|e| Error::internal(format!("corrupt token entry: {e}")))?;
-            store.index(Arc::new(entry));
+        if inline && store.view.list(&page_prefix(0)).await?.len() <= INLINE_PROBE_MAX {
+            for rest in store.view.list(ID_PREFIX).await? {
+                store.load_one(&rest).await?;
+            }
+            let dangling = store.dangling();
+            if let Ok(mut slot) = store.inline_dangling.lock() {
+                *slot = Some(dangling);
+            }
+            store.progress.send_replace(Progress::Ready);
         }
-        let dangling = store
-            .tokens
-            .iter()
-            .filter(|e| {
-                e.parent
-                    .as_ref()
-                    .is_some_and(|p| !store.tokens.contains_key(p))
-            })
-            .map(|e| e.id_hash.clone())
-            .collect();
-        Ok((store, dangling))
+        Ok(store)
     }
 
-    /// Adds `entry` to the in-memory maps and the expiry schedule.
-    fn index(&self, entry: Arc<TokenEntry>) {
-        if let Some(parent) = &entry.parent {
-            self.children
-                .entry(parent.clone())
-                .or_default()
-                .insert(entry.id_hash.clone());
+    /// Starts the background pass that indexes every stored token (skeleton,
+    /// accessors, tree, expiry timetable). The task's result is the hashed
+    /// ids of tokens whose parent is gone (a crash during a tree
+    /// revocation), for the caller to revoke; [`loaded`](Self::loaded)
+    /// tells when it is done. The task holds the store until it is done.
+    pub fn start_background(self: &Arc<Self>) -> tokio::task::JoinHandle<Result<Vec<String>>> {
+        if self.is_loaded() {
+            // Indexed by `open` (a small store).
+            let dangling = self
+                .inline_dangling
+                .lock()
+                .ok()
+                .and_then(|mut d| d.take())
+                .unwrap_or_default();
+            return tokio::spawn(async move { Ok(dangling) });
         }
-        self.accessors
-            .insert(entry.accessor.clone(), entry.id_hash.clone());
+        let store = self.clone();
+        tokio::spawn(async move {
+            let outcome = store.load_all().await;
+            store.progress.send_replace(match &outcome {
+                Ok(_) => Progress::Ready,
+                Err(e) => Progress::Failed(e.to_string()),
+            });
+            outcome
+        })
+    }
+
+    /// Waits until the background pass has indexed every stored token;
+    /// an error when it failed (the storage could not be read).
+    pub async fn loaded(&self) -> Result<()> {
+        let mut rx = self.progress.subscribe();
+        let state = rx
+            .wait_for(|p| *p != Progress::Loading)
+            .await
+            .map_err(|_| Error::internal("token index: loading stopped"))?;
+        match &*state {
+            Progress::Failed(e) => Err(Error::internal(format!("token index: {e}"))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether the background pass has finished.
+    pub fn is_loaded(&self) -> bool {
+        *self.progress.borrow() == Progress::Ready
+    }
+
+    async fn load_all(&self) -> Result<Vec<String>> {
+        // Hashed ids are hex: list them in 256 pages by their first two
+        // digits, so that the listing never holds every key at once.
+        for page in 0..256 {
+            let prefix = page_prefix(page);
+            for rest in self.view.list(&prefix).await? {
+                let hash = format!("{}{rest}", &prefix[ID_PREFIX.len()..]);
+                self.load_one(&hash).await?;
+            }
+            // Storage reads do not yield: leave room to requests.
+            tokio::task::yield_now().await;
+        }
+        Ok(self.dangling())
+    }
+
+    /// Indexed tokens whose parent is not indexed.
+    fn dangling(&self) -> Vec<String> {
+        self.skel
+            .iter()
+            .filter(|s| s.parent.is_some_and(|p| !self.skel.contains_key(&p)))
+            .map(|s| hash_of(s.key()))
+            .collect()
+    }
+
+    /// Indexes one stored token unless it is already.
+    async fn load_one(&self, hash: &str) -> Result<()> {
+        let Some(key) = key_of(hash) else {
+            tracing::warn!(key = %hash, "token store: ignoring a stored key that is not a token hash");
+            return Ok(());
+        };
+        if self.skel.contains_key(&key) {
+            // Indexed by a write or a lookup meanwhile, from storage.
+            return Ok(());
+        }
+        let _guard = self.stripe(&key).lock().await;
+        if self.skel.contains_key(&key) {
+            return Ok(());
+        }
+        match self.read(hash).await {
+            Ok(Some(entry)) => self.index(key, &entry),
+            Ok(None) => {}
+            Err(Error::Internal(e)) => {
+                tracing::warn!(error = %e, "token store: skipping an unreadable token entry");
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
+
+    fn stripe(&self, key: &Key) -> &tokio::sync::Mutex<()> {
+        let i = (usize::from(key[0]) << 8 | usize::from(key[1])) % STRIPES;
+        &self.stripes[i]
+    }
+
+    /// Reads an entry from storage (no caching).
+    async fn read(&self, hash: &str) -> Result<Option<TokenEntry>> {
+        let Some(bytes) = self.view.get(&format!("{ID_PREFIX}{hash}")).await? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| Error::internal(format!("corrupt token entry: {e}")))
+    }
+
+    /// Adds `entry` to the skeleton, accessors, tree and expiry schedule.
+    /// Callers hold the token's stripe lock, after a storage read or write.
+    fn index(&self, key: Key, entry: &TokenEntry) {
+        let parent = entry.parent.as_deref().and_then(key_of);
+        if let Some(parent) = parent {
+            self.children.entry(parent).or_default().insert(key);
+        }
+        let accessor = match <AccessorKey>::try_from(entry.accessor.as_bytes()) {
+            Ok(a) => {
+                self.accessors.insert(a, key);
+                Some(a)
+            }
+            Err(_) => {
+                self.odd_accessors.insert(entry.accessor.clone(), key);
+                None
+            }
+        };
+        self.skel.insert(key, Skeleton { accessor, parent });
         match entry.expires_at() {
             Some(at) => self.schedule.set(Due::Token(entry.id_hash.clone()), at),
             None => self.schedule.remove(&Due::Token(entry.id_hash.clone())),
         }
-        self.tokens.insert(entry.id_hash.clone(), entry);
+    }
+
+    /// [`index`](Self::index) and cache a fresh entry. Callers hold the
+    /// token's stripe lock, after the storage write.
+    fn remember(&self, key: Key, entry: Arc<TokenEntry>) {
+        self.index(key, &entry);
+        self.cache.insert(key, entry);
+    }
+
+    /// Whether a service token (expired or not) exists: the skeleton
+    /// answers once complete, storage before.
+    async fn exists(&self, hash: &str) -> Result<bool> {
+        if self.is_loaded() {
+            return Ok(key_of(hash).is_some_and(|k| self.skel.contains_key(&k)));
+        }
+        Ok(self.get_any(hash).await?.is_some())
     }
 
     /// The salted hash under which a token id is stored.
@@ -367,28 +607,22 @@ impl TokenStore {
         self.create_with(new, |_| Ok(Vec::new())).await
     }
 
-    /// [`create`](Self::create), writing `extra` (barrier-absolute keys,
-    /// computed from the new entry) in the same atomic batch as the token:
-    /// response wrapping stores the token and its wrapped answer at once.
-    pub async fn create_with(
-        &self,
-        new: NewToken,
-        extra: impl FnOnce(&TokenEntry) -> Result<Vec<BatchOp>>,
-    ) -> Result<(String, Arc<TokenEntry>)> {
+    /// The entry of a new token, before its id, accessor and cubbyhole.
+    fn fresh_entry(new: &NewToken) -> TokenEntry {
         let now = now_unix();
-        let mut entry = TokenEntry {
+        TokenEntry {
             id_hash: String::new(),
             accessor: String::new(),
-            policies: new.policies,
-            path: new.path,
-            display_name: new.display_name,
+            policies: new.policies.clone(),
+            path: new.path.clone(),
+            display_name: new.display_name.clone(),
             creation_time: now,
             ttl: new.ttl,
             explicit_max_ttl: new.explicit_max_ttl,
             num_uses: new.num_uses,
             orphan: new.parent.is_none(),
-            parent: new.parent,
-            meta: new.meta,
+            parent: new.parent.clone(),
+            meta: new.meta.clone(),
             token_type: if new.batch {
                 TokenType::Batch
             } else {
@@ -398,18 +632,71 @@ impl TokenStore {
             period: new.period,
             expire_time: if new.ttl > 0 { now + new.ttl } else { 0 },
             last_renewal: 0,
-            role: new.role,
+            role: new.role.clone(),
             cubbyhole_id: String::new(),
-            bound_cidrs: new.bound_cidrs,
+            bound_cidrs: new.bound_cidrs.clone(),
             max_ttl: new.max_ttl,
-        };
+        }
+    }
+
+    /// Creates service tokens in bulk, all in one storage batch (for
+    /// seeding benchmarks and imports: `new` must not be batch tokens nor
+    /// carry chosen ids, and parents are not checked). Returns their ids.
+    pub async fn create_many(&self, new: &[NewToken]) -> Result<Vec<String>> {
+        let mut ids = Vec::with_capacity(new.len());
+        let mut entries = Vec::with_capacity(new.len());
+        let mut ops = Vec::with_capacity(new.len());
+        for n in new {
+            if n.batch || n.id.is_some() {
+                return Err(Error::bad_request(
+                    "bulk creation makes service tokens with random ids only",
+                ));
+            }
+            let id = format!("s.{}", random_base62(24));
+            let mut entry = Self::fresh_entry(n);
+            entry.id_hash = self.hash(&id);
+            entry.accessor = random_base62(24);
+            entry.cubbyhole_id = random_base62(24);
+            ops.push(self.put_op(&entry)?);
+            ids.push(id);
+            entries.push(entry);
+        }
+        self.view.storage().batch(ops).await?;
+        // Nobody knows these random ids yet, so no reader can race the
+        // indexing below (no stripe lock needed); they are not cached.
+        for entry in &entries {
+            if let Some(key) = key_of(&entry.id_hash) {
+                self.index(key, entry);
+            }
+        }
+        Ok(ids)
+    }
+
+    /// [`create`](Self::create), writing `extra` (barrier-absolute keys,
+    /// computed from the new entry) in the same atomic batch as the token:
+    /// response wrapping stores the token and its wrapped answer at once.
+    pub async fn create_with(
+        &self,
+        new: NewToken,
+        extra: impl FnOnce(&TokenEntry) -> Result<Vec<BatchOp>>,
+    ) -> Result<(String, Arc<TokenEntry>)> {
+        let mut entry = Self::fresh_entry(&new);
         if new.batch {
             let id = self.batch.seal(&entry)?;
             return Ok((id, Arc::new(entry)));
         }
+        let chosen = new.id.is_some();
         let id = new.id.unwrap_or_else(|| format!("s.{}", random_base62(24)));
         entry.id_hash = self.hash(&id);
-        if self.tokens.contains_key(&entry.id_hash) {
+        let key = key_of(&entry.id_hash).ok_or_else(|| Error::internal("token hash is not hex"))?;
+        // A random id cannot collide; a chosen one is checked (in storage
+        // too while the index is loading).
+        let taken = if chosen {
+            self.exists(&entry.id_hash).await?
+        } else {
+            self.skel.contains_key(&key)
+        };
+        if taken {
             return Err(Error::bad_request(
                 "cannot create a token with a duplicate ID",
             ));
@@ -418,11 +705,14 @@ impl TokenStore {
         entry.cubbyhole_id = random_base62(24);
         let mut ops = vec![self.put_op(&entry)?];
         ops.extend(extra(&entry)?);
-        self.view.storage().batch(ops).await?;
         let entry = Arc::new(entry);
-        self.index(entry.clone());
+        {
+            let _guard = self.stripe(&key).lock().await;
+            self.view.storage().batch(ops).await?;
+            self.remember(key, entry.clone());
+        }
         if let Some(parent) = &entry.parent {
-            if !self.tokens.contains_key(parent) {
+            if !self.exists(parent).await? {
                 // The parent's tree was revoked while this child was being
                 // written: the child must not outlive it.
                 self.delete(&entry.id_hash).await?;
@@ -442,64 +732,142 @@ impl TokenStore {
         Ok(BatchOp::Put(self.entry_key(&entry.id_hash), bytes))
     }
 
-    async fn persist(&self, entry: &TokenEntry) -> Result<()> {
-        let bytes = serde_json::to_vec(entry).map_err(Error::internal)?;
+    /// Replaces a stored entry (same hash) in storage and memory.
+    async fn update(&self, entry: TokenEntry) -> Result<Arc<TokenEntry>> {
+        let key = key_of(&entry.id_hash).ok_or_else(|| Error::internal("token hash is not hex"))?;
+        let bytes = serde_json::to_vec(&entry).map_err(Error::internal)?;
+        let entry = Arc::new(entry);
+        let _guard = self.stripe(&key).lock().await;
         self.view
             .put(&format!("{ID_PREFIX}{}", entry.id_hash), &bytes)
             .await?;
-        Ok(())
-    }
-
-    /// Replaces a stored entry (same hash) in storage and memory.
-    async fn update(&self, entry: TokenEntry) -> Result<Arc<TokenEntry>> {
-        self.persist(&entry).await?;
-        let entry = Arc::new(entry);
-        self.index(entry.clone());
+        self.remember(key, entry.clone());
         Ok(entry)
     }
 
     /// Looks a token id up. Expired tokens are not returned; used-up ones
     /// are (their last request may still be looking at them).
-    pub fn lookup(&self, id: &str) -> Option<Arc<TokenEntry>> {
+    pub async fn lookup(&self, id: &str) -> Result<Option<Arc<TokenEntry>>> {
         if id.starts_with(batch::PREFIX) {
-            let entry = self.batch.open(id)?;
-            let parent_alive = entry
-                .parent
-                .as_ref()
-                .is_none_or(|p| self.lookup_hash(p).is_some());
-            return (parent_alive && !entry.expired(now_unix())).then(|| Arc::new(entry));
+            let Some(entry) = self.batch.open(id) else {
+                return Ok(None);
+            };
+            let parent_alive = match &entry.parent {
+                None => true,
+                Some(p) => self.lookup_hash(p).await?.is_some(),
+            };
+            return Ok((parent_alive && !entry.expired(now_unix())).then(|| Arc::new(entry)));
         }
-        self.lookup_hash(&self.hash(id))
+        self.lookup_hash(&self.hash(id)).await
     }
 
     /// Looks a service token up by its hashed id.
-    pub fn lookup_hash(&self, hash: &str) -> Option<Arc<TokenEntry>> {
-        let e = self.tokens.get(hash)?;
-        (!e.expired(now_unix())).then(|| e.clone())
+    pub async fn lookup_hash(&self, hash: &str) -> Result<Option<Arc<TokenEntry>>> {
+        let now = now_unix();
+        Ok(self.get_any(hash).await?.filter(|e| !e.expired(now)))
     }
 
     /// A service token's entry by hashed id, expired or not (for
-    /// revocation, which must clean up after expired tokens too).
-    pub fn get_any(&self, hash: &str) -> Option<Arc<TokenEntry>> {
-        self.tokens.get(hash).map(|e| e.clone())
+    /// revocation, which must clean up after expired tokens too). A cached
+    /// entry costs a map lookup; another is read from storage and cached.
+    pub async fn get_any(&self, hash: &str) -> Result<Option<Arc<TokenEntry>>> {
+        let Some(key) = key_of(hash) else {
+            return Ok(None);
+        };
+        if let Some(e) = self.cache.get(&key) {
+            return Ok(Some(e));
+        }
+        if self.is_loaded() && !self.skel.contains_key(&key) {
+            return Ok(None);
+        }
+        let _guard = self.stripe(&key).lock().await;
+        if let Some(e) = self.cache.get(&key) {
+            return Ok(Some(e));
+        }
+        let Some(entry) = self.read(hash).await? else {
+            return Ok(None);
+        };
+        let entry = Arc::new(entry);
+        if !self.skel.contains_key(&key) {
+            // Not indexed yet by the background pass: index it now.
+            self.index(key, &entry);
+        }
+        self.cache.insert(key, entry.clone());
+        Ok(Some(entry))
     }
 
-    /// Looks a token up by its accessor.
-    pub fn lookup_accessor(&self, accessor: &str) -> Option<Arc<TokenEntry>> {
-        let hash = self.accessors.get(accessor)?.clone();
-        self.lookup_hash(&hash)
+    /// Looks a token up by its accessor (waiting for the index when the
+    /// accessor is not known yet).
+    pub async fn lookup_accessor(&self, accessor: &str) -> Result<Option<Arc<TokenEntry>>> {
+        let find = || match <AccessorKey>::try_from(accessor.as_bytes()) {
+            Ok(a) => self.accessors.get(&a).map(|k| *k),
+            Err(_) => self.odd_accessors.get(accessor).map(|k| *k),
+        };
+        let key = match find() {
+            Some(key) => Some(key),
+            None if self.is_loaded() => None,
+            None => {
+                self.loaded().await?;
+                find()
+            }
+        };
+        match key {
+            Some(key) => self.lookup_hash(&hash_of(&key)).await,
+            None => Ok(None),
+        }
     }
 
-    /// Every accessor of a live service token.
-    pub fn accessors(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.accessors.iter().map(|e| e.key().clone()).collect();
+    /// Every accessor of a live service token, sorted.
+    pub async fn accessors(&self) -> Result<Vec<String>> {
+        self.loaded().await?;
+        let mut v: Vec<String> = self
+            .accessors
+            .iter()
+            .map(|e| String::from_utf8_lossy(e.key()).into_owned())
+            .chain(self.odd_accessors.iter().map(|e| e.key().clone()))
+            .collect();
         v.sort();
-        v
+        Ok(v)
     }
 
-    /// Every live service token (for `sys/leases` listings and tidy).
-    pub fn entries(&self) -> Vec<Arc<TokenEntry>> {
-        self.tokens.iter().map(|e| e.value().clone()).collect()
+    /// The hashed ids of every live service token (once indexed).
+    async fn all_keys(&self) -> Result<Vec<Key>> {
+        self.loaded().await?;
+        Ok(self.skel.iter().map(|e| *e.key()).collect())
+    }
+
+    /// Every live service token satisfying `keep`. Entries not in the cache
+    /// are read from storage (without caching them): this costs a storage
+    /// read per token, and is for administrative listings only.
+    pub async fn entries_matching(
+        &self,
+        mut keep: impl FnMut(&TokenEntry) -> bool,
+    ) -> Result<Vec<Arc<TokenEntry>>> {
+        let mut out = Vec::new();
+        for key in self.all_keys().await? {
+            let entry = match self.cache.get(&key) {
+                Some(e) => e,
+                None => match self.read(&hash_of(&key)).await? {
+                    Some(e) => Arc::new(e),
+                    None => continue,
+                },
+            };
+            if keep(&entry) {
+                out.push(entry);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The lease ids (`sys/leases` names) of every live service token.
+    pub async fn lease_ids(&self) -> Result<Vec<String>> {
+        let mut ids = Vec::new();
+        self.entries_matching(|e| {
+            ids.push(e.lease_id());
+            false
+        })
+        .await?;
+        Ok(ids)
     }
 
     /// Spends one use of `entry`. Unlimited tokens pass untouched; a
@@ -536,7 +904,10 @@ impl TokenStore {
     ) -> Result<(tokio::sync::OwnedMutexGuard<()>, Arc<TokenEntry>)> {
         let lock = self.use_locks.entry(hash.to_string()).or_default().clone();
         let guard = lock.lock_owned().await;
-        let current = self.lookup_hash(hash).ok_or(Error::PermissionDenied)?;
+        let current = self
+            .lookup_hash(hash)
+            .await?
+            .ok_or(Error::PermissionDenied)?;
         if current.num_uses <= 0 {
             return Err(Error::PermissionDenied);
         }
@@ -548,24 +919,36 @@ impl TokenStore {
     /// same atomic batch: one write, and of concurrent claims exactly one
     /// succeeds.
     pub async fn claim(&self, entry: &TokenEntry, extra: Vec<BatchOp>) -> Result<()> {
-        let (_guard, _) = self.lock_usable(&entry.id_hash).await?;
+        let (_use_guard, _) = self.lock_usable(&entry.id_hash).await?;
+        let key = key_of(&entry.id_hash).ok_or(Error::PermissionDenied)?;
         let mut ops = vec![BatchOp::Delete(self.entry_key(&entry.id_hash))];
         ops.extend(extra);
+        let _guard = self.stripe(&key).lock().await;
         self.view.storage().batch(ops).await?;
-        self.forget(&entry.id_hash);
+        self.forget(&key);
         Ok(())
     }
 
-    /// The children of a token, by hashed id.
-    pub fn children_of(&self, hash: &str) -> Vec<String> {
-        self.children
-            .get(hash)
-            .map(|c| c.iter().cloned().collect())
+    /// The children of a token, by hashed id (once every token is indexed).
+    pub async fn children_of(&self, hash: &str) -> Result<Vec<String>> {
+        self.loaded().await?;
+        Ok(self.children_now(hash))
+    }
+
+    fn children_now(&self, hash: &str) -> Vec<String> {
+        key_of(hash)
+            .and_then(|k| {
+                self.children
+                    .get(&k)
+                    .map(|c| c.iter().map(hash_of).collect())
+            })
             .unwrap_or_default()
     }
 
-    /// The tree below `hash`, children before their parents, `hash` last.
-    pub fn tree_postorder(&self, hash: &str) -> Vec<String> {
+    /// The tree below `hash`, children before their parents, `hash` last
+    /// (once every token is indexed, so that no child is missed).
+    pub async fn tree_postorder(&self, hash: &str) -> Result<Vec<String>> {
+        self.loaded().await?;
         let mut out = Vec::new();
         let mut seen = HashSet::new();
         // Iterative depth-first walk: a deep tree cannot overflow the stack.
@@ -579,48 +962,62 @@ impl TokenStore {
                 continue;
             }
             stack.push((h.clone(), true));
-            for c in self.children_of(&h) {
+            for c in self.children_now(&h) {
                 stack.push((c, false));
             }
         }
-        out
+        Ok(out)
     }
 
     /// Makes the children of `hash` orphans (for `revoke-orphan`).
     pub async fn orphan_children(&self, hash: &str) -> Result<()> {
-        for child in self.children_of(hash) {
-            if let Some(e) = self.tokens.get(&child).map(|e| e.clone()) {
+        for child in self.children_of(hash).await? {
+            if let Some(e) = self.get_any(&child).await? {
                 let mut next = (*e).clone();
                 next.parent = None;
                 next.orphan = true;
                 self.update(next).await?;
             }
         }
-        self.children.remove(hash);
+        if let Some(key) = key_of(hash) {
+            self.children.remove(&key);
+        }
         Ok(())
     }
 
     /// Deletes one token from storage, then from memory. Idempotent.
     pub async fn delete(&self, hash: &str) -> Result<()> {
+        let Some(key) = key_of(hash) else {
+            return Ok(());
+        };
+        let _guard = self.stripe(&key).lock().await;
         self.view.delete(&format!("{ID_PREFIX}{hash}")).await?;
-        self.forget(hash);
+        self.forget(&key);
         Ok(())
     }
 
-    /// Removes a token from the in-memory maps and the timetable.
-    fn forget(&self, hash: &str) {
-        if let Some((_, e)) = self.tokens.remove(hash) {
-            self.accessors.remove(&e.accessor);
-            if let Some(parent) = &e.parent {
+    /// Removes a token from the cache, the skeleton, the accessors, the
+    /// tree and the timetable. Callers hold its stripe lock.
+    fn forget(&self, key: &Key) {
+        self.cache.remove(key);
+        if let Some((_, s)) = self.skel.remove(key) {
+            match s.accessor {
+                Some(a) => {
+                    self.accessors.remove(&a);
+                }
+                None => self.odd_accessors.retain(|_, k| k != key),
+            }
+            if let Some(parent) = &s.parent {
                 if let Some(mut c) = self.children.get_mut(parent) {
-                    c.remove(hash);
+                    c.remove(key);
                 }
                 self.children.remove_if(parent, |_, c| c.is_empty());
             }
         }
-        self.children.remove_if(hash, |_, c| c.is_empty());
-        self.use_locks.remove(hash);
-        self.schedule.remove(&Due::Token(hash.to_string()));
+        self.children.remove_if(key, |_, c| c.is_empty());
+        let hash = hash_of(key);
+        self.use_locks.remove(&hash);
+        self.schedule.remove(&Due::Token(hash));
     }
 
     /// Extends a token's life: to its period for periodic tokens, else by
@@ -635,6 +1032,7 @@ impl TokenStore {
     ) -> Result<(Arc<TokenEntry>, Option<String>)> {
         let current = self
             .lookup_hash(hash)
+            .await?
             .ok_or_else(|| Error::bad_request("token not found"))?;
         if !current.renewable {
             return Err(Error::bad_request("lease is not renewable"));
@@ -686,15 +1084,17 @@ impl TokenStore {
     }
 
     /// Removes children links to tokens that no longer exist and returns
-    /// the hashes of tokens whose parent is gone (for `tidy`).
-    pub fn tidy_candidates(&self) -> Vec<String> {
+    /// the hashes of tokens whose parent is gone (for `tidy`; once every
+    /// token is indexed).
+    pub async fn tidy_candidates(&self) -> Result<Vec<String>> {
+        self.loaded().await?;
         let mut stale = HashMap::new();
         for c in self.children.iter() {
-            if !self.tokens.contains_key(c.key()) {
-                stale.insert(c.key().clone(), c.value().clone());
+            if !self.skel.contains_key(c.key()) {
+                stale.insert(*c.key(), c.value().clone());
             }
         }
-        stale.into_values().flatten().collect()
+        Ok(stale.into_values().flatten().map(|k| hash_of(&k)).collect())
     }
 }
 

@@ -118,11 +118,15 @@ impl Core {
     }
 
     /// The live wrapping token `token`, or OpenBao's 400.
-    fn wrapping_entry(&self, unsealed: &Active, token: &str) -> Result<std::sync::Arc<TokenEntry>> {
+    async fn wrapping_entry(
+        &self,
+        unsealed: &Active,
+        token: &str,
+    ) -> Result<std::sync::Arc<TokenEntry>> {
         if token.is_empty() {
             return Err(invalid());
         }
-        let entry = unsealed.tokens.lookup(token).ok_or_else(invalid)?;
+        let entry = unsealed.tokens.lookup(token).await?.ok_or_else(invalid)?;
         if !entry.is_wrapping() {
             return Err(invalid());
         }
@@ -142,7 +146,7 @@ impl Core {
     /// calls exactly one succeeds.
     async fn take_wrapped(&self, token: &str) -> Result<Wrapped> {
         let unsealed = self.active()?;
-        let entry = self.wrapping_entry(&unsealed, token)?;
+        let entry = self.wrapping_entry(&unsealed, token).await?;
         let bytes = self.wrapped_bytes(&unsealed, &entry).await?;
         unsealed
             .tokens
@@ -186,7 +190,7 @@ impl Core {
     /// without spending it.
     pub async fn wrapping_lookup(&self, token: &str) -> Result<Data> {
         let unsealed = self.active()?;
-        let entry = self.wrapping_entry(&unsealed, token)?;
+        let entry = self.wrapping_entry(&unsealed, token).await?;
         let bytes = self.wrapped_bytes(&unsealed, &entry).await?;
         let wrapped: Wrapped = serde_json::from_slice(&bytes)
             .map_err(|e| Error::internal(format!("corrupt wrapped response: {e}")))?;

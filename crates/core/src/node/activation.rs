@@ -124,9 +124,10 @@ impl Core {
     /// the reaper and the periodic ticker.
     async fn load_active(&self) -> Result<Arc<Active>> {
         let schedule = Arc::new(Schedule::default());
-        let (tokens, dangling) =
-            TokenStore::open(self.view("sys/token/"), schedule.clone()).await?;
-        let tokens = Arc::new(tokens);
+        // Tokens open without loading: the index is built in the
+        // background (see `crate::token`), so activation does not wait
+        // for it whatever the number of stored tokens.
+        let tokens = Arc::new(TokenStore::open(self.view("sys/token/"), schedule.clone()).await?);
         let leases = Arc::new(LeaseStore::open(self.view("sys/expire/"), schedule.clone()).await?);
         let policies = Arc::new(PolicyStore::open(self.view("sys/policy/")).await?);
         let mut mounts: Vec<MountEntry> = self
@@ -185,10 +186,22 @@ impl Core {
         });
         self.active.store(Some(active.clone()));
         // A crash during a tree revocation can leave children whose parent
-        // is gone: finish the job.
-        for hash in dangling {
-            self.revoke_token_tree(&hash).await?;
-        }
+        // is gone: once the index is complete, finish the job.
+        let indexing = active.tokens.start_background();
+        let core = self.weak.clone();
+        let orphans = tokio::spawn(async move {
+            let Ok(Ok(dangling)) = indexing.await else {
+                return;
+            };
+            let Some(core) = core.upgrade() else {
+                return;
+            };
+            for hash in dangling {
+                if let Err(e) = core.revoke_token_tree(&hash).await {
+                    tracing::warn!(error = %e, "revoking a token whose parent is gone failed");
+                }
+            }
+        });
         let reaper = tokio::spawn(reap(
             self.weak.clone(),
             Arc::downgrade(&active),
@@ -200,6 +213,7 @@ impl Core {
             .unwrap_or(DEFAULT_PERIODIC_INTERVAL);
         let ticker = tokio::spawn(tick(Arc::downgrade(&active), interval));
         if let Ok(mut tasks) = active.tasks.lock() {
+            tasks.push(orphans);
             tasks.push(reaper);
             tasks.push(ticker);
         }

@@ -16,7 +16,7 @@ impl Core {
     /// its leases and cubbyhole.
     pub async fn revoke_token_tree(&self, hash: &str) -> Result<()> {
         let unsealed = self.active()?;
-        for h in unsealed.tokens.tree_postorder(hash) {
+        for h in unsealed.tokens.tree_postorder(hash).await? {
             self.revoke_one_token(&unsealed, &h).await?;
         }
         Ok(())
@@ -33,7 +33,7 @@ impl Core {
         for lease in unsealed.leases.of_token(hash) {
             self.revoke_lease(unsealed, &lease, false).await?;
         }
-        if let Some(entry) = unsealed.tokens.get_any(hash) {
+        if let Some(entry) = unsealed.tokens.get_any(hash).await? {
             if !entry.cubbyhole_id.is_empty() {
                 clear_view(
                     &unsealed
@@ -90,10 +90,12 @@ impl Core {
                 self.revoke_lease(&unsealed, &id, force).await?;
             }
         }
-        for entry in unsealed.tokens.entries() {
-            if entry.lease_id().starts_with(prefix) {
-                self.revoke_token_tree(&entry.id_hash).await?;
-            }
+        let matching = unsealed
+            .tokens
+            .entries_matching(|e| e.lease_id().starts_with(prefix))
+            .await?;
+        for entry in matching {
+            self.revoke_token_tree(&entry.id_hash).await?;
         }
         Ok(())
     }
@@ -102,12 +104,14 @@ impl Core {
     /// is gone and leases whose token is gone.
     pub async fn tidy_tokens(&self) -> Result<()> {
         let unsealed = self.active()?;
-        for hash in unsealed.tokens.tidy_candidates() {
+        for hash in unsealed.tokens.tidy_candidates().await? {
             self.revoke_token_tree(&hash).await?;
         }
         for id in unsealed.leases.ids() {
             if let Some(l) = unsealed.leases.get(&id) {
-                if !l.token_hash.is_empty() && unsealed.tokens.get_any(&l.token_hash).is_none() {
+                if !l.token_hash.is_empty()
+                    && unsealed.tokens.get_any(&l.token_hash).await?.is_none()
+                {
                     self.revoke_lease(&unsealed, &id, false).await?;
                 }
             }

@@ -31,7 +31,7 @@ pub async fn authenticate(active: &Active, ctx: &mut RequestCtx) -> Result<()> {
     if token.0.is_empty() {
         return Err(denied());
     }
-    let entry = active.tokens.lookup(&token.0).ok_or_else(denied)?;
+    let entry = active.tokens.lookup(&token.0).await?.ok_or_else(denied)?;
     if entry.num_uses < 0 {
         return Err(denied());
     }

@@ -40,7 +40,7 @@ fn lease_id(ctx: &Ctx) -> Result<String> {
 }
 
 /// The token whose lease id is `id`, if any.
-fn token_of_lease(core: &Core, id: &str) -> Result<Option<std::sync::Arc<TokenEntry>>> {
+async fn token_of_lease(core: &Core, id: &str) -> Result<Option<std::sync::Arc<TokenEntry>>> {
     let Some((_, hash)) = id.rsplit_once("/h") else {
         return Ok(None);
     };
@@ -48,6 +48,7 @@ fn token_of_lease(core: &Core, id: &str) -> Result<Option<std::sync::Arc<TokenEn
     Ok(unsealed
         .tokens
         .lookup_hash(hash)
+        .await?
         .filter(|e| e.lease_id() == id))
 }
 
@@ -83,7 +84,7 @@ async fn lookup(s: S, ctx: Ctx) -> Result<Response> {
             l.renewable,
         )));
     }
-    if let Some(t) = token_of_lease(&core, &id)? {
+    if let Some(t) = token_of_lease(&core, &id).await? {
         return Ok(Response::data(view(
             &id,
             &t.path,
@@ -106,7 +107,7 @@ async fn list(s: S, ctx: Ctx) -> Result<Response> {
         format!("{prefix}/")
     };
     let mut ids = unsealed.leases.ids();
-    ids.extend(unsealed.tokens.entries().iter().map(|e| e.lease_id()));
+    ids.extend(unsealed.tokens.lease_ids().await?);
     let keys = list_level(&prefix, ids.iter().map(String::as_str));
     if keys.is_empty() {
         return Err(Error::NotFound(None));
@@ -125,7 +126,7 @@ async fn renew(s: S, ctx: Ctx) -> Result<Response> {
         .map_or(0, |d| d.as_secs());
     let unsealed = core.active()?;
     if unsealed.leases.get(&id).is_none() {
-        if token_of_lease(&core, &id)?.is_some() {
+        if token_of_lease(&core, &id).await?.is_some() {
             return Err(Error::bad_request(
                 "tokens cannot be renewed through this endpoint",
             ));
@@ -146,7 +147,7 @@ async fn renew(s: S, ctx: Ctx) -> Result<Response> {
 async fn revoke(s: S, ctx: Ctx) -> Result<Response> {
     let core = s.core()?;
     let id = lease_id(&ctx)?;
-    if let Some(t) = token_of_lease(&core, &id)? {
+    if let Some(t) = token_of_lease(&core, &id).await? {
         core.revoke_token_tree(&t.id_hash).await?;
     } else {
         let unsealed = core.active()?;

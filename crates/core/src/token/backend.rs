@@ -341,25 +341,26 @@ async fn lookup(s: S, ctx: Ctx) -> Result<Response> {
     if token.is_empty() {
         return lookup_self(s, ctx).await;
     }
-    match s.store()?.lookup(&token) {
+    match s.store()?.lookup(&token).await? {
         Some(entry) => Ok(Response::data(render(&token, &entry))),
         None => Err(Error::Forbidden("bad token".into())),
     }
 }
 
-fn by_accessor(store: &TokenStore, ctx: &Ctx) -> Result<Arc<TokenEntry>> {
+async fn by_accessor(store: &TokenStore, ctx: &Ctx) -> Result<Arc<TokenEntry>> {
     let accessor = ctx.fields.str_or_empty("accessor")?;
     if accessor.is_empty() {
         return Err(Error::bad_request("missing accessor"));
     }
     store
         .lookup_accessor(&accessor)
+        .await?
         .ok_or_else(|| Error::bad_request("invalid accessor"))
 }
 
 async fn lookup_accessor(s: S, ctx: Ctx) -> Result<Response> {
     let store = s.store()?;
-    let entry = by_accessor(&store, &ctx)?;
+    let entry = by_accessor(&store, &ctx).await?;
     Ok(Response::data(render("", &entry)))
 }
 
@@ -392,6 +393,7 @@ async fn renew(s: S, ctx: Ctx) -> Result<Response> {
     }
     let entry = store
         .lookup(&token)
+        .await?
         .ok_or_else(|| Error::bad_request("token not found"))?;
     renew_entry(&ctx, &store, &token, &entry).await
 }
@@ -410,7 +412,7 @@ async fn renew_self(s: S, ctx: Ctx) -> Result<Response> {
 
 async fn renew_accessor(s: S, ctx: Ctx) -> Result<Response> {
     let store = s.store()?;
-    let entry = by_accessor(&store, &ctx)?;
+    let entry = by_accessor(&store, &ctx).await?;
     renew_entry(&ctx, &store, "", &entry).await
 }
 
@@ -428,7 +430,7 @@ async fn revoke(s: S, ctx: Ctx) -> Result<Response> {
     if token.is_empty() {
         return Err(Error::bad_request("missing token ID"));
     }
-    let Some(entry) = s.store()?.lookup(&token) else {
+    let Some(entry) = s.store()?.lookup(&token).await? else {
         return Ok(Response::empty());
     };
     revocable(&entry)?;
@@ -451,6 +453,7 @@ async fn revoke_orphan(s: S, ctx: Ctx) -> Result<Response> {
     let entry = s
         .store()?
         .lookup(&token)
+        .await?
         .ok_or_else(|| Error::bad_request("token to revoke not found"))?;
     revocable(&entry)?;
     s.core()?.revoke_token_orphan(&entry.id_hash).await?;
@@ -462,7 +465,7 @@ async fn revoke_accessor(s: S, ctx: Ctx) -> Result<Response> {
     if accessor.is_empty() {
         return Err(Error::bad_request("missing accessor"));
     }
-    match s.store()?.lookup_accessor(&accessor) {
+    match s.store()?.lookup_accessor(&accessor).await? {
         Some(entry) => {
             s.core()?.revoke_token_tree(&entry.id_hash).await?;
             Ok(Response::empty())
@@ -473,7 +476,7 @@ async fn revoke_accessor(s: S, ctx: Ctx) -> Result<Response> {
 
 async fn accessors(s: S, _ctx: Ctx) -> Result<Response> {
     let mut data = Data::new();
-    data.insert("keys".into(), json!(s.store()?.accessors()));
+    data.insert("keys".into(), json!(s.store()?.accessors().await?));
     Ok(Response::data(data))
 }
 
