@@ -234,7 +234,7 @@ impl RequestHandler for Core {
         let hooks = self.pipeline_hooks();
         ctx.lap(Stage::Receive);
         // Stages 2–5: any failure is still audited (stage 6) with its error.
-        let admitted = admit(self, &active, &mut ctx).await;
+        let admitted = admit(&active, &mut ctx).await;
         let admitted = audit::request(&*hooks.audit, &mut ctx, admitted).await;
         let outcome = match admitted {
             Ok(()) => match backend::call(&mut ctx).await {
@@ -249,14 +249,14 @@ impl RequestHandler for Core {
 }
 
 /// Stages 2 to 5: namespace, authentication, route, authorisation.
-async fn admit(core: &Core, active: &crate::node::Active, ctx: &mut RequestCtx) -> Result<()> {
+async fn admit(active: &crate::node::Active, ctx: &mut RequestCtx) -> Result<()> {
     namespace::resolve(ctx)?;
     ctx.lap(Stage::Namespace);
     authenticate::authenticate(active, ctx).await?;
     ctx.lap(Stage::Authenticate);
     route::route(active, ctx)?;
     ctx.lap(Stage::Route);
-    authorize::authorize(core, active, ctx).await?;
+    authorize::authorize(active, ctx).await?;
     ctx.lap(Stage::Authorize);
     Ok(())
 }

@@ -10,10 +10,10 @@ use strongroom_sdk::logical::Operation;
 use strongroom_sdk::{Error, Result};
 
 use super::{Authorization, RequestCtx};
-use crate::node::{Active, Core};
+use crate::node::Active;
 
 /// Authorises the request (see the module doc).
-pub async fn authorize(_core: &Core, active: &Active, ctx: &mut RequestCtx) -> Result<()> {
+pub async fn authorize(active: &Active, ctx: &mut RequestCtx) -> Result<()> {
     let Some(routed) = ctx.routed.as_ref() else {
         if ctx.token.is_some() {
             check_acl(active, ctx).await?;
