@@ -40,7 +40,7 @@ const UPGRADED_KEY: &str = "kv2/upgraded";
 
 /// How many locks the keys are striped over: a fixed number, however many
 /// keys the mount holds.
-const LOCK_STRIPES: usize = 64;
+const LOCK_STRIPES: usize = 1024;
 
 /// The engine's state: the key lock stripes and the one-time upgrade.
 pub struct KvV2 {

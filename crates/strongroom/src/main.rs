@@ -11,6 +11,15 @@ use std::process::ExitCode;
 use clap::Parser;
 use strongroom::{cli, server};
 
+/// The process allocator. The request path allocates many small, short-lived
+/// objects (JSON maps, strings, futures) from every worker thread, and the
+/// token store's caches churn long-lived ones; glibc's malloc spent about a
+/// fifth of a request's CPU time on that and fragmented as tokens came and
+/// went (BENCHMARKS.md, issue 13). mimalloc's per-thread free lists keep
+/// both cheap.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = cli::Cli::parse_from(cli::normalize_args(std::env::args_os()));
     match cli.command {
