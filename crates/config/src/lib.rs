@@ -67,6 +67,11 @@ pub struct ServerConfig {
     pub disable_mlock: bool,
     /// `ui`: serve the web UI (default false).
     pub ui: bool,
+    /// `cache_size`: entries of the physical read cache (OpenBao's key);
+    /// `None` when unset or 0 (use the default, 131,072).
+    pub cache_size: Option<usize>,
+    /// `disable_cache`: no physical read cache (default false).
+    pub disable_cache: bool,
 }
 
 impl ServerConfig {

@@ -30,6 +30,8 @@ const TOP_KEYS: &[&str] = &[
     "log_level",
     "disable_mlock",
     "ui",
+    "cache_size",
+    "disable_cache",
 ];
 
 const TCP_KEYS: &[&str] = &[
@@ -131,6 +133,21 @@ pub(crate) fn server_config(doc: Value) -> Result<ServerConfig, ConfigError> {
     };
     let disable_mlock = opt_bool(&mut top, "disable_mlock", TOP)?.unwrap_or(false);
     let ui = opt_bool(&mut top, "ui", TOP)?.unwrap_or(false);
+    let cache_size = match top.remove("cache_size") {
+        None => None,
+        Some(v) => match integer(&v) {
+            Some(0) => None,
+            Some(n) if n > 0 => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+            _ => {
+                return Err(invalid(
+                    "cache_size",
+                    TOP,
+                    "expected a non-negative integer (entries)",
+                ))
+            }
+        },
+    };
+    let disable_cache = opt_bool(&mut top, "disable_cache", TOP)?.unwrap_or(false);
 
     let effective_default = default_lease_ttl.unwrap_or(DEFAULT_LEASE_TTL);
     let effective_max = max_lease_ttl.unwrap_or(DEFAULT_LEASE_TTL);
@@ -151,6 +168,8 @@ pub(crate) fn server_config(doc: Value) -> Result<ServerConfig, ConfigError> {
         log_level,
         disable_mlock,
         ui,
+        cache_size,
+        disable_cache,
     })
 }
 

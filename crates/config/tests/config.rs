@@ -35,6 +35,8 @@ max_lease_ttl     = "768h"
 log_level         = "Warning"
 disable_mlock     = true
 ui                = true
+cache_size        = 50000
+disable_cache     = false
 "#;
 
 const FULL_JSON: &str = r#"{
@@ -50,7 +52,9 @@ const FULL_JSON: &str = r#"{
   "max_lease_ttl": "768h",
   "log_level": "warn",
   "disable_mlock": true,
-  "ui": 1
+  "ui": 1,
+  "cache_size": "50000",
+  "disable_cache": "false"
 }"#;
 
 fn expected_full() -> ServerConfig {
@@ -80,6 +84,8 @@ fn expected_full() -> ServerConfig {
         log_level: Some(LogLevel::Warn),
         disable_mlock: true,
         ui: true,
+        cache_size: Some(50_000),
+        disable_cache: false,
     }
 }
 
@@ -592,6 +598,18 @@ api_addr = "https://127.0.0.1:8200"  cluster_name = "c1"
     let err = hcl(&format!("{text}\nui = = true\n")).expect_err("bad");
     assert!(
         matches!(err, ConfigError::Syntax { line: Some(7), .. }),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn cache_size_zero_is_the_default_and_negative_is_refused() {
+    let base = "storage \"inmem\" {}\n";
+    assert_eq!(hcl(&format!("{base}cache_size = 0")).unwrap().cache_size, None);
+    assert!(hcl(&format!("{base}disable_cache = true")).unwrap().disable_cache);
+    let err = hcl(&format!("{base}cache_size = -1")).unwrap_err();
+    assert!(
+        matches!(&err, ConfigError::InvalidValue { key, .. } if key == "cache_size"),
         "{err:?}"
     );
 }

@@ -21,14 +21,13 @@
 //! and should a grouped transaction still fail, the writer retries each of
 //! its requests in a transaction of its own, so one bad request fails alone.
 //!
-//! **Listings** (`list`, unbounded: every direct child of a prefix) run on
-//! a small pool of dedicated reader threads ([`RedbOptions::reader_threads`]),
-//! never on the async runtime's worker threads. **Point reads** (`get`, one
-//! B-tree descent, normally from redb's page cache, about a microsecond)
-//! stay inline: handing them to the pool measured twice as slow for AppRole
-//! logins (several reads each) with the server on one core, where every
-//! hand-off is a context switch and the pool's spinning threads compete
-//! with the runtime (see BENCHMARKS.md). Readers see the last committed
+//! **Reads** (`get` and `list`) run on a small pool of dedicated reader
+//! threads ([`RedbOptions::reader_threads`]), never on the async runtime's
+//! worker threads: a read that has to wait for the disk stalls a reader,
+//! not the requests sharing a runtime worker. The hand-off costs a few
+//! microseconds (a context switch when the server has one core), so the
+//! server puts a [`CachedBackend`](crate::CachedBackend) in front (OpenBao's
+//! `cache_size`): hot keys are answered from memory. Readers see the last committed
 //! transaction; they never wait for the writer.
 
 use std::fmt::Display;
@@ -90,6 +89,10 @@ struct WriteRequest {
 
 /// One read handed to the reader pool, with where to send its result.
 enum ReadJob {
+    Get {
+        key: String,
+        reply: oneshot::Sender<Result<Option<Vec<u8>>, StorageError>>,
+    },
     List {
         prefix: String,
         reply: oneshot::Sender<Result<Vec<String>, StorageError>>,
@@ -340,6 +343,11 @@ fn commit(db: &Database, group: &[WriteRequest]) -> Result<(), StorageError> {
 fn reader_loop(db: &Database, jobs: &crossbeam_channel::Receiver<ReadJob>) {
     for job in jobs {
         match job {
+            ReadJob::Get { key, reply } => {
+                if !reply.is_closed() {
+                    let _ = reply.send(get_blocking(db, &key));
+                }
+            }
             ReadJob::List { prefix, reply } => {
                 if !reply.is_closed() {
                     let _ = reply.send(list_blocking(db, &prefix));
@@ -374,9 +382,8 @@ fn list_blocking(db: &Database, prefix: &str) -> Result<Vec<String>, StorageErro
 impl Backend for RedbBackend {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
         validate_key(key)?;
-        // Inline: see the module docs (a point read from the page cache is
-        // cheaper than any hand-off to another thread).
-        get_blocking(&self.db, key)
+        let key = key.to_string();
+        self.read(|reply| ReadJob::Get { key, reply }).await
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {

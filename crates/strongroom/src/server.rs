@@ -49,6 +49,8 @@ fn load_config(args: &ServerArgs) -> anyhow::Result<ServerConfig> {
             log_level: None,
             disable_mlock: true,
             ui: false,
+            cache_size: None,
+            disable_cache: false,
         }),
         (None, false) => bail!("a configuration file must be given with -config, or use -dev"),
     }
@@ -79,14 +81,25 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     runtime.block_on(serve(args, config))
 }
 
-fn open_storage(config: &StorageConfig) -> anyhow::Result<Arc<dyn Backend>> {
-    Ok(match config {
-        StorageConfig::Inmem => Arc::new(strongroom_storage::InmemBackend::new()),
+/// The physical storage the config names. A durable backend gets the
+/// physical read cache in front (OpenBao's `cache_size`, unless
+/// `disable_cache`): its reads run off the runtime's workers, and the cache
+/// answers hot keys without that hand-off. Memory storage needs no cache.
+fn open_storage(config: &ServerConfig) -> anyhow::Result<Arc<dyn Backend>> {
+    let durable: Arc<dyn Backend> = match &config.storage {
+        StorageConfig::Inmem => return Ok(Arc::new(strongroom_storage::InmemBackend::new())),
         StorageConfig::Redb { path } => Arc::new(
             strongroom_storage::RedbBackend::open(path)
                 .with_context(|| format!("opening storage {}", path.display()))?,
         ),
-    })
+    };
+    if config.disable_cache {
+        return Ok(durable);
+    }
+    let size = config
+        .cache_size
+        .unwrap_or(strongroom_storage::DEFAULT_CACHE_SIZE);
+    Ok(Arc::new(strongroom_storage::CachedBackend::new(durable, size)))
 }
 
 async fn shutdown_signal() {
@@ -122,7 +135,7 @@ async fn serve(args: ServerArgs, config: ServerConfig) -> anyhow::Result<()> {
         // swap should be disabled or encrypted on hosts that run it.
         tracing::info!("memory locking is not used; disable or encrypt swap on this host");
     }
-    let physical = open_storage(&config.storage)?;
+    let physical = open_storage(&config)?;
     let core = Core::new(
         physical,
         CoreConfig {
