@@ -275,7 +275,9 @@ mod tests {
         for _ in 0..THRESHOLD {
             assert_eq!(fail(&l, t0), Ok(Verdict::Counted));
         }
-        assert!(l.begin(KEY, t0 + DURATION - Duration::from_secs(1)).is_err());
+        assert!(l
+            .begin(KEY, t0 + DURATION - Duration::from_secs(1))
+            .is_err());
         let later = t0 + DURATION;
         assert_eq!(fail(&l, later), Ok(Verdict::Counted));
         assert_eq!(l.count(KEY), 1);
