@@ -117,7 +117,7 @@ pub enum Verdict {
 /// A login in progress for one role id.
 pub struct Attempt<'a> {
     lockout: &'a Lockout,
-    key: String,
+    key: &'a str,
     /// The clock when the attempt began.
     start: u64,
 }
@@ -135,7 +135,7 @@ impl Lockout {
 
     /// Begins a login for the role id `key` (its HMAC) at `now`, refused
     /// if the role id is locked out.
-    pub fn begin(&self, key: &str, now: Instant) -> Result<Attempt<'_>, Locked> {
+    pub fn begin<'a>(&'a self, key: &'a str, now: Instant) -> Result<Attempt<'a>, Locked> {
         // The clock is read before the entry count: a failure raises the
         // count before it takes a number, so a failure numbered up to
         // `start` is seen below.
@@ -151,7 +151,7 @@ impl Lockout {
         }
         Ok(Attempt {
             lockout: self,
-            key: key.to_string(),
+            key,
             start,
         })
     }
@@ -167,9 +167,9 @@ impl Attempt<'_> {
     /// The login failed with bad credentials at `now`: counts it unless
     /// the role id is locked out by now, in one step.
     pub fn failed(self, now: Instant) -> Verdict {
-        let shard = self.lockout.shard(&self.key);
+        let shard = self.lockout.shard(self.key);
         let mut map = shard.lock();
-        let f = map.entry(self.key).or_insert_with(|| {
+        let f = map.entry(self.key.to_string()).or_insert_with(|| {
             shard.tracked.fetch_add(1, SeqCst);
             Failures {
                 seqs: Vec::with_capacity(THRESHOLD),
@@ -191,15 +191,15 @@ impl Attempt<'_> {
     /// The login succeeded: forgets the failures counted before it began
     /// (later ones raced past it and still count).
     pub fn succeeded(self) {
-        let shard = self.lockout.shard(&self.key);
+        let shard = self.lockout.shard(self.key);
         if shard.tracked.load(SeqCst) == 0 {
             return;
         }
         let mut map = shard.lock();
-        if let Some(f) = map.get_mut(&self.key) {
+        if let Some(f) = map.get_mut(self.key) {
             f.seqs.retain(|seq| *seq > self.start);
             if f.seqs.is_empty() {
-                shard.remove(&mut map, &self.key);
+                shard.remove(&mut map, self.key);
             }
         }
     }
