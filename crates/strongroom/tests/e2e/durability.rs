@@ -12,6 +12,8 @@ use serde_json::{json, Value};
 use strongroom_test::server::{target, Call, Config, Server, Storage};
 use tokio::sync::mpsc;
 
+use crate::races::wait_active;
+
 /// Kill and restart cycles.
 const CYCLES: usize = 10;
 /// Concurrent writers in each cycle.
@@ -43,6 +45,7 @@ async fn acknowledged_writes_survive_repeated_sigkill() {
     let mut server = Server::with_config(target(), &cfg);
     server.init(1, 1).await;
     server.unseal().await;
+    wait_active(&server).await;
     for (path, version) in [("kv1", "1"), ("kv2", "2")] {
         let r = server
             .send(&Call::post(
@@ -82,6 +85,7 @@ async fn restart(cfg: &Config, token: &str, keys: &[String]) -> Server {
     server.root_token = Some(token.to_string());
     server.unseal_keys = keys.to_vec();
     server.unseal().await;
+    wait_active(&server).await;
     server
 }
 
