@@ -45,9 +45,11 @@ fn raise_fd_limit() {
     ONCE.call_once(|| {
         use rustix::process::{getrlimit, setrlimit, Resource};
         let mut limit = getrlimit(Resource::Nofile);
-        if limit.current < limit.maximum {
-            limit.current = limit.maximum;
-            setrlimit(Resource::Nofile, limit).expect("raise the fd soft limit");
+        if let (Some(soft), Some(hard)) = (limit.current, limit.maximum) {
+            if soft < hard {
+                limit.current = Some(hard);
+                setrlimit(Resource::Nofile, limit).expect("raise the fd soft limit");
+            }
         }
         let now = getrlimit(Resource::Nofile).current;
         assert!(
