@@ -4,20 +4,23 @@
 //!
 //! The use count is exact under concurrency: the secret id's lock is held
 //! from the read to the atomic write that decrements or deletes it, so of
-//! N parallel logins with a secret id good for k uses, k succeed.
+//! N parallel logins with a secret id good for k uses, k succeed. So is the
+//! lockout of a role id after failed logins ([`crate::lockout`]).
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use strongroom_sdk::framework::Ctx;
 use strongroom_sdk::logical::Response;
+use strongroom_sdk::storage::BarrierError;
 use strongroom_sdk::{Error, Result};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
+use crate::lockout::{Locked, Verdict};
 use crate::model::{ip_allowed, now_ns, RoleEntry};
 use crate::state::{delete_secret_ops, put_op, read_role_id, read_secret, secret_key, AppRole};
 
@@ -42,53 +45,30 @@ fn invalid() -> Error {
     Error::bad_request(INVALID)
 }
 
-/// OpenBao's user lockout defaults: after this many failed logins for one
-/// role id within [`LOCKOUT_COUNTER_RESET`], the role id is refused for
-/// [`LOCKOUT_DURATION`], even with the right secret id.
-const LOCKOUT_THRESHOLD: u32 = 5;
-/// How long a locked-out role id stays locked.
-const LOCKOUT_DURATION: Duration = Duration::from_secs(15 * 60);
-/// How long failures are remembered without a new one.
-const LOCKOUT_COUNTER_RESET: Duration = Duration::from_secs(15 * 60);
-
-/// Failed logins of one role id (kept in memory, per node, as OpenBao).
-#[derive(Debug, Clone, Copy)]
-pub struct Failures {
-    count: u32,
-    last: Instant,
-    locked_until: Option<Instant>,
+/// Why a login failed.
+enum Failure {
+    /// An unknown secret id for an existing role id: OpenBao's
+    /// `ErrInvalidCredentials`, the one failure the lockout counts.
+    BadSecret,
+    /// Anything else, answered as it is.
+    Other(Error),
 }
 
-/// Whether the role id (by HMAC) is locked out now.
-fn locked_out(s: &AppRole, key: &str) -> bool {
-    let now = Instant::now();
-    let mut map = s.failures.lock().unwrap_or_else(|p| p.into_inner());
-    match map.get(key).copied() {
-        Some(f) if f.locked_until.is_some_and(|t| t > now) => true,
-        Some(f)
-            if f.locked_until.is_some() || now.duration_since(f.last) > LOCKOUT_COUNTER_RESET =>
-        {
-            map.remove(key);
-            false
-        }
-        _ => false,
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::Other(e)
     }
 }
 
-/// Counts a failed login; the threshold locks the role id out.
-fn record_failure(s: &AppRole, key: &str) {
-    let now = Instant::now();
-    let mut map = s.failures.lock().unwrap_or_else(|p| p.into_inner());
-    let f = map.entry(key.to_string()).or_insert(Failures {
-        count: 0,
-        last: now,
-        locked_until: None,
-    });
-    f.count += 1;
-    f.last = now;
-    if f.count >= LOCKOUT_THRESHOLD {
-        f.locked_until = Some(now + LOCKOUT_DURATION);
+impl From<BarrierError> for Failure {
+    fn from(e: BarrierError) -> Self {
+        Failure::Other(e.into())
     }
+}
+
+/// The answer to a locked-out role id.
+fn locked_out() -> Error {
+    Error::Forbidden("permission denied".into())
 }
 
 fn client_ip(ctx: &Ctx) -> Result<IpAddr> {
@@ -109,7 +89,11 @@ struct FromSecret {
 }
 
 /// Checks the secret id and uses it up once, under its lock.
-async fn use_secret_id(s: &AppRole, ctx: &Ctx, role: &RoleEntry) -> Result<FromSecret> {
+async fn use_secret_id(
+    s: &AppRole,
+    ctx: &Ctx,
+    role: &RoleEntry,
+) -> std::result::Result<FromSecret, Failure> {
     let secret_id = ctx
         .decode::<SecretIdParam>()?
         .secret_id
@@ -121,9 +105,9 @@ async fn use_secret_id(s: &AppRole, ctx: &Ctx, role: &RoleEntry) -> Result<FromS
     let _lock = s.lock_secret(&secret_hmac).await;
     let mut entry = read_secret(&ctx.storage, &role_hash, &secret_hmac)
         .await?
-        .ok_or_else(invalid)?;
+        .ok_or(Failure::BadSecret)?;
     if !ct_eq(&entry.hmac, &secret_hmac) {
-        return Err(invalid());
+        return Err(Failure::BadSecret);
     }
     let accessor_hmac = s.hmac(&ctx.storage, "accessor", &entry.accessor).await?;
     let now = now_ns();
@@ -131,7 +115,7 @@ async fn use_secret_id(s: &AppRole, ctx: &Ctx, role: &RoleEntry) -> Result<FromS
         ctx.storage
             .batch(delete_secret_ops(&role_hash, &secret_hmac, &accessor_hmac))
             .await?;
-        return Err(invalid());
+        return Err(Failure::BadSecret);
     }
     if !entry.cidr_list.is_empty() {
         let ip = client_ip(ctx)?;
@@ -139,7 +123,8 @@ async fn use_secret_id(s: &AppRole, ctx: &Ctx, role: &RoleEntry) -> Result<FromS
             return Err(Error::bad_request(format!(
                 "source address {:?} unauthorized through CIDR restrictions on the secret ID",
                 ip.to_string()
-            )));
+            ))
+            .into());
         }
     }
     match entry.num_uses {
@@ -164,7 +149,8 @@ async fn use_secret_id(s: &AppRole, ctx: &Ctx, role: &RoleEntry) -> Result<FromS
 }
 
 /// `POST login`, with OpenBao's lockout of a role id after repeated
-/// failures (a locked-out role id gets 403 whatever its secret id).
+/// failures (a locked-out role id gets 403 whatever its secret id; see
+/// [`crate::lockout`]).
 pub async fn login(s: S, ctx: Ctx) -> Result<Response> {
     let role_id = ctx
         .decode::<RoleIdParam>()?
@@ -173,23 +159,30 @@ pub async fn login(s: S, ctx: Ctx) -> Result<Response> {
         .map(Zeroizing::new)
         .ok_or_else(|| Error::bad_request("missing role_id"))?;
     let rid_hmac = s.hmac(&ctx.storage, "role_id", &role_id).await?;
-    if locked_out(&s, &rid_hmac) {
-        return Err(Error::Forbidden("permission denied".into()));
-    }
-    let outcome = check_login(&s, &ctx, &role_id, &rid_hmac).await;
-    match &outcome {
-        Err(Error::BadRequest(m)) if m == INVALID => record_failure(&s, &rid_hmac),
-        Ok(_) => {
-            let mut map = s.failures.lock().unwrap_or_else(|p| p.into_inner());
-            map.remove(&rid_hmac);
+    let attempt = s
+        .lockout
+        .begin(&rid_hmac, Instant::now())
+        .map_err(|Locked| locked_out())?;
+    match check_login(&s, &ctx, &role_id, &rid_hmac).await {
+        Ok(response) => {
+            attempt.succeeded();
+            Ok(response)
         }
-        Err(_) => {}
+        Err(Failure::BadSecret) => match attempt.failed(Instant::now()) {
+            Verdict::Counted => Err(invalid()),
+            Verdict::Locked => Err(locked_out()),
+        },
+        Err(Failure::Other(e)) => Err(e),
     }
-    outcome
 }
 
 /// The checks of a login and the token it asks for.
-async fn check_login(s: &AppRole, ctx: &Ctx, role_id: &str, rid_hmac: &str) -> Result<Response> {
+async fn check_login(
+    s: &AppRole,
+    ctx: &Ctx,
+    role_id: &str,
+    rid_hmac: &str,
+) -> std::result::Result<Response, Failure> {
     let _roles = s.roles.lock_all_shared().await;
     let index = read_role_id(&ctx.storage, rid_hmac)
         .await?
@@ -200,7 +193,7 @@ async fn check_login(s: &AppRole, ctx: &Ctx, role_id: &str, rid_hmac: &str) -> R
         .await?
         .ok_or_else(invalid)?;
     if !ct_eq(&role.role_id, role_id) {
-        return Err(invalid());
+        return Err(invalid().into());
     }
     if !role.secret_cidrs().is_empty() {
         let ip = client_ip(ctx)?;
@@ -208,7 +201,8 @@ async fn check_login(s: &AppRole, ctx: &Ctx, role_id: &str, rid_hmac: &str) -> R
             return Err(Error::bad_request(format!(
                 "source address {:?} unauthorized by CIDR restrictions on the role",
                 ip.to_string()
-            )));
+            ))
+            .into());
         }
     }
     let from_secret = if role.bind_secret_id {

@@ -1,5 +1,6 @@
 //! The method's in-memory state: the per-mount HMAC salt, the locks that
-//! make role changes and secret id uses exact, and the tidy guard. Also the
+//! make role changes and secret id uses exact, the login lockout and the
+//! tidy guard. Also the
 //! storage layout and the small storage helpers every handler shares.
 //!
 //! Storage, in the mount's view:
@@ -50,7 +51,7 @@ pub struct AppRole {
     /// Set while a tidy runs.
     pub tidy_running: Arc<AtomicBool>,
     /// Failed logins per role id (by HMAC), for OpenBao's user lockout.
-    pub failures: std::sync::Mutex<std::collections::HashMap<String, crate::login::Failures>>,
+    pub lockout: crate::lockout::Lockout,
     /// When the periodic tidy last started (`None`: never).
     pub last_periodic_tidy: std::sync::Mutex<Option<tokio::time::Instant>>,
 }
@@ -62,7 +63,7 @@ impl Default for AppRole {
             roles: RoleStore::with_stripes(ROLE_PREFIX, 1).max_name_len(MAX_ROLE_NAME_LEN),
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
             tidy_running: Arc::new(AtomicBool::new(false)),
-            failures: std::sync::Mutex::new(std::collections::HashMap::new()),
+            lockout: crate::lockout::Lockout::default(),
             last_periodic_tidy: std::sync::Mutex::new(None),
         }
     }

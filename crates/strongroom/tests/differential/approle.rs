@@ -1582,3 +1582,56 @@ async fn failed_logins_lock_out_the_role_id() {
     p.expect_status(&r, 200, "another role id is not locked out");
     p.finish();
 }
+
+/// OpenBao counts only an unknown secret id of an existing role id toward
+/// the lockout: logins with an unknown role id, without a secret id, or
+/// refused by the role's CIDR blocks are not counted, and a success
+/// forgets the failures before it.
+#[tokio::test]
+async fn only_unknown_secret_ids_count_toward_the_lockout() {
+    let mut p = differences::pair();
+    enable(&mut p).await;
+    for i in 1..=6 {
+        let r = p.check(login_call("later-id", "bad"), &[]).await;
+        p.expect_status(&r, 400, &format!("unknown role id, login {i}"));
+    }
+    write_role(&mut p, "later", json!({"role_id": "later-id"})).await;
+    let (sid, _) = secret_id(&mut p, "later", json!({})).await;
+    let r = login(&mut p, "later-id", &sid).await;
+    p.expect_status(&r, 200, "a role id whose logins failed before it existed");
+
+    let no_secret = Call::post("auth/approle/login", json!({"role_id": "later-id"})).anonymous();
+    for i in 1..=6 {
+        let r = p.check(no_secret.clone(), &[]).await;
+        p.expect_status(&r, 400, &format!("no secret id, login {i}"));
+    }
+    for round in 1..=2 {
+        for i in 1..=4 {
+            let r = p.check(login_call("later-id", "bad"), &[]).await;
+            p.expect_status(&r, 400, &format!("round {round}: bad secret id {i}"));
+        }
+        let r = login(&mut p, "later-id", &sid).await;
+        p.expect_status(
+            &r,
+            200,
+            &format!("round {round}: four failures do not lock"),
+        );
+    }
+
+    write_role(
+        &mut p,
+        "fenced",
+        json!({"role_id": "fenced-id", "secret_id_bound_cidrs": ["10.0.0.0/8"]}),
+    )
+    .await;
+    let (fenced, _) = secret_id(&mut p, "fenced", json!({})).await;
+    for i in 1..=6 {
+        let r = login(&mut p, "fenced-id", &fenced).await;
+        p.expect_status(
+            &r,
+            400,
+            &format!("refused by the role's CIDR blocks, login {i}"),
+        );
+    }
+    p.finish();
+}

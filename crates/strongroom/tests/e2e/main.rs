@@ -1,7 +1,7 @@
 //! End-to-end tests of the `strongroom` binary as a process: durability
-//! across kills and restarts, the HTTP contract (listeners, TLS, limits,
-//! the CLI), the GCP auth method against the Google emulator, and
-//! Gatekeeper with its scheduler emulators.
+//! across kills and restarts, exact outcomes of 1,000-way races, the HTTP
+//! contract (listeners, TLS, limits, the CLI), the GCP auth method against
+//! the Google emulator, and Gatekeeper with its scheduler emulators.
 //!
 //! Single-target suites run against OpenBao instead with
 //! `STRONGROOM_TEST_TARGET=bao cargo test -p strongroom --test e2e`.
@@ -11,3 +11,4 @@ mod gatekeeper;
 mod gatekeeper_support;
 mod gcp;
 mod http_contract;
+mod races;
