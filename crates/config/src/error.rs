@@ -18,20 +18,25 @@ use crate::Format;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The config file could not be read (missing, unreadable, a directory).
-    #[error("cannot read config file {path:?}: {source}")]
+    ///
+    /// The cause is part of the message and deliberately not an error
+    /// `source`: printers that walk the source chain (anyhow's `{:#}`)
+    /// would print it twice.
+    #[error("cannot read config file {path:?}: {cause}")]
     Read {
         /// The file that was asked for.
         path: PathBuf,
         /// What the operating system answered.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A problem with the contents of a config file.
-    #[error("error in config file {path:?}: {source}")]
+    /// (Its problem is part of the message, not a `source`: see `Read`.)
+    #[error("error in config file {path:?}: {problem}")]
     InFile {
         /// The file whose contents are wrong.
         path: PathBuf,
         /// The problem itself.
-        source: Box<ConfigError>,
+        problem: Box<ConfigError>,
     },
     /// The text is not valid HCL or JSON.
     #[error("invalid {format} syntax{}: {message}", location(*.line, *.column))]
@@ -45,11 +50,12 @@ pub enum ConfigError {
         /// The parser's explanation, flattened to one line.
         message: String,
     },
-    /// A key that Strongroom does not know (often a typo, `listner`).
-    #[error("unknown key {key:?} in {context}")]
+    /// Keys that Strongroom does not know (often a typo, `listner`): every
+    /// one of them in the block, in the file's order.
+    #[error("unknown {} {} in {context}", if .keys.len() == 1 { "key" } else { "keys" }, quoted(.keys))]
     UnknownKey {
-        /// The key as written.
-        key: String,
+        /// The keys as written.
+        keys: Vec<String>,
         /// Where it was found: `config file`, `storage "redb"`, `listener #1 ("tcp")`.
         context: String,
     },
@@ -117,7 +123,7 @@ impl ConfigError {
     /// The underlying problem, looking through [`ConfigError::InFile`].
     pub fn root(&self) -> &ConfigError {
         match self {
-            ConfigError::InFile { source, .. } => source.root(),
+            ConfigError::InFile { problem, .. } => problem.root(),
             other => other,
         }
     }
@@ -150,4 +156,12 @@ fn quoted_list(items: &[String]) -> String {
 /// Collapses all whitespace runs (including newlines) to single spaces.
 pub(crate) fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// `"a", "b"`: each key quoted with Rust's escaping.
+fn quoted(keys: &[String]) -> String {
+    keys.iter()
+        .map(|k| format!("{k:?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

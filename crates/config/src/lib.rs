@@ -244,13 +244,13 @@ pub fn parse_str(text: &str, format: Format) -> Result<ServerConfig, ConfigError
 ///
 /// Every error's message is one line naming the file.
 pub fn load(path: &Path) -> Result<ServerConfig, ConfigError> {
-    let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
+    let bytes = std::fs::read(path).map_err(|cause| ConfigError::Read {
         path: path.to_path_buf(),
-        source,
+        cause,
     })?;
     let in_file = |e: ConfigError| ConfigError::InFile {
         path: path.to_path_buf(),
-        source: Box::new(e),
+        problem: Box::new(e),
     };
     let text = String::from_utf8(bytes).map_err(|e| {
         in_file(ConfigError::Syntax {

@@ -307,13 +307,18 @@ fn check_keys(
     allowed: &[&str],
     context: &str,
 ) -> Result<(), ConfigError> {
-    match map.keys().find(|k| !allowed.contains(&k.as_str())) {
-        Some(key) => Err(ConfigError::UnknownKey {
-            key: key.clone(),
-            context: context.to_string(),
-        }),
-        None => Ok(()),
+    let unknown: Vec<String> = map
+        .keys()
+        .filter(|k| !allowed.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
     }
+    Err(ConfigError::UnknownKey {
+        keys: unknown,
+        context: context.to_string(),
+    })
 }
 
 fn invalid(key: &str, context: &str, reason: &str) -> ConfigError {

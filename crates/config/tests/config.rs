@@ -449,6 +449,26 @@ fn unknown_keys_are_named_everywhere() {
         .expect_err("unknown key")
         .to_string();
     assert_eq!(msg, "unknown key \"seal\" in config file");
+
+    // Every unknown key of a block is named, in the file's order, not only
+    // the first.
+    let msg = hcl_err("storage \"inmem\" {}\nlistner \"tcp\" {}\nfoo = 1\nui = true\nbar = 2");
+    assert_eq!(msg, "unknown keys \"listner\", \"foo\", \"bar\" in config file");
+}
+
+#[test]
+fn a_file_error_prints_its_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.hcl");
+    std::fs::write(&path, "storage \"inmem\" {}\nlistner \"tcp\" {}\n").unwrap();
+    let err = load(&path).unwrap_err();
+    // What the binary prints: the whole chain, as anyhow's `{:#}` does.
+    let chain = format!("{:#}", anyhow::Error::from(err));
+    assert_eq!(chain.matches("unknown key").count(), 1, "{chain}");
+    assert!(chain.contains("bad.hcl"), "{chain}");
+    let missing = load(&dir.path().join("none.hcl")).unwrap_err();
+    let chain = format!("{:#}", anyhow::Error::from(missing));
+    assert_eq!(chain.matches("No such file").count(), 1, "{chain}");
 }
 
 #[test]
