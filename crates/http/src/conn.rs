@@ -263,7 +263,7 @@ impl Tracker {
         let victim = conns
             .values()
             .filter(|c| c.handling.load(Ordering::Relaxed) == 0)
-            .min_by_key(|c| c.since.load(Ordering::Relaxed))
+            .min_by_key(|c| (c.since.load(Ordering::Relaxed), c.id))
             .map(|c| c.id);
         let Some(id) = victim else {
             return false;
@@ -721,6 +721,107 @@ mod tests {
         drop(req);
         assert_eq!(b.handling.load(Ordering::Relaxed), 0);
         assert_eq!(b.in_flight.load(Ordering::Relaxed), 0);
+    }
+
+    fn timeouts(idle: u64, head: u64, body: u64, write: u64) -> ConnLimits {
+        ConnLimits {
+            idle_timeout: Some(Duration::from_secs(idle)),
+            read_header_timeout: Some(Duration::from_secs(head)),
+            read_timeout: Some(Duration::from_secs(body)),
+            write_timeout: Some(Duration::from_secs(write)),
+            max_connections: 8,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_supervisor_applies_the_header_and_idle_timeouts() {
+        let tracker = Tracker::new(timeouts(300, 10, 30, 5));
+        // A new connection that sends nothing: closed at the header timeout.
+        let state = tracker.admit().await;
+        let start = Instant::now();
+        let out = supervise(state, std::future::pending::<()>()).await;
+        assert!(out.is_none());
+        assert_eq!(start.elapsed(), Duration::from_secs(10));
+        assert_eq!(tracker.len(), 0, "a closed connection leaves the tracker");
+
+        // After a request: idle until the idle timeout.
+        let state = tracker.admit().await;
+        drop(state.start_request());
+        let start = Instant::now();
+        let out = supervise(Arc::clone(&state), std::future::pending::<()>()).await;
+        assert!(out.is_none());
+        assert_eq!(start.elapsed(), Duration::from_secs(300));
+
+        // After a request, the first byte of the next one starts the header
+        // clock, which ends before the idle one.
+        let state = tracker.admit().await;
+        drop(state.start_request());
+        let start = Instant::now();
+        let reader = Arc::clone(&state);
+        let out = supervise(Arc::clone(&state), async move {
+            tokio::time::sleep(Duration::from_secs(100)).await;
+            reader.on_read();
+            std::future::pending::<()>().await
+        })
+        .await;
+        assert!(out.is_none());
+        assert_eq!(start.elapsed(), Duration::from_secs(110));
+
+        // While a request is in flight nothing is closed; the connection's
+        // own end is returned.
+        let state = tracker.admit().await;
+        let req = state.start_request();
+        let out = supervise(Arc::clone(&state), async move {
+            tokio::time::sleep(Duration::from_secs(1000)).await;
+            drop(req);
+            7
+        })
+        .await;
+        assert_eq!(out, Some(7));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_evicted_connection_is_closed_at_once() {
+        let tracker = Tracker::new(timeouts(300, 10, 30, 5));
+        let victim = tracker.admit().await;
+        let run = tokio::spawn(supervise(victim, std::future::pending::<()>()));
+        for _ in 0..8 {
+            let _ = tracker.admit().await;
+        }
+        let start = Instant::now();
+        assert_eq!(run.await.unwrap(), None);
+        assert_eq!(start.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_not_received_within_the_read_timeout_fails() {
+        use http_body_util::BodyExt;
+        let tracker = Tracker::new(timeouts(300, 10, 30, 5));
+        let state = tracker.admit().await;
+        let req = state.start_request();
+        let body = TrackedBody::new(
+            http_body_util::StreamBody::new(futures_pending()),
+            Arc::clone(&req),
+        );
+        let start = Instant::now();
+        let err = body.collect().await.err().unwrap();
+        assert!(err.is::<BodyReadTimeout>(), "{err}");
+        assert_eq!(start.elapsed(), Duration::from_secs(30));
+        assert_eq!(state.handling.load(Ordering::Relaxed), 0, "never received");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_write_fails_after_the_write_timeout() {
+        use tokio::io::AsyncWriteExt;
+        let tracker = Tracker::new(timeouts(300, 10, 30, 5));
+        let state = tracker.admit().await;
+        // The peer never reads: the 64-byte pipe fills up.
+        let (ours, _peer) = tokio::io::duplex(64);
+        let mut io = TrackedIo::new(ours, state);
+        let start = Instant::now();
+        let err = io.write_all(&[0u8; 1024]).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(start.elapsed(), Duration::from_secs(5));
     }
 
     /// A body stream that never yields.
