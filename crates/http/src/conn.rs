@@ -24,8 +24,11 @@
 //! * `http_write_timeout` (0: none, as in OpenBao): a write to the client
 //!   that makes no progress for this long fails and closes the connection.
 //!
-//! 0 disables a timeout. While a request is being handled (its body read),
-//! the connection has no deadline: handlers are not cut off.
+//! 0 disables a timeout. While a request is in flight the connection has
+//! no deadline of its own (the body has `http_read_timeout`; handlers are
+//! not cut off). HTTP/2 connections follow the same rules with "a request
+//! in flight" meaning any open stream; any frame received while idle (a
+//! PING, say) starts the header clock.
 //!
 //! # The connection cap and its reserve
 //!
