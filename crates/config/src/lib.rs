@@ -42,6 +42,15 @@ pub const DEFAULT_MAX_REQUEST_SIZE: u64 = 32 * 1024 * 1024;
 /// The `max_request_size` that stands for "unlimited" (Vault: a negative value).
 pub const UNLIMITED_REQUEST_SIZE: u64 = u64::MAX;
 
+/// `http_idle_timeout` when unset: OpenBao's 5 minutes.
+pub const DEFAULT_HTTP_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// `http_read_header_timeout` when unset: OpenBao's 10 seconds.
+pub const DEFAULT_HTTP_READ_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `http_read_timeout` when unset: OpenBao's 30 seconds.
+pub const DEFAULT_HTTP_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The lease TTL Vault uses for `default_lease_ttl` and `max_lease_ttl` when
 /// they are unset or 0: 768h (32 days).
 pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(768 * 3600);
@@ -124,6 +133,22 @@ pub struct ListenerConfig {
     /// [`DEFAULT_MAX_REQUEST_SIZE`]; a negative value (Vault's "no limit")
     /// gives [`UNLIMITED_REQUEST_SIZE`] (`u64::MAX`).
     pub max_request_size: u64,
+    /// `http_idle_timeout`: how long a kept-alive connection may sit idle
+    /// (default [`DEFAULT_HTTP_IDLE_TIMEOUT`]); `None` when set to 0 (never).
+    pub http_idle_timeout: Option<Duration>,
+    /// `http_read_header_timeout`: how long a client may take to send a
+    /// request head (default [`DEFAULT_HTTP_READ_HEADER_TIMEOUT`]); `None`
+    /// when set to 0.
+    pub http_read_header_timeout: Option<Duration>,
+    /// `http_read_timeout`: how long a client may take to send a request
+    /// body (default [`DEFAULT_HTTP_READ_TIMEOUT`]); `None` when set to 0.
+    pub http_read_timeout: Option<Duration>,
+    /// `http_write_timeout`: how long a write to a client may stall
+    /// (default 0: `None`, no limit, as in OpenBao).
+    pub http_write_timeout: Option<Duration>,
+    /// `max_connections`: the most connections this listener serves at
+    /// once. `None` (unset or 0) derives it from the file-descriptor limit.
+    pub max_connections: Option<usize>,
 }
 
 impl Default for ListenerConfig {
@@ -134,6 +159,11 @@ impl Default for ListenerConfig {
             address: DEFAULT_LISTENER_ADDRESS.to_string(),
             tls: None,
             max_request_size: DEFAULT_MAX_REQUEST_SIZE,
+            http_idle_timeout: Some(DEFAULT_HTTP_IDLE_TIMEOUT),
+            http_read_header_timeout: Some(DEFAULT_HTTP_READ_HEADER_TIMEOUT),
+            http_read_timeout: Some(DEFAULT_HTTP_READ_TIMEOUT),
+            http_write_timeout: None,
+            max_connections: None,
         }
     }
 }

@@ -13,6 +13,7 @@ use strongroom_sdk::duration::duration_from_json;
 use crate::error::one_line;
 use crate::{
     ConfigError, Format, ListenerConfig, LogLevel, ServerConfig, StorageConfig, TlsFiles,
+    DEFAULT_HTTP_IDLE_TIMEOUT, DEFAULT_HTTP_READ_HEADER_TIMEOUT, DEFAULT_HTTP_READ_TIMEOUT,
     DEFAULT_LEASE_TTL, DEFAULT_LISTENER_ADDRESS, DEFAULT_MAX_REQUEST_SIZE, UNLIMITED_REQUEST_SIZE,
 };
 
@@ -40,6 +41,11 @@ const TCP_KEYS: &[&str] = &[
     "tls_cert_file",
     "tls_key_file",
     "max_request_size",
+    "http_idle_timeout",
+    "http_read_header_timeout",
+    "http_read_timeout",
+    "http_write_timeout",
+    "max_connections",
 ];
 
 /// Parses HCL text into the HCL-JSON-spec shape (HCL1 leniency, bounded
@@ -251,10 +257,54 @@ fn listener(
         },
     };
 
+    let timeout = |body: &mut Map<String, Value>, key: &str, default: Option<Duration>| match body
+        .remove(key)
+    {
+        None => Ok(default),
+        Some(v) => duration_from_json(&v)
+            .map(|d| Some(d).filter(|d| !d.is_zero()))
+            .map_err(|e| invalid(key, &context, &format!("{e} (0 disables the timeout)"))),
+    };
+    let http_idle_timeout = timeout(
+        &mut body,
+        "http_idle_timeout",
+        Some(DEFAULT_HTTP_IDLE_TIMEOUT),
+    )?;
+    let http_read_header_timeout = timeout(
+        &mut body,
+        "http_read_header_timeout",
+        Some(DEFAULT_HTTP_READ_HEADER_TIMEOUT),
+    )?;
+    let http_read_timeout = timeout(
+        &mut body,
+        "http_read_timeout",
+        Some(DEFAULT_HTTP_READ_TIMEOUT),
+    )?;
+    let http_write_timeout = timeout(&mut body, "http_write_timeout", None)?;
+    let max_connections = match body.remove("max_connections") {
+        None => None,
+        Some(v) => match integer(&v) {
+            Some(0) => None,
+            Some(n) if n > 0 => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+            _ => {
+                return Err(invalid(
+                    "max_connections",
+                    &context,
+                    "expected a positive integer (0: derived from the file-descriptor limit)",
+                ))
+            }
+        },
+    };
+
     Ok(ListenerConfig {
         address,
         tls,
         max_request_size,
+        http_idle_timeout,
+        http_read_header_timeout,
+        http_read_timeout,
+        http_write_timeout,
+        max_connections,
     })
 }
 

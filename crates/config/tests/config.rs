@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use strongroom_config::{
     load, parse_str, ConfigError, Format, ListenerConfig, LogLevel, ServerConfig, StorageConfig,
-    TlsFiles, DEFAULT_LISTENER_ADDRESS, DEFAULT_MAX_REQUEST_SIZE, UNLIMITED_REQUEST_SIZE,
+    TlsFiles, DEFAULT_HTTP_IDLE_TIMEOUT, DEFAULT_HTTP_READ_HEADER_TIMEOUT,
+    DEFAULT_HTTP_READ_TIMEOUT, DEFAULT_LISTENER_ADDRESS, DEFAULT_MAX_REQUEST_SIZE,
+    UNLIMITED_REQUEST_SIZE,
 };
 
 const FULL_HCL: &str = r#"
@@ -70,11 +72,13 @@ fn expected_full() -> ServerConfig {
                     key_file: PathBuf::from("/etc/strongroom/key.pem"),
                 }),
                 max_request_size: 1_048_576,
+                ..ListenerConfig::default()
             },
             ListenerConfig {
                 address: "127.0.0.1:8300".to_string(),
                 tls: None,
                 max_request_size: DEFAULT_MAX_REQUEST_SIZE,
+                ..ListenerConfig::default()
             },
         ],
         api_addr: Some("https://vault.example.com:8200".to_string()),
@@ -161,7 +165,64 @@ fn listener_defaults() {
     assert_eq!(l.address, DEFAULT_LISTENER_ADDRESS);
     assert_eq!(l.address, "127.0.0.1:8200");
     assert_eq!(l.max_request_size, 33_554_432);
+    assert_eq!(l.http_idle_timeout, Some(Duration::from_secs(300)));
+    assert_eq!(l.http_read_header_timeout, Some(Duration::from_secs(10)));
+    assert_eq!(l.http_read_timeout, Some(Duration::from_secs(30)));
+    assert_eq!(l.http_write_timeout, None);
+    assert_eq!(l.max_connections, None);
     assert_eq!(l, ListenerConfig::default());
+}
+
+#[test]
+fn connection_timeouts_and_cap_use_openbao_names() {
+    let l = one_listener(concat!(
+        "tls_disable = 1\n",
+        "http_idle_timeout = \"2m\"\n",
+        "http_read_header_timeout = 5\n",
+        "http_read_timeout = \"1m30s\"\n",
+        "http_write_timeout = \"45s\"\n",
+        "max_connections = 500",
+    ));
+    assert_eq!(l.http_idle_timeout, Some(Duration::from_secs(120)));
+    assert_eq!(l.http_read_header_timeout, Some(Duration::from_secs(5)));
+    assert_eq!(l.http_read_timeout, Some(Duration::from_secs(90)));
+    assert_eq!(l.http_write_timeout, Some(Duration::from_secs(45)));
+    assert_eq!(l.max_connections, Some(500));
+
+    // 0 disables a timeout; a 0 cap means "derive it from the fd limit".
+    let l = one_listener(concat!(
+        "tls_disable = 1\n",
+        "http_idle_timeout = 0\n",
+        "http_read_header_timeout = \"0s\"\n",
+        "http_read_timeout = 0\n",
+        "max_connections = 0",
+    ));
+    assert_eq!(l.http_idle_timeout, None);
+    assert_eq!(l.http_read_header_timeout, None);
+    assert_eq!(l.http_read_timeout, None);
+    assert_eq!(l.max_connections, None);
+    assert_eq!(
+        (
+            DEFAULT_HTTP_IDLE_TIMEOUT,
+            DEFAULT_HTTP_READ_HEADER_TIMEOUT,
+            DEFAULT_HTTP_READ_TIMEOUT
+        ),
+        (
+            Duration::from_secs(300),
+            Duration::from_secs(10),
+            Duration::from_secs(30)
+        )
+    );
+
+    for (key, bad) in [
+        ("http_idle_timeout", "\"soon\""),
+        ("http_read_timeout", "true"),
+        ("max_connections", "-5"),
+        ("max_connections", "\"many\""),
+    ] {
+        let msg = hcl_err(&listener_hcl(&format!("tls_disable = 1\n{key} = {bad}")));
+        assert!(msg.contains(&format!("\"{key}\"")), "{msg}");
+    }
 }
 
 #[test]

@@ -181,6 +181,9 @@ impl rustls::server::ResolvesServerCert for ReloadableCert {
 /// Runs Gatekeeper until SIGINT or SIGTERM.
 pub async fn run(args: GatekeeperArgs) -> anyhow::Result<()> {
     init_logging(&args.log_level);
+    // Lift the open-file soft limit before the listener's default
+    // connection cap is derived from it.
+    strongroom_http::raise_fd_limit();
     let peer_spec = peer_spec(&args)?;
     let config = config_from_args(&args)?;
     let tls = vault_tls(&args);

@@ -16,6 +16,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use strongroom_sdk::logical::RequestHandler;
 use strongroom_sdk::Error;
 
+use crate::conn::BodyReadTimeout;
 use crate::parse::{parse_request, NAMESPACE_HEADER};
 use crate::render::{json, render_error, render_response};
 
@@ -82,16 +83,31 @@ async fn logical(
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip());
 
-    let mut resp = match answer(&state, &parts, body, remote).await {
-        Ok(resp) => resp,
-        Err(err) => {
-            if err.status() >= 500 {
-                tracing::warn!(error = %err, path = parts.uri.path(), "request failed");
+    let mut resp = if head_size(&parts) > crate::serve::MAX_HEADER_BYTES {
+        // hyper's read buffer bounds the head only roughly; this is Go's
+        // exact limit on the request line and header bytes.
+        json(
+            431,
+            &serde_json::json!({ "errors": ["request header fields too large"] }),
+        )
+    } else {
+        match answer(&state, &parts, body, remote).await {
+            Ok(resp) => resp,
+            Err(err) => {
+                if err.status() >= 500 {
+                    tracing::warn!(error = %err, path = parts.uri.path(), "request failed");
+                }
+                render_error(&err)
             }
-            render_error(&err)
         }
     };
-    if resp.status() == http::StatusCode::PAYLOAD_TOO_LARGE && parts.version < Version::HTTP_2 {
+    let unread_body = matches!(
+        resp.status(),
+        http::StatusCode::PAYLOAD_TOO_LARGE
+            | http::StatusCode::REQUEST_TIMEOUT
+            | http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+    );
+    if unread_body && parts.version < Version::HTTP_2 {
         // The rest of the body was never read: the connection cannot be
         // reused for another request.
         resp.headers_mut()
@@ -108,6 +124,17 @@ async fn logical(
         "http request"
     );
     resp
+}
+
+/// The size of a request head as Go's `MaxHeaderBytes` counts it: the
+/// request line and every header line.
+fn head_size(parts: &http::request::Parts) -> usize {
+    let line = parts.method.as_str().len()
+        + parts.uri.path_and_query().map_or(1, |p| p.as_str().len())
+        + 11;
+    parts.headers.iter().fold(line, |n, (name, value)| {
+        n.saturating_add(name.as_str().len() + value.len() + 4)
+    })
 }
 
 /// Reads, parses and answers one request.
@@ -127,7 +154,18 @@ async fn answer(
         return Err(Error::PayloadTooLarge);
     }
     let body = if matches!(parts.method, Method::POST | Method::PUT | Method::PATCH) {
-        read_body(body, max).await?
+        match read_body(body, max).await {
+            Ok(body) => body,
+            Err(BodyFailure::TimedOut) => {
+                // The client did not send its body within the listener's
+                // `http_read_timeout` (a slow-body client).
+                return Ok(json(
+                    408,
+                    &serde_json::json!({ "errors": [BodyReadTimeout.to_string()] }),
+                ));
+            }
+            Err(BodyFailure::Refused(e)) => return Err(e),
+        }
     } else {
         Bytes::new()
     };
@@ -137,15 +175,40 @@ async fn answer(
     Ok(render_response(&response, &request_id))
 }
 
+/// Why a request body could not be read.
+enum BodyFailure {
+    /// It did not arrive within the read timeout.
+    TimedOut,
+    /// Too large, or the connection broke: the error to answer with.
+    Refused(Error),
+}
+
 /// Reads the whole body, refusing it as soon as it grows past `max` bytes.
-async fn read_body(body: Body, max: u64) -> Result<Bytes, Error> {
+async fn read_body(body: Body, max: u64) -> Result<Bytes, BodyFailure> {
     let limit = usize::try_from(max).unwrap_or(usize::MAX);
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(Error::PayloadTooLarge),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(BodyFailure::Refused(Error::PayloadTooLarge))
+        }
+        Err(e) if caused_by_timeout(&*e) => Err(BodyFailure::TimedOut),
         Err(e) => {
             tracing::debug!(error = %e, "failed to read request body");
-            Err(Error::bad_request("failed to read request body"))
+            Err(BodyFailure::Refused(Error::bad_request(
+                "failed to read request body",
+            )))
         }
     }
+}
+
+/// Whether `e` or one of its sources is a [`BodyReadTimeout`].
+fn caused_by_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err.is::<BodyReadTimeout>() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }

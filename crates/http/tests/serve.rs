@@ -11,12 +11,16 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-/// Echoes the path and the client address.
+/// Echoes the path, the client address and the number of headers; panics
+/// on `panic/...` (a handler bug, as a test stand-in).
 struct Echo;
 
 #[async_trait::async_trait]
 impl RequestHandler for Echo {
     async fn handle_request(&self, req: Request) -> strongroom_sdk::Result<Response> {
+        if req.path.starts_with("panic/") {
+            panic!("handler bug with secret-looking text s.hunter2");
+        }
         let Value::Object(map) = json!({
             "path": req.path,
             "remote": req.remote_addr.map(|a| a.to_string()),
@@ -220,4 +224,102 @@ fn load_tls_names_the_bad_file() {
     std::fs::write(&other, rcgen::KeyPair::generate().unwrap().serialize_pem()).unwrap();
     let err = load_tls(&cert, &other).unwrap_err();
     assert!(matches!(err, HttpError::Tls { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn a_panicking_handler_answers_500_and_the_server_keeps_serving() {
+    let (addr, stop, task) = start(None, HttpOptions::default()).await;
+    let client = reqwest::Client::new();
+    // A request on another connection, open across the panic.
+    let other = reqwest::Client::new();
+    let resp = other
+        .get(format!("http://{addr}/v1/secret/before"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+
+    for _ in 0..3 {
+        let resp = client
+            .put(format!("http://{addr}/v1/panic/now"))
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 500);
+        let text = resp.text().await.unwrap();
+        assert_eq!(
+            text, r#"{"errors":["internal error"]}"#,
+            "no panic text leaks"
+        );
+    }
+    // The same client and the other connection are still served.
+    let resp = client
+        .get(format!("http://{addr}/v1/secret/after"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["data"]["path"], "secret/after");
+    let resp = other
+        .get(format!("http://{addr}/v1/secret/after"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}
+
+/// Sends `head` (a request head without the final blank line) on a fresh
+/// connection and returns the status line of the answer.
+async fn status_of_head(addr: std::net::SocketAddr, head: &str) -> String {
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    conn.write_all(head.as_bytes()).await.unwrap();
+    conn.write_all(b"Connection: close\r\n\r\n").await.unwrap();
+    let mut answer = Vec::new();
+    let _ = conn.read_to_end(&mut answer).await;
+    let answer = String::from_utf8_lossy(&answer);
+    answer.lines().next().unwrap_or_default().to_string()
+}
+
+#[tokio::test]
+async fn thousands_of_header_lines_are_accepted_and_heads_over_1_mib_refused() {
+    let (addr, stop, task) = start(None, HttpOptions::default()).await;
+    let mut head = String::from("GET /v1/secret/h HTTP/1.1\r\nHost: localhost\r\n");
+    for i in 0..5_000 {
+        head.push_str(&format!("X-Extra-{i}: v\r\n"));
+    }
+    assert_eq!(status_of_head(addr, &head).await, "HTTP/1.1 200 OK");
+
+    // More lines than MAX_HEADERS: refused, not crashed.
+    let mut head = String::from("GET /v1/secret/h HTTP/1.1\r\nHost: localhost\r\n");
+    for i in 0..strongroom_http::MAX_HEADERS + 10 {
+        head.push_str(&format!("X-{i}: v\r\n"));
+    }
+    assert_eq!(
+        status_of_head(addr, &head).await,
+        "HTTP/1.1 431 Request Header Fields Too Large"
+    );
+
+    // One header of 1 MiB plus a bit: over Go's byte limit.
+    let head = format!(
+        "GET /v1/secret/h HTTP/1.1\r\nHost: localhost\r\nX-Big: {}\r\n",
+        "a".repeat(strongroom_http::MAX_HEADER_BYTES)
+    );
+    assert_eq!(
+        status_of_head(addr, &head).await,
+        "HTTP/1.1 431 Request Header Fields Too Large"
+    );
+    // Just under it: accepted.
+    let head = format!(
+        "GET /v1/secret/h HTTP/1.1\r\nHost: localhost\r\nX-Big: {}\r\n",
+        "a".repeat(1 << 20)
+    );
+    assert_eq!(status_of_head(addr, &head).await, "HTTP/1.1 200 OK");
+
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
 }

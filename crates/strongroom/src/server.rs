@@ -9,7 +9,7 @@ use base64::Engine as _;
 use strongroom_config::{ListenerConfig, ServerConfig, StorageConfig};
 use strongroom_core::mount::SystemTtls;
 use strongroom_core::{Core, CoreConfig};
-use strongroom_http::HttpOptions;
+use strongroom_http::{ConnLimits, HttpOptions};
 use strongroom_sdk::registry::Registry;
 use strongroom_sdk::storage::Backend;
 use tokio::net::TcpListener;
@@ -74,11 +74,27 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         .or_else(|| config.log_level.map(|l| l.as_str().to_string()))
         .unwrap_or_else(|| "info".into());
     init_logging(&level);
+    // Every connection holds a descriptor: lift the soft limit to the hard
+    // one before any listener is bound (the default caps derive from it).
+    strongroom_http::raise_fd_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve(args, config))
+    runtime.block_on(serve(args, config, &level))
+}
+
+/// The connection limits of listener `l`, one of `listeners` listeners.
+fn conn_limits(l: &ListenerConfig, listeners: usize) -> ConnLimits {
+    ConnLimits {
+        idle_timeout: l.http_idle_timeout,
+        read_header_timeout: l.http_read_header_timeout,
+        read_timeout: l.http_read_timeout,
+        write_timeout: l.http_write_timeout,
+        max_connections: l
+            .max_connections
+            .unwrap_or_else(|| strongroom_http::default_max_connections(listeners)),
+    }
 }
 
 /// The physical storage the config names. A durable backend gets the
@@ -123,7 +139,9 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-async fn serve(args: ServerArgs, config: ServerConfig) -> anyhow::Result<()> {
+/// Serves `config` until a shutdown signal; `log_level` is the level in
+/// force (from `-log-level`, else the config's `log_level`, else `info`).
+async fn serve(args: ServerArgs, config: ServerConfig, log_level: &str) -> anyhow::Result<()> {
     if config.listeners.is_empty() {
         bail!("no listener is configured: add a listener \"tcp\" block");
     }
@@ -166,7 +184,8 @@ async fn serve(args: ServerArgs, config: ServerConfig) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("binding listener {}", l.address))?;
         let addr: SocketAddr = listener.local_addr()?;
-        bound.push((listener, tls, addr, l.max_request_size));
+        let limits = conn_limits(l, config.listeners.len());
+        bound.push((listener, tls, addr, l.max_request_size, limits));
     }
 
     let scheme = |tls: bool| if tls { "https" } else { "http" };
@@ -178,16 +197,14 @@ async fn serve(args: ServerArgs, config: ServerConfig) -> anyhow::Result<()> {
 
     println!("==> Strongroom server configuration:\n");
     println!("             Api Address: {api_addr}");
-    for (_, tls, addr, max) in &bound {
+    for (_, tls, addr, max, limits) in &bound {
         println!(
-            "                Listener: tcp (addr: \"{addr}\", max_request_size: \"{max}\", tls: \"{}\")",
+            "                Listener: tcp (addr: \"{addr}\", max_request_size: \"{max}\", max_connections: \"{}\", tls: \"{}\")",
+            limits.max_connections,
             if tls.is_some() { "enabled" } else { "disabled" }
         );
     }
-    println!(
-        "               Log Level: {}",
-        args.log_level.as_deref().unwrap_or("info")
-    );
+    println!("               Log Level: {log_level}");
     println!("                 Storage: {}", config.storage.kind());
     println!(
         "                 Version: Strongroom v{}\n",
@@ -219,14 +236,15 @@ async fn serve(args: ServerArgs, config: ServerConfig) -> anyhow::Result<()> {
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
-    for (listener, tls, addr, max_request_size) in bound {
+    for (listener, tls, addr, max_request_size, limits) in bound {
         let app = strongroom_http::router(core.clone(), HttpOptions { max_request_size });
         let mut rx = stop_rx.clone();
         let shutdown = async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
         tasks.push(tokio::spawn(async move {
-            if let Err(e) = strongroom_http::serve(listener, tls, app, shutdown).await {
+            if let Err(e) = strongroom_http::serve_with(listener, tls, app, limits, shutdown).await
+            {
                 tracing::error!(%addr, error = %e, "listener failed");
             }
         }));

@@ -681,6 +681,11 @@ pub struct Config {
     pub listeners: Vec<Listener>,
     /// Directory the rendered file is written to.
     pub dir: PathBuf,
+    /// Extra lines written inside every `listener "tcp"` block (e.g.
+    /// `http_idle_timeout = "1s"`), for the server under test only.
+    pub listener_lines: Vec<String>,
+    /// Extra top-level lines (e.g. `log_level = "warn"`).
+    pub lines: Vec<String>,
 }
 
 impl Config {
@@ -690,6 +695,8 @@ impl Config {
             storage: Storage::Inmem,
             listeners: vec![Listener::default()],
             dir: dir.to_path_buf(),
+            listener_lines: Vec::new(),
+            lines: Vec::new(),
         }
     }
 
@@ -730,12 +737,19 @@ impl Config {
             if let Some(max) = l.max_request_size {
                 s.push_str(&format!("  max_request_size = {max}\n"));
             }
+            for line in &self.listener_lines {
+                s.push_str(&format!("  {line}\n"));
+            }
             s.push_str("}\n");
         }
         if let Some(port) = ports.first() {
             s.push_str(&format!("api_addr = \"http://127.0.0.1:{port}\"\n"));
         }
         s.push_str("disable_mlock = true\n");
+        for line in &self.lines {
+            s.push_str(line);
+            s.push('\n');
+        }
         s
     }
 }

@@ -1,11 +1,13 @@
-//! End-to-end tests of the `strongroom` binary as a process: durability
-//! across kills and restarts, exact outcomes of 1,000-way races, the HTTP
-//! contract (listeners, TLS, limits, the CLI), the GCP auth method against
-//! the Google emulator, and Gatekeeper with its scheduler emulators.
+//! End-to-end tests of the `strongroom` binary as a process: connection
+//! limits under attack, durability across kills and restarts, exact
+//! outcomes of 1,000-way races, the HTTP contract (listeners, TLS, limits,
+//! the CLI), the GCP auth method against the Google emulator, and
+//! Gatekeeper with its scheduler emulators.
 //!
 //! Single-target suites run against OpenBao instead with
 //! `STRONGROOM_TEST_TARGET=bao cargo test -p strongroom --test e2e`.
 
+mod connections;
 mod durability;
 mod gatekeeper;
 mod gatekeeper_support;
