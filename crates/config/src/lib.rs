@@ -72,6 +72,8 @@ pub struct ServerConfig {
     pub max_lease_ttl: Option<Duration>,
     /// `log_level`, if set.
     pub log_level: Option<LogLevel>,
+    /// `log_format`, if set.
+    pub log_format: Option<LogFormat>,
     /// `disable_mlock` (accepted for compatibility; default false).
     pub disable_mlock: bool,
     /// `ui`: serve the web UI (default false).
@@ -175,6 +177,28 @@ pub struct TlsFiles {
     pub cert_file: PathBuf,
     /// `tls_key_file`: the private key.
     pub key_file: PathBuf,
+}
+
+/// `log_format`: how log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum LogFormat {
+    /// Human-readable lines (OpenBao's `standard`, the default).
+    #[default]
+    Standard,
+    /// One JSON object per line.
+    Json,
+}
+
+impl LogFormat {
+    /// Parses a format name as OpenBao does (`standard` or `json`, any
+    /// case; empty is `standard`).
+    pub fn parse(name: &str) -> Option<LogFormat> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "" | "standard" => Some(LogFormat::Standard),
+            "json" => Some(LogFormat::Json),
+            _ => None,
+        }
+    }
 }
 
 /// `log_level`: trace, debug, info, warn (or warning), error; any case.

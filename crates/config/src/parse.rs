@@ -12,9 +12,10 @@ use strongroom_sdk::duration::duration_from_json;
 
 use crate::error::one_line;
 use crate::{
-    ConfigError, Format, ListenerConfig, LogLevel, ServerConfig, StorageConfig, TlsFiles,
-    DEFAULT_HTTP_IDLE_TIMEOUT, DEFAULT_HTTP_READ_HEADER_TIMEOUT, DEFAULT_HTTP_READ_TIMEOUT,
-    DEFAULT_LEASE_TTL, DEFAULT_LISTENER_ADDRESS, DEFAULT_MAX_REQUEST_SIZE, UNLIMITED_REQUEST_SIZE,
+    ConfigError, Format, ListenerConfig, LogFormat, LogLevel, ServerConfig, StorageConfig,
+    TlsFiles, DEFAULT_HTTP_IDLE_TIMEOUT, DEFAULT_HTTP_READ_HEADER_TIMEOUT,
+    DEFAULT_HTTP_READ_TIMEOUT, DEFAULT_LEASE_TTL, DEFAULT_LISTENER_ADDRESS,
+    DEFAULT_MAX_REQUEST_SIZE, UNLIMITED_REQUEST_SIZE,
 };
 
 /// The context name of top-level keys in error messages.
@@ -29,6 +30,7 @@ const TOP_KEYS: &[&str] = &[
     "default_lease_ttl",
     "max_lease_ttl",
     "log_level",
+    "log_format",
     "disable_mlock",
     "ui",
     "cache_size",
@@ -137,6 +139,16 @@ pub(crate) fn server_config(doc: Value) -> Result<ServerConfig, ConfigError> {
             })?,
         ),
     };
+    let log_format = match opt_string(&mut top, "log_format", TOP)? {
+        None => None,
+        Some(name) => Some(LogFormat::parse(&name).ok_or_else(|| {
+            invalid(
+                "log_format",
+                TOP,
+                &format!("unknown log format {name:?} (expected standard or json)"),
+            )
+        })?),
+    };
     let disable_mlock = opt_bool(&mut top, "disable_mlock", TOP)?.unwrap_or(false);
     let ui = opt_bool(&mut top, "ui", TOP)?.unwrap_or(false);
     let cache_size = match top.remove("cache_size") {
@@ -172,6 +184,7 @@ pub(crate) fn server_config(doc: Value) -> Result<ServerConfig, ConfigError> {
         default_lease_ttl,
         max_lease_ttl,
         log_level,
+        log_format,
         disable_mlock,
         ui,
         cache_size,

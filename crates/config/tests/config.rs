@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use strongroom_config::{
-    load, parse_str, ConfigError, Format, ListenerConfig, LogLevel, ServerConfig, StorageConfig,
-    TlsFiles, DEFAULT_HTTP_IDLE_TIMEOUT, DEFAULT_HTTP_READ_HEADER_TIMEOUT,
+    load, parse_str, ConfigError, Format, ListenerConfig, LogFormat, LogLevel, ServerConfig,
+    StorageConfig, TlsFiles, DEFAULT_HTTP_IDLE_TIMEOUT, DEFAULT_HTTP_READ_HEADER_TIMEOUT,
     DEFAULT_HTTP_READ_TIMEOUT, DEFAULT_LISTENER_ADDRESS, DEFAULT_MAX_REQUEST_SIZE,
     UNLIMITED_REQUEST_SIZE,
 };
@@ -35,6 +35,7 @@ cluster_name      = "prod"
 default_lease_ttl = "1h"
 max_lease_ttl     = "768h"
 log_level         = "Warning"
+log_format        = "json"
 disable_mlock     = true
 ui                = true
 cache_size        = 50000
@@ -53,6 +54,7 @@ const FULL_JSON: &str = r#"{
   "default_lease_ttl": 3600,
   "max_lease_ttl": "768h",
   "log_level": "warn",
+  "log_format": "JSON",
   "disable_mlock": true,
   "ui": 1,
   "cache_size": "50000",
@@ -86,6 +88,7 @@ fn expected_full() -> ServerConfig {
         default_lease_ttl: Some(Duration::from_secs(3600)),
         max_lease_ttl: Some(Duration::from_secs(768 * 3600)),
         log_level: Some(LogLevel::Warn),
+        log_format: Some(LogFormat::Json),
         disable_mlock: true,
         ui: true,
         cache_size: Some(50_000),
@@ -514,7 +517,10 @@ fn unknown_keys_are_named_everywhere() {
     // Every unknown key of a block is named, in the file's order, not only
     // the first.
     let msg = hcl_err("storage \"inmem\" {}\nlistner \"tcp\" {}\nfoo = 1\nui = true\nbar = 2");
-    assert_eq!(msg, "unknown keys \"listner\", \"foo\", \"bar\" in config file");
+    assert_eq!(
+        msg,
+        "unknown keys \"listner\", \"foo\", \"bar\" in config file"
+    );
 }
 
 #[test]
@@ -686,8 +692,15 @@ api_addr = "https://127.0.0.1:8200"  cluster_name = "c1"
 #[test]
 fn cache_size_zero_is_the_default_and_negative_is_refused() {
     let base = "storage \"inmem\" {}\n";
-    assert_eq!(hcl(&format!("{base}cache_size = 0")).unwrap().cache_size, None);
-    assert!(hcl(&format!("{base}disable_cache = true")).unwrap().disable_cache);
+    assert_eq!(
+        hcl(&format!("{base}cache_size = 0")).unwrap().cache_size,
+        None
+    );
+    assert!(
+        hcl(&format!("{base}disable_cache = true"))
+            .unwrap()
+            .disable_cache
+    );
     let err = hcl(&format!("{base}cache_size = -1")).unwrap_err();
     assert!(
         matches!(&err, ConfigError::InvalidValue { key, .. } if key == "cache_size"),

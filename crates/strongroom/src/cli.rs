@@ -79,6 +79,9 @@ pub struct ServerArgs {
     /// Log level: trace, debug, info, warn, error (overrides the config).
     #[arg(long = "log-level", env = "VAULT_LOG_LEVEL", value_name = "LEVEL")]
     pub log_level: Option<String>,
+    /// Log format: standard or json (overrides the config's `log_format`).
+    #[arg(long = "log-format", env = "VAULT_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<String>,
 }
 
 /// Rewrites `-name` and `-name=value` (a single dash and a name of two or

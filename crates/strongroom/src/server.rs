@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context as _};
 use base64::Engine as _;
-use strongroom_config::{ListenerConfig, ServerConfig, StorageConfig};
+use strongroom_config::{ListenerConfig, LogFormat, ServerConfig, StorageConfig};
 use strongroom_core::mount::SystemTtls;
 use strongroom_core::{Core, CoreConfig};
 use strongroom_http::{ConnLimits, HttpOptions};
@@ -47,6 +47,7 @@ fn load_config(args: &ServerArgs) -> anyhow::Result<ServerConfig> {
             default_lease_ttl: None,
             max_lease_ttl: None,
             log_level: None,
+            log_format: None,
             disable_mlock: true,
             ui: false,
             cache_size: None,
@@ -56,13 +57,22 @@ fn load_config(args: &ServerArgs) -> anyhow::Result<ServerConfig> {
     }
 }
 
-fn init_logging(level: &str) {
+/// Installs the log subscriber: `level` as the filter (unless
+/// `STRONGROOM_LOG` gives one), lines on stderr, ANSI colours only when
+/// stderr is a terminal, one JSON object per line for [`LogFormat::Json`].
+fn init_logging(level: &str, format: LogFormat) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("STRONGROOM_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().with_ansi(false).try_init(),
+        LogFormat::Standard => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+    };
 }
 
 /// Runs the server until a shutdown signal.
@@ -73,7 +83,13 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         .clone()
         .or_else(|| config.log_level.map(|l| l.as_str().to_string()))
         .unwrap_or_else(|| "info".into());
-    init_logging(&level);
+    let format = match &args.log_format {
+        Some(name) => LogFormat::parse(name).ok_or_else(|| {
+            anyhow::anyhow!("unknown log format {name:?} (expected standard or json)")
+        })?,
+        None => config.log_format.unwrap_or_default(),
+    };
+    init_logging(&level, format);
     // Every connection holds a descriptor: lift the soft limit to the hard
     // one before any listener is bound (the default caps derive from it).
     strongroom_http::raise_fd_limit();
@@ -115,7 +131,9 @@ fn open_storage(config: &ServerConfig) -> anyhow::Result<Arc<dyn Backend>> {
     let size = config
         .cache_size
         .unwrap_or(strongroom_storage::DEFAULT_CACHE_SIZE);
-    Ok(Arc::new(strongroom_storage::CachedBackend::new(durable, size)))
+    Ok(Arc::new(strongroom_storage::CachedBackend::new(
+        durable, size,
+    )))
 }
 
 async fn shutdown_signal() {

@@ -336,3 +336,40 @@ async fn the_banner_shows_the_log_level_from_the_config_file() {
         server.output.text()
     );
 }
+
+/// Log lines on stderr (the harness prefixes them with `[stderr] `).
+fn stderr_lines(server: &Server) -> Vec<String> {
+    server
+        .output
+        .text()
+        .lines()
+        .filter_map(|l| l.strip_prefix("[stderr] ").map(str::to_string))
+        .filter(|l| !l.trim().is_empty())
+        .collect()
+}
+
+#[tokio::test]
+async fn logs_to_a_pipe_carry_no_colour_codes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::with_config(Kind::Strongroom, &Config::inmem(dir.path()));
+    let lines = stderr_lines(&server);
+    assert!(!lines.is_empty(), "{}", server.output.text());
+    for line in &lines {
+        assert!(!line.contains('\u{1b}'), "ANSI escape in {line:?}");
+    }
+}
+
+#[tokio::test]
+async fn log_format_json_writes_one_json_object_per_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = Config::inmem(dir.path());
+    cfg.lines = vec!["log_format = \"json\"".into()];
+    let server = Server::with_config(Kind::Strongroom, &cfg);
+    let lines = stderr_lines(&server);
+    assert!(!lines.is_empty(), "{}", server.output.text());
+    for line in &lines {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line:?}"));
+        assert!(v["level"].is_string() && v["fields"].is_object(), "{v}");
+    }
+}
