@@ -147,6 +147,7 @@ impl RedbBackend {
                 "redb storage path {shown} is a directory; expected a file path"
             )));
         }
+        prepare_location(&path)?;
         let mut builder = Database::builder();
         if let Some(bytes) = options.cache_size {
             builder.set_cache_size(bytes);
@@ -167,6 +168,7 @@ impl RedbBackend {
                 "{shown} is not a usable redb database file: {other}"
             )),
         })?;
+        restrict_file(&path)?;
         // Create the table up front so that readers can rely on it existing.
         let txn = db.begin_write().map_err(io)?;
         txn.open_table(TABLE).map_err(io)?;
@@ -338,6 +340,46 @@ fn commit(db: &Database, group: &[WriteRequest]) -> Result<(), StorageError> {
     txn.commit().map_err(io)
 }
 
+/// Warns when the folder of the database file may be entered by other
+/// users (0700 is recommended). The folder is the operator's: it is left as
+/// it is, and a missing one is refused when the file is created (a typo in
+/// `path` should not make a new tree somewhere).
+fn prepare_location(path: &Path) -> Result<(), StorageError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+        if let Some(meta) = dir.and_then(|d| std::fs::metadata(d).ok()) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                tracing::warn!(
+                    folder = %dir.map(Path::display).map(|d| d.to_string()).unwrap_or_default(),
+                    mode = format!("{mode:o}"),
+                    "the storage folder is open to other users; 0700 is recommended"
+                );
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+/// Makes the database file readable and writable by the server's user only
+/// (0600), whoever created it: it holds the sealed data.
+fn restrict_file(path: &Path) -> Result<(), StorageError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|e| {
+            StorageError::Io(format!("cannot restrict {} to mode 0600: {e}", path.display()))
+        })?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 /// A reader thread: runs read jobs until the queue closes. A job whose
 /// caller has gone away (future dropped) is skipped.
 fn reader_loop(db: &Database, jobs: &crossbeam_channel::Receiver<ReadJob>) {
@@ -435,6 +477,22 @@ mod tests {
     // The tests below hold the commit path by holding a write transaction
     // of their own: redb allows one at a time, so the writer thread blocks
     // in `begin_write` until the test drops it. No timing is involved.
+
+    #[cfg(unix)]
+    #[test]
+    fn the_file_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data.redb");
+        let b = RedbBackend::open(&path).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        drop(b);
+        // A file made by someone else with a looser mode is tightened.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let _b = RedbBackend::open(&path).unwrap();
+        assert_eq!(mode(&path), 0o600);
+    }
 
     #[tokio::test]
     async fn a_full_queue_makes_the_next_writer_wait_until_it_drains() {
