@@ -372,7 +372,10 @@ fn restrict_file(path: &Path) -> Result<(), StorageError> {
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|e| {
-            StorageError::Io(format!("cannot restrict {} to mode 0600: {e}", path.display()))
+            StorageError::Io(format!(
+                "cannot restrict {} to mode 0600: {e}",
+                path.display()
+            ))
         })?;
     }
     #[cfg(not(unix))]

@@ -9,3 +9,26 @@ pub mod cli;
 pub mod server;
 
 pub use server::registry;
+
+#[cfg(test)]
+mod tests {
+    /// One supported Rust version, stated alike in Cargo.toml
+    /// (`rust-version`), rust-toolchain.toml and README.
+    #[test]
+    fn the_supported_rust_version_is_stated_alike_everywhere() {
+        let version = env!("CARGO_PKG_RUST_VERSION");
+        assert!(!version.is_empty(), "Cargo.toml has no rust-version");
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+        let read = |name: &str| {
+            std::fs::read_to_string(format!("{root}/{name}"))
+                .unwrap_or_else(|e| panic!("reading {name}: {e}"))
+        };
+        let phrase = format!("Rust {version}");
+        for file in ["README.md", "rust-toolchain.toml"] {
+            assert!(
+                read(file).contains(&phrase),
+                "{file} does not say {phrase:?}"
+            );
+        }
+    }
+}
