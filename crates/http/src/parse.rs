@@ -207,7 +207,7 @@ fn json_body(body: &[u8]) -> Result<Data, Error> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Data::new());
     }
-    let value: Value = serde_json::from_slice(body)
+    let value: Value = strongroom_sdk::json::from_slice(body)
         .map_err(|e| Error::bad_request(format!("failed to decode JSON input: {e}")))?;
     match value {
         Value::Object(map) => Ok(map),

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::duration::duration_from_json;
+use crate::json::{clone_map, clone_value};
 use crate::logical::Data;
 use crate::{Error, Result};
 
@@ -167,9 +168,9 @@ impl Field {
 /// The request's data seen through a path's declared fields.
 #[derive(Debug, Clone)]
 pub struct FieldData {
-    raw: Data,
-    captures: HashMap<String, String>,
-    schema: std::sync::Arc<[Field]>,
+    pub(super) raw: Data,
+    pub(super) captures: HashMap<String, String>,
+    pub(super) schema: std::sync::Arc<[Field]>,
 }
 
 impl FieldData {
@@ -220,7 +221,7 @@ impl FieldData {
     pub(super) fn given(&self, name: &str) -> Option<Value> {
         match self.captures.get(name) {
             Some(c) => Some(Value::String(c.clone())),
-            None => self.raw.get(name).cloned(),
+            None => self.raw.get(name).map(clone_value),
         }
     }
 
@@ -242,7 +243,7 @@ impl FieldData {
         }
         match self.raw.get(name) {
             Some(Value::Null) | None => Ok(field.default.clone()),
-            Some(v) => Ok(Some(v.clone())),
+            Some(v) => Ok(Some(clone_value(v))),
         }
     }
 
@@ -251,6 +252,11 @@ impl FieldData {
             // OpenBao passes Go's duration parser error through.
             (FieldType::DurationSecond, Value::String(s)) => Error::bad_request(format!(
                 "error converting input for field {name:?}: time: invalid duration {s:?}"
+            )),
+            // Go reads a JSON number as a duration string: `1e20`, `1.5`
+            // and numbers past the maximum are invalid durations there.
+            (FieldType::DurationSecond, Value::Number(n)) => Error::bad_request(format!(
+                "error converting input for field {name:?}: time: invalid duration \"{n}\""
             )),
             _ => Error::bad_request(format!(
                 "error converting input {value} for field {name:?}: cannot parse as {}",
@@ -308,15 +314,17 @@ impl FieldData {
         }
     }
 
-    /// An integer field.
+    /// An integer field: a JSON integer in i64's range, or a string
+    /// holding one; anything else is a 400 naming the field.
     pub fn get_int(&self, name: &str) -> Result<Option<i64>> {
         let Some(v) = self.value(name)? else {
             return Ok(None);
         };
+        // As OpenBao (`strconv.ParseInt` of the JSON number's text): a
+        // fraction or an exponent is refused, and so is anything outside
+        // i64, never clamped.
         let parsed = match &v {
-            Value::Number(n) => n
-                .as_i64()
-                .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
+            Value::Number(n) => n.as_i64(),
             Value::String(s) => s.trim().parse::<i64>().ok(),
             _ => None,
         };
@@ -325,7 +333,10 @@ impl FieldData {
             .ok_or_else(|| Self::invalid(name, &v, FieldType::Int))
     }
 
-    /// A duration field.
+    /// A duration field (see [`duration_from_json`]: whole seconds, or a
+    /// `"1h30m"` string, at most
+    /// [`MAX_DURATION_SECS`](crate::duration::MAX_DURATION_SECS)); a bad
+    /// one is a 400 naming the field.
     pub fn get_duration(&self, name: &str) -> Result<Option<Duration>> {
         let Some(v) = self.value(name)? else {
             return Ok(None);
@@ -363,6 +374,8 @@ impl FieldData {
                 })
                 .collect::<Result<Vec<_>>>()
                 .map(Some),
+            // Go's weak decoding takes an empty map as an empty list.
+            Value::Object(m) if m.is_empty() => Ok(Some(Vec::new())),
             _ => Err(Self::invalid(name, &v, FieldType::CommaStringSlice)),
         }
     }
@@ -373,7 +386,9 @@ impl FieldData {
             return Ok(None);
         };
         match &v {
-            Value::Object(m) => Ok(Some(m.clone())),
+            Value::Object(m) => Ok(Some(clone_map(m))),
+            // Go's weak decoding takes an empty list as an empty map.
+            Value::Array(a) if a.is_empty() => Ok(Some(Map::new())),
             Value::String(s) if s.is_empty() => Ok(Some(Map::new())),
             Value::String(s) => match serde_json::from_str::<Value>(s) {
                 Ok(Value::Object(m)) => Ok(Some(m)),
