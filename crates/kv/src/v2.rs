@@ -119,7 +119,7 @@ async fn upgrade(storage: &View) -> Result<()> {
                     BatchOp::Put(meta_key(&full), json_bytes(&meta)?),
                     BatchOp::Put(
                         version_key(&full, v),
-                        version_bytes(json!({ "data": data }))?,
+                        version_bytes(entry([("data", data)]))?,
                     ),
                     BatchOp::Delete(full.clone()),
                 ])
@@ -136,6 +136,12 @@ fn meta_key(path: &str) -> String {
 
 fn version_key(path: &str, version: u64) -> String {
     format!("{VERSION_PREFIX}{path}/{version}")
+}
+
+/// An object of `pairs`, moved in: `json!` would copy each value through
+/// serde, recursing on the stack, and a client's value may be deep.
+fn entry<const N: usize>(pairs: [(&str, Value); N]) -> Value {
+    Value::Object(pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
 }
 
 /// A version entry as stored: its data may be a client's deep value.
@@ -322,10 +328,14 @@ async fn data_read(s: S, ctx: Ctx) -> Result<Response> {
         .ok_or(Error::NotFound(None))?;
     let mut stored: Value = strongroom_sdk::json::from_stored(&stored)
         .map_err(|e| Error::internal(format!("corrupt kv version: {e}")))?;
-    Ok(Response::data(obj(json!({
-        "data": stored.get_mut("data").map(Value::take).unwrap_or(Value::Null),
-        "metadata": block,
-    }))))
+    let data = stored
+        .get_mut("data")
+        .map(Value::take)
+        .unwrap_or(Value::Null);
+    Ok(Response::data(obj(entry([
+        ("data", data),
+        ("metadata", block),
+    ]))))
 }
 
 /// The `options.cas` of a write, checked against the key's current
@@ -369,7 +379,7 @@ async fn put_version(
     let version = meta.add_version(config, t);
     let mut ops = vec![BatchOp::Put(
         version_key(key, version),
-        version_bytes(json!({ "data": data }))?,
+        version_bytes(entry([("data", data)]))?,
     )];
     for dropped in meta.trim(config) {
         ops.push(BatchOp::Delete(version_key(key, dropped)));
@@ -706,9 +716,10 @@ async fn subkeys_read(s: S, ctx: Ctx) -> Result<Response> {
         )));
     }
     let keys = subkeys(data.get("data").unwrap_or(&Value::Null), depth);
-    Ok(Response::data(obj(
-        json!({"subkeys": keys, "metadata": metadata}),
-    )))
+    Ok(Response::data(obj(entry([
+        ("subkeys", keys),
+        ("metadata", metadata),
+    ]))))
 }
 
 async fn data_exists(s: S, ctx: Ctx) -> Result<bool> {
