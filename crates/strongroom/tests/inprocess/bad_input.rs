@@ -178,7 +178,6 @@ fn endpoints() -> Vec<Endpoint> {
             path: "auth/token/roles/r",
             base: json!({}),
             fields: vec![
-                ("token_ttl", Duration),
                 ("token_explicit_max_ttl", Duration),
                 ("token_period", Duration),
                 ("explicit_max_ttl", Duration),
@@ -250,11 +249,6 @@ fn endpoints() -> Vec<Endpoint> {
             path: "secret/data/d",
             base: json!({"data": {"a": "b"}}),
             fields: vec![("data", Map), ("options", Map)],
-        },
-        Endpoint {
-            path: "secret/delete/d",
-            base: json!({}),
-            fields: vec![("versions", Map)],
         },
         Endpoint {
             path: "sys/policy/p",
