@@ -115,20 +115,30 @@ const STACK_BASE: usize = 256 * 1024;
 /// The nesting depth of a value (arrays and objects; a scalar is 0),
 /// counted without recursion.
 pub fn value_depth(value: &Value) -> usize {
+    fn is_container(v: &Value) -> bool {
+        matches!(v, Value::Array(_) | Value::Object(_))
+    }
+    if !is_container(value) {
+        return 0;
+    }
     let mut max = 0;
     let mut pending: Vec<(&Value, usize)> = vec![(value, 1)];
     while let Some((v, level)) = pending.pop() {
-        let children: Box<dyn Iterator<Item = &Value>> = match v {
-            Value::Array(items) => Box::new(items.iter()),
-            Value::Object(map) => Box::new(map.values()),
-            _ => continue,
-        };
         max = max.max(level);
-        pending.extend(
-            children
-                .filter(|c| matches!(c, Value::Array(_) | Value::Object(_)))
-                .map(|c| (c, level + 1)),
-        );
+        match v {
+            Value::Array(items) => pending.extend(
+                items
+                    .iter()
+                    .filter(|c| is_container(c))
+                    .map(|c| (c, level + 1)),
+            ),
+            Value::Object(map) => pending.extend(
+                map.values()
+                    .filter(|c| is_container(c))
+                    .map(|c| (c, level + 1)),
+            ),
+            _ => {}
+        }
     }
     max
 }
@@ -242,6 +252,10 @@ mod tests {
         assert_eq!(depth(br#"{"a":"[[[{{\"[","b":[1,[2]]}"#), 3);
         assert_eq!(depth(b"1"), 0);
         assert_eq!(depth(nested(7).as_bytes()), 7);
+        let v: Value = serde_json::from_str(r#"{"a":"[[","b":[1,[2,{}]],"c":{}}"#).unwrap();
+        assert_eq!(value_depth(&v), 4);
+        assert_eq!(value_depth(&Value::from(1)), 0);
+        assert_eq!(map_depth(v.as_object().unwrap()), 4);
     }
 
     #[test]

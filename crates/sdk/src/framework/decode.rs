@@ -112,7 +112,17 @@ impl FieldData {
             {
                 continue;
             }
-            self.coerced(field.name).map_err(|e| match e {
+            // A string's allowed values are the handler's refusal (OpenBao
+            // checks them there, without the validation prefix): only its
+            // type is checked here.
+            let checked = match (field.ty, self.raw.get(field.name)) {
+                (FieldType::String, Some(v @ (Value::Array(_) | Value::Object(_)))) => {
+                    Err(FieldData::invalid(field.name, v, FieldType::String))
+                }
+                (FieldType::String, _) => Ok(()),
+                _ => self.coerced(field.name).map(|_| ()),
+            };
+            checked.map_err(|e| match e {
                 Error::BadRequest(m) => Error::BadRequest(format!("Field validation failed: {m}")),
                 other => other,
             })?;

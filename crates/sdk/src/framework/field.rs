@@ -247,7 +247,7 @@ impl FieldData {
         }
     }
 
-    fn invalid(name: &str, value: &Value, ty: FieldType) -> Error {
+    pub(super) fn invalid(name: &str, value: &Value, ty: FieldType) -> Error {
         match (ty, value) {
             // OpenBao passes Go's duration parser error through.
             (FieldType::DurationSecond, Value::String(s)) => Error::bad_request(format!(
@@ -499,5 +499,93 @@ mod tests {
             assert_eq!(err.status(), 400, "{name}");
         }
         assert_eq!(fd.unknown_fields(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn integers_are_never_clamped_nor_rounded() {
+        let schema = || vec![Field::new("n", FieldType::Int, "")];
+        for bad in [
+            json!(1.5),
+            json!(1.0),
+            json!(1e20),
+            json!(-1e24),
+            json!(u64::MAX),
+            json!("1.5"),
+            json!("18446744073709551616"),
+        ] {
+            let err = data(json!({ "n": bad }), schema())
+                .get_int("n")
+                .unwrap_err();
+            assert!(
+                matches!(&err, Error::BadRequest(m) if m.contains("for field \"n\"")),
+                "{bad}: {err}"
+            );
+        }
+        let fd = data(json!({"n": i64::MAX}), schema());
+        assert_eq!(fd.get_int("n").unwrap(), Some(i64::MAX));
+    }
+
+    #[test]
+    fn huge_durations_are_bad_requests_naming_the_field() {
+        let schema = || vec![Field::new("ttl", FieldType::DurationSecond, "")];
+        for bad in [
+            json!(1e20),
+            json!(u64::MAX),
+            json!(-1e24),
+            json!(9_223_372_037u64),
+            json!(1.5),
+            json!("2562048h"),
+            json!("1e20"),
+        ] {
+            let err = data(json!({ "ttl": bad }), schema())
+                .get_duration("ttl")
+                .unwrap_err();
+            assert!(
+                matches!(&err, Error::BadRequest(m)
+                    if m.starts_with("error converting input for field \"ttl\": time: invalid duration")),
+                "{bad}: {err}"
+            );
+        }
+        let fd = data(json!({"ttl": 9_223_372_036u64}), schema());
+        assert_eq!(
+            fd.get_duration("ttl").unwrap(),
+            Some(Duration::from_secs(9_223_372_036))
+        );
+    }
+
+    #[test]
+    fn validate_checks_every_declared_field_given() {
+        let schema = || {
+            vec![
+                Field::new("flag", FieldType::Bool, ""),
+                Field::new("name", FieldType::String, ""),
+                Field::new("body", FieldType::Map, "").raw(),
+            ]
+        };
+        // The handler might never read `flag`: it is checked anyway.
+        let err = data(json!({"flag": [], "name": "x"}), schema())
+            .validate()
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::BadRequest(m)
+                if m == "Field validation failed: error converting input [] for field \"flag\": cannot parse as bool"),
+            "{err}"
+        );
+        // Raw fields are the handler's to check; undeclared names are not
+        // checked (they are warned about).
+        data(json!({"body": "text", "other": {}}), schema())
+            .validate()
+            .unwrap();
+        // Go's weak decoding: an empty list is an empty map, an empty map
+        // an empty list.
+        let fd = data(
+            json!({"m": [], "l": {}}),
+            vec![
+                Field::new("m", FieldType::Map, ""),
+                Field::new("l", FieldType::CommaStringSlice, ""),
+            ],
+        );
+        assert_eq!(fd.get_map("m").unwrap(), Some(Map::new()));
+        assert_eq!(fd.get_strings("l").unwrap(), Some(Vec::new()));
     }
 }

@@ -106,7 +106,10 @@ async fn dev_bad_input_is_refused_as_openbao_refuses_it() {
             "secret/data/d",
             &format!(r#"{{"data":{{"a":1}},"options":{{"cas":{n}}}}}"#),
         ));
-        cases.push(post("secret/destroy/d", &format!(r#"{{"versions":[{n}]}}"#)));
+        cases.push(post(
+            "secret/destroy/d",
+            &format!(r#"{{"versions":[{n}]}}"#),
+        ));
         cases.push(Call::get(&format!("secret/data/d?version={n}")));
     }
     for body in [
@@ -161,7 +164,10 @@ async fn dev_bad_input_is_refused_as_openbao_refuses_it() {
     for call in cases {
         let what = call.describe();
         let r = p.check(call, WORDING).await;
-        p.expect(is_4xx(&r.0), format!("{what}: OpenBao accepts it: {:?}", r.0));
+        p.expect(
+            is_4xx(&r.0),
+            format!("{what}: OpenBao accepts it: {:?}", r.0),
+        );
     }
 
     // Accepted by both: the largest duration Go holds, and a policy name
@@ -197,7 +203,13 @@ async fn dev_policy_listings_and_deep_values() {
     let depth = 5_000;
     let value = format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
     let r = p
-        .check(post("secret/data/deep", &format!(r#"{{"data":{{"v":{value}}}}}"#)), &[])
+        .check(
+            post(
+                "secret/data/deep",
+                &format!(r#"{{"data":{{"v":{value}}}}}"#),
+            ),
+            &[],
+        )
         .await;
     p.expect_status(&r, 200, "write a value 5,000 levels deep");
     // Read back from each server (the harness keeps a body deeper than
@@ -214,7 +226,10 @@ async fn dev_policy_listings_and_deep_values() {
         };
         p.expect(
             reply.status == 200 && text.contains(&wanted),
-            format!("{label}: the value 5,000 levels deep reads back unchanged (status {})", reply.status),
+            format!(
+                "{label}: the value 5,000 levels deep reads back unchanged (status {})",
+                reply.status
+            ),
         );
     }
     p.finish();

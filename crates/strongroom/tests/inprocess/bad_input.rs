@@ -267,10 +267,21 @@ fn endpoints() -> Vec<Endpoint> {
 /// bodies. (method, path, body bytes, headers)
 fn extra_cases() -> Vec<(&'static str, String, Vec<u8>, Vec<(&'static str, String)>)> {
     let mut out = Vec::new();
-    let post = |path: &str, body: &str| ("POST", path.to_string(), body.as_bytes().to_vec(), Vec::new());
+    let post = |path: &str, body: &str| {
+        (
+            "POST",
+            path.to_string(),
+            body.as_bytes().to_vec(),
+            Vec::new(),
+        )
+    };
     // Nested duration and boolean fields of a mount's config.
     for path in ["sys/mounts/new-kv", "sys/auth/new-approle"] {
-        let kind = if path.contains("auth") { "approle" } else { "kv" };
+        let kind = if path.contains("auth") {
+            "approle"
+        } else {
+            "kv"
+        };
         for ttl in bad_values(Kind::Duration) {
             for field in ["default_lease_ttl", "max_lease_ttl"] {
                 out.push(post(
@@ -287,7 +298,14 @@ fn extra_cases() -> Vec<(&'static str, String, Vec<u8>, Vec<(&'static str, Strin
         }
     }
     // KV v2 check-and-set.
-    for cas in ["1e20", "18446744073709551616", "-1e24", "1.5", "\"x\"", "[]"] {
+    for cas in [
+        "1e20",
+        "18446744073709551616",
+        "-1e24",
+        "1.5",
+        "\"x\"",
+        "[]",
+    ] {
         out.push(post(
             "secret/data/d",
             &format!(r#"{{"data":{{"a":"c"}},"options":{{"cas":{cas}}}}}"#),
@@ -295,16 +313,38 @@ fn extra_cases() -> Vec<(&'static str, String, Vec<u8>, Vec<(&'static str, Strin
     }
     // Versions to delete, undelete and destroy.
     for op in ["delete", "undelete", "destroy"] {
-        for v in ["[1e20]", "[18446744073709551616]", "[-1e24]", "[1.5]", "[\"x\"]", "[[]]"] {
-            out.push(post(&format!("secret/{op}/d"), &format!(r#"{{"versions":{v}}}"#)));
+        for v in [
+            "[1e20]",
+            "[18446744073709551616]",
+            "[-1e24]",
+            "[1.5]",
+            "[\"x\"]",
+            "[[]]",
+        ] {
+            out.push(post(
+                &format!("secret/{op}/d"),
+                &format!(r#"{{"versions":{v}}}"#),
+            ));
         }
     }
     // Query parameters.
     for v in ["1e20", "18446744073709551616", "-1e24", "1.5", "x"] {
-        out.push(("GET", format!("secret/data/d?version={v}"), Vec::new(), Vec::new()));
+        out.push((
+            "GET",
+            format!("secret/data/d?version={v}"),
+            Vec::new(),
+            Vec::new(),
+        ));
     }
     // The wrapping header.
-    for ttl in ["9223372036854775807", "9223372037", "1e20", "-5", "1.5", "5x"] {
+    for ttl in [
+        "9223372036854775807",
+        "9223372037",
+        "1e20",
+        "-5",
+        "1.5",
+        "5x",
+    ] {
         out.push((
             "POST",
             "sys/wrapping/wrap".to_string(),
@@ -319,7 +359,10 @@ fn extra_cases() -> Vec<(&'static str, String, Vec<u8>, Vec<(&'static str, Strin
         "sys/policies/acl/%00",
         "auth/token/roles/r%00",
     ] {
-        out.push(post(path, r#"{"policy":"path \"a\" { capabilities = [\"read\"] }"}"#));
+        out.push(post(
+            path,
+            r#"{"policy":"path \"a\" { capabilities = [\"read\"] }"}"#,
+        ));
     }
     // Invalid UTF-8 and malformed JSON bodies, to every endpoint.
     for e in endpoints() {
@@ -337,7 +380,11 @@ fn extra_cases() -> Vec<(&'static str, String, Vec<u8>, Vec<(&'static str, Strin
     }
     // Deeper than the JSON depth limit.
     let depth = strongroom_sdk::json::MAX_DEPTH;
-    let deep = format!(r#"{{"data":{{"v":{}1{}}}}}"#, "[".repeat(depth), "]".repeat(depth));
+    let deep = format!(
+        r#"{{"data":{{"v":{}1{}}}}}"#,
+        "[".repeat(depth),
+        "]".repeat(depth)
+    );
     out.push(post("secret/data/d", &deep));
     out
 }
@@ -354,7 +401,11 @@ async fn bad_input_is_refused_and_changes_nothing() {
         ("sys/mounts/secret", json!({"type": "kv-v2"}), 204),
         ("sys/auth/approle", json!({"type": "approle"}), 204),
         ("auth/approle/role/a", json!({"token_ttl": 60}), 204),
-        ("auth/token/roles/r", json!({"allowed_policies": ["x"]}), 204),
+        (
+            "auth/token/roles/r",
+            json!({"allowed_policies": ["x"]}),
+            204,
+        ),
         ("secret/data/d", json!({"data": {"a": "b"}}), 200),
         ("secret/metadata/m", json!({"max_versions": 3}), 204),
         (
@@ -363,7 +414,14 @@ async fn bad_input_is_refused_and_changes_nothing() {
             204,
         ),
     ] {
-        let (s, v) = call(&core, "POST", &format!("/v1/{path}"), Some(root), Some(body)).await;
+        let (s, v) = call(
+            &core,
+            "POST",
+            &format!("/v1/{path}"),
+            Some(root),
+            Some(body),
+        )
+        .await;
         assert_eq!(s, status, "set-up {path}: {v}");
     }
 
@@ -409,18 +467,26 @@ async fn bad_input_is_refused_and_changes_nothing() {
         let shown = String::from_utf8_lossy(body.as_deref().unwrap_or_default()).into_owned();
         let shown: String = shown.chars().take(120).collect();
         if !(400..500).contains(&status) {
-            failures.push(format!("{method} {path} {shown} {headers:?}: status {status}: {reply}"));
+            failures.push(format!(
+                "{method} {path} {shown} {headers:?}: status {status}: {reply}"
+            ));
         } else if errors.is_empty() || errors.iter().any(|e| e.trim().is_empty()) {
-            failures.push(format!("{method} {path} {shown}: no error message: {reply}"));
+            failures.push(format!(
+                "{method} {path} {shown}: no error message: {reply}"
+            ));
         } else if errors.iter().any(|e| e.to_lowercase().contains("storage")) {
-            failures.push(format!("{method} {path} {shown}: storage detail leaked: {reply}"));
+            failures.push(format!(
+                "{method} {path} {shown}: storage detail leaked: {reply}"
+            ));
         } else if before != after {
             let changed: Vec<&String> = after
                 .keys()
                 .chain(before.keys())
                 .filter(|k| before.get(*k) != after.get(*k))
                 .collect();
-            failures.push(format!("{method} {path} {shown}: storage changed at {changed:?}"));
+            failures.push(format!(
+                "{method} {path} {shown}: storage changed at {changed:?}"
+            ));
         }
     }
     assert!(
