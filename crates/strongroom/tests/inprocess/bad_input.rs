@@ -263,9 +263,12 @@ fn endpoints() -> Vec<Endpoint> {
     ]
 }
 
+/// One request of the table: method, path, body bytes, headers.
+type Case = (&'static str, String, Vec<u8>, Vec<(&'static str, String)>);
+
 /// Requests outside the field table: nested fields, headers, paths and raw
-/// bodies. (method, path, body bytes, headers)
-fn extra_cases() -> Vec<(&'static str, String, Vec<u8>, Vec<(&'static str, String)>)> {
+/// bodies.
+fn extra_cases() -> Vec<Case> {
     let mut out = Vec::new();
     let post = |path: &str, body: &str| {
         (
@@ -425,7 +428,7 @@ async fn bad_input_is_refused_and_changes_nothing() {
         assert_eq!(s, status, "set-up {path}: {v}");
     }
 
-    let mut cases = Vec::new();
+    let mut cases: Vec<Case> = Vec::new();
     for e in endpoints() {
         for (field, kind) in &e.fields {
             for bad in bad_values(*kind) {
