@@ -232,5 +232,23 @@ async fn dev_policy_listings_and_deep_values() {
             ),
         );
     }
+    // Strongroom's own bound (OpenBao's is Go's 10,000): one level deeper
+    // than `MAX_DEPTH` is a 400, and the server carries on.
+    let limit = strongroom_sdk::json::MAX_DEPTH;
+    let too_deep = format!(r#"{{"v":{}1{}}}"#, "[".repeat(limit), "]".repeat(limit));
+    let r = p.sr.send(&post("secret/data/too-deep", &too_deep)).await;
+    p.expect(
+        r.status == 400
+            && r.errors()
+                == vec![format!(
+                    "failed to decode JSON input: JSON nested deeper than {limit} levels"
+                )],
+        format!("a body deeper than the limit: {} {}", r.status, r.body),
+    );
+    let r = p.sr.send(&Call::get("sys/health")).await;
+    p.expect(
+        r.status == 200,
+        format!("health after the deep requests: {}", r.status),
+    );
     p.finish();
 }
