@@ -170,6 +170,27 @@ async fn dev_bad_input_is_refused_as_openbao_refuses_it() {
         );
     }
 
+    // NUL and other control characters in the path, where storage keys
+    // come from: OpenBao's URL parser answers 400 with an empty body,
+    // Strongroom 400 with the usual errors.
+    for path in [
+        "sys/policy/p%00",
+        "auth/approle/role/a%00b",
+        "secret/data/x%00y",
+        "secret/data/x%0Ay",
+        "cubbyhole/a%7F",
+    ] {
+        let call = post(path, r#"{"policy":"path \"a\" {}","data":{"a":1}}"#);
+        let (a, b) = (p.bao.send(&call).await, p.sr.send(&call).await);
+        p.expect(
+            a.status == 400 && b.status == 400 && !b.errors().is_empty(),
+            format!(
+                "{path}: openbao {} {}, strongroom {} {}",
+                a.status, a.body, b.status, b.body
+            ),
+        );
+    }
+
     // Accepted by both: the largest duration Go holds, and a policy name
     // that cannot be a storage key (a warning, not a storage error).
     let r = p
