@@ -248,18 +248,22 @@ impl FieldData {
     }
 
     pub(super) fn invalid(name: &str, value: &Value, ty: FieldType) -> Error {
+        let shown = shown(value);
         match (ty, value) {
             // OpenBao passes Go's duration parser error through.
-            (FieldType::DurationSecond, Value::String(s)) => Error::bad_request(format!(
-                "error converting input for field {name:?}: time: invalid duration {s:?}"
-            )),
-            // Go reads a JSON number as a duration string: `1e20`, `1.5`
-            // and numbers past the maximum are invalid durations there.
-            (FieldType::DurationSecond, Value::Number(n)) => Error::bad_request(format!(
-                "error converting input for field {name:?}: time: invalid duration \"{n}\""
-            )),
+            (FieldType::DurationSecond, Value::String(_) | Value::Number(_)) => {
+                // Go reads a JSON number as a duration string: `1e20`,
+                // `1.5` and numbers past the maximum are invalid there.
+                let text = match value {
+                    Value::Number(n) => format!("\"{n}\""),
+                    _ => shown,
+                };
+                Error::bad_request(format!(
+                    "error converting input for field {name:?}: time: invalid duration {text}"
+                ))
+            }
             _ => Error::bad_request(format!(
-                "error converting input {value} for field {name:?}: cannot parse as {}",
+                "error converting input {shown} for field {name:?}: cannot parse as {}",
                 ty.help_name()
             )),
         }
@@ -426,6 +430,25 @@ impl FieldData {
                 .map(Some),
             _ => Err(bad()),
         }
+    }
+}
+
+/// A bad value as an error message shows it: scalars as given (a string
+/// quoted and cut at 64 characters), an array or object only by its kind,
+/// so that a message stays short and never walks a deep value.
+fn shown(value: &Value) -> String {
+    const MAX: usize = 64;
+    match value {
+        Value::String(s) if s.chars().count() > MAX => {
+            let cut: String = s.chars().take(MAX).collect();
+            format!("{:?}", format!("{cut}..."))
+        }
+        Value::String(s) => format!("{s:?}"),
+        Value::Array(a) if a.is_empty() => "[]".into(),
+        Value::Array(_) => "[...]".into(),
+        Value::Object(m) if m.is_empty() => "{}".into(),
+        Value::Object(_) => "{...}".into(),
+        scalar => scalar.to_string(),
     }
 }
 

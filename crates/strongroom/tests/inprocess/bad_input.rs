@@ -381,6 +381,26 @@ fn extra_cases() -> Vec<Case> {
             out.push(("POST", e.path.to_string(), body.to_vec(), Vec::new()));
         }
     }
+    // Deep values (within the depth limit) where a scalar, a list of
+    // strings or a map of strings is wanted: refused without walking them
+    // on the stack.
+    let deep = format!("{}1{}", "[".repeat(5_000), "]".repeat(5_000));
+    let deep_map = format!("{}1{}", "{\"a\":".repeat(5_000), "}".repeat(5_000));
+    for (path, field) in [
+        ("auth/token/create", "ttl"),
+        ("auth/token/create", "policies"),
+        ("auth/token/create", "meta"),
+        ("auth/token/create", "display_name"),
+        ("auth/approle/role/a", "token_policies"),
+        ("secret/config", "max_versions"),
+    ] {
+        out.push(post(path, &format!(r#"{{"{field}":{deep}}}"#)));
+        out.push(post(path, &format!(r#"{{"{field}":{deep_map}}}"#)));
+    }
+    out.push(post(
+        "sys/mounts/new-kv",
+        &format!(r#"{{"type":"kv","config":{{"max_lease_ttl":{deep}}}}}"#),
+    ));
     // Deeper than the JSON depth limit.
     let depth = strongroom_sdk::json::MAX_DEPTH;
     let deep = format!(
