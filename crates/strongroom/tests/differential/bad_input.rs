@@ -1,9 +1,10 @@
 //! Bad input against OpenBao: huge durations (issue 14, defect 1), loose
 //! types and ranges (defect 4) and what OpenBao accepts where Strongroom
 //! used to refuse (defect 5). Each request goes to both servers; statuses
-//! must agree, and so must bodies except the wording of error messages
-//! (Go's parsers and serde word them differently; Strongroom's name the
-//! field too).
+//! must agree, and so must bodies, error messages included (as the
+//! differential suite reduces them), except the wording of a duration's
+//! refusal (Go's `time` package words each its own way; Strongroom's name
+//! the field).
 
 use serde_json::json;
 use strongroom_test::diff::Allow;
@@ -11,8 +12,8 @@ use strongroom_test::server::{Call, Reply};
 
 use crate::differences;
 
-/// Error wording differs (Go's `time`/`strconv` messages vs Strongroom's);
-/// the status and the rest of the body are compared.
+/// The wording of a duration's refusal differs (Go's `time` messages vs
+/// Strongroom's); the status and the rest of the body are compared.
 const WORDING: &[Allow] = &[Allow {
     pattern: "/errors",
     reason: "the parsers word the refusal differently; both name the field",
@@ -89,6 +90,12 @@ async fn dev_bad_input_is_refused_as_openbao_refuses_it() {
             }
         }
     }
+    // Go words each duration refusal its own way (`missing unit`,
+    // `multiplication of durations resulted in overflow`, with or without
+    // the field's name); Strongroom's always name the field. The rest is
+    // compared whole, error messages included (reduced as `differences`
+    // reduces them).
+    let mut worded = std::mem::take(&mut cases);
     // Defect 4: types and ranges of the other fields.
     for n in huge_ints {
         for (path, field) in [
@@ -106,7 +113,7 @@ async fn dev_bad_input_is_refused_as_openbao_refuses_it() {
             "secret/data/d",
             &format!(r#"{{"data":{{"a":1}},"options":{{"cas":{n}}}}}"#),
         ));
-        cases.push(post(
+        worded.push(post(
             "secret/destroy/d",
             &format!(r#"{{"versions":[{n}]}}"#),
         ));
@@ -120,7 +127,6 @@ async fn dev_bad_input_is_refused_as_openbao_refuses_it() {
         r#"{"display_name":{}}"#,
         r#"{"no_parent":"x"}"#,
         r#"{"num_uses":-1}"#,
-        r#"{"ttl":-1}"#,
         r#"{"ttl":[]}"#,
     ] {
         cases.push(post("auth/token/create", body));
@@ -158,12 +164,17 @@ async fn dev_bad_input_is_refused_as_openbao_refuses_it() {
     cases.push(post("secret/data/d", r#"{"data":"x"}"#));
     cases.push(post("sys/policy/p", r#"{"policy":{}}"#));
     cases.push(post("sys/policies/acl/p", r#"{"policy":[]}"#));
+    worded.push(post("auth/token/create", r#"{"ttl":-1}"#));
     for ttl in ["9223372036854775807", "9223372037", "1e20", "-5", "1.5"] {
-        cases.push(post("sys/wrapping/wrap", r#"{"a":1}"#).header("X-Vault-Wrap-TTL", ttl));
+        worded.push(post("sys/wrapping/wrap", r#"{"a":1}"#).header("X-Vault-Wrap-TTL", ttl));
     }
-    for call in cases {
+    let all = worded
+        .into_iter()
+        .map(|c| (c, WORDING))
+        .chain(cases.into_iter().map(|c| (c, &[][..])));
+    for (call, allow) in all {
         let what = call.describe();
-        let r = p.check(call, WORDING).await;
+        let r = p.check(call, allow).await;
         p.expect(
             is_4xx(&r.0),
             format!("{what}: OpenBao accepts it: {:?}", r.0),
