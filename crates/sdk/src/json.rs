@@ -15,12 +15,17 @@
 //!   whenever the current one runs low.
 //!
 //! Serialising ([`value_to_vec`], [`map_to_vec`], [`serialize_deep`]) runs
-//! on a heap stack sized for the value's depth when it is deep; cloning ([`clone_value`], [`clone_map`]) and
-//! typed decoding from a `Value` ([`deserialize_value`]) grow the stack
-//! the same way. Dropping a `Value` recurses too, but costs far less stack
-//! per level (about 230 bytes an object level in a debug build): a
-//! [`MAX_DEPTH`]-deep value drops within a worker's 2 MiB, which is what
-//! bounds [`MAX_DEPTH`].
+//! on a heap stack sized for the value's depth when it is deep
+//! (`serde_stacker`'s serializer does not grow the stack per level);
+//! cloning ([`clone_value`], [`clone_map`]), typed decoding from a `Value`
+//! ([`deserialize_value`]) and recursions over a value ([`grow`],
+//! [`merge_patch`]) grow it level by level. `json!` with a client's value
+//! inside copies it through serde on the stack: build such objects by
+//! moving values in. Dropping a `Value` recurses too, on the current
+//! stack, but costs far less per level (about 230 bytes an object level in
+//! a debug build, 130 an array level): a [`MAX_DEPTH`]-deep value drops in
+//! about 1.4 MiB of a worker's 2 MiB, which is what bounds [`MAX_DEPTH`]
+//! (the unit tests drop one on a 2 MiB thread).
 
 use serde::de::{DeserializeOwned, Error as _};
 use serde::Serialize;
