@@ -11,8 +11,6 @@
 
 use std::sync::Arc;
 
-use serde_json::Value;
-
 use crate::token::TokenEntry;
 use strongroom_sdk::framework::{existence, handler, Backend, Ctx, Path};
 use strongroom_sdk::logical::{Data, Operation, Response};
@@ -52,7 +50,7 @@ async fn read(_s: S, ctx: Ctx) -> Result<Response> {
     match view.get(&key(&ctx)?).await? {
         None => Err(Error::NotFound(None)),
         Some(bytes) => {
-            let data: Data = serde_json::from_slice(&bytes)
+            let data: Data = strongroom_sdk::json::from_stored(&bytes)
                 .map_err(|e| Error::internal(format!("corrupt cubbyhole entry: {e}")))?;
             Ok(Response::data(data))
         }
@@ -65,8 +63,7 @@ async fn write(_s: S, ctx: Ctx) -> Result<Response> {
     if ctx.request.data.is_empty() {
         return Err(Error::bad_request("missing data fields"));
     }
-    let bytes =
-        serde_json::to_vec(&Value::Object(ctx.request.data.clone())).map_err(Error::internal)?;
+    let bytes = strongroom_sdk::json::map_to_vec(&ctx.request.data).map_err(Error::internal)?;
     view.put(&key, &bytes).await?;
     Ok(Response::empty())
 }

@@ -391,6 +391,11 @@ fn options_value(v: &Value) -> Result<Option<Map<String, Value>>> {
     }
 }
 
+/// OpenBao's 400 for a mount `config` whose values do not decode.
+fn bad_mount_config() -> Error {
+    Error::bad_request("unable to convert given mount config information")
+}
+
 fn tune_from(config: &Map<String, Value>) -> Result<Tune> {
     let mut t = Tune::default();
     for (k, v) in config {
@@ -465,10 +470,13 @@ async fn mount_write(s: S, ctx: Ctx) -> Result<Response> {
     let mut config = MountConfig {
         default_lease_ttl: tune.default_lease_ttl.unwrap_or(0),
         max_lease_ttl: tune.max_lease_ttl.unwrap_or(0),
-        force_no_cache: raw_config
-            .get("force_no_cache")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
+        force_no_cache: match raw_config.get("force_no_cache") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(Value::String(s)) => parse_go_bool(s).ok_or_else(bad_mount_config)?,
+            // OpenBao's answer when the config does not decode.
+            Some(_) => return Err(bad_mount_config()),
+        },
         listing_visibility: tune.listing_visibility.unwrap_or_default(),
         passthrough_request_headers: tune.passthrough_request_headers.unwrap_or_default(),
         allowed_response_headers: tune.allowed_response_headers.unwrap_or_default(),
@@ -994,8 +1002,9 @@ pub fn backend(core: Weak<Core>) -> Backend<SysState> {
             .fields(capability_fields())
             .op(Operation::Update, handler(capabilities_accessor), "Fetches the capabilities of the token associated with the given accessor.")
             .help("Fetches the capabilities of the token associated with the given accessor.", "Like sys/capabilities, naming the token by its accessor."),
-        Path::new("policy")
+        Path::new("policy/?")
             .op(Operation::Read, handler(policy_list), "List the configured access control policies.")
+            .op(Operation::List, handler(policy_list), "List the configured access control policies.")
             .help("List the configured access control policies.", "Lists the names of all ACL policies, root and default included (legacy form of sys/policies/acl)."),
         Path::new("policy/{name}")
             .fields(policy_fields())

@@ -21,6 +21,7 @@ const RESPONSE_KEY: &str = "response";
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Wrapped {
     /// The answer, as the HTTP envelope would have carried it.
+    #[serde(serialize_with = "strongroom_sdk::json::serialize_deep")]
     response: Value,
     /// RFC 3339 time of wrapping.
     creation_time: String,
@@ -159,7 +160,7 @@ impl Core {
                 Error::PermissionDenied => invalid(),
                 e => e,
             })?;
-        serde_json::from_slice(&bytes)
+        strongroom_sdk::json::from_stored(&bytes)
             .map_err(|e| Error::internal(format!("corrupt wrapped response: {e}")))
     }
 
@@ -192,7 +193,7 @@ impl Core {
         let unsealed = self.active()?;
         let entry = self.wrapping_entry(&unsealed, token).await?;
         let bytes = self.wrapped_bytes(&unsealed, &entry).await?;
-        let wrapped: Wrapped = serde_json::from_slice(&bytes)
+        let wrapped: Wrapped = strongroom_sdk::json::from_stored(&bytes)
             .map_err(|e| Error::internal(format!("corrupt wrapped response: {e}")))?;
         let mut data = Data::new();
         data.insert("creation_path".into(), wrapped.creation_path.into());

@@ -109,6 +109,11 @@ fn logical_path(raw: &str) -> Result<String, Error> {
         .ok_or_else(|| Error::bad_request("invalid escape in request path"))?;
     let decoded = String::from_utf8(decoded)
         .map_err(|_| Error::bad_request("request path is not valid UTF-8"))?;
+    // As OpenBao (Go's URL parser): no control characters, NUL included,
+    // which no storage key may hold.
+    if decoded.chars().any(|c| c.is_ascii_control()) {
+        return Err(Error::bad_request("invalid request path"));
+    }
     let mut out = String::with_capacity(decoded.len());
     for segment in decoded.split('/') {
         if segment == "." || segment == ".." {
@@ -207,7 +212,7 @@ fn json_body(body: &[u8]) -> Result<Data, Error> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Data::new());
     }
-    let value: Value = serde_json::from_slice(body)
+    let value: Value = strongroom_sdk::json::from_slice(body)
         .map_err(|e| Error::bad_request(format!("failed to decode JSON input: {e}")))?;
     match value {
         Value::Object(map) => Ok(map),
@@ -407,6 +412,9 @@ mod tests {
             "/v1/./kv",
             "/v1/%zz",
             "/v1/%ff",
+            "/v1/secret/a%00b",
+            "/v1/sys/policy/p%0A",
+            "/v1/kv/%7F",
         ] {
             assert_eq!(
                 parse("GET", bad, &[], b"").unwrap_err().status(),

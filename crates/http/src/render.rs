@@ -50,7 +50,7 @@ pub fn json(status: u16, body: &Value) -> http::Response<Body> {
         return render_error(&Error::internal("invalid response status"));
     };
     // Serialising a `Value` cannot fail: its map keys are always strings.
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let bytes = strongroom_sdk::json::value_to_vec(body).unwrap_or_default();
     let mut resp = http::Response::new(Body::from(bytes));
     *resp.status_mut() = status;
     let headers = resp.headers_mut();

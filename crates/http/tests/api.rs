@@ -415,7 +415,7 @@ async fn raw_responses_pass_through() {
 #[tokio::test]
 async fn errors_render_status_and_body() {
     type Case = (fn() -> Error, u16, Value);
-    let cases: [Case; 12] = [
+    let cases: [Case; 13] = [
         (
             || Error::bad_request("missing field"),
             400,
@@ -459,10 +459,16 @@ async fn errors_render_status_and_body() {
             502,
             json!(["bad gateway"]),
         ),
+        // Storage details stay in the server's log.
         (
             || Error::Storage(StorageError::Closed),
             500,
-            json!(["storage error: storage closed"]),
+            json!(["internal error"]),
+        ),
+        (
+            || Error::Storage(StorageError::InvalidKey("sys/policy/\0".into())),
+            400,
+            json!(["invalid request path"]),
         ),
     ];
     for (make, status, errors) in cases {

@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use serde_json::Value;
 use strongroom_sdk::duration::duration_from_json;
 use strongroom_sdk::framework::{existence, handler, Backend, Ctx, Field, FieldType, Path};
 use strongroom_sdk::logical::{Data, Lease, Operation, Response};
@@ -44,7 +43,7 @@ async fn read(_s: S, ctx: Ctx) -> Result<Response> {
     let Some(bytes) = ctx.storage.get(k).await? else {
         return Err(Error::NotFound(None));
     };
-    let data: Data = serde_json::from_slice(&bytes)
+    let data: Data = strongroom_sdk::json::from_stored(&bytes)
         .map_err(|e| Error::internal(format!("json decoding failed: {e}")))?;
     let lease = lease_for(&ctx, &data).unwrap_or_default();
     Ok(Response {
@@ -65,7 +64,7 @@ async fn write(_s: S, ctx: Ctx) -> Result<Response> {
     }
     // Validate the TTL hint before storing anything.
     lease_for(&ctx, data)?;
-    let bytes = serde_json::to_vec(&Value::Object(data.clone()))
+    let bytes = strongroom_sdk::json::map_to_vec(data)
         .map_err(|e| Error::internal(format!("failed to encode: {e}")))?;
     ctx.storage.put(k, &bytes).await?;
     Ok(Response::empty())

@@ -107,7 +107,7 @@ async fn upgrade(storage: &View) -> Result<()> {
             let Some(bytes) = storage.get(&full).await? else {
                 continue;
             };
-            let data: Value = serde_json::from_slice(&bytes)
+            let data: Value = strongroom_sdk::json::from_stored(&bytes)
                 .map_err(|e| Error::internal(format!("corrupt v1 entry: {e}")))?;
             let t = now();
             let mut meta = KeyMeta::new(&rfc3339(t));
@@ -117,7 +117,10 @@ async fn upgrade(storage: &View) -> Result<()> {
             storage
                 .batch(vec![
                     BatchOp::Put(meta_key(&full), json_bytes(&meta)?),
-                    BatchOp::Put(version_key(&full, v), json_bytes(&json!({ "data": data }))?),
+                    BatchOp::Put(
+                        version_key(&full, v),
+                        version_bytes(entry([("data", data)]))?,
+                    ),
                     BatchOp::Delete(full.clone()),
                 ])
                 .await?;
@@ -135,6 +138,17 @@ fn version_key(path: &str, version: u64) -> String {
     format!("{VERSION_PREFIX}{path}/{version}")
 }
 
+/// An object of `pairs`, moved in: `json!` would copy each value through
+/// serde, recursing on the stack, and a client's value may be deep.
+fn entry<const N: usize>(pairs: [(&str, Value); N]) -> Value {
+    Value::Object(pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+}
+
+/// A version entry as stored: its data may be a client's deep value.
+fn version_bytes(entry: Value) -> Result<Vec<u8>> {
+    strongroom_sdk::json::value_to_vec(&entry).map_err(Error::internal)
+}
+
 fn json_bytes<T: serde::Serialize>(v: &T) -> Result<Vec<u8>> {
     serde_json::to_vec(v).map_err(Error::internal)
 }
@@ -142,7 +156,7 @@ fn json_bytes<T: serde::Serialize>(v: &T) -> Result<Vec<u8>> {
 async fn read_config(storage: &View) -> Result<Config> {
     match storage.get(CONFIG_KEY).await? {
         None => Ok(Config::default()),
-        Some(b) => serde_json::from_slice(&b)
+        Some(b) => strongroom_sdk::json::from_stored(&b)
             .map_err(|e| Error::internal(format!("corrupt kv config: {e}"))),
     }
 }
@@ -150,7 +164,7 @@ async fn read_config(storage: &View) -> Result<Config> {
 async fn read_meta(storage: &View, path: &str) -> Result<Option<KeyMeta>> {
     match storage.get(&meta_key(path)).await? {
         None => Ok(None),
-        Some(b) => serde_json::from_slice(&b)
+        Some(b) => strongroom_sdk::json::from_stored(&b)
             .map(Some)
             .map_err(|e| Error::internal(format!("corrupt kv metadata: {e}"))),
     }
@@ -312,12 +326,16 @@ async fn data_read(s: S, ctx: Ctx) -> Result<Response> {
         .get(&version_key(&key, version))
         .await?
         .ok_or(Error::NotFound(None))?;
-    let stored: Value = serde_json::from_slice(&stored)
+    let mut stored: Value = strongroom_sdk::json::from_stored(&stored)
         .map_err(|e| Error::internal(format!("corrupt kv version: {e}")))?;
-    Ok(Response::data(obj(json!({
-        "data": stored.get("data").cloned().unwrap_or(Value::Null),
-        "metadata": block,
-    }))))
+    let data = stored
+        .get_mut("data")
+        .map(Value::take)
+        .unwrap_or(Value::Null);
+    Ok(Response::data(obj(entry([
+        ("data", data),
+        ("metadata", block),
+    ]))))
 }
 
 /// The `options.cas` of a write, checked against the key's current
@@ -327,8 +345,9 @@ fn check_cas(ctx: &Ctx, config: &Config, meta: Option<&KeyMeta>) -> Result<()> {
     let cas = match options.get("cas") {
         None | Some(Value::Null) => None,
         Some(v) => Some(
+            // An integer (as OpenBao's `ParseInt`): a fraction, an exponent
+            // or a number outside i64 is refused, never clamped.
             v.as_i64()
-                .or_else(|| v.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
                 .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
                 .ok_or_else(|| Error::bad_request("error parsing check-and-set parameter"))?,
         ),
@@ -360,7 +379,7 @@ async fn put_version(
     let version = meta.add_version(config, t);
     let mut ops = vec![BatchOp::Put(
         version_key(key, version),
-        json_bytes(&json!({ "data": data }))?,
+        version_bytes(entry([("data", data)]))?,
     )];
     for dropped in meta.trim(config) {
         ops.push(BatchOp::Delete(version_key(key, dropped)));
@@ -430,10 +449,10 @@ async fn data_patch(s: S, ctx: Ctx) -> Result<Response> {
         .get(&version_key(&key, meta.current_version))
         .await?
         .ok_or(Error::NotFound(None))?;
-    let stored: Value = serde_json::from_slice(&stored)
+    let mut stored: Value = strongroom_sdk::json::from_stored(&stored)
         .map_err(|e| Error::internal(format!("corrupt kv version: {e}")))?;
-    let mut data = stored.get("data").cloned().unwrap_or(json!({}));
-    json_patch::merge(&mut data, &patch);
+    let mut data = stored.get_mut("data").map(Value::take).unwrap_or(json!({}));
+    strongroom_sdk::json::merge_patch(&mut data, &patch);
     put_version(&ctx.storage, &key, &config, Some(meta), data).await
 }
 
@@ -620,7 +639,7 @@ fn apply_metadata(ctx: &Ctx, meta: &mut KeyMeta, merge: bool) -> Result<()> {
             if current.is_null() {
                 current = json!({});
             }
-            json_patch::merge(&mut current, v);
+            strongroom_sdk::json::merge_patch(&mut current, v);
             meta.custom_metadata = custom_metadata(&current)?;
         } else {
             meta.custom_metadata = custom_metadata(v)?;
@@ -697,9 +716,10 @@ async fn subkeys_read(s: S, ctx: Ctx) -> Result<Response> {
         )));
     }
     let keys = subkeys(data.get("data").unwrap_or(&Value::Null), depth);
-    Ok(Response::data(obj(
-        json!({"subkeys": keys, "metadata": metadata}),
-    )))
+    Ok(Response::data(obj(entry([
+        ("subkeys", keys),
+        ("metadata", metadata),
+    ]))))
 }
 
 async fn data_exists(s: S, ctx: Ctx) -> Result<bool> {

@@ -9,7 +9,7 @@ use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 
 use super::{Acl, Policy, DEFAULT_POLICY, DEFAULT_POLICY_TEXT, ROOT_POLICY};
-use strongroom_sdk::storage::View;
+use strongroom_sdk::storage::{BarrierError, StorageError, View};
 use strongroom_sdk::{Error, Result};
 
 /// A stored policy: its text and bookkeeping, as `sys/policies/acl` shows.
@@ -98,7 +98,15 @@ impl PolicyStore {
                 modified: String::new(),
             }));
         }
-        match self.view.get(&name).await? {
+        let stored = match self.view.get(&name).await {
+            // A name that cannot be a storage key (a NUL byte, `..`) names
+            // no policy: OpenBao warns that it does not exist.
+            Err(
+                BarrierError::Storage(StorageError::InvalidKey(_)) | BarrierError::InvalidPath(_),
+            ) => return Ok(None),
+            other => other?,
+        };
+        match stored {
             None => Ok(None),
             Some(b) => serde_json::from_slice(&b)
                 .map(Some)

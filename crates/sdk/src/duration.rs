@@ -3,55 +3,96 @@
 
 use std::time::Duration;
 
-/// Why a duration did not parse.
+/// Why a duration did not parse: the input as given.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid duration {0:?}")]
 pub struct DurationError(pub String);
 
+/// The longest duration accepted anywhere, in whole seconds: Go's
+/// `time.Duration` (int64 nanoseconds) tops out at 9,223,372,036.85 s,
+/// and OpenBao refuses anything longer with a 400. Every duration that
+/// comes from outside goes through [`parse_duration`] or
+/// [`duration_from_json`], so no later arithmetic on it (adding it to a
+/// time, summing TTLs) can overflow.
+pub const MAX_DURATION_SECS: u64 = 9_223_372_036;
+
+/// The same bound in nanoseconds (`i64::MAX`, Go's maximum duration).
+const MAX_DURATION_NANOS: u128 = i64::MAX as u128;
+
 /// Parses a duration as Vault does: a bare integer is seconds; otherwise a
 /// sequence of `<number><unit>` with units `ns`, `us`/`µs`, `ms`, `s`, `m`,
 /// `h`, and `d` (days, which Vault accepts beside Go's units). Fractions are
-/// allowed (`1.5h`). Negative values are refused.
+/// allowed (`1.5h`). Negative values are refused, and so is anything
+/// longer than [`MAX_DURATION_SECS`]. The arithmetic is exact integer
+/// nanoseconds, checked at every step: no input can panic.
 pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
     let s = input.trim();
     let err = || DurationError(input.to_string());
     if s.is_empty() {
         return Err(err());
     }
-    if let Ok(secs) = s.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
+    if s.bytes().all(|b| b.is_ascii_digit()) {
+        return match s.parse::<u64>() {
+            Ok(secs) if secs <= MAX_DURATION_SECS => Ok(Duration::from_secs(secs)),
+            _ => Err(err()),
+        };
     }
-    let mut total = 0f64;
+    let mut total: u128 = 0;
     let mut rest = s;
     while !rest.is_empty() {
         let num_end = rest
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
             .ok_or_else(err)?;
-        if num_end == 0 {
+        let number = &rest[..num_end];
+        rest = &rest[num_end..];
+        let (whole, frac) = number.split_once('.').unwrap_or((number, ""));
+        if (whole.is_empty() && frac.is_empty()) || frac.contains('.') {
             return Err(err());
         }
-        let value: f64 = rest[..num_end].parse().map_err(|_| err())?;
-        rest = &rest[num_end..];
         let unit_end = rest
             .find(|c: char| c.is_ascii_digit() || c == '.')
             .unwrap_or(rest.len());
-        let factor = match &rest[..unit_end] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            "d" => 86400.0,
+        let unit: u128 = match &rest[..unit_end] {
+            "ns" => 1,
+            "us" | "µs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60 * 1_000_000_000,
+            "h" => 3_600 * 1_000_000_000,
+            "d" => 86_400 * 1_000_000_000,
             _ => return Err(err()),
         };
         rest = &rest[unit_end..];
-        total += value * factor;
+        total = total
+            .checked_add(component_nanos(whole, frac, unit).ok_or_else(err)?)
+            .filter(|t| *t <= MAX_DURATION_NANOS)
+            .ok_or_else(err)?;
     }
-    if !total.is_finite() || total > u64::MAX as f64 / 2.0 {
-        return Err(err());
+    // `total` is at most i64::MAX, so it fits a u64.
+    u64::try_from(total)
+        .map(Duration::from_nanos)
+        .map_err(|_| err())
+}
+
+/// `whole.frac` units in nanoseconds (fraction digits beyond nanosecond
+/// precision are dropped, as Go does), or `None` past the maximum.
+fn component_nanos(whole: &str, frac: &str, unit: u128) -> Option<u128> {
+    let mut nanos: u128 = 0;
+    for d in whole.bytes() {
+        nanos = nanos.checked_mul(10)?.checked_add(u128::from(d - b'0'))?;
+        if nanos > MAX_DURATION_NANOS {
+            return None;
+        }
     }
-    Ok(Duration::from_secs_f64(total))
+    nanos = nanos.checked_mul(unit)?;
+    let mut scale: u128 = 1;
+    let mut fraction: u128 = 0;
+    // Nineteen digits are more than nanosecond precision of a day needs.
+    for d in frac.bytes().take(19) {
+        fraction = fraction * 10 + u128::from(d - b'0');
+        scale *= 10;
+    }
+    nanos.checked_add(fraction * unit / scale)
 }
 
 /// Formats whole seconds compactly, as OpenBao's messages show TTLs:
@@ -70,18 +111,17 @@ pub fn format_secs(secs: u64) -> String {
     out
 }
 
-/// Parses a JSON value as a duration: numbers are seconds, strings as
-/// [`parse_duration`].
+/// Parses a JSON value as a duration, as OpenBao's `ParseDurationSecond`
+/// does: an integer number is seconds, a string as [`parse_duration`].
+/// A number with a fraction or an exponent (`1.5`, `1e20`) is refused, as
+/// in OpenBao (Go reads it as a duration string without a unit), and so
+/// are negative numbers and anything past [`MAX_DURATION_SECS`].
 pub fn duration_from_json(value: &serde_json::Value) -> Result<Duration, DurationError> {
     match value {
         serde_json::Value::Number(n) => n
             .as_u64()
+            .filter(|secs| *secs <= MAX_DURATION_SECS)
             .map(Duration::from_secs)
-            .or_else(|| {
-                n.as_f64()
-                    .filter(|f| *f >= 0.0 && f.is_finite())
-                    .map(Duration::from_secs_f64)
-            })
             .ok_or_else(|| DurationError(n.to_string())),
         serde_json::Value::String(s) => parse_duration(s),
         other => Err(DurationError(other.to_string())),
@@ -112,7 +152,25 @@ mod tests {
         assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
         assert_eq!(parse_duration("2d").unwrap(), Duration::from_secs(172_800));
         assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
-        for bad in ["", "h", "1x", "-5", "1h-", "..s", "5 m"] {
+        for bad in [
+            "",
+            "h",
+            "1x",
+            "-5",
+            "1h-",
+            "..s",
+            ".s",
+            "1.2.3s",
+            "5 m",
+            "1e20",
+            "1.5",
+            "1h\u{0}",
+            "9223372037",
+            "18446744073709551616",
+            "2562048h",
+            "106752d",
+            "99999999999999999999999999999999999999999999h",
+        ] {
             assert_eq!(
                 parse_duration(bad),
                 Err(DurationError(bad.to_string())),
@@ -131,7 +189,27 @@ mod tests {
             duration_from_json(&serde_json::json!("1m")).unwrap(),
             Duration::from_secs(60)
         );
-        for bad in [serde_json::json!(-1), serde_json::json!(true)] {
+        assert_eq!(
+            parse_duration("2562047h").unwrap(),
+            Duration::from_secs(2_562_047 * 3600)
+        );
+        assert_eq!(
+            parse_duration("9223372036").unwrap(),
+            Duration::from_secs(MAX_DURATION_SECS)
+        );
+        assert_eq!(parse_duration("1.5h").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("1h0.5m").unwrap(), Duration::from_secs(3630));
+        for bad in [
+            serde_json::json!(-1),
+            serde_json::json!(true),
+            serde_json::json!(1.5),
+            serde_json::json!(1e20),
+            serde_json::json!(-1e24),
+            serde_json::json!(u64::MAX),
+            serde_json::json!(MAX_DURATION_SECS + 1),
+            serde_json::json!([]),
+        ] {
             let err = duration_from_json(&bad).expect_err("not a duration");
             assert_eq!(err.0, bad.to_string());
         }

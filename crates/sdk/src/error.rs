@@ -96,6 +96,14 @@ impl Error {
             Error::PermissionDenied => {
                 vec!["1 error occurred:\n\t* permission denied\n\n".to_string()]
             }
+            // Storage details (keys, backend messages) stay in the log.
+            Error::Storage(e) => {
+                tracing::warn!(error = %e, "storage error answered to a client");
+                vec![match e {
+                    StorageError::InvalidKey(_) => "invalid request path".to_string(),
+                    _ => "internal error".to_string(),
+                }]
+            }
             other => vec![other.to_string()],
         }
     }

@@ -402,7 +402,11 @@ impl<S: Send + Sync + 'static> Backend<S> {
 
     fn ctx(&self, path: &Path<S>, caps: Captures, req: &BackendRequest) -> Ctx {
         Ctx {
-            fields: FieldData::new(req.request.data.clone(), caps, path.fields.clone()),
+            fields: FieldData::new(
+                crate::json::clone_map(&req.request.data),
+                caps,
+                path.fields.clone(),
+            ),
             request: req.request.clone(),
             storage: req.storage.clone(),
             mount: req.mount.clone(),
@@ -433,7 +437,11 @@ impl<S: Send + Sync + 'static> LogicalBackend for Backend<S> {
             extensions,
         } = req;
         let ctx = Ctx {
-            fields: FieldData::new(request.data.clone(), caps, path.fields.clone()),
+            fields: FieldData::new(
+                crate::json::clone_map(&request.data),
+                caps,
+                path.fields.clone(),
+            ),
             request,
             storage,
             mount,
@@ -442,6 +450,7 @@ impl<S: Send + Sync + 'static> LogicalBackend for Backend<S> {
         let unknown = if path.arbitrary_input {
             Vec::new()
         } else {
+            ctx.fields.validate()?;
             ctx.fields.unknown_fields()
         };
         let mut resp = handler(self.state.clone(), ctx).await?;

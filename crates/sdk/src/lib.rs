@@ -22,6 +22,7 @@ pub mod duration;
 pub mod error;
 pub mod framework;
 pub mod glob;
+pub mod json;
 pub mod lenient_hcl;
 pub mod logical;
 pub mod login;

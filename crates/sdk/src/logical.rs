@@ -60,8 +60,9 @@ impl std::fmt::Debug for ClientToken {
     }
 }
 
-/// A request to a logical path (relative to `/v1/`).
-#[derive(Debug, Clone)]
+/// A request to a logical path (relative to `/v1/`). Cloning copies the
+/// data stack-safely ([`crate::json::clone_map`]): it may be deeply nested.
+#[derive(Debug)]
 pub struct Request {
     /// The id echoed as `request_id`.
     pub id: String,
@@ -77,6 +78,20 @@ pub struct Request {
     pub wrap_ttl: Option<Duration>,
     /// The client's address, for CIDR bindings.
     pub remote_addr: Option<IpAddr>,
+}
+
+impl Clone for Request {
+    fn clone(&self) -> Self {
+        Request {
+            id: self.id.clone(),
+            operation: self.operation,
+            path: self.path.clone(),
+            data: crate::json::clone_map(&self.data),
+            client_token: self.client_token.clone(),
+            wrap_ttl: self.wrap_ttl,
+            remote_addr: self.remote_addr,
+        }
+    }
 }
 
 impl Request {
@@ -298,7 +313,7 @@ impl Response {
         let mut out = Map::new();
         if let Some(top) = &self.top_level {
             for (k, v) in top {
-                out.insert(k.clone(), v.clone());
+                out.insert(k.clone(), crate::json::clone_value(v));
             }
         }
         // A response-wrapped answer has an empty request_id, as in OpenBao.
@@ -313,7 +328,10 @@ impl Response {
         out.insert("lease_duration".into(), Value::from(lease.lease_duration));
         out.insert(
             "data".into(),
-            self.data.clone().map(Value::Object).unwrap_or(Value::Null),
+            self.data
+                .as_ref()
+                .map(|d| Value::Object(crate::json::clone_map(d)))
+                .unwrap_or(Value::Null),
         );
         out.insert(
             "wrap_info".into(),

@@ -538,7 +538,7 @@ mod tests {
         // AppRole reads the older name even beside the new one.
         let err = p
             .apply(
-                &fields(l, json!({"policies": {}, "token_policies": "x"})),
+                &fields(l, json!({"policies": {"a": "b"}, "token_policies": "x"})),
                 l,
             )
             .unwrap_err();

@@ -90,6 +90,20 @@ pub async fn call_with(
     body: Option<Value>,
     headers: &[(&str, &str)],
 ) -> (u16, Value) {
+    let body = body.map(|b| b.to_string().into_bytes());
+    call_raw(core, method, path, token, body, headers).await
+}
+
+/// [`call_with`] with the body as raw bytes (which need not be JSON, nor
+/// UTF-8).
+pub async fn call_raw(
+    core: &Arc<Core>,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Vec<u8>>,
+    headers: &[(&str, &str)],
+) -> (u16, Value) {
     let app = router(core.clone(), HttpOptions::default());
     let mut req = http::Request::builder().method(method).uri(path);
     if let Some(t) = token {
@@ -98,9 +112,7 @@ pub async fn call_with(
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let body = body
-        .map(|b| Body::from(b.to_string()))
-        .unwrap_or_else(Body::empty);
+    let body = body.map(Body::from).unwrap_or_else(Body::empty);
     let resp = app.oneshot(req.body(body).unwrap()).await.unwrap();
     let status = resp.status().as_u16();
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();

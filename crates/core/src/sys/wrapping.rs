@@ -28,7 +28,9 @@ async fn wrap(_s: S, ctx: Ctx) -> Result<Response> {
         ));
     }
     // The core wraps the answer: the data given is the data wrapped.
-    Ok(Response::data(ctx.request.data.clone()))
+    Ok(Response::data(strongroom_sdk::json::clone_map(
+        &ctx.request.data,
+    )))
 }
 
 async fn unwrap(s: S, ctx: Ctx) -> Result<Response> {

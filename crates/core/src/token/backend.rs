@@ -90,6 +90,12 @@ async fn create(s: S, ctx: Ctx) -> Result<Response> {
                 .ok_or_else(|| Error::bad_request(format!("unknown role {role_name}")))?,
         )
     };
+    // As OpenBao: an entity alias needs a role that allows it.
+    if role.is_none() && !f.str_or_empty("entity_alias")?.is_empty() {
+        return Err(Error::bad_request(
+            "'entity_alias' is only allowed in combination with token role",
+        ));
+    }
     let full_path = format!("{}{}", ctx.mount.path, ctx.request.path);
     let sudo = parent.is_root() || {
         let acl = core.active()?.policies.acl(&parent.policies).await?;
@@ -536,6 +542,11 @@ fn create_fields() -> Vec<Field> {
             "period",
             FieldType::DurationSecond,
             "Make a periodic token renewed to this period (root or sudo).",
+        ),
+        Field::new(
+            "lease",
+            FieldType::String,
+            "Deprecated: use ttl (checked for its type, otherwise ignored).",
         ),
         Field::new("display_name", FieldType::String, "Name shown in lookups."),
         Field::new("num_uses", FieldType::Int, "Maximum uses (0: unlimited)."),

@@ -233,7 +233,9 @@ pub fn subkeys(data: &Value, depth: u64) -> Value {
                 m.iter()
                     .map(|(k, v)| {
                         let inner = match v {
-                            Value::Object(_) => walk(v, level + 1, depth),
+                            Value::Object(_) => {
+                                strongroom_sdk::json::grow(|| walk(v, level + 1, depth))
+                            }
                             _ => Value::Null,
                         };
                         (k.clone(), inner)

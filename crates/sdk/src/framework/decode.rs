@@ -89,13 +89,45 @@ impl FieldData {
                 None => {}
             }
         }
-        serde_path_to_error::deserialize(Value::Object(obj)).map_err(|e| {
+        crate::json::deserialize_value(Value::Object(obj)).map_err(|e| {
             Error::bad_request(format!(
                 "error converting input for field {:?}: {}",
                 e.path().to_string(),
                 e.inner()
             ))
         })
+    }
+
+    /// Checks every declared field the request gives (path captures
+    /// aside) against its type and range, as OpenBao's `FieldData.Validate`
+    /// does before any handler runs: a bad one is a 400 naming the field,
+    /// whether or not the handler reads it. Raw and header fields are the
+    /// handler's to check.
+    pub fn validate(&self) -> Result<()> {
+        for field in self.schema.iter() {
+            if field.raw
+                || field.ty == FieldType::Header
+                || self.captures.contains_key(field.name)
+                || !self.raw.contains_key(field.name)
+            {
+                continue;
+            }
+            // A string's allowed values are the handler's refusal (OpenBao
+            // checks them there, without the validation prefix): only its
+            // type is checked here.
+            let checked = match (field.ty, self.raw.get(field.name)) {
+                (FieldType::String, Some(v @ (Value::Array(_) | Value::Object(_)))) => {
+                    Err(FieldData::invalid(field.name, v, FieldType::String))
+                }
+                (FieldType::String, _) => Ok(()),
+                _ => self.coerced(field.name).map(|_| ()),
+            };
+            checked.map_err(|e| match e {
+                Error::BadRequest(m) => Error::BadRequest(format!("Field validation failed: {m}")),
+                other => other,
+            })?;
+        }
+        Ok(())
     }
 
     /// The value of the declared field `name` in its type's canonical JSON

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::duration::duration_from_json;
+use crate::json::{clone_map, clone_value};
 use crate::logical::Data;
 use crate::{Error, Result};
 
@@ -167,9 +168,9 @@ impl Field {
 /// The request's data seen through a path's declared fields.
 #[derive(Debug, Clone)]
 pub struct FieldData {
-    raw: Data,
-    captures: HashMap<String, String>,
-    schema: std::sync::Arc<[Field]>,
+    pub(super) raw: Data,
+    pub(super) captures: HashMap<String, String>,
+    pub(super) schema: std::sync::Arc<[Field]>,
 }
 
 impl FieldData {
@@ -220,7 +221,7 @@ impl FieldData {
     pub(super) fn given(&self, name: &str) -> Option<Value> {
         match self.captures.get(name) {
             Some(c) => Some(Value::String(c.clone())),
-            None => self.raw.get(name).cloned(),
+            None => self.raw.get(name).map(clone_value),
         }
     }
 
@@ -242,18 +243,27 @@ impl FieldData {
         }
         match self.raw.get(name) {
             Some(Value::Null) | None => Ok(field.default.clone()),
-            Some(v) => Ok(Some(v.clone())),
+            Some(v) => Ok(Some(clone_value(v))),
         }
     }
 
-    fn invalid(name: &str, value: &Value, ty: FieldType) -> Error {
+    pub(super) fn invalid(name: &str, value: &Value, ty: FieldType) -> Error {
+        let shown = shown(value);
         match (ty, value) {
             // OpenBao passes Go's duration parser error through.
-            (FieldType::DurationSecond, Value::String(s)) => Error::bad_request(format!(
-                "error converting input for field {name:?}: time: invalid duration {s:?}"
-            )),
+            (FieldType::DurationSecond, Value::String(_) | Value::Number(_)) => {
+                // Go reads a JSON number as a duration string: `1e20`,
+                // `1.5` and numbers past the maximum are invalid there.
+                let text = match value {
+                    Value::Number(n) => format!("\"{n}\""),
+                    _ => shown,
+                };
+                Error::bad_request(format!(
+                    "error converting input for field {name:?}: time: invalid duration {text}"
+                ))
+            }
             _ => Error::bad_request(format!(
-                "error converting input {value} for field {name:?}: cannot parse as {}",
+                "error converting input {shown} for field {name:?}: cannot parse as {}",
                 ty.help_name()
             )),
         }
@@ -308,15 +318,17 @@ impl FieldData {
         }
     }
 
-    /// An integer field.
+    /// An integer field: a JSON integer in i64's range, or a string
+    /// holding one; anything else is a 400 naming the field.
     pub fn get_int(&self, name: &str) -> Result<Option<i64>> {
         let Some(v) = self.value(name)? else {
             return Ok(None);
         };
+        // As OpenBao (`strconv.ParseInt` of the JSON number's text): a
+        // fraction or an exponent is refused, and so is anything outside
+        // i64, never clamped.
         let parsed = match &v {
-            Value::Number(n) => n
-                .as_i64()
-                .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
+            Value::Number(n) => n.as_i64(),
             Value::String(s) => s.trim().parse::<i64>().ok(),
             _ => None,
         };
@@ -325,7 +337,10 @@ impl FieldData {
             .ok_or_else(|| Self::invalid(name, &v, FieldType::Int))
     }
 
-    /// A duration field.
+    /// A duration field (see [`duration_from_json`]: whole seconds, or a
+    /// `"1h30m"` string, at most
+    /// [`MAX_DURATION_SECS`](crate::duration::MAX_DURATION_SECS)); a bad
+    /// one is a 400 naming the field.
     pub fn get_duration(&self, name: &str) -> Result<Option<Duration>> {
         let Some(v) = self.value(name)? else {
             return Ok(None);
@@ -363,6 +378,8 @@ impl FieldData {
                 })
                 .collect::<Result<Vec<_>>>()
                 .map(Some),
+            // Go's weak decoding takes an empty map as an empty list.
+            Value::Object(m) if m.is_empty() => Ok(Some(Vec::new())),
             _ => Err(Self::invalid(name, &v, FieldType::CommaStringSlice)),
         }
     }
@@ -373,7 +390,9 @@ impl FieldData {
             return Ok(None);
         };
         match &v {
-            Value::Object(m) => Ok(Some(m.clone())),
+            Value::Object(m) => Ok(Some(clone_map(m))),
+            // Go's weak decoding takes an empty list as an empty map.
+            Value::Array(a) if a.is_empty() => Ok(Some(Map::new())),
             Value::String(s) if s.is_empty() => Ok(Some(Map::new())),
             Value::String(s) => match serde_json::from_str::<Value>(s) {
                 Ok(Value::Object(m)) => Ok(Some(m)),
@@ -411,6 +430,25 @@ impl FieldData {
                 .map(Some),
             _ => Err(bad()),
         }
+    }
+}
+
+/// A bad value as an error message shows it: scalars as given (a string
+/// quoted and cut at 64 characters), an array or object only by its kind,
+/// so that a message stays short and never walks a deep value.
+fn shown(value: &Value) -> String {
+    const MAX: usize = 64;
+    match value {
+        Value::String(s) if s.chars().count() > MAX => {
+            let cut: String = s.chars().take(MAX).collect();
+            format!("{:?}", format!("{cut}..."))
+        }
+        Value::String(s) => format!("{s:?}"),
+        Value::Array(a) if a.is_empty() => "[]".into(),
+        Value::Array(_) => "[...]".into(),
+        Value::Object(m) if m.is_empty() => "{}".into(),
+        Value::Object(_) => "{...}".into(),
+        scalar => scalar.to_string(),
     }
 }
 
@@ -484,5 +522,93 @@ mod tests {
             assert_eq!(err.status(), 400, "{name}");
         }
         assert_eq!(fd.unknown_fields(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn integers_are_never_clamped_nor_rounded() {
+        let schema = || vec![Field::new("n", FieldType::Int, "")];
+        for bad in [
+            json!(1.5),
+            json!(1.0),
+            json!(1e20),
+            json!(-1e24),
+            json!(u64::MAX),
+            json!("1.5"),
+            json!("18446744073709551616"),
+        ] {
+            let err = data(json!({ "n": bad }), schema())
+                .get_int("n")
+                .unwrap_err();
+            assert!(
+                matches!(&err, Error::BadRequest(m) if m.contains("for field \"n\"")),
+                "{bad}: {err}"
+            );
+        }
+        let fd = data(json!({"n": i64::MAX}), schema());
+        assert_eq!(fd.get_int("n").unwrap(), Some(i64::MAX));
+    }
+
+    #[test]
+    fn huge_durations_are_bad_requests_naming_the_field() {
+        let schema = || vec![Field::new("ttl", FieldType::DurationSecond, "")];
+        for bad in [
+            json!(1e20),
+            json!(u64::MAX),
+            json!(-1e24),
+            json!(9_223_372_037u64),
+            json!(1.5),
+            json!("2562048h"),
+            json!("1e20"),
+        ] {
+            let err = data(json!({ "ttl": bad }), schema())
+                .get_duration("ttl")
+                .unwrap_err();
+            assert!(
+                matches!(&err, Error::BadRequest(m)
+                    if m.starts_with("error converting input for field \"ttl\": time: invalid duration")),
+                "{bad}: {err}"
+            );
+        }
+        let fd = data(json!({"ttl": 9_223_372_036u64}), schema());
+        assert_eq!(
+            fd.get_duration("ttl").unwrap(),
+            Some(Duration::from_secs(9_223_372_036))
+        );
+    }
+
+    #[test]
+    fn validate_checks_every_declared_field_given() {
+        let schema = || {
+            vec![
+                Field::new("flag", FieldType::Bool, ""),
+                Field::new("name", FieldType::String, ""),
+                Field::new("body", FieldType::Map, "").raw(),
+            ]
+        };
+        // The handler might never read `flag`: it is checked anyway.
+        let err = data(json!({"flag": [], "name": "x"}), schema())
+            .validate()
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::BadRequest(m)
+                if m == "Field validation failed: error converting input [] for field \"flag\": cannot parse as bool"),
+            "{err}"
+        );
+        // Raw fields are the handler's to check; undeclared names are not
+        // checked (they are warned about).
+        data(json!({"body": "text", "other": {}}), schema())
+            .validate()
+            .unwrap();
+        // Go's weak decoding: an empty list is an empty map, an empty map
+        // an empty list.
+        let fd = data(
+            json!({"m": [], "l": {}}),
+            vec![
+                Field::new("m", FieldType::Map, ""),
+                Field::new("l", FieldType::CommaStringSlice, ""),
+            ],
+        );
+        assert_eq!(fd.get_map("m").unwrap(), Some(Map::new()));
+        assert_eq!(fd.get_strings("l").unwrap(), Some(Vec::new()));
     }
 }

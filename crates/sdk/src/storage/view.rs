@@ -112,7 +112,7 @@ impl View {
         let Some(bytes) = self.get(key).await? else {
             return Ok(None);
         };
-        serde_json::from_slice(&bytes)
+        crate::json::from_stored(&bytes)
             .map(Some)
             .map_err(|e| BarrierError::Corrupt(format!("{}{key}: {e}", self.prefix)))
     }

@@ -4,5 +4,6 @@
 //! store with its leases. Backend-specific in-process tests live in each
 //! backend's crate (`crates/kv/tests`, `crates/approle/tests`, ...).
 
+mod bad_input;
 mod core;
 mod tokens;
