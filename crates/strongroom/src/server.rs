@@ -75,6 +75,9 @@ fn init_logging(level: &str, format: LogFormat) {
     };
 }
 
+/// The stack of each async runtime worker (see `run`).
+const WORKER_STACK_BYTES: usize = 8 << 20;
+
 /// Runs the server until a shutdown signal.
 pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     let config = load_config(&args)?;
@@ -95,6 +98,13 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     strongroom_http::raise_fd_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Request bodies may nest JSON up to `strongroom_sdk::json::MAX_DEPTH`
+        // levels. Parsing and serialising grow their own stacks, but
+        // dropping such a value recurses on the worker's: 8 MiB (reserved
+        // address space, touched only when used) leaves several times the
+        // room a 6,000-level drop needs, where tokio's 2 MiB default would
+        // leave a thin margin.
+        .thread_stack_size(WORKER_STACK_BYTES)
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(serve(args, config, &level))
