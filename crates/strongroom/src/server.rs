@@ -204,6 +204,9 @@ async fn serve(args: ServerArgs, config: ServerConfig) -> anyhow::Result<()> {
             .first()
             .ok_or_else(|| anyhow!("dev mode produced no unseal key"))?;
         let key_b64 = base64::engine::general_purpose::STANDARD.encode(key.as_slice());
+        if !args.dev_no_store_token {
+            store_cli_token(out.root_token.as_str())?;
+        }
         println!("WARNING! dev mode is enabled! In this mode, Strongroom runs entirely in-memory");
         println!("and starts unsealed with a single unseal key. The root token is already");
         println!("authenticated to the CLI, so you can immediately begin using Strongroom.\n");
@@ -243,4 +246,44 @@ async fn serve(args: ServerArgs, config: ServerConfig) -> anyhow::Result<()> {
     }
     core.seal().await;
     Ok(())
+}
+
+/// Where the `bao`/`vault` CLI's built-in token helper keeps its token:
+/// `$BAO_TOKEN_PATH` (or `$VAULT_TOKEN_PATH`), else `~/.vault-token`.
+fn cli_token_path() -> anyhow::Result<std::path::PathBuf> {
+    for var in ["BAO_TOKEN_PATH", "VAULT_TOKEN_PATH"] {
+        if let Some(p) = std::env::var_os(var).filter(|p| !p.is_empty()) {
+            return Ok(p.into());
+        }
+    }
+    let home = std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| anyhow!("cannot store the dev root token: HOME is not set (use -dev-no-store-token)"))?;
+    Ok(std::path::Path::new(&home).join(".vault-token"))
+}
+
+/// Dev mode: stores the root token where the CLI's token helper reads it,
+/// as OpenBao's dev mode does, so that `bao kv put ...` works right away.
+/// Written to a 0600 temporary file and renamed over the old one.
+fn store_cli_token(token: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let path = cli_token_path()?;
+    let mut tmp = path.clone().into_os_string();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    let write = || -> std::io::Result<()> {
+        let mut opts = std::fs::OpenOptions::new();
+        opts.create(true).truncate(true).write(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let mut f = opts.open(&tmp)?;
+        f.write_all(token.as_bytes())?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, &path)
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        anyhow!("storing the dev root token in {}: {e}", path.display())
+    })
 }
