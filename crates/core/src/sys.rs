@@ -460,6 +460,10 @@ async fn mount_write(s: S, ctx: Ctx) -> Result<Response> {
             .get_or_insert_with(Map::new)
             .insert("version".into(), Value::from("2"));
     }
+    // OpenBao stores an auth method enabled without options with `{}`.
+    if table == Table::Auth && options.is_none() {
+        options = Some(Map::new());
+    }
     let raw_config = f.get_map("config")?.unwrap_or_default();
     let tune = tune_from(&raw_config)?;
     let mut config = MountConfig {
@@ -526,7 +530,8 @@ async fn tune_read(s: S, ctx: Ctx) -> Result<Response> {
         "max_lease_ttl": max_ttl,
         "force_no_cache": entry.config.force_no_cache,
     }));
-    if let Some(o) = &entry.options {
+    // As OpenBao: no `options` key when there are none.
+    if let Some(o) = entry.options.as_ref().filter(|o| !o.is_empty()) {
         data.insert("options".into(), Value::Object(o.clone()));
     }
     data.extend(entry.config.optional_fields());
@@ -646,7 +651,9 @@ async fn ui_mount(s: S, ctx: Ctx) -> Result<Response> {
         return Err(denied());
     }
     let mut data = obj(entry.to_api());
-    data.insert("path".into(), json!(entry.route_path()));
+    // The path within its table, as OpenBao answers (`approle/`, not
+    // `auth/approle/`).
+    data.insert("path".into(), json!(entry.path));
     let (default_ttl, _max_ttl) = core.effective_ttls(&entry);
     if let Some(c) = data.get_mut("config").and_then(Value::as_object_mut) {
         c.insert(
