@@ -577,7 +577,12 @@ async fn tune_write(s: S, ctx: Ctx) -> Result<Response> {
 /// the pipeline does not authorize: `Ok(None)` without a token, 403 for a
 /// token that does not resolve (OpenBao's `fetchACLTokenEntryAndEntity`).
 async fn caller_acl(core: &Core, ctx: &Ctx) -> Result<Option<Arc<strongroom_policy::Acl>>> {
-    let Some(t) = ctx.request.client_token.as_ref().filter(|t| !t.0.is_empty()) else {
+    let Some(t) = ctx
+        .request
+        .client_token
+        .as_ref()
+        .filter(|t| !t.0.is_empty())
+    else {
         return Ok(None);
     };
     let unsealed = core.active()?;
@@ -599,7 +604,9 @@ async fn ui_mounts(s: S, ctx: Ctx) -> Result<Response> {
     let acl = caller_acl(&core, &ctx).await?;
     let show = |e: &crate::mount::MountEntry| -> Option<Value> {
         let visible = e.config.listing_visibility == "unauth"
-            || acl.as_ref().is_some_and(|a| a.has_mount_access(&e.route_path()));
+            || acl
+                .as_ref()
+                .is_some_and(|a| a.has_mount_access(&e.route_path()));
         if !visible {
             return None;
         }
@@ -645,7 +652,9 @@ async fn ui_mount(s: S, ctx: Ctx) -> Result<Response> {
             format!("{}/", path.trim_end_matches('/'))
         ))
     };
-    let acl = caller_acl(&core, &ctx).await?.ok_or(Error::PermissionDenied)?;
+    let acl = caller_acl(&core, &ctx)
+        .await?
+        .ok_or(Error::PermissionDenied)?;
     let entry = core.mount_for_path(path)?.ok_or_else(denied)?;
     if !acl.has_mount_access(&entry.route_path()) {
         return Err(denied());

@@ -153,12 +153,14 @@ pub fn parse_ca(pem: &str) -> Result<Vec<Vec<u8>>> {
 /// Checks that a PEM bundle holds certificates the TLS client accepts.
 /// (the client is built and dropped: TLS parses the certificates then).
 pub fn check_ca(pem: &str) -> Result<()> {
-    let invalid = |e: reqwest::Error| Error::bad_request(format!("invalid kubernetes_ca_cert: {e}"));
+    let invalid =
+        |e: reqwest::Error| Error::bad_request(format!("invalid kubernetes_ca_cert: {e}"));
     let mut builder = reqwest::Client::builder()
         .use_rustls_tls()
         .tls_built_in_root_certs(false);
     for der in parse_ca(pem)? {
-        builder = builder.add_root_certificate(reqwest::Certificate::from_der(&der).map_err(invalid)?);
+        builder =
+            builder.add_root_certificate(reqwest::Certificate::from_der(&der).map_err(invalid)?);
     }
     builder.build().map(drop).map_err(invalid)
 }

@@ -186,7 +186,12 @@ async fn config_write_read_and_refusals() {
     assert_eq!(s, 204);
     let jwt = RsaSigner::generate().sign(&legacy_claims("ns", "app"));
     let (s, e) = login(&core, "app", &jwt).await;
-    assert_refused(s, &e, 400, "the configured kubernetes_ca_cert does not parse");
+    assert_refused(
+        s,
+        &e,
+        400,
+        "the configured kubernetes_ca_cert does not parse",
+    );
 }
 
 #[tokio::test]

@@ -419,7 +419,11 @@ impl Acl {
         // Exact and prefix rules at or below the mount.
         let below = self.rules.iter().any(|(key, perms)| {
             key.plus_segments == 0
-                && key.text.strip_suffix('*').unwrap_or(&key.text).starts_with(path)
+                && key
+                    .text
+                    .strip_suffix('*')
+                    .unwrap_or(&key.text)
+                    .starts_with(path)
                 && !perms.denies()
         });
         if below {

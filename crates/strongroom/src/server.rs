@@ -99,7 +99,9 @@ fn open_storage(config: &ServerConfig) -> anyhow::Result<Arc<dyn Backend>> {
     let size = config
         .cache_size
         .unwrap_or(strongroom_storage::DEFAULT_CACHE_SIZE);
-    Ok(Arc::new(strongroom_storage::CachedBackend::new(durable, size)))
+    Ok(Arc::new(strongroom_storage::CachedBackend::new(
+        durable, size,
+    )))
 }
 
 async fn shutdown_signal() {
@@ -258,7 +260,9 @@ fn cli_token_path() -> anyhow::Result<std::path::PathBuf> {
     }
     let home = std::env::var_os("HOME")
         .filter(|h| !h.is_empty())
-        .ok_or_else(|| anyhow!("cannot store the dev root token: HOME is not set (use -dev-no-store-token)"))?;
+        .ok_or_else(|| {
+            anyhow!("cannot store the dev root token: HOME is not set (use -dev-no-store-token)")
+        })?;
     Ok(std::path::Path::new(&home).join(".vault-token"))
 }
 

@@ -352,7 +352,8 @@ impl Core {
         // replaces the system value for the mount (OpenBao's system view
         // does the same), and a default above the system maximum with an
         // unset mount maximum is stored too.
-        if c.default_lease_ttl != 0 && c.max_lease_ttl != 0 && c.max_lease_ttl < c.default_lease_ttl {
+        if c.default_lease_ttl != 0 && c.max_lease_ttl != 0 && c.max_lease_ttl < c.default_lease_ttl
+        {
             return Err(Error::bad_request(format!(
                 "backend max lease TTL of {} would be less than backend default lease TTL of {}",
                 c.max_lease_ttl, c.default_lease_ttl

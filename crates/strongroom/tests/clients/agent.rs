@@ -46,12 +46,24 @@ fn root(server: &Server, args: &[&str]) -> String {
 /// wrapped secret id into `dir`; checks the wrap info names the secret id.
 fn provision(server: &Server, dir: &Path) {
     root(server, &["auth", "enable", "approle"]);
-    root(server, &["kv", "put", "secret/app", "password=from-the-template"]);
+    root(
+        server,
+        &["kv", "put", "secret/app", "password=from-the-template"],
+    );
     let policy = dir.join("app.hcl");
     std::fs::write(&policy, APP_POLICY).expect("write policy");
-    root(server, &["policy", "write", "app", &policy.to_string_lossy()]);
-    root(server, &["write", "auth/approle/role/app", "token_policies=app"]);
-    let role_id = root(server, &["read", "-field=role_id", "auth/approle/role/app/role-id"]);
+    root(
+        server,
+        &["policy", "write", "app", &policy.to_string_lossy()],
+    );
+    root(
+        server,
+        &["write", "auth/approle/role/app", "token_policies=app"],
+    );
+    let role_id = root(
+        server,
+        &["read", "-field=role_id", "auth/approle/role/app/role-id"],
+    );
     std::fs::write(dir.join("role-id"), role_id.trim()).expect("write role id");
     wrap_secret_id(server, dir);
 }
@@ -60,13 +72,23 @@ fn provision(server: &Server, dir: &Path) {
 fn wrap_secret_id(server: &Server, dir: &Path) {
     let out = root(
         server,
-        &["write", "-wrap-ttl=5m", "-format=json", "-f", "auth/approle/role/app/secret-id"],
+        &[
+            "write",
+            "-wrap-ttl=5m",
+            "-format=json",
+            "-f",
+            "auth/approle/role/app/secret-id",
+        ],
     );
     let v: Value = serde_json::from_str(&out).expect("wrapped secret-id is JSON");
     let w = &v["wrap_info"];
     assert_eq!(w["creation_path"], "auth/approle/role/app/secret-id", "{v}");
     let accessor = w["wrapped_accessor"].as_str().unwrap_or_default();
-    assert!(!accessor.is_empty(), "{}: no wrapped_accessor: {v}", server.kind.label());
+    assert!(
+        !accessor.is_empty(),
+        "{}: no wrapped_accessor: {v}",
+        server.kind.label()
+    );
     // The wrapped accessor is the secret id's accessor.
     let looked = root(
         server,
@@ -152,10 +174,16 @@ fn wait_for_line(rx: &Receiver<String>, needle: &str, what: &str) -> Vec<String>
                 }
             }
             Err(RecvTimeoutError::Timeout) => {
-                panic!("{what}: no {needle:?} within {AGENT_TIMEOUT:?}:\n{}", seen.join("\n"))
+                panic!(
+                    "{what}: no {needle:?} within {AGENT_TIMEOUT:?}:\n{}",
+                    seen.join("\n")
+                )
             }
             Err(RecvTimeoutError::Disconnected) => {
-                panic!("{what}: agent output ended before {needle:?}:\n{}", seen.join("\n"))
+                panic!(
+                    "{what}: agent output ended before {needle:?}:\n{}",
+                    seen.join("\n")
+                )
             }
         }
     }
@@ -165,9 +193,13 @@ fn wait_for_line(rx: &Receiver<String>, needle: &str, what: &str) -> Vec<String>
 /// and body.
 fn get(port: u16, path: &str) -> (u16, String) {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to the agent");
-    s.set_read_timeout(Some(AGENT_TIMEOUT)).expect("read timeout");
-    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        .expect("send request");
+    s.set_read_timeout(Some(AGENT_TIMEOUT))
+        .expect("read timeout");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send request");
     let mut text = String::new();
     s.read_to_string(&mut text).expect("read answer");
     let status = text
@@ -175,7 +207,10 @@ fn get(port: u16, path: &str) -> (u16, String) {
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     (status, body)
 }
 
@@ -203,15 +238,26 @@ fn agent_flow(kind: Kind) {
         if Instant::now() > deadline {
             let _ = child.kill();
             let lines: Vec<String> = rx.try_iter().collect();
-            panic!("{label}: agent with exit_after_auth still runs:\n{}", lines.join("\n"));
+            panic!(
+                "{label}: agent with exit_after_auth still runs:\n{}",
+                lines.join("\n")
+            );
         }
         // The agent's exit is what is waited for; this only paces the poll.
         let _ = rx.recv_timeout(Duration::from_millis(50));
     };
     let lines: Vec<String> = rx.try_iter().collect();
-    assert!(status.success(), "{label}: agent exited {status}:\n{}", lines.join("\n"));
-    let rendered = std::fs::read_to_string(d.join("rendered"))
-        .unwrap_or_else(|e| panic!("{label}: template not rendered ({e}):\n{}", lines.join("\n")));
+    assert!(
+        status.success(),
+        "{label}: agent exited {status}:\n{}",
+        lines.join("\n")
+    );
+    let rendered = std::fs::read_to_string(d.join("rendered")).unwrap_or_else(|e| {
+        panic!(
+            "{label}: template not rendered ({e}):\n{}",
+            lines.join("\n")
+        )
+    });
     assert_eq!(rendered, "from-the-template", "{label}");
     let sink = std::fs::read_to_string(d.join("sink")).expect("sink file");
     assert!(!sink.trim().is_empty(), "{label}: empty sink");
@@ -227,7 +273,11 @@ fn agent_flow(kind: Kind) {
         auto_auth(d, "proxy-sink"),
     );
     let (mut child, rx) = spawn_agent(d, &config, "proxy.hcl");
-    wait_for_line(&rx, "token written", &format!("{label}: proxy agent auto-auth"));
+    wait_for_line(
+        &rx,
+        "token written",
+        &format!("{label}: proxy agent auto-auth"),
+    );
     // The proxy takes the token from the same auth round that wrote the
     // sink; a request racing that hand-over is retried until the deadline.
     let deadline = Instant::now() + AGENT_TIMEOUT;
@@ -240,7 +290,10 @@ fn agent_flow(kind: Kind) {
     };
     assert_eq!(status, 200, "{label}: proxied read: {body}");
     let v: Value = serde_json::from_str(&body).expect("proxied answer is JSON");
-    assert_eq!(v["data"]["data"]["password"], "from-the-template", "{label}: {v}");
+    assert_eq!(
+        v["data"]["data"]["password"], "from-the-template",
+        "{label}: {v}"
+    );
     let (status, body) = get(port, "/v1/secret/data/other");
     assert_eq!(status, 403, "{label}: the proxy token is the app's: {body}");
     let _ = child.kill();

@@ -75,7 +75,11 @@ fn kv_and_read_field_with_a_limited_policy_token() {
     let out = user(&["kv", "put", "secret/app/db", "user=u", "password=p1"], 0);
     assert_eq!(table_value(&out, "version").as_deref(), Some("1"), "{out}");
     let out = user(&["kv", "get", "secret/app/db"], 0);
-    assert_eq!(table_value(&out, "password").as_deref(), Some("p1"), "{out}");
+    assert_eq!(
+        table_value(&out, "password").as_deref(),
+        Some("p1"),
+        "{out}"
+    );
     assert_eq!(user(&["kv", "get", "-field=user", "secret/app/db"], 0), "u");
     let out = user(&["kv", "patch", "secret/app/db", "password=p2"], 0);
     assert_eq!(table_value(&out, "version").as_deref(), Some("2"), "{out}");
@@ -95,9 +99,18 @@ fn kv_and_read_field_with_a_limited_policy_token() {
     );
 
     // `bao read -field` on KV v1 and on the KV v2 data path.
-    assert_eq!(user(&["read", "-field=password", "kv1/app"], 0), "v1-secret");
-    assert_eq!(user(&["kv", "get", "-field=password", "kv1/app"], 0), "v1-secret");
-    let out = user(&["read", "-field=data", "-format=json", "secret/data/app/db"], 0);
+    assert_eq!(
+        user(&["read", "-field=password", "kv1/app"], 0),
+        "v1-secret"
+    );
+    assert_eq!(
+        user(&["kv", "get", "-field=password", "kv1/app"], 0),
+        "v1-secret"
+    );
+    let out = user(
+        &["read", "-field=data", "-format=json", "secret/data/app/db"],
+        0,
+    );
     let data: serde_json::Value = serde_json::from_str(&out).expect("read -field=data is JSON");
     assert_eq!(data, serde_json::json!({"user": "u", "password": "p2"}));
 
@@ -131,7 +144,9 @@ fn readme_block(readme: &str, marker: &str) -> String {
         .unwrap_or_else(|| panic!("README.md has no {marker:?}"));
     let rest = &readme[from..];
     let start = rest.find("```sh\n").expect("a ```sh block") + "```sh\n".len();
-    let len = rest[start..].find("```").expect("the block's closing fence");
+    let len = rest[start..]
+        .find("```")
+        .expect("the block's closing fence");
     rest[start..start + len].to_string()
 }
 
@@ -160,7 +175,10 @@ fn readme_dev_mode_commands_work_from_a_clean_home() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&token_file).expect("stat").permissions().mode();
+        let mode = std::fs::metadata(&token_file)
+            .expect("stat")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600, "token file mode");
     }
 
@@ -173,7 +191,10 @@ fn readme_dev_mode_commands_work_from_a_clean_home() {
         "README's client block: {client}"
     );
     let port = server.addr.trim_start_matches("http://");
-    let script = format!("set -euo pipefail\n{}", client.replace("127.0.0.1:8200", port));
+    let script = format!(
+        "set -euo pipefail\n{}",
+        client.replace("127.0.0.1:8200", port)
+    );
     let bao_dir = bao_path()
         .parent()
         .map(|d| d.to_string_lossy().into_owned())
@@ -185,7 +206,14 @@ fn readme_dev_mode_commands_work_from_a_clean_home() {
         .env("HOME", &home)
         .env("PATH", &path)
         .stdin(std::process::Stdio::null());
-    for var in ["BAO_TOKEN", "VAULT_TOKEN", "BAO_ADDR", "VAULT_ADDR", "BAO_TOKEN_PATH", "VAULT_TOKEN_PATH"] {
+    for var in [
+        "BAO_TOKEN",
+        "VAULT_TOKEN",
+        "BAO_ADDR",
+        "VAULT_ADDR",
+        "BAO_TOKEN_PATH",
+        "VAULT_TOKEN_PATH",
+    ] {
         cmd.env_remove(var);
     }
     let out = cmd.output().expect("run bash");
@@ -198,7 +226,11 @@ fn readme_dev_mode_commands_work_from_a_clean_home() {
         server.output.text()
     );
     // `bao kv get secret/hello` printed the value written just before.
-    assert_eq!(table_value(&stdout, "value").as_deref(), Some("world"), "{stdout}");
+    assert_eq!(
+        table_value(&stdout, "value").as_deref(),
+        Some("world"),
+        "{stdout}"
+    );
     // `-dev-no-store-token` leaves the token file alone.
     let quiet = Server::dev_command(Kind::Strongroom, &["server", "-dev", "-dev-no-store-token"]);
     assert!(

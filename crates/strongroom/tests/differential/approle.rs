@@ -1373,8 +1373,7 @@ async fn wrapped_secret_id_names_its_accessor() {
     write_role(&mut p, "ws", json!({"role_id": "ws-id"})).await;
     let r = p
         .check(
-            Call::post(&role("ws", "/secret-id"), json!({}))
-                .header("X-Vault-Wrap-TTL", "2m"),
+            Call::post(&role("ws", "/secret-id"), json!({})).header("X-Vault-Wrap-TTL", "2m"),
             &[],
         )
         .await;
@@ -1383,7 +1382,9 @@ async fn wrapped_secret_id_names_its_accessor() {
         let w = &x.body["wrap_info"];
         w["token"].as_str().is_some_and(|t| !t.is_empty())
             && w["creation_path"] == json!("auth/approle/role/ws/secret-id")
-            && w["wrapped_accessor"].as_str().is_some_and(|t| !t.is_empty())
+            && w["wrapped_accessor"]
+                .as_str()
+                .is_some_and(|t| !t.is_empty())
             && x.body["data"].is_null()
     });
     let wrapped_acc = both(&r, "/wrap_info/wrapped_accessor");
@@ -1408,12 +1409,17 @@ async fn wrapped_secret_id_names_its_accessor() {
         )
         .await;
     p.expect_status(&r, 200, "wrapped role-id");
-    on_both(&mut p, &r, "a wrapped role-id has no wrapped_accessor", |x| {
-        x.body["wrap_info"]["wrapped_accessor"]
-            .as_str()
-            .unwrap_or_default()
-            .is_empty()
-    });
+    on_both(
+        &mut p,
+        &r,
+        "a wrapped role-id has no wrapped_accessor",
+        |x| {
+            x.body["wrap_info"]["wrapped_accessor"]
+                .as_str()
+                .unwrap_or_default()
+                .is_empty()
+        },
+    );
     p.finish();
 }
 

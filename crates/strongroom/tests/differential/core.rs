@@ -4,8 +4,8 @@
 
 use crate::differences;
 use serde_json::{json, Value};
-use strongroom_test::server;
 use strongroom_test::diff::{on_both, Pair};
+use strongroom_test::server;
 use strongroom_test::server::{Call, Config, Listener, Reply};
 
 fn kv1_mount() -> Value {
@@ -941,14 +941,26 @@ async fn token_with(p: &mut Pair, policies: &[&str], no_default: bool) -> (Strin
     let body = json!({"policies": policies, "ttl": "1h", "no_default_policy": no_default});
     let r = p.check(Call::post("auth/token/create", body), &[]).await;
     p.expect_status(&r, 200, &format!("token with {policies:?}"));
-    let tok = |x: &Reply| x.body["auth"]["client_token"].as_str().unwrap_or_default().to_string();
+    let tok = |x: &Reply| {
+        x.body["auth"]["client_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
     (tok(&r.0), tok(&r.1))
 }
 
 #[tokio::test]
 async fn dev_ui_mounts_for_limited_tokens() {
     let mut p = differences::pair();
-    for (path, version) in [("app", "2"), ("kv1", "1"), ("hidden", "1"), ("open", "1"), ("walled", "1"), ("seg", "1")] {
+    for (path, version) in [
+        ("app", "2"),
+        ("kv1", "1"),
+        ("hidden", "1"),
+        ("open", "1"),
+        ("walled", "1"),
+        ("seg", "1"),
+    ] {
         let r = p
             .check(
                 Call::post(
@@ -961,11 +973,20 @@ async fn dev_ui_mounts_for_limited_tokens() {
         p.expect_status(&r, 204, &format!("enable {path}"));
     }
     let r = p
-        .check(Call::post("sys/mounts/open/tune", json!({"listing_visibility": "unauth"})), &[])
+        .check(
+            Call::post(
+                "sys/mounts/open/tune",
+                json!({"listing_visibility": "unauth"}),
+            ),
+            &[],
+        )
         .await;
     p.expect_status(&r, 204, "tune open/ unauth");
     let r = p
-        .check(Call::post("sys/auth/approle", json!({"type": "approle"})), &[])
+        .check(
+            Call::post("sys/auth/approle", json!({"type": "approle"})),
+            &[],
+        )
         .await;
     p.expect_status(&r, 204, "enable approle");
     // An exact rule under app/, a prefix rule under kv1/, an auth path,
@@ -980,7 +1001,13 @@ async fn dev_ui_mounts_for_limited_tokens() {
                    path \"walled/*\" { capabilities = [\"deny\"] }\n";
     for (name, policy) in [("plain", plain), ("segment", segment)] {
         let r = p
-            .check(Call::put(&format!("sys/policies/acl/{name}"), json!({"policy": policy})), &[])
+            .check(
+                Call::put(
+                    &format!("sys/policies/acl/{name}"),
+                    json!({"policy": policy}),
+                ),
+                &[],
+            )
             .await;
         p.expect_status(&r, 204, &format!("policy {name}"));
     }
@@ -989,7 +1016,11 @@ async fn dev_ui_mounts_for_limited_tokens() {
     let plain_tok = token_with(&mut p, &["plain"], false).await;
     let bare_tok = token_with(&mut p, &["plain"], true).await;
     let seg_tok = token_with(&mut p, &["segment"], false).await;
-    for (what, (a, b)) in [("plain", &plain_tok), ("plain without default", &bare_tok), ("segment", &seg_tok)] {
+    for (what, (a, b)) in [
+        ("plain", &plain_tok),
+        ("plain without default", &bare_tok),
+        ("segment", &seg_tok),
+    ] {
         // The listing: only what the token can reach, plus open/.
         let r = p
             .check_each(
@@ -1031,23 +1062,38 @@ async fn dev_ui_mounts_for_limited_tokens() {
         p.expect(r.0.status == r.1.status, format!("{what}: LIST ui mounts"));
     }
     let r = p
-        .check(Call::get("sys/internal/ui/mounts/app/data/x").anonymous(), &[])
+        .check(
+            Call::get("sys/internal/ui/mounts/app/data/x").anonymous(),
+            &[],
+        )
         .await;
     p.expect_status(&r, 403, "ui mount without a token");
     let r = p
         .check(Call::get("sys/internal/ui/mounts").anonymous(), &[])
         .await;
     p.expect_status(&r, 200, "ui mounts without a token");
-    on_both(&mut p, &r, "without a token only open/ is listed, briefly", |x| {
-        x.body["data"]["secret"] == json!({"open/": {"type": "kv", "description": "", "options": {"version": "1"}}})
-            && x.body["data"]["auth"] == json!({})
-    });
+    on_both(
+        &mut p,
+        &r,
+        "without a token only open/ is listed, briefly",
+        |x| {
+            x.body["data"]["secret"]
+                == json!({"open/": {"type": "kv", "description": "", "options": {"version": "1"}}})
+                && x.body["data"]["auth"] == json!({})
+        },
+    );
     let r = p
-        .check(Call::get("sys/internal/ui/mounts/app").token("not-a-token"), &[])
+        .check(
+            Call::get("sys/internal/ui/mounts/app").token("not-a-token"),
+            &[],
+        )
         .await;
     p.expect_status(&r, 403, "ui mount with a bad token");
     let r = p
-        .check(Call::get("sys/internal/ui/mounts").token("not-a-token"), &[])
+        .check(
+            Call::get("sys/internal/ui/mounts").token("not-a-token"),
+            &[],
+        )
         .await;
     p.expect(r.0.status == r.1.status, "ui mounts with a bad token");
     p.finish();
@@ -1057,12 +1103,18 @@ async fn dev_ui_mounts_for_limited_tokens() {
 async fn dev_auth_tune_above_the_system_max() {
     let mut p = differences::pair();
     let r = p
-        .check(Call::post("sys/auth/approle", json!({"type": "approle"})), &[])
+        .check(
+            Call::post("sys/auth/approle", json!({"type": "approle"})),
+            &[],
+        )
         .await;
     p.expect_status(&r, 204, "enable approle");
     // Above the system maximum (768h in dev): stored as given.
     let r = p
-        .check(Call::post("sys/auth/approle/tune", json!({"max_lease_ttl": "100000h"})), &[])
+        .check(
+            Call::post("sys/auth/approle/tune", json!({"max_lease_ttl": "100000h"})),
+            &[],
+        )
         .await;
     p.expect_status(&r, 204, "tune max_lease_ttl above the system max");
     let r = p.check(Call::get("sys/auth/approle/tune"), &[]).await;
@@ -1073,7 +1125,13 @@ async fn dev_auth_tune_above_the_system_max() {
     p.expect_status(&r, 200, "read the auth mount");
     // Only two explicit TTLs are checked against each other.
     let r = p
-        .check(Call::post("sys/auth/approle/tune", json!({"default_lease_ttl": "100001h"})), &[])
+        .check(
+            Call::post(
+                "sys/auth/approle/tune",
+                json!({"default_lease_ttl": "100001h"}),
+            ),
+            &[],
+        )
         .await;
     p.expect_status(&r, 400, "default above the tuned max");
     let r = p
@@ -1112,7 +1170,10 @@ async fn dev_auth_tune_above_the_system_max() {
         .await;
     p.expect_status(&r, 204, "role with long TTLs");
     let r = p
-        .check(Call::post("auth/approle/login", json!({"role_id": "big-id"})).anonymous(), &[])
+        .check(
+            Call::post("auth/approle/login", json!({"role_id": "big-id"})).anonymous(),
+            &[],
+        )
         .await;
     p.expect_status(&r, 200, "login");
     on_both(&mut p, &r, "the login's TTL", |x| {

@@ -204,12 +204,17 @@ async fn config_write_and_read() {
     );
     let warned = |x: &Reply| {
         x.status == 200
-            && x.body["warnings"]
-                .as_array()
-                .is_some_and(|w| w.iter().any(|w| w.as_str().is_some_and(|w| w.contains("kubernetes_ca_cert"))))
+            && x.body["warnings"].as_array().is_some_and(|w| {
+                w.iter()
+                    .any(|w| w.as_str().is_some_and(|w| w.contains("kubernetes_ca_cert")))
+            })
     };
     p.expect(
-        if strongroom_side() { warned(&b) } else { b.status == 204 },
+        if strongroom_side() {
+            warned(&b)
+        } else {
+            b.status == 204
+        },
         format!(
             "{}: {}: {} {}",
             differences::KUBERNETES_INVALID_CA,
@@ -219,7 +224,12 @@ async fn config_write_and_read() {
         ),
     );
     let r = p.check(Call::get("auth/kubernetes/config"), &[]).await;
-    same_value(&mut p, &r, "/data/kubernetes_ca_cert", "unparsable CA read back");
+    same_value(
+        &mut p,
+        &r,
+        "/data/kubernetes_ca_cert",
+        "unparsable CA read back",
+    );
     on_both(&mut p, &r, "unparsable CA stored as given", |x| {
         x.body["data"]["kubernetes_ca_cert"] == json!("not a PEM")
     });
@@ -235,10 +245,15 @@ async fn config_write_and_read() {
     let b = p.sr.send(&login_call("ca", &jwt)).await;
     p.expect(
         refused(&a),
-        format!("openbao refuses a login with an unparsable CA: {} {}", a.status, a.body),
+        format!(
+            "openbao refuses a login with an unparsable CA: {} {}",
+            a.status, a.body
+        ),
     );
     p.expect(
-        refused(&b) && (!strongroom_side() || (b.status == 400 && errors_mention(&b, "kubernetes_ca_cert does not parse"))),
+        refused(&b)
+            && (!strongroom_side()
+                || (b.status == 400 && errors_mention(&b, "kubernetes_ca_cert does not parse"))),
         format!(
             "{}: login with an unparsable CA: {} {}",
             p.sr.kind.label(),
@@ -706,7 +721,10 @@ async fn pem_keys_login() {
     };
     p.expect(
         reviews(&jwt) == 2,
-        format!("both servers send the TokenReview with pem_keys set: {} reviews", reviews(&jwt)),
+        format!(
+            "both servers send the TokenReview with pem_keys set: {} reviews",
+            reviews(&jwt)
+        ),
     );
     // A token signed by another key is refused before any review.
     let bad = RsaSigner::generate().sign(&legacy_claims("default", "app"));
@@ -714,7 +732,10 @@ async fn pem_keys_login() {
     on_both(&mut p, &r, "pem_keys login with a foreign key", refused);
     p.expect(
         reviews(&bad) == 0,
-        format!("a foreign signature is never reviewed: {} reviews", reviews(&bad)),
+        format!(
+            "a foreign signature is never reviewed: {} reviews",
+            reviews(&bad)
+        ),
     );
     // The service account was deleted: its legacy token is still validly
     // signed (it never expires), but the review refuses it, and so do both.
@@ -723,8 +744,18 @@ async fn pem_keys_login() {
     let deleted = signer.sign(&claims);
     kube.revoke(&deleted);
     let r = p.check(login_call("app", &deleted), &[]).await;
-    same_value(&mut p, &r, "/errors", "pem_keys login of a deleted service account");
-    on_both(&mut p, &r, "pem_keys login of a deleted service account", refused);
+    same_value(
+        &mut p,
+        &r,
+        "/errors",
+        "pem_keys login of a deleted service account",
+    );
+    on_both(
+        &mut p,
+        &r,
+        "pem_keys login of a deleted service account",
+        refused,
+    );
     p.finish();
 }
 
