@@ -251,33 +251,45 @@ async fn serve(args: ServerArgs, config: ServerConfig) -> anyhow::Result<()> {
 }
 
 /// Where the `bao`/`vault` CLI's built-in token helper keeps its token:
-/// `$BAO_TOKEN_PATH` (or `$VAULT_TOKEN_PATH`), else `~/.vault-token`.
-fn cli_token_path() -> anyhow::Result<std::path::PathBuf> {
-    for var in ["BAO_TOKEN_PATH", "VAULT_TOKEN_PATH"] {
+/// `$BAO_TOKEN_PATH` (or `$VAULT_TOKEN_PATH`), else `~/.vault-token`;
+/// `None` when neither is set nor `HOME` known.
+fn cli_token_path() -> Option<std::path::PathBuf> {
+    for var in ["BAO_TOKEN_PATH", "VAULT_TOKEN_PATH", "HOME"] {
         if let Some(p) = std::env::var_os(var).filter(|p| !p.is_empty()) {
-            return Ok(p.into());
+            let p = std::path::PathBuf::from(p);
+            return Some(if var == "HOME" {
+                p.join(".vault-token")
+            } else {
+                p
+            });
         }
     }
-    let home = std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
-        .ok_or_else(|| {
-            anyhow!("cannot store the dev root token: HOME is not set (use -dev-no-store-token)")
-        })?;
-    Ok(std::path::Path::new(&home).join(".vault-token"))
+    None
 }
 
 /// Dev mode: stores the root token where the CLI's token helper reads it,
 /// as OpenBao's dev mode does, so that `bao kv put ...` works right away.
-/// Written to a 0600 temporary file and renamed over the old one.
+/// Written to a fresh 0600 temporary file and renamed over the old one; a
+/// write failure stops the server (as OpenBao's does), an unknown home only
+/// warns.
 fn store_cli_token(token: &str) -> anyhow::Result<()> {
     use std::io::Write;
-    let path = cli_token_path()?;
+    let Some(path) = cli_token_path() else {
+        println!("WARNING! HOME is not set: the root token was not stored for the CLI.\n");
+        return Ok(());
+    };
     let mut tmp = path.clone().into_os_string();
     tmp.push(".tmp");
     let tmp = std::path::PathBuf::from(tmp);
     let write = || -> std::io::Result<()> {
+        // A stale temporary file would keep its permissions through
+        // truncation: start from a new one.
+        match std::fs::remove_file(&tmp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
         let mut opts = std::fs::OpenOptions::new();
-        opts.create(true).truncate(true).write(true);
+        opts.create_new(true).write(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
         let mut f = opts.open(&tmp)?;
