@@ -31,7 +31,8 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Loaded {
     /// The stored configuration.
     pub config: ConfigEntry,
-    /// The parsed `pem_keys` (empty: use TokenReview).
+    /// The parsed `pem_keys` (empty: no local signature check; the
+    /// TokenReview is sent either way).
     pub keys: Vec<DecodingKey>,
     /// The TokenReview endpoint.
     pub review_url: reqwest::Url,
