@@ -231,6 +231,28 @@ fn readme_dev_mode_commands_work_from_a_clean_home() {
         Some("world"),
         "{stdout}"
     );
+    // README's read-only policy is enough for `bao kv get` (the CLI's
+    // preflight on sys/internal/ui/mounts included).
+    let addr = server.addr.as_str();
+    let env = [("BAO_ADDR", addr), ("HOME", home.as_str())];
+    let created = run(
+        &bao_path(),
+        &["token", "create", "-policy=readonly", "-field=token"],
+        &env,
+    );
+    assert_eq!(created.code, 0, "{created:?}");
+    let reader = created.stdout.trim().to_string();
+    let env = [
+        ("BAO_ADDR", addr),
+        ("HOME", home.as_str()),
+        ("BAO_TOKEN", reader.as_str()),
+    ];
+    let read = run(
+        &bao_path(),
+        &["kv", "get", "-field=value", "secret/hello"],
+        &env,
+    );
+    assert_eq!((read.code, read.stdout.as_str()), (0, "world"), "{read:?}");
     // `-dev-no-store-token` leaves the token file alone.
     let quiet = Server::dev_command(Kind::Strongroom, &["server", "-dev", "-dev-no-store-token"]);
     assert!(
