@@ -87,10 +87,8 @@ impl Server {
                 let token = random_token()?;
                 cmd.args(["-dev", "-dev-listen-address", &addr.to_string()]);
                 cmd.args(["-dev-root-token-id", token.as_str()]);
-                if side.flavor == Flavor::OpenBao {
-                    // Keep bao from writing the token into ~/.vault-token.
-                    cmd.arg("-dev-no-store-token");
-                }
+                // Keep either server from writing the token into ~/.vault-token.
+                cmd.arg("-dev-no-store-token");
                 Some(token)
             }
             Pairing::Durable => {

@@ -217,7 +217,9 @@ impl MountEntry {
             "type": self.kind,
             "uuid": self.uuid,
         });
-        if self.kind == "kv" {
+        // OpenBao reports a deprecation status for the plugins of its
+        // builtin registry (not for the core's own mounts or `generic`).
+        if matches!(self.kind.as_str(), "kv" | "approle" | "kubernetes") {
             out["deprecation_status"] = json!("supported");
         }
         out

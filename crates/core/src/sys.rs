@@ -465,6 +465,10 @@ async fn mount_write(s: S, ctx: Ctx) -> Result<Response> {
             .get_or_insert_with(Map::new)
             .insert("version".into(), Value::from("2"));
     }
+    // OpenBao stores an auth method enabled without options with `{}`.
+    if table == Table::Auth && options.is_none() {
+        options = Some(Map::new());
+    }
     let raw_config = f.get_map("config")?.unwrap_or_default();
     let tune = tune_from(&raw_config)?;
     let mut config = MountConfig {
@@ -534,7 +538,8 @@ async fn tune_read(s: S, ctx: Ctx) -> Result<Response> {
         "max_lease_ttl": max_ttl,
         "force_no_cache": entry.config.force_no_cache,
     }));
-    if let Some(o) = &entry.options {
+    // As OpenBao: no `options` key when there are none.
+    if let Some(o) = entry.options.as_ref().filter(|o| !o.is_empty()) {
         data.insert("options".into(), Value::Object(o.clone()));
     }
     data.extend(entry.config.optional_fields());
@@ -576,54 +581,97 @@ async fn tune_write(s: S, ctx: Ctx) -> Result<Response> {
     Ok(Response::empty())
 }
 
-/// Whether the request carries a valid token (for endpoints that answer
-/// more to authenticated callers).
-async fn caller_is_authenticated(core: &Core, ctx: &Ctx) -> bool {
-    let Some(t) = &ctx.request.client_token else {
-        return false;
+/// The caller's ACL for the `sys/internal/ui/mounts*` endpoints, which
+/// the pipeline does not authorize: `Ok(None)` without a token, 403 for a
+/// token that does not resolve (OpenBao's `fetchACLTokenEntryAndEntity`).
+async fn caller_acl(core: &Core, ctx: &Ctx) -> Result<Option<Arc<strongroom_policy::Acl>>> {
+    let Some(t) = ctx
+        .request
+        .client_token
+        .as_ref()
+        .filter(|t| !t.0.is_empty())
+    else {
+        return Ok(None);
     };
-    match core.active() {
-        Ok(u) => matches!(u.tokens.lookup(&t.0).await, Ok(Some(_))),
-        Err(_) => false,
-    }
+    let unsealed = core.active()?;
+    let entry = unsealed
+        .tokens
+        .lookup(&t.0)
+        .await?
+        .ok_or(Error::PermissionDenied)?;
+    Ok(Some(unsealed.policies.acl(&entry.policies).await?))
 }
 
+/// `sys/internal/ui/mounts`: the mounts the caller may see. A mount tuned
+/// `listing_visibility=unauth` is listed to everyone; with a token, every
+/// mount the token can reach at all (OpenBao's rule, see
+/// [`strongroom_policy::Acl::has_mount_access`]) is listed in full;
+/// without one, visible mounts show only type, description and options.
 async fn ui_mounts(s: S, ctx: Ctx) -> Result<Response> {
     let core = s.core()?;
-    let authed = caller_is_authenticated(&core, &ctx).await;
-    let visible = |e: &crate::mount::MountEntry| authed || e.config.listing_visibility == "unauth";
+    let acl = caller_acl(&core, &ctx).await?;
+    let show = |e: &crate::mount::MountEntry| -> Option<Value> {
+        let visible = e.config.listing_visibility == "unauth"
+            || acl
+                .as_ref()
+                .is_some_and(|a| a.has_mount_access(&e.route_path()));
+        if !visible {
+            return None;
+        }
+        if acl.is_some() {
+            return Some(e.to_api());
+        }
+        let api = e.to_api();
+        Some(json!({
+            "type": api.get("type").cloned().unwrap_or(Value::Null),
+            "description": api.get("description").cloned().unwrap_or(Value::Null),
+            "options": api.get("options").cloned().unwrap_or(Value::Null),
+        }))
+    };
     let mut secret = Data::new();
     for e in core.mount_table(Table::Mounts).await? {
-        if visible(&e) {
-            secret.insert(e.path.clone(), e.to_api());
+        if let Some(v) = show(&e) {
+            secret.insert(e.path.clone(), v);
         }
     }
     let mut auth = Data::new();
     for e in core.mount_table(Table::Auth).await? {
-        if visible(&e) {
-            auth.insert(e.path.clone(), e.to_api());
+        if let Some(v) = show(&e) {
+            auth.insert(e.path.clone(), v);
         }
     }
     Ok(Response::data(obj(json!({"auth": auth, "secret": secret}))))
 }
 
+/// `sys/internal/ui/mounts/<path>`: the mount serving `path`, for a token
+/// that can reach that mount at all; no ACL check of this path itself (the
+/// CLI's `kv` commands call it with least-privilege tokens). Unknown paths
+/// and unreachable mounts answer the same 403, so mounts cannot be probed.
 async fn ui_mount(s: S, ctx: Ctx) -> Result<Response> {
     let core = s.core()?;
     let path = ctx.fields.str_or_empty("path")?;
+    let path = path.trim_start_matches('/');
+    if path.is_empty() {
+        return Err(Error::bad_request("path not set"));
+    }
     let denied = || {
         Error::Forbidden(format!(
             "preflight capability check returned 403, please ensure client's policies grant access to path {:?}",
             format!("{}/", path.trim_end_matches('/'))
         ))
     };
-    if !caller_is_authenticated(&core, &ctx).await {
-        return Err(Error::PermissionDenied);
+    let acl = caller_acl(&core, &ctx)
+        .await?
+        .ok_or(Error::PermissionDenied)?;
+    let entry = core.mount_for_path(path)?.ok_or_else(denied)?;
+    if !acl.has_mount_access(&entry.route_path()) {
+        return Err(denied());
     }
-    let entry = core.mount_for_path(&path)?.ok_or_else(denied)?;
     let mut data = obj(entry.to_api());
-    data.insert("path".into(), json!(entry.route_path()));
-    let (default_ttl, max_ttl) = core.effective_ttls(&entry);
-    let _ = max_ttl;
+    // The path within its table, as OpenBao answers (`approle/`, not
+    // `auth/approle/`).
+    data.insert("path".into(), json!(entry.path));
+    let (default_ttl, _max_ttl) = core.effective_ttls(&entry);
     if let Some(c) = data.get_mut("config").and_then(Value::as_object_mut) {
         c.insert(
             "default_lease_ttl".into(),
@@ -1041,6 +1089,7 @@ pub fn backend(core: Weak<Core>) -> Backend<SysState> {
             "health",
             "leader",
             "internal/ui/mounts",
+            "internal/ui/mounts/*",
             "internal/specs/openapi",
             "wrapping/lookup",
         ]),

@@ -36,7 +36,10 @@ fn invalid() -> Error {
 }
 
 impl Core {
-    /// Wraps `resp` (the answer to `creation_path`) for `ttl` seconds.
+    /// Wraps `resp` (the answer to `creation_path` on a mount of type
+    /// `mount_type`) for `ttl` seconds. `wrap_info.wrapped_accessor` is the
+    /// accessor of a wrapped token or, as in OpenBao, of an approle
+    /// secret id.
     pub(crate) async fn wrap_response(
         &self,
         unsealed: &Active,
@@ -44,6 +47,7 @@ impl Core {
         ttl: u64,
         creation_path: &str,
         request_id: &str,
+        mount_type: &str,
     ) -> Result<Response> {
         let wrapped = Wrapped {
             response: resp.envelope(request_id),
@@ -52,11 +56,18 @@ impl Core {
             creation_ttl: ttl,
             creation_path: creation_path.to_string(),
         };
-        let wrapped_accessor = resp
-            .auth
-            .as_ref()
-            .map(|a| a.accessor.clone())
-            .unwrap_or_default();
+        let secret_id_accessor = || {
+            resp.data
+                .as_ref()
+                .filter(|_| mount_type == "approle")
+                .and_then(|d| d.get("secret_id_accessor"))
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        };
+        let wrapped_accessor = match &resp.auth {
+            Some(a) => a.accessor.clone(),
+            None => secret_id_accessor().unwrap_or_default(),
+        };
         self.store_wrapped(unsealed, wrapped, wrapped_accessor)
             .await
     }

@@ -150,6 +150,21 @@ pub fn parse_ca(pem: &str) -> Result<Vec<Vec<u8>>> {
     Ok(certs)
 }
 
+/// Checks that a PEM bundle holds certificates the TLS client accepts.
+/// (the client is built and dropped: TLS parses the certificates then).
+pub fn check_ca(pem: &str) -> Result<()> {
+    let invalid =
+        |e: reqwest::Error| Error::bad_request(format!("invalid kubernetes_ca_cert: {e}"));
+    let mut builder = reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false);
+    for der in parse_ca(pem)? {
+        builder =
+            builder.add_root_certificate(reqwest::Certificate::from_der(&der).map_err(invalid)?);
+    }
+    builder.build().map(drop).map_err(invalid)
+}
+
 /// Reads a pod-local file, with Go's wording when it is missing.
 pub fn read_local(path: &str) -> Result<Zeroizing<String>> {
     std::fs::read_to_string(path)
@@ -215,12 +230,24 @@ pub async fn write(s: Arc<Kubernetes>, ctx: Ctx) -> Result<Response> {
         }
         // Running in a pod: the CA is read from the pod's files at login.
         parse_ca(&read_local(LOCAL_CA_PATH)?)?;
-    } else {
-        parse_ca(&cfg.kubernetes_ca_cert)?;
     }
+    // A CA that does not parse is stored as given, as OpenBao does (tools
+    // write placeholders); the answer warns, and logins fail naming it.
+    let warning = match cfg.kubernetes_ca_cert.trim().is_empty() {
+        true => None,
+        false => check_ca(&cfg.kubernetes_ca_cert).err().map(|e| {
+            format!(
+                "kubernetes_ca_cert was stored but does not parse ({}); logins fail until it is a PEM certificate",
+                e.messages().join("; ")
+            )
+        }),
+    };
     parse_pem_keys(&cfg.pem_keys)?;
     let _guard = s.config_lock.lock().await;
     ctx.storage.put_json(CONFIG_KEY, &cfg).await?;
     s.invalidate();
-    Ok(Response::empty())
+    Ok(match warning {
+        Some(w) => Response::empty().with_warning(w),
+        None => Response::empty(),
+    })
 }

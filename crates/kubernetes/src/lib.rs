@@ -1,6 +1,7 @@
 //! The Kubernetes auth method, with OpenBao's HTTP API: pods log in with
-//! their service-account JWT (`login`), checked either locally against the
-//! configured `pem_keys` or by the cluster's TokenReview API, and bound to
+//! their service-account JWT (`login`), its signature checked against the
+//! configured `pem_keys` when set and always by the cluster's TokenReview
+//! API (as Vault and OpenBao do), and bound to
 //! roles (`role/:name`) by namespace, service-account name and audience.
 //!
 //! Module map: [`config`] (the mount's configuration), [`role`] (roles and

@@ -1,5 +1,5 @@
-//! `POST login` (role, jwt): reads the JWT's claims, verifies it (locally
-//! with `pem_keys`, else through the TokenReview API), checks the role's
+//! `POST login` (role, jwt): reads the JWT's claims, checks its signature
+//! against `pem_keys` when set, always asks the TokenReview API, checks the role's
 //! namespace/name bindings and audience, and asks the core for a token with
 //! the role's token parameters and the service account in its metadata.
 
@@ -56,7 +56,11 @@ pub async fn login(s: Arc<Kubernetes>, ctx: Ctx) -> Result<Response> {
     let mut account = claims.account.clone();
     role.check_binding(&account.namespace, &account.name)?;
 
-    if loaded.keys.is_empty() {
+    // The TokenReview is always sent, `pem_keys` or not (as Vault and
+    // OpenBao do): a signature proves who issued the token, only the
+    // cluster knows whether its service account still exists (legacy
+    // service-account tokens never expire).
+    {
         let local;
         let bearer: &str = if !loaded.config.token_reviewer_jwt.is_empty() {
             &loaded.config.token_reviewer_jwt

@@ -14,7 +14,7 @@ use strongroom_sdk::storage::View;
 use strongroom_sdk::{Error, Result};
 use tokio::sync::Mutex;
 
-use crate::config::{parse_ca, parse_pem_keys, read_local, ConfigEntry, LOCAL_CA_PATH};
+use crate::config::{check_ca, parse_ca, parse_pem_keys, read_local, ConfigEntry, LOCAL_CA_PATH};
 use crate::role::RoleEntry;
 
 /// Where the configuration lives.
@@ -31,7 +31,8 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Loaded {
     /// The stored configuration.
     pub config: ConfigEntry,
-    /// The parsed `pem_keys` (empty: use TokenReview).
+    /// The parsed `pem_keys` (empty: no local signature check; the
+    /// TokenReview is sent either way).
     pub keys: Vec<DecodingKey>,
     /// The TokenReview endpoint.
     pub review_url: reqwest::Url,
@@ -104,6 +105,14 @@ fn build(config: ConfigEntry) -> Result<Loaded> {
     let ca_pem = if config.kubernetes_ca_cert.trim().is_empty() {
         read_local(LOCAL_CA_PATH)?.to_string()
     } else {
+        // Stored even when it does not parse (config write warns): a login
+        // then fails naming the setting to fix.
+        check_ca(&config.kubernetes_ca_cert).map_err(|e| {
+            Error::bad_request(format!(
+                "the configured kubernetes_ca_cert does not parse ({}): write a PEM certificate to this mount's config",
+                e.messages().join("; ")
+            ))
+        })?;
         config.kubernetes_ca_cert.clone()
     };
     let mut builder = reqwest::Client::builder()

@@ -2,8 +2,8 @@
 //! against a fake Kubernetes API server answering TokenReviews over real
 //! HTTPS: config and role shapes, logins through TokenReview (legacy and
 //! projected tokens, bindings, audiences, the API server refusing,
-//! failing or down), logins verified locally with `pem_keys` (no call to
-//! Kubernetes), a wrapped login, and bad input that changes nothing.
+//! failing or down), logins checked against `pem_keys` and then still
+//! reviewed, a wrapped login, and bad input that changes nothing.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use strongroom_test::inprocess;
@@ -146,10 +146,6 @@ async fn config_write_read_and_refusals() {
             "data does not contain any valid public keys",
         ),
         (
-            json!({"kubernetes_host": "https://k8s", "kubernetes_ca_cert": "junk"}),
-            "invalid kubernetes_ca_cert",
-        ),
-        (
             json!({"kubernetes_host": "ftp://k8s", "kubernetes_ca_cert": kube.ca_pem}),
             "invalid kubernetes_host",
         ),
@@ -159,6 +155,43 @@ async fn config_write_read_and_refusals() {
     }
     let (_, after) = get(&core, &root, "config").await;
     assert_eq!(after["data"], v["data"]);
+
+    // A CA that does not parse is stored (as OpenBao does; tools write
+    // placeholders) with a warning naming it; a login then fails saying so.
+    let (s, w) = post(
+        &core,
+        &root,
+        "config",
+        json!({"kubernetes_host": "https://k8s", "kubernetes_ca_cert": "junk"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{w}");
+    let warnings = w["warnings"].as_array().expect("warnings");
+    assert!(
+        warnings.iter().any(|x| x.as_str().is_some_and(|x| {
+            x.contains("kubernetes_ca_cert was stored but does not parse")
+                && x.contains("no PEM certificate found")
+        })),
+        "{w}"
+    );
+    let (_, stored) = get(&core, &root, "config").await;
+    assert_eq!(stored["data"]["kubernetes_ca_cert"], "junk");
+    let (s, _) = post(
+        &core,
+        &root,
+        "role/app",
+        json!({"bound_service_account_names": "app", "bound_service_account_namespaces": "ns"}),
+    )
+    .await;
+    assert_eq!(s, 204);
+    let jwt = RsaSigner::generate().sign(&legacy_claims("ns", "app"));
+    let (s, e) = login(&core, "app", &jwt).await;
+    assert_refused(
+        s,
+        &e,
+        400,
+        "the configured kubernetes_ca_cert does not parse",
+    );
 }
 
 #[tokio::test]
@@ -503,17 +536,18 @@ async fn kubernetes_down_or_untrusted_is_a_server_side_error() {
 }
 
 #[tokio::test]
-async fn login_with_pem_keys_verifies_locally() {
+async fn login_with_pem_keys_checks_locally_then_reviews() {
     let signer = RsaSigner::generate();
     let ec = EcSigner::generate();
     let (core, root) = setup().await;
-    // Kubernetes is down: a login that asked it would fail.
-    let kube = FakeKube::start(Arc::new(RsaSigner::generate())).await;
+    // The API server authenticates the RSA signer's tokens only.
+    let signer = Arc::new(signer);
+    let kube = FakeKube::start(signer.clone()).await;
     let (s, v) = post(
         &core,
         &root,
         "config",
-        json!({"kubernetes_host": closed_url().await, "kubernetes_ca_cert": kube.ca_pem,
+        json!({"kubernetes_host": kube.url, "kubernetes_ca_cert": kube.ca_pem,
                "pem_keys": [signer.public_pem(), ec.public_pem()],
                "disable_local_ca_jwt": true}),
     )
@@ -540,18 +574,24 @@ async fn login_with_pem_keys_verifies_locally() {
         assert_eq!(s, 200, "{alg}: {v}");
         assert_eq!(v["auth"]["metadata"]["service_account_namespace"], "ns1");
     }
-    let (s, v) = login(
-        &core,
-        "app",
-        &ec.sign(&projected_claims("ns2", "app", "vault", now() + 600)),
-    )
-    .await;
-    assert_eq!(s, 200, "{v}");
-    assert_eq!(
-        v["auth"]["metadata"]["service_account_uid"],
-        sa_uid("ns2", "app")
-    );
-    assert_eq!(token_count(&core, &root).await, before + 4);
+    // Every login passing the signature check was also reviewed.
+    assert_eq!(kube.seen().len(), 3);
+    // An ES256 token passes pem_keys, but the API server does not know it:
+    // the review refuses it, and so does the login.
+    let ec_jwt = ec.sign(&projected_claims("ns2", "app", "vault", now() + 600));
+    let (s, v) = login(&core, "app", &ec_jwt).await;
+    assert_refused(s, &v, 403, "permission denied");
+    assert_eq!(kube.seen().len(), 4);
+    // A deleted service account: its legacy token never expires and is
+    // still validly signed; only the review catches it.
+    let mut claims = legacy_claims("ns1", "app");
+    claims["jti"] = json!("deleted");
+    let deleted = signer.sign(&claims);
+    kube.revoke(&deleted);
+    let (s, v) = login(&core, "app", &deleted).await;
+    assert_refused(s, &v, 403, "permission denied");
+    assert_eq!(kube.seen().len(), 5);
+    assert_eq!(token_count(&core, &root).await, before + 3);
 
     let other = RsaSigner::generate();
     let good = signer.sign(&legacy_claims("ns1", "app"));
@@ -590,8 +630,9 @@ async fn login_with_pem_keys_verifies_locally() {
         let (s, v) = login(&core, "app", &jwt).await;
         assert_refused(s, &v, status, msg);
     }
-    assert_eq!(token_count(&core, &root).await, before + 4);
-    assert!(kube.seen().is_empty());
+    // Refused by the signature check: never sent for review.
+    assert_eq!(token_count(&core, &root).await, before + 3);
+    assert_eq!(kube.seen().len(), 5);
 }
 
 fn base64_claims(v: &Value) -> String {
@@ -601,11 +642,11 @@ fn base64_claims(v: &Value) -> String {
 
 #[tokio::test]
 async fn issuer_is_checked_when_enabled() {
-    let signer = RsaSigner::generate();
-    let kube = FakeKube::start(Arc::new(RsaSigner::generate())).await;
+    let signer = Arc::new(RsaSigner::generate());
+    let kube = FakeKube::start(signer.clone()).await;
     let (core, root) = setup().await;
     let config = |disable: bool| {
-        json!({"kubernetes_host": "https://k8s.invalid", "kubernetes_ca_cert": kube.ca_pem,
+        json!({"kubernetes_host": kube.url, "kubernetes_ca_cert": kube.ca_pem,
                "pem_keys": [signer.public_pem()], "disable_local_ca_jwt": true,
                "disable_iss_validation": disable})
     };

@@ -400,6 +400,54 @@ impl Acl {
         }
     }
 
+    /// Whether the ACL lets the token reach the mount at `mount_path` (with
+    /// its trailing `/`, `auth/` included for auth mounts) at all, as
+    /// OpenBao's `hasMountAccess` decides for `sys/internal/ui/mounts`: the
+    /// mount path itself is not denied; or some exact or `*` rule at or
+    /// under it grants a capability; or a `*` rule covers it (OpenBao then
+    /// answers yes whatever that rule grants, when the ACL has no `+`
+    /// rules); or a `+` rule's leading segments match the mount's segments
+    /// and grant something.
+    pub fn has_mount_access(&self, mount_path: &str) -> bool {
+        if self.root {
+            return true;
+        }
+        let path = mount_path.strip_prefix('/').unwrap_or(mount_path);
+        if !self.capabilities(path).iter().any(|c| c == "deny") {
+            return true;
+        }
+        // Exact and prefix rules at or below the mount.
+        let below = self.rules.iter().any(|(key, perms)| {
+            key.plus_segments == 0
+                && key
+                    .text
+                    .strip_suffix('*')
+                    .unwrap_or(&key.text)
+                    .starts_with(path)
+                && !perms.denies()
+        });
+        if below {
+            return true;
+        }
+        // OpenBao's bare-mount check of non-exact rules: without `+`
+        // rules, any `*` rule covering the mount path counts.
+        if self.segment.is_empty() {
+            return self.trie_lookup(path).is_some();
+        }
+        let mount: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+        self.segment.iter().any(|seg| {
+            let n = seg.segments.len();
+            n >= mount.len()
+                && mount.iter().enumerate().all(|(i, got)| {
+                    let pat = seg.segments[i].as_str();
+                    pat == "+"
+                        || pat == *got
+                        || (seg.key.ends_star && i + 1 == n && got.starts_with(pat))
+                })
+                && !self.rules[seg.rule].1.denies()
+        })
+    }
+
     /// The `(min, max)` wrapping TTLs the matching rule imposes on `path`.
     pub fn wrapping_ttl_bounds(&self, path: &str) -> (Option<Duration>, Option<Duration>) {
         if self.root {

@@ -626,3 +626,52 @@ allowed_parameters = {{ \"k\" = [\"v*\"] }}
         }
     }
 }
+
+#[test]
+fn mount_access_follows_openbaos_rule() {
+    let a = acl(&[r#"
+path "app/data/x" { capabilities = ["read"] }
+path "kv1/team/*" { capabilities = ["list"] }
+path "auth/approle/login" { capabilities = ["update"] }
+path "nope/x" { capabilities = ["deny"] }
+path "empty/x" { capabilities = [] }
+"#]);
+    // A rule at or under the mount grants something.
+    assert!(a.has_mount_access("app/"));
+    assert!(a.has_mount_access("kv1/"));
+    assert!(a.has_mount_access("auth/approle/"));
+    // Nothing under the mount, or only deny / no capabilities.
+    assert!(!a.has_mount_access("other/"));
+    assert!(!a.has_mount_access("nope/"));
+    assert!(!a.has_mount_access("empty/"));
+    // A rule for a longer mount name is not under this mount.
+    assert!(!a.has_mount_access("app2/"));
+    assert!(!acl(&[]).has_mount_access("app/"));
+    assert!(acl_root().has_mount_access("anything/"));
+}
+
+#[test]
+fn mount_access_of_wildcard_rules() {
+    // Without `+` rules a covering `*` rule counts, whatever it grants
+    // (OpenBao's bare-mount check returns its permissions, deny included).
+    let star = acl(&[r#"path "walled/*" { capabilities = ["deny"] }"#]);
+    assert!(star.has_mount_access("walled/"));
+    let all = acl(&[r#"path "*" { capabilities = ["read"] }"#]);
+    assert!(all.has_mount_access("any/"));
+    // With a `+` rule, only `+` rules whose leading segments match count.
+    let seg = acl(&[r#"
+path "seg/+/x" { capabilities = ["read"] }
+path "walled/*" { capabilities = ["deny"] }
+path "+/deep/*" { capabilities = ["deny"] }
+"#]);
+    assert!(seg.has_mount_access("seg/"));
+    assert!(!seg.has_mount_access("walled/"));
+    assert!(!seg.has_mount_access("other/"));
+    let plus_first = acl(&[r#"path "+/data/*" { capabilities = ["read"] }"#]);
+    assert!(plus_first.has_mount_access("anykv/"));
+    assert!(!plus_first.has_mount_access("two/parts/"));
+}
+
+fn acl_root() -> Acl {
+    Acl::new(&[Arc::new(root_policy())])
+}

@@ -76,6 +76,10 @@ pub struct ServerArgs {
         value_name = "ADDR"
     )]
     pub dev_listen_address: String,
+    /// Dev mode: do not write the root token to the CLI's token file
+    /// (`~/.vault-token`, or `$BAO_TOKEN_PATH`); only print it.
+    #[arg(long = "dev-no-store-token")]
+    pub dev_no_store_token: bool,
     /// Log level: trace, debug, info, warn, error (overrides the config).
     #[arg(long = "log-level", env = "VAULT_LOG_LEVEL", value_name = "LEVEL")]
     pub log_level: Option<String>,

@@ -249,6 +249,9 @@ async fn serve(args: ServerArgs, config: ServerConfig, log_level: &str) -> anyho
             .first()
             .ok_or_else(|| anyhow!("dev mode produced no unseal key"))?;
         let key_b64 = base64::engine::general_purpose::STANDARD.encode(key.as_slice());
+        if !args.dev_no_store_token {
+            store_cli_token(out.root_token.as_str())?;
+        }
         println!("WARNING! dev mode is enabled! In this mode, Strongroom runs entirely in-memory");
         println!("and starts unsealed with a single unseal key. The root token is already");
         println!("authenticated to the CLI, so you can immediately begin using Strongroom.\n");
@@ -289,4 +292,58 @@ async fn serve(args: ServerArgs, config: ServerConfig, log_level: &str) -> anyho
     }
     core.seal().await;
     Ok(())
+}
+
+/// Where the `bao`/`vault` CLI's built-in token helper keeps its token:
+/// `$BAO_TOKEN_PATH` (or `$VAULT_TOKEN_PATH`), else `~/.vault-token`;
+/// `None` when neither is set nor `HOME` known.
+fn cli_token_path() -> Option<std::path::PathBuf> {
+    for var in ["BAO_TOKEN_PATH", "VAULT_TOKEN_PATH", "HOME"] {
+        if let Some(p) = std::env::var_os(var).filter(|p| !p.is_empty()) {
+            let p = std::path::PathBuf::from(p);
+            return Some(if var == "HOME" {
+                p.join(".vault-token")
+            } else {
+                p
+            });
+        }
+    }
+    None
+}
+
+/// Dev mode: stores the root token where the CLI's token helper reads it,
+/// as OpenBao's dev mode does, so that `bao kv put ...` works right away.
+/// Written to a fresh 0600 temporary file and renamed over the old one; a
+/// write failure stops the server (as OpenBao's does), an unknown home only
+/// warns.
+fn store_cli_token(token: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let Some(path) = cli_token_path() else {
+        println!("WARNING! HOME is not set: the root token was not stored for the CLI.\n");
+        return Ok(());
+    };
+    let mut tmp = path.clone().into_os_string();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    let write = || -> std::io::Result<()> {
+        // A stale temporary file would keep its permissions through
+        // truncation: start from a new one.
+        match std::fs::remove_file(&tmp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let mut opts = std::fs::OpenOptions::new();
+        opts.create_new(true).write(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let mut f = opts.open(&tmp)?;
+        f.write_all(token.as_bytes())?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, &path)
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        anyhow!("storing the dev root token in {}: {e}", path.display())
+    })
 }

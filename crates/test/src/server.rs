@@ -183,6 +183,8 @@ fn spawn_captured(
         .env("HOME", home)
         .env_remove("BAO_TOKEN")
         .env_remove("VAULT_TOKEN")
+        .env_remove("BAO_TOKEN_PATH")
+        .env_remove("VAULT_TOKEN_PATH")
         .env_remove("BAO_ADDR")
         .env_remove("VAULT_ADDR")
         .env_remove("GOOGLE_APPLICATION_CREDENTIALS")
@@ -287,6 +289,39 @@ impl Server {
             }
         }
         panic!("could not start {} dev server: {last}", kind.label());
+    }
+
+    /// Starts `kind` with exactly `args` (a dev-mode command line as a user
+    /// types it, e.g. README's `server -dev`) and a private, empty `HOME`.
+    /// The listen address goes through the environment
+    /// (`BAO_DEV_LISTEN_ADDRESS`/`VAULT_DEV_LISTEN_ADDRESS`) so the command
+    /// line stays as written; the root token is read from the output.
+    #[track_caller]
+    pub fn dev_command(kind: Kind, args: &[&str]) -> Server {
+        kind.program();
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let mut last = String::new();
+        for _ in 0..5 {
+            let listen = format!("127.0.0.1:{}", free_port());
+            let env = [
+                ("BAO_DEV_LISTEN_ADDRESS", listen.as_str()),
+                ("VAULT_DEV_LISTEN_ADDRESS", listen.as_str()),
+            ];
+            let addr = format!("http://{listen}");
+            let client = reqwest::Client::new();
+            match Server::start(kind, &args, vec![addr], true, client, None, &env) {
+                Ok(mut s) => {
+                    s.root_token = s.output.value_after("Root Token:");
+                    if let Some(k) = s.output.value_after("Unseal Key:") {
+                        s.unseal_keys.push(k);
+                    }
+                    return s;
+                }
+                Err(StartError::AddressInUse) => last = "address in use".into(),
+                Err(StartError::Fatal(m)) => panic!("{m}"),
+            }
+        }
+        panic!("could not start {} {args:?}: {last}", kind.label());
     }
 
     /// Starts `kind` from a config file rendered from `config` (ports are

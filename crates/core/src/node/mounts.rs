@@ -347,20 +347,17 @@ impl Core {
         if let Some(v) = tune.max_lease_ttl {
             c.max_lease_ttl = v;
         }
-        let max = if c.max_lease_ttl == 0 {
-            self.config.ttls.max.as_secs()
-        } else {
-            c.max_lease_ttl
-        };
-        if c.default_lease_ttl > max {
-            return Err(Error::bad_request(
-                "backend max lease TTL cannot be less than default lease TTL",
-            ));
-        }
-        if c.max_lease_ttl > self.config.ttls.max.as_secs() {
-            return Err(Error::bad_request(
-                "given TTL is greater than the system max lease TTL",
-            ));
+        // As OpenBao: only two explicit TTLs are checked against each
+        // other. A mount TTL above the system's is stored as given and
+        // replaces the system value for the mount (OpenBao's system view
+        // does the same), and a default above the system maximum with an
+        // unset mount maximum is stored too.
+        if c.default_lease_ttl != 0 && c.max_lease_ttl != 0 && c.max_lease_ttl < c.default_lease_ttl
+        {
+            return Err(Error::bad_request(format!(
+                "backend max lease TTL of {} would be less than backend default lease TTL of {}",
+                c.max_lease_ttl, c.default_lease_ttl
+            )));
         }
         if let Some(v) = tune.listing_visibility {
             if !matches!(v.as_str(), "" | "unauth" | "hidden") {

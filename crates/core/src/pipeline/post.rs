@@ -56,8 +56,9 @@ pub async fn process(
         if let Some(ttl) = ctx.wrap_ttl {
             if resp.raw.is_none() && (resp.data.is_some() || resp.auth.is_some()) {
                 let ttl = ttl.as_secs().max(1);
+                let mount_type = routed.route.entry.load().kind.clone();
                 resp = core
-                    .wrap_response(active, &resp, ttl, &ctx.path, &ctx.id)
+                    .wrap_response(active, &resp, ttl, &ctx.path, &ctx.id, &mount_type)
                     .await?;
             }
         }

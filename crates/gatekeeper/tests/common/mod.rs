@@ -94,6 +94,8 @@ impl DevVault {
             c.args([
                 "server",
                 "-dev",
+                // Never touch the user's ~/.vault-token.
+                "-dev-no-store-token",
                 "-dev-root-token-id",
                 "root",
                 "-dev-listen-address",
@@ -105,6 +107,7 @@ impl DevVault {
             c.args([
                 "server",
                 "-dev",
+                "-dev-no-store-token",
                 "-dev-root-token-id=root",
                 &format!("-dev-listen-address={listen}"),
             ]);

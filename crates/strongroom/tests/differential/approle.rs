@@ -1367,6 +1367,63 @@ async fn tidy_secret_ids() {
 }
 
 #[tokio::test]
+async fn wrapped_secret_id_names_its_accessor() {
+    let mut p = differences::pair();
+    enable(&mut p).await;
+    write_role(&mut p, "ws", json!({"role_id": "ws-id"})).await;
+    let r = p
+        .check(
+            Call::post(&role("ws", "/secret-id"), json!({})).header("X-Vault-Wrap-TTL", "2m"),
+            &[],
+        )
+        .await;
+    p.expect_status(&r, 200, "wrapped secret-id");
+    on_both(&mut p, &r, "wrap_info of a secret-id", |x| {
+        let w = &x.body["wrap_info"];
+        w["token"].as_str().is_some_and(|t| !t.is_empty())
+            && w["creation_path"] == json!("auth/approle/role/ws/secret-id")
+            && w["wrapped_accessor"]
+                .as_str()
+                .is_some_and(|t| !t.is_empty())
+            && x.body["data"].is_null()
+    });
+    let wrapped_acc = both(&r, "/wrap_info/wrapped_accessor");
+    let wt = both(&r, "/wrap_info/token");
+    let r = each(&mut p, &wt, |t| {
+        Call::post("sys/wrapping/unwrap", json!({ "token": t }))
+    })
+    .await;
+    p.expect_status(&r, 200, "unwrap the secret-id");
+    p.expect(
+        both(&r, "/data/secret_id_accessor") == wrapped_acc,
+        "wrapped_accessor is the accessor of the wrapped secret id",
+    );
+    let sid = both(&r, "/data/secret_id");
+    let r = login(&mut p, "ws-id", &sid).await;
+    p.expect_status(&r, 200, "login with the unwrapped secret id");
+    // A wrapped role-id read is no token and no secret id: no accessor.
+    let r = p
+        .check(
+            Call::get(&role("ws", "/role-id")).header("X-Vault-Wrap-TTL", "2m"),
+            &[],
+        )
+        .await;
+    p.expect_status(&r, 200, "wrapped role-id");
+    on_both(
+        &mut p,
+        &r,
+        "a wrapped role-id has no wrapped_accessor",
+        |x| {
+            x.body["wrap_info"]["wrapped_accessor"]
+                .as_str()
+                .unwrap_or_default()
+                .is_empty()
+        },
+    );
+    p.finish();
+}
+
+#[tokio::test]
 async fn wrapped_login() {
     let mut p = differences::pair();
     enable(&mut p).await;

@@ -4,6 +4,7 @@
 
 use crate::differences;
 use serde_json::{json, Value};
+use strongroom_test::diff::{on_both, Pair};
 use strongroom_test::server;
 use strongroom_test::server::{Call, Config, Listener, Reply};
 
@@ -931,5 +932,252 @@ async fn config_init_unseal_seal_flow() {
     p.expect_status(&r, 503, "sys/mounts when sealed");
     let r = p.check(Call::get("sys/health?sealedcode=200"), &[]).await;
     p.expect_status(&r, 200, "health sealedcode=200");
+    p.finish();
+}
+
+/// Creates a token with `policies` (and the default policy unless
+/// `no_default`) on both servers; the two tokens.
+async fn token_with(p: &mut Pair, policies: &[&str], no_default: bool) -> (String, String) {
+    let body = json!({"policies": policies, "ttl": "1h", "no_default_policy": no_default});
+    let r = p.check(Call::post("auth/token/create", body), &[]).await;
+    p.expect_status(&r, 200, &format!("token with {policies:?}"));
+    let tok = |x: &Reply| {
+        x.body["auth"]["client_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    (tok(&r.0), tok(&r.1))
+}
+
+#[tokio::test]
+async fn dev_ui_mounts_for_limited_tokens() {
+    let mut p = differences::pair();
+    for (path, version) in [
+        ("app", "2"),
+        ("kv1", "1"),
+        ("hidden", "1"),
+        ("open", "1"),
+        ("walled", "1"),
+        ("seg", "1"),
+    ] {
+        let r = p
+            .check(
+                Call::post(
+                    &format!("sys/mounts/{path}"),
+                    json!({"type": "kv", "options": {"version": version}}),
+                ),
+                &[],
+            )
+            .await;
+        p.expect_status(&r, 204, &format!("enable {path}"));
+    }
+    let r = p
+        .check(
+            Call::post(
+                "sys/mounts/open/tune",
+                json!({"listing_visibility": "unauth"}),
+            ),
+            &[],
+        )
+        .await;
+    p.expect_status(&r, 204, "tune open/ unauth");
+    let r = p
+        .check(
+            Call::post("sys/auth/approle", json!({"type": "approle"})),
+            &[],
+        )
+        .await;
+    p.expect_status(&r, 204, "enable approle");
+    // An exact rule under app/, a prefix rule under kv1/, an auth path,
+    // and a deny-only prefix rule covering walled/ (OpenBao counts a
+    // covering `*` rule when the ACL has no `+` rule).
+    let plain = "path \"app/data/x\" { capabilities = [\"read\"] }\n\
+                 path \"kv1/team/*\" { capabilities = [\"list\"] }\n\
+                 path \"auth/approle/login\" { capabilities = [\"update\"] }\n\
+                 path \"walled/*\" { capabilities = [\"deny\"] }\n";
+    // With a `+` rule: only its segments decide seg/.
+    let segment = "path \"seg/+/x\" { capabilities = [\"read\"] }\n\
+                   path \"walled/*\" { capabilities = [\"deny\"] }\n";
+    for (name, policy) in [("plain", plain), ("segment", segment)] {
+        let r = p
+            .check(
+                Call::put(
+                    &format!("sys/policies/acl/{name}"),
+                    json!({"policy": policy}),
+                ),
+                &[],
+            )
+            .await;
+        p.expect_status(&r, 204, &format!("policy {name}"));
+    }
+    // The default policy has a `+` rule; without it, the covering `*`
+    // rule of walled/ counts.
+    let plain_tok = token_with(&mut p, &["plain"], false).await;
+    let bare_tok = token_with(&mut p, &["plain"], true).await;
+    let seg_tok = token_with(&mut p, &["segment"], false).await;
+    for (what, (a, b)) in [
+        ("plain", &plain_tok),
+        ("plain without default", &bare_tok),
+        ("segment", &seg_tok),
+    ] {
+        // The listing: only what the token can reach, plus open/.
+        let r = p
+            .check_each(
+                Call::get("sys/internal/ui/mounts").token(a),
+                Call::get("sys/internal/ui/mounts").token(b),
+                &[],
+            )
+            .await;
+        p.expect_status(&r, 200, &format!("{what}: ui mounts"));
+        // One mount: the CLI's preflight, no ACL check of the path itself.
+        for path in [
+            "app/data/x",
+            "app/data/other",
+            "app",
+            "kv1/team/a",
+            "kv1/other",
+            "hidden/x",
+            "open/x",
+            "walled/x",
+            "seg/a/x",
+            "seg",
+            "auth/approle/login",
+            "auth/token/lookup-self",
+            "cubbyhole/x",
+            "sys/mounts",
+            "nothere/x",
+        ] {
+            let ui = format!("sys/internal/ui/mounts/{path}");
+            p.check_each(Call::get(&ui).token(a), Call::get(&ui).token(b), &[])
+                .await;
+        }
+        let r = p
+            .check_each(
+                Call::list("sys/internal/ui/mounts").token(a),
+                Call::list("sys/internal/ui/mounts").token(b),
+                &[],
+            )
+            .await;
+        p.expect(r.0.status == r.1.status, format!("{what}: LIST ui mounts"));
+    }
+    let r = p
+        .check(
+            Call::get("sys/internal/ui/mounts/app/data/x").anonymous(),
+            &[],
+        )
+        .await;
+    p.expect_status(&r, 403, "ui mount without a token");
+    let r = p
+        .check(Call::get("sys/internal/ui/mounts").anonymous(), &[])
+        .await;
+    p.expect_status(&r, 200, "ui mounts without a token");
+    on_both(
+        &mut p,
+        &r,
+        "without a token only open/ is listed, briefly",
+        |x| {
+            x.body["data"]["secret"]
+                == json!({"open/": {"type": "kv", "description": "", "options": {"version": "1"}}})
+                && x.body["data"]["auth"] == json!({})
+        },
+    );
+    let r = p
+        .check(
+            Call::get("sys/internal/ui/mounts/app").token("not-a-token"),
+            &[],
+        )
+        .await;
+    p.expect_status(&r, 403, "ui mount with a bad token");
+    let r = p
+        .check(
+            Call::get("sys/internal/ui/mounts").token("not-a-token"),
+            &[],
+        )
+        .await;
+    p.expect(r.0.status == r.1.status, "ui mounts with a bad token");
+    p.finish();
+}
+
+#[tokio::test]
+async fn dev_auth_tune_above_the_system_max() {
+    let mut p = differences::pair();
+    let r = p
+        .check(
+            Call::post("sys/auth/approle", json!({"type": "approle"})),
+            &[],
+        )
+        .await;
+    p.expect_status(&r, 204, "enable approle");
+    // Above the system maximum (768h in dev): stored as given.
+    let r = p
+        .check(
+            Call::post("sys/auth/approle/tune", json!({"max_lease_ttl": "100000h"})),
+            &[],
+        )
+        .await;
+    p.expect_status(&r, 204, "tune max_lease_ttl above the system max");
+    let r = p.check(Call::get("sys/auth/approle/tune"), &[]).await;
+    on_both(&mut p, &r, "the tuned maximum is stored", |x| {
+        x.body["data"]["max_lease_ttl"] == json!(360_000_000)
+    });
+    let r = p.check(Call::get("sys/auth/approle"), &[]).await;
+    p.expect_status(&r, 200, "read the auth mount");
+    // Only two explicit TTLs are checked against each other.
+    let r = p
+        .check(
+            Call::post(
+                "sys/auth/approle/tune",
+                json!({"default_lease_ttl": "100001h"}),
+            ),
+            &[],
+        )
+        .await;
+    p.expect_status(&r, 400, "default above the tuned max");
+    let r = p
+        .check(
+            Call::post(
+                "sys/auth/approle/tune",
+                json!({"max_lease_ttl": "system", "default_lease_ttl": "1000h"}),
+            ),
+            &[],
+        )
+        .await;
+    p.expect_status(&r, 204, "default above the system max, max from the system");
+    p.check(Call::get("sys/auth/approle/tune"), &[]).await;
+    let r = p
+        .check(
+            Call::post(
+                "sys/auth/approle/tune",
+                json!({"max_lease_ttl": "100000h", "default_lease_ttl": "system"}),
+            ),
+            &[],
+        )
+        .await;
+    p.expect_status(&r, 204, "back to a large max");
+    // At use: a login's TTL is bounded by the mount's tuned maximum, as on
+    // OpenBao (not by the system's).
+    let r = p
+        .check(
+            Call::post(
+                "auth/approle/role/big",
+                json!({"role_id": "big-id", "bind_secret_id": false,
+                       "secret_id_bound_cidrs": "127.0.0.1/32",
+                       "token_ttl": "90000h", "token_max_ttl": "95000h"}),
+            ),
+            &[],
+        )
+        .await;
+    p.expect_status(&r, 204, "role with long TTLs");
+    let r = p
+        .check(
+            Call::post("auth/approle/login", json!({"role_id": "big-id"})).anonymous(),
+            &[],
+        )
+        .await;
+    p.expect_status(&r, 200, "login");
+    on_both(&mut p, &r, "the login's TTL", |x| {
+        x.body["auth"]["lease_duration"] == json!(324_000_000)
+    });
     p.finish();
 }

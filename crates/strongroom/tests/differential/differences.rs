@@ -217,13 +217,16 @@ pub const KUBERNETES_DOWN: &[Allow] = &[
     },
 ];
 
-/// Kubernetes config with an invalid `kubernetes_ca_cert` (OpenBao 204,
-/// Strongroom 400): compared by status and message, not by body.
+/// Kubernetes config with an invalid `kubernetes_ca_cert`: both store it;
+/// Strongroom answers 200 with a warning (OpenBao 204, silent), and its
+/// login failure names the setting (OpenBao: permission denied).
 pub const KUBERNETES_INVALID_CA: &str =
-    "the issue demands an invalid kubernetes_ca_cert be refused at config write \
-     (OpenBao stores it and fails later, at login)";
+    "the issue demands a warning naming an unparsable kubernetes_ca_cert at config write \
+     (OpenBao stores it silently) and a login failure that names it";
 
 /// A Kubernetes role bound to `*` names and `*` namespaces (OpenBao 204,
 /// Strongroom 400): compared by status and message, not by body.
 pub const KUBERNETES_STAR_ROLE: &str =
-    "the issue (and the seed) refuse a role bound to * on both sides";
+    "deliberate: the seed document refuses a role bound to * for both names and namespaces, \
+     since it would let every service account of every namespace log in; issue 15 keeps the \
+     refusal (OpenBao stores such a role)";

@@ -190,20 +190,77 @@ async fn config_write_and_read() {
     let r = p.check(Call::get("auth/kubernetes/config"), &[]).await;
     same_value(&mut p, &r, "/data/kubernetes_host", "host:port read back");
 
-    // Deliberate difference: an invalid CA is refused at write on
-    // Strongroom; OpenBao stores it and fails later, at login.
-    deliberate(
-        &mut p,
-        Call::post(
-            "auth/kubernetes/config",
-            json!({"kubernetes_host": kube.url, "kubernetes_ca_cert": "not a PEM"}),
+    // A CA that does not parse is stored on both (tools write
+    // placeholders); Strongroom adds a warning naming it, and a login then
+    // fails on both, on Strongroom with a message naming the setting.
+    let bad_ca = json!({"kubernetes_host": kube.url, "kubernetes_ca_cert": "not a PEM",
+                        "token_reviewer_jwt": REVIEWER});
+    let call = Call::post("auth/kubernetes/config", bad_ca);
+    let a = p.bao.send(&call).await;
+    let b = p.sr.send(&call).await;
+    p.expect(
+        a.status == 204,
+        format!("openbao stores an unparsable CA: {} {}", a.status, a.body),
+    );
+    let warned = |x: &Reply| {
+        x.status == 200
+            && x.body["warnings"].as_array().is_some_and(|w| {
+                w.iter()
+                    .any(|w| w.as_str().is_some_and(|w| w.contains("kubernetes_ca_cert")))
+            })
+    };
+    p.expect(
+        if strongroom_side() {
+            warned(&b)
+        } else {
+            b.status == 204
+        },
+        format!(
+            "{}: {}: {} {}",
+            differences::KUBERNETES_INVALID_CA,
+            p.sr.kind.label(),
+            b.status,
+            b.body
         ),
-        204,
-        400,
-        "invalid kubernetes_ca_cert",
-        differences::KUBERNETES_INVALID_CA,
+    );
+    let r = p.check(Call::get("auth/kubernetes/config"), &[]).await;
+    same_value(
+        &mut p,
+        &r,
+        "/data/kubernetes_ca_cert",
+        "unparsable CA read back",
+    );
+    on_both(&mut p, &r, "unparsable CA stored as given", |x| {
+        x.body["data"]["kubernetes_ca_cert"] == json!("not a PEM")
+    });
+    write_role(
+        &mut p,
+        "ca",
+        json!({"bound_service_account_names": "app", "bound_service_account_namespaces": "default"}),
     )
     .await;
+    let signer = RsaSigner::generate();
+    let jwt = signer.sign(&legacy_claims("default", "app"));
+    let a = p.bao.send(&login_call("ca", &jwt)).await;
+    let b = p.sr.send(&login_call("ca", &jwt)).await;
+    p.expect(
+        refused(&a),
+        format!(
+            "openbao refuses a login with an unparsable CA: {} {}",
+            a.status, a.body
+        ),
+    );
+    p.expect(
+        refused(&b)
+            && (!strongroom_side()
+                || (b.status == 400 && errors_mention(&b, "kubernetes_ca_cert does not parse"))),
+        format!(
+            "{}: login with an unparsable CA: {} {}",
+            p.sr.kind.label(),
+            b.status,
+            b.body
+        ),
+    );
     p.finish();
 }
 
@@ -624,8 +681,8 @@ async fn kubernetes_down() {
 #[tokio::test]
 async fn pem_keys_login() {
     // Both servers are configured with the signer's key (and a working
-    // API server): the same logins succeed and fail on both; Strongroom,
-    // as the issue demands, answers without asking Kubernetes.
+    // API server): the signature is checked locally and the TokenReview is
+    // always sent, so the same logins succeed and fail on both.
     let signer = Arc::new(RsaSigner::generate());
     let kube = FakeKube::start(signer.clone()).await;
     let mut p = differences::pair();
@@ -655,27 +712,50 @@ async fn pem_keys_login() {
     let r = p.check(login_call("app", &jwt), &[]).await;
     p.expect_status(&r, 200, "login with pem_keys configured");
     same_value(&mut p, &r, "/auth/metadata", "pem_keys login metadata");
+    // Both servers checked the signature and then asked Kubernetes.
+    let reviews = |t: &str| {
+        kube.seen()
+            .iter()
+            .filter(|s| s.body["spec"]["token"] == json!(t))
+            .count()
+    };
+    p.expect(
+        reviews(&jwt) == 2,
+        format!(
+            "both servers send the TokenReview with pem_keys set: {} reviews",
+            reviews(&jwt)
+        ),
+    );
+    // A token signed by another key is refused before any review.
     let bad = RsaSigner::generate().sign(&legacy_claims("default", "app"));
     let r = p.check(login_call("app", &bad), &[]).await;
     on_both(&mut p, &r, "pem_keys login with a foreign key", refused);
-    if strongroom_side() {
-        // A login sent to Strongroom alone: verified locally, never reviewed.
-        let mut claims = legacy_claims("default", "app");
-        claims["jti"] = json!("strongroom-only");
-        let own = signer.sign(&claims);
-        let only = p.sr.send(&login_call("app", &own)).await;
-        let reviewed = kube
-            .seen()
-            .iter()
-            .any(|s| s.body["spec"]["token"] == json!(own));
-        p.expect(
-            only.status == 200 && !reviewed,
-            format!(
-                "strongroom with pem_keys verifies locally: {} {}, reviewed by Kubernetes: {reviewed}",
-                only.status, only.body
-            ),
-        );
-    }
+    p.expect(
+        reviews(&bad) == 0,
+        format!(
+            "a foreign signature is never reviewed: {} reviews",
+            reviews(&bad)
+        ),
+    );
+    // The service account was deleted: its legacy token is still validly
+    // signed (it never expires), but the review refuses it, and so do both.
+    let mut claims = legacy_claims("default", "app");
+    claims["jti"] = json!("deleted-service-account");
+    let deleted = signer.sign(&claims);
+    kube.revoke(&deleted);
+    let r = p.check(login_call("app", &deleted), &[]).await;
+    same_value(
+        &mut p,
+        &r,
+        "/errors",
+        "pem_keys login of a deleted service account",
+    );
+    on_both(
+        &mut p,
+        &r,
+        "pem_keys login of a deleted service account",
+        refused,
+    );
     p.finish();
 }
 
