@@ -93,6 +93,15 @@ pub fn from_stored<T: DeserializeOwned>(bytes: &[u8]) -> serde_json::Result<T> {
 }
 
 fn parse_bounded<T: DeserializeOwned>(bytes: &[u8], limit: usize) -> serde_json::Result<T> {
+    // Nearly every document is shallow: serde_json's own parser, whose
+    // recursion limit (128 levels) is safe on any worker stack, takes it
+    // with no pre-scan. Only a document it refuses for its depth is
+    // measured and, within `limit`, parsed again on grown stacks.
+    let first = match serde_json::from_slice(bytes) {
+        Ok(value) => return Ok(value),
+        Err(e) if is_recursion_limit(&e) => e,
+        Err(e) => return Err(e),
+    };
     let depth = depth(bytes);
     if depth > limit {
         return Err(serde_json::Error::custom(format!(
@@ -100,7 +109,8 @@ fn parse_bounded<T: DeserializeOwned>(bytes: &[u8], limit: usize) -> serde_json:
         )));
     }
     if depth <= SHALLOW {
-        return serde_json::from_slice(bytes);
+        // The scan and the parser disagree only on malformed text.
+        return Err(first);
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     de.disable_recursion_limit();
@@ -110,6 +120,12 @@ fn parse_bounded<T: DeserializeOwned>(bytes: &[u8], limit: usize) -> serde_json:
     let value = T::deserialize(stacked)?;
     de.end()?;
     Ok(value)
+}
+
+/// Whether serde_json refused a document for nesting deeper than its
+/// recursion limit (it has no error code to match; its message is fixed).
+fn is_recursion_limit(e: &serde_json::Error) -> bool {
+    e.is_syntax() && e.to_string().starts_with("recursion limit exceeded")
 }
 
 /// Stack reserved per level when a deep value is serialised (a debug
@@ -153,6 +169,17 @@ pub fn map_depth(map: &Map<String, Value>) -> usize {
     1 + map.values().map(value_depth).max().unwrap_or(0)
 }
 
+/// Whether `value` nests deeper than `limit` levels (arrays and objects),
+/// found without allocating: the walk recurses at most `limit` levels and
+/// stops at the first container below them.
+fn deeper_than(value: &Value, limit: usize) -> bool {
+    match value {
+        Value::Array(items) => limit == 0 || items.iter().any(|v| deeper_than(v, limit - 1)),
+        Value::Object(map) => limit == 0 || map.values().any(|v| deeper_than(v, limit - 1)),
+        _ => false,
+    }
+}
+
 /// Runs `f`, which recurses `depth` levels into a value, on the current
 /// stack when the value is shallow, else on a fresh heap stack sized for
 /// `depth` (serde's `Serialize` of a `Value` recurses with no hook to grow
@@ -165,13 +192,20 @@ pub fn with_stack_for<R>(depth: usize, f: impl FnOnce() -> R) -> R {
     stacker::grow(size, f)
 }
 
-/// Serialises a value as compact JSON, stack-safe at any depth.
+/// Serialises a value as compact JSON, stack-safe at any depth (a shallow
+/// value, the usual case, costs one bounded walk and no allocation more).
 pub fn value_to_vec(value: &Value) -> serde_json::Result<Vec<u8>> {
+    if !deeper_than(value, SHALLOW) {
+        return serde_json::to_vec(value);
+    }
     with_stack_for(value_depth(value), || serde_json::to_vec(value))
 }
 
 /// Serialises an object as compact JSON, stack-safe at any depth.
 pub fn map_to_vec(map: &Map<String, Value>) -> serde_json::Result<Vec<u8>> {
+    if !map.values().any(|v| deeper_than(v, SHALLOW - 1)) {
+        return serde_json::to_vec(map);
+    }
     with_stack_for(map_depth(map), || serde_json::to_vec(map))
 }
 
@@ -181,6 +215,9 @@ pub fn serialize_deep<S: serde::Serializer>(
     value: &Value,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
+    if !deeper_than(value, SHALLOW) {
+        return value.serialize(serializer);
+    }
     with_stack_for(value_depth(value), || value.serialize(serializer))
 }
 
@@ -309,6 +346,28 @@ mod tests {
         let mut scalar = serde_json::json!(1);
         merge_patch(&mut scalar, &serde_json::json!({"x": {"y": null}}));
         assert_eq!(scalar, serde_json::json!({"x": {}}));
+    }
+
+    #[test]
+    fn every_depth_around_serde_json_s_own_limit_parses() {
+        // serde_json alone stops at 128 levels; the grown-stack path takes
+        // over from there.
+        for levels in [SHALLOW, 127, 128, 129, 130, 500] {
+            let v: Value = from_slice(nested(levels).as_bytes()).expect("parses");
+            assert_eq!(value_depth(&v), levels);
+            assert_eq!(value_to_vec(&v).unwrap(), nested(levels).as_bytes());
+        }
+        let malformed = format!("{}1", "{\"a\":".repeat(200));
+        assert!(from_slice::<Value>(malformed.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn deeper_than_counts_levels_of_containers() {
+        let v: Value = serde_json::from_str(r#"{"a":[1,{"b":{}}],"c":2}"#).unwrap();
+        assert!(deeper_than(&v, 3));
+        assert!(!deeper_than(&v, 4));
+        assert!(!deeper_than(&Value::from("x"), 0));
+        assert!(deeper_than(&serde_json::json!([]), 0));
     }
 
     #[test]
