@@ -78,9 +78,8 @@ pub fn duration_from_json(value: &serde_json::Value) -> Result<Duration, Duratio
             .as_u64()
             .map(Duration::from_secs)
             .or_else(|| {
-                n.as_f64()
-                    .filter(|f| *f >= 0.0 && f.is_finite())
-                    .map(Duration::from_secs_f64)
+                // `try_from`: 2^64 seconds or more is an error, not a panic.
+                n.as_f64().and_then(|f| Duration::try_from_secs_f64(f).ok())
             })
             .ok_or_else(|| DurationError(n.to_string())),
         serde_json::Value::String(s) => parse_duration(s),
