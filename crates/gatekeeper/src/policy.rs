@@ -393,4 +393,18 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn a_bad_regexp_is_refused_on_one_line() {
+        // Found by the `gatekeeper` fuzz target: the regex crate's syntax
+        // errors span three lines.
+        let err =
+            Policies::from_json(br#"{"a:*": {"roles": ["x"], "num_uses": 1, "regexp": "("}}"#)
+                .unwrap_err()
+                .to_string();
+        assert_eq!(
+            err,
+            r#"invalid policy key "a:*": invalid regexp: regex parse error: ^a:(?:() ^ error: unclosed group"#
+        );
+    }
 }

@@ -130,7 +130,13 @@ mod tests {
             duration_from_json(&serde_json::json!("1m")).unwrap(),
             Duration::from_secs(60)
         );
-        for bad in [serde_json::json!(-1), serde_json::json!(true)] {
+        // 2^64 seconds and more used to panic in `Duration::from_secs_f64`.
+        for bad in [
+            serde_json::json!(-1),
+            serde_json::json!(true),
+            serde_json::json!(1e20),
+            serde_json::json!(1.8446744073709552e19),
+        ] {
             let err = duration_from_json(&bad).expect_err("not a duration");
             assert_eq!(err.0, bad.to_string());
         }
