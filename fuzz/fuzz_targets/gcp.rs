@@ -25,7 +25,10 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Err(e) = Credentials::parse(text) {
         // The refusal names the problem, never the (possibly secret) input.
-        if text.len() > 16 {
+        // Only JSON objects are checked: a short text can be part of a
+        // fixed message ("redentials are not valid J"), and no fixed
+        // message holds a `{`.
+        if text.len() > 16 && text.trim_start().starts_with('{') {
             assert!(!e.to_string().contains(text), "error echoes the input");
         }
     }

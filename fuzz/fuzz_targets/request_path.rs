@@ -1,6 +1,7 @@
 //! Fuzzes `strongroom_http::parse_request`: a method, a `/v1/` URI, a few
 //! Vault headers and a body built from the input must never make it panic,
-//! and whatever it accepts keeps the logical path invariants.
+//! whatever it accepts keeps the logical path invariants, and whatever it
+//! refuses is a 4xx with a one-line message.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -41,8 +42,16 @@ fuzz_target!(|input: &[u8]| {
     }
     let body = fields.next().unwrap_or_default();
 
-    if let Ok(req) = strongroom_http::parse_request(&method, &uri, &headers, body, None) {
-        assert!(!req.path.starts_with('/'));
-        assert!(!req.path.split('/').any(|s| s == "." || s == ".."));
+    match strongroom_http::parse_request(&method, &uri, &headers, body, None) {
+        Ok(req) => {
+            assert!(!req.path.starts_with('/'));
+            assert!(!req.path.split('/').any(|s| s == "." || s == ".."));
+        }
+        // Bad input is the client's fault: a 4xx, its message on one line.
+        Err(e) => {
+            let msg = e.to_string();
+            assert!((400..500).contains(&e.status()), "{}: {msg:?}", e.status());
+            assert!(!msg.contains('\n'), "multi-line error: {msg:?}");
+        }
     }
 });

@@ -127,8 +127,9 @@ async fn init_write(s: S, ctx: Ctx) -> Result<Response> {
     ))
 }
 
-/// Decodes an unseal key given as hex or base64, as Vault accepts both.
-fn decode_key(key: &str) -> Result<Zeroizing<Vec<u8>>> {
+/// Decodes an unseal key given as hex or base64, as Vault accepts both
+/// (`sys/unseal`'s `key`); the length is checked by the caller.
+pub fn decode_key(key: &str) -> Result<Zeroizing<Vec<u8>>> {
     if let Ok(k) = hex::decode(key) {
         return Ok(Zeroizing::new(k));
     }

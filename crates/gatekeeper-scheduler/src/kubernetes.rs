@@ -371,6 +371,24 @@ pub(crate) fn parse_pod_list(body: &[u8]) -> Result<PodList, SchedulerError> {
     common::decode("kubernetes pods", body)
 }
 
+/// Reads one page of the pods list as a lookup does once it has arrived:
+/// the task of the pod whose uid is `task_id` when the page has it
+/// (`Some`), and the page's continue token. Public so that the fuzz
+/// targets reach the parser.
+#[allow(clippy::type_complexity)]
+pub fn read_pod_page(
+    body: &[u8],
+    task_id: &str,
+) -> Result<(Option<Result<Task, SchedulerError>>, Option<String>), SchedulerError> {
+    let list = parse_pod_list(body)?;
+    let task = list
+        .items
+        .iter()
+        .find(|p| p.metadata.uid == task_id)
+        .map(|pod| pod_task(pod, task_id));
+    Ok((task, list.metadata.cont.filter(|c| !c.is_empty())))
+}
+
 /// The task a pod is, if it runs.
 pub(crate) fn pod_task(pod: &Pod, task_id: &str) -> Result<Task, SchedulerError> {
     if pod.status.phase != "Running" {

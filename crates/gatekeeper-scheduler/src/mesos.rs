@@ -409,6 +409,20 @@ pub(crate) fn parse_state(what: &str, body: &[u8]) -> Result<MesosState, Schedul
     common::decode(what, body)
 }
 
+/// Reads a master's `master/state` answer as a lookup does once it has
+/// arrived: the leader it names (a base URL with `scheme`), and the
+/// running task `task_id` with the agent host name still to resolve.
+/// Public so that the fuzz targets reach the parser.
+#[allow(clippy::type_complexity)]
+pub fn read_state(
+    body: &[u8],
+    scheme: &str,
+    task_id: &str,
+) -> Result<(Option<Url>, Result<(Task, Option<String>), SchedulerError>), SchedulerError> {
+    let state = parse_state("mesos master", body)?;
+    Ok((state.leader_hint(scheme), find_task(&state, task_id)))
+}
+
 /// The IP in an agent's pid (`slave(1)@10.0.0.5:5051`).
 fn pid_ip(pid: &str) -> Option<IpAddr> {
     let (_, address) = pid.rsplit_once('@')?;

@@ -234,6 +234,21 @@ pub(crate) fn parse_node(body: &[u8]) -> Result<Node, SchedulerError> {
     common::decode("nomad node", body)
 }
 
+/// Reads an allocation answer as a lookup does for `task_id`
+/// (`<alloc_id>[/<task>]`) once it has arrived: the running task and its
+/// node id. Public so that the fuzz targets reach the parser.
+pub fn read_allocation(body: &[u8], task_id: &str) -> Result<(Task, String), SchedulerError> {
+    let (_, task_name) =
+        split_task_id(task_id).ok_or_else(|| SchedulerError::NotFound(task_id.to_owned()))?;
+    alloc_task(&parse_allocation(body)?, task_id, task_name)
+}
+
+/// Reads a node answer as a lookup does: the node's addresses. Public so
+/// that the fuzz targets reach the parser.
+pub fn read_node(body: &[u8]) -> Result<Vec<IpAddr>, SchedulerError> {
+    Ok(node_addresses(&parse_node(body)?))
+}
+
 /// The running task of an allocation (its addresses: the allocation's
 /// own networks) and the allocation's node id.
 pub(crate) fn alloc_task(

@@ -238,6 +238,36 @@ fn opt_str<'a>(body: &'a Value, key: &str) -> Result<Option<&'a str>, String> {
     }
 }
 
+/// The fields of a `/token` request body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRequest {
+    /// The task id the scheduler knows the caller by (never empty).
+    pub task_id: String,
+    /// The scheduler to ask, when the caller names one.
+    pub scheduler: Option<String>,
+    /// The AppRole asked for, when the caller names one.
+    pub role: Option<String>,
+}
+
+/// Parses a `/token` request body (a JSON object with a non-empty string
+/// `task_id` and optional string `scheduler` and `role`); the error is
+/// the one-line message of the 400.
+pub fn parse_token_request(bytes: &[u8]) -> Result<TokenRequest, String> {
+    let body: Value = match serde_json::from_slice(bytes) {
+        Ok(v @ Value::Object(_)) => v,
+        Ok(_) => return Err("JSON body could not be decoded: not an object".into()),
+        Err(e) => return Err(format!("JSON body could not be decoded: {e}")),
+    };
+    let task_id = opt_str(&body, "task_id")?
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| "'task_id' is required".to_string())?;
+    Ok(TokenRequest {
+        task_id: task_id.to_owned(),
+        scheduler: opt_str(&body, "scheduler")?.map(str::to_owned),
+        role: opt_str(&body, "role")?.map(str::to_owned),
+    })
+}
+
 async fn token(State(st): State<AppState>, req: axum::extract::Request) -> Response {
     let gk = &st.gk;
     let (parts, body) = req.into_parts();
@@ -254,22 +284,11 @@ async fn token(State(st): State<AppState>, req: axum::extract::Request) -> Respo
         Ok(b) => b,
         Err(e) => return bad(format!("The request body could not be read: {e}")),
     };
-    let body: Value = match serde_json::from_slice(&bytes) {
-        Ok(v @ Value::Object(_)) => v,
-        Ok(_) => return bad("JSON body could not be decoded: not an object".into()),
-        Err(e) => return bad(format!("JSON body could not be decoded: {e}")),
-    };
-    let fields = (|| {
-        let task_id = opt_str(&body, "task_id")?
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| "'task_id' is required".to_string())?;
-        Ok::<_, String>((
-            task_id,
-            opt_str(&body, "scheduler")?,
-            opt_str(&body, "role")?,
-        ))
-    })();
-    let (task_id, scheduler, role) = match fields {
+    let TokenRequest {
+        task_id,
+        scheduler,
+        role,
+    } = match parse_token_request(&bytes) {
         Ok(f) => f,
         Err(e) => return bad(e),
     };
@@ -292,7 +311,10 @@ async fn token(State(st): State<AppState>, req: axum::extract::Request) -> Respo
             }
         }
     }
-    match gk.request_token(scheduler, task_id, role, client).await {
+    match gk
+        .request_token(scheduler.as_deref(), &task_id, role.as_deref(), client)
+        .await
+    {
         Ok(grant) => (
             StatusCode::OK,
             Json(json!({
@@ -412,8 +434,8 @@ async fn reload(State(st): State<AppState>, headers: HeaderMap) -> Response {
 }
 
 /// Parses an `/unseal` body into a method; `Err(None)` for an unknown
-/// method name.
-fn unseal_method(body: &Value) -> Result<UnsealMethod, Option<String>> {
+/// method name, `Err(Some(message))` for a missing or mistyped field.
+pub fn unseal_method(body: &Value) -> Result<UnsealMethod, Option<String>> {
     let s = |k: &str| opt_str(body, k).map_err(Some);
     let secret = |k: &str| -> Result<Option<Token>, Option<String>> {
         Ok(s(k)?.filter(|v| !v.is_empty()).map(Token::new))

@@ -210,7 +210,19 @@ fn compile(key: &str, raw: RawPolicy) -> Result<Entry, PolicyError> {
         (false, None) => None,
     };
     let regexp = regexp
-        .map(|r| Regex::new(&r).map_err(|e| bad(&format!("invalid regexp: {e}"))))
+        .map(|r| {
+            // The regex crate's syntax errors span lines (the pattern, a
+            // caret, the reason): keep the message on one line for logs
+            // and the JSON answer.
+            Regex::new(&r).map_err(|e| {
+                let flat = e
+                    .to_string()
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                bad(&format!("invalid regexp: {flat}"))
+            })
+        })
         .transpose()?;
     Ok(Entry {
         key: stem.to_string(),
@@ -380,5 +392,19 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn a_bad_regexp_is_refused_on_one_line() {
+        // Found by the `gatekeeper` fuzz target: the regex crate's syntax
+        // errors span three lines.
+        let err =
+            Policies::from_json(br#"{"a:*": {"roles": ["x"], "num_uses": 1, "regexp": "("}}"#)
+                .unwrap_err()
+                .to_string();
+        assert_eq!(
+            err,
+            r#"invalid policy key "a:*": invalid regexp: regex parse error: ^a:(?:() ^ error: unclosed group"#
+        );
     }
 }

@@ -209,6 +209,8 @@ mod tests {
             serde_json::json!(u64::MAX),
             serde_json::json!(MAX_DURATION_SECS + 1),
             serde_json::json!([]),
+            // 2^64 seconds used to panic in `Duration::from_secs_f64`.
+            serde_json::json!(1.8446744073709552e19),
         ] {
             let err = duration_from_json(&bad).expect_err("not a duration");
             assert_eq!(err.0, bad.to_string());

@@ -1,0 +1,114 @@
+//! Fuzz target: the schedulers' answers Gatekeeper reads (Mesos master
+//! state, a Kubernetes pods page, a Nomad allocation and node), each read
+//! as a lookup reads it once the answer has arrived. The first input byte
+//! picks the answer and the task id asked about; the rest is the body.
+//!
+//! For any body: no panic; a body that is not JSON syntax is a bad answer; every
+//! error is one line; a task found has the id asked for, a start time,
+//! no duplicate address, and the name shape of its scheduler; Kubernetes
+//! tasks always have an address, Mesos ones an address or an agent host
+//! to resolve; a Mesos leader hint keeps the scheme asked for.
+//!
+//! No `#![forbid(unsafe_code)]` here: `fuzz_target!` expands to the
+//! `extern "C"` entry point libFuzzer calls.
+#![no_main]
+
+use std::net::IpAddr;
+
+use libfuzzer_sys::fuzz_target;
+use strongroom_gatekeeper_scheduler::{kubernetes, mesos, nomad, SchedulerError, Task};
+
+/// Task ids asked about (the seeds use these).
+const IDS: [&str; 4] = ["t1", "u1", "a1/web", "a1"];
+
+/// Checks an error: one line, and a bad answer when the body is no JSON.
+fn check_error(e: &SchedulerError, json: bool) {
+    let msg = e.to_string();
+    assert!(!msg.contains('\n'), "multi-line error: {msg:?}");
+    if !json {
+        assert!(matches!(e, SchedulerError::BadAnswer(_)), "{msg:?}");
+    }
+}
+
+/// Checks what every found task shares.
+fn check_task(task: &Task, id: &str) {
+    assert_eq!(task.id, id);
+    assert!(task.started >= std::time::UNIX_EPOCH);
+    no_duplicates(&task.addresses);
+}
+
+fn no_duplicates(addresses: &[IpAddr]) {
+    for (i, a) in addresses.iter().enumerate() {
+        assert!(!addresses[..i].contains(a), "duplicate address {a}");
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&selector, body)) = data.split_first() else {
+        return;
+    };
+    // Whether the body is JSON syntax at all: the parsers skip unknown
+    // fields without checking their strings are UTF-8, so a refusal of
+    // `Value` (e.g. bytes 0xff in an ignored field) proves nothing.
+    let json = serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok();
+    let id = IDS[usize::from(selector >> 2) % IDS.len()];
+    match selector % 4 {
+        0 => {
+            let scheme = if selector & 0x80 == 0 {
+                "http"
+            } else {
+                "https"
+            };
+            match mesos::read_state(body, scheme, id) {
+                Ok((hint, found)) => {
+                    assert!(json);
+                    if let Some(url) = hint {
+                        assert_eq!(url.scheme(), scheme);
+                    }
+                    match found {
+                        Ok((task, agent_host)) => {
+                            check_task(&task, id);
+                            assert!(!task.addresses.is_empty() || agent_host.is_some());
+                            assert!(task.group.as_ref().is_none_or(|g| !g.is_empty()));
+                            assert!(task.image.as_ref().is_none_or(|i| !i.is_empty()));
+                        }
+                        Err(e) => check_error(&e, json),
+                    }
+                }
+                Err(e) => check_error(&e, json),
+            }
+        }
+        1 => match kubernetes::read_pod_page(body, id) {
+            Ok((found, next)) => {
+                assert!(json);
+                assert!(next.is_none_or(|c| !c.is_empty()));
+                match found {
+                    Some(Ok(task)) => {
+                        check_task(&task, id);
+                        assert!(!task.addresses.is_empty());
+                        // `<namespace>/<name>`, both non-empty.
+                        assert!(task.name.len() >= 3 && task.name.contains('/'));
+                    }
+                    Some(Err(e)) => check_error(&e, json),
+                    None => {}
+                }
+            }
+            Err(e) => check_error(&e, json),
+        },
+        2 => match nomad::read_allocation(body, id) {
+            Ok((task, _node_id)) => {
+                assert!(json);
+                check_task(&task, id);
+                assert!(task.name.split('/').count() >= 3, "job/group/task");
+            }
+            Err(e) => check_error(&e, json),
+        },
+        _ => match nomad::read_node(body) {
+            Ok(addresses) => {
+                assert!(json);
+                no_duplicates(&addresses);
+            }
+            Err(e) => check_error(&e, json),
+        },
+    }
+});
