@@ -242,6 +242,61 @@ impl Barrier {
         Ok(())
     }
 
+    /// Checks that `unseal_key` unwraps the stored root key, without
+    /// changing any state (generate-root and rekey authenticate with it).
+    pub async fn check_unseal_key(&self, unseal_key: &[u8]) -> Result<(), BarrierError> {
+        let unseal = Key::from_bytes(unseal_key).ok_or(BarrierError::InvalidKey)?;
+        let wrapped_root = self
+            .physical
+            .get(ROOT_KEY_PATH)
+            .await?
+            .ok_or(BarrierError::NotInitialized)?;
+        if envelope_term(&wrapped_root) != Some(WRAP_TERM) {
+            return Err(BarrierError::Corrupt(ROOT_KEY_PATH.into()));
+        }
+        unseal
+            .open(ROOT_KEY_PATH, wrapped_root)
+            .map(|root| drop(Zeroizing::new(root)))
+            .map_err(|_| BarrierError::InvalidKey)
+    }
+
+    /// Rekeys: generates a new root key, re-encrypts the keyring under it
+    /// and wraps it under `new_unseal_key`, storing both in one physical
+    /// batch with `extra` (plaintext operations, e.g. the new seal
+    /// configuration) so the new key and its configuration become durable
+    /// together. The old unseal key opens nothing afterwards.
+    pub async fn rekey(
+        &self,
+        new_unseal_key: &[u8],
+        extra: Vec<BatchOp>,
+    ) -> Result<(), BarrierError> {
+        let unseal = Key::from_bytes(new_unseal_key).ok_or(BarrierError::InvalidKey)?;
+        let _guard = self.keyring_lock.lock().await;
+        let state = self.current()?;
+        let root = Arc::new(Key::generate());
+        let next = Arc::new(Unsealed {
+            root_key: Arc::clone(&root),
+            keyring: state.keyring.clone(),
+            encryptions: AtomicU64::new(state.encryptions.load(Ordering::Relaxed)),
+        });
+        let count = next.encryptions.load(Ordering::Relaxed);
+        let wrapped_ring = root.seal(WRAP_TERM, KEYRING_PATH, &next.keyring.encode(count));
+        let wrapped_root = unseal.seal(WRAP_TERM, ROOT_KEY_PATH, root.raw());
+        let mut ops = vec![
+            BatchOp::Put(ROOT_KEY_PATH.to_string(), wrapped_root),
+            BatchOp::Put(KEYRING_PATH.to_string(), wrapped_ring),
+        ];
+        ops.extend(extra);
+        self.physical.batch(ops).await?;
+        let previous = self
+            .state
+            .compare_and_swap(&Some(Arc::clone(&state)), Some(next));
+        match &*previous {
+            Some(p) if Arc::ptr_eq(p, &state) => Ok(()),
+            _ => Err(BarrierError::Sealed),
+        }
+    }
+
     /// Drops the keys from memory. The encryption count is not written here
     /// (this is synchronous); the next unseal's allowance covers it.
     pub fn seal(&self) {

@@ -124,6 +124,14 @@ pub struct ListenerConfig {
     /// [`DEFAULT_MAX_REQUEST_SIZE`]; a negative value (Vault's "no limit")
     /// gives [`UNLIMITED_REQUEST_SIZE`] (`u64::MAX`).
     pub max_request_size: u64,
+    /// `disable_unauthed_generate_root_endpoints` (default true, as in
+    /// OpenBao 2.x): when false the listener serves the unauthenticated
+    /// `sys/generate-root/{attempt,update}`.
+    pub disable_unauthed_generate_root_endpoints: bool,
+    /// `disable_unauthed_rekey_endpoints` (default true, as in OpenBao 2.x):
+    /// when false the listener serves the unauthenticated
+    /// `sys/rekey/{init,update,verify}`.
+    pub disable_unauthed_rekey_endpoints: bool,
 }
 
 impl Default for ListenerConfig {
@@ -134,6 +142,8 @@ impl Default for ListenerConfig {
             address: DEFAULT_LISTENER_ADDRESS.to_string(),
             tls: None,
             max_request_size: DEFAULT_MAX_REQUEST_SIZE,
+            disable_unauthed_generate_root_endpoints: true,
+            disable_unauthed_rekey_endpoints: true,
         }
     }
 }

@@ -40,6 +40,8 @@ const TCP_KEYS: &[&str] = &[
     "tls_cert_file",
     "tls_key_file",
     "max_request_size",
+    "disable_unauthed_generate_root_endpoints",
+    "disable_unauthed_rekey_endpoints",
 ];
 
 /// Parses HCL text into the HCL-JSON-spec shape (HCL1 leniency, bounded
@@ -251,10 +253,21 @@ fn listener(
         },
     };
 
+    let disable_unauthed_generate_root_endpoints = opt_bool(
+        &mut body,
+        "disable_unauthed_generate_root_endpoints",
+        &context,
+    )?
+    .unwrap_or(true);
+    let disable_unauthed_rekey_endpoints =
+        opt_bool(&mut body, "disable_unauthed_rekey_endpoints", &context)?.unwrap_or(true);
+
     Ok(ListenerConfig {
         address,
         tls,
         max_request_size,
+        disable_unauthed_generate_root_endpoints,
+        disable_unauthed_rekey_endpoints,
     })
 }
 

@@ -70,11 +70,13 @@ fn expected_full() -> ServerConfig {
                     key_file: PathBuf::from("/etc/strongroom/key.pem"),
                 }),
                 max_request_size: 1_048_576,
+                ..Default::default()
             },
             ListenerConfig {
                 address: "127.0.0.1:8300".to_string(),
                 tls: None,
                 max_request_size: DEFAULT_MAX_REQUEST_SIZE,
+                ..Default::default()
             },
         ],
         api_addr: Some("https://vault.example.com:8200".to_string()),
@@ -605,8 +607,15 @@ api_addr = "https://127.0.0.1:8200"  cluster_name = "c1"
 #[test]
 fn cache_size_zero_is_the_default_and_negative_is_refused() {
     let base = "storage \"inmem\" {}\n";
-    assert_eq!(hcl(&format!("{base}cache_size = 0")).unwrap().cache_size, None);
-    assert!(hcl(&format!("{base}disable_cache = true")).unwrap().disable_cache);
+    assert_eq!(
+        hcl(&format!("{base}cache_size = 0")).unwrap().cache_size,
+        None
+    );
+    assert!(
+        hcl(&format!("{base}disable_cache = true"))
+            .unwrap()
+            .disable_cache
+    );
     let err = hcl(&format!("{base}cache_size = -1")).unwrap_err();
     assert!(
         matches!(&err, ConfigError::InvalidValue { key, .. } if key == "cache_size"),

@@ -18,6 +18,7 @@ use strongroom_sdk::logical::{Data, Operation, Response};
 use strongroom_sdk::{duration, Error, Result};
 
 mod leases;
+mod operators;
 mod wrapping;
 
 /// The system backend's state: a handle back to the core.
@@ -1019,22 +1020,29 @@ pub fn backend(core: Weak<Core>) -> Backend<SysState> {
     let mut paths = paths;
     paths.extend(wrapping::paths());
     paths.extend(leases::paths());
+    paths.extend(operators::paths());
     Backend::new(
         Arc::new(SysState { core }),
         paths,
         "The system backend is built-in to Vault and cannot be remounted or\nunmounted. It contains the paths that are used to configure Vault itself\nas well as perform core operations.",
     )
     .special_paths(SpecialPaths {
-        unauthenticated: PathSet::new(&[
-            "init",
-            "seal-status",
-            "unseal",
-            "health",
-            "leader",
-            "internal/ui/mounts",
-            "internal/specs/openapi",
-            "wrapping/lookup",
-        ]),
+        unauthenticated: PathSet::new(
+            &[
+                "init",
+                "seal-status",
+                "unseal",
+                "health",
+                "leader",
+                "internal/ui/mounts",
+                "internal/specs/openapi",
+                "wrapping/lookup",
+            ]
+            .iter()
+            .chain(operators::UNAUTHENTICATED)
+            .copied()
+            .collect::<Vec<_>>(),
+        ),
         root: PathSet::new(&[
             "seal",
             "rotate",

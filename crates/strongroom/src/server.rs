@@ -99,7 +99,9 @@ fn open_storage(config: &ServerConfig) -> anyhow::Result<Arc<dyn Backend>> {
     let size = config
         .cache_size
         .unwrap_or(strongroom_storage::DEFAULT_CACHE_SIZE);
-    Ok(Arc::new(strongroom_storage::CachedBackend::new(durable, size)))
+    Ok(Arc::new(strongroom_storage::CachedBackend::new(
+        durable, size,
+    )))
 }
 
 async fn shutdown_signal() {
@@ -166,7 +168,12 @@ async fn serve(args: ServerArgs, config: ServerConfig) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("binding listener {}", l.address))?;
         let addr: SocketAddr = listener.local_addr()?;
-        bound.push((listener, tls, addr, l.max_request_size));
+        let opts = HttpOptions {
+            max_request_size: l.max_request_size,
+            unauthed_generate_root: !l.disable_unauthed_generate_root_endpoints,
+            unauthed_rekey: !l.disable_unauthed_rekey_endpoints,
+        };
+        bound.push((listener, tls, addr, opts));
     }
 
     let scheme = |tls: bool| if tls { "https" } else { "http" };
@@ -178,7 +185,8 @@ async fn serve(args: ServerArgs, config: ServerConfig) -> anyhow::Result<()> {
 
     println!("==> Strongroom server configuration:\n");
     println!("             Api Address: {api_addr}");
-    for (_, tls, addr, max) in &bound {
+    for (_, tls, addr, opts) in &bound {
+        let max = opts.max_request_size;
         println!(
             "                Listener: tcp (addr: \"{addr}\", max_request_size: \"{max}\", tls: \"{}\")",
             if tls.is_some() { "enabled" } else { "disabled" }
@@ -219,8 +227,8 @@ async fn serve(args: ServerArgs, config: ServerConfig) -> anyhow::Result<()> {
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
-    for (listener, tls, addr, max_request_size) in bound {
-        let app = strongroom_http::router(core.clone(), HttpOptions { max_request_size });
+    for (listener, tls, addr, opts) in bound {
+        let app = strongroom_http::router(core.clone(), opts);
         let mut rx = stop_rx.clone();
         let shutdown = async move {
             let _ = rx.wait_for(|stop| *stop).await;

@@ -660,6 +660,9 @@ pub struct Listener {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// `max_request_size` in bytes.
     pub max_request_size: Option<u64>,
+    /// Serve the unauthenticated `sys/generate-root/*` and `sys/rekey/*`
+    /// (renders both `disable_unauthed_*_endpoints = false`).
+    pub unauthed_operator_endpoints: bool,
 }
 
 /// Where a config-file server keeps its data.
@@ -729,6 +732,10 @@ impl Config {
             }
             if let Some(max) = l.max_request_size {
                 s.push_str(&format!("  max_request_size = {max}\n"));
+            }
+            if l.unauthed_operator_endpoints {
+                s.push_str("  disable_unauthed_generate_root_endpoints = false\n");
+                s.push_str("  disable_unauthed_rekey_endpoints = false\n");
             }
             s.push_str("}\n");
         }

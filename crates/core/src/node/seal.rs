@@ -219,5 +219,8 @@ impl Core {
         self.step_down_locked().await;
         self.barrier.seal();
         self.reset_unseal().await;
+        // Root generation and rekey need an unsealed node: both start over.
+        *self.root_gen.lock().await = None;
+        *self.rekey.lock().await = None;
     }
 }

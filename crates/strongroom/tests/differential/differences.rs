@@ -20,6 +20,15 @@ pub fn pair_with_config(config: &Config) -> Pair {
     Pair::with_config(config).accepting(&ALWAYS)
 }
 
+/// A rekey with an invalid seal configuration (threshold above shares):
+/// OpenBao answers 500, Strongroom 400 with the same message (bad input is a
+/// client error).
+pub const REKEY_CONFIG_STATUS: &[Allow] = &[Allow {
+    pattern: "#status",
+    reason: "OpenBao answers an invalid rekey seal configuration with 500; Strongroom with 400, \
+             as for any bad input",
+}];
+
 /// What every comparison accepts.
 pub static ALWAYS: Differences = Differences {
     allow: &[

@@ -14,4 +14,5 @@ mod core;
 mod differences;
 mod kubernetes;
 mod kv2;
+mod operators;
 mod tokens;

@@ -11,3 +11,4 @@ mod gatekeeper;
 mod gatekeeper_support;
 mod gcp;
 mod http_contract;
+mod operators;
