@@ -99,3 +99,47 @@ async fn rekeyed_shares_unseal_a_durable_server_after_restart() {
     assert_eq!(r.status, 200, "data written before the rekey: {r:?}");
     assert_eq!(r.data("value"), &json!("kept"), "{r:?}");
 }
+
+/// `sys/key-status` reports the encryptions actually made: a few dozen after
+/// a few dozen writes, also across a seal and unseal (a clean seal records
+/// the exact count), never a whole persistence interval.
+#[tokio::test]
+async fn key_status_counts_the_real_encryptions_across_seal_and_unseal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = Config::inmem(dir.path());
+    cfg.storage = Storage::Durable(dir.path().to_path_buf());
+    let mut server = Server::with_config(target(), &cfg);
+    server.init(1, 1).await;
+    server.unseal().await;
+    let r = server
+        .send(&Call::post(
+            "sys/mounts/kv",
+            json!({"type": "kv", "options": {"version": "1"}}),
+        ))
+        .await;
+    assert_eq!(r.status, 204, "mount: {r:?}");
+    let before = server.send(&Call::get("sys/key-status")).await;
+    assert_eq!(before.status, 200, "{before:?}");
+    let before = before.data("encryptions").as_u64().expect("encryptions");
+    for i in 0..30 {
+        let r = server
+            .send(&Call::put(&format!("kv/k{i}"), json!({"value": i})))
+            .await;
+        assert_eq!(r.status, 204, "write {i}: {r:?}");
+    }
+    let after = server.send(&Call::get("sys/key-status")).await;
+    let after = after.data("encryptions").as_u64().expect("encryptions");
+    assert!(
+        after >= before + 30 && after < 1_000,
+        "30 writes: {before} -> {after} encryptions"
+    );
+    let r = server.send(&Call::put("sys/seal", json!({}))).await;
+    assert_eq!(r.status, 204, "seal: {r:?}");
+    server.unseal().await;
+    let again = server.send(&Call::get("sys/key-status")).await;
+    let again = again.data("encryptions").as_u64().expect("encryptions");
+    assert!(
+        again >= after && again < 1_000,
+        "after seal and unseal: {after} -> {again} encryptions"
+    );
+}
