@@ -7,6 +7,7 @@ reference implementation.
 """
 
 import base64
+import time
 
 import hvac
 import pytest
@@ -120,3 +121,28 @@ def test_generate_root_gives_a_working_root_token(operator_server):
     assert me["policies"] == ["root"]
     new_root.sys.enable_secrets_engine("kv", path="by-new-root")
     assert "by-new-root/" in new_root.sys.list_mounted_secrets_engines()["data"]
+
+
+def test_move_backend_moves_a_secrets_engine(dev_server):
+    client = hvac.Client(url=dev_server.addr, token=dev_server.token)
+    client.sys.enable_secrets_engine("kv", path="old-place", options={"version": "1"})
+    client.secrets.kv.v1.create_or_update_secret("app", {"v": "kept"}, mount_point="old-place")
+
+    moved = client.sys.move_backend("old-place", "new-place")
+    migration_id = moved["data"]["migration_id"]
+    # OpenBao moves in the background; poll the status until it is done.
+    for _ in range(100):
+        status = client.read(f"sys/remount/status/{migration_id}")["data"]
+        if status["migration_info"]["status"] != "in-progress":
+            break
+        time.sleep(0.05)
+    assert status["migration_info"] == {
+        "source_mount": "old-place/",
+        "target_mount": "new-place/",
+        "status": "success",
+    }
+    mounts = client.sys.list_mounted_secrets_engines()["data"]
+    assert "new-place/" in mounts and "old-place/" not in mounts
+    assert client.secrets.kv.v1.read_secret("app", mount_point="new-place")["data"] == {"v": "kept"}
+    with pytest.raises(hvac.exceptions.InvalidPath):
+        client.secrets.kv.v1.read_secret("app", mount_point="old-place")

@@ -19,11 +19,14 @@ use strongroom_sdk::{duration, Error, Result};
 
 mod leases;
 mod operators;
+mod remount;
 mod wrapping;
 
-/// The system backend's state: a handle back to the core.
+/// The system backend's state: a handle back to the core, and the mount
+/// moves made since start (`sys/remount/status/:id`).
 pub struct SysState {
     core: Weak<Core>,
+    migrations: std::sync::Mutex<std::collections::HashMap<String, (String, String)>>,
 }
 
 impl SysState {
@@ -1021,8 +1024,12 @@ pub fn backend(core: Weak<Core>) -> Backend<SysState> {
     paths.extend(wrapping::paths());
     paths.extend(leases::paths());
     paths.extend(operators::paths());
+    paths.extend(remount::paths());
     Backend::new(
-        Arc::new(SysState { core }),
+        Arc::new(SysState {
+            core,
+            migrations: Default::default(),
+        }),
         paths,
         "The system backend is built-in to Vault and cannot be remounted or\nunmounted. It contains the paths that are used to configure Vault itself\nas well as perform core operations.",
     )
@@ -1048,6 +1055,7 @@ pub fn backend(core: Weak<Core>) -> Backend<SysState> {
             "rotate",
             "key-status",
             "auth/*",
+            "remount",
             "leases/revoke-prefix/*",
             "leases/revoke-force/*",
             "leases/lookup/*",

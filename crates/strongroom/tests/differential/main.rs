@@ -15,4 +15,5 @@ mod differences;
 mod kubernetes;
 mod kv2;
 mod operators;
+mod remount;
 mod tokens;
