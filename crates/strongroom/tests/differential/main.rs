@@ -15,5 +15,6 @@ mod differences;
 mod kubernetes;
 mod kv2;
 mod operators;
+mod path_help;
 mod remount;
 mod tokens;
