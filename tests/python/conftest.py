@@ -87,6 +87,27 @@ def config_server():
 
 
 @pytest.fixture
+def operator_server():
+    """An uninitialised, sealed server from an inmem config file whose
+    listener serves the unauthenticated sys/generate-root/* and sys/rekey/*
+    (OpenBao's listener flags, off by default)."""
+    port = _free_port()
+    with tempfile.TemporaryDirectory() as d:
+        cfg = pathlib.Path(d) / "config.hcl"
+        cfg.write_text(
+            'storage "inmem" {}\n'
+            f'listener "tcp" {{\n  address = "127.0.0.1:{port}"\n  tls_disable = true\n'
+            "  disable_unauthed_generate_root_endpoints = false\n"
+            "  disable_unauthed_rekey_endpoints = false\n}\n"
+            "disable_mlock = true\n"
+        )
+        server = Server(["server", f"-config={cfg}"])
+        server.addr = f"http://127.0.0.1:{port}"
+        yield server
+        server.stop()
+
+
+@pytest.fixture
 def dev_server():
     """A dev-mode server with root token `root`."""
     port = _free_port()

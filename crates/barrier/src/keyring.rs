@@ -144,7 +144,7 @@ pub(crate) struct Term {
 }
 
 /// The data keys, terms `1..=N` in order; the last one is active.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Keyring {
     terms: Vec<std::sync::Arc<Term>>,
 }

@@ -14,7 +14,10 @@
 //! automatically at [`Barrier::rotation_threshold`]. The count is persisted
 //! with the keyring every [`PERSIST_INTERVAL`] encryptions and on rotation;
 //! unsealing assumes the persisted count plus that interval, so a crash never
-//! resets the budget.
+//! resets the budget. A clean seal ([`Barrier::seal_persisting`]) records the
+//! exact count, marked exact, so the next unseal starts from it (and at once
+//! writes it back unmarked, so a crash after that unseal still adds the
+//! interval): `sys/key-status` stays honest across restarts.
 //!
 //! Modules: `keyring` (keys, envelope format, keyring encoding) and
 //! [`shamir`] (splitting the unseal key into shares). The barrier is the
@@ -47,6 +50,9 @@ pub const SEAL_CONFIG_PATH: &str = "core/seal-config";
 pub const DEFAULT_ROTATION_THRESHOLD: u64 = 3_500_000_000;
 /// How often (in encryptions) the active term's count is persisted.
 pub const PERSIST_INTERVAL: u64 = 1_000_000;
+/// Set in a persisted count written by a clean seal: the count is exact.
+/// Counts stay far below 2^63, so the bit is free.
+const EXACT_COUNT: u64 = 1 << 63;
 /// The term number in envelopes encrypted with the root or unseal key.
 const WRAP_TERM: u32 = 0;
 
@@ -184,7 +190,8 @@ impl Barrier {
         let root = Key::generate();
         let keyring = Keyring::first();
         let wrapped_root = unseal.seal(WRAP_TERM, ROOT_KEY_PATH, root.raw());
-        let wrapped_ring = root.seal(WRAP_TERM, KEYRING_PATH, &keyring.encode(0));
+        // A new keyring has made no encryptions: its count is exact.
+        let wrapped_ring = root.seal(WRAP_TERM, KEYRING_PATH, &keyring.encode(EXACT_COUNT));
         self.physical
             .batch(vec![
                 BatchOp::Put(ROOT_KEY_PATH.to_string(), wrapped_root),
@@ -231,14 +238,103 @@ impl Barrier {
         );
         let (keyring, persisted) = Keyring::decode(&ring_bytes)
             .map_err(|e| BarrierError::Corrupt(format!("{KEYRING_PATH}: {e}")))?;
-        // Up to PERSIST_INTERVAL encryptions may have happened since the
-        // count was last written.
-        let encryptions = persisted.saturating_add(PERSIST_INTERVAL);
-        self.state.store(Some(Arc::new(Unsealed {
+        let exact = persisted & EXACT_COUNT != 0;
+        let persisted = persisted & !EXACT_COUNT;
+        // After a clean seal the count is exact. Otherwise up to
+        // PERSIST_INTERVAL encryptions may have happened since it was last
+        // written.
+        let encryptions = if exact {
+            persisted
+        } else {
+            persisted.saturating_add(PERSIST_INTERVAL)
+        };
+        let state = Unsealed {
             root_key: Arc::new(root),
             keyring,
             encryptions: AtomicU64::new(encryptions),
-        })));
+        };
+        if exact {
+            // Unmark it before anything is encrypted: a crash from here on
+            // must add the interval again.
+            self.write_keyring(&state, encryptions).await?;
+        }
+        self.state.store(Some(Arc::new(state)));
+        Ok(())
+    }
+
+    /// Checks that `unseal_key` unwraps the stored root key, without
+    /// changing any state (generate-root and rekey authenticate with it).
+    pub async fn check_unseal_key(&self, unseal_key: &[u8]) -> Result<(), BarrierError> {
+        let unseal = Key::from_bytes(unseal_key).ok_or(BarrierError::InvalidKey)?;
+        let wrapped_root = self
+            .physical
+            .get(ROOT_KEY_PATH)
+            .await?
+            .ok_or(BarrierError::NotInitialized)?;
+        if envelope_term(&wrapped_root) != Some(WRAP_TERM) {
+            return Err(BarrierError::Corrupt(ROOT_KEY_PATH.into()));
+        }
+        unseal
+            .open(ROOT_KEY_PATH, wrapped_root)
+            .map(|root| drop(Zeroizing::new(root)))
+            .map_err(|_| BarrierError::InvalidKey)
+    }
+
+    /// Rekeys: generates a new root key, re-encrypts the keyring under it
+    /// and wraps it under `new_unseal_key`, storing both in one physical
+    /// batch with `extra` (plaintext operations, e.g. the new seal
+    /// configuration) so the new key and its configuration become durable
+    /// together. The old unseal key opens nothing afterwards.
+    pub async fn rekey(
+        &self,
+        new_unseal_key: &[u8],
+        extra: Vec<BatchOp>,
+    ) -> Result<(), BarrierError> {
+        let unseal = Key::from_bytes(new_unseal_key).ok_or(BarrierError::InvalidKey)?;
+        let _guard = self.keyring_lock.lock().await;
+        let state = self.current()?;
+        let root = Arc::new(Key::generate());
+        let next = Arc::new(Unsealed {
+            root_key: Arc::clone(&root),
+            keyring: state.keyring.clone(),
+            encryptions: AtomicU64::new(state.encryptions.load(Ordering::Relaxed)),
+        });
+        let count = next.encryptions.load(Ordering::Relaxed);
+        let wrapped_ring = root.seal(WRAP_TERM, KEYRING_PATH, &next.keyring.encode(count));
+        let wrapped_root = unseal.seal(WRAP_TERM, ROOT_KEY_PATH, root.raw());
+        let mut ops = vec![
+            BatchOp::Put(ROOT_KEY_PATH.to_string(), wrapped_root),
+            BatchOp::Put(KEYRING_PATH.to_string(), wrapped_ring),
+        ];
+        ops.extend(extra);
+        self.physical.batch(ops).await?;
+        let previous = self
+            .state
+            .compare_and_swap(&Some(Arc::clone(&state)), Some(next));
+        match &*previous {
+            Some(p) if Arc::ptr_eq(p, &state) => Ok(()),
+            _ => Err(BarrierError::Sealed),
+        }
+    }
+
+    /// Records the exact encryption count, then drops the keys from memory
+    /// (a clean seal: the next unseal starts from the exact count). Call it
+    /// once nothing writes any more. If an encryption still raced past the
+    /// recorded count, the count is written again unmarked, so the next
+    /// unseal adds the whole interval.
+    pub async fn seal_persisting(&self) -> Result<(), BarrierError> {
+        let _guard = self.keyring_lock.lock().await;
+        let Some(state) = self.state.load_full() else {
+            return Ok(());
+        };
+        let count = state.encryptions.load(Ordering::Relaxed);
+        let written = self.write_keyring(&state, count | EXACT_COUNT).await;
+        self.state.store(None);
+        written?;
+        let after = state.encryptions.load(Ordering::Relaxed);
+        if after != count {
+            self.write_keyring(&state, after).await?;
+        }
         Ok(())
     }
 

@@ -596,3 +596,79 @@ fn barrier_and_view_are_send_and_sync() {
     assert_send_sync::<Barrier>();
     assert_send_sync::<View>();
 }
+
+#[tokio::test]
+async fn a_clean_seal_keeps_the_exact_count_and_a_crash_after_it_does_not() {
+    let (barrier, mem, key) = unsealed().await;
+    barrier.seal_persisting().await.expect("clean seal");
+    barrier.unseal(&key).await.expect("unseal");
+    let start = barrier.key_status().expect("status").encryptions;
+    for i in 0..30 {
+        barrier.put(&format!("k{i}"), b"v").await.expect("put");
+    }
+    assert_eq!(
+        barrier.key_status().expect("status").encryptions,
+        start + 30
+    );
+    barrier.seal_persisting().await.expect("clean seal");
+    assert!(barrier.is_sealed());
+
+    // Unsealing after a clean seal counts on from the exact figure.
+    barrier.unseal(&key).await.expect("unseal");
+    assert_eq!(
+        barrier.key_status().expect("status").encryptions,
+        start + 30
+    );
+    barrier.put("one-more", b"v").await.expect("put");
+
+    // A crash now (no clean seal) assumes a whole interval again: the
+    // unseal above unmarked the exact count before encrypting anything.
+    let again = Barrier::new(mem.clone());
+    again.unseal(&key).await.expect("unseal");
+    assert_eq!(
+        again.key_status().expect("status").encryptions,
+        start + 30 + PERSIST_INTERVAL
+    );
+}
+
+#[tokio::test]
+async fn rekey_replaces_the_unseal_key_and_keeps_the_data() {
+    let (barrier, mem, old_key) = unsealed().await;
+    barrier.put("kept", b"value").await.expect("put");
+    assert!(barrier.check_unseal_key(&old_key).await.is_ok());
+    let new_key = generate_key();
+    barrier
+        .rekey(
+            &new_key,
+            vec![BatchOp::Put("core/extra".into(), b"plain".to_vec())],
+        )
+        .await
+        .expect("rekey");
+    // The extra operation landed in the same batch, unencrypted.
+    assert_eq!(
+        mem.get("core/extra").await.expect("get").as_deref(),
+        Some(&b"plain"[..])
+    );
+    assert!(matches!(
+        barrier.check_unseal_key(&old_key).await,
+        Err(BarrierError::InvalidKey)
+    ));
+    assert!(barrier.check_unseal_key(&new_key).await.is_ok());
+    // Still unsealed and working.
+    barrier.put("after", b"v").await.expect("put");
+
+    let again = Barrier::new(mem.clone());
+    assert!(matches!(
+        again.unseal(&old_key).await,
+        Err(BarrierError::InvalidKey)
+    ));
+    again
+        .unseal(&new_key)
+        .await
+        .expect("unseal with the new key");
+    assert_eq!(
+        again.get("kept").await.expect("get").as_deref(),
+        Some(&b"value"[..])
+    );
+    assert!(again.get("after").await.expect("get").is_some());
+}

@@ -151,6 +151,14 @@ pub struct ListenerConfig {
     /// `max_connections`: the most connections this listener serves at
     /// once. `None` (unset or 0) derives it from the file-descriptor limit.
     pub max_connections: Option<usize>,
+    /// `disable_unauthed_generate_root_endpoints` (default true, as in
+    /// OpenBao 2.x): when false the listener serves the unauthenticated
+    /// `sys/generate-root/{attempt,update}`.
+    pub disable_unauthed_generate_root_endpoints: bool,
+    /// `disable_unauthed_rekey_endpoints` (default true, as in OpenBao 2.x):
+    /// when false the listener serves the unauthenticated
+    /// `sys/rekey/{init,update,verify}`.
+    pub disable_unauthed_rekey_endpoints: bool,
 }
 
 impl Default for ListenerConfig {
@@ -166,6 +174,8 @@ impl Default for ListenerConfig {
             http_read_timeout: Some(DEFAULT_HTTP_READ_TIMEOUT),
             http_write_timeout: None,
             max_connections: None,
+            disable_unauthed_generate_root_endpoints: true,
+            disable_unauthed_rekey_endpoints: true,
         }
     }
 }

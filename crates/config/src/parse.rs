@@ -48,6 +48,8 @@ const TCP_KEYS: &[&str] = &[
     "http_read_timeout",
     "http_write_timeout",
     "max_connections",
+    "disable_unauthed_generate_root_endpoints",
+    "disable_unauthed_rekey_endpoints",
 ];
 
 /// Parses HCL text into the HCL-JSON-spec shape (HCL1 leniency, bounded
@@ -308,6 +310,14 @@ fn listener(
             }
         },
     };
+    let disable_unauthed_generate_root_endpoints = opt_bool(
+        &mut body,
+        "disable_unauthed_generate_root_endpoints",
+        &context,
+    )?
+    .unwrap_or(true);
+    let disable_unauthed_rekey_endpoints =
+        opt_bool(&mut body, "disable_unauthed_rekey_endpoints", &context)?.unwrap_or(true);
 
     Ok(ListenerConfig {
         address,
@@ -318,6 +328,8 @@ fn listener(
         http_read_timeout,
         http_write_timeout,
         max_connections,
+        disable_unauthed_generate_root_endpoints,
+        disable_unauthed_rekey_endpoints,
     })
 }
 

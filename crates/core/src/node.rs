@@ -14,14 +14,18 @@
 //!   and tokens, start expiration and the backends' periodic work;
 //! - [`gate`]: the one place that refuses writes unless active;
 //! - [`mounts`]: the mount tables and the routes built from them;
-//! - [`revocation`]: revoking tokens, token trees and leases, and the reaper.
+//! - [`revocation`]: revoking tokens, token trees and leases, and the reaper;
+//! - [`rootgen`] and [`rekey`]: generating a root token and replacing the
+//!   unseal key, each with a quorum of unseal key shares.
 //!
 //! The request path is in [`crate::pipeline`].
 
 pub mod activation;
 pub mod gate;
 pub mod mounts;
+pub mod rekey;
 pub mod revocation;
+pub mod rootgen;
 pub mod seal;
 
 #[cfg(test)]
@@ -155,6 +159,10 @@ pub struct Core {
     active: ArcSwapOption<Active>,
     hooks: ArcSwap<PipelineHooks>,
     progress: tokio::sync::Mutex<seal::UnsealProgress>,
+    /// The root token generation in progress (locked after `admin` when both are).
+    root_gen: tokio::sync::Mutex<Option<rootgen::RootGeneration>>,
+    /// The rekey in progress (locked after `admin`).
+    rekey: tokio::sync::Mutex<Option<rekey::Rekey>>,
     /// Serialises the state transitions (init, unseal, activation, seal).
     admin: tokio::sync::Mutex<()>,
     sys: Arc<dyn LogicalBackend>,
@@ -191,6 +199,8 @@ impl Core {
             active: ArcSwapOption::empty(),
             hooks: ArcSwap::from_pointee(PipelineHooks::default()),
             progress: tokio::sync::Mutex::new(seal::UnsealProgress::default()),
+            root_gen: tokio::sync::Mutex::new(None),
+            rekey: tokio::sync::Mutex::new(None),
             admin: tokio::sync::Mutex::new(()),
             sys: Arc::new(sys::backend(weak.clone())),
             token: Arc::new(token::backend::backend(weak.clone())),

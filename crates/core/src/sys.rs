@@ -18,11 +18,15 @@ use strongroom_sdk::logical::{Data, Operation, Response};
 use strongroom_sdk::{duration, Error, Result};
 
 mod leases;
+mod operators;
+mod remount;
 mod wrapping;
 
-/// The system backend's state: a handle back to the core.
+/// The system backend's state: a handle back to the core, and the mount
+/// moves made since start (`sys/remount/status/:id`).
 pub struct SysState {
     core: Weak<Core>,
+    migrations: std::sync::Mutex<std::collections::HashMap<String, (String, String)>>,
 }
 
 impl SysState {
@@ -1077,28 +1081,40 @@ pub fn backend(core: Weak<Core>) -> Backend<SysState> {
     let mut paths = paths;
     paths.extend(wrapping::paths());
     paths.extend(leases::paths());
+    paths.extend(operators::paths());
+    paths.extend(remount::paths());
     Backend::new(
-        Arc::new(SysState { core }),
+        Arc::new(SysState {
+            core,
+            migrations: Default::default(),
+        }),
         paths,
         "The system backend is built-in to Vault and cannot be remounted or\nunmounted. It contains the paths that are used to configure Vault itself\nas well as perform core operations.",
     )
     .special_paths(SpecialPaths {
-        unauthenticated: PathSet::new(&[
-            "init",
-            "seal-status",
-            "unseal",
-            "health",
-            "leader",
-            "internal/ui/mounts",
-            "internal/ui/mounts/*",
-            "internal/specs/openapi",
-            "wrapping/lookup",
-        ]),
+        unauthenticated: PathSet::new(
+            &[
+                "init",
+                "seal-status",
+                "unseal",
+                "health",
+                "leader",
+                "internal/ui/mounts",
+                "internal/ui/mounts/*",
+                "internal/specs/openapi",
+                "wrapping/lookup",
+            ]
+            .iter()
+            .chain(operators::UNAUTHENTICATED)
+            .copied()
+            .collect::<Vec<_>>(),
+        ),
         root: PathSet::new(&[
             "seal",
             "rotate",
             "key-status",
             "auth/*",
+            "remount",
             "leases/revoke-prefix/*",
             "leases/revoke-force/*",
             "leases/lookup/*",

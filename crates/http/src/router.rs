@@ -26,6 +26,14 @@ pub struct HttpOptions {
     /// The largest request body accepted, in bytes; larger ones are refused
     /// with 413. `u64::MAX` means unlimited.
     pub max_request_size: u64,
+    /// Serve the unauthenticated `sys/generate-root/{attempt,update}`
+    /// (OpenBao's `disable_unauthed_generate_root_endpoints = false`);
+    /// otherwise they answer 405.
+    pub unauthed_generate_root: bool,
+    /// Serve the unauthenticated `sys/rekey/{init,update,verify}`
+    /// (OpenBao's `disable_unauthed_rekey_endpoints = false`); otherwise
+    /// they answer 405.
+    pub unauthed_rekey: bool,
 }
 
 impl HttpOptions {
@@ -37,6 +45,8 @@ impl Default for HttpOptions {
     fn default() -> Self {
         HttpOptions {
             max_request_size: Self::DEFAULT_MAX_REQUEST_SIZE,
+            unauthed_generate_root: false,
+            unauthed_rekey: false,
         }
     }
 }
@@ -144,6 +154,9 @@ async fn answer(
     body: Body,
     remote: Option<std::net::IpAddr>,
 ) -> Result<http::Response<Body>, Error> {
+    if refused_unauthed(&state.opts, parts.uri.path()) {
+        return Err(Error::UnsupportedOperation);
+    }
     let max = state.opts.max_request_size;
     let declared = parts
         .headers
@@ -181,6 +194,30 @@ enum BodyFailure {
     TimedOut,
     /// Too large, or the connection broke: the error to answer with.
     Refused(Error),
+}
+
+/// Whether `path` is one of the legacy unauthenticated operator endpoints
+/// this listener does not serve. OpenBao registers them only when the
+/// listener enables them; otherwise they answer 405 "unsupported operation".
+fn refused_unauthed(opts: &HttpOptions, path: &str) -> bool {
+    let Some(rest) = path.strip_prefix("/v1/") else {
+        return false;
+    };
+    let rest = rest.trim_end_matches('/');
+    let generate_root = matches!(
+        rest,
+        "sys/generate-root/attempt" | "sys/generate-root/update"
+    );
+    let rekey = matches!(
+        rest,
+        "sys/rekey/init"
+            | "sys/rekey/update"
+            | "sys/rekey/verify"
+            | "sys/rekey-recovery-key/init"
+            | "sys/rekey-recovery-key/update"
+            | "sys/rekey-recovery-key/verify"
+    );
+    (generate_root && !opts.unauthed_generate_root) || (rekey && !opts.unauthed_rekey)
 }
 
 /// Reads the whole body, refusing it as soon as it grows past `max` bytes.

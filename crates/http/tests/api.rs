@@ -243,6 +243,7 @@ fn small_limit(fake: &Arc<Fake>) -> axum::Router {
         fake.clone(),
         HttpOptions {
             max_request_size: 16,
+            ..HttpOptions::default()
         },
     )
 }

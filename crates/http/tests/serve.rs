@@ -169,6 +169,7 @@ async fn chunked_body_over_the_limit_is_413_on_the_wire() {
         None,
         HttpOptions {
             max_request_size: 64,
+            ..HttpOptions::default()
         },
     )
     .await;

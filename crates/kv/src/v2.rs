@@ -840,7 +840,7 @@ pub fn backend() -> Backend<KvV2> {
                 .op(Operation::Update, handler(metadata_write), "Write the key's metadata settings.")
                 .op(Operation::Patch, handler(metadata_patch), "Patch the key's metadata settings.")
                 .op(Operation::Delete, handler(metadata_delete), "Delete the key's metadata and every version.")
-                .help("Configures settings for the KV store", "Reads, lists, writes, patches and deletes a key's metadata: max_versions, cas_required, delete_version_after, custom_metadata, and the versions with their times. Deleting the metadata deletes every version."),
+                .help("Allows interaction with key metadata and settings in the KV store.", "Reads, lists, writes, patches and deletes a key's metadata: max_versions, cas_required, delete_version_after, custom_metadata, and the versions with their times. Deleting the metadata deletes every version."),
             Path::new("subkeys/{path*}")
                 .fields(vec![
                     path_field(),
@@ -858,7 +858,7 @@ pub fn backend() -> Backend<KvV2> {
                 .op(Operation::Patch, handler(|_: S, _| v1_style("patch")), "Not a KV v2 path.")
                 .op(Operation::Delete, handler(|_: S, _| v1_style("delete")), "Not a KV v2 path.")
                 .op(Operation::List, handler(|_: S, _| v1_style("list")), "Not a KV v2 path.")
-                .help("Not a KV v2 path.", "Versioned secrets live under data/, metadata/, delete/, undelete/, destroy/ and subkeys/."),
+                .help("", "Not a KV v2 path: versioned secrets live under data/, metadata/, delete/, undelete/, destroy/ and subkeys/."),
         ],
         "The kv backend reads and writes arbitrary secrets to the backend,\nkeeping versions of each. The secrets are encrypted/decrypted by\nStrongroom: they are never stored unencrypted in the backend.",
     )

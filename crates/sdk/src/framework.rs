@@ -348,6 +348,29 @@ pub struct Backend<S> {
 }
 
 impl<S: Send + Sync + 'static> Backend<S> {
+    /// The help of the whole backend: its description and every path with
+    /// its synopsis, laid out as OpenBao's `path-help` on a mount root.
+    fn root_help(&self) -> String {
+        let mut text = format!(
+            "## DESCRIPTION\n\n{}\n\n## PATHS\n\n\
+             The following paths are supported by this backend. To view help for\n\
+             any of the paths below, use the help command with any route matching\n\
+             the path pattern. Note that depending on the policy of your auth token,\n\
+             you may or may not be able to access certain paths.\n\n",
+            self.help.trim()
+        );
+        let mut paths: Vec<_> = self.paths.iter().collect();
+        paths.sort_by(|a, b| a.pattern.source().cmp(b.pattern.source()));
+        for p in paths {
+            text.push_str(&format!(
+                "    {}\n        {}\n\n",
+                p.pattern.source(),
+                p.synopsis.trim()
+            ));
+        }
+        text
+    }
+
     /// A backend with its state, paths and general help.
     pub fn new(state: Arc<S>, paths: Vec<Path<S>>, help: &'static str) -> Self {
         Backend {
@@ -477,9 +500,16 @@ impl<S: Send + Sync + 'static> LogicalBackend for Backend<S> {
     }
 
     fn help(&self, mount: &MountContext, rel: &str) -> Result<Value> {
-        let Some((path, _)) = self.route(rel) else {
+        // The mount root gets the backend's own help, as in OpenBao, even
+        // when a catch-all route would match the empty path.
+        let route = if rel.trim_matches('/').is_empty() {
+            None
+        } else {
+            self.route(rel)
+        };
+        let Some((path, _)) = route else {
             return Ok(json!({
-                "help": self.help.trim(),
+                "help": self.root_help(),
                 "openapi": openapi_document(self.openapi_paths(&mount.path)),
                 "see_also": null,
             }));

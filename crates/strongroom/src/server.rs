@@ -212,8 +212,13 @@ async fn serve(args: ServerArgs, config: ServerConfig, log_level: &str) -> anyho
             .await
             .with_context(|| format!("binding listener {}", l.address))?;
         let addr: SocketAddr = listener.local_addr()?;
+        let opts = HttpOptions {
+            max_request_size: l.max_request_size,
+            unauthed_generate_root: !l.disable_unauthed_generate_root_endpoints,
+            unauthed_rekey: !l.disable_unauthed_rekey_endpoints,
+        };
         let limits = conn_limits(l, config.listeners.len());
-        bound.push((listener, tls, addr, l.max_request_size, limits));
+        bound.push((listener, tls, addr, opts, limits));
     }
 
     let scheme = |tls: bool| if tls { "https" } else { "http" };
@@ -225,7 +230,8 @@ async fn serve(args: ServerArgs, config: ServerConfig, log_level: &str) -> anyho
 
     println!("==> Strongroom server configuration:\n");
     println!("             Api Address: {api_addr}");
-    for (_, tls, addr, max, limits) in &bound {
+    for (_, tls, addr, opts, limits) in &bound {
+        let max = opts.max_request_size;
         println!(
             "                Listener: tcp (addr: \"{addr}\", max_request_size: \"{max}\", max_connections: \"{}\", tls: \"{}\")",
             limits.max_connections,
@@ -267,8 +273,8 @@ async fn serve(args: ServerArgs, config: ServerConfig, log_level: &str) -> anyho
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
-    for (listener, tls, addr, max_request_size, limits) in bound {
-        let app = strongroom_http::router(core.clone(), HttpOptions { max_request_size });
+    for (listener, tls, addr, opts, limits) in bound {
+        let app = strongroom_http::router(core.clone(), opts);
         let mut rx = stop_rx.clone();
         let shutdown = async move {
             let _ = rx.wait_for(|stop| *stop).await;

@@ -695,6 +695,9 @@ pub struct Listener {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// `max_request_size` in bytes.
     pub max_request_size: Option<u64>,
+    /// Serve the unauthenticated `sys/generate-root/*` and `sys/rekey/*`
+    /// (renders both `disable_unauthed_*_endpoints = false`).
+    pub unauthed_operator_endpoints: bool,
 }
 
 /// Where a config-file server keeps its data.
@@ -774,6 +777,9 @@ impl Config {
             }
             for line in &self.listener_lines {
                 s.push_str(&format!("  {line}\n"));
+            if l.unauthed_operator_endpoints {
+                s.push_str("  disable_unauthed_generate_root_endpoints = false\n");
+                s.push_str("  disable_unauthed_rekey_endpoints = false\n");
             }
             s.push_str("}\n");
         }

@@ -445,4 +445,133 @@ impl Core {
         }
         Ok(())
     }
+
+    /// Moves the mount at `from` to `to` (both full paths, `auth/...` for
+    /// auth methods) within its table, with its data (stored by the mount's
+    /// uuid, so it stays where it is) and its configuration. As in OpenBao,
+    /// the leases issued under the old path (for an auth method: its
+    /// tokens) are revoked first, forcibly. The old path is free afterwards.
+    pub async fn remount(&self, from: &str, to: &str) -> Result<()> {
+        let split = |raw: &str| -> Result<(Table, String)> {
+            let p = normalize_mount_path(raw)?;
+            match p.strip_prefix("auth/") {
+                Some(rest) => Ok((Table::Auth, normalize_mount_path(rest)?)),
+                None => Ok((Table::Mounts, p)),
+            }
+        };
+        let (from_table, from_path) = split(from)?;
+        let (to_table, to_path) = split(to)?;
+        let full = |t: Table, p: &str| match t {
+            Table::Auth => format!("auth/{p}"),
+            Table::Mounts => p.to_string(),
+        };
+        let (from_full, to_full) = (full(from_table, &from_path), full(to_table, &to_path));
+        if matches!(
+            from_full.as_str(),
+            "sys/" | "cubbyhole/" | "identity/" | "auth/token/"
+        ) || from_full == "auth/"
+        {
+            return Err(Error::bad_request(format!("cannot remount {from_full:?}")));
+        }
+        match (from_table, to_table) {
+            (Table::Auth, Table::Mounts) => {
+                return Err(Error::bad_request(format!(
+                    "cannot remount auth mount to non-auth mount {to_full:?}"
+                )))
+            }
+            (Table::Mounts, Table::Auth) => {
+                return Err(Error::bad_request(format!(
+                    "cannot remount to destination {to_full}"
+                )))
+            }
+            _ => {}
+        }
+        if to_table == Table::Mounts
+            && ["sys/", "auth/", "cubbyhole/", "identity/"]
+                .iter()
+                .any(|r| to_path.starts_with(r))
+        {
+            return Err(Error::bad_request(format!(
+                "cannot remount to destination {to_full}"
+            )));
+        }
+        let unsealed = self.active()?;
+        // Check before revoking anything; the checks are repeated under the
+        // same lock as the move.
+        self.remount_target(&unsealed, from_table, &from_path, &from_full, &to_path)
+            .await?;
+        let old_prefix = full(from_table, &from_path);
+        self.revoke_prefix(&old_prefix, true).await?;
+        let mut tables = unsealed.tables.lock().await;
+        let mut next = tables.clone();
+        let pos = next
+            .table_mut(from_table)
+            .iter()
+            .position(|e| e.path == from_path)
+            .ok_or_else(|| Error::bad_request(format!("no matching mount at {from_full:?}")))?;
+        if let Some(existing) = next
+            .table_mut(to_table)
+            .iter()
+            .find(|e| e.path != from_path && overlaps(&e.path, &to_path))
+        {
+            return Err(Error::bad_request(format!(
+                "path already in use at {:?}",
+                existing.route_path()
+            )));
+        }
+        let entry = &mut next.table_mut(from_table)[pos];
+        entry.path = to_path.clone();
+        let entry = entry.clone();
+        let new_prefix = entry.route_path();
+        let route = self.build_route(&entry)?;
+        route.backend.initialize(&route.mounted()).await?;
+        self.persist_tables(&next).await?;
+        *tables = next;
+        let current = unsealed.routes.load_full();
+        let mut removed = Vec::new();
+        let mut routes: Vec<Arc<Route>> = Vec::with_capacity(current.routes().len());
+        for r in current.routes() {
+            if r.prefix == old_prefix {
+                removed.push(r.clone());
+            } else {
+                routes.push(r.clone());
+            }
+        }
+        routes.push(route);
+        unsealed.routes.store(Arc::new(RouteTable::new(routes)));
+        for r in removed {
+            r.backend.cleanup().await;
+        }
+        tracing::info!(from = %old_prefix, to = %new_prefix, "core: mount moved");
+        Ok(())
+    }
+
+    /// The remount checks that need the table: the source exists and the
+    /// destination is free.
+    async fn remount_target(
+        &self,
+        unsealed: &super::Active,
+        table: Table,
+        from_path: &str,
+        from_full: &str,
+        to_path: &str,
+    ) -> Result<()> {
+        let mut tables = unsealed.tables.lock().await;
+        let entries = tables.table_mut(table);
+        if !entries.iter().any(|e| e.path == from_path) {
+            return Err(Error::bad_request(format!(
+                "no matching mount at {from_full:?}"
+            )));
+        }
+        if let Some(existing) = entries
+            .iter()
+            .find(|e| e.path != from_path && overlaps(&e.path, to_path))
+        {
+            return Err(Error::bad_request(format!(
+                "path already in use at {:?}",
+                existing.route_path()
+            )));
+        }
+        Ok(())
+    }
 }

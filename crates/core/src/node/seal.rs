@@ -217,7 +217,16 @@ impl Core {
     /// clean up and nothing writes), then drops the keys.
     pub(crate) async fn seal_locked(&self) {
         self.step_down_locked().await;
-        self.barrier.seal();
+        // Nothing writes after stepping down: record the exact encryption
+        // count for key-status (on failure the next unseal assumes a whole
+        // persist interval, as after a crash).
+        if let Err(e) = self.barrier.seal_persisting().await {
+            tracing::warn!(error = %e, "core: could not record the encryption count while sealing");
+            self.barrier.seal();
+        }
         self.reset_unseal().await;
+        // Root generation and rekey need an unsealed node: both start over.
+        *self.root_gen.lock().await = None;
+        *self.rekey.lock().await = None;
     }
 }

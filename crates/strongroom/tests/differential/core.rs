@@ -790,6 +790,7 @@ async fn config_init_unseal_seal_flow() {
     cfg.listeners = vec![Listener {
         tls: None,
         max_request_size: Some(4096),
+        ..Default::default()
     }];
     let mut p = differences::pair_with_config(&cfg);
 

@@ -20,6 +20,15 @@ pub fn pair_with_config(config: &Config) -> Pair {
     Pair::with_config(config).accepting(&ALWAYS)
 }
 
+/// A rekey with an invalid seal configuration (threshold above shares):
+/// OpenBao answers 500, Strongroom 400 with the same message (bad input is a
+/// client error).
+pub const REKEY_CONFIG_STATUS: &[Allow] = &[Allow {
+    pattern: "#status",
+    reason: "OpenBao answers an invalid rekey seal configuration with 500; Strongroom with 400, \
+             as for any bad input",
+}];
+
 /// What every comparison accepts.
 pub static ALWAYS: Differences = Differences {
     allow: &[
@@ -62,13 +71,15 @@ pub static ALWAYS: Differences = Differences {
         },
         Allow {
             pattern: "/encryptions",
-            reason: "sys/key-status encryptions: Strongroom counts up to its persist interval of encryptions since the \
-                     last persisted count, so a crash never resets the nonce budget (deliberate, safer)",
+            reason: "sys/key-status encryptions: each server counts its own writes (Strongroom also counts its \
+                     internal records); after a crash Strongroom adds its persist interval to the last persisted \
+                     count, so a crash never resets the nonce budget (deliberate, safer)",
         },
         Allow {
             pattern: "/data/encryptions",
-            reason: "sys/key-status encryptions: Strongroom counts up to its persist interval of encryptions since the \
-                     last persisted count, so a crash never resets the nonce budget (deliberate, safer)",
+            reason: "sys/key-status encryptions: each server counts its own writes (Strongroom also counts its \
+                     internal records); after a crash Strongroom adds its persist interval to the last persisted \
+                     count, so a crash never resets the nonce budget (deliberate, safer)",
         },
     ],
     known: KNOWN,

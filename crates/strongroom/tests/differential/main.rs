@@ -15,4 +15,7 @@ mod core;
 mod differences;
 mod kubernetes;
 mod kv2;
+mod operators;
+mod path_help;
+mod remount;
 mod tokens;

@@ -45,6 +45,7 @@ async fn tls_listener_serves_the_api_with_the_configured_certificate() {
     cfg.listeners = vec![Listener {
         tls: Some((cert, key)),
         max_request_size: None,
+        ..Default::default()
     }];
     let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes()).expect("CA PEM");
     let client = reqwest::Client::builder()
@@ -87,6 +88,7 @@ async fn bodies_over_max_request_size_get_413() {
     cfg.listeners = vec![Listener {
         tls: None,
         max_request_size: Some(1024),
+        ..Default::default()
     }];
     let mut server = Server::with_config(target(), &cfg);
     let big = json!({"secret_shares": 1, "secret_threshold": 1, "pad": "p".repeat(2048)});

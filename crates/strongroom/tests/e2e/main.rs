@@ -14,3 +14,4 @@ mod gatekeeper_support;
 mod gcp;
 mod http_contract;
 mod races;
+mod operators;
