@@ -308,6 +308,25 @@ mod tests {
     }
 
     #[test]
+    fn decode_given_ignores_declared_defaults() {
+        #[derive(Debug, Deserialize)]
+        struct Given {
+            with_default: Option<bool>,
+            count: Option<i64>,
+        }
+        let fd = data(json!({"count": "3"}), &[]);
+        let g: Given = fd.decode_given().unwrap();
+        assert_eq!((g.with_default, g.count), (None, Some(3)));
+        let g: Given = data(json!({"with_default": "f", "count": null}), &[])
+            .decode_given()
+            .unwrap();
+        assert_eq!((g.with_default, g.count), (Some(false), None));
+        // Plain decode applies the default.
+        let g: Given = fd.decode().unwrap();
+        assert_eq!(g.with_default, Some(true));
+    }
+
+    #[test]
     fn bad_values_are_400s_naming_the_field() {
         let err = data(json!({"count": "many"}), &[])
             .decode::<Params>()
