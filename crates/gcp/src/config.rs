@@ -294,7 +294,7 @@ pub async fn read(s: Arc<Gcp>, ctx: Ctx) -> Result<Response> {
 
 /// The fields of a `config` write.
 #[derive(Deserialize)]
-struct ConfigWrite {
+pub(crate) struct ConfigWrite {
     credentials: Option<String>,
     #[serde(default, deserialize_with = "double_option::deserialize")]
     custom_endpoint: Option<Option<Map<String, Value>>>,

@@ -89,6 +89,7 @@ pub fn backend(options: &Options) -> Result<Backend<Gcp>> {
                 Field::new("role", FieldType::String, "Name of the role against which the login is being attempted."),
                 Field::new("jwt", FieldType::String, "A signed JWT for authenticating a service account."),
             ])
+            .decodes::<login::LoginRequest>()
             .op(Operation::Update, handler(login::login), "Authenticates a GCP service account with a signed JWT.")
             .help("Authenticates Google Cloud Platform entities with Vault.", "Authenticate a service account with a JWT it signed (self-signed or through IAM signJwt)."),
         Path::new("config")
@@ -96,6 +97,7 @@ pub fn backend(options: &Options) -> Result<Backend<Gcp>> {
                 Field::new("credentials", FieldType::String, "Google credentials JSON that Vault will use to verify users against GCP APIs. If not specified, will use application default credentials."),
                 Field::new("custom_endpoint", FieldType::Map, "Specifies overrides for various Google API Service Endpoints used in requests (api, iam, crm, compute).").nullable(),
             ])
+            .decodes::<config::ConfigWrite>()
             .op(Operation::Read, handler(config::read), "Read the GCP auth configuration.")
             .op(Operation::Update, handler(config::write), "Configure the GCP auth method.")
             .op(Operation::Delete, handler(config::delete), "Delete the GCP auth configuration.")
@@ -108,10 +110,19 @@ pub fn backend(options: &Options) -> Result<Backend<Gcp>> {
                 Field::new("add", FieldType::CommaStringSlice, "Service-account emails or ids to add to the role."),
                 Field::new("remove", FieldType::CommaStringSlice, "Service-account emails or ids to remove from the role."),
             ])
+            .decodes::<role::RolePath>()
+            .decodes::<role::EditAccounts>()
             .op(Operation::Update, handler(role::edit_service_accounts), "Add or remove service accounts for an existing iam role.")
             .help("Add or remove service accounts for an existing iam role.", "Edits the service accounts bound to an iam role: add and remove lists."),
-        Path::new("role/{name}")
+        Legacy::GCP.decodes(Path::new("role/{name}"))
             .fields(role_fields())
+            .decodes::<role::RolePath>()
+            .decodes::<role::TypeWrite>()
+            .decodes::<role::Projects>()
+            .decodes::<role::OldProjects>()
+            .decodes::<role::Accounts>()
+            .decodes::<role::OldAccounts>()
+            .decodes::<role::RestWrite>()
             .exists(existence(role::exists))
             .op(Operation::Read, handler(role::read), "Read the role.")
             .op(Operation::Create, handler(role::write), "Register a role.")

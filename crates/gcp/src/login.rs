@@ -184,7 +184,7 @@ async fn fetch_key(
 
 /// The fields of a login.
 #[derive(serde::Deserialize)]
-struct LoginRequest {
+pub(crate) struct LoginRequest {
     role: Option<String>,
     jwt: Option<String>,
 }

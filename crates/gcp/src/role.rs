@@ -154,7 +154,7 @@ impl RoleEntry {
 
 /// The role name of a `role/:name` request.
 #[derive(Deserialize)]
-struct RolePath {
+pub(crate) struct RolePath {
     name: String,
 }
 
@@ -167,7 +167,7 @@ fn name_of(s: &Gcp, ctx: &Ctx) -> Result<String> {
 
 /// The role type of a write: `type`, or the older `role_type`.
 #[derive(Deserialize)]
-struct TypeWrite {
+pub(crate) struct TypeWrite {
     #[serde(rename = "type")]
     kind: Option<String>,
     role_type: Option<String>,
@@ -175,32 +175,32 @@ struct TypeWrite {
 
 /// `bound_projects`, read first.
 #[derive(Deserialize)]
-struct Projects {
+pub(crate) struct Projects {
     bound_projects: Option<Vec<String>>,
 }
 
 /// The older `project_id`, read only without `bound_projects`.
 #[derive(Deserialize)]
-struct OldProjects {
+pub(crate) struct OldProjects {
     project_id: Option<Vec<String>>,
 }
 
 /// `bound_service_accounts`, read first.
 #[derive(Deserialize)]
-struct Accounts {
+pub(crate) struct Accounts {
     bound_service_accounts: Option<Vec<String>>,
 }
 
 /// The older `service_accounts`, read only without
 /// `bound_service_accounts`.
 #[derive(Deserialize)]
-struct OldAccounts {
+pub(crate) struct OldAccounts {
     service_accounts: Option<Vec<String>>,
 }
 
 /// The remaining fields of the method's own.
 #[derive(Deserialize)]
-struct RestWrite {
+pub(crate) struct RestWrite {
     /// Seconds.
     max_jwt_exp: Option<u64>,
     allow_gce_inference: Option<bool>,
@@ -209,7 +209,7 @@ struct RestWrite {
 /// The fields of `role/:name/service-accounts`.
 #[derive(Deserialize, Default)]
 #[serde(default)]
-struct EditAccounts {
+pub(crate) struct EditAccounts {
     add: Vec<String>,
     remove: Vec<String>,
 }

@@ -189,14 +189,14 @@ pub async fn read(s: Arc<Kubernetes>, ctx: Ctx) -> Result<Response> {
 /// The host of a `config` write.
 #[derive(Deserialize, Default)]
 #[serde(default)]
-struct Host {
+pub(crate) struct Host {
     kubernetes_host: String,
 }
 
 /// The other fields of a `config` write (absent strings and lists empty).
 #[derive(Deserialize, Default)]
 #[serde(default)]
-struct ConfigWrite {
+pub(crate) struct ConfigWrite {
     kubernetes_ca_cert: String,
     pem_keys: Vec<String>,
     token_reviewer_jwt: String,

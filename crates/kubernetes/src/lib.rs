@@ -79,17 +79,22 @@ pub fn backend() -> Backend<Kubernetes> {
                 Field::new("role", FieldType::String, "Name of the role against which the login is being attempted."),
                 Field::new("jwt", FieldType::String, "A signed JWT for authenticating a service account."),
             ])
+            .decodes::<login::LoginRequest>()
             .op(Operation::Update, handler(login::login), "Authenticates Kubernetes service accounts with Vault.")
             .help("Authenticates Kubernetes service accounts with Vault.", "Authenticate Kubernetes service accounts."),
         Path::new("config")
             .fields(config_fields())
+            .decodes::<config::Host>()
+            .decodes::<config::ConfigWrite>()
             .op(Operation::Read, handler(config::read), "Read the Kubernetes auth configuration.")
             .op(Operation::Update, handler(config::write), "Configure the Kubernetes auth method.")
             .help("Configures the JWT Public Key and Kubernetes API information.", "The Kubernetes Auth backend validates service account JWTs and verifies their existence with the Kubernetes TokenReview API. This endpoint configures the public key used to validate the JWT signature and the necessary information to access the Kubernetes API."),
         list_path("role/?"),
         list_path("roles/?"),
-        Path::new("role/{name}")
+        Legacy::KUBERNETES.decodes(Path::new("role/{name}"))
             .fields(role_fields())
+            .decodes::<role::RolePath>()
+            .decodes::<role::RoleWrite>()
             .exists(existence(role::exists))
             .op(Operation::Read, handler(role::read), "Read the role.")
             .op(Operation::Create, handler(role::write), "Register a role.")

@@ -20,7 +20,7 @@ use crate::state::Kubernetes;
 
 /// The fields of a login.
 #[derive(Deserialize)]
-struct LoginRequest {
+pub(crate) struct LoginRequest {
     role: Option<String>,
     jwt: Option<String>,
 }

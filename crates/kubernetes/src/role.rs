@@ -104,7 +104,7 @@ impl RoleEntry {
 
 /// The role name of a `role/:name` request.
 #[derive(Deserialize)]
-struct RolePath {
+pub(crate) struct RolePath {
     name: String,
 }
 
@@ -118,7 +118,7 @@ fn name_of(s: &Kubernetes, ctx: &Ctx) -> Result<String> {
 /// The method's own fields of a role write (the token parameters are
 /// [`TokenParams::apply`]'s).
 #[derive(Deserialize)]
-struct RoleWrite {
+pub(crate) struct RoleWrite {
     bound_service_account_names: Option<Vec<String>>,
     bound_service_account_namespaces: Option<Vec<String>>,
     audience: Option<String>,

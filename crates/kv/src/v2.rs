@@ -803,6 +803,7 @@ pub fn backend() -> Backend<KvV2> {
                     Field::new("delete_version_after", FieldType::DurationSecond, "Soft-delete versions this long after they are written (0: never)."),
                     Field::new("metadata_cas_required", FieldType::Bool, "Every metadata write must carry metadata_cas."),
                 ])
+                .decodes::<Settings>()
                 .op(Operation::Read, handler(config_read), "Read the backend level settings.")
                 .op(Operation::Update, handler(config_write), "Configure backend level settings that are applied to every key in the key-value store.")
                 .help("Configures settings for the KV store", "This path configures backend level settings that are applied to every key in the key-value store: max_versions, cas_required and delete_version_after."),
@@ -813,6 +814,10 @@ pub fn backend() -> Backend<KvV2> {
                     Field::new("data", FieldType::Map, "The contents of the data map will be stored and returned on read.").raw(),
                     Field::new("options", FieldType::Map, "Options for writing a KV entry: cas, the version the write expects to replace (0: the key must not exist)."),
                 ])
+                .decodes::<PathParam>()
+                .decodes::<VersionParam>()
+                .decodes::<DataParam>()
+                .decodes::<OptionsParam>()
                 .exists(existence(data_exists))
                 .op(Operation::Read, handler(data_read), "Read the data at the given version (default: current).")
                 .op(Operation::Create, handler(data_write), "Write a new version of the data.")
@@ -822,18 +827,28 @@ pub fn backend() -> Backend<KvV2> {
                 .help("Write, Patch, Read, and Delete data in the Key-Value Store.", "Each write stores a new version; reads return the current or the given version; a deleted version answers 404 with its metadata; PATCH applies a JSON merge patch (Content-Type application/merge-patch+json)."),
             Path::new("delete/{path*}")
                 .fields(versions_field())
+                .decodes::<PathParam>()
+                .decodes::<VersionsParam>()
                 .op(Operation::Update, handler(delete_versions), "Soft-delete the given versions.")
                 .help("Marks one or more versions as deleted in the KV store.", "Deleted versions answer 404 on read until undeleted; their data is kept."),
             Path::new("undelete/{path*}")
                 .fields(versions_field())
+                .decodes::<PathParam>()
+                .decodes::<VersionsParam>()
                 .op(Operation::Update, handler(undelete_versions), "Undelete the given versions.")
                 .help("Undeletes one or more versions from the KV store.", "Clears the deletion of the given versions (destroyed versions stay destroyed)."),
             Path::new("destroy/{path*}")
                 .fields(versions_field())
+                .decodes::<PathParam>()
+                .decodes::<VersionsParam>()
                 .op(Operation::Update, handler(destroy_versions), "Permanently remove the given versions' data.")
                 .help("Permanently removes one or more versions in the KV store", "The data of the given versions is deleted; their metadata is kept, marked destroyed."),
             Path::new("metadata/{path*}")
                 .fields(metadata_fields())
+                .decodes::<PathParam>()
+                .decodes::<Settings>()
+                .decodes::<CustomMetadataParam>()
+                .decodes::<MetadataCasParam>()
                 .op(Operation::Read, handler(metadata_read), "Read the key's metadata and its versions.")
                 .op(Operation::List, handler(metadata_list), "List the keys below a path.")
                 .op(Operation::Create, handler(metadata_write), "Write the key's metadata settings.")
@@ -847,6 +862,9 @@ pub fn backend() -> Backend<KvV2> {
                     Field::new("version", FieldType::Int, "The version to read (0: the current one)."),
                     Field::new("depth", FieldType::Int, "How deep to descend (0: all the way)."),
                 ])
+                .decodes::<PathParam>()
+                .decodes::<VersionParam>()
+                .decodes::<DepthParam>()
                 .op(Operation::Read, handler(subkeys_read), "Read the structure of a secret, without its values.")
                 .help("Read the structure of a secret entry from the Key-Value store with the values removed.", "Returns the keys of the secret with every leaf value null, down to depth levels."),
             // Anything else is a KV v1-style path: OpenBao answers 404 with

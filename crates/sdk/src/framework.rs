@@ -9,6 +9,7 @@ mod decode;
 mod field;
 mod pattern;
 
+use std::any::TypeId;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use serde_json::{json, Map, Value};
 
-pub use decode::{double_option, struct_fields};
+pub use decode::{double_option, struct_fields, undeclared_fields};
 pub use field::{parse_go_bool, Field, FieldData, FieldType};
 pub use pattern::{Captures, Pattern};
 
@@ -116,8 +117,14 @@ pub struct Ctx {
 impl Ctx {
     /// Decodes the request through the path's declared fields into `T`
     /// (see [`FieldData::decode`]).
-    pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
+    pub fn decode<T: serde::de::DeserializeOwned + 'static>(&self) -> Result<T> {
         self.fields.decode()
+    }
+
+    /// Decodes only what the request gives into `T`, ignoring declared
+    /// defaults (see [`FieldData::decode_given`]).
+    pub fn decode_given<T: serde::de::DeserializeOwned + 'static>(&self) -> Result<T> {
+        self.fields.decode_given()
     }
 }
 
@@ -159,6 +166,19 @@ pub struct Path<S> {
     arbitrary_input: bool,
     synopsis: &'static str,
     description: &'static str,
+    decodes: Vec<Decodes>,
+    /// The ids of `decodes` (`None` when empty), shared with each request's
+    /// [`FieldData`].
+    decode_ids: Option<Arc<[TypeId]>>,
+}
+
+/// A struct a path's handlers decode, as declared with [`Path::decodes`].
+struct Decodes {
+    id: TypeId,
+    name: &'static str,
+    /// The struct's names the path does not declare, or why it cannot be
+    /// decoded at all (checked when the backend is built).
+    check: fn(&[Field]) -> std::result::Result<Vec<&'static str>, String>,
 }
 
 impl<S> Path<S> {
@@ -172,7 +192,43 @@ impl<S> Path<S> {
             arbitrary_input: false,
             synopsis: "",
             description: "",
+            decodes: Vec::new(),
+            decode_ids: None,
         }
+    }
+
+    /// Declares a struct the path's handlers decode with [`Ctx::decode`]
+    /// or [`Ctx::decode_given`] (builder style). [`Backend::new`] checks
+    /// that every field of `T` is a declared field of the path, so a
+    /// misspelt or undeclared name fails every test that builds the
+    /// backend rather than answering a request with a 500. Once a path
+    /// declares one struct, debug builds refuse (as an internal error) to
+    /// decode an undeclared one through it, so the list stays complete.
+    pub fn decodes<T: serde::de::DeserializeOwned + 'static>(mut self) -> Self {
+        self.decodes.push(Decodes {
+            id: TypeId::of::<T>(),
+            name: std::any::type_name::<T>(),
+            check: decode::undeclared_fields::<T>,
+        });
+        self.decode_ids = Some(self.decodes.iter().map(|d| d.id).collect());
+        self
+    }
+
+    /// The problems with the structs declared by [`Path::decodes`], one
+    /// line each (empty when every struct field is a declared field).
+    pub fn decode_problems(&self) -> Vec<String> {
+        self.decodes
+            .iter()
+            .filter_map(|d| match (d.check)(&self.fields) {
+                Ok(missing) if missing.is_empty() => None,
+                Ok(missing) => Some(format!(
+                    "path {:?}: {} decodes undeclared fields {missing:?}",
+                    self.pattern.source(),
+                    d.name
+                )),
+                Err(e) => Some(format!("path {:?}: {e}", self.pattern.source())),
+            })
+            .collect()
     }
 
     /// Declares the fields (builder style).
@@ -372,7 +428,20 @@ impl<S: Send + Sync + 'static> Backend<S> {
     }
 
     /// A backend with its state, paths and general help.
+    ///
+    /// # Panics
+    ///
+    /// When a struct declared with [`Path::decodes`] names a field its
+    /// path does not declare (or is not a plain struct). That is a
+    /// programming error, independent of any input or configuration: it
+    /// fails every test that builds the backend, so it never ships.
     pub fn new(state: Arc<S>, paths: Vec<Path<S>>, help: &'static str) -> Self {
+        let problems: Vec<String> = paths.iter().flat_map(Path::decode_problems).collect();
+        assert!(
+            problems.is_empty(),
+            "backend declares structs that read undeclared fields:\n{}",
+            problems.join("\n")
+        );
         Backend {
             state,
             paths,
@@ -429,7 +498,8 @@ impl<S: Send + Sync + 'static> Backend<S> {
                 crate::json::clone_map(&req.request.data),
                 caps,
                 path.fields.clone(),
-            ),
+            )
+            .with_decodes(path.decode_ids.clone()),
             request: req.request.clone(),
             storage: req.storage.clone(),
             mount: req.mount.clone(),
@@ -464,7 +534,8 @@ impl<S: Send + Sync + 'static> LogicalBackend for Backend<S> {
                 crate::json::clone_map(&request.data),
                 caps,
                 path.fields.clone(),
-            ),
+            )
+            .with_decodes(path.decode_ids.clone()),
             request,
             storage,
             mount,
@@ -720,6 +791,116 @@ mod tests {
         let schema = &paths["/auth/x/role/{name}"]["post"]["requestBody"]["content"]
             ["application/json"]["schema"]["properties"]["kind"];
         assert_eq!(schema["enum"], json!(["a", "b"]), "{schema}");
+    }
+
+    #[derive(serde::Deserialize)]
+    #[allow(dead_code)]
+    struct NameParam {
+        name: String,
+    }
+
+    #[derive(serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Misspelt {
+        nmae: Option<String>,
+    }
+
+    async fn decode_name(_: Arc<()>, ctx: Ctx) -> Result<Response> {
+        let NameParam { name } = ctx.decode()?;
+        Ok(Response::data(
+            json!({ "name": name })
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        ))
+    }
+
+    fn named_path() -> Path<()> {
+        Path::new("role/{name}")
+            .fields(vec![Field::new("name", FieldType::String, "Name.")])
+            .op(Operation::Update, handler(decode_name), "Write.")
+    }
+
+    #[test]
+    fn declared_structs_are_checked_against_the_fields() {
+        assert!(named_path()
+            .decodes::<NameParam>()
+            .decode_problems()
+            .is_empty());
+        // The declaration may come before the fields: checked as built.
+        let p = Path::<()>::new("role/{name}")
+            .decodes::<Misspelt>()
+            .fields(vec![Field::new("name", FieldType::String, "Name.")]);
+        assert_eq!(
+            p.decode_problems(),
+            [format!(
+                "path \"role/{{name}}\": {} decodes undeclared fields [\"nmae\"]",
+                std::any::type_name::<Misspelt>()
+            )]
+        );
+        let p = named_path().decodes::<HashMap<String, String>>();
+        assert_eq!(p.decode_problems().len(), 1, "a map is not a struct");
+    }
+
+    #[test]
+    #[should_panic(expected = "decodes undeclared fields [\"nmae\"]")]
+    fn a_backend_with_an_undeclared_decoded_field_cannot_be_built() {
+        let _ = Backend::new(
+            Arc::new(()),
+            vec![named_path().decodes::<NameParam>().decodes::<Misspelt>()],
+            "Test.",
+        );
+    }
+
+    fn write(path: &str, data: Value) -> BackendRequest {
+        let Value::Object(data) = data else {
+            panic!("test data must be an object")
+        };
+        let mut req = Request::new(Operation::Update, path);
+        req.data = data;
+        BackendRequest::new(
+            req,
+            crate::storage::MemoryStorage::view("auth/x/"),
+            Arc::new(MountContext::default()),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_declared_struct_decodes_through_the_backend() {
+        let b = Backend::new(
+            Arc::new(()),
+            vec![named_path().decodes::<NameParam>()],
+            "Test.",
+        );
+        let resp = b.handle(write("role/web", json!({}))).await.unwrap();
+        assert_eq!(resp.data.unwrap()["name"], json!("web"));
+    }
+
+    #[cfg(debug_assertions)]
+    #[tokio::test]
+    async fn a_path_that_declares_structs_refuses_others_in_debug_builds() {
+        #[derive(serde::Deserialize)]
+        struct Other {
+            #[allow(dead_code)]
+            name: String,
+        }
+        async fn decode_other(_: Arc<()>, ctx: Ctx) -> Result<Response> {
+            ctx.decode::<Other>()?;
+            Ok(Response::empty())
+        }
+        let b = Backend::new(
+            Arc::new(()),
+            vec![Path::new("role/{name}")
+                .fields(vec![Field::new("name", FieldType::String, "Name.")])
+                .op(Operation::Update, handler(decode_other), "Write.")
+                .decodes::<NameParam>()],
+            "Test.",
+        );
+        let err = b.handle(write("role/web", json!({}))).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::Internal(m) if m.contains("not declared with Path::decodes")),
+            "{err}"
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::cidr::BoundCidr;
-use crate::framework::{Field, FieldData, FieldType};
+use crate::framework::{Field, FieldData, FieldType, Path};
 use crate::logical::{Data, TokenIssue};
 use crate::token_type::TokenType;
 use crate::{Error, Result};
@@ -83,6 +83,29 @@ impl Legacy {
             f.push(Field::new("max_ttl", FieldType::DurationSecond, "Use \"token_max_ttl\" instead. If this and \"token_max_ttl\" are both specified, only \"token_max_ttl\" will be used."));
         }
         f
+    }
+
+    /// Declares on `path` (whose fields include [`fields`](Self::fields))
+    /// the structs [`TokenParams::apply`] decodes under this dialect (see
+    /// [`Path::decodes`]).
+    pub fn decodes<S>(self, path: Path<S>) -> Path<S> {
+        let path = path
+            .decodes::<BoundCidrsParam>()
+            .decodes::<ExplicitMaxTtlParam>()
+            .decodes::<NumUsesParam>()
+            .decodes::<TypeParam>()
+            .decodes::<FlagsParam>()
+            .decodes::<TtlParam>()
+            .decodes::<MaxTtlParam>()
+            .decodes::<PeriodParam>()
+            .decodes::<OldPeriodParam>()
+            .decodes::<PoliciesParam>()
+            .decodes::<OldPoliciesParam>();
+        if self.ttl_names {
+            path.decodes::<OldTtlParam>().decodes::<OldMaxTtlParam>()
+        } else {
+            path
+        }
     }
 
     /// Whether the method remembers (and stores) which older names are in
@@ -500,6 +523,17 @@ mod tests {
             panic!("test data must be an object")
         };
         FieldData::new(m, HashMap::new(), Arc::from(legacy.fields()))
+    }
+
+    #[test]
+    fn each_dialect_declares_what_apply_decodes() {
+        for l in [Legacy::APPROLE, Legacy::KUBERNETES, Legacy::GCP] {
+            let path = l.decodes(Path::<()>::new("role/{name}").fields(l.fields()));
+            assert_eq!(path.decode_problems(), Vec::<String>::new(), "{l:?}");
+        }
+        // GCP's older TTL names need their fields.
+        let path = Legacy::GCP.decodes(Path::<()>::new("role").fields(token_fields()));
+        assert_eq!(path.decode_problems().len(), 2);
     }
 
     /// Applies `v` to `p` and returns what a read shows.

@@ -4,8 +4,10 @@
 //! revocation goes through the [`Core`], which also ends the tokens'
 //! leases and cubbyholes.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::role::{self, Role, TokenType};
@@ -62,8 +64,53 @@ fn auth_block(id: &str, e: &TokenEntry) -> Auth {
     }
 }
 
-fn secs(ctx: &Ctx, name: &str) -> Result<u64> {
-    Ok(ctx.fields.get_duration(name)?.map_or(0, |d| d.as_secs()))
+/// The fields of the create paths ([`create_fields`]), as `create` reads
+/// them: absent strings are empty, absent durations zero.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct CreateParams {
+    policies: Vec<String>,
+    meta: Option<HashMap<String, String>>,
+    no_parent: bool,
+    no_default_policy: bool,
+    renewable: Option<bool>,
+    ttl: u64,
+    explicit_max_ttl: u64,
+    period: u64,
+    display_name: String,
+    num_uses: i64,
+    #[serde(rename = "type")]
+    token_type: String,
+    id: String,
+    entity_alias: String,
+}
+
+/// The role of `create/{role_name}`.
+#[derive(Deserialize)]
+struct RoleNameParam {
+    role_name: String,
+}
+
+/// The token a lookup, renew or revoke names (empty when absent).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct TokenParam {
+    token: String,
+}
+
+/// The accessor a lookup, renew or revoke by accessor names (empty when
+/// absent).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct AccessorParam {
+    accessor: String,
+}
+
+/// A renewal's requested extension, in seconds (zero when absent).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct IncrementParam {
+    increment: u64,
 }
 
 /// `create`, `create-orphan` and `create/:role`: OpenBao's rules for
@@ -71,13 +118,13 @@ fn secs(ctx: &Ctx, name: &str) -> Result<u64> {
 async fn create(s: S, ctx: Ctx) -> Result<Response> {
     let core = s.core()?;
     let store = s.store()?;
-    let f = &ctx.fields;
+    let f: CreateParams = ctx.decode()?;
     let parent = caller(&ctx)?;
     if parent.is_batch() {
         return Err(Error::bad_request("batch tokens cannot create more tokens"));
     }
     let role_name = if ctx.request.path.starts_with("create/") {
-        f.str_or_empty("role_name")?
+        ctx.decode::<RoleNameParam>()?.role_name
     } else {
         String::new()
     };
@@ -91,7 +138,7 @@ async fn create(s: S, ctx: Ctx) -> Result<Response> {
         )
     };
     // As OpenBao: an entity alias needs a role that allows it.
-    if role.is_none() && !f.str_or_empty("entity_alias")?.is_empty() {
+    if role.is_none() && !f.entity_alias.is_empty() {
         return Err(Error::bad_request(
             "'entity_alias' is only allowed in combination with token role",
         ));
@@ -105,7 +152,7 @@ async fn create(s: S, ctx: Ctx) -> Result<Response> {
 
     // Orphans: the create-orphan path, a role that says so, or no_parent
     // with root or sudo.
-    let no_parent = f.get_bool("no_parent")?.unwrap_or(false);
+    let no_parent = f.no_parent;
     let orphan = ctx.request.path == "create-orphan"
         || role.as_ref().is_some_and(Role::orphan)
         || (no_parent && sudo);
@@ -116,7 +163,7 @@ async fn create(s: S, ctx: Ctx) -> Result<Response> {
     }
 
     // Type: the request's, within what the role allows.
-    let requested_type = match f.str_or_empty("type")?.as_str() {
+    let requested_type = match f.token_type.as_str() {
         "default" => String::new(),
         t => t.to_string(),
     };
@@ -133,7 +180,7 @@ async fn create(s: S, ctx: Ctx) -> Result<Response> {
         }
     };
 
-    let mut num_uses = f.get_int("num_uses")?.unwrap_or(0);
+    let mut num_uses = f.num_uses;
     if num_uses < 0 {
         return Err(Error::bad_request("number of uses cannot be negative"));
     }
@@ -144,7 +191,7 @@ async fn create(s: S, ctx: Ctx) -> Result<Response> {
         }
     }
 
-    let id = f.str_or_empty("id")?;
+    let id = f.id;
     let id = if id.is_empty() {
         None
     } else {
@@ -172,13 +219,12 @@ async fn create(s: S, ctx: Ctx) -> Result<Response> {
 
     // Policies.
     let requested: Vec<String> = f
-        .get_strings("policies")?
-        .unwrap_or_default()
+        .policies
         .into_iter()
         .map(|p| p.trim().to_lowercase())
         .filter(|p| !p.is_empty())
         .collect();
-    let no_default = f.get_bool("no_default_policy")?.unwrap_or(false);
+    let no_default = f.no_default_policy;
     let governed = match &role {
         Some(r) => r.resolve_policies_with_parent(&requested, &parent.policies, no_default)?,
         None => None,
@@ -227,8 +273,8 @@ async fn create(s: S, ctx: Ctx) -> Result<Response> {
     }
 
     // TTLs.
-    let mut explicit_max_ttl = secs(&ctx, "explicit_max_ttl")?;
-    let mut period = secs(&ctx, "period")?;
+    let mut explicit_max_ttl = f.explicit_max_ttl;
+    let mut period = f.period;
     if let Some(r) = &role {
         let role_max = r.token_explicit_max_ttl().as_secs();
         if role_max > 0 {
@@ -247,7 +293,7 @@ async fn create(s: S, ctx: Ctx) -> Result<Response> {
         ));
     }
     let ttl = super::initial_ttl(
-        secs(&ctx, "ttl")?,
+        f.ttl,
         period,
         explicit_max_ttl,
         ctx.mount.default_lease_ttl.as_secs(),
@@ -255,9 +301,8 @@ async fn create(s: S, ctx: Ctx) -> Result<Response> {
         is_root,
     );
     // A token that never expires has nothing to renew.
-    let renewable = ttl > 0
-        && f.get_bool("renewable")?.unwrap_or(true)
-        && role.as_ref().is_none_or(Role::renewable);
+    let renewable =
+        ttl > 0 && f.renewable.unwrap_or(true) && role.as_ref().is_none_or(Role::renewable);
 
     if batch {
         // OpenBao's order: the settings a batch token cannot have, then root.
@@ -283,13 +328,13 @@ async fn create(s: S, ctx: Ctx) -> Result<Response> {
         }
     }
 
-    let display_name = match f.str_or_empty("display_name")?.trim() {
+    let display_name = match f.display_name.trim() {
         "" => "token".to_string(),
         // OpenBao turns spaces into dashes.
         name => format!("token-{}", name.replace(char::is_whitespace, "-")),
     };
     let meta = f
-        .get_kv_pairs("meta")?
+        .meta
         .map(|m| m.into_iter().map(|(k, v)| (k, Value::String(v))).collect());
     let path = match &role {
         Some(r) if !r.path_suffix().is_empty() => {
@@ -343,7 +388,7 @@ async fn lookup_self(_s: S, ctx: Ctx) -> Result<Response> {
 }
 
 async fn lookup(s: S, ctx: Ctx) -> Result<Response> {
-    let token = ctx.fields.str_or_empty("token")?;
+    let TokenParam { token } = ctx.decode()?;
     if token.is_empty() {
         return lookup_self(s, ctx).await;
     }
@@ -354,7 +399,7 @@ async fn lookup(s: S, ctx: Ctx) -> Result<Response> {
 }
 
 async fn by_accessor(store: &TokenStore, ctx: &Ctx) -> Result<Arc<TokenEntry>> {
-    let accessor = ctx.fields.str_or_empty("accessor")?;
+    let AccessorParam { accessor } = ctx.decode()?;
     if accessor.is_empty() {
         return Err(Error::bad_request("missing accessor"));
     }
@@ -380,7 +425,7 @@ async fn renew_entry(
     if entry.is_batch() {
         return Err(Error::bad_request("batch tokens cannot be renewed"));
     }
-    let increment = secs(ctx, "increment")?;
+    let IncrementParam { increment } = ctx.decode()?;
     let (renewed, warning) = store
         .renew(&entry.id_hash, increment, ctx.mount.max_lease_ttl.as_secs())
         .await?;
@@ -393,7 +438,7 @@ async fn renew_entry(
 
 async fn renew(s: S, ctx: Ctx) -> Result<Response> {
     let store = s.store()?;
-    let token = ctx.fields.str_or_empty("token")?;
+    let TokenParam { token } = ctx.decode()?;
     if token.is_empty() {
         return Err(Error::bad_request("missing token ID"));
     }
@@ -432,7 +477,7 @@ fn revocable(entry: &TokenEntry) -> Result<()> {
 
 async fn revoke(s: S, ctx: Ctx) -> Result<Response> {
     let core = s.core()?;
-    let token = ctx.fields.str_or_empty("token")?;
+    let TokenParam { token } = ctx.decode()?;
     if token.is_empty() {
         return Err(Error::bad_request("missing token ID"));
     }
@@ -452,7 +497,7 @@ async fn revoke_self(s: S, ctx: Ctx) -> Result<Response> {
 }
 
 async fn revoke_orphan(s: S, ctx: Ctx) -> Result<Response> {
-    let token = ctx.fields.str_or_empty("token")?;
+    let TokenParam { token } = ctx.decode()?;
     if token.is_empty() {
         return Err(Error::bad_request("missing token ID"));
     }
@@ -467,7 +512,7 @@ async fn revoke_orphan(s: S, ctx: Ctx) -> Result<Response> {
 }
 
 async fn revoke_accessor(s: S, ctx: Ctx) -> Result<Response> {
-    let accessor = ctx.fields.str_or_empty("accessor")?;
+    let AccessorParam { accessor } = ctx.decode()?;
     if accessor.is_empty() {
         return Err(Error::bad_request("missing accessor"));
     }
@@ -585,10 +630,12 @@ pub fn backend(core: Weak<Core>) -> Backend<TokenBackend> {
     let mut paths = vec![
         Path::new("create")
             .fields(create_fields())
+            .decodes::<CreateParams>()
             .op(Operation::Update, handler(create), "Create a token as a child of the calling token.")
             .help("The token create path is used to create new tokens.", "Creates a token whose parent is the calling token, with the given policies (a subset of the parent's unless the parent is root), TTLs, use limit and metadata."),
         Path::new("create-orphan")
             .fields(create_fields())
+            .decodes::<CreateParams>()
             .op(Operation::Update, handler(create), "Create a token without a parent.")
             .help("The token create path is used to create new orphan tokens.", "Creates a token with no parent: it survives the revocation of the calling token."),
         Path::new("create/{role_name}")
@@ -597,6 +644,8 @@ pub fn backend(core: Weak<Core>) -> Backend<TokenBackend> {
                 f.push(Field::new("role_name", FieldType::String, "The token role to create the token with."));
                 f
             })
+            .decodes::<CreateParams>()
+            .decodes::<RoleNameParam>()
             .op(Operation::Update, handler(create), "Create a token through a role.")
             .help("This token create path is used to create new tokens adhering to the given role.", "The role decides the allowed policies, orphan status, period, type and path suffix of the token."),
         Path::new("lookup-self")
@@ -606,27 +655,35 @@ pub fn backend(core: Weak<Core>) -> Backend<TokenBackend> {
             .help("Look up the calling token's properties.", "Returns the properties of the token that authenticates the request."),
         Path::new("lookup")
             .fields(token_field())
+            .decodes::<TokenParam>()
             .op(Operation::Read, handler(lookup), "Look up a token.")
             .op(Operation::Update, handler(lookup), "Look up a token.")
             .help("Look up a token's properties.", "Returns the properties of the given token, or of the calling token when none is given."),
         Path::new("lookup-accessor")
             .fields(accessor_field())
+            .decodes::<AccessorParam>()
             .op(Operation::Update, handler(lookup_accessor), "Look up a token by its accessor.")
             .help("Look up a token's properties by its accessor.", "Returns the properties of the token with the given accessor; the token id itself is not shown."),
         Path::new("renew")
             .fields(vec![Field::new("token", FieldType::String, "The token to renew."), increment_field()])
+            .decodes::<TokenParam>()
+            .decodes::<IncrementParam>()
             .op(Operation::Update, handler(renew), "Renew a token.")
             .help("Renew a token.", "Extends the token's TTL by the increment, within its explicit max TTL and the mount's max TTL counted from its creation. Periodic tokens renew to their period."),
         Path::new("renew-self")
             .fields(vec![Field::new("token", FieldType::String, "Unused."), increment_field()])
+            .decodes::<IncrementParam>()
             .op(Operation::Update, handler(renew_self), "Renew the calling token.")
             .help("Renew the calling token.", "Extends the calling token's TTL by the increment, within its limits."),
         Path::new("renew-accessor")
             .fields(vec![Field::new("accessor", FieldType::String, "Accessor of the token to renew."), increment_field()])
+            .decodes::<AccessorParam>()
+            .decodes::<IncrementParam>()
             .op(Operation::Update, handler(renew_accessor), "Renew a token by its accessor.")
             .help("Renew a token by its accessor.", "Extends the TTL of the token with the given accessor."),
         Path::new("revoke")
             .fields(token_field())
+            .decodes::<TokenParam>()
             .op(Operation::Update, handler(revoke), "Revoke a token and its children.")
             .help("Revoke a token and all its children.", "Revokes the token, every token created under it, and their leases and cubbyholes."),
         Path::new("revoke-self")
@@ -634,10 +691,12 @@ pub fn backend(core: Weak<Core>) -> Backend<TokenBackend> {
             .help("Revoke the calling token and all its children.", "Revokes the calling token, every token created under it, and their leases."),
         Path::new("revoke-orphan")
             .fields(token_field())
+            .decodes::<TokenParam>()
             .op(Operation::Update, handler(revoke_orphan), "Revoke a token, leaving its children as orphans.")
             .help("Revoke a token but not its children.", "Revokes the token and its leases; its children become orphans. Requires sudo."),
         Path::new("revoke-accessor")
             .fields(accessor_field())
+            .decodes::<AccessorParam>()
             .op(Operation::Update, handler(revoke_accessor), "Revoke a token by its accessor.")
             .help("Revoke a token and its children by the token's accessor.", "Revokes the token with the given accessor and everything under it."),
         Path::new("accessors/?")

@@ -15,7 +15,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use strongroom_sdk::cidr::BoundCidr;
-use strongroom_sdk::framework::{existence, handler, Ctx, Field, FieldData, FieldType, Path};
+use strongroom_sdk::framework::{
+    double_option, existence, handler, Ctx, Field, FieldData, FieldType, Path,
+};
 use strongroom_sdk::glob::glob_match;
 use strongroom_sdk::logical::{Operation, Response};
 use strongroom_sdk::storage::View;
@@ -431,23 +433,36 @@ pub async fn list(storage: &View) -> Result<Vec<String>> {
     Ok(storage.list(ROLES_PREFIX).await?)
 }
 
-/// Whether the request gives `name` a value (null counts as not given).
-fn given(f: &FieldData, name: &str) -> bool {
-    f.raw().get(name).is_some_and(|v| !v.is_null())
+/// The name of `roles/{role_name}`.
+#[derive(Deserialize)]
+struct RoleNameParam {
+    role_name: String,
 }
 
-fn secs(f: &FieldData, name: &str) -> Result<Option<u64>> {
-    if !given(f, name) {
-        return Ok(None);
-    }
-    Ok(f.get_duration(name)?.map(|d| d.as_secs()))
-}
-
-fn strings(f: &FieldData, name: &str) -> Result<Option<Vec<String>>> {
-    if !given(f, name) {
-        return Ok(None);
-    }
-    f.get_strings(name)
+/// A role write, decoded with [`FieldData::decode_given`]: a field is
+/// `Some` only when the request gives it a non-null value (declared
+/// defaults do not apply), so an update changes only what it gives.
+#[derive(Deserialize)]
+struct RoleWrite {
+    orphan: Option<bool>,
+    renewable: Option<bool>,
+    path_suffix: Option<String>,
+    allowed_policies: Option<Vec<String>>,
+    disallowed_policies: Option<Vec<String>>,
+    allowed_policies_glob: Option<Vec<String>>,
+    disallowed_policies_glob: Option<Vec<String>>,
+    /// Nullable: an explicit null is refused rather than ignored.
+    #[serde(default, deserialize_with = "double_option::deserialize")]
+    token_type: Option<Option<String>>,
+    token_bound_cidrs: Option<Vec<String>>,
+    token_explicit_max_ttl: Option<u64>,
+    token_period: Option<u64>,
+    token_no_default_policy: Option<bool>,
+    token_num_uses: Option<i64>,
+    period: Option<u64>,
+    bound_cidrs: Option<Vec<String>>,
+    explicit_max_ttl: Option<u64>,
+    allowed_entity_aliases: Option<Vec<String>>,
 }
 
 fn parse_cidrs(items: &[String], context: &str) -> Result<Vec<BoundCidr>> {
@@ -458,7 +473,7 @@ fn parse_cidrs(items: &[String], context: &str) -> Result<Vec<BoundCidr>> {
 }
 
 fn role_name(ctx: &Ctx) -> Result<String> {
-    let name = ctx.fields.str_or_empty("role_name")?;
+    let RoleNameParam { role_name: name } = ctx.decode()?;
     if !valid_role_name(&name) {
         return Err(Error::UnsupportedPath);
     }
@@ -470,14 +485,14 @@ fn role_name(ctx: &Ctx) -> Result<String> {
 /// token mount's, for the explicit-max-TTL warning. Returns the warnings.
 fn apply(role: &mut Role, f: &FieldData, max_lease_ttl: Duration) -> Result<Vec<String>> {
     let mut warnings = Vec::new();
-    if given(f, "orphan") {
-        role.orphan = f.get_bool("orphan")?.unwrap_or(false);
+    let w: RoleWrite = f.decode_given()?;
+    if let Some(orphan) = w.orphan {
+        role.orphan = orphan;
     }
-    if given(f, "renewable") {
-        role.renewable = f.get_bool("renewable")?.unwrap_or(true);
+    if let Some(renewable) = w.renewable {
+        role.renewable = renewable;
     }
-    if given(f, "path_suffix") {
-        let suffix = f.str_or_empty("path_suffix")?;
+    if let Some(suffix) = w.path_suffix {
         if !suffix.is_empty() && !path_suffix_ok(&suffix) {
             return Err(Error::bad_request(
                 "given role path suffix contains invalid characters; must match \\w[\\w-.]+\\w",
@@ -490,46 +505,44 @@ fn apply(role: &mut Role, f: &FieldData, max_lease_ttl: Duration) -> Result<Vec<
             "error registering path suffix: path cannot contain parent references",
         ));
     }
-    if let Some(v) = strings(f, "allowed_policies")? {
+    if let Some(v) = w.allowed_policies {
         role.allowed_policies = sanitize_policies(&v, false);
     }
-    if let Some(v) = strings(f, "disallowed_policies")? {
+    if let Some(v) = w.disallowed_policies {
         role.disallowed_policies = dedup_lower(&v);
     }
-    if let Some(v) = strings(f, "allowed_policies_glob")? {
+    if let Some(v) = w.allowed_policies_glob {
         role.allowed_policies_glob = sanitize_policies(&v, false);
     }
-    if let Some(v) = strings(f, "disallowed_policies_glob")? {
+    if let Some(v) = w.disallowed_policies_glob {
         role.disallowed_policies_glob = dedup_lower(&v);
     }
 
     // A null token_type is refused rather than ignored, as in OpenBao.
-    let token_type = match f.raw().get("token_type") {
+    let token_type = match w.token_type {
         None => None,
-        Some(Value::Null) => return Err(Error::bad_request("Invalid 'token_type' value: null")),
-        Some(_) => Some(f.str_or_empty("token_type")?),
+        Some(None) => return Err(Error::bad_request("Invalid 'token_type' value: null")),
+        Some(Some(t)) => Some(t),
     };
 
     // The token_ fields (OpenBao's shared token parameters).
-    let token_cidrs = match strings(f, "token_bound_cidrs")? {
+    let token_cidrs = match w.token_bound_cidrs {
         Some(v) => Some(parse_cidrs(&v, "error parsing role fields")?),
         None => None,
     };
-    let token_emt = secs(f, "token_explicit_max_ttl")?;
-    let token_period = secs(f, "token_period")?;
-    if given(f, "token_no_default_policy") {
-        role.token_no_default_policy = f.get_bool("token_no_default_policy")?.unwrap_or(false);
+    let token_emt = w.token_explicit_max_ttl;
+    let token_period = w.token_period;
+    if let Some(ndp) = w.token_no_default_policy {
+        role.token_no_default_policy = ndp;
     }
-    let num_uses = match given(f, "token_num_uses") {
-        true => match f.get_int("token_num_uses")?.unwrap_or(0) {
-            n if n < 0 => {
-                return Err(Error::bad_request(
-                    "error parsing role fields: 'token_num_uses' cannot be negative",
-                ))
-            }
-            n => Some(n.unsigned_abs()),
-        },
-        false => None,
+    let num_uses = match w.token_num_uses {
+        Some(n) if n < 0 => {
+            return Err(Error::bad_request(
+                "error parsing role fields: 'token_num_uses' cannot be negative",
+            ))
+        }
+        Some(n) => Some(n.unsigned_abs()),
+        None => None,
     };
     if let Some(t) = token_type {
         role.token_type = parse_role_type(&t)
@@ -543,14 +556,14 @@ fn apply(role: &mut Role, f: &FieldData, max_lease_ttl: Duration) -> Result<Vec<
     };
     match token_period {
         Some(p) => {
-            if given(f, "period") {
+            if w.period.is_some() {
                 warnings.push(both("token_period", "period"));
             }
             role.token_period = p;
             role.period = 0;
         }
         None => {
-            if let Some(p) = secs(f, "period")? {
+            if let Some(p) = w.period {
                 role.period = p;
                 role.token_period = p;
             }
@@ -558,14 +571,14 @@ fn apply(role: &mut Role, f: &FieldData, max_lease_ttl: Duration) -> Result<Vec<
     }
     match token_cidrs {
         Some(c) => {
-            if given(f, "bound_cidrs") {
+            if w.bound_cidrs.is_some() {
                 warnings.push(both("token_bound_cidrs", "bound_cidrs"));
             }
             role.token_bound_cidrs = c;
             role.legacy_bound_cidrs = Vec::new();
         }
         None => {
-            if let Some(v) = strings(f, "bound_cidrs")? {
+            if let Some(v) = w.bound_cidrs {
                 let c = parse_cidrs(&v, "error parsing bound_cidrs")?;
                 role.legacy_bound_cidrs = c.clone();
                 role.token_bound_cidrs = c;
@@ -574,7 +587,7 @@ fn apply(role: &mut Role, f: &FieldData, max_lease_ttl: Duration) -> Result<Vec<
     }
     let final_emt = match token_emt {
         Some(t) => {
-            if given(f, "explicit_max_ttl") {
+            if w.explicit_max_ttl.is_some() {
                 warnings.push(both("token_explicit_max_ttl", "explicit_max_ttl"));
             }
             role.token_explicit_max_ttl = t;
@@ -582,7 +595,7 @@ fn apply(role: &mut Role, f: &FieldData, max_lease_ttl: Duration) -> Result<Vec<
             t
         }
         None => {
-            if let Some(t) = secs(f, "explicit_max_ttl")? {
+            if let Some(t) = w.explicit_max_ttl {
                 role.explicit_max_ttl = t;
                 role.token_explicit_max_ttl = t;
             }
@@ -619,7 +632,7 @@ fn apply(role: &mut Role, f: &FieldData, max_lease_ttl: Duration) -> Result<Vec<
         }
     }
 
-    if let Some(v) = strings(f, "allowed_entity_aliases")? {
+    if let Some(v) = w.allowed_entity_aliases {
         role.allowed_entity_aliases = Some(dedup_lower(&v));
     }
     Ok(warnings)
@@ -686,7 +699,7 @@ fn role_fields() -> Vec<Field> {
         Field::new("token_explicit_max_ttl", DurationSecond, "Hard limit on the tokens' life, beyond any renewal."),
         Field::new("token_no_default_policy", Bool, "Do not add the default policy to the tokens."),
         Field::new("token_period", DurationSecond, "Make the tokens periodic, renewed to this period."),
-        Field::new("token_type", FieldType::String, "service, batch, default-service or default-batch.").default(json!("default-service")),
+        Field::new("token_type", FieldType::String, "service, batch, default-service or default-batch.").default(json!("default-service")).nullable(),
         Field::new("token_num_uses", Int, "Maximum uses of each token (0: unlimited)."),
         Field::new("period", DurationSecond, "Deprecated: use token_period."),
         Field::new("explicit_max_ttl", DurationSecond, "Deprecated: use token_explicit_max_ttl."),
@@ -715,6 +728,8 @@ fn paths_for<S: Send + Sync + 'static>() -> Vec<Path<S>> {
             ),
         Path::new("roles/{role_name}")
             .fields(role_fields())
+            .decodes::<RoleNameParam>()
+            .decodes::<RoleWrite>()
             .op(Operation::Read, handler(|_: Arc<S>, ctx| read_role(ctx)), "Read a token role.")
             .op(Operation::Create, handler(|_: Arc<S>, ctx| write_role(ctx)), "Create a token role.")
             .op(Operation::Update, handler(|_: Arc<S>, ctx| write_role(ctx)), "Create or update a token role.")

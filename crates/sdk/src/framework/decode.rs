@@ -1,8 +1,11 @@
 //! Typed decoding of request data: [`FieldData::decode`] reads the fields a
 //! struct names, each through its declared [`FieldType`] (the same lenient
 //! rules as `get_str`, `get_int`, ...), and deserialises the struct from
-//! the result. A struct cannot read a name the path does not declare: such
-//! a name is an internal error, caught by the first test that decodes it.
+//! the result. A struct cannot read a name the path does not declare: a
+//! path lists the structs its handlers decode with
+//! [`Path::decodes`](super::Path::decodes), and building the backend
+//! checks each against the path's fields ([`undeclared_fields`]); in debug
+//! builds a path that lists its structs refuses to decode any other.
 
 use serde::de::{DeserializeOwned, Visitor};
 use serde_json::{Map, Value};
@@ -19,6 +22,25 @@ pub fn struct_fields<T: DeserializeOwned>() -> Option<&'static [&'static str]> {
     // names; the error carries nothing of interest.
     let _ = T::deserialize(Names(&mut names));
     names
+}
+
+/// The names `T` decodes that `schema` does not declare, or an error when
+/// `T` is not a plain struct: what [`Path::decodes`](super::Path::decodes)
+/// checks when the backend is built.
+pub fn undeclared_fields<T: DeserializeOwned>(
+    schema: &[super::Field],
+) -> std::result::Result<Vec<&'static str>, String> {
+    let names = struct_fields::<T>().ok_or_else(|| {
+        format!(
+            "{} is not a struct that can be decoded from fields",
+            std::any::type_name::<T>()
+        )
+    })?;
+    Ok(names
+        .iter()
+        .copied()
+        .filter(|n| !schema.iter().any(|f| f.name == *n))
+        .collect())
 }
 
 /// A deserializer that records the field list serde passes to
@@ -64,7 +86,30 @@ impl FieldData {
     /// field given as null is passed on as null (see [`double_option`]); a
     /// [`raw`](super::Field::raw) field is passed on exactly as given. Fields are read in `T`'s order, and
     /// the first bad one is the 400.
-    pub fn decode<T: DeserializeOwned>(&self) -> Result<T> {
+    pub fn decode<T: DeserializeOwned + 'static>(&self) -> Result<T> {
+        self.decode_inner(true)
+    }
+
+    /// Decodes the request into `T` as [`decode`](Self::decode) does, but
+    /// ignoring declared defaults: a field is present only when the request
+    /// gives it (not as null, unless the field is nullable). For writes
+    /// that change only what is given, where a declared default must not
+    /// overwrite a stored value.
+    pub fn decode_given<T: DeserializeOwned + 'static>(&self) -> Result<T> {
+        self.decode_inner(false)
+    }
+
+    fn decode_inner<T: DeserializeOwned + 'static>(&self, defaults: bool) -> Result<T> {
+        if cfg!(debug_assertions) {
+            if let Some(declared) = &self.decodes {
+                if !declared.contains(&std::any::TypeId::of::<T>()) {
+                    return Err(Error::internal(format!(
+                        "{} is decoded but not declared with Path::decodes",
+                        std::any::type_name::<T>()
+                    )));
+                }
+            }
+        }
         let names = struct_fields::<T>().ok_or_else(|| {
             Error::internal(format!(
                 "{} is not a struct that can be decoded from fields",
@@ -76,6 +121,12 @@ impl FieldData {
             if self.field(name)?.raw {
                 if let Some(v) = self.given(name) {
                     obj.insert((*name).to_string(), v);
+                }
+                continue;
+            }
+            if !defaults && self.given(name).is_none_or(|v| v.is_null()) {
+                if self.field(name)?.nullable && self.is_null(name) {
+                    obj.insert((*name).to_string(), Value::Null);
                 }
                 continue;
             }
@@ -254,6 +305,25 @@ mod tests {
         assert_eq!(p.count, None);
         assert_eq!(p.ttl, None);
         assert!(p.with_default, "the declared default applies");
+    }
+
+    #[test]
+    fn decode_given_ignores_declared_defaults() {
+        #[derive(Debug, Deserialize)]
+        struct Given {
+            with_default: Option<bool>,
+            count: Option<i64>,
+        }
+        let fd = data(json!({"count": "3"}), &[]);
+        let g: Given = fd.decode_given().unwrap();
+        assert_eq!((g.with_default, g.count), (None, Some(3)));
+        let g: Given = data(json!({"with_default": "f", "count": null}), &[])
+            .decode_given()
+            .unwrap();
+        assert_eq!((g.with_default, g.count), (Some(false), None));
+        // Plain decode applies the default.
+        let g: Given = fd.decode().unwrap();
+        assert_eq!(g.with_default, Some(true));
     }
 
     #[test]

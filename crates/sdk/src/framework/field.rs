@@ -171,6 +171,10 @@ pub struct FieldData {
     pub(super) raw: Data,
     pub(super) captures: HashMap<String, String>,
     pub(super) schema: std::sync::Arc<[Field]>,
+    /// The structs the path declared with [`Path::decodes`](super::Path::decodes),
+    /// when it declared any: in debug builds decoding another struct
+    /// through this data is an internal error.
+    pub(super) decodes: Option<std::sync::Arc<[std::any::TypeId]>>,
 }
 
 impl FieldData {
@@ -185,7 +189,18 @@ impl FieldData {
             raw,
             captures,
             schema,
+            decodes: None,
         }
+    }
+
+    /// Restricts (in debug builds) the structs this data decodes to the
+    /// path's declared ones; `None` when the path declared none.
+    pub(super) fn with_decodes(
+        mut self,
+        decodes: Option<std::sync::Arc<[std::any::TypeId]>>,
+    ) -> Self {
+        self.decodes = decodes;
+        self
     }
 
     /// The raw request data (for paths that take arbitrary input).
