@@ -777,6 +777,7 @@ impl Config {
             }
             for line in &self.listener_lines {
                 s.push_str(&format!("  {line}\n"));
+            }
             if l.unauthed_operator_endpoints {
                 s.push_str("  disable_unauthed_generate_root_endpoints = false\n");
                 s.push_str("  disable_unauthed_rekey_endpoints = false\n");

@@ -1317,3 +1317,171 @@ async fn role_bound_cidrs() {
     p.expect_status(&r, 403, "token bound to 10.0.0.0/8 used from 127.0.0.1");
     p.finish();
 }
+
+/// The leases of login tokens (AppRole), the URL forms of revoke,
+/// `revoke-force`, and OpenBao's sudo rules on `sys/leases/*`: listing,
+/// `revoke-prefix` and `revoke-force` need sudo; lookup and revoke of one
+/// lease do not.
+#[tokio::test]
+async fn leases_of_logins_and_their_sudo_rules() {
+    let mut p = differences::pair();
+    let r = p
+        .check(
+            Call::post("sys/auth/approle", json!({"type": "approle"})),
+            &[],
+        )
+        .await;
+    p.expect_status(&r, 204, "enable approle");
+    let r = p
+        .check(
+            Call::post("auth/approle/role/app", json!({"token_ttl": "1h"})),
+            &[],
+        )
+        .await;
+    p.expect_status(&r, 204, "approle role");
+    let role_id = both(
+        &p.check(Call::get("auth/approle/role/app/role-id"), &[])
+            .await,
+        "/data/role_id",
+    );
+    let first = approle_login(&mut p, &role_id).await;
+    let second = approle_login(&mut p, &role_id).await;
+    let third = approle_login(&mut p, &role_id).await;
+    let r = p
+        .check(Call::list("sys/leases/lookup/auth/approle/login/"), &[])
+        .await;
+    p.expect_status(&r, 200, "LIST login leases");
+    on_both(&mut p, &r, "three login leases", |x| {
+        server::str_list(x.data("keys")).len() == 3
+    });
+    let keys = (
+        server::str_list(r.0.data("keys")),
+        server::str_list(r.1.data("keys")),
+    );
+
+    // A token that may do anything under sys/leases/ but has no sudo.
+    policy(
+        &mut p,
+        "leases-nosudo",
+        r#"path "sys/leases/*" { capabilities = ["create", "read", "update", "delete", "list"] }"#,
+    )
+    .await;
+    let (plain, _) = create(
+        &mut p,
+        "auth/token/create",
+        json!({"policies": ["leases-nosudo"]}),
+    )
+    .await;
+    let as_plain = |call: Call, t: &Two| (call.clone().token(&t.0), call.token(&t.1));
+    for (call, what) in [
+        (Call::list("sys/leases/lookup/auth/approle/login/"), "LIST"),
+        (
+            Call::put("sys/leases/revoke-prefix/auth/approle/login", json!({})),
+            "revoke-prefix",
+        ),
+        (
+            Call::put("sys/leases/revoke-force/auth/approle/login", json!({})),
+            "revoke-force",
+        ),
+    ] {
+        let (a, b) = as_plain(call, &plain);
+        let r = p.check_each(a, b, &[]).await;
+        p.expect_status(&r, 403, &format!("{what} without sudo"));
+    }
+    // One lease: lookup and revoke (URL form) need no sudo.
+    let lease = (
+        format!("auth/approle/login/{}", keys.0[0]),
+        format!("auth/approle/login/{}", keys.1[0]),
+    );
+    let r = p
+        .check_each(
+            Call::put("sys/leases/lookup", json!({"lease_id": lease.0})).token(&plain.0),
+            Call::put("sys/leases/lookup", json!({"lease_id": lease.1})).token(&plain.1),
+            &[],
+        )
+        .await;
+    p.expect_status(&r, 200, "lookup of one login lease without sudo");
+    on_both(&mut p, &r, "login lease values", |x| {
+        x.data("ttl")
+            .as_u64()
+            .is_some_and(|t| t > 3000 && t <= 3600)
+            && x.data("renewable") == &json!(true)
+    });
+    let r = p
+        .check_each(
+            Call::put(&format!("sys/leases/revoke/{}", lease.0), json!({})).token(&plain.0),
+            Call::put(&format!("sys/leases/revoke/{}", lease.1), json!({})).token(&plain.1),
+            &[],
+        )
+        .await;
+    p.expect_status(&r, 204, "revoke one lease by URL without sudo");
+    let r = p
+        .check(Call::list("sys/leases/lookup/auth/approle/login/"), &[])
+        .await;
+    on_both(&mut p, &r, "two login leases left", |x| {
+        server::str_list(x.data("keys")).len() == 2
+    });
+    let alive = [&first, &second, &third]
+        .into_iter()
+        .map(|t| (t.0.clone(), t.1.clone()))
+        .collect::<Vec<_>>();
+    let mut live = (0, 0);
+    // Which login the revoked lease belonged to differs between the two
+    // servers (keys sort by their random ids): count, do not pair.
+    for t in &alive {
+        live.0 += usize::from(p.bao.send(&lookup_self(&t.0)).await.status == 200);
+        live.1 += usize::from(p.sr.send(&lookup_self(&t.1)).await.status == 200);
+    }
+    assert_eq!(
+        live,
+        (2, 2),
+        "exactly the revoked lease's token is gone (openbao, strongroom)"
+    );
+
+    // revoke-force, as root: every login token under the prefix goes.
+    let r = p
+        .check(
+            Call::put("sys/leases/revoke-force/auth/approle/login", json!({})),
+            &[],
+        )
+        .await;
+    p.expect_status(&r, 204, "revoke-force");
+    for t in &alive {
+        let r = each(&mut p, t, lookup_self, &[]).await;
+        p.expect_status(&r, 403, "a login token after revoke-force");
+    }
+    let r = p
+        .check(Call::list("sys/leases/lookup/auth/approle/login/"), &[])
+        .await;
+    p.expect_status(&r, 404, "no login leases left");
+    p.finish();
+}
+
+/// A new secret id for role `app` and a login with it on both servers:
+/// the two client tokens.
+async fn approle_login(p: &mut Pair, role_id: &Two) -> Two {
+    let secret = both(
+        &p.check(
+            Call::post("auth/approle/role/app/secret-id", json!({})),
+            &[],
+        )
+        .await,
+        "/data/secret_id",
+    );
+    let login = |role: &str, secret: &str| {
+        Call::post(
+            "auth/approle/login",
+            json!({"role_id": role, "secret_id": secret}),
+        )
+        .anonymous()
+    };
+    let r = p
+        .check_each(
+            login(&role_id.0, &secret.0),
+            login(&role_id.1, &secret.1),
+            &[],
+        )
+        .await;
+    p.expect_status(&r, 200, "approle login");
+    both(&r, "/auth/client_token")
+}

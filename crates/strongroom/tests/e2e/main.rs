@@ -13,5 +13,5 @@ mod gatekeeper;
 mod gatekeeper_support;
 mod gcp;
 mod http_contract;
-mod races;
 mod operators;
+mod races;
