@@ -71,6 +71,11 @@ pub struct KeyStatus {
 /// The keys held while unsealed. Replaced wholesale on rotation.
 struct Unsealed {
     root_key: Arc<Key>,
+    /// The unseal key that wraps `root_key` in storage. Kept while unsealed
+    /// (as OpenBao's Shamir seal keeps it) so that the root key can be
+    /// rotated without key shares (`sys/rotate/root`); it unlocks nothing
+    /// the root key in memory beside it does not.
+    unseal_key: Arc<Key>,
     keyring: Keyring,
     /// Encryptions under `keyring.active()`.
     encryptions: AtomicU64,
@@ -250,6 +255,7 @@ impl Barrier {
         };
         let state = Unsealed {
             root_key: Arc::new(root),
+            unseal_key: Arc::new(unseal),
             keyring,
             encryptions: AtomicU64::new(encryptions),
         };
@@ -291,17 +297,23 @@ impl Barrier {
         extra: Vec<BatchOp>,
     ) -> Result<(), BarrierError> {
         let unseal = Key::from_bytes(new_unseal_key).ok_or(BarrierError::InvalidKey)?;
+        self.rekey_with(Arc::new(unseal), extra).await
+    }
+
+    /// [`rekey`](Self::rekey) with the unseal key as a [`Key`].
+    async fn rekey_with(&self, unseal: Arc<Key>, extra: Vec<BatchOp>) -> Result<(), BarrierError> {
         let _guard = self.keyring_lock.lock().await;
         let state = self.current()?;
         let root = Arc::new(Key::generate());
         let next = Arc::new(Unsealed {
             root_key: Arc::clone(&root),
+            unseal_key: unseal,
             keyring: state.keyring.clone(),
             encryptions: AtomicU64::new(state.encryptions.load(Ordering::Relaxed)),
         });
         let count = next.encryptions.load(Ordering::Relaxed);
         let wrapped_ring = root.seal(WRAP_TERM, KEYRING_PATH, &next.keyring.encode(count));
-        let wrapped_root = unseal.seal(WRAP_TERM, ROOT_KEY_PATH, root.raw());
+        let wrapped_root = next.unseal_key.seal(WRAP_TERM, ROOT_KEY_PATH, root.raw());
         let mut ops = vec![
             BatchOp::Put(ROOT_KEY_PATH.to_string(), wrapped_root),
             BatchOp::Put(KEYRING_PATH.to_string(), wrapped_ring),
@@ -315,6 +327,18 @@ impl Barrier {
             Some(p) if Arc::ptr_eq(p, &state) => Ok(()),
             _ => Err(BarrierError::Sealed),
         }
+    }
+
+    /// Rotates the root key without key shares (OpenBao's
+    /// `sys/rotate/root`): a new root key, the keyring re-encrypted under
+    /// it, wrapped under the unseal key in force, stored in one physical
+    /// batch. The unseal key shares stay valid.
+    pub async fn rotate_root(&self) -> Result<(), BarrierError> {
+        let unseal = {
+            let state = self.current()?;
+            Arc::clone(&state.unseal_key)
+        };
+        self.rekey_with(unseal, Vec::new()).await
     }
 
     /// Records the exact encryption count, then drops the keys from memory
@@ -476,6 +500,7 @@ impl Barrier {
             .ok_or_else(|| BarrierError::Corrupt("keyring term counter overflow".into()))?;
         let next = Arc::new(Unsealed {
             root_key: Arc::clone(&state.root_key),
+            unseal_key: Arc::clone(&state.unseal_key),
             keyring,
             encryptions: AtomicU64::new(0),
         });

@@ -291,6 +291,13 @@ async fn rotate(s: S, _ctx: Ctx) -> Result<Response> {
     Ok(Response::empty())
 }
 
+async fn rotate_root(s: S, _ctx: Ctx) -> Result<Response> {
+    let core = s.core()?;
+    core.barrier().rotate_root().await?;
+    tracing::info!("core: installed a new root key");
+    Ok(Response::empty())
+}
+
 fn table_listing(entries: &[crate::mount::MountEntry]) -> Data {
     entries
         .iter()
@@ -1008,6 +1015,12 @@ pub fn backend(core: Weak<Core>) -> Backend<SysState> {
         Path::new("rotate")
             .op(Operation::Update, handler(rotate), "Rotates the backend encryption key used to persist data.")
             .help("Rotates the backend encryption key used to persist data.", "Adds a new key term to the keyring; new writes use it, older data stays readable."),
+        Path::new("rotate/keyring")
+            .op(Operation::Update, handler(rotate), "Rotates the backend encryption key used to persist data.")
+            .help("Rotates the backend encryption key used to persist data.", "OpenBao 2.x's name for sys/rotate: adds a new key term to the keyring."),
+        Path::new("rotate/root")
+            .op(Operation::Update, handler(rotate_root), "Rotates the root key without key shares.")
+            .help("Rotates the root key.", "Generates a new root key, re-encrypts the keyring under it and wraps it under the unseal key in force: the unseal key shares stay valid. Requires sudo."),
         Path::new("mounts")
             .op(Operation::Read, handler(mounts_list), "List the currently mounted backends.")
             .help("List the currently mounted backends.", "Lists every secrets engine with its type, accessor, configuration and options."),
@@ -1112,6 +1125,8 @@ pub fn backend(core: Weak<Core>) -> Backend<SysState> {
         root: PathSet::new(&[
             "seal",
             "rotate",
+            "rotate/keyring",
+            "rotate/root",
             "key-status",
             "auth/*",
             "remount",

@@ -62,6 +62,30 @@ async fn dev_sys_status_endpoints() {
         "key-status term 2 after rotate",
     );
     p.check(Call::get("sys/key-status").anonymous(), &[]).await;
+    // OpenBao 2.x's names: rotate/keyring adds a term as rotate does;
+    // rotate/root replaces the root key (no shares) and needs sudo.
+    let r = p
+        .check(Call::post("sys/rotate/keyring", json!({})), &[])
+        .await;
+    p.expect_status(&r, 204, "rotate/keyring");
+    let r = p.check(Call::get("sys/key-status"), &[]).await;
+    p.expect(
+        r.1.data("term") == &json!(3),
+        "key-status term 3 after rotate/keyring",
+    );
+    let r = p.check(Call::post("sys/rotate/root", json!({})), &[]).await;
+    p.expect_status(&r, 204, "rotate/root");
+    let r = p
+        .check(Call::post("sys/rotate/root", json!({})).anonymous(), &[])
+        .await;
+    p.expect_status(&r, 403, "rotate/root without a token");
+    let r = p
+        .check(
+            Call::put("sys/mounts/after-root-rotation", json!({"type": "kv"})),
+            &[],
+        )
+        .await;
+    p.expect_status(&r, 204, "writes go on after a root key rotation");
     // The whole-server OpenAPI document: its top level is compared; the
     // operations are Strongroom's own (as for help answers).
     let r = p
