@@ -146,3 +146,25 @@ def test_move_backend_moves_a_secrets_engine(dev_server):
     assert client.secrets.kv.v1.read_secret("app", mount_point="new-place")["data"] == {"v": "kept"}
     with pytest.raises(hvac.exceptions.InvalidPath):
         client.secrets.kv.v1.read_secret("app", mount_point="old-place")
+
+
+def test_tune_auth_method_stores_lease_ttls_above_the_system_max(dev_server):
+    client = hvac.Client(url=dev_server.addr, token=dev_server.token)
+    client.sys.enable_auth_method("approle", path="tuned")
+    client.sys.tune_auth_method(
+        "tuned",
+        default_lease_ttl="1h",
+        max_lease_ttl="100000h",
+        description="tuned by hvac",
+        listing_visibility="unauth",
+    )
+    tuning = client.sys.read_auth_method_tuning("tuned")["data"]
+    assert tuning["default_lease_ttl"] == 3600
+    # Above the system maximum (768h): stored as given, as OpenBao does.
+    assert tuning["max_lease_ttl"] == 100000 * 3600
+    assert tuning["description"] == "tuned by hvac"
+    assert tuning["listing_visibility"] == "unauth"
+    methods = client.sys.list_auth_methods()["data"]
+    assert methods["tuned/"]["config"]["max_lease_ttl"] == 100000 * 3600
+    with pytest.raises(hvac.exceptions.InvalidRequest):
+        client.sys.tune_auth_method("tuned", default_lease_ttl="200000h")
