@@ -208,6 +208,18 @@ async fn bad_config_files_fail_with_one_line() {
     let json_cfg = dir.path().join("bad.json");
     std::fs::write(&json_cfg, "{\"storage\": {\"inmem\": {}}, ").expect("write");
     assert_config_error(&json_cfg, None).await;
+
+    // Every unknown key is named, and the cause is printed once.
+    let several = dir.path().join("several.hcl");
+    std::fs::write(
+        &several,
+        "storage \"inmem\" {}\nlistner \"tcp\" {}\nfoo = 1\nbar = 2\n",
+    )
+    .expect("write");
+    assert_config_error(&several, Some(r#"unknown keys "listner", "foo", "bar""#)).await;
+    let arg = format!("-config={}", several.display());
+    let (_, _, stderr) = strongroom(&["server", &arg]).await;
+    assert_eq!(stderr.matches("unknown keys").count(), 1, "{stderr}");
 }
 
 #[tokio::test]
