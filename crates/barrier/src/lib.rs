@@ -211,21 +211,7 @@ impl Barrier {
     pub async fn unseal(&self, unseal_key: &[u8]) -> Result<(), BarrierError> {
         let unseal = Key::from_bytes(unseal_key).ok_or(BarrierError::InvalidKey)?;
         let _guard = self.keyring_lock.lock().await;
-        let wrapped_root = self
-            .physical
-            .get(ROOT_KEY_PATH)
-            .await?
-            .ok_or(BarrierError::NotInitialized)?;
-        if envelope_term(&wrapped_root) != Some(WRAP_TERM) {
-            return Err(BarrierError::Corrupt(ROOT_KEY_PATH.into()));
-        }
-        let root_bytes = Zeroizing::new(
-            unseal
-                .open(ROOT_KEY_PATH, wrapped_root)
-                .map_err(|_| BarrierError::InvalidKey)?,
-        );
-        let root = Key::from_bytes(&root_bytes)
-            .ok_or_else(|| BarrierError::Corrupt(ROOT_KEY_PATH.into()))?;
+        let root = self.open_root(&unseal).await?;
         if !self.is_sealed() {
             return Ok(());
         }
@@ -272,6 +258,12 @@ impl Barrier {
     /// changing any state (generate-root and rekey authenticate with it).
     pub async fn check_unseal_key(&self, unseal_key: &[u8]) -> Result<(), BarrierError> {
         let unseal = Key::from_bytes(unseal_key).ok_or(BarrierError::InvalidKey)?;
+        self.open_root(&unseal).await.map(drop)
+    }
+
+    /// Reads the stored root key and unwraps it with `unseal`:
+    /// [`BarrierError::InvalidKey`] when the key does not open it.
+    async fn open_root(&self, unseal: &Key) -> Result<Key, BarrierError> {
         let wrapped_root = self
             .physical
             .get(ROOT_KEY_PATH)
@@ -280,10 +272,12 @@ impl Barrier {
         if envelope_term(&wrapped_root) != Some(WRAP_TERM) {
             return Err(BarrierError::Corrupt(ROOT_KEY_PATH.into()));
         }
-        unseal
-            .open(ROOT_KEY_PATH, wrapped_root)
-            .map(|root| drop(Zeroizing::new(root)))
-            .map_err(|_| BarrierError::InvalidKey)
+        let root_bytes = Zeroizing::new(
+            unseal
+                .open(ROOT_KEY_PATH, wrapped_root)
+                .map_err(|_| BarrierError::InvalidKey)?,
+        );
+        Key::from_bytes(&root_bytes).ok_or_else(|| BarrierError::Corrupt(ROOT_KEY_PATH.into()))
     }
 
     /// Rekeys: generates a new root key, re-encrypts the keyring under it

@@ -153,20 +153,12 @@ pub(crate) fn server_config(doc: Value) -> Result<ServerConfig, ConfigError> {
     };
     let disable_mlock = opt_bool(&mut top, "disable_mlock", TOP)?.unwrap_or(false);
     let ui = opt_bool(&mut top, "ui", TOP)?.unwrap_or(false);
-    let cache_size = match top.remove("cache_size") {
-        None => None,
-        Some(v) => match integer(&v) {
-            Some(0) => None,
-            Some(n) if n > 0 => Some(usize::try_from(n).unwrap_or(usize::MAX)),
-            _ => {
-                return Err(invalid(
-                    "cache_size",
-                    TOP,
-                    "expected a non-negative integer (entries)",
-                ))
-            }
-        },
-    };
+    let cache_size = opt_count(
+        &mut top,
+        "cache_size",
+        TOP,
+        "expected a non-negative integer (entries)",
+    )?;
     let disable_cache = opt_bool(&mut top, "disable_cache", TOP)?.unwrap_or(false);
 
     let effective_default = default_lease_ttl.unwrap_or(DEFAULT_LEASE_TTL);
@@ -296,20 +288,12 @@ fn listener(
         Some(DEFAULT_HTTP_READ_TIMEOUT),
     )?;
     let http_write_timeout = timeout(&mut body, "http_write_timeout", None)?;
-    let max_connections = match body.remove("max_connections") {
-        None => None,
-        Some(v) => match integer(&v) {
-            Some(0) => None,
-            Some(n) if n > 0 => Some(usize::try_from(n).unwrap_or(usize::MAX)),
-            _ => {
-                return Err(invalid(
-                    "max_connections",
-                    &context,
-                    "expected a positive integer (0: derived from the file-descriptor limit)",
-                ))
-            }
-        },
-    };
+    let max_connections = opt_count(
+        &mut body,
+        "max_connections",
+        &context,
+        "expected a positive integer (0: derived from the file-descriptor limit)",
+    )?;
     let disable_unauthed_generate_root_endpoints = opt_bool(
         &mut body,
         "disable_unauthed_generate_root_endpoints",
@@ -453,6 +437,22 @@ fn opt_duration(map: &mut Map<String, Value>, key: &str) -> Result<Option<Durati
     };
     let d = duration_from_json(&value).map_err(|e| invalid(key, TOP, &e.to_string()))?;
     Ok(Some(d).filter(|d| !d.is_zero()))
+}
+
+/// A count (an integer, see [`integer`]): `None` when absent or 0 (the
+/// default applies), an error with `expected` when negative or not an
+/// integer. Counts beyond `usize` saturate.
+fn opt_count(
+    map: &mut Map<String, Value>,
+    key: &str,
+    context: &str,
+    expected: &str,
+) -> Result<Option<usize>, ConfigError> {
+    match map.remove(key).map(|v| integer(&v)) {
+        None | Some(Some(0)) => Ok(None),
+        Some(Some(n)) if n > 0 => Ok(Some(usize::try_from(n).unwrap_or(usize::MAX))),
+        Some(_) => Err(invalid(key, context, expected)),
+    }
 }
 
 /// An integer given as a JSON/HCL number (integral floats included) or a
