@@ -727,7 +727,9 @@ async fn data_exists(s: S, ctx: Ctx) -> Result<bool> {
     let Ok(key) = key_of(&ctx) else {
         return Ok(false);
     };
-    Ok(read_meta(&ctx.storage, &key).await?.is_some())
+    // Existence only: the handler that follows reads and parses the
+    // metadata itself, so it is not parsed twice per write.
+    Ok(ctx.storage.get(&meta_key(&key)).await?.is_some())
 }
 
 /// OpenBao's answer to a KV v1-style request on a v2 mount.
