@@ -134,7 +134,7 @@ fn check_refusal(e: &Error, schema: &[Field]) {
 /// round trip of what is accepted.
 fn decode_round_trip<T>(body: &Map<String, Value>, schema: &Arc<[Field]>)
 where
-    T: serde::de::DeserializeOwned + Serialize + PartialEq + std::fmt::Debug,
+    T: serde::de::DeserializeOwned + Serialize + PartialEq + std::fmt::Debug + 'static,
 {
     let data = FieldData::new(body.clone(), HashMap::new(), schema.clone());
     match data.decode::<T>() {
