@@ -179,7 +179,10 @@ async fn token_lifecycle() {
         &mut p,
         &tok,
         |t| Call::post("auth/token/renew-self", json!({"increment": "5h"})).token(t),
-        &[],
+        &[Allow {
+            pattern: "/auth/lease_duration",
+            reason: "capped by explicit_max_ttl, the grant is the time that remains, in whole seconds: one less on a server whose clock crossed a second boundary since the token was made (the range is checked below)",
+        }],
     )
     .await;
     p.expect_status(&r, 200, "renew-self beyond explicit_max_ttl");
@@ -187,7 +190,7 @@ async fn token_lifecycle() {
         has_warnings(x)
             && x.body["auth"]["lease_duration"]
                 .as_u64()
-                .is_some_and(|d| d <= 7200)
+                .is_some_and(|d| (7190..=7200).contains(&d))
     });
     let r = each(
         &mut p,
