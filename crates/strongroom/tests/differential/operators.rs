@@ -573,50 +573,34 @@ async fn legacy_generate_root_when_the_listener_allows_it() {
         .await;
     p.expect_status(&r, 400, "wrong nonce");
     let keys = (p.bao.unseal_keys.clone(), p.sr.unseal_keys.clone());
+    // One unauthenticated generate-root update with a share.
+    let share = |nonce: &serde_json::Value, key: &String| {
+        Call::put(
+            "sys/generate-root/update",
+            json!({"nonce": nonce, "key": key}),
+        )
+        .anonymous()
+    };
     let r = p
         .check_each(
-            Call::put(
-                "sys/generate-root/update",
-                json!({"nonce": nonces.0, "key": keys.0[0]}),
-            )
-            .anonymous(),
-            Call::put(
-                "sys/generate-root/update",
-                json!({"nonce": nonces.1, "key": keys.1[0]}),
-            )
-            .anonymous(),
+            share(&nonces.0, &keys.0[0]),
+            share(&nonces.1, &keys.1[0]),
             &[],
         )
         .await;
     p.expect_status(&r, 200, "first share");
     let r = p
         .check_each(
-            Call::put(
-                "sys/generate-root/update",
-                json!({"nonce": nonces.0, "key": keys.0[0]}),
-            )
-            .anonymous(),
-            Call::put(
-                "sys/generate-root/update",
-                json!({"nonce": nonces.1, "key": keys.1[0]}),
-            )
-            .anonymous(),
+            share(&nonces.0, &keys.0[0]),
+            share(&nonces.1, &keys.1[0]),
             &[],
         )
         .await;
     p.expect_status(&r, 400, "the same share twice");
     let r = p
         .check_each(
-            Call::put(
-                "sys/generate-root/update",
-                json!({"nonce": nonces.0, "key": keys.0[2]}),
-            )
-            .anonymous(),
-            Call::put(
-                "sys/generate-root/update",
-                json!({"nonce": nonces.1, "key": keys.1[2]}),
-            )
-            .anonymous(),
+            share(&nonces.0, &keys.0[2]),
+            share(&nonces.1, &keys.1[2]),
             RANDOM,
         )
         .await;
