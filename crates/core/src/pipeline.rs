@@ -160,7 +160,8 @@ pub struct RequestCtx {
     pub unauthenticated: bool,
     /// The ACL's answer, once authorised.
     pub authorization: Option<Authorization>,
-    /// Time spent in each stage (indexed like [`Stage::ALL`]).
+    /// Time spent in each stage (indexed like [`Stage::ALL`]); all zero
+    /// when the observer does not ask for timings ([`Observer::timed`]).
     pub timings: [Duration; 10],
     /// The wire request until the route stage moves it into the backend's
     /// request.
@@ -170,7 +171,8 @@ pub struct RequestCtx {
     /// Whether the mount lookup was done (for the special-path check of
     /// authentication, before the route stage).
     looked_up: bool,
-    mark: Instant,
+    /// The end of the last timed stage; `None` when nothing is timed.
+    mark: Option<Instant>,
 }
 
 impl RequestCtx {
@@ -192,9 +194,11 @@ impl RequestCtx {
 
     /// Records the time since the previous mark as `stage`'s.
     fn lap(&mut self, stage: Stage) {
-        let now = Instant::now();
-        self.timings[stage as usize] += now - self.mark;
-        self.mark = now;
+        if let Some(mark) = self.mark {
+            let now = Instant::now();
+            self.timings[stage as usize] += now - mark;
+            self.mark = Some(now);
+        }
     }
 
     /// The wire request (present until the route stage).
@@ -207,6 +211,13 @@ impl RequestCtx {
 
 /// Told what each request did; a metrics exporter implements it.
 pub trait Observer: Send + Sync + 'static {
+    /// Whether the stages should be timed for this observer. Timing reads
+    /// the clock at every stage boundary; an observer that ignores
+    /// `ctx.timings` answers `false` and the pipeline skips the clock.
+    fn timed(&self) -> bool {
+        true
+    }
+
     /// A request finished with `status` (its HTTP status); `ctx.timings`
     /// holds each stage's time.
     fn request_finished(&self, ctx: &RequestCtx, status: u16);
@@ -217,13 +228,19 @@ pub trait Observer: Send + Sync + 'static {
 pub struct NoObserver;
 
 impl Observer for NoObserver {
+    fn timed(&self) -> bool {
+        false
+    }
+
     fn request_finished(&self, _ctx: &RequestCtx, _status: u16) {}
 }
 
 #[async_trait::async_trait]
 impl RequestHandler for Core {
     async fn handle_request(&self, req: Request) -> Result<Response> {
-        let mut ctx = receive::receive(req)?;
+        let hooks = self.pipeline_hooks();
+        let started = hooks.observer.timed().then(Instant::now);
+        let mut ctx = receive::receive(req, started)?;
         if receive::is_seal_free(&ctx) {
             return receive::seal_free(self, ctx).await;
         }
@@ -231,7 +248,6 @@ impl RequestHandler for Core {
             return Ok(receive::method_not_allowed());
         }
         let active = self.active()?;
-        let hooks = self.pipeline_hooks();
         ctx.lap(Stage::Receive);
         // Stages 2–5: any failure is still audited (stage 6) with its error.
         let admitted = admit(&active, &mut ctx).await;

@@ -27,6 +27,11 @@ pub struct Route {
     pub storage: View,
     /// What the backend is told about its mount, as last tuned.
     pub mount: ArcSwap<MountContext>,
+    /// Whether the backend is one of the core's own that reads the
+    /// caller's token entry from the request's extensions (token store,
+    /// cubbyhole); other backends get no extensions, and the request
+    /// saves their allocation.
+    pub builtin_caller: bool,
 }
 
 impl Route {

@@ -57,9 +57,10 @@
 //!
 //! # Cost on the hot path
 //!
-//! Per connection: one entry in the tracker's map. Per request: a few
-//! relaxed atomic updates and one wake-up of the connection's own task when
-//! it goes idle. Eviction scans the tracker, but only at the cap.
+//! Per connection: one entry in the tracker's map, and one timer that is
+//! re-armed at most every `min(http_read_header_timeout,
+//! http_idle_timeout)`. Per request: a few relaxed atomic updates; no
+//! wake-up and no timer. Eviction scans the tracker, but only at the cap.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -317,8 +318,7 @@ pub(crate) struct ConnState {
     served: AtomicBool,
     /// Set when the tracker evicted the connection.
     evicted: AtomicBool,
-    /// Wakes the connection's supervisor when its deadline may have moved
-    /// earlier or it was evicted.
+    /// Wakes the connection's supervisor when it was evicted.
     wake: Notify,
 }
 
@@ -359,7 +359,10 @@ impl ConnState {
         }
     }
 
-    /// Notes bytes read from the client.
+    /// Notes bytes read from the client: the first byte after the
+    /// connection went idle starts the header clock. No wake-up is needed:
+    /// the supervisor never sleeps past [`ConnState::recheck`], so it sees
+    /// the new deadline in time.
     fn on_read(&self) {
         if self.in_flight.load(Ordering::Relaxed) != 0
             || !self.served.load(Ordering::Relaxed)
@@ -367,24 +370,25 @@ impl ConnState {
         {
             return;
         }
-        let now = self.tracker.now().max(1);
-        self.first_byte.store(now, Ordering::Relaxed);
+        self.first_byte
+            .store(self.tracker.now().max(1), Ordering::Relaxed);
+    }
+
+    /// The longest the supervisor may sleep without looking at the
+    /// connection again: the shorter of the header and idle timeouts, or
+    /// `None` when neither applies.
+    ///
+    /// Every deadline that can appear while the supervisor sleeps (the
+    /// header clock started by a first byte, the idle clock started by the
+    /// end of a request) lies at least that far after the moment the
+    /// supervisor went to sleep, so it never needs waking for one: the
+    /// connection task is not woken per request, and the timers are
+    /// re-armed only every few seconds per connection.
+    fn recheck(&self) -> Option<Duration> {
         let limits = &self.tracker.limits;
-        // Wake the supervisor only if the header deadline comes before the
-        // idle deadline it is waiting for.
-        let idle_end = limits
-            .idle_timeout
-            .map(|d| self.since.load(Ordering::Relaxed).saturating_add(nanos(d)));
-        let head_end = limits
-            .read_header_timeout
-            .map(|d| now.saturating_add(nanos(d)));
-        let earlier = match (head_end, idle_end) {
-            (Some(h), Some(i)) => h < i,
-            (Some(_), None) => true,
-            (None, _) => false,
-        };
-        if earlier {
-            self.wake.notify_one();
+        match (limits.read_header_timeout, limits.idle_timeout) {
+            (Some(h), Some(i)) => Some(h.min(i)),
+            (h, i) => h.or(i),
         }
     }
 
@@ -427,10 +431,9 @@ impl Drop for RequestTrack {
             conn.handling.fetch_sub(1, Ordering::Relaxed);
         }
         conn.since.store(conn.tracker.now(), Ordering::Relaxed);
-        if conn.in_flight.fetch_sub(1, Ordering::Relaxed) == 1 {
-            // Idle again: the supervisor must start the idle clock.
-            conn.wake.notify_one();
-        }
+        // Idle again when this was the last request: the supervisor sees
+        // the idle clock at its next look (see `ConnState::recheck`).
+        conn.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -446,21 +449,33 @@ pub(crate) async fn supervise<F: Future>(state: Arc<ConnState>, conn: F) -> Opti
     }
     let _leave = Leave(Arc::clone(&state));
     tokio::pin!(conn);
+    let recheck = state.recheck();
+    let sleep = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(sleep);
+    let mut armed = false;
     loop {
         if state.evicted.load(Ordering::Relaxed) {
             return None;
         }
-        let deadline = state.deadline();
-        let sleep = async {
-            match deadline {
-                Some(d) => tokio::time::sleep_until(d).await,
-                None => std::future::pending().await,
+        if !armed {
+            // Sleep until the deadline, but never past the next look.
+            let now = Instant::now();
+            let look = recheck.map(|r| now + r);
+            let wake_at = match (state.deadline(), look) {
+                (Some(d), Some(l)) => Some(d.min(l)),
+                (d, l) => d.or(l),
+            };
+            if let Some(at) = wake_at {
+                sleep.as_mut().reset(at);
+                armed = true;
             }
-        };
+        }
         tokio::select! {
             out = &mut conn => return Some(out),
+            // Only an eviction notifies.
             () = state.wake.notified() => {}
-            () = sleep => {
+            () = &mut sleep, if armed => {
+                armed = false;
                 // Closed only if the deadline still holds (a request may
                 // have started meanwhile).
                 if state.deadline().is_some_and(|d| d <= Instant::now()) {

@@ -31,10 +31,11 @@ pub fn render_response(response: &Response, request_id: &str) -> http::Response<
             };
         }
     }
-    json(
-        response.status.unwrap_or(200),
-        &response.envelope(request_id),
-    )
+    // Serialised from the response's own parts: no copy of the data.
+    match serde_json::to_vec(&response.envelope_ref(request_id)) {
+        Ok(bytes) => json_bytes(response.status.unwrap_or(200), bytes),
+        Err(e) => render_error(&Error::internal(format!("rendering the response: {e}"))),
+    }
 }
 
 /// Renders an error: its status and `{"errors": [...]}`.
@@ -45,12 +46,17 @@ pub fn render_error(error: &Error) -> http::Response<Body> {
 /// A JSON response with Vault's headers. An out-of-range status (a backend
 /// bug) becomes a 500 rather than a panic.
 pub fn json(status: u16, body: &Value) -> http::Response<Body> {
+    // Serialising a `Value` cannot fail: its map keys are always strings.
+    let bytes = strongroom_sdk::json::value_to_vec(body).unwrap_or_default();
+    json_bytes(status, bytes)
+}
+
+/// A response with an already serialised JSON body and Vault's headers.
+fn json_bytes(status: u16, bytes: Vec<u8>) -> http::Response<Body> {
     let Ok(status) = StatusCode::from_u16(status) else {
         tracing::warn!(status, "handler answered with an invalid HTTP status");
         return render_error(&Error::internal("invalid response status"));
     };
-    // Serialising a `Value` cannot fail: its map keys are always strings.
-    let bytes = strongroom_sdk::json::value_to_vec(body).unwrap_or_default();
     let mut resp = http::Response::new(Body::from(bytes));
     *resp.status_mut() = status;
     let headers = resp.headers_mut();

@@ -359,6 +359,98 @@ impl Response {
     }
 }
 
+/// The keys of the standard envelope, in the order they are written.
+const ENVELOPE_KEYS: [&str; 8] = [
+    "request_id",
+    "lease_id",
+    "renewable",
+    "lease_duration",
+    "data",
+    "wrap_info",
+    "warnings",
+    "auth",
+];
+
+/// The standard envelope of a [`Response`], serialised from borrowed parts
+/// (no copy of the data, no intermediate `Value`): the same JSON object as
+/// [`Response::envelope`].
+pub struct Envelope<'a> {
+    response: &'a Response,
+    request_id: &'a str,
+}
+
+impl Response {
+    /// The standard envelope, for serialising straight to bytes (see
+    /// [`Envelope`]).
+    pub fn envelope_ref<'a>(&'a self, request_id: &'a str) -> Envelope<'a> {
+        Envelope {
+            response: self,
+            request_id,
+        }
+    }
+}
+
+impl serde::Serialize for Envelope<'_> {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+
+        /// A client's value, written with a stack as deep as it needs.
+        struct Deep<'v>(&'v Value);
+        impl serde::Serialize for Deep<'_> {
+            fn serialize<S: serde::Serializer>(
+                &self,
+                s: S,
+            ) -> std::result::Result<S::Ok, S::Error> {
+                crate::json::serialize_deep(self.0, s)
+            }
+        }
+        /// The data object, each value written stack-safely.
+        struct DeepMap<'v>(&'v Map<String, Value>);
+        impl serde::Serialize for DeepMap<'_> {
+            fn serialize<S: serde::Serializer>(
+                &self,
+                s: S,
+            ) -> std::result::Result<S::Ok, S::Error> {
+                let mut map = s.serialize_map(Some(self.0.len()))?;
+                for (k, v) in self.0 {
+                    map.serialize_entry(k, &Deep(v))?;
+                }
+                map.end()
+            }
+        }
+
+        let r = self.response;
+        let mut map = serializer.serialize_map(None)?;
+        // Extra top-level keys come first; the standard keys win over them.
+        if let Some(top) = &r.top_level {
+            for (k, v) in top {
+                if !ENVELOPE_KEYS.contains(&k.as_str()) {
+                    map.serialize_entry(k, &Deep(v))?;
+                }
+            }
+        }
+        // A response-wrapped answer has an empty request_id, as in OpenBao.
+        let request_id = if r.wrap_info.is_some() {
+            ""
+        } else {
+            self.request_id
+        };
+        map.serialize_entry("request_id", request_id)?;
+        let lease = r.lease.as_ref();
+        map.serialize_entry("lease_id", lease.map_or("", |l| l.lease_id.as_str()))?;
+        map.serialize_entry("renewable", &lease.is_some_and(|l| l.renewable))?;
+        map.serialize_entry("lease_duration", &lease.map_or(0, |l| l.lease_duration))?;
+        map.serialize_entry("data", &r.data.as_ref().map(DeepMap))?;
+        map.serialize_entry("wrap_info", &r.wrap_info)?;
+        map.serialize_entry("warnings", &(!r.warnings.is_empty()).then_some(&r.warnings))?;
+        map.serialize_entry("auth", &r.auth)?;
+        map.end()
+    }
+}
+
 /// Anything that answers logical requests: the core's request pipeline,
 /// and in tests a fake. The HTTP layer depends only on this.
 #[async_trait::async_trait]
@@ -366,4 +458,86 @@ pub trait RequestHandler: Send + Sync + 'static {
     /// Answers one request. A `Help` operation answers with a raw
     /// `{"help": ...}` body.
     async fn handle_request(&self, req: Request) -> crate::Result<Response>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn data(v: Value) -> Data {
+        match v {
+            Value::Object(m) => m,
+            _ => unreachable!("test data is an object"),
+        }
+    }
+
+    /// The borrowed envelope writes exactly the object `envelope` builds,
+    /// for every part a response can have (a deep value included: the
+    /// test's own building, parsing and dropping of it recurse, so it runs
+    /// on a big stack).
+    #[test]
+    fn the_borrowed_envelope_is_the_same_json_as_the_built_one() {
+        std::thread::Builder::new()
+            .stack_size(256 << 20)
+            .spawn(compare_envelopes)
+            .expect("thread")
+            .join()
+            .expect("no panic");
+    }
+
+    fn compare_envelopes() {
+        let mut deep = json!("leaf");
+        for _ in 0..3000 {
+            deep = json!([deep]);
+        }
+        let cases = vec![
+            Response::default(),
+            Response::data(data(json!({"a": 1, "deep": deep}))),
+            Response {
+                lease: Some(Lease {
+                    lease_id: "kv/x/abc".into(),
+                    lease_duration: 60,
+                    renewable: true,
+                    internal: None,
+                }),
+                warnings: vec!["careful".into()],
+                top_level: Some(data(json!({"extra": true, "data": "overridden"}))),
+                data: Some(data(json!({"k": "v"}))),
+                ..Default::default()
+            },
+            Response {
+                wrap_info: Some(WrapInfo {
+                    token: "hvs.x".into(),
+                    accessor: "acc".into(),
+                    ttl: 300,
+                    creation_time: "2026-01-01T00:00:00Z".into(),
+                    creation_path: "sys/wrapping/wrap".into(),
+                    wrapped_accessor: String::new(),
+                }),
+                ..Default::default()
+            },
+            Response {
+                auth: Some(Auth {
+                    client_token: "hvs.t".into(),
+                    accessor: "a".into(),
+                    policies: vec!["default".into()],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        ];
+        for resp in cases {
+            let built = resp.envelope("req-1");
+            let bytes = serde_json::to_vec(&resp.envelope_ref("req-1")).expect("serialises");
+            let mut de = serde_json::Deserializer::from_slice(&bytes);
+            de.disable_recursion_limit();
+            let written: Value = serde::Deserialize::deserialize(&mut de).expect("valid JSON");
+            assert!(
+                written == built,
+                "{}",
+                String::from_utf8_lossy(&bytes[..bytes.len().min(300)])
+            );
+        }
+    }
 }

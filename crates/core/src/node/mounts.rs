@@ -102,6 +102,12 @@ impl Core {
     fn build_route(&self, entry: &MountEntry) -> Result<Arc<Route>> {
         let storage = self.view(&entry.storage_prefix());
         let mount = self.mount_context(entry);
+        // The core's own token store and cubbyhole read the caller's token
+        // entry from the request's extensions; no other backend can name it.
+        let builtin_caller = matches!(
+            (entry.table, entry.kind.as_str()),
+            (Table::Auth, "token") | (Table::Mounts, "cubbyhole")
+        );
         let backend: Arc<dyn LogicalBackend> = match (entry.table, entry.kind.as_str()) {
             (Table::Mounts, "system") => self.sys.clone(),
             (Table::Auth, "token") => self.token.clone(),
@@ -127,6 +133,7 @@ impl Core {
             backend,
             storage,
             mount: ArcSwap::new(mount),
+            builtin_caller,
         }))
     }
 

@@ -22,8 +22,9 @@ const SEAL_FREE_PATHS: [&str; 5] = [
     "sys/leader",
 ];
 
-/// Checks the request and makes its context.
-pub fn receive(req: Request) -> Result<RequestCtx> {
+/// Checks the request and makes its context; `started` (when the stages
+/// are timed) is when the request entered the pipeline.
+pub fn receive(req: Request, started: Option<Instant>) -> Result<RequestCtx> {
     if req.path.split('/').any(|s| s == ".." || s == ".") {
         return Err(Error::bad_request(format!(
             "invalid request path {:?}",
@@ -48,7 +49,7 @@ pub fn receive(req: Request) -> Result<RequestCtx> {
         request: Some(req),
         backend_request: None,
         looked_up: false,
-        mark: Instant::now(),
+        mark: started,
     })
 }
 

@@ -48,8 +48,10 @@ pub fn route(active: &Active, ctx: &mut RequestCtx) -> Result<()> {
         ..wire
     };
     let mut breq = BackendRequest::new(request, routed.route.storage.clone(), routed.mount.clone());
-    if let Some(token) = &ctx.token {
-        breq.extensions.insert(token.clone());
+    if routed.route.builtin_caller {
+        if let Some(token) = &ctx.token {
+            breq.extensions.insert(token.clone());
+        }
     }
     ctx.backend_request = Some(breq);
     Ok(())
