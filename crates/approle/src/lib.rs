@@ -22,6 +22,7 @@ use strongroom_sdk::framework::{
     SpecialPaths,
 };
 use strongroom_sdk::logical::Operation;
+use strongroom_sdk::login::Legacy;
 use strongroom_sdk::registry::{Factory, FactoryInput};
 use strongroom_sdk::Result;
 
@@ -53,7 +54,7 @@ fn role_fields() -> Vec<Field> {
         Field::new("local_secret_ids", FieldType::Bool, "If set, the secret IDs generated using this role will be cluster local. This can only be set during role creation and once set, it can't be reset later."),
         Field::new("role_id", FieldType::String, "Identifier of the role. Defaults to a UUID."),
     ];
-    f.extend(strongroom_sdk::login::token_fields());
+    f.extend(Legacy::APPROLE.fields());
     f
 }
 
@@ -93,8 +94,9 @@ fn prop_field(name: &'static str) -> Field {
 fn prop_path(prop: Prop, suffix: &str) -> Path<AppRole> {
     let mut fields = vec![name_field()];
     fields.extend(prop.params().iter().map(|p| prop_field(p)));
-    let path = Path::new(&format!("role/{{role_name}}/{suffix}"))
-        .fields(fields)
+    let path = Path::new(&format!("role/{{role_name}}/{suffix}")).fields(fields);
+    let path = prop
+        .decodes(path)
         .op(
             Operation::Read,
             handler(move |s, c| role::prop_read(s, c, prop)),
@@ -127,13 +129,22 @@ pub fn backend() -> Backend<AppRole> {
                 Field::new("role_id", FieldType::String, "Unique identifier of the Role. Required to be supplied when the 'bind_secret_id' constraint is set."),
                 Field::new("secret_id", FieldType::String, "SecretID belong to the App role").default(json!("")),
             ])
+            .decodes::<login::RoleIdParam>()
+            .decodes::<login::SecretIdParam>()
             .op(Operation::Update, handler(login::login), "Issue a token based on the credentials supplied")
             .help("Issue a token based on the credentials supplied", "While the credential 'role_id' is required at all times, other credentials required depend on the properties AppRole to which the 'role_id' belongs to. The 'bind_secret_id' constraint (enabled by default) on the AppRole requires the 'secret_id' credential to be presented."),
         Path::new("role/?")
             .op(Operation::List, handler(role::list_roles), "Lists all the roles registered with the backend.")
             .help("Lists all the roles registered with the backend.", "The list will contain the names of the roles."),
-        Path::new("role/{role_name}")
+        Legacy::APPROLE
+            .decodes(Path::new("role/{role_name}"))
             .fields(role_fields())
+            .decodes::<role::RolePath>()
+            .decodes::<role::RoleIdParam>()
+            .decodes::<role::BindWrite>()
+            .decodes::<role::OldCidrs>()
+            .decodes::<role::NumUsesWrite>()
+            .decodes::<role::SecretTtlWrite>()
             .exists(existence(role::role_exists))
             .op(Operation::Read, handler(role::read), "Read the role.")
             .op(Operation::Create, handler(role::write), "Register a role.")
@@ -142,34 +153,57 @@ pub fn backend() -> Backend<AppRole> {
             .help("Register an role with the backend.", "A role can represent a service, a machine or anything that can be IDed. The set of policies on the role defines access to the role, meaning, any Vault token with a policy set that is a superset of the policies on the role registered here will have access to the role. If a SecretID is desired to be generated against only this specific role, it can be done via 'role/<role_name>/secret-id' and 'role/<role_name>/custom-secret-id' endpoints. The properties of the SecretID created against the role and the properties of the token issued with the SecretID generated against the role, can be configured using the parameters of this endpoint."),
         Path::new("role/{role_name}/role-id")
             .fields(vec![name_field(), Field::new("role_id", FieldType::String, "Identifier of the role. Defaults to a UUID.")])
+            .decodes::<role::RolePath>()
+            .decodes::<role::RoleIdParam>()
             .op(Operation::Read, handler(role::read_role_id_ep), "Read the role's role ID.")
             .op(Operation::Update, handler(role::write_role_id), "Set a custom role ID (unique across roles).")
             .help("Returns the 'role_id' of the role.", "If login is performed from an role, then its 'role_id' should be presented as a credential during the login. This 'role_id' can be retrieved using this endpoint."),
         Path::new("role/{role_name}/secret-id/?")
             .fields(secret_id_fields(false))
+            .decodes::<role::RolePath>()
+            .decodes::<secret::MetadataParam>()
+            .decodes::<secret::CidrListParam>()
+            .decodes::<secret::TokenCidrsParam>()
+            .decodes::<secret::NumUsesParam>()
+            .decodes::<secret::TtlParam>()
             .op(Operation::Update, handler(secret::generate), "Generate a SecretID against this role.")
             .op(Operation::List, handler(secret::list), "List the accessors of the role's SecretIDs.")
             .help("Generate a SecretID against this role.", "The SecretID generated using this endpoint will be scoped to access just this role and none else. The properties of this SecretID will be based on the options set on the role. It will expire after a period defined by the 'secret_id_ttl' option on the role and/or the backend mount's maximum TTL value."),
         Path::new("role/{role_name}/secret-id/lookup/?")
             .fields(vec![name_field(), Field::new("secret_id", FieldType::String, "SecretID attached to the role.")])
+            .decodes::<role::RolePath>()
+            .decodes::<secret::SecretIdParam>()
             .op(Operation::Update, handler(secret::lookup), "Read the properties of a SecretID.")
             .help("Read the properties of an issued secret_id", "This endpoint is used to read the properties of a secret_id associated to a role."),
         Path::new("role/{role_name}/secret-id/destroy/?")
             .fields(vec![name_field(), Field::new("secret_id", FieldType::String, "SecretID attached to the role.")])
+            .decodes::<role::RolePath>()
+            .decodes::<secret::SecretIdParam>()
             .op(Operation::Update, handler(secret::destroy), "Invalidate an issued secret_id.")
             .op(Operation::Delete, handler(secret::destroy), "Invalidate an issued secret_id.")
             .help("Invalidate an issued secret_id", "This endpoint is used to delete the properties of a secret_id associated to a role."),
         Path::new("role/{role_name}/secret-id-accessor/lookup/?")
             .fields(vec![name_field(), Field::new("secret_id_accessor", FieldType::String, "Accessor of the SecretID.")])
+            .decodes::<role::RolePath>()
+            .decodes::<secret::AccessorParam>()
             .op(Operation::Update, handler(secret::accessor_lookup), "Read the properties of a SecretID by its accessor.")
             .help("Read an issued secret_id, using its accessor", "This is particularly useful to lookup the non-expiring 'secret_id's. The list operation on the 'role/<role_name>/secret-id' endpoint will return the 'secret_id_accessor's. This endpoint can be used to read the properties of the secret. If the 'secret_id_num_uses' field in the response is 0, it represents a non-expiring 'secret_id'."),
         Path::new("role/{role_name}/secret-id-accessor/destroy/?")
             .fields(vec![name_field(), Field::new("secret_id_accessor", FieldType::String, "Accessor of the SecretID.")])
+            .decodes::<role::RolePath>()
+            .decodes::<secret::AccessorParam>()
             .op(Operation::Update, handler(secret::accessor_destroy), "Delete a SecretID by its accessor.")
             .op(Operation::Delete, handler(secret::accessor_destroy), "Delete a SecretID by its accessor.")
             .help("Delete an issued secret_id, using its accessor", "This is particularly useful to clean-up the non-expiring 'secret_id's. The list operation on the 'role/<role_name>/secret-id' endpoint will return the 'secret_id_accessor's. This endpoint can be used to delete the properties of the secret."),
         Path::new("role/{role_name}/custom-secret-id")
             .fields(secret_id_fields(true))
+            .decodes::<role::RolePath>()
+            .decodes::<secret::SecretIdParam>()
+            .decodes::<secret::MetadataParam>()
+            .decodes::<secret::CidrListParam>()
+            .decodes::<secret::TokenCidrsParam>()
+            .decodes::<secret::NumUsesParam>()
+            .decodes::<secret::TtlParam>()
             .op(Operation::Update, handler(secret::custom), "Assign a SecretID of choice against the role.")
             .help("Assign a SecretID of choice against the role.", "This option is not recommended unless there is a specific need to do so. This will assign a client supplied SecretID to be used to access the role. This SecretID will behave similarly to the SecretIDs generated by the backend. The properties of this SecretID will be based on the options set on the role."),
         Path::new("tidy/secret-id")

@@ -28,13 +28,13 @@ type S = Arc<AppRole>;
 
 /// The `role_id` of a login.
 #[derive(Deserialize)]
-struct RoleIdParam {
+pub(crate) struct RoleIdParam {
     role_id: Option<String>,
 }
 
 /// The `secret_id` of a login (read only when the role binds one).
 #[derive(Deserialize)]
-struct SecretIdParam {
+pub(crate) struct SecretIdParam {
     secret_id: Option<String>,
 }
 

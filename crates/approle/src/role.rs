@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use strongroom_sdk::framework::{Ctx, FieldData};
+use strongroom_sdk::framework::{Ctx, FieldData, Path};
 use strongroom_sdk::logical::{Data, Response};
 use strongroom_sdk::login::parse_bound_cidrs;
 use strongroom_sdk::login::Legacy;
@@ -25,7 +25,7 @@ type S = Arc<AppRole>;
 
 /// The role name of a `role/:role_name...` request.
 #[derive(Deserialize)]
-struct RolePath {
+pub(crate) struct RolePath {
     role_name: String,
 }
 
@@ -64,13 +64,13 @@ fn non_negative(v: i64, msg: &str) -> Result<u64> {
 
 /// `role_id` of a role write (or of `role/:name/role-id`).
 #[derive(Deserialize)]
-struct RoleIdParam {
+pub(crate) struct RoleIdParam {
     role_id: Option<String>,
 }
 
 /// The first secret id parameters of a role write.
 #[derive(Deserialize)]
-struct BindWrite {
+pub(crate) struct BindWrite {
     bind_secret_id: Option<bool>,
     secret_id_bound_cidrs: Option<Vec<String>>,
 }
@@ -78,19 +78,19 @@ struct BindWrite {
 /// The deprecated `bound_cidr_list`, read only without
 /// `secret_id_bound_cidrs`.
 #[derive(Deserialize)]
-struct OldCidrs {
+pub(crate) struct OldCidrs {
     bound_cidr_list: Option<Vec<String>>,
 }
 
 /// `secret_id_num_uses` (checked before the later fields are read).
 #[derive(Deserialize)]
-struct NumUsesWrite {
+pub(crate) struct NumUsesWrite {
     secret_id_num_uses: Option<i64>,
 }
 
 /// The last secret id parameters of a role write.
 #[derive(Deserialize)]
-struct SecretTtlWrite {
+pub(crate) struct SecretTtlWrite {
     /// Seconds.
     secret_id_ttl: Option<u64>,
     local_secret_ids: Option<bool>,
@@ -352,6 +352,29 @@ impl Prop {
             Prop::TokenNumUses => &["token_num_uses"],
             Prop::LocalSecretIds => &["local_secret_ids"],
             Prop::BoundCidrList => &["bound_cidr_list"],
+        }
+    }
+
+    /// Declares on the property's path the structs its handlers decode:
+    /// the role name, and the property's parameters (see
+    /// [`Path::decodes`](strongroom_sdk::framework::Path::decodes)).
+    pub fn decodes<S>(self, path: Path<S>) -> Path<S> {
+        let path = path.decodes::<RolePath>();
+        match self {
+            Prop::Policies => path
+                .decodes::<TokenPoliciesParam>()
+                .decodes::<PoliciesParam>(),
+            Prop::SecretIdNumUses => path.decodes::<NumUsesWrite>(),
+            Prop::SecretIdTtl => path.decodes::<SecretIdTtlParam>(),
+            Prop::TokenTtl => path.decodes::<TokenTtlParam>(),
+            Prop::TokenMaxTtl => path.decodes::<TokenMaxTtlParam>(),
+            Prop::BindSecretId => path.decodes::<BindSecretIdParam>(),
+            Prop::SecretIdBoundCidrs => path.decodes::<SecretIdBoundCidrsParam>(),
+            Prop::TokenBoundCidrs => path.decodes::<TokenBoundCidrsParam>(),
+            Prop::Period => path.decodes::<TokenPeriodParam>().decodes::<PeriodParam>(),
+            Prop::TokenNumUses => path.decodes::<TokenNumUsesParam>(),
+            Prop::LocalSecretIds => path,
+            Prop::BoundCidrList => path.decodes::<OldCidrs>(),
         }
     }
 

@@ -45,13 +45,13 @@ async fn existing_role(s: &AppRole, ctx: &Ctx, name: &str) -> Result<RoleEntry> 
 
 /// The `secret_id` of a request.
 #[derive(Deserialize)]
-struct SecretIdParam {
+pub(crate) struct SecretIdParam {
     secret_id: Option<String>,
 }
 
 /// The `secret_id_accessor` of a request.
 #[derive(Deserialize)]
-struct AccessorParam {
+pub(crate) struct AccessorParam {
     secret_id_accessor: Option<String>,
 }
 
@@ -66,31 +66,31 @@ fn required(value: Option<String>, field: &str) -> Result<Zeroizing<String>> {
 /// The parameters of a secret id creation, in the order they are read
 /// and checked.
 #[derive(Deserialize)]
-struct MetadataParam {
+pub(crate) struct MetadataParam {
     metadata: Option<String>,
 }
 
 /// `cidr_list` (checked against the role before the next is read).
 #[derive(Deserialize)]
-struct CidrListParam {
+pub(crate) struct CidrListParam {
     cidr_list: Option<Vec<String>>,
 }
 
 /// `token_bound_cidrs` (checked before the limits are read).
 #[derive(Deserialize)]
-struct TokenCidrsParam {
+pub(crate) struct TokenCidrsParam {
     token_bound_cidrs: Option<Vec<String>>,
 }
 
 /// `num_uses` (checked before `ttl` is read).
 #[derive(Deserialize)]
-struct NumUsesParam {
+pub(crate) struct NumUsesParam {
     num_uses: Option<i64>,
 }
 
 /// `ttl`, in seconds.
 #[derive(Deserialize)]
-struct TtlParam {
+pub(crate) struct TtlParam {
     ttl: Option<u64>,
 }
 

@@ -4,6 +4,7 @@
 //! revoking ([`Core::revoke_lease`](crate::node::Core::revoke_lease),
 //! [`Core::revoke_prefix`](crate::node::Core::revoke_prefix)).
 
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{SysState, S};
@@ -26,17 +27,38 @@ fn rfc3339(secs: u64) -> Value {
     )
 }
 
-fn lease_id(ctx: &Ctx) -> Result<String> {
-    let id = ctx.fields.str_or_empty("lease_id")?;
-    let id = if id.is_empty() {
-        ctx.fields.str_or_empty("url_lease_id")?
-    } else {
-        id
-    };
-    if id.is_empty() {
-        return Err(Error::bad_request("lease_id must be specified"));
+/// The parameters of a lookup, renewal or revocation of one lease.
+#[derive(Deserialize)]
+struct LeaseParams {
+    #[serde(default)]
+    lease_id: String,
+    /// The lease id in the path, used when the body gives none.
+    #[serde(default)]
+    url_lease_id: String,
+    /// The requested extension in seconds (renewals only).
+    increment: Option<u64>,
+}
+
+impl LeaseParams {
+    /// The lease id: the body's, else the path's.
+    fn id(self) -> Result<String> {
+        let id = if self.lease_id.is_empty() {
+            self.url_lease_id
+        } else {
+            self.lease_id
+        };
+        if id.is_empty() {
+            return Err(Error::bad_request("lease_id must be specified"));
+        }
+        Ok(id)
     }
-    Ok(id)
+}
+
+/// The prefix of a listing or prefix revocation.
+#[derive(Deserialize)]
+struct PrefixParam {
+    #[serde(default)]
+    prefix: String,
 }
 
 /// The token whose lease id is `id`, if any.
@@ -54,7 +76,7 @@ async fn token_of_lease(core: &Core, id: &str) -> Result<Option<std::sync::Arc<T
 
 async fn lookup(s: S, ctx: Ctx) -> Result<Response> {
     let core = s.core()?;
-    let id = lease_id(&ctx)?;
+    let id = ctx.decode::<LeaseParams>()?.id()?;
     let now = crate::token::now_unix();
     let view = |id: &str, path: &str, issue: u64, expire: u64, renewal: u64, renewable: bool| {
         let mut d = Data::new();
@@ -100,7 +122,7 @@ async fn lookup(s: S, ctx: Ctx) -> Result<Response> {
 async fn list(s: S, ctx: Ctx) -> Result<Response> {
     let core = s.core()?;
     let unsealed = core.active()?;
-    let prefix = ctx.fields.str_or_empty("prefix")?;
+    let PrefixParam { prefix } = ctx.decode()?;
     let prefix = if prefix.is_empty() || prefix.ends_with('/') {
         prefix
     } else {
@@ -119,11 +141,9 @@ async fn list(s: S, ctx: Ctx) -> Result<Response> {
 
 async fn renew(s: S, ctx: Ctx) -> Result<Response> {
     let core = s.core()?;
-    let id = lease_id(&ctx)?;
-    let increment = ctx
-        .fields
-        .get_duration("increment")?
-        .map_or(0, |d| d.as_secs());
+    let params: LeaseParams = ctx.decode()?;
+    let increment = params.increment.unwrap_or(0);
+    let id = params.id()?;
     let unsealed = core.active()?;
     if unsealed.leases.get(&id).is_none() {
         if token_of_lease(&core, &id).await?.is_some() {
@@ -146,7 +166,7 @@ async fn renew(s: S, ctx: Ctx) -> Result<Response> {
 
 async fn revoke(s: S, ctx: Ctx) -> Result<Response> {
     let core = s.core()?;
-    let id = lease_id(&ctx)?;
+    let id = ctx.decode::<LeaseParams>()?.id()?;
     if let Some(t) = token_of_lease(&core, &id).await? {
         core.revoke_token_tree(&t.id_hash).await?;
     } else {
@@ -157,13 +177,13 @@ async fn revoke(s: S, ctx: Ctx) -> Result<Response> {
 }
 
 async fn revoke_prefix(s: S, ctx: Ctx) -> Result<Response> {
-    let prefix = ctx.fields.str_or_empty("prefix")?;
+    let PrefixParam { prefix } = ctx.decode()?;
     s.core()?.revoke_prefix(&prefix, false).await?;
     Ok(Response::empty())
 }
 
 async fn revoke_force(s: S, ctx: Ctx) -> Result<Response> {
-    let prefix = ctx.fields.str_or_empty("prefix")?;
+    let PrefixParam { prefix } = ctx.decode()?;
     s.core()?.revoke_prefix(&prefix, true).await?;
     Ok(Response::empty())
 }
@@ -221,34 +241,42 @@ pub(super) fn paths() -> Vec<Path<SysState>> {
     vec![
         Path::new("leases/lookup")
             .fields(id_fields())
+            .decodes::<LeaseParams>()
             .op(Operation::Update, handler(lookup), "Retrieve lease metadata.")
             .help("View or list lease metadata.", "Returns the issue time, expiry, TTL and renewability of a lease."),
         Path::new("leases/lookup/{prefix*}")
             .fields(vec![Field::new("prefix", FieldType::String, "The lease id prefix to list.")])
+            .decodes::<PrefixParam>()
             .op(Operation::List, handler(list), "Returns a list of lease ids.")
             .help("View or list lease metadata.", "Lists the lease ids one level below the prefix, as storage listings do."),
         Path::new("leases/renew")
             .fields(id_fields())
+            .decodes::<LeaseParams>()
             .op(Operation::Update, handler(renew), "Renews a lease, requesting to extend the lease.")
             .help("Renew a lease of a secret.", "Extends a secret lease by the increment, within its max TTL. Tokens are renewed through auth/token/renew."),
         Path::new("leases/renew/{url_lease_id+}")
             .fields(id_fields())
+            .decodes::<LeaseParams>()
             .op(Operation::Update, handler(renew), "Renews a lease, requesting to extend the lease.")
             .help("Renew a lease of a secret.", "Extends a secret lease by the increment, within its max TTL."),
         Path::new("leases/revoke")
             .fields(id_fields())
+            .decodes::<LeaseParams>()
             .op(Operation::Update, handler(revoke), "Revokes a lease immediately.")
             .help("Revoke a lease.", "Revokes the lease (a token lease revokes the token and its children). Unknown leases are not an error."),
         Path::new("leases/revoke/{url_lease_id+}")
             .fields(id_fields())
+            .decodes::<LeaseParams>()
             .op(Operation::Update, handler(revoke), "Revokes a lease immediately.")
             .help("Revoke a lease.", "Revokes the lease named in the path."),
         Path::new("leases/revoke-prefix/{prefix+}")
             .fields(prefix_fields())
+            .decodes::<PrefixParam>()
             .op(Operation::Update, handler(revoke_prefix), "Revokes all secrets (via a lease ID prefix) or tokens (via the tokens' path property) generated under a given prefix immediately.")
             .help("Revoke all leases under a prefix.", "Revokes every lease, tokens included, whose id starts with the prefix. Requires sudo."),
         Path::new("leases/revoke-force/{prefix+}")
             .fields(prefix_fields())
+            .decodes::<PrefixParam>()
             .op(Operation::Update, handler(revoke_force), "Revokes all secrets or tokens generated under a given prefix immediately, ignoring backend errors.")
             .help("Revoke all leases under a prefix, ignoring backend errors.", "Like revoke-prefix, but a backend that fails to revoke a secret does not stop the lease from being dropped. Requires sudo."),
         Path::new("leases/tidy")

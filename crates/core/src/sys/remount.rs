@@ -3,6 +3,7 @@
 //! before the answer (OpenBao queues it), so its status is always
 //! `success`; the migration ids live in memory until the node restarts.
 
+use serde::Deserialize;
 use serde_json::json;
 
 use super::{legacy, obj, SysState, S};
@@ -10,9 +11,24 @@ use strongroom_sdk::framework::{handler, Ctx, Field, FieldType, Path};
 use strongroom_sdk::logical::{Operation, Response};
 use strongroom_sdk::{Error, Result};
 
+/// The parameters of `sys/remount`.
+#[derive(Deserialize)]
+struct RemountParams {
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+}
+
+/// The migration id of `sys/remount/status/:migration_id`.
+#[derive(Deserialize)]
+struct MigrationId {
+    #[serde(default)]
+    migration_id: String,
+}
+
 async fn remount(s: S, ctx: Ctx) -> Result<Response> {
-    let from = ctx.fields.str_or_empty("from")?;
-    let to = ctx.fields.str_or_empty("to")?;
+    let RemountParams { from, to } = ctx.decode()?;
     if from.is_empty() || to.is_empty() {
         return Err(Error::bad_request(
             "both 'from' and 'to' path must be specified as a string",
@@ -31,7 +47,7 @@ async fn remount(s: S, ctx: Ctx) -> Result<Response> {
 }
 
 async fn status(s: S, ctx: Ctx) -> Result<Response> {
-    let id = ctx.fields.str_or_empty("migration_id")?;
+    let MigrationId { migration_id: id } = ctx.decode()?;
     let found = s.migrations.lock().ok().and_then(|m| m.get(&id).cloned());
     let Some((source, target)) = found else {
         return Ok(Response::raw(404, json!({ "errors": [] })));
@@ -54,10 +70,12 @@ pub(super) fn paths() -> Vec<Path<SysState>> {
                 Field::new("from", FieldType::String, "The previous mount point."),
                 Field::new("to", FieldType::String, "The new mount point."),
             ])
+            .decodes::<RemountParams>()
             .op(Operation::Update, handler(remount), "Initiate a mount migration.")
             .help("Move the mount point of an already-mounted backend, within or across namespaces.", "POST with from and to moves a secrets engine (or, with auth/ paths, an auth method) with its data, configuration and leases; the old path answers 404 afterwards."),
         Path::new("remount/status/{migration_id}")
             .fields(vec![Field::new("migration_id", FieldType::String, "The ID of the migration operation.")])
+            .decodes::<MigrationId>()
             .op(Operation::Read, handler(status), "Check status of a mount migration.")
             .help("Check the status of a mount move.", "Reports the source, target and status of a move started by sys/remount."),
     ]

@@ -2,14 +2,23 @@
 //! wrapping tokens. The work is the core's ([`crate::wrapping`]); these are
 //! the path declarations.
 
+use serde::Deserialize;
+
 use super::{SysState, S};
 use strongroom_sdk::framework::{handler, Ctx, Field, FieldType, Path};
 use strongroom_sdk::logical::{Operation, Response};
 use strongroom_sdk::{Error, Result};
 
+/// The `token` parameter of unwrap, lookup and rewrap.
+#[derive(Deserialize)]
+struct TokenParam {
+    #[serde(default)]
+    token: String,
+}
+
 /// The wrapping token: the `token` field, else the request's token.
 fn wrapping_token(ctx: &Ctx) -> Result<String> {
-    let token = ctx.fields.str_or_empty("token")?;
+    let TokenParam { token } = ctx.decode()?;
     if !token.is_empty() {
         return Ok(token);
     }
@@ -65,15 +74,18 @@ pub(super) fn paths() -> Vec<Path<SysState>> {
             .help("Response-wraps an arbitrary JSON object.", "Round trips the given input data into a response-wrapped token. Requires X-Vault-Wrap-TTL."),
         Path::new("wrapping/unwrap")
             .fields(token_field())
+            .decodes::<TokenParam>()
             .op(Operation::Update, handler(unwrap), "Unwraps a response-wrapped token.")
             .help("Unwraps a response-wrapped token.", "Returns the original response inside the given wrapping token, once. The token may be given in the body, or be the request's token."),
         Path::new("wrapping/lookup")
             .fields(token_field())
+            .decodes::<TokenParam>()
             .op(Operation::Read, handler(lookup), "Looks up the properties of a response-wrapped token.")
             .op(Operation::Update, handler(lookup), "Looks up the properties of a response-wrapped token.")
             .help("Looks up the properties of a response-wrapped token.", "Returns the creation TTL, creation time and creation path of the wrapping token without spending it."),
         Path::new("wrapping/rewrap")
             .fields(token_field())
+            .decodes::<TokenParam>()
             .op(Operation::Update, handler(rewrap), "Rotates a response-wrapped token.")
             .help("Rotates a response-wrapped token.", "Spends the given wrapping token and wraps its response again under a new one with the same TTL."),
     ]
