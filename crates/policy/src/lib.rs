@@ -280,6 +280,27 @@ fn syntax(msg: impl std::fmt::Display) -> PolicyError {
     PolicyError::Syntax(one_line)
 }
 
+/// Whether `expr` is a literal value (as HCL1, OpenBao's policy language,
+/// only knows): no arithmetic, conditionals, calls or comprehensions.
+/// Evaluating those is not only meaningless in a policy but unsafe:
+/// hcl-rs's evaluation of `2/0` trips a debug assertion on the infinite
+/// result (found by the `policy` fuzz target).
+fn is_literal(expr: &hcl::Expression) -> bool {
+    use hcl::Expression as E;
+    match expr {
+        E::Null | E::Bool(_) | E::Number(_) | E::String(_) | E::TemplateExpr(_) => true,
+        E::Array(items) => items.iter().all(is_literal),
+        E::Object(obj) => obj.values().all(is_literal),
+        E::Parenthesis(inner) => is_literal(inner),
+        // Variables and traversals fail evaluation with an empty context:
+        // a plain refusal either way.
+        E::Variable(_) | E::Traversal(_) => true,
+        E::FuncCall(_) | E::Conditional(_) | E::Operation(_) | E::ForExpr(_) => false,
+        // hcl-rs's enum is non-exhaustive: anything new is refused.
+        _ => false,
+    }
+}
+
 fn hcl_blocks(text: &str) -> Result<Vec<RawBlock>, PolicyError> {
     let body = strongroom_sdk::lenient_hcl::parse_body(text).map_err(syntax)?;
     let ctx = hcl::eval::Context::new();
@@ -308,6 +329,12 @@ fn hcl_blocks(text: &str) -> Result<Vec<RawBlock>, PolicyError> {
                 for inner in block.body.into_iter() {
                     match inner {
                         hcl::Structure::Attribute(attr) => {
+                            if !is_literal(&attr.expr) {
+                                return Err(syntax(format!(
+                                    "path {path:?}: {}: only literal values are allowed (no operators, conditionals, function calls or for expressions)",
+                                    attr.key
+                                )));
+                            }
                             let value = hcl::eval::Evaluate::evaluate(&attr.expr, &ctx)
                                 .map_err(|e| syntax(format!("path {path:?}: {e}")))?;
                             let value = serde_json::to_value(value)
@@ -644,6 +671,21 @@ capabilities = [\"list\"]
     #[test]
     fn every_error_is_one_line_and_names_the_problem() {
         let cases: &[(&str, &str)] = &[
+            // HCL1 has no arithmetic; hcl-rs's evaluation of a division by
+            // zero tripped a debug assertion (fuzz finding).
+            (
+                r#"path "a" {
+capabilities = ["read"]
+max_wrapping_ttl = 2/0
+}"#,
+                r#"path "a": max_wrapping_ttl: only literal values are allowed"#,
+            ),
+            (
+                r#"path "a" {
+capabilities = [true ? "read" : "list"]
+}"#,
+                r#"path "a": capabilities: only literal values are allowed"#,
+            ),
             // bao: invalid capability "reed" / "READ"
             (
                 r#"path "a" {
