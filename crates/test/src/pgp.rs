@@ -6,7 +6,7 @@
 
 use base64::Engine as _;
 use pgp::composed::{
-    Deserializable, EncryptionCaps, KeyType, Message, SecretKeyParamsBuilder, SignedPublicKey,
+    EncryptionCaps, KeyType, Message, SecretKeyParamsBuilder, SignedPublicKey,
     SignedSecretKey, SubkeyParamsBuilder,
 };
 use pgp::crypto::ecc_curve::ECCCurve;
