@@ -6,8 +6,8 @@
 
 use base64::Engine as _;
 use pgp::composed::{
-    EncryptionCaps, KeyType, Message, SecretKeyParamsBuilder, SignedPublicKey,
-    SignedSecretKey, SubkeyParamsBuilder,
+    EncryptionCaps, KeyType, Message, SecretKeyParamsBuilder, SignedPublicKey, SignedSecretKey,
+    SubkeyParamsBuilder,
 };
 use pgp::crypto::ecc_curve::ECCCurve;
 use pgp::ser::Serialize as _;
@@ -87,5 +87,7 @@ fn hex_of(bytes: &[u8]) -> String {
 
 /// `n` fresh keys named `operator0`, `operator1`, ...
 pub fn keys(n: usize) -> Vec<TestKey> {
-    (0..n).map(|i| TestKey::generate(&format!("operator{i}"))).collect()
+    (0..n)
+        .map(|i| TestKey::generate(&format!("operator{i}")))
+        .collect()
 }

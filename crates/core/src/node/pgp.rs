@@ -98,7 +98,10 @@ fn primary_self_signature(cert: &SignedPublicKey) -> Option<&Signature> {
 
 /// The subkey's newest valid binding signature, unless a valid revocation
 /// exists.
-fn subkey_binding<'a>(cert: &SignedPublicKey, sub: &'a SignedPublicSubKey) -> Option<&'a Signature> {
+fn subkey_binding<'a>(
+    cert: &SignedPublicKey,
+    sub: &'a SignedPublicSubKey,
+) -> Option<&'a Signature> {
     let valid = |s: &&Signature| s.verify_subkey_binding(&cert.primary_key, &sub.key).is_ok();
     if sub
         .signatures
@@ -171,7 +174,8 @@ impl PgpKey {
         let data = base64::engine::general_purpose::STANDARD
             .decode(encoded.trim())
             .map_err(decode_error)?;
-        let cert = SignedPublicKey::from_bytes(Cursor::new(data.as_slice())).map_err(parse_error)?;
+        let cert =
+            SignedPublicKey::from_bytes(Cursor::new(data.as_slice())).map_err(parse_error)?;
         if cert.primary_key.version() != KeyVersion::V4 {
             return Err(parse_error(format!(
                 "unsupported key version {:?}: only OpenPGP v4 keys are supported",
@@ -310,7 +314,10 @@ mod tests {
             decrypt(&secrets[1], &encrypted[1]),
             "10".repeat(33).as_bytes()
         );
-        assert_ne!(encrypted[0], b"01abff", "the share is not sent in the clear");
+        assert_ne!(
+            encrypted[0], b"01abff",
+            "the share is not sent in the clear"
+        );
     }
 
     #[test]
@@ -326,7 +333,10 @@ mod tests {
             .fingerprint()
             .chars()
             .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)));
-        assert_eq!(fingerprints(&[key.clone(), key]), vec![expected.clone(), expected]);
+        assert_eq!(
+            fingerprints(&[key.clone(), key]),
+            vec![expected.clone(), expected]
+        );
     }
 
     fn message_of(r: Result<PgpKey>) -> String {
@@ -361,7 +371,9 @@ mod tests {
             m,
             "error parsing given PGP key: the key has no valid encryption key"
         );
-        let m = message_of(parse_keys(&[public_b64(&secret), "aGVsbG8=".into()]).map(|mut v| v.remove(0)));
+        let m = message_of(
+            parse_keys(&[public_b64(&secret), "aGVsbG8=".into()]).map(|mut v| v.remove(0)),
+        );
         assert!(m.starts_with("error parsing given PGP key: "), "{m}");
     }
 }

@@ -203,9 +203,8 @@ impl Core {
                 "invalid rekey seal configuration: count mismatch between number of provided PGP keys and number of shares",
             ));
         }
-        let pgp_keys = pgp::parse_keys(pgp_keys).map_err(|e| {
-            Error::bad_request(format!("invalid rekey seal configuration: {e}"))
-        })?;
+        let pgp_keys = pgp::parse_keys(pgp_keys)
+            .map_err(|e| Error::bad_request(format!("invalid rekey seal configuration: {e}")))?;
         let _admin = self.admin.lock().await;
         self.active()?;
         let required = self.seal_threshold().await?;

@@ -259,7 +259,9 @@ impl Core {
         }
         let token = Zeroizing::new(active.tokens.create_root(None, false).await?);
         status.encoded_token = match &gen.pgp_key {
-            Some(key) => base64::engine::general_purpose::STANDARD.encode(key.encrypt(token.as_bytes())?),
+            Some(key) => {
+                base64::engine::general_purpose::STANDARD.encode(key.encrypt(token.as_bytes())?)
+            }
             None => encode_root_token(&token, &gen.otp)?,
         };
         status.complete = true;

@@ -385,9 +385,7 @@ fn backup_body(b: &RekeyBackup) -> Result<Response> {
             .iter()
             .map(|h| hex::decode(h).map(|bytes| engine.encode(bytes)))
             .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| {
-                Error::internal(format!("error decoding hex-encoded backup key: {e}"))
-            })?;
+            .map_err(|e| Error::internal(format!("error decoding hex-encoded backup key: {e}")))?;
         keys_b64.insert(fingerprint.clone(), json!(encoded));
     }
     Ok(legacy(obj(json!({

@@ -16,7 +16,7 @@ mod differences;
 mod kubernetes;
 mod kv2;
 mod operators;
-mod pgp;
 mod path_help;
+mod pgp;
 mod remount;
 mod tokens;

@@ -83,8 +83,7 @@ async fn root_on_both(p: &mut Pair, tokens: (&str, &str), what: &str) {
         p.bao
             .send(&Call::get("auth/token/lookup-self").token(tokens.0))
             .await,
-        p.sr
-            .send(&Call::get("auth/token/lookup-self").token(tokens.1))
+        p.sr.send(&Call::get("auth/token/lookup-self").token(tokens.1))
             .await,
     );
     on_both(p, &r, what, |r| {

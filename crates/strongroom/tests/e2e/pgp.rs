@@ -102,7 +102,10 @@ async fn init_encrypts_the_shares_and_the_root_token_to_pgp_keys() {
         .await;
     assert_eq!(r.status, 400, "{r:?}");
     assert!(
-        errors_mention(&r, "invalid seal configuration: error parsing given PGP key"),
+        errors_mention(
+            &r,
+            "invalid seal configuration: error parsing given PGP key"
+        ),
         "{r:?}"
     );
     if target() == Kind::Strongroom {
@@ -122,7 +125,10 @@ async fn init_encrypts_the_shares_and_the_root_token_to_pgp_keys() {
         );
     }
     let r = server.send(&Call::get("sys/init")).await;
-    assert_eq!(r.body["initialized"], false, "bad input changes nothing: {r:?}");
+    assert_eq!(
+        r.body["initialized"], false,
+        "bad input changes nothing: {r:?}"
+    );
 
     let r = server
         .send(&Call::put(
@@ -139,7 +145,10 @@ async fn init_encrypts_the_shares_and_the_root_token_to_pgp_keys() {
     let shares = decrypt_shares(&ks, &r.body);
     let root_token = ks[1].decrypt_b64(r.body["root_token"].as_str().expect("root_token"));
     let r = unseal_with(&server, &[shares[2].clone(), shares[0].clone()]).await;
-    assert_eq!(r.body["sealed"], false, "two decrypted shares unseal: {r:?}");
+    assert_eq!(
+        r.body["sealed"], false,
+        "two decrypted shares unseal: {r:?}"
+    );
     wait_active(&server).await;
     assert_root(&server, &root_token).await;
 }
@@ -208,7 +217,11 @@ async fn pgp_rekey_with_backup_unseals_a_durable_server_after_restart() {
             );
         }
         assert_eq!(r.data("nonce"), &json!(nonce), "{r:?}");
-        assert_eq!(r.body["keys"], r.data("keys").clone(), "also at the top level");
+        assert_eq!(
+            r.body["keys"],
+            r.data("keys").clone(),
+            "also at the top level"
+        );
     };
     server.root_token = Some(token.clone());
     check_backup(&server.send(&Call::get("sys/rekey/backup")).await);
@@ -217,9 +230,15 @@ async fn pgp_rekey_with_backup_unseals_a_durable_server_after_restart() {
     drop(server);
     let mut server = Server::with_config(target(), &cfg);
     let r = unseal_with(&server, &old[..2]).await;
-    assert_eq!(r.status, 400, "a threshold of old shares must not unseal: {r:?}");
+    assert_eq!(
+        r.status, 400,
+        "a threshold of old shares must not unseal: {r:?}"
+    );
     let r = unseal_with(&server, &[new[2].clone(), new[1].clone()]).await;
-    assert_eq!(r.body["sealed"], false, "decrypted new shares unseal: {r:?}");
+    assert_eq!(
+        r.body["sealed"], false,
+        "decrypted new shares unseal: {r:?}"
+    );
     wait_active(&server).await;
     server.root_token = Some(token);
     check_backup(&server.send(&Call::get("sys/rotate/root/backup")).await);
@@ -252,8 +271,11 @@ async fn generate_root_with_a_pgp_key_gives_a_working_root_token() {
     // The unauthenticated path.
     let r = server
         .send(
-            &Call::put("sys/generate-root/attempt", json!({"pgp_key": k.public_b64}))
-                .anonymous(),
+            &Call::put(
+                "sys/generate-root/attempt",
+                json!({"pgp_key": k.public_b64}),
+            )
+            .anonymous(),
         )
         .await;
     assert_eq!(r.status, 200, "{r:?}");
@@ -278,7 +300,10 @@ async fn generate_root_with_a_pgp_key_gives_a_working_root_token() {
     assert_eq!(r.body["pgp_fingerprint"], json!(k.fingerprint), "{r:?}");
     let r = server.send(&update(&shares[1])).await;
     assert_eq!(r.body["complete"], true, "{r:?}");
-    assert_eq!(r.body["encoded_token"], r.body["encoded_root_token"], "{r:?}");
+    assert_eq!(
+        r.body["encoded_token"], r.body["encoded_root_token"],
+        "{r:?}"
+    );
     let token = k.decrypt_b64(r.body["encoded_token"].as_str().expect("encoded_token"));
     assert_root(&server, &token).await;
 
