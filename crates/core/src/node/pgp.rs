@@ -218,7 +218,7 @@ impl PgpKey {
             Error::internal(format!("error setting up encryption for PGP message: {e}"))
         })?;
         builder
-            .to_vec(&mut rng)
+            .to_vec(rng)
             .map_err(|e| Error::internal(format!("error encrypting PGP message: {e}")))
     }
 }
