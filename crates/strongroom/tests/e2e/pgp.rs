@@ -335,3 +335,57 @@ async fn generate_root_with_a_pgp_key_gives_a_working_root_token() {
     let second = k.decrypt_b64(r.data("encoded_token").as_str().expect("encoded_token"));
     assert_root(&server, &second).await;
 }
+
+/// A rotation that requires verification hands out encrypted shares; the
+/// decrypted shares are what verifies it, and then unseal.
+#[tokio::test]
+async fn pgp_rotation_with_verification_is_verified_with_the_decrypted_shares() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = Server::with_config(target(), &config(dir.path(), false));
+    server.init(1, 1).await;
+    server.unseal().await;
+    wait_active(&server).await;
+    let ks = keys(2);
+    let r = server
+        .send(&Call::put(
+            "sys/rotate/root/init",
+            json!({"secret_shares": 2, "secret_threshold": 2, "pgp_keys": public_keys(&ks), "require_verification": true}),
+        ))
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.data("pgp_fingerprints"), &fingerprints(&ks), "{r:?}");
+    assert_eq!(r.data("backup"), &json!(false), "{r:?}");
+    let nonce = r.data("nonce").clone();
+    let r = server
+        .send(&Call::put(
+            "sys/rotate/root/update",
+            json!({"nonce": nonce, "key": server.unseal_keys[0]}),
+        ))
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        (r.data("verification_required"), r.data("pgp_fingerprints")),
+        (&json!(true), &fingerprints(&ks)),
+        "{r:?}"
+    );
+    let data = r.body["data"].clone();
+    let shares = decrypt_shares(&ks, &data);
+    let vnonce = r.data("verification_nonce").clone();
+    let mut last = None;
+    for share in &shares {
+        last = Some(
+            server
+                .send(&Call::put(
+                    "sys/rotate/root/verify",
+                    json!({"nonce": vnonce, "key": share}),
+                ))
+                .await,
+        );
+    }
+    let r = last.expect("two shares");
+    assert_eq!(r.data("complete"), &json!(true), "verified: {r:?}");
+    let r = server.send(&Call::put("sys/seal", json!({}))).await;
+    assert_eq!(r.status, 204, "{r:?}");
+    let r = unseal_with(&server, &shares).await;
+    assert_eq!(r.body["sealed"], false, "the verified shares unseal: {r:?}");
+}
