@@ -339,6 +339,97 @@ mod tests {
         );
     }
 
+    /// Through the core: `initialize` refuses a bad root token key before
+    /// storing anything, hands out encrypted shares and token that unseal
+    /// and authenticate; a rekey with `backup` keeps the encrypted shares
+    /// inside the barrier (the physical entry is ciphertext) until deleted.
+    #[tokio::test]
+    async fn init_and_a_rekey_backup_through_the_core() {
+        use crate::node::rekey::{RekeyUpdate, BACKUP_KEY};
+        use crate::node::{Core, CoreConfig, InitParams};
+        use std::sync::Arc;
+        use strongroom_sdk::registry::Registry;
+        use strongroom_sdk::storage::Backend as _;
+        use strongroom_storage::InmemBackend;
+
+        let secrets = [key_pair(false), key_pair(false)];
+        let keys: Vec<String> = secrets.iter().map(public_b64).collect();
+        let fps: Vec<String> = parse_keys(&keys)
+            .unwrap()
+            .iter()
+            .map(|k| k.fingerprint().to_string())
+            .collect();
+        let physical = Arc::new(InmemBackend::new());
+        let core = Core::new(physical.clone(), CoreConfig::default(), Registry::new());
+        let params = |root_key: &str| InitParams {
+            secret_shares: 2,
+            secret_threshold: 2,
+            root_token_id: None,
+            dev: false,
+            pgp_keys: keys.clone(),
+            root_token_pgp_key: Some(root_key.to_string()),
+        };
+        let bad = core.initialize(params("aGVsbG8=")).await;
+        assert!(
+            matches!(&bad, Err(Error::BadRequest(m)) if m.starts_with("error parsing given PGP key: ")),
+            "{:?}",
+            bad.err()
+        );
+        assert!(!core.is_initialized().await.unwrap(), "nothing stored");
+
+        let out = core.initialize(params(&keys[1])).await.unwrap();
+        let token = String::from_utf8(decrypt(
+            &secrets[1],
+            &base64::engine::general_purpose::STANDARD
+                .decode(out.root_token.as_str())
+                .unwrap(),
+        ))
+        .unwrap();
+        assert!(token.starts_with("s."), "a root token: {token}");
+        let shares: Vec<Zeroizing<Vec<u8>>> = out
+            .keys
+            .iter()
+            .zip(&secrets)
+            .map(|(m, s)| Zeroizing::new(hex::decode(decrypt(s, m)).unwrap()))
+            .collect();
+        for share in &shares {
+            core.submit_unseal_key(share.clone()).await.unwrap();
+        }
+        assert!(!core.is_sealed(), "the decrypted shares unseal");
+
+        let status = core.rekey_init(2, 2, &keys, true, false).await.unwrap();
+        assert_eq!(status.pgp_fingerprints.as_ref(), Some(&fps));
+        assert!(status.backup);
+        let mut result = None;
+        for share in &shares {
+            if let RekeyUpdate::Complete(r) = core
+                .rekey_update(share.clone(), &status.nonce)
+                .await
+                .unwrap()
+            {
+                result = Some(r);
+            }
+        }
+        let result = result.expect("the rekey completes");
+        assert_eq!(result.pgp_fingerprints.as_ref(), Some(&fps));
+        let backup = core.rekey_backup().await.unwrap().expect("a backup");
+        assert_eq!(backup.nonce, status.nonce);
+        for (i, fp) in fps.iter().enumerate() {
+            assert_eq!(
+                backup.keys[fp],
+                vec![hex::encode(result.keys[i].as_slice())]
+            );
+        }
+        let raw = physical.get(BACKUP_KEY).await.unwrap().expect("stored");
+        assert!(
+            serde_json::from_slice::<serde_json::Value>(&raw).is_err()
+                && !raw.windows(fps[0].len()).any(|w| w == fps[0].as_bytes()),
+            "the backup is barrier-encrypted"
+        );
+        core.rekey_delete_backup().await.unwrap();
+        assert!(core.rekey_backup().await.unwrap().is_none());
+    }
+
     fn message_of(r: Result<PgpKey>) -> String {
         match r {
             Err(Error::BadRequest(m)) => m,
