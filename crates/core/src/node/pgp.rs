@@ -198,6 +198,10 @@ impl PgpKey {
     }
 
     /// Encrypts `plaintext` to this key; the binary OpenPGP message.
+    ///
+    /// The caller keeps the plaintext in a zeroizing buffer; rPGP reads it
+    /// from there in chunks, and its own short-lived chunk buffers are not
+    /// zeroized.
     pub fn encrypt(&self, plaintext: &[u8]) -> Result<Vec<u8>> {
         let mut rng = rand08::rngs::OsRng;
         // The plaintext is read from the caller's buffer, not copied into
