@@ -77,6 +77,8 @@ pub async fn seed(args: SeedArgs) -> anyhow::Result<()> {
             secret_threshold: 1,
             root_token_id: None,
             dev: false,
+            pgp_keys: Vec::new(),
+            root_token_pgp_key: None,
         })
         .await
         .map_err(|e| anyhow!("initialize: {e}"))?;

@@ -16,13 +16,15 @@
 //! - [`mounts`]: the mount tables and the routes built from them;
 //! - [`revocation`]: revoking tokens, token trees and leases, and the reaper;
 //! - [`rootgen`] and [`rekey`]: generating a root token and replacing the
-//!   unseal key, each with a quorum of unseal key shares.
+//!   unseal key, each with a quorum of unseal key shares;
+//! - [`pgp`]: PGP encryption of the shares and root tokens handed out.
 //!
 //! The request path is in [`crate::pipeline`].
 
 pub mod activation;
 pub mod gate;
 pub mod mounts;
+pub mod pgp;
 pub mod rekey;
 pub mod revocation;
 pub mod rootgen;
@@ -88,9 +90,11 @@ pub struct SealConfig {
 
 /// What `initialize` hands back once: the key shares and the root token.
 pub struct InitOutput {
-    /// The unseal key shares (the key itself when there is one share).
+    /// The unseal key shares (the key itself when there is one share), or
+    /// with `pgp_keys` the binary OpenPGP messages that carry them.
     pub keys: Vec<Zeroizing<Vec<u8>>>,
-    /// The initial root token.
+    /// The initial root token, or with `root_token_pgp_key` the base64 of
+    /// the OpenPGP message that carries it.
     pub root_token: Zeroizing<String>,
 }
 
@@ -106,6 +110,11 @@ pub struct InitParams {
     /// Dev mode: the root token is made as `auth/token/create` makes
     /// tokens (OpenBao's dev server does so), not as `sys/init` does.
     pub dev: bool,
+    /// Base64 binary PGP public keys, one per share, to encrypt the shares
+    /// to (empty: the shares are handed out plain).
+    pub pgp_keys: Vec<String>,
+    /// A base64 binary PGP public key to encrypt the root token to.
+    pub root_token_pgp_key: Option<String>,
 }
 
 /// Where the node is in its lifecycle.

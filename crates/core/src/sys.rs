@@ -102,13 +102,8 @@ async fn init_read(s: S, _ctx: Ctx) -> Result<Response> {
 async fn init_write(s: S, ctx: Ctx) -> Result<Response> {
     let core = s.core()?;
     let f = &ctx.fields;
-    for unsupported in ["pgp_keys", "root_token_pgp_key"] {
-        if f.get_strings(unsupported)?.is_some_and(|v| !v.is_empty()) {
-            return Err(Error::bad_request(format!(
-                "{unsupported} is not supported by this server"
-            )));
-        }
-    }
+    let pgp_keys = f.get_strings("pgp_keys")?.unwrap_or_default();
+    let root_token_pgp_key = f.str_or_empty("root_token_pgp_key")?;
     let shares = f.get_int("secret_shares")?.unwrap_or(0);
     let threshold = f.get_int("secret_threshold")?.unwrap_or(0);
     let out = core
@@ -117,6 +112,8 @@ async fn init_write(s: S, ctx: Ctx) -> Result<Response> {
             secret_threshold: usize::try_from(threshold).unwrap_or(0),
             root_token_id: None,
             dev: false,
+            pgp_keys,
+            root_token_pgp_key: Some(root_token_pgp_key).filter(|k| !k.is_empty()),
         })
         .await?;
     let engine = base64::engine::general_purpose::STANDARD;
@@ -1066,8 +1063,8 @@ pub fn backend(core: Weak<Core>) -> Backend<SysState> {
             .fields(vec![
                 Field::new("secret_shares", FieldType::Int, "Number of key shares to split the unseal key into."),
                 Field::new("secret_threshold", FieldType::Int, "Number of shares required to reconstruct the unseal key."),
-                Field::new("pgp_keys", FieldType::CommaStringSlice, "PGP keys to encrypt the shares with (not supported)."),
-                Field::new("root_token_pgp_key", FieldType::String, "PGP key to encrypt the root token with (not supported)."),
+                Field::new("pgp_keys", FieldType::CommaStringSlice, "Base64 binary PGP public keys, one per share, to encrypt the shares to (in order)."),
+                Field::new("root_token_pgp_key", FieldType::String, "A base64 binary PGP public key to encrypt the initial root token to."),
                 Field::new("stored_shares", FieldType::Int, "Unused with Shamir seals."),
                 Field::new("recovery_shares", FieldType::Int, "Unused with Shamir seals."),
                 Field::new("recovery_threshold", FieldType::Int, "Unused with Shamir seals."),

@@ -11,6 +11,8 @@
 //! - [`kube`]: a fake Kubernetes API (TokenReview) and service-account JWTs.
 //! - [`gcp`]: a Google API emulator (OAuth2, IAM, certificates, metadata)
 //!   and signed login JWTs.
+//! - [`pgp`]: OpenPGP key pairs to receive PGP-encrypted shares and root
+//!   tokens, and decryption of them.
 //!
 //! A failed setup panics: in a test harness that is how a test reports it.
 #![forbid(unsafe_code)]
@@ -20,4 +22,5 @@ pub mod diff;
 pub mod gcp;
 pub mod inprocess;
 pub mod kube;
+pub mod pgp;
 pub mod server;

@@ -6,22 +6,38 @@
 //! The new unseal key, a new root key, the re-encrypted keyring and the new
 //! seal configuration are stored in one physical batch, so the old shares
 //! stop unsealing exactly when the new ones start. The operation's state is
-//! in memory only and is forgotten when the node seals. PGP encryption of
-//! the new shares (and so `backup`) is not supported and refused.
+//! in memory only and is forgotten when the node seals.
+//!
+//! With `pgp_keys`, each new share is handed out encrypted to its key (see
+//! [`super::pgp`]); with `backup` as well, the encrypted shares are also
+//! kept, by key fingerprint and with the rekey's nonce, in barrier-encrypted
+//! storage until `DELETE sys/rekey/backup`, as OpenBao keeps them.
 
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use super::pgp::{self, PgpKey};
 use super::rootgen::{already_given, check_share_length, combine_shares};
 use super::{json_bytes, Core, SealConfig, SEAL_CONFIG_KEY};
 use strongroom_barrier::{shamir, Barrier, BarrierError};
-use strongroom_sdk::storage::BatchOp;
+use strongroom_sdk::storage::{BatchOp, Storage};
 use strongroom_sdk::{Error, Result};
+
+/// Where the backup of the last PGP-encrypted rekey is kept (inside the
+/// barrier; OpenBao's key for it).
+pub const BACKUP_KEY: &str = "core/unseal-keys-backup";
 
 /// A rekey in progress.
 pub(crate) struct Rekey {
     shares: usize,
     threshold: usize,
     require_verification: bool,
+    /// The keys to encrypt the new shares to (none: plain shares).
+    pgp_keys: Vec<PgpKey>,
+    /// Keep a backup of the encrypted shares.
+    backup: bool,
     nonce: String,
     progress: Vec<Zeroizing<Vec<u8>>>,
     /// The new unseal key, once generated and awaiting verification.
@@ -49,14 +65,24 @@ pub struct RekeyStatus {
     pub verification_required: bool,
     /// The verification's nonce, once the new shares are out.
     pub verification_nonce: String,
+    /// The fingerprints of the PGP keys the new shares go to (`None`
+    /// without PGP keys).
+    pub pgp_fingerprints: Option<Vec<String>>,
+    /// Whether the encrypted shares are backed up (only with PGP keys).
+    pub backup: bool,
 }
 
 /// The new shares, handed out once.
 pub struct RekeyResult {
     /// The rekey's nonce.
     pub nonce: String,
-    /// The new unseal key shares.
+    /// The new unseal key shares, or with PGP keys the binary OpenPGP
+    /// messages that carry them.
     pub keys: Vec<Zeroizing<Vec<u8>>>,
+    /// The fingerprints of the PGP keys, in the order of `keys`.
+    pub pgp_fingerprints: Option<Vec<String>>,
+    /// Whether `backup` was asked for.
+    pub backup: bool,
     /// Whether the shares still have to be verified.
     pub verification_required: bool,
     /// The verification's nonce (when required).
@@ -132,6 +158,8 @@ fn status_of(r: Option<&Rekey>, required: usize) -> RekeyStatus {
             required,
             verification_required: r.require_verification,
             verification_nonce: r.verification_nonce.clone(),
+            pgp_fingerprints: (!r.pgp_keys.is_empty()).then(|| pgp::fingerprints(&r.pgp_keys)),
+            backup: r.backup && !r.pgp_keys.is_empty(),
         },
     }
 }
@@ -154,7 +182,13 @@ impl Core {
         Ok(status_of(self.rekey.lock().await.as_ref(), required))
     }
 
-    /// Starts a rekey to `shares` shares with threshold `threshold`.
+    /// Starts a rekey to `shares` shares with threshold `threshold`; with
+    /// `pgp_keys` (base64 binary public keys, one per share) the new shares
+    /// are encrypted to them, and with `backup` kept encrypted too.
+    ///
+    /// `backup` without PGP keys is accepted and does nothing, as on
+    /// OpenBao's `sys/rotate/root/init`; the legacy `sys/rekey/init`
+    /// refuses it before calling this.
     pub async fn rekey_init(
         &self,
         shares: usize,
@@ -163,20 +197,14 @@ impl Core {
         backup: bool,
         require_verification: bool,
     ) -> Result<RekeyStatus> {
-        if backup && pgp_keys.is_empty() {
-            return Err(Error::bad_request(
-                "cannot request a backup of the new keys without providing PGP keys for encryption",
-            ));
-        }
-        if !pgp_keys.is_empty() && pgp_keys.len() != shares {
-            return Err(Error::bad_request("incorrect number of PGP keys for rekey"));
-        }
-        if !pgp_keys.is_empty() {
-            return Err(Error::bad_request(
-                "pgp_keys is not supported by this server: the new key shares cannot be PGP-encrypted",
-            ));
-        }
         validate(shares, threshold)?;
+        if !pgp_keys.is_empty() && pgp_keys.len() != shares {
+            return Err(Error::bad_request(
+                "invalid rekey seal configuration: count mismatch between number of provided PGP keys and number of shares",
+            ));
+        }
+        let pgp_keys = pgp::parse_keys(pgp_keys)
+            .map_err(|e| Error::bad_request(format!("invalid rekey seal configuration: {e}")))?;
         let _admin = self.admin.lock().await;
         self.active()?;
         let required = self.seal_threshold().await?;
@@ -188,13 +216,15 @@ impl Core {
             shares,
             threshold,
             require_verification,
+            pgp_keys,
+            backup,
             nonce: uuid::Uuid::new_v4().to_string(),
             progress: Vec::new(),
             verification_key: None,
             verification_nonce: String::new(),
             verification_progress: Vec::new(),
         };
-        tracing::info!(nonce = %started.nonce, shares, threshold, require_verification, "core: rekey initialized");
+        tracing::info!(nonce = %started.nonce, shares, threshold, require_verification, pgp = !started.pgp_keys.is_empty(), backup, "core: rekey initialized");
         *rekey = Some(started);
         Ok(status_of(rekey.as_ref(), required))
     }
@@ -260,12 +290,30 @@ impl Core {
                 .map_err(|e| Error::internal(format!("splitting the new unseal key: {e}")))?
         };
         let nonce = r.nonce.clone();
+        let mut pgp_fingerprints = None;
+        let keys = if r.pgp_keys.is_empty() {
+            keys
+        } else {
+            let encrypted = pgp::encrypt_shares(&keys, &r.pgp_keys)?;
+            let fingerprints = pgp::fingerprints(&r.pgp_keys);
+            if r.backup {
+                // Kept before the new key takes effect, as OpenBao does, so
+                // that shares that unseal are never without their backup.
+                self.store_rekey_backup(&nonce, &fingerprints, &encrypted)
+                    .await?;
+            }
+            pgp_fingerprints = Some(fingerprints);
+            encrypted.into_iter().map(Zeroizing::new).collect()
+        };
+        let backup = r.backup;
         if r.require_verification {
             r.verification_key = Some(new_key);
             r.verification_nonce = uuid::Uuid::new_v4().to_string();
             return Ok(RekeyUpdate::Complete(RekeyResult {
                 nonce,
                 keys,
+                pgp_fingerprints,
+                backup,
                 verification_required: true,
                 verification_nonce: r.verification_nonce.clone(),
             }));
@@ -275,9 +323,35 @@ impl Core {
         Ok(RekeyUpdate::Complete(RekeyResult {
             nonce,
             keys,
+            pgp_fingerprints,
+            backup,
             verification_required: false,
             verification_nonce: String::new(),
         }))
+    }
+
+    /// Stores the backup of a rekey's encrypted shares, replacing any
+    /// earlier one.
+    async fn store_rekey_backup(
+        &self,
+        nonce: &str,
+        fingerprints: &[String],
+        encrypted: &[Vec<u8>],
+    ) -> Result<()> {
+        let mut keys: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (fingerprint, message) in fingerprints.iter().zip(encrypted) {
+            keys.entry(fingerprint.clone())
+                .or_default()
+                .push(hex::encode(message));
+        }
+        let backup = RekeyBackup {
+            nonce: nonce.to_string(),
+            keys,
+        };
+        self.gate
+            .put(BACKUP_KEY, &json_bytes(&backup)?)
+            .await
+            .map_err(|e| Error::internal(format!("failed to save unseal key backup: {e}")))
     }
 
     /// The verification's status; `None` when no rekey is in progress.
@@ -370,16 +444,37 @@ impl Core {
         Ok(())
     }
 
-    /// The PGP-encrypted backup of the last rekey's shares: never kept, as
-    /// this server does not PGP-encrypt shares.
-    pub async fn rekey_backup(&self) -> Result<()> {
+    /// The backup of the last rekey's PGP-encrypted shares, if one was
+    /// asked for and not deleted since.
+    pub async fn rekey_backup(&self) -> Result<Option<RekeyBackup>> {
         self.active()?;
-        Err(Error::bad_request("no backed-up keys found"))
+        let Some(raw) = self.gate.get(BACKUP_KEY).await? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&raw)
+            .map(Some)
+            .map_err(|e| Error::internal(format!("error decoding backup keys: {e}")))
     }
 
-    /// Deletes the backup of the last rekey's shares (there is none).
+    /// Deletes the backup of the last rekey's shares (none: nothing to do).
     pub async fn rekey_delete_backup(&self) -> Result<()> {
+        let _admin = self.admin.lock().await;
         self.active()?;
-        Ok(())
+        self.gate
+            .delete(BACKUP_KEY)
+            .await
+            .map_err(|e| Error::internal(format!("error deleting backup keys: {e}")))
     }
+}
+
+/// The stored backup of a rekey's PGP-encrypted shares (OpenBao's layout).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RekeyBackup {
+    /// The nonce of the rekey that made the shares.
+    #[serde(rename = "Nonce")]
+    pub nonce: String,
+    /// Key fingerprint to the hex of each encrypted share sent to that
+    /// key, in share order.
+    #[serde(rename = "Keys")]
+    pub keys: BTreeMap<String, Vec<String>>,
 }

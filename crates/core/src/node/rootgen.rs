@@ -2,7 +2,9 @@
 //! a quorum of unseal key holders proves possession of the shares and gets a
 //! new root token, encoded with a one-time password as OpenBao does (the
 //! token XOR the OTP, base64 without padding), so that
-//! `bao operator generate-root -decode=... -otp=...` recovers it.
+//! `bao operator generate-root -decode=... -otp=...` recovers it. With a
+//! `pgp_key` instead, the token is encrypted to that key (raw, not
+//! hex-encoded) and handed out as the base64 of the OpenPGP message.
 //!
 //! One generation runs at a time; its state lives in memory only and is
 //! forgotten when the node seals.
@@ -11,6 +13,7 @@ use base64::Engine as _;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
+use super::pgp::PgpKey;
 use super::Core;
 use crate::token::random_base62;
 use strongroom_barrier::{shamir, BarrierError};
@@ -23,7 +26,10 @@ pub const OTP_LENGTH: usize = 26;
 /// A root generation in progress.
 pub(crate) struct RootGeneration {
     nonce: String,
+    /// The one-time password (empty when the token goes to `pgp_key`).
     otp: Zeroizing<String>,
+    /// The key to encrypt the token to, when no OTP was given.
+    pgp_key: Option<PgpKey>,
     progress: Vec<Zeroizing<Vec<u8>>>,
 }
 
@@ -40,8 +46,11 @@ pub struct RootGenStatus {
     pub required: usize,
     /// Whether this answer completes the generation.
     pub complete: bool,
-    /// The new root token XOR the OTP, base64 without padding (on completion).
+    /// The new root token XOR the OTP, base64 without padding, or the
+    /// base64 of the PGP-encrypted token (on completion).
     pub encoded_token: String,
+    /// The fingerprint of the PGP key the token goes to (empty with an OTP).
+    pub pgp_fingerprint: String,
     /// The OTP the server generated when the caller gave none (once).
     pub otp: String,
     /// The OTP length the server expects.
@@ -141,24 +150,33 @@ impl Core {
             progress: gen.map_or(0, |g| g.progress.len()),
             required,
             otp_length: OTP_LENGTH,
+            pgp_fingerprint: gen
+                .and_then(|g| g.pgp_key.as_ref())
+                .map(|k| k.fingerprint().to_string())
+                .unwrap_or_default(),
             ..Default::default()
         }
     }
 
-    /// Starts a root generation with `otp` (generated when empty). A PGP
-    /// key is refused: this server does not encrypt with PGP.
+    /// Starts a root generation with `otp`, or else with `pgp_key` (a
+    /// base64 binary public key), or else with an OTP generated here and
+    /// returned once. As in OpenBao, an `otp` wins over a `pgp_key` given
+    /// with it.
     pub async fn generate_root_init(&self, otp: &str, pgp_key: &str) -> Result<RootGenStatus> {
         self.active()?;
-        if otp.is_empty() && !pgp_key.is_empty() {
-            return Err(Error::bad_request(
-                "error parsing PGP key: PGP encryption of the root token is not supported by this server; use an otp",
-            ));
-        }
-        if !otp.is_empty() && otp.len() != OTP_LENGTH {
-            return Err(Error::bad_request("OTP string has incorrect length"));
+        let mut key = None;
+        if !otp.is_empty() {
+            if otp.len() != OTP_LENGTH {
+                return Err(Error::bad_request("OTP string has incorrect length"));
+            }
+        } else if !pgp_key.is_empty() {
+            key = Some(
+                PgpKey::parse(pgp_key)
+                    .map_err(|e| Error::bad_request(format!("error parsing PGP key: {e}")))?,
+            );
         }
         let required = self.seal_threshold().await?;
-        let generated = otp.is_empty();
+        let generated = otp.is_empty() && key.is_none();
         let otp = if generated {
             random_base62(OTP_LENGTH)
         } else {
@@ -173,6 +191,7 @@ impl Core {
         let started = RootGeneration {
             nonce: uuid::Uuid::new_v4().to_string(),
             otp: Zeroizing::new(otp.clone()),
+            pgp_key: key,
             progress: Vec::new(),
         };
         tracing::info!(nonce = %started.nonce, "core: root generation initialized");
@@ -216,6 +235,11 @@ impl Core {
             nonce: nonce.to_string(),
             progress,
             required,
+            pgp_fingerprint: gen
+                .pgp_key
+                .as_ref()
+                .map(|k| k.fingerprint().to_string())
+                .unwrap_or_default(),
             ..Default::default()
         };
         if progress < required {
@@ -234,7 +258,12 @@ impl Core {
             Err(e) => return Err(e.into()),
         }
         let token = Zeroizing::new(active.tokens.create_root(None, false).await?);
-        status.encoded_token = encode_root_token(&token, &gen.otp)?;
+        status.encoded_token = match &gen.pgp_key {
+            Some(key) => {
+                base64::engine::general_purpose::STANDARD.encode(key.encrypt(token.as_bytes())?)
+            }
+            None => encode_root_token(&token, &gen.otp)?,
+        };
         status.complete = true;
         tracing::info!(nonce = %gen.nonce, "core: root generation finished");
         *guard = None;

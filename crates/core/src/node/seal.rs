@@ -1,11 +1,13 @@
 //! Initialising and sealing: the Shamir split of a new unseal key, unseal
 //! progress share by share, and sealing (which steps down first).
 
+use base64::Engine as _;
 use serde_json::{Map, Value};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use super::mounts::{cubbyhole_entry, Tables};
+use super::pgp::{self, PgpKey};
 use super::{json_bytes, Core, InitOutput, InitParams, SealConfig, SEAL_CONFIG_KEY};
 use crate::mount::{MountConfig, MountEntry, Table};
 use strongroom_barrier::{shamir, Barrier, BarrierError};
@@ -49,6 +51,20 @@ impl Core {
                 "invalid seal configuration: threshold must be at least one",
             ));
         }
+        if !params.pgp_keys.is_empty() && params.pgp_keys.len() != shares {
+            return Err(Error::bad_request(
+                "invalid seal configuration: count mismatch between number of provided PGP keys and number of shares",
+            ));
+        }
+        let share_keys = pgp::parse_keys(&params.pgp_keys)
+            .map_err(|e| Error::bad_request(format!("invalid seal configuration: {e}")))?;
+        // Checked here, before anything is stored: OpenBao parses this key
+        // only once the server is initialised, so a bad one leaves it
+        // initialised with the shares and the root token lost.
+        let token_key = match params.root_token_pgp_key.as_deref() {
+            Some(k) if !k.is_empty() => Some(PgpKey::parse(k)?),
+            _ => None,
+        };
         let _admin = self.admin.lock().await;
         if self.barrier.initialized().await? {
             return Err(Error::bad_request("Vault is already initialized"));
@@ -59,6 +75,14 @@ impl Core {
         } else {
             shamir::split(&unseal_key, shares, threshold)
                 .map_err(|e| Error::internal(format!("splitting the unseal key: {e}")))?
+        };
+        let handed_out = if share_keys.is_empty() {
+            keys
+        } else {
+            pgp::encrypt_shares(&keys, &share_keys)?
+                .into_iter()
+                .map(Zeroizing::new)
+                .collect()
         };
         self.barrier.initialize(&unseal_key).await?;
         let seal = SealConfig {
@@ -107,14 +131,22 @@ impl Core {
                 return Err(e);
             }
         };
-        let root = active
-            .tokens
-            .create_root(params.root_token_id.as_deref(), params.dev)
-            .await?;
+        let root = Zeroizing::new(
+            active
+                .tokens
+                .create_root(params.root_token_id.as_deref(), params.dev)
+                .await?,
+        );
         self.seal_locked().await;
+        let root_token = match token_key {
+            Some(key) => Zeroizing::new(
+                base64::engine::general_purpose::STANDARD.encode(key.encrypt(root.as_bytes())?),
+            ),
+            None => root,
+        };
         Ok(InitOutput {
-            keys,
-            root_token: Zeroizing::new(root),
+            keys: handed_out,
+            root_token,
         })
     }
 
@@ -127,6 +159,8 @@ impl Core {
                 secret_threshold: 1,
                 root_token_id,
                 dev: true,
+                pgp_keys: Vec::new(),
+                root_token_pgp_key: None,
             })
             .await?;
         self.submit_unseal_key(out.keys[0].clone()).await?;

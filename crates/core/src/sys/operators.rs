@@ -15,8 +15,10 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
-use super::{obj, SysState, S};
-use crate::node::rekey::{RekeyResult, RekeyStatus, RekeyUpdate, VerifyStatus, VerifyUpdate};
+use super::{legacy, obj, SysState, S};
+use crate::node::rekey::{
+    RekeyBackup, RekeyResult, RekeyStatus, RekeyUpdate, VerifyStatus, VerifyUpdate,
+};
 use crate::node::rootgen::{decode_root_token, RootGenStatus};
 use strongroom_sdk::framework::{handler, Ctx, Field, FieldType, Path};
 use strongroom_sdk::logical::{Operation, Response};
@@ -53,7 +55,7 @@ fn rootgen_legacy(s: &RootGenStatus) -> Value {
         "complete": s.complete,
         "encoded_token": s.encoded_token,
         "encoded_root_token": s.encoded_token,
-        "pgp_fingerprint": "",
+        "pgp_fingerprint": s.pgp_fingerprint,
         "otp": s.otp,
         "otp_length": s.otp_length,
     })
@@ -71,7 +73,7 @@ fn rootgen_status_data(s: &RootGenStatus) -> Response {
     });
     if s.started {
         v["nonce"] = json!(s.nonce);
-        v["pgp_fingerprint"] = json!("");
+        v["pgp_fingerprint"] = json!(s.pgp_fingerprint);
     }
     Response::data(obj(v))
 }
@@ -85,7 +87,7 @@ fn rootgen_update_data(s: &RootGenStatus) -> Response {
         "required": s.required,
         "nonce": s.nonce,
         "encoded_token": s.encoded_token,
-        "pgp_fingerprint": "",
+        "pgp_fingerprint": s.pgp_fingerprint,
     })))
 }
 
@@ -169,8 +171,8 @@ fn rekey_status_legacy(s: &RekeyStatus) -> Value {
         "n": s.n,
         "progress": s.progress,
         "required": s.required,
-        "pgp_fingerprints": null,
-        "backup": false,
+        "pgp_fingerprints": s.pgp_fingerprints,
+        "backup": s.backup,
         "verification_required": s.verification_required,
     });
     if !s.verification_nonce.is_empty() {
@@ -191,6 +193,10 @@ fn rekey_status_data(s: &RekeyStatus) -> Value {
         v["progress"] = json!(s.progress);
         v["verification_required"] = json!(s.verification_required);
         v["verification_nonce"] = json!(s.verification_nonce);
+        if let Some(fingerprints) = &s.pgp_fingerprints {
+            v["pgp_fingerprints"] = json!(fingerprints);
+            v["backup"] = json!(s.backup);
+        }
     }
     v
 }
@@ -204,8 +210,8 @@ fn rekey_result(r: &RekeyResult) -> Value {
         "complete": true,
         "keys": keys,
         "keys_base64": keys_b64,
-        "pgp_fingerprints": null,
-        "backup": false,
+        "pgp_fingerprints": r.pgp_fingerprints,
+        "backup": r.backup,
         "verification_required": r.verification_required,
     });
     if !r.verification_nonce.is_empty() {
@@ -229,15 +235,26 @@ fn usize_field(ctx: &Ctx, name: &str) -> Result<usize> {
     Ok(usize::try_from(n).unwrap_or(0))
 }
 
-async fn rekey_init(s: &S, ctx: &Ctx) -> Result<RekeyStatus> {
+async fn rekey_init(s: &S, ctx: &Ctx, legacy: bool) -> Result<RekeyStatus> {
     let f = &ctx.fields;
     let pgp_keys = f.get_strings("pgp_keys")?.unwrap_or_default();
+    let shares = usize_field(ctx, "secret_shares")?;
+    let backup = f.get_bool("backup")?.unwrap_or(false);
+    // The legacy endpoint's own checks, before the seal configuration's.
+    if legacy && backup && pgp_keys.is_empty() {
+        return Err(Error::bad_request(
+            "cannot request a backup of the new keys without providing PGP keys for encryption",
+        ));
+    }
+    if legacy && !pgp_keys.is_empty() && pgp_keys.len() != shares {
+        return Err(Error::bad_request("incorrect number of PGP keys for rekey"));
+    }
     s.core()?
         .rekey_init(
-            usize_field(ctx, "secret_shares")?,
+            shares,
             usize_field(ctx, "secret_threshold")?,
             &pgp_keys,
-            f.get_bool("backup")?.unwrap_or(false),
+            backup,
             f.get_bool("require_verification")?.unwrap_or(false),
         )
         .await
@@ -267,7 +284,9 @@ async fn rk_legacy_read(s: S, _ctx: Ctx) -> Result<Response> {
 }
 
 async fn rk_legacy_init(s: S, ctx: Ctx) -> Result<Response> {
-    Ok(legacy_ok(rekey_status_legacy(&rekey_init(&s, &ctx).await?)))
+    Ok(legacy_ok(rekey_status_legacy(
+        &rekey_init(&s, &ctx, true).await?,
+    )))
 }
 
 async fn rk_cancel(s: S, _ctx: Ctx) -> Result<Response> {
@@ -315,7 +334,7 @@ async fn rk_read(s: S, _ctx: Ctx) -> Result<Response> {
 
 async fn rk_init(s: S, ctx: Ctx) -> Result<Response> {
     Ok(Response::data(obj(rekey_status_data(
-        &rekey_init(&s, &ctx).await?,
+        &rekey_init(&s, &ctx, false).await?,
     ))))
 }
 
@@ -355,9 +374,32 @@ async fn rk_verify(s: S, ctx: Ctx) -> Result<Response> {
     )))
 }
 
+/// The backup body: the nonce, and per key fingerprint the encrypted
+/// shares as hex (`keys`) and base64 (`keys_base64`), in `data` and, as
+/// OpenBao answers this legacy path, at the top level too.
+fn backup_body(b: &RekeyBackup) -> Result<Response> {
+    let engine = base64::engine::general_purpose::STANDARD;
+    let mut keys_b64 = serde_json::Map::new();
+    for (fingerprint, shares) in &b.keys {
+        let encoded = shares
+            .iter()
+            .map(|h| hex::decode(h).map(|bytes| engine.encode(bytes)))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| Error::internal(format!("error decoding hex-encoded backup key: {e}")))?;
+        keys_b64.insert(fingerprint.clone(), json!(encoded));
+    }
+    Ok(legacy(obj(json!({
+        "nonce": b.nonce,
+        "keys": b.keys,
+        "keys_base64": keys_b64,
+    }))))
+}
+
 async fn rk_backup_read(s: S, _ctx: Ctx) -> Result<Response> {
-    s.core()?.rekey_backup().await?;
-    Ok(Response::empty())
+    match s.core()?.rekey_backup().await? {
+        Some(b) => backup_body(&b),
+        None => Err(Error::bad_request("no backed-up keys found")),
+    }
 }
 
 async fn rk_backup_delete(s: S, _ctx: Ctx) -> Result<Response> {
@@ -375,7 +417,7 @@ fn rootgen_fields() -> Vec<Field> {
         Field::new(
             "pgp_key",
             FieldType::String,
-            "PGP key for encrypting the root token (not supported: use otp).",
+            "A base64 binary PGP public key to encrypt the root token to (instead of otp).",
         ),
     ]
 }
@@ -406,7 +448,7 @@ fn rekey_fields() -> Vec<Field> {
         Field::new(
             "pgp_keys",
             FieldType::CommaStringSlice,
-            "PGP keys to encrypt the new shares with (not supported).",
+            "Base64 binary PGP public keys, one per new share, to encrypt the shares to (in order).",
         ),
         Field::new(
             "backup",
@@ -436,7 +478,7 @@ pub(super) const UNAUTHENTICATED: &[&str] = &[
 pub(super) fn paths() -> Vec<Path<SysState>> {
     const GR_HELP: (&str, &str) = (
         "Reads status, initializes, or cancels a root token generation process.",
-        "GET reads the progress of the current attempt; PUT starts one (with an otp, or one is generated and returned once); DELETE cancels it. Unseal key holders then submit their shares to the update path; the last one receives the new root token XOR the otp, base64-encoded.",
+        "GET reads the progress of the current attempt; PUT starts one (with an otp, with a pgp_key, or else an otp is generated and returned once); DELETE cancels it. Unseal key holders then submit their shares to the update path; the last one receives the new root token XOR the otp, base64-encoded, or the base64 of the token encrypted to the pgp_key.",
     );
     const RK_HELP: (&str, &str) = (
         "Reads status, initializes, or cancels a rekey of the unseal key.",
@@ -493,7 +535,7 @@ pub(super) fn paths() -> Vec<Path<SysState>> {
         Path::new("rekey/backup")
             .op(Operation::Read, handler(rk_backup_read), "Return the backup copy of PGP-encrypted unseal keys.")
             .op(Operation::Delete, handler(rk_backup_delete), "Delete the backup copy of PGP-encrypted unseal keys.")
-            .help("Allows fetching or deleting the backup of the rotated unseal keys.", "Backups are only kept for PGP-encrypted shares, which this server does not produce: there is never one to read."),
+            .help("Allows fetching or deleting the backup of the rotated unseal keys.", "A rekey with pgp_keys and backup keeps the PGP-encrypted new shares, by key fingerprint, until this backup is deleted."),
         Path::new("rotate/root/init")
             .fields(rekey_fields())
             .op(Operation::Read, handler(rk_read), "Reads the configuration and progress of the current root key rotation attempt.")
@@ -513,6 +555,6 @@ pub(super) fn paths() -> Vec<Path<SysState>> {
         Path::new("rotate/root/backup")
             .op(Operation::Read, handler(rk_backup_read), "Return the backup copy of PGP-encrypted unseal keys.")
             .op(Operation::Delete, handler(rk_backup_delete), "Delete the backup copy of PGP-encrypted unseal keys.")
-            .help("Allows fetching or deleting the backup of the rotated unseal keys.", "Backups are only kept for PGP-encrypted shares, which this server does not produce: there is never one to read."),
+            .help("Allows fetching or deleting the backup of the rotated unseal keys.", "A rekey with pgp_keys and backup keeps the PGP-encrypted new shares, by key fingerprint, until this backup is deleted."),
     ]
 }

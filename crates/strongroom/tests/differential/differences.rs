@@ -132,9 +132,15 @@ const KNOWN: &[Known] = &[
 ///   HCL parsers' messages differ), except for an invalid capability,
 ///   compared whole;
 /// - an invalid seal configuration becomes `invalid seal configuration`;
+/// - a PGP key that does not decode or parse is compared up to `given PGP
+///   key` (`error parsing PGP key: error parsing given PGP key`): what
+///   follows is the OpenPGP library's own wording (go-crypto's, rPGP's);
 /// - OpenBao's `%!w(<nil>)` (a Go formatting bug) is dropped.
 pub fn canonical_error(m: &str) -> String {
     let m = m.replace(": %!w(<nil>)", "");
+    if let Some(at) = m.find("given PGP key: ") {
+        return m[..at + "given PGP key".len()].to_string();
+    }
     if m.contains("invalid duration") || m.contains("unknown unit") {
         return "invalid duration".into();
     }

@@ -17,5 +17,6 @@ mod kubernetes;
 mod kv2;
 mod operators;
 mod path_help;
+mod pgp;
 mod remount;
 mod tokens;

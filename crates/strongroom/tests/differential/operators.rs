@@ -286,7 +286,7 @@ fn keys_of(r: &Reply) -> Vec<String> {
 }
 
 /// Submits `keys` to the legacy unseal endpoint of `s`; the last answer.
-async fn unseal_with(s: &Server, keys: &[String]) -> Reply {
+pub(crate) async fn unseal_with(s: &Server, keys: &[String]) -> Reply {
     let mut last = None;
     for k in keys {
         last = Some(s.send(&Call::put("sys/unseal", json!({ "key": k }))).await);
@@ -294,7 +294,7 @@ async fn unseal_with(s: &Server, keys: &[String]) -> Reply {
     last.expect("at least one key")
 }
 
-fn config_pair(dir: &std::path::Path) -> Pair {
+pub(crate) fn config_pair(dir: &std::path::Path) -> Pair {
     let mut cfg = Config::inmem(dir);
     cfg.listeners = vec![Listener {
         unauthed_operator_endpoints: true,
@@ -303,7 +303,7 @@ fn config_pair(dir: &std::path::Path) -> Pair {
     differences::pair_with_config(&cfg)
 }
 
-async fn init_both(p: &mut Pair, shares: u64, threshold: u64) {
+pub(crate) async fn init_both(p: &mut Pair, shares: u64, threshold: u64) {
     p.bao.init(shares, threshold).await;
     p.sr.init(shares, threshold).await;
     p.bao.unseal().await;

@@ -1,8 +1,9 @@
 //! End-to-end tests of the `strongroom` binary as a process: connection
 //! limits under attack, durability across kills and restarts, exact
 //! outcomes of 1,000-way races, the HTTP contract (listeners, TLS, limits,
-//! the CLI), the GCP auth method against the Google emulator, and
-//! Gatekeeper with its scheduler emulators.
+//! the CLI), the GCP auth method against the Google emulator,
+//! Gatekeeper with its scheduler emulators, and PGP-encrypted shares and
+//! root tokens (init, rekey with backup, generate-root).
 //!
 //! Single-target suites run against OpenBao instead with
 //! `STRONGROOM_TEST_TARGET=bao cargo test -p strongroom --test e2e`.
@@ -14,4 +15,5 @@ mod gatekeeper_support;
 mod gcp;
 mod http_contract;
 mod operators;
+mod pgp;
 mod races;
