@@ -172,7 +172,7 @@ pub fn map_depth(map: &Map<String, Value>) -> usize {
 /// Whether `value` nests deeper than `limit` levels (arrays and objects),
 /// found without allocating: the walk recurses at most `limit` levels and
 /// stops at the first container below them.
-fn deeper_than(value: &Value, limit: usize) -> bool {
+pub fn deeper_than(value: &Value, limit: usize) -> bool {
     match value {
         Value::Array(items) => limit == 0 || items.iter().any(|v| deeper_than(v, limit - 1)),
         Value::Object(map) => limit == 0 || map.values().any(|v| deeper_than(v, limit - 1)),

@@ -27,8 +27,10 @@ pub async fn process(
                 return Err(Error::internal("a secrets engine asked for a login token"));
             }
             let entry = routed.route.entry.load();
+            // The heavy steps are boxed: their futures would otherwise
+            // make every request's pipeline future kilobytes larger.
             resp.auth = Some(
-                core.issue_login_token(active, &entry, &ctx.path, issue, ctx.remote_addr)
+                Box::pin(core.issue_login_token(active, &entry, &ctx.path, issue, ctx.remote_addr))
                     .await?,
             );
         }
@@ -38,17 +40,15 @@ pub async fn process(
                     0 => routed.mount.default_lease_ttl.as_secs(),
                     t => t,
                 };
-                let entry = active
-                    .leases
-                    .register(
-                        &ctx.path,
-                        ctx.token.as_ref().map_or("", |t| t.id_hash.as_str()),
-                        internal,
-                        ttl,
-                        routed.mount.max_lease_ttl.as_secs(),
-                        lease.renewable,
-                    )
-                    .await?;
+                let entry = Box::pin(active.leases.register(
+                    &ctx.path,
+                    ctx.token.as_ref().map_or("", |t| t.id_hash.as_str()),
+                    internal,
+                    ttl,
+                    routed.mount.max_lease_ttl.as_secs(),
+                    lease.renewable,
+                ))
+                .await?;
                 lease.lease_id = entry.lease_id.clone();
                 lease.lease_duration = entry.ttl;
             }
@@ -57,9 +57,15 @@ pub async fn process(
             if resp.raw.is_none() && (resp.data.is_some() || resp.auth.is_some()) {
                 let ttl = ttl.as_secs().max(1);
                 let mount_type = routed.route.entry.load().kind.clone();
-                resp = core
-                    .wrap_response(active, &resp, ttl, &ctx.path, &ctx.id, &mount_type)
-                    .await?;
+                resp = Box::pin(core.wrap_response(
+                    active,
+                    &resp,
+                    ttl,
+                    &ctx.path,
+                    &ctx.id,
+                    &mount_type,
+                ))
+                .await?;
             }
         }
         Ok(resp)

@@ -18,7 +18,8 @@ pub async fn respond(
 ) -> Result<Response> {
     if ctx.exhausted {
         if let Some(token) = &ctx.token {
-            if let Err(e) = core.revoke_token_tree(&token.id_hash).await {
+            // Boxed: rare, and its future is large.
+            if let Err(e) = Box::pin(core.revoke_token_tree(&token.id_hash)).await {
                 tracing::warn!(error = %e, "revoking a used-up token failed");
             }
         }

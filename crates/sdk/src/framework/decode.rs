@@ -118,14 +118,15 @@ impl FieldData {
         })?;
         let mut obj = Map::new();
         for name in names {
-            if self.field(name)?.raw {
+            let field = self.field(name)?;
+            if field.raw {
                 if let Some(v) = self.given(name) {
                     obj.insert((*name).to_string(), v);
                 }
                 continue;
             }
             if !defaults && self.given(name).is_none_or(|v| v.is_null()) {
-                if self.field(name)?.nullable && self.is_null(name) {
+                if field.nullable && self.is_null(name) {
                     obj.insert((*name).to_string(), Value::Null);
                 }
                 continue;
@@ -134,7 +135,7 @@ impl FieldData {
                 Some(v) => {
                     obj.insert((*name).to_string(), v);
                 }
-                None if self.field(name)?.nullable && self.is_null(name) => {
+                None if field.nullable && self.is_null(name) => {
                     obj.insert((*name).to_string(), Value::Null);
                 }
                 None => {}
