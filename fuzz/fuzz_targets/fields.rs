@@ -166,6 +166,38 @@ where
             check_refusal(e, schema);
         }
     }
+    // No integer is clamped: an accepted `Int` field is exactly the
+    // number the client sent (issue 14: 2^64 once became i64::MAX).
+    for field in schema.iter().filter(|f| f.ty == FieldType::Int) {
+        let Ok(Some(n)) = data.get_int(field.name) else {
+            continue;
+        };
+        match body.get(field.name) {
+            Some(Value::Number(num)) => {
+                if let Some(i) = num.as_i64() {
+                    assert_eq!(i, n, "{} = {num}", field.name);
+                } else if let Some(u) = num.as_u64() {
+                    assert_eq!(i64::try_from(u).ok(), Some(n), "{} = {num} clamped", field.name);
+                } else if let Some(f) = num.as_f64() {
+                    // 2^63 as f64: the first value no i64 holds.
+                    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+                    assert!(
+                        f.fract() == 0.0 && (-LIMIT..LIMIT).contains(&f),
+                        "{} = {num} accepted as {n}",
+                        field.name
+                    );
+                }
+            }
+            Some(Value::String(text)) => {
+                if let Ok(i) = text.trim().parse::<i64>() {
+                    assert_eq!(i, n, "{} = {text:?}", field.name);
+                } else if text.trim().parse::<i128>().is_ok() {
+                    panic!("{} = {text:?} (out of range) accepted as {n}", field.name);
+                }
+            }
+            _ => {}
+        }
+    }
     let _ = data.unknown_fields();
     let _ = data.require();
 }
