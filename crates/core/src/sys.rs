@@ -13,7 +13,8 @@ use zeroize::Zeroizing;
 use crate::mount::{MountConfig, Table};
 use crate::node::{Core, InitParams, Tune};
 use strongroom_sdk::framework::{
-    handler, parse_go_bool, Backend, Ctx, Field, FieldType, Path, PathSet, SpecialPaths,
+    handler, parse_go_bool, weak_string, Backend, Ctx, Field, FieldType, Path, PathSet,
+    SpecialPaths,
 };
 use strongroom_sdk::logical::{Data, Operation, Response};
 use strongroom_sdk::{duration, Error, Result};
@@ -391,11 +392,14 @@ fn string_list(v: &Value, name: &str) -> Result<Vec<String>> {
         Value::Array(a) => a
             .iter()
             .map(|i| {
-                i.as_str()
-                    .map(String::from)
+                weak_string(i)
                     .ok_or_else(|| Error::bad_request(format!("{name} must be a list of strings")))
             })
             .collect(),
+        // Go's weak decoding: a lone scalar is a list of one, an empty map
+        // an empty list.
+        Value::Number(_) | Value::Bool(_) => Ok(weak_string(v).into_iter().collect()),
+        Value::Object(m) if m.is_empty() => Ok(Vec::new()),
         Value::Null => Ok(Vec::new()),
         _ => Err(Error::bad_request(format!(
             "{name} must be a list of strings"
@@ -416,23 +420,18 @@ fn ttl_value(v: &Value, name: &str) -> Result<u64> {
 
 /// Options are string-valued in Vault (`{"version": "2"}`).
 fn options_value(v: &Value) -> Result<Option<Map<String, Value>>> {
-    match v {
-        Value::Null => Ok(None),
-        Value::Object(m) => Ok(Some(
-            m.iter()
-                .map(|(k, v)| {
-                    let s = match v {
-                        Value::String(s) => s.clone(),
-                        Value::Number(n) => n.to_string(),
-                        Value::Bool(b) => b.to_string(),
-                        _ => return Err(Error::bad_request("options values must be strings")),
-                    };
-                    Ok((k.clone(), Value::String(s)))
-                })
-                .collect::<Result<_>>()?,
-        )),
-        _ => Err(Error::bad_request("options must be an object")),
+    if v.is_null() {
+        return Ok(None);
     }
+    // OpenBao's `options` is a `TypeKVPairs` field: an object, or
+    // `key=value` strings.
+    let pairs = strongroom_sdk::framework::kv_pairs("options", v)?;
+    Ok(Some(
+        pairs
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect(),
+    ))
 }
 
 /// OpenBao's 400 for a mount `config` whose values do not decode.
@@ -448,9 +447,8 @@ fn tune_from(config: &Map<String, Value>) -> Result<Tune> {
             "max_lease_ttl" => t.max_lease_ttl = Some(ttl_value(v, k)?),
             "description" => {
                 t.description = Some(
-                    v.as_str()
-                        .ok_or_else(|| Error::bad_request("description must be a string"))?
-                        .to_string(),
+                    weak_string(v)
+                        .ok_or_else(|| Error::bad_request("description must be a string"))?,
                 )
             }
             "listing_visibility" => {

@@ -19,7 +19,7 @@ use futures::future::BoxFuture;
 use serde_json::{json, Map, Value};
 
 pub use decode::{double_option, struct_fields, undeclared_fields};
-pub use field::{parse_go_bool, Field, FieldData, FieldType};
+pub use field::{kv_pairs, parse_go_bool, weak_string, Field, FieldData, FieldType};
 pub use pattern::{Captures, Pattern};
 
 use crate::logical::{Operation, Request, Response};

@@ -299,11 +299,8 @@ impl FieldData {
         let Some(v) = self.value(name)? else {
             return Ok(None);
         };
-        let s = match &v {
-            Value::String(s) => s.clone(),
-            Value::Number(n) => n.to_string(),
-            Value::Bool(b) => b.to_string(),
-            _ => return Err(Self::invalid(name, &v, FieldType::String)),
+        let Some(s) = weak_string(&v) else {
+            return Err(Self::invalid(name, &v, FieldType::String));
         };
         self.field(name)?.check_allowed(&s)?;
         Ok(Some(s))
@@ -387,13 +384,14 @@ impl FieldData {
                 .iter()
                 .map(|i| match i {
                     Value::String(s) => Ok(s.trim().to_string()),
-                    Value::Number(n) => Ok(n.to_string()),
-                    Value::Bool(b) => Ok(b.to_string()),
-                    _ => Err(Self::invalid(name, &v, FieldType::CommaStringSlice)),
+                    other => weak_string(other)
+                        .ok_or_else(|| Self::invalid(name, &v, FieldType::CommaStringSlice)),
                 })
                 .collect::<Result<Vec<_>>>()
                 .map(Some),
-            // Go's weak decoding takes an empty map as an empty list.
+            // Go's weak decoding makes a lone number or boolean a list of
+            // one, and takes an empty map as an empty list.
+            Value::Number(_) | Value::Bool(_) => Ok(weak_string(&v).map(|s| vec![s])),
             Value::Object(m) if m.is_empty() => Ok(Some(Vec::new())),
             _ => Err(Self::invalid(name, &v, FieldType::CommaStringSlice)),
         }
@@ -422,29 +420,63 @@ impl FieldData {
         let Some(v) = self.value(name)? else {
             return Ok(None);
         };
-        let bad = || Self::invalid(name, &v, FieldType::KvPairs);
-        match &v {
-            Value::Object(m) => m
-                .iter()
-                .map(|(k, val)| match val {
-                    Value::String(s) => Ok((k.clone(), s.clone())),
-                    Value::Number(n) => Ok((k.clone(), n.to_string())),
-                    Value::Bool(b) => Ok((k.clone(), b.to_string())),
-                    _ => Err(bad()),
+        kv_pairs(name, &v).map(|pairs| Some(pairs.into_iter().collect()))
+    }
+}
+
+/// Reads `value` as OpenBao's key-value pairs (`TypeKVPairs`) for the field
+/// `name`: an object of scalars, or a list of `key=value` strings (a single
+/// string counts as a list of one; numbers and booleans are taken as their
+/// text, as Go's weak decoding does). A pair without `=` or with an empty
+/// key is refused with OpenBao's message. The pairs come sorted by key.
+pub fn kv_pairs(name: &str, value: &Value) -> Result<Vec<(String, String)>> {
+    let bad = || FieldData::invalid(name, value, FieldType::KvPairs);
+    let scalar = weak_string;
+    let mut pairs: Vec<(String, String)> = match value {
+        Value::Object(m) => m
+            .iter()
+            .map(|(k, v)| scalar(v).map(|s| (k.clone(), s)).ok_or_else(bad))
+            .collect::<Result<_>>()?,
+        Value::Array(_) | Value::String(_) | Value::Number(_) | Value::Bool(_) => {
+            let items: Vec<String> = match value {
+                Value::Array(items) => items
+                    .iter()
+                    .map(|i| scalar(i).ok_or_else(bad))
+                    .collect::<Result<_>>()?,
+                single => vec![scalar(single).ok_or_else(bad)?],
+            };
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(i, item)| match item.split_once('=') {
+                    Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+                    _ => Err(Error::bad_request(format!(
+                        "error converting input for field {name:?}: invalid key pair at index {i} in field {name:?}"
+                    ))),
                 })
-                .collect::<Result<_>>()
-                .map(Some),
-            Value::Array(items) => items
-                .iter()
-                .map(|i| {
-                    let s = i.as_str().ok_or_else(bad)?;
-                    let (k, val) = s.split_once('=').ok_or_else(bad)?;
-                    Ok((k.to_string(), val.to_string()))
-                })
-                .collect::<Result<_>>()
-                .map(Some),
-            _ => Err(bad()),
+                .collect::<Result<_>>()?
         }
+        Value::Null => Vec::new(),
+    };
+    // Sorted by key (stably); a repeated key keeps its last value, as a Go
+    // map filled in order does.
+    pairs.sort_by(|a, b| a.0.cmp(&b.0));
+    pairs.reverse();
+    pairs.dedup_by(|a, b| a.0 == b.0);
+    pairs.reverse();
+    Ok(pairs)
+}
+
+/// A scalar as Go's weak decoding turns it into a string (what OpenBao's
+/// framework does with a number or boolean given for a string): numbers as
+/// written, booleans as `"1"` and `"0"`; `None` for null, arrays and
+/// objects.
+pub fn weak_string(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(if *b { "1" } else { "0" }.to_string()),
+        _ => None,
     }
 }
 
@@ -625,5 +657,53 @@ mod tests {
         );
         assert_eq!(fd.get_map("m").unwrap(), Some(Map::new()));
         assert_eq!(fd.get_strings("l").unwrap(), Some(Vec::new()));
+    }
+}
+
+#[cfg(test)]
+mod weak_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn scalars_become_strings_as_go_weak_decoding_makes_them() {
+        assert_eq!(weak_string(&json!(true)).as_deref(), Some("1"));
+        assert_eq!(weak_string(&json!(false)).as_deref(), Some("0"));
+        assert_eq!(weak_string(&json!(5)).as_deref(), Some("5"));
+        assert_eq!(weak_string(&json!("x")).as_deref(), Some("x"));
+        assert_eq!(weak_string(&json!([])), None);
+        assert_eq!(weak_string(&json!(null)), None);
+    }
+
+    #[test]
+    fn key_value_pairs_take_openbao_forms() {
+        let pairs = |v| kv_pairs("options", &v);
+        let p = |a: &str, b: &str| (a.to_string(), b.to_string());
+        assert_eq!(
+            pairs(json!({"version": 2})).unwrap(),
+            vec![p("version", "2")]
+        );
+        assert_eq!(
+            pairs(json!(["version=2"])).unwrap(),
+            vec![p("version", "2")]
+        );
+        assert_eq!(pairs(json!("version=2")).unwrap(), vec![p("version", "2")]);
+        assert_eq!(
+            pairs(json!(["b=1", "a=x=y", "b=2"])).unwrap(),
+            vec![p("a", "x=y"), p("b", "2")],
+            "sorted, a value may hold '=', the last repeat wins"
+        );
+        assert_eq!(pairs(json!({"a": true})).unwrap(), vec![p("a", "1")]);
+        for bad in [json!(["noequals"]), json!([5]), json!(["=v"])] {
+            let err = pairs(bad).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "error converting input for field \"options\": invalid key pair at index 0 in field \"options\""
+            );
+        }
+        assert!(matches!(
+            pairs(json!({"version": {"a": 1}})),
+            Err(Error::BadRequest(_))
+        ));
     }
 }

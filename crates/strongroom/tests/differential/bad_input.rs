@@ -284,3 +284,57 @@ async fn dev_policy_listings_and_deep_values() {
     );
     p.finish();
 }
+
+/// Go's weak decoding, as OpenBao's framework applies it to loosely typed
+/// input: mount `options` as key-value pairs (an object, `key=value`
+/// strings, or one such string), numbers and booleans where strings are
+/// expected (booleans as `"1"`/`"0"`), a lone scalar as a list of one. Both
+/// servers must accept and store the same values, and refuse the same
+/// malformed pairs.
+#[tokio::test]
+async fn dev_loosely_typed_values_are_read_as_openbao_reads_them() {
+    let mut p = differences::pair();
+    for (i, body) in [
+        r#"{"type":"kv","options":["version=2"]}"#,
+        r#"{"type":"kv","options":"version=2"}"#,
+        r#"{"type":"kv","options":{"version":2}}"#,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let path = format!("sys/mounts/weak{i}");
+        let r = p.check(post(&path, body), &[]).await;
+        p.expect_status(&r, 204, body);
+        p.check(Call::get(&path), &[]).await;
+    }
+    for body in [
+        r#"{"type":"kv","options":["noequals"]}"#,
+        r#"{"type":"kv","options":[5]}"#,
+    ] {
+        let r = p.check(post("sys/mounts/weakbad", body), &[]).await;
+        p.expect_status(&r, 400, body);
+    }
+    for body in [
+        r#"{"description":5}"#,
+        r#"{"description":true}"#,
+        r#"{"passthrough_request_headers":[1]}"#,
+        r#"{"passthrough_request_headers":5}"#,
+        r#"{"allowed_response_headers":[true,"x"]}"#,
+        r#"{"audit_non_hmac_request_keys":{}}"#,
+    ] {
+        let r = p.check(post("sys/mounts/weak0/tune", body), &[]).await;
+        p.expect_status(&r, 204, body);
+        p.check(Call::get("sys/mounts/weak0/tune"), &[]).await;
+    }
+    let r = p
+        .check(
+            post(
+                "auth/token/create",
+                r#"{"display_name":true,"policies":[true,5],"meta":{"a":true}}"#,
+            ),
+            &[],
+        )
+        .await;
+    p.expect_status(&r, 200, "token create with booleans for strings");
+    p.finish();
+}
