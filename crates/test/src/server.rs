@@ -708,6 +708,15 @@ pub enum Storage {
     /// Durable storage below this directory: `redb` for strongroom, `raft`
     /// for OpenBao (which has no `file` backend).
     Durable(PathBuf),
+    /// `storage "postgresql"` (the same stanza for both servers) with this
+    /// `connection_url` and extra lines inside the block (e.g.
+    /// `ha_enabled = "true"`).
+    Postgres {
+        /// The `connection_url`.
+        url: String,
+        /// Extra lines inside the stanza.
+        lines: Vec<String>,
+    },
 }
 
 /// A server config file, rendered in Vault's HCL for either server.
@@ -743,6 +752,15 @@ impl Config {
         let mut s = String::new();
         match (&self.storage, kind) {
             (Storage::Inmem, _) => s.push_str("storage \"inmem\" {}\n"),
+            (Storage::Postgres { url, lines }, _) => {
+                s.push_str(&format!(
+                    "storage \"postgresql\" {{\n  connection_url = \"{url}\"\n"
+                ));
+                for line in lines {
+                    s.push_str(&format!("  {line}\n"));
+                }
+                s.push_str("}\n");
+            }
             (Storage::Durable(dir), Kind::Strongroom) => s.push_str(&format!(
                 "storage \"redb\" {{\n  path = \"{}\"\n}}\n",
                 dir.join("strongroom.redb").display()
