@@ -503,7 +503,11 @@ async fn commit<'a>(
             let held = tx
                 .query(
                     &**sql,
-                    &[&f.key.as_ref(), &f.identity.as_ref(), &f.idle_timeout_ms.as_ref()],
+                    &[
+                        &f.key.as_ref(),
+                        &f.identity.as_ref(),
+                        &f.idle_timeout_ms.as_ref(),
+                    ],
                 )
                 .await
                 .map_err(|e| io(&e))?;

@@ -84,8 +84,6 @@ mod tls;
 pub use crate::backend::{
     PostgresBackend, PostgresOptions, DEFAULT_HA_TABLE, DEFAULT_MAX_PARALLEL, DEFAULT_TABLE,
 };
-pub use crate::lock::{
-    Fence, HaLock, HeldLock, LeaderInfo, LockConfig, LockError, CORE_LOCK_KEY,
-};
+pub use crate::lock::{Fence, HaLock, HeldLock, LeaderInfo, LockConfig, LockError, CORE_LOCK_KEY};
 pub use crate::tls::SslMode;
 pub use deadpool_postgres::Pool;

@@ -263,7 +263,9 @@ impl HaLock {
             Ok(Err(e)) => Err(LockError::Database(e.to_string())),
             Err(_) => {
                 drop(Object::take(client));
-                Err(LockError::Database("the lock table did not answer in time".into()))
+                Err(LockError::Database(
+                    "the lock table did not answer in time".into(),
+                ))
             }
         }
     }
@@ -273,9 +275,7 @@ impl HaLock {
         match tokio::time::timeout(limit, self.pool.get()).await {
             Ok(Ok(c)) => Ok(c),
             Ok(Err(e)) => Err(LockError::Database(e.to_string())),
-            Err(_) => Err(LockError::Database(
-                "no database connection in time".into(),
-            )),
+            Err(_) => Err(LockError::Database("no database connection in time".into())),
         }
     }
 
@@ -297,7 +297,9 @@ impl HaLock {
             Err(_) => {
                 // A connection that hangs must not serve the next attempt.
                 drop(Object::take(client));
-                Err(LockError::Database("the lock table did not answer in time".into()))
+                Err(LockError::Database(
+                    "the lock table did not answer in time".into(),
+                ))
             }
         }
     }
@@ -453,7 +455,10 @@ async fn renew_loop(
         {
             Ok(1) => {
                 let renewed = sent + cfg.ttl - cfg.margin;
-                *state.deadline.lock().unwrap_or_else(PoisonError::into_inner) = renewed;
+                *state
+                    .deadline
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = renewed;
                 next = sent + cfg.renew_interval;
             }
             Ok(_) => {

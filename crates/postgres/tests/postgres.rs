@@ -235,9 +235,13 @@ CREATE TABLE openbao_ha_locks (
     let lock = b.ha_lock("node-1", fast_lock()).unwrap();
     let held = lock.acquire().await;
     b.set_fence(Some(held.fence()));
-    b.batch(vec![put("a/b/c", b"v1"), put("a/b", b"v2"), put("top", b"v3")])
-        .await
-        .unwrap();
+    b.batch(vec![
+        put("a/b/c", b"v1"),
+        put("a/b", b"v2"),
+        put("top", b"v3"),
+    ])
+    .await
+    .unwrap();
     assert_eq!(b.list("a/").await.unwrap(), vec!["b", "b/"]);
     assert_eq!(b.get("a/b/c").await.unwrap(), Some(b"v1".to_vec()));
     // The rows are split exactly as OpenBao splits keys.
@@ -311,7 +315,10 @@ async fn creates_missing_tables_once_and_refuses_a_bad_url_without_echoing_it() 
     .await
     .unwrap_err()
     .to_string();
-    assert!(err.contains("database \"nosuchdb\" does not exist"), "{err}");
+    assert!(
+        err.contains("database \"nosuchdb\" does not exist"),
+        "{err}"
+    );
     assert!(!err.contains("hunter2"), "{err}");
 }
 
@@ -380,7 +387,11 @@ async fn one_holder_at_a_time_and_release_hands_over_at_once() {
     assert_eq!(lock_b.leader().await.unwrap().unwrap().value, "a");
     held_a.release().await.unwrap();
     assert_eq!(lock_b.leader().await.unwrap(), None);
-    let held_b = lock_b.try_acquire().await.unwrap().expect("free after release");
+    let held_b = lock_b
+        .try_acquire()
+        .await
+        .unwrap()
+        .expect("free after release");
     assert_eq!(lock_a.leader().await.unwrap().unwrap().value, "b");
     assert!(held_b.is_held());
 }
@@ -449,7 +460,10 @@ async fn a_holder_whose_connection_hangs_steps_down_before_the_database_expiry_a
         .await
         .unwrap()
         .get(0);
-    assert_eq!(live, 1, "the old holder noticed only after the lock expired");
+    assert_eq!(
+        live, 1,
+        "the old holder noticed only after the lock expired"
+    );
 
     // Another node takes over once the row expires.
     let (new_backend, new_lock) = lock_on(&url, "new", cfg.clone()).await;
@@ -494,7 +508,11 @@ async fn a_fenced_write_from_a_holder_that_lost_the_row_is_refused_inside_the_tr
     .await
     .unwrap();
     let (new_backend, new_lock) = lock_on(&url, "new", fast_lock()).await;
-    let new = new_lock.try_acquire().await.unwrap().expect("expired row taken");
+    let new = new_lock
+        .try_acquire()
+        .await
+        .unwrap()
+        .expect("expired row taken");
     new_backend.set_fence(Some(new.fence()));
     assert!(old.is_held(), "the old holder has not noticed yet");
 

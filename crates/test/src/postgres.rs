@@ -167,7 +167,9 @@ impl Postgres {
         let log = std::sync::Arc::clone(&self.log);
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                log.lock().unwrap_or_else(|e| e.into_inner()).push(line.clone());
+                log.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(line.clone());
                 let _ = tx.send(line);
             }
         });
