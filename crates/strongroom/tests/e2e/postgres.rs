@@ -1,0 +1,134 @@
+//! The server on `storage "postgresql"` (a throw-away PostgreSQL from the
+//! harness), as one node with `ha_enabled`: it takes the HA lock before
+//! serving, nothing readable reaches the table but keys, and acknowledged
+//! data survives `kill -9` and a restart (which waits for the dead node's
+//! lock to expire, then takes it).
+
+use serde_json::json;
+use strongroom_test::postgres::Postgres;
+use strongroom_test::server::{Call, Config, Kind, Server, Storage};
+
+use crate::races::wait_active;
+
+/// A string that must never appear in the table in plain text.
+const CANARY: &str = "canary-7f3a9c1e-plaintext-must-not-leak";
+
+async fn rows(url: &str) -> Vec<(String, String, String, Vec<u8>)> {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to PostgreSQL");
+    tokio::spawn(conn);
+    client
+        .query(
+            "SELECT parent_path, path, key, value FROM openbao_kv_store",
+            &[],
+        )
+        .await
+        .expect("scan the table")
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect()
+}
+
+async fn lock_holders(url: &str) -> Vec<String> {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to PostgreSQL");
+    tokio::spawn(conn);
+    client
+        .query(
+            "SELECT ha_value FROM openbao_ha_locks WHERE valid_until > now()",
+            &[],
+        )
+        .await
+        .expect("read the lock table")
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgresql_storage_keeps_only_ciphertext_and_survives_kill_9() {
+    let pg = Postgres::start();
+    let url = pg.fresh_url();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = Config::inmem(dir.path());
+    cfg.storage = Storage::Postgres {
+        url: url.clone(),
+        lines: vec![
+            "ha_enabled = \"true\"".into(),
+            "lock_ttl = \"1s\"".into(),
+            "lock_renew_interval = \"200ms\"".into(),
+            "lock_retry_interval = \"100ms\"".into(),
+        ],
+    };
+    let mut server = Server::with_config(Kind::Strongroom, &cfg);
+    server.init(1, 1).await;
+    server.unseal().await;
+    wait_active(&server).await;
+    let r = server
+        .send(&Call::post("sys/mounts/secret", json!({"type": "kv-v2"})))
+        .await;
+    assert_eq!(r.status, 204, "{r:?}");
+    let r = server
+        .send(&Call::put(
+            "secret/data/app",
+            json!({"data": {"password": CANARY}}),
+        ))
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = server
+        .send(&Call::post(
+            "auth/token/create",
+            json!({"meta": {"note": CANARY}, "ttl": "1h"}),
+        ))
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let token = r.body["auth"]["client_token"]
+        .as_str()
+        .expect("client_token")
+        .to_string();
+    let root = server.root_token.clone().expect("root token");
+
+    // One node holds the lock, advertising a value.
+    assert_eq!(lock_holders(&url).await.len(), 1);
+
+    // Scan every row: neither the canary nor a token in plain text, in
+    // values or in keys.
+    let table = rows(&url).await;
+    assert!(table.len() > 10, "{} rows", table.len());
+    for secret in [CANARY, token.as_str(), root.as_str()] {
+        for (parent, path, key, value) in &table {
+            assert!(
+                !contains(value, secret.as_bytes()),
+                "{secret:?} in plain text in the value at {path}{key}"
+            );
+            for column in [parent, path, key] {
+                assert!(!column.contains(secret), "{secret:?} in the key {path}{key}");
+            }
+        }
+    }
+
+    // kill -9, restart on the same database: the new process takes the
+    // lock once the dead one's expires, and finds everything.
+    let keys = server.unseal_keys.clone();
+    server.kill();
+    let mut server = Server::with_config(Kind::Strongroom, &cfg);
+    server.root_token = Some(root);
+    server.unseal_keys = keys;
+    server.unseal().await;
+    wait_active(&server).await;
+    let r = server.send(&Call::get("secret/data/app")).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["data"]["data"]["password"], CANARY);
+    let r = server
+        .send(&Call::get("auth/token/lookup-self").token(&token))
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["data"]["meta"]["note"], CANARY);
+    assert_eq!(lock_holders(&url).await.len(), 1);
+}
