@@ -194,18 +194,19 @@ async fn open_postgresql(
             .validate()
             .map_err(|e| anyhow!("storage \"postgresql\": {e}"))?;
     }
-    let backend = strongroom_postgres::PostgresBackend::connect(strongroom_postgres::PostgresOptions {
-        connection_url: pg.connection_url.clone(),
-        table: pg.table.clone(),
-        ha_enabled: pg.ha_enabled,
-        ha_table: pg.ha_table.clone(),
-        max_parallel: pg.max_parallel,
-        skip_create_table: pg.skip_create_table,
-        tls_ca_file: pg.tls_ca_file.clone(),
-        ..Default::default()
-    })
-    .await
-    .context("opening PostgreSQL storage")?;
+    let backend =
+        strongroom_postgres::PostgresBackend::connect(strongroom_postgres::PostgresOptions {
+            connection_url: pg.connection_url.clone(),
+            table: pg.table.clone(),
+            ha_enabled: pg.ha_enabled,
+            ha_table: pg.ha_table.clone(),
+            max_parallel: pg.max_parallel,
+            skip_create_table: pg.skip_create_table,
+            tls_ca_file: pg.tls_ca_file.clone(),
+            ..Default::default()
+        })
+        .await
+        .context("opening PostgreSQL storage")?;
     let backend = Arc::new(backend);
     if !pg.ha_enabled {
         return Ok((backend, None));

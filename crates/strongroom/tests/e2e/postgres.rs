@@ -108,7 +108,10 @@ async fn postgresql_storage_keeps_only_ciphertext_and_survives_kill_9() {
                 "{secret:?} in plain text in the value at {path}{key}"
             );
             for column in [parent, path, key] {
-                assert!(!column.contains(secret), "{secret:?} in the key {path}{key}");
+                assert!(
+                    !column.contains(secret),
+                    "{secret:?} in the key {path}{key}"
+                );
             }
         }
     }
