@@ -431,6 +431,18 @@ async fn a_killed_holder_is_replaced_within_ttl_and_retry() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_holder_whose_connection_hangs_steps_down_before_the_database_expiry_and_cannot_write() {
+    partitioned_holder(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_whose_connection_is_reset_steps_down_before_the_database_expiry_and_cannot_write()
+{
+    partitioned_holder(true).await;
+}
+
+/// The holder's link to PostgreSQL fails: silently (`cut` false: nothing
+/// flows, nothing is closed) or loudly (`cut`: every connection closed).
+async fn partitioned_holder(cut: bool) {
     let pg = Postgres::start();
     let db = pg.create_database();
     let url = pg.url_for(&db);
@@ -442,8 +454,12 @@ async fn a_holder_whose_connection_hangs_steps_down_before_the_database_expiry_a
     old_backend.set_fence(Some(held.fence()));
     old_backend.put("k", b"before".to_vec()).await.unwrap();
 
-    // A silent partition: nothing flows, nothing is reset.
-    proxy.freeze();
+    if cut {
+        proxy.cut();
+    } else {
+        // A silent partition: nothing flows, nothing is reset.
+        proxy.freeze();
+    }
     held.lost().await;
     assert!(!held.is_held());
     // At that moment the database still holds the lock for the old node:
@@ -531,4 +547,64 @@ async fn a_fenced_write_from_a_holder_that_lost_the_row_is_refused_inside_the_tr
         new_backend.put("x", b"y".to_vec()).await,
         Err(StorageError::Fenced(_))
     ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_follows_libpq_sslmodes_with_a_ca_file() {
+    let pg = Postgres::start_tls();
+    let db = pg.create_database();
+    let port = pg.port();
+    let ca = pg.ca_file();
+    let url =
+        |host: &str, mode: &str| format!("postgres://strongroom@{host}:{port}/{db}?sslmode={mode}");
+    let connect = |url: String, ca: Option<std::path::PathBuf>| async move {
+        PostgresBackend::connect(PostgresOptions {
+            tls_ca_file: ca,
+            ..options(&url)
+        })
+        .await
+    };
+    let encrypted = |b: PostgresBackend| async move {
+        // The server's view of this very connection.
+        let client = b.pool().get().await.unwrap();
+        let row = client
+            .query_one(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .await
+            .unwrap();
+        row.get::<_, bool>(0)
+    };
+    // The certificate names `localhost` and chains to the test CA.
+    let b = connect(url("localhost", "verify-full"), Some(ca.clone()))
+        .await
+        .unwrap();
+    b.put("k", b"v".to_vec()).await.unwrap();
+    assert!(encrypted(b).await);
+    // verify-full checks the name: 127.0.0.1 is not on the certificate.
+    let err = connect(url("127.0.0.1", "verify-full"), Some(ca.clone()))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("certificate"), "{err}");
+    // verify-ca checks the chain only.
+    let b = connect(url("127.0.0.1", "verify-ca"), Some(ca.clone()))
+        .await
+        .unwrap();
+    assert!(encrypted(b).await);
+    // Without the CA file, the chain is unknown.
+    let err = connect(url("localhost", "verify-full"), None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("certificate"), "{err}");
+    // require and prefer encrypt without checking (libpq's meaning).
+    for mode in ["require", "prefer"] {
+        let b = connect(url("127.0.0.1", mode), None).await.unwrap();
+        assert!(encrypted(b).await, "{mode}");
+    }
+    // disable does not encrypt.
+    let b = connect(url("127.0.0.1", "disable"), None).await.unwrap();
+    assert!(!encrypted(b).await);
 }

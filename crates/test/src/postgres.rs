@@ -92,6 +92,24 @@ impl Postgres {
     /// is not installed, or with the server's output when it fails.
     #[track_caller]
     pub fn start() -> Postgres {
+        Postgres::start_with(false)
+    }
+
+    /// A cluster that also serves TLS (`ssl = on`), with a certificate for
+    /// the name `localhost` only (not `127.0.0.1`), issued by a fresh CA
+    /// whose PEM file is [`Postgres::ca_file`].
+    #[track_caller]
+    pub fn start_tls() -> Postgres {
+        Postgres::start_with(true)
+    }
+
+    /// The CA file of a [`Postgres::start_tls`] cluster.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    #[track_caller]
+    fn start_with(tls: bool) -> Postgres {
         let Some(bin) = find_bin() else {
             panic!(
                 "PostgreSQL is not installed (no initdb on PATH or in /usr/lib/postgresql/*/bin): \
@@ -136,10 +154,15 @@ impl Postgres {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+        let tls_args = if tls {
+            pg.write_certificates()
+        } else {
+            Vec::new()
+        };
         let mut last = String::new();
         for _ in 0..5 {
             let port = crate::server::free_port();
-            match pg.launch(&data, port) {
+            match pg.launch(&data, port, &tls_args) {
                 Ok(()) => return pg,
                 Err(e) => last = e,
             }
@@ -147,8 +170,47 @@ impl Postgres {
         panic!("could not start PostgreSQL: {last}");
     }
 
+    /// Writes a CA, and a server certificate and key for `localhost`
+    /// readable by the server only; returns the `postgres` arguments.
+    fn write_certificates(&self) -> Vec<String> {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, KeyUsagePurpose};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "test PostgreSQL CA");
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let leaf = CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .signed_by(&key, &ca, &ca_key)
+            .unwrap();
+        let cert_file = self.dir.path().join("server.crt");
+        let key_file = self.dir.path().join("server.key");
+        std::fs::write(self.ca_file(), ca.pem()).unwrap();
+        std::fs::write(&cert_file, leaf.pem()).unwrap();
+        std::fs::write(&key_file, key.serialize_pem()).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        if let Some((uid, gid)) = self.run_as {
+            for f in [&cert_file, &key_file] {
+                std::os::unix::fs::chown(f, Some(uid), Some(gid)).unwrap();
+            }
+        }
+        vec![
+            "-c".into(),
+            "ssl=on".into(),
+            "-c".into(),
+            format!("ssl_cert_file={}", cert_file.display()),
+            "-c".into(),
+            format!("ssl_key_file={}", key_file.display()),
+        ]
+    }
+
     /// Runs `postgres` on `port` and waits for its ready line.
-    fn launch(&mut self, data: &Path, port: u16) -> Result<(), String> {
+    fn launch(&mut self, data: &Path, port: u16, extra: &[String]) -> Result<(), String> {
         let mut child = self
             .command("postgres")
             .arg("-D")
@@ -158,6 +220,7 @@ impl Postgres {
             .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1"])
             .args(["-c", "fsync=off", "-c", "full_page_writes=off"])
             .args(["-c", "max_connections=300", "-c", "shared_buffers=16MB"])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
