@@ -608,3 +608,64 @@ async fn tls_follows_libpq_sslmodes_with_a_ca_file() {
     let b = connect(url("127.0.0.1", "disable"), None).await.unwrap();
     assert!(!encrypted(b).await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_racing_a_takeover_waits_for_it_and_is_then_refused() {
+    let pg = Postgres::start();
+    let url = pg.fresh_url();
+    let slow = LockConfig {
+        ttl: Duration::from_secs(60),
+        renew_interval: Duration::from_secs(20),
+        retry_interval: Duration::from_secs(1),
+        margin: Duration::from_secs(1),
+    };
+    let (backend, lock) = lock_on(&url, "old", slow).await;
+    let held = lock.acquire().await;
+    backend.set_fence(Some(held.fence()));
+    // A takeover in progress: another session has changed the row's owner
+    // but not committed yet.
+    let mut thief = psql(&url).await;
+    let tx = thief.transaction().await.unwrap();
+    tx.execute(
+        &format!("UPDATE {DEFAULT_HA_TABLE} SET ha_identity = 'thief' WHERE ha_key = $1"),
+        &[&CORE_LOCK_KEY],
+    )
+    .await
+    .unwrap();
+    let backend = Arc::new(backend);
+    let write = {
+        let b = Arc::clone(&backend);
+        tokio::spawn(async move { b.put("k", b"racing".to_vec()).await })
+    };
+    // Wait until the write's fence check is blocked on the row lock.
+    let observer = psql(&url).await;
+    loop {
+        let waiting: i64 = observer
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE wait_event_type = 'Lock' AND query LIKE '%FOR SHARE%'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if waiting == 1 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(!write.is_finished());
+    tx.commit().await.unwrap();
+    let err = write.await.unwrap();
+    assert!(
+        matches!(&err, Err(StorageError::Fenced(m)) if m.contains("no longer held")),
+        "{err:?}"
+    );
+    let sql = psql(&url).await;
+    let rows: i64 = sql
+        .query_one("SELECT count(*) FROM openbao_kv_store", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 0, "the racing write landed");
+}
