@@ -135,3 +135,69 @@ async fn postgresql_storage_keeps_only_ciphertext_and_survives_kill_9() {
     assert_eq!(r.body["data"]["meta"]["note"], CANARY);
     assert_eq!(lock_holders(&url).await.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_node_waits_for_the_lock_and_serves_after_the_first_is_killed() {
+    let pg = Postgres::start();
+    let url = pg.fresh_url();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = Config::inmem(dir.path());
+    cfg.storage = Storage::Postgres {
+        url: url.clone(),
+        lines: vec![
+            "ha_enabled = true".into(),
+            "lock_ttl = \"1s\"".into(),
+            "lock_renew_interval = \"200ms\"".into(),
+            "lock_retry_interval = \"100ms\"".into(),
+        ],
+    };
+    let mut first = Server::with_config(Kind::Strongroom, &cfg);
+    first.init(1, 1).await;
+    first.unseal().await;
+    wait_active(&first).await;
+    let holder = lock_holders(&url).await;
+    assert_eq!(holder.len(), 1);
+
+    // The second node blocks before binding its listener while the lock
+    // is held.
+    let second_dir = tempfile::tempdir().expect("tempdir");
+    let mut second_cfg = cfg.clone();
+    second_cfg.dir = second_dir.path().to_path_buf();
+    let second =
+        tokio::task::spawn_blocking(move || Server::with_config(Kind::Strongroom, &second_cfg));
+    let r = first
+        .send(&Call::post("sys/mounts/kv", json!({"type": "kv"})))
+        .await;
+    assert_eq!(r.status, 204, "{r:?}");
+    let r = first
+        .send(&Call::put("kv/x", json!({"v": "written by the first"})))
+        .await;
+    assert_eq!(r.status, 204, "{r:?}");
+    assert!(
+        !second.is_finished(),
+        "the second node started while the lock was held"
+    );
+    assert_eq!(lock_holders(&url).await, holder);
+
+    let keys = first.unseal_keys.clone();
+    let root = first.root_token.clone();
+    first.kill();
+    let killed = std::time::Instant::now();
+    let mut second = second.await.expect("second node");
+    // TTL 1 s + retry 0.1 s, plus the process's own start.
+    assert!(
+        killed.elapsed() < std::time::Duration::from_secs(5),
+        "took over after {:?}",
+        killed.elapsed()
+    );
+    let now = lock_holders(&url).await;
+    assert_eq!(now.len(), 1);
+    assert_ne!(now, holder);
+    second.root_token = root;
+    second.unseal_keys = keys;
+    second.unseal().await;
+    wait_active(&second).await;
+    let r = second.send(&Call::get("kv/x")).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["data"]["v"], "written by the first");
+}
