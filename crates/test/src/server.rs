@@ -431,6 +431,25 @@ impl Server {
         }
     }
 
+    /// Waits up to `limit` for the process to exit on its own; its exit
+    /// status, or `None` if it still runs.
+    pub fn wait_for_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        let child = self.child.as_mut()?;
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) => {
+                    self.child = None;
+                    return Some(status);
+                }
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                _ => return None,
+            }
+        }
+    }
+
     /// Waits for the process to exit on its own, describing the status.
     fn wait_exit(&mut self) -> String {
         match self.child.take().map(|mut c| c.wait()) {

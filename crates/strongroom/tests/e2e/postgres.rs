@@ -1,11 +1,12 @@
 //! The server on `storage "postgresql"` (a throw-away PostgreSQL from the
-//! harness), as one node with `ha_enabled`: it takes the HA lock before
-//! serving, nothing readable reaches the table but keys, and acknowledged
-//! data survives `kill -9` and a restart (which waits for the dead node's
-//! lock to expire, then takes it).
+//! harness) with `ha_enabled`, one serving node at a time: nothing readable
+//! reaches the table but keys; acknowledged data survives `kill -9` and a
+//! restart; a second node waits for the lock and takes over after the
+//! first is killed; a node cut off from PostgreSQL stops before its lock
+//! can expire in the database.
 
 use serde_json::json;
-use strongroom_test::postgres::Postgres;
+use strongroom_test::postgres::{Postgres, Proxy};
 use strongroom_test::server::{Call, Config, Kind, Server, Storage};
 
 use crate::races::wait_active;
@@ -200,4 +201,62 @@ async fn a_second_node_waits_for_the_lock_and_serves_after_the_first_is_killed()
     let r = second.send(&Call::get("kv/x")).await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.body["data"]["v"], "written by the first");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cut_off_from_postgresql_stops_before_its_lock_expires() {
+    let pg = Postgres::start();
+    let db = pg.create_database();
+    let url = pg.url_for(&db);
+    let proxy = Proxy::start(([127, 0, 0, 1], pg.port()).into()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = Config::inmem(dir.path());
+    cfg.storage = Storage::Postgres {
+        url: pg.url_via(&proxy.addr.to_string(), &db),
+        lines: vec![
+            "ha_enabled = true".into(),
+            "lock_ttl = \"2s\"".into(),
+            "lock_renew_interval = \"200ms\"".into(),
+            "lock_retry_interval = \"100ms\"".into(),
+        ],
+    };
+    let mut server = Server::with_config(Kind::Strongroom, &cfg);
+    server.init(1, 1).await;
+    server.unseal().await;
+    wait_active(&server).await;
+    // A silent partition between the node and PostgreSQL.
+    proxy.freeze();
+    let status = tokio::task::spawn_blocking(move || {
+        let status = server.wait_for_exit(std::time::Duration::from_secs(10));
+        // No later than the exit was seen (same host, same clock as the
+        // database's).
+        let seen = std::time::SystemTime::now();
+        (status, seen, server.output.text())
+    });
+    let (status, seen, output) = status.await.expect("waiter");
+    let status = status.expect("the node kept running without its lock");
+    // Stopped, and before its lease could expire in the database.
+    assert_eq!(status.code(), Some(2), "{output}");
+    assert!(output.contains("lost the HA lock"), "{output}");
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to PostgreSQL");
+    tokio::spawn(conn);
+    let valid_until: f64 = client
+        .query_one(
+            "SELECT extract(epoch FROM valid_until)::float8 FROM openbao_ha_locks",
+            &[],
+        )
+        .await
+        .expect("the lock row")
+        .get(0);
+    let seen = seen
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs_f64();
+    assert!(
+        seen < valid_until,
+        "exited {:.3}s after the lock expired in the database",
+        seen - valid_until
+    );
 }
