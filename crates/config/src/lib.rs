@@ -116,8 +116,9 @@ pub enum StorageConfig {
 }
 
 /// The `storage "postgresql"` block (OpenBao's keys, plus `tls_ca_file`
-/// and the lock timings).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// and the lock timings). Its `Debug` output leaves out `connection_url`,
+/// which may hold a password.
+#[derive(Clone, PartialEq, Eq)]
 pub struct PostgresqlConfig {
     /// `connection_url`: a `postgres://` URL or libpq `key=value` words
     /// (may hold a password: never log it). Overridden by
@@ -152,6 +153,23 @@ pub const DEFAULT_PG_HA_TABLE: &str = "openbao_ha_locks";
 pub const DEFAULT_PG_MAX_PARALLEL: usize = 128;
 /// The environment variables that override `connection_url`, first wins.
 pub const PG_CONNECTION_URL_ENV: [&str; 2] = ["BAO_PG_CONNECTION_URL", "VAULT_PG_CONNECTION_URL"];
+
+impl fmt::Debug for PostgresqlConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresqlConfig")
+            .field("connection_url", &"<redacted>")
+            .field("table", &self.table)
+            .field("ha_enabled", &self.ha_enabled)
+            .field("ha_table", &self.ha_table)
+            .field("max_parallel", &self.max_parallel)
+            .field("skip_create_table", &self.skip_create_table)
+            .field("tls_ca_file", &self.tls_ca_file)
+            .field("lock_ttl", &self.lock_ttl)
+            .field("lock_renew_interval", &self.lock_renew_interval)
+            .field("lock_retry_interval", &self.lock_retry_interval)
+            .finish()
+    }
+}
 
 impl PostgresqlConfig {
     /// Applies OpenBao's environment override: the first non-empty of

@@ -835,3 +835,12 @@ fn postgresql_bad_keys_and_values_are_named() {
     let e = hcl_err(r#"storage "mysql" {}"#);
     assert!(e.contains("\"postgresql\""), "{e}");
 }
+
+#[test]
+fn postgresql_debug_output_hides_the_connection_url() {
+    let c = hcl(r#"storage "postgresql" { connection_url = "postgres://u:hunter2@db/vault" }"#)
+        .unwrap();
+    let shown = format!("{c:?}");
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(shown.contains("openbao_kv_store"), "{shown}");
+}

@@ -30,8 +30,9 @@ pub const DEFAULT_MAX_PARALLEL: usize = 128;
 const LIST_PAGE: i64 = 1000;
 
 /// What [`PostgresBackend::connect`] needs (the `storage "postgresql"`
-/// stanza, plus tuning knobs with defaults).
-#[derive(Debug, Clone)]
+/// stanza, plus tuning knobs with defaults). `Debug` leaves out the
+/// connection string (it may hold a password).
+#[derive(Clone)]
 pub struct PostgresOptions {
     /// A `postgres://` URL or libpq `key=value` words; `sslmode` and
     /// `sslrootcert` are understood as libpq does (see the `tls` notes in
@@ -58,6 +59,23 @@ pub struct PostgresOptions {
     /// How long one statement or transaction may take before the
     /// connection is discarded and the request fails (default 30 s).
     pub timeout: Duration,
+}
+
+impl std::fmt::Debug for PostgresOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresOptions")
+            .field("connection_url", &"<redacted>")
+            .field("table", &self.table)
+            .field("ha_enabled", &self.ha_enabled)
+            .field("ha_table", &self.ha_table)
+            .field("max_parallel", &self.max_parallel)
+            .field("skip_create_table", &self.skip_create_table)
+            .field("tls_ca_file", &self.tls_ca_file)
+            .field("max_group", &self.max_group)
+            .field("queue_capacity", &self.queue_capacity)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 impl Default for PostgresOptions {
@@ -175,6 +193,11 @@ impl PostgresBackend {
     /// tables when missing (unless `skip_create_table`) and starts the
     /// writer task. Must run inside a tokio runtime.
     pub async fn connect(options: PostgresOptions) -> Result<Self, StorageError> {
+        if options.connection_url.trim().is_empty() {
+            return Err(StorageError::Io(
+                "connection_url is empty: set it in the storage \"postgresql\" block or in BAO_PG_CONNECTION_URL".into(),
+            ));
+        }
         let conn = tls::parse_connection(&options.connection_url, options.tls_ca_file.as_deref())
             .map_err(StorageError::Io)?;
         let tls = MakeRustlsConnect::new(tls::client_config(&conn).map_err(StorageError::Io)?);
