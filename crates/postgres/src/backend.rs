@@ -443,20 +443,20 @@ async fn writer_loop(inner: Arc<Inner>, mut queue: mpsc::Receiver<WriteRequest>,
                     let _ = r.reply.send(Ok(()));
                 }
             }
-            Err(e) if requests.len() == 1 || matches!(e, StorageError::Fenced(_)) => {
+            Err(f) if requests.len() == 1 || !f.alone_may_succeed => {
                 for r in requests {
-                    let copy = match &e {
+                    let copy = match &f.error {
                         StorageError::Fenced(m) => StorageError::Fenced(m.clone()),
                         other => StorageError::Io(other.to_string()),
                     };
                     let _ = r.reply.send(Err(copy));
                 }
             }
-            Err(e) => {
-                tracing::warn!(error = %e, requests = requests.len(),
+            Err(f) => {
+                tracing::warn!(error = %f.error, requests = requests.len(),
                     "grouped PostgreSQL write failed; retrying requests one by one");
                 for r in requests {
-                    let outcome = commit(&inner, r.ops.iter()).await;
+                    let outcome = commit(&inner, r.ops.iter()).await.map_err(|f| f.error);
                     if outcome.is_ok() {
                         inner.commits.fetch_add(1, Ordering::Relaxed);
                     }
@@ -469,10 +469,7 @@ async fn writer_loop(inner: Arc<Inner>, mut queue: mpsc::Receiver<WriteRequest>,
 
 /// Applies `ops` in one transaction, fenced as set. The last operation on
 /// a key wins, so the ops collapse to one upsert and one delete statement.
-async fn commit<'a>(
-    inner: &Inner,
-    ops: impl Iterator<Item = &'a BatchOp>,
-) -> Result<(), StorageError> {
+async fn commit<'a>(inner: &Inner, ops: impl Iterator<Item = &'a BatchOp>) -> Result<(), Failure> {
     let fence = inner
         .fence
         .read()
@@ -480,12 +477,10 @@ async fn commit<'a>(
         .clone();
     match &fence {
         FenceMode::Refuse => {
-            return Err(StorageError::Fenced(
-                "this node does not hold the HA lock".into(),
-            ))
+            return Err(StorageError::Fenced("this node does not hold the HA lock".into()).into())
         }
         FenceMode::Holder(f, _) if !f.is_held() => {
-            return Err(StorageError::Fenced("this node lost the HA lock".into()))
+            return Err(StorageError::Fenced("this node lost the HA lock".into()).into())
         }
         _ => {}
     }
@@ -517,11 +512,11 @@ async fn commit<'a>(
     let start = Instant::now();
     let mut client = tokio::time::timeout(inner.timeout, inner.pool.get())
         .await
-        .map_err(|_| timed_out())?
-        .map_err(pool_error)?;
+        .map_err(|_| Failure::from(timed_out()))?
+        .map_err(|e| Failure::from(pool_error(e)))?;
     let left = inner.timeout.saturating_sub(start.elapsed());
     let work = async {
-        let tx = client.transaction().await.map_err(|e| io(&e))?;
+        let tx = client.transaction().await.map_err(failure)?;
         if let FenceMode::Holder(f, sql) = &fence {
             let held = tx
                 .query(
@@ -533,32 +528,33 @@ async fn commit<'a>(
                     ],
                 )
                 .await
-                .map_err(|e| io(&e))?;
+                .map_err(failure)?;
             if held.is_empty() {
                 return Err(StorageError::Fenced(
                     "the HA lock is no longer held by this node".into(),
-                ));
+                )
+                .into());
             }
         }
         if !put_key.is_empty() {
             let stmt = tx
                 .prepare_cached(&inner.sql.upsert)
                 .await
-                .map_err(|e| io(&e))?;
+                .map_err(failure)?;
             tx.execute(&stmt, &[&put_parent, &put_path, &put_key, &put_value])
                 .await
-                .map_err(|e| io(&e))?;
+                .map_err(failure)?;
         }
         if !del_key.is_empty() {
             let stmt = tx
                 .prepare_cached(&inner.sql.delete)
                 .await
-                .map_err(|e| io(&e))?;
+                .map_err(failure)?;
             tx.execute(&stmt, &[&del_path, &del_key])
                 .await
-                .map_err(|e| io(&e))?;
+                .map_err(failure)?;
         }
-        tx.commit().await.map_err(|e| io(&e))
+        tx.commit().await.map_err(failure)
     };
     match tokio::time::timeout(left, work).await {
         Ok(outcome) => outcome,
@@ -566,7 +562,33 @@ async fn commit<'a>(
             drop(Object::take(client));
             Err(StorageError::Io(
                 "PostgreSQL did not answer in time; the write may not have been applied".into(),
-            ))
+            )
+            .into())
         }
+    }
+}
+
+/// Why a write transaction failed, and whether its requests might succeed
+/// one by one: only when the database refused something in them, never for
+/// a fence, a timeout or a lost connection (retrying those alone would only
+/// multiply the wait).
+struct Failure {
+    error: StorageError,
+    alone_may_succeed: bool,
+}
+
+impl From<StorageError> for Failure {
+    fn from(error: StorageError) -> Self {
+        Failure {
+            error,
+            alone_may_succeed: false,
+        }
+    }
+}
+
+fn failure(e: tokio_postgres::Error) -> Failure {
+    Failure {
+        alone_may_succeed: e.as_db_error().is_some(),
+        error: io(&e),
     }
 }

@@ -24,9 +24,13 @@
 //! bounded queue (writers wait for room when it is full); one writer task
 //! takes everything queued (up to `max_group` requests) and applies it in
 //! ONE transaction (one upsert of all puts, one delete of all deletes, the
-//! last operation on a key winning), then answers every waiter. Should a
-//! grouped transaction fail, each request is retried alone, so one bad
-//! request fails alone. Reads use the pool (`max_parallel` connections).
+//! last operation on a key winning), then answers every waiter. Should the
+//! database refuse a grouped transaction, each request is retried alone, so
+//! one bad request fails alone; a fence, a timeout or a lost connection
+//! fails the whole group at once (retrying alone would only multiply the
+//! wait). Each transaction (and each read) is bounded by
+//! [`PostgresOptions::timeout`]; a connection that timed out is discarded.
+//! Reads use the pool (`max_parallel` connections).
 //!
 //! # Fencing
 //! With `ha_enabled`, writes are refused until the node sets a fence
