@@ -29,9 +29,11 @@
 //! **Defaults** (`ttl` 3 s, `renew_interval` 1 s, `retry_interval` 0.5 s,
 //! `margin` 0.5 s): after a `kill -9` of the holder, its row expires at most
 //! 3 s after its last renewal and a contender polling every 0.5 s takes it
-//! within 3.5 s (+ up to 1 s if the dead holder had a write transaction
-//! open at that moment, see the fence in the crate docs), inside the 5 s
-//! failover budget. A live holder gets two renewal attempts (at 1 s and
+//! within 3.5 s, inside the 5 s failover budget (the killed process's
+//! connections close at once, aborting any open transaction). Only a
+//! holder cut off *silently* in the middle of a write transaction can delay
+//! the takeover further, by at most `ttl`/3 = 1 s (see the fence in the
+//! crate docs): 4.5 s. A live holder gets two renewal attempts (at 1 s and
 //! 2 s) before its 2.5 s local deadline, so a database hiccup of about a
 //! second is survived without a leader change. (OpenBao: 15 s / 5 s / 1 s,
 //! hence its 10-15 s failovers.)
