@@ -95,7 +95,7 @@ pub enum ConfigError {
         kinds: Vec<String>,
     },
     /// A `storage` block of a type Strongroom does not implement.
-    #[error("unknown storage type {kind:?} (supported: \"inmem\", \"redb\")")]
+    #[error("unknown storage type {kind:?} (supported: \"inmem\", \"redb\", \"postgresql\")")]
     UnknownStorage {
         /// The block's label as written.
         kind: String,

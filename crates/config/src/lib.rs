@@ -2,7 +2,7 @@
 //! JSON, parsed into types that cannot hold an invalid configuration.
 //!
 //! The crate owns the config types ([`ServerConfig`], [`StorageConfig`],
-//! [`ListenerConfig`], [`TlsFiles`], [`LogLevel`]), the entry points
+//! [`ListenerConfig`], [`PostgresqlConfig`], [`TlsFiles`], [`LogLevel`]), the entry points
 //! [`parse_str`] and [`load`], and the error type [`ConfigError`]. The text is
 //! first parsed into a `serde_json::Value` (hcl-rs follows the HCL JSON
 //! specification, so both syntaxes meet in one shape) and then walked by
@@ -99,8 +99,7 @@ impl ServerConfig {
 
 /// The physical storage backend, one variant per `storage "<type>"` label.
 ///
-/// To add a backend (e.g. `Postgresql { connection_url, table, ha_enabled }`),
-/// add a variant here and one arm in the storage dispatch of the parser
+/// To add a backend, add a variant here and one arm in the storage dispatch of the parser
 /// (`parse::storage`), which checks that block's keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StorageConfig {
@@ -111,6 +110,80 @@ pub enum StorageConfig {
         /// The database file (`path`, required).
         path: PathBuf,
     },
+    /// `storage "postgresql" { connection_url = "..." ... }`: OpenBao's
+    /// PostgreSQL stanza, with high availability (`ha_enabled`).
+    Postgresql(PostgresqlConfig),
+}
+
+/// The `storage "postgresql"` block (OpenBao's keys, plus `tls_ca_file`
+/// and the lock timings). Its `Debug` output leaves out `connection_url`,
+/// which may hold a password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PostgresqlConfig {
+    /// `connection_url`: a `postgres://` URL or libpq `key=value` words
+    /// (may hold a password: never log it). Overridden by
+    /// `BAO_PG_CONNECTION_URL` / `VAULT_PG_CONNECTION_URL`, see
+    /// [`PostgresqlConfig::with_env_overrides`].
+    pub connection_url: String,
+    /// `table` (default `openbao_kv_store`).
+    pub table: String,
+    /// `ha_enabled` (default false).
+    pub ha_enabled: bool,
+    /// `ha_table` (default `openbao_ha_locks`).
+    pub ha_table: String,
+    /// `max_parallel`: the most connections at once (default 128).
+    pub max_parallel: usize,
+    /// `skip_create_table` (default false).
+    pub skip_create_table: bool,
+    /// `tls_ca_file`: CA certificates (PEM) to verify PostgreSQL with.
+    pub tls_ca_file: Option<PathBuf>,
+    /// `lock_ttl`; `None`: the storage's default (3 s).
+    pub lock_ttl: Option<Duration>,
+    /// `lock_renew_interval`; `None`: the default (1 s).
+    pub lock_renew_interval: Option<Duration>,
+    /// `lock_retry_interval`; `None`: the default (500 ms).
+    pub lock_retry_interval: Option<Duration>,
+}
+
+/// OpenBao's default data table.
+pub const DEFAULT_PG_TABLE: &str = "openbao_kv_store";
+/// OpenBao's default lock table.
+pub const DEFAULT_PG_HA_TABLE: &str = "openbao_ha_locks";
+/// OpenBao's default `max_parallel`.
+pub const DEFAULT_PG_MAX_PARALLEL: usize = 128;
+/// The environment variables that override `connection_url`, first wins.
+pub const PG_CONNECTION_URL_ENV: [&str; 2] = ["BAO_PG_CONNECTION_URL", "VAULT_PG_CONNECTION_URL"];
+
+impl fmt::Debug for PostgresqlConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresqlConfig")
+            .field("connection_url", &"<redacted>")
+            .field("table", &self.table)
+            .field("ha_enabled", &self.ha_enabled)
+            .field("ha_table", &self.ha_table)
+            .field("max_parallel", &self.max_parallel)
+            .field("skip_create_table", &self.skip_create_table)
+            .field("tls_ca_file", &self.tls_ca_file)
+            .field("lock_ttl", &self.lock_ttl)
+            .field("lock_renew_interval", &self.lock_renew_interval)
+            .field("lock_retry_interval", &self.lock_retry_interval)
+            .finish()
+    }
+}
+
+impl PostgresqlConfig {
+    /// Applies OpenBao's environment override: the first non-empty of
+    /// [`PG_CONNECTION_URL_ENV`] (as `lookup` finds it, e.g.
+    /// `|k| std::env::var(k).ok()`) replaces `connection_url`.
+    pub fn with_env_overrides(mut self, lookup: impl Fn(&str) -> Option<String>) -> Self {
+        if let Some(url) = PG_CONNECTION_URL_ENV
+            .iter()
+            .find_map(|k| lookup(k).filter(|v| !v.is_empty()))
+        {
+            self.connection_url = url;
+        }
+        self
+    }
 }
 
 impl StorageConfig {
@@ -119,6 +192,7 @@ impl StorageConfig {
         match self {
             StorageConfig::Inmem => "inmem",
             StorageConfig::Redb { .. } => "redb",
+            StorageConfig::Postgresql(_) => "postgresql",
         }
     }
 }

@@ -12,10 +12,11 @@ use strongroom_sdk::duration::duration_from_json;
 
 use crate::error::one_line;
 use crate::{
-    ConfigError, Format, ListenerConfig, LogFormat, LogLevel, ServerConfig, StorageConfig,
-    TlsFiles, DEFAULT_HTTP_IDLE_TIMEOUT, DEFAULT_HTTP_READ_HEADER_TIMEOUT,
+    ConfigError, Format, ListenerConfig, LogFormat, LogLevel, PostgresqlConfig, ServerConfig,
+    StorageConfig, TlsFiles, DEFAULT_HTTP_IDLE_TIMEOUT, DEFAULT_HTTP_READ_HEADER_TIMEOUT,
     DEFAULT_HTTP_READ_TIMEOUT, DEFAULT_LEASE_TTL, DEFAULT_LISTENER_ADDRESS,
-    DEFAULT_MAX_REQUEST_SIZE, UNLIMITED_REQUEST_SIZE,
+    DEFAULT_MAX_REQUEST_SIZE, DEFAULT_PG_HA_TABLE, DEFAULT_PG_MAX_PARALLEL, DEFAULT_PG_TABLE,
+    UNLIMITED_REQUEST_SIZE,
 };
 
 /// The context name of top-level keys in error messages.
@@ -208,8 +209,86 @@ fn storage(kind: String, mut body: Map<String, Value>) -> Result<StorageConfig, 
                 path: PathBuf::from(path),
             })
         }
+        "postgresql" => postgresql(body, &context).map(StorageConfig::Postgresql),
         _ => Err(ConfigError::UnknownStorage { kind }),
     }
+}
+
+const POSTGRESQL_KEYS: &[&str] = &[
+    "connection_url",
+    "table",
+    "ha_enabled",
+    "ha_table",
+    "max_parallel",
+    "skip_create_table",
+    "tls_ca_file",
+    "lock_ttl",
+    "lock_renew_interval",
+    "lock_retry_interval",
+];
+
+/// The `storage "postgresql"` block. `connection_url` may be empty or
+/// absent here (OpenBao allows it; the environment may supply it).
+fn postgresql(
+    mut body: Map<String, Value>,
+    context: &str,
+) -> Result<PostgresqlConfig, ConfigError> {
+    check_keys(&body, POSTGRESQL_KEYS, context)?;
+    let name = |body: &mut Map<String, Value>, key: &str, default: &str| {
+        opt_string(body, key, context).map(|v| {
+            v.filter(|s| !s.is_empty())
+                .unwrap_or_else(|| default.to_string())
+        })
+    };
+    let connection_url = opt_string(&mut body, "connection_url", context)?.unwrap_or_default();
+    let table = name(&mut body, "table", DEFAULT_PG_TABLE)?;
+    let ha_table = name(&mut body, "ha_table", DEFAULT_PG_HA_TABLE)?;
+    let ha_enabled = opt_bool(&mut body, "ha_enabled", context)?.unwrap_or(false);
+    let skip_create_table = opt_bool(&mut body, "skip_create_table", context)?.unwrap_or(false);
+    let max_parallel = opt_count(
+        &mut body,
+        "max_parallel",
+        context,
+        "expected a positive integer",
+    )?
+    .unwrap_or(DEFAULT_PG_MAX_PARALLEL);
+    let tls_ca_file = opt_string(&mut body, "tls_ca_file", context)?
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from);
+    let mut timing = |key: &str| -> Result<Option<Duration>, ConfigError> {
+        let Some(value) = body.remove(key) else {
+            return Ok(None);
+        };
+        let d = duration_from_json(&value).map_err(|e| invalid(key, context, &e.to_string()))?;
+        if d.is_zero() {
+            return Err(invalid(key, context, "must be longer than zero"));
+        }
+        Ok(Some(d))
+    };
+    let lock_ttl = timing("lock_ttl")?;
+    let lock_renew_interval = timing("lock_renew_interval")?;
+    let lock_retry_interval = timing("lock_retry_interval")?;
+    if let (Some(ttl), Some(renew)) = (lock_ttl, lock_renew_interval) {
+        if renew >= ttl {
+            return Err(invalid(
+                "lock_renew_interval",
+                context,
+                "must be shorter than lock_ttl",
+            ));
+        }
+    }
+    Ok(PostgresqlConfig {
+        connection_url,
+        table,
+        ha_enabled,
+        ha_table,
+        max_parallel,
+        skip_create_table,
+        tls_ca_file,
+        lock_ttl,
+        lock_renew_interval,
+        lock_retry_interval,
+    })
 }
 
 /// Builds one listener; `index` is its 0-based position in the file.

@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use strongroom_config::{
-    load, parse_str, ConfigError, Format, ListenerConfig, LogFormat, LogLevel, ServerConfig,
-    StorageConfig, TlsFiles, DEFAULT_HTTP_IDLE_TIMEOUT, DEFAULT_HTTP_READ_HEADER_TIMEOUT,
-    DEFAULT_HTTP_READ_TIMEOUT, DEFAULT_LISTENER_ADDRESS, DEFAULT_MAX_REQUEST_SIZE,
-    UNLIMITED_REQUEST_SIZE,
+    load, parse_str, ConfigError, Format, ListenerConfig, LogFormat, LogLevel, PostgresqlConfig,
+    ServerConfig, StorageConfig, TlsFiles, DEFAULT_HTTP_IDLE_TIMEOUT,
+    DEFAULT_HTTP_READ_HEADER_TIMEOUT, DEFAULT_HTTP_READ_TIMEOUT, DEFAULT_LISTENER_ADDRESS,
+    DEFAULT_MAX_REQUEST_SIZE, UNLIMITED_REQUEST_SIZE,
 };
 
 const FULL_HCL: &str = r#"
@@ -706,4 +706,141 @@ fn cache_size_zero_is_the_default_and_negative_is_refused() {
         matches!(&err, ConfigError::InvalidValue { key, .. } if key == "cache_size"),
         "{err:?}"
     );
+}
+
+#[test]
+fn postgresql_stanza_takes_openbaos_keys_and_ours() {
+    let c = hcl(r#"
+storage "postgresql" {
+  connection_url      = "postgres://u:p@db:5432/vault?sslmode=verify-full"
+  table               = "kv"
+  ha_enabled          = "true"
+  ha_table            = "locks"
+  max_parallel        = "16"
+  skip_create_table   = "true"
+  tls_ca_file         = "/etc/ssl/pg-ca.pem"
+  lock_ttl            = "4s"
+  lock_renew_interval = "1s"
+  lock_retry_interval = "250ms"
+}
+"#)
+    .unwrap();
+    assert_eq!(
+        c.storage,
+        StorageConfig::Postgresql(PostgresqlConfig {
+            connection_url: "postgres://u:p@db:5432/vault?sslmode=verify-full".into(),
+            table: "kv".into(),
+            ha_enabled: true,
+            ha_table: "locks".into(),
+            max_parallel: 16,
+            skip_create_table: true,
+            tls_ca_file: Some(PathBuf::from("/etc/ssl/pg-ca.pem")),
+            lock_ttl: Some(Duration::from_secs(4)),
+            lock_renew_interval: Some(Duration::from_secs(1)),
+            lock_retry_interval: Some(Duration::from_millis(250)),
+        })
+    );
+    assert_eq!(c.storage.kind(), "postgresql");
+    // JSON, as OpenBao's docs show it, with booleans and numbers unquoted.
+    let j = json(r#"{"storage": {"postgresql": {"connection_url": "postgres://u:p@db:5432/vault?sslmode=verify-full",
+        "table": "kv", "ha_enabled": true, "ha_table": "locks", "max_parallel": 16, "skip_create_table": true,
+        "tls_ca_file": "/etc/ssl/pg-ca.pem", "lock_ttl": "4s", "lock_renew_interval": 1, "lock_retry_interval": "250ms"}}}"#)
+    .unwrap();
+    assert_eq!(j.storage, c.storage);
+}
+
+#[test]
+fn postgresql_defaults_are_openbaos() {
+    let c = hcl(r#"storage "postgresql" { connection_url = "postgres://db/vault" }"#).unwrap();
+    assert_eq!(
+        c.storage,
+        StorageConfig::Postgresql(PostgresqlConfig {
+            connection_url: "postgres://db/vault".into(),
+            table: "openbao_kv_store".into(),
+            ha_enabled: false,
+            ha_table: "openbao_ha_locks".into(),
+            max_parallel: 128,
+            skip_create_table: false,
+            tls_ca_file: None,
+            lock_ttl: None,
+            lock_renew_interval: None,
+            lock_retry_interval: None,
+        })
+    );
+    // An empty block is allowed (the URL may come from the environment).
+    let StorageConfig::Postgresql(empty) = hcl(r#"storage "postgresql" {}"#).unwrap().storage
+    else {
+        panic!("postgresql expected")
+    };
+    assert_eq!(empty.connection_url, "");
+}
+
+#[test]
+fn postgresql_connection_url_is_overridden_by_the_environment() {
+    let StorageConfig::Postgresql(pg) =
+        hcl(r#"storage "postgresql" { connection_url = "postgres://file/db" }"#)
+            .unwrap()
+            .storage
+    else {
+        panic!("postgresql expected")
+    };
+    let env = |vars: &'static [(&'static str, &'static str)]| {
+        move |k: &str| {
+            vars.iter()
+                .find(|(name, _)| *name == k)
+                .map(|(_, v)| v.to_string())
+        }
+    };
+    let bao = pg.clone().with_env_overrides(env(&[
+        ("VAULT_PG_CONNECTION_URL", "postgres://vault/db"),
+        ("BAO_PG_CONNECTION_URL", "postgres://bao/db"),
+    ]));
+    assert_eq!(bao.connection_url, "postgres://bao/db");
+    let vault = pg
+        .clone()
+        .with_env_overrides(env(&[("VAULT_PG_CONNECTION_URL", "postgres://vault/db")]));
+    assert_eq!(vault.connection_url, "postgres://vault/db");
+    let unset = pg
+        .clone()
+        .with_env_overrides(env(&[("BAO_PG_CONNECTION_URL", "")]));
+    assert_eq!(unset.connection_url, "postgres://file/db");
+}
+
+#[test]
+fn postgresql_bad_keys_and_values_are_named() {
+    let e = hcl_err(r#"storage "postgresql" { connection_url = "x"  max_idle = 3 }"#);
+    assert!(
+        e.contains("max_idle") && e.contains("storage \"postgresql\""),
+        "{e}"
+    );
+    let e = hcl_err(r#"storage "postgresql" { max_parallel = -1 }"#);
+    assert!(
+        e.contains("max_parallel") && e.contains("positive integer"),
+        "{e}"
+    );
+    let e = hcl_err(r#"storage "postgresql" { lock_ttl = "soon" }"#);
+    assert!(e.contains("lock_ttl"), "{e}");
+    let e = hcl_err(r#"storage "postgresql" { lock_ttl = "0s" }"#);
+    assert!(
+        e.contains("lock_ttl") && e.contains("longer than zero"),
+        "{e}"
+    );
+    let e = hcl_err(r#"storage "postgresql" { lock_ttl = "2s"  lock_renew_interval = "2s" }"#);
+    assert!(
+        e.contains("lock_renew_interval") && e.contains("shorter than lock_ttl"),
+        "{e}"
+    );
+    let e = hcl_err(r#"storage "postgresql" { ha_enabled = "maybe" }"#);
+    assert!(e.contains("ha_enabled") && e.contains("boolean"), "{e}");
+    let e = hcl_err(r#"storage "mysql" {}"#);
+    assert!(e.contains("\"postgresql\""), "{e}");
+}
+
+#[test]
+fn postgresql_debug_output_hides_the_connection_url() {
+    let c = hcl(r#"storage "postgresql" { connection_url = "postgres://u:hunter2@db/vault" }"#)
+        .unwrap();
+    let shown = format!("{c:?}");
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(shown.contains("openbao_kv_store"), "{shown}");
 }

@@ -31,6 +31,11 @@ pub enum StorageError {
     /// The backend was closed (shutdown in progress).
     #[error("storage closed")]
     Closed,
+    /// A write refused because this node does not (or no longer) hold the
+    /// high-availability lock that fences the storage (PostgreSQL with
+    /// `ha_enabled`): another node may be active, so nothing was written.
+    #[error("write fenced: {0}")]
+    Fenced(String),
 }
 
 /// One operation of an atomic [`Backend::batch`].

@@ -127,23 +127,114 @@ fn conn_limits(l: &ListenerConfig, listeners: usize) -> ConnLimits {
 /// physical read cache in front (OpenBao's `cache_size`, unless
 /// `disable_cache`): its reads run off the runtime's workers, and the cache
 /// answers hot keys without that hand-off. Memory storage needs no cache.
-fn open_storage(config: &ServerConfig) -> anyhow::Result<Arc<dyn Backend>> {
+///
+/// With `storage "postgresql" { ha_enabled = true }` this also takes the HA
+/// lock (waiting while another node holds it) and fences the storage on it,
+/// and returns the held lock.
+async fn open_storage(config: &ServerConfig) -> anyhow::Result<(Arc<dyn Backend>, Option<HaNode>)> {
+    let mut ha = None;
     let durable: Arc<dyn Backend> = match &config.storage {
-        StorageConfig::Inmem => return Ok(Arc::new(strongroom_storage::InmemBackend::new())),
+        StorageConfig::Inmem => {
+            return Ok((Arc::new(strongroom_storage::InmemBackend::new()), None))
+        }
         StorageConfig::Redb { path } => Arc::new(
             strongroom_storage::RedbBackend::open(path)
                 .with_context(|| format!("opening storage {}", path.display()))?,
         ),
+        StorageConfig::Postgresql(pg) => {
+            let (backend, node) = open_postgresql(pg).await?;
+            ha = node;
+            backend
+        }
     };
     if config.disable_cache {
-        return Ok(durable);
+        return Ok((durable, ha));
     }
     let size = config
         .cache_size
         .unwrap_or(strongroom_storage::DEFAULT_CACHE_SIZE);
-    Ok(Arc::new(strongroom_storage::CachedBackend::new(
-        durable, size,
-    )))
+    Ok((
+        Arc::new(strongroom_storage::CachedBackend::new(durable, size)),
+        ha,
+    ))
+}
+
+/// A node holding the HA lock, with the storage fenced on it.
+struct HaNode {
+    backend: Arc<strongroom_postgres::PostgresBackend>,
+    held: strongroom_postgres::HeldLock,
+}
+
+impl HaNode {
+    /// Clean shutdown: no more writes, and the lock freed at once so that
+    /// another node takes over without waiting for the TTL.
+    async fn release(self) {
+        self.backend.set_fence(None);
+        if let Err(e) = self.held.release().await {
+            tracing::warn!(error = %e, "could not release the HA lock; it expires by itself");
+        }
+    }
+}
+
+/// Connects to PostgreSQL (`BAO_PG_CONNECTION_URL`/`VAULT_PG_CONNECTION_URL`
+/// override `connection_url`) and, with `ha_enabled`, takes the HA lock.
+async fn open_postgresql(
+    pg: &strongroom_config::PostgresqlConfig,
+) -> anyhow::Result<(Arc<dyn Backend>, Option<HaNode>)> {
+    let pg = pg.clone().with_env_overrides(|k| std::env::var(k).ok());
+    let defaults = strongroom_postgres::LockConfig::default();
+    let lock_config = strongroom_postgres::LockConfig {
+        ttl: pg.lock_ttl.unwrap_or(defaults.ttl),
+        renew_interval: pg.lock_renew_interval.unwrap_or(defaults.renew_interval),
+        retry_interval: pg.lock_retry_interval.unwrap_or(defaults.retry_interval),
+        margin: defaults.margin,
+    };
+    if pg.ha_enabled {
+        lock_config
+            .validate()
+            .map_err(|e| anyhow!("storage \"postgresql\": {e}"))?;
+    }
+    let backend =
+        strongroom_postgres::PostgresBackend::connect(strongroom_postgres::PostgresOptions {
+            connection_url: pg.connection_url.clone(),
+            table: pg.table.clone(),
+            ha_enabled: pg.ha_enabled,
+            ha_table: pg.ha_table.clone(),
+            max_parallel: pg.max_parallel,
+            skip_create_table: pg.skip_create_table,
+            tls_ca_file: pg.tls_ca_file.clone(),
+            ..Default::default()
+        })
+        .await
+        .context("opening PostgreSQL storage")?;
+    let backend = Arc::new(backend);
+    if !pg.ha_enabled {
+        return Ok((backend, None));
+    }
+    // Single-node HA for now: this node serves only while it holds the
+    // lock. Standby mode (serving reads and forwarding while another node
+    // is active) comes on top of this API; until then a node waits here,
+    // before binding any listener, and exits when it loses the lock.
+    let node_id = uuid::Uuid::new_v4().to_string();
+    let lock = backend
+        .ha_lock(&node_id, lock_config)
+        .map_err(|e| anyhow!("storage \"postgresql\": {e}"))?;
+    tracing::info!("waiting for the HA lock");
+    let held = lock.acquire().await;
+    backend.set_fence(Some(held.fence()));
+    let mut lost = held.subscribe();
+    tokio::spawn(async move {
+        if lost.wait_for(|lost| *lost).await.is_ok() {
+            // Losing the lock means another node may become active. Until
+            // standby mode exists, the safe answer is to stop at once: the
+            // storage refuses this node's writes already (fenced), and
+            // exiting makes sure nothing keeps answering as active. A
+            // supervisor restarts the process, which then waits for the lock.
+            tracing::error!("lost the HA lock; exiting so that only the lock holder serves");
+            std::process::exit(2);
+        }
+    });
+    Ok((backend.clone(), Some(HaNode { backend, held })))
 }
 
 async fn shutdown_signal() {
@@ -181,7 +272,7 @@ async fn serve(args: ServerArgs, config: ServerConfig, log_level: &str) -> anyho
         // swap should be disabled or encrypted on hosts that run it.
         tracing::info!("memory locking is not used; disable or encrypt swap on this host");
     }
-    let physical = open_storage(&config)?;
+    let (physical, ha) = open_storage(&config).await?;
     let core = Core::new(
         physical,
         CoreConfig {
@@ -297,6 +388,9 @@ async fn serve(args: ServerArgs, config: ServerConfig, log_level: &str) -> anyho
         let _ = t.await;
     }
     core.seal().await;
+    if let Some(node) = ha {
+        node.release().await;
+    }
     Ok(())
 }
 

@@ -11,6 +11,8 @@
 //! - [`kube`]: a fake Kubernetes API (TokenReview) and service-account JWTs.
 //! - [`gcp`]: a Google API emulator (OAuth2, IAM, certificates, metadata)
 //!   and signed login JWTs.
+//! - [`postgres`]: a throw-away PostgreSQL cluster (`initdb` in a temporary
+//!   folder, a free loopback port), for the `postgresql` storage.
 //! - [`pgp`]: OpenPGP key pairs to receive PGP-encrypted shares and root
 //!   tokens, and decryption of them.
 //!
@@ -23,4 +25,5 @@ pub mod gcp;
 pub mod inprocess;
 pub mod kube;
 pub mod pgp;
+pub mod postgres;
 pub mod server;

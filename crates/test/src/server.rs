@@ -431,6 +431,25 @@ impl Server {
         }
     }
 
+    /// Waits up to `limit` for the process to exit on its own; its exit
+    /// status, or `None` if it still runs.
+    pub fn wait_for_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        let child = self.child.as_mut()?;
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) => {
+                    self.child = None;
+                    return Some(status);
+                }
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                _ => return None,
+            }
+        }
+    }
+
     /// Waits for the process to exit on its own, describing the status.
     fn wait_exit(&mut self) -> String {
         match self.child.take().map(|mut c| c.wait()) {
@@ -708,6 +727,15 @@ pub enum Storage {
     /// Durable storage below this directory: `redb` for strongroom, `raft`
     /// for OpenBao (which has no `file` backend).
     Durable(PathBuf),
+    /// `storage "postgresql"` (the same stanza for both servers) with this
+    /// `connection_url` and extra lines inside the block (e.g.
+    /// `ha_enabled = "true"`).
+    Postgres {
+        /// The `connection_url`.
+        url: String,
+        /// Extra lines inside the stanza.
+        lines: Vec<String>,
+    },
 }
 
 /// A server config file, rendered in Vault's HCL for either server.
@@ -743,6 +771,15 @@ impl Config {
         let mut s = String::new();
         match (&self.storage, kind) {
             (Storage::Inmem, _) => s.push_str("storage \"inmem\" {}\n"),
+            (Storage::Postgres { url, lines }, _) => {
+                s.push_str(&format!(
+                    "storage \"postgresql\" {{\n  connection_url = \"{url}\"\n"
+                ));
+                for line in lines {
+                    s.push_str(&format!("  {line}\n"));
+                }
+                s.push_str("}\n");
+            }
             (Storage::Durable(dir), Kind::Strongroom) => s.push_str(&format!(
                 "storage \"redb\" {{\n  path = \"{}\"\n}}\n",
                 dir.join("strongroom.redb").display()

@@ -3,7 +3,8 @@
 //! outcomes of 1,000-way races, the HTTP contract (listeners, TLS, limits,
 //! the CLI), the GCP auth method against the Google emulator,
 //! Gatekeeper with its scheduler emulators, and PGP-encrypted shares and
-//! root tokens (init, rekey with backup, generate-root).
+//! root tokens (init, rekey with backup, generate-root), and the
+//! `postgresql` storage (ciphertext only in the table, kill -9, the HA lock).
 //!
 //! Single-target suites run against OpenBao instead with
 //! `STRONGROOM_TEST_TARGET=bao cargo test -p strongroom --test e2e`.
@@ -16,4 +17,5 @@ mod gcp;
 mod http_contract;
 mod operators;
 mod pgp;
+mod postgres;
 mod races;

@@ -1,0 +1,262 @@
+//! The server on `storage "postgresql"` (a throw-away PostgreSQL from the
+//! harness) with `ha_enabled`, one serving node at a time: nothing readable
+//! reaches the table but keys; acknowledged data survives `kill -9` and a
+//! restart; a second node waits for the lock and takes over after the
+//! first is killed; a node cut off from PostgreSQL stops before its lock
+//! can expire in the database.
+
+use serde_json::json;
+use strongroom_test::postgres::{Postgres, Proxy};
+use strongroom_test::server::{Call, Config, Kind, Server, Storage};
+
+use crate::races::wait_active;
+
+/// A string that must never appear in the table in plain text.
+const CANARY: &str = "canary-7f3a9c1e-plaintext-must-not-leak";
+
+async fn rows(url: &str) -> Vec<(String, String, String, Vec<u8>)> {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to PostgreSQL");
+    tokio::spawn(conn);
+    client
+        .query(
+            "SELECT parent_path, path, key, value FROM openbao_kv_store",
+            &[],
+        )
+        .await
+        .expect("scan the table")
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect()
+}
+
+async fn lock_holders(url: &str) -> Vec<String> {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to PostgreSQL");
+    tokio::spawn(conn);
+    client
+        .query(
+            "SELECT ha_value FROM openbao_ha_locks WHERE valid_until > now()",
+            &[],
+        )
+        .await
+        .expect("read the lock table")
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgresql_storage_keeps_only_ciphertext_and_survives_kill_9() {
+    let pg = Postgres::start();
+    let url = pg.fresh_url();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = Config::inmem(dir.path());
+    cfg.storage = Storage::Postgres {
+        url: url.clone(),
+        lines: vec![
+            "ha_enabled = \"true\"".into(),
+            "lock_ttl = \"1s\"".into(),
+            "lock_renew_interval = \"200ms\"".into(),
+            "lock_retry_interval = \"100ms\"".into(),
+        ],
+    };
+    let mut server = Server::with_config(Kind::Strongroom, &cfg);
+    server.init(1, 1).await;
+    server.unseal().await;
+    wait_active(&server).await;
+    let r = server
+        .send(&Call::post("sys/mounts/secret", json!({"type": "kv-v2"})))
+        .await;
+    assert_eq!(r.status, 204, "{r:?}");
+    let r = server
+        .send(&Call::put(
+            "secret/data/app",
+            json!({"data": {"password": CANARY}}),
+        ))
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = server
+        .send(&Call::post(
+            "auth/token/create",
+            json!({"meta": {"note": CANARY}, "ttl": "1h"}),
+        ))
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let token = r.body["auth"]["client_token"]
+        .as_str()
+        .expect("client_token")
+        .to_string();
+    let root = server.root_token.clone().expect("root token");
+
+    // One node holds the lock, advertising a value.
+    assert_eq!(lock_holders(&url).await.len(), 1);
+
+    // Scan every row: neither the canary nor a token in plain text, in
+    // values or in keys.
+    let table = rows(&url).await;
+    assert!(table.len() > 10, "{} rows", table.len());
+    for secret in [CANARY, token.as_str(), root.as_str()] {
+        for (parent, path, key, value) in &table {
+            assert!(
+                !contains(value, secret.as_bytes()),
+                "{secret:?} in plain text in the value at {path}{key}"
+            );
+            for column in [parent, path, key] {
+                assert!(
+                    !column.contains(secret),
+                    "{secret:?} in the key {path}{key}"
+                );
+            }
+        }
+    }
+
+    // kill -9, restart on the same database: the new process takes the
+    // lock once the dead one's expires, and finds everything.
+    let keys = server.unseal_keys.clone();
+    server.kill();
+    let mut server = Server::with_config(Kind::Strongroom, &cfg);
+    server.root_token = Some(root);
+    server.unseal_keys = keys;
+    server.unseal().await;
+    wait_active(&server).await;
+    let r = server.send(&Call::get("secret/data/app")).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["data"]["data"]["password"], CANARY);
+    let r = server
+        .send(&Call::get("auth/token/lookup-self").token(&token))
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["data"]["meta"]["note"], CANARY);
+    assert_eq!(lock_holders(&url).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_node_waits_for_the_lock_and_serves_after_the_first_is_killed() {
+    let pg = Postgres::start();
+    let url = pg.fresh_url();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = Config::inmem(dir.path());
+    cfg.storage = Storage::Postgres {
+        url: url.clone(),
+        lines: vec![
+            "ha_enabled = true".into(),
+            "lock_ttl = \"1s\"".into(),
+            "lock_renew_interval = \"200ms\"".into(),
+            "lock_retry_interval = \"100ms\"".into(),
+        ],
+    };
+    let mut first = Server::with_config(Kind::Strongroom, &cfg);
+    first.init(1, 1).await;
+    first.unseal().await;
+    wait_active(&first).await;
+    let holder = lock_holders(&url).await;
+    assert_eq!(holder.len(), 1);
+
+    // The second node blocks before binding its listener while the lock
+    // is held.
+    let second_dir = tempfile::tempdir().expect("tempdir");
+    let mut second_cfg = cfg.clone();
+    second_cfg.dir = second_dir.path().to_path_buf();
+    let second =
+        tokio::task::spawn_blocking(move || Server::with_config(Kind::Strongroom, &second_cfg));
+    let r = first
+        .send(&Call::post("sys/mounts/kv", json!({"type": "kv"})))
+        .await;
+    assert_eq!(r.status, 204, "{r:?}");
+    let r = first
+        .send(&Call::put("kv/x", json!({"v": "written by the first"})))
+        .await;
+    assert_eq!(r.status, 204, "{r:?}");
+    assert!(
+        !second.is_finished(),
+        "the second node started while the lock was held"
+    );
+    assert_eq!(lock_holders(&url).await, holder);
+
+    let keys = first.unseal_keys.clone();
+    let root = first.root_token.clone();
+    first.kill();
+    let killed = std::time::Instant::now();
+    let mut second = second.await.expect("second node");
+    // TTL 1 s + retry 0.1 s, plus the process's own start.
+    assert!(
+        killed.elapsed() < std::time::Duration::from_secs(5),
+        "took over after {:?}",
+        killed.elapsed()
+    );
+    let now = lock_holders(&url).await;
+    assert_eq!(now.len(), 1);
+    assert_ne!(now, holder);
+    second.root_token = root;
+    second.unseal_keys = keys;
+    second.unseal().await;
+    wait_active(&second).await;
+    let r = second.send(&Call::get("kv/x")).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["data"]["v"], "written by the first");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cut_off_from_postgresql_stops_before_its_lock_expires() {
+    let pg = Postgres::start();
+    let db = pg.create_database();
+    let url = pg.url_for(&db);
+    let proxy = Proxy::start(([127, 0, 0, 1], pg.port()).into()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = Config::inmem(dir.path());
+    cfg.storage = Storage::Postgres {
+        url: pg.url_via(&proxy.addr.to_string(), &db),
+        lines: vec![
+            "ha_enabled = true".into(),
+            "lock_ttl = \"2s\"".into(),
+            "lock_renew_interval = \"200ms\"".into(),
+            "lock_retry_interval = \"100ms\"".into(),
+        ],
+    };
+    let mut server = Server::with_config(Kind::Strongroom, &cfg);
+    server.init(1, 1).await;
+    server.unseal().await;
+    wait_active(&server).await;
+    // A silent partition between the node and PostgreSQL.
+    proxy.freeze();
+    let status = tokio::task::spawn_blocking(move || {
+        let status = server.wait_for_exit(std::time::Duration::from_secs(10));
+        // No later than the exit was seen (same host, same clock as the
+        // database's).
+        let seen = std::time::SystemTime::now();
+        (status, seen, server.output.text())
+    });
+    let (status, seen, output) = status.await.expect("waiter");
+    let status = status.expect("the node kept running without its lock");
+    // Stopped, and before its lease could expire in the database.
+    assert_eq!(status.code(), Some(2), "{output}");
+    assert!(output.contains("lost the HA lock"), "{output}");
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to PostgreSQL");
+    tokio::spawn(conn);
+    let valid_until: f64 = client
+        .query_one(
+            "SELECT extract(epoch FROM valid_until)::float8 FROM openbao_ha_locks",
+            &[],
+        )
+        .await
+        .expect("the lock row")
+        .get(0);
+    let seen = seen
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs_f64();
+    assert!(
+        seen < valid_until,
+        "exited {:.3}s after the lock expired in the database",
+        seen - valid_until
+    );
+}
