@@ -114,7 +114,7 @@ impl Policies {
         for (key, value) in map {
             let raw: RawPolicy = serde_json::from_value(value).map_err(|e| PolicyError::Json {
                 source_path: source.map(String::from),
-                detail: format!("{key}: {e}"),
+                detail: format!("{key:?}: {e}"),
             })?;
             let entry = compile(&key, raw)?;
             if key == "*" {
@@ -405,6 +405,19 @@ mod tests {
         assert_eq!(
             err,
             r#"invalid policy key "a:*": invalid regexp: regex parse error: ^a:(?:() ^ error: unclosed group"#
+        );
+    }
+
+    #[test]
+    fn a_malformed_entry_names_its_key_quoted_on_one_line() {
+        // Found by the `gatekeeper` fuzz target: a key holding a newline
+        // was echoed as it is.
+        let err = Policies::from_json(b"{\"+\\non:api\": {\"roles\": []}}")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            r#"invalid policy JSON: "+\non:api": missing field `num_uses`"#
         );
     }
 }
