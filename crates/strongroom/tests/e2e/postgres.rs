@@ -52,25 +52,40 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
+/// A server config on PostgreSQL at `url` with HA enabled (`ha_enabled`
+/// as written in HCL: `true` or `"true"`, both accepted as in OpenBao) and
+/// a lock of `ttl`, renewed every 200 ms, retried every 100 ms.
+fn ha_config(dir: &std::path::Path, url: String, ha_enabled: &str, ttl: &str) -> Config {
+    let mut cfg = Config::inmem(dir);
+    cfg.storage = Storage::Postgres {
+        url,
+        lines: vec![
+            format!("ha_enabled = {ha_enabled}"),
+            format!("lock_ttl = \"{ttl}\""),
+            "lock_renew_interval = \"200ms\"".into(),
+            "lock_retry_interval = \"100ms\"".into(),
+        ],
+    };
+    cfg
+}
+
+/// Starts a server with `cfg`, initialises it with one share, unseals it
+/// and waits until it serves as the active node.
+async fn start_active(cfg: &Config) -> Server {
+    let mut server = Server::with_config(Kind::Strongroom, cfg);
+    server.init(1, 1).await;
+    server.unseal().await;
+    wait_active(&server).await;
+    server
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgresql_storage_keeps_only_ciphertext_and_survives_kill_9() {
     let pg = Postgres::start();
     let url = pg.fresh_url();
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut cfg = Config::inmem(dir.path());
-    cfg.storage = Storage::Postgres {
-        url: url.clone(),
-        lines: vec![
-            "ha_enabled = \"true\"".into(),
-            "lock_ttl = \"1s\"".into(),
-            "lock_renew_interval = \"200ms\"".into(),
-            "lock_retry_interval = \"100ms\"".into(),
-        ],
-    };
-    let mut server = Server::with_config(Kind::Strongroom, &cfg);
-    server.init(1, 1).await;
-    server.unseal().await;
-    wait_active(&server).await;
+    let cfg = ha_config(dir.path(), url.clone(), "\"true\"", "1s");
+    let mut server = start_active(&cfg).await;
     let r = server
         .send(&Call::post("sys/mounts/secret", json!({"type": "kv-v2"})))
         .await;
@@ -142,20 +157,8 @@ async fn a_second_node_waits_for_the_lock_and_serves_after_the_first_is_killed()
     let pg = Postgres::start();
     let url = pg.fresh_url();
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut cfg = Config::inmem(dir.path());
-    cfg.storage = Storage::Postgres {
-        url: url.clone(),
-        lines: vec![
-            "ha_enabled = true".into(),
-            "lock_ttl = \"1s\"".into(),
-            "lock_renew_interval = \"200ms\"".into(),
-            "lock_retry_interval = \"100ms\"".into(),
-        ],
-    };
-    let mut first = Server::with_config(Kind::Strongroom, &cfg);
-    first.init(1, 1).await;
-    first.unseal().await;
-    wait_active(&first).await;
+    let cfg = ha_config(dir.path(), url.clone(), "true", "1s");
+    let mut first = start_active(&cfg).await;
     let holder = lock_holders(&url).await;
     assert_eq!(holder.len(), 1);
 
@@ -210,20 +213,13 @@ async fn a_node_cut_off_from_postgresql_stops_before_its_lock_expires() {
     let url = pg.url_for(&db);
     let proxy = Proxy::start(([127, 0, 0, 1], pg.port()).into()).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut cfg = Config::inmem(dir.path());
-    cfg.storage = Storage::Postgres {
-        url: pg.url_via(&proxy.addr.to_string(), &db),
-        lines: vec![
-            "ha_enabled = true".into(),
-            "lock_ttl = \"2s\"".into(),
-            "lock_renew_interval = \"200ms\"".into(),
-            "lock_retry_interval = \"100ms\"".into(),
-        ],
-    };
-    let mut server = Server::with_config(Kind::Strongroom, &cfg);
-    server.init(1, 1).await;
-    server.unseal().await;
-    wait_active(&server).await;
+    let cfg = ha_config(
+        dir.path(),
+        pg.url_via(&proxy.addr.to_string(), &db),
+        "true",
+        "2s",
+    );
+    let mut server = start_active(&cfg).await;
     // A silent partition between the node and PostgreSQL.
     proxy.freeze();
     let status = tokio::task::spawn_blocking(move || {
