@@ -10,6 +10,15 @@
 //! sign of `max_request_size = -1`, so no real config comes near either
 //! limit. The parse additionally runs on a thread with a generous stack (see
 //! `parse::hcl_to_value`), which leaves an order of magnitude of headroom.
+//!
+//! The scan also refuses references and indexes (`a.b`, `a[0]`, `f().x`)
+//! outside strings. hcl-edit backtracks on each unclosed index after a
+//! traversal, so `x.y[x.y[x.y[…` costs twice as much per level: fuzzing
+//! found 4 KB inputs that took over two minutes to be refused. Vault's and
+//! OpenBao's HCL1 has no references at all (values are literals), and the
+//! policy and config readers refuse every non-literal anyway, so this only
+//! moves the refusal before the parser. Heredoc bodies are text and are
+//! skipped.
 
 /// Deepest nesting of `{`, `[`, `(` and template interpolations accepted.
 pub(crate) const MAX_DEPTH: usize = 64;
@@ -40,6 +49,10 @@ pub(crate) fn check(text: &str) -> Result<(), TooComplex> {
     let mut stack: Vec<Frame> = Vec::new();
     let mut depth = 0usize;
     let mut operators = 0usize;
+    // Where the current run of identifier characters (outside strings)
+    // began, and whether it is a name rather than a number.
+    let mut run_is_name = false;
+    let mut prev: u8 = b' ';
     let mut i = 0;
     let too_deep = |offset| TooComplex {
         offset,
@@ -70,7 +83,33 @@ pub(crate) fn check(text: &str) -> Result<(), TooComplex> {
                 _ => {}
             }
         } else {
+            if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' {
+                let continues = prev.is_ascii_alphanumeric() || prev == b'_' || prev == b'-';
+                if !continues {
+                    run_is_name = b.is_ascii_alphabetic() || b == b'_';
+                }
+            } else if matches!(b, b'.' | b'[') {
+                let after_name =
+                    run_is_name && (prev.is_ascii_alphanumeric() || prev == b'_' || prev == b'-');
+                if after_name || matches!(prev, b']' | b')') {
+                    return Err(TooComplex {
+                        offset: i,
+                        message: "references and indexes (such as a.b or a[0]) are not \
+                                  allowed: values must be literals"
+                            .into(),
+                    });
+                }
+            }
+            prev = b;
             match (b, next) {
+                (b'<', Some(b'<')) => {
+                    if let Some(end) = heredoc_end(text, i) {
+                        i = end;
+                        prev = b' ';
+                        continue;
+                    }
+                    operators += 1;
+                }
                 (b'#', _) | (b'/', Some(b'/')) => {
                     // Line comment: skip to the end of the line.
                     i = text[i..].find('\n').map_or(bytes.len(), |n| i + n);
@@ -123,6 +162,37 @@ pub(crate) fn check(text: &str) -> Result<(), TooComplex> {
         i += 1;
     }
     Ok(())
+}
+
+/// If a heredoc (`<<ID` or `<<-ID`, then a newline) starts at `at`, the
+/// offset just past its closing line (a line holding only `ID`, indentation
+/// allowed); `None` when `at` does not start a well-formed heredoc, which the
+/// parser then reports.
+fn heredoc_end(text: &str, at: usize) -> Option<usize> {
+    let rest = text.get(at + 2..)?;
+    let rest_at = at + 2;
+    let (rest, rest_at) = match rest.strip_prefix('-') {
+        Some(r) => (r, rest_at + 1),
+        None => (rest, rest_at),
+    };
+    let id_len = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+        .unwrap_or(rest.len());
+    if id_len == 0 {
+        return None;
+    }
+    let id = &rest[..id_len];
+    let after_id = rest[id_len..]
+        .strip_prefix('\n')
+        .or_else(|| rest[id_len..].strip_prefix("\r\n"))?;
+    let mut offset = rest_at + (rest.len() - after_id.len());
+    for line in after_id.split_inclusive('\n') {
+        offset += line.len();
+        if line.trim() == id {
+            return Some(offset);
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -181,5 +251,51 @@ mod tests {
             "%{ if x }".repeat(MAX_OPERATORS + 1)
         ))
         .is_err());
+    }
+
+    #[test]
+    fn references_and_indexes_are_refused_before_the_parser() {
+        // The shapes on which hcl-edit backtracks exponentially, in
+        // attribute values, object values and interpolations.
+        for text in [
+            format!("a = {}", "x.y[".repeat(40)),
+            format!("a = {{ b = {} }}", "x.0[".repeat(40)),
+            format!("a = \"{}\"", "${x.y[".repeat(40)),
+            "a = f().x".to_string(),
+            "a = b[0][1]".to_string(),
+            "path \"x\" { capabilities = var.caps }".to_string(),
+        ] {
+            let err = check(&text).expect_err(&text);
+            assert!(err.message.contains("literals"), "{}", err.message);
+        }
+        let err = check("a = 1\nb = x.y").expect_err("a reference");
+        assert_eq!(err.offset, "a = 1\nb = x".len());
+    }
+
+    #[test]
+    fn literals_numbers_and_heredocs_pass() {
+        let text = r#"
+            path "secret/data/{{identity.entity.id}}/*" {
+              capabilities = ["read", "list"]
+              allowed_parameters = { "ttl" = ["1h", "2.5h"] }
+            }
+            max_lease_ttl = 1.5e3
+            ratio = -0.25
+            key-with-dash_and_underscore = true
+            doc = <<EOT
+              not code: a.b[0] f().x [[[[
+              EOT
+            doc2 = <<-END
+            x.y[
+            END
+            after = "heredocs end where their id stands alone"
+        "#;
+        check(text).unwrap_or_else(|e| panic!("{} at {}", e.message, e.offset));
+        // A reference after the heredoc is still seen.
+        let err = check("d = <<E\nx.y\nE\nz = q.r\n").expect_err("after heredoc");
+        assert_eq!(err.offset, "d = <<E\nx.y\nE\nz = q".len());
+        // An unterminated heredoc is left for the parser to report, and
+        // its text is scanned like any other.
+        assert!(check("d = <<E\nx.y\n").is_err());
     }
 }
