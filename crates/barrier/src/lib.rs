@@ -209,6 +209,79 @@ impl Barrier {
     /// Unwraps the root key with `unseal_key`, loads the keyring and
     /// unseals. Already unsealed: checks the key and keeps the current state.
     pub async fn unseal(&self, unseal_key: &[u8]) -> Result<(), BarrierError> {
+        self.unseal_with(unseal_key, true).await
+    }
+
+    /// [`Barrier::unseal`] for a node that may not write (an HA standby):
+    /// the encryption count is not touched until [`Barrier::resume_counting`].
+    pub async fn unseal_read_only(&self, unseal_key: &[u8]) -> Result<(), BarrierError> {
+        self.unseal_with(unseal_key, false).await
+    }
+
+    /// The node became the one that writes (HA activation): reloads the
+    /// keyring, which the previous active node may have rotated, and takes
+    /// over the encryption count it persisted, as an unseal does (exact
+    /// after a clean seal, unmarked at once; otherwise plus the persist
+    /// interval).
+    pub async fn resume_counting(&self) -> Result<(), BarrierError> {
+        let _guard = self.keyring_lock.lock().await;
+        let current = self.current()?;
+        let (keyring, persisted) = self.read_keyring(&current.root_key).await?;
+        let exact = persisted & EXACT_COUNT != 0;
+        let persisted = persisted & !EXACT_COUNT;
+        let encryptions = if exact {
+            persisted
+        } else {
+            persisted.saturating_add(PERSIST_INTERVAL)
+        };
+        let state = Unsealed {
+            root_key: current.root_key.clone(),
+            unseal_key: current.unseal_key.clone(),
+            keyring,
+            encryptions: AtomicU64::new(encryptions),
+        };
+        if exact {
+            self.write_keyring(&state, encryptions).await?;
+        }
+        self.state.store(Some(Arc::new(state)));
+        Ok(())
+    }
+
+    /// Reloads the keyring from storage, keeping the count: another node
+    /// (the HA active one) may have added a term.
+    async fn reload_keyring(&self) -> Result<(), BarrierError> {
+        let _guard = self.keyring_lock.lock().await;
+        let current = self.current()?;
+        let (keyring, _) = self.read_keyring(&current.root_key).await?;
+        let state = Unsealed {
+            root_key: current.root_key.clone(),
+            unseal_key: current.unseal_key.clone(),
+            keyring,
+            encryptions: AtomicU64::new(current.encryptions.load(Ordering::Relaxed)),
+        };
+        self.state.store(Some(Arc::new(state)));
+        Ok(())
+    }
+
+    /// Reads and unwraps the stored keyring and its persisted count.
+    async fn read_keyring(&self, root: &Key) -> Result<(Keyring, u64), BarrierError> {
+        let wrapped_ring = self
+            .physical
+            .get(KEYRING_PATH)
+            .await?
+            .ok_or_else(|| BarrierError::Corrupt(format!("{KEYRING_PATH} is missing")))?;
+        if envelope_term(&wrapped_ring) != Some(WRAP_TERM) {
+            return Err(BarrierError::Corrupt(KEYRING_PATH.into()));
+        }
+        let ring_bytes = Zeroizing::new(
+            root.open(KEYRING_PATH, wrapped_ring)
+                .map_err(|_| BarrierError::Corrupt(KEYRING_PATH.into()))?,
+        );
+        Keyring::decode(&ring_bytes)
+            .map_err(|e| BarrierError::Corrupt(format!("{KEYRING_PATH}: {e}")))
+    }
+
+    async fn unseal_with(&self, unseal_key: &[u8], may_write: bool) -> Result<(), BarrierError> {
         let unseal = Key::from_bytes(unseal_key).ok_or(BarrierError::InvalidKey)?;
         let _guard = self.keyring_lock.lock().await;
         let root = self.open_root(&unseal).await?;
@@ -245,7 +318,7 @@ impl Barrier {
             keyring,
             encryptions: AtomicU64::new(encryptions),
         };
-        if exact {
+        if exact && may_write {
             // Unmark it before anything is encrypted: a crash from here on
             // must add the interval again.
             self.write_keyring(&state, encryptions).await?;
@@ -393,8 +466,14 @@ impl Barrier {
             return Ok(None);
         };
         // Reload: the keyring may have gained a term while reading.
-        let state = self.current()?;
-        let term = envelope_term(&envelope)
+        let mut state = self.current()?;
+        let number = envelope_term(&envelope);
+        if number.is_some_and(|n| state.keyring.term(n).is_none()) {
+            // A term this node has not seen: another node (HA) rotated.
+            self.reload_keyring().await?;
+            state = self.current()?;
+        }
+        let term = number
             .and_then(|n| state.keyring.term(n))
             .ok_or_else(|| BarrierError::Corrupt(format!("{key}: unknown key term")))?;
         term.key

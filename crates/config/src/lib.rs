@@ -64,6 +64,10 @@ pub struct ServerConfig {
     pub listeners: Vec<ListenerConfig>,
     /// `api_addr`: the URL clients are redirected to. An empty string is unset.
     pub api_addr: Option<String>,
+    /// `cluster_addr`: the `https://host:port` URL other nodes reach this
+    /// node's cluster listener at (forwarding from standbys). Unset: the
+    /// first listener's `cluster_address`. An empty string is unset.
+    pub cluster_addr: Option<String>,
     /// `cluster_name`. An empty string is unset.
     pub cluster_name: Option<String>,
     /// `default_lease_ttl`; `None` when unset or 0 (Vault: use 768h).
@@ -203,6 +207,10 @@ pub struct ListenerConfig {
     /// `address`, host:port to bind (default [`DEFAULT_LISTENER_ADDRESS`]).
     /// Not resolved here: hostnames such as `localhost:8200` are allowed.
     pub address: String,
+    /// `cluster_address`: where the cluster listener (mutual TLS,
+    /// forwarding from standbys) binds; default: `address` with the port
+    /// plus one. Only used with HA storage.
+    pub cluster_address: Option<String>,
     /// The certificate and key, or `None` when `tls_disable` is true.
     pub tls: Option<TlsFiles>,
     /// `max_request_size` in bytes. Unset or 0 gives
@@ -241,6 +249,7 @@ impl Default for ListenerConfig {
     fn default() -> Self {
         ListenerConfig {
             address: DEFAULT_LISTENER_ADDRESS.to_string(),
+            cluster_address: None,
             tls: None,
             max_request_size: DEFAULT_MAX_REQUEST_SIZE,
             http_idle_timeout: Some(DEFAULT_HTTP_IDLE_TIMEOUT),

@@ -27,6 +27,7 @@ const TOP_KEYS: &[&str] = &[
     "backend",
     "listener",
     "api_addr",
+    "cluster_addr",
     "cluster_name",
     "default_lease_ttl",
     "max_lease_ttl",
@@ -40,6 +41,7 @@ const TOP_KEYS: &[&str] = &[
 
 const TCP_KEYS: &[&str] = &[
     "address",
+    "cluster_address",
     "tls_disable",
     "tls_cert_file",
     "tls_key_file",
@@ -127,6 +129,7 @@ pub(crate) fn server_config(doc: Value) -> Result<ServerConfig, ConfigError> {
     }
 
     let api_addr = opt_string(&mut top, "api_addr", TOP)?.filter(|s| !s.is_empty());
+    let cluster_addr = opt_string(&mut top, "cluster_addr", TOP)?.filter(|s| !s.is_empty());
     let cluster_name = opt_string(&mut top, "cluster_name", TOP)?.filter(|s| !s.is_empty());
     let default_lease_ttl = opt_duration(&mut top, "default_lease_ttl")?;
     let max_lease_ttl = opt_duration(&mut top, "max_lease_ttl")?;
@@ -175,6 +178,7 @@ pub(crate) fn server_config(doc: Value) -> Result<ServerConfig, ConfigError> {
         storage,
         listeners,
         api_addr,
+        cluster_addr,
         cluster_name,
         default_lease_ttl,
         max_lease_ttl,
@@ -306,6 +310,8 @@ fn listener(
     let address = opt_string(&mut body, "address", &context)?
         .unwrap_or_else(|| DEFAULT_LISTENER_ADDRESS.to_string());
     let context = format!("listener #{} (\"tcp\", address {address:?})", index + 1);
+    let cluster_address =
+        opt_string(&mut body, "cluster_address", &context)?.filter(|s| !s.is_empty());
 
     let tls_disable = opt_bool(&mut body, "tls_disable", &context)?.unwrap_or(false);
     let cert = opt_string(&mut body, "tls_cert_file", &context)?.filter(|s| !s.is_empty());
@@ -384,6 +390,7 @@ fn listener(
 
     Ok(ListenerConfig {
         address,
+        cluster_address,
         tls,
         max_request_size,
         http_idle_timeout,

@@ -23,6 +23,7 @@ listener "tcp" {
   tls_cert_file    = "/etc/strongroom/cert.pem"
   tls_key_file     = "/etc/strongroom/key.pem"
   max_request_size = 1048576
+  cluster_address  = "0.0.0.0:8201"
 }
 
 listener "tcp" {
@@ -31,6 +32,7 @@ listener "tcp" {
 }
 
 api_addr          = "https://vault.example.com:8200"
+cluster_addr      = "https://node1.example.com:8201"
 cluster_name      = "prod"
 default_lease_ttl = "1h"
 max_lease_ttl     = "768h"
@@ -46,10 +48,12 @@ const FULL_JSON: &str = r#"{
   "storage": {"redb": {"path": "/var/lib/strongroom/data.redb"}},
   "listener": [
     {"tcp": {"address": "0.0.0.0:8200", "tls_cert_file": "/etc/strongroom/cert.pem",
-             "tls_key_file": "/etc/strongroom/key.pem", "max_request_size": 1048576}},
+             "tls_key_file": "/etc/strongroom/key.pem", "max_request_size": 1048576,
+             "cluster_address": "0.0.0.0:8201"}},
     {"tcp": {"address": "127.0.0.1:8300", "tls_disable": "true"}}
   ],
   "api_addr": "https://vault.example.com:8200",
+  "cluster_addr": "https://node1.example.com:8201",
   "cluster_name": "prod",
   "default_lease_ttl": 3600,
   "max_lease_ttl": "768h",
@@ -74,6 +78,7 @@ fn expected_full() -> ServerConfig {
                     key_file: PathBuf::from("/etc/strongroom/key.pem"),
                 }),
                 max_request_size: 1_048_576,
+                cluster_address: Some("0.0.0.0:8201".to_string()),
                 ..ListenerConfig::default()
             },
             ListenerConfig {
@@ -84,6 +89,7 @@ fn expected_full() -> ServerConfig {
             },
         ],
         api_addr: Some("https://vault.example.com:8200".to_string()),
+        cluster_addr: Some("https://node1.example.com:8201".to_string()),
         cluster_name: Some("prod".to_string()),
         default_lease_ttl: Some(Duration::from_secs(3600)),
         max_lease_ttl: Some(Duration::from_secs(768 * 3600)),

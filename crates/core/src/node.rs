@@ -13,6 +13,8 @@
 //! - [`activation`]: Standby → Active (and back): load the tables, policies
 //!   and tokens, start expiration and the backends' periodic work;
 //! - [`gate`]: the one place that refuses writes unless active;
+//! - [`ha`]: what the HA coordinator and the `sys/` HA endpoints need:
+//!   the lifecycle signal, demotion, the cluster's TLS identity;
 //! - [`mounts`]: the mount tables and the routes built from them;
 //! - [`revocation`]: revoking tokens, token trees and leases, and the reaper;
 //! - [`rootgen`] and [`rekey`]: generating a root token and replacing the
@@ -23,6 +25,7 @@
 
 pub mod activation;
 pub mod gate;
+pub mod ha;
 pub mod mounts;
 pub mod pgp;
 pub mod rekey;
@@ -74,6 +77,9 @@ pub struct CoreConfig {
     pub api_addr: Option<String>,
     /// How often backends' `periodic` hooks run (default: a minute).
     pub periodic_interval: Option<Duration>,
+    /// HA storage: unsealing leaves the node a standby; the HA coordinator
+    /// activates it when it holds the lock (see [`ha`]).
+    pub ha_enabled: bool,
 }
 
 /// The plaintext seal configuration.
@@ -174,6 +180,10 @@ pub struct Core {
     rekey: tokio::sync::Mutex<Option<rekey::Rekey>>,
     /// Serialises the state transitions (init, unseal, activation, seal).
     admin: tokio::sync::Mutex<()>,
+    /// The HA coordinator's control (HA storage only).
+    ha: std::sync::OnceLock<Arc<dyn ha::HaControl>>,
+    /// Initialised / sealed, for the HA coordinator.
+    lifecycle: tokio::sync::watch::Sender<ha::Lifecycle>,
     sys: Arc<dyn LogicalBackend>,
     token: Arc<dyn LogicalBackend>,
     sys_view: View,
@@ -211,6 +221,11 @@ impl Core {
             root_gen: tokio::sync::Mutex::new(None),
             rekey: tokio::sync::Mutex::new(None),
             admin: tokio::sync::Mutex::new(()),
+            ha: std::sync::OnceLock::new(),
+            lifecycle: tokio::sync::watch::Sender::new(ha::Lifecycle {
+                initialized: false,
+                sealed: true,
+            }),
             sys: Arc::new(sys::backend(weak.clone())),
             token: Arc::new(token::backend::backend(weak.clone())),
             weak: weak.clone(),

@@ -293,9 +293,66 @@ async fn health_status(s: S, ctx: Ctx) -> Result<Response> {
     Ok(Response::raw(status, body))
 }
 
-async fn leader(_s: S, _ctx: Ctx) -> Result<Response> {
-    // High availability is not configured: one node, always active.
-    Ok(Response::raw(200, json!({"ha_enabled": false})))
+async fn leader(s: S, _ctx: Ctx) -> Result<Response> {
+    let core = s.core()?;
+    let Some(ha) = core.ha() else {
+        // High availability is not configured: one node, always active.
+        return Ok(Response::raw(200, json!({"ha_enabled": false})));
+    };
+    if core.is_sealed() {
+        // OpenBao: a sealed node cannot say who leads.
+        return Err(Error::Sealed);
+    }
+    let leader = ha.leader();
+    let active_time = leader
+        .active_time
+        .map(|t| humantime::format_rfc3339_nanos(t).to_string())
+        .unwrap_or_else(|| "0001-01-01T00:00:00Z".to_string());
+    Ok(Response::raw(
+        200,
+        json!({
+            "ha_enabled": true,
+            "is_self": leader.is_self,
+            "active_time": active_time,
+            "leader_address": leader.leader_address,
+            "leader_cluster_address": leader.leader_cluster_address,
+            "performance_standby": false,
+            "performance_standby_last_remote_wal": 0,
+        }),
+    ))
+}
+
+/// `sys/ha-status`: the active node and the standbys that reported to it.
+async fn ha_status(s: S, _ctx: Ctx) -> Result<Response> {
+    let core = s.core()?;
+    let nodes: Vec<Value> = core
+        .ha()
+        .map(|ha| ha.nodes())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|n| {
+            json!({
+                "hostname": n.hostname,
+                "api_address": n.api_address,
+                "cluster_address": n.cluster_address,
+                "active_node": n.active_node,
+                "last_echo": n.last_echo.map(|t| humantime::format_rfc3339_nanos(t).to_string()),
+                "version": n.version,
+                "upgrade_version": n.version,
+            })
+        })
+        .collect();
+    Ok(legacy(obj(json!({ "nodes": nodes }))))
+}
+
+/// `sys/step-down` (sudo): the active node gives up the lock. A single
+/// node without HA has nothing to hand over and stays active, as OpenBao.
+async fn step_down(s: S, _ctx: Ctx) -> Result<Response> {
+    let core = s.core()?;
+    if let Some(ha) = core.ha() {
+        ha.step_down();
+    }
+    Ok(Response::empty())
 }
 
 async fn key_status(s: S, _ctx: Ctx) -> Result<Response> {
@@ -1094,6 +1151,12 @@ pub fn backend(core: Weak<Core>) -> Backend<SysState> {
         Path::new("leader")
             .op(Operation::Read, handler(leader), "Returns the high availability status and current leader instance of Vault.")
             .help("Check the high availability status and current leader of Vault.", "Reports whether high availability is enabled and which node is active."),
+        Path::new("ha-status")
+            .op(Operation::Read, handler(ha_status), "Check the HA status of a Vault cluster.")
+            .help("Check the HA status of a Vault cluster.", "Lists the active node and the standbys that reported to it since it became active."),
+        Path::new("step-down")
+            .op(Operation::Update, handler(step_down), "Cause the node to give up active status.")
+            .help("Cause the node to give up active status.", "The active node gives up the HA lock and another node takes over; this one competes again after a pause. Requires sudo."),
         Path::new("key-status")
             .op(Operation::Read, handler(key_status), "Provides information about the backend encryption key.")
             .help("Provides information about the backend encryption key.", "Returns the active key term, its install time and the number of encryptions under it."),
@@ -1223,6 +1286,7 @@ pub fn backend(core: Weak<Core>) -> Backend<SysState> {
         ),
         root: PathSet::new(&[
             "seal",
+            "step-down",
             "rotate",
             "rotate/keyring",
             "rotate/root",

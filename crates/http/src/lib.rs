@@ -17,17 +17,21 @@
 /// callers (the fuzz target) name the same version.
 pub use http;
 
+mod cluster;
 mod conn;
+mod forward;
 mod parse;
 mod render;
 mod router;
 mod serve;
 
+pub use cluster::{cluster_tls, ClusterTlsConfig, ClusterTlsError, CLUSTER_SERVER_NAME};
 pub use conn::{
     default_max_connections, fd_limit, raise_fd_limit, BodyReadTimeout, ConnLimits, FdLimit,
 };
+pub use forward::{Decision, Forward, FORWARDED_FOR_HEADER, NO_FORWARDING_HEADER};
 pub use parse::{parse_request, NAMESPACE_HEADER, TOKEN_HEADER, WRAP_TTL_HEADER};
-pub use router::{router, HttpOptions};
+pub use router::{router, router_with, HttpOptions, RouterExtras};
 pub use serve::{
     load_tls, serve, serve_with, HttpError, MAX_HEADERS, MAX_HEADER_BYTES, SHUTDOWN_GRACE,
 };

@@ -17,6 +17,7 @@ use strongroom_sdk::logical::RequestHandler;
 use strongroom_sdk::Error;
 
 use crate::conn::BodyReadTimeout;
+use crate::forward::{Decision, Forward, FORWARDED_FOR_HEADER};
 use crate::parse::{parse_request, NAMESPACE_HEADER};
 use crate::render::{json, render_error, render_response};
 
@@ -55,6 +56,18 @@ impl Default for HttpOptions {
 struct AppState {
     handler: Arc<dyn RequestHandler>,
     opts: HttpOptions,
+    extras: RouterExtras,
+}
+
+/// HA additions to a listener's router.
+#[derive(Clone, Default)]
+pub struct RouterExtras {
+    /// Forwarding to the active node, on a node that may be a standby.
+    pub forward: Option<Arc<dyn Forward>>,
+    /// This is the cluster listener: requests come from other nodes (mutual
+    /// TLS), are never forwarded again, and carry the client's address in
+    /// [`FORWARDED_FOR_HEADER`].
+    pub cluster: bool,
 }
 
 /// Builds the HTTP API around `handler`.
@@ -65,7 +78,20 @@ struct AppState {
 /// [`ConnectInfo<SocketAddr>`] request extension, which [`serve`](crate::serve)
 /// inserts (as does axum's `into_make_service_with_connect_info`).
 pub fn router(handler: Arc<dyn RequestHandler>, opts: HttpOptions) -> Router {
-    let state = Arc::new(AppState { handler, opts });
+    router_with(handler, opts, RouterExtras::default())
+}
+
+/// [`router`] with HA's forwarding seam (see [`crate::Forward`]).
+pub fn router_with(
+    handler: Arc<dyn RequestHandler>,
+    opts: HttpOptions,
+    extras: RouterExtras,
+) -> Router {
+    let state = Arc::new(AppState {
+        handler,
+        opts,
+        extras,
+    });
     Router::new()
         .route("/v1/", any(logical))
         .route("/v1/{*path}", any(logical))
@@ -88,10 +114,20 @@ async fn logical(
     req: axum::extract::Request,
 ) -> http::Response<Body> {
     let (parts, body) = req.into_parts();
-    let remote = parts
+    let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip());
+    let remote = if state.extras.cluster {
+        parts
+            .headers
+            .get(FORWARDED_FOR_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .or(peer)
+    } else {
+        peer
+    };
 
     let mut resp = if head_size(&parts) > crate::serve::MAX_HEADER_BYTES {
         // hyper's read buffer bounds the head only roughly; this is Go's
@@ -182,6 +218,20 @@ async fn answer(
     } else {
         Bytes::new()
     };
+    if let (Some(forward), false) = (&state.extras.forward, state.extras.cluster) {
+        match forward.decide(parts) {
+            Decision::Local => {}
+            Decision::Forward => return forward.forward(parts, body, remote).await,
+            Decision::Redirect(location) => {
+                let mut resp = http::Response::new(Body::empty());
+                *resp.status_mut() = http::StatusCode::TEMPORARY_REDIRECT;
+                if let Ok(v) = HeaderValue::from_str(&location) {
+                    resp.headers_mut().insert(http::header::LOCATION, v);
+                }
+                return Ok(resp);
+            }
+        }
+    }
     let req = parse_request(&parts.method, &parts.uri, &parts.headers, &body, remote)?;
     let request_id = req.id.clone();
     let response = state.handler.handle_request(req).await?;

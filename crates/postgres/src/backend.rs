@@ -295,6 +295,14 @@ impl PostgresBackend {
             .unwrap_or_else(PoisonError::into_inner) = mode;
     }
 
+    /// Drops every idle pooled connection (the pool opens fresh ones on
+    /// demand). After the HA lock was lost to a broken or silent link, the
+    /// idle connections may be dead without knowing it; the next requests
+    /// must not each wait for one to time out.
+    pub fn drop_idle_connections(&self) {
+        self.inner.pool.retain(|_, _| false);
+    }
+
     /// How many write transactions have committed since connect (grows
     /// more slowly than acknowledged writes under concurrency: group
     /// commit).

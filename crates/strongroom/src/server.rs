@@ -43,6 +43,7 @@ fn load_config(args: &ServerArgs) -> anyhow::Result<ServerConfig> {
                 ..Default::default()
             }],
             api_addr: None,
+            cluster_addr: None,
             cluster_name: None,
             default_lease_ttl: None,
             max_lease_ttl: None,
@@ -128,10 +129,11 @@ fn conn_limits(l: &ListenerConfig, listeners: usize) -> ConnLimits {
 /// `disable_cache`): its reads run off the runtime's workers, and the cache
 /// answers hot keys without that hand-off. Memory storage needs no cache.
 ///
-/// With `storage "postgresql" { ha_enabled = true }` this also takes the HA
-/// lock (waiting while another node holds it) and fences the storage on it,
-/// and returns the held lock.
-async fn open_storage(config: &ServerConfig) -> anyhow::Result<(Arc<dyn Backend>, Option<HaNode>)> {
+/// With `storage "postgresql" { ha_enabled = true }` this also returns the
+/// lock's settings for the HA coordinator.
+async fn open_storage(
+    config: &ServerConfig,
+) -> anyhow::Result<(Arc<dyn Backend>, Option<HaStorage>)> {
     let mut ha = None;
     let durable: Arc<dyn Backend> = match &config.storage {
         StorageConfig::Inmem => {
@@ -159,28 +161,18 @@ async fn open_storage(config: &ServerConfig) -> anyhow::Result<(Arc<dyn Backend>
     ))
 }
 
-/// A node holding the HA lock, with the storage fenced on it.
-struct HaNode {
+/// HA storage, before the coordinator takes over (see [`crate::ha`]).
+struct HaStorage {
     backend: Arc<strongroom_postgres::PostgresBackend>,
-    held: strongroom_postgres::HeldLock,
-}
-
-impl HaNode {
-    /// Clean shutdown: no more writes, and the lock freed at once so that
-    /// another node takes over without waiting for the TTL.
-    async fn release(self) {
-        self.backend.set_fence(None);
-        if let Err(e) = self.held.release().await {
-            tracing::warn!(error = %e, "could not release the HA lock; it expires by itself");
-        }
-    }
+    lock_config: strongroom_postgres::LockConfig,
 }
 
 /// Connects to PostgreSQL (`BAO_PG_CONNECTION_URL`/`VAULT_PG_CONNECTION_URL`
-/// override `connection_url`) and, with `ha_enabled`, takes the HA lock.
+/// override `connection_url`); with `ha_enabled`, also returns what the HA
+/// coordinator needs.
 async fn open_postgresql(
     pg: &strongroom_config::PostgresqlConfig,
-) -> anyhow::Result<(Arc<dyn Backend>, Option<HaNode>)> {
+) -> anyhow::Result<(Arc<dyn Backend>, Option<HaStorage>)> {
     let pg = pg.clone().with_env_overrides(|k| std::env::var(k).ok());
     let defaults = strongroom_postgres::LockConfig::default();
     let lock_config = strongroom_postgres::LockConfig {
@@ -203,6 +195,14 @@ async fn open_postgresql(
             max_parallel: pg.max_parallel,
             skip_create_table: pg.skip_create_table,
             tls_ca_file: pg.tls_ca_file.clone(),
+            // With HA, no statement may outlive the lock: a transaction
+            // stuck on a dead link fails within a TTL, and the writer
+            // serves the next holder's writes instead of waiting 30 s.
+            timeout: if pg.ha_enabled {
+                lock_config.ttl
+            } else {
+                strongroom_postgres::PostgresOptions::default().timeout
+            },
             ..Default::default()
         })
         .await
@@ -211,30 +211,32 @@ async fn open_postgresql(
     if !pg.ha_enabled {
         return Ok((backend, None));
     }
-    // Single-node HA for now: this node serves only while it holds the
-    // lock. Standby mode (serving reads and forwarding while another node
-    // is active) comes on top of this API; until then a node waits here,
-    // before binding any listener, and exits when it loses the lock.
-    let node_id = uuid::Uuid::new_v4().to_string();
-    let lock = backend
-        .ha_lock(&node_id, lock_config)
-        .map_err(|e| anyhow!("storage \"postgresql\": {e}"))?;
-    tracing::info!("waiting for the HA lock");
-    let held = lock.acquire().await;
-    backend.set_fence(Some(held.fence()));
-    let mut lost = held.subscribe();
-    tokio::spawn(async move {
-        if lost.wait_for(|lost| *lost).await.is_ok() {
-            // Losing the lock means another node may become active. Until
-            // standby mode exists, the safe answer is to stop at once: the
-            // storage refuses this node's writes already (fenced), and
-            // exiting makes sure nothing keeps answering as active. A
-            // supervisor restarts the process, which then waits for the lock.
-            tracing::error!("lost the HA lock; exiting so that only the lock holder serves");
-            std::process::exit(2);
-        }
-    });
-    Ok((backend.clone(), Some(HaNode { backend, held })))
+    Ok((
+        backend.clone(),
+        Some(HaStorage {
+            backend,
+            lock_config,
+        }),
+    ))
+}
+
+/// The cluster listener's address: the first listener's `cluster_address`,
+/// else its address with the port plus one (OpenBao's default).
+fn cluster_listen_address(l: &ListenerConfig) -> anyhow::Result<String> {
+    if let Some(a) = &l.cluster_address {
+        return Ok(a.clone());
+    }
+    let (host, port) = l
+        .address
+        .rsplit_once(':')
+        .ok_or_else(|| anyhow!("listener address {:?} has no port", l.address))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| anyhow!("listener address {:?} has no valid port", l.address))?;
+    let next = port
+        .checked_add(1)
+        .ok_or_else(|| anyhow!("listener port {port} leaves no room for the cluster port"))?;
+    Ok(format!("{host}:{next}"))
 }
 
 async fn shutdown_signal() {
@@ -284,6 +286,7 @@ async fn serve(args: ServerArgs, config: ServerConfig, log_level: &str) -> anyho
             storage_type: config.storage.kind().to_string(),
             api_addr: config.api_addr.clone(),
             periodic_interval: None,
+            ha_enabled: ha.is_some(),
         },
         registry(),
     );
@@ -312,6 +315,23 @@ async fn serve(args: ServerArgs, config: ServerConfig, log_level: &str) -> anyho
         bound.push((listener, tls, addr, opts, limits));
     }
 
+    // HA: the cluster listener (mutual TLS, forwarding from standbys).
+    let cluster = match &ha {
+        Some(_) => {
+            let address = cluster_listen_address(&config.listeners[0])?;
+            let listener = TcpListener::bind(&address)
+                .await
+                .with_context(|| format!("binding the cluster listener {address}"))?;
+            let bound_addr = listener.local_addr()?;
+            let advertised = config
+                .cluster_addr
+                .clone()
+                .unwrap_or_else(|| format!("https://{bound_addr}"));
+            Some((listener, advertised))
+        }
+        None => None,
+    };
+
     let scheme = |tls: bool| if tls { "https" } else { "http" };
     let first = &bound[0];
     let api_addr = config
@@ -321,6 +341,9 @@ async fn serve(args: ServerArgs, config: ServerConfig, log_level: &str) -> anyho
 
     println!("==> Strongroom server configuration:\n");
     println!("             Api Address: {api_addr}");
+    if let Some((_, cluster_addr)) = &cluster {
+        println!("         Cluster Address: {cluster_addr}");
+    }
     for (_, tls, addr, opts, limits) in &bound {
         let max = opts.max_request_size;
         println!(
@@ -363,9 +386,31 @@ async fn serve(args: ServerArgs, config: ServerConfig, log_level: &str) -> anyho
     }
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let coordinator = match (ha, cluster) {
+        (Some(ha), Some((listener, cluster_addr))) => {
+            let me = crate::ha::Advert {
+                node_id: uuid::Uuid::new_v4().to_string(),
+                hostname: hostname(),
+                api_addr: api_addr.clone(),
+                cluster_addr,
+            };
+            let coordinator =
+                crate::ha::Coordinator::new(core.clone(), ha.backend, ha.lock_config, me)?;
+            core.set_ha(coordinator.clone());
+            coordinator.start(listener, stop_rx.clone());
+            Some(coordinator)
+        }
+        _ => None,
+    };
     let mut tasks = Vec::new();
     for (listener, tls, addr, opts, limits) in bound {
-        let app = strongroom_http::router(core.clone(), opts);
+        let extras = strongroom_http::RouterExtras {
+            forward: coordinator
+                .clone()
+                .map(|c| c as Arc<dyn strongroom_http::Forward>),
+            cluster: false,
+        };
+        let app = strongroom_http::router_with(core.clone(), opts, extras);
         let mut rx = stop_rx.clone();
         let shutdown = async move {
             let _ = rx.wait_for(|stop| *stop).await;
@@ -388,10 +433,20 @@ async fn serve(args: ServerArgs, config: ServerConfig, log_level: &str) -> anyho
         let _ = t.await;
     }
     core.seal().await;
-    if let Some(node) = ha {
-        node.release().await;
+    if let Some(coordinator) = coordinator {
+        coordinator.shutdown().await;
     }
     Ok(())
+}
+
+/// This machine's host name (for `sys/ha-status`), from the kernel.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".to_string())
 }
 
 /// Where the `bao`/`vault` CLI's built-in token helper keeps its token:

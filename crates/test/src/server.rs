@@ -338,7 +338,11 @@ impl Server {
         kind.program();
         let mut last = String::new();
         for _ in 0..5 {
-            let ports: Vec<u16> = config.listeners.iter().map(|_| free_port()).collect();
+            // HA storage: one more port, for the cluster listener.
+            let extra = usize::from(matches!(config.storage, Storage::Postgres { .. }));
+            let ports: Vec<u16> = (0..config.listeners.len() + extra)
+                .map(|_| free_port())
+                .collect();
             let text = config.render(kind, &ports);
             let path = config.dir.join(format!("{}-config.hcl", kind.label()));
             std::fs::write(&path, &text).expect("write config file");
@@ -799,9 +803,14 @@ impl Config {
                 }
             }
         }
-        for (l, port) in self.listeners.iter().zip(ports) {
+        // A port past the listeners' is the cluster listener's (HA).
+        let cluster_port = ports.get(self.listeners.len()).copied();
+        for (i, (l, port)) in self.listeners.iter().zip(ports).enumerate() {
             s.push_str("listener \"tcp\" {\n");
             s.push_str(&format!("  address = \"127.0.0.1:{port}\"\n"));
+            if let (0, Some(cp)) = (i, cluster_port) {
+                s.push_str(&format!("  cluster_address = \"127.0.0.1:{cp}\"\n"));
+            }
             match &l.tls {
                 None => s.push_str("  tls_disable = true\n"),
                 Some((cert, key)) => {
@@ -823,6 +832,9 @@ impl Config {
         }
         if let Some(port) = ports.first() {
             s.push_str(&format!("api_addr = \"http://127.0.0.1:{port}\"\n"));
+        }
+        if let Some(cp) = cluster_port {
+            s.push_str(&format!("cluster_addr = \"https://127.0.0.1:{cp}\"\n"));
         }
         s.push_str("disable_mlock = true\n");
         for line in &self.lines {

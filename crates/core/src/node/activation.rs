@@ -56,6 +56,21 @@ pub struct Active {
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
+impl Active {
+    /// Stops the background tasks and has every backend clean up (the
+    /// state is unpublished already).
+    pub(crate) async fn stop(&self) {
+        if let Ok(mut tasks) = self.tasks.lock() {
+            for task in tasks.drain(..) {
+                task.abort();
+            }
+        }
+        for route in self.routes.load().routes() {
+            route.backend.cleanup().await;
+        }
+    }
+}
+
 impl Core {
     /// Activates an unsealed standby node (Standby → Active). Active
     /// already: nothing to do.
@@ -80,6 +95,14 @@ impl Core {
     /// Activation with the admin lock held.
     pub(crate) async fn activate_locked(&self) -> Result<Arc<Active>> {
         self.gate.set_writable(true);
+        if self.config.ha_enabled {
+            // Take over the keyring and its count from the previous
+            // active node.
+            if let Err(e) = self.barrier.resume_counting().await {
+                self.gate.set_writable(false);
+                return Err(e.into());
+            }
+        }
         match self.load_active().await {
             Ok(active) => Ok(active),
             Err(e) => {
@@ -96,14 +119,7 @@ impl Core {
             return;
         };
         self.gate.set_writable(false);
-        if let Ok(mut tasks) = active.tasks.lock() {
-            for task in tasks.drain(..) {
-                task.abort();
-            }
-        }
-        for route in active.routes.load().routes() {
-            route.backend.cleanup().await;
-        }
+        active.stop().await;
         tracing::info!("core: stepped down");
     }
 

@@ -13,6 +13,9 @@ use crate::mount::{MountConfig, MountEntry, Table};
 use strongroom_barrier::{shamir, Barrier, BarrierError};
 use strongroom_sdk::{Error, Result};
 
+/// How long `sys/init` waits for this node to hold the HA lock.
+const INIT_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The shares given so far towards the threshold.
 #[derive(Default)]
 pub(crate) struct UnsealProgress {
@@ -30,6 +33,15 @@ impl Core {
     /// root key and keyring, the default mounts and a root token. Leaves the
     /// core sealed, as OpenBao does.
     pub async fn initialize(&self, params: InitParams) -> Result<InitOutput> {
+        if let Some(ha) = self.ha() {
+            // With HA storage only the lock holder may write; a node that
+            // was just started takes the lock within a retry interval.
+            if !ha.wait_writable(INIT_LOCK_WAIT).await {
+                return Err(Error::bad_request(
+                    "another node holds the HA lock: initialize the cluster through that node",
+                ));
+            }
+        }
         let (shares, threshold) = (params.secret_shares, params.secret_threshold);
         if shares == 0 || shares > 255 {
             return Err(Error::bad_request(
@@ -144,6 +156,7 @@ impl Core {
             ),
             None => root,
         };
+        self.publish_lifecycle().await;
         Ok(InitOutput {
             keys: handed_out,
             root_token,
@@ -214,7 +227,13 @@ impl Core {
             })?
         };
         let _admin = self.admin.lock().await;
-        match self.barrier.unseal(&unseal_key).await {
+        let unsealed = if self.config.ha_enabled {
+            // A standby may not write; activation resumes the count.
+            self.barrier.unseal_read_only(&unseal_key).await
+        } else {
+            self.barrier.unseal(&unseal_key).await
+        };
+        match unsealed {
             Ok(()) => {}
             Err(BarrierError::InvalidKey) => {
                 return Err(Error::bad_request(
@@ -224,12 +243,16 @@ impl Core {
             Err(e) => return Err(e.into()),
         }
         tracing::info!("core: vault is unsealed");
-        // A single node activates as soon as it is unsealed (with HA, the
-        // node that holds the lock will).
-        if let Err(e) = self.activate_locked().await {
-            self.seal_locked().await;
-            return Err(e);
+        // A single node activates as soon as it is unsealed; with HA the
+        // coordinator activates the node that holds the lock.
+        if !self.config.ha_enabled {
+            if let Err(e) = self.activate_locked().await {
+                self.seal_locked().await;
+                self.publish_lifecycle().await;
+                return Err(e);
+            }
         }
+        self.publish_lifecycle().await;
         Ok(())
     }
 
@@ -244,13 +267,20 @@ impl Core {
     pub async fn seal(&self) {
         let _admin = self.admin.lock().await;
         self.seal_locked().await;
+        self.publish_lifecycle().await;
         tracing::info!("core: vault is sealed");
     }
 
     /// Seals with the admin lock held: steps down first (so the backends
     /// clean up and nothing writes), then drops the keys.
     pub(crate) async fn seal_locked(&self) {
+        let was_active = self.active.load().is_some();
         self.step_down_locked().await;
+        if self.config.ha_enabled && !was_active {
+            // An HA standby never encrypted anything and may not write.
+            self.barrier.seal();
+            return;
+        }
         // Nothing writes after stepping down: record the exact encryption
         // count for key-status (on failure the next unseal assumes a whole
         // persist interval, as after a crash).

@@ -1,9 +1,9 @@
 //! The server on `storage "postgresql"` (a throw-away PostgreSQL from the
 //! harness) with `ha_enabled`, one serving node at a time: nothing readable
 //! reaches the table but keys; acknowledged data survives `kill -9` and a
-//! restart; a second node waits for the lock and takes over after the
-//! first is killed; a node cut off from PostgreSQL stops before its lock
-//! can expire in the database.
+//! restart; a node cut off from PostgreSQL steps down before its lock can
+//! expire in the database, and serves again when the link heals. Several
+//! nodes are in `ha.rs`.
 
 use serde_json::json;
 use strongroom_test::postgres::{Postgres, Proxy};
@@ -31,7 +31,7 @@ async fn rows(url: &str) -> Vec<(String, String, String, Vec<u8>)> {
         .collect()
 }
 
-async fn lock_holders(url: &str) -> Vec<String> {
+pub(crate) async fn lock_holders(url: &str) -> Vec<String> {
     let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await
         .expect("connect to PostgreSQL");
@@ -55,7 +55,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 /// A server config on PostgreSQL at `url` with HA enabled (`ha_enabled`
 /// as written in HCL: `true` or `"true"`, both accepted as in OpenBao) and
 /// a lock of `ttl`, renewed every 200 ms, retried every 100 ms.
-fn ha_config(dir: &std::path::Path, url: String, ha_enabled: &str, ttl: &str) -> Config {
+pub(crate) fn ha_config(dir: &std::path::Path, url: String, ha_enabled: &str, ttl: &str) -> Config {
     let mut cfg = Config::inmem(dir);
     cfg.storage = Storage::Postgres {
         url,
@@ -71,7 +71,7 @@ fn ha_config(dir: &std::path::Path, url: String, ha_enabled: &str, ttl: &str) ->
 
 /// Starts a server with `cfg`, initialises it with one share, unseals it
 /// and waits until it serves as the active node.
-async fn start_active(cfg: &Config) -> Server {
+pub(crate) async fn start_active(cfg: &Config) -> Server {
     let mut server = Server::with_config(Kind::Strongroom, cfg);
     server.init(1, 1).await;
     server.unseal().await;
@@ -153,61 +153,7 @@ async fn postgresql_storage_keeps_only_ciphertext_and_survives_kill_9() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_second_node_waits_for_the_lock_and_serves_after_the_first_is_killed() {
-    let pg = Postgres::start();
-    let url = pg.fresh_url();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = ha_config(dir.path(), url.clone(), "true", "1s");
-    let mut first = start_active(&cfg).await;
-    let holder = lock_holders(&url).await;
-    assert_eq!(holder.len(), 1);
-
-    // The second node blocks before binding its listener while the lock
-    // is held.
-    let second_dir = tempfile::tempdir().expect("tempdir");
-    let mut second_cfg = cfg.clone();
-    second_cfg.dir = second_dir.path().to_path_buf();
-    let second =
-        tokio::task::spawn_blocking(move || Server::with_config(Kind::Strongroom, &second_cfg));
-    let r = first
-        .send(&Call::post("sys/mounts/kv", json!({"type": "kv"})))
-        .await;
-    assert_eq!(r.status, 204, "{r:?}");
-    let r = first
-        .send(&Call::put("kv/x", json!({"v": "written by the first"})))
-        .await;
-    assert_eq!(r.status, 204, "{r:?}");
-    assert!(
-        !second.is_finished(),
-        "the second node started while the lock was held"
-    );
-    assert_eq!(lock_holders(&url).await, holder);
-
-    let keys = first.unseal_keys.clone();
-    let root = first.root_token.clone();
-    first.kill();
-    let killed = std::time::Instant::now();
-    let mut second = second.await.expect("second node");
-    // TTL 1 s + retry 0.1 s, plus the process's own start.
-    assert!(
-        killed.elapsed() < std::time::Duration::from_secs(5),
-        "took over after {:?}",
-        killed.elapsed()
-    );
-    let now = lock_holders(&url).await;
-    assert_eq!(now.len(), 1);
-    assert_ne!(now, holder);
-    second.root_token = root;
-    second.unseal_keys = keys;
-    second.unseal().await;
-    wait_active(&second).await;
-    let r = second.send(&Call::get("kv/x")).await;
-    assert_eq!(r.status, 200, "{r:?}");
-    assert_eq!(r.body["data"]["v"], "written by the first");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_node_cut_off_from_postgresql_stops_before_its_lock_expires() {
+async fn a_node_cut_off_from_postgresql_steps_down_before_its_lock_expires() {
     let pg = Postgres::start();
     let db = pg.create_database();
     let url = pg.url_for(&db);
@@ -219,21 +165,29 @@ async fn a_node_cut_off_from_postgresql_stops_before_its_lock_expires() {
         "true",
         "2s",
     );
-    let mut server = start_active(&cfg).await;
+    let server = start_active(&cfg).await;
     // A silent partition between the node and PostgreSQL.
     proxy.freeze();
-    let status = tokio::task::spawn_blocking(move || {
-        let status = server.wait_for_exit(std::time::Duration::from_secs(10));
-        // No later than the exit was seen (same host, same clock as the
-        // database's).
-        let seen = std::time::SystemTime::now();
-        (status, seen, server.output.text())
-    });
-    let (status, seen, output) = status.await.expect("waiter");
-    let status = status.expect("the node kept running without its lock");
-    // Stopped, and before its lease could expire in the database.
-    assert_eq!(status.code(), Some(2), "{output}");
-    assert!(output.contains("lost the HA lock"), "{output}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        let r = server.send(&Call::get("sys/health").anonymous()).await;
+        if r.status != 200 {
+            break r;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still active 10 s into the partition"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    // No later than the demotion was seen (same host, same clock as the
+    // database's).
+    let seen = std::time::SystemTime::now();
+    // A standby now (still unsealed), and before its lease could expire in
+    // the database.
+    assert_eq!(status.status, 429, "{status:?}");
+    assert_eq!(status.body["standby"], true);
+    assert!(server.output.text().contains("lost the lock"));
     let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
         .await
         .expect("connect to PostgreSQL");
@@ -252,7 +206,11 @@ async fn a_node_cut_off_from_postgresql_stops_before_its_lock_expires() {
         .as_secs_f64();
     assert!(
         seen < valid_until,
-        "exited {:.3}s after the lock expired in the database",
+        "stepped down {:.3}s after the lock expired in the database",
         seen - valid_until
     );
+    // The link heals: the node takes the lock again (it is the only one)
+    // and serves as active.
+    proxy.heal();
+    wait_active(&server).await;
 }
