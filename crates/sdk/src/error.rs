@@ -83,6 +83,9 @@ impl Error {
             // A key the storage refuses (a NUL byte, say) came from the
             // request path: the client's fault, not the server's.
             Error::Storage(StorageError::InvalidKey(_)) => 400,
+            // The node lost the HA lock while answering: it is a standby
+            // now, and the client may retry (it will be forwarded).
+            Error::Storage(StorageError::Fenced(_)) => 503,
             Error::Storage(_) | Error::Internal(_) => 500,
         }
     }
@@ -101,6 +104,9 @@ impl Error {
                 tracing::warn!(error = %e, "storage error answered to a client");
                 vec![match e {
                     StorageError::InvalidKey(_) => "invalid request path".to_string(),
+                    StorageError::Fenced(_) => {
+                        "this node is no longer the active node; retry the request".to_string()
+                    }
                     _ => "internal error".to_string(),
                 }]
             }
@@ -116,3 +122,20 @@ impl Error {
 
 /// Result with the boundary [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A write refused by the HA fence is the client's cue to retry, with
+    /// a message that names no key and no backend detail.
+    #[test]
+    fn a_fenced_write_answers_503_and_asks_for_a_retry() {
+        let e = Error::Storage(StorageError::Fenced("lost the lock at key x".into()));
+        assert_eq!(e.status(), 503);
+        assert_eq!(
+            e.messages(),
+            vec!["this node is no longer the active node; retry the request".to_string()]
+        );
+    }
+}

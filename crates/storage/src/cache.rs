@@ -90,6 +90,21 @@ impl CachedBackend {
         self.forget(key);
     }
 
+    /// Drops everything cached (an HA node about to become active: other
+    /// nodes wrote while it was not). Reads racing with this cache nothing
+    /// they fetched before it.
+    pub fn clear(&self) {
+        let mut guards: Vec<_> = self
+            .epochs
+            .iter()
+            .map(|m| m.lock().unwrap_or_else(|p| p.into_inner()))
+            .collect();
+        for epoch in guards.iter_mut() {
+            **epoch = epoch.wrapping_add(1);
+        }
+        self.cache.clear();
+    }
+
     /// How many entries the cache holds now.
     pub fn len(&self) -> usize {
         self.cache.len()
@@ -262,6 +277,22 @@ mod tests {
         assert_eq!(cached.get("k").await.unwrap(), Some(b"1".to_vec()));
         cached.invalidate("k");
         assert_eq!(cached.get("k").await.unwrap(), Some(b"2".to_vec()));
+    }
+
+    #[tokio::test]
+    async fn clear_forgets_every_key_another_node_wrote() {
+        let under = counting();
+        let cached = CachedBackend::new(under.clone(), 16);
+        for k in ["a", "b/c"] {
+            cached.put(k, b"1".to_vec()).await.unwrap();
+            cached.get(k).await.unwrap();
+            under.inner.put(k, b"2".to_vec()).await.unwrap();
+        }
+        cached.clear();
+        assert!(cached.is_empty());
+        for k in ["a", "b/c"] {
+            assert_eq!(cached.get(k).await.unwrap(), Some(b"2".to_vec()));
+        }
     }
 
     #[tokio::test]

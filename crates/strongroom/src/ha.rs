@@ -42,6 +42,7 @@ use strongroom_http::{
 };
 use strongroom_postgres::{HaLock, HeldLock, PostgresBackend};
 use strongroom_sdk::Error;
+use strongroom_storage::CachedBackend;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify, OnceCell};
 
@@ -73,6 +74,9 @@ pub struct Advert {
 pub struct Coordinator {
     core: Arc<Core>,
     backend: Arc<PostgresBackend>,
+    /// The read cache in front of the storage: other nodes wrote while
+    /// this one was not active, so it is cleared before every activation.
+    cache: Option<Arc<CachedBackend>>,
     lock: HaLock,
     me: Advert,
     retry: Duration,
@@ -102,6 +106,7 @@ impl Coordinator {
     pub fn new(
         core: Arc<Core>,
         backend: Arc<PostgresBackend>,
+        cache: Option<Arc<CachedBackend>>,
         lock_config: strongroom_postgres::LockConfig,
         me: Advert,
     ) -> anyhow::Result<Arc<Self>> {
@@ -113,6 +118,7 @@ impl Coordinator {
         Ok(Arc::new(Coordinator {
             core,
             backend,
+            cache,
             lock,
             me,
             retry,
@@ -170,6 +176,9 @@ impl Coordinator {
             self.backend.set_fence(Some(held.fence()));
             self.writable.send_replace(true);
             if !state.sealed {
+                if let Some(cache) = &self.cache {
+                    cache.clear();
+                }
                 if let Err(e) = self.core.activate().await {
                     tracing::error!(error = %e, "could not activate after taking the HA lock");
                     self.writable.send_replace(false);

@@ -155,16 +155,19 @@ async fn open_storage(
     let size = config
         .cache_size
         .unwrap_or(strongroom_storage::DEFAULT_CACHE_SIZE);
-    Ok((
-        Arc::new(strongroom_storage::CachedBackend::new(durable, size)),
-        ha,
-    ))
+    let cached = Arc::new(strongroom_storage::CachedBackend::new(durable, size));
+    if let Some(ha) = ha.as_mut() {
+        ha.cache = Some(cached.clone());
+    }
+    Ok((cached, ha))
 }
 
 /// HA storage, before the coordinator takes over (see [`crate::ha`]).
 struct HaStorage {
     backend: Arc<strongroom_postgres::PostgresBackend>,
     lock_config: strongroom_postgres::LockConfig,
+    /// The read cache in front of it, cleared at every activation.
+    cache: Option<Arc<strongroom_storage::CachedBackend>>,
 }
 
 /// Connects to PostgreSQL (`BAO_PG_CONNECTION_URL`/`VAULT_PG_CONNECTION_URL`
@@ -216,6 +219,7 @@ async fn open_postgresql(
         Some(HaStorage {
             backend,
             lock_config,
+            cache: None,
         }),
     ))
 }
@@ -394,8 +398,13 @@ async fn serve(args: ServerArgs, config: ServerConfig, log_level: &str) -> anyho
                 api_addr: api_addr.clone(),
                 cluster_addr,
             };
-            let coordinator =
-                crate::ha::Coordinator::new(core.clone(), ha.backend, ha.lock_config, me)?;
+            let coordinator = crate::ha::Coordinator::new(
+                core.clone(),
+                ha.backend,
+                ha.cache,
+                ha.lock_config,
+                me,
+            )?;
             core.set_ha(coordinator.clone());
             coordinator.start(listener, stop_rx.clone());
             Some(coordinator)

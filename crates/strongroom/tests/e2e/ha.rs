@@ -635,3 +635,100 @@ async fn a_silently_partitioned_active_node_hands_over_without_split_brain() {
 async fn an_active_node_whose_database_link_is_reset_hands_over_without_split_brain() {
     partition_of_the_active_node(true).await;
 }
+
+/// Steps the active node down and waits until `next` is active.
+async fn hand_over(cluster: &Cluster, from: usize, next: usize) {
+    let r = cluster
+        .send(from, &Call::put("sys/step-down", json!({})))
+        .await;
+    assert_eq!(r.status, 204, "{r:?}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cluster.settled(Duration::from_secs(10)).await != next {
+        assert!(Instant::now() < deadline, "node {next} did not take over");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_promoted_again_serves_what_others_wrote_and_keeps_ttls_and_wrappings() {
+    let pg = Postgres::start();
+    let url = pg.fresh_url();
+    let mut configs = Vec::new();
+    let mut dirs = Vec::new();
+    for _ in 0..2 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        configs.push(ha_config(dir.path(), url.clone(), "true", "1s"));
+        dirs.push(dir);
+    }
+    let cluster = Cluster::start(configs, dirs).await;
+    assert_eq!(cluster.settled(Duration::from_secs(10)).await, 0);
+    let r = cluster
+        .send(0, &Call::post("sys/mounts/kv", json!({"type": "kv"})))
+        .await;
+    assert_eq!(r.status, 204, "{r:?}");
+    let r = cluster.send(0, &Call::put("kv/x", json!({"v": "1"}))).await;
+    assert_eq!(r.status, 204, "{r:?}");
+    // Node 0 reads it (and may cache it).
+    let r = cluster.send(0, &Call::get("kv/x")).await;
+    assert_eq!(r.body["data"]["v"], "1");
+    // A token with a TTL and a wrapping token, made on node 0.
+    let r = cluster
+        .send(0, &Call::post("auth/token/create", json!({"ttl": "1h"})))
+        .await;
+    let token = r.body["auth"]["client_token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let r = cluster
+        .send(
+            0,
+            &Call::post("sys/wrapping/wrap", json!({"k": "wrapped"}))
+                .header("X-Vault-Wrap-TTL", "1h"),
+        )
+        .await;
+    let wrapped = r.body["wrap_info"]["token"]
+        .as_str()
+        .expect("wrap token")
+        .to_string();
+
+    // Node 1 takes over and writes; then node 0 again.
+    hand_over(&cluster, 0, 1).await;
+    let r = cluster.send(1, &Call::put("kv/x", json!({"v": "2"}))).await;
+    assert_eq!(r.status, 204, "{r:?}");
+    hand_over(&cluster, 1, 0).await;
+    let r = cluster.send(0, &Call::get("kv/x")).await;
+    assert_eq!(
+        r.body["data"]["v"], "2",
+        "node 0 served its stale cache: {r:?}"
+    );
+
+    // The token's TTL kept running across both failovers; the wrapping
+    // token unwraps once, on whichever node.
+    let r = try_send(
+        &cluster.addr(1),
+        Some(&token),
+        &Call::get("auth/token/lookup-self"),
+    )
+    .await
+    .expect("lookup");
+    assert_eq!(r.status, 200, "{r:?}");
+    let ttl = r.body["data"]["ttl"].as_u64().expect("ttl");
+    assert!(ttl <= 3600 && ttl > 3000, "ttl {ttl}");
+    let r = try_send(
+        &cluster.addr(1),
+        Some(&wrapped),
+        &Call::post("sys/wrapping/unwrap", json!({})),
+    )
+    .await
+    .expect("unwrap");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["data"]["k"], "wrapped");
+    let r = try_send(
+        &cluster.addr(0),
+        Some(&wrapped),
+        &Call::post("sys/wrapping/unwrap", json!({})),
+    )
+    .await
+    .expect("unwrap");
+    assert_eq!(r.status, 400, "a second unwrap: {r:?}");
+}
