@@ -275,20 +275,33 @@ async fn health_status(s: S, ctx: Ctx) -> Result<Response> {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
+    // As OpenBao: a sealed node reports unknown replication modes; an
+    // unsealed node of an HA cluster, active or standby, "primary".
+    let (performance, dr) = if sealed {
+        ("unknown", "unknown")
+    } else if core.ha().is_some() {
+        ("primary", "disabled")
+    } else {
+        ("disabled", "disabled")
+    };
     let mut body = json!({
         "initialized": initialized,
         "sealed": sealed,
-        // A sealed node reports itself as standby with unknown replication
-        // modes, as OpenBao does.
         "standby": sealed || standby,
-        "replication_performance_mode": if sealed { "unknown" } else { "disabled" },
-        "replication_dr_mode": if sealed { "unknown" } else { "disabled" },
+        "replication_performance_mode": performance,
+        "replication_dr_mode": dr,
         "server_time_utc": now,
         "version": env!("CARGO_PKG_VERSION"),
     });
-    if let Ok(u) = core.active() {
-        body["cluster_name"] = json!(u.cluster.name);
-        body["cluster_id"] = json!(u.cluster.id);
+    let cluster = match core.active() {
+        Ok(u) => Some(u.cluster.clone()),
+        // An unsealed standby knows the cluster from storage.
+        Err(_) if standby => core.stored_cluster_info().await.ok().flatten(),
+        Err(_) => None,
+    };
+    if let Some(c) = cluster {
+        body["cluster_name"] = json!(c.name);
+        body["cluster_id"] = json!(c.id);
     }
     Ok(Response::raw(status, body))
 }
@@ -316,8 +329,6 @@ async fn leader(s: S, _ctx: Ctx) -> Result<Response> {
             "active_time": active_time,
             "leader_address": leader.leader_address,
             "leader_cluster_address": leader.leader_cluster_address,
-            "performance_standby": false,
-            "performance_standby_last_remote_wal": 0,
         }),
     ))
 }
@@ -338,7 +349,6 @@ async fn ha_status(s: S, _ctx: Ctx) -> Result<Response> {
                 "active_node": n.active_node,
                 "last_echo": n.last_echo.map(|t| humantime::format_rfc3339_nanos(t).to_string()),
                 "version": n.version,
-                "upgrade_version": n.version,
             })
         })
         .collect();

@@ -728,12 +728,10 @@ impl HaControl for Coordinator {
         }];
         let now = SystemTime::now();
         let echoes = self.echoes.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut standbys: Vec<_> = echoes
+        let standbys = echoes
             .values()
-            .filter(|(_, at)| now.duration_since(*at).unwrap_or_default() < ECHO_FORGET)
-            .collect();
-        standbys.sort_by(|a, b| a.0.api_addr.cmp(&b.0.api_addr));
-        nodes.extend(standbys.into_iter().map(|(a, at)| HaNodeStatus {
+            .filter(|(_, at)| now.duration_since(*at).unwrap_or_default() < ECHO_FORGET);
+        nodes.extend(standbys.map(|(a, at)| HaNodeStatus {
             hostname: a.hostname.clone(),
             api_address: a.api_addr.clone(),
             cluster_address: a.cluster_addr.clone(),
@@ -741,6 +739,8 @@ impl HaControl for Coordinator {
             last_echo: Some(*at),
             version: version.clone(),
         }));
+        // OpenBao lists them by API address.
+        nodes.sort_by(|a, b| a.api_address.cmp(&b.api_address));
         nodes
     }
 

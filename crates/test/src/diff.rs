@@ -443,6 +443,12 @@ impl Pair {
         Pair::new(unwrap_join(bao), unwrap_join(sr))
     }
 
+    /// A pair of servers the test started itself (e.g. one node of a
+    /// cluster each).
+    pub fn from_servers(bao: Server, sr: Server) -> Pair {
+        Pair::new(bao, sr)
+    }
+
     fn new(bao: Server, sr: Server) -> Pair {
         Pair {
             bao,

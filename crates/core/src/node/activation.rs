@@ -123,6 +123,12 @@ impl Core {
         tracing::info!("core: stepped down");
     }
 
+    /// The cluster's identity as stored (an HA standby's view; `None`
+    /// before the first activation).
+    pub async fn stored_cluster_info(&self) -> Result<Option<ClusterInfo>> {
+        self.read_json(CLUSTER_KEY).await
+    }
+
     pub(crate) async fn read_json<T: serde::de::DeserializeOwned>(
         &self,
         key: &str,

@@ -13,6 +13,7 @@ mod approle;
 mod bad_input;
 mod core;
 mod differences;
+mod ha;
 mod kubernetes;
 mod kv2;
 mod operators;
