@@ -225,6 +225,7 @@ const POSTGRESQL_KEYS: &[&str] = &[
     "ha_table",
     "max_parallel",
     "skip_create_table",
+    "max_idle_connections",
     "tls_ca_file",
     "lock_ttl",
     "lock_renew_interval",
@@ -256,6 +257,17 @@ fn postgresql(
         "expected a positive integer",
     )?
     .unwrap_or(DEFAULT_PG_MAX_PARALLEL);
+    // OpenBao's idle-connection cap for its `database/sql` pool, accepted
+    // so that its configs work unchanged. Strongroom's pool keeps the
+    // connections it opened (at most `max_parallel`): closing idle ones
+    // only makes the next burst pay a new backend process and a SCRAM
+    // handshake each. The value is still checked.
+    opt_count(
+        &mut body,
+        "max_idle_connections",
+        context,
+        "expected a non-negative integer",
+    )?;
     let tls_ca_file = opt_string(&mut body, "tls_ca_file", context)?
         .filter(|s| !s.is_empty())
         .map(PathBuf::from);

@@ -724,6 +724,7 @@ storage "postgresql" {
   ha_table            = "locks"
   max_parallel        = "16"
   skip_create_table   = "true"
+  max_idle_connections = 8
   tls_ca_file         = "/etc/ssl/pg-ca.pem"
   lock_ttl            = "4s"
   lock_renew_interval = "1s"
@@ -822,6 +823,11 @@ fn postgresql_bad_keys_and_values_are_named() {
     let e = hcl_err(r#"storage "postgresql" { max_parallel = -1 }"#);
     assert!(
         e.contains("max_parallel") && e.contains("positive integer"),
+        "{e}"
+    );
+    let e = hcl_err(r#"storage "postgresql" { max_idle_connections = "many" }"#);
+    assert!(
+        e.contains("max_idle_connections") && e.contains("non-negative integer"),
         "{e}"
     );
     let e = hcl_err(r#"storage "postgresql" { lock_ttl = "soon" }"#);
