@@ -288,13 +288,23 @@ fn syntax(msg: impl std::fmt::Display) -> PolicyError {
 fn is_literal(expr: &hcl::Expression) -> bool {
     use hcl::Expression as E;
     match expr {
-        E::Null | E::Bool(_) | E::Number(_) | E::String(_) | E::TemplateExpr(_) => true,
+        E::Null | E::Bool(_) | E::Number(_) | E::String(_) => true,
+        // A template is a literal only without interpolations or
+        // directives: evaluating `"${1/0}"` is the same hazard as `1/0`.
+        E::TemplateExpr(t) => {
+            let text = match &**t {
+                hcl::TemplateExpr::QuotedString(s) => s.as_str(),
+                hcl::TemplateExpr::Heredoc(h) => h.template.as_str(),
+            };
+            !text.contains("${") && !text.contains("%{")
+        }
         E::Array(items) => items.iter().all(is_literal),
         E::Object(obj) => obj.values().all(is_literal),
         E::Parenthesis(inner) => is_literal(inner),
-        // Variables and traversals fail evaluation with an empty context:
-        // a plain refusal either way.
-        E::Variable(_) | E::Traversal(_) => true,
+        // Variables and traversals would fail with an empty context, but a
+        // traversal evaluates its index expressions first (`2[1/0]`, found
+        // by the fuzz target): refused before evaluation.
+        E::Variable(_) | E::Traversal(_) => false,
         E::FuncCall(_) | E::Conditional(_) | E::Operation(_) | E::ForExpr(_) => false,
         // hcl-rs's enum is non-exhaustive: anything new is refused.
         _ => false,
@@ -683,6 +693,14 @@ max_wrapping_ttl = 2/0
             (
                 r#"path "a" {
 capabilities = [true ? "read" : "list"]
+}"#,
+                r#"path "a": capabilities: only literal values are allowed"#,
+            ),
+            // An interpolation evaluates its expression as an operation
+            // would (fuzz finding, with a division by zero inside).
+            (
+                r#"path "a" {
+capabilities = ["${1/0}"]
 }"#,
                 r#"path "a": capabilities: only literal values are allowed"#,
             ),

@@ -89,9 +89,11 @@ pub(crate) fn check(text: &str) -> Result<(), TooComplex> {
                     run_is_name = b.is_ascii_alphabetic() || b == b'_';
                 }
             } else if matches!(b, b'.' | b'[') {
-                let after_name =
-                    run_is_name && (prev.is_ascii_alphanumeric() || prev == b'_' || prev == b'-');
-                if after_name || matches!(prev, b']' | b')') {
+                let after_word = prev.is_ascii_alphanumeric() || prev == b'_' || prev == b'-';
+                // `1.5` is a number; `x.y`, `x[0]` and `2[0]` are not
+                // literals.
+                let traversal = after_word && (run_is_name || b == b'[');
+                if traversal || matches!(prev, b']' | b')') {
                     return Err(TooComplex {
                         offset: i,
                         message: "references and indexes (such as a.b or a[0]) are not \
@@ -262,6 +264,7 @@ mod tests {
             format!("a = {{ b = {} }}", "x.0[".repeat(40)),
             format!("a = \"{}\"", "${x.y[".repeat(40)),
             "a = f().x".to_string(),
+            "s = 2[\n70+7 / 0]".to_string(),
             "a = b[0][1]".to_string(),
             "path \"x\" { capabilities = var.caps }".to_string(),
         ] {
