@@ -33,15 +33,6 @@ impl Core {
     /// root key and keyring, the default mounts and a root token. Leaves the
     /// core sealed, as OpenBao does.
     pub async fn initialize(&self, params: InitParams) -> Result<InitOutput> {
-        if let Some(ha) = self.ha() {
-            // With HA storage only the lock holder may write; a node that
-            // was just started takes the lock within a retry interval.
-            if !ha.wait_writable(INIT_LOCK_WAIT).await {
-                return Err(Error::bad_request(
-                    "another node holds the HA lock: initialize the cluster through that node",
-                ));
-            }
-        }
         let (shares, threshold) = (params.secret_shares, params.secret_threshold);
         if shares == 0 || shares > 255 {
             return Err(Error::bad_request(
@@ -77,6 +68,19 @@ impl Core {
             Some(k) if !k.is_empty() => Some(PgpKey::parse(k)?),
             _ => None,
         };
+        if self.barrier.initialized().await? {
+            return Err(Error::bad_request("Vault is already initialized"));
+        }
+        if let Some(ha) = self.ha() {
+            // With HA storage only the lock holder may write; a node of an
+            // uninitialised cluster takes the lock within a retry interval
+            // of starting.
+            if !ha.wait_writable(INIT_LOCK_WAIT).await {
+                return Err(Error::bad_request(
+                    "another node holds the HA lock: initialize the cluster through that node",
+                ));
+            }
+        }
         let _admin = self.admin.lock().await;
         if self.barrier.initialized().await? {
             return Err(Error::bad_request("Vault is already initialized"));

@@ -192,6 +192,20 @@ async fn three_nodes_one_active_standbys_forward_and_read_what_was_just_written(
         assert_eq!(r.body["is_self"], i == 0, "node {i}: {r:?}");
         assert_eq!(r.body["leader_address"], cluster.addr(0), "node {i}: {r:?}");
     }
+    // Node-local endpoints answer on the standby itself.
+    let r = cluster
+        .send(
+            1,
+            &Call::put(
+                "sys/init",
+                json!({"secret_shares": 1, "secret_threshold": 1}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{r:?}");
+    assert_eq!(r.body["errors"][0], "Vault is already initialized");
+    let r = cluster.send(2, &Call::get("sys/seal-status")).await;
+    assert_eq!(r.body["sealed"], false, "{r:?}");
     // A standby's health: 429, or 200 with standbyok.
     let r = try_send(
         &cluster.addr(1),
