@@ -249,7 +249,7 @@ impl Barrier {
 
     /// Reloads the keyring from storage, keeping the count: another node
     /// (the HA active one) may have added a term.
-    async fn reload_keyring(&self) -> Result<(), BarrierError> {
+    pub async fn reload_keyring(&self) -> Result<(), BarrierError> {
         let _guard = self.keyring_lock.lock().await;
         let current = self.current()?;
         let (keyring, _) = self.read_keyring(&current.root_key).await?;

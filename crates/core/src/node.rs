@@ -172,6 +172,8 @@ pub struct Core {
     config: CoreConfig,
     registry: Registry,
     active: ArcSwapOption<Active>,
+    /// An HA standby's read-only state (see `activation::load_standby`).
+    standby: ArcSwapOption<Active>,
     hooks: ArcSwap<PipelineHooks>,
     progress: tokio::sync::Mutex<seal::UnsealProgress>,
     /// The root token generation in progress (locked after `admin` when both are).
@@ -216,6 +218,7 @@ impl Core {
             config,
             registry,
             active: ArcSwapOption::empty(),
+            standby: ArcSwapOption::empty(),
             hooks: ArcSwap::from_pointee(PipelineHooks::default()),
             progress: tokio::sync::Mutex::new(seal::UnsealProgress::default()),
             root_gen: tokio::sync::Mutex::new(None),

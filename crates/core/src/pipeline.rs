@@ -247,7 +247,15 @@ impl RequestHandler for Core {
         if receive::is_seal_with_wrong_method(&ctx) {
             return Ok(receive::method_not_allowed());
         }
-        let active = self.active()?;
+        let active = match self.active() {
+            Ok(active) => active,
+            // An HA standby answers reads from its read-only state once it
+            // has applied every change acknowledged before this request
+            // arrived; anything that would write fails at the gate with
+            // `Standby`, and the HTTP layer forwards the request instead.
+            Err(Error::Standby) => self.serving_standby(&ctx).await?,
+            Err(e) => return Err(e),
+        };
         ctx.lap(Stage::Receive);
         // Stages 2–5: any failure is still audited (stage 6) with its error.
         let admitted = admit(&active, &mut ctx).await;

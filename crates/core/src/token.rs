@@ -261,6 +261,9 @@ enum Progress {
     Loading,
     Ready,
     Failed(String),
+    /// An HA standby's read-only replica: never indexed (every miss reads
+    /// storage); what needs the index belongs to the active node.
+    Replica,
 }
 
 /// The token store of an unsealed server.
@@ -396,8 +399,18 @@ impl TokenStore {
     }
 
     async fn open_with(view: View, schedule: Arc<Schedule>, inline: bool) -> Result<Self> {
-        let salt = load_or_create_key(&view, SALT_KEY).await?;
-        let batch_key = load_or_create_key(&view, BATCH_KEY).await?;
+        let salt = load_or_create_key(&view, SALT_KEY, true).await?;
+        let batch_key = load_or_create_key(&view, BATCH_KEY, true).await?;
+        Self::assemble(view, schedule, inline, salt, batch_key).await
+    }
+
+    async fn assemble(
+        view: View,
+        schedule: Arc<Schedule>,
+        inline: bool,
+        salt: Zeroizing<Vec<u8>>,
+        batch_key: Zeroizing<Vec<u8>>,
+    ) -> Result<Self> {
         let store = TokenStore {
             salt: hmac::Key::new(hmac::HMAC_SHA256, &salt),
             batch: batch::Codec::new(&batch_key)?,
@@ -424,6 +437,34 @@ impl TokenStore {
             store.progress.send_replace(Progress::Ready);
         }
         Ok(store)
+    }
+
+    /// A read-only replica for an HA standby: lookups by id read storage
+    /// on a cache miss and are cached; [`TokenStore::invalidate`] drops
+    /// what the active node changed. Nothing is indexed, so what needs the
+    /// whole set answers [`Error::Standby`] (forwarded to the active node).
+    pub async fn open_replica(view: View) -> Result<Self> {
+        // Never creates the keys: a replica must hash as the active node
+        // does (a missing key means no node has activated yet).
+        let salt = load_or_create_key(&view, SALT_KEY, false).await?;
+        let batch_key = load_or_create_key(&view, BATCH_KEY, false).await?;
+        let store =
+            Self::assemble(view, Arc::new(Schedule::default()), false, salt, batch_key).await?;
+        store.progress.send_replace(Progress::Replica);
+        Ok(store)
+    }
+
+    /// The active node changed the storage key `key` (relative to this
+    /// store's view): a replica forgets what it cached of that token.
+    pub async fn invalidate(&self, key: &str) {
+        let Some(hash) = key.strip_prefix(ID_PREFIX) else {
+            return;
+        };
+        let Some(k) = key_of(hash) else {
+            return;
+        };
+        let _guard = self.stripe(&k).lock().await;
+        self.forget(&k);
     }
 
     /// Starts the background pass that indexes every stored token (skeleton,
@@ -463,6 +504,8 @@ impl TokenStore {
             .map_err(|_| Error::internal("token index: loading stopped"))?;
         match &*state {
             Progress::Failed(e) => Err(Error::internal(format!("token index: {e}"))),
+            // The active node answers what needs the index.
+            Progress::Replica => Err(Error::Standby),
             _ => Ok(()),
         }
     }
@@ -1098,9 +1141,10 @@ impl TokenStore {
     }
 }
 
-async fn load_or_create_key(view: &View, key: &str) -> Result<Zeroizing<Vec<u8>>> {
+async fn load_or_create_key(view: &View, key: &str, create: bool) -> Result<Zeroizing<Vec<u8>>> {
     Ok(match view.get(key).await? {
         Some(s) => Zeroizing::new(s),
+        None if !create => return Err(Error::Standby),
         None => {
             let s = Barrier::generate_key();
             view.put(key, &s).await?;

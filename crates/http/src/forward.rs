@@ -28,6 +28,14 @@ pub const NO_FORWARDING_HEADER: &str = "x-vault-no-request-forwarding";
 pub enum Decision {
     /// Answer it here.
     Local,
+    /// Answer it here if this node can (a read on a standby); when the
+    /// answer is `Standby` (it would have to write, or the node cannot
+    /// serve it), forward it, or with `redirect` answer 307 there.
+    TryLocal {
+        /// Where to redirect instead of forwarding (the client asked for
+        /// no forwarding).
+        redirect: Option<String>,
+    },
     /// Send it to the active node.
     Forward,
     /// Answer 307 to this URL (the active node's `api_addr` with the

@@ -218,24 +218,38 @@ async fn answer(
     } else {
         Bytes::new()
     };
+    let mut fallback = None;
     if let (Some(forward), false) = (&state.extras.forward, state.extras.cluster) {
         match forward.decide(parts) {
             Decision::Local => {}
+            Decision::TryLocal { redirect } => fallback = Some((forward, redirect)),
             Decision::Forward => return forward.forward(parts, body, remote).await,
-            Decision::Redirect(location) => {
-                let mut resp = http::Response::new(Body::empty());
-                *resp.status_mut() = http::StatusCode::TEMPORARY_REDIRECT;
-                if let Ok(v) = HeaderValue::from_str(&location) {
-                    resp.headers_mut().insert(http::header::LOCATION, v);
-                }
-                return Ok(resp);
-            }
+            Decision::Redirect(location) => return Ok(redirect_to(&location)),
         }
     }
     let req = parse_request(&parts.method, &parts.uri, &parts.headers, &body, remote)?;
     let request_id = req.id.clone();
-    let response = state.handler.handle_request(req).await?;
-    Ok(render_response(&response, &request_id))
+    match state.handler.handle_request(req).await {
+        Ok(response) => Ok(render_response(&response, &request_id)),
+        // A standby could not answer it itself (it would write, or needs
+        // what only the active node has): the active node does.
+        Err(Error::Standby) if fallback.is_some() => match fallback {
+            Some((_, Some(location))) => Ok(redirect_to(&location)),
+            Some((forward, None)) => forward.forward(parts, body, remote).await,
+            None => Err(Error::Standby),
+        },
+        Err(e) => Err(e),
+    }
+}
+
+/// A 307 to `location`.
+fn redirect_to(location: &str) -> http::Response<Body> {
+    let mut resp = http::Response::new(Body::empty());
+    *resp.status_mut() = http::StatusCode::TEMPORARY_REDIRECT;
+    if let Ok(v) = HeaderValue::from_str(location) {
+        resp.headers_mut().insert(http::header::LOCATION, v);
+    }
+    resp
 }
 
 /// Why a request body could not be read.

@@ -35,6 +35,9 @@ pub struct PolicyStore {
     parsed: DashMap<String, Arc<Policy>>,
     acls: DashMap<Vec<String>, Arc<Acl>>,
     writes: tokio::sync::Mutex<()>,
+    /// Bumped by every invalidation: a read that raced with one does not
+    /// cache what it read (it may be older than the change).
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for PolicyStore {
@@ -60,13 +63,24 @@ impl PolicyStore {
     /// Opens the store in `view`, writing the built-in `default` policy the
     /// first time.
     pub async fn open(view: View) -> Result<Self> {
+        Self::open_with(view, true).await
+    }
+
+    /// Opens the store without ever writing (an HA standby): the
+    /// `default` policy is read as stored.
+    pub async fn open_read_only(view: View) -> Result<Self> {
+        Self::open_with(view, false).await
+    }
+
+    async fn open_with(view: View, create_default: bool) -> Result<Self> {
         let store = PolicyStore {
             view,
             parsed: DashMap::new(),
+            generation: std::sync::atomic::AtomicU64::new(0),
             acls: DashMap::new(),
             writes: tokio::sync::Mutex::new(()),
         };
-        if store.view.get(DEFAULT_POLICY).await?.is_none() {
+        if create_default && store.view.get(DEFAULT_POLICY).await?.is_none() {
             store
                 .write_entry(&StoredPolicy {
                     name: DEFAULT_POLICY.into(),
@@ -187,7 +201,11 @@ impl PolicyStore {
         Ok(())
     }
 
-    fn invalidate(&self, name: &str) {
+    /// Another node changed policy `name` (its storage key): forget what
+    /// was cached of it.
+    pub fn invalidate(&self, name: &str) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         self.parsed.remove(name);
         // Any compiled set may include the policy; sets are few and cheap
         // to rebuild.
@@ -198,6 +216,7 @@ impl PolicyStore {
         if let Some(p) = self.parsed.get(name) {
             return Ok(Some(p.clone()));
         }
+        let generation = self.generation.load(std::sync::atomic::Ordering::Acquire);
         let Some(stored) = self.get(name).await? else {
             return Ok(None);
         };
@@ -208,7 +227,9 @@ impl PolicyStore {
                 .map_err(|e| Error::internal(format!("stored policy does not parse: {e}")))?
         };
         let policy = Arc::new(policy);
-        self.parsed.insert(stored.name, policy.clone());
+        if self.generation.load(std::sync::atomic::Ordering::Acquire) == generation {
+            self.parsed.insert(stored.name, policy.clone());
+        }
         Ok(Some(policy))
     }
 
@@ -226,6 +247,7 @@ impl PolicyStore {
         if let Some(acl) = self.acls.get(&key) {
             return Ok(acl.clone());
         }
+        let generation = self.generation.load(std::sync::atomic::Ordering::Acquire);
         let mut policies = Vec::with_capacity(key.len());
         for name in &key {
             if let Some(p) = self.parsed(name).await? {
@@ -233,7 +255,9 @@ impl PolicyStore {
             }
         }
         let acl = Arc::new(Acl::new(&policies));
-        self.acls.insert(key, acl.clone());
+        if self.generation.load(std::sync::atomic::Ordering::Acquire) == generation {
+            self.acls.insert(key, acl.clone());
+        }
         Ok(acl)
     }
 }

@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use tokio_postgres::IsolationLevel;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use crate::changes::{ChangeLog, Changes, PRUNE_EVERY};
 use crate::lock::{Fence, HaLock, LockConfig, LockError, CORE_LOCK_KEY};
 use crate::schema::{create_tables, fence_sql, split_key, Statements};
 use crate::tls;
@@ -119,6 +120,8 @@ struct Inner {
     fence: RwLock<FenceMode>,
     commits: AtomicU64,
     timeout: Duration,
+    /// With HA: the change log every fenced write records its keys in.
+    changes: Option<ChangeLog>,
 }
 
 /// A [`Backend`] on a PostgreSQL table laid out as OpenBao's (see the crate
@@ -227,6 +230,14 @@ impl PostgresBackend {
                     .await
                     .map_err(|e| io(&e))?;
             }
+            if options.ha_enabled {
+                // Strongroom's own table: created whatever
+                // `skip_create_table` says (see `crate::changes`).
+                ChangeLog::new(&options.table)
+                    .create(&client)
+                    .await
+                    .map_err(|e| io(&e))?;
+            }
         }
         let inner = Arc::new(Inner {
             pool,
@@ -238,6 +249,7 @@ impl PostgresBackend {
             }),
             commits: AtomicU64::new(0),
             timeout: options.timeout,
+            changes: options.ha_enabled.then(|| ChangeLog::new(&options.table)),
         });
         let (writes, queue) = mpsc::channel(options.queue_capacity.max(1));
         tokio::spawn(writer_loop(
@@ -301,6 +313,23 @@ impl PostgresBackend {
     /// must not each wait for one to time out.
     pub fn drop_idle_connections(&self) {
         self.inner.pool.retain(|_, _| false);
+    }
+
+    /// The change log after `since` (HA: what a standby must invalidate
+    /// before serving a read; see [`crate::changes`]). Empty without HA.
+    pub async fn changes_since(&self, since: u64) -> Result<Changes, StorageError> {
+        let Some(log) = &self.inner.changes else {
+            return Ok(Changes::default());
+        };
+        let (client, _) = self.client().await?;
+        let left = self.inner.timeout;
+        match tokio::time::timeout(left, crate::changes::changes_since(&client, log, since)).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                drop(Object::take(client));
+                Err(timed_out())
+            }
+        }
     }
 
     /// How many write transactions have committed since connect (grows
@@ -502,7 +531,10 @@ async fn commit<'a>(inner: &Inner, ops: impl Iterator<Item = &'a BatchOp>) -> Re
     let (mut put_parent, mut put_path, mut put_key, mut put_value) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut del_path, mut del_key) = (Vec::new(), Vec::new());
+    // The keys this transaction touches, for the change log (HA).
+    let mut touched: Vec<&str> = Vec::new();
     for (key, value) in last {
+        touched.push(key);
         let (parent, path, k) = split_key(key);
         match value {
             Some(v) => {
@@ -561,6 +593,13 @@ async fn commit<'a>(inner: &Inner, ops: impl Iterator<Item = &'a BatchOp>) -> Re
             tx.execute(&stmt, &[&del_path, &del_key])
                 .await
                 .map_err(failure)?;
+        }
+        if let (FenceMode::Holder(..), Some(log)) = (&fence, &inner.changes) {
+            let stmt = tx.prepare_cached(&log.record).await.map_err(failure)?;
+            tx.execute(&stmt, &[&touched]).await.map_err(failure)?;
+            if inner.commits.load(Ordering::Relaxed) % PRUNE_EVERY == PRUNE_EVERY - 1 {
+                tx.execute(&log.prune, &[]).await.map_err(failure)?;
+            }
         }
         tx.commit().await.map_err(failure)
     };

@@ -81,6 +81,7 @@
 #![forbid(unsafe_code)]
 
 mod backend;
+pub mod changes;
 pub mod lock;
 mod schema;
 mod tls;
@@ -88,6 +89,7 @@ mod tls;
 pub use crate::backend::{
     PostgresBackend, PostgresOptions, DEFAULT_HA_TABLE, DEFAULT_MAX_PARALLEL, DEFAULT_TABLE,
 };
+pub use crate::changes::Changes;
 pub use crate::lock::{Fence, HaLock, HeldLock, LeaderInfo, LockConfig, LockError, CORE_LOCK_KEY};
 pub use crate::tls::SslMode;
 pub use deadpool_postgres::Pool;

@@ -135,7 +135,7 @@ pub(crate) async fn create_tables(
 /// Runs `ddl` unless a relation named `table` is visible already; two nodes
 /// racing to create it is not an error (the loser sees a unique violation
 /// on the catalog), nor is a read-only replica.
-async fn create_if_missing(
+pub(crate) async fn create_if_missing(
     client: &tokio_postgres::Client,
     table: &str,
     ddl: &str,

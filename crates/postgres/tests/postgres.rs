@@ -269,7 +269,8 @@ CREATE TABLE openbao_ha_locks (
     let leader = lock.leader().await.unwrap().unwrap();
     assert_eq!(leader.value, "node-1");
     assert_eq!(leader.identity, held.identity());
-    // No other table was made.
+    // No other table was made but Strongroom's own change log (HA: what
+    // standbys invalidate; see `strongroom_postgres::changes`).
     let tables: i64 = sql
         .query_one(
             "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'",
@@ -278,7 +279,7 @@ CREATE TABLE openbao_ha_locks (
         .await
         .unwrap()
         .get(0);
-    assert_eq!(tables, 2);
+    assert_eq!(tables, 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -306,7 +307,7 @@ async fn creates_missing_tables_once_and_refuses_a_bad_url_without_echoing_it() 
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(names, vec!["my \"kv\"", "my_locks"]);
+    assert_eq!(names, vec!["my \"kv\"", "my \"kv\"_changes", "my_locks"]);
 
     let err = PostgresBackend::connect(options(&format!(
         "postgres://strongroom:hunter2@127.0.0.1:{}/nosuchdb?sslmode=disable",
@@ -668,4 +669,60 @@ async fn a_write_racing_a_takeover_waits_for_it_and_is_then_refused() {
         .unwrap()
         .get(0);
     assert_eq!(rows, 0, "the racing write landed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fenced_writes_log_their_keys_in_commit_order_for_standbys() {
+    let pg = Postgres::start();
+    let url = pg.fresh_url();
+    let (active, lock) = lock_on(&url, "a", fast_lock()).await;
+    let (standby, _) = lock_on(&url, "b", fast_lock()).await;
+    let held = lock.acquire().await;
+    active.set_fence(Some(held.fence()));
+    let start = standby.changes_since(u64::MAX).await.unwrap().top;
+
+    active.put("a/1", b"x".to_vec()).await.unwrap();
+    active
+        .batch(vec![
+            BatchOp::Put("b/2".into(), b"y".to_vec()),
+            BatchOp::Delete("a/1".into()),
+        ])
+        .await
+        .unwrap();
+    // Concurrent writers: each one's keys are in the log once the write
+    // is acknowledged, whatever group it was committed in.
+    let writes: Vec<_> = (0..20)
+        .map(|i| {
+            let key = format!("c/{i}");
+            let b = &active;
+            async move { b.put(&key, vec![1]).await.unwrap() }
+        })
+        .collect();
+    futures::future::join_all(writes).await;
+
+    let changes = standby.changes_since(start).await.unwrap();
+    assert_eq!(changes.top, start + changes.rows.len() as u64);
+    let seqs: Vec<u64> = changes.rows.iter().map(|(s, _)| *s).collect();
+    let expected: Vec<u64> = (start + 1..=changes.top).collect();
+    assert_eq!(seqs, expected, "no gaps, in order");
+    assert_eq!(changes.rows[0].1, vec!["a/1".to_string()]);
+    let mut second = changes.rows[1].1.clone();
+    second.sort();
+    assert_eq!(second, vec!["a/1".to_string(), "b/2".to_string()]);
+    let mut rest: Vec<String> = changes.rows[2..]
+        .iter()
+        .flat_map(|(_, keys)| keys.clone())
+        .collect();
+    rest.sort();
+    let mut want: Vec<String> = (0..20).map(|i| format!("c/{i}")).collect();
+    want.sort();
+    assert_eq!(rest, want);
+    // Asked from the top: nothing, and the same top.
+    let none = standby.changes_since(changes.top).await.unwrap();
+    assert!(none.rows.is_empty());
+    assert_eq!(none.top, changes.top);
+    // A backend without HA logs nothing.
+    let plain = open(&pg.fresh_url()).await;
+    plain.put("k", vec![1]).await.unwrap();
+    assert_eq!(plain.changes_since(0).await.unwrap().top, 0);
 }

@@ -26,6 +26,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -92,6 +93,11 @@ pub struct Coordinator {
     held: tokio::sync::Mutex<Option<HeldLock>>,
     /// Whether the storage is fenced on a lock this node holds.
     writable: watch::Sender<bool>,
+    /// A standby's read sync: the last change-log row applied.
+    applied: tokio::sync::Mutex<u64>,
+    /// Read syncs started and (the number of) the last one finished.
+    syncs_started: AtomicU64,
+    syncs_finished: AtomicU64,
 }
 
 /// A node wants the lock while unsealed, or while the storage is not
@@ -130,6 +136,9 @@ impl Coordinator {
             client: Mutex::new(None),
             held: tokio::sync::Mutex::new(None),
             writable: watch::Sender::new(false),
+            applied: tokio::sync::Mutex::new(0),
+            syncs_started: AtomicU64::new(0),
+            syncs_finished: AtomicU64::new(0),
         }))
     }
 
@@ -160,6 +169,9 @@ impl Coordinator {
         loop {
             if life.wait_for(wanted).await.is_err() {
                 return;
+            }
+            if !life.borrow().sealed {
+                self.enter_standby().await;
             }
             let held = tokio::select! {
                 held = self.lock.acquire() => held,
@@ -251,6 +263,72 @@ impl Coordinator {
         }
     }
 
+    /// Loads the standby's read-only state, with the change log's
+    /// position taken *before* the load (changes during it are applied
+    /// again at the first read, which is harmless). Failures are logged:
+    /// reads are then forwarded until a later attempt succeeds.
+    async fn enter_standby(&self) {
+        let mut applied = self.applied.lock().await;
+        let top = match self.backend.changes_since(u64::MAX).await {
+            Ok(c) => c.top,
+            Err(e) => {
+                tracing::debug!(error = %e, "HA: change log unavailable; reads are forwarded");
+                self.core.drop_standby();
+                return;
+            }
+        };
+        // Other nodes wrote while this one was not serving reads.
+        if let Some(cache) = &self.cache {
+            cache.clear();
+        }
+        match self.core.load_standby().await {
+            Ok(()) => *applied = top,
+            Err(e) => {
+                tracing::debug!(error = %e, "HA: standby state not loaded; reads are forwarded");
+            }
+        }
+    }
+
+    /// Applies the change log after `*applied`: drops the cached entries
+    /// of every key changed (storage cache, then the core's state); starts
+    /// over from storage when rows are missing (pruned, or a restored
+    /// database).
+    async fn apply_changes(&self, applied: &mut u64) -> Result<(), Error> {
+        loop {
+            let changes = self
+                .backend
+                .changes_since(*applied)
+                .await
+                .map_err(|_| Error::Standby)?;
+            let gap = changes.top < *applied
+                || changes
+                    .rows
+                    .first()
+                    .is_some_and(|(seq, _)| *seq != *applied + 1)
+                || (changes.rows.is_empty() && changes.top > *applied);
+            if gap {
+                if let Some(cache) = &self.cache {
+                    cache.clear();
+                }
+                self.core.load_standby().await?;
+                *applied = changes.top;
+                return Ok(());
+            }
+            for (seq, keys) in &changes.rows {
+                for key in keys {
+                    if let Some(cache) = &self.cache {
+                        cache.invalidate(key);
+                    }
+                    self.core.invalidate_standby(key).await?;
+                }
+                *applied = *seq;
+            }
+            if *applied >= changes.top {
+                return Ok(());
+            }
+        }
+    }
+
     async fn release(&self, held: HeldLock) {
         if let Err(e) = held.release().await {
             tracing::warn!(error = %e, "could not release the HA lock; it expires by itself");
@@ -263,6 +341,10 @@ impl Coordinator {
         loop {
             if self.core.state() != NodeState::Active {
                 self.refresh_leader().await;
+            }
+            if self.core.state() == NodeState::Standby && !self.core.has_standby_state() {
+                // E.g. unsealed before any node was ever active.
+                self.enter_standby().await;
             }
             tokio::time::sleep(self.retry).await;
         }
@@ -625,16 +707,26 @@ impl Forward for Coordinator {
         if node_local(path) {
             return Decision::Local;
         }
-        if parts.headers.contains_key(NO_FORWARDING_HEADER) && path != "sys/seal" {
-            if let Some(leader) = self.leader.borrow().as_ref() {
+        let redirect = if parts.headers.contains_key(NO_FORWARDING_HEADER) && path != "sys/seal" {
+            self.leader.borrow().as_ref().map(|leader| {
                 let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-                return Decision::Redirect(format!(
-                    "{}{pq}",
-                    leader.api_addr.trim_end_matches('/')
-                ));
-            }
+                format!("{}{pq}", leader.api_addr.trim_end_matches('/'))
+            })
+        } else {
+            None
+        };
+        // Reads are answered here when the standby can (see
+        // `Core::serving_standby`); the rest goes to the active node.
+        // `sys/` stays with the active node: its answers describe the
+        // cluster (mounts, leases, rekey progress, key status), which only
+        // the active node knows first-hand.
+        if matches!(parts.method.as_str(), "GET" | "HEAD" | "LIST") && !path.starts_with("sys/") {
+            return Decision::TryLocal { redirect };
         }
-        Decision::Forward
+        match redirect {
+            Some(location) => Decision::Redirect(location),
+            None => Decision::Forward,
+        }
     }
 
     async fn forward(
@@ -683,6 +775,21 @@ impl Forward for Coordinator {
 
 #[async_trait::async_trait]
 impl HaControl for Coordinator {
+    async fn sync_reads(&self) -> Result<(), Error> {
+        // Reads arriving together share one query: a sync that *started*
+        // after this read arrived has seen every change acknowledged
+        // before it (see `strongroom_postgres::changes`).
+        let arrived = self.syncs_started.load(Ordering::Acquire);
+        let mut applied = self.applied.lock().await;
+        if self.syncs_finished.load(Ordering::Acquire) > arrived {
+            return Ok(());
+        }
+        let number = self.syncs_started.fetch_add(1, Ordering::AcqRel) + 1;
+        let outcome = self.apply_changes(&mut applied).await;
+        self.syncs_finished.store(number, Ordering::Release);
+        outcome
+    }
+
     async fn wait_writable(&self, limit: Duration) -> bool {
         let mut rx = self.writable.subscribe();
         let outcome = tokio::time::timeout(limit, rx.wait_for(|w| *w))

@@ -141,17 +141,27 @@ impl Core {
         }
     }
 
-    /// Builds the active state from storage and publishes it: mount
-    /// tables, tokens and leases (with their expiry timetable), then starts
-    /// the reaper and the periodic ticker.
-    async fn load_active(&self) -> Result<Arc<Active>> {
+    /// Builds the serving state from storage. For an HA standby
+    /// (`standby`) nothing is written: the storage must have been activated
+    /// once by some node (else [`Error::Standby`]), tokens are a read-only
+    /// replica, and the backends' `initialize` hooks do not run (they are
+    /// the active node's).
+    async fn build_state(&self, standby: bool) -> Result<Arc<Active>> {
         let schedule = Arc::new(Schedule::default());
         // Tokens open without loading: the index is built in the
         // background (see `crate::token`), so activation does not wait
         // for it whatever the number of stored tokens.
-        let tokens = Arc::new(TokenStore::open(self.view("sys/token/"), schedule.clone()).await?);
+        let tokens = Arc::new(if standby {
+            TokenStore::open_replica(self.view("sys/token/")).await?
+        } else {
+            TokenStore::open(self.view("sys/token/"), schedule.clone()).await?
+        });
         let leases = Arc::new(LeaseStore::open(self.view("sys/expire/"), schedule.clone()).await?);
-        let policies = Arc::new(PolicyStore::open(self.view("sys/policy/")).await?);
+        let policies = Arc::new(if standby {
+            PolicyStore::open_read_only(self.view("sys/policy/")).await?
+        } else {
+            PolicyStore::open(self.view("sys/policy/")).await?
+        });
         let mut mounts: Vec<MountEntry> = self
             .read_json(Table::Mounts.storage_key())
             .await?
@@ -161,6 +171,9 @@ impl Core {
             .await?
             .unwrap_or_default();
         if !mounts.iter().any(|m| m.kind == "cubbyhole") {
+            if standby {
+                return Err(Error::Standby);
+            }
             // Storage written before the cubbyhole existed gains it here.
             mounts.push(cubbyhole_entry());
             self.persist_tables(&Tables {
@@ -171,6 +184,7 @@ impl Core {
         }
         let cluster = match self.read_json::<ClusterInfo>(CLUSTER_KEY).await? {
             Some(c) => c,
+            None if standby => return Err(Error::Standby),
             None => {
                 let id = uuid::Uuid::new_v4().to_string();
                 let c = ClusterInfo {
@@ -192,10 +206,12 @@ impl Core {
             .ok_or_else(|| Error::internal("no cubbyhole mount"))?;
         let tables = Tables { mounts, auth };
         let routes = self.build_routes(&tables)?;
-        for route in routes.routes() {
-            route.backend.initialize(&route.mounted()).await?;
+        if !standby {
+            for route in routes.routes() {
+                route.backend.initialize(&route.mounted()).await?;
+            }
         }
-        let active = Arc::new(Active {
+        Ok(Arc::new(Active {
             routes: ArcSwap::from_pointee(routes),
             tables: tokio::sync::Mutex::new(tables),
             tokens,
@@ -205,7 +221,76 @@ impl Core {
             cubbyhole,
             cluster,
             tasks: std::sync::Mutex::new(Vec::new()),
-        });
+        }))
+    }
+
+    /// An HA standby loads (again) the read-only state it serves reads
+    /// from (see [`Core::serving_standby`]); the HA coordinator calls this
+    /// once unsealed, and when the active node changed the mount tables.
+    pub async fn load_standby(&self) -> Result<()> {
+        // Serialised with init, unseal, activation and sealing: the node
+        // is unsealed and not active (nor activating, nor initialising,
+        // which opens the write gate) for the whole load.
+        let _admin = self.admin.lock().await;
+        if self.is_sealed() || self.active.load().is_some() || self.gate.is_writable() {
+            return Ok(());
+        }
+        let state = self.build_state(true).await?;
+        self.standby.store(Some(state));
+        Ok(())
+    }
+
+    /// Whether this standby has its read-only state loaded.
+    pub fn has_standby_state(&self) -> bool {
+        self.standby.load().is_some()
+    }
+
+    /// Forgets the standby's read-only state (reads are forwarded until
+    /// it is loaded again).
+    pub fn drop_standby(&self) {
+        self.standby.store(None);
+    }
+
+    /// Another node (the active one) changed the storage key `key`: the
+    /// standby's read-only state drops what it cached of it. Mount tables
+    /// reload the whole state; the keyring is read again.
+    pub async fn invalidate_standby(&self, key: &str) -> Result<()> {
+        let Some(state) = self.standby.load_full() else {
+            return Ok(());
+        };
+        if key == Table::Mounts.storage_key() || key == Table::Auth.storage_key() {
+            return self.load_standby().await;
+        }
+        if key == strongroom_barrier::KEYRING_PATH {
+            self.barrier.reload_keyring().await?;
+            return Ok(());
+        }
+        if let Some(name) = key.strip_prefix("sys/policy/") {
+            state.policies.invalidate(name);
+            return Ok(());
+        }
+        if let Some(rest) = key.strip_prefix("sys/token/") {
+            state.tokens.invalidate(rest).await;
+            return Ok(());
+        }
+        let routes = state.routes.load();
+        let owner = routes
+            .routes()
+            .iter()
+            .filter_map(|r| key.strip_prefix(r.storage.prefix()).map(|rel| (r, rel)))
+            .max_by_key(|(r, _)| r.storage.prefix().len());
+        if let Some((route, rel)) = owner {
+            route.backend.invalidate(rel);
+        }
+        Ok(())
+    }
+
+    /// Builds the active state from storage and publishes it: mount
+    /// tables, tokens and leases (with their expiry timetable), then starts
+    /// the reaper and the periodic ticker.
+    async fn load_active(&self) -> Result<Arc<Active>> {
+        let active = self.build_state(false).await?;
+        self.standby.store(None);
         self.active.store(Some(active.clone()));
         // A crash during a tree revocation can leave children whose parent
         // is gone: once the index is complete, finish the job.

@@ -73,6 +73,10 @@ pub trait HaControl: Send + Sync {
     /// Waits (at most `limit`) until this node holds the lock and the
     /// storage accepts its writes; whether it does.
     async fn wait_writable(&self, limit: std::time::Duration) -> bool;
+    /// A standby about to serve a read: applies (invalidates) every change
+    /// the active node committed before this call; an error when the
+    /// storage cannot tell (the read is then forwarded).
+    async fn sync_reads(&self) -> Result<()>;
     /// The active node as this node knows it.
     fn leader(&self) -> LeaderStatus;
     /// The active node and the standbys it heard from recently.
@@ -135,6 +139,27 @@ impl Core {
             *l = next;
             changed
         });
+    }
+
+    /// The read-only state a standby serves `ctx` from: reads only
+    /// (`read`, `list`, no response wrapping), once the coordinator has
+    /// applied every change committed before the call
+    /// ([`HaControl::sync_reads`]). Anything else is [`Error::Standby`]
+    /// (forwarded by the HTTP layer).
+    pub(crate) async fn serving_standby(
+        &self,
+        ctx: &crate::pipeline::RequestCtx,
+    ) -> Result<Arc<super::Active>> {
+        use strongroom_sdk::logical::Operation;
+        let read = matches!(ctx.operation, Operation::Read | Operation::List);
+        let (Some(ha), true, None) = (self.ha(), read, ctx.wrap_ttl) else {
+            return Err(Error::Standby);
+        };
+        if self.standby.load().is_none() {
+            return Err(Error::Standby);
+        }
+        ha.sync_reads().await?;
+        self.standby.load_full().ok_or(Error::Standby)
     }
 
     /// Stops acting as active at once (the HA lock is lost or about to

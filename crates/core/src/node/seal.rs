@@ -278,6 +278,7 @@ impl Core {
     /// Seals with the admin lock held: steps down first (so the backends
     /// clean up and nothing writes), then drops the keys.
     pub(crate) async fn seal_locked(&self) {
+        self.standby.store(None);
         let was_active = self.active.load().is_some();
         self.step_down_locked().await;
         if self.config.ha_enabled && !was_active {

@@ -329,14 +329,17 @@ async fn three_nodes_one_active_standbys_forward_and_read_what_was_just_written(
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.body["data"]["secret"], "s3");
 
-    // X-Vault-No-Request-Forwarding: a 307 to the active node.
-    let r = reqwest::Client::builder()
+    // X-Vault-No-Request-Forwarding: a write gets a 307 to the active
+    // node; a read is answered by the standby itself.
+    let no_follow = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
-        .expect("client")
-        .get(format!("{}/v1/kv/item", cluster.addr(1)))
+        .expect("client");
+    let r = no_follow
+        .put(format!("{}/v1/kv/item", cluster.addr(1)))
         .header("X-Vault-Token", &cluster.root)
         .header("X-Vault-No-Request-Forwarding", "true")
+        .body(r#"{"value":"redirected"}"#)
         .send()
         .await
         .expect("redirect");
@@ -345,6 +348,14 @@ async fn three_nodes_one_active_standbys_forward_and_read_what_was_just_written(
         r.headers()["location"].to_str().expect("location"),
         format!("{}/v1/kv/item", cluster.addr(0))
     );
+    let r = no_follow
+        .get(format!("{}/v1/kv/item", cluster.addr(1)))
+        .header("X-Vault-Token", &cluster.root)
+        .header("X-Vault-No-Request-Forwarding", "true")
+        .send()
+        .await
+        .expect("local read");
+    assert_eq!(r.status().as_u16(), 200);
 
     // sys/ha-status: the active node and both standbys (once they have
     // reported, within a few seconds).
