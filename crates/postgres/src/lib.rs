@@ -73,6 +73,11 @@
 //! // standbys: lock.leader().await -> LeaderInfo { identity, value } (sys/leader)
 //! ```
 //!
+//! # In use
+//! See [`inuse`]: a running server marks its data table in use (a shared
+//! advisory lock on a dedicated connection), so that `strongroom operator
+//! migrate` refuses to copy from or into it.
+//!
 //! # TLS
 //! rustls, with libpq's `sslmode` meanings (`disable`, `prefer` (default),
 //! `require`, `verify-ca`, `verify-full`) and a CA file (`tls_ca_file`, or
@@ -81,6 +86,7 @@
 #![forbid(unsafe_code)]
 
 mod backend;
+pub mod inuse;
 pub mod lock;
 mod schema;
 mod tls;
@@ -88,6 +94,7 @@ mod tls;
 pub use crate::backend::{
     PostgresBackend, PostgresOptions, DEFAULT_HA_TABLE, DEFAULT_MAX_PARALLEL, DEFAULT_TABLE,
 };
+pub use crate::inuse::{InUse, InUseError};
 pub use crate::lock::{Fence, HaLock, HeldLock, LeaderInfo, LockConfig, LockError, CORE_LOCK_KEY};
 pub use crate::tls::SslMode;
 pub use deadpool_postgres::Pool;

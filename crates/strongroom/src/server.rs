@@ -60,7 +60,7 @@ fn load_config(args: &ServerArgs) -> anyhow::Result<ServerConfig> {
 /// Installs the log subscriber: `level` as the filter (unless
 /// `STRONGROOM_LOG` gives one), lines on stderr, ANSI colours only when
 /// stderr is a terminal, one JSON object per line for [`LogFormat::Json`].
-fn init_logging(level: &str, format: LogFormat) {
+pub(crate) fn init_logging(level: &str, format: LogFormat) {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("STRONGROOM_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
@@ -147,6 +147,7 @@ async fn open_storage(config: &ServerConfig) -> anyhow::Result<(Arc<dyn Backend>
             backend
         }
     };
+    crate::migrate::refuse_while_migrating(&*durable).await?;
     if config.disable_cache {
         return Ok((durable, ha));
     }
@@ -194,19 +195,25 @@ async fn open_postgresql(
             .validate()
             .map_err(|e| anyhow!("storage \"postgresql\": {e}"))?;
     }
-    let backend =
-        strongroom_postgres::PostgresBackend::connect(strongroom_postgres::PostgresOptions {
-            connection_url: pg.connection_url.clone(),
-            table: pg.table.clone(),
-            ha_enabled: pg.ha_enabled,
-            ha_table: pg.ha_table.clone(),
-            max_parallel: pg.max_parallel,
-            skip_create_table: pg.skip_create_table,
-            tls_ca_file: pg.tls_ca_file.clone(),
-            ..Default::default()
-        })
+    let options = strongroom_postgres::PostgresOptions {
+        connection_url: pg.connection_url.clone(),
+        table: pg.table.clone(),
+        ha_enabled: pg.ha_enabled,
+        ha_table: pg.ha_table.clone(),
+        max_parallel: pg.max_parallel,
+        skip_create_table: pg.skip_create_table,
+        tls_ca_file: pg.tls_ca_file.clone(),
+        ..Default::default()
+    };
+    let backend = strongroom_postgres::PostgresBackend::connect(options.clone())
         .await
         .context("opening PostgreSQL storage")?;
+    // Keeps `operator migrate` off the table while this process runs
+    // (standbys included), and fails while a migration runs.
+    let in_use = strongroom_postgres::InUse::claim_for_server(&options)
+        .await
+        .context("storage \"postgresql\"")?;
+    tokio::spawn(in_use.keep());
     let backend = Arc::new(backend);
     if !pg.ha_enabled {
         return Ok((backend, None));
@@ -237,7 +244,7 @@ async fn open_postgresql(
     Ok((backend.clone(), Some(HaNode { backend, held })))
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

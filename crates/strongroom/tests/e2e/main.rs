@@ -4,7 +4,8 @@
 //! the CLI), the GCP auth method against the Google emulator,
 //! Gatekeeper with its scheduler emulators, and PGP-encrypted shares and
 //! root tokens (init, rekey with backup, generate-root), and the
-//! `postgresql` storage (ciphertext only in the table, kill -9, the HA lock).
+//! `postgresql` storage (ciphertext only in the table, kill -9, the HA lock),
+//! and `operator migrate` between redb and PostgreSQL.
 //!
 //! Single-target suites run against OpenBao instead with
 //! `STRONGROOM_TEST_TARGET=bao cargo test -p strongroom --test e2e`.
@@ -15,6 +16,7 @@ mod gatekeeper;
 mod gatekeeper_support;
 mod gcp;
 mod http_contract;
+mod migrate;
 mod operators;
 mod pgp;
 mod postgres;
