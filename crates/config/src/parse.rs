@@ -13,11 +13,10 @@ use strongroom_sdk::duration::duration_from_json;
 use crate::error::one_line;
 use crate::{
     ConfigError, Format, ListenerConfig, LogFormat, LogLevel, MigrationConfig, PostgresqlConfig,
-    ServerConfig,
-    StorageConfig, TlsFiles, DEFAULT_HTTP_IDLE_TIMEOUT, DEFAULT_HTTP_READ_HEADER_TIMEOUT,
-    DEFAULT_HTTP_READ_TIMEOUT, DEFAULT_LEASE_TTL, DEFAULT_LISTENER_ADDRESS,
-    DEFAULT_MAX_REQUEST_SIZE, DEFAULT_PG_HA_TABLE, DEFAULT_PG_MAX_PARALLEL, DEFAULT_PG_TABLE,
-    UNLIMITED_REQUEST_SIZE,
+    ServerConfig, StorageConfig, TlsFiles, DEFAULT_HTTP_IDLE_TIMEOUT,
+    DEFAULT_HTTP_READ_HEADER_TIMEOUT, DEFAULT_HTTP_READ_TIMEOUT, DEFAULT_LEASE_TTL,
+    DEFAULT_LISTENER_ADDRESS, DEFAULT_MAX_REQUEST_SIZE, DEFAULT_PG_HA_TABLE,
+    DEFAULT_PG_MAX_PARALLEL, DEFAULT_PG_TABLE, UNLIMITED_REQUEST_SIZE,
 };
 
 /// The context name of top-level keys in error messages.

@@ -167,14 +167,11 @@ impl InUse {
     }
 
     async fn claim(options: &PostgresOptions, mode: Mode) -> Result<InUse, InUseError> {
-        let conn = crate::tls::parse_connection(
-            &options.connection_url,
-            options.tls_ca_file.as_deref(),
-        )
-        .map_err(InUseError::Database)?;
-        let tls = MakeRustlsConnect::new(
-            crate::tls::client_config(&conn).map_err(InUseError::Database)?,
-        );
+        let conn =
+            crate::tls::parse_connection(&options.connection_url, options.tls_ca_file.as_deref())
+                .map_err(InUseError::Database)?;
+        let tls =
+            MakeRustlsConnect::new(crate::tls::client_config(&conn).map_err(InUseError::Database)?);
         let mut config = conn.config;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
@@ -222,9 +219,11 @@ async fn bounded<T>(
     limit: Duration,
     work: impl std::future::Future<Output = Result<T, InUseError>>,
 ) -> Result<T, InUseError> {
-    tokio::time::timeout(limit, work)
-        .await
-        .unwrap_or_else(|_| Err(InUseError::Database("PostgreSQL did not answer in time".into())))
+    tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
+        Err(InUseError::Database(
+            "PostgreSQL did not answer in time".into(),
+        ))
+    })
 }
 
 fn db(e: &tokio_postgres::Error) -> InUseError {
@@ -345,8 +344,14 @@ mod tests {
 
     #[test]
     fn the_key_depends_on_the_table_name_only_and_is_stable() {
-        assert_eq!(advisory_key("openbao_kv_store"), advisory_key("openbao_kv_store"));
-        assert_ne!(advisory_key("openbao_kv_store"), advisory_key("other_table"));
+        assert_eq!(
+            advisory_key("openbao_kv_store"),
+            advisory_key("openbao_kv_store")
+        );
+        assert_ne!(
+            advisory_key("openbao_kv_store"),
+            advisory_key("other_table")
+        );
         // Servers of every version and the migration must agree: pinned.
         assert_eq!(advisory_key("openbao_kv_store"), -3_323_776_967_802_474_124);
     }

@@ -34,7 +34,11 @@ async fn servers_share_a_table_and_a_migration_excludes_them() {
         "PostgreSQL table \"openbao_kv_store\" is in use by a running Strongroom server: stop every server on it first"
     );
     // Another table is free.
-    drop(InUse::claim_for_migration(&options(&url, "other")).await.unwrap());
+    drop(
+        InUse::claim_for_migration(&options(&url, "other"))
+            .await
+            .unwrap(),
+    );
 
     drop(first);
     assert!(matches!(

@@ -83,7 +83,12 @@ pub struct MigrateArgs {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_parallel: u32,
     /// Log level: trace, debug, info, warn, error.
-    #[arg(long = "log-level", env = "VAULT_LOG_LEVEL", default_value = "info", value_name = "LEVEL")]
+    #[arg(
+        long = "log-level",
+        env = "VAULT_LOG_LEVEL",
+        default_value = "info",
+        value_name = "LEVEL"
+    )]
     pub log_level: String,
 }
 

@@ -258,7 +258,7 @@ async fn open(
                 let e = e.to_string();
                 if e.contains("already open") {
                     anyhow!(
-                        "{stanza} \"redb\": {} is in use by another process (is a server running on it? stop it first): {e}",
+                        "{stanza} \"redb\": {} is in use by another process (is a server running on it? stop it first)",
                         path.display()
                     )
                 } else {
@@ -429,7 +429,10 @@ mod tests {
             Some(b"value of a/b/c".to_vec())
         );
         // Overwritten with the source's value.
-        assert_eq!(to.get("a").await.expect("get"), Some(b"value of a".to_vec()));
+        assert_eq!(
+            to.get("a").await.expect("get"),
+            Some(b"value of a".to_vec())
+        );
     }
 
     #[tokio::test]

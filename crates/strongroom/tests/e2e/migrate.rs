@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 use strongroom_test::postgres::Postgres;
-use strongroom_test::server::{run, strongroom_path, Call, CmdOutput, Config, Kind, Server, Storage};
+use strongroom_test::server::{
+    run, strongroom_path, Call, CmdOutput, Config, Kind, Server, Storage,
+};
 
 use crate::races::wait_active;
 
@@ -81,8 +83,16 @@ struct Fixture {
 /// a child (both with leases), and a role with a secret-id.
 async fn populate(server: &Server) -> Fixture {
     ok(server, Call::post("sys/mounts/kv", json!({"type": "kv"}))).await;
-    ok(server, Call::post("sys/mounts/secret", json!({"type": "kv-v2"}))).await;
-    ok(server, Call::post("sys/auth/approle", json!({"type": "approle"}))).await;
+    ok(
+        server,
+        Call::post("sys/mounts/secret", json!({"type": "kv-v2"})),
+    )
+    .await;
+    ok(
+        server,
+        Call::post("sys/auth/approle", json!({"type": "approle"})),
+    )
+    .await;
     ok(server, Call::put("kv/app", json!({"v1": "one"}))).await;
     for version in ["first", "second"] {
         ok(
@@ -237,7 +247,12 @@ async fn a_server_moves_from_redb_to_postgresql_and_back_and_finds_everything() 
     server.kill();
 
     // redb -> PostgreSQL.
-    let out = migrate(dir.path(), &redb(&redb_file(&first)), &postgresql(&url), &[]);
+    let out = migrate(
+        dir.path(),
+        &redb(&redb_file(&first)),
+        &postgresql(&url),
+        &[],
+    );
     assert_migrated(&out);
     assert!(
         out.stderr.contains("copied key") && out.stderr.contains("core/keyring"),
@@ -347,10 +362,20 @@ async fn migrate_refuses_while_a_server_runs_on_either_side() {
     let mut on_redb = Server::with_config(Kind::Strongroom, &redb_config(&busy));
     on_redb.init(1, 1).await;
     let empty = pg.fresh_url();
-    let out = migrate(dir.path(), &redb(&redb_file(&busy)), &postgresql(&empty), &[]);
+    let out = migrate(
+        dir.path(),
+        &redb(&redb_file(&busy)),
+        &postgresql(&empty),
+        &[],
+    );
     assert_refused(&out, "is in use by another process");
     assert_eq!(row_count(&empty).await, 0, "nothing copied");
-    let out = migrate(dir.path(), &redb(&redb_file(&idle)), &redb(&redb_file(&busy)), &[]);
+    let out = migrate(
+        dir.path(),
+        &redb(&redb_file(&idle)),
+        &redb(&redb_file(&busy)),
+        &[],
+    );
     assert_refused(&out, "storage_destination \"redb\"");
     assert_refused(&out, "is in use by another process");
     on_redb.kill();
@@ -410,8 +435,11 @@ async fn a_left_over_migration_lock_stops_servers_until_reset() {
     .await;
     let cfg = pg_config(dir.path(), &url);
     let path = dir.path().join("server.hcl");
-    std::fs::write(&path, cfg.render(Kind::Strongroom, &[strongroom_test::server::free_port()]))
-        .expect("write config");
+    std::fs::write(
+        &path,
+        cfg.render(Kind::Strongroom, &[strongroom_test::server::free_port()]),
+    )
+    .expect("write config");
     let config = format!("-config={}", path.display());
     let out = run(&strongroom_path(), &["server", config.as_str()], &[]);
     wait_released(&url).await;
@@ -425,9 +453,17 @@ async fn a_left_over_migration_lock_stops_servers_until_reset() {
     // A second migration refuses too.
     let elsewhere = dir.path().join("elsewhere.redb");
     let out = migrate(dir.path(), &postgresql(&url), &redb(&elsewhere), &[]);
-    assert_refused(&out, "storage migration in progress (started: 2026-01-02T03:04:05Z)");
+    assert_refused(
+        &out,
+        "storage migration in progress (started: 2026-01-02T03:04:05Z)",
+    );
 
-    let out = migrate(dir.path(), &postgresql(&url), &redb(&elsewhere), &["-reset"]);
+    let out = migrate(
+        dir.path(),
+        &postgresql(&url),
+        &redb(&elsewhere),
+        &["-reset"],
+    );
     assert_eq!(out.code, 0, "{out:?}");
     assert!(
         out.stdout
