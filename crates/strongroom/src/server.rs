@@ -195,22 +195,29 @@ async fn open_postgresql(
             .validate()
             .map_err(|e| anyhow!("storage \"postgresql\": {e}"))?;
     }
-    let options = strongroom_postgres::PostgresOptions {
-        connection_url: pg.connection_url.clone(),
-        table: pg.table.clone(),
-        ha_enabled: pg.ha_enabled,
-        ha_table: pg.ha_table.clone(),
-        max_parallel: pg.max_parallel,
-        skip_create_table: pg.skip_create_table,
-        tls_ca_file: pg.tls_ca_file.clone(),
-        ..Default::default()
-    };
-    let backend = strongroom_postgres::PostgresBackend::connect(options.clone())
+    let backend =
+        strongroom_postgres::PostgresBackend::connect(strongroom_postgres::PostgresOptions {
+            connection_url: pg.connection_url.clone(),
+            table: pg.table.clone(),
+            ha_enabled: pg.ha_enabled,
+            ha_table: pg.ha_table.clone(),
+            max_parallel: pg.max_parallel,
+            skip_create_table: pg.skip_create_table,
+            tls_ca_file: pg.tls_ca_file.clone(),
+            ..Default::default()
+        })
         .await
         .context("opening PostgreSQL storage")?;
     // Keeps `operator migrate` off the table while this process runs
     // (standbys included), and fails while a migration runs.
-    let in_use = strongroom_postgres::InUse::claim_for_server(&options)
+    let in_use =
+        strongroom_postgres::InUse::claim_for_server(&strongroom_postgres::PostgresOptions {
+            connection_url: pg.connection_url.clone(),
+            table: pg.table.clone(),
+            ha_table: pg.ha_table.clone(),
+            tls_ca_file: pg.tls_ca_file.clone(),
+            ..Default::default()
+        })
         .await
         .context("storage \"postgresql\"")?;
     tokio::spawn(in_use.keep());
