@@ -20,7 +20,8 @@
 //!   it (resuming an interrupted migration). The migration lock and the HA
 //!   lock key (`core/lock`) are never copied.
 //! - Destination keys absent from the source are left alone; keys present
-//!   in both are overwritten. Copy into an empty storage.
+//!   in both are overwritten. Copy into an empty storage (a destination
+//!   initialised already gets a warning, unless `-start` resumes).
 //! - Exit status 0 with `Success! All of the keys have been migrated.`;
 //!   1 for a config error; 2 when the migration failed.
 //!
@@ -50,6 +51,11 @@ use crate::cli::MigrateArgs;
 /// The source key that marks a migration in progress (OpenBao's
 /// `core/migration`).
 pub const MIGRATION_LOCK_KEY: &str = "core/migration";
+
+/// Where an initialised storage keeps its seal configuration (the
+/// barrier's `SEAL_CONFIG_PATH`): present in a destination that was
+/// initialised before the migration.
+const SEAL_CONFIG_KEY: &str = "core/seal-config";
 
 /// Runs `strongroom operator migrate` and returns its exit status.
 pub fn main(args: MigrateArgs) -> ExitCode {
@@ -183,6 +189,18 @@ async fn run_claimed(
         bail!(
             "storage migration in progress (started: {}); if no migration runs, clear the lock with -reset",
             started(&lock)
+        );
+    }
+    if args.start.is_empty()
+        && destination
+            .get(SEAL_CONFIG_KEY)
+            .await
+            .context("error reading the destination")?
+            .is_some()
+    {
+        tracing::warn!(
+            "the destination was initialised already: its keys are overwritten where the source \
+             has them, and the others stay (OpenBao's behaviour); migrate into an empty storage"
         );
     }
     let lock = serde_json::json!({

@@ -258,6 +258,7 @@ async fn a_server_moves_from_redb_to_postgresql_and_back_and_finds_everything() 
         out.stderr.contains("copied key") && out.stderr.contains("core/keyring"),
         "progress is logged per key: {out:?}"
     );
+    assert!(!out.stderr.contains("initialised already"), "{out:?}");
     let mut server = start_unsealed(&pg_config(dir.path(), &url), &f).await;
     find_everything(&server, &f).await;
     server.kill();
@@ -266,7 +267,7 @@ async fn a_server_moves_from_redb_to_postgresql_and_back_and_finds_everything() 
     // PostgreSQL -> a fresh redb file.
     let out = migrate(dir.path(), &postgresql(&url), &redb(&redb_file(&last)), &[]);
     assert_migrated(&out);
-    let server = start_unsealed(&redb_config(&last), &f).await;
+    let mut server = start_unsealed(&redb_config(&last), &f).await;
     find_everything(&server, &f).await;
     // The parent-child link came along: revoking the parent revokes the
     // child.
@@ -279,6 +280,16 @@ async fn a_server_moves_from_redb_to_postgresql_and_back_and_finds_everything() 
         .send(&Call::get("auth/token/lookup-self").token(&f.child))
         .await;
     assert_eq!(r.status, 403, "{r:?}");
+    server.kill();
+
+    // Into a storage initialised before: copied, with a warning.
+    let out = migrate(dir.path(), &redb(&redb_file(&last)), &postgresql(&url), &[]);
+    assert_migrated(&out);
+    assert!(
+        out.stderr
+            .contains("the destination was initialised already"),
+        "{out:?}"
+    );
 }
 
 /// Waits until no process holds an advisory lock in `url`'s database: a
