@@ -7,8 +7,10 @@
 //! runs ([`InUse::claim_for_server`]); every node of an HA cluster holds it
 //! at once, standbys included. A migration takes the same key
 //! **exclusively** (`pg_try_advisory_lock`, [`InUse::claim_for_migration`]),
-//! which fails while any server holds it, and makes a server that starts
-//! during the migration fail to start. The migration also refuses while
+//! which fails while any server holds it. (A server that starts during a
+//! migration is stopped by the migration lock the migration writes into
+//! the storage before claiming it, not by this claim: see
+//! [`InUse::claim_for_server`].) The migration also refuses while
 //! the lock table holds an unexpired `core/lock` row (an active HA node,
 //! e.g. an OpenBao server, which takes no advisory lock): the same query as
 //! [`HaLock::leader`](crate::HaLock::leader).
@@ -21,13 +23,17 @@
 //! **Poolers.** Session advisory locks need a real session. Through a pooler
 //! in *transaction* mode (PgBouncer's `pool_mode = transaction`) the lock is
 //! taken on whichever server connection ran the statement, which is then
-//! handed to other clients: the lock may be missing for the migration's
-//! check, or linger on a pooled connection after the server stopped (and
-//! make the migration refuse until PgBouncer closes that connection). With
-//! such a pooler, point the migration's `connection_url` (and, for the check
-//! to hold, the servers' `connection_url` too) at PostgreSQL directly or at
-//! a session-mode pool, or make sure by hand that every server is stopped.
-//! The HA lock itself is a row and works through any pooler.
+//! handed to other clients; unlocking may run on yet another one. The
+//! lock may then be missing for the migration's check, or linger on a
+//! pooled server connection after its holder stopped: a server's shared
+//! lock makes a migration refuse, even through a direct connection, until
+//! PgBouncer closes that server connection (`RECONNECT` on its admin
+//! console, or its `server_idle_timeout`); a migration's exclusive lock
+//! only delays a starting server's claim, which is why a server never
+//! refuses to start over it. With such a pooler, give the servers (for
+//! the mark to be held) and the migration a direct or session-mode
+//! connection, or make sure by hand that every server is stopped. The HA
+//! lock and the migration lock are rows and work through any pooler.
 //!
 //! The key is derived from the table name only (advisory locks are scoped
 //! to one database), so two tables of the same name in different schemas of
@@ -53,8 +59,9 @@ const RECLAIM_INTERVAL: Duration = Duration::from_secs(5);
 /// Why a table could not be claimed.
 #[derive(Debug, thiserror::Error)]
 pub enum InUseError {
-    /// A migration wanted the table, but a server holds it.
-    #[error("PostgreSQL table {table:?} is in use by a running Strongroom server: stop every server on it first")]
+    /// A migration wanted the table, but a server (or another migration)
+    /// holds it.
+    #[error("PostgreSQL table {table:?} is in use by a running Strongroom server (or another migration): stop every server on it first")]
     ServerRunning {
         /// The data table.
         table: String,
@@ -123,9 +130,15 @@ pub struct InUse {
 
 impl InUse {
     /// A server's claim: the shared lock on `options.table`, kept (and
-    /// taken again after a broken connection) until dropped. Fails with
-    /// [`InUseError::MigrationRunning`] while a migration holds the table.
-    /// Must run inside a tokio runtime.
+    /// taken again after a broken connection) until dropped. Fails only
+    /// when PostgreSQL cannot be reached. While the table is claimed
+    /// exclusively (a migration, or a session a transaction-mode pooler
+    /// keeps open after the migration ended: see the module docs), the
+    /// claim is not held ([`InUse::is_held`]), a warning says so, and it is
+    /// tried again in the background. What stops a server from starting
+    /// during a migration is the migration lock in storage, which the
+    /// server reads *after* this claim (the migration writes it *before*
+    /// its own). Must run inside a tokio runtime.
     pub async fn claim_for_server(options: &PostgresOptions) -> Result<InUse, InUseError> {
         Self::claim(options, Mode::Shared).await
     }
@@ -185,8 +198,15 @@ impl InUse {
             timeout: options.timeout,
             key: advisory_key(&options.table),
         };
-        let session = bounded(target.timeout, take(&target, mode)).await?;
-        let held = Arc::new(AtomicBool::new(true));
+        let session = match bounded(target.timeout, take(&target, mode)).await {
+            Ok(session) => Some(session),
+            Err(e @ InUseError::MigrationRunning { .. }) => {
+                tracing::warn!(error = %e, "cannot mark the PostgreSQL table in use yet; trying again in the background");
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        let held = Arc::new(AtomicBool::new(session.is_some()));
         let (release, asked) = oneshot::channel();
         let timeout = target.timeout;
         let task = tokio::spawn(hold(target, mode, session, Arc::clone(&held), asked));
@@ -294,47 +314,59 @@ async fn take(target: &Target, mode: Mode) -> Result<Session, InUseError> {
 }
 
 /// Keeps the session (and with it the lock) until aborted or asked to
-/// release it; a server's claim is taken again on a new connection when
-/// the old one ends.
+/// release it; a server's claim is taken (again) on a new connection while
+/// it has none.
 async fn hold(
     target: Target,
     mode: Mode,
-    mut session: Session,
+    mut session: Option<Session>,
     held: Arc<AtomicBool>,
     mut release: oneshot::Receiver<oneshot::Sender<()>>,
 ) {
     loop {
+        if let Some(current) = session.as_mut() {
+            tokio::select! {
+                _ = &mut current.ended => {
+                    held.store(false, Ordering::Release);
+                    tracing::warn!(table = %target.table,
+                        "lost the connection that marks the PostgreSQL table in use; a migration could start meanwhile");
+                    if mode == Mode::Exclusive {
+                        return;
+                    }
+                }
+                asked = &mut release => {
+                    let unlock = match mode {
+                        Mode::Shared => "SELECT pg_advisory_unlock_shared($1)",
+                        Mode::Exclusive => "SELECT pg_advisory_unlock($1)",
+                    };
+                    let _ = current.client.execute(unlock, &[&target.key]).await;
+                    held.store(false, Ordering::Release);
+                    if let Ok(done) = asked {
+                        let _ = done.send(());
+                    }
+                    return;
+                }
+            }
+        }
+        session = None;
         tokio::select! {
-            _ = &mut session.ended => {}
+            () = tokio::time::sleep(RECLAIM_INTERVAL) => {}
             asked = &mut release => {
-                let unlock = match mode {
-                    Mode::Shared => "SELECT pg_advisory_unlock_shared($1)",
-                    Mode::Exclusive => "SELECT pg_advisory_unlock($1)",
-                };
-                let _ = session.client.execute(unlock, &[&target.key]).await;
-                held.store(false, Ordering::Release);
                 if let Ok(done) = asked {
                     let _ = done.send(());
                 }
                 return;
             }
         }
-        held.store(false, Ordering::Release);
-        tracing::warn!(table = %target.table,
-            "lost the connection that marks the PostgreSQL table in use; a migration could start meanwhile");
-        if mode == Mode::Exclusive {
-            return;
-        }
-        session = loop {
-            tokio::time::sleep(RECLAIM_INTERVAL).await;
-            match bounded(target.timeout, take(&target, mode)).await {
-                Ok(s) => break s,
-                Err(e) => tracing::error!(table = %target.table, error = %e,
-                    "cannot mark the PostgreSQL table in use again"),
+        match bounded(target.timeout, take(&target, mode)).await {
+            Ok(s) => {
+                session = Some(s);
+                held.store(true, Ordering::Release);
+                tracing::info!(table = %target.table, "the PostgreSQL table is marked in use");
             }
-        };
-        held.store(true, Ordering::Release);
-        tracing::info!(table = %target.table, "the PostgreSQL table is marked in use again");
+            Err(e) => tracing::warn!(table = %target.table, error = %e,
+                "cannot mark the PostgreSQL table in use; trying again"),
+        }
     }
 }
 

@@ -8,12 +8,12 @@
 //! What it does, as OpenBao:
 //! - The entries are copied as stored, barrier-encrypted: no unseal, no
 //!   key. The destination is then unsealed with the source's keys.
-//! - While it runs, the source holds the migration lock, the key
-//!   [`MIGRATION_LOCK_KEY`] (`{"start": "<RFC 3339 time>"}`, not
-//!   encrypted); a server refuses to start on a storage holding it, and a
-//!   second migration refuses too. It is removed at the end, also after a
-//!   failure; a migration killed outright leaves it behind, and
-//!   `-reset` removes it.
+//! - While it runs, the migration lock, the key [`MIGRATION_LOCK_KEY`]
+//!   (`{"start": "<RFC 3339 time>"}`, not encrypted), is in the source
+//!   (and, beyond OpenBao, in the destination too); a server refuses to
+//!   start on a storage holding it, and a second migration refuses too. It
+//!   is removed at the end, also after a failure; a migration killed
+//!   outright leaves it behind, and `-reset` removes it (from both sides).
 //! - Keys are walked depth first in byte order, one folder listing at a
 //!   time (the key list is streamed, never held whole), and copied
 //!   `-max-parallel` at a time (default 10). `-start` skips the keys before
@@ -29,8 +29,11 @@
 //! redb files are opened exclusively (a running server's open file makes
 //! the open fail), and a PostgreSQL table is claimed exclusively
 //! ([`strongroom_postgres::inuse`]), which fails while a server holds its
-//! shared claim or a node holds the HA lock. The claims are held for the
-//! whole copy, so no server can start on either side meanwhile. Memory
+//! shared claim or a node holds the HA lock. Each side gets the migration
+//! lock *before* its claim, and a server takes its claim *before* reading
+//! the lock: a server either started in time to make the claim fail, or
+//! finds the lock and refuses to start. Redb files stay open (locked) for
+//! the whole copy. Memory
 //! storage and a copy onto the source itself are refused. On SIGINT or
 //! SIGTERM the copy stops, the lock is removed and the exit status is 2
 //! (OpenBao exits 0 there).
@@ -135,25 +138,34 @@ impl Side {
     }
 }
 
-/// The PostgreSQL claims taken so far, with the side each keeps servers
-/// off.
-type Claims = Vec<(Side, InUse)>;
+/// What the migration holds while it runs: its PostgreSQL claims, and
+/// the storages it wrote the migration lock into.
+#[derive(Default)]
+struct Held {
+    claims: Vec<(Side, InUse)>,
+    locked: Vec<Arc<dyn Backend>>,
+}
 
 async fn run(config: MigrationConfig, args: &MigrateArgs) -> anyhow::Result<()> {
-    let mut claims = Claims::new();
-    let outcome = run_claimed(config, args, &mut claims).await;
+    let mut held = Held::default();
+    let outcome = run_held(config, args, &mut held).await;
+    for storage in &held.locked {
+        if let Err(e) = storage.delete(MIGRATION_LOCK_KEY).await {
+            tracing::error!(error = %e, "could not remove the migration lock; use -reset");
+        }
+    }
     // Given back explicitly (not left to the connection's close), so that
     // a server started right after this process finds the tables free.
-    for (_, claim) in claims {
+    for (_, claim) in held.claims {
         claim.release().await;
     }
     outcome
 }
 
-async fn run_claimed(
+async fn run_held(
     config: MigrationConfig,
     args: &MigrateArgs,
-    claims: &mut Claims,
+    held: &mut Held,
 ) -> anyhow::Result<()> {
     let env = |k: &str| std::env::var(k).ok();
     let with_env = |s: StorageConfig| match s {
@@ -165,32 +177,61 @@ async fn run_claimed(
     if same_storage(&source_config, &destination_config) {
         bail!("storage_source and storage_destination are the same storage");
     }
-    // Both sides are checked before anything is written.
-    let source = open(Side::Source, &source_config, args.max_parallel, claims).await?;
     if args.reset {
-        return source
-            .delete(MIGRATION_LOCK_KEY)
-            .await
-            .context("error resetting migration lock");
+        // Both sides: a migration killed outright leaves the lock in both.
+        for (side, config) in [
+            (Side::Source, &source_config),
+            (Side::Destination, &destination_config),
+        ] {
+            let (storage, pg) = open(side, config, args.max_parallel).await?;
+            claim(side, pg, held).await?;
+            storage
+                .delete(MIGRATION_LOCK_KEY)
+                .await
+                .with_context(|| format!("error resetting migration lock in {}", side.stanza()))?;
+        }
+        return Ok(());
     }
-    let destination = open(
-        Side::Destination,
-        &destination_config,
-        args.max_parallel,
-        claims,
-    )
-    .await?;
 
-    if let Some(lock) = source
-        .get(MIGRATION_LOCK_KEY)
-        .await
-        .context("error checking migration status")?
-    {
-        bail!(
-            "storage migration in progress (started: {}); if no migration runs, clear the lock with -reset",
-            started(&lock)
-        );
+    let lock = serde_json::json!({
+        "start": humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+    })
+    .to_string();
+    let mut sides = Vec::new();
+    for (side, config) in [
+        (Side::Source, &source_config),
+        (Side::Destination, &destination_config),
+    ] {
+        let (storage, pg) = open(side, config, args.max_parallel).await?;
+        if let Some(lock) = storage
+            .get(MIGRATION_LOCK_KEY)
+            .await
+            .context("error checking migration status")?
+        {
+            bail!(
+                "{}: storage migration in progress (started: {}); if no migration runs, clear \
+                 the lock with -reset",
+                side.stanza(),
+                started(&lock)
+            );
+        }
+        // The lock first, the claim second. A server starts by taking its
+        // claim, then reading the lock: one that read no lock holds its
+        // claim already, so ours fails; one that starts later finds the
+        // lock. Whatever the timing, no server runs on a side while we copy.
+        held.locked.push(Arc::clone(&storage));
+        storage
+            .put(MIGRATION_LOCK_KEY, lock.clone().into_bytes())
+            .await
+            .context("error setting migration lock")?;
+        claim(side, pg, held).await?;
+        sides.push(storage);
     }
+    let (source, destination) = match <[_; 2]>::try_from(sides) {
+        Ok([s, d]) => (s, d),
+        Err(_) => bail!("internal error: not two storages"),
+    };
+
     if args.start.is_empty()
         && destination
             .get(SEAL_CONFIG_KEY)
@@ -203,32 +244,15 @@ async fn run_claimed(
              has them, and the others stay (OpenBao's behaviour); migrate into an empty storage"
         );
     }
-    let lock = serde_json::json!({
-        "start": humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
-    });
-    source
-        .put(MIGRATION_LOCK_KEY, lock.to_string().into_bytes())
-        .await
-        .context("error setting migration lock")?;
-
-    let copy = copy_all(
-        Arc::clone(&source),
-        destination,
-        &args.start,
-        args.max_parallel as usize,
-    );
-    let outcome = tokio::select! {
-        outcome = copy => outcome,
+    let copy = copy_all(source, destination, &args.start, args.max_parallel as usize);
+    let copied = tokio::select! {
+        outcome = copy => outcome?,
         () = crate::server::shutdown_signal() => {
             println!("==> Migration shutdown triggered\n");
-            Err(anyhow!("migration aborted: not every key was copied"))
+            bail!("migration aborted: not every key was copied");
         }
     };
-    if let Err(e) = source.delete(MIGRATION_LOCK_KEY).await {
-        tracing::error!(error = %e, "could not remove the migration lock; use -reset");
-    }
-    let copied = outcome?;
-    if let Some((side, _)) = claims.iter().find(|(_, c)| !c.is_held()) {
+    if let Some((side, _)) = held.claims.iter().find(|(_, c)| !c.is_held()) {
         bail!(
             "{}: the connection that kept servers off the PostgreSQL table broke during \
              the migration; make sure no server ran on it, then migrate again",
@@ -236,6 +260,18 @@ async fn run_claimed(
         );
     }
     tracing::info!(keys = copied, "migration finished");
+    Ok(())
+}
+
+/// Claims a PostgreSQL side for the migration (`pg`: its options; `None`
+/// for redb, which the open itself holds exclusively).
+async fn claim(side: Side, pg: Option<PostgresOptions>, held: &mut Held) -> anyhow::Result<()> {
+    if let Some(options) = pg {
+        let claim = InUse::claim_for_migration(&options)
+            .await
+            .with_context(|| format!("{} \"postgresql\"", side.stanza()))?;
+        held.claims.push((side, claim));
+    }
     Ok(())
 }
 
@@ -254,16 +290,14 @@ fn same_storage(a: &StorageConfig, b: &StorageConfig) -> bool {
     }
 }
 
-/// Opens one side, refusing while a server uses it; a PostgreSQL side's
-/// claim joins `claims`.
+/// Opens one side (a redb file exclusively: a running server's open
+/// makes it fail), with the options to claim a PostgreSQL side with.
 async fn open(
     side: Side,
     config: &StorageConfig,
     max_parallel: u32,
-    claims: &mut Claims,
-) -> anyhow::Result<Arc<dyn Backend>> {
+) -> anyhow::Result<(Arc<dyn Backend>, Option<PostgresOptions>)> {
     let stanza = side.stanza();
-    let kind = config.kind();
     match config {
         StorageConfig::Inmem => bail!(
             "{stanza} \"inmem\" cannot be migrated: memory storage lives only inside a running server"
@@ -283,7 +317,7 @@ async fn open(
                     anyhow!("{stanza} \"redb\": {e}")
                 }
             })?;
-            Ok(Arc::new(storage))
+            Ok((Arc::new(storage), None))
         }
         StorageConfig::Postgresql(pg) => {
             let options = PostgresOptions {
@@ -301,14 +335,10 @@ async fn open(
             if options.connection_url.trim().is_empty() {
                 bail!("{stanza} \"postgresql\": connection_url is empty (set it, or BAO_PG_CONNECTION_URL)");
             }
-            let claim = InUse::claim_for_migration(&options)
+            let storage = PostgresBackend::connect(options.clone())
                 .await
-                .with_context(|| format!("{stanza} \"{kind}\""))?;
-            claims.push((side, claim));
-            let storage = PostgresBackend::connect(options)
-                .await
-                .with_context(|| format!("{stanza} \"{kind}\""))?;
-            Ok(Arc::new(storage))
+                .with_context(|| format!("{stanza} \"postgresql\""))?;
+            Ok((Arc::new(storage), Some(options)))
         }
     }
 }

@@ -209,7 +209,8 @@ async fn open_postgresql(
         .await
         .context("opening PostgreSQL storage")?;
     // Keeps `operator migrate` off the table while this process runs
-    // (standbys included), and fails while a migration runs.
+    // (standbys included). A migration in progress stops this server with
+    // its migration lock, read after this claim (`open_storage`).
     let in_use =
         strongroom_postgres::InUse::claim_for_server(&strongroom_postgres::PostgresOptions {
             connection_url: pg.connection_url.clone(),

@@ -428,24 +428,20 @@ async fn migrate_refuses_while_a_server_runs_on_either_side() {
     assert!(row_count(&ha).await > 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_left_over_migration_lock_stops_servers_until_reset() {
-    let pg = Postgres::start();
-    let url = pg.fresh_url();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut server = Server::with_config(Kind::Strongroom, &pg_config(dir.path(), &url));
-    server.init(1, 1).await;
-    server.kill();
-    wait_released(&url).await;
-    // What a migration killed outright leaves in its source.
+/// Writes the migration lock a migration killed outright leaves behind
+/// into the data table at `url`.
+async fn leave_lock(url: &str) {
     sql(
-        &url,
+        url,
         "INSERT INTO openbao_kv_store (parent_path, path, key, value) \
          VALUES ('/', '/core/', 'migration', '{\"start\":\"2026-01-02T03:04:05Z\"}')",
     )
     .await;
-    let cfg = pg_config(dir.path(), &url);
-    let path = dir.path().join("server.hcl");
+}
+
+/// Runs a server with `cfg` to its exit (it is expected to refuse).
+async fn server_refused(cfg: &Config, url: &str) -> CmdOutput {
+    let path = cfg.dir.join("server.hcl");
     std::fs::write(
         &path,
         cfg.render(Kind::Strongroom, &[strongroom_test::server::free_port()]),
@@ -453,26 +449,57 @@ async fn a_left_over_migration_lock_stops_servers_until_reset() {
     .expect("write config");
     let config = format!("-config={}", path.display());
     let out = run(&strongroom_path(), &["server", config.as_str()], &[]);
-    wait_released(&url).await;
-    assert_eq!(out.code, 1, "{out:?}");
-    assert!(
-        out.stderr.contains(
-            "Startup is prevented because a storage migration is in progress (started: 2026-01-02T03:04:05Z)"
-        ),
-        "{out:?}"
+    wait_released(url).await;
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_left_over_migration_lock_stops_servers_until_reset() {
+    let pg = Postgres::start();
+    let (url, other) = (pg.fresh_url(), pg.fresh_url());
+    let (dir, other_dir) = (
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
     );
-    // A second migration refuses too.
-    let elsewhere = dir.path().join("elsewhere.redb");
-    let out = migrate(dir.path(), &postgresql(&url), &redb(&elsewhere), &[]);
+    let (cfg, other_cfg) = (
+        pg_config(dir.path(), &url),
+        pg_config(other_dir.path(), &other),
+    );
+    let mut server = Server::with_config(Kind::Strongroom, &cfg);
+    server.init(1, 1).await;
+    server.kill();
+    // A server on `other` creates its table.
+    drop(Server::with_config(Kind::Strongroom, &other_cfg));
+    wait_released(&url).await;
+    wait_released(&other).await;
+    // A migration from `url` to `other`, killed outright, left its lock in
+    // both: no server starts on either.
+    leave_lock(&url).await;
+    leave_lock(&other).await;
+    for (c, u) in [(&cfg, &url), (&other_cfg, &other)] {
+        let out = server_refused(c, u).await;
+        assert_eq!(out.code, 1, "{out:?}");
+        assert!(
+            out.stderr.contains(
+                "Startup is prevented because a storage migration is in progress (started: 2026-01-02T03:04:05Z)"
+            ),
+            "{out:?}"
+        );
+    }
+    // A second migration refuses too, and leaves the locks in place.
+    let out = migrate(dir.path(), &postgresql(&url), &postgresql(&other), &[]);
     assert_refused(
         &out,
-        "storage migration in progress (started: 2026-01-02T03:04:05Z)",
+        "storage_source: storage migration in progress (started: 2026-01-02T03:04:05Z)",
     );
+    let out = server_refused(&cfg, &url).await;
+    assert_eq!(out.code, 1, "{out:?}");
 
+    // -reset clears both sides, and the servers start.
     let out = migrate(
         dir.path(),
         &postgresql(&url),
-        &redb(&elsewhere),
+        &postgresql(&other),
         &["-reset"],
     );
     assert_eq!(out.code, 0, "{out:?}");
@@ -485,4 +512,7 @@ async fn a_left_over_migration_lock_stops_servers_until_reset() {
     let r = server.send(&Call::get("sys/seal-status")).await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.body["initialized"], true);
+    let server = Server::with_config(Kind::Strongroom, &other_cfg);
+    let r = server.send(&Call::get("sys/seal-status")).await;
+    assert_eq!(r.body["initialized"], false, "{r:?}");
 }
