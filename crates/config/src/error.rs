@@ -94,6 +94,15 @@ pub enum ConfigError {
         /// The types of the storage blocks found, in file order.
         kinds: Vec<String>,
     },
+    /// A migration config without exactly one `storage_source` (or
+    /// `storage_destination`) block (OpenBao's wording).
+    #[error("exactly one {stanza:?} block is required, found {found}")]
+    MigrationStanza {
+        /// `storage_source` or `storage_destination`.
+        stanza: String,
+        /// How many such blocks the file has.
+        found: usize,
+    },
     /// A `storage` block of a type Strongroom does not implement.
     #[error("unknown storage type {kind:?} (supported: \"inmem\", \"redb\", \"postgresql\")")]
     UnknownStorage {

@@ -3,7 +3,9 @@
 //!
 //! The crate owns the config types ([`ServerConfig`], [`StorageConfig`],
 //! [`ListenerConfig`], [`PostgresqlConfig`], [`TlsFiles`], [`LogLevel`]), the entry points
-//! [`parse_str`] and [`load`], and the error type [`ConfigError`]. The text is
+//! [`parse_str`] and [`load`], the storage migration's config
+//! ([`MigrationConfig`], [`parse_migration_str`], [`load_migration`]), and
+//! the error type [`ConfigError`]. The text is
 //! first parsed into a `serde_json::Value` (hcl-rs follows the HCL JSON
 //! specification, so both syntaxes meet in one shape) and then walked by
 //! small explicit code that checks every key; unknown keys are errors.
@@ -99,6 +101,33 @@ impl ServerConfig {
     pub fn effective_max_lease_ttl(&self) -> Duration {
         self.max_lease_ttl.unwrap_or(DEFAULT_LEASE_TTL)
     }
+}
+
+/// A `strongroom operator migrate` configuration (OpenBao's `operator
+/// migrate` file): where to copy the storage from and to. Both are written
+/// as a server's `storage` block, under the names `storage_source` and
+/// `storage_destination`:
+///
+/// ```
+/// use strongroom_config::{parse_migration_str, Format, StorageConfig};
+///
+/// let config = parse_migration_str(
+///     r#"
+///     storage_source "redb" { path = "/var/lib/strongroom/data.redb" }
+///     storage_destination "postgresql" { connection_url = "postgres://db/strongroom" }
+///     "#,
+///     Format::Hcl,
+/// )
+/// .unwrap();
+/// assert!(matches!(config.source, StorageConfig::Redb { .. }));
+/// assert!(matches!(config.destination, StorageConfig::Postgresql(_)));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationConfig {
+    /// `storage_source`: the storage copied from (exactly one block).
+    pub source: StorageConfig,
+    /// `storage_destination`: the storage copied into (exactly one block).
+    pub destination: StorageConfig,
 }
 
 /// The physical storage backend, one variant per `storage "<type>"` label.
@@ -386,11 +415,37 @@ pub fn parse_str(text: &str, format: Format) -> Result<ServerConfig, ConfigError
     parse::server_config(value)
 }
 
+/// Parses and validates a migration config text in the given syntax (see
+/// [`MigrationConfig`]). Never panics, whatever the input.
+pub fn parse_migration_str(text: &str, format: Format) -> Result<MigrationConfig, ConfigError> {
+    let text = strip_bom(text);
+    let value = match format {
+        Format::Hcl => parse::hcl_to_value(text)?,
+        Format::Json => parse::json_to_value(text)?,
+    };
+    parse::migration_config(value)
+}
+
+/// Reads, parses and validates the migration config file at `path`, as
+/// [`load`] does a server's.
+pub fn load_migration(path: &Path) -> Result<MigrationConfig, ConfigError> {
+    load_with(path, parse_migration_str)
+}
+
 /// Reads, parses and validates the config file at `path`, choosing the syntax
 /// with [`Format::detect`].
 ///
 /// Every error's message is one line naming the file.
 pub fn load(path: &Path) -> Result<ServerConfig, ConfigError> {
+    load_with(path, parse_str)
+}
+
+/// Reads the file at `path` and parses it with `parse`, every error
+/// wrapped to name the file.
+fn load_with<T>(
+    path: &Path,
+    parse: fn(&str, Format) -> Result<T, ConfigError>,
+) -> Result<T, ConfigError> {
     let bytes = std::fs::read(path).map_err(|cause| ConfigError::Read {
         path: path.to_path_buf(),
         cause,
@@ -410,7 +465,7 @@ pub fn load(path: &Path) -> Result<ServerConfig, ConfigError> {
             ),
         })
     })?;
-    parse_str(&text, Format::detect(path, &text)).map_err(in_file)
+    parse(&text, Format::detect(path, &text)).map_err(in_file)
 }
 
 fn strip_bom(text: &str) -> &str {

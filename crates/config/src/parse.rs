@@ -12,11 +12,11 @@ use strongroom_sdk::duration::duration_from_json;
 
 use crate::error::one_line;
 use crate::{
-    ConfigError, Format, ListenerConfig, LogFormat, LogLevel, PostgresqlConfig, ServerConfig,
-    StorageConfig, TlsFiles, DEFAULT_HTTP_IDLE_TIMEOUT, DEFAULT_HTTP_READ_HEADER_TIMEOUT,
-    DEFAULT_HTTP_READ_TIMEOUT, DEFAULT_LEASE_TTL, DEFAULT_LISTENER_ADDRESS,
-    DEFAULT_MAX_REQUEST_SIZE, DEFAULT_PG_HA_TABLE, DEFAULT_PG_MAX_PARALLEL, DEFAULT_PG_TABLE,
-    UNLIMITED_REQUEST_SIZE,
+    ConfigError, Format, ListenerConfig, LogFormat, LogLevel, MigrationConfig, PostgresqlConfig,
+    ServerConfig, StorageConfig, TlsFiles, DEFAULT_HTTP_IDLE_TIMEOUT,
+    DEFAULT_HTTP_READ_HEADER_TIMEOUT, DEFAULT_HTTP_READ_TIMEOUT, DEFAULT_LEASE_TTL,
+    DEFAULT_LISTENER_ADDRESS, DEFAULT_MAX_REQUEST_SIZE, DEFAULT_PG_HA_TABLE,
+    DEFAULT_PG_MAX_PARALLEL, DEFAULT_PG_TABLE, UNLIMITED_REQUEST_SIZE,
 };
 
 /// The context name of top-level keys in error messages.
@@ -112,7 +112,7 @@ pub(crate) fn server_config(doc: Value) -> Result<ServerConfig, ConfigError> {
         0 => return Err(ConfigError::NoStorage),
         1 => {
             let (kind, body) = storage_blocks.remove(0);
-            storage(kind, body)?
+            storage("storage", kind, body)?
         }
         _ => {
             return Err(ConfigError::MultipleStorage {
@@ -191,9 +191,56 @@ pub(crate) fn server_config(doc: Value) -> Result<ServerConfig, ConfigError> {
     })
 }
 
-/// Dispatches a storage block on its label. New backends get an arm here.
-fn storage(kind: String, mut body: Map<String, Value>) -> Result<StorageConfig, ConfigError> {
-    let context = format!("storage {kind:?}");
+/// The top-level keys of a migration config: OpenBao's `operator migrate`
+/// file (`cluster_addr` only matters to OpenBao's raft destination; it is
+/// accepted and ignored so that OpenBao's files load).
+const MIGRATION_KEYS: &[&str] = &["storage_source", "storage_destination", "cluster_addr"];
+
+/// Builds a migration config (`strongroom operator migrate`) from the parsed
+/// document: exactly one `storage_source` and one `storage_destination`
+/// block, each checked as a server's `storage` block; other keys refused.
+pub(crate) fn migration_config(doc: Value) -> Result<MigrationConfig, ConfigError> {
+    let Value::Object(mut top) = doc else {
+        return Err(ConfigError::Syntax {
+            format: Format::Json,
+            line: None,
+            column: None,
+            message: "the document must be an object of keys and blocks".to_string(),
+        });
+    };
+    check_keys(&top, MIGRATION_KEYS, "migration config file")?;
+    let mut one = |stanza: &str| -> Result<StorageConfig, ConfigError> {
+        let mut blocks = match top.remove(stanza) {
+            Some(v) => labelled_blocks(stanza, v)?,
+            None => Vec::new(),
+        };
+        if blocks.len() != 1 {
+            return Err(ConfigError::MigrationStanza {
+                stanza: stanza.to_string(),
+                found: blocks.len(),
+            });
+        }
+        let (kind, body) = blocks.remove(0);
+        storage(stanza, kind, body)
+    };
+    let source = one("storage_source")?;
+    let destination = one("storage_destination")?;
+    opt_string(&mut top, "cluster_addr", "migration config file")?;
+    Ok(MigrationConfig {
+        source,
+        destination,
+    })
+}
+
+/// Dispatches a storage block (`stanza` is `storage`, or a migration's
+/// `storage_source`/`storage_destination`) on its label. New backends get
+/// an arm here.
+fn storage(
+    stanza: &str,
+    kind: String,
+    mut body: Map<String, Value>,
+) -> Result<StorageConfig, ConfigError> {
+    let context = format!("{stanza} {kind:?}");
     match kind.as_str() {
         "inmem" => {
             check_keys(&body, &[], &context)?;

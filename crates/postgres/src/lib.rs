@@ -73,6 +73,11 @@
 //! // standbys: lock.leader().await -> LeaderInfo { identity, value } (sys/leader)
 //! ```
 //!
+//! # In use
+//! See [`inuse`]: a running server marks its data table in use (a shared
+//! advisory lock on a dedicated connection), so that `strongroom operator
+//! migrate` refuses to copy from or into it.
+//!
 //! # TLS
 //! rustls, with libpq's `sslmode` meanings (`disable`, `prefer` (default),
 //! `require`, `verify-ca`, `verify-full`) and a CA file (`tls_ca_file`, or
@@ -82,6 +87,7 @@
 
 mod backend;
 pub mod changes;
+pub mod inuse;
 pub mod lock;
 mod schema;
 mod tls;
@@ -90,6 +96,7 @@ pub use crate::backend::{
     PostgresBackend, PostgresOptions, DEFAULT_HA_TABLE, DEFAULT_MAX_PARALLEL, DEFAULT_TABLE,
 };
 pub use crate::changes::Changes;
+pub use crate::inuse::{InUse, InUseError};
 pub use crate::lock::{Fence, HaLock, HeldLock, LeaderInfo, LockConfig, LockError, CORE_LOCK_KEY};
 pub use crate::tls::SslMode;
 pub use deadpool_postgres::Pool;

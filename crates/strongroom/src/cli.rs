@@ -25,6 +25,9 @@ pub enum Command {
     /// Vault token, once (a drop-in for vault-gatekeeper's `server`);
     /// `strongroom gatekeeper login` is the client a task runs.
     Gatekeeper(Box<GatekeeperCommand>),
+    /// Operator commands that work on storage directly, without a server.
+    #[command(subcommand)]
+    Operator(OperatorCommand),
     /// Print the version.
     Version,
 }
@@ -48,6 +51,45 @@ pub enum GatekeeperAction {
     /// Ask Gatekeeper for this task's token, unwrap it at the Vault-API
     /// server and print it (or write it to `--output`, mode 0600).
     Login(strongroom_gatekeeper::LoginArgs),
+}
+
+/// `strongroom operator` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum OperatorCommand {
+    /// Copy every storage entry from one storage to another (OpenBao's
+    /// `operator migrate`): the entries stay barrier-encrypted, so no
+    /// unseal is needed. Every server on either storage must be stopped.
+    Migrate(MigrateArgs),
+}
+
+/// `strongroom operator migrate` flags (the names OpenBao's
+/// `bao operator migrate` uses).
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The migration config file (HCL or JSON): one `storage_source` and
+    /// one `storage_destination` block.
+    #[arg(long = "config", value_name = "FILE")]
+    pub config: PathBuf,
+    /// Only copy keys at or after this one (in byte order), to resume an
+    /// interrupted migration.
+    #[arg(long = "start", value_name = "KEY", default_value = "")]
+    pub start: String,
+    /// Only remove the migration lock (`core/migration`) from the source,
+    /// left behind by a migration that was killed; nothing is copied.
+    #[arg(long = "reset")]
+    pub reset: bool,
+    /// The most keys copied at once.
+    #[arg(long = "max-parallel", value_name = "N", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_parallel: u32,
+    /// Log level: trace, debug, info, warn, error.
+    #[arg(
+        long = "log-level",
+        env = "VAULT_LOG_LEVEL",
+        default_value = "info",
+        value_name = "LEVEL"
+    )]
+    pub log_level: String,
 }
 
 /// `strongroom server` flags (the names OpenBao's `bao server` uses).
@@ -152,6 +194,39 @@ mod tests {
             clap::error::ErrorKind::ArgumentConflict,
             "{err}"
         );
+    }
+
+    #[test]
+    fn operator_migrate_takes_openbaos_flags() {
+        let args = [
+            "strongroom",
+            "operator",
+            "migrate",
+            "-config=migrate.hcl",
+            "-start",
+            "logical/",
+            "-max-parallel=4",
+        ]
+        .map(OsString::from);
+        let cli = Cli::parse_from(normalize_args(args));
+        let Command::Operator(OperatorCommand::Migrate(m)) = cli.command else {
+            panic!("not operator migrate")
+        };
+        assert_eq!(m.config, PathBuf::from("migrate.hcl"));
+        assert_eq!(m.start, "logical/");
+        assert_eq!(m.max_parallel, 4);
+        assert!(!m.reset);
+        let err = Cli::try_parse_from([
+            "strongroom",
+            "operator",
+            "migrate",
+            "--config",
+            "m.hcl",
+            "--max-parallel",
+            "0",
+        ])
+        .expect_err("at least one at a time");
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation, "{err}");
     }
 
     #[test]

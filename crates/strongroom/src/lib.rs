@@ -1,6 +1,7 @@
 //! The composition of the `strongroom` binary as a library: its command
-//! line ([`cli`]), the server it runs ([`server`]) with its HA coordinator
-//! ([`ha`]), including the
+//! line ([`cli`]), the storage migration (`operator migrate`, [`migrate`]),
+//! the server it runs ([`server`]) with its HA coordinator ([`ha`]),
+//! including the
 //! [`server::registry`] of backends it mounts. The binary (`main.rs`) is a
 //! thin wrapper over this crate, and in-process tests build their cores
 //! from the same registry, so they exercise exactly what the binary serves.
@@ -8,6 +9,7 @@
 
 pub mod cli;
 pub mod ha;
+pub mod migrate;
 pub mod server;
 
 pub use server::registry;

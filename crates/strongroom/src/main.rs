@@ -1,7 +1,8 @@
 //! The `strongroom` binary: `strongroom server` runs the Vault-compatible
 //! server (dev mode or from a config file), `strongroom version` prints the
 //! version, `strongroom gatekeeper` runs Gatekeeper and
-//! `strongroom gatekeeper login` is its client. Flags follow Vault's
+//! `strongroom gatekeeper login` is its client, `strongroom operator migrate`
+//! copies storage between backends. Flags follow Vault's
 //! single-dash style (`-dev`, `-config=FILE`); the GNU double-dash forms
 //! work too.
 #![forbid(unsafe_code)]
@@ -9,7 +10,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use strongroom::{cli, server};
+use strongroom::{cli, migrate, server};
 
 /// The process allocator. The request path allocates many small, short-lived
 /// objects (JSON maps, strings, futures) from every worker thread, and the
@@ -43,6 +44,7 @@ fn main() -> ExitCode {
             )
         }
         cli::Command::Server(args) => report(server::run(args)),
+        cli::Command::Operator(cli::OperatorCommand::Migrate(args)) => migrate::main(args),
     }
 }
 

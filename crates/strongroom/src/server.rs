@@ -61,7 +61,7 @@ fn load_config(args: &ServerArgs) -> anyhow::Result<ServerConfig> {
 /// Installs the log subscriber: `level` as the filter (unless
 /// `STRONGROOM_LOG` gives one), lines on stderr, ANSI colours only when
 /// stderr is a terminal, one JSON object per line for [`LogFormat::Json`].
-fn init_logging(level: &str, format: LogFormat) {
+pub(crate) fn init_logging(level: &str, format: LogFormat) {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("STRONGROOM_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
@@ -149,6 +149,7 @@ async fn open_storage(
             backend
         }
     };
+    crate::migrate::refuse_while_migrating(&*durable).await?;
     if config.disable_cache {
         return Ok((durable, ha));
     }
@@ -210,6 +211,20 @@ async fn open_postgresql(
         })
         .await
         .context("opening PostgreSQL storage")?;
+    // Keeps `operator migrate` off the table while this process runs
+    // (standbys included). A migration in progress stops this server with
+    // its migration lock, read after this claim (`open_storage`).
+    let in_use =
+        strongroom_postgres::InUse::claim_for_server(&strongroom_postgres::PostgresOptions {
+            connection_url: pg.connection_url.clone(),
+            table: pg.table.clone(),
+            ha_table: pg.ha_table.clone(),
+            tls_ca_file: pg.tls_ca_file.clone(),
+            ..Default::default()
+        })
+        .await
+        .context("storage \"postgresql\"")?;
+    tokio::spawn(in_use.keep());
     let backend = Arc::new(backend);
     if !pg.ha_enabled {
         return Ok((backend, None));
@@ -243,7 +258,7 @@ fn cluster_listen_address(l: &ListenerConfig) -> anyhow::Result<String> {
     Ok(format!("{host}:{next}"))
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

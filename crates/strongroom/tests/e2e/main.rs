@@ -4,9 +4,10 @@
 //! the CLI), the GCP auth method against the Google emulator,
 //! Gatekeeper with its scheduler emulators, and PGP-encrypted shares and
 //! root tokens (init, rekey with backup, generate-root), and the
-//! `postgresql` storage (ciphertext only in the table, kill -9, the HA lock)
-//! and high availability on it (three nodes: forwarding, read-after-write,
-//! step-down, kill -9 and partitions of the active node).
+//! `postgresql` storage (ciphertext only in the table, kill -9, the HA lock),
+//! high availability on it (three nodes: forwarding, read-after-write,
+//! step-down, kill -9 and partitions of the active node), and
+//! `operator migrate` between redb and PostgreSQL.
 //!
 //! Single-target suites run against OpenBao instead with
 //! `STRONGROOM_TEST_TARGET=bao cargo test -p strongroom --test e2e`.
@@ -18,6 +19,7 @@ mod gatekeeper_support;
 mod gcp;
 mod ha;
 mod http_contract;
+mod migrate;
 mod operators;
 mod pgp;
 mod postgres;
