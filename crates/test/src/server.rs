@@ -426,6 +426,25 @@ impl Server {
         Ok(server)
     }
 
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(std::process::Child::id)
+    }
+
+    /// Sends `signal` (e.g. `"STOP"`, `"CONT"`) to the process with
+    /// `kill(1)`: a stopped process keeps its sockets open and answers
+    /// nothing, as a hung machine does.
+    pub fn signal(&self, signal: &str) {
+        if let Some(pid) = self.pid() {
+            let status = std::process::Command::new("kill")
+                .arg(format!("-{signal}"))
+                .arg(pid.to_string())
+                .status()
+                .expect("run kill");
+            assert!(status.success(), "kill -{signal} {pid}");
+        }
+    }
+
     /// Kills the process with SIGKILL (no chance to flush or clean up) and
     /// reaps it.
     pub fn kill(&mut self) {

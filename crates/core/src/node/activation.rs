@@ -240,6 +240,15 @@ impl Core {
         Ok(())
     }
 
+    /// The active state, or on an HA standby its read-only state (for
+    /// handlers that only read; writes through it fail at the gate).
+    pub(crate) fn active_or_standby(&self) -> Result<Arc<Active>> {
+        match self.active() {
+            Err(Error::Standby) => self.standby.load_full().ok_or(Error::Standby),
+            other => other,
+        }
+    }
+
     /// Whether this standby has its read-only state loaded.
     pub fn has_standby_state(&self) -> bool {
         self.standby.load().is_some()

@@ -32,8 +32,11 @@ impl TokenBackend {
         self.core.upgrade().ok_or(Error::Sealed)
     }
 
+    /// The token store: the active node's, or on an HA standby its
+    /// read-only replica (reads are answered there; a write fails at the
+    /// gate and the request is forwarded).
     fn store(&self) -> Result<Arc<TokenStore>> {
-        Ok(self.core()?.active()?.tokens.clone())
+        Ok(self.core()?.active_or_standby()?.tokens.clone())
     }
 }
 

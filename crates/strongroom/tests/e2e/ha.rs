@@ -288,6 +288,17 @@ async fn three_nodes_one_active_standbys_forward_and_read_what_was_just_written(
             .expect("read");
         assert_eq!(r.status, 403, "node {i} after the policy change: {r:?}");
     }
+    for i in 0..3 {
+        let r = try_send(
+            &cluster.addr(i),
+            Some(&token),
+            &Call::get("auth/token/lookup-self"),
+        )
+        .await
+        .expect("lookup");
+        assert_eq!(r.status, 200, "node {i}: {r:?}");
+        assert_eq!(r.body["data"]["policies"], json!(["default", "reader"]));
+    }
     let r = cluster
         .send(
             2,
@@ -756,4 +767,71 @@ async fn a_node_promoted_again_serves_what_others_wrote_and_keeps_ttls_and_wrapp
     .await
     .expect("unwrap");
     assert_eq!(r.status, 400, "a second unwrap: {r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standbys_answer_reads_themselves_while_the_active_node_hangs() {
+    let pg = Postgres::start();
+    let url = pg.fresh_url();
+    let mut configs = Vec::new();
+    let mut dirs = Vec::new();
+    for _ in 0..2 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // A long lock TTL: the hung active node stays the lock holder for
+        // the whole test, so nothing but the standby can answer.
+        configs.push(ha_config(dir.path(), url.clone(), "true", "30s"));
+        dirs.push(dir);
+    }
+    let cluster = Cluster::start(configs, dirs).await;
+    assert_eq!(cluster.settled(Duration::from_secs(10)).await, 0);
+    let r = cluster
+        .send(1, &Call::post("sys/mounts/kv", json!({"type": "kv"})))
+        .await;
+    assert_eq!(r.status, 204, "{r:?}");
+    let r = cluster
+        .send(1, &Call::put("kv/item", json!({"v": "before the hang"})))
+        .await;
+    assert_eq!(r.status, 204, "{r:?}");
+    let r = cluster
+        .send(
+            1,
+            &Call::post("auth/token/create", json!({"policies": ["default"]})),
+        )
+        .await;
+    let token = r.body["auth"]["client_token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+
+    cluster.node(0).signal("STOP");
+    // Reads on the standby: answered by the standby (a forwarded request
+    // would wait for the stopped node until the client gives up).
+    let r = try_send(&cluster.addr(1), Some(&cluster.root), &Call::get("kv/item")).await;
+    let r = r.expect("the standby answered the read itself");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["data"]["v"], "before the hang");
+    let r = try_send(
+        &cluster.addr(1),
+        Some(&token),
+        &Call::get("auth/token/lookup-self"),
+    )
+    .await
+    .expect("the standby answered the lookup itself");
+    assert_eq!(r.status, 200, "{r:?}");
+    // A write must reach the active node: it cannot be answered.
+    let quick = reqwest::Client::builder()
+        .timeout(Duration::from_millis(500))
+        .build()
+        .expect("client");
+    let w = quick
+        .put(format!("{}/v1/kv/item", cluster.addr(1)))
+        .header("X-Vault-Token", &cluster.root)
+        .body(r#"{"v":"during the hang"}"#)
+        .send()
+        .await;
+    assert!(
+        w.is_err(),
+        "a write was answered without the active node: {w:?}"
+    );
+    cluster.node(0).signal("CONT");
 }
