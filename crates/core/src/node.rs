@@ -184,6 +184,9 @@ pub struct Core {
     admin: tokio::sync::Mutex<()>,
     /// The HA coordinator's control (HA storage only).
     ha: std::sync::OnceLock<Arc<dyn ha::HaControl>>,
+    /// This node's effective API and cluster addresses (see
+    /// `ha::Core::set_advertised`).
+    advertised: std::sync::OnceLock<(String, String)>,
     /// Initialised / sealed, for the HA coordinator.
     lifecycle: tokio::sync::watch::Sender<ha::Lifecycle>,
     sys: Arc<dyn LogicalBackend>,
@@ -225,6 +228,7 @@ impl Core {
             rekey: tokio::sync::Mutex::new(None),
             admin: tokio::sync::Mutex::new(()),
             ha: std::sync::OnceLock::new(),
+            advertised: std::sync::OnceLock::new(),
             lifecycle: tokio::sync::watch::Sender::new(ha::Lifecycle {
                 initialized: false,
                 sealed: true,

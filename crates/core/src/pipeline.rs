@@ -247,6 +247,11 @@ impl RequestHandler for Core {
         if receive::is_seal_with_wrong_method(&ctx) {
             return Ok(receive::method_not_allowed());
         }
+        if self.ha().is_none() && receive::is_step_down(&ctx) {
+            // OpenBao: stepping down a node without HA is a no-op that
+            // succeeds before any token is checked.
+            return Ok(Response::empty());
+        }
         let active = match self.active() {
             Ok(active) => active,
             // An HA standby answers reads from its read-only state once it

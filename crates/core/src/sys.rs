@@ -336,10 +336,11 @@ async fn leader(s: S, _ctx: Ctx) -> Result<Response> {
 /// `sys/ha-status`: the active node and the standbys that reported to it.
 async fn ha_status(s: S, _ctx: Ctx) -> Result<Response> {
     let core = s.core()?;
+    // A single node lists itself, as OpenBao does.
     let nodes: Vec<Value> = core
         .ha()
         .map(|ha| ha.nodes())
-        .unwrap_or_default()
+        .unwrap_or_else(|| vec![core.single_node()])
         .into_iter()
         .map(|n| {
             json!({

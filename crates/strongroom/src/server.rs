@@ -404,12 +404,22 @@ async fn serve(args: ServerArgs, config: ServerConfig, log_level: &str) -> anyho
         println!("Development mode should NOT be used in production installations!\n");
     }
 
+    // Where this node is reached, for sys/ha-status: the cluster address
+    // as configured, else (as OpenBao) the API address's port plus one.
+    let advertised_cluster = match &cluster {
+        Some((_, addr)) => addr.clone(),
+        None => config
+            .cluster_addr
+            .clone()
+            .unwrap_or_else(|| next_port_url(&api_addr)),
+    };
+    core.set_advertised(api_addr.clone(), advertised_cluster);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let coordinator = match (ha, cluster) {
         (Some(ha), Some((listener, cluster_addr))) => {
             let me = crate::ha::Advert {
                 node_id: uuid::Uuid::new_v4().to_string(),
-                hostname: hostname(),
+                hostname: strongroom_core::node::ha::hostname(),
                 api_addr: api_addr.clone(),
                 cluster_addr,
             };
@@ -463,14 +473,21 @@ async fn serve(args: ServerArgs, config: ServerConfig, log_level: &str) -> anyho
     Ok(())
 }
 
-/// This machine's host name (for `sys/ha-status`), from the kernel.
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "localhost".to_string())
+/// `https://host:(port+1)` for an API address `scheme://host:port` (the
+/// cluster address OpenBao derives); the address itself when it has no
+/// port.
+fn next_port_url(api_addr: &str) -> String {
+    let rest = api_addr
+        .split_once("://")
+        .map_or(api_addr, |(_, r)| r)
+        .trim_end_matches('/');
+    match rest.rsplit_once(':') {
+        Some((host, port)) => match port.parse::<u16>().ok().and_then(|p| p.checked_add(1)) {
+            Some(next) => format!("https://{host}:{next}"),
+            None => format!("https://{rest}"),
+        },
+        None => format!("https://{rest}"),
+    }
 }
 
 /// Where the `bao`/`vault` CLI's built-in token helper keeps its token:

@@ -114,6 +114,27 @@ impl Core {
         }
     }
 
+    /// Records where this node is reached (its effective `api_addr` and
+    /// cluster address), for `sys/ha-status` on a single node; set once by
+    /// the server after binding its listeners.
+    pub fn set_advertised(&self, api_addr: String, cluster_addr: String) {
+        let _ = self.advertised.set((api_addr, cluster_addr));
+    }
+
+    /// This node as `sys/ha-status` lists a single node (no HA): active,
+    /// at its advertised addresses.
+    pub fn single_node(&self) -> HaNodeStatus {
+        let (api, cluster) = self.advertised.get().cloned().unwrap_or_default();
+        HaNodeStatus {
+            hostname: hostname(),
+            api_address: api,
+            cluster_address: cluster,
+            active_node: true,
+            last_echo: None,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+
     /// The HA coordinator's control, when HA is configured.
     pub fn ha(&self) -> Option<&Arc<dyn HaControl>> {
         self.ha.get()
@@ -198,4 +219,14 @@ impl Core {
         self.view("").put(CLUSTER_TLS_KEY, &bytes).await?;
         Ok(tls)
     }
+}
+
+/// This machine's host name, from the kernel (as OpenBao's `os.Hostname`).
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".to_string())
 }

@@ -94,3 +94,9 @@ pub async fn seal_free(core: &Core, mut ctx: RequestCtx) -> Result<Response> {
         other => other,
     }
 }
+
+/// `sys/step-down` as a write (what a node without HA answers at once).
+pub(crate) fn is_step_down(ctx: &RequestCtx) -> bool {
+    ctx.path.trim_end_matches('/') == "sys/step-down"
+        && matches!(ctx.operation, Operation::Update | Operation::Create)
+}

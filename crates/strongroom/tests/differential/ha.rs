@@ -242,3 +242,39 @@ async fn health_leader_ha_status_and_step_down_answer_as_openbao() {
     active.finish();
     standby.finish();
 }
+
+#[tokio::test]
+async fn a_single_node_answers_the_ha_endpoints_as_openbao() {
+    let mut p = Pair::dev();
+    p.check(Call::get("sys/leader").anonymous(), ADDRESSES)
+        .await;
+    let r = p.check(Call::get("sys/ha-status"), ADDRESSES).await;
+    on_both(&mut p, &r, "lists itself, active", |r| {
+        let nodes = r.body["data"]["nodes"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        nodes.len() == 1
+            && nodes[0]["active_node"] == true
+            && nodes[0]["api_address"]
+                .as_str()
+                .is_some_and(|a| !a.is_empty())
+    });
+    let (bao_addr, sr_addr) = (p.bao.addr.clone(), p.sr.addr.clone());
+    p.expect(
+        r.0.body["data"]["nodes"][0]["api_address"] == bao_addr.as_str()
+            && r.1.body["data"]["nodes"][0]["api_address"] == sr_addr.as_str(),
+        format!("api_address: {} / {}", r.0.body, r.1.body),
+    );
+    p.check(Call::get("sys/ha-status").anonymous(), ADDRESSES)
+        .await;
+    p.check(Call::put("sys/step-down", json!({})).anonymous(), ADDRESSES)
+        .await;
+    let r = p
+        .check(Call::put("sys/step-down", json!({})), ADDRESSES)
+        .await;
+    p.expect_status(&r, 204, "step-down of a single node");
+    p.check(Call::get("sys/health").anonymous(), ADDRESSES)
+        .await;
+    p.finish();
+}
