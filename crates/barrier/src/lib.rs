@@ -81,6 +81,18 @@ struct Unsealed {
     encryptions: AtomicU64,
 }
 
+impl Unsealed {
+    /// The same keys with `keyring` (reloaded from storage) and a count.
+    fn with_keyring(&self, keyring: Keyring, encryptions: u64) -> Unsealed {
+        Unsealed {
+            root_key: self.root_key.clone(),
+            unseal_key: self.unseal_key.clone(),
+            keyring,
+            encryptions: AtomicU64::new(encryptions),
+        }
+    }
+}
+
 impl std::fmt::Debug for Unsealed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Unsealed")
@@ -234,12 +246,7 @@ impl Barrier {
         } else {
             persisted.saturating_add(PERSIST_INTERVAL)
         };
-        let state = Unsealed {
-            root_key: current.root_key.clone(),
-            unseal_key: current.unseal_key.clone(),
-            keyring,
-            encryptions: AtomicU64::new(encryptions),
-        };
+        let state = current.with_keyring(keyring, encryptions);
         if exact {
             self.write_keyring(&state, encryptions).await?;
         }
@@ -253,12 +260,7 @@ impl Barrier {
         let _guard = self.keyring_lock.lock().await;
         let current = self.current()?;
         let (keyring, _) = self.read_keyring(&current.root_key).await?;
-        let state = Unsealed {
-            root_key: current.root_key.clone(),
-            unseal_key: current.unseal_key.clone(),
-            keyring,
-            encryptions: AtomicU64::new(current.encryptions.load(Ordering::Relaxed)),
-        };
+        let state = current.with_keyring(keyring, current.encryptions.load(Ordering::Relaxed));
         self.state.store(Some(Arc::new(state)));
         Ok(())
     }

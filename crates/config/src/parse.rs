@@ -90,16 +90,22 @@ fn strip_position(message: &str) -> String {
     }
 }
 
-/// Builds the configuration from the parsed document, checking every key.
-pub(crate) fn server_config(doc: Value) -> Result<ServerConfig, ConfigError> {
-    let Value::Object(mut top) = doc else {
-        return Err(ConfigError::Syntax {
+/// The document's top-level object of keys and blocks.
+fn top_level(doc: Value) -> Result<Map<String, Value>, ConfigError> {
+    match doc {
+        Value::Object(top) => Ok(top),
+        _ => Err(ConfigError::Syntax {
             format: Format::Json,
             line: None,
             column: None,
             message: "the document must be an object of keys and blocks".to_string(),
-        });
-    };
+        }),
+    }
+}
+
+/// Builds the configuration from the parsed document, checking every key.
+pub(crate) fn server_config(doc: Value) -> Result<ServerConfig, ConfigError> {
+    let mut top = top_level(doc)?;
     check_keys(&top, TOP_KEYS, TOP)?;
 
     let mut storage_blocks = Vec::new();
@@ -200,14 +206,7 @@ const MIGRATION_KEYS: &[&str] = &["storage_source", "storage_destination", "clus
 /// document: exactly one `storage_source` and one `storage_destination`
 /// block, each checked as a server's `storage` block; other keys refused.
 pub(crate) fn migration_config(doc: Value) -> Result<MigrationConfig, ConfigError> {
-    let Value::Object(mut top) = doc else {
-        return Err(ConfigError::Syntax {
-            format: Format::Json,
-            line: None,
-            column: None,
-            message: "the document must be an object of keys and blocks".to_string(),
-        });
-    };
+    let mut top = top_level(doc)?;
     check_keys(&top, MIGRATION_KEYS, "migration config file")?;
     let mut one = |stanza: &str| -> Result<StorageConfig, ConfigError> {
         let mut blocks = match top.remove(stanza) {

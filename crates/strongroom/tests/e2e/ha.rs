@@ -162,17 +162,22 @@ impl Cluster {
     }
 }
 
-/// Three nodes on a fresh database, all direct.
-async fn three_nodes(pg: &Postgres) -> (Cluster, String) {
+/// `n` nodes on a fresh database, all direct, with a lock of `ttl`.
+async fn nodes(pg: &Postgres, n: usize, ttl: &str) -> (Cluster, String) {
     let url = pg.fresh_url();
     let mut configs = Vec::new();
     let mut dirs = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..n {
         let dir = tempfile::tempdir().expect("tempdir");
-        configs.push(ha_config(dir.path(), url.clone(), "true", "1s"));
+        configs.push(ha_config(dir.path(), url.clone(), "true", ttl));
         dirs.push(dir);
     }
     (Cluster::start(configs, dirs).await, url)
+}
+
+/// Three nodes on a fresh database, all direct.
+async fn three_nodes(pg: &Postgres) -> (Cluster, String) {
+    nodes(pg, 3, "1s").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -688,15 +693,7 @@ async fn hand_over(cluster: &Cluster, from: usize, next: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_promoted_again_serves_what_others_wrote_and_keeps_ttls_and_wrappings() {
     let pg = Postgres::start();
-    let url = pg.fresh_url();
-    let mut configs = Vec::new();
-    let mut dirs = Vec::new();
-    for _ in 0..2 {
-        let dir = tempfile::tempdir().expect("tempdir");
-        configs.push(ha_config(dir.path(), url.clone(), "true", "1s"));
-        dirs.push(dir);
-    }
-    let cluster = Cluster::start(configs, dirs).await;
+    let (cluster, _url) = nodes(&pg, 2, "1s").await;
     assert_eq!(cluster.settled(Duration::from_secs(10)).await, 0);
     let r = cluster
         .send(0, &Call::post("sys/mounts/kv", json!({"type": "kv"})))
@@ -772,17 +769,9 @@ async fn a_node_promoted_again_serves_what_others_wrote_and_keeps_ttls_and_wrapp
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn standbys_answer_reads_themselves_while_the_active_node_hangs() {
     let pg = Postgres::start();
-    let url = pg.fresh_url();
-    let mut configs = Vec::new();
-    let mut dirs = Vec::new();
-    for _ in 0..2 {
-        let dir = tempfile::tempdir().expect("tempdir");
-        // A long lock TTL: the hung active node stays the lock holder for
-        // the whole test, so nothing but the standby can answer.
-        configs.push(ha_config(dir.path(), url.clone(), "true", "30s"));
-        dirs.push(dir);
-    }
-    let cluster = Cluster::start(configs, dirs).await;
+    // A long lock TTL: the hung active node stays the lock holder for the
+    // whole test, so nothing but the standby can answer.
+    let (cluster, _url) = nodes(&pg, 2, "30s").await;
     assert_eq!(cluster.settled(Duration::from_secs(10)).await, 0);
     let r = cluster
         .send(1, &Call::post("sys/mounts/kv", json!({"type": "kv"})))
