@@ -11,13 +11,19 @@
 //! `sys/step-down` releases it and pauses before competing again.
 //!
 //! **Standbys.** An unsealed node that is not active answers the node-local
-//! endpoints itself (health, seal status, unseal, leader) and forwards every
-//! other request to the active node over the cluster link (mutual TLS with
-//! the cluster's certificate, kept in the barrier), with its body and the
-//! client's address; the active node's answer goes back unchanged. With
-//! `X-Vault-No-Request-Forwarding` the client gets a 307 to the active
-//! node's `api_addr` instead. Sealing a standby asks the active node
-//! whether the token may (sudo on `sys/seal`), then seals this node only.
+//! endpoints itself (health, seal status, unseal, leader), and reads outside
+//! `sys/` from its read-only state (`Core::serving_standby`), after applying
+//! the change log up to the moment the read arrived ([`HaControl::sync_reads`]:
+//! one query shared by the reads that arrive together; the ordering
+//! argument is in `strongroom_postgres::changes`). Everything else, and any
+//! read that turns out to need a write (a token's use count) or the active
+//! node's state, goes to the active node over the cluster link (mutual TLS
+//! with the cluster's certificate, kept in the barrier), with its body and
+//! the client's address; the active node's answer goes back unchanged.
+//! With `X-Vault-No-Request-Forwarding` the client gets a 307 to the
+//! active node's `api_addr` instead of a forward. Sealing a standby asks the
+//! active node whether the token may (sudo on `sys/seal`), then seals this
+//! node only.
 //!
 //! **Who leads, as a standby knows it.** The lock row's value is this
 //! node's advertisement (id, host name, API and cluster addresses); a

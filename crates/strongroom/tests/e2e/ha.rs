@@ -823,4 +823,17 @@ async fn standbys_answer_reads_themselves_while_the_active_node_hangs() {
         "a write was answered without the active node: {w:?}"
     );
     cluster.node(0).signal("CONT");
+
+    // Sealing the active node gives the lock up at once: the standby takes
+    // over long before the 30 s TTL would have let it.
+    let r = cluster.send(0, &Call::put("sys/seal", json!({}))).await;
+    assert_eq!(r.status, 204, "{r:?}");
+    let sealed = Instant::now();
+    let deadline = Duration::from_secs(10);
+    while cluster.sample().await[1] != Some(200) {
+        assert!(sealed.elapsed() < deadline, "the standby did not take over");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let r = cluster.send(1, &Call::get("kv/item")).await;
+    assert_eq!(r.status, 200, "{r:?}");
 }
