@@ -272,21 +272,21 @@ mod tests {
 
     #[test]
     fn failover_table_has_median_min_max_and_the_ratio_on_strongroom() {
-        let secs = |v: &[f64]| {
+        let secs = |v: &[u64]| {
             v.iter()
-                .map(|&s| std::time::Duration::from_secs_f64(s))
+                .map(|&ms| std::time::Duration::from_millis(ms))
                 .collect::<Vec<_>>()
         };
         let text = render_failover(&[
             FailoverRow {
                 server: "strongroom".into(),
                 is_strongroom: true,
-                times: secs(&[3.2, 3.0, 3.4]),
+                times: secs(&[3200, 3000, 3400]),
             },
             FailoverRow {
                 server: "openbao".into(),
                 is_strongroom: false,
-                times: secs(&[15.0, 16.0, 12.8]),
+                times: secs(&[15000, 16000, 12800]),
             },
         ]);
         let lines = table_lines(&text);
