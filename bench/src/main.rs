@@ -97,6 +97,13 @@ struct Args {
     /// `sys/health` with 200); 0 skips the measurement.
     #[arg(long, default_value_t = 0)]
     failover_rounds: usize,
+    /// Spread the kills over this many seconds after the previous
+    /// takeover: round i of n waits (i - 0.5) / n of it before its kill, so
+    /// that the kills fall evenly over the lock's renewal period (5 s for
+    /// OpenBao's default lock, 1 s for Strongroom's) instead of always
+    /// just after a renewal.
+    #[arg(long, default_value_t = 5.0)]
+    failover_spread: f64,
     /// Whether the throw-away PostgreSQL cluster syncs its commits to disk
     /// (`fsync`, `synchronous_commit`), as a production one does; `false`
     /// runs it with the test suite's unsafe speed settings.
@@ -499,7 +506,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 "failover: {} (two nodes, {} rounds)",
                 side.label, args.failover_rounds
             );
-            let times = measure_failover(side, &url, &dir, args.failover_rounds).await?;
+            let spread = seconds(args.failover_spread, "--failover-spread")?;
+            let times = measure_failover(side, &url, &dir, args.failover_rounds, spread).await?;
             failovers.push(report::FailoverRow {
                 server: side.label.clone(),
                 is_strongroom: side.is_strongroom,
@@ -580,16 +588,19 @@ fn postgres_note(pg: &Postgres, fsync: bool, cpus: Option<&str>) -> String {
 }
 
 /// Two nodes of `side` on the database at `url`; `rounds` failovers, each
-/// killing whichever node is active. Every time is printed as it comes.
+/// killing whichever node is active after the round's pause (see
+/// [`failover_pause`]). Every time is printed as it comes.
 async fn measure_failover(
     side: &Side,
     url: &str,
     dir: &Path,
     rounds: usize,
+    spread: Duration,
 ) -> anyhow::Result<Vec<Duration>> {
     let mut cluster = ha::HaCluster::start(side, url, dir, 2).await?;
     let mut times = Vec::with_capacity(rounds);
     for round in 1..=rounds {
+        tokio::time::sleep(failover_pause(spread, round, rounds)).await;
         let result = cluster.failover().await;
         let failover = match result {
             Ok(f) => f,
@@ -611,6 +622,17 @@ async fn measure_failover(
     }
     cluster.stop().await?;
     Ok(times)
+}
+
+/// The pause before round `round` (from 1) of `rounds` kills the active
+/// node: `(round - 0.5) / rounds` of `spread`, so the kills sweep evenly
+/// over it.
+fn failover_pause(spread: Duration, round: usize, rounds: usize) -> Duration {
+    let rounds = u32::try_from(rounds.max(1)).unwrap_or(u32::MAX);
+    let round = u32::try_from(round.max(1)).unwrap_or(u32::MAX).min(rounds);
+    (spread * (2 * round - 1))
+        .checked_div(2 * rounds)
+        .unwrap_or_default()
 }
 
 /// A binary given on the command line, made absolute when it is a relative
@@ -837,6 +859,17 @@ mod tests {
         assert_eq!(cold_pool_size(&shape(1, 2)), 12_000);
         assert_eq!(cold_pool_size(&shape(0, 0)), COLD_POOL_MIN);
         assert_eq!(cold_pool_size(&shape(60, 600)), COLD_POOL_MAX);
+    }
+
+    #[test]
+    fn failover_pauses_sweep_the_spread_evenly() {
+        let spread = Duration::from_secs(5);
+        let pauses: Vec<_> = (1..=10).map(|r| failover_pause(spread, r, 10)).collect();
+        assert_eq!(pauses[0], Duration::from_millis(250));
+        assert_eq!(pauses[1], Duration::from_millis(750));
+        assert_eq!(pauses[9], Duration::from_millis(4750));
+        assert_eq!(failover_pause(Duration::ZERO, 3, 10), Duration::ZERO);
+        assert_eq!(failover_pause(spread, 1, 1), Duration::from_millis(2500));
     }
 
     #[test]
