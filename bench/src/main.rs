@@ -181,6 +181,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if shape.duration.is_zero() {
         bail!("--duration must be above zero");
     }
+    let failover_spread = seconds(args.failover_spread, "--failover-spread")?;
     let mut selected = workloads::select(&args.workloads)?;
     let pairings: Vec<Pairing> = if args.pairings.is_empty() {
         Pairing::ALL.to_vec()
@@ -506,8 +507,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 "failover: {} (two nodes, {} rounds)",
                 side.label, args.failover_rounds
             );
-            let spread = seconds(args.failover_spread, "--failover-spread")?;
-            let times = measure_failover(side, &url, &dir, args.failover_rounds, spread).await?;
+            let times =
+                measure_failover(side, &url, &dir, args.failover_rounds, failover_spread).await?;
             failovers.push(report::FailoverRow {
                 server: side.label.clone(),
                 is_strongroom: side.is_strongroom,
