@@ -11,6 +11,7 @@
 mod client;
 mod gatekeeper;
 mod gcp;
+mod ha;
 mod kube;
 mod load;
 mod report;
@@ -22,6 +23,7 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -30,9 +32,10 @@ use clap::Parser;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::Method;
 use serde_json::json;
+use strongroom_test::postgres::{Options as PgOptions, Postgres};
 
 use crate::report::{Row, RunInfo};
-use crate::servers::{Flavor, Server, Side};
+use crate::servers::{Flavor, Server, Side, Storage};
 use crate::workloads::{Front, Pairing, Runtime, Workload};
 
 /// The policy name `--token-policy` installs.
@@ -86,9 +89,26 @@ struct Args {
     /// token-create, wrap, wrap-unwrap, gatekeeper-token.
     #[arg(long, value_delimiter = ',', num_args = 1..)]
     workloads: Vec<String>,
-    /// Pairings to run (default: all): dev, durable.
+    /// Pairings to run (default: all): dev, durable, postgresql.
     #[arg(long, value_delimiter = ',', num_args = 1..)]
     pairings: Vec<String>,
+    /// Time this many failovers per server (kill -9 of the active node of
+    /// two on one PostgreSQL database, until the other answers
+    /// `sys/health` with 200); 0 skips the measurement.
+    #[arg(long, default_value_t = 0)]
+    failover_rounds: usize,
+    /// Spread the kills over this many seconds after the previous
+    /// takeover: round i of n waits (i - 0.5) / n of it before its kill, so
+    /// that the kills fall evenly over the lock's renewal period (5 s for
+    /// OpenBao's default lock, 1 s for Strongroom's) instead of always
+    /// just after a renewal.
+    #[arg(long, default_value_t = 5.0)]
+    failover_spread: f64,
+    /// Whether the throw-away PostgreSQL cluster syncs its commits to disk
+    /// (`fsync`, `synchronous_commit`), as a production one does; `false`
+    /// runs it with the test suite's unsafe speed settings.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    postgres_fsync: bool,
     /// Also write the table to this Markdown file.
     #[arg(long)]
     markdown: Option<PathBuf>,
@@ -161,7 +181,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if shape.duration.is_zero() {
         bail!("--duration must be above zero");
     }
-    let selected = workloads::select(&args.workloads)?;
+    let failover_spread = seconds(args.failover_spread, "--failover-spread")?;
+    let mut selected = workloads::select(&args.workloads)?;
     let pairings: Vec<Pairing> = if args.pairings.is_empty() {
         Pairing::ALL.to_vec()
     } else {
@@ -175,6 +196,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .filter(|p| wanted.contains(p))
             .collect()
     };
+    // A workload none of the chosen pairings runs needs nothing prepared
+    // (JWT pools, emulators) and gets no note.
+    selected.retain(|w| w.pairings.iter().any(|p| pairings.contains(p)));
     let policy = match &args.token_policy {
         Some(path) => Some(
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
@@ -261,8 +285,29 @@ async fn run(args: Args) -> anyhow::Result<()> {
         },
     ];
 
+    // One PostgreSQL cluster for the postgresql pairing and the failover
+    // measurement, on the servers' CPUs; each server gets its own database.
+    let needs_postgres = args.failover_rounds > 0
+        || (pairings.contains(&Pairing::Postgres)
+            && selected
+                .iter()
+                .any(|w| w.pairings.contains(&Pairing::Postgres)));
+    let postgres = if needs_postgres {
+        eprintln!("starting PostgreSQL");
+        Some(start_postgres(args.server_cpus.clone(), args.postgres_fsync).await?)
+    } else {
+        None
+    };
+
     let mut rows = Vec::new();
     let mut notes = Vec::new();
+    if let Some(pg) = &postgres {
+        notes.push(postgres_note(
+            pg,
+            args.postgres_fsync,
+            args.server_cpus.as_deref(),
+        ));
+    }
     if args.strongroom_as_bao {
         notes.push(format!(
             "The strongroom rows are a stand-in: {} started as OpenBao (raft when durable).",
@@ -316,7 +361,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
             }
             let dir = root_dir.join(format!("{}-{}", side.label, pairing));
             eprintln!("starting {} ({pairing})", side.label);
-            let server = Server::start(side, pairing, &dir).await?;
+            let url;
+            let storage = match pairing {
+                Pairing::Dev => Storage::Dev,
+                Pairing::Durable => Storage::Durable,
+                Pairing::Postgres => {
+                    let pg = postgres.as_ref().context("PostgreSQL was not started")?;
+                    url = fresh_database(pg).await?;
+                    Storage::Postgres(&url)
+                }
+            };
+            let server = Server::start(side, storage, &dir).await?;
             let note = format!(
                 "{} ran {}",
                 side.label,
@@ -442,6 +497,26 @@ async fn run(args: Args) -> anyhow::Result<()> {
         );
     }
 
+    let mut failovers = Vec::new();
+    if args.failover_rounds > 0 {
+        let pg = postgres.as_ref().context("PostgreSQL was not started")?;
+        for side in &sides {
+            let url = fresh_database(pg).await?;
+            let dir = root_dir.join(format!("{}-failover", side.label));
+            eprintln!(
+                "failover: {} (two nodes, {} rounds)",
+                side.label, args.failover_rounds
+            );
+            let times =
+                measure_failover(side, &url, &dir, args.failover_rounds, failover_spread).await?;
+            failovers.push(report::FailoverRow {
+                server: side.label.clone(),
+                is_strongroom: side.is_strongroom,
+                times,
+            });
+        }
+    }
+
     let info = RunInfo {
         connections: shape.connections,
         warmup_secs: shape.warmup.as_secs_f64(),
@@ -452,12 +527,113 @@ async fn run(args: Args) -> anyhow::Result<()> {
         },
         notes,
     };
-    let table = report::render(&info, &rows);
+    let mut table = report::render(&info, &rows);
+    if !failovers.is_empty() {
+        table.push('\n');
+        table.push_str(&report::render_failover(&failovers));
+    }
     println!("{table}");
     if let Some(path) = &args.markdown {
         std::fs::write(path, &table).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
+}
+
+/// Starts the throw-away PostgreSQL cluster (the test harness's), pinned to
+/// `cpus` when given, syncing commits to disk when `fsync`.
+async fn start_postgres(cpus: Option<String>, fsync: bool) -> anyhow::Result<Arc<Postgres>> {
+    let mut settings = vec![
+        // Room for every server's pool (128 each by default) during a
+        // failover or standby run of several nodes.
+        ("max_connections".to_string(), "1000".to_string()),
+        ("shared_buffers".to_string(), "128MB".to_string()),
+    ];
+    if fsync {
+        for name in ["fsync", "full_page_writes", "synchronous_commit"] {
+            settings.push((name.to_string(), "on".to_string()));
+        }
+    }
+    let options = PgOptions { cpus, settings };
+    // The harness panics (with the reason on stderr) when PostgreSQL is
+    // missing or fails; the panic stays in the blocking task.
+    tokio::task::spawn_blocking(move || Postgres::start_with_options(&options))
+        .await
+        .map(Arc::new)
+        .map_err(|e| anyhow::anyhow!("starting PostgreSQL failed: {e}"))
+}
+
+/// A new, empty database on `pg`, as a URL.
+async fn fresh_database(pg: &Arc<Postgres>) -> anyhow::Result<String> {
+    let pg = Arc::clone(pg);
+    tokio::task::spawn_blocking(move || pg.fresh_url())
+        .await
+        .map_err(|e| anyhow::anyhow!("creating a PostgreSQL database failed: {e}"))
+}
+
+/// The table's note on the PostgreSQL cluster.
+fn postgres_note(pg: &Postgres, fsync: bool, cpus: Option<&str>) -> String {
+    format!(
+        "postgresql: one throw-away PostgreSQL cluster ({}), a database per server, \
+         `ha_enabled = \"true\"` and each server's default lock timings; {}{}.",
+        pg.version().unwrap_or_else(|| "version unknown".into()),
+        if fsync {
+            "fsync and synchronous_commit on"
+        } else {
+            "fsync off (--postgres-fsync false)"
+        },
+        match cpus {
+            Some(cpus) => format!(", pinned with the servers to CPUs {cpus}"),
+            None => String::new(),
+        },
+    )
+}
+
+/// Two nodes of `side` on the database at `url`; `rounds` failovers, each
+/// killing whichever node is active after the round's pause (see
+/// [`failover_pause`]). Every time is printed as it comes.
+async fn measure_failover(
+    side: &Side,
+    url: &str,
+    dir: &Path,
+    rounds: usize,
+    spread: Duration,
+) -> anyhow::Result<Vec<Duration>> {
+    let mut cluster = ha::HaCluster::start(side, url, dir, 2).await?;
+    let mut times = Vec::with_capacity(rounds);
+    for round in 1..=rounds {
+        tokio::time::sleep(failover_pause(spread, round, rounds)).await;
+        let result = cluster.failover().await;
+        let failover = match result {
+            Ok(f) => f,
+            Err(e) => {
+                cluster.stop().await?;
+                return Err(e.context(format!("failover round {round} of {}", side.label)));
+            }
+        };
+        eprintln!(
+            "  failover {round:>2}: {:.3} s{}",
+            failover.elapsed.as_secs_f64(),
+            if failover.unsealed {
+                " (the new active node unsealed by the bench)"
+            } else {
+                ""
+            }
+        );
+        times.push(failover.elapsed);
+    }
+    cluster.stop().await?;
+    Ok(times)
+}
+
+/// The pause before round `round` (from 1) of `rounds` kills the active
+/// node: `(round - 0.5) / rounds` of `spread`, so the kills sweep evenly
+/// over it.
+fn failover_pause(spread: Duration, round: usize, rounds: usize) -> Duration {
+    let rounds = u32::try_from(rounds.max(1)).unwrap_or(u32::MAX);
+    let round = u32::try_from(round.max(1)).unwrap_or(u32::MAX).min(rounds);
+    (spread * (2 * round - 1))
+        .checked_div(2 * rounds)
+        .unwrap_or_default()
 }
 
 /// A binary given on the command line, made absolute when it is a relative
@@ -684,6 +860,17 @@ mod tests {
         assert_eq!(cold_pool_size(&shape(1, 2)), 12_000);
         assert_eq!(cold_pool_size(&shape(0, 0)), COLD_POOL_MIN);
         assert_eq!(cold_pool_size(&shape(60, 600)), COLD_POOL_MAX);
+    }
+
+    #[test]
+    fn failover_pauses_sweep_the_spread_evenly() {
+        let spread = Duration::from_secs(5);
+        let pauses: Vec<_> = (1..=10).map(|r| failover_pause(spread, r, 10)).collect();
+        assert_eq!(pauses[0], Duration::from_millis(250));
+        assert_eq!(pauses[1], Duration::from_millis(750));
+        assert_eq!(pauses[9], Duration::from_millis(4750));
+        assert_eq!(failover_pause(Duration::ZERO, 3, 10), Duration::ZERO);
+        assert_eq!(failover_pause(spread, 1, 1), Duration::from_millis(2500));
     }
 
     #[test]

@@ -159,6 +159,59 @@ pub fn render(info: &RunInfo, rows: &[Row]) -> String {
     out
 }
 
+/// The failover times of one server (see `ha::HaCluster::failover`).
+#[derive(Debug, Clone)]
+pub struct FailoverRow {
+    /// The server's label.
+    pub server: String,
+    /// True for the Strongroom side, whose row carries the ratio.
+    pub is_strongroom: bool,
+    /// Each round's time from the SIGKILL to the first 200 from another node.
+    pub times: Vec<std::time::Duration>,
+}
+
+/// Renders the failover times as Markdown: median, minimum and maximum
+/// per server in seconds, and on the Strongroom row OpenBao's median
+/// divided by Strongroom's (above 1: Strongroom fails over faster).
+pub fn render_failover(rows: &[FailoverRow]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Failover after kill -9 of the active node (two nodes on one PostgreSQL database): \
+         seconds until the other node answers `sys/health` with 200.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| server | rounds | median s | min s | max s | OpenBao median / this median |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|");
+    let median_of = |row: &FailoverRow| crate::ha::summary(&row.times).map(|(m, _, _)| m);
+    let bao = rows.iter().find(|r| !r.is_strongroom).and_then(median_of);
+    for row in rows {
+        let Some((median, min, max)) = crate::ha::summary(&row.times) else {
+            let _ = writeln!(out, "| {} | 0 | n/a | n/a | n/a | |", row.server);
+            continue;
+        };
+        let ratio_cell = match (row.is_strongroom, bao) {
+            (true, Some(bao)) if !median.is_zero() => {
+                format!("{:.2}x", bao.as_secs_f64() / median.as_secs_f64())
+            }
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.2} | {:.2} | {:.2} | {} |",
+            row.server,
+            row.times.len(),
+            median.as_secs_f64(),
+            min.as_secs_f64(),
+            max.as_secs_f64(),
+            ratio_cell
+        );
+    }
+    out
+}
+
 /// Rows grouped by pairing then workload (in [`workloads::all`] order),
 /// Strongroom before OpenBao, so that each comparison sits on adjacent lines.
 fn ordered(rows: &[Row]) -> Vec<&Row> {
@@ -215,6 +268,30 @@ mod tests {
             token: "root".into(),
             notes: vec![],
         }
+    }
+
+    #[test]
+    fn failover_table_has_median_min_max_and_the_ratio_on_strongroom() {
+        let secs = |v: &[u64]| {
+            v.iter()
+                .map(|&ms| std::time::Duration::from_millis(ms))
+                .collect::<Vec<_>>()
+        };
+        let text = render_failover(&[
+            FailoverRow {
+                server: "strongroom".into(),
+                is_strongroom: true,
+                times: secs(&[3200, 3000, 3400]),
+            },
+            FailoverRow {
+                server: "openbao".into(),
+                is_strongroom: false,
+                times: secs(&[15000, 16000, 12800]),
+            },
+        ]);
+        let lines = table_lines(&text);
+        assert_eq!(lines[1], "| strongroom | 3 | 3.20 | 3.00 | 3.40 | 4.69x |");
+        assert_eq!(lines[2], "| openbao | 3 | 15.00 | 12.80 | 16.00 |  |");
     }
 
     fn table_lines(text: &str) -> Vec<&str> {

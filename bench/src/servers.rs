@@ -17,7 +17,6 @@ use tokio::process::{Child, Command};
 use zeroize::Zeroizing;
 
 use crate::client;
-use crate::workloads::Pairing;
 
 /// How many times readiness is polled before giving up.
 const READY_ATTEMPTS: u32 = 300;
@@ -27,10 +26,26 @@ const READY_INTERVAL: Duration = Duration::from_millis(100);
 /// Which command line and storage a binary is started with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flavor {
-    /// Strongroom: `-dev`, or a config with `storage "redb"`.
+    /// Strongroom: `-dev`, or a config with `storage "redb"` or
+    /// `"postgresql"`.
     Strongroom,
-    /// OpenBao: `-dev`, or a config with `storage "raft"`.
+    /// OpenBao: `-dev`, or a config with `storage "raft"` or
+    /// `"postgresql"`.
     OpenBao,
+}
+
+impl Flavor {
+    /// Whether a node of this flavor that waits for the HA lock listens
+    /// meanwhile, so that it can be unsealed ahead and answers
+    /// `sys/health` with 429 as a standby. OpenBao's do; Strongroom's
+    /// bind no listener before they hold the lock (until standby mode
+    /// lands: then this becomes true for both).
+    pub fn standby_listens(self) -> bool {
+        match self {
+            Flavor::Strongroom => false,
+            Flavor::OpenBao => true,
+        }
+    }
 }
 
 /// One side of a comparison: a label, a binary, and how to start it.
@@ -51,26 +66,98 @@ pub struct Side {
     pub env: Vec<(String, OsString)>,
 }
 
-/// A running, unsealed server ready for requests.
+/// The line written to a server's log before each start of its process.
+pub const RUN_MARK: &str = "==== strongroom-bench: server process started ====\n";
+
+/// Where a server keeps its data.
+#[derive(Debug, Clone, Copy)]
+pub enum Storage<'a> {
+    /// `-dev`: in memory, unsealed, with a random root token.
+    Dev,
+    /// Strongroom on redb, OpenBao on single-node raft, in its own folder.
+    Durable,
+    /// `storage "postgresql"` with `ha_enabled` on the database at this
+    /// URL (one database per server).
+    Postgres(&'a str),
+}
+
+/// A running server process; from [`Server::start`], unsealed and ready.
 #[derive(Debug)]
 pub struct Server {
     child: Child,
     pid: u32,
     addr: SocketAddr,
     root: HeaderValue,
+    /// The unseal key, when this process initialised the server.
+    unseal_key: Option<Zeroizing<String>>,
     log: PathBuf,
 }
 
 impl Server {
-    /// Starts `side` in the storage mode of `pairing`, with its working files
-    /// under `dir`, and waits until it is initialised, unsealed and answers
-    /// `sys/health` with 200.
-    pub async fn start(side: &Side, pairing: Pairing, dir: &Path) -> anyhow::Result<Server> {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    /// Starts `side` on `storage`, with its working files under `dir`, and
+    /// waits until it is initialised, unsealed and answers `sys/health`
+    /// with 200.
+    pub async fn start(side: &Side, storage: Storage<'_>, dir: &Path) -> anyhow::Result<Server> {
         let (port, cluster_port) = free_port_pair()?;
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let log = dir.join("server.log");
+        Server::start_at(side, storage, dir, addr, cluster_port).await
+    }
 
+    /// [`Server::start`] on the given API address and cluster port.
+    pub async fn start_at(
+        side: &Side,
+        storage: Storage<'_>,
+        dir: &Path,
+        addr: SocketAddr,
+        cluster_port: u16,
+    ) -> anyhow::Result<Server> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let mut args: Vec<OsString> = Vec::new();
+        let dev_token = match storage {
+            Storage::Dev => {
+                let token = random_token()?;
+                args.extend(["-dev", "-dev-listen-address", &addr.to_string()].map(OsString::from));
+                args.extend(["-dev-root-token-id", token.as_str()].map(OsString::from));
+                // Keep either server from writing the token into ~/.vault-token.
+                args.push("-dev-no-store-token".into());
+                Some(token)
+            }
+            Storage::Durable => {
+                let text = match side.flavor {
+                    Flavor::Strongroom => redb_config(&dir.join("data"), addr),
+                    Flavor::OpenBao => raft_config(&dir.join("raft"), addr, cluster_port),
+                };
+                std::fs::create_dir_all(dir.join("data"))?;
+                std::fs::create_dir_all(dir.join("raft"))?;
+                args.extend(write_config(dir, &text)?);
+                None
+            }
+            Storage::Postgres(url) => {
+                let text = postgresql_config(side.flavor, url, addr, cluster_port);
+                args.extend(write_config(dir, &text)?);
+                None
+            }
+        };
+        let mut server = Server::spawn(side, dir, addr, &args)?;
+        server.wait_health(None).await?;
+        server.root = match dev_token {
+            Some(token) => client::token_header(&token)?,
+            None => server.init_and_unseal().await?,
+        };
+        server.wait_health(Some(StatusCode::OK)).await?;
+        Ok(server)
+    }
+
+    /// Starts `side` as `server` with `args`, its output appended to
+    /// `dir/server.log`, and returns at once (nothing is waited for; the
+    /// root token is a placeholder until set).
+    pub fn spawn(
+        side: &Side,
+        dir: &Path,
+        addr: SocketAddr,
+        args: &[OsString],
+    ) -> anyhow::Result<Server> {
+        let log = dir.join("server.log");
         // `taskset` execs the server, so the pid (for peak RSS) is the
         // server's own.
         let mut cmd = match &side.cpus {
@@ -81,30 +168,15 @@ impl Server {
             }
             None => Command::new(&side.binary),
         };
-        cmd.arg("server");
-        let dev_token = match pairing {
-            Pairing::Dev => {
-                let token = random_token()?;
-                cmd.args(["-dev", "-dev-listen-address", &addr.to_string()]);
-                cmd.args(["-dev-root-token-id", token.as_str()]);
-                // Keep either server from writing the token into ~/.vault-token.
-                cmd.arg("-dev-no-store-token");
-                Some(token)
-            }
-            Pairing::Durable => {
-                let config = dir.join("config.hcl");
-                let text = match side.flavor {
-                    Flavor::Strongroom => redb_config(&dir.join("data"), addr),
-                    Flavor::OpenBao => raft_config(&dir.join("raft"), addr, cluster_port),
-                };
-                std::fs::create_dir_all(dir.join("data"))?;
-                std::fs::create_dir_all(dir.join("raft"))?;
-                std::fs::write(&config, text)?;
-                cmd.arg("-config").arg(&config);
-                None
-            }
-        };
-        let log_file = std::fs::File::create(&log)?;
+        cmd.arg("server").args(args);
+        // Appended: a restarted node (failover) keeps its earlier log, after
+        // which the mark starts this run's.
+        let mut log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .with_context(|| format!("opening {}", log.display()))?;
+        std::io::Write::write_all(&mut log_file, RUN_MARK.as_bytes())?;
         cmd.stdin(Stdio::null())
             .stdout(log_file.try_clone()?)
             .stderr(log_file)
@@ -125,21 +197,14 @@ impl Server {
         let pid = child
             .id()
             .ok_or_else(|| anyhow!("{} exited at once", side.binary.display()))?;
-        let mut server = Server {
+        Ok(Server {
             child,
             pid,
             addr,
             root: client::token_header("pending")?,
+            unseal_key: None,
             log,
-        };
-
-        server.wait_health(None).await?;
-        server.root = match dev_token {
-            Some(token) => client::token_header(&token)?,
-            None => server.init_and_unseal().await?,
-        };
-        server.wait_health(Some(StatusCode::OK)).await?;
-        Ok(server)
+        })
     }
 
     /// The address the server listens on.
@@ -171,14 +236,58 @@ impl Server {
         parse_vm_hwm(&status)
     }
 
-    /// Kills the server and waits for it to exit.
+    /// Kills the server (SIGKILL, as `kill -9`) and waits for it to exit.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         self.child.kill().await.context("stopping server")
     }
 
+    /// The unseal key, when [`Server::start`] initialised this server (not
+    /// in dev mode).
+    pub fn unseal_key(&self) -> Option<&Zeroizing<String>> {
+        self.unseal_key.as_ref()
+    }
+
+    /// Sets the root token and unseal key of a node that joins a server
+    /// another process initialised.
+    pub fn adopt(&mut self, root: HeaderValue, key: Zeroizing<String>) {
+        self.root = root;
+        self.unseal_key = Some(key);
+    }
+
+    /// The log file the process writes to.
+    pub fn log(&self) -> &Path {
+        &self.log
+    }
+
+    /// Fails when the process has exited, naming its status and log.
+    pub fn check_running(&mut self) -> anyhow::Result<()> {
+        if let Some(status) = self.child.try_wait()? {
+            bail!(
+                "server at {} exited with {status}; its log is {} (kept only with --work-dir)",
+                self.addr,
+                self.log.display()
+            );
+        }
+        Ok(())
+    }
+
+    /// Sends the unseal key; returns whether the answer says unsealed.
+    pub async fn unseal(&self) -> anyhow::Result<bool> {
+        let key = self
+            .unseal_key
+            .as_ref()
+            .context("no unseal key for this server")?;
+        // The JSON body holds a plain copy of the key until the call returns.
+        let body = json!({ "key": key.as_str() });
+        let (_, answer) = client::call(self.addr, Method::PUT, "sys/unseal", None, Some(&body))
+            .await
+            .context("sys/unseal")?;
+        Ok(answer.get("sealed") == Some(&Value::Bool(false)))
+    }
+
     /// Polls `sys/health` until it answers (with `want`, when given). Fails
     /// when the process exits or the attempts run out.
-    async fn wait_health(&mut self, want: Option<StatusCode>) -> anyhow::Result<()> {
+    pub async fn wait_health(&mut self, want: Option<StatusCode>) -> anyhow::Result<()> {
         let mut last = String::from("no answer");
         for _ in 0..READY_ATTEMPTS {
             if let Some(status) = self.child.try_wait()? {
@@ -203,9 +312,10 @@ impl Server {
         )
     }
 
-    /// Initialises with one key share, unseals with it, and returns the root
-    /// token. The key and token are held in zeroizing buffers.
-    async fn init_and_unseal(&self) -> anyhow::Result<HeaderValue> {
+    /// Initialises with one key share, unseals with it, keeps the key, and
+    /// returns the root token. The key and token are held in zeroizing
+    /// buffers.
+    async fn init_and_unseal(&mut self) -> anyhow::Result<HeaderValue> {
         let mut init = client::call_ok(
             self.addr,
             Method::PUT,
@@ -214,14 +324,10 @@ impl Server {
             Some(&json!({"secret_shares": 1, "secret_threshold": 1})),
         )
         .await?;
-        let key = take_string(&mut init, "/keys_base64/0")?;
+        self.unseal_key = Some(take_string(&mut init, "/keys_base64/0")?);
         let root = take_string(&mut init, "/root_token")?;
-        // The JSON body holds a plain copy of the key until the call returns.
-        let body = json!({ "key": key.as_str() });
-        let unseal =
-            client::call_ok(self.addr, Method::PUT, "sys/unseal", None, Some(&body)).await?;
-        if unseal.get("sealed") != Some(&Value::Bool(false)) {
-            bail!("server still sealed after unseal: {unseal}");
+        if !self.unseal().await? {
+            bail!("server still sealed after unseal");
         }
         client::token_header(&root)
     }
@@ -258,6 +364,39 @@ pub fn raft_config(raft_dir: &Path, addr: SocketAddr, cluster_port: u16) -> Stri
     )
 }
 
+/// The config file of a node on PostgreSQL, for either flavor: the
+/// database at `url`, HA on (the lock table next to the data; OpenBao
+/// makes both tables itself, as Strongroom does), a plain-HTTP listener,
+/// and `api_addr`. OpenBao's standbys also need their cluster listener
+/// (`cluster_address`, `cluster_addr`); Strongroom's config has no such
+/// keys yet (standby forwarding will add them: then both flavors get the
+/// same lines). Lock timings are each server's defaults.
+pub fn postgresql_config(flavor: Flavor, url: &str, addr: SocketAddr, cluster_port: u16) -> String {
+    let cluster = SocketAddr::from((addr.ip(), cluster_port));
+    let url = Value::String(url.to_string());
+    let (listener_extra, top_extra) = match flavor {
+        Flavor::Strongroom => (String::new(), String::new()),
+        Flavor::OpenBao => (
+            format!("  cluster_address = \"{cluster}\"\n"),
+            format!("cluster_addr = \"http://{cluster}\"\n"),
+        ),
+    };
+    format!(
+        "storage \"postgresql\" {{\n  connection_url = {url}\n  ha_enabled = \"true\"\n}}\n\n\
+         listener \"tcp\" {{\n  address = \"{addr}\"\n{listener_extra}  tls_disable = true\n}}\n\n\
+         api_addr = \"http://{addr}\"\n\
+         {top_extra}\
+         disable_mlock = true\n"
+    )
+}
+
+/// Writes `text` as `dir/config.hcl` and returns the `-config` arguments.
+pub fn write_config(dir: &Path, text: &str) -> anyhow::Result<[OsString; 2]> {
+    let config = dir.join("config.hcl");
+    std::fs::write(&config, text).with_context(|| format!("writing {}", config.display()))?;
+    Ok(["-config".into(), config.into_os_string()])
+}
+
 /// A path as an HCL string literal (JSON string escaping is valid HCL).
 fn hcl_string(path: &Path) -> String {
     Value::String(path.display().to_string()).to_string()
@@ -265,7 +404,7 @@ fn hcl_string(path: &Path) -> String {
 
 /// Two free loopback ports, `p` and `p + 1`: the API port and the cluster
 /// port (`bao server -dev` takes `p + 1` for its cluster listener by itself).
-fn free_port_pair() -> anyhow::Result<(u16, u16)> {
+pub fn free_port_pair() -> anyhow::Result<(u16, u16)> {
     for _ in 0..50 {
         let first = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
         let port = first.local_addr()?.port();
@@ -340,6 +479,35 @@ mod tests {
         assert!(text.contains("cluster_addr = \"http://127.0.0.1:41001\""));
         assert!(text.contains("tls_disable = true"));
         assert!(text.contains("disable_mlock = true"));
+    }
+
+    #[test]
+    fn postgresql_config_enables_ha_on_the_url_for_both_flavors() {
+        let addr: SocketAddr = "127.0.0.1:41000".parse().unwrap();
+        let url = "postgres://u@127.0.0.1:5432/test0?sslmode=disable";
+        for flavor in [Flavor::Strongroom, Flavor::OpenBao] {
+            let text = postgresql_config(flavor, url, addr, 41001);
+            assert!(text.contains("storage \"postgresql\""), "{text}");
+            assert!(
+                text.contains(&format!("connection_url = \"{url}\"")),
+                "{text}"
+            );
+            assert!(text.contains("ha_enabled = \"true\""), "{text}");
+            assert!(text.contains("address = \"127.0.0.1:41000\""), "{text}");
+            assert!(
+                text.contains("api_addr = \"http://127.0.0.1:41000\""),
+                "{text}"
+            );
+            assert!(text.contains("tls_disable = true"), "{text}");
+            let cluster = text.contains("cluster_addr = \"http://127.0.0.1:41001\"")
+                && text.contains("cluster_address = \"127.0.0.1:41001\"");
+            // Strongroom's config refuses keys it does not know yet.
+            assert_eq!(cluster, flavor == Flavor::OpenBao, "{text}");
+            assert!(
+                !text.contains("cluster") || flavor == Flavor::OpenBao,
+                "{text}"
+            );
+        }
     }
 
     #[test]

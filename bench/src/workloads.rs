@@ -154,17 +154,21 @@ pub enum Pairing {
     Dev,
     /// Persistent storage: Strongroom on redb against OpenBao on raft.
     Durable,
+    /// Both on one throw-away PostgreSQL cluster, each server on its own
+    /// database, with `ha_enabled` (one node each).
+    Postgres,
 }
 
 impl Pairing {
     /// Every pairing, in the order they run.
-    pub const ALL: [Pairing; 2] = [Pairing::Dev, Pairing::Durable];
+    pub const ALL: [Pairing; 3] = [Pairing::Dev, Pairing::Durable, Pairing::Postgres];
 
     /// The name used on the command line and in the table.
     pub fn name(self) -> &'static str {
         match self {
             Pairing::Dev => "dev",
             Pairing::Durable => "durable",
+            Pairing::Postgres => "postgresql",
         }
     }
 
@@ -172,7 +176,7 @@ impl Pairing {
     pub fn parse(name: &str) -> anyhow::Result<Pairing> {
         match Pairing::ALL.into_iter().find(|p| p.name() == name) {
             Some(p) => Ok(p),
-            None => bail!("unknown pairing {name:?} (known: dev, durable)"),
+            None => bail!("unknown pairing {name:?} (known: dev, durable, postgresql)"),
         }
     }
 }
@@ -699,7 +703,7 @@ pub fn all() -> Vec<Workload> {
                     unless: None,
                 },
             ],
-            pairings: vec![Pairing::Dev, Pairing::Durable],
+            pairings: vec![Pairing::Dev, Pairing::Durable, Pairing::Postgres],
             strongroom_only: None,
             front: Front::Server,
         },
@@ -711,7 +715,7 @@ pub fn all() -> Vec<Workload> {
             }],
             keys: KV_WRITE_KEYS,
             setup: vec![mount_kv1()],
-            pairings: vec![Pairing::Dev, Pairing::Durable],
+            pairings: vec![Pairing::Dev, Pairing::Durable, Pairing::Postgres],
             strongroom_only: None,
             front: Front::Server,
         },
@@ -742,7 +746,7 @@ pub fn all() -> Vec<Workload> {
                     unless: None,
                 },
             ],
-            pairings: vec![Pairing::Dev, Pairing::Durable],
+            pairings: vec![Pairing::Dev, Pairing::Durable, Pairing::Postgres],
             strongroom_only: None,
             front: Front::Server,
         },
@@ -759,7 +763,7 @@ pub fn all() -> Vec<Workload> {
             // As many keys as kv1-write, so the two compare.
             keys: KV_WRITE_KEYS,
             setup: vec![mount_kv2(), config_kv2()],
-            pairings: vec![Pairing::Dev, Pairing::Durable],
+            pairings: vec![Pairing::Dev, Pairing::Durable, Pairing::Postgres],
             strongroom_only: None,
             front: Front::Server,
         },
@@ -775,7 +779,7 @@ pub fn all() -> Vec<Workload> {
             }],
             keys: 1,
             setup: approle_setup(),
-            pairings: vec![Pairing::Dev, Pairing::Durable],
+            pairings: vec![Pairing::Dev, Pairing::Durable, Pairing::Postgres],
             strongroom_only: None,
             front: Front::Server,
         },
@@ -837,7 +841,7 @@ pub fn all() -> Vec<Workload> {
             }],
             keys: 1,
             setup: vec![],
-            pairings: vec![Pairing::Dev],
+            pairings: vec![Pairing::Dev, Pairing::Postgres],
             strongroom_only: None,
             front: Front::Server,
         },
@@ -970,6 +974,17 @@ pub(crate) mod tests {
                 "gcp-login-cached",
                 "gcp-login-cold",
                 "gatekeeper-token"
+            ]
+        );
+        assert_eq!(
+            in_pairing(Pairing::Postgres),
+            [
+                "kv1-read",
+                "kv1-write",
+                "kv2-read",
+                "kv2-write",
+                "approle-login",
+                "token-create"
             ]
         );
         // Only the GCP logins are kept from OpenBao, which lacks the method.
@@ -1529,7 +1544,7 @@ pub(crate) mod tests {
                 .err()
                 .map(|e| e.to_string())
                 .as_deref(),
-            Some("unknown pairing \"prod\" (known: dev, durable)")
+            Some("unknown pairing \"prod\" (known: dev, durable, postgresql)")
         );
     }
 }

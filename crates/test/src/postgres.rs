@@ -30,7 +30,21 @@ pub struct Postgres {
     databases: AtomicU32,
     /// `(uid, gid)` the server runs as, when the tests run as root.
     run_as: Option<(u32, u32)>,
+    /// CPUs every process of the cluster is pinned to (`taskset -c`).
+    cpus: Option<String>,
     log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+/// How a cluster is started beyond the test defaults (see
+/// [`Postgres::start_with_options`]).
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Pin the cluster (the postmaster, hence every backend it forks) to
+    /// these CPUs, in `taskset -c` syntax.
+    pub cpus: Option<String>,
+    /// Settings passed as `-c name=value` after the test defaults, which
+    /// they override (e.g. `fsync=on` for a benchmark).
+    pub settings: Vec<(String, String)>,
 }
 
 /// The folder holding `initdb`, `postgres` and `createdb`, if installed.
@@ -92,7 +106,14 @@ impl Postgres {
     /// is not installed, or with the server's output when it fails.
     #[track_caller]
     pub fn start() -> Postgres {
-        Postgres::start_with(false)
+        Postgres::start_with(false, &Options::default())
+    }
+
+    /// A fresh cluster started with `options` (CPU pinning, settings over
+    /// the test defaults); panics as [`Postgres::start`] does.
+    #[track_caller]
+    pub fn start_with_options(options: &Options) -> Postgres {
+        Postgres::start_with(false, options)
     }
 
     /// A cluster that also serves TLS (`ssl = on`), with a certificate for
@@ -100,7 +121,7 @@ impl Postgres {
     /// whose PEM file is [`Postgres::ca_file`].
     #[track_caller]
     pub fn start_tls() -> Postgres {
-        Postgres::start_with(true)
+        Postgres::start_with(true, &Options::default())
     }
 
     /// The CA file of a [`Postgres::start_tls`] cluster.
@@ -109,7 +130,7 @@ impl Postgres {
     }
 
     #[track_caller]
-    fn start_with(tls: bool) -> Postgres {
+    fn start_with(tls: bool, options: &Options) -> Postgres {
         let Some(bin) = find_bin() else {
             panic!(
                 "PostgreSQL is not installed (no initdb on PATH or in /usr/lib/postgresql/*/bin): \
@@ -138,6 +159,7 @@ impl Postgres {
             child: None,
             databases: AtomicU32::new(0),
             run_as,
+            cpus: options.cpus.clone(),
             log: Default::default(),
         };
         let out = pg
@@ -154,15 +176,19 @@ impl Postgres {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        let tls_args = if tls {
+        let mut extra_args = if tls {
             pg.write_certificates()
         } else {
             Vec::new()
         };
+        for (name, value) in &options.settings {
+            extra_args.push("-c".into());
+            extra_args.push(format!("{name}={value}"));
+        }
         let mut last = String::new();
         for _ in 0..5 {
             let port = crate::server::free_port();
-            match pg.launch(&data, port, &tls_args) {
+            match pg.launch(&data, port, &extra_args) {
                 Ok(()) => return pg,
                 Err(e) => last = e,
             }
@@ -255,20 +281,44 @@ impl Postgres {
     }
 
     /// A command for one of the cluster's binaries, as the unprivileged
-    /// user when we are root.
+    /// user when we are root, on the cluster's CPUs when it is pinned
+    /// (`taskset` and `setpriv` both exec, so the affinity reaches the
+    /// binary and every process it forks).
     fn command(&self, program: &str) -> Command {
         let path = self.bin.join(program);
-        match self.run_as {
-            Some((uid, gid)) => {
-                let mut c = Command::new("setpriv");
-                c.arg(format!("--reuid={uid}"))
-                    .arg(format!("--regid={gid}"))
-                    .arg("--clear-groups")
-                    .arg(path);
-                c
-            }
-            None => Command::new(path),
+        let mut argv: Vec<std::ffi::OsString> = Vec::new();
+        if let Some(cpus) = &self.cpus {
+            argv.extend(["taskset".into(), "-c".into(), cpus.into()]);
         }
+        if let Some((uid, gid)) = self.run_as {
+            argv.extend([
+                "setpriv".into(),
+                format!("--reuid={uid}").into(),
+                format!("--regid={gid}").into(),
+                "--clear-groups".into(),
+            ]);
+        }
+        argv.push(path.into_os_string());
+        let mut c = Command::new(&argv[0]);
+        c.args(&argv[1..]);
+        c
+    }
+
+    /// The server's version as `PostgreSQL 15.10` (from `postgres
+    /// --version`), if it can be read.
+    pub fn version(&self) -> Option<String> {
+        let out = Command::new(self.bin.join("postgres"))
+            .arg("--version")
+            .output()
+            .ok()?;
+        let text = String::from_utf8(out.stdout).ok()?;
+        let version = text.trim().strip_prefix("postgres (PostgreSQL) ")?;
+        Some(format!("PostgreSQL {version}"))
+    }
+
+    /// The postmaster's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// What the server logged so far.
