@@ -1,9 +1,8 @@
 //! Several nodes of one server on one PostgreSQL database with
 //! `ha_enabled`, and the failover measurement. A [`HaCluster`] owns its
 //! node processes: one active node (initialised and unsealed by the bench)
-//! and the others waiting for the HA lock — OpenBao's as unsealed standbys
-//! answering `sys/health` with 429, Strongroom's (until its standby mode
-//! lands) as processes that bind no listener before they hold the lock.
+//! and the others unsealed standbys waiting for the HA lock (answering
+//! `sys/health` with 429), for both servers.
 //! [`HaCluster::failover`] kills the active node with SIGKILL and times how
 //! long until another node answers `sys/health` with 200, then restarts the
 //! killed node as a waiting one.
@@ -20,18 +19,13 @@ use tokio::time::Instant;
 use zeroize::Zeroizing;
 
 use crate::client;
-use crate::servers::{self, Server, Side, Storage, RUN_MARK};
+use crate::servers::{self, Server, Side, Storage};
 
 /// The pause between `sys/health` polls while a failover is timed: the
 /// measurement's resolution.
 const POLL_INTERVAL: Duration = Duration::from_millis(10);
 /// The longest a failover may take before the run fails.
 const FAILOVER_LIMIT: Duration = Duration::from_secs(90);
-/// How long a restarted node may take to be waiting for the lock.
-const WAITING_LIMIT: Duration = Duration::from_secs(30);
-/// What a Strongroom node logs once it waits for the HA lock (after it has
-/// parsed its config and connected to PostgreSQL).
-const STRONGROOM_WAITING: &str = "waiting for the HA lock";
 
 /// One node's fixed place: its ports and folder stay the same across
 /// restarts, so its `api_addr` does too.
@@ -111,15 +105,17 @@ impl HaCluster {
         Ok(cluster)
     }
 
+    /// The root token (every node's).
+    pub fn root(&self) -> &HeaderValue {
+        &self.root
+    }
+
     /// The active node's address.
-    #[allow(dead_code)] // The standby rows will aim their load with these two.
     pub fn active_addr(&self) -> SocketAddr {
         self.slots[self.active].addr
     }
 
-    /// The addresses of the other nodes (standbys, or Strongroom nodes
-    /// waiting without a listener).
-    #[allow(dead_code)]
+    /// The addresses of the other nodes (the standbys).
     pub fn standby_addrs(&self) -> Vec<SocketAddr> {
         (0..self.slots.len())
             .filter(|&i| i != self.active)
@@ -141,17 +137,15 @@ impl HaCluster {
         let args = servers::write_config(&slot.dir, &config)?;
         let mut server = Server::spawn(&self.side, &slot.dir, slot.addr, &args)?;
         server.adopt(self.root.clone(), self.key.clone());
-        if self.side.flavor.standby_listens() {
-            server.wait_health(None).await?;
-            if !server.unseal().await? {
-                bail!("node {i} still sealed after unseal");
-            }
-            server
-                .wait_health(Some(StatusCode::TOO_MANY_REQUESTS))
-                .await?;
-        } else {
-            wait_for_log(&mut server, STRONGROOM_WAITING).await?;
+        // Both servers' standbys listen: unsealed ahead, they answer 429.
+        debug_assert!(self.side.flavor.standby_listens());
+        server.wait_health(None).await?;
+        if !server.unseal().await? {
+            bail!("node {i} still sealed after unseal");
         }
+        server
+            .wait_health(Some(StatusCode::TOO_MANY_REQUESTS))
+            .await?;
         slot.server = Some(server);
         Ok(())
     }
@@ -206,30 +200,6 @@ impl HaCluster {
             }
         }
         Ok(())
-    }
-}
-
-/// Waits until `server`'s log contains `needle`; fails when the process
-/// exits or [`WAITING_LIMIT`] passes.
-async fn wait_for_log(server: &mut Server, needle: &str) -> anyhow::Result<()> {
-    let deadline = Instant::now() + WAITING_LIMIT;
-    loop {
-        server.check_running()?;
-        let log = std::fs::read_to_string(server.log()).unwrap_or_default();
-        // A restarted node appends to its old log: only a line after the
-        // last start counts.
-        let this_run = log.rsplit(RUN_MARK).next().unwrap_or(&log);
-        if this_run.contains(needle) {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "node at {} did not log {needle:?} within {WAITING_LIMIT:?}; its log is {}",
-                server.addr(),
-                server.log().display()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -97,6 +97,12 @@ struct Args {
     /// `sys/health` with 200); 0 skips the measurement.
     #[arg(long, default_value_t = 0)]
     failover_rounds: usize,
+    /// Also run kv1-read, kv1-write and kv2-read against two nodes per
+    /// server on PostgreSQL, once through the active node and once
+    /// through the standby (rows `postgresql-ha-active` and
+    /// `postgresql-ha-standby`), with the root token.
+    #[arg(long)]
+    standby_rows: bool,
     /// Spread the kills over this many seconds after the previous
     /// takeover: round i of n waits (i - 0.5) / n of it before its kill, so
     /// that the kills fall evenly over the lock's renewal period (5 s for
@@ -288,6 +294,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // One PostgreSQL cluster for the postgresql pairing and the failover
     // measurement, on the servers' CPUs; each server gets its own database.
     let needs_postgres = args.failover_rounds > 0
+        || args.standby_rows
         || (pairings.contains(&Pairing::Postgres)
             && selected
                 .iter()
@@ -369,6 +376,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     let pg = postgres.as_ref().context("PostgreSQL was not started")?;
                     url = fresh_database(pg).await?;
                     Storage::Postgres(&url)
+                }
+                Pairing::HaActive | Pairing::HaStandby => {
+                    bail!("{pairing} runs only with --standby-rows")
                 }
             };
             let server = Server::start(side, storage, &dir).await?;
@@ -493,6 +503,61 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if rss_reset_failed {
         notes.push(
             "Peak RSS could not be reset between workloads: it covers each server's life so far."
+                .into(),
+        );
+    }
+
+    if args.standby_rows {
+        let pg = postgres.as_ref().context("PostgreSQL was not started")?;
+        let catalogue = workloads::all();
+        let ha_workloads: Vec<&Workload> = ["kv1-read", "kv1-write", "kv2-read"]
+            .iter()
+            .filter_map(|name| catalogue.iter().find(|w| w.name == *name))
+            .collect();
+        for side in &sides {
+            let url = fresh_database(pg).await?;
+            let dir = root_dir.join(format!("{}-ha-rows", side.label));
+            eprintln!("standby rows: {} (two nodes)", side.label);
+            let cluster = ha::HaCluster::start(side, &url, &dir, 2).await?;
+            let root = cluster.root().clone();
+            let targets = [
+                (Pairing::HaActive, cluster.active_addr()),
+                (Pairing::HaStandby, cluster.standby_addrs()[0]),
+            ];
+            let mut done = HashSet::new();
+            for workload in &ha_workloads {
+                for step in &workload.setup {
+                    if done.insert(step.name) {
+                        step.run(cluster.active_addr(), &root, &runtime).await?;
+                    }
+                }
+                for (pairing, addr) in targets {
+                    let outcome =
+                        load::run(target(addr, workload, &root, &runtime)?, shape).await?;
+                    rows.push(Row {
+                        workload: workload.name,
+                        pairing,
+                        server: side.label.clone(),
+                        is_strongroom: side.is_strongroom,
+                        requests_per_sec: outcome.requests_per_sec(),
+                        p50_ms: outcome.latency_ms(0.5),
+                        p99_ms: outcome.latency_ms(0.99),
+                        peak_rss_kib: None,
+                        requests: outcome.requests,
+                        errors: outcome.errors,
+                        first_error: outcome.first_error,
+                    });
+                }
+            }
+            cluster.stop().await?;
+        }
+        notes.push(
+            "postgresql-ha-active / postgresql-ha-standby: two nodes per server on one \
+             database; the same workload sent to the active node, then to the standby (root \
+             token). A Strongroom standby answers reads itself after one change-log query per \
+             burst (so that it never answers older than an acknowledged write) and forwards \
+             writes over its cluster link; an OpenBao standby also answers reads itself, \
+             without that check, and forwards writes."
                 .into(),
         );
     }

@@ -37,13 +37,10 @@ pub enum Flavor {
 impl Flavor {
     /// Whether a node of this flavor that waits for the HA lock listens
     /// meanwhile, so that it can be unsealed ahead and answers
-    /// `sys/health` with 429 as a standby. OpenBao's do; Strongroom's
-    /// bind no listener before they hold the lock (until standby mode
-    /// lands: then this becomes true for both).
+    /// `sys/health` with 429 as a standby: both do.
     pub fn standby_listens(self) -> bool {
         match self {
-            Flavor::Strongroom => false,
-            Flavor::OpenBao => true,
+            Flavor::Strongroom | Flavor::OpenBao => true,
         }
     }
 }
@@ -254,11 +251,6 @@ impl Server {
         self.unseal_key = Some(key);
     }
 
-    /// The log file the process writes to.
-    pub fn log(&self) -> &Path {
-        &self.log
-    }
-
     /// Fails when the process has exited, naming its status and log.
     pub fn check_running(&mut self) -> anyhow::Result<()> {
         if let Some(status) = self.child.try_wait()? {
@@ -367,20 +359,19 @@ pub fn raft_config(raft_dir: &Path, addr: SocketAddr, cluster_port: u16) -> Stri
 /// The config file of a node on PostgreSQL, for either flavor: the
 /// database at `url`, HA on (the lock table next to the data; OpenBao
 /// makes both tables itself, as Strongroom does), a plain-HTTP listener,
-/// and `api_addr`. OpenBao's standbys also need their cluster listener
-/// (`cluster_address`, `cluster_addr`); Strongroom's config has no such
-/// keys yet (standby forwarding will add them: then both flavors get the
-/// same lines). Lock timings are each server's defaults.
-pub fn postgresql_config(flavor: Flavor, url: &str, addr: SocketAddr, cluster_port: u16) -> String {
+/// and `api_addr`, and the cluster listener standbys forward to
+/// (`cluster_address`, `cluster_addr`). Lock timings are each server's
+/// defaults. The same text for both flavors.
+pub fn postgresql_config(
+    _flavor: Flavor,
+    url: &str,
+    addr: SocketAddr,
+    cluster_port: u16,
+) -> String {
     let cluster = SocketAddr::from((addr.ip(), cluster_port));
     let url = Value::String(url.to_string());
-    let (listener_extra, top_extra) = match flavor {
-        Flavor::Strongroom => (String::new(), String::new()),
-        Flavor::OpenBao => (
-            format!("  cluster_address = \"{cluster}\"\n"),
-            format!("cluster_addr = \"http://{cluster}\"\n"),
-        ),
-    };
+    let listener_extra = format!("  cluster_address = \"{cluster}\"\n");
+    let top_extra = format!("cluster_addr = \"https://{cluster}\"\n");
     format!(
         "storage \"postgresql\" {{\n  connection_url = {url}\n  ha_enabled = \"true\"\n}}\n\n\
          listener \"tcp\" {{\n  address = \"{addr}\"\n{listener_extra}  tls_disable = true\n}}\n\n\
@@ -499,12 +490,9 @@ mod tests {
                 "{text}"
             );
             assert!(text.contains("tls_disable = true"), "{text}");
-            let cluster = text.contains("cluster_addr = \"http://127.0.0.1:41001\"")
-                && text.contains("cluster_address = \"127.0.0.1:41001\"");
-            // Strongroom's config refuses keys it does not know yet.
-            assert_eq!(cluster, flavor == Flavor::OpenBao, "{text}");
             assert!(
-                !text.contains("cluster") || flavor == Flavor::OpenBao,
+                text.contains("cluster_addr = \"https://127.0.0.1:41001\"")
+                    && text.contains("cluster_address = \"127.0.0.1:41001\""),
                 "{text}"
             );
         }

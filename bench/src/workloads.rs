@@ -157,6 +157,11 @@ pub enum Pairing {
     /// Both on one throw-away PostgreSQL cluster, each server on its own
     /// database, with `ha_enabled` (one node each).
     Postgres,
+    /// `--standby-rows`: two nodes each on PostgreSQL, the load sent to the
+    /// active node (not in [`Pairing::ALL`]).
+    HaActive,
+    /// `--standby-rows`: the same, the load sent to the standby.
+    HaStandby,
 }
 
 impl Pairing {
@@ -169,6 +174,8 @@ impl Pairing {
             Pairing::Dev => "dev",
             Pairing::Durable => "durable",
             Pairing::Postgres => "postgresql",
+            Pairing::HaActive => "postgresql-ha-active",
+            Pairing::HaStandby => "postgresql-ha-standby",
         }
     }
 
