@@ -290,20 +290,7 @@ impl Barrier {
         if !self.is_sealed() {
             return Ok(());
         }
-        let wrapped_ring = self
-            .physical
-            .get(KEYRING_PATH)
-            .await?
-            .ok_or_else(|| BarrierError::Corrupt(format!("{KEYRING_PATH} is missing")))?;
-        if envelope_term(&wrapped_ring) != Some(WRAP_TERM) {
-            return Err(BarrierError::Corrupt(KEYRING_PATH.into()));
-        }
-        let ring_bytes = Zeroizing::new(
-            root.open(KEYRING_PATH, wrapped_ring)
-                .map_err(|_| BarrierError::Corrupt(KEYRING_PATH.into()))?,
-        );
-        let (keyring, persisted) = Keyring::decode(&ring_bytes)
-            .map_err(|e| BarrierError::Corrupt(format!("{KEYRING_PATH}: {e}")))?;
+        let (keyring, persisted) = self.read_keyring(&root).await?;
         let exact = persisted & EXACT_COUNT != 0;
         let persisted = persisted & !EXACT_COUNT;
         // After a clean seal the count is exact. Otherwise up to

@@ -155,6 +155,16 @@ impl Cluster {
         }
     }
 
+    /// Writes ACL policy `name` through node `i`.
+    async fn put_policy(&self, i: usize, name: &str, text: &str) {
+        let call = Call::put(
+            &format!("sys/policies/acl/{name}"),
+            json!({ "policy": text }),
+        );
+        let r = self.send(i, &call).await;
+        assert_eq!(r.status, 204, "{r:?}");
+    }
+
     async fn send(&self, i: usize, call: &Call) -> Reply {
         try_send(&self.addr(i), Some(&self.root), call)
             .await
@@ -247,16 +257,9 @@ async fn three_nodes_one_active_standbys_forward_and_read_what_was_just_written(
 
     // Policies and tokens: made on one standby, used and revoked through
     // the others, the change seen everywhere at once.
-    let r = cluster
-        .send(
-            2,
-            &Call::put(
-                "sys/policies/acl/reader",
-                json!({"policy": "path \"kv/*\" { capabilities = [\"read\"] }"}),
-            ),
-        )
+    cluster
+        .put_policy(2, "reader", "path \"kv/*\" { capabilities = [\"read\"] }")
         .await;
-    assert_eq!(r.status, 204, "{r:?}");
     let r = cluster
         .send(
             1,
@@ -277,16 +280,13 @@ async fn three_nodes_one_active_standbys_forward_and_read_what_was_just_written(
             .expect("read");
         assert_eq!(r.status, 200, "node {i}: {r:?}");
     }
-    let r = cluster
-        .send(
+    cluster
+        .put_policy(
             2,
-            &Call::put(
-                "sys/policies/acl/reader",
-                json!({"policy": "path \"kv/other\" { capabilities = [\"read\"] }"}),
-            ),
+            "reader",
+            "path \"kv/other\" { capabilities = [\"read\"] }",
         )
         .await;
-    assert_eq!(r.status, 204, "{r:?}");
     for i in 0..3 {
         let r = try_send(&cluster.addr(i), Some(&token), &Call::get("kv/item"))
             .await
@@ -403,16 +403,13 @@ async fn step_down_hands_over_and_sealing_a_standby_seals_only_it() {
     assert_eq!(cluster.settled(Duration::from_secs(10)).await, 0);
 
     // A token without sudo may do neither.
-    let r = cluster
-        .send(
+    cluster
+        .put_policy(
             0,
-            &Call::put(
-                "sys/policies/acl/plain",
-                json!({"policy": "path \"sys/*\" { capabilities = [\"update\", \"read\"] }"}),
-            ),
+            "plain",
+            "path \"sys/*\" { capabilities = [\"update\", \"read\"] }",
         )
         .await;
-    assert_eq!(r.status, 204, "{r:?}");
     let r = cluster
         .send(
             0,
