@@ -834,3 +834,77 @@ async fn standbys_answer_reads_themselves_while_the_active_node_hangs() {
     let r = cluster.send(1, &Call::get("kv/item")).await;
     assert_eq!(r.status, 200, "{r:?}");
 }
+
+/// Sends `call` from the local address `from` (any 127.x.y.z works on
+/// Linux loopback).
+async fn send_from(from: [u8; 4], base: &str, token: &str, call: &Call) -> Reply {
+    let client = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from(from))
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    let method = reqwest::Method::from_bytes(call.method.as_bytes()).expect("method");
+    let mut req = client
+        .request(method, format!("{base}/v1/{}", call.path))
+        .header("X-Vault-Token", token);
+    if let Some(body) = &call.body {
+        req = req.body(body.clone());
+    }
+    let resp = req.send().await.expect("request");
+    let status = resp.status().as_u16();
+    let body = resp.json().await.unwrap_or(Value::Null);
+    Reply { status, body }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forwarded_request_carries_the_clients_address() {
+    let pg = Postgres::start();
+    let (cluster, _url) = nodes(&pg, 2, "1s").await;
+    assert_eq!(cluster.settled(Duration::from_secs(10)).await, 0);
+    let r = cluster
+        .send(0, &Call::post("sys/mounts/kv", json!({"type": "kv"})))
+        .await;
+    assert_eq!(r.status, 204, "{r:?}");
+    // A token usable only from 127.0.0.2 (a token role's bound CIDRs).
+    cluster
+        .put_policy(
+            0,
+            "kvw",
+            "path \"kv/*\" { capabilities = [\"create\", \"update\", \"read\"] }",
+        )
+        .await;
+    let r = cluster
+        .send(
+            0,
+            &Call::post(
+                "auth/token/roles/bound",
+                json!({"allowed_policies": ["kvw"], "token_bound_cidrs": ["127.0.0.2/32"]}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{r:?}");
+    let r = cluster
+        .send(
+            0,
+            &Call::post("auth/token/create/bound", json!({"policies": ["kvw"]})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let token = r.body["auth"]["client_token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    // A write through the standby (forwarded: the standby reaches the
+    // active node from 127.0.0.1) is judged by the client's address.
+    let write = Call::put("kv/x", json!({"v": "1"}));
+    let r = send_from([127, 0, 0, 2], &cluster.addr(1), &token, &write).await;
+    assert_eq!(r.status, 204, "from 127.0.0.2 through the standby: {r:?}");
+    let r = send_from([127, 0, 0, 1], &cluster.addr(1), &token, &write).await;
+    assert_eq!(r.status, 403, "from 127.0.0.1 through the standby: {r:?}");
+    // The same on the standby's own reads.
+    let read = Call::get("kv/x");
+    let r = send_from([127, 0, 0, 2], &cluster.addr(1), &token, &read).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = send_from([127, 0, 0, 1], &cluster.addr(1), &token, &read).await;
+    assert_eq!(r.status, 403, "{r:?}");
+}
