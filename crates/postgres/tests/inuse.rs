@@ -77,8 +77,14 @@ async fn an_unexpired_ha_lock_row_keeps_a_migration_off() {
         .unwrap();
     let mut opts = options(&url, "kv");
     opts.ha_table = "locks".into();
-    // Expired: nobody is active.
-    drop(InUse::claim_for_migration(&opts).await.unwrap());
+    // Expired: nobody is active. (Released, not dropped: a dropped claim
+    // frees the advisory lock only once PostgreSQL notices the closed
+    // connection, and the next claim would race with that.)
+    InUse::claim_for_migration(&opts)
+        .await
+        .unwrap()
+        .release()
+        .await;
     client
         .batch_execute("UPDATE locks SET valid_until = now() + interval '1 hour'")
         .await
