@@ -259,7 +259,7 @@ impl Core {
     pub fn state(&self) -> NodeState {
         if self.barrier.is_sealed() {
             NodeState::Sealed
-        } else if self.active.load().is_some() {
+        } else if self.active.load().is_some() && self.lease_valid() {
             NodeState::Active
         } else {
             NodeState::Standby
@@ -275,10 +275,17 @@ impl Core {
     /// (keys present, not active).
     pub fn active(&self) -> Result<Arc<Active>> {
         match self.active.load_full() {
-            Some(active) => Ok(active),
+            Some(active) if self.lease_valid() => Ok(active),
+            Some(_) => Err(Error::Standby),
             None if self.barrier.is_sealed() => Err(Error::Sealed),
             None => Err(Error::Standby),
         }
+    }
+
+    /// With HA, whether the lock is still held by its local deadline
+    /// (see [`ha::HaControl::lease_valid`]); always true without HA.
+    fn lease_valid(&self) -> bool {
+        self.ha.get().is_none_or(|ha| ha.lease_valid())
     }
 
     /// Replaces the pipeline's audit hook and metrics observer.

@@ -77,6 +77,11 @@ pub trait HaControl: Send + Sync {
     /// the active node committed before this call; an error when the
     /// storage cannot tell (the read is then forwarded).
     async fn sync_reads(&self) -> Result<()>;
+    /// Whether this node's hold on the lock is still valid by its local
+    /// deadline (no I/O): checked on every request of an active node, so
+    /// that it stops acting as active the moment the deadline passes,
+    /// however late the coordinator's task gets to run.
+    fn lease_valid(&self) -> bool;
     /// The active node as this node knows it.
     fn leader(&self) -> LeaderStatus;
     /// The active node and the standbys it heard from recently.
