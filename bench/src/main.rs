@@ -445,19 +445,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 let reviews = fake_kube.reviews() - reviews_before;
                 let google = fake_google.counts() - google_before;
                 let mesos_states = mesos.as_ref().map_or(0, |m| m.state_requests()) - mesos_before;
-                let row = Row {
-                    workload: workload.name,
-                    pairing,
-                    server: side.label.clone(),
-                    is_strongroom: side.is_strongroom,
-                    requests_per_sec: outcome.requests_per_sec(),
-                    p50_ms: outcome.latency_ms(0.5),
-                    p99_ms: outcome.latency_ms(0.99),
-                    peak_rss_kib: server.peak_rss_kib(),
-                    requests: outcome.requests,
-                    errors: outcome.errors,
-                    first_error: outcome.first_error,
-                };
+                let row = measured_row(workload, pairing, side, &outcome, server.peak_rss_kib());
                 eprintln!(
                     "  {:<18} {:>9.0} req/s  p50 {:.2} ms  p99 {:.2} ms  errors {}",
                     row.workload, row.requests_per_sec, row.p50_ms, row.p99_ms, row.errors
@@ -534,19 +522,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 for (pairing, addr) in targets {
                     let outcome =
                         load::run(target(addr, workload, &root, &runtime)?, shape).await?;
-                    rows.push(Row {
-                        workload: workload.name,
-                        pairing,
-                        server: side.label.clone(),
-                        is_strongroom: side.is_strongroom,
-                        requests_per_sec: outcome.requests_per_sec(),
-                        p50_ms: outcome.latency_ms(0.5),
-                        p99_ms: outcome.latency_ms(0.99),
-                        peak_rss_kib: None,
-                        requests: outcome.requests,
-                        errors: outcome.errors,
-                        first_error: outcome.first_error,
-                    });
+                    rows.push(measured_row(workload, pairing, side, &outcome, None));
                 }
             }
             cluster.stop().await?;
@@ -688,6 +664,29 @@ async fn measure_failover(
     }
     cluster.stop().await?;
     Ok(times)
+}
+
+/// A table row: `side`'s measured `outcome` of `workload` in `pairing`.
+fn measured_row(
+    workload: &Workload,
+    pairing: Pairing,
+    side: &Side,
+    outcome: &load::Outcome,
+    peak_rss_kib: Option<u64>,
+) -> Row {
+    Row {
+        workload: workload.name,
+        pairing,
+        server: side.label.clone(),
+        is_strongroom: side.is_strongroom,
+        requests_per_sec: outcome.requests_per_sec(),
+        p50_ms: outcome.latency_ms(0.5),
+        p99_ms: outcome.latency_ms(0.99),
+        peak_rss_kib,
+        requests: outcome.requests,
+        errors: outcome.errors,
+        first_error: outcome.first_error.clone(),
+    }
 }
 
 /// The pause before round `round` (from 1) of `rounds` kills the active

@@ -81,6 +81,20 @@ struct Unsealed {
     encryptions: AtomicU64,
 }
 
+/// The encryption count to resume from, given the persisted one: whether
+/// it was exact (written by a clean seal), and the count. After a clean
+/// seal the count is exact; otherwise up to [`PERSIST_INTERVAL`]
+/// encryptions may have happened since it was last written.
+fn resumed_count(persisted: u64) -> (bool, u64) {
+    let exact = persisted & EXACT_COUNT != 0;
+    let count = persisted & !EXACT_COUNT;
+    if exact {
+        (true, count)
+    } else {
+        (false, count.saturating_add(PERSIST_INTERVAL))
+    }
+}
+
 impl Unsealed {
     /// The same keys with `keyring` (reloaded from storage) and a count.
     fn with_keyring(&self, keyring: Keyring, encryptions: u64) -> Unsealed {
@@ -239,13 +253,7 @@ impl Barrier {
         let _guard = self.keyring_lock.lock().await;
         let current = self.current()?;
         let (keyring, persisted) = self.read_keyring(&current.root_key).await?;
-        let exact = persisted & EXACT_COUNT != 0;
-        let persisted = persisted & !EXACT_COUNT;
-        let encryptions = if exact {
-            persisted
-        } else {
-            persisted.saturating_add(PERSIST_INTERVAL)
-        };
+        let (exact, encryptions) = resumed_count(persisted);
         let state = current.with_keyring(keyring, encryptions);
         if exact {
             self.write_keyring(&state, encryptions).await?;
@@ -291,16 +299,7 @@ impl Barrier {
             return Ok(());
         }
         let (keyring, persisted) = self.read_keyring(&root).await?;
-        let exact = persisted & EXACT_COUNT != 0;
-        let persisted = persisted & !EXACT_COUNT;
-        // After a clean seal the count is exact. Otherwise up to
-        // PERSIST_INTERVAL encryptions may have happened since it was last
-        // written.
-        let encryptions = if exact {
-            persisted
-        } else {
-            persisted.saturating_add(PERSIST_INTERVAL)
-        };
+        let (exact, encryptions) = resumed_count(persisted);
         let state = Unsealed {
             root_key: Arc::new(root),
             unseal_key: Arc::new(unseal),

@@ -39,7 +39,7 @@
 //! hence its 10-15 s failovers.)
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use deadpool_postgres::{Object, Pool};
@@ -230,7 +230,7 @@ impl HaLock {
         }
         let deadline = sent + self.config.ttl - self.config.margin;
         let state = Arc::new(LockState {
-            deadline: Mutex::new(deadline),
+            deadline: RwLock::new(deadline),
             lost: AtomicBool::new(false),
         });
         let (lost_tx, lost_rx) = watch::channel(false);
@@ -311,7 +311,9 @@ impl HaLock {
 /// whether the lock is known lost.
 #[derive(Debug)]
 pub(crate) struct LockState {
-    deadline: Mutex<Instant>,
+    /// Read on every request of an active node (`is_held`), written once
+    /// per renewal: a read-write lock.
+    deadline: RwLock<Instant>,
     lost: AtomicBool,
 }
 
@@ -322,7 +324,7 @@ impl LockState {
     }
 
     fn deadline(&self) -> Instant {
-        *self.deadline.lock().unwrap_or_else(PoisonError::into_inner)
+        *self.deadline.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn mark_lost(&self) {
@@ -459,7 +461,7 @@ async fn renew_loop(
                 let renewed = sent + cfg.ttl - cfg.margin;
                 *state
                     .deadline
-                    .lock()
+                    .write()
                     .unwrap_or_else(PoisonError::into_inner) = renewed;
                 next = sent + cfg.renew_interval;
             }

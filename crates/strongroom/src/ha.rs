@@ -101,7 +101,7 @@ pub struct Coordinator {
     writable: watch::Sender<bool>,
     /// The fence of the lock this node holds (its local deadline decides
     /// `lease_valid`).
-    fence: Mutex<Option<strongroom_postgres::Fence>>,
+    fence: std::sync::RwLock<Option<strongroom_postgres::Fence>>,
     /// A standby's read sync: the last change-log row applied.
     applied: tokio::sync::Mutex<u64>,
     /// Read syncs started and (the number of) the last one finished.
@@ -145,7 +145,7 @@ impl Coordinator {
             client: Mutex::new(None),
             held: tokio::sync::Mutex::new(None),
             writable: watch::Sender::new(false),
-            fence: Mutex::new(None),
+            fence: std::sync::RwLock::new(None),
             applied: tokio::sync::Mutex::new(0),
             syncs_started: AtomicU64::new(0),
             syncs_finished: AtomicU64::new(0),
@@ -196,7 +196,7 @@ impl Coordinator {
                 continue;
             }
             self.backend.set_fence(Some(held.fence()));
-            *self.fence.lock().unwrap_or_else(PoisonError::into_inner) = Some(held.fence());
+            *self.fence.write().unwrap_or_else(PoisonError::into_inner) = Some(held.fence());
             self.writable.send_replace(true);
             if !state.sealed {
                 if let Some(cache) = &self.cache {
@@ -205,7 +205,7 @@ impl Coordinator {
                 if let Err(e) = self.core.activate().await {
                     tracing::error!(error = %e, "could not activate after taking the HA lock");
                     self.writable.send_replace(false);
-                    *self.fence.lock().unwrap_or_else(PoisonError::into_inner) = None;
+                    *self.fence.write().unwrap_or_else(PoisonError::into_inner) = None;
                     self.backend.set_fence(None);
                     self.release(held).await;
                     tokio::time::sleep(self.retry).await;
@@ -238,7 +238,7 @@ impl Coordinator {
                 _ = life.wait_for(|l| l.sealed != state.sealed || !wanted(l)) => Why::Lifecycle,
             };
             self.writable.send_replace(false);
-            *self.fence.lock().unwrap_or_else(PoisonError::into_inner) = None;
+            *self.fence.write().unwrap_or_else(PoisonError::into_inner) = None;
             let held = self.held.lock().await.take();
             *self
                 .active_since
@@ -790,7 +790,7 @@ impl Forward for Coordinator {
 impl HaControl for Coordinator {
     fn lease_valid(&self) -> bool {
         self.fence
-            .lock()
+            .read()
             .unwrap_or_else(PoisonError::into_inner)
             .as_ref()
             .is_some_and(strongroom_postgres::Fence::is_held)
