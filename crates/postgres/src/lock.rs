@@ -402,7 +402,7 @@ impl HeldLock {
                 limit,
             )
             .await
-            .map(|_| ())
+            .map(|rows| tracing::debug!(key = %self.lock.key, rows, "released the HA lock"))
     }
 
     fn stop(&mut self) {

@@ -8,7 +8,8 @@
 //! lock is lost (the renewal deadline passed: reset or silent link) the
 //! core is demoted at once, before the row can expire in the database, and
 //! the node competes again as a standby. Sealing releases the lock at once;
-//! `sys/step-down` releases it and pauses before competing again.
+//! `sys/step-down` releases it and leaves it to the other nodes (see
+//! `Coordinator::pause_after_step_down`).
 //!
 //! **Standbys.** An unsealed node that is not active answers the node-local
 //! endpoints itself (health, seal status, unseal, leader), and reads outside
@@ -60,8 +61,9 @@ const LEADER_WAIT: Duration = Duration::from_secs(5);
 const ECHO_INTERVAL: Duration = Duration::from_secs(1);
 /// Standbys not heard from for this long leave `sys/ha-status`.
 const ECHO_FORGET: Duration = Duration::from_secs(30);
-/// After `sys/step-down`, how long the node leaves the lock to others.
-const STEP_DOWN_PAUSE: Duration = Duration::from_secs(3);
+/// After `sys/step-down`, how long the node leaves the lock to others at
+/// most (OpenBao's `manualStepDownSleepPeriod`).
+const STEP_DOWN_PAUSE: Duration = Duration::from_secs(10);
 
 /// What a node tells the others about itself (the lock row's value, and
 /// its echo to the active node).
@@ -183,6 +185,7 @@ impl Coordinator {
             if !life.borrow().sealed {
                 self.enter_standby().await;
             }
+            tracing::debug!("HA: competing for the lock");
             let held = tokio::select! {
                 held = self.lock.acquire() => held,
                 _ = life.wait_for(|l| !wanted(l)) => continue,
@@ -255,13 +258,19 @@ impl Coordinator {
                     tracing::warn!("HA: lost the lock; this node is a standby now");
                 }
                 Why::StepDown => {
-                    self.core.step_down().await;
+                    // Stop acting as active and free the lock at once,
+                    // without waiting for the backends' cleanup (it runs in
+                    // the background): nothing this node does from here on
+                    // can write (no fence), and a write already inside its
+                    // transaction holds the lock row (`FOR SHARE`) until it
+                    // commits, so the release is ordered after it.
+                    self.core.demote();
                     self.backend.set_fence(None);
                     if let Some(held) = held {
                         self.release(held).await;
                     }
                     tracing::info!("HA: stepped down");
-                    tokio::time::sleep(STEP_DOWN_PAUSE).await;
+                    self.pause_after_step_down().await;
                 }
                 Why::Lifecycle => {
                     // Sealed (the core stepped down while sealing), or
@@ -276,11 +285,29 @@ impl Coordinator {
         }
     }
 
+    /// After `sys/step-down`, leaves the lock to the other nodes: waits
+    /// until one of them holds it, or [`STEP_DOWN_PAUSE`] passes (then no
+    /// other node could take it, e.g. a single node, and this one competes
+    /// again, as OpenBao does after its own pause). A fixed shorter pause
+    /// would let a node that stepped down retake the lock from a standby
+    /// that was merely slow to try.
+    async fn pause_after_step_down(&self) {
+        let mut leader = self.leader.subscribe();
+        let other = tokio::time::timeout(STEP_DOWN_PAUSE, leader.wait_for(Option::is_some)).await;
+        match other {
+            Ok(Ok(_)) => tracing::debug!("HA: another node took the lock after the step-down"),
+            _ => tracing::info!(
+                "HA: no other node took the lock after the step-down; competing again"
+            ),
+        }
+    }
+
     /// Loads the standby's read-only state, with the change log's
     /// position taken *before* the load (changes during it are applied
     /// again at the first read, which is harmless). Failures are logged:
     /// reads are then forwarded until a later attempt succeeds.
     async fn enter_standby(&self) {
+        tracing::debug!("HA: loading the standby state");
         let mut applied = self.applied.lock().await;
         let top = match self.backend.changes_since(u64::MAX).await {
             Ok(c) => c.top,
@@ -295,7 +322,10 @@ impl Coordinator {
             cache.clear();
         }
         match self.core.load_standby().await {
-            Ok(()) => *applied = top,
+            Ok(()) => {
+                tracing::debug!("HA: standby state loaded");
+                *applied = top;
+            }
             Err(e) => {
                 tracing::debug!(error = %e, "HA: standby state not loaded; reads are forwarded");
             }

@@ -144,23 +144,40 @@ pub fn free_port() -> u16 {
 
 /// Lines a server process printed (stdout and stderr, in arrival order).
 #[derive(Clone, Default)]
-pub struct Output(Arc<Mutex<Vec<String>>>);
+pub struct Output {
+    lines: Arc<Mutex<Vec<String>>>,
+    /// The threads reading the pipes (they end when the process closes them).
+    readers: Arc<Mutex<Vec<std::thread::JoinHandle<()>>>>,
+}
 
 impl Output {
     fn push(&self, line: String) {
-        if let Ok(mut v) = self.0.lock() {
+        if let Ok(mut v) = self.lines.lock() {
             v.push(line);
+        }
+    }
+
+    /// Waits until every line the process wrote has been captured (call
+    /// once it has exited: its pipes are closed then).
+    fn drain(&self) {
+        let readers = self
+            .readers
+            .lock()
+            .map(|mut r| std::mem::take(&mut *r))
+            .unwrap_or_default();
+        for r in readers {
+            let _ = r.join();
         }
     }
 
     /// Everything captured so far, one line each.
     pub fn text(&self) -> String {
-        self.0.lock().map(|v| v.join("\n")).unwrap_or_default()
+        self.lines.lock().map(|v| v.join("\n")).unwrap_or_default()
     }
 
     /// The value after `prefix` on the first line that starts with it.
     pub fn value_after(&self, prefix: &str) -> Option<String> {
-        let lines = self.0.lock().ok()?;
+        let lines = self.lines.lock().ok()?;
         lines
             .iter()
             .find_map(|l| l.trim().strip_prefix(prefix).map(|v| v.trim().to_string()))
@@ -208,13 +225,16 @@ fn spawn_captured(
     for (pipe, tag) in pipes {
         let out = output.clone();
         let tx = tx.clone();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in BufReader::new(pipe).lines() {
                 let Ok(line) = line else { break };
                 out.push(format!("{tag}{line}"));
                 let _ = tx.send(line);
             }
         });
+        if let Ok(mut r) = output.readers.lock() {
+            r.push(reader);
+        }
     }
     Ok((child, output, rx))
 }
@@ -359,7 +379,15 @@ impl Server {
                 })
                 .collect();
             let args = vec!["server".to_string(), format!("-config={}", path.display())];
-            match Server::start(kind, &args, urls, false, client.clone(), Some(path), &[]) {
+            let env: Vec<(&str, &str)> = match kind {
+                Kind::Strongroom => config
+                    .env
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            match Server::start(kind, &args, urls, false, client.clone(), Some(path), &env) {
                 Ok(s) => return s,
                 Err(StartError::AddressInUse) => last = "address in use".into(),
                 Err(StartError::Fatal(m)) => panic!("{m}\nconfig:\n{text}"),
@@ -413,7 +441,7 @@ impl Server {
                 Err(RecvTimeoutError::Disconnected) => {
                     let status = server.wait_exit();
                     let text = server.output.text();
-                    if text.contains("address already in use") {
+                    if text.to_ascii_lowercase().contains("address already in use") {
                         return Err(StartError::AddressInUse);
                     }
                     return Err(StartError::Fatal(format!(
@@ -561,9 +589,27 @@ impl Server {
     }
 }
 
+/// How many of a server's last output lines a failing test prints.
+const TAIL_ON_FAILURE: usize = 80;
+
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
+        // A failing test shows what its servers said last: the only
+        // account of a failure seen once, on a CI machine.
+        if std::thread::panicking() {
+            self.output.drain();
+            let text = self.output.text();
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(TAIL_ON_FAILURE)..];
+            eprintln!(
+                "--- last {} lines of {} at {} ---\n{}",
+                tail.len(),
+                self.kind.label(),
+                self.addr,
+                tail.join("\n")
+            );
+        }
     }
 }
 
@@ -775,6 +821,9 @@ pub struct Config {
     pub listener_lines: Vec<String>,
     /// Extra top-level lines (e.g. `log_level = "warn"`).
     pub lines: Vec<String>,
+    /// Extra environment variables for the server under test (e.g. a
+    /// `STRONGROOM_LOG` filter that turns one module's debug lines on).
+    pub env: Vec<(String, String)>,
 }
 
 impl Config {
@@ -786,6 +835,7 @@ impl Config {
             dir: dir.to_path_buf(),
             listener_lines: Vec::new(),
             lines: Vec::new(),
+            env: Vec::new(),
         }
     }
 

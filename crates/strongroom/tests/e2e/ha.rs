@@ -185,9 +185,11 @@ async fn nodes(pg: &Postgres, n: usize, ttl: &str) -> (Cluster, String) {
     (Cluster::start(configs, dirs).await, url)
 }
 
-/// Three nodes on a fresh database, all direct.
+/// Three nodes on a fresh database, all direct, with OpenBao's lock TTL:
+/// nothing here waits for a lock to expire, and a test machine under load
+/// may stall a renewal for a good part of a second.
 async fn three_nodes(pg: &Postgres) -> (Cluster, String) {
-    nodes(pg, 3, "1s").await
+    nodes(pg, 3, "3s").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -501,7 +503,8 @@ async fn writer(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_of_the_active_node_under_writers_loses_no_acknowledged_write() {
     let pg = Postgres::start();
-    let (mut cluster, url) = three_nodes(&pg).await;
+    // A short TTL: the failover waits for the killed node's row to expire.
+    let (mut cluster, url) = nodes(&pg, 3, "2s").await;
     assert_eq!(cluster.settled(Duration::from_secs(10)).await, 0);
     let r = cluster
         .send(0, &Call::post("sys/mounts/ledger", json!({"type": "kv"})))
@@ -597,7 +600,7 @@ async fn partition_of_the_active_node(cut: bool) {
         } else {
             url.clone()
         };
-        configs.push(ha_config(dir.path(), via, "true", "1s"));
+        configs.push(ha_config(dir.path(), via, "true", "2s"));
         dirs.push(dir);
     }
     let cluster = Cluster::start(configs, dirs).await;
@@ -690,7 +693,7 @@ async fn hand_over(cluster: &Cluster, from: usize, next: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_promoted_again_serves_what_others_wrote_and_keeps_ttls_and_wrappings() {
     let pg = Postgres::start();
-    let (cluster, _url) = nodes(&pg, 2, "1s").await;
+    let (cluster, _url) = nodes(&pg, 2, "3s").await;
     assert_eq!(cluster.settled(Duration::from_secs(10)).await, 0);
     let r = cluster
         .send(0, &Call::post("sys/mounts/kv", json!({"type": "kv"})))
@@ -859,7 +862,7 @@ async fn send_from(from: [u8; 4], base: &str, token: &str, call: &Call) -> Reply
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forwarded_request_carries_the_clients_address() {
     let pg = Postgres::start();
-    let (cluster, _url) = nodes(&pg, 2, "1s").await;
+    let (cluster, _url) = nodes(&pg, 2, "3s").await;
     assert_eq!(cluster.settled(Duration::from_secs(10)).await, 0);
     let r = cluster
         .send(0, &Call::post("sys/mounts/kv", json!({"type": "kv"})))

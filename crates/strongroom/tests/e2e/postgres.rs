@@ -66,6 +66,12 @@ pub(crate) fn ha_config(dir: &std::path::Path, url: String, ha_enabled: &str, tt
             "lock_retry_interval = \"100ms\"".into(),
         ],
     };
+    // The HA coordinator's and the lock's steps, for the log tail a
+    // failing test prints.
+    cfg.env.push((
+        "STRONGROOM_LOG".into(),
+        "info,strongroom::ha=debug,strongroom_postgres::lock=debug".into(),
+    ));
     cfg
 }
 
@@ -84,7 +90,7 @@ async fn postgresql_storage_keeps_only_ciphertext_and_survives_kill_9() {
     let pg = Postgres::start();
     let url = pg.fresh_url();
     let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = ha_config(dir.path(), url.clone(), "\"true\"", "1s");
+    let cfg = ha_config(dir.path(), url.clone(), "\"true\"", "2s");
     let mut server = start_active(&cfg).await;
     let r = server
         .send(&Call::post("sys/mounts/secret", json!({"type": "kv-v2"})))
