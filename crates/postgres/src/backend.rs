@@ -122,6 +122,18 @@ struct Inner {
     timeout: Duration,
     /// With HA: the change log every fenced write records its keys in.
     changes: Option<ChangeLog>,
+    /// Told of every write transaction before its writers get their answer.
+    observer: RwLock<Option<Arc<dyn CommitObserver>>>,
+}
+
+/// Told of the keys of every write transaction this node committed (or
+/// may have committed: a timeout), *before* the writers get their answer.
+/// An HA active node pushes them to the standbys that serve reads, so that
+/// no standby answers older than an acknowledged write.
+#[async_trait]
+pub trait CommitObserver: Send + Sync {
+    /// `keys` were written; returns once the observers that must know do.
+    async fn committed(&self, keys: Vec<String>);
 }
 
 /// A [`Backend`] on a PostgreSQL table laid out as OpenBao's (see the crate
@@ -250,6 +262,7 @@ impl PostgresBackend {
             commits: AtomicU64::new(0),
             timeout: options.timeout,
             changes: options.ha_enabled.then(|| ChangeLog::new(&options.table)),
+            observer: RwLock::new(None),
         });
         let (writes, queue) = mpsc::channel(options.queue_capacity.max(1));
         tokio::spawn(writer_loop(
@@ -305,6 +318,16 @@ impl PostgresBackend {
             .fence
             .write()
             .unwrap_or_else(PoisonError::into_inner) = mode;
+    }
+
+    /// Sets (or with `None` removes) the observer every write transaction
+    /// reports to before it is acknowledged.
+    pub fn set_commit_observer(&self, observer: Option<Arc<dyn CommitObserver>>) {
+        *self
+            .inner
+            .observer
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = observer;
     }
 
     /// Drops every idle pooled connection (the pool opens fresh ones on
@@ -473,7 +496,27 @@ async fn writer_loop(inner: Arc<Inner>, mut queue: mpsc::Receiver<WriteRequest>,
     let mut group = Vec::new();
     while queue.recv_many(&mut group, max_group).await > 0 {
         let requests = std::mem::take(&mut group);
-        match commit(&inner, requests.iter().flat_map(|r| &r.ops)).await {
+        let outcome = commit(&inner, requests.iter().flat_map(|r| &r.ops)).await;
+        // The observer hears of every transaction that reached the
+        // database (committed, or unknown after a timeout), before anyone
+        // is answered; it is idempotent, so telling it of a rolled-back
+        // one is harmless.
+        let reached = !matches!(&outcome, Err(f) if matches!(f.error, StorageError::Fenced(_)));
+        let observer = inner
+            .observer
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let (true, Some(observer)) = (reached, observer) {
+            let mut keys: Vec<String> = requests
+                .iter()
+                .flat_map(|r| r.ops.iter().map(|op| op.key().to_string()))
+                .collect();
+            keys.sort_unstable();
+            keys.dedup();
+            observer.committed(keys).await;
+        }
+        match outcome {
             Ok(()) => {
                 inner.commits.fetch_add(1, Ordering::Relaxed);
                 for r in requests {

@@ -93,7 +93,8 @@ mod schema;
 mod tls;
 
 pub use crate::backend::{
-    PostgresBackend, PostgresOptions, DEFAULT_HA_TABLE, DEFAULT_MAX_PARALLEL, DEFAULT_TABLE,
+    CommitObserver, PostgresBackend, PostgresOptions, DEFAULT_HA_TABLE, DEFAULT_MAX_PARALLEL,
+    DEFAULT_TABLE,
 };
 pub use crate::changes::Changes;
 pub use crate::inuse::{InUse, InUseError};

@@ -509,6 +509,21 @@ impl Fence {
     pub fn is_held(&self) -> bool {
         self.state.is_held()
     }
+
+    /// How long the lock stays held locally without another renewal
+    /// (`None` once lost). The row expires in the database later than that
+    /// (by the margin), so a promise bounded by it ends before any other
+    /// node can take the lock.
+    pub fn remaining(&self) -> Option<Duration> {
+        if !self.state.is_held() {
+            return None;
+        }
+        Some(
+            self.state
+                .deadline()
+                .saturating_duration_since(Instant::now()),
+        )
+    }
 }
 
 #[cfg(test)]

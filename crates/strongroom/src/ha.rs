@@ -13,8 +13,10 @@
 //!
 //! **Standbys.** An unsealed node that is not active answers the node-local
 //! endpoints itself (health, seal status, unseal, leader), and reads outside
-//! `sys/` from its read-only state (`Core::serving_standby`), after applying
-//! the change log up to the moment the read arrived ([`HaControl::sync_reads`]:
+//! `sys/` from its read-only state (`Core::serving_standby`): at once under
+//! a read lease from the active node, which pushes it every write before
+//! acknowledging it (see [`read_leases`]); without one, after applying the
+//! change log up to the moment the read arrived ([`HaControl::sync_reads`]:
 //! one query shared by the reads that arrive together; the ordering
 //! argument is in `strongroom_postgres::changes`). Everything else, and any
 //! read that turns out to need a write (a token's use count) or the active
@@ -31,11 +33,13 @@
 //! standby reads the row every `lock_retry_interval` and after a failed
 //! forward, and reports to the active node every second (`sys/ha-status`).
 
+mod read_leases;
+
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
 use axum::body::Body;
@@ -48,7 +52,9 @@ use strongroom_http::{
     ClusterTlsConfig, ConnLimits, Decision, Forward, HttpOptions, RouterExtras,
     CLUSTER_SERVER_NAME, FORWARDED_FOR_HEADER, NO_FORWARDING_HEADER,
 };
-use strongroom_postgres::{HaLock, HeldLock, PostgresBackend};
+use strongroom_postgres::{CommitObserver, HaLock, HeldLock, PostgresBackend};
+
+use read_leases::{Extended, Grants, LeaseAnswer, LeaseRequest, LeaseSlot, Push, Target};
 use strongroom_sdk::Error;
 use strongroom_storage::CachedBackend;
 use tokio::net::TcpListener;
@@ -109,6 +115,10 @@ pub struct Coordinator {
     /// Read syncs started and (the number of) the last one finished.
     syncs_started: AtomicU64,
     syncs_finished: AtomicU64,
+    /// The active node's read-lease grants (see [`read_leases`]).
+    grants: Grants,
+    /// A standby's read lease from the active node.
+    read_lease: LeaseSlot,
 }
 
 /// A node wants the lock while unsealed, or while the storage is not
@@ -151,12 +161,17 @@ impl Coordinator {
             applied: tokio::sync::Mutex::new(0),
             syncs_started: AtomicU64::new(0),
             syncs_finished: AtomicU64::new(0),
+            grants: Grants::default(),
+            read_lease: LeaseSlot::default(),
         }))
     }
 
     /// Starts the lock loop, the leader watch, the echo and the cluster
     /// listener (served once the cluster's TLS identity is known).
     pub fn start(self: &Arc<Self>, cluster: TcpListener, stop: watch::Receiver<bool>) {
+        let pusher: Arc<dyn CommitObserver> = Arc::new(Pusher(Arc::downgrade(self)));
+        self.backend.set_commit_observer(Some(pusher));
+        tokio::spawn(self.clone().lease_loop());
         tokio::spawn(self.clone().lock_loop());
         tokio::spawn(self.clone().leader_watch());
         tokio::spawn(self.clone().echo_loop());
@@ -168,6 +183,7 @@ impl Coordinator {
     /// for the TTL.
     pub async fn shutdown(&self) {
         self.backend.set_fence(None);
+        self.revoke_read_leases().await;
         if let Some(held) = self.held.lock().await.take() {
             if let Err(e) = held.release().await {
                 tracing::warn!(error = %e, "could not release the HA lock; it expires by itself");
@@ -225,6 +241,8 @@ impl Coordinator {
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .clear();
+                self.read_lease.clear();
+                self.grants.open();
                 self.leader.send_replace(Some(self.me.clone()));
                 tracing::info!("HA: this node is active");
             }
@@ -251,8 +269,10 @@ impl Coordinator {
             match why {
                 Why::Lost => {
                     // Demote before anything else: the row may be taken by
-                    // another node once it expires.
+                    // another node once it expires. The leases granted end
+                    // before it does (see `read_leases`): nothing to tell.
                     self.core.demote();
+                    self.grants.close();
                     self.backend.set_fence(None);
                     self.backend.drop_idle_connections();
                     tracing::warn!("HA: lost the lock; this node is a standby now");
@@ -266,6 +286,7 @@ impl Coordinator {
                     // commits, so the release is ordered after it.
                     self.core.demote();
                     self.backend.set_fence(None);
+                    self.revoke_read_leases().await;
                     if let Some(held) = held {
                         self.release(held).await;
                     }
@@ -277,6 +298,7 @@ impl Coordinator {
                     // initialised and sealed after `sys/init`.
                     self.core.step_down().await;
                     self.backend.set_fence(None);
+                    self.revoke_read_leases().await;
                     if let Some(held) = held {
                         self.release(held).await;
                     }
@@ -456,6 +478,8 @@ impl Coordinator {
         );
         let echo = axum::Router::new()
             .route("/cluster/echo", axum::routing::post(echo))
+            .route("/cluster/lease", axum::routing::post(grant_lease))
+            .route("/cluster/invalidate", axum::routing::post(invalidated))
             .with_state(self.clone());
         let app = echo.merge(api);
         let mut stop = stop;
@@ -497,23 +521,188 @@ impl Coordinator {
                 return Ok(client.clone());
             }
         }
+        let client = self.cluster_client(&leader.cluster_addr).await?;
+        *self.client.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some((leader.cluster_addr.clone(), client.clone()));
+        Ok(client)
+    }
+
+    /// A client for the node whose cluster address is `addr` (mutual TLS
+    /// with the cluster's identity).
+    async fn cluster_client(&self, addr: &str) -> Result<reqwest::Client, Error> {
         let tls = self.cluster_tls().await?;
-        let target = resolve(&leader.cluster_addr).await.map_err(|e| {
-            Error::Upstream(format!(
-                "active node's cluster address {:?}: {e}",
-                leader.cluster_addr
-            ))
-        })?;
-        let client = reqwest::Client::builder()
+        let target = resolve(addr)
+            .await
+            .map_err(|e| Error::Upstream(format!("cluster address {addr:?}: {e}")))?;
+        reqwest::Client::builder()
             .use_preconfigured_tls(tls.client.clone())
             .resolve(CLUSTER_SERVER_NAME, target)
             .connect_timeout(Duration::from_secs(2))
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| Error::internal(format!("forwarding client: {e}")))?;
-        *self.client.lock().unwrap_or_else(PoisonError::into_inner) =
-            Some((leader.cluster_addr.clone(), client.clone()));
-        Ok(client)
+            .map_err(|e| Error::internal(format!("cluster client: {e}")))
+    }
+
+    /// A standby keeps a read lease from the active node (see
+    /// [`read_leases`]): asks every [`read_leases::RENEW_EVERY`] while it
+    /// serves reads.
+    async fn lease_loop(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(read_leases::RENEW_EVERY).await;
+            if self.core.state() != NodeState::Standby || !self.core.has_standby_state() {
+                self.read_lease.clear();
+                continue;
+            }
+            let Some(leader) = self.leader.borrow().clone() else {
+                self.read_lease.clear();
+                continue;
+            };
+            let asked = Instant::now();
+            let answer = match self.ask_lease(&leader).await {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::debug!(error = %e, "HA: no read lease from the active node");
+                    continue;
+                }
+            };
+            let Some(until) =
+                (asked + Duration::from_millis(answer.valid_ms)).checked_sub(read_leases::MARGIN)
+            else {
+                continue;
+            };
+            // The same grant, extended: every write since it began was
+            // pushed here.
+            if self.read_lease.extend(&leader.node_id, answer.grant, until) == Extended::Yes {
+                continue;
+            }
+            // A new grant: writes acknowledged before it may not have been
+            // pushed here. Catch up from the change log first (every such
+            // write committed before the grant was made).
+            let mut applied = self.applied.lock().await;
+            match self.apply_changes(&mut applied).await {
+                Ok(()) => {
+                    if self
+                        .read_lease
+                        .install(&leader.node_id, answer.grant, until)
+                    {
+                        tracing::debug!(grant = answer.grant, "HA: read lease granted");
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "HA: could not catch up for a read lease"),
+            }
+        }
+    }
+
+    async fn ask_lease(&self, leader: &Advert) -> Result<LeaseAnswer, Error> {
+        let client = self.client_for(leader).await?;
+        let url = format!("{}/cluster/lease", cluster_base(&leader.cluster_addr));
+        let request = LeaseRequest {
+            node_id: self.me.node_id.clone(),
+            cluster_addr: self.me.cluster_addr.clone(),
+        };
+        let resp = client
+            .post(url)
+            .json(&request)
+            // The active node may probe this node before answering.
+            .timeout(read_leases::PUSH_TIMEOUT * 2)
+            .send()
+            .await
+            .map_err(|e| Error::Upstream(e.to_string()))?;
+        if !resp.status().is_success() {
+            return Err(Error::Upstream(format!("lease refused: {}", resp.status())));
+        }
+        resp.json()
+            .await
+            .map_err(|e| Error::Upstream(format!("lease answer: {e}")))
+    }
+
+    /// The active node pushes written keys to every standby holding a
+    /// lease and waits for each to confirm; a standby that does not is
+    /// revoked and waited out (see [`read_leases`]).
+    async fn push_keys(&self, keys: Vec<String>) {
+        let live = self.grants.live();
+        if live.is_empty() {
+            return;
+        }
+        let keys = Arc::new(keys);
+        let mut sends = tokio::task::JoinSet::new();
+        for l in live {
+            let keys = Arc::clone(&keys);
+            let me = self.me.node_id.clone();
+            sends.spawn(async move {
+                let push = Push {
+                    from: me,
+                    grant: l.grant,
+                    keys: keys.to_vec(),
+                    revoke: false,
+                };
+                let ok = read_leases::send(&l.target, &push).await;
+                (l.node_id, l.grant, ok)
+            });
+        }
+        let mut wait: Option<Instant> = None;
+        while let Some(done) = sends.join_next().await {
+            if let Ok((node, grant, false)) = done {
+                if let Some(until) = self.grants.revoke(&node, grant) {
+                    wait = wait.max(Some(until));
+                }
+            }
+        }
+        if let Some(until) = wait {
+            tokio::time::sleep_until(until.into()).await;
+        }
+    }
+
+    /// Closes the grants and ends every read lease before the lock is
+    /// given up on purpose: a standby that does not confirm is waited out.
+    async fn revoke_read_leases(&self) {
+        let closed = self.grants.close();
+        if closed.is_empty() {
+            return;
+        }
+        let mut sends = tokio::task::JoinSet::new();
+        for (l, until) in closed {
+            let me = self.me.node_id.clone();
+            sends.spawn(async move {
+                let push = Push {
+                    from: me,
+                    grant: l.grant,
+                    keys: Vec::new(),
+                    revoke: true,
+                };
+                (read_leases::send(&l.target, &push).await, until)
+            });
+        }
+        let mut wait: Option<Instant> = None;
+        while let Some(done) = sends.join_next().await {
+            if let Ok((false, until)) = done {
+                wait = wait.max(Some(until));
+            }
+        }
+        if let Some(until) = wait {
+            tokio::time::sleep_until(until.into()).await;
+        }
+    }
+
+    /// A standby applies a push: forgets what it cached of the keys (or
+    /// ends its lease), under the same lock as the change-log sync.
+    async fn apply_push(&self, push: Push) -> Result<(), Error> {
+        if push.revoke {
+            self.read_lease.revoke(&push.from, push.grant);
+            return Ok(());
+        }
+        let _applied = self.applied.lock().await;
+        for key in &push.keys {
+            if let Some(cache) = &self.cache {
+                cache.invalidate(key);
+            }
+            if let Err(e) = self.core.invalidate_standby(key).await {
+                // Not applied: this node must not serve from its lease.
+                self.read_lease.clear();
+                return Err(e);
+            }
+        }
+        Ok(())
     }
 
     /// The active node, waiting up to [`LEADER_WAIT`] for one to be known.
@@ -700,6 +889,85 @@ async fn echo(
     http::StatusCode::NO_CONTENT
 }
 
+/// The active node grants (or extends) a standby's read lease, never
+/// beyond what remains of its own lock.
+async fn grant_lease(
+    axum::extract::State(coord): axum::extract::State<Arc<Coordinator>>,
+    axum::Json(req): axum::Json<LeaseRequest>,
+) -> Result<axum::Json<LeaseAnswer>, http::StatusCode> {
+    let unavailable = http::StatusCode::SERVICE_UNAVAILABLE;
+    if coord.core.state() != NodeState::Active {
+        return Err(unavailable);
+    }
+    let remaining = coord
+        .fence
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .as_ref()
+        .and_then(strongroom_postgres::Fence::remaining)
+        .ok_or(unavailable)?;
+    let validity = read_leases::LEASE.min(remaining);
+    if validity < read_leases::MIN_LEASE {
+        return Err(unavailable);
+    }
+    if let Some(answer) = coord.grants.extend(&req.node_id, validity) {
+        return Ok(axum::Json(answer));
+    }
+    // A new grant only to a standby this node can reach: one it cannot
+    // would cost every write the push timeout and the rest of its lease.
+    let client = coord
+        .cluster_client(&req.cluster_addr)
+        .await
+        .map_err(|_| unavailable)?;
+    let target = Target {
+        client,
+        base: cluster_base(&req.cluster_addr),
+    };
+    let probe = Push {
+        from: coord.me.node_id.clone(),
+        grant: 0,
+        keys: Vec::new(),
+        revoke: false,
+    };
+    if !read_leases::send(&target, &probe).await {
+        return Err(unavailable);
+    }
+    // Counted from now, after the probe: still within the lock's deadline
+    // (the standby counts from before it asked).
+    coord
+        .grants
+        .grant(&req.node_id, validity, || target)
+        .map(axum::Json)
+        .ok_or(unavailable)
+}
+
+/// A standby applies what the active node pushed, and confirms.
+async fn invalidated(
+    axum::extract::State(coord): axum::extract::State<Arc<Coordinator>>,
+    axum::Json(push): axum::Json<Push>,
+) -> http::StatusCode {
+    match coord.apply_push(push).await {
+        Ok(()) => http::StatusCode::NO_CONTENT,
+        Err(e) => {
+            tracing::warn!(error = %e, "HA: could not apply a read-lease push");
+            http::StatusCode::INTERNAL_SERVER_ERROR
+        }
+    }
+}
+
+/// The coordinator as the PostgreSQL writer's commit observer (weak: the
+/// backend must not keep the coordinator alive).
+struct Pusher(Weak<Coordinator>);
+
+#[async_trait::async_trait]
+impl CommitObserver for Pusher {
+    async fn committed(&self, keys: Vec<String>) {
+        if let Some(coord) = self.0.upgrade() {
+            coord.push_keys(keys).await;
+        }
+    }
+}
+
 /// The active node's answer, passed on unchanged (status, headers, body).
 async fn into_response(resp: reqwest::Response) -> Result<http::Response<Body>, Error> {
     let status = resp.status();
@@ -827,6 +1095,11 @@ impl HaControl for Coordinator {
     }
 
     async fn sync_reads(&self) -> Result<(), Error> {
+        // Under a read lease every acknowledged write was pushed here
+        // already (see `read_leases`).
+        if self.read_lease.valid() {
+            return Ok(());
+        }
         // Reads arriving together share one query: a sync that *started*
         // after this read arrived has seen every change acknowledged
         // before it (see `strongroom_postgres::changes`).

@@ -360,9 +360,14 @@ impl Server {
         for _ in 0..5 {
             // HA storage: one more port, for the cluster listener.
             let extra = usize::from(matches!(config.storage, Storage::Postgres { .. }));
-            let ports: Vec<u16> = (0..config.listeners.len() + extra)
+            let mut ports: Vec<u16> = (0..config.listeners.len() + extra)
                 .map(|_| free_port())
                 .collect();
+            if let (1, Some(p)) = (extra, config.cluster_port) {
+                if let Some(last) = ports.last_mut() {
+                    *last = p;
+                }
+            }
             let text = config.render(kind, &ports);
             let path = config.dir.join(format!("{}-config.hcl", kind.label()));
             std::fs::write(&path, &text).expect("write config file");
@@ -824,6 +829,11 @@ pub struct Config {
     /// Extra environment variables for the server under test (e.g. a
     /// `STRONGROOM_LOG` filter that turns one module's debug lines on).
     pub env: Vec<(String, String)>,
+    /// HA: the cluster listener's port (else a free one is picked).
+    pub cluster_port: Option<u16>,
+    /// HA: the `cluster_addr` the node advertises (else its cluster
+    /// listener's own address), e.g. a test proxy in front of it.
+    pub cluster_addr: Option<String>,
 }
 
 impl Config {
@@ -836,6 +846,8 @@ impl Config {
             listener_lines: Vec::new(),
             lines: Vec::new(),
             env: Vec::new(),
+            cluster_port: None,
+            cluster_addr: None,
         }
     }
 
@@ -903,7 +915,11 @@ impl Config {
             s.push_str(&format!("api_addr = \"http://127.0.0.1:{port}\"\n"));
         }
         if let Some(cp) = cluster_port {
-            s.push_str(&format!("cluster_addr = \"https://127.0.0.1:{cp}\"\n"));
+            let addr = self
+                .cluster_addr
+                .clone()
+                .unwrap_or_else(|| format!("https://127.0.0.1:{cp}"));
+            s.push_str(&format!("cluster_addr = \"{addr}\"\n"));
         }
         s.push_str("disable_mlock = true\n");
         for line in &self.lines {

@@ -911,3 +911,85 @@ async fn a_forwarded_request_carries_the_clients_address() {
     let r = send_from([127, 0, 0, 1], &cluster.addr(1), &token, &read).await;
     assert_eq!(r.status, 403, "{r:?}");
 }
+
+/// Waits until node `i` logged a line containing `needle` (at most
+/// `limit`).
+async fn logged(cluster: &Cluster, i: usize, needle: &str, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while !cluster.node(i).output.text().contains(needle) {
+        assert!(
+            Instant::now() < deadline,
+            "node {i} never logged {needle:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A standby answers reads from a read lease, with no database round trip:
+/// the active node pushes every write to it before acknowledging. When the
+/// pushes cannot reach it (its advertised cluster address goes through a
+/// proxy that freezes), the active node waits the lease out before it
+/// acknowledges, so a read sent to the standby right after the
+/// acknowledgement still sees the write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_the_active_node_cannot_push_to_never_answers_an_older_value() {
+    let pg = Postgres::start();
+    let url = pg.fresh_url();
+    let port = strongroom_test::server::free_port();
+    let proxy = Proxy::start(([127, 0, 0, 1], port).into()).await;
+    let mut configs = Vec::new();
+    let mut dirs = Vec::new();
+    for i in 0..2 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cfg = ha_config(dir.path(), url.clone(), "true", "3s");
+        if i == 1 {
+            cfg.cluster_port = Some(port);
+            cfg.cluster_addr = Some(format!("https://{}", proxy.addr));
+        }
+        configs.push(cfg);
+        dirs.push(dir);
+    }
+    let cluster = Cluster::start(configs, dirs).await;
+    assert_eq!(cluster.settled(Duration::from_secs(10)).await, 0);
+    let r = cluster
+        .send(0, &Call::post("sys/mounts/kv", json!({"type": "kv"})))
+        .await;
+    assert_eq!(r.status, 204, "{r:?}");
+    let r = cluster.send(0, &Call::put("kv/x", json!({"v": "0"}))).await;
+    assert_eq!(r.status, 204, "{r:?}");
+    logged(
+        &cluster,
+        1,
+        "HA: read lease granted",
+        Duration::from_secs(10),
+    )
+    .await;
+    let r = cluster.send(1, &Call::get("kv/x")).await;
+    assert_eq!(r.body["data"]["v"], "0", "{r:?}");
+
+    proxy.freeze();
+    for round in 1..=3 {
+        let v = round.to_string();
+        let sent = Instant::now();
+        let r = cluster.send(0, &Call::put("kv/x", json!({ "v": v }))).await;
+        assert_eq!(r.status, 204, "{r:?}");
+        // Bounded by the lease (2 s) and the push timeout (0.5 s).
+        let took = sent.elapsed();
+        assert!(
+            took < Duration::from_secs(6),
+            "write {round} waited {took:?}"
+        );
+        let r = cluster.send(1, &Call::get("kv/x")).await;
+        assert_eq!(r.body["data"]["v"], v.as_str(), "round {round}: {r:?}");
+    }
+
+    // Pushes reach it again: writes are acknowledged at once and read back.
+    proxy.heal();
+    for round in 4..=6 {
+        let v = round.to_string();
+        let r = cluster.send(0, &Call::put("kv/x", json!({ "v": v }))).await;
+        assert_eq!(r.status, 204, "{r:?}");
+        let r = cluster.send(1, &Call::get("kv/x")).await;
+        assert_eq!(r.body["data"]["v"], v.as_str(), "round {round}: {r:?}");
+    }
+}
