@@ -530,10 +530,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         notes.push(
             "postgresql-ha-active / postgresql-ha-standby: two nodes per server on one \
              database; the same workload sent to the active node, then to the standby (root \
-             token). A Strongroom standby answers reads itself after one change-log query per \
-             burst (so that it never answers older than an acknowledged write) and forwards \
-             writes over its cluster link; an OpenBao standby also answers reads itself, \
-             without that check, and forwards writes."
+             token). A Strongroom standby answers reads itself under a read lease (the active \
+             node pushes it every write before acknowledging, so it never answers older than an \
+             acknowledged write) and forwards writes over its cluster link; an OpenBao standby \
+             also answers reads itself, without that guarantee, and forwards writes."
                 .into(),
         );
     }

@@ -497,25 +497,7 @@ async fn writer_loop(inner: Arc<Inner>, mut queue: mpsc::Receiver<WriteRequest>,
     while queue.recv_many(&mut group, max_group).await > 0 {
         let requests = std::mem::take(&mut group);
         let outcome = commit(&inner, requests.iter().flat_map(|r| &r.ops)).await;
-        // The observer hears of every transaction that reached the
-        // database (committed, or unknown after a timeout), before anyone
-        // is answered; it is idempotent, so telling it of a rolled-back
-        // one is harmless.
-        let reached = !matches!(&outcome, Err(f) if matches!(f.error, StorageError::Fenced(_)));
-        let observer = inner
-            .observer
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        if let (true, Some(observer)) = (reached, observer) {
-            let mut keys: Vec<String> = requests
-                .iter()
-                .flat_map(|r| r.ops.iter().map(|op| op.key().to_string()))
-                .collect();
-            keys.sort_unstable();
-            keys.dedup();
-            observer.committed(keys).await;
-        }
+        observe(&inner, &outcome, &requests).await;
         match outcome {
             Ok(()) => {
                 inner.commits.fetch_add(1, Ordering::Relaxed);
@@ -536,7 +518,9 @@ async fn writer_loop(inner: Arc<Inner>, mut queue: mpsc::Receiver<WriteRequest>,
                 tracing::warn!(error = %f.error, requests = requests.len(),
                     "grouped PostgreSQL write failed; retrying requests one by one");
                 for r in requests {
-                    let outcome = commit(&inner, r.ops.iter()).await.map_err(|f| f.error);
+                    let outcome = commit(&inner, r.ops.iter()).await;
+                    observe(&inner, &outcome, std::slice::from_ref(&r)).await;
+                    let outcome = outcome.map_err(|f| f.error);
                     if outcome.is_ok() {
                         inner.commits.fetch_add(1, Ordering::Relaxed);
                     }
@@ -545,6 +529,32 @@ async fn writer_loop(inner: Arc<Inner>, mut queue: mpsc::Receiver<WriteRequest>,
             }
         }
     }
+}
+
+/// Tells the commit observer (if any) of the keys of `requests` after a
+/// transaction that reached the database (committed, or unknown after a
+/// timeout), before anyone is answered. Observers are idempotent, so
+/// telling one of a rolled-back transaction is harmless; one refused by
+/// the fence wrote nothing.
+async fn observe(inner: &Inner, outcome: &Result<(), Failure>, requests: &[WriteRequest]) {
+    if matches!(outcome, Err(f) if matches!(f.error, StorageError::Fenced(_))) {
+        return;
+    }
+    let observer = inner
+        .observer
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    let Some(observer) = observer else {
+        return;
+    };
+    let mut keys: Vec<String> = requests
+        .iter()
+        .flat_map(|r| r.ops.iter().map(|op| op.key().to_string()))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    observer.committed(keys).await;
 }
 
 /// Applies `ops` in one transaction, fenced as set. The last operation on

@@ -726,3 +726,67 @@ async fn fenced_writes_log_their_keys_in_commit_order_for_standbys() {
     plain.put("k", vec![1]).await.unwrap();
     assert_eq!(plain.changes_since(0).await.unwrap().top, 0);
 }
+
+/// Records what it is told; answers only once `gate` opens.
+struct Recorder {
+    seen: std::sync::Mutex<Vec<String>>,
+    gate: tokio::sync::watch::Receiver<bool>,
+}
+
+#[async_trait::async_trait]
+impl strongroom_postgres::CommitObserver for Recorder {
+    async fn committed(&self, keys: Vec<String>) {
+        self.seen.lock().unwrap().extend(keys);
+        let _ = self.gate.clone().wait_for(|open| *open).await;
+    }
+}
+
+/// The commit observer (an HA active node's pushes to its standbys) hears
+/// of a write's keys before the write is acknowledged, and a write the
+/// fence refused is not reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_is_acknowledged_only_after_the_commit_observer_returns() {
+    let pg = Postgres::start();
+    let url = pg.fresh_url();
+    let (active, lock) = lock_on(&url, "a", fast_lock()).await;
+    let active = Arc::new(active);
+    let held = lock.acquire().await;
+    active.set_fence(Some(held.fence()));
+    let (open, gate) = tokio::sync::watch::channel(false);
+    let recorder = Arc::new(Recorder {
+        seen: std::sync::Mutex::new(Vec::new()),
+        gate,
+    });
+    active.set_commit_observer(Some(recorder.clone()));
+
+    let mut writer = {
+        let active = Arc::clone(&active);
+        tokio::spawn(async move {
+            active
+                .batch(vec![put("k/2", b"y"), put("k/1", b"x"), put("k/2", b"z")])
+                .await
+        })
+    };
+    // The observer was told; the write waits for it to return.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while recorder.seen.lock().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "the observer was never told");
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(*recorder.seen.lock().unwrap(), vec!["k/1", "k/2"]);
+    let early = tokio::time::timeout(Duration::from_millis(300), &mut writer).await;
+    assert!(early.is_err(), "acknowledged before the observer returned");
+    open.send_replace(true);
+    writer.await.unwrap().unwrap();
+    assert_eq!(active.get("k/2").await.unwrap(), Some(b"z".to_vec()));
+
+    // Fenced out: nothing written, nothing reported.
+    active.set_fence(None);
+    recorder.seen.lock().unwrap().clear();
+    let refused = active.put("k/3", b"w".to_vec()).await;
+    assert!(
+        matches!(refused, Err(StorageError::Fenced(_))),
+        "{refused:?}"
+    );
+    assert!(recorder.seen.lock().unwrap().is_empty());
+}
