@@ -624,33 +624,15 @@ impl Coordinator {
         if live.is_empty() {
             return;
         }
-        let keys = Arc::new(keys);
-        let mut sends = tokio::task::JoinSet::new();
-        for l in live {
-            let keys = Arc::clone(&keys);
-            let me = self.me.node_id.clone();
-            sends.spawn(async move {
-                let push = Push {
-                    from: me,
-                    grant: l.grant,
-                    keys: keys.to_vec(),
-                    revoke: false,
-                };
-                let ok = read_leases::send(&l.target, &push).await;
-                (l.node_id, l.grant, ok)
-            });
-        }
-        let mut wait: Option<Instant> = None;
-        while let Some(done) = sends.join_next().await {
-            if let Ok((node, grant, false)) = done {
-                if let Some(until) = self.grants.revoke(&node, grant) {
-                    wait = wait.max(Some(until));
-                }
-            }
-        }
-        if let Some(until) = wait {
-            tokio::time::sleep_until(until.into()).await;
-        }
+        let pushes = live
+            .iter()
+            .map(|l| (l.target.clone(), self.push(l.grant, keys.clone(), false)))
+            .collect();
+        let failed = read_leases::send_all(pushes).await;
+        let ends = failed
+            .into_iter()
+            .filter_map(|i| self.grants.revoke(&live[i].node_id, live[i].grant));
+        read_leases::wait_out(ends.max()).await;
     }
 
     /// Closes the grants and ends every read lease before the lock is
@@ -660,27 +642,21 @@ impl Coordinator {
         if closed.is_empty() {
             return;
         }
-        let mut sends = tokio::task::JoinSet::new();
-        for (l, until) in closed {
-            let me = self.me.node_id.clone();
-            sends.spawn(async move {
-                let push = Push {
-                    from: me,
-                    grant: l.grant,
-                    keys: Vec::new(),
-                    revoke: true,
-                };
-                (read_leases::send(&l.target, &push).await, until)
-            });
-        }
-        let mut wait: Option<Instant> = None;
-        while let Some(done) = sends.join_next().await {
-            if let Ok((false, until)) = done {
-                wait = wait.max(Some(until));
-            }
-        }
-        if let Some(until) = wait {
-            tokio::time::sleep_until(until.into()).await;
+        let pushes = closed
+            .iter()
+            .map(|(l, _)| (l.target.clone(), self.push(l.grant, Vec::new(), true)))
+            .collect();
+        let failed = read_leases::send_all(pushes).await;
+        read_leases::wait_out(failed.into_iter().map(|i| closed[i].1).max()).await;
+    }
+
+    /// A push from this (active) node under `grant`.
+    fn push(&self, grant: u64, keys: Vec<String>, revoke: bool) -> Push {
+        Push {
+            from: self.me.node_id.clone(),
+            grant,
+            keys,
+            revoke,
         }
     }
 
@@ -923,12 +899,7 @@ async fn grant_lease(
         client,
         base: cluster_base(&req.cluster_addr),
     };
-    let probe = Push {
-        from: coord.me.node_id.clone(),
-        grant: 0,
-        keys: Vec::new(),
-        revoke: false,
-    };
+    let probe = coord.push(0, Vec::new(), false);
     if !read_leases::send(&target, &probe).await {
         return Err(unavailable);
     }

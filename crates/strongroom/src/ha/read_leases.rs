@@ -349,6 +349,34 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// Sends every push at once; the indices of those not confirmed in time
+/// (a task that failed counts as not confirmed).
+pub(super) async fn send_all(pushes: Vec<(Target, Push)>) -> Vec<usize> {
+    let mut confirmed = vec![false; pushes.len()];
+    let mut sends = tokio::task::JoinSet::new();
+    for (i, (target, push)) in pushes.into_iter().enumerate() {
+        sends.spawn(async move { (i, send(&target, &push).await) });
+    }
+    while let Some(done) = sends.join_next().await {
+        if let Ok((i, true)) = done {
+            confirmed[i] = true;
+        }
+    }
+    confirmed
+        .iter()
+        .enumerate()
+        .filter(|(_, ok)| !**ok)
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Waits until `end` (a lease that was not confirmed ended), if any.
+pub(super) async fn wait_out(end: Option<Instant>) {
+    if let Some(end) = end {
+        tokio::time::sleep_until(end.into()).await;
+    }
+}
+
 /// Sends `push` to `target`; whether the standby confirmed it in time.
 pub(super) async fn send(target: &Target, push: &Push) -> bool {
     let sent = target

@@ -76,6 +76,23 @@ impl Cluster {
         cluster
     }
 
+    /// Starts `n` nodes, each in a temporary folder with the config
+    /// `config(i, folder)` makes.
+    async fn start_with(
+        n: usize,
+        mut config: impl FnMut(usize, &std::path::Path) -> Config,
+    ) -> Cluster {
+        let dirs: Vec<tempfile::TempDir> = (0..n)
+            .map(|_| tempfile::tempdir().expect("tempdir"))
+            .collect();
+        let configs = dirs
+            .iter()
+            .enumerate()
+            .map(|(i, d)| config(i, d.path()))
+            .collect();
+        Cluster::start(configs, dirs).await
+    }
+
     /// Starts node `i` (again) and unseals it; it is a standby when
     /// another node is active.
     async fn restart(&mut self, i: usize) {
@@ -166,23 +183,31 @@ impl Cluster {
     }
 
     async fn send(&self, i: usize, call: &Call) -> Reply {
-        try_send(&self.addr(i), Some(&self.root), call)
+        self.send_as(i, &self.root, call).await
+    }
+
+    /// `call` to node `i` with `token`; the node must answer.
+    async fn send_as(&self, i: usize, token: &str, call: &Call) -> Reply {
+        try_send(&self.addr(i), Some(token), call)
             .await
             .unwrap_or_else(|| panic!("node {i} did not answer {}", call.describe()))
     }
 }
 
+/// The string at JSON `pointer` in a reply (a token, an accessor).
+fn text_at(r: &Reply, pointer: &str) -> String {
+    r.body
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("no {pointer} in {r:?}"))
+        .to_string()
+}
+
 /// `n` nodes on a fresh database, all direct, with a lock of `ttl`.
 async fn nodes(pg: &Postgres, n: usize, ttl: &str) -> (Cluster, String) {
     let url = pg.fresh_url();
-    let mut configs = Vec::new();
-    let mut dirs = Vec::new();
-    for _ in 0..n {
-        let dir = tempfile::tempdir().expect("tempdir");
-        configs.push(ha_config(dir.path(), url.clone(), "true", ttl));
-        dirs.push(dir);
-    }
-    (Cluster::start(configs, dirs).await, url)
+    let cluster = Cluster::start_with(n, |_, dir| ha_config(dir, url.clone(), "true", ttl)).await;
+    (cluster, url)
 }
 
 /// Three nodes on a fresh database, all direct, with OpenBao's lock TTL:
@@ -272,14 +297,9 @@ async fn three_nodes_one_active_standbys_forward_and_read_what_was_just_written(
         )
         .await;
     assert_eq!(r.status, 200, "{r:?}");
-    let token = r.body["auth"]["client_token"]
-        .as_str()
-        .expect("token")
-        .to_string();
+    let token = text_at(&r, "/auth/client_token");
     for i in 0..3 {
-        let r = try_send(&cluster.addr(i), Some(&token), &Call::get("kv/item"))
-            .await
-            .expect("read");
+        let r = cluster.send_as(i, &token, &Call::get("kv/item")).await;
         assert_eq!(r.status, 200, "node {i}: {r:?}");
     }
     cluster
@@ -290,19 +310,13 @@ async fn three_nodes_one_active_standbys_forward_and_read_what_was_just_written(
         )
         .await;
     for i in 0..3 {
-        let r = try_send(&cluster.addr(i), Some(&token), &Call::get("kv/item"))
-            .await
-            .expect("read");
+        let r = cluster.send_as(i, &token, &Call::get("kv/item")).await;
         assert_eq!(r.status, 403, "node {i} after the policy change: {r:?}");
     }
     for i in 0..3 {
-        let r = try_send(
-            &cluster.addr(i),
-            Some(&token),
-            &Call::get("auth/token/lookup-self"),
-        )
-        .await
-        .expect("lookup");
+        let r = cluster
+            .send_as(i, &token, &Call::get("auth/token/lookup-self"))
+            .await;
         assert_eq!(r.status, 200, "node {i}: {r:?}");
         assert_eq!(r.body["data"]["policies"], json!(["default", "reader"]));
     }
@@ -314,13 +328,9 @@ async fn three_nodes_one_active_standbys_forward_and_read_what_was_just_written(
         .await;
     assert_eq!(r.status, 204, "{r:?}");
     for i in 0..3 {
-        let r = try_send(
-            &cluster.addr(i),
-            Some(&token),
-            &Call::get("auth/token/lookup-self"),
-        )
-        .await
-        .expect("lookup");
+        let r = cluster
+            .send_as(i, &token, &Call::get("auth/token/lookup-self"))
+            .await;
         assert_eq!(r.status, 403, "node {i} after the revocation: {r:?}");
     }
 
@@ -333,17 +343,10 @@ async fn three_nodes_one_active_standbys_forward_and_read_what_was_just_written(
         )
         .await;
     assert_eq!(r.status, 200, "{r:?}");
-    let wrapped = r.body["wrap_info"]["token"]
-        .as_str()
-        .expect("wrap token")
-        .to_string();
-    let r = try_send(
-        &cluster.addr(2),
-        Some(&wrapped),
-        &Call::post("sys/wrapping/unwrap", json!({})),
-    )
-    .await
-    .expect("unwrap");
+    let wrapped = text_at(&r, "/wrap_info/token");
+    let r = cluster
+        .send_as(2, &wrapped, &Call::post("sys/wrapping/unwrap", json!({})))
+        .await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.body["data"]["secret"], "s3");
 
@@ -418,25 +421,14 @@ async fn step_down_hands_over_and_sealing_a_standby_seals_only_it() {
             &Call::post("auth/token/create", json!({"policies": ["plain"]})),
         )
         .await;
-    let plain = r.body["auth"]["client_token"]
-        .as_str()
-        .expect("token")
-        .to_string();
-    let r = try_send(
-        &cluster.addr(1),
-        Some(&plain),
-        &Call::put("sys/step-down", json!({})),
-    )
-    .await
-    .expect("step-down");
+    let plain = text_at(&r, "/auth/client_token");
+    let r = cluster
+        .send_as(1, &plain, &Call::put("sys/step-down", json!({})))
+        .await;
     assert_eq!(r.status, 403, "{r:?}");
-    let r = try_send(
-        &cluster.addr(2),
-        Some(&plain),
-        &Call::put("sys/seal", json!({})),
-    )
-    .await
-    .expect("seal");
+    let r = cluster
+        .send_as(2, &plain, &Call::put("sys/seal", json!({})))
+        .await;
     assert_eq!(r.status, 403, "{r:?}");
     assert_eq!(cluster.settled(Duration::from_secs(1)).await, 0);
 
@@ -591,19 +583,15 @@ async fn partition_of_the_active_node(cut: bool) {
     let db = pg.create_database();
     let url = pg.url_for(&db);
     let proxy = Proxy::start(([127, 0, 0, 1], pg.port()).into()).await;
-    let mut configs = Vec::new();
-    let mut dirs = Vec::new();
-    for i in 0..3 {
-        let dir = tempfile::tempdir().expect("tempdir");
+    let cluster = Cluster::start_with(3, |i, dir| {
         let via = if i == 0 {
             pg.url_via(&proxy.addr.to_string(), &db)
         } else {
             url.clone()
         };
-        configs.push(ha_config(dir.path(), via, "true", "2s"));
-        dirs.push(dir);
-    }
-    let cluster = Cluster::start(configs, dirs).await;
+        ha_config(dir, via, "true", "2s")
+    })
+    .await;
     assert_eq!(cluster.settled(Duration::from_secs(10)).await, 0);
     let r = cluster
         .send(0, &Call::post("sys/mounts/kv", json!({"type": "kv"})))
@@ -708,10 +696,7 @@ async fn a_node_promoted_again_serves_what_others_wrote_and_keeps_ttls_and_wrapp
     let r = cluster
         .send(0, &Call::post("auth/token/create", json!({"ttl": "1h"})))
         .await;
-    let token = r.body["auth"]["client_token"]
-        .as_str()
-        .expect("token")
-        .to_string();
+    let token = text_at(&r, "/auth/client_token");
     let r = cluster
         .send(
             0,
@@ -719,10 +704,7 @@ async fn a_node_promoted_again_serves_what_others_wrote_and_keeps_ttls_and_wrapp
                 .header("X-Vault-Wrap-TTL", "1h"),
         )
         .await;
-    let wrapped = r.body["wrap_info"]["token"]
-        .as_str()
-        .expect("wrap token")
-        .to_string();
+    let wrapped = text_at(&r, "/wrap_info/token");
 
     // Node 1 takes over and writes; then node 0 again.
     hand_over(&cluster, 0, 1).await;
@@ -737,32 +719,20 @@ async fn a_node_promoted_again_serves_what_others_wrote_and_keeps_ttls_and_wrapp
 
     // The token's TTL kept running across both failovers; the wrapping
     // token unwraps once, on whichever node.
-    let r = try_send(
-        &cluster.addr(1),
-        Some(&token),
-        &Call::get("auth/token/lookup-self"),
-    )
-    .await
-    .expect("lookup");
+    let r = cluster
+        .send_as(1, &token, &Call::get("auth/token/lookup-self"))
+        .await;
     assert_eq!(r.status, 200, "{r:?}");
     let ttl = r.body["data"]["ttl"].as_u64().expect("ttl");
     assert!(ttl <= 3600 && ttl > 3000, "ttl {ttl}");
-    let r = try_send(
-        &cluster.addr(1),
-        Some(&wrapped),
-        &Call::post("sys/wrapping/unwrap", json!({})),
-    )
-    .await
-    .expect("unwrap");
+    let r = cluster
+        .send_as(1, &wrapped, &Call::post("sys/wrapping/unwrap", json!({})))
+        .await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.body["data"]["k"], "wrapped");
-    let r = try_send(
-        &cluster.addr(0),
-        Some(&wrapped),
-        &Call::post("sys/wrapping/unwrap", json!({})),
-    )
-    .await
-    .expect("unwrap");
+    let r = cluster
+        .send_as(0, &wrapped, &Call::post("sys/wrapping/unwrap", json!({})))
+        .await;
     assert_eq!(r.status, 400, "a second unwrap: {r:?}");
 }
 
@@ -787,10 +757,7 @@ async fn standbys_answer_reads_themselves_while_the_active_node_hangs() {
             &Call::post("auth/token/create", json!({"policies": ["default"]})),
         )
         .await;
-    let token = r.body["auth"]["client_token"]
-        .as_str()
-        .expect("token")
-        .to_string();
+    let token = text_at(&r, "/auth/client_token");
 
     cluster.node(0).signal("STOP");
     // Reads on the standby: answered by the standby (a forwarded request
@@ -893,10 +860,7 @@ async fn a_forwarded_request_carries_the_clients_address() {
         )
         .await;
     assert_eq!(r.status, 200, "{r:?}");
-    let token = r.body["auth"]["client_token"]
-        .as_str()
-        .expect("token")
-        .to_string();
+    let token = text_at(&r, "/auth/client_token");
     // A write through the standby (forwarded: the standby reaches the
     // active node from 127.0.0.1) is judged by the client's address.
     let write = Call::put("kv/x", json!({"v": "1"}));
@@ -937,19 +901,15 @@ async fn a_standby_the_active_node_cannot_push_to_never_answers_an_older_value()
     let url = pg.fresh_url();
     let port = strongroom_test::server::free_port();
     let proxy = Proxy::start(([127, 0, 0, 1], port).into()).await;
-    let mut configs = Vec::new();
-    let mut dirs = Vec::new();
-    for i in 0..2 {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut cfg = ha_config(dir.path(), url.clone(), "true", "3s");
+    let cluster = Cluster::start_with(2, |i, dir| {
+        let mut cfg = ha_config(dir, url.clone(), "true", "3s");
         if i == 1 {
             cfg.cluster_port = Some(port);
             cfg.cluster_addr = Some(format!("https://{}", proxy.addr));
         }
-        configs.push(cfg);
-        dirs.push(dir);
-    }
-    let cluster = Cluster::start(configs, dirs).await;
+        cfg
+    })
+    .await;
     assert_eq!(cluster.settled(Duration::from_secs(10)).await, 0);
     let r = cluster
         .send(0, &Call::post("sys/mounts/kv", json!({"type": "kv"})))
