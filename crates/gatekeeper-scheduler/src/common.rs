@@ -63,8 +63,9 @@ pub(crate) struct Answer {
     pub body: Vec<u8>,
 }
 
-/// Sends `request` and reads the answer: a connection failure, a timeout
-/// or a body cut short is [`SchedulerError::Unavailable`].
+/// Sends `request` and reads the answer: a connection failure or a body
+/// cut short is [`SchedulerError::Unavailable`], a request that outlived
+/// the client's timeout [`SchedulerError::TimedOut`].
 pub(crate) async fn send(
     what: &str,
     request: reqwest::RequestBuilder,
@@ -72,7 +73,7 @@ pub(crate) async fn send(
     let mut response = request
         .send()
         .await
-        .map_err(|e| SchedulerError::Unavailable(format!("{what}: {e}")))?;
+        .map_err(|e| transport_error(what, "", e))?;
     let status = response.status();
     let location = response
         .headers()
@@ -83,7 +84,7 @@ pub(crate) async fn send(
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|e| SchedulerError::Unavailable(format!("{what}: reading the answer: {e}")))?
+        .map_err(|e| transport_error(what, "reading the answer: ", e))?
     {
         if body.len() + chunk.len() > MAX_BODY {
             return Err(SchedulerError::BadAnswer(format!(
@@ -97,6 +98,17 @@ pub(crate) async fn send(
         location,
         body,
     })
+}
+
+/// Sorts a transport error: a timeout (connect or whole request) is
+/// [`SchedulerError::TimedOut`], anything else
+/// [`SchedulerError::Unavailable`].
+fn transport_error(what: &str, doing: &str, e: reqwest::Error) -> SchedulerError {
+    if e.is_timeout() {
+        SchedulerError::TimedOut(format!("{what}: {doing}{e}"))
+    } else {
+        SchedulerError::Unavailable(format!("{what}: {doing}{e}"))
+    }
 }
 
 /// The error for a status that is neither success nor a "not found" the

@@ -52,10 +52,13 @@ pub enum SchedulerError {
     /// running (pending, finished): the caller is not a live task.
     #[error("task {0} is not running on this scheduler")]
     NotFound(String),
-    /// The scheduler could not be reached, timed out, or answered with an
-    /// error status: retry later.
+    /// The scheduler could not be reached or answered with an error
+    /// status: retry later.
     #[error("the scheduler is unavailable: {0}")]
     Unavailable(String),
+    /// The scheduler did not answer within `--scheduler-timeout`.
+    #[error("the scheduler did not answer in time: {0}")]
+    TimedOut(String),
     /// The scheduler answered something that is not its API's answer.
     #[error("the scheduler answered garbage: {0}")]
     BadAnswer(String),

@@ -192,7 +192,7 @@ enum Probe {
 }
 
 /// One error out of every master's: a bad answer only if all were bad
-/// answers, else unavailable.
+/// answers, timed out only if all timed out, else unavailable.
 fn combine(errors: Vec<SchedulerError>) -> SchedulerError {
     if errors.is_empty() {
         return SchedulerError::Unavailable("mesos: no master to ask".to_owned());
@@ -200,17 +200,23 @@ fn combine(errors: Vec<SchedulerError>) -> SchedulerError {
     let all_bad = errors
         .iter()
         .all(|e| matches!(e, SchedulerError::BadAnswer(_)));
+    let all_late = errors
+        .iter()
+        .all(|e| matches!(e, SchedulerError::TimedOut(_)));
     let text = errors
         .iter()
         .map(|e| match e {
             SchedulerError::NotFound(s)
             | SchedulerError::Unavailable(s)
+            | SchedulerError::TimedOut(s)
             | SchedulerError::BadAnswer(s) => s.as_str(),
         })
         .collect::<Vec<_>>()
         .join("; ");
     if all_bad {
         SchedulerError::BadAnswer(text)
+    } else if all_late {
+        SchedulerError::TimedOut(text)
     } else {
         SchedulerError::Unavailable(text)
     }

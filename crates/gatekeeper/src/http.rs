@@ -386,9 +386,10 @@ async fn authorize_admin(st: &AppState, headers: &HeaderMap) -> Result<(), Respo
         )),
         Err(e) => {
             tracing::warn!(error = %e, "admin check failed");
+            // 502, not 503: 503 means "sealed" and nothing else.
             Err(standard(
                 gk,
-                StatusCode::SERVICE_UNAVAILABLE,
+                StatusCode::BAD_GATEWAY,
                 Err(format!("The admin credential could not be checked: {e}")),
             ))
         }

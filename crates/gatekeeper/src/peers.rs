@@ -549,8 +549,10 @@ mod tests {
             503,
             br#"{"unsealed":false,"error":"Unable to provide token: Gatekeeper is sealed."}"#
         ));
-        // An unsealed peer whose scheduler is down answers 503 too: relayed.
+        // A 503 that says unsealed is not a sealed peer: relayed as it is.
         assert!(!says_sealed(503, br#"{"unsealed":true,"error":"x"}"#));
+        // An unsealed peer whose scheduler is down answers 502: relayed.
+        assert!(!says_sealed(502, br#"{"unsealed":true,"error":"x"}"#));
         assert!(!says_sealed(429, br#"{"unsealed":false}"#));
     }
 }

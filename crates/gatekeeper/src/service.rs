@@ -66,9 +66,14 @@ pub enum TokenError {
     /// Gatekeeper is sealed (503).
     #[error("Unable to provide token: Gatekeeper is sealed.")]
     Sealed,
-    /// The scheduler could not answer (503, still unsealed).
+    /// The scheduler could not be reached, failed, or answered something
+    /// that is not its API's answer (502, still unsealed: 503 means sealed
+    /// and nothing else).
     #[error("The scheduler could not be asked about this task: {0}")]
     SchedulerUnavailable(String),
+    /// The scheduler did not answer in time (504, still unsealed).
+    #[error("The scheduler did not answer in time: {0}")]
+    SchedulerTimedOut(String),
     /// The scheduler does not know the task (401).
     #[error("{0}")]
     UnknownTask(String),
@@ -107,7 +112,9 @@ impl TokenError {
             | TokenError::NoSuchRole => 403,
             TokenError::LimitReached => 429,
             TokenError::Internal(_) => 500,
-            TokenError::Sealed | TokenError::SchedulerUnavailable(_) => 503,
+            TokenError::SchedulerUnavailable(_) => 502,
+            TokenError::SchedulerTimedOut(_) => 504,
+            TokenError::Sealed => 503,
         }
     }
 
@@ -550,7 +557,11 @@ impl Gatekeeper {
         })?;
         let task = scheduler.lookup(task_id).await.map_err(|e| match e {
             SchedulerError::NotFound(_) => TokenError::UnknownTask(e.to_string()),
-            other => TokenError::SchedulerUnavailable(other.to_string()),
+            SchedulerError::TimedOut(why) => TokenError::SchedulerTimedOut(why),
+            SchedulerError::Unavailable(why) => TokenError::SchedulerUnavailable(why),
+            SchedulerError::BadAnswer(why) => {
+                TokenError::SchedulerUnavailable(format!("it answered garbage: {why}"))
+            }
         })?;
         // A start in the future (clock skew) counts as just started.
         let age = SystemTime::now()

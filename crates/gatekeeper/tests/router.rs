@@ -212,11 +212,15 @@ async fn refusals_have_their_statuses() {
     assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
     assert!(v["error"].as_str().unwrap().contains("policy"));
 
-    // The scheduler is down: 503, but Gatekeeper is unsealed.
+    // The scheduler is down: 502 (503 means sealed), still unsealed.
     *env.sched.down.lock().unwrap() = true;
     let (s, v) = env.token(json!({"task_id": "fresh"})).await;
-    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(s, StatusCode::BAD_GATEWAY, "{v}");
     assert_eq!(v["unsealed"], true);
+    assert!(
+        v["error"].as_str().unwrap().contains("connection refused"),
+        "{v}"
+    );
 }
 
 #[tokio::test]

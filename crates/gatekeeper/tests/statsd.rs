@@ -149,7 +149,7 @@ async fn each_counted_request_is_sent_and_the_gauges_every_tick() {
     *env.sched.down.lock().unwrap() = true;
     assert_eq!(
         env.token(r#"{"task_id": "t1"}"#).await,
-        StatusCode::SERVICE_UNAVAILABLE
+        StatusCode::BAD_GATEWAY
     );
     assert_eq!(
         rx.lines(2).await,
