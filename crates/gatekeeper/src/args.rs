@@ -12,6 +12,9 @@ use std::time::Duration;
 use ipnet::IpNet;
 use zeroize::Zeroizing;
 
+use crate::unseal::{UnsealConfig, UnsealMethod};
+use crate::vault::{Token, VaultClient, VaultTls};
+
 /// A credential given on the command line or in the environment. Its
 /// `Debug` never prints the value, and the memory is wiped on drop.
 #[derive(Clone, PartialEq, Eq)]
@@ -72,50 +75,11 @@ fn parse_net(s: &str) -> Result<IpNet, String> {
         .map_err(|_| format!("invalid CIDR or address {s:?}"))
 }
 
-/// Gatekeeper's flags (`strongroom gatekeeper --help`).
-#[derive(Clone, clap::Args)]
-pub struct GatekeeperArgs {
-    /// Address to listen on (`:9201` means every interface).
-    #[arg(long, env = "LISTEN_ADDR", default_value = ":9201")]
-    pub listen_addr: String,
-    /// PEM certificate; with `--tls-key`, Gatekeeper serves only TLS. The
-    /// pair is re-read on SIGHUP.
-    #[arg(long, env = "TLS_CERT", value_name = "FILE")]
-    pub tls_cert: Option<PathBuf>,
-    /// PEM private key for `--tls-cert`.
-    #[arg(long, env = "TLS_KEY", value_name = "FILE")]
-    pub tls_key: Option<PathBuf>,
-
-    /// Comma-separated schedulers to enable; the first is the default for
-    /// requests that name none.
-    #[arg(
-        long,
-        env = "SCHEDULERS",
-        default_value = "mesos",
-        value_delimiter = ','
-    )]
-    pub schedulers: Vec<String>,
-    /// Require the caller's address to be one of the task's addresses.
-    #[arg(long, env = "HOST_CHECK")]
-    pub host_check: bool,
-    /// Match policies on the container image rather than the task name.
-    #[arg(long, env = "USE_IMAGE_NAME")]
-    pub use_image_name: bool,
-    /// Comma-separated CIDRs of reverse proxies whose `X-Forwarded-For` is
-    /// believed for the host check; from anyone else it is ignored.
-    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_net)]
-    pub trusted_proxies: Vec<IpNet>,
-    /// Peers for high availability: `[http(s)://]host:port[,host:port...]`,
-    /// each host resolved to all its addresses (this instance included is
-    /// fine: it is recognised by its id). Without a scheme, `https` when
-    /// `--tls-cert` is set, else `http`. A sealed instance forwards
-    /// `/token` to an unsealed peer; needs `--usage-store vault`.
-    #[arg(long, env = "PEERS")]
-    pub peers: Option<String>,
-    /// How often the peers are looked up again.
-    #[arg(long, env = "PEER_REFRESH", default_value = "30s", value_parser = parse_duration)]
-    pub peer_refresh: Duration,
-
+/// How to reach the Vault-API server, and where Gatekeeper's policies and
+/// login mounts are in it: shared by the service and the `policy`
+/// commands.
+#[derive(Debug, Clone, clap::Args)]
+pub struct VaultArgs {
     /// The Vault-API server (Strongroom or OpenBao).
     #[arg(long, env = "VAULT_ADDR", default_value = "http://localhost:8200")]
     pub vault_addr: String,
@@ -150,30 +114,28 @@ pub struct GatekeeperArgs {
     /// Where the AWS auth method is mounted (the `aws` unseal).
     #[arg(long, env = "VAULT_AWS_MOUNT", default_value = "aws")]
     pub vault_aws_mount: String,
+    /// Where the GitHub auth method is mounted (the `github` unseal).
+    #[arg(long, env = "VAULT_GITHUB_MOUNT", default_value = "github")]
+    pub vault_github_mount: String,
 
-    /// How long after its start a task may ask for a token.
-    #[arg(long, env = "TASK_GRACE", default_value = "2m", value_parser = parse_duration)]
-    pub task_grace: Duration,
     /// KV path of the policies; every key below it is merged in.
     #[arg(long, env = "POLICY_PATH", default_value = "secret/data/gatekeeper")]
     pub policy_path: String,
-    /// TTL of the wrapping token handed to a task. The original fixed it at
-    /// 100 minutes, which stays the default.
-    #[arg(long, env = "WRAP_TTL", default_value = "100m", value_parser = parse_duration)]
-    pub wrap_ttl: Duration,
-
-    /// Where use counts are kept: `memory` or `vault`.
-    #[arg(long, env = "USAGE_STORE", value_enum, default_value = "memory")]
-    pub usage_store: UsageStoreKind,
-    /// KV v2 folder of the `vault` usage store: one entry per task below it.
-    /// Must not be under `--policy-path`.
+    /// The EC2 instance metadata service.
     #[arg(
         long,
-        env = "USAGE_STORE_VAULT_PATH",
-        default_value = "secret/data/gatekeeper-store"
+        env = "AWS_METADATA_ADDR",
+        default_value = "http://169.254.169.254"
     )]
-    pub usage_store_vault_path: String,
+    pub aws_metadata_addr: String,
+}
 
+/// Gatekeeper's own Vault credential, in the original's order of
+/// precedence (a token, a wrapped token, AppRole, AWS EC2, GitHub): the
+/// service unseals with it at start, the `policy` commands read and write
+/// with it, `unseal` sends it to a running instance.
+#[derive(Clone, clap::Args)]
+pub struct CredentialArgs {
     /// Unseal at start with this Vault token.
     #[arg(long, env = "VAULT_TOKEN", hide_env_values = true)]
     pub vault_token: Option<SecretArg>,
@@ -199,13 +161,177 @@ pub struct GatekeeperArgs {
     /// The nonce of the AWS EC2 login, for repeated logins.
     #[arg(long, env = "AUTH_AWS_NONCE", hide_env_values = true)]
     pub auth_aws_nonce: Option<SecretArg>,
-    /// The EC2 instance metadata service.
+    /// A GitHub personal token, logged in at `--vault-github-mount` (the
+    /// `github` unseal).
+    #[arg(long, env = "AUTH_GH_TOKEN", hide_env_values = true)]
+    pub auth_gh_token: Option<SecretArg>,
+}
+
+impl fmt::Debug for CredentialArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Every credential is a SecretArg, whose Debug is redacted.
+        f.debug_struct("CredentialArgs")
+            .field("vault_token", &self.vault_token)
+            .field("auth_token_wrapped", &self.auth_token_wrapped)
+            .field("auth_app_role", &self.auth_app_role)
+            .field("auth_app_secret", &self.auth_app_secret)
+            .field("auth_aws_ec2", &self.auth_aws_ec2)
+            .field("auth_aws_role", &self.auth_aws_role)
+            .field("auth_aws_nonce", &self.auth_aws_nonce)
+            .field("auth_gh_token", &self.auth_gh_token)
+            .finish()
+    }
+}
+
+impl VaultArgs {
+    /// The TLS settings of the calls to the Vault-API server (and to
+    /// peers). `--vault-cacert` takes precedence over `--vault-capath`, as
+    /// in the original (and the Vault CLI): with both, the directory is
+    /// ignored.
+    pub fn tls(&self) -> VaultTls {
+        VaultTls {
+            cacert: self.vault_cacert.clone(),
+            capath: self
+                .vault_capath
+                .clone()
+                .filter(|_| self.vault_cacert.is_none()),
+            client_cert: self.vault_client_cert.clone(),
+            client_key: self.vault_client_key.clone(),
+            skip_verify: self.vault_skip_verify,
+        }
+    }
+
+    /// A client of the Vault-API server with these settings.
+    pub fn client(&self) -> anyhow::Result<VaultClient> {
+        Ok(VaultClient::with_tls(
+            &self.vault_addr,
+            &self.tls(),
+            self.vault_timeout,
+        )?)
+    }
+
+    /// Where the unseal methods log in.
+    pub fn unseal_config(&self) -> UnsealConfig {
+        UnsealConfig {
+            approle_mount: self.vault_approle_mount.trim_matches('/').to_string(),
+            aws_mount: self.vault_aws_mount.trim_matches('/').to_string(),
+            github_mount: self.vault_github_mount.trim_matches('/').to_string(),
+            aws_metadata_addr: self.aws_metadata_addr.clone(),
+        }
+    }
+}
+
+impl CredentialArgs {
+    /// The credential given, as an unseal method, if any: the first set of
+    /// a token, a wrapped token, an AppRole role id, an AWS EC2 login
+    /// (`--auth-aws-ec2`, or the original's `--auth-aws-iam` role), a
+    /// GitHub token.
+    pub fn method(&self) -> Option<UnsealMethod> {
+        let set = |s: &Option<SecretArg>| {
+            s.as_ref()
+                .filter(|t| !t.expose().is_empty())
+                .map(|t| Token::new(t.expose()))
+        };
+        if let Some(t) = set(&self.vault_token) {
+            return Some(UnsealMethod::Token(t));
+        }
+        if let Some(t) = set(&self.auth_token_wrapped) {
+            return Some(UnsealMethod::TokenWrapped(t));
+        }
+        if let Some(role_id) = set(&self.auth_app_role) {
+            return Some(UnsealMethod::AppRole {
+                role_id,
+                secret_id: set(&self.auth_app_secret),
+            });
+        }
+        let iam = self.auth_aws_iam.as_ref().filter(|r| !r.is_empty());
+        if self.auth_aws_ec2 || iam.is_some() {
+            return Some(UnsealMethod::AwsEc2 {
+                role: self
+                    .auth_aws_role
+                    .clone()
+                    .filter(|r| !r.is_empty())
+                    .or_else(|| iam.cloned()),
+                nonce: set(&self.auth_aws_nonce),
+            });
+        }
+        set(&self.auth_gh_token).map(UnsealMethod::GitHub)
+    }
+}
+
+/// Gatekeeper's flags (`strongroom gatekeeper --help`).
+#[derive(Clone, clap::Args)]
+pub struct GatekeeperArgs {
+    /// Address to listen on (`:9201` means every interface).
+    #[arg(long, env = "LISTEN_ADDR", default_value = ":9201")]
+    pub listen_addr: String,
+    /// PEM certificate; with `--tls-key`, Gatekeeper serves only TLS. The
+    /// pair is re-read on SIGHUP.
+    #[arg(long, env = "TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `--tls-cert`.
+    #[arg(long, env = "TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Comma-separated schedulers to enable; the first is the default for
+    /// requests that name none.
     #[arg(
         long,
-        env = "AWS_METADATA_ADDR",
-        default_value = "http://169.254.169.254"
+        env = "SCHEDULERS",
+        default_value = "mesos",
+        value_delimiter = ','
     )]
-    pub aws_metadata_addr: String,
+    pub schedulers: Vec<String>,
+    /// Require the caller's address to be one of the task's addresses.
+    #[arg(long, env = "HOST_CHECK")]
+    pub host_check: bool,
+    /// Match policies on the container image rather than the task name.
+    #[arg(long, env = "USE_IMAGE_NAME")]
+    pub use_image_name: bool,
+    /// Comma-separated CIDRs of reverse proxies whose `X-Forwarded-For` is
+    /// believed for the host check; from anyone else it is ignored.
+    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_net)]
+    pub trusted_proxies: Vec<IpNet>,
+    /// Peers for high availability: the original's
+    /// `[http(s)://]gk1,gk2,gk3:9201` (one port for every host) or
+    /// `[http(s)://]host:port[,host:port...]`, each host resolved to all its
+    /// addresses (this instance included is
+    /// fine: it is recognised by its id). Without a scheme, `https` when
+    /// `--tls-cert` is set, else `http`. A sealed instance forwards
+    /// `/token` to an unsealed peer; needs `--usage-store vault`.
+    #[arg(long, env = "PEERS")]
+    pub peers: Option<String>,
+    /// How often the peers are looked up again.
+    #[arg(long, env = "PEER_REFRESH", default_value = "30s", value_parser = parse_duration)]
+    pub peer_refresh: Duration,
+
+    /// The Vault-API server, and where Gatekeeper's things are in it.
+    #[command(flatten)]
+    pub vault: VaultArgs,
+
+    /// How long after its start a task may ask for a token.
+    #[arg(long, env = "TASK_GRACE", default_value = "2m", value_parser = parse_duration)]
+    pub task_grace: Duration,
+    /// TTL of the wrapping token handed to a task. The original fixed it at
+    /// 100 minutes, which stays the default.
+    #[arg(long, env = "WRAP_TTL", default_value = "100m", value_parser = parse_duration)]
+    pub wrap_ttl: Duration,
+
+    /// Where use counts are kept: `memory` or `vault`.
+    #[arg(long, env = "USAGE_STORE", value_enum, default_value = "memory")]
+    pub usage_store: UsageStoreKind,
+    /// KV v2 folder of the `vault` usage store: one entry per task below it.
+    /// Must not be under `--policy-path`.
+    #[arg(
+        long,
+        env = "USAGE_STORE_VAULT_PATH",
+        default_value = "secret/data/gatekeeper-store"
+    )]
+    pub usage_store_vault_path: String,
+
+    /// Gatekeeper's own credential, to unseal with at start.
+    #[command(flatten)]
+    pub creds: CredentialArgs,
 
     /// Vault path on which a token needs `update` to call `/seal`,
     /// `/policies/reload`, or `/unseal` while unsealed (checked with
@@ -251,19 +377,10 @@ impl fmt::Debug for GatekeeperArgs {
         f.debug_struct("GatekeeperArgs")
             .field("listen_addr", &self.listen_addr)
             .field("schedulers", &self.schedulers)
-            .field("vault_addr", &self.vault_addr)
-            .field("vault_cacert", &self.vault_cacert)
-            .field("vault_capath", &self.vault_capath)
-            .field("vault_client_cert", &self.vault_client_cert)
-            .field("vault_client_key", &self.vault_client_key)
+            .field("vault", &self.vault)
             .field("metrics_statsd", &self.metrics_statsd)
-            .field("policy_path", &self.policy_path)
             .field("usage_store", &self.usage_store)
-            .field("vault_token", &self.vault_token)
-            .field("auth_token_wrapped", &self.auth_token_wrapped)
-            .field("auth_app_role", &self.auth_app_role)
-            .field("auth_app_secret", &self.auth_app_secret)
-            .field("auth_aws_nonce", &self.auth_aws_nonce)
+            .field("creds", &self.creds)
             .finish_non_exhaustive()
     }
 }
@@ -299,10 +416,10 @@ mod tests {
         assert_eq!(a.bind_addr(), "0.0.0.0:9201");
         assert_eq!(a.task_grace, Duration::from_secs(120));
         assert_eq!(a.wrap_ttl, Duration::from_secs(6000));
-        assert_eq!(a.vault_approle_mount, "approle");
+        assert_eq!(a.vault.vault_approle_mount, "approle");
         assert_eq!(a.usage_store, UsageStoreKind::Memory);
-        assert_eq!(a.vault_kv_version, 2);
-        assert_eq!(a.policy_path, "secret/data/gatekeeper");
+        assert_eq!(a.vault.vault_kv_version, 2);
+        assert_eq!(a.vault.policy_path, "secret/data/gatekeeper");
         assert_eq!(a.usage_store_vault_path, "secret/data/gatekeeper-store");
         assert_eq!(a.schedulers, vec!["mesos".to_string()]);
         assert!(!a.insecure_open_admin);
@@ -312,9 +429,9 @@ mod tests {
         assert_eq!(a.metrics_statsd, None);
         assert_eq!(a.metrics_statsd_prefix, "gatekeeper");
         assert!(!a.metrics_statsd_influx && !a.metrics_statsd_datadog);
-        assert_eq!(a.vault_capath, None);
-        assert_eq!(a.vault_client_cert, None);
-        assert_eq!(a.vault_client_key, None);
+        assert_eq!(a.vault.vault_capath, None);
+        assert_eq!(a.vault.vault_client_cert, None);
+        assert_eq!(a.vault.vault_client_key, None);
     }
 
     #[test]
@@ -339,15 +456,15 @@ mod tests {
         .unwrap()
         .args;
         assert_eq!(
-            a.vault_capath.as_deref(),
+            a.vault.vault_capath.as_deref(),
             Some(Path::new("/etc/vault/ca.d"))
         );
         assert_eq!(
-            a.vault_client_cert.as_deref(),
+            a.vault.vault_client_cert.as_deref(),
             Some(Path::new("/etc/vault/client.pem"))
         );
         assert_eq!(
-            a.vault_client_key.as_deref(),
+            a.vault.vault_client_key.as_deref(),
             Some(Path::new("/etc/vault/client-key.pem"))
         );
         assert_eq!(a.metrics_ticker, Duration::from_secs(90));
@@ -403,13 +520,16 @@ mod tests {
         let a = cli.args;
         assert_eq!(a.schedulers, ["kubernetes", "mesos"]);
         assert_eq!(a.task_grace, Duration::from_secs(90));
-        assert_eq!(a.vault_kv_version, 1);
+        assert_eq!(a.vault.vault_kv_version, 1);
         assert_eq!(a.trusted_proxies.len(), 2);
         assert!(a
             .trusted_proxies
             .iter()
             .any(|n| n.contains(&"192.168.1.7".parse::<std::net::IpAddr>().unwrap())));
-        assert_eq!(a.vault_token.as_ref().unwrap().expose(), "s.supersecret");
+        assert_eq!(
+            a.creds.vault_token.as_ref().unwrap().expose(),
+            "s.supersecret"
+        );
         assert!(!format!("{a:?}").contains("supersecret"));
         for (flag, value, why) in [
             (

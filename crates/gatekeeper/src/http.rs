@@ -459,6 +459,11 @@ pub fn unseal_method(body: &Value) -> Result<UnsealMethod, Option<String>> {
             role: s("aws_role")?.filter(|r| !r.is_empty()).map(String::from),
             nonce: secret("aws_nonce")?,
         }),
+        // The original's body field for the GitHub personal token.
+        "github" => Ok(UnsealMethod::GitHub(
+            secret("personal_token")?
+                .ok_or_else(|| Some("'personal_token' is required".to_string()))?,
+        )),
         _ => Err(None),
     }
 }

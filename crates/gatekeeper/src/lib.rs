@@ -9,9 +9,11 @@
 //! policies ([`policy`]), usage counting ([`usage`]), unsealing
 //! ([`unseal`]), the service logic ([`service`]), its HTTP API
 //! ([`http`]), high availability ([`peers`]) and StatsD metrics
-//! ([`statsd`]); [`run`] ties them together. [`client`] is `strongroom gatekeeper login`, which tasks run.
+//! ([`statsd`]); [`run`] ties them together. [`client`] is `strongroom gatekeeper login`, which tasks run;
+//! [`admin`] holds the operator commands (`seal`, `unseal`, `policy`).
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod args;
 pub mod client;
 pub mod http;
@@ -36,50 +38,14 @@ use crate::args::UsageStoreKind;
 use crate::peers::{PeerSpec, Peers};
 use crate::service::Config;
 use crate::statsd::Statsd;
-use crate::unseal::{UnsealConfig, UnsealMethod};
+use crate::unseal::UnsealMethod;
 use crate::usage::{MemoryStore, UsageStore, VaultStore};
-use crate::vault::{Token, VaultClient, VaultTls};
+use crate::vault::{VaultClient, VaultTls};
 
 /// The unseal method the flags ask for at start, if any (in the original's
 /// order of precedence).
 pub fn startup_unseal(args: &GatekeeperArgs) -> Option<UnsealMethod> {
-    let tok = |s: &args::SecretArg| Token::new(s.expose());
-    if let Some(t) = args.vault_token.as_ref().filter(|t| !t.expose().is_empty()) {
-        return Some(UnsealMethod::Token(tok(t)));
-    }
-    if let Some(t) = args
-        .auth_token_wrapped
-        .as_ref()
-        .filter(|t| !t.expose().is_empty())
-    {
-        return Some(UnsealMethod::TokenWrapped(tok(t)));
-    }
-    if let Some(r) = args
-        .auth_app_role
-        .as_ref()
-        .filter(|t| !t.expose().is_empty())
-    {
-        return Some(UnsealMethod::AppRole {
-            role_id: tok(r),
-            secret_id: args
-                .auth_app_secret
-                .as_ref()
-                .filter(|s| !s.expose().is_empty())
-                .map(tok),
-        });
-    }
-    let iam = args.auth_aws_iam.as_ref().filter(|r| !r.is_empty());
-    if args.auth_aws_ec2 || iam.is_some() {
-        return Some(UnsealMethod::AwsEc2 {
-            role: args
-                .auth_aws_role
-                .clone()
-                .filter(|r| !r.is_empty())
-                .or_else(|| iam.cloned()),
-            nonce: args.auth_aws_nonce.as_ref().map(tok),
-        });
-    }
-    None
+    args.creds.method()
 }
 
 /// The parsed `--peers`, if set; refuses `--peers` with the `memory`
@@ -110,19 +76,8 @@ pub fn peer_spec(args: &GatekeeperArgs) -> anyhow::Result<Option<PeerSpec>> {
 }
 
 /// The TLS settings of the calls to the Vault-API server (and to peers).
-/// `--vault-cacert` takes precedence over `--vault-capath`, as in the
-/// original (and the Vault CLI): with both, the directory is ignored.
 pub fn vault_tls(args: &GatekeeperArgs) -> VaultTls {
-    VaultTls {
-        cacert: args.vault_cacert.clone(),
-        capath: args
-            .vault_capath
-            .clone()
-            .filter(|_| args.vault_cacert.is_none()),
-        client_cert: args.vault_client_cert.clone(),
-        client_key: args.vault_client_key.clone(),
-        skip_verify: args.vault_skip_verify,
-    }
+    args.vault.tls()
 }
 
 /// The service settings the flags give.
@@ -134,7 +89,8 @@ pub fn config_from_args(args: &GatekeeperArgs) -> anyhow::Result<Config> {
         .find(|s| !s.is_empty())
         .context("no schedulers were given (--schedulers)")?
         .to_string();
-    if args.policy_path.trim_matches('/').is_empty() {
+    let v = &args.vault;
+    if v.policy_path.trim_matches('/').is_empty() {
         bail!("invalid policy path (--policy-path)");
     }
     Ok(Config {
@@ -142,15 +98,11 @@ pub fn config_from_args(args: &GatekeeperArgs) -> anyhow::Result<Config> {
         task_grace: args.task_grace,
         host_check: args.host_check,
         use_image_name: args.use_image_name,
-        policy_path: args.policy_path.trim_matches('/').to_string(),
-        kv_version: args.vault_kv_version,
-        approle_mount: args.vault_approle_mount.trim_matches('/').to_string(),
+        policy_path: v.policy_path.trim_matches('/').to_string(),
+        kv_version: v.vault_kv_version,
+        approle_mount: v.vault_approle_mount.trim_matches('/').to_string(),
         wrap_ttl: args.wrap_ttl,
-        unseal: UnsealConfig {
-            approle_mount: args.vault_approle_mount.trim_matches('/').to_string(),
-            aws_mount: args.vault_aws_mount.trim_matches('/').to_string(),
-            aws_metadata_addr: args.aws_metadata_addr.clone(),
-        },
+        unseal: v.unseal_config(),
         admin_path: args.admin_path.trim_matches('/').to_string(),
         admin_open: args.insecure_open_admin,
     })
@@ -187,10 +139,10 @@ pub async fn run(args: GatekeeperArgs) -> anyhow::Result<()> {
     let peer_spec = peer_spec(&args)?;
     let config = config_from_args(&args)?;
     let tls = vault_tls(&args);
-    if tls.cacert.is_some() && args.vault_capath.is_some() {
+    if tls.cacert.is_some() && args.vault.vault_capath.is_some() {
         tracing::warn!("--vault-capath is ignored: --vault-cacert takes precedence");
     }
-    let vault = VaultClient::with_tls(&args.vault_addr, &tls, args.vault_timeout)?;
+    let vault = VaultClient::with_tls(&args.vault.vault_addr, &tls, args.vault.vault_timeout)?;
     let statsd = Statsd::from_args(&args).await?.map(Arc::new);
     let mut schedulers = Vec::new();
     for name in args
@@ -233,7 +185,7 @@ pub async fn run(args: GatekeeperArgs) -> anyhow::Result<()> {
     let peers = match peer_spec {
         None => None,
         Some(spec) => {
-            let client = peers::http_client_tls(&tls, args.vault_timeout)?;
+            let client = peers::http_client_tls(&tls, args.vault.vault_timeout)?;
             let p = Arc::new(Peers::new(spec, gk.id.clone(), version.clone(), client));
             // Before listening, as the original: this instance is not
             // found (it does not answer yet), the others are.

@@ -2,7 +2,8 @@
 //! discovery by DNS, and the calls one instance makes to another.
 //!
 //! The protocol, compatible with the original vault-gatekeeper:
-//! - `--peers` is `[http(s)://]host:port[,host:port...]`. Every host is
+//! - `--peers` is `[http(s)://]gk1,gk2:9201` (one port for all, the
+//!   original's form) or `host:port[,host:port...]`. Every host is
 //!   resolved to all its addresses, and every address is asked
 //!   `GET /status` (with `Peer-Checker: true`); the instance whose `id` is
 //!   this one's is skipped, duplicates (one instance behind several
@@ -75,39 +76,51 @@ fn split_scheme(s: &str) -> Result<(Option<String>, &str), String> {
     }
 }
 
-/// Parses `host:port` or `[v6]:port`.
-fn parse_host_port(s: &str) -> Result<(String, u16), String> {
+/// Parses `host:port` or `[v6]:port`, or a host alone (`host`, `[v6]`),
+/// which takes the list's shared port.
+fn parse_host_port(s: &str) -> Result<(String, Option<u16>), String> {
     let s = s.trim().trim_end_matches('/');
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
-        let (host, port) = rest
-            .split_once("]:")
-            .ok_or_else(|| format!("invalid peer {s:?}: expected [address]:port"))?;
-        (host, port)
-    } else {
-        let (host, port) = s
-            .rsplit_once(':')
-            .ok_or_else(|| format!("invalid peer {s:?}: expected host:port"))?;
-        if host.contains(':') {
-            return Err(format!(
-                "invalid peer {s:?}: put IPv6 addresses in brackets"
-            ));
+        match rest.split_once("]:") {
+            Some((host, port)) => (host, Some(port)),
+            None => (
+                rest.strip_suffix(']')
+                    .ok_or_else(|| format!("invalid peer {s:?}: expected [address]:port"))?,
+                None,
+            ),
         }
-        (host, port)
+    } else {
+        match s.rsplit_once(':') {
+            Some((host, _)) if host.contains(':') => {
+                return Err(format!(
+                    "invalid peer {s:?}: put IPv6 addresses in brackets"
+                ))
+            }
+            Some((host, port)) => (host, Some(port)),
+            None => (s, None),
+        }
     };
     if host.is_empty() {
         return Err(format!("invalid peer {s:?}: no host"));
     }
     let port = port
-        .parse::<u16>()
+        .map(|p| p.parse::<u16>())
+        .transpose()
         .map_err(|_| format!("invalid peer {s:?}: bad port"))?;
     Ok((host.to_string(), port))
 }
 
-/// Parses `--peers`: `[http(s)://]host:port[,host:port...]` (each entry
-/// may repeat the scheme). Without a scheme, `default_scheme` is used.
+/// Parses `--peers`, in either of two forms (mixable):
+/// - the original's URL: `[http(s)://]gk1,gk2,gk3:9201`, a comma-separated
+///   host list with one port, given once at the end, for all of them;
+/// - `[http(s)://]host:port[,host:port...]`, a port per host (each entry
+///   may repeat the scheme).
+///
+/// A host without a port takes the port of the list's last entry, which
+/// must have one. Without a scheme, `default_scheme` is used.
 pub fn parse_peers(s: &str, default_scheme: &str) -> Result<PeerSpec, String> {
     let mut scheme: Option<String> = None;
-    let mut hosts = Vec::new();
+    let mut entries = Vec::new();
     for entry in s.split(',').map(str::trim).filter(|e| !e.is_empty()) {
         let (entry_scheme, rest) = split_scheme(entry)?;
         if let Some(es) = entry_scheme {
@@ -118,11 +131,21 @@ pub fn parse_peers(s: &str, default_scheme: &str) -> Result<PeerSpec, String> {
                 _ => scheme = Some(es),
             }
         }
-        hosts.push(parse_host_port(rest)?);
+        entries.push(parse_host_port(rest)?);
     }
-    if hosts.is_empty() {
+    let Some(&(_, last_port)) = entries.last() else {
         return Err("invalid option for peers: no host:port given".into());
-    }
+    };
+    let Some(shared_port) = last_port else {
+        return Err(format!(
+            "invalid option for peers: {s:?} names no port (give it once at the end, \
+             as in https://gk1,gk2:9201)"
+        ));
+    };
+    let hosts = entries
+        .into_iter()
+        .map(|(host, port)| (host, port.unwrap_or(shared_port)))
+        .collect();
     Ok(PeerSpec {
         scheme: scheme.unwrap_or_else(|| default_scheme.to_string()),
         hosts,
@@ -518,9 +541,40 @@ mod tests {
             s.hosts,
             [("::1".to_string(), 9201), ("10.0.0.2".to_string(), 9201)]
         );
+        // The original's form: one URL, a host list, one port for all.
+        let s = parse_peers("https://gk1.internal,gk2.internal:9201", "http").unwrap();
+        assert_eq!(s.scheme, "https");
+        assert_eq!(
+            s.hosts,
+            [
+                ("gk1.internal".to_string(), 9201),
+                ("gk2.internal".to_string(), 9201)
+            ]
+        );
+        let s = parse_peers("http://10.0.0.1,10.0.0.2:9201", "https").unwrap();
+        assert_eq!(s.scheme, "http");
+        assert_eq!(
+            s.hosts,
+            [
+                ("10.0.0.1".to_string(), 9201),
+                ("10.0.0.2".to_string(), 9201)
+            ]
+        );
+        let s = parse_peers("[::1],gk2:9300,gk3:9400/", "http").unwrap();
+        assert_eq!(
+            s.hosts,
+            [
+                ("::1".to_string(), 9400),
+                ("gk2".to_string(), 9300),
+                ("gk3".to_string(), 9400)
+            ]
+        );
         for bad in [
             "",
             "gk1",
+            "https://gk1,gk2",
+            "gk1:9201,gk2",
+            "[::1",
             "ftp://gk1:21",
             "gk1:notaport",
             "::1:9201",

@@ -249,6 +249,18 @@ pub async fn load(
     path: &str,
     kv_version: u8,
 ) -> Result<Policies, PolicyError> {
+    let merged = load_merged(vault, token, path, kv_version).await?;
+    Policies::from_map(merged, Some(path.trim_end_matches('/')))
+}
+
+/// The merged policy document [`load`] compiles (what `gatekeeper policy`
+/// prints): every secret read, checked on its own, merged in walk order.
+pub async fn load_merged(
+    vault: &VaultClient,
+    token: &Token,
+    path: &str,
+    kv_version: u8,
+) -> Result<Map<String, Value>, PolicyError> {
     let root = path.trim_end_matches('/').to_string();
     let mut merged = Map::new();
     let mut found = false;
@@ -263,12 +275,19 @@ pub async fn load(
         if read {
             if let Some(entry) = vault.kv_read(token, &p, kv_version).await? {
                 found = true;
+                let doc = if kv_version == 1 {
+                    let (doc, layout) = kv1_document(entry.data);
+                    tracing::info!(path = %p, layout = layout.as_str(), "read KV v1 policies");
+                    doc
+                } else {
+                    entry.data
+                };
                 // Validate each secret on its own so the message names it.
-                Policies::from_map(entry.data.clone(), None).map_err(|e| PolicyError::In {
+                Policies::from_map(doc.clone(), None).map_err(|e| PolicyError::In {
                     path: p.clone(),
                     error: Box::new(e),
                 })?;
-                merged.extend(entry.data);
+                merged.extend(doc);
             }
         }
         if list {
@@ -285,12 +304,81 @@ pub async fn load(
     if !found {
         return Err(PolicyError::Empty(root));
     }
-    Policies::from_map(merged, Some(&root))
+    Ok(merged)
+}
+
+/// How a KV v1 secret holds its policies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kv1Layout {
+    /// Under a key named `data`: `{"data": {<policies>}}`, what the
+    /// original's `gatekeeper policy update` writes (it POSTs
+    /// `{"data": <policy JSON>}` to the path whatever the KV version) and
+    /// what it read back (`data.data`).
+    Wrapped,
+    /// The policies are the secret itself: `{<policies>}`.
+    Bare,
+}
+
+impl Kv1Layout {
+    /// The name logged for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kv1Layout::Wrapped => "wrapped in a \"data\" key (the original's layout)",
+            Kv1Layout::Bare => "bare document",
+        }
+    }
+}
+
+/// The policy document in a KV v1 secret, decided from its shape: a secret
+/// whose only key is `data`, holding an object that is not itself a
+/// policy entry (no `num_uses`, no `roles`), is [`Kv1Layout::Wrapped`];
+/// anything else is read as [`Kv1Layout::Bare`], where `data` would be the
+/// policy of a task named `data`. The caller logs which it was, so the
+/// choice is never silent.
+pub fn kv1_document(mut secret: Map<String, Value>) -> (Map<String, Value>, Kv1Layout) {
+    let wrapped = secret.len() == 1
+        && matches!(
+            secret.get("data"),
+            Some(Value::Object(inner))
+                if !inner.contains_key("num_uses") && !inner.contains_key("roles")
+        );
+    if wrapped {
+        if let Some(Value::Object(inner)) = secret.remove("data") {
+            return (inner, Kv1Layout::Wrapped);
+        }
+    }
+    (secret, Kv1Layout::Bare)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn kv1_secrets_are_read_in_the_originals_layout_or_bare() {
+        let obj = |v: Value| v.as_object().cloned().unwrap();
+        let policy = json!({"mesos:*": {"roles": ["r"], "num_uses": 1}});
+        // What `gatekeeper policy update` writes on KV v1.
+        let (doc, layout) = kv1_document(obj(json!({ "data": policy })));
+        assert_eq!(layout, Kv1Layout::Wrapped);
+        assert_eq!(Value::Object(doc), policy);
+        // A bare document.
+        let (doc, layout) = kv1_document(obj(policy.clone()));
+        assert_eq!(layout, Kv1Layout::Bare);
+        assert_eq!(Value::Object(doc), policy);
+        // A task named `data` is a policy entry, not a wrapper.
+        let named = json!({"data": {"roles": ["r"], "num_uses": 2}});
+        let (doc, layout) = kv1_document(obj(named.clone()));
+        assert_eq!((layout, Value::Object(doc)), (Kv1Layout::Bare, named));
+        // `data` beside other keys: bare.
+        let both =
+            json!({"data": {"x": {"roles": [], "num_uses": 1}}, "*": {"roles": [], "num_uses": 1}});
+        assert_eq!(kv1_document(obj(both)).1, Kv1Layout::Bare);
+        // An empty wrapper holds no policies (the load then says so).
+        let (doc, layout) = kv1_document(obj(json!({"data": {}})));
+        assert_eq!((layout, doc.len()), (Kv1Layout::Wrapped, 0));
+    }
 
     // The original's sample policy and its expectations, plus a few more.
     const SAMPLE: &str = r#"{

@@ -1,6 +1,7 @@
 //! Unsealing: how Gatekeeper gets its own Vault token (a token, a wrapped
-//! token, an AppRole login at the configured mount, or an AWS EC2 instance
-//! identity login), and how long to wait between renewals of it.
+//! token, an AppRole login at the configured mount, an AWS EC2 instance
+//! identity login, or a GitHub personal token at the configured mount), and
+//! how long to wait between renewals of it.
 
 use std::time::Duration;
 
@@ -30,6 +31,8 @@ pub enum UnsealMethod {
         /// The nonce for repeated logins from one instance.
         nonce: Option<Token>,
     },
+    /// A GitHub personal access token, logged in at the GitHub auth mount.
+    GitHub(Token),
 }
 
 /// Where the unseal methods log in.
@@ -39,6 +42,8 @@ pub struct UnsealConfig {
     pub approle_mount: String,
     /// The AWS auth mount (`vault-aws-mount`).
     pub aws_mount: String,
+    /// The GitHub auth mount (`vault-github-mount`).
+    pub github_mount: String,
     /// The EC2 metadata service (`aws-metadata-addr`).
     pub aws_metadata_addr: String,
 }
@@ -62,6 +67,7 @@ impl UnsealMethod {
             UnsealMethod::TokenWrapped(_) => "token-wrapped",
             UnsealMethod::AppRole { .. } => "approle",
             UnsealMethod::AwsEc2 { .. } => "aws",
+            UnsealMethod::GitHub(_) => "github",
         }
     }
 
@@ -92,6 +98,12 @@ impl UnsealMethod {
                 }
                 let path = format!("auth/{}/login", cfg.aws_mount.trim_matches('/'));
                 Ok(vault.login(&path, &body).await?)
+            }
+            UnsealMethod::GitHub(personal) => {
+                let path = format!("auth/{}/login", cfg.github_mount.trim_matches('/'));
+                Ok(vault
+                    .login(&path, &json!({ "token": personal.expose() }))
+                    .await?)
             }
         }
     }
@@ -214,5 +226,8 @@ mod tests {
         };
         assert_eq!(aws.name(), "aws");
         assert!(!format!("{aws:?}").contains("n0nce"));
+        let gh = UnsealMethod::GitHub(Token::new("ghp_s3cret"));
+        assert_eq!(gh.name(), "github");
+        assert!(!format!("{gh:?}").contains("s3cret"));
     }
 }

@@ -651,6 +651,15 @@ impl VaultClient {
         }
     }
 
+    /// Writes `body` at `path` as given (a POST, as `vault write` does):
+    /// for a KV v1 path the body is the secret; for a KV v2 `data/` path
+    /// it is `{"data": ...}`.
+    pub async fn write(&self, token: &Token, path: &str, body: &Value) -> Result<(), VaultError> {
+        self.call(Method::POST, path, Some(token), Some(body), None)
+            .await
+            .map(|_| ())
+    }
+
     /// Lists the keys below a KV folder (folders end in `/`); empty when
     /// there is none. On KV v2 `path` is the `data/` path.
     pub async fn kv_list(

@@ -4,7 +4,8 @@
 //! dev Vault-API server and an emulated Mesos master (or, for the `aws`
 //! unseal, a fake Vault-API endpoint and an EC2 metadata emulator):
 //! renewal of its own token and sealing once that token is revoked, TLS
-//! certificate reload on SIGHUP, `/metrics`, and the `aws` unseal.
+//! certificate reload on SIGHUP, `/metrics`, and the `aws` and `github`
+//! unseals.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Test code: a failed unwrap is a failed test.
 
 mod common;
@@ -504,6 +505,8 @@ const ROLE: &str = "gatekeeper-ec2";
 const NONCE: &str = "5f0b6a1c-nonce";
 const EC2_TOKEN: &str = "s.ec2-login-token";
 const AWS_MOUNT: &str = "aws-ec2-custom";
+const GH_MOUNT: &str = "github-custom";
+const GH_TOKEN: &str = "ghp_personal0token0of0the0operator";
 
 /// An EC2 metadata emulator that insists on IMDSv2 (a session token).
 async fn metadata_emulator() -> String {
@@ -545,8 +548,9 @@ fn vault_error(status: StatusCode, errors: &[&str]) -> axum::response::Response 
     (status, axum::Json(json!({ "errors": errors }))).into_response()
 }
 
-/// A fake Vault-API server with the AWS auth method at [`AWS_MOUNT`]: it
-/// logs in only the expected role, nonce and (newline-free) PKCS7, and
+/// A fake Vault-API server with the AWS auth method at [`AWS_MOUNT`] and
+/// the GitHub one at [`GH_MOUNT`]: it logs in only the expected role, nonce
+/// and (newline-free) PKCS7, or the expected GitHub personal token, and
 /// serves one Gatekeeper policy to the token it issued.
 async fn fake_vault(calls: Calls) -> String {
     let app = axum::Router::new().fallback(
@@ -559,6 +563,27 @@ async fn fake_vault(calls: Calls) -> String {
                     .get("x-vault-token")
                     .is_some_and(|t| t == EC2_TOKEN);
                 match (method.as_str(), path.as_str()) {
+                    ("POST", p) if p == format!("/v1/auth/{GH_MOUNT}/login") => {
+                        let b: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                        if b["token"] != GH_TOKEN {
+                            // What Vault's GitHub method says of a bad token.
+                            return vault_error(
+                                StatusCode::BAD_REQUEST,
+                                &["user is not part of required org"],
+                            );
+                        }
+                        axum::Json(json!({
+                            "auth": {
+                                "client_token": EC2_TOKEN,
+                                "accessor": "gh-accessor",
+                                "policies": ["default", "gatekeeper"],
+                                "metadata": {"org": "acme", "username": "operator"},
+                                "lease_duration": 2_764_800,
+                                "renewable": true,
+                            },
+                        }))
+                        .into_response()
+                    }
                     ("POST", p) if p == format!("/v1/auth/{AWS_MOUNT}/login") => {
                         let b: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
                         if b["pkcs7"] != PKCS7.replace('\n', "") {
@@ -687,5 +712,61 @@ async fn aws_unseal_logs_in_at_the_configured_mount_with_role_and_nonce() {
         ],
     )
     .await;
+    assert_eq!(gk.status().await, 200, "{}", gk.log());
+}
+
+#[tokio::test]
+async fn github_unseal_logs_in_at_the_configured_mount() {
+    let calls: Calls = Arc::default();
+    let vault = fake_vault(calls.clone()).await;
+    let flags = [
+        "--vault-addr",
+        vault.as_str(),
+        "--vault-github-mount",
+        GH_MOUNT,
+    ];
+    let gk = Gk::start(&flags, &[]).await;
+    assert_eq!(gk.status().await, 503);
+
+    // Over the API, with the original's body field.
+    let (s, v) = gk
+        .post(
+            "/unseal",
+            json!({"method": "github", "personal_token": "ghp_wrong"}),
+            &[],
+        )
+        .await;
+    assert_eq!(s, 401, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("required org"), "{v}");
+    assert_eq!(gk.status().await, 503);
+
+    // With the original's command: `gatekeeper unseal github`.
+    let out = tokio::process::Command::new(strongroom_bin().unwrap())
+        .args(["gatekeeper", "unseal", "github", "--gatekeeper-addr"])
+        .arg(format!("http://{}", gk.addr))
+        .env_clear()
+        .env("AUTH_GH_TOKEN", GH_TOKEN)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}\n{}", gk.log());
+    assert_eq!(gk.status().await, 200);
+    let seen = calls.lock().unwrap().clone();
+    let logins = seen
+        .iter()
+        .filter(|c| *c == &format!("POST /v1/auth/{GH_MOUNT}/login"))
+        .count();
+    assert_eq!(logins, 2, "{seen:?}");
+    assert!(
+        seen.iter().all(|c| !c.contains("/v1/auth/github/")),
+        "{seen:?}"
+    );
+    let log = gk.log();
+    assert!(!log.contains(GH_TOKEN) && !log.contains(EC2_TOKEN), "{log}");
+    drop(gk);
+
+    // At start, from the flag's environment variable.
+    let gk = Gk::start(&flags, &[("AUTH_GH_TOKEN", GH_TOKEN)]).await;
     assert_eq!(gk.status().await, 200, "{}", gk.log());
 }

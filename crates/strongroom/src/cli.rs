@@ -32,8 +32,10 @@ pub enum Command {
     Version,
 }
 
-/// `strongroom gatekeeper [flags]` runs the service;
-/// `strongroom gatekeeper login [flags]` gets a task its token.
+/// `strongroom gatekeeper [flags]` (or `strongroom gatekeeper server
+/// [flags]`, the original's form) runs the service; `login` gets a task
+/// its token; `seal`, `unseal`, `policy` are the original's operator
+/// commands.
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct GatekeeperCommand {
@@ -48,9 +50,21 @@ pub struct GatekeeperCommand {
 /// `strongroom gatekeeper` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum GatekeeperAction {
+    /// Run the service (the same as `strongroom gatekeeper [flags]`; the
+    /// original's `gatekeeper server`).
+    Server(Box<strongroom_gatekeeper::GatekeeperArgs>),
     /// Ask Gatekeeper for this task's token, unwrap it at the Vault-API
     /// server and print it (or write it to `--output`, mode 0600).
     Login(strongroom_gatekeeper::LoginArgs),
+    /// Seal a running Gatekeeper.
+    Seal(strongroom_gatekeeper::admin::SealArgs),
+    /// Unseal a running Gatekeeper with the given method's credential:
+    /// token, token-wrapped, approle, aws or github.
+    Unseal(Box<strongroom_gatekeeper::admin::UnsealArgs>),
+    /// Print the merged policies at `--policy-path` (read with the
+    /// credential given), or `update` them from a file, or `reload` them
+    /// on a running Gatekeeper.
+    Policy(Box<strongroom_gatekeeper::admin::PolicyArgs>),
 }
 
 /// `strongroom operator` subcommands.

@@ -1,7 +1,8 @@
 //! The `strongroom` binary: `strongroom server` runs the Vault-compatible
 //! server (dev mode or from a config file), `strongroom version` prints the
-//! version, `strongroom gatekeeper` runs Gatekeeper and
-//! `strongroom gatekeeper login` is its client, `strongroom operator migrate`
+//! version, `strongroom gatekeeper` runs Gatekeeper, `strongroom
+//! gatekeeper login` is its client and `seal`/`unseal`/`policy` its
+//! operator commands, `strongroom operator migrate`
 //! copies storage between backends. Flags follow Vault's
 //! single-dash style (`-dev`, `-config=FILE`); the GNU double-dash forms
 //! work too.
@@ -35,10 +36,18 @@ fn main() -> ExitCode {
                     .enable_all()
                     .build()
                     .map_err(anyhow::Error::from)
-                    .and_then(|rt| match cmd.action {
-                        None => rt.block_on(strongroom_gatekeeper::run(cmd.server)),
-                        Some(cli::GatekeeperAction::Login(args)) => {
-                            rt.block_on(strongroom_gatekeeper::client::run_login(args))
+                    .and_then(|rt| {
+                        use cli::GatekeeperAction as A;
+                        use strongroom_gatekeeper::admin;
+                        match cmd.action {
+                            None => rt.block_on(strongroom_gatekeeper::run(cmd.server)),
+                            Some(A::Server(args)) => rt.block_on(strongroom_gatekeeper::run(*args)),
+                            Some(A::Login(args)) => {
+                                rt.block_on(strongroom_gatekeeper::client::run_login(args))
+                            }
+                            Some(A::Seal(args)) => rt.block_on(admin::run_seal(args)),
+                            Some(A::Unseal(args)) => rt.block_on(admin::run_unseal(*args)),
+                            Some(A::Policy(args)) => rt.block_on(admin::run_policy(*args)),
                         }
                     }),
             )

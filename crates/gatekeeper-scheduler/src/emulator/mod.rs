@@ -35,6 +35,9 @@ pub enum Mode {
     ServerError,
     /// Answers every request with 200 and a body that is not JSON.
     Garbage,
+    /// Accepts connections and never answers on them: a scheduler that
+    /// hangs (the caller's timeout fires).
+    Stall,
 }
 
 /// Locks a mutex, ignoring poisoning (a panicking test thread must not
@@ -63,7 +66,7 @@ impl Control {
     pub(crate) fn enter(&self, path: &str) -> Option<Response> {
         *lock(&self.counts).entry(path.to_owned()).or_default() += 1;
         match self.mode() {
-            Mode::Normal | Mode::Down => None,
+            Mode::Normal | Mode::Down | Mode::Stall => None,
             Mode::ServerError => Some(
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -91,10 +94,13 @@ impl Control {
     }
 }
 
-/// A listener that drops every connection while its server is down.
+/// A listener that drops every connection while its server is down, and
+/// holds every connection unanswered while it stalls.
 struct Listener {
     inner: TcpListener,
     control: Arc<Control>,
+    /// Connections accepted in [`Mode::Stall`]: kept open, never read.
+    stalled: Vec<TcpStream>,
 }
 
 impl axum::serve::Listener for Listener {
@@ -104,11 +110,11 @@ impl axum::serve::Listener for Listener {
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         loop {
             let (stream, addr) = axum::serve::Listener::accept(&mut self.inner).await;
-            if self.control.mode() == Mode::Down {
-                drop(stream);
-                continue;
+            match self.control.mode() {
+                Mode::Down => drop(stream),
+                Mode::Stall => self.stalled.push(stream),
+                _ => return (stream, addr),
             }
-            return (stream, addr);
         }
     }
 
@@ -213,7 +219,11 @@ impl Server {
                 response
             },
         ));
-        let listener = Listener { inner, control };
+        let listener = Listener {
+            inner,
+            control,
+            stalled: Vec::new(),
+        };
         let https = tls.is_some();
         let task = match tls {
             None => tokio::spawn(async move {

@@ -201,6 +201,7 @@ pub fn config(default_host_check: bool, approle_mount: &str) -> Config {
         unseal: UnsealConfig {
             approle_mount: approle_mount.into(),
             aws_mount: "aws".into(),
+            github_mount: "github".into(),
             aws_metadata_addr: "http://127.0.0.1:9".into(),
         },
         admin_path: "gatekeeper/admin".into(),

@@ -307,8 +307,9 @@ async fn bad_input_gets_clear_statuses_and_spends_no_use() {
     let server = dev_server(Kind::Strongroom).await;
     let vault = setup_vault(&server, "gk-approle", 2).await;
     vault.put_policies(&server, None, all_policies(1)).await;
-    // Started sealed: no credential.
-    let (emus, gk) = all_schedulers(&vault, &[], &[]).await;
+    // Started sealed: no credential. A scheduler that hangs is given up
+    // on after 2 s.
+    let (emus, gk) = all_schedulers(&vault, &["--scheduler-timeout", "2s"], &[]).await;
     let mut secrets: Vec<(&str, String)> = vec![
         ("gatekeeper's token", vault.gk_token.clone()),
         ("the admin token", vault.admin_token.clone()),
@@ -318,8 +319,12 @@ async fn bad_input_gets_clear_statuses_and_spends_no_use() {
     assert_eq!(gk.status().await.0, 503, "sealed at start");
 
     // An unknown unseal method: 422, still sealed.
-    let (s, a) = gk.unseal(json!({"method": "github", "token": "x"})).await;
+    let (s, a) = gk.unseal(json!({"method": "kerberos", "token": "x"})).await;
     assert_eq!(s, 422, "unknown unseal method: {a}");
+    // A known one without its credential: 400.
+    let (s, a) = gk.unseal(json!({"method": "github", "token": "x"})).await;
+    assert_eq!(s, 400, "github without personal_token: {a}");
+    assert_eq!(a["error"], "'personal_token' is required", "{a}");
     assert_eq!(gk.status().await.0, 503, "still sealed");
     // AppRole at the configured (non-default) mount unseals.
     let (s, a) = gk
@@ -351,15 +356,21 @@ async fn bad_input_gets_clear_statuses_and_spends_no_use() {
     assert_eq!(s, 200, "after bad requests: {a}");
     secrets.push(("a wrapping token", a["token"].as_str().unwrap().into()));
 
-    // A scheduler that is down, failing or answering garbage: 503, still
-    // unsealed, and no use counted.
+    // A scheduler that is down, failing or answering garbage: 502; one
+    // that hangs: 504 (503 means sealed and nothing else). Still unsealed,
+    // and no use counted.
     for emu in &emus {
         let sched = emu.sched();
         let task = emu.add_task(FRESH, LOCAL);
-        for mode in [Mode::Down, Mode::ServerError, Mode::Garbage] {
+        for (mode, want) in [
+            (Mode::Down, 502),
+            (Mode::ServerError, 502),
+            (Mode::Garbage, 502),
+            (Mode::Stall, 504),
+        ] {
             emu.set_mode(mode);
             let (s, a) = gk.token_for(sched, &task).await;
-            assert_eq!(s, 503, "{} {mode:?}: {a}", sched.name());
+            assert_eq!(s, want, "{} {mode:?}: {a}", sched.name());
             assert_eq!(a["unsealed"], true, "{} {mode:?}: {a}", sched.name());
             assert!(a["error"].as_str().is_some_and(|e| !e.is_empty()), "{a}");
         }
@@ -453,10 +464,20 @@ async fn vault_usage_store_is_shared_on_openbao() {
     shared_usage_counts(Kind::Bao).await;
 }
 
+/// How the test names the peers.
+#[derive(Debug, Clone, Copy)]
+enum PeersForm {
+    /// The original's: `http://127.0.0.1,127.0.0.2:PORT`, both instances on
+    /// one port, each on its own loopback address.
+    OnePort,
+    /// `127.0.0.1:PA,127.0.0.1:PB`.
+    PortEach,
+}
+
 /// Two instances with `--peers`: `/policies/reload` on one reaches the
 /// other, and a sealed one forwards `/token`, body included, to the
 /// unsealed one.
-async fn peers_forward_and_fan_out(kind: Kind) {
+async fn peers_forward_and_fan_out(kind: Kind, form: PeersForm) {
     let server = dev_server(kind).await;
     let vault = setup_vault(&server, "approle", 2).await;
     let key = Sched::Mesos.policy_key();
@@ -465,24 +486,30 @@ async fn peers_forward_and_fan_out(kind: Kind) {
         .await;
     let emu = Emulator::start(Sched::Mesos).await;
     let pa = free_port();
-    let pb = std::iter::repeat_with(free_port)
-        .find(|p| *p != pa)
-        .expect("a second port");
+    let (hb, pb, peers) = match form {
+        PeersForm::OnePort => ("127.0.0.2", pa, format!("http://127.0.0.1,127.0.0.2:{pa}")),
+        PeersForm::PortEach => {
+            let pb = std::iter::repeat_with(free_port)
+                .find(|p| *p != pa)
+                .expect("a second port");
+            ("127.0.0.1", pb, format!("127.0.0.1:{pa},127.0.0.1:{pb}"))
+        }
+    };
     let mut args = vault.flags();
     args.extend(emu.flags());
     args.extend([
         "--usage-store".into(),
         "vault".into(),
         "--peers".into(),
-        format!("127.0.0.1:{pa},127.0.0.1:{pb}"),
+        peers,
         "--peer-refresh".into(),
         "1s".into(),
     ]);
     let env = [("VAULT_TOKEN", vault.gk_token.as_str())];
     let a = GatekeeperProc::start_on(pa, &args, &env).await;
     // B finds A (already answering) when it starts.
-    let b = GatekeeperProc::start_on(pb, &args, &env).await;
-    let ctx = kind.label();
+    let b = GatekeeperProc::start_at(hb, pb, &args, &env).await;
+    let ctx = format!("{} {form:?}", kind.label());
 
     // A changed policy, reloaded on B only, applies on A too.
     vault
@@ -521,11 +548,16 @@ async fn peers_forward_and_fan_out(kind: Kind) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn peers_on_strongroom() {
-    peers_forward_and_fan_out(Kind::Strongroom).await;
+async fn peers_in_the_originals_form_on_strongroom() {
+    peers_forward_and_fan_out(Kind::Strongroom, PeersForm::OnePort).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn peers_on_openbao() {
-    peers_forward_and_fan_out(Kind::Bao).await;
+async fn peers_in_the_originals_form_on_openbao() {
+    peers_forward_and_fan_out(Kind::Bao, PeersForm::OnePort).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_with_a_port_each_on_strongroom() {
+    peers_forward_and_fan_out(Kind::Strongroom, PeersForm::PortEach).await;
 }

@@ -231,7 +231,7 @@ impl Captured {
 
 /// A `strongroom gatekeeper` process, killed when dropped.
 pub struct GatekeeperProc {
-    /// `http://127.0.0.1:PORT`.
+    /// `http://<loopback address>:PORT`.
     pub url: String,
     /// What it printed.
     pub output: Captured,
@@ -262,12 +262,33 @@ impl GatekeeperProc {
     /// As [`GatekeeperProc::start`] on a given port (for `--peers`, which
     /// names the ports before the instances run).
     pub async fn start_on(port: u16, args: &[String], env: &[(&str, &str)]) -> GatekeeperProc {
-        GatekeeperProc::try_start(port, args, env)
+        GatekeeperProc::start_at("127.0.0.1", port, args, env).await
+    }
+
+    /// As [`GatekeeperProc::start_on`] on a given loopback address (for
+    /// `--peers` in the original's one-port form: every instance on the
+    /// same port, each on its own address).
+    pub async fn start_at(
+        host: &str,
+        port: u16,
+        args: &[String],
+        env: &[(&str, &str)],
+    ) -> GatekeeperProc {
+        GatekeeperProc::try_start_at(host, port, args, env)
             .await
             .unwrap_or_else(|text| panic!("strongroom gatekeeper {args:?} did not start:\n{text}"))
     }
 
     async fn try_start(
+        port: u16,
+        args: &[String],
+        env: &[(&str, &str)],
+    ) -> Result<GatekeeperProc, String> {
+        GatekeeperProc::try_start_at("127.0.0.1", port, args, env).await
+    }
+
+    async fn try_start_at(
+        host: &str,
         port: u16,
         args: &[String],
         env: &[(&str, &str)],
@@ -279,7 +300,7 @@ impl GatekeeperProc {
         let mut child = Command::new(env!("CARGO_BIN_EXE_strongroom"))
             .arg("gatekeeper")
             .arg("--listen-addr")
-            .arg(format!("127.0.0.1:{port}"))
+            .arg(format!("{host}:{port}"))
             .args(args)
             // Every flag is also a variable: nothing of the test's
             // environment may leak in.
@@ -294,7 +315,7 @@ impl GatekeeperProc {
         output.follow(Box::new(child.stdout.take().expect("piped stdout")));
         output.follow(Box::new(child.stderr.take().expect("piped stderr")));
         let mut gk = GatekeeperProc {
-            url: format!("http://127.0.0.1:{port}"),
+            url: format!("http://{host}:{port}"),
             output,
             child: Some(child),
             http,

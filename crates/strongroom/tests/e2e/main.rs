@@ -15,6 +15,7 @@
 mod connections;
 mod durability;
 mod gatekeeper;
+mod gatekeeper_cli;
 mod gatekeeper_support;
 mod gcp;
 mod ha;
