@@ -592,7 +592,15 @@ mod tests {
             Ok(UnsealMethod::AwsEc2 { .. })
         ));
         assert!(matches!(
-            unseal_method(&json!({"method": "github"})),
+            unseal_method(&json!({"method": "github", "personal_token": "ghp"})),
+            Ok(UnsealMethod::GitHub(_))
+        ));
+        assert_eq!(
+            unseal_method(&json!({"method": "github"})).err(),
+            Some(Some("'personal_token' is required".to_string()))
+        );
+        assert!(matches!(
+            unseal_method(&json!({"method": "kerberos"})),
             Err(None)
         ));
         assert!(matches!(

@@ -318,9 +318,13 @@ async fn unseal_methods_and_their_statuses() {
     let (s, _) = env.send("POST", "/unseal", "{nope", &[]).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     let (s, _) = env
-        .send("POST", "/unseal", r#"{"method":"github"}"#, &[])
+        .send("POST", "/unseal", r#"{"method":"kerberos"}"#, &[])
         .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    let (s, v) = env
+        .send("POST", "/unseal", r#"{"method":"github"}"#, &[])
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
     let (s, v) = env
         .send(
             "POST",
