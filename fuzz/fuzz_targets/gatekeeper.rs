@@ -5,6 +5,8 @@
 //!   `role` exactly as given; a refusal is one line.
 //! - An `/unseal` body (`unseal_method`): never panics; a refusal message
 //!   is one line.
+//! - A KV v1 policy secret's layout (`kv1_document`): the wrapped form is
+//!   exactly `{"data": <document>}`; anything else is kept as it is.
 //! - Policies (`Policies::from_json`): never panic; a refusal is one line;
 //!   accepted policies answer every exact key (no `*`, no `regexp`) with
 //!   its own `num_uses` and its roles first, answer any name when `*` is a
@@ -17,7 +19,7 @@
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Value};
 use strongroom_gatekeeper::http::{parse_token_request, unseal_method};
-use strongroom_gatekeeper::policy::Policies;
+use strongroom_gatekeeper::policy::{kv1_document, Kv1Layout, Policies};
 
 /// Names asked of every accepted policy set, beside its own keys.
 const NAMES: [&str; 5] = [
@@ -54,6 +56,19 @@ fuzz_target!(|data: &[u8]| {
     if let Some(v @ Value::Object(_)) = &body {
         if let Err(Some(e)) = unseal_method(v) {
             assert!(!e.contains('\n'), "multi-line error: {e:?}");
+        }
+    }
+
+    // A KV v1 secret's layout: the wrapped form is exactly `{"data": doc}`,
+    // anything else is read as it is.
+    if let Some(Value::Object(secret)) = &body {
+        let (doc, layout) = kv1_document(secret.clone());
+        match layout {
+            Kv1Layout::Wrapped => {
+                assert_eq!(secret.len(), 1);
+                assert_eq!(secret.get("data"), Some(&Value::Object(doc)));
+            }
+            Kv1Layout::Bare => assert_eq!(&doc, secret),
         }
     }
 
