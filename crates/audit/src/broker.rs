@@ -1,0 +1,250 @@
+//! The broker: every enabled device, and the fail-closed rule. An entry is
+//! on record when at least one device wrote it; when devices exist and
+//! none could, the caller fails the request (before its backend runs) or
+//! withholds the answer. One failing device among working ones only logs
+//! an error naming it.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use crate::device::Device;
+use crate::entry::{Entry, EntryType};
+
+/// Why an entry is not on record.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no audit device could record the {0}")]
+pub struct NotRecorded(pub &'static str);
+
+/// The enabled devices.
+#[derive(Debug, Default)]
+pub struct Broker {
+    devices: ArcSwap<Vec<Arc<Device>>>,
+}
+
+impl Broker {
+    /// A broker with no device.
+    pub fn new() -> Broker {
+        Broker::default()
+    }
+
+    /// Replaces the device list.
+    pub fn set(&self, devices: Vec<Arc<Device>>) {
+        self.devices.store(Arc::new(devices));
+    }
+
+    /// The devices, in path order.
+    pub fn devices(&self) -> Arc<Vec<Arc<Device>>> {
+        self.devices.load_full()
+    }
+
+    /// Whether any device is enabled.
+    pub fn is_enabled(&self) -> bool {
+        !self.devices.load().is_empty()
+    }
+
+    /// The device at `path` (`file/`).
+    pub fn device(&self, path: &str) -> Option<Arc<Device>> {
+        self.devices
+            .load()
+            .iter()
+            .find(|d| d.config().path == path)
+            .cloned()
+    }
+
+    /// Records `entry` on every device; `Ok` when at least one wrote it
+    /// (or there is none).
+    ///
+    /// # Errors
+    /// Devices exist and none recorded the entry.
+    pub async fn log(
+        &self,
+        entry: &Entry,
+        non_hmac_request_keys: &[String],
+        non_hmac_response_keys: &[String],
+    ) -> Result<(), NotRecorded> {
+        let devices = self.devices.load_full();
+        if devices.is_empty() {
+            return Ok(());
+        }
+        // Hand the entry to every device first, then wait: the devices
+        // write in parallel.
+        let mut pending = Vec::with_capacity(devices.len());
+        for d in devices.iter() {
+            match d
+                .submit(entry, non_hmac_request_keys, non_hmac_response_keys)
+                .await
+            {
+                Ok(p) => pending.push(p),
+                Err(e) => tracing::error!(error = %e, "audit: a device refused an entry"),
+            }
+        }
+        let mut recorded = false;
+        for p in pending {
+            match p.wait().await {
+                Ok(()) => recorded = true,
+                Err(e) => tracing::error!(error = %e, "audit: a device did not record an entry"),
+            }
+        }
+        if recorded {
+            Ok(())
+        } else {
+            Err(NotRecorded(match entry.kind {
+                EntryType::Request => "request",
+                EntryType::Response => "response",
+            }))
+        }
+    }
+
+    /// Reopens every device's sink (SIGHUP); failures are logged.
+    pub async fn reopen(&self) {
+        for d in self.devices.load().iter() {
+            if let Err(e) = d.reopen().await {
+                tracing::error!(error = %e, "audit: reopening a device failed");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::DeviceConfig;
+    use crate::entry::{Auth, RequestInfo};
+    use crate::options::CommonOptions;
+    use crate::salt::Salt;
+    use crate::sink::Sink;
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    /// Keeps every batch it was given.
+    #[derive(Default)]
+    struct Memory(Mutex<Vec<Vec<u8>>>);
+
+    #[async_trait::async_trait]
+    impl Sink for Memory {
+        async fn write(&self, batch: &[u8]) -> std::io::Result<()> {
+            self.0.lock().unwrap().push(batch.to_vec());
+            Ok(())
+        }
+    }
+
+    /// Fails every write.
+    struct Broken;
+
+    #[async_trait::async_trait]
+    impl Sink for Broken {
+        async fn write(&self, _: &[u8]) -> std::io::Result<()> {
+            Err(std::io::Error::other("connection refused"))
+        }
+    }
+
+    /// Never finishes a write.
+    struct Hung;
+
+    #[async_trait::async_trait]
+    impl Sink for Hung {
+        async fn write(&self, _: &[u8]) -> std::io::Result<()> {
+            std::future::pending().await
+        }
+    }
+
+    fn device(path: &str, sink: Arc<dyn Sink>, chain: bool) -> Arc<Device> {
+        let mut options = BTreeMap::new();
+        if chain {
+            options.insert("hash_chain".to_string(), "true".to_string());
+        }
+        options.insert("write_timeout".to_string(), "200ms".to_string());
+        let common = CommonOptions::parse(&options, false).unwrap();
+        Arc::new(Device::with_sink(
+            DeviceConfig {
+                path: path.into(),
+                kind: "test".into(),
+                description: String::new(),
+                local: false,
+                options,
+            },
+            common,
+            Salt::from_bytes(path.as_bytes()),
+            sink,
+        ))
+    }
+
+    fn entry(i: usize) -> Entry {
+        Entry {
+            time: "2026-12-05T00:00:00Z".into(),
+            kind: EntryType::Request,
+            auth: Auth {
+                token_type: "service".into(),
+                client_token: "s.secret".into(),
+                ..Auth::default()
+            },
+            request: RequestInfo {
+                id: format!("req-{i}"),
+                operation: "read".into(),
+                path: "secret/data/x".into(),
+                ..RequestInfo::default()
+            },
+            response: None,
+            error: String::new(),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_entries_share_writes_and_chain_in_write_order() {
+        let memory = Arc::new(Memory::default());
+        let broker = Arc::new(Broker::new());
+        broker.set(vec![device("file/", memory.clone(), true)]);
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..500 {
+            let b = broker.clone();
+            tasks.spawn(async move { b.log(&entry(i), &[], &[]).await });
+        }
+        while let Some(r) = tasks.join_next().await {
+            assert_eq!(r.unwrap(), Ok(()));
+        }
+        let batches = memory.0.lock().unwrap().clone();
+        let lines: Vec<Vec<u8>> = batches
+            .concat()
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(<[u8]>::to_vec)
+            .collect();
+        assert_eq!(lines.len(), 500);
+        assert!(batches.len() < 500, "every entry had its own write");
+        let salt = Salt::from_bytes(b"file/");
+        let n = crate::chain::verify(
+            lines
+                .iter()
+                .enumerate()
+                .map(|(i, l)| ("m", i + 1, l.as_slice())),
+            "",
+            |input| Ok::<_, String>(salt.hash(input)),
+        )
+        .unwrap();
+        assert_eq!(n, 500);
+        let text = String::from_utf8(batches.concat()).unwrap();
+        assert!(!text.contains("s.secret"));
+    }
+
+    #[tokio::test]
+    async fn fail_closed_only_when_no_device_recorded() {
+        let broker = Broker::new();
+        assert_eq!(broker.log(&entry(0), &[], &[]).await, Ok(()), "no device");
+        let memory = Arc::new(Memory::default());
+        broker.set(vec![
+            device("broken/", Arc::new(Broken), false),
+            device("file/", memory.clone(), false),
+        ]);
+        assert_eq!(broker.log(&entry(1), &[], &[]).await, Ok(()), "one works");
+        assert_eq!(memory.0.lock().unwrap().len(), 1);
+        broker.set(vec![
+            device("broken/", Arc::new(Broken), false),
+            device("hung/", Arc::new(Hung), false),
+        ]);
+        assert_eq!(
+            broker.log(&entry(2), &[], &[]).await,
+            Err(NotRecorded("request"))
+        );
+    }
+}

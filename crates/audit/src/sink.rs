@@ -1,0 +1,43 @@
+//! Where a device's lines go. A [`Sink`] takes a batch of whole lines
+//! (each ending in `\n`) and hands them to the operating system in as few
+//! calls as it can; the device's writer calls it from one task, in order.
+//!
+//! - [`file`]: `file_path` (a path, `stdout` or `discard`), `mode`.
+
+pub mod file;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::options::ConfigError;
+
+/// A destination for audit lines.
+#[async_trait::async_trait]
+pub trait Sink: Send + Sync + 'static {
+    /// Writes `batch` (whole lines) entirely, or fails.
+    async fn write(&self, batch: &[u8]) -> std::io::Result<()>;
+
+    /// Reopens the destination (SIGHUP, for log rotation). The default
+    /// does nothing.
+    async fn reopen(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    /// The last complete line already at the destination, if the sink can
+    /// read it back (a file): a hash chain resumes from it.
+    fn last_line(&self) -> Option<Vec<u8>> {
+        None
+    }
+}
+
+/// Opens the sink of a device of type `kind` with `options`.
+///
+/// # Errors
+/// An unknown type, a missing or invalid option, or a destination that
+/// cannot be opened.
+pub fn open(kind: &str, options: &BTreeMap<String, String>) -> Result<Arc<dyn Sink>, ConfigError> {
+    match kind {
+        "file" => Ok(Arc::new(file::FileSink::open(options)?)),
+        other => Err(ConfigError::UnknownType(other.to_string())),
+    }
+}
