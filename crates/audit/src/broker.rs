@@ -190,20 +190,46 @@ mod tests {
         }
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn concurrent_entries_share_writes_and_chain_in_write_order() {
-        let memory = Arc::new(Memory::default());
-        let broker = Arc::new(Broker::new());
-        broker.set(vec![device("file/", memory.clone(), true)]);
-        let mut tasks = tokio::task::JoinSet::new();
-        for i in 0..500 {
-            let b = broker.clone();
-            tasks.spawn(async move { b.log(&entry(i), &[], &[]).await });
+    /// Holds its first write until released, then keeps every batch.
+    struct Held {
+        started: tokio::sync::Notify,
+        release: tokio::sync::Semaphore,
+        batches: Mutex<Vec<Vec<u8>>>,
+    }
+
+    #[async_trait::async_trait]
+    impl Sink for Held {
+        async fn write(&self, batch: &[u8]) -> std::io::Result<()> {
+            if self.batches.lock().unwrap().is_empty() {
+                self.started.notify_one();
+                let _ = self.release.acquire().await;
+            }
+            self.batches.lock().unwrap().push(batch.to_vec());
+            Ok(())
         }
-        while let Some(r) = tasks.join_next().await {
-            assert_eq!(r.unwrap(), Ok(()));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn entries_queued_behind_a_write_share_the_next_one_and_chain_in_order() {
+        let held = Arc::new(Held {
+            started: tokio::sync::Notify::new(),
+            release: tokio::sync::Semaphore::new(0),
+            batches: Mutex::new(Vec::new()),
+        });
+        let d = device("file/", held.clone(), true);
+        let first = d.submit(&entry(0), &[], &[]).await.unwrap();
+        held.started.notified().await;
+        // The writer is inside its first write: these all queue.
+        let mut pending = vec![first];
+        for i in 1..500 {
+            pending.push(d.submit(&entry(i), &[], &[]).await.unwrap());
         }
-        let batches = memory.0.lock().unwrap().clone();
+        held.release.add_permits(1);
+        for p in pending {
+            p.wait().await.unwrap();
+        }
+        let batches = held.batches.lock().unwrap().clone();
+        assert_eq!(batches.len(), 2, "499 queued entries, one write");
         let lines: Vec<Vec<u8>> = batches
             .concat()
             .split(|b| *b == b'\n')
@@ -211,7 +237,6 @@ mod tests {
             .map(<[u8]>::to_vec)
             .collect();
         assert_eq!(lines.len(), 500);
-        assert!(batches.len() < 500, "every entry had its own write");
         let salt = Salt::from_bytes(b"file/");
         let n = crate::chain::verify(
             lines
@@ -225,6 +250,7 @@ mod tests {
         assert_eq!(n, 500);
         let text = String::from_utf8(batches.concat()).unwrap();
         assert!(!text.contains("s.secret"));
+        assert!(text.contains("\"id\":\"req-499\""));
     }
 
     #[tokio::test]

@@ -59,10 +59,83 @@ pub struct Broken {
     pub reason: String,
 }
 
-/// Checks chained lines in order (several files: rotated ones first).
-/// `hash` computes a link's HMAC from its input (with the salt, or by
-/// asking the server's `sys/audit-hash`). `prefix` is the device's.
-/// Answers how many entries verified.
+/// One chained entry of a log, ready to check: where it is, the HMAC
+/// input its link must be the hash of (the previous line's stored link,
+/// then this entry), and its stored link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    /// The file.
+    pub file: String,
+    /// The line number (1-based).
+    pub line: usize,
+    /// What the link must be the hash of.
+    pub input: Vec<u8>,
+    /// The link the line carries.
+    pub link: String,
+}
+
+/// Splits chained lines (several files: rotated ones first) into
+/// [`Link`]s. Every link depends only on the stored previous link, so the
+/// hashes can be computed in any order, or all at once.
+///
+/// # Errors
+/// A line without the device's prefix or without a link.
+pub fn links<'a, I>(lines: I, prefix: &str) -> Result<Vec<Link>, Broken>
+where
+    I: IntoIterator<Item = (&'a str, usize, &'a [u8])>,
+{
+    let mut previous = String::new();
+    let mut out = Vec::new();
+    for (file, number, line) in lines {
+        let broken = |reason: &str| Broken {
+            file: file.to_string(),
+            line: number,
+            reason: reason.to_string(),
+        };
+        let body = line
+            .strip_prefix(prefix.as_bytes())
+            .ok_or_else(|| broken("the line does not start with the device's prefix"))?;
+        let (entry, link) =
+            split_link(body).ok_or_else(|| broken("the entry carries no chain link"))?;
+        out.push(Link {
+            file: file.to_string(),
+            line: number,
+            input: link_input(&previous, &entry),
+            link: link.to_string(),
+        });
+        previous = link.to_string();
+    }
+    Ok(out)
+}
+
+/// Checks `links` against their computed hashes (`hashes[i]` for
+/// `links[i]`): answers how many verified.
+///
+/// # Errors
+/// The first link that does not match.
+pub fn check(links: &[Link], hashes: &[String]) -> Result<usize, Broken> {
+    for (i, (l, want)) in links.iter().zip(hashes).enumerate() {
+        if *want != l.link {
+            return Err(Broken {
+                file: l.file.clone(),
+                line: l.line,
+                reason: if i == 0 {
+                    "the first entry's link does not verify: it was altered, or entries before \
+                     it are missing"
+                        .into()
+                } else {
+                    "the link does not verify: this entry was altered, or the entries before it \
+                     were removed or reordered"
+                        .into()
+                },
+            });
+        }
+    }
+    Ok(links.len().min(hashes.len()))
+}
+
+/// Checks chained lines in order with a hasher at hand (the salt, or a
+/// synchronous call to the server): [`links`] then [`check`].
 ///
 /// # Errors
 /// The first line that does not verify.
@@ -72,36 +145,16 @@ where
     H: FnMut(&[u8]) -> Result<String, E>,
     E: std::fmt::Display,
 {
-    let mut previous = String::new();
-    let mut count = 0;
-    for (file, number, line) in lines {
-        let broken = |reason: String| Broken {
-            file: file.to_string(),
-            line: number,
-            reason,
-        };
-        let body = line
-            .strip_prefix(prefix.as_bytes())
-            .ok_or_else(|| broken("the line does not start with the device's prefix".into()))?;
-        let (entry, link) =
-            split_link(body).ok_or_else(|| broken("the entry carries no chain link".into()))?;
-        let want = hash(&link_input(&previous, &entry))
-            .map_err(|e| broken(format!("computing the link failed: {e}")))?;
-        if want != link {
-            return Err(broken(if count == 0 && previous.is_empty() {
-                "the first entry's link does not verify: it was altered, or entries before it \
-                 are missing"
-                    .into()
-            } else {
-                "the link does not verify: this entry was altered, or the entries before it \
-                 were removed or reordered"
-                    .into()
-            }));
-        }
-        previous = link.to_string();
-        count += 1;
+    let links = links(lines, prefix)?;
+    let mut hashes = Vec::with_capacity(links.len());
+    for l in &links {
+        hashes.push(hash(&l.input).map_err(|e| Broken {
+            file: l.file.clone(),
+            line: l.line,
+            reason: format!("computing the link failed: {e}"),
+        })?);
     }
-    Ok(count)
+    check(&links, &hashes)
 }
 
 #[cfg(test)]

@@ -89,6 +89,38 @@ pub struct ServerConfig {
     pub cache_size: Option<usize>,
     /// `disable_cache`: no physical read cache (default false).
     pub disable_cache: bool,
+    /// The `audit "<type>" "<path>"` blocks, in file order.
+    pub audit: Vec<AuditDeviceConfig>,
+    /// `unsafe_allow_api_audit_creation`: audit devices may be enabled
+    /// over the API (default false).
+    pub unsafe_allow_api_audit_creation: bool,
+    /// `allow_audit_log_prefixing`: audit devices may set `prefix`
+    /// (default false).
+    pub allow_audit_log_prefixing: bool,
+}
+
+/// An audit device declared in the config file (OpenBao 2.x):
+///
+/// ```hcl
+/// audit "file" "to-file" {
+///   description = "every request"
+///   options {
+///     file_path = "/var/log/strongroom/audit.log"
+///   }
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditDeviceConfig {
+    /// The device type (`file`, `socket`, `syslog`, `http`).
+    pub kind: String,
+    /// Its path (`to-file`).
+    pub path: String,
+    /// `description`.
+    pub description: String,
+    /// `local`.
+    pub local: bool,
+    /// `options`, every value as text (as the API keeps them).
+    pub options: std::collections::BTreeMap<String, String>,
 }
 
 impl ServerConfig {
@@ -413,6 +445,32 @@ pub fn parse_str(text: &str, format: Format) -> Result<ServerConfig, ConfigError
         Format::Json => parse::json_to_value(text)?,
     };
     parse::server_config(value)
+}
+
+/// As [`parse_str`], for `server -dev -config`: a file without a `storage`
+/// block is accepted (dev mode always stores in memory), as OpenBao's dev
+/// server accepts one.
+pub fn parse_dev_str(text: &str, format: Format) -> Result<ServerConfig, ConfigError> {
+    let text = strip_bom(text);
+    let value = match format {
+        Format::Hcl => parse::hcl_to_value(text)?,
+        Format::Json => parse::json_to_value(text)?,
+    };
+    let value = match value {
+        serde_json::Value::Object(mut top)
+            if !top.contains_key("storage") && !top.contains_key("backend") =>
+        {
+            top.insert("storage".into(), serde_json::json!({ "inmem": {} }));
+            serde_json::Value::Object(top)
+        }
+        other => other,
+    };
+    parse::server_config(value)
+}
+
+/// Reads the config file of `server -dev -config` (see [`parse_dev_str`]).
+pub fn load_dev(path: &Path) -> Result<ServerConfig, ConfigError> {
+    load_with(path, parse_dev_str)
 }
 
 /// Parses and validates a migration config text in the given syntax (see

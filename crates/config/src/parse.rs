@@ -12,8 +12,8 @@ use strongroom_sdk::duration::duration_from_json;
 
 use crate::error::one_line;
 use crate::{
-    ConfigError, Format, ListenerConfig, LogFormat, LogLevel, MigrationConfig, PostgresqlConfig,
-    ServerConfig, StorageConfig, TlsFiles, DEFAULT_HTTP_IDLE_TIMEOUT,
+    AuditDeviceConfig, ConfigError, Format, ListenerConfig, LogFormat, LogLevel, MigrationConfig,
+    PostgresqlConfig, ServerConfig, StorageConfig, TlsFiles, DEFAULT_HTTP_IDLE_TIMEOUT,
     DEFAULT_HTTP_READ_HEADER_TIMEOUT, DEFAULT_HTTP_READ_TIMEOUT, DEFAULT_LEASE_TTL,
     DEFAULT_LISTENER_ADDRESS, DEFAULT_MAX_REQUEST_SIZE, DEFAULT_PG_HA_TABLE,
     DEFAULT_PG_MAX_PARALLEL, DEFAULT_PG_TABLE, UNLIMITED_REQUEST_SIZE,
@@ -37,7 +37,13 @@ const TOP_KEYS: &[&str] = &[
     "ui",
     "cache_size",
     "disable_cache",
+    "audit",
+    "unsafe_allow_api_audit_creation",
+    "allow_audit_log_prefixing",
 ];
+
+/// The keys of an `audit` block.
+const AUDIT_KEYS: &[&str] = &["description", "local", "options"];
 
 const TCP_KEYS: &[&str] = &[
     "address",
@@ -170,6 +176,18 @@ pub(crate) fn server_config(doc: Value) -> Result<ServerConfig, ConfigError> {
         "expected a non-negative integer (entries)",
     )?;
     let disable_cache = opt_bool(&mut top, "disable_cache", TOP)?.unwrap_or(false);
+    let mut audit = Vec::new();
+    if let Some(v) = top.remove("audit") {
+        for (kind, body) in labelled_blocks("audit", v)? {
+            for (path, body) in labelled_blocks("audit", Value::Object(body))? {
+                audit.push(audit_device(kind.clone(), path, body)?);
+            }
+        }
+    }
+    let unsafe_allow_api_audit_creation =
+        opt_bool(&mut top, "unsafe_allow_api_audit_creation", TOP)?.unwrap_or(false);
+    let allow_audit_log_prefixing =
+        opt_bool(&mut top, "allow_audit_log_prefixing", TOP)?.unwrap_or(false);
 
     let effective_default = default_lease_ttl.unwrap_or(DEFAULT_LEASE_TTL);
     let effective_max = max_lease_ttl.unwrap_or(DEFAULT_LEASE_TTL);
@@ -194,7 +212,66 @@ pub(crate) fn server_config(doc: Value) -> Result<ServerConfig, ConfigError> {
         ui,
         cache_size,
         disable_cache,
+        audit,
+        unsafe_allow_api_audit_creation,
+        allow_audit_log_prefixing,
     })
+}
+
+/// One `audit "<type>" "<path>" { ... }` block.
+fn audit_device(
+    kind: String,
+    path: String,
+    mut body: Map<String, Value>,
+) -> Result<AuditDeviceConfig, ConfigError> {
+    let context = format!("audit \"{kind}\" \"{path}\"");
+    check_keys(&body, AUDIT_KEYS, &context)?;
+    if path.trim_matches('/').is_empty() {
+        return Err(invalid("audit", &context, "the device needs a path label"));
+    }
+    let description = opt_string(&mut body, "description", &context)?.unwrap_or_default();
+    let local = opt_bool(&mut body, "local", &context)?.unwrap_or(false);
+    let mut options = std::collections::BTreeMap::new();
+    match body.remove("options") {
+        None => {}
+        // HCL gives a block as an object, or a list of one object.
+        Some(Value::Object(m)) => collect_options(&mut options, m, &context)?,
+        Some(Value::Array(items)) => {
+            for item in items {
+                match item {
+                    Value::Object(m) => collect_options(&mut options, m, &context)?,
+                    _ => return Err(invalid("options", &context, "expected a block")),
+                }
+            }
+        }
+        Some(_) => return Err(invalid("options", &context, "expected a block")),
+    }
+    Ok(AuditDeviceConfig {
+        kind,
+        path,
+        description,
+        local,
+        options,
+    })
+}
+
+/// Audit options as text: strings as they are, numbers and booleans
+/// written out (OpenBao keeps options as strings).
+fn collect_options(
+    out: &mut std::collections::BTreeMap<String, String>,
+    options: Map<String, Value>,
+    context: &str,
+) -> Result<(), ConfigError> {
+    for (k, v) in options {
+        let text = match v {
+            Value::String(s) => s,
+            Value::Bool(b) => b.to_string(),
+            Value::Number(n) => n.to_string(),
+            _ => return Err(invalid(&k, context, "expected a string, number or boolean")),
+        };
+        out.insert(k, text);
+    }
+    Ok(())
 }
 
 /// The top-level keys of a migration config: OpenBao's `operator migrate`

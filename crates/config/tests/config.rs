@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use strongroom_config::{
-    load, parse_str, ConfigError, Format, ListenerConfig, LogFormat, LogLevel, PostgresqlConfig,
+    load, parse_str, AuditDeviceConfig, ConfigError, Format, ListenerConfig, LogFormat, LogLevel, PostgresqlConfig,
     ServerConfig, StorageConfig, TlsFiles, DEFAULT_HTTP_IDLE_TIMEOUT,
     DEFAULT_HTTP_READ_HEADER_TIMEOUT, DEFAULT_HTTP_READ_TIMEOUT, DEFAULT_LISTENER_ADDRESS,
     DEFAULT_MAX_REQUEST_SIZE, UNLIMITED_REQUEST_SIZE,
@@ -42,6 +42,26 @@ disable_mlock     = true
 ui                = true
 cache_size        = 50000
 disable_cache     = false
+
+unsafe_allow_api_audit_creation = true
+allow_audit_log_prefixing       = "true"
+
+audit "file" "to-file" {
+  description = "every request"
+  options {
+    file_path = "/var/log/strongroom/audit.log"
+    mode      = "0640"
+    hash_chain = true
+  }
+}
+
+audit "socket" "siem" {
+  local = true
+  options {
+    address     = "10.0.0.9:9090"
+    socket_type = "tcp"
+  }
+}
 "#;
 
 const FULL_JSON: &str = r#"{
@@ -62,7 +82,15 @@ const FULL_JSON: &str = r#"{
   "disable_mlock": true,
   "ui": 1,
   "cache_size": "50000",
-  "disable_cache": "false"
+  "disable_cache": "false",
+  "unsafe_allow_api_audit_creation": true,
+  "allow_audit_log_prefixing": 1,
+  "audit": [
+    {"file": {"to-file": {"description": "every request",
+      "options": {"file_path": "/var/log/strongroom/audit.log", "mode": "0640", "hash_chain": "true"}}}},
+    {"socket": {"siem": {"local": true,
+      "options": {"address": "10.0.0.9:9090", "socket_type": "tcp"}}}}
+  ]
 }"#;
 
 fn expected_full() -> ServerConfig {
@@ -99,6 +127,34 @@ fn expected_full() -> ServerConfig {
         ui: true,
         cache_size: Some(50_000),
         disable_cache: false,
+        audit: vec![
+            AuditDeviceConfig {
+                kind: "file".into(),
+                path: "to-file".into(),
+                description: "every request".into(),
+                local: false,
+                options: [
+                    ("file_path", "/var/log/strongroom/audit.log"),
+                    ("mode", "0640"),
+                    ("hash_chain", "true"),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            },
+            AuditDeviceConfig {
+                kind: "socket".into(),
+                path: "siem".into(),
+                description: String::new(),
+                local: true,
+                options: [("address", "10.0.0.9:9090"), ("socket_type", "tcp")]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            },
+        ],
+        unsafe_allow_api_audit_creation: true,
+        allow_audit_log_prefixing: true,
     }
 }
 

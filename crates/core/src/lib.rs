@@ -8,6 +8,7 @@
 //! `strongroom-policy`.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod cubbyhole;
 pub mod expiration;
 pub mod login;

@@ -80,6 +80,8 @@ pub struct CoreConfig {
     /// HA storage: unsealing leaves the node a standby; the HA coordinator
     /// activates it when it holds the lock (see [`ha`]).
     pub ha_enabled: bool,
+    /// Audit devices declared in the config file and the audit flags.
+    pub audit: crate::audit::AuditSettings,
 }
 
 /// The plaintext seal configuration.
@@ -175,6 +177,7 @@ pub struct Core {
     /// An HA standby's read-only state (see `activation::load_standby`).
     standby: ArcSwapOption<Active>,
     hooks: ArcSwap<PipelineHooks>,
+    audit: Arc<crate::audit::Audit>,
     progress: tokio::sync::Mutex<seal::UnsealProgress>,
     /// The root token generation in progress (locked after `admin` when both are).
     root_gen: tokio::sync::Mutex<Option<rootgen::RootGeneration>>,
@@ -214,6 +217,11 @@ impl Core {
         let barrier = Arc::new(Barrier::new(physical.clone()));
         let gate = Arc::new(Gate::new(barrier.clone()));
         let sys_view = gate.view("sys/");
+        let audit = Arc::new(crate::audit::Audit::new(config.audit.clone()));
+        let hooks = PipelineHooks {
+            audit: Arc::new(crate::audit::CoreAuditHook::new(audit.clone())),
+            observer: Arc::new(NoObserver),
+        };
         Arc::new_cyclic(|weak: &Weak<Core>| Core {
             physical,
             barrier,
@@ -222,7 +230,8 @@ impl Core {
             registry,
             active: ArcSwapOption::empty(),
             standby: ArcSwapOption::empty(),
-            hooks: ArcSwap::from_pointee(PipelineHooks::default()),
+            hooks: ArcSwap::from_pointee(hooks),
+            audit,
             progress: tokio::sync::Mutex::new(seal::UnsealProgress::default()),
             root_gen: tokio::sync::Mutex::new(None),
             rekey: tokio::sync::Mutex::new(None),
@@ -286,6 +295,11 @@ impl Core {
     /// (see [`ha::HaControl::lease_valid`]); always true without HA.
     fn lease_valid(&self) -> bool {
         self.ha.get().is_none_or(|ha| ha.lease_valid())
+    }
+
+    /// Audit: its devices, salts and audited headers.
+    pub fn audit(&self) -> &Arc<crate::audit::Audit> {
+        &self.audit
     }
 
     /// Replaces the pipeline's audit hook and metrics observer.

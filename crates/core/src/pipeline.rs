@@ -173,6 +173,9 @@ pub struct RequestCtx {
     looked_up: bool,
     /// The end of the last timed stage; `None` when nothing is timed.
     mark: Option<Instant>,
+    /// The request's audit entry, kept by the request hook for the
+    /// response entry (the backend consumes the request meanwhile).
+    pub audit_entry: Option<Box<strongroom_audit::Entry>>,
 }
 
 impl RequestCtx {
@@ -184,6 +187,17 @@ impl RequestCtx {
             (Some(b), _) => &b.request.data,
             (None, Some(r)) => &r.data,
             (None, None) => EMPTY.get_or_init(Data::new),
+        }
+    }
+
+    /// The request as the client sent it (its token, headers, address),
+    /// until the backend consumes it; its path is the route's relative one
+    /// once routed: use [`RequestCtx::path`] for the full path.
+    pub fn wire_request(&self) -> Option<&Request> {
+        match (&self.backend_request, &self.request) {
+            (Some(b), _) => Some(&b.request),
+            (None, Some(r)) => Some(r),
+            (None, None) => None,
         }
     }
 
@@ -237,6 +251,10 @@ impl Observer for NoObserver {
 
 #[async_trait::async_trait]
 impl RequestHandler for Core {
+    fn wants_headers(&self) -> bool {
+        self.audit().broker().is_enabled() && !self.audit().headers().is_empty()
+    }
+
     async fn handle_request(&self, req: Request) -> Result<Response> {
         let hooks = self.pipeline_hooks();
         let started = hooks.observer.timed().then(Instant::now);

@@ -19,6 +19,7 @@ use strongroom_sdk::framework::{
 use strongroom_sdk::logical::{Data, Operation, Response};
 use strongroom_sdk::{duration, Error, Result};
 
+mod audit;
 mod leases;
 mod operators;
 mod remount;
@@ -1269,6 +1270,7 @@ pub fn backend(core: Weak<Core>) -> Backend<SysState> {
     paths.extend(leases::paths());
     paths.extend(operators::paths());
     paths.extend(remount::paths());
+    paths.extend(audit::paths());
     Backend::new(
         Arc::new(SysState {
             core,
@@ -1307,7 +1309,11 @@ pub fn backend(core: Weak<Core>) -> Backend<SysState> {
             "leases/revoke-prefix/*",
             "leases/revoke-force/*",
             "leases/lookup/*",
-        ]),
+        ]
+        .iter()
+        .chain(audit::ROOT.iter())
+        .copied()
+        .collect::<Vec<_>>()),
     })
 }
 

@@ -114,10 +114,15 @@ async fn logical(
     req: axum::extract::Request,
 ) -> http::Response<Body> {
     let (parts, body) = req.into_parts();
-    let peer = parts
+    let peer_addr = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip());
+        .map(|ConnectInfo(addr)| *addr);
+    let peer = peer_addr.map(|a| a.ip());
+    // A request forwarded by a standby names its client's address only.
+    let remote_port = peer_addr
+        .filter(|_| !state.extras.cluster)
+        .map(|a| a.port());
     let remote = if state.extras.cluster {
         parts
             .headers
@@ -137,7 +142,7 @@ async fn logical(
             &serde_json::json!({ "errors": ["request header fields too large"] }),
         )
     } else {
-        match answer(&state, &parts, body, remote).await {
+        match answer(&state, &parts, body, remote, remote_port).await {
             Ok(resp) => resp,
             Err(err) => {
                 if err.status() >= 500 {
@@ -189,6 +194,7 @@ async fn answer(
     parts: &http::request::Parts,
     body: Body,
     remote: Option<std::net::IpAddr>,
+    remote_port: Option<u16>,
 ) -> Result<http::Response<Body>, Error> {
     if refused_unauthed(&state.opts, parts.uri.path()) {
         return Err(Error::UnsupportedOperation);
@@ -227,7 +233,11 @@ async fn answer(
             Decision::Redirect(location) => return Ok(redirect_to(&location)),
         }
     }
-    let req = parse_request(&parts.method, &parts.uri, &parts.headers, &body, remote)?;
+    let mut req = parse_request(&parts.method, &parts.uri, &parts.headers, &body, remote)?;
+    req.remote_port = remote_port;
+    if state.handler.wants_headers() {
+        req.headers = Some(parts.headers.clone());
+    }
     let request_id = req.id.clone();
     match state.handler.handle_request(req).await {
         Ok(response) => Ok(render_response(&response, &request_id)),

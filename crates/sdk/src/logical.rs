@@ -78,6 +78,11 @@ pub struct Request {
     pub wrap_ttl: Option<Duration>,
     /// The client's address, for CIDR bindings.
     pub remote_addr: Option<IpAddr>,
+    /// The client's port (audit entries' `remote_port`).
+    pub remote_port: Option<u16>,
+    /// The HTTP request headers, kept only when the handler asks for them
+    /// ([`RequestHandler::wants_headers`]: audited request headers).
+    pub headers: Option<http::HeaderMap>,
 }
 
 impl Clone for Request {
@@ -90,6 +95,8 @@ impl Clone for Request {
             client_token: self.client_token.clone(),
             wrap_ttl: self.wrap_ttl,
             remote_addr: self.remote_addr,
+            remote_port: self.remote_port,
+            headers: self.headers.clone(),
         }
     }
 }
@@ -105,6 +112,8 @@ impl Request {
             client_token: None,
             wrap_ttl: None,
             remote_addr: None,
+            remote_port: None,
+            headers: None,
         }
     }
 
@@ -458,6 +467,13 @@ pub trait RequestHandler: Send + Sync + 'static {
     /// Answers one request. A `Help` operation answers with a raw
     /// `{"help": ...}` body.
     async fn handle_request(&self, req: Request) -> crate::Result<Response>;
+
+    /// Whether requests should carry their HTTP headers
+    /// ([`Request::headers`]); cloning them costs an allocation, so the
+    /// default is no.
+    fn wants_headers(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]

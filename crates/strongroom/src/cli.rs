@@ -28,6 +28,9 @@ pub enum Command {
     /// Operator commands that work on storage directly, without a server.
     #[command(subcommand)]
     Operator(OperatorCommand),
+    /// Audit log tools.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Print the version.
     Version,
 }
@@ -65,6 +68,15 @@ pub enum GatekeeperAction {
     /// credential given), or `update` them from a file, or `reload` them
     /// on a running Gatekeeper.
     Policy(Box<strongroom_gatekeeper::admin::PolicyArgs>),
+}
+
+/// `strongroom audit` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check a hash-chained audit log (`hash_chain = true`), rotated files
+    /// in order, against the server that wrote it; names the first entry
+    /// that was altered, removed or reordered.
+    Verify(crate::audit_verify::VerifyArgs),
 }
 
 /// `strongroom operator` subcommands.

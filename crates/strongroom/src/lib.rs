@@ -1,5 +1,6 @@
 //! The composition of the `strongroom` binary as a library: its command
 //! line ([`cli`]), the storage migration (`operator migrate`, [`migrate`]),
+//! the audit log check (`audit verify`, [`audit_verify`]),
 //! the server it runs ([`server`]) with its HA coordinator ([`ha`]),
 //! including the
 //! [`server::registry`] of backends it mounts. The binary (`main.rs`) is a
@@ -7,6 +8,7 @@
 //! from the same registry, so they exercise exactly what the binary serves.
 #![forbid(unsafe_code)]
 
+pub mod audit_verify;
 pub mod cli;
 pub mod ha;
 pub mod migrate;

@@ -54,6 +54,13 @@ fn main() -> ExitCode {
         }
         cli::Command::Server(args) => report(server::run(args)),
         cli::Command::Operator(cli::OperatorCommand::Migrate(args)) => migrate::main(args),
+        cli::Command::Audit(cli::AuditCommand::Verify(args)) => report(
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| rt.block_on(strongroom::audit_verify::run(args))),
+        ),
     }
 }
 

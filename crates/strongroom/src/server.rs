@@ -32,8 +32,15 @@ fn load_config(args: &ServerArgs) -> anyhow::Result<ServerConfig> {
         (Some(path), true) => {
             // Dev mode with a config file: the file's listeners and settings,
             // but always in-memory storage.
-            let mut cfg = strongroom_config::load(path)?;
+            let mut cfg = strongroom_config::load_dev(path)?;
             cfg.storage = StorageConfig::Inmem;
+            if cfg.listeners.is_empty() {
+                // A settings-only file (audit flags, ...): the dev listener.
+                cfg.listeners.push(ListenerConfig {
+                    address: args.dev_listen_address.clone(),
+                    ..Default::default()
+                });
+            }
             Ok(cfg)
         }
         (None, true) => Ok(ServerConfig {
@@ -53,6 +60,9 @@ fn load_config(args: &ServerArgs) -> anyhow::Result<ServerConfig> {
             ui: false,
             cache_size: None,
             disable_cache: false,
+            audit: Vec::new(),
+            unsafe_allow_api_audit_creation: false,
+            allow_audit_log_prefixing: false,
         }),
         (None, false) => bail!("a configuration file must be given with -config, or use -dev"),
     }
@@ -258,6 +268,52 @@ fn cluster_listen_address(l: &ListenerConfig) -> anyhow::Result<String> {
     Ok(format!("{host}:{next}"))
 }
 
+/// The core's audit settings from the config file.
+fn audit_settings(config: &ServerConfig) -> strongroom_core::audit::AuditSettings {
+    strongroom_core::audit::AuditSettings {
+        allow_api: config.unsafe_allow_api_audit_creation,
+        allow_prefix: config.allow_audit_log_prefixing,
+        declared: config
+            .audit
+            .iter()
+            .map(|d| strongroom_audit::DeviceConfig {
+                path: d.path.clone(),
+                kind: d.kind.clone(),
+                description: d.description.clone(),
+                local: d.local,
+                options: d.options.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// SIGHUP, as OpenBao: the config file is read again and its audit
+/// settings applied (declared devices added, changed or removed), and every
+/// audit device reopens its destination (log rotation). A config file that
+/// no longer parses is reported and the running settings stay.
+async fn reload_on_sighup(
+    mut hup: tokio::signal::unix::Signal,
+    core: Arc<Core>,
+    config_path: Option<std::path::PathBuf>,
+) {
+    while hup.recv().await.is_some() {
+        tracing::info!("SIGHUP received: reloading");
+        let settings = match &config_path {
+            Some(path) => match strongroom_config::load_dev(path) {
+                Ok(cfg) => audit_settings(&cfg),
+                Err(e) => {
+                    tracing::error!(error = %e, "reloading the config file failed; the running settings stay");
+                    continue;
+                }
+            },
+            None => core.config().audit.clone(),
+        };
+        if let Err(e) = core.audit().reload(&core, settings).await {
+            tracing::error!(error = %e, "reloading the audit devices failed");
+        }
+    }
+}
+
 pub(crate) async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
@@ -306,6 +362,7 @@ async fn serve(args: ServerArgs, config: ServerConfig, log_level: &str) -> anyho
             api_addr: config.api_addr.clone(),
             periodic_interval: None,
             ha_enabled: ha.is_some(),
+            audit: audit_settings(&config),
         },
         registry(),
     );
@@ -455,6 +512,14 @@ async fn serve(args: ServerArgs, config: ServerConfig, log_level: &str) -> anyho
                 tracing::error!(%addr, error = %e, "listener failed");
             }
         }));
+    }
+    // Registered before the start is announced: SIGHUP's default action
+    // ends the process.
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(hup) => {
+            tokio::spawn(reload_on_sighup(hup, core.clone(), args.config.clone()));
+        }
+        Err(e) => tracing::warn!(error = %e, "SIGHUP handler unavailable"),
     }
     println!("==> Strongroom server started! Log data will stream in below:\n");
     use std::io::Write as _;

@@ -114,6 +114,7 @@ impl Core {
 
     /// Step-down with the admin lock held.
     pub(crate) async fn step_down_locked(&self) {
+        self.audit.deactivate();
         let Some(active) = self.active.swap(None) else {
             self.gate.set_writable(false);
             return;
@@ -299,6 +300,9 @@ impl Core {
     /// the reaper and the periodic ticker.
     async fn load_active(&self) -> Result<Arc<Active>> {
         let active = self.build_state(false).await?;
+        // Devices before the state is published: no request is served
+        // unaudited.
+        self.audit.activate(self).await?;
         self.standby.store(None);
         self.active.store(Some(active.clone()));
         // A crash during a tree revocation can leave children whose parent

@@ -21,13 +21,14 @@ pub trait AuditHook: Send + Sync + 'static {
     }
 
     /// The request, after authorisation (`error`: why it was refused). An
-    /// error refuses the request.
-    async fn log_request(&self, _ctx: &RequestCtx, _error: Option<&Error>) -> Result<()> {
+    /// error refuses the request. The hook may keep what the response
+    /// entry needs in the context ([`RequestCtx::audit_entry`]).
+    async fn log_request(&self, _ctx: &mut RequestCtx, _error: Option<&Error>) -> Result<()> {
         Ok(())
     }
 
     /// The final outcome of the request. An error replaces the answer.
-    async fn log_response(&self, _ctx: &RequestCtx, _outcome: &Result<Response>) -> Result<()> {
+    async fn log_response(&self, _ctx: &mut RequestCtx, _outcome: &Result<Response>) -> Result<()> {
         Ok(())
     }
 }

@@ -50,6 +50,7 @@ pub fn receive(req: Request, started: Option<Instant>) -> Result<RequestCtx> {
         backend_request: None,
         looked_up: false,
         mark: started,
+        audit_entry: None,
     })
 }
 

@@ -20,7 +20,7 @@ struct Recorder {
 
 #[async_trait::async_trait]
 impl AuditHook for Recorder {
-    async fn log_request(&self, ctx: &RequestCtx, error: Option<&Error>) -> Result<()> {
+    async fn log_request(&self, ctx: &mut RequestCtx, error: Option<&Error>) -> Result<()> {
         let authz = match &ctx.authorization {
             None => "none",
             Some(Authorization::Root) => "root",
@@ -43,7 +43,7 @@ impl AuditHook for Recorder {
         Ok(())
     }
 
-    async fn log_response(&self, ctx: &RequestCtx, outcome: &Result<Response>) -> Result<()> {
+    async fn log_response(&self, ctx: &mut RequestCtx, outcome: &Result<Response>) -> Result<()> {
         let what = match outcome {
             Ok(resp) if resp.wrap_info.is_some() => "wrapped".to_string(),
             Ok(_) => "ok".to_string(),

@@ -1,0 +1,699 @@
+//! Audit in the core: the table of audit devices (`core/audit` in the
+//! barrier), each device's salt (`audit/<uuid>/salt`), the audited request
+//! headers (`core/audited-headers`), the devices declared in the config
+//! file, and the pipeline hook that turns each request into a request entry
+//! and a response entry for the [`Broker`].
+//!
+//! Devices run on the active node only: they are opened at activation and
+//! closed at step-down and seal. A device that cannot be opened at
+//! activation stays in the broker as a failing one, so that a server whose
+//! only device is broken refuses requests (fail-closed) instead of serving
+//! them unaudited.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use arc_swap::ArcSwap;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use strongroom_audit::entry::{
+    Auth, EntryType, MountInfo, PolicyInfo, PolicyResults, RequestInfo, ResponseAuth, ResponseInfo,
+    SecretInfo, WrapInfo,
+};
+use strongroom_audit::options::CommonOptions;
+use strongroom_audit::{Broker, ConfigError, Device, DeviceConfig, Entry, Salt};
+use strongroom_sdk::logical::{Request, Response};
+use strongroom_sdk::{Error, Result};
+
+use crate::node::Core;
+use crate::pipeline::{AuditHook, Authorization, RequestCtx};
+
+/// The barrier key of the audit table (below the root view).
+const TABLE_KEY: &str = "core/audit";
+/// The barrier key of the audited request headers.
+const HEADERS_KEY: &str = "core/audited-headers";
+
+/// Paths never audited, as in OpenBao (the other seal-free paths leave
+/// the pipeline before the audit stage).
+const UNAUDITED: [&str; 1] = ["sys/seal"];
+
+/// The server's audit settings, from the config file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditSettings {
+    /// `unsafe_allow_api_audit_creation`: devices may be enabled over the
+    /// API.
+    pub allow_api: bool,
+    /// `allow_audit_log_prefixing`: devices may set `prefix`.
+    pub allow_prefix: bool,
+    /// The `audit` blocks of the config file.
+    pub declared: Vec<DeviceConfig>,
+}
+
+/// One row of the audit table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct TableEntry {
+    path: String,
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    local: bool,
+    #[serde(default)]
+    options: BTreeMap<String, String>,
+    uuid: String,
+    /// Declared in the config file: not changed nor disabled over the API.
+    #[serde(default)]
+    declared: bool,
+}
+
+impl TableEntry {
+    fn config(&self) -> DeviceConfig {
+        DeviceConfig {
+            path: self.path.clone(),
+            kind: self.kind.clone(),
+            description: self.description.clone(),
+            local: self.local,
+            options: self.options.clone(),
+        }
+    }
+}
+
+/// An audited request header: its name (lowercased) and whether its value
+/// is hashed.
+type Headers = BTreeMap<String, bool>;
+
+/// Audit's state in the core.
+pub struct Audit {
+    broker: Arc<Broker>,
+    settings: ArcSwap<AuditSettings>,
+    headers: ArcSwap<Headers>,
+    /// Serialises changes of the table (enable, disable, reconcile).
+    changes: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Audit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Audit")
+            .field("devices", &self.broker.devices().len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The normal form of a device path: no leading slash, one trailing.
+pub fn normalize_path(path: &str) -> String {
+    format!("{}/", path.trim_matches('/'))
+}
+
+/// A sink that always fails: a device that could not be opened, kept so
+/// that the broker fails closed.
+struct Unopened(String);
+
+#[async_trait::async_trait]
+impl strongroom_audit::Sink for Unopened {
+    async fn write(&self, _batch: &[u8]) -> std::io::Result<()> {
+        Err(std::io::Error::other(self.0.clone()))
+    }
+}
+
+fn config_error(e: ConfigError) -> Error {
+    Error::bad_request(e.to_string())
+}
+
+impl Audit {
+    /// Audit with `settings`, no device open yet.
+    pub fn new(settings: AuditSettings) -> Audit {
+        Audit {
+            broker: Arc::new(Broker::new()),
+            settings: ArcSwap::from_pointee(settings),
+            headers: ArcSwap::from_pointee(Headers::new()),
+            changes: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The broker the pipeline logs to.
+    pub fn broker(&self) -> &Arc<Broker> {
+        &self.broker
+    }
+
+    /// Opens a device from its row and salt; a device that cannot be
+    /// opened becomes a failing one (logged, naming the device only).
+    fn open(&self, row: &TableEntry, salt: Salt) -> Arc<Device> {
+        let allow_prefix = self.settings.load().allow_prefix;
+        match Device::open(row.config(), Salt::from_bytes(salt.bytes()), allow_prefix) {
+            Ok(d) => Arc::new(d),
+            Err(e) => {
+                tracing::error!(device = %row.path, error = %e, "audit: the device cannot be opened; requests fail until one device works");
+                let options = CommonOptions::parse(&row.options, true).unwrap_or(CommonOptions {
+                    log_raw: false,
+                    hmac_accessor: true,
+                    elide_list_responses: false,
+                    prefix: String::new(),
+                    hash_chain: false,
+                    write_timeout: std::time::Duration::from_secs(2),
+                });
+                Arc::new(Device::with_sink(
+                    row.config(),
+                    options,
+                    salt,
+                    Arc::new(Unopened(e.to_string())),
+                ))
+            }
+        }
+    }
+
+    async fn read_table(core: &Core) -> Result<Vec<TableEntry>> {
+        Ok(core.read_json(TABLE_KEY).await?.unwrap_or_default())
+    }
+
+    async fn write_table(core: &Core, table: &[TableEntry]) -> Result<()> {
+        let bytes = serde_json::to_vec(table).map_err(Error::internal)?;
+        core.view("").put(TABLE_KEY, &bytes).await?;
+        Ok(())
+    }
+
+    async fn salt(core: &Core, uuid: &str, create: bool) -> Result<Salt> {
+        let view = core.view("audit/");
+        let key = format!("{uuid}/salt");
+        if let Some(bytes) = view.get(&key).await? {
+            return Ok(Salt::from_bytes(&bytes));
+        }
+        if !create {
+            return Err(Error::internal(format!("audit device {uuid} has no salt")));
+        }
+        let salt = Salt::generate().map_err(|_| Error::internal("no randomness for a salt"))?;
+        view.put(&key, salt.bytes()).await?;
+        Ok(salt)
+    }
+
+    /// Activation: reconciles the declared devices with the table, opens
+    /// every device, loads the audited headers.
+    pub(crate) async fn activate(&self, core: &Core) -> Result<()> {
+        let _changes = self.changes.lock().await;
+        let table = self.reconcile(core, Self::read_table(core).await?).await?;
+        let headers: Headers = core.read_json(HEADERS_KEY).await?.unwrap_or_default();
+        self.headers.store(Arc::new(headers));
+        let mut devices = Vec::with_capacity(table.len());
+        for row in &table {
+            let salt = Self::salt(core, &row.uuid, true).await?;
+            devices.push(self.open(row, salt));
+        }
+        if !devices.is_empty() {
+            tracing::info!(devices = devices.len(), "audit: devices enabled");
+        }
+        self.broker.set(devices);
+        Ok(())
+    }
+
+    /// Step-down and seal: every device closes.
+    pub(crate) fn deactivate(&self) {
+        self.broker.set(Vec::new());
+    }
+
+    /// Makes the table agree with the declared devices: a declared device
+    /// missing from it is added, one whose declaration changed is updated
+    /// (keeping its salt), a declared one no longer declared is removed.
+    /// Writes the table when it changed.
+    async fn reconcile(&self, core: &Core, mut table: Vec<TableEntry>) -> Result<Vec<TableEntry>> {
+        let declared = self.settings.load().declared.clone();
+        let before = table.clone();
+        table.retain(|row| {
+            !row.declared || declared.iter().any(|d| normalize_path(&d.path) == row.path)
+        });
+        for d in &declared {
+            let path = normalize_path(&d.path);
+            let want = |uuid: String| TableEntry {
+                path: path.clone(),
+                kind: d.kind.clone(),
+                description: d.description.clone(),
+                local: d.local,
+                options: d.options.clone(),
+                uuid,
+                declared: true,
+            };
+            match table.iter_mut().find(|r| r.path == path) {
+                Some(row) => {
+                    let updated = want(row.uuid.clone());
+                    if *row != updated {
+                        if !row.declared {
+                            tracing::warn!(device = %path, "audit: a device enabled over the API is replaced by the config file's declaration");
+                        }
+                        *row = updated;
+                    }
+                }
+                None => table.push(want(uuid::Uuid::new_v4().to_string())),
+            }
+        }
+        table.sort_by(|a, b| a.path.cmp(&b.path));
+        if table != before {
+            for gone in before
+                .iter()
+                .filter(|r| !table.iter().any(|t| t.uuid == r.uuid))
+            {
+                tracing::info!(device = %gone.path, "audit: a declared device was removed from the config file");
+                let _ = core
+                    .view("audit/")
+                    .delete(&format!("{}/salt", gone.uuid))
+                    .await;
+            }
+            Self::write_table(core, &table).await?;
+        }
+        Ok(table)
+    }
+
+    /// SIGHUP: new settings from the config file; the declared devices are
+    /// reconciled and every device reopens its destination.
+    pub async fn reload(&self, core: &Core, settings: AuditSettings) -> Result<()> {
+        self.settings.store(Arc::new(settings));
+        if core.active().is_err() {
+            return Ok(());
+        }
+        let changed = {
+            let _changes = self.changes.lock().await;
+            let table = Self::read_table(core).await?;
+            let reconciled = self.reconcile(core, table.clone()).await?;
+            reconciled != table
+        };
+        if changed {
+            self.activate(core).await?;
+        } else {
+            self.broker.reopen().await;
+        }
+        Ok(())
+    }
+
+    /// `GET sys/audit`: every device by path.
+    pub async fn list(&self, core: &Core) -> Result<Map<String, Value>> {
+        let table = Self::read_table(core).await?;
+        Ok(table
+            .into_iter()
+            .map(|r| {
+                (
+                    r.path.clone(),
+                    json!({
+                        "type": r.kind,
+                        "description": r.description,
+                        "local": r.local,
+                        "options": r.options,
+                        "path": r.path,
+                    }),
+                )
+            })
+            .collect())
+    }
+
+    /// `PUT sys/audit/:path`: enables a device after a test write (unless
+    /// `skip_test`), with a new salt.
+    pub async fn enable(&self, core: &Core, config: DeviceConfig, skip_test: bool) -> Result<()> {
+        if !self.settings.load().allow_api {
+            return Err(Error::bad_request(
+                "cannot enable audit device via API; use declarative, config-based audit device \
+                 management instead or set unsafe_allow_api_audit_creation = true in the server's \
+                 configuration",
+            ));
+        }
+        let path = normalize_path(&config.path);
+        if path == "/" {
+            return Err(Error::bad_request("path is required"));
+        }
+        let _changes = self.changes.lock().await;
+        let mut table = Self::read_table(core).await?;
+        if table.iter().any(|r| r.path == path) {
+            return Err(Error::bad_request("path already in use"));
+        }
+        let config = DeviceConfig {
+            path: path.clone(),
+            ..config
+        };
+        let salt = Salt::generate().map_err(|_| Error::internal("no randomness for a salt"))?;
+        let device = Device::open(
+            config.clone(),
+            Salt::from_bytes(salt.bytes()),
+            self.settings.load().allow_prefix,
+        )
+        .map_err(config_error)?;
+        if !skip_test {
+            let test = test_entry();
+            device.log(&test, &[], &[]).await.map_err(|e| {
+                Error::bad_request(format!("audit backend failed test message: {e}"))
+            })?;
+        }
+        let uuid = uuid::Uuid::new_v4().to_string();
+        core.view("audit/")
+            .put(&format!("{uuid}/salt"), salt.bytes())
+            .await?;
+        table.push(TableEntry {
+            path,
+            kind: config.kind,
+            description: config.description,
+            local: config.local,
+            options: config.options,
+            uuid,
+            declared: false,
+        });
+        table.sort_by(|a, b| a.path.cmp(&b.path));
+        Self::write_table(core, &table).await?;
+        let mut devices: Vec<Arc<Device>> = self.broker.devices().iter().cloned().collect();
+        devices.push(Arc::new(device));
+        devices.sort_by(|a, b| a.config().path.cmp(&b.config().path));
+        self.broker.set(devices);
+        Ok(())
+    }
+
+    /// `DELETE sys/audit/:path`: disables a device and forgets its salt.
+    /// A device that is not there is not an error (OpenBao answers 204).
+    pub async fn disable(&self, core: &Core, path: &str) -> Result<()> {
+        let path = normalize_path(path);
+        let _changes = self.changes.lock().await;
+        let mut table = Self::read_table(core).await?;
+        let Some(row) = table.iter().find(|r| r.path == path).cloned() else {
+            return Ok(());
+        };
+        if row.declared {
+            return Err(Error::bad_request(format!(
+                "cannot disable audit device {path:?}: it is declared in the server's configuration; \
+                 remove it there and reload"
+            )));
+        }
+        table.retain(|r| r.path != path);
+        Self::write_table(core, &table).await?;
+        let _ = core
+            .view("audit/")
+            .delete(&format!("{}/salt", row.uuid))
+            .await;
+        let devices: Vec<Arc<Device>> = self
+            .broker
+            .devices()
+            .iter()
+            .filter(|d| d.config().path != path)
+            .cloned()
+            .collect();
+        self.broker.set(devices);
+        Ok(())
+    }
+
+    /// `sys/audit-hash/:path`: the input hashed with the device's salt.
+    pub fn hash(&self, path: &str, input: &str) -> Result<String> {
+        let path = normalize_path(path);
+        let device = self
+            .broker
+            .device(&path)
+            .ok_or_else(|| Error::bad_request(format!("unknown audit backend {path:?}")))?;
+        Ok(device.hash(input.as_bytes()))
+    }
+
+    /// The audited request headers.
+    pub fn headers(&self) -> Arc<Headers> {
+        self.headers.load_full()
+    }
+
+    /// Adds or changes an audited request header.
+    pub async fn set_header(&self, core: &Core, name: &str, hmac: bool) -> Result<()> {
+        let _changes = self.changes.lock().await;
+        let mut headers = (*self.headers.load_full()).clone();
+        headers.insert(name.to_ascii_lowercase(), hmac);
+        Self::store_headers(core, &headers).await?;
+        self.headers.store(Arc::new(headers));
+        Ok(())
+    }
+
+    /// Removes an audited request header.
+    pub async fn remove_header(&self, core: &Core, name: &str) -> Result<()> {
+        let _changes = self.changes.lock().await;
+        let mut headers = (*self.headers.load_full()).clone();
+        headers.remove(&name.to_ascii_lowercase());
+        Self::store_headers(core, &headers).await?;
+        self.headers.store(Arc::new(headers));
+        Ok(())
+    }
+
+    async fn store_headers(core: &Core, headers: &Headers) -> Result<()> {
+        let bytes = serde_json::to_vec(headers).map_err(Error::internal)?;
+        core.view("").put(HEADERS_KEY, &bytes).await?;
+        Ok(())
+    }
+}
+
+/// The entry of an enable's test write (OpenBao's `sys/audit/test`).
+fn test_entry() -> Entry {
+    Entry {
+        time: now(),
+        kind: EntryType::Request,
+        auth: Auth {
+            token_type: "default".into(),
+            ..Auth::default()
+        },
+        request: RequestInfo {
+            id: uuid::Uuid::new_v4().to_string(),
+            operation: "update".into(),
+            path: "sys/audit/test".into(),
+            ..RequestInfo::default()
+        },
+        response: None,
+        error: String::new(),
+    }
+}
+
+fn now() -> String {
+    humantime::format_rfc3339_nanos(SystemTime::now()).to_string()
+}
+
+fn rfc3339_secs(unix: u64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix))
+        .to_string()
+}
+
+/// The pipeline's audit hook: builds the entries and hands them to the
+/// broker.
+pub struct CoreAuditHook {
+    audit: Arc<Audit>,
+}
+
+impl CoreAuditHook {
+    /// The hook of `audit`.
+    pub fn new(audit: Arc<Audit>) -> CoreAuditHook {
+        CoreAuditHook { audit }
+    }
+}
+
+/// The audited headers of `request`, marked for hashing where asked.
+fn audited_headers(request: Option<&Request>, wanted: &Headers) -> Option<Map<String, Value>> {
+    let headers = request?.headers.as_ref()?;
+    let mut out = Map::new();
+    for (name, hmac) in wanted {
+        let values: Vec<Value> = headers
+            .get_all(name.as_str())
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(|v| Value::String(v.to_string()))
+            .collect();
+        if values.is_empty() {
+            continue;
+        }
+        let v = Value::Array(values);
+        out.insert(name.clone(), if *hmac { json!({ "hmac": v }) } else { v });
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// The `auth` block of a request's entries.
+fn auth_of(ctx: &RequestCtx, token: &str) -> Auth {
+    let Some(t) = ctx.token.as_deref() else {
+        // No valid token: OpenBao shows only the token type here (the
+        // token sent, if any, is in `request.client_token`).
+        return Auth {
+            token_type: "default".into(),
+            ..Auth::default()
+        };
+    };
+    let policy_results = match &ctx.authorization {
+        Some(Authorization::Root) => Some(PolicyResults {
+            allowed: true,
+            granting_policies: vec![PolicyInfo {
+                name: "root".into(),
+                namespace_id: "root".into(),
+                kind: "acl".into(),
+            }],
+        }),
+        Some(Authorization::Acl(d)) => Some(PolicyResults {
+            allowed: d.allowed,
+            granting_policies: Vec::new(),
+        }),
+        Some(Authorization::Wrapping) => Some(PolicyResults {
+            allowed: true,
+            granting_policies: Vec::new(),
+        }),
+        _ => None,
+    };
+    Auth {
+        client_token: token.to_string(),
+        accessor: t.accessor.clone(),
+        display_name: t.display_name.clone(),
+        policies: t.policies.clone(),
+        token_policies: t.policies.clone(),
+        policy_results,
+        metadata: t.meta.clone().filter(|m| !m.is_empty()),
+        entity_id: String::new(),
+        token_type: t.token_type.as_str().to_string(),
+        token_ttl: t.ttl,
+        token_issue_time: rfc3339_secs(t.creation_time),
+        remaining_uses: t.num_uses,
+    }
+}
+
+fn mount_of(ctx: &RequestCtx) -> MountInfo {
+    ctx.routed
+        .as_ref()
+        .map(|r| MountInfo {
+            mount_point: r.mount.path.clone(),
+            mount_type: r.mount.kind.clone(),
+            mount_accessor: r.mount.accessor.clone(),
+        })
+        .unwrap_or_default()
+}
+
+/// The mount's non-HMAC keys (request, response).
+fn non_hmac_keys(ctx: &RequestCtx) -> (Vec<String>, Vec<String>) {
+    ctx.routed
+        .as_ref()
+        .map(|r| {
+            let entry = r.route.entry.load();
+            (
+                entry.config.audit_non_hmac_request_keys.clone(),
+                entry.config.audit_non_hmac_response_keys.clone(),
+            )
+        })
+        .unwrap_or_default()
+}
+
+#[async_trait::async_trait]
+impl AuditHook for CoreAuditHook {
+    fn is_enabled(&self) -> bool {
+        self.audit.broker.is_enabled()
+    }
+
+    async fn log_request(&self, ctx: &mut RequestCtx, error: Option<&Error>) -> Result<()> {
+        if UNAUDITED.contains(&ctx.path.trim_end_matches('/')) {
+            return Ok(());
+        }
+        let request = ctx.wire_request();
+        let token = request
+            .and_then(|r| r.client_token.as_ref())
+            .map(|t| t.0.clone())
+            .unwrap_or_default();
+        let data = ctx.data();
+        let headers = audited_headers(request, &self.audit.headers.load());
+        let remote_port = request.and_then(|r| r.remote_port).unwrap_or(0);
+        let auth = auth_of(ctx, &token);
+        let info = RequestInfo {
+            id: ctx.id.clone(),
+            operation: ctx.operation.as_str().to_string(),
+            mount: mount_of(ctx),
+            client_token: token,
+            client_token_accessor: ctx
+                .token
+                .as_ref()
+                .map(|t| t.accessor.clone())
+                .unwrap_or_default(),
+            namespace: Default::default(),
+            path: ctx.path.clone(),
+            data: (!data.is_empty()).then(|| strongroom_sdk::json::clone_map(data)),
+            remote_address: ctx.remote_addr.map(|a| a.to_string()).unwrap_or_default(),
+            remote_port,
+            wrap_ttl: ctx.wrap_ttl.map(|d| d.as_secs()).unwrap_or(0),
+            headers,
+        };
+        let entry = Entry {
+            time: now(),
+            kind: EntryType::Request,
+            auth,
+            request: info,
+            response: None,
+            error: error.map(|e| e.to_string()).unwrap_or_default(),
+        };
+        let (req_keys, resp_keys) = non_hmac_keys(ctx);
+        let logged = self.audit.broker.log(&entry, &req_keys, &resp_keys).await;
+        ctx.audit_entry = Some(Box::new(entry));
+        logged.map_err(|e| {
+            tracing::error!(error = %e, path = %ctx.path, "audit: the request is refused: no device recorded it");
+            Error::internal(e.to_string())
+        })
+    }
+
+    async fn log_response(&self, ctx: &mut RequestCtx, outcome: &Result<Response>) -> Result<()> {
+        if UNAUDITED.contains(&ctx.path.trim_end_matches('/')) {
+            return Ok(());
+        }
+        let Some(mut entry) = ctx.audit_entry.take() else {
+            return Ok(());
+        };
+        entry.time = now();
+        entry.kind = EntryType::Response;
+        let mut response = ResponseInfo {
+            mount: mount_of(ctx),
+            ..ResponseInfo::default()
+        };
+        match outcome {
+            Ok(resp) => {
+                if let Some(a) = &resp.auth {
+                    response.auth = Some(ResponseAuth {
+                        client_token: a.client_token.clone(),
+                        accessor: a.accessor.clone(),
+                        display_name: String::new(),
+                        policies: a.policies.clone(),
+                        token_policies: a.token_policies.clone(),
+                        metadata: a.metadata.clone().filter(|m| !m.is_empty()),
+                        token_type: a.token_type.as_str().to_string(),
+                        token_ttl: a.lease_duration,
+                    });
+                }
+                if let Some(l) = &resp.lease {
+                    if !l.lease_id.is_empty() {
+                        response.secret = Some(SecretInfo {
+                            lease_id: l.lease_id.clone(),
+                        });
+                    }
+                }
+                if let Some(w) = &resp.wrap_info {
+                    response.wrap_info = Some(WrapInfo {
+                        token: w.token.clone(),
+                        accessor: w.accessor.clone(),
+                        ttl: w.ttl,
+                        creation_time: w.creation_time.clone(),
+                        creation_path: w.creation_path.clone(),
+                        wrapped_accessor: w.wrapped_accessor.clone(),
+                    });
+                } else if let Some(d) = &resp.data {
+                    response.data = Some(strongroom_sdk::json::clone_map(d));
+                } else if let Some(raw) = &resp.raw {
+                    if let Value::Object(m) = &raw.body {
+                        response.data = Some(strongroom_sdk::json::clone_map(m));
+                    }
+                }
+                response.warnings = resp.warnings.clone();
+                entry.error = String::new();
+            }
+            Err(e) => {
+                entry.error = e.to_string();
+                // OpenBao also puts the error in the response data (hashed
+                // like any data).
+                response.data = Some(
+                    [("error".to_string(), Value::String(entry.error.clone()))]
+                        .into_iter()
+                        .collect(),
+                );
+            }
+        }
+        entry.response = Some(response);
+        let (req_keys, resp_keys) = non_hmac_keys(ctx);
+        self.audit
+            .broker
+            .log(&entry, &req_keys, &resp_keys)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, path = %ctx.path, "audit: the answer is withheld: no device recorded it");
+                Error::internal(e.to_string())
+            })
+    }
+}
