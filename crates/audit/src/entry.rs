@@ -123,6 +123,17 @@ pub struct MountInfo {
     pub mount_accessor: String,
 }
 
+/// The running version of a mount's plugin and its class, as OpenBao
+/// names them in request entries (`mount_running_version`) and response
+/// entries (`mount_running_plugin_version`).
+#[derive(Debug, Clone, Default)]
+pub struct MountVersion {
+    /// `v0.1.0+builtin.strongroom`.
+    pub version: String,
+    /// `secret` or `auth`.
+    pub class: String,
+}
+
 /// The namespace of a request.
 #[derive(Debug, Clone, Serialize)]
 pub struct NamespaceInfo {
@@ -152,6 +163,12 @@ pub struct RequestInfo {
     /// The mount it went to.
     #[serde(flatten)]
     pub mount: MountInfo,
+    /// The mount's running version.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub mount_running_version: String,
+    /// `secret` or `auth`.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub mount_class: String,
     /// The token (hashed).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub client_token: String,
@@ -242,6 +259,12 @@ pub struct ResponseInfo {
     /// The mount it came from.
     #[serde(flatten)]
     pub mount: MountInfo,
+    /// The mount's running version.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub mount_running_plugin_version: String,
+    /// `secret` or `auth`.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub mount_class: String,
     /// A login's token.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth: Option<ResponseAuth>,

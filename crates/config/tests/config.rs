@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use strongroom_config::{
-    load, parse_str, AuditDeviceConfig, ConfigError, Format, ListenerConfig, LogFormat, LogLevel, PostgresqlConfig,
-    ServerConfig, StorageConfig, TlsFiles, DEFAULT_HTTP_IDLE_TIMEOUT,
+    load, parse_str, AuditDeviceConfig, ConfigError, Format, ListenerConfig, LogFormat, LogLevel,
+    PostgresqlConfig, ServerConfig, StorageConfig, TlsFiles, DEFAULT_HTTP_IDLE_TIMEOUT,
     DEFAULT_HTTP_READ_HEADER_TIMEOUT, DEFAULT_HTTP_READ_TIMEOUT, DEFAULT_LISTENER_ADDRESS,
     DEFAULT_MAX_REQUEST_SIZE, UNLIMITED_REQUEST_SIZE,
 };

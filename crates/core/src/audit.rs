@@ -194,8 +194,28 @@ impl Audit {
         let table = self.reconcile(core, Self::read_table(core).await?).await?;
         let headers: Headers = core.read_json(HEADERS_KEY).await?.unwrap_or_default();
         self.headers.store(Arc::new(headers));
+        self.open_all(core, &table, &[]).await?;
+        Ok(())
+    }
+
+    /// Puts the devices of `table` in the broker: a device of `running`
+    /// with the same configuration is kept as it is (its writer, its
+    /// chain), the others are opened.
+    async fn open_all(
+        &self,
+        core: &Core,
+        table: &[TableEntry],
+        running: &[Arc<Device>],
+    ) -> Result<Vec<Arc<Device>>> {
         let mut devices = Vec::with_capacity(table.len());
-        for row in &table {
+        let mut kept = Vec::new();
+        for row in table {
+            let config = row.config();
+            if let Some(d) = running.iter().find(|d| *d.config() == config) {
+                devices.push(d.clone());
+                kept.push(d.clone());
+                continue;
+            }
             let salt = Self::salt(core, &row.uuid, true).await?;
             devices.push(self.open(row, salt));
         }
@@ -203,7 +223,7 @@ impl Audit {
             tracing::info!(devices = devices.len(), "audit: devices enabled");
         }
         self.broker.set(devices);
-        Ok(())
+        Ok(kept)
     }
 
     /// Step-down and seal: every device closes.
@@ -269,16 +289,17 @@ impl Audit {
         if core.active().is_err() {
             return Ok(());
         }
-        let changed = {
-            let _changes = self.changes.lock().await;
-            let table = Self::read_table(core).await?;
-            let reconciled = self.reconcile(core, table.clone()).await?;
-            reconciled != table
-        };
-        if changed {
-            self.activate(core).await?;
-        } else {
-            self.broker.reopen().await;
+        let _changes = self.changes.lock().await;
+        let table = Self::read_table(core).await?;
+        let reconciled = self.reconcile(core, table).await?;
+        // Devices whose configuration did not change keep running (and
+        // their chains go on into the reopened file); new ones open fresh.
+        let running = self.broker.devices();
+        let kept = self.open_all(core, &reconciled, &running).await?;
+        for d in kept {
+            if let Err(e) = d.reopen().await {
+                tracing::error!(error = %e, "audit: reopening a device failed");
+            }
         }
         Ok(())
     }
@@ -542,6 +563,23 @@ fn auth_of(ctx: &RequestCtx, token: &str) -> Auth {
     }
 }
 
+/// The running version and class of the request's mount (OpenBao reports
+/// the system backend as class `secret` too).
+fn version_of(ctx: &RequestCtx) -> (String, String) {
+    match ctx.routed.as_ref() {
+        None => (String::new(), String::new()),
+        Some(r) => (
+            format!("v{}+builtin.strongroom", env!("CARGO_PKG_VERSION")),
+            if r.mount.path.starts_with("auth/") {
+                "auth"
+            } else {
+                "secret"
+            }
+            .to_string(),
+        ),
+    }
+}
+
 fn mount_of(ctx: &RequestCtx) -> MountInfo {
     ctx.routed
         .as_ref()
@@ -586,10 +624,13 @@ impl AuditHook for CoreAuditHook {
         let headers = audited_headers(request, &self.audit.headers.load());
         let remote_port = request.and_then(|r| r.remote_port).unwrap_or(0);
         let auth = auth_of(ctx, &token);
+        let (mount_running_version, mount_class) = version_of(ctx);
         let info = RequestInfo {
             id: ctx.id.clone(),
             operation: ctx.operation.as_str().to_string(),
             mount: mount_of(ctx),
+            mount_running_version,
+            mount_class,
             client_token: token,
             client_token_accessor: ctx
                 .token
@@ -630,8 +671,11 @@ impl AuditHook for CoreAuditHook {
         };
         entry.time = now();
         entry.kind = EntryType::Response;
+        let (mount_running_plugin_version, mount_class) = version_of(ctx);
         let mut response = ResponseInfo {
             mount: mount_of(ctx),
+            mount_running_plugin_version,
+            mount_class,
             ..ResponseInfo::default()
         };
         match outcome {

@@ -12,6 +12,7 @@
 //! Single-target suites run against OpenBao instead with
 //! `STRONGROOM_TEST_TARGET=bao cargo test -p strongroom --test e2e`.
 
+mod audit;
 mod connections;
 mod durability;
 mod gatekeeper;
