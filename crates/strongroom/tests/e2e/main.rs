@@ -16,6 +16,7 @@ mod connections;
 mod durability;
 mod gatekeeper;
 mod gatekeeper_support;
+mod gatekeeper_zk;
 mod gcp;
 mod ha;
 mod http_contract;
