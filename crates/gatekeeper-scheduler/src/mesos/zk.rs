@@ -82,27 +82,25 @@ pub fn parse_zk(value: &str) -> Result<Option<ZkTarget>, SchedulerError> {
         "zks" => "https",
         _ => return Ok(None),
     };
-    // The credentials are never part of an error message.
-    let shown = match rest.rsplit_once('@') {
-        Some((_, after)) => format!("{}://{after}", &trimmed[..trimmed.len() - rest.len() - 3]),
-        None => trimmed.to_owned(),
+    // `user:password@` ends at the last `@`; only what follows it is ever
+    // part of an error message.
+    let (user, rest) = match rest.rsplit_once('@') {
+        Some((user, after)) => (Some(user), after),
+        None => (None, rest),
     };
+    let shown = format!("{}://{rest}", &trimmed[..trimmed.find("://").unwrap_or(0)]);
     let bad = |why: &str| SchedulerError::Unavailable(format!("mesos-master {shown:?}: {why}"));
+    let auth = match user {
+        Some(user) if user.contains(':') && !user.starts_with(':') => Some(Secret::new(user)),
+        Some(_) => return Err(bad("ZooKeeper credentials are `user:password@`")),
+        None => None,
+    };
     if rest.contains(['?', '#']) {
         return Err(bad("a ZooKeeper URL takes no query or fragment"));
     }
-    let (authority, path) = match rest.find('/') {
+    let (hosts, path) = match rest.find('/') {
         Some(i) => rest.split_at(i),
         None => (rest, ""),
-    };
-    let (auth, hosts) = match authority.rsplit_once('@') {
-        Some((user, hosts)) => {
-            if !user.contains(':') || user.starts_with(':') {
-                return Err(bad("ZooKeeper credentials are `user:password@`"));
-            }
-            (Some(Secret::new(user)), hosts)
-        }
-        None => (None, authority),
     };
     let mut list = Vec::new();
     for host in hosts.split(',').map(str::trim) {
@@ -236,7 +234,11 @@ pub fn master_url(data: &[u8], scheme: &str) -> Result<Url, String> {
                 .filter(|ip| *ip != 0)
                 .map(|ip| Ipv4Addr::from(ip.to_le_bytes()).to_string())
         })
-        .or_else(|| pid.as_ref().map(|(h, _)| h.clone()).filter(|h| !h.is_empty()))
+        .or_else(|| {
+            pid.as_ref()
+                .map(|(h, _)| h.clone())
+                .filter(|h| !h.is_empty())
+        })
         .ok_or("names no host")?;
     let port = address
         .port
@@ -246,14 +248,16 @@ pub fn master_url(data: &[u8], scheme: &str) -> Result<Url, String> {
         .ok_or("names no valid port")?;
     let host = match host.parse::<IpAddr>() {
         Ok(IpAddr::V6(v6)) => format!("[{v6}]"),
-        _ => host,
+        Ok(IpAddr::V4(v4)) => v4.to_string(),
+        Err(_) => {
+            let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_');
+            if !host.chars().all(valid) {
+                return Err(format!("host {host:?} is not a host name"));
+            }
+            host
+        }
     };
-    let url = Url::parse(&format!("{scheme}://{host}:{port}/"))
-        .map_err(|e| format!("host {host:?}: {e}"))?;
-    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
-        return Err(format!("host {host:?} is not a host name"));
-    }
-    Ok(url)
+    Url::parse(&format!("{scheme}://{host}:{port}/")).map_err(|e| format!("host {host:?}: {e}"))
 }
 
 /// What discovery knows of the leader.
@@ -302,7 +306,12 @@ impl ZkDiscovery {
     }
 
     fn ensure_started(&self) {
-        let Some((tx, session_timeout)) = self.start.lock().unwrap_or_else(|e| e.into_inner()).take()
+        // Outside a runtime, wait for a call from inside one.
+        if tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
+        let Some((tx, session_timeout)) =
+            self.start.lock().unwrap_or_else(|e| e.into_inner()).take()
         else {
             return;
         };
@@ -379,7 +388,11 @@ async fn follow_forever(target: ZkTarget, session_timeout: Duration, tx: watch::
             Ok(client) => {
                 pause = BACKOFF_MIN;
                 let why = follow(&client, &target, session_timeout, &tx).await;
-                publish(&tx, &target, ZkLeader::Unknown(format!("ZooKeeper session lost: {why}")));
+                publish(
+                    &tx,
+                    &target,
+                    ZkLeader::Unknown(format!("ZooKeeper session lost: {why}")),
+                );
                 drop(client);
             }
             Err(e) => publish(
@@ -490,22 +503,19 @@ async fn follow(
                 continue;
             }
         };
-        let changed = watcher.changed();
-        tokio::pin!(changed);
-        loop {
-            tokio::select! {
-                event = &mut changed => {
-                    if event.event_type == zk::EventType::Session && event.session_state.is_terminated() {
-                        return format!("{:?}", event.session_state);
-                    }
-                    break;
+        // Read again on the watch's event, or when the session is back
+        // after a disconnection (the watch survives it, but an event may
+        // have fallen in the gap).
+        tokio::select! {
+            event = watcher.changed() => {
+                if event.event_type == zk::EventType::Session && event.session_state.is_terminated() {
+                    return format!("{:?}", event.session_state);
                 }
-                back = next_reconnect(&mut state, session_timeout) => match back {
-                    // Back after a disconnection: the watch survives, but
-                    // read again in case an event fell in the gap.
-                    Ok(()) => break,
-                    Err(why) => return why,
-                },
+            }
+            back = next_reconnect(&mut state, session_timeout) => {
+                if let Err(why) = back {
+                    return why;
+                }
             }
         }
     }
@@ -513,7 +523,10 @@ async fn follow(
 
 /// Waits for the session to come back after a disconnection (`Ok`), or to
 /// end: a terminal state, or cut off for longer than `session_timeout`.
-async fn next_reconnect(state: &mut zk::StateWatcher, session_timeout: Duration) -> Result<(), String> {
+async fn next_reconnect(
+    state: &mut zk::StateWatcher,
+    session_timeout: Duration,
+) -> Result<(), String> {
     loop {
         let now = if state.peek_state() == zk::SessionState::Disconnected {
             zk::SessionState::Disconnected

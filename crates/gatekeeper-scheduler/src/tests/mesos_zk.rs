@@ -40,7 +40,10 @@ fn zk_urls_in_every_accepted_form() {
     assert_eq!(t.scheme, "https");
     assert_eq!(t.hosts, "zk1:2181,[fd00::1]:2190,10.0.0.3:2181");
     assert_eq!(t.path, "/dc1/mesos");
-    assert_eq!(t.to_string(), "zks://zk1:2181,[fd00::1]:2190,10.0.0.3:2181/dc1/mesos");
+    assert_eq!(
+        t.to_string(),
+        "zks://zk1:2181,[fd00::1]:2190,10.0.0.3:2181/dc1/mesos"
+    );
 
     // Credentials are used as digest auth and never shown.
     let t = target("zk://mesos:s3cret@zk1:2181/mesos");
@@ -71,13 +74,18 @@ fn bad_zk_urls_are_refused_with_the_reason() {
         ("zk://zk 1:2181/mesos", "not a host name"),
         ("zk://zk1:2181/mesos?x=1", "no query or fragment"),
         ("zk://s3cret@zk1/mesos", "`user:password@`"),
+        ("zk://me:s3c/ret@zk1:x/mesos", "bad port"),
+        ("zk://me:s3cret@zk1:2181", "no ZooKeeper path"),
     ];
     for (value, why) in cases {
         match parse_zk(value) {
             Err(SchedulerError::Unavailable(m)) => {
                 assert!(m.starts_with("mesos-master \""), "{value}: {m}");
                 assert!(m.contains(why), "{value}: {m}");
-                assert!(!m.contains("s3cret"), "{value}: the credentials are shown: {m}");
+                assert!(
+                    !m.contains("s3cret"),
+                    "{value}: the credentials are shown: {m}"
+                );
             }
             other => panic!("{value}: expected Unavailable, got {other:?}"),
         }
@@ -106,7 +114,10 @@ fn the_lowest_json_info_child_leads_and_odd_names_are_ignored() {
     // Numbers, not text: an unpadded 9 is below 10.
     let children = names(&["json.info_0000000010", "json.info_9"]);
     assert_eq!(leader_child(&children), Some("json.info_9"));
-    assert_eq!(leader_child(&names(&["info_0000000001", "log_replicas"])), None);
+    assert_eq!(
+        leader_child(&names(&["info_0000000001", "log_replicas"])),
+        None
+    );
     assert_eq!(leader_child(&[]), None);
 }
 
@@ -121,7 +132,10 @@ fn the_leader_url_comes_from_its_master_info() {
         "hostname": "other.example", "id": "x", "ip": 16777226u32,
         "pid": "master@10.0.0.1:5050", "port": 5051, "version": "1.11.0"
     });
-    assert_eq!(url(full.clone(), "http").unwrap(), "http://m1.example:5050/");
+    assert_eq!(
+        url(full.clone(), "http").unwrap(),
+        "http://m1.example:5050/"
+    );
     assert_eq!(url(full, "https").unwrap(), "https://m1.example:5050/");
     // No address.hostname: address.ip.
     let data = serde_json::json!({"address": {"hostname": "", "ip": "10.0.0.2", "port": 5050}});
@@ -147,6 +161,7 @@ fn the_leader_url_comes_from_its_master_info() {
     assert!(refused(b"{\"hostname\": \"m1\"}").contains("names no valid port"));
     assert!(refused(b"{\"hostname\": \"m1\", \"port\": 70000}").contains("names no valid port"));
     assert!(refused(b"{\"hostname\": \"m1/x?y\", \"port\": 5050}").contains("not a host name"));
+    assert!(refused(b"{\"hostname\": \"me@m1\", \"port\": 5050}").contains("not a host name"));
     assert!(refused(b"").contains("not MasterInfo JSON"));
 }
 
@@ -194,7 +209,10 @@ async fn wait_leader(
         .map(|l| l.clone());
     match seen {
         Some(l) => l,
-        None => panic!("{what}: not seen within {SEE_CHANGE:?}; last: {:?}", *rx.borrow()),
+        None => panic!(
+            "{what}: not seen within {SEE_CHANGE:?}; last: {:?}",
+            *rx.borrow()
+        ),
     }
 }
 
@@ -229,7 +247,10 @@ async fn the_leader_zookeeper_names_is_followed_without_a_restart() {
     a.add_task(EmulatedMesosTask::running("on-a", "fw", "web"));
     b.add_task(EmulatedMesosTask::running("on-b", "fw", "web"));
     let path = "/dc1/mesos";
-    let scheduler = zk_scheduler(format!("zk://{}{path}", zk.address()), Duration::from_secs(10));
+    let scheduler = zk_scheduler(
+        format!("zk://{}{path}", zk.address()),
+        Duration::from_secs(10),
+    );
 
     // No node yet: no leader, a clear Unavailable.
     wait_leader(&scheduler, "missing node", unknown_with("does not exist")).await;
@@ -271,15 +292,28 @@ async fn the_leader_zookeeper_names_is_followed_without_a_restart() {
     let garbage = session
         .register_sequential(path, "json.info_", b"{not json")
         .await;
-    wait_leader(&scheduler, "garbage leader", unknown_with("not MasterInfo JSON")).await;
+    wait_leader(
+        &scheduler,
+        "garbage leader",
+        unknown_with("not MasterInfo JSON"),
+    )
+    .await;
     let m = unavailable(&scheduler, "on-b").await;
     assert!(m.contains(&format!("the leader's node {garbage}")), "{m}");
 
     // No contender at all.
     session.delete(&garbage).await;
-    wait_leader(&scheduler, "no master", unknown_with("no Mesos master is registered")).await;
+    wait_leader(
+        &scheduler,
+        "no master",
+        unknown_with("no Mesos master is registered"),
+    )
+    .await;
     let m = unavailable(&scheduler, "on-b").await;
-    assert!(m.contains("no Mesos master is registered under /dc1/mesos"), "{m}");
+    assert!(
+        m.contains("no Mesos master is registered under /dc1/mesos"),
+        "{m}"
+    );
 
     // B registers again and leads.
     register(&session, path, &b).await;
@@ -300,7 +334,10 @@ async fn zookeeper_down_forgets_the_leader_and_back_finds_it_again() {
         .create("/mesos/json.info_0000000001", info.as_bytes())
         .await;
     drop(session);
-    let scheduler = zk_scheduler(format!("zk://{}/mesos", zk.address()), Duration::from_secs(2));
+    let scheduler = zk_scheduler(
+        format!("zk://{}/mesos", zk.address()),
+        Duration::from_secs(2),
+    );
     wait_leader(&scheduler, "A leads", known(&a.masters[0])).await;
     scheduler.lookup("t1").await.unwrap();
 
@@ -308,7 +345,10 @@ async fn zookeeper_down_forgets_the_leader_and_back_finds_it_again() {
     // timeout, the leader is forgotten and lookups are Unavailable (the
     // master itself is still up).
     zk.stop();
-    wait_leader(&scheduler, "session lost", |l| matches!(l, ZkLeader::Unknown(_))).await;
+    wait_leader(&scheduler, "session lost", |l| {
+        matches!(l, ZkLeader::Unknown(_))
+    })
+    .await;
     let m = unavailable(&scheduler, "t1").await;
     assert!(m.contains("no leading master known"), "{m}");
     assert!(m.contains(&format!("zk://{}/mesos", zk.address())), "{m}");
@@ -338,9 +378,30 @@ async fn zks_asks_the_masters_over_https_with_their_ca() {
     wait_leader(&scheduler, "A leads", known(&a.masters[0])).await;
     assert_eq!(scheduler.lookup("t1").await.unwrap().name, "web");
     // zk:// would ask the same master over plain HTTP, which it refuses.
-    let plain = zk_scheduler(format!("zk://{}/mesos", zk.address()), Duration::from_secs(10));
+    let plain = zk_scheduler(
+        format!("zk://{}/mesos", zk.address()),
+        Duration::from_secs(10),
+    );
     let http = a.masters[0].replacen("https://", "http://", 1);
     wait_leader(&plain, "A over HTTP", known(&http)).await;
     let m = unavailable(&plain, "t1").await;
     assert!(m.contains(&http), "{m}");
+}
+
+#[test]
+fn built_outside_a_runtime_it_starts_at_the_first_lookup() {
+    // Nothing listens there: ZooKeeper is down from the start.
+    let port = strongroom_test::server::free_port();
+    let scheduler = zk_scheduler(
+        format!("zk://127.0.0.1:{port}/mesos"),
+        Duration::from_secs(2),
+    );
+    assert_eq!(*scheduler.zk_leader().unwrap().borrow(), ZkLeader::Pending);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let m = runtime.block_on(unavailable(&scheduler, "t1"));
+    assert!(m.contains(&format!("zk://127.0.0.1:{port}/mesos")), "{m}");
+    assert!(m.contains("cannot reach ZooKeeper"), "{m}");
 }

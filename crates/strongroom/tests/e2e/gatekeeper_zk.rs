@@ -77,7 +77,11 @@ async fn leader_change_through_zookeeper(kind: Kind) {
     let server = dev_server(kind).await;
     let vault = setup_vault(&server, "approle", 2).await;
     vault
-        .put_policies(&server, None, policy(Sched::Mesos.policy_key(), &["api"], 1))
+        .put_policies(
+            &server,
+            None,
+            policy(Sched::Mesos.policy_key(), &["api"], 1),
+        )
         .await;
     let mut zk = ZooKeeper::start().await;
     let a = MesosEmulator::start().await;
@@ -103,10 +107,18 @@ async fn leader_change_through_zookeeper(kind: Kind) {
     // A task of cluster A gets its token through A's master, the leader.
     let t1 = add_task(&a, &format!("web.zk-{ctx}-1"));
     let (s, r) = gk.token_for(Sched::Mesos, &t1).await;
-    assert_eq!(s, 200, "{ctx}: task at the first leader: {r}\n{}", gk.output());
+    assert_eq!(
+        s,
+        200,
+        "{ctx}: task at the first leader: {r}\n{}",
+        gk.output()
+    );
     secrets.push(("a wrapping token", r["token"].as_str().unwrap().into()));
     let (policies, token) = unwrap_once(&server, &r).await;
-    assert!(policies.contains(&"p-api".to_string()), "{ctx}: {policies:?}");
+    assert!(
+        policies.contains(&"p-api".to_string()),
+        "{ctx}: {policies:?}"
+    );
     secrets.push(("an unwrapped token", token));
     assert_eq!(a.requests(0, "/master/state"), 1, "{ctx}");
 
@@ -127,10 +139,18 @@ async fn leader_change_through_zookeeper(kind: Kind) {
     // The next task, known to B only, is looked up at B at the first try.
     let t2 = add_task(&b, &format!("web.zk-{ctx}-2"));
     let (s, r) = gk.token_for(Sched::Mesos, &t2).await;
-    assert_eq!(s, 200, "{ctx}: task at the new leader: {r}\n{}", gk.output());
+    assert_eq!(
+        s,
+        200,
+        "{ctx}: task at the new leader: {r}\n{}",
+        gk.output()
+    );
     secrets.push(("a wrapping token", r["token"].as_str().unwrap().into()));
     let (policies, token) = unwrap_once(&server, &r).await;
-    assert!(policies.contains(&"p-api".to_string()), "{ctx}: {policies:?}");
+    assert!(
+        policies.contains(&"p-api".to_string()),
+        "{ctx}: {policies:?}"
+    );
     secrets.push(("an unwrapped token", token));
     assert_eq!(b.requests(0, "/master/state"), 1, "{ctx}");
     // A task of A only is not running for the new leader; A is not asked.
