@@ -218,6 +218,20 @@ impl ZooKeeper {
             .unwrap_or_else(|e| panic!("connect to ZooKeeper: {e}\n{}", self.log_text()));
         Session { client }
     }
+
+    /// A new session authenticated with ZooKeeper's `digest` scheme as
+    /// `user:password`: the nodes it makes with [`Session::create_private`]
+    /// only such sessions can read.
+    pub async fn session_as(&self, user_password: &str) -> Session {
+        let client = zk::Client::connector()
+            .with_session_timeout(Duration::from_secs(10))
+            .with_fail_eagerly()
+            .with_auth("digest", user_password.as_bytes())
+            .connect(&self.address())
+            .await
+            .unwrap_or_else(|e| panic!("connect to ZooKeeper: {e}\n{}", self.log_text()));
+        Session { client }
+    }
 }
 
 impl Drop for ZooKeeper {
@@ -272,6 +286,16 @@ impl Session {
     /// Creates a persistent node `path` holding `data` (parents must exist).
     pub async fn create(&self, path: &str, data: &[u8]) {
         let options = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+        self.client
+            .create(path, data, &options)
+            .await
+            .unwrap_or_else(|e| panic!("create {path} in ZooKeeper: {e}"));
+    }
+
+    /// Creates a persistent node `path` holding `data` that only sessions
+    /// with this session's credentials may use (ACL `auth`, all rights).
+    pub async fn create_private(&self, path: &str, data: &[u8]) {
+        let options = zk::CreateMode::Persistent.with_acls(zk::Acls::creator_all());
         self.client
             .create(path, data, &options)
             .await

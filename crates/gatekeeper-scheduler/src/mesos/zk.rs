@@ -493,12 +493,27 @@ async fn follow(
                 watcher
             }
             Err(e) if session_over(&e) => return e.to_string(),
-            Err(e) => {
-                // Connection loss and the like: wait for the session to
-                // come back (or end), then read again.
+            Err(e @ (zk::Error::ConnectionLoss | zk::Error::Timeout)) => {
+                // Wait for the session to come back (or end), then read
+                // again; the leader known so far stands meanwhile.
                 tracing::debug!(zookeeper = %target, error = %e, "mesos: ZooKeeper read failed");
                 if let Err(why) = next_reconnect(&mut state, session_timeout).await {
                     return why;
+                }
+                continue;
+            }
+            Err(e) => {
+                // Refused (not authorized, ...): no leader known; try again
+                // in a while, as the refusal may be lifted.
+                let why = format!("cannot read {}: {e}", target.path);
+                publish(tx, target, ZkLeader::Unknown(why));
+                tokio::select! {
+                    () = tokio::time::sleep(BACKOFF_MAX) => {}
+                    back = next_reconnect(&mut state, session_timeout) => {
+                        if let Err(why) = back {
+                            return why;
+                        }
+                    }
                 }
                 continue;
             }

@@ -405,3 +405,36 @@ fn built_outside_a_runtime_it_starts_at_the_first_lookup() {
     assert!(m.contains(&format!("zk://127.0.0.1:{port}/mesos")), "{m}");
     assert!(m.contains("cannot reach ZooKeeper"), "{m}");
 }
+
+#[tokio::test]
+async fn credentials_in_the_url_read_a_protected_node() {
+    let zk = ZooKeeper::start().await;
+    let a = MesosEmulator::start().await;
+    a.add_task(EmulatedMesosTask::running("t1", "fw", "web"));
+    let owner = zk.session_as("mesos:s3cret").await;
+    owner.create_private("/secure", b"").await;
+    let info = a.master_info(0).to_string();
+    owner
+        .create("/secure/json.info_0000000001", info.as_bytes())
+        .await;
+    let with = zk_scheduler(
+        format!("zk://mesos:s3cret@{}/secure", zk.address()),
+        Duration::from_secs(10),
+    );
+    wait_leader(&with, "with credentials", known(&a.masters[0])).await;
+    assert_eq!(with.lookup("t1").await.unwrap().name, "web");
+    // Without them the node cannot be read: no leader, never a hang.
+    let without = zk_scheduler(
+        format!("zk://{}/secure", zk.address()),
+        Duration::from_secs(10),
+    );
+    wait_leader(
+        &without,
+        "without credentials",
+        unknown_with("not authorized"),
+    )
+    .await;
+    let m = unavailable(&without, "t1").await;
+    assert!(m.contains("cannot read /secure: not authorized"), "{m}");
+    assert!(!m.contains("s3cret"), "{m}");
+}
