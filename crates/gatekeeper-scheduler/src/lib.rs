@@ -85,7 +85,10 @@ pub const SCHEDULERS: &[&str] = &["mesos", "kubernetes", "nomad"];
 pub struct SchedulerArgs {
     /// Mesos masters, comma-separated: `http(s)://host:port` or `host:port`
     /// (plain HTTP); `http://m1:5050,m2:5050/` (the original's form) also
-    /// works. The leader is found among them and remembered.
+    /// works. The leader is found among them and remembered. Or ZooKeeper:
+    /// `zk://zk1:2181,zk2:2181/mesos` (`zks://` to ask the masters over
+    /// HTTPS; `user:password@` for digest auth): the leader is the master
+    /// ZooKeeper names, followed by a watch.
     #[arg(
         long = "mesos-master",
         env = "MESOS_MASTER",

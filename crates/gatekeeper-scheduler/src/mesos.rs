@@ -1,11 +1,12 @@
 //! The Mesos scheduler: a task is looked up in the leading master's state
 //! (`GET <master>/master/state`).
 //!
-//! The leader is found among the configured masters (a master that is not
-//! the leader either redirects to it, as Mesos 1.x does, or answers its own
-//! state naming the leader, as older versions do) and remembered; it is
-//! looked for again only when it fails or has stopped leading. ZooKeeper
-//! (`zk://`) discovery is not supported: list the masters instead.
+//! With a list of masters, the leader is found among them (a master that is
+//! not the leader either redirects to it, as Mesos 1.x does, or answers its
+//! own state naming the leader, as older versions do) and remembered; it is
+//! looked for again only when it fails or has stopped leading. With
+//! `zk://host:port,.../path` (or `zks://` for HTTPS to the masters) the
+//! leader is the one ZooKeeper names, followed by a watch ([`zk`]).
 //!
 //! Cost: the state holds every running task of the cluster, so each lookup
 //! downloads it whole (megabytes on a big cluster); it is the one endpoint
@@ -22,6 +23,10 @@ use serde::Deserialize;
 use crate::common::{self, nullable};
 use crate::{Scheduler, SchedulerArgs, SchedulerError, Task};
 
+pub mod zk;
+
+pub use zk::{ZkLeader, ZK_SESSION_TIMEOUT};
+
 /// The only Mesos task state that vouches for a task.
 const RUNNING: &str = "TASK_RUNNING";
 
@@ -30,15 +35,33 @@ const RUNNING: &str = "TASK_RUNNING";
 pub struct MesosScheduler {
     client: reqwest::Client,
     masters: Vec<Url>,
+    /// `zk://` discovery, instead of `masters`.
+    zookeeper: Option<zk::ZkDiscovery>,
     leader: Mutex<Option<Url>>,
     timeout: Duration,
 }
 
 impl MesosScheduler {
     /// Builds the scheduler from `mesos-master`, `mesos-cacert` and
-    /// `scheduler-timeout`; contacts nothing yet.
+    /// `scheduler-timeout`. A masters list contacts nothing yet; a `zk://`
+    /// value starts following ZooKeeper in the background (under a Tokio
+    /// runtime; else at the first lookup).
     pub fn from_args(args: &SchedulerArgs) -> Result<Self, SchedulerError> {
-        let masters = parse_masters(&args.mesos_master)?;
+        Self::with_zk_session_timeout(args, ZK_SESSION_TIMEOUT)
+    }
+
+    /// As [`MesosScheduler::from_args`], with `zk://` sessions of
+    /// `session_timeout` (how long ZooKeeper may be cut off before the
+    /// leader it named is forgotten) instead of [`ZK_SESSION_TIMEOUT`].
+    pub fn with_zk_session_timeout(
+        args: &SchedulerArgs,
+        session_timeout: Duration,
+    ) -> Result<Self, SchedulerError> {
+        let target = zk::parse_zk(&args.mesos_master)?;
+        let masters = match target {
+            Some(_) => Vec::new(),
+            None => parse_masters(&args.mesos_master)?,
+        };
         let client = common::http_client(
             "mesos",
             args.mesos_cacert.as_deref(),
@@ -47,14 +70,22 @@ impl MesosScheduler {
         Ok(MesosScheduler {
             client,
             masters,
+            zookeeper: target.map(|t| zk::ZkDiscovery::new(t, session_timeout)),
             leader: Mutex::new(None),
             timeout: args.scheduler_timeout,
         })
     }
 
-    /// The masters this scheduler asks, as base URLs ending in `/`.
+    /// The masters this scheduler asks, as base URLs ending in `/` (none
+    /// with `zk://`: ZooKeeper names them).
     pub fn masters(&self) -> &[Url] {
         &self.masters
+    }
+
+    /// With `zk://`: what is known of the leader now and each change after
+    /// (for tests and health checks; lookups need not wait on it).
+    pub fn zk_leader(&self) -> Option<tokio::sync::watch::Receiver<ZkLeader>> {
+        self.zookeeper.as_ref().map(zk::ZkDiscovery::watch)
     }
 
     /// The master currently remembered as the leader, if any.
@@ -95,12 +126,18 @@ impl MesosScheduler {
         }
     }
 
-    /// The leading master's state: from the remembered leader when it
-    /// still leads, else after looking for the leader again.
+    /// The leading master's state: with ZooKeeper, from the master it
+    /// names (following a redirect it may answer); else from the
+    /// remembered leader when it still leads, else after looking for the
+    /// leader again.
     async fn leader_state(&self) -> Result<MesosState, SchedulerError> {
         let mut queue: VecDeque<Url> = VecDeque::new();
         let mut tried: Vec<Url> = Vec::new();
         let mut errors: Vec<SchedulerError> = Vec::new();
+        if let Some(zookeeper) = &self.zookeeper {
+            queue.push_back(zookeeper.leader(self.timeout).await?);
+            return self.search(queue, tried, errors, 1, false).await;
+        }
         if let Some(base) = self.remembered_leader() {
             match self.probe(&base).await {
                 Ok(Probe::Leader(state)) => return Ok(*state),
@@ -117,8 +154,22 @@ impl MesosScheduler {
             tried.push(base);
         }
         queue.extend(self.masters.iter().cloned());
-        // Each configured master once, plus a few leader hints.
-        let mut budget = self.masters.len() + 3;
+        self.search(queue, tried, errors, self.masters.len(), true)
+            .await
+    }
+
+    /// Asks the masters of `queue` in turn, and the leaders they name,
+    /// until one leads: `masters` of them plus a few hints at most. The
+    /// leader found is remembered when `remember`.
+    async fn search(
+        &self,
+        mut queue: VecDeque<Url>,
+        mut tried: Vec<Url>,
+        mut errors: Vec<SchedulerError>,
+        masters: usize,
+        remember: bool,
+    ) -> Result<MesosState, SchedulerError> {
+        let mut budget = masters + 3;
         while let Some(base) = queue.pop_front() {
             if tried.contains(&base) {
                 continue;
@@ -130,8 +181,10 @@ impl MesosScheduler {
             tried.push(base.clone());
             match self.probe(&base).await {
                 Ok(Probe::Leader(state)) => {
-                    tracing::info!(master = %base, "mesos: found the leading master");
-                    self.remember(Some(base));
+                    if remember {
+                        tracing::info!(master = %base, "mesos: found the leading master");
+                        self.remember(Some(base));
+                    }
                     return Ok(*state);
                 }
                 Ok(Probe::Follower(Some(hint))) => queue.push_front(hint),
@@ -233,7 +286,8 @@ fn base_of(endpoint: &Url) -> Url {
     base
 }
 
-/// Parses `mesos-master`: comma-separated `http(s)://host:port[/path]` or
+/// Parses a `mesos-master` list of masters (a `zk://` value is
+/// [`zk::parse_zk`]'s): comma-separated `http(s)://host:port[/path]` or
 /// `host:port`; a master without a scheme takes the previous one's (so the
 /// original's `http://m1:5050,m2:5050/` works), plain HTTP by default.
 pub fn parse_masters(list: &str) -> Result<Vec<Url>, SchedulerError> {
@@ -248,7 +302,7 @@ pub fn parse_masters(list: &str) -> Result<Vec<Url>, SchedulerError> {
                     "https" => "https",
                     "zk" | "zks" => {
                         return Err(bad(
-                            "ZooKeeper discovery is not supported: list the masters".to_owned(),
+                            "a zk:// URL is the whole value, not one master of a list".to_owned(),
                         ))
                     }
                     other => return Err(bad(format!("unknown scheme {other:?}"))),

@@ -15,6 +15,8 @@
 //!   folder, a free loopback port), for the `postgresql` storage.
 //! - [`pgp`]: OpenPGP key pairs to receive PGP-encrypted shares and root
 //!   tokens, and decryption of them.
+//! - [`zookeeper`]: a throw-away ZooKeeper server (Debian's jars, a free
+//!   loopback port, a temporary folder) and a test session to write to it.
 //!
 //! A failed setup panics: in a test harness that is how a test reports it.
 #![forbid(unsafe_code)]
@@ -27,3 +29,4 @@ pub mod kube;
 pub mod pgp;
 pub mod postgres;
 pub mod server;
+pub mod zookeeper;

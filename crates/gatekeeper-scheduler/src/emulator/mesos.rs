@@ -183,6 +183,23 @@ impl MesosEmulator {
         }
     }
 
+    /// Master `index`'s `MasterInfo` as the JSON a Mesos master writes to
+    /// its ZooKeeper node (`json.info_<sequence>`) when it contends for
+    /// leadership.
+    pub fn master_info(&self, index: usize) -> Value {
+        let port = lock(&self.cluster).ports.get(index).copied().unwrap_or(0);
+        json!({
+            "id": format!("master-{index}"),
+            // 127.0.0.1 packed in network byte order.
+            "ip": u32::from_le_bytes(Ipv4Addr::LOCALHOST.octets()),
+            "port": port,
+            "pid": pid(port),
+            "hostname": "127.0.0.1",
+            "version": "1.11.0",
+            "address": {"hostname": "127.0.0.1", "ip": "127.0.0.1", "port": port},
+        })
+    }
+
     /// How many requests master `index` got for `path` (`/master/state`).
     pub fn requests(&self, index: usize, path: &str) -> u64 {
         self.controls.get(index).map_or(0, |c| c.requests(path))

@@ -4,6 +4,7 @@
 mod fuzz;
 mod kubernetes;
 mod mesos;
+mod mesos_zk;
 mod nomad;
 
 use std::time::Duration;
@@ -77,14 +78,14 @@ async fn build_knows_the_three_schedulers_and_refuses_others() {
 #[tokio::test]
 async fn build_refuses_bad_configuration() {
     let mut args = args();
-    args.mesos_master = "zk://zoo1:2181/mesos".to_owned();
+    args.mesos_master = "zk://zoo1:2181".to_owned();
     let unavailable = |name: &str, args: &SchedulerArgs| match build(name, args) {
         Err(SchedulerError::Unavailable(m)) => m,
         Err(e) => panic!("{name}: expected Unavailable, got {e}"),
         Ok(_) => panic!("{name}: a bad configuration was accepted"),
     };
     let m = unavailable("mesos", &args);
-    assert!(m.contains("ZooKeeper discovery is not supported"), "{m}");
+    assert!(m.contains("no ZooKeeper path"), "{m}");
     let mut args = self::args();
     args.mesos_cacert = Some("/nonexistent/ca.pem".into());
     let m = unavailable("mesos", &args);

@@ -18,6 +18,7 @@ mod durability;
 mod gatekeeper;
 mod gatekeeper_cli;
 mod gatekeeper_support;
+mod gatekeeper_zk;
 mod gcp;
 mod ha;
 mod http_contract;
