@@ -84,8 +84,13 @@ impl CommonOptions {
         }
         let write_timeout = match options.get("write_timeout").map(|s| s.trim()) {
             None | Some("") => Duration::from_secs(2),
-            Some(s) => parse_duration(s).ok_or_else(|| {
-                ConfigError::Invalid(format!("unable to parse 'write_timeout': {s:?}"))
+            // OpenBao takes 0 as "no limit"; here a device may never block
+            // every request forever, so a limit is required.
+            Some(s) => parse_duration(s).filter(|d| !d.is_zero()).ok_or_else(|| {
+                ConfigError::Invalid(format!(
+                    "unable to parse 'write_timeout': {s:?} (a positive duration is required: \
+                     a device without a time limit could hold every request)"
+                ))
             })?,
         };
         Ok(CommonOptions {
