@@ -2,7 +2,7 @@
 //! (each ending in `\n`) and hands them to the operating system in as few
 //! calls as it can; the device's writer calls it from one task, in order.
 //!
-//! - [`file`]: `file_path` (a path, `stdout` or `discard`), `mode`.
+//! - [`file`](mod@file): `file_path` (a path, `stdout` or `discard`), `mode`.
 //! - [`socket`]: `address`, `socket_type` (`tcp`, default, `udp`, `unix`,
 //!   `unixgram`); a kept connection, reconnected once when a write fails.
 //! - [`syslog`]: `facility` (default `AUTH`), `tag` (default `strongroom`),
