@@ -422,8 +422,15 @@ mod tests {
         let listener = unix_listener(&path);
         sink.write(b"e\n").await.unwrap();
         let (stream, _) = listener.accept().await.unwrap();
-        let (lines, _) = read_lines(stream, 1).await;
+        let (lines, _first) = read_lines(stream, 1).await;
         assert_eq!(lines, ["e\n"]);
+
+        // SIGHUP: the next write comes on a new connection.
+        sink.reopen().await.unwrap();
+        sink.write(b"f\n").await.unwrap();
+        let (stream, _) = listener.accept().await.unwrap();
+        let (lines, _) = read_lines(stream, 1).await;
+        assert_eq!(lines, ["f\n"]);
     }
 
     #[tokio::test]
