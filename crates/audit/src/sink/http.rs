@@ -17,8 +17,10 @@
 //!
 //! Timeout: OpenBao's device has none of its own; every Strongroom device's
 //! writes are bounded by `write_timeout` (default 2 s): requests still in
-//! flight then are cancelled. Connecting is bounded by it too. Redirects are not followed: a 3xx is a failure (as in
-//! OpenBao once Go gave up following), and headers never go to another host.
+//! flight then are cancelled. Connecting is bounded by it too.
+//!
+//! Redirects are not followed (OpenBao's Go client follows them): a 3xx is
+//! a failure, and the headers never go to another host.
 //!
 //! The lines of a batch are sent concurrently (at most [`CONCURRENCY`] at
 //! once) and must all succeed. With `hash_chain` they go one after another,
@@ -46,7 +48,6 @@ pub const CONCURRENCY: usize = 32;
 const MAX_ANSWER: usize = 64 * 1024;
 
 /// An `http` device's sink.
-#[derive(Debug)]
 pub struct HttpSink {
     uri: Url,
     headers: HeaderMap,
@@ -56,6 +57,16 @@ pub struct HttpSink {
     timeout: Option<Duration>,
     /// Replaced on SIGHUP (a new connection pool).
     client: Mutex<reqwest::Client>,
+}
+
+impl std::fmt::Debug for HttpSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL and the header values may hold credentials.
+        f.debug_struct("HttpSink")
+            .field("in_order", &self.in_order)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Resolves `env://NAME` and `file://PATH`; anything else is kept as is.
@@ -120,7 +131,10 @@ impl HttpSink {
                     HeaderName::from_bytes(name.as_bytes()).map_err(|e| bad(e.to_string()))?;
                 for value in values {
                     let value = resolve(&value).map_err(&bad)?;
-                    let value = HeaderValue::from_str(&value).map_err(|e| bad(e.to_string()))?;
+                    let mut value =
+                        HeaderValue::from_str(&value).map_err(|e| bad(e.to_string()))?;
+                    // Kept out of debug output (tokens).
+                    value.set_sensitive(true);
                     headers.append(header.clone(), value);
                 }
             }
