@@ -19,7 +19,9 @@
 //! end, and reconnects if it did: a restarted receiver gets the next batch
 //! instead of it being written into a dead connection. A write that fails
 //! anyway is tried once more on a new connection, as OpenBao does; then the
-//! batch fails.
+//! batch fails. A receiver across a network whose close has not reached
+//! this host yet can still swallow the batch written just before it
+//! (OpenBao's warning about TCP).
 //!
 //! On `tcp` and `unix` a batch goes out in one write; a batch retried whole
 //! may leave a partial line on the old connection. On `udp` and `unixgram`
