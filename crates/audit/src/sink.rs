@@ -2,9 +2,24 @@
 //! (each ending in `\n`) and hands them to the operating system in as few
 //! calls as it can; the device's writer calls it from one task, in order.
 //!
-//! - [`file`]: `file_path` (a path, `stdout` or `discard`), `mode`.
+//! - [`file`](mod@file): `file_path` (a path, `stdout` or `discard`), `mode`.
+//! - [`socket`]: `address`, `socket_type` (`tcp`, default, `udp`, `unix`,
+//!   `unixgram`); a kept connection, reconnected once when a write fails.
+//! - [`syslog`]: `facility` (default `AUTH`), `tag` (default `strongroom`),
+//!   `socket_path` (Strongroom's; default the system's `/dev/log`); one
+//!   message per line, at INFO.
+//! - [`http`]: `uri`, `headers` (a JSON object of lists); one POST per line.
+//!
+//! Every type also takes `write_timeout` (default `2s`), which the device
+//! applies around each write; the socket, syslog and http sinks bound
+//! connecting with it too. Those three do not connect when opened: a
+//! receiver that is down fails the first write (the enable's test write),
+//! not the open.
 
 pub mod file;
+pub mod http;
+pub mod socket;
+pub mod syslog;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -38,6 +53,9 @@ pub trait Sink: Send + Sync + 'static {
 pub fn open(kind: &str, options: &BTreeMap<String, String>) -> Result<Arc<dyn Sink>, ConfigError> {
     match kind {
         "file" => Ok(Arc::new(file::FileSink::open(options)?)),
+        "socket" => Ok(Arc::new(socket::SocketSink::open(options)?)),
+        "syslog" => Ok(Arc::new(syslog::SyslogSink::open(options)?)),
+        "http" => Ok(Arc::new(http::HttpSink::open(options)?)),
         other => Err(ConfigError::UnknownType(other.to_string())),
     }
 }
