@@ -489,12 +489,37 @@ fn rfc3339_secs(unix: u64) -> String {
 /// broker.
 pub struct CoreAuditHook {
     audit: Arc<Audit>,
+    /// To look up a wrapping token an unwrap names in its header (the
+    /// pipeline leaves that request unauthenticated; OpenBao's entry shows
+    /// the wrapping token's `auth`).
+    core: std::sync::Weak<Core>,
 }
 
 impl CoreAuditHook {
-    /// The hook of `audit`.
-    pub fn new(audit: Arc<Audit>) -> CoreAuditHook {
-        CoreAuditHook { audit }
+    /// The hook of `audit` in `core`.
+    pub fn new(audit: Arc<Audit>, core: std::sync::Weak<Core>) -> CoreAuditHook {
+        CoreAuditHook { audit, core }
+    }
+
+    /// The token entry of the wrapping token an unwrap, lookup or rewrap
+    /// names in its header, if it is one.
+    async fn wrapping_entry(
+        &self,
+        ctx: &RequestCtx,
+        token: &str,
+    ) -> Option<Arc<crate::token::TokenEntry>> {
+        if ctx.token.is_some()
+            || token.is_empty()
+            || !matches!(
+                ctx.path.trim_end_matches('/'),
+                "sys/wrapping/unwrap" | "sys/wrapping/lookup" | "sys/wrapping/rewrap"
+            )
+        {
+            return None;
+        }
+        let active = self.core.upgrade()?.active().ok()?;
+        let entry = active.tokens.lookup(token).await.ok()??;
+        entry.is_wrapping().then_some(entry)
     }
 }
 
@@ -518,13 +543,19 @@ fn audited_headers(request: Option<&Request>, wanted: &Headers) -> Option<Map<St
     (!out.is_empty()).then_some(out)
 }
 
-/// The `auth` block of a request's entries.
-fn auth_of(ctx: &RequestCtx, token: &str) -> Auth {
-    let Some(t) = ctx.token.as_deref() else {
+/// The `auth` block of a request's entries; `entry` is the caller's token
+/// (`ctx.token`, or an unwrap's wrapping token).
+fn auth_of(ctx: &RequestCtx, entry: Option<&crate::token::TokenEntry>, token: &str) -> Auth {
+    let Some(t) = entry else {
         // No valid token: OpenBao shows only the token type here (the
-        // token sent, if any, is in `request.client_token`).
+        // token sent, if any, is in `request.client_token`), and the
+        // verdict for a path that needs none (logins).
         return Auth {
             token_type: "default".into(),
+            policy_results: (ctx.unauthenticated && ctx.routed.is_some()).then(|| PolicyResults {
+                allowed: true,
+                granting_policies: Vec::new(),
+            }),
             ..Auth::default()
         };
     };
@@ -543,14 +574,35 @@ fn auth_of(ctx: &RequestCtx, token: &str) -> Auth {
         }),
         Some(Authorization::Wrapping) => Some(PolicyResults {
             allowed: true,
-            granting_policies: Vec::new(),
+            granting_policies: vec![PolicyInfo {
+                name: "response-wrapping".into(),
+                namespace_id: "root".into(),
+                kind: "acl".into(),
+            }],
         }),
         _ => None,
     };
+    // OpenBao's entries name a root token's caller `root`, whatever the
+    // token's display name.
+    let display_name = if t.policies.iter().any(|p| p == "root") {
+        "root".to_string()
+    } else {
+        t.display_name.clone()
+    };
+    let policy_results = policy_results.or_else(|| {
+        t.is_wrapping().then(|| PolicyResults {
+            allowed: true,
+            granting_policies: vec![PolicyInfo {
+                name: "response-wrapping".into(),
+                namespace_id: "root".into(),
+                kind: "acl".into(),
+            }],
+        })
+    });
     Auth {
         client_token: token.to_string(),
         accessor: t.accessor.clone(),
-        display_name: t.display_name.clone(),
+        display_name,
         policies: t.policies.clone(),
         token_policies: t.policies.clone(),
         policy_results,
@@ -605,6 +657,22 @@ fn non_hmac_keys(ctx: &RequestCtx) -> (Vec<String>, Vec<String>) {
         .unwrap_or_default()
 }
 
+/// The display name of a login's new token: the auth method's mount path
+/// joined with the name the method gave (OpenBao: `approle`, `token`).
+fn login_display_name(ctx: &RequestCtx, a: &strongroom_sdk::logical::Auth) -> String {
+    let _ = a;
+    ctx.routed
+        .as_ref()
+        .map(|r| {
+            r.mount
+                .path
+                .trim_start_matches("auth/")
+                .trim_end_matches('/')
+                .replace('/', "-")
+        })
+        .unwrap_or_default()
+}
+
 #[async_trait::async_trait]
 impl AuditHook for CoreAuditHook {
     fn is_enabled(&self) -> bool {
@@ -623,20 +691,23 @@ impl AuditHook for CoreAuditHook {
         let data = ctx.data();
         let headers = audited_headers(request, &self.audit.headers.load());
         let remote_port = request.and_then(|r| r.remote_port).unwrap_or(0);
-        let auth = auth_of(ctx, &token);
+        let wrapping = self.wrapping_entry(ctx, &token).await;
+        let caller = ctx.token.as_deref().or(wrapping.as_deref());
+        let auth = auth_of(ctx, caller, &token);
         let (mount_running_version, mount_class) = version_of(ctx);
+        let mut mount = mount_of(ctx);
+        if ctx.operation == strongroom_sdk::logical::Operation::Read {
+            // OpenBao's request entries of reads carry no mount accessor.
+            mount.mount_accessor = String::new();
+        }
         let info = RequestInfo {
             id: ctx.id.clone(),
             operation: ctx.operation.as_str().to_string(),
-            mount: mount_of(ctx),
+            mount,
             mount_running_version,
             mount_class,
             client_token: token,
-            client_token_accessor: ctx
-                .token
-                .as_ref()
-                .map(|t| t.accessor.clone())
-                .unwrap_or_default(),
+            client_token_accessor: caller.map(|t| t.accessor.clone()).unwrap_or_default(),
             namespace: Default::default(),
             path: ctx.path.clone(),
             data: (!data.is_empty()).then(|| strongroom_sdk::json::clone_map(data)),
@@ -671,6 +742,11 @@ impl AuditHook for CoreAuditHook {
         };
         entry.time = now();
         entry.kind = EntryType::Response;
+        // The response entry's request part names the mount's accessor
+        // unless the request was refused before its backend (OpenBao).
+        if outcome.is_ok() {
+            entry.request.mount.mount_accessor = mount_of(ctx).mount_accessor;
+        }
         let (mount_running_plugin_version, mount_class) = version_of(ctx);
         let mut response = ResponseInfo {
             mount: mount_of(ctx),
@@ -681,16 +757,35 @@ impl AuditHook for CoreAuditHook {
         match outcome {
             Ok(resp) => {
                 if let Some(a) = &resp.auth {
+                    let display_name = login_display_name(ctx, a);
                     response.auth = Some(ResponseAuth {
                         client_token: a.client_token.clone(),
                         accessor: a.accessor.clone(),
-                        display_name: String::new(),
+                        display_name: display_name.clone(),
                         policies: a.policies.clone(),
                         token_policies: a.token_policies.clone(),
                         metadata: a.metadata.clone().filter(|m| !m.is_empty()),
                         token_type: a.token_type.as_str().to_string(),
                         token_ttl: a.lease_duration,
                     });
+                    if entry.auth.client_token.is_empty() {
+                        // A login: the entry's `auth` is the new token's,
+                        // as OpenBao writes it.
+                        entry.auth = Auth {
+                            client_token: a.client_token.clone(),
+                            accessor: a.accessor.clone(),
+                            display_name,
+                            policies: a.policies.clone(),
+                            token_policies: a.token_policies.clone(),
+                            policy_results: None,
+                            metadata: a.metadata.clone().filter(|m| !m.is_empty()),
+                            entity_id: String::new(),
+                            token_type: a.token_type.as_str().to_string(),
+                            token_ttl: a.lease_duration,
+                            token_issue_time: String::new(),
+                            remaining_uses: 0,
+                        };
+                    }
                 }
                 if let Some(l) = &resp.lease {
                     if !l.lease_id.is_empty() {
@@ -711,7 +806,13 @@ impl AuditHook for CoreAuditHook {
                 } else if let Some(d) = &resp.data {
                     response.data = Some(strongroom_sdk::json::clone_map(d));
                 } else if let Some(raw) = &resp.raw {
-                    if let Value::Object(m) = &raw.body {
+                    // An unwrap answers the wrapped envelope as it was: its
+                    // `data` is what OpenBao records.
+                    let body = match &raw.body {
+                        Value::Object(m) if m.contains_key("request_id") => m.get("data"),
+                        other => Some(other),
+                    };
+                    if let Some(Value::Object(m)) = body {
                         response.data = Some(strongroom_sdk::json::clone_map(m));
                     }
                 }
@@ -719,11 +820,15 @@ impl AuditHook for CoreAuditHook {
                 entry.error = String::new();
             }
             Err(e) => {
-                entry.error = e.to_string();
+                // A refused request's response names no mount accessor.
+                response.mount.mount_accessor = String::new();
+                // OpenBao's response entries carry the error as its
+                // multierror prints one.
+                entry.error = format!("1 error occurred:\n\t* {e}\n\n");
                 // OpenBao also puts the error in the response data (hashed
                 // like any data).
                 response.data = Some(
-                    [("error".to_string(), Value::String(entry.error.clone()))]
+                    [("error".to_string(), Value::String(e.to_string()))]
                         .into_iter()
                         .collect(),
                 );

@@ -218,10 +218,6 @@ impl Core {
         let gate = Arc::new(Gate::new(barrier.clone()));
         let sys_view = gate.view("sys/");
         let audit = Arc::new(crate::audit::Audit::new(config.audit.clone()));
-        let hooks = PipelineHooks {
-            audit: Arc::new(crate::audit::CoreAuditHook::new(audit.clone())),
-            observer: Arc::new(NoObserver),
-        };
         Arc::new_cyclic(|weak: &Weak<Core>| Core {
             physical,
             barrier,
@@ -230,7 +226,13 @@ impl Core {
             registry,
             active: ArcSwapOption::empty(),
             standby: ArcSwapOption::empty(),
-            hooks: ArcSwap::from_pointee(hooks),
+            hooks: ArcSwap::from_pointee(PipelineHooks {
+                audit: Arc::new(crate::audit::CoreAuditHook::new(
+                    audit.clone(),
+                    weak.clone(),
+                )),
+                observer: Arc::new(NoObserver),
+            }),
             audit,
             progress: tokio::sync::Mutex::new(seal::UnsealProgress::default()),
             root_gen: tokio::sync::Mutex::new(None),

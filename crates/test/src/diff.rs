@@ -74,6 +74,7 @@ const ID_KEYS: &[&str] = &[
     "nonce",
     "keys_base64",
     "recovery_keys_base64",
+    "mount_accessor",
 ];
 
 /// Keys holding a remaining time, which depends on when the request came.
@@ -129,7 +130,10 @@ fn is_token(s: &str) -> bool {
 /// `h` and 64 (Strongroom's SHA-256).
 fn is_hash(s: &str) -> bool {
     let hex = |t: &str| t.bytes().all(|b| b.is_ascii_hexdigit());
-    (s.len() >= 40 && hex(s)) || s.strip_prefix('h').is_some_and(|r| r.len() == 64 && hex(r))
+    (s.len() >= 40 && hex(s))
+        || s.strip_prefix('h').is_some_and(|r| r.len() == 64 && hex(r))
+        // Audit entries' values, hashed with each server's own salt.
+        || s.strip_prefix("hmac-sha256:").is_some_and(|r| r.len() == 64 && hex(r))
 }
 
 /// `s` with every UUID inside it replaced by [`ID`] (error messages that

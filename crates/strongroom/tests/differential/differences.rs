@@ -29,6 +29,43 @@ pub const REKEY_CONFIG_STATUS: &[Allow] = &[Allow {
              as for any bad input",
 }];
 
+/// Audit entries (`audit.rs`): what Strongroom's entries deliberately
+/// leave out or word differently.
+pub const AUDIT_ENTRY: &[Allow] = &[
+    Allow {
+        pattern: "/request/remote_port",
+        reason: "each client connection's own port",
+    },
+    Allow {
+        pattern: "/request/mount_running_version",
+        reason: "the built-in plugin version is the server's own (v2.x+builtin.bao vs v0.x+builtin.strongroom)",
+    },
+    Allow {
+        pattern: "/response/mount_running_plugin_version",
+        reason: "the built-in plugin version is the server's own",
+    },
+    Allow {
+        pattern: "/request/client_id",
+        reason: "Strongroom does no client counting (OpenBao's activity log): there is no client id",
+    },
+    Allow {
+        pattern: "**/entity_id",
+        reason: "no identity store yet (issue 21): Strongroom's tokens have no entity",
+    },
+    Allow {
+        pattern: "/auth/entity_created",
+        reason: "no identity store yet (issue 21): a login creates no entity",
+    },
+];
+
+/// The entries of an unwrap, beside [`AUDIT_ENTRY`].
+pub const AUDIT_UNWRAP_ENTRY: &[Allow] = &[Allow {
+    pattern: "/auth/display_name",
+    reason: "a wrapping token's display name: OpenBao's entries show its creator's (`root`), \
+                 Strongroom's the wrapping token's own (`response-wrapping`), as its token \
+                 lookups do",
+}];
+
 /// What every comparison accepts.
 pub static ALWAYS: Differences = Differences {
     allow: &[

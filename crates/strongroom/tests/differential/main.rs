@@ -10,6 +10,7 @@
 //! to check these sequences OpenBao-against-OpenBao.
 
 mod approle;
+mod audit;
 mod bad_input;
 mod core;
 mod differences;
