@@ -4,6 +4,7 @@
 //! a KV read, a denied request, an AppRole login, a wrapped response and
 //! its unwrap, request and response entry each. Deliberate differences are
 //! in [`differences::AUDIT_ENTRY`].
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Test code: a failed unwrap is a failed test.
 
 use std::path::{Path, PathBuf};
 
