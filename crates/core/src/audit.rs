@@ -87,6 +87,10 @@ type Headers = BTreeMap<String, bool>;
 /// Audit's state in the core.
 pub struct Audit {
     broker: Arc<Broker>,
+    /// On an HA standby: the cluster has audit devices (the active node's
+    /// table is not empty), so the standby forwards every request to the
+    /// active node instead of answering reads itself unaudited.
+    standby_forwards: std::sync::atomic::AtomicBool,
     settings: ArcSwap<AuditSettings>,
     headers: ArcSwap<Headers>,
     /// Serialises changes of the table (enable, disable, reconcile).
@@ -126,6 +130,7 @@ impl Audit {
     pub fn new(settings: AuditSettings) -> Audit {
         Audit {
             broker: Arc::new(Broker::new()),
+            standby_forwards: std::sync::atomic::AtomicBool::new(false),
             settings: ArcSwap::from_pointee(settings),
             headers: ArcSwap::from_pointee(Headers::new()),
             changes: tokio::sync::Mutex::new(()),
@@ -224,6 +229,31 @@ impl Audit {
         }
         self.broker.set(devices);
         Ok(kept)
+    }
+
+    /// An HA standby reads the audit table (read-only): with devices in
+    /// it, the standby forwards every request to the active node, where
+    /// they are audited.
+    pub(crate) async fn load_standby(&self, core: &Core) -> Result<()> {
+        let table = Self::read_table(core).await?;
+        let declared = !self.settings.load().declared.is_empty();
+        self.standby_forwards.store(
+            !table.is_empty() || declared,
+            std::sync::atomic::Ordering::SeqCst,
+        );
+        Ok(())
+    }
+
+    /// Whether an HA standby must forward reads it could answer itself
+    /// (see [`Audit::load_standby`]).
+    pub fn standby_forwards(&self) -> bool {
+        self.standby_forwards
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The storage key of the audit table (a standby reloads on a change).
+    pub(crate) fn table_key() -> &'static str {
+        TABLE_KEY
     }
 
     /// Step-down and seal: every device closes.

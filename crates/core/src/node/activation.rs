@@ -237,6 +237,7 @@ impl Core {
             return Ok(());
         }
         let state = self.build_state(true).await?;
+        self.audit.load_standby(self).await?;
         self.standby.store(Some(state));
         Ok(())
     }
@@ -270,6 +271,9 @@ impl Core {
         };
         if key == Table::Mounts.storage_key() || key == Table::Auth.storage_key() {
             return self.load_standby().await;
+        }
+        if key == crate::audit::Audit::table_key() {
+            return self.audit.load_standby(self).await;
         }
         if key == strongroom_barrier::KEYRING_PATH {
             self.barrier.reload_keyring().await?;

@@ -181,7 +181,9 @@ impl Core {
         let (Some(ha), true, None) = (self.ha(), read, ctx.wrap_ttl) else {
             return Err(Error::Standby);
         };
-        if self.standby.load().is_none() {
+        // With audit devices, every request goes to the active node, which
+        // records it: a standby has no devices open.
+        if self.standby.load().is_none() || self.audit.standby_forwards() {
             return Err(Error::Standby);
         }
         ha.sync_reads().await?;

@@ -953,3 +953,73 @@ async fn a_standby_the_active_node_cannot_push_to_never_answers_an_older_value()
         assert_eq!(r.body["data"]["v"], v.as_str(), "round {round}: {r:?}");
     }
 }
+
+/// With an audit device, a standby forwards even the reads it could
+/// answer itself: the active node, which holds the device, records them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_an_audit_device_a_standby_read_is_on_the_active_nodes_record() {
+    let pg = Postgres::start();
+    let url = pg.fresh_url();
+    let cluster = Cluster::start_with(2, |_, dir| {
+        let mut cfg = ha_config(dir, url.clone(), "true", "3s");
+        cfg.lines
+            .push("unsafe_allow_api_audit_creation = true".into());
+        cfg
+    })
+    .await;
+    assert_eq!(cluster.settled(Duration::from_secs(10)).await, 0);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("audit.log");
+    let r = cluster
+        .send(
+            0,
+            &Call::put(
+                "sys/audit/file",
+                json!({"type": "file", "options": {"file_path": log}}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{r:?}");
+    let r = cluster
+        .send(0, &Call::post("sys/mounts/kv", json!({"type": "kv"})))
+        .await;
+    assert_eq!(r.status, 204, "{r:?}");
+    let r = cluster
+        .send(0, &Call::put("kv/item", json!({"v": "audited"})))
+        .await;
+    assert_eq!(r.status, 204, "{r:?}");
+    // The standby learns of the device through the change log; until then
+    // it may still answer a read itself, so read until the active node's
+    // record shows one.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = cluster.send(1, &Call::get("kv/item")).await;
+        assert_eq!(r.status, 200, "{r:?}");
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let reads = text
+            .lines()
+            .filter(|l| l.contains("\"path\":\"kv/item\"") && l.contains("\"operation\":\"read\""))
+            .count();
+        if reads >= 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "reads through the standby are not on record:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // From now on every read through the standby is on record.
+    let count = |text: &str| {
+        text.lines()
+            .filter(|l| l.contains("\"path\":\"kv/item\"") && l.contains("\"type\":\"response\""))
+            .count()
+    };
+    let before = count(&std::fs::read_to_string(&log).unwrap_or_default());
+    for _ in 0..5 {
+        let r = cluster.send(1, &Call::get("kv/item")).await;
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+    let after = count(&std::fs::read_to_string(&log).unwrap_or_default());
+    assert_eq!(after, before + 5, "standby reads missing from the record");
+}
