@@ -261,18 +261,28 @@ impl Audit {
         self.broker.set(Vec::new());
     }
 
-    /// Makes the table agree with the declared devices: a declared device
-    /// missing from it is added, one whose declaration changed is updated
-    /// (keeping its salt), a declared one no longer declared is removed.
-    /// Writes the table when it changed.
+    /// Makes the table agree with the declared devices, as OpenBao does: a
+    /// declared device missing from the table is added (with a new salt), a
+    /// declared one no longer declared is removed; a declaration that
+    /// changed, or that names a path a device enabled over the API holds,
+    /// is refused (OpenBao's messages). Writes the table when it changed.
     async fn reconcile(&self, core: &Core, mut table: Vec<TableEntry>) -> Result<Vec<TableEntry>> {
-        let declared = self.settings.load().declared.clone();
+        let settings = self.settings.load_full();
         let before = table.clone();
-        table.retain(|row| {
-            !row.declared || declared.iter().any(|d| normalize_path(&d.path) == row.path)
-        });
-        for d in &declared {
+        let mut seen = std::collections::BTreeSet::new();
+        for d in &settings.declared {
             let path = normalize_path(&d.path);
+            if path == "/" {
+                return Err(Error::bad_request("audit config is missing a path"));
+            }
+            if !seen.insert(path.clone()) {
+                return Err(Error::bad_request(format!(
+                    "two audit devices with same path ({path}) exist in config"
+                )));
+            }
+            if d.options.contains_key("prefix") && !settings.allow_prefix {
+                return Err(Error::bad_request("audit log prefixing is not allowed"));
+            }
             let want = |uuid: String| TableEntry {
                 path: path.clone(),
                 kind: d.kind.clone(),
@@ -282,19 +292,25 @@ impl Audit {
                 uuid,
                 declared: true,
             };
-            match table.iter_mut().find(|r| r.path == path) {
-                Some(row) => {
-                    let updated = want(row.uuid.clone());
-                    if *row != updated {
-                        if !row.declared {
-                            tracing::warn!(device = %path, "audit: a device enabled over the API is replaced by the config file's declaration");
-                        }
-                        *row = updated;
-                    }
+            match table.iter().find(|r| r.path == path) {
+                Some(row) if !row.declared => {
+                    return Err(Error::bad_request(format!(
+                        "audit device in configuration (path: {path}) was already created by API; \
+                         remove the API audit device before attempting to create a duplicate \
+                         configuration-based version"
+                    )))
                 }
+                Some(row) if *row != want(row.uuid.clone()) => {
+                    return Err(Error::bad_request(format!(
+                        "failed to validate audit device config {path}: modifications to audit \
+                         devices are not allowed"
+                    )))
+                }
+                Some(_) => {}
                 None => table.push(want(uuid::Uuid::new_v4().to_string())),
             }
         }
+        table.retain(|row| !row.declared || seen.contains(&row.path));
         table.sort_by(|a, b| a.path.cmp(&b.path));
         if table != before {
             for gone in before
@@ -315,13 +331,21 @@ impl Audit {
     /// SIGHUP: new settings from the config file; the declared devices are
     /// reconciled and every device reopens its destination.
     pub async fn reload(&self, core: &Core, settings: AuditSettings) -> Result<()> {
-        self.settings.store(Arc::new(settings));
+        let previous = self.settings.swap(Arc::new(settings));
         if core.active().is_err() {
             return Ok(());
         }
         let _changes = self.changes.lock().await;
         let table = Self::read_table(core).await?;
-        let reconciled = self.reconcile(core, table).await?;
+        let reconciled = match self.reconcile(core, table).await {
+            Ok(t) => t,
+            Err(e) => {
+                // A refused declaration changes nothing: the devices in
+                // force, and the settings they came from, stay.
+                self.settings.store(previous);
+                return Err(e);
+            }
+        };
         // Devices whose configuration did not change keep running (and
         // their chains go on into the reopened file); new ones open fresh.
         let running = self.broker.devices();
@@ -422,10 +446,9 @@ impl Audit {
             return Ok(());
         };
         if row.declared {
-            return Err(Error::bad_request(format!(
-                "cannot disable audit device {path:?}: it is declared in the server's configuration; \
-                 remove it there and reload"
-            )));
+            return Err(Error::bad_request(
+                "cannot disable configuration-managed audit device",
+            ));
         }
         table.retain(|r| r.path != path);
         Self::write_table(core, &table).await?;

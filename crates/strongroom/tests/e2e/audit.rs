@@ -181,6 +181,27 @@ async fn the_api_needs_the_flags_and_entries_follow_openbaos_hmac_rules() {
     assert_eq!(denied.status, 403);
     let me = ok(&server, Call::get("auth/token/lookup-self")).await;
     let accessor = me.data("accessor").as_str().unwrap().to_string();
+    // A mount's non-HMAC keys stay in clear.
+    ok(
+        &server,
+        Call::post(
+            "sys/mounts/secret/tune",
+            json!({"audit_non_hmac_request_keys": ["note"], "audit_non_hmac_response_keys": ["deletion_time"]}),
+        ),
+    )
+    .await;
+    ok(
+        &server,
+        Call::put(
+            "secret/data/noted",
+            json!({"data": {"password": SECRET}, "note": "in clear"}),
+        ),
+    )
+    .await;
+    // Not audited, as in OpenBao.
+    for path in ["sys/health", "sys/seal-status", "sys/leader"] {
+        ok(&server, Call::get(path)).await;
+    }
 
     let hashed = entries(&file("hashed.log"), "");
     // The enable's test entry comes first.
@@ -223,6 +244,16 @@ async fn the_api_needs_the_flags_and_entries_follow_openbaos_hmac_rules() {
     assert!(hashed
         .iter()
         .any(|e| e["type"] == "request" && e["request"]["id"] == read["request"]["id"]));
+    let noted = find(&hashed, "response", "secret/data/noted");
+    assert_eq!(noted["request"]["data"]["note"], "in clear");
+    assert_eq!(noted["response"]["data"]["deletion_time"], "");
+    assert_ne!(noted["request"]["data"]["data"]["password"], SECRET);
+    for path in ["sys/health", "sys/seal-status", "sys/leader"] {
+        assert!(
+            !hashed.iter().any(|e| e["request"]["path"] == path),
+            "{path} was audited"
+        );
+    }
     // A denied request is on record with its error.
     let refused = hashed
         .iter()
@@ -305,9 +336,13 @@ async fn declared_devices_follow_the_config_file_and_the_chain_survives_rotation
     let (server, config) = dev_with(dir.path(), &a).await;
     let listed = ok(&server, Call::get("sys/audit")).await;
     assert_eq!(listed.data("chained/")["options"]["hash_chain"], "true");
-    // Declared: not disabled over the API.
+    // Declared: not disabled over the API, nor enabled again there.
     let r = server.send(&Call::delete("sys/audit/chained")).await;
     assert_eq!(r.status, 400, "{r:?}");
+    assert_eq!(
+        r.errors(),
+        ["cannot disable configuration-managed audit device"]
+    );
 
     for i in 0..5 {
         ok(
@@ -370,6 +405,26 @@ async fn declared_devices_follow_the_config_file_and_the_chain_survives_rotation
     .await;
     let text = std::fs::read_to_string(&other).unwrap();
     assert!(!text.contains(SECRET) && !text.is_empty());
+
+    // A changed declaration is refused, as OpenBao refuses it: the device
+    // in force stays as it was.
+    std::fs::write(&config, declared("other", &other, "    log_raw = true\n")).unwrap();
+    server.signal("HUP");
+    eventually("the refusal in the log", || async {
+        server
+            .output
+            .text()
+            .contains("modifications to audit devices are not allowed")
+    })
+    .await;
+    let listed = ok(&server, Call::get("sys/audit")).await;
+    assert!(
+        listed.data("other/")["options"]["log_raw"].is_null(),
+        "{listed:?}"
+    );
+    ok(&server, Call::get("secret/data/s0")).await;
+    let text = std::fs::read_to_string(&other).unwrap();
+    assert!(!text.contains(SECRET), "the refused log_raw took effect");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
