@@ -14,8 +14,8 @@ use anyhow::{anyhow, bail, Context};
 use hyper::header::HeaderValue;
 use hyper::{Method, StatusCode, Uri};
 use strongroom_gatekeeper_scheduler::emulator::{
-    EcsEmulator, EmulatedEcsTask, EmulatedMesosTask, MesosEmulator, ECS_ACCESS_KEY_ID,
-    ECS_CLUSTER, ECS_DESCRIBE_PATH, ECS_REGION, ECS_SECRET_ACCESS_KEY,
+    EcsEmulator, EmulatedEcsTask, EmulatedMesosTask, MesosEmulator, ECS_ACCESS_KEY_ID, ECS_CLUSTER,
+    ECS_DESCRIBE_PATH, ECS_REGION, ECS_SECRET_ACCESS_KEY,
 };
 use tokio::process::{Child, Command};
 
@@ -90,8 +90,7 @@ impl Ecs {
     /// (Re)starts the ECS bench task now (an awsvpc task at 127.0.0.1).
     pub fn restart_task(&self) {
         let (id, family) = GATEKEEPER_ECS_TASK;
-        self.emulator
-            .add_task(EmulatedEcsTask::running(id, family));
+        self.emulator.add_task(EmulatedEcsTask::running(id, family));
     }
 
     /// How many `DescribeTasks` it has answered so far.
@@ -286,7 +285,10 @@ mod tests {
         assert_eq!(
             envs,
             [
-                (OsStr::new("AWS_ACCESS_KEY_ID"), Some(OsStr::new(ECS_ACCESS_KEY_ID))),
+                (
+                    OsStr::new("AWS_ACCESS_KEY_ID"),
+                    Some(OsStr::new(ECS_ACCESS_KEY_ID))
+                ),
                 (OsStr::new("AWS_REGION"), Some(OsStr::new(ECS_REGION))),
                 (
                     OsStr::new("AWS_SECRET_ACCESS_KEY"),

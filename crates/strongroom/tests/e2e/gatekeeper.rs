@@ -643,7 +643,10 @@ async fn ecs_tasks_in_every_state() {
     assert_eq!(s, 502, "a refused signature: {a}");
     assert_eq!(a["unsealed"], true, "{a}");
     assert!(ecs.refused() >= 1, "the emulator refused it");
-    assert_no_secrets(&wrong.output(), &[("the wrong key", "not-the-secret-key".into())]);
+    assert_no_secrets(
+        &wrong.output(),
+        &[("the wrong key", "not-the-secret-key".into())],
+    );
     drop(wrong);
     // The right key still serves that task.
     let (s, a) = gk.token_for(Sched::Ecs, &task).await;
@@ -671,7 +674,9 @@ async fn ecs_tasks_in_every_state() {
         "1s".into(),
     ]);
     let slow = GatekeeperProc::start(&slow_args, &env).await;
-    let (s, a) = slow.token_for(Sched::Ecs, &emu.add_task(FRESH, LOCAL)).await;
+    let (s, a) = slow
+        .token_for(Sched::Ecs, &emu.add_task(FRESH, LOCAL))
+        .await;
     assert_eq!(s, 504, "a silent ECS API: {a}");
     assert_eq!(a["unsealed"], true, "{a}");
     hold.abort();
