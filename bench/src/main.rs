@@ -468,28 +468,28 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 });
                 let row = measured_row(workload, pairing, side, &outcome, server.peak_rss_kib());
                 eprintln!(
-                    "  {:<18} {:>9.0} req/s  p50 {:.2} ms  p99 {:.2} ms  errors {}",
+                    "  {:<20} {:>9.0} req/s  p50 {:.2} ms  p99 {:.2} ms  errors {}",
                     row.workload, row.requests_per_sec, row.p50_ms, row.p99_ms, row.errors
                 );
                 if reviews > 0 {
-                    eprintln!("  {:<18} {reviews} TokenReviews answered", "");
+                    eprintln!("  {:<20} {reviews} TokenReviews answered", "");
                 }
                 if ecs_describes > 0 {
                     eprintln!(
-                        "  {:<18} ECS: {ecs_describes} DescribeTasks answered, {ecs_refused} \
+                        "  {:<20} ECS: {ecs_describes} DescribeTasks answered, {ecs_refused} \
                          refused for their signature (warm-up included)",
                         ""
                     );
                 }
                 if mesos_states > 0 {
                     eprintln!(
-                        "  {:<18} Mesos: {mesos_states} state requests answered (warm-up included)",
+                        "  {:<20} Mesos: {mesos_states} state requests answered (warm-up included)",
                         ""
                     );
                 }
                 if google != gcp::Counts::default() {
                     eprintln!(
-                        "  {:<18} Google: {} key fetches, {} account lookups, {} access tokens \
+                        "  {:<20} Google: {} key fetches, {} account lookups, {} access tokens \
                          (warm-up included)",
                         "", google.key_fetches, google.lookups, google.grants
                     );
