@@ -218,6 +218,26 @@ impl EcsEmulator {
         );
     }
 
+    /// Accepts a temporary key, used with its session token.
+    pub fn add_temporary_key(&self, access_key_id: &str, secret: &str, token: &str) {
+        lock(&self.shared.cluster).keys.insert(
+            access_key_id.to_owned(),
+            Key {
+                secret: secret.to_owned(),
+                token: Some(token.to_owned()),
+                expires: None,
+            },
+        );
+    }
+
+    /// Revokes every temporary key issued so far (as a rotated instance
+    /// role does): requests signed with them are refused from now on.
+    pub fn revoke_issued(&self) {
+        lock(&self.shared.cluster)
+            .keys
+            .retain(|key, _| !key.starts_with("ASIAEMULATED"));
+    }
+
     /// How long the temporary credentials issued from now on are valid.
     pub fn set_credentials_lifetime(&self, lifetime: Duration) {
         lock(&self.shared.cluster).credentials_lifetime = lifetime;

@@ -235,6 +235,43 @@ async fn credentials_about_to_expire_are_fetched_again() {
     }
 }
 
+#[tokio::test]
+async fn refused_instance_credentials_are_fetched_again() {
+    let emulator = with_web().await;
+    let scheduler = scheduler(&instance_args(&emulator));
+    scheduler.lookup(ID).await.unwrap();
+    emulator.revoke_issued();
+    // The request signed with the revoked key fails; the next one is
+    // signed with new credentials.
+    let m = unavailable(scheduler.lookup(ID).await);
+    assert!(m.contains("UnrecognizedClientException"), "{m}");
+    assert!(m.contains("the EC2 instance role"), "{m}");
+    scheduler.lookup(ID).await.unwrap();
+    assert_eq!(emulator.credentials_issued(), 2);
+}
+
+#[tokio::test]
+async fn a_static_session_token_is_signed_along() {
+    let emulator = with_web().await;
+    emulator.add_temporary_key(
+        "ASIASTATIC0000000001",
+        "static/temporary/secret",
+        "static-session",
+    );
+    let mut args = static_args(&emulator);
+    args.aws_access_key_id = Some("ASIASTATIC0000000001".to_owned());
+    args.aws_secret_access_key = Some(Secret::new("static/temporary/secret"));
+    let m = unavailable(scheduler(&args).lookup(ID).await);
+    assert!(
+        m.contains("UnrecognizedClientException"),
+        "without the token: {m}"
+    );
+    args.aws_session_token = Some(Secret::new("static-session"));
+    scheduler(&args).lookup(ID).await.unwrap();
+    args.aws_session_token = Some(Secret::new("another-session"));
+    unavailable(scheduler(&args).lookup(ID).await);
+}
+
 fn ecs_refresh_margin() -> Duration {
     ecs::refresh_margin()
 }
