@@ -1,6 +1,6 @@
-//! Gatekeeper in front of a server under test: the Mesos emulator that
-//! stands in for the scheduler (in the bench's process, for the whole run)
-//! and the `strongroom gatekeeper` process the bench starts per server
+//! Gatekeeper in front of a server under test: the Mesos and ECS emulators
+//! that stand in for the schedulers (in the bench's process, for the whole
+//! run) and the `strongroom gatekeeper` process the bench starts per server
 //! (the same `--strongroom` binary on both sides, so only the Vault-API
 //! server behind it differs). A [`Gatekeeper`] owns its child process,
 //! killed when the value is dropped.
@@ -13,11 +13,14 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context};
 use hyper::header::HeaderValue;
 use hyper::{Method, StatusCode, Uri};
-use strongroom_gatekeeper_scheduler::emulator::{EmulatedMesosTask, MesosEmulator};
+use strongroom_gatekeeper_scheduler::emulator::{
+    EcsEmulator, EmulatedEcsTask, EmulatedMesosTask, MesosEmulator, ECS_ACCESS_KEY_ID, ECS_CLUSTER,
+    ECS_DESCRIBE_PATH, ECS_REGION, ECS_SECRET_ACCESS_KEY,
+};
 use tokio::process::{Child, Command};
 
 use crate::client;
-use crate::workloads::GATEKEEPER_TASK;
+use crate::workloads::{GATEKEEPER_ECS_TASK, GATEKEEPER_TASK};
 
 /// How long after its start the bench task may ask for tokens: longer
 /// than any run of the workload (its start is reset for each Gatekeeper).
@@ -63,6 +66,44 @@ impl Mesos {
     }
 }
 
+/// The ECS cluster Gatekeeper asks about the ECS bench task: the emulated
+/// ECS API, which checks each request's SigV4 signature in full.
+pub struct Ecs {
+    emulator: EcsEmulator,
+}
+
+impl Ecs {
+    /// Starts the emulated ECS API.
+    pub async fn start() -> Ecs {
+        let ecs = Ecs {
+            emulator: EcsEmulator::start().await,
+        };
+        ecs.restart_task();
+        ecs
+    }
+
+    /// The `--ecs-endpoint` value.
+    pub fn url(&self) -> &str {
+        &self.emulator.url
+    }
+
+    /// (Re)starts the ECS bench task now (an awsvpc task at 127.0.0.1).
+    pub fn restart_task(&self) {
+        let (id, family) = GATEKEEPER_ECS_TASK;
+        self.emulator.add_task(EmulatedEcsTask::running(id, family));
+    }
+
+    /// How many `DescribeTasks` it has answered so far.
+    pub fn describe_requests(&self) -> u64 {
+        self.emulator.requests(ECS_DESCRIBE_PATH)
+    }
+
+    /// How many requests it refused for their signature.
+    pub fn refused(&self) -> u64 {
+        self.emulator.refused()
+    }
+}
+
 /// A running Gatekeeper, unsealed and serving `/token`.
 #[derive(Debug)]
 pub struct Gatekeeper {
@@ -74,14 +115,16 @@ pub struct Gatekeeper {
 impl Gatekeeper {
     /// Starts `strongroom gatekeeper` from `binary` (under `taskset -c
     /// cpus` when given) in front of the server at `vault`, unsealed with
-    /// `token` at start, asking `mesos_url` about tasks; its log goes to
-    /// `dir/gatekeeper.log`. Returns once `/status` says it is unsealed.
+    /// `token` at start, asking `mesos_url` (Mesos, the default) and
+    /// `ecs_url` (ECS) about tasks; its log goes to `dir/gatekeeper.log`.
+    /// Returns once `/status` says it is unsealed.
     pub async fn start(
         binary: &Path,
         cpus: Option<&str>,
         vault: SocketAddr,
         token: &HeaderValue,
         mesos_url: &str,
+        ecs_url: &str,
         dir: &Path,
     ) -> anyhow::Result<Gatekeeper> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -89,7 +132,7 @@ impl Gatekeeper {
         let log = dir.join("gatekeeper.log");
         let log_file = std::fs::File::create(&log)?;
         let token = token.to_str().context("the Gatekeeper token is not text")?;
-        let mut cmd = command(binary, cpus, vault, token, mesos_url, addr);
+        let mut cmd = command(binary, cpus, vault, token, mesos_url, ecs_url, addr);
         cmd.stdin(Stdio::null())
             .stdout(log_file.try_clone()?)
             .stderr(log_file)
@@ -146,8 +189,10 @@ impl Gatekeeper {
 /// The command line and environment of a Gatekeeper in front of `vault`.
 /// The environment starts empty, since every flag is also read from an
 /// environment variable with a common name (`PEERS`, `LISTEN_ADDR`, ...);
-/// the token goes in `VAULT_TOKEN`, so it is not on the command line that
-/// `ps` shows. Usage counts stay in memory, and the log level is `warn`, so
+/// the token goes in `VAULT_TOKEN` and the ECS emulator's key in the AWS
+/// variables, so they are not on the command line that `ps` shows. The
+/// ECS cluster and region are given, so nothing asks a metadata service
+/// or an ECS agent. Usage counts stay in memory, and the log level is `warn`, so
 /// that neither adds requests or writes beside the ones measured.
 fn command(
     binary: &Path,
@@ -155,6 +200,7 @@ fn command(
     vault: SocketAddr,
     token: &str,
     mesos_url: &str,
+    ecs_url: &str,
     listen: SocketAddr,
 ) -> Command {
     let mut cmd = match cpus {
@@ -169,10 +215,14 @@ fn command(
     cmd.arg("gatekeeper");
     cmd.args(["--listen-addr", &listen.to_string()]);
     cmd.args(["--vault-addr", &format!("http://{vault}")]);
-    cmd.args(["--schedulers", "mesos", "--mesos-master", mesos_url]);
+    cmd.args(["--schedulers", "mesos,ecs", "--mesos-master", mesos_url]);
+    cmd.args(["--ecs-endpoint", ecs_url, "--ecs-cluster", ECS_CLUSTER]);
     cmd.args(["--task-grace", TASK_GRACE]);
     cmd.args(["--usage-store", "memory", "--log-level", "warn"]);
     cmd.env("VAULT_TOKEN", token);
+    cmd.env("AWS_REGION", ECS_REGION);
+    cmd.env("AWS_ACCESS_KEY_ID", ECS_ACCESS_KEY_ID);
+    cmd.env("AWS_SECRET_ACCESS_KEY", ECS_SECRET_ACCESS_KEY);
     cmd
 }
 
@@ -201,12 +251,14 @@ mod tests {
         let vault: SocketAddr = "127.0.0.1:8200".parse().unwrap();
         let listen: SocketAddr = "127.0.0.1:9201".parse().unwrap();
         let mesos = "http://127.0.0.1:5050,http://127.0.0.1:5051";
+        let ecs = "http://127.0.0.1:4566";
         let cmd = command(
             Path::new("/bin/strongroom"),
             None,
             vault,
             "s.root-secret",
             mesos,
+            ecs,
             listen,
         );
         let line = args(&cmd);
@@ -217,15 +269,33 @@ mod tests {
         };
         assert_eq!(flag("--vault-addr"), "http://127.0.0.1:8200");
         assert_eq!(flag("--listen-addr"), "127.0.0.1:9201");
-        assert_eq!(flag("--schedulers"), "mesos");
+        assert_eq!(flag("--schedulers"), "mesos,ecs");
         assert_eq!(flag("--mesos-master"), mesos);
+        assert_eq!(flag("--ecs-endpoint"), ecs);
+        assert_eq!(flag("--ecs-cluster"), ECS_CLUSTER);
         assert_eq!(flag("--task-grace"), "1h");
         assert_eq!(flag("--usage-store"), "memory");
         assert!(!line.iter().any(|a| a.contains("root-secret")), "{line:?}");
-        let envs: Vec<_> = cmd.as_std().get_envs().collect();
+        assert!(
+            !line.iter().any(|a| a.contains(ECS_SECRET_ACCESS_KEY)),
+            "{line:?}"
+        );
+        let mut envs: Vec<_> = cmd.as_std().get_envs().collect();
+        envs.sort();
         assert_eq!(
             envs,
-            [(OsStr::new("VAULT_TOKEN"), Some(OsStr::new("s.root-secret")))]
+            [
+                (
+                    OsStr::new("AWS_ACCESS_KEY_ID"),
+                    Some(OsStr::new(ECS_ACCESS_KEY_ID))
+                ),
+                (OsStr::new("AWS_REGION"), Some(OsStr::new(ECS_REGION))),
+                (
+                    OsStr::new("AWS_SECRET_ACCESS_KEY"),
+                    Some(OsStr::new(ECS_SECRET_ACCESS_KEY))
+                ),
+                (OsStr::new("VAULT_TOKEN"), Some(OsStr::new("s.root-secret"))),
+            ]
         );
     }
 
@@ -238,6 +308,7 @@ mod tests {
             addr,
             "t",
             "m",
+            "e",
             addr,
         );
         assert_eq!(
@@ -273,5 +344,20 @@ mod tests {
             )
         );
         assert_eq!(mesos.state_requests(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_emulated_ecs_api_runs_the_bench_task_and_refuses_unsigned_requests() {
+        let ecs = Ecs::start().await;
+        let addr: SocketAddr = ecs.url().trim_start_matches("http://").parse().unwrap();
+        let body = serde_json::json!({"cluster": ECS_CLUSTER, "tasks": [GATEKEEPER_ECS_TASK.0]});
+        let uri = Uri::from_static("/");
+        let (status, answer) = client::call_uri(addr, Method::POST, uri, None, Some(&body))
+            .await
+            .unwrap();
+        assert_eq!(status, StatusCode::FORBIDDEN, "unsigned: {answer}");
+        assert_eq!(answer["__type"], "MissingAuthenticationTokenException");
+        assert_eq!(ecs.refused(), 1);
+        assert_eq!(ecs.describe_requests(), 0, "no DescribeTasks was made");
     }
 }

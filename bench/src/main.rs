@@ -86,7 +86,8 @@ struct Args {
     /// Workloads to run (default: all): health, kv1-read, kv1-write,
     /// kv2-read, kv2-write, approle-login, k8s-login-pem, k8s-login-review,
     /// gcp-login-cached, gcp-login-cold (Strongroom only), token-lookup-self,
-    /// token-create, wrap, wrap-unwrap, gatekeeper-token.
+    /// token-create, wrap, wrap-unwrap, gatekeeper-token,
+    /// gatekeeper-token-ecs.
     #[arg(long, value_delimiter = ',', num_args = 1..)]
     workloads: Vec<String>,
     /// Pairings to run (default: all): dev, durable, postgresql.
@@ -238,6 +239,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     } else {
         None
     };
+    // The ECS API it asks about the ECS bench task, likewise.
+    let ecs = if uses_gatekeeper {
+        Some(gatekeeper::Ecs::start().await)
+    } else {
+        None
+    };
     let gatekeeper_binary = program(&args.strongroom)?;
     let runtime = Runtime {
         k8s_url: fake_kube.url().to_string(),
@@ -328,8 +335,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
              of each server (the same {} on both sides; unsealed with the root token, usage \
              counts in memory, log level warn){}; each operation makes it ask the Mesos \
              emulator (in the bench process) for the task, then the server for the role id, a \
-             new secret id and a response-wrapped AppRole login. Peak RSS is the server's, \
-             without Gatekeeper's.",
+             new secret id and a response-wrapped AppRole login; gatekeeper-token-ecs is the \
+             same with `\"scheduler\": \"ecs\"`, Gatekeeper asking the ECS emulator (a SigV4-signed \
+             DescribeTasks, whose signature the emulator verifies in full) instead. Peak RSS is \
+             the server's, without Gatekeeper's.",
             args.strongroom.display(),
             match &args.server_cpus {
                 Some(cpus) => format!(", pinned like the servers to CPUs {cpus}"),
@@ -423,12 +432,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
                                 .as_ref()
                                 .context("the Mesos emulator was not started")?;
                             mesos.restart_task();
+                            let ecs = ecs.as_ref().context("the ECS emulator was not started")?;
+                            ecs.restart_task();
                             let started = gatekeeper::Gatekeeper::start(
                                 &gatekeeper_binary,
                                 side.cpus.as_deref(),
                                 server.addr(),
                                 server.root(),
                                 mesos.url(),
+                                ecs.url(),
                                 &dir,
                             )
                             .await
@@ -441,27 +453,43 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 let reviews_before = fake_kube.reviews();
                 let google_before = fake_google.counts();
                 let mesos_before = mesos.as_ref().map_or(0, |m| m.state_requests());
+                let ecs_before = ecs
+                    .as_ref()
+                    .map_or((0, 0), |e| (e.describe_requests(), e.refused()));
                 let outcome = load::run(target(addr, workload, &token, &runtime)?, shape).await?;
                 let reviews = fake_kube.reviews() - reviews_before;
                 let google = fake_google.counts() - google_before;
                 let mesos_states = mesos.as_ref().map_or(0, |m| m.state_requests()) - mesos_before;
+                let (ecs_describes, ecs_refused) = ecs.as_ref().map_or((0, 0), |e| {
+                    (
+                        e.describe_requests() - ecs_before.0,
+                        e.refused() - ecs_before.1,
+                    )
+                });
                 let row = measured_row(workload, pairing, side, &outcome, server.peak_rss_kib());
                 eprintln!(
-                    "  {:<18} {:>9.0} req/s  p50 {:.2} ms  p99 {:.2} ms  errors {}",
+                    "  {:<20} {:>9.0} req/s  p50 {:.2} ms  p99 {:.2} ms  errors {}",
                     row.workload, row.requests_per_sec, row.p50_ms, row.p99_ms, row.errors
                 );
                 if reviews > 0 {
-                    eprintln!("  {:<18} {reviews} TokenReviews answered", "");
+                    eprintln!("  {:<20} {reviews} TokenReviews answered", "");
+                }
+                if ecs_describes > 0 {
+                    eprintln!(
+                        "  {:<20} ECS: {ecs_describes} DescribeTasks answered, {ecs_refused} \
+                         refused for their signature (warm-up included)",
+                        ""
+                    );
                 }
                 if mesos_states > 0 {
                     eprintln!(
-                        "  {:<18} Mesos: {mesos_states} state requests answered (warm-up included)",
+                        "  {:<20} Mesos: {mesos_states} state requests answered (warm-up included)",
                         ""
                     );
                 }
                 if google != gcp::Counts::default() {
                     eprintln!(
-                        "  {:<18} Google: {} key fetches, {} account lookups, {} access tokens \
+                        "  {:<20} Google: {} key fetches, {} account lookups, {} access tokens \
                          (warm-up included)",
                         "", google.key_fetches, google.lookups, google.grants
                     );

@@ -639,6 +639,10 @@ fn wrap() -> Call {
 /// as `task_id`), its framework and its name.
 pub const GATEKEEPER_TASK: (&str, &str, &str) = ("bench-task", "bench", "bench");
 
+/// The ECS task that asks Gatekeeper for tokens in `gatekeeper-token-ecs`:
+/// its task id and task-definition family (policy key `ecs:<family>`).
+pub const GATEKEEPER_ECS_TASK: (&str, &str) = ("0be4c4ba5e000000000000000000be4c", "bench");
+
 /// Where Gatekeeper reads its policies: the `--policy-path` default (KV v2
 /// at `secret/`), so the bench passes no such flag.
 const GATEKEEPER_POLICY_PATH: &str = "secret/data/gatekeeper";
@@ -651,7 +655,7 @@ const GATEKEEPER_NUM_USES: u64 = 1_000_000_000;
 /// `bench` (the same steps as `approle-login`'s), a KV v2 mount at
 /// `secret/` (which `-dev` servers have already, so it is made only where
 /// missing), and the Gatekeeper policy giving the Mesos task
-/// `bench:bench` that role. The policy write waits for a fresh mount
+/// `bench:bench` and the ECS family `bench` that role. The policy write waits for a fresh mount
 /// (OpenBao on raft answers 400 while it readies one).
 fn gatekeeper_setup() -> Vec<Step> {
     let mut steps: Vec<Step> = approle_setup()
@@ -659,6 +663,7 @@ fn gatekeeper_setup() -> Vec<Step> {
         .filter(|s| s.name == "enable-approle" || s.name == "approle-role")
         .collect();
     let (_, framework, name) = GATEKEEPER_TASK;
+    let (_, family) = GATEKEEPER_ECS_TASK;
     steps.push(Step {
         name: "mount-secret",
         method: Method::POST,
@@ -673,6 +678,10 @@ fn gatekeeper_setup() -> Vec<Step> {
         path: GATEKEEPER_POLICY_PATH,
         body: Some(json!({"data": {
             format!("mesos:{framework}:{name}"): {
+                "roles": ["bench"],
+                "num_uses": GATEKEEPER_NUM_USES,
+            },
+            format!("ecs:{family}"): {
                 "roles": ["bench"],
                 "num_uses": GATEKEEPER_NUM_USES,
             },
@@ -899,6 +908,23 @@ pub fn all() -> Vec<Workload> {
             strongroom_only: None,
             front: Front::Gatekeeper,
         },
+        Workload {
+            name: "gatekeeper-token-ecs",
+            calls: vec![Call {
+                body: Some(json!({"task_id": GATEKEEPER_ECS_TASK.0, "scheduler": "ecs"})),
+                token: TokenFrom::Nowhere,
+                expect: Expect {
+                    status: Some(200),
+                    checks: vec![Check::Present("/token")],
+                },
+                ..call(Method::POST, "/token")
+            }],
+            keys: 1,
+            setup: gatekeeper_setup(),
+            pairings: vec![Pairing::Dev, Pairing::Durable],
+            strongroom_only: None,
+            front: Front::Gatekeeper,
+        },
     ]
 }
 
@@ -965,7 +991,8 @@ pub(crate) mod tests {
                 "token-create",
                 "wrap",
                 "wrap-unwrap",
-                "gatekeeper-token"
+                "gatekeeper-token",
+                "gatekeeper-token-ecs"
             ]
         );
         assert_eq!(
@@ -980,7 +1007,8 @@ pub(crate) mod tests {
                 "k8s-login-review",
                 "gcp-login-cached",
                 "gcp-login-cold",
-                "gatekeeper-token"
+                "gatekeeper-token",
+                "gatekeeper-token-ecs"
             ]
         );
         assert_eq!(
@@ -1516,10 +1544,26 @@ pub(crate) mod tests {
         let entry = &policy["data"][format!("mesos:{framework}:{name}")];
         assert_eq!(entry["roles"], json!(["bench"]));
         assert!(entry["num_uses"].as_u64().unwrap() >= 1_000_000_000);
+        let (_, family) = GATEKEEPER_ECS_TASK;
+        assert_eq!(policy["data"][format!("ecs:{family}")], *entry);
         assert!(gk.setup[3].patience > Duration::ZERO, "waits for the mount");
 
+        // The ECS row asks the same Gatekeeper, set up the same way, about
+        // the ECS bench task.
+        let ecs = select(&["gatekeeper-token-ecs".into()]).unwrap().remove(0);
+        assert_eq!(ecs.front, Front::Gatekeeper);
+        assert_eq!(
+            ecs.calls[0].body,
+            Some(json!({"task_id": GATEKEEPER_ECS_TASK.0, "scheduler": "ecs"}))
+        );
+        let same: Vec<_> = ecs.setup.iter().map(|s| (s.name, s.path)).collect();
+        let gk_steps: Vec<_> = gk.setup.iter().map(|s| (s.name, s.path)).collect();
+        assert_eq!(same, gk_steps);
+
         // Every other workload goes to the server itself.
-        let others = all().into_iter().filter(|w| w.name != "gatekeeper-token");
+        let others = all()
+            .into_iter()
+            .filter(|w| !w.name.starts_with("gatekeeper-token"));
         for w in others {
             assert_eq!(w.front, Front::Server, "{}", w.name);
             assert_eq!(w.front.uri("sys/health").unwrap().path(), "/v1/sys/health");

@@ -1,10 +1,10 @@
 //! What Gatekeeper asks a scheduler: "is this task running, since when,
 //! where, and under which name?". One trait, [`Scheduler`], answered by the
-//! Mesos master state API, the Kubernetes pods API and the Nomad
-//! allocations API; the policy name and the freshness and host checks are
+//! Mesos master state API, the Kubernetes pods API, the Nomad
+//! allocations API and the ECS `DescribeTasks` API; the policy name and the freshness and host checks are
 //! the caller's business and work on the [`Task`] every scheduler returns.
 //!
-//! With the `emulators` feature, [`emulator`] serves those three APIs (and
+//! With the `emulators` feature, [`emulator`] serves those four APIs (and
 //! nothing else) from real HTTP servers, for tests and the benchmark.
 #![forbid(unsafe_code)]
 
@@ -16,6 +16,7 @@ use std::time::{Duration, SystemTime};
 use zeroize::Zeroizing;
 
 mod common;
+pub mod ecs;
 #[cfg(any(test, feature = "emulators"))]
 pub mod emulator;
 pub mod kubernetes;
@@ -27,10 +28,12 @@ mod tests;
 /// A running task as its scheduler reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Task {
-    /// The id the task asked with.
+    /// The id the task asked with (ECS: the task id, the last part of the
+    /// ARN the task may have asked with).
     pub id: String,
     /// The task's name, as policies name it (Mesos: the task name;
-    /// Kubernetes: `namespace/pod-name`; Nomad: `job/group/task`).
+    /// Kubernetes: `namespace/pod-name`; Nomad: `job/group/task`; ECS: the
+    /// task-definition family).
     pub name: String,
     /// The group the name lives in, when the scheduler has one (Mesos: the
     /// framework's name); policies then key on `<scheduler>:<group>:<name>`.
@@ -68,14 +71,17 @@ pub enum SchedulerError {
 #[async_trait::async_trait]
 pub trait Scheduler: Send + Sync {
     /// The scheduler's name as it appears in `schedulers` and policy keys
-    /// (`mesos`, `kubernetes`, `nomad`).
+    /// (`mesos`, `kubernetes`, `nomad`, `ecs`).
     fn name(&self) -> &str;
     /// Looks a task up by the id the task gave.
     async fn lookup(&self, task_id: &str) -> Result<Task, SchedulerError>;
 }
 
 /// The names [`build`] knows, in the order `--help` lists them.
-pub const SCHEDULERS: &[&str] = &["mesos", "kubernetes", "nomad"];
+pub const SCHEDULERS: &[&str] = &["mesos", "kubernetes", "nomad", "ecs"];
+
+/// The EC2 instance metadata service's address.
+pub const DEFAULT_METADATA_ADDR: &str = "http://169.254.169.254";
 
 /// Every scheduler's command-line flags, each also read from the
 /// environment variable of the same name upper-cased with `_` (the flags
@@ -124,6 +130,82 @@ pub struct SchedulerArgs {
     /// PEM file of the CA that signs the Nomad servers' certificates.
     #[arg(long = "nomad-cacert", env = "NOMAD_CACERT")]
     pub nomad_cacert: Option<PathBuf>,
+    /// ECS: the cluster the tasks run in (name or ARN); by default the one
+    /// the ECS agent on this host reports (`--ecs-agent-addr`).
+    #[arg(long = "ecs-cluster", env = "ECS_CLUSTER")]
+    pub ecs_cluster: Option<String>,
+    /// ECS: the ECS agent's introspection API, asked for the cluster when
+    /// `--ecs-cluster` is not given; by default
+    /// `http://<this instance's private IPv4>:51678`, as the original.
+    #[arg(long = "ecs-agent-addr", env = "ECS_AGENT_ADDR")]
+    pub ecs_agent_addr: Option<String>,
+    /// ECS: the ECS API endpoint (Strongroom's addition, e.g. for a VPC
+    /// endpoint); by default `https://ecs.<region>.amazonaws.com`.
+    #[arg(long = "ecs-endpoint", env = "ECS_ENDPOINT")]
+    pub ecs_endpoint: Option<String>,
+    /// ECS: the AWS region; by default `AWS_DEFAULT_REGION`, else the EC2
+    /// instance's region from the metadata service.
+    #[arg(long = "aws-region", env = "AWS_REGION")]
+    pub aws_region: Option<String>,
+    /// ECS: the region when `aws-region` is not set (the AWS CLI's
+    /// variable).
+    #[arg(long = "aws-default-region", env = "AWS_DEFAULT_REGION", hide = true)]
+    pub aws_default_region: Option<String>,
+    /// ECS: the AWS access key id; without it, the container credentials
+    /// endpoint or the EC2 instance role gives credentials.
+    #[arg(long = "aws-access-key-id", env = "AWS_ACCESS_KEY_ID")]
+    pub aws_access_key_id: Option<String>,
+    /// ECS: the AWS secret access key that goes with `aws-access-key-id`.
+    #[arg(
+        long = "aws-secret-access-key",
+        env = "AWS_SECRET_ACCESS_KEY",
+        hide_env_values = true
+    )]
+    pub aws_secret_access_key: Option<Secret>,
+    /// ECS: the session token of temporary AWS keys.
+    #[arg(
+        long = "aws-session-token",
+        env = "AWS_SESSION_TOKEN",
+        hide_env_values = true
+    )]
+    pub aws_session_token: Option<Secret>,
+    /// ECS: the container credentials path ECS gives a task (relative to
+    /// `http://169.254.170.2`).
+    #[arg(
+        long = "aws-container-credentials-relative-uri",
+        env = "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        hide = true
+    )]
+    pub aws_container_credentials_relative_uri: Option<String>,
+    /// ECS: a full container credentials URL (https, or http to a loopback
+    /// or the ECS/EKS credentials address).
+    #[arg(
+        long = "aws-container-credentials-full-uri",
+        env = "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        hide = true
+    )]
+    pub aws_container_credentials_full_uri: Option<String>,
+    /// ECS: the `Authorization` value for the full container credentials
+    /// URL.
+    #[arg(
+        long = "aws-container-authorization-token",
+        env = "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+        hide = true,
+        hide_env_values = true
+    )]
+    pub aws_container_authorization_token: Option<Secret>,
+    /// ECS: a file holding that `Authorization` value, read at each fetch.
+    #[arg(
+        long = "aws-container-authorization-token-file",
+        env = "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+        hide = true
+    )]
+    pub aws_container_authorization_token_file: Option<PathBuf>,
+    /// ECS: the EC2 instance metadata service (region, private IPv4, role
+    /// credentials). Not a flag of its own: the service sets it from its
+    /// `--aws-metadata-addr`.
+    #[arg(skip = DEFAULT_METADATA_ADDR.to_owned())]
+    pub aws_metadata_addr: String,
     /// How long one request to a scheduler may take (connect included).
     #[arg(
         long = "scheduler-timeout",
@@ -146,6 +228,19 @@ impl Default for SchedulerArgs {
             nomad_addr: "http://127.0.0.1:4646".to_owned(),
             nomad_token: None,
             nomad_cacert: None,
+            ecs_cluster: None,
+            ecs_agent_addr: None,
+            ecs_endpoint: None,
+            aws_region: None,
+            aws_default_region: None,
+            aws_access_key_id: None,
+            aws_secret_access_key: None,
+            aws_session_token: None,
+            aws_container_credentials_relative_uri: None,
+            aws_container_credentials_full_uri: None,
+            aws_container_authorization_token: None,
+            aws_container_authorization_token_file: None,
+            aws_metadata_addr: DEFAULT_METADATA_ADDR.to_owned(),
             scheduler_timeout: Duration::from_secs(5),
         }
     }
@@ -184,13 +279,14 @@ impl std::str::FromStr for Secret {
 
 /// Builds the scheduler called `name` (one of [`SCHEDULERS`]) from the
 /// flags. Nothing is contacted yet: a bad configuration (an unknown name,
-/// an unreadable CA file, no Kubernetes API address) is reported here, as
+/// an unreadable CA file, no Kubernetes API address, half an AWS key) is reported here, as
 /// [`SchedulerError::Unavailable`], so the service can refuse to start.
 pub fn build(name: &str, args: &SchedulerArgs) -> Result<Arc<dyn Scheduler>, SchedulerError> {
     match name {
         "mesos" => Ok(Arc::new(mesos::MesosScheduler::from_args(args)?)),
         "kubernetes" => Ok(Arc::new(kubernetes::KubernetesScheduler::from_args(args)?)),
         "nomad" => Ok(Arc::new(nomad::NomadScheduler::from_args(args)?)),
+        "ecs" => Ok(Arc::new(ecs::EcsScheduler::from_args(args)?)),
         other => Err(SchedulerError::Unavailable(format!(
             "unknown scheduler {other:?} (known: {})",
             SCHEDULERS.join(", ")

@@ -1,14 +1,22 @@
 //! Emulators of the scheduler APIs the schedulers call, as real HTTP
 //! servers on 127.0.0.1: [`MesosEmulator`] (two masters' `/master/state`),
-//! [`KubernetesEmulator`] (`/api/v1/pods`) and [`NomadEmulator`]
-//! (`/v1/allocation/<id>`, `/v1/node/<id>`). Each starts with `start()`,
+//! [`KubernetesEmulator`] (`/api/v1/pods`), [`NomadEmulator`]
+//! (`/v1/allocation/<id>`, `/v1/node/<id>`) and [`EcsEmulator`] (the
+//! SigV4-checked `DescribeTasks`, the ECS agent's `/v1/metadata`, the EC2
+//! metadata and container credentials endpoints). Each starts with `start()`,
 //! exposes `url`, can be switched into a failure [`Mode`], counts the
 //! requests per path, and shuts down when dropped.
 
+mod ecs;
 mod kubernetes;
 mod mesos;
 mod nomad;
 
+pub use ecs::{
+    EcsEmulator, EmulatedEcsTask, DESCRIBE_PATH as ECS_DESCRIBE_PATH, ECS_ACCESS_KEY_ID,
+    ECS_ACCOUNT, ECS_CLUSTER, ECS_CONTAINER_CREDENTIALS_PATH, ECS_INSTANCE_ROLE, ECS_REGION,
+    ECS_SECRET_ACCESS_KEY,
+};
 pub use kubernetes::{EmulatedPod, KubernetesEmulator, DEFAULT_TOKEN as KUBERNETES_TOKEN};
 pub use mesos::{EmulatedMesosTask, MesosEmulator};
 pub use nomad::{EmulatedAllocation, EmulatedNode, EmulatedNomadTask, NomadEmulator};

@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 
 use crate::common::parse_rfc3339;
-use crate::{kubernetes, mesos, nomad, SchedulerError};
+use crate::{ecs, kubernetes, mesos, nomad, SchedulerError};
 
 /// A small deterministic generator (xorshift), so failures reproduce.
 struct Rng(u64);
@@ -175,6 +175,36 @@ fn nomad_parsers_survive_garbage() {
 }
 
 #[test]
+fn ecs_parsers_survive_garbage() {
+    let id = "0123456789abcdef0123456789abcdef";
+    let answer = json!({
+        "tasks": [{
+            "taskArn": format!("arn:aws:ecs:us-east-1:123456789012:task/prod/{id}"),
+            "taskDefinitionArn": "arn:aws:ecs:us-east-1:123456789012:task-definition/web:3",
+            "lastStatus": "RUNNING",
+            "startedAt": 1700000000.5,
+            "attachments": [{"type": "ElasticNetworkInterface", "details": [
+                {"name": "privateIPv4Address", "value": "10.0.0.5"}]}],
+            "containers": [{"networkInterfaces": [{"privateIpv4Address": "10.0.0.5"}]}]
+        }],
+        "failures": [{"arn": "x", "reason": "MISSING"}]
+    });
+    fuzz(answer, |body| {
+        ecs::read_describe_tasks(body, id).map(|_| ())
+    });
+    fuzz(json!({"Cluster": "prod", "Version": "v1"}), |body| {
+        ecs::read_agent_metadata(body).map(|_| ())
+    });
+    let credentials = json!({
+        "Code": "Success", "AccessKeyId": "ASIA1", "SecretAccessKey": "s",
+        "Token": "t", "Expiration": "2030-01-01T00:00:00Z"
+    });
+    fuzz(credentials, |body| {
+        ecs::read_credentials(body, "fuzz").map(|_| ())
+    });
+}
+
+#[test]
 fn text_fields_survive_garbage() {
     let mut rng = Rng(42);
     for _ in 0..2000 {
@@ -182,6 +212,7 @@ fn text_fields_survive_garbage() {
         let _ = parse_rfc3339(&text);
         let _ = nomad::split_task_id(&text);
         let _ = mesos::parse_masters(&text);
+        let _ = ecs::task_ref(&text);
     }
     assert_eq!(
         nomad::split_task_id("abc-1/web"),

@@ -1,6 +1,7 @@
 //! The crate's tests: each scheduler against its emulator, the flags and
 //! [`crate::build`], and the parsers fed garbage.
 
+mod ecs;
 mod fuzz;
 mod kubernetes;
 mod mesos;
@@ -53,6 +54,45 @@ fn flags_parse_like_the_original_and_hide_the_nomad_token() {
 }
 
 #[test]
+fn ecs_flags_parse_and_hide_the_aws_secrets() {
+    let cli = Cli::try_parse_from([
+        "gatekeeper",
+        "--ecs-cluster",
+        "prod",
+        "--ecs-endpoint",
+        "http://127.0.0.1:4566",
+        "--ecs-agent-addr",
+        "http://10.0.0.1:51678",
+        "--aws-region",
+        "eu-west-1",
+        "--aws-access-key-id",
+        "AKIAEXAMPLE",
+        "--aws-secret-access-key",
+        "s3cr3t-aws",
+        "--aws-session-token",
+        "s3ss10n-aws",
+    ])
+    .unwrap();
+    let args = cli.schedulers;
+    assert_eq!(args.ecs_cluster.as_deref(), Some("prod"));
+    assert_eq!(args.ecs_endpoint.as_deref(), Some("http://127.0.0.1:4566"));
+    assert_eq!(
+        args.ecs_agent_addr.as_deref(),
+        Some("http://10.0.0.1:51678")
+    );
+    assert_eq!(args.aws_region.as_deref(), Some("eu-west-1"));
+    assert_eq!(args.aws_access_key_id.as_deref(), Some("AKIAEXAMPLE"));
+    assert_eq!(
+        args.aws_secret_access_key.as_ref().unwrap().expose(),
+        "s3cr3t-aws"
+    );
+    assert_eq!(args.aws_metadata_addr, crate::DEFAULT_METADATA_ADDR);
+    let shown = format!("{args:?}");
+    assert!(!shown.contains("s3cr3t-aws") && !shown.contains("s3ss10n-aws"));
+    build("ecs", &args).unwrap();
+}
+
+#[test]
 fn flag_defaults_match_default() {
     let cli = Cli::try_parse_from(["gatekeeper"]).unwrap();
     let defaults = SchedulerArgs::default();
@@ -62,7 +102,7 @@ fn flag_defaults_match_default() {
 }
 
 #[tokio::test]
-async fn build_knows_the_three_schedulers_and_refuses_others() {
+async fn build_knows_the_four_schedulers_and_refuses_others() {
     let mut args = args();
     args.kubernetes_api = Some("https://127.0.0.1:6443".to_owned());
     for name in crate::SCHEDULERS {
@@ -70,8 +110,8 @@ async fn build_knows_the_three_schedulers_and_refuses_others() {
         assert_eq!(scheduler.name(), *name);
     }
     assert!(matches!(
-        build("ecs", &args),
-        Err(SchedulerError::Unavailable(m)) if m.contains("ecs")
+        build("marathon", &args),
+        Err(SchedulerError::Unavailable(m)) if m.contains("marathon") && m.contains("ecs")
     ));
 }
 

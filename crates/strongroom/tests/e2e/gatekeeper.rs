@@ -1,5 +1,5 @@
 //! Gatekeeper end to end (issue 8): the real `strongroom gatekeeper`
-//! process, the scheduler emulators (Mesos, Kubernetes, Nomad) and a real
+//! process, the scheduler emulators (Mesos, Kubernetes, Nomad, ECS) and a real
 //! Vault-API server (the Strongroom dev server and OpenBao's `bao server
 //! -dev`), driven over HTTP as a task and an operator would.
 //!
@@ -12,8 +12,11 @@ use serde_json::{json, Value};
 use strongroom_gatekeeper_scheduler::emulator::Mode;
 
 use crate::gatekeeper_support::{
-    assert_no_secrets, policy, setup_vault, unwrap_once, Emulator, GatekeeperProc, Sched,
-    VaultSetup, ELSEWHERE, FRESH, LOCAL, OLD,
+    assert_no_secrets, ecs_env, ecs_task_id, policy, setup_vault, unwrap_once, Emulator,
+    GatekeeperProc, Sched, VaultSetup, ELSEWHERE, FRESH, LOCAL, OLD,
+};
+use strongroom_gatekeeper_scheduler::emulator::{
+    EmulatedEcsTask, ECS_DESCRIBE_PATH, ECS_SECRET_ACCESS_KEY,
 };
 use strongroom_test::server::{free_port, Call, Kind, Server};
 
@@ -50,6 +53,12 @@ fn variant(sched: Sched) -> Variant {
         Sched::Nomad => Variant {
             approle_mount: "approle",
             kv_version: 1,
+        },
+        // ECS: region and keys in the AWS variables, the cluster from the
+        // (emulated) ECS agent; unsealed with VAULT_TOKEN.
+        Sched::Ecs => Variant {
+            approle_mount: "approle",
+            kv_version: 2,
         },
     }
 }
@@ -96,6 +105,11 @@ async fn start_gatekeeper(emu: &Emulator, vault: &VaultSetup) -> GatekeeperProc 
             env.push(("VAULT_TOKEN", &vault.gk_token));
             env.push(("POLICY_PATH", &vault.policy_path));
             env.push(("VAULT_KV_VERSION", "v1"));
+        }
+        Sched::Ecs => {
+            env.push(("VAULT_TOKEN", &vault.gk_token));
+            env.push(("POLICY_PATH", &vault.policy_path));
+            env.extend(ecs_env());
         }
     }
     GatekeeperProc::start(&args, &env).await
@@ -244,6 +258,8 @@ matrix! {
     kubernetes_on_openbao: Sched::Kubernetes, Kind::Bao;
     nomad_on_strongroom: Sched::Nomad, Kind::Strongroom;
     nomad_on_openbao: Sched::Nomad, Kind::Bao;
+    ecs_on_strongroom: Sched::Ecs, Kind::Strongroom;
+    ecs_on_openbao: Sched::Ecs, Kind::Bao;
 }
 
 /// All three emulators and a Gatekeeper enabling all three schedulers
@@ -560,4 +576,142 @@ async fn peers_in_the_originals_form_on_openbao() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peers_with_a_port_each_on_strongroom() {
     peers_forward_and_fan_out(Kind::Strongroom, PeersForm::PortEach).await;
+}
+
+/// ECS against its emulator, with `--host-check`: a fresh awsvpc task gets
+/// a token (once, whether it asks with its id or its ARN); a pending,
+/// stopped or unknown task, a bridge task (no address of its own) and a
+/// task elsewhere are refused with 401; a family without a policy with
+/// 403; an ECS API that is down, answers garbage or refuses the signature
+/// gives 502, and a silent one 504, both still unsealed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ecs_tasks_in_every_state() {
+    let server = dev_server(Kind::Strongroom).await;
+    let vault = setup_vault(&server, "approle", 2).await;
+    vault
+        .put_policies(&server, None, policy(Sched::Ecs.policy_key(), &["api"], 1))
+        .await;
+    let emu = Emulator::start(Sched::Ecs).await;
+    let Emulator::Ecs(ecs) = &emu else {
+        unreachable!("an ECS emulator")
+    };
+    let mut args = vault.flags();
+    args.extend(["--schedulers".into(), "ecs".into(), "--host-check".into()]);
+    args.extend(["--log-level".into(), "debug".into()]);
+    args.extend(emu.flags());
+    let mut env = ecs_env();
+    env.push(("VAULT_TOKEN", &vault.gk_token));
+    let gk = GatekeeperProc::start(&args, &env).await;
+    let mut secrets: Vec<(&str, String)> = vec![
+        ("gatekeeper's token", vault.gk_token.clone()),
+        ("the AWS secret key", ECS_SECRET_ACCESS_KEY.to_owned()),
+    ];
+
+    // A fresh task: a token that unwraps once to the role's policies.
+    let fresh = emu.add_task(FRESH, LOCAL);
+    let (s, a) = gk.token_for(Sched::Ecs, &fresh).await;
+    assert_eq!(s, 200, "fresh task: {a}\n{}", gk.output());
+    secrets.push(("a wrapping token", a["token"].as_str().unwrap().into()));
+    let (policies, token) = unwrap_once(&server, &a).await;
+    assert!(policies.contains(&"p-api".to_string()), "{policies:?}");
+    secrets.push(("an unwrapped token", token));
+    // Its ARN is the same task: its one use is spent.
+    let arn = EmulatedEcsTask::running(&fresh, "web").arn();
+    let (s, a) = gk.token_for(Sched::Ecs, &arn).await;
+    assert_eq!(s, 429, "the same task by its ARN: {a}");
+
+    // Not running (pending: after the original's three re-asks), unknown,
+    // or without an address of its own: 401.
+    let pending = ecs_task_id();
+    ecs.add_task(EmulatedEcsTask::pending(&pending, "web"));
+    let before = ecs.requests(ECS_DESCRIBE_PATH);
+    let (s, a) = gk.token_for(Sched::Ecs, &pending).await;
+    assert_eq!(s, 401, "pending task: {a}");
+    assert_eq!(ecs.requests(ECS_DESCRIBE_PATH) - before, 4, "asked 4 times");
+    let stopped = ecs_task_id();
+    ecs.add_task(EmulatedEcsTask::stopped(&stopped, "web"));
+    let (s, a) = gk.token_for(Sched::Ecs, &stopped).await;
+    assert_eq!(s, 401, "stopped task: {a}");
+    let (s, a) = gk.token_for(Sched::Ecs, &emu.unknown_task()).await;
+    assert_eq!(s, 401, "unknown task: {a}");
+    let bridge = ecs_task_id();
+    ecs.add_task(EmulatedEcsTask {
+        eni_ip: None,
+        ..EmulatedEcsTask::running(&bridge, "web")
+    });
+    let (s, a) = gk.token_for(Sched::Ecs, &bridge).await;
+    assert_eq!(s, 401, "bridge task under --host-check: {a}");
+    let away = emu.add_task(FRESH, ELSEWHERE);
+    let (s, a) = gk.token_for(Sched::Ecs, &away).await;
+    assert_eq!(s, 401, "task at {ELSEWHERE}: {a}");
+    // A family no policy names: 403.
+    let other = ecs_task_id();
+    ecs.add_task(EmulatedEcsTask::running(&other, "batch"));
+    let (s, a) = gk.token_for(Sched::Ecs, &other).await;
+    assert_eq!(s, 403, "family without a policy: {a}");
+    assert_eq!(ecs.refused(), 0, "every request was signed right");
+
+    // The ECS API down or answering garbage: 502, still unsealed, no use.
+    let task = emu.add_task(FRESH, LOCAL);
+    for mode in [Mode::Down, Mode::ServerError, Mode::Garbage] {
+        emu.set_mode(mode);
+        let (s, a) = gk.token_for(Sched::Ecs, &task).await;
+        assert_eq!(s, 502, "{mode:?}: {a}");
+        assert_eq!(a["unsealed"], true, "{mode:?}: {a}");
+    }
+    emu.set_mode(Mode::Normal);
+    let (s, a) = gk.token_for(Sched::Ecs, &task).await;
+    assert_eq!(s, 200, "back up: {a}");
+    secrets.push(("a wrapping token", a["token"].as_str().unwrap().into()));
+
+    // A wrong secret key: the emulator refuses the signature, and the
+    // task is never answered as a success.
+    let mut wrong_env = env.clone();
+    wrong_env.retain(|(k, _)| *k != "AWS_SECRET_ACCESS_KEY");
+    wrong_env.push(("AWS_SECRET_ACCESS_KEY", "not-the-secret-key"));
+    let wrong = GatekeeperProc::start(&args, &wrong_env).await;
+    let task = emu.add_task(FRESH, LOCAL);
+    let (s, a) = wrong.token_for(Sched::Ecs, &task).await;
+    assert_eq!(s, 502, "a refused signature: {a}");
+    assert_eq!(a["unsealed"], true, "{a}");
+    assert!(ecs.refused() >= 1, "the emulator refused it");
+    assert_no_secrets(
+        &wrong.output(),
+        &[("the wrong key", "not-the-secret-key".into())],
+    );
+    drop(wrong);
+    // The right key still serves that task.
+    let (s, a) = gk.token_for(Sched::Ecs, &task).await;
+    assert_eq!(s, 200, "with the right key: {a}");
+    secrets.push(("a wrapping token", a["token"].as_str().unwrap().into()));
+
+    // An ECS API that never answers: 504 after --scheduler-timeout.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_url = format!("http://{}", silent.local_addr().unwrap());
+    let hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            held.push(stream);
+        }
+    });
+    let mut slow_args = vault.flags();
+    slow_args.extend([
+        "--schedulers".into(),
+        "ecs".into(),
+        "--ecs-endpoint".into(),
+        silent_url,
+        "--ecs-agent-addr".into(),
+        ecs.url.clone(),
+        "--scheduler-timeout".into(),
+        "1s".into(),
+    ]);
+    let slow = GatekeeperProc::start(&slow_args, &env).await;
+    let (s, a) = slow
+        .token_for(Sched::Ecs, &emu.add_task(FRESH, LOCAL))
+        .await;
+    assert_eq!(s, 504, "a silent ECS API: {a}");
+    assert_eq!(a["unsealed"], true, "{a}");
+    hold.abort();
+
+    assert_no_secrets(&gk.output(), &secrets);
 }

@@ -22,8 +22,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{json, Value};
 use strongroom_gatekeeper_scheduler::emulator::{
-    EmulatedAllocation, EmulatedMesosTask, EmulatedNode, EmulatedNomadTask, EmulatedPod,
-    KubernetesEmulator, MesosEmulator, Mode, NomadEmulator, KUBERNETES_TOKEN,
+    EcsEmulator, EmulatedAllocation, EmulatedEcsTask, EmulatedMesosTask, EmulatedNode,
+    EmulatedNomadTask, EmulatedPod, KubernetesEmulator, MesosEmulator, Mode, NomadEmulator,
+    ECS_ACCESS_KEY_ID, ECS_REGION, ECS_SECRET_ACCESS_KEY, KUBERNETES_TOKEN,
 };
 
 use strongroom_test::server;
@@ -57,6 +58,8 @@ pub enum Sched {
     Kubernetes,
     /// The Nomad allocations API.
     Nomad,
+    /// The ECS API (`DescribeTasks`).
+    Ecs,
 }
 
 impl Sched {
@@ -66,17 +69,20 @@ impl Sched {
             Sched::Mesos => "mesos",
             Sched::Kubernetes => "kubernetes",
             Sched::Nomad => "nomad",
+            Sched::Ecs => "ecs",
         }
     }
 
     /// The policy key (a prefix key) every task [`Emulator::add_task`]
     /// creates matches: `mesos:<framework>:<name>`,
-    /// `kubernetes:<namespace>/<pod>`, `nomad:<job>/<group>/<task>`.
+    /// `kubernetes:<namespace>/<pod>`, `nomad:<job>/<group>/<task>`,
+    /// `ecs:<task-definition family>`.
     pub fn policy_key(self) -> &'static str {
         match self {
             Sched::Mesos => "mesos:marathon:web*",
             Sched::Kubernetes => "kubernetes:team/web-*",
             Sched::Nomad => "nomad:web/*",
+            Sched::Ecs => "ecs:web*",
         }
     }
 }
@@ -104,6 +110,8 @@ pub enum Emulator {
     Kubernetes(KubernetesEmulator, tempfile::NamedTempFile),
     /// A Nomad agent.
     Nomad(NomadEmulator),
+    /// The ECS API and agent (see [`ecs_env`] for the credentials).
+    Ecs(EcsEmulator),
 }
 
 impl Emulator {
@@ -117,6 +125,7 @@ impl Emulator {
                 Emulator::Kubernetes(KubernetesEmulator::start().await, file)
             }
             Sched::Nomad => Emulator::Nomad(NomadEmulator::start().await),
+            Sched::Ecs => Emulator::Ecs(EcsEmulator::start().await),
         }
     }
 
@@ -126,10 +135,12 @@ impl Emulator {
             Emulator::Mesos(_) => Sched::Mesos,
             Emulator::Kubernetes(..) => Sched::Kubernetes,
             Emulator::Nomad(_) => Sched::Nomad,
+            Emulator::Ecs(_) => Sched::Ecs,
         }
     }
 
-    /// The Gatekeeper flags pointing at it.
+    /// The Gatekeeper flags pointing at it (ECS: the API and the agent,
+    /// which names the cluster; the region and keys are [`ecs_env`]).
     pub fn flags(&self) -> Vec<String> {
         match self {
             Emulator::Mesos(m) => vec!["--mesos-master".into(), m.url.clone()],
@@ -140,12 +151,19 @@ impl Emulator {
                 file.path().display().to_string(),
             ],
             Emulator::Nomad(n) => vec!["--nomad-addr".into(), n.url.clone()],
+            Emulator::Ecs(e) => vec![
+                "--ecs-endpoint".into(),
+                e.url.clone(),
+                "--ecs-agent-addr".into(),
+                e.url.clone(),
+            ],
         }
     }
 
     /// Adds a running task started `age` ago whose requests come from
     /// `ip` (Mesos: the agent; Kubernetes: pod and host IP; Nomad: the
-    /// node), matching [`Sched::policy_key`]. Answers its task id.
+    /// node; ECS: the awsvpc interface), matching [`Sched::policy_key`].
+    /// Answers its task id.
     pub fn add_task(&self, age: Duration, ip: IpAddr) -> String {
         let started = SystemTime::now() - age;
         match self {
@@ -181,6 +199,15 @@ impl Emulator {
                 ));
                 format!("{alloc}/app")
             }
+            Emulator::Ecs(e) => {
+                let id = ecs_task_id();
+                e.add_task(EmulatedEcsTask {
+                    started: Some(started),
+                    eni_ip: Some(ip),
+                    ..EmulatedEcsTask::running(&id, "web")
+                });
+                id
+            }
         }
     }
 
@@ -190,6 +217,7 @@ impl Emulator {
             Emulator::Mesos(_) => format!("web.unknown-{}", next_id()),
             Emulator::Kubernetes(..) => uuid_like(),
             Emulator::Nomad(_) => format!("{}/app", uuid_like()),
+            Emulator::Ecs(_) => ecs_task_id(),
         }
     }
 
@@ -202,6 +230,7 @@ impl Emulator {
             }
             Emulator::Kubernetes(k, _) => k.set_mode(mode),
             Emulator::Nomad(n) => n.set_mode(mode),
+            Emulator::Ecs(e) => e.set_mode(mode),
         }
     }
 }
@@ -722,4 +751,19 @@ pub fn assert_no_secrets(output: &str, secrets: &[(&str, String)]) {
         "Gatekeeper's output contains secrets ({}); output, secrets replaced by <name>:\n{shown}",
         leaked.join(", ")
     );
+}
+
+/// A unique ECS task id (32 hex digits, as ECS makes them).
+pub fn ecs_task_id() -> String {
+    format!("{:016x}{:016x}", std::process::id(), next_id())
+}
+
+/// The environment giving Gatekeeper the ECS emulator's region and static
+/// keys, in the AWS variables.
+pub fn ecs_env() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("AWS_REGION", ECS_REGION),
+        ("AWS_ACCESS_KEY_ID", ECS_ACCESS_KEY_ID),
+        ("AWS_SECRET_ACCESS_KEY", ECS_SECRET_ACCESS_KEY),
+    ]
 }
