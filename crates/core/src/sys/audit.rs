@@ -146,11 +146,16 @@ async fn headers_list(s: S, _ctx: Ctx) -> Result<Response> {
 async fn header_read(s: S, ctx: Ctx) -> Result<Response> {
     let HeaderName { header } = ctx.decode()?;
     let core = s.core()?;
-    let name = header.to_ascii_lowercase();
-    let Some(hmac) = core.audit().headers().get(&name).copied() else {
+    let Some(hmac) = core
+        .audit()
+        .headers()
+        .get(&header.to_ascii_lowercase())
+        .copied()
+    else {
         return Err(Error::bad_request("Could not find header in config"));
     };
-    Ok(legacy(obj(json!({ name: { "hmac": hmac } }))))
+    // Keyed by the name as asked for, as OpenBao answers.
+    Ok(legacy(obj(json!({ header: { "hmac": hmac } }))))
 }
 
 async fn header_write(s: S, ctx: Ctx) -> Result<Response> {

@@ -13,6 +13,7 @@
 //! `STRONGROOM_TEST_TARGET=bao cargo test -p strongroom --test e2e`.
 
 mod audit;
+mod audit_devices;
 mod connections;
 mod durability;
 mod gatekeeper;
