@@ -145,13 +145,17 @@ pub async fn run(args: GatekeeperArgs) -> anyhow::Result<()> {
     let vault = VaultClient::with_tls(&args.vault.vault_addr, &tls, args.vault.vault_timeout)?;
     let statsd = Statsd::from_args(&args).await?.map(Arc::new);
     let mut schedulers = Vec::new();
+    // One EC2 metadata address for the `aws` unseal and the ECS
+    // scheduler's region and instance credentials (`--aws-metadata-addr`).
+    let mut scheduler_args = args.scheduler.clone();
+    scheduler_args.aws_metadata_addr = args.vault.aws_metadata_addr.clone();
     for name in args
         .schedulers
         .iter()
         .map(|s| s.trim())
         .filter(|s| !s.is_empty())
     {
-        let s = strongroom_gatekeeper_scheduler::build(name, &args.scheduler)
+        let s = strongroom_gatekeeper_scheduler::build(name, &scheduler_args)
             .with_context(|| format!("scheduler {name}"))?;
         schedulers.push(s);
     }
