@@ -380,6 +380,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             let url;
             let storage = match pairing {
                 Pairing::Dev => Storage::Dev,
+                Pairing::DevAudit => Storage::DevAudit,
                 Pairing::Durable => Storage::Durable,
                 Pairing::Postgres => {
                     let pg = postgres.as_ref().context("PostgreSQL was not started")?;

@@ -76,6 +76,9 @@ pub enum Storage<'a> {
     /// `storage "postgresql"` with `ha_enabled` on the database at this
     /// URL (one database per server).
     Postgres(&'a str),
+    /// `-dev` with a config file declaring one `file` audit device writing
+    /// to `audit.log` in the server's folder.
+    DevAudit,
 }
 
 /// A running server process; from [`Server::start`], unsealed and ready.
@@ -111,7 +114,10 @@ impl Server {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let mut args: Vec<OsString> = Vec::new();
         let dev_token = match storage {
-            Storage::Dev => {
+            Storage::Dev | Storage::DevAudit => {
+                if matches!(storage, Storage::DevAudit) {
+                    args.extend(write_config(dir, &audit_config(&dir.join("audit.log")))?);
+                }
                 let token = random_token()?;
                 args.extend(["-dev", "-dev-listen-address", &addr.to_string()].map(OsString::from));
                 args.extend(["-dev-root-token-id", token.as_str()].map(OsString::from));
@@ -333,6 +339,15 @@ fn take_string(value: &mut Value, pointer: &str) -> anyhow::Result<Zeroizing<Str
     }
 }
 
+/// The settings-only config file of a dev server with one declared `file`
+/// audit device (OpenBao 2.x's declarative form, taken by both servers).
+pub fn audit_config(log: &Path) -> String {
+    format!(
+        "audit \"file\" \"bench\" {{\n  options {{\n    file_path = {}\n  }}\n}}\n",
+        hcl_string(log)
+    )
+}
+
 /// The config file of a durable Strongroom: redb storage, plain-HTTP listener.
 pub fn redb_config(data_dir: &Path, addr: SocketAddr) -> String {
     format!(
@@ -496,6 +511,16 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn audit_config_declares_one_file_device() {
+        let text = audit_config(Path::new("/tmp/x y/audit.log"));
+        assert!(text.starts_with("audit \"file\" \"bench\" {"), "{text}");
+        assert!(
+            text.contains("file_path = \"/tmp/x y/audit.log\""),
+            "{text}"
+        );
     }
 
     #[test]

@@ -157,6 +157,10 @@ pub enum Pairing {
     /// Both on one throw-away PostgreSQL cluster, each server on its own
     /// database, with `ha_enabled` (one node each).
     Postgres,
+    /// Both in `-dev` mode with one `file` audit device each (declared in a
+    /// config file, hashed as by default): the cost of audit, read against
+    /// the `dev` rows.
+    DevAudit,
     /// `--standby-rows`: two nodes each on PostgreSQL, the load sent to the
     /// active node (not in [`Pairing::ALL`]).
     HaActive,
@@ -166,7 +170,12 @@ pub enum Pairing {
 
 impl Pairing {
     /// Every pairing, in the order they run.
-    pub const ALL: [Pairing; 3] = [Pairing::Dev, Pairing::Durable, Pairing::Postgres];
+    pub const ALL: [Pairing; 4] = [
+        Pairing::Dev,
+        Pairing::Durable,
+        Pairing::Postgres,
+        Pairing::DevAudit,
+    ];
 
     /// The name used on the command line and in the table.
     pub fn name(self) -> &'static str {
@@ -174,6 +183,7 @@ impl Pairing {
             Pairing::Dev => "dev",
             Pairing::Durable => "durable",
             Pairing::Postgres => "postgresql",
+            Pairing::DevAudit => "dev-audit",
             Pairing::HaActive => "postgresql-ha-active",
             Pairing::HaStandby => "postgresql-ha-standby",
         }
@@ -183,7 +193,7 @@ impl Pairing {
     pub fn parse(name: &str) -> anyhow::Result<Pairing> {
         match Pairing::ALL.into_iter().find(|p| p.name() == name) {
             Some(p) => Ok(p),
-            None => bail!("unknown pairing {name:?} (known: dev, durable, postgresql)"),
+            None => bail!("unknown pairing {name:?} (known: dev, durable, postgresql, dev-audit)"),
         }
     }
 }
@@ -719,7 +729,12 @@ pub fn all() -> Vec<Workload> {
                     unless: None,
                 },
             ],
-            pairings: vec![Pairing::Dev, Pairing::Durable, Pairing::Postgres],
+            pairings: vec![
+                Pairing::Dev,
+                Pairing::Durable,
+                Pairing::Postgres,
+                Pairing::DevAudit,
+            ],
             strongroom_only: None,
             front: Front::Server,
         },
@@ -731,7 +746,12 @@ pub fn all() -> Vec<Workload> {
             }],
             keys: KV_WRITE_KEYS,
             setup: vec![mount_kv1()],
-            pairings: vec![Pairing::Dev, Pairing::Durable, Pairing::Postgres],
+            pairings: vec![
+                Pairing::Dev,
+                Pairing::Durable,
+                Pairing::Postgres,
+                Pairing::DevAudit,
+            ],
             strongroom_only: None,
             front: Front::Server,
         },
@@ -795,7 +815,12 @@ pub fn all() -> Vec<Workload> {
             }],
             keys: 1,
             setup: approle_setup(),
-            pairings: vec![Pairing::Dev, Pairing::Durable, Pairing::Postgres],
+            pairings: vec![
+                Pairing::Dev,
+                Pairing::Durable,
+                Pairing::Postgres,
+                Pairing::DevAudit,
+            ],
             strongroom_only: None,
             front: Front::Server,
         },
