@@ -1620,7 +1620,7 @@ pub(crate) mod tests {
                 .err()
                 .map(|e| e.to_string())
                 .as_deref(),
-            Some("unknown pairing \"prod\" (known: dev, durable, postgresql)")
+            Some("unknown pairing \"prod\" (known: dev, durable, postgresql, dev-audit)")
         );
     }
 }
