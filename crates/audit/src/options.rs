@@ -113,16 +113,20 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     (!d.is_zero()).then_some(d)
 }
 
+/// An options map from `(key, value)` pairs (the unit tests' shorthand).
+#[cfg(test)]
+pub(crate) fn from_pairs(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn opts(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use super::from_pairs as opts;
 
     #[test]
     fn defaults_and_values() {

@@ -200,12 +200,7 @@ mod tests {
     use super::*;
     use std::os::unix::fs::MetadataExt as _;
 
-    fn opts(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::options::from_pairs as opts;
 
     #[tokio::test]
     async fn appends_with_the_mode_and_reopens_after_rotation() {

@@ -251,12 +251,7 @@ mod tests {
     use std::sync::Arc;
     use tokio::sync::mpsc;
 
-    fn opts(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::options::from_pairs as opts;
 
     /// A receiver: hands each request over, answers with `status`, or
     /// never answers when it is 0.

@@ -303,12 +303,7 @@ mod tests {
     use tokio::io::{AsyncBufReadExt as _, AsyncRead, BufReader};
     use tokio::net::{TcpListener, UnixListener};
 
-    fn opts(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::options::from_pairs as opts;
 
     /// Reads `n` lines from a stream the sink connected.
     async fn read_lines<R: AsyncRead + Unpin>(stream: R, n: usize) -> (Vec<String>, R) {

@@ -241,12 +241,7 @@ mod tests {
     use super::*;
     use tokio::net::UnixDatagram;
 
-    fn opts(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::options::from_pairs as opts;
 
     /// Receives one datagram as text.
     async fn recv(socket: &UnixDatagram) -> String {

@@ -16,41 +16,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Test code: a failed unwrap is a failed test.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
+use crate::audit_support::{audit_hash, dev_with_file, eventually, ok, SECRET};
 use serde_json::{json, Value};
-use strongroom_test::server::{run, Call, Kind, Reply, Server};
-
-/// A secret value written in the tests; never in a hashed log.
-const SECRET: &str = "hunter2-correct-horse";
+use strongroom_test::server::{run, Call, Kind, Server};
 
 /// Starts `strongroom server -dev` with `config` (settings only) written
 /// to `dir/config.hcl`.
 async fn dev_with(dir: &Path, config: &str) -> (Server, PathBuf) {
     let path = dir.join("config.hcl");
-    std::fs::write(&path, config).unwrap();
-    let arg = format!("-config={}", path.display());
-    let server = tokio::task::spawn_blocking(move || {
-        Server::dev_command(
-            Kind::Strongroom,
-            &["server", "-dev", "-dev-no-store-token", &arg],
-        )
-    })
-    .await
-    .unwrap();
+    let server = dev_with_file(Kind::Strongroom, &path, config).await;
     (server, path)
-}
-
-/// Sends `call` and asserts a 2xx answer.
-async fn ok(server: &Server, call: Call) -> Reply {
-    let what = call.describe();
-    let r = server.send(&call).await;
-    assert!(
-        (200..300).contains(&r.status),
-        "{what}: {r:?}\n{}",
-        server.output.text()
-    );
-    r
 }
 
 /// The entries of a log file, parsed (a prefix, if any, stripped).
@@ -65,32 +41,6 @@ fn entries(path: &Path, prefix: &str) -> Vec<Value> {
             serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))
         })
         .collect()
-}
-
-/// `sys/audit-hash/<device>` of `input`.
-async fn audit_hash(server: &Server, device: &str, input: &str) -> String {
-    let r = ok(
-        server,
-        Call::post(
-            &format!("sys/audit-hash/{device}"),
-            json!({ "input": input }),
-        ),
-    )
-    .await;
-    r.data("hash").as_str().unwrap().to_string()
-}
-
-/// Polls `cond` every 50 ms until it holds, failing after 10 s.
-async fn eventually<F, Fut>(what: &str, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !cond().await {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// The first entry of `kind` (`request`/`response`) on `path`.

@@ -17,8 +17,8 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
+use crate::audit_support::{audit_hash, dev_with_file, eventually, ok, SECRET};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -30,20 +30,10 @@ use tokio::net::{TcpListener, TcpSocket, UdpSocket, UnixDatagram, UnixListener};
 use tokio::sync::oneshot;
 use tokio::task::{JoinHandle, JoinSet};
 
-/// A secret value written in the tests; never in a hashed device's output.
-const SECRET: &str = "hunter2-correct-horse";
-
 /// Starts `kind`'s `server -dev` with `config` (settings only) written to
 /// `dir/<kind>.hcl`.
 async fn dev_with(kind: Kind, dir: &Path, config: &str) -> Server {
-    let path = dir.join(format!("{}.hcl", kind.label()));
-    std::fs::write(&path, config).unwrap();
-    let arg = format!("-config={}", path.display());
-    tokio::task::spawn_blocking(move || {
-        Server::dev_command(kind, &["server", "-dev", "-dev-no-store-token", &arg])
-    })
-    .await
-    .unwrap()
+    dev_with_file(kind, &dir.join(format!("{}.hcl", kind.label())), config).await
 }
 
 /// Strongroom with devices allowed over the API.
@@ -56,18 +46,6 @@ async fn strongroom(dir: &Path) -> Server {
     .await
 }
 
-/// Sends `call` and asserts a 2xx answer.
-async fn ok(server: &Server, call: Call) -> Reply {
-    let what = call.describe();
-    let r = server.send(&call).await;
-    assert!(
-        (200..300).contains(&r.status),
-        "{what}: {r:?}\n{}",
-        server.output.text()
-    );
-    r
-}
-
 /// Enables the device `path` of `kind` with `options` over the API.
 async fn enable(server: &Server, path: &str, kind: &str, options: Value) {
     ok(
@@ -78,32 +56,6 @@ async fn enable(server: &Server, path: &str, kind: &str, options: Value) {
         ),
     )
     .await;
-}
-
-/// `sys/audit-hash/<device>` of `input`.
-async fn audit_hash(server: &Server, device: &str, input: &str) -> String {
-    let r = ok(
-        server,
-        Call::post(
-            &format!("sys/audit-hash/{device}"),
-            json!({ "input": input }),
-        ),
-    )
-    .await;
-    r.data("hash").as_str().unwrap().to_string()
-}
-
-/// Polls `cond` every 50 ms until it holds, failing after 10 s.
-async fn eventually<F, Fut>(what: &str, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !cond().await {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// The first entry of `kind` (`request`/`response`) on `path` whose

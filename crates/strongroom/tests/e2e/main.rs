@@ -14,6 +14,7 @@
 
 mod audit;
 mod audit_devices;
+mod audit_support;
 mod connections;
 mod durability;
 mod gatekeeper;
