@@ -12,20 +12,13 @@ use serde_json::{json, Value};
 use strongroom_gatekeeper_scheduler::emulator::Mode;
 
 use crate::gatekeeper_support::{
-    assert_no_secrets, ecs_env, ecs_task_id, policy, setup_vault, unwrap_once, Emulator,
-    GatekeeperProc, Sched, VaultSetup, ELSEWHERE, FRESH, LOCAL, OLD,
+    assert_no_secrets, dev_server, ecs_env, ecs_task_id, mesos_ready, policy, setup_vault,
+    unwrap_once, Emulator, GatekeeperProc, Sched, VaultSetup, ELSEWHERE, FRESH, LOCAL, OLD,
 };
 use strongroom_gatekeeper_scheduler::emulator::{
     EmulatedEcsTask, ECS_DESCRIBE_PATH, ECS_SECRET_ACCESS_KEY,
 };
-use strongroom_test::server::{free_port, Call, Kind, Server};
-
-/// Starts a dev server of `kind` without blocking the runtime.
-async fn dev_server(kind: Kind) -> Server {
-    tokio::task::spawn_blocking(move || Server::dev(kind))
-        .await
-        .expect("dev server thread")
-}
+use strongroom_test::server::{free_port, Call, Kind};
 
 /// How each scheduler's row is configured, so that the table also covers
 /// the flag and environment spellings, both KV versions, a non-default
@@ -429,15 +422,7 @@ async fn bad_input_gets_clear_statuses_and_spends_no_use() {
 /// Two instances with `--usage-store vault` on one server share the
 /// counts: with `num_uses` 1, whichever answers second says 429.
 async fn shared_usage_counts(kind: Kind) {
-    let server = dev_server(kind).await;
-    let vault = setup_vault(&server, "approle", 2).await;
-    vault
-        .put_policies(
-            &server,
-            None,
-            policy(Sched::Mesos.policy_key(), &["api"], 1),
-        )
-        .await;
+    let (server, vault) = mesos_ready(kind).await;
     let emu = Emulator::start(Sched::Mesos).await;
     let mut args = vault.flags();
     args.extend(["--usage-store".into(), "vault".into()]);

@@ -15,16 +15,9 @@ use strongroom_test::server::{Call, Kind, Server};
 use tokio::io::AsyncWriteExt as _;
 
 use crate::gatekeeper_support::{
-    assert_no_secrets, ok, policy, setup_vault, unwrap_once, Emulator, GatekeeperProc, Sched,
-    FRESH, LOCAL,
+    assert_no_secrets, dev_server, mesos_ready, ok, policy, setup_vault, unwrap_once, Emulator,
+    GatekeeperProc, Sched, FRESH, LOCAL,
 };
-
-/// Starts a dev server of `kind` without blocking the runtime.
-async fn dev_server(kind: Kind) -> Server {
-    tokio::task::spawn_blocking(move || Server::dev(kind))
-        .await
-        .expect("dev server thread")
-}
 
 /// What one command printed, and how it ended.
 struct Ran {
@@ -244,15 +237,8 @@ async fn operator_commands_on_openbao() {
 /// with an error, count as failed in `/status`, and spend no use.
 async fn scheduler_failures(kind: Kind) {
     let ctx = kind.label();
-    let server = dev_server(kind).await;
-    let vault = setup_vault(&server, "approle", 2).await;
-    vault
-        .put_policies(
-            &server,
-            None,
-            policy(Sched::Mesos.policy_key(), &["api"], 1),
-        )
-        .await;
+    // The server lives as long as this binding.
+    let (_server, vault) = mesos_ready(kind).await;
     let emu = Emulator::start(Sched::Mesos).await;
     let mut args = vault.flags();
     args.extend(emu.flags());

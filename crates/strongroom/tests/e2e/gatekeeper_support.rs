@@ -28,7 +28,7 @@ use strongroom_gatekeeper_scheduler::emulator::{
 };
 
 use strongroom_test::server;
-use strongroom_test::server::{free_port, Call, Reply, Server};
+use strongroom_test::server::{free_port, Call, Kind, Reply, Server};
 
 /// How long Gatekeeper may take to answer `/status` after its start.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -766,4 +766,27 @@ pub fn ecs_env() -> Vec<(&'static str, &'static str)> {
         ("AWS_ACCESS_KEY_ID", ECS_ACCESS_KEY_ID),
         ("AWS_SECRET_ACCESS_KEY", ECS_SECRET_ACCESS_KEY),
     ]
+}
+
+/// Starts a dev server of `kind` without blocking the runtime.
+pub async fn dev_server(kind: Kind) -> Server {
+    tokio::task::spawn_blocking(move || Server::dev(kind))
+        .await
+        .expect("dev server thread")
+}
+
+/// A dev server of `kind` prepared by [`setup_vault`] (AppRole at
+/// `approle`, policies on KV v2) with one Gatekeeper policy: Mesos tasks
+/// get role `api`, once.
+pub async fn mesos_ready(kind: Kind) -> (Server, VaultSetup) {
+    let server = dev_server(kind).await;
+    let vault = setup_vault(&server, "approle", 2).await;
+    vault
+        .put_policies(
+            &server,
+            None,
+            policy(Sched::Mesos.policy_key(), &["api"], 1),
+        )
+        .await;
+    (server, vault)
 }

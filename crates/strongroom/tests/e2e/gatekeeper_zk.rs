@@ -11,11 +11,11 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use strongroom_gatekeeper_scheduler::emulator::{EmulatedMesosTask, MesosEmulator};
-use strongroom_test::server::{Kind, Server};
+use strongroom_test::server::Kind;
 use strongroom_test::zookeeper::{Session, ZooKeeper};
 
 use crate::gatekeeper_support::{
-    assert_no_secrets, policy, setup_vault, unwrap_once, GatekeeperProc, Sched, LOCAL,
+    assert_no_secrets, mesos_ready, unwrap_once, GatekeeperProc, Sched, LOCAL,
 };
 
 /// The ZooKeeper node the masters register under.
@@ -23,13 +23,6 @@ const PATH: &str = "/mesos";
 
 /// How long Gatekeeper may take to log that it saw a change.
 const SEE_CHANGE: Duration = Duration::from_secs(40);
-
-/// Starts a dev server of `kind` without blocking the runtime.
-async fn dev_server(kind: Kind) -> Server {
-    tokio::task::spawn_blocking(move || Server::dev(kind))
-        .await
-        .expect("dev server thread")
-}
 
 /// Registers the leading master of `cluster` in ZooKeeper; answers its node.
 async fn register(session: &Session, cluster: &MesosEmulator) -> String {
@@ -74,15 +67,7 @@ async fn wait_for_line(gk: &GatekeeperProc, skip: usize, parts: &[&str], what: &
 /// The scenario against one Vault-API server.
 async fn leader_change_through_zookeeper(kind: Kind) {
     let ctx = kind.label();
-    let server = dev_server(kind).await;
-    let vault = setup_vault(&server, "approle", 2).await;
-    vault
-        .put_policies(
-            &server,
-            None,
-            policy(Sched::Mesos.policy_key(), &["api"], 1),
-        )
-        .await;
+    let (server, vault) = mesos_ready(kind).await;
     let mut zk = ZooKeeper::start().await;
     let a = MesosEmulator::start().await;
     let b = MesosEmulator::start().await;
