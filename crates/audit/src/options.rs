@@ -52,6 +52,21 @@ fn parse_bool(
     }
 }
 
+impl Default for CommonOptions {
+    /// OpenBao's defaults: hashed, accessors hashed, no prefix, no chain,
+    /// a 2 s write timeout.
+    fn default() -> Self {
+        CommonOptions {
+            log_raw: false,
+            hmac_accessor: true,
+            elide_list_responses: false,
+            prefix: String::new(),
+            hash_chain: false,
+            write_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
 impl CommonOptions {
     /// Parses the shared options. `allow_prefix` is the server's
     /// `allow_audit_log_prefixing`.

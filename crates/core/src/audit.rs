@@ -150,14 +150,7 @@ impl Audit {
             Ok(d) => Arc::new(d),
             Err(e) => {
                 tracing::error!(device = %row.path, error = %e, "audit: the device cannot be opened; requests fail until one device works");
-                let options = CommonOptions::parse(&row.options, true).unwrap_or(CommonOptions {
-                    log_raw: false,
-                    hmac_accessor: true,
-                    elide_list_responses: false,
-                    prefix: String::new(),
-                    hash_chain: false,
-                    write_timeout: std::time::Duration::from_secs(2),
-                });
+                let options = CommonOptions::parse(&row.options, true).unwrap_or_default();
                 Arc::new(Device::with_sink(
                     row.config(),
                     options,
@@ -710,10 +703,9 @@ fn non_hmac_keys(ctx: &RequestCtx) -> (Vec<String>, Vec<String>) {
         .unwrap_or_default()
 }
 
-/// The display name of a login's new token: the auth method's mount path
-/// joined with the name the method gave (OpenBao: `approle`, `token`).
-fn login_display_name(ctx: &RequestCtx, a: &strongroom_sdk::logical::Auth) -> String {
-    let _ = a;
+/// The display name OpenBao's entries give a login's new token: the auth
+/// method's mount path without `auth/` (`approle`, `ldap-corp`).
+fn login_display_name(ctx: &RequestCtx) -> String {
     ctx.routed
         .as_ref()
         .map(|r| {
@@ -810,7 +802,7 @@ impl AuditHook for CoreAuditHook {
         match outcome {
             Ok(resp) => {
                 if let Some(a) = &resp.auth {
-                    let display_name = login_display_name(ctx, a);
+                    let display_name = login_display_name(ctx);
                     response.auth = Some(ResponseAuth {
                         client_token: a.client_token.clone(),
                         accessor: a.accessor.clone(),

@@ -64,6 +64,28 @@ async fn wait_for_line(gk: &GatekeeperProc, skip: usize, parts: &[&str], what: &
     }
 }
 
+/// Asks `gk` for `task`'s token: it must be served, and unwrap (once) to a
+/// token with the `api` role's policy. Answers the secrets handed out.
+async fn served(
+    gk: &GatekeeperProc,
+    server: &strongroom_test::server::Server,
+    task: &str,
+    what: &str,
+) -> Vec<(&'static str, String)> {
+    let (s, r) = gk.token_for(Sched::Mesos, task).await;
+    assert_eq!(s, 200, "{what}: {r}\n{}", gk.output());
+    let wrapping = r["token"].as_str().unwrap().to_string();
+    let (policies, token) = unwrap_once(server, &r).await;
+    assert!(
+        policies.contains(&"p-api".to_string()),
+        "{what}: {policies:?}"
+    );
+    vec![
+        ("a wrapping token", wrapping),
+        ("an unwrapped token", token),
+    ]
+}
+
 /// The scenario against one Vault-API server.
 async fn leader_change_through_zookeeper(kind: Kind) {
     let ctx = kind.label();
@@ -91,20 +113,15 @@ async fn leader_change_through_zookeeper(kind: Kind) {
 
     // A task of cluster A gets its token through A's master, the leader.
     let t1 = add_task(&a, &format!("web.zk-{ctx}-1"));
-    let (s, r) = gk.token_for(Sched::Mesos, &t1).await;
-    assert_eq!(
-        s,
-        200,
-        "{ctx}: task at the first leader: {r}\n{}",
-        gk.output()
+    secrets.extend(
+        served(
+            &gk,
+            &server,
+            &t1,
+            &format!("{ctx}: task at the first leader"),
+        )
+        .await,
     );
-    secrets.push(("a wrapping token", r["token"].as_str().unwrap().into()));
-    let (policies, token) = unwrap_once(&server, &r).await;
-    assert!(
-        policies.contains(&"p-api".to_string()),
-        "{ctx}: {policies:?}"
-    );
-    secrets.push(("an unwrapped token", token));
     assert_eq!(a.requests(0, "/master/state"), 1, "{ctx}");
 
     // B's master registers behind A's, then A's node goes: ZooKeeper now
@@ -123,20 +140,7 @@ async fn leader_change_through_zookeeper(kind: Kind) {
 
     // The next task, known to B only, is looked up at B at the first try.
     let t2 = add_task(&b, &format!("web.zk-{ctx}-2"));
-    let (s, r) = gk.token_for(Sched::Mesos, &t2).await;
-    assert_eq!(
-        s,
-        200,
-        "{ctx}: task at the new leader: {r}\n{}",
-        gk.output()
-    );
-    secrets.push(("a wrapping token", r["token"].as_str().unwrap().into()));
-    let (policies, token) = unwrap_once(&server, &r).await;
-    assert!(
-        policies.contains(&"p-api".to_string()),
-        "{ctx}: {policies:?}"
-    );
-    secrets.push(("an unwrapped token", token));
+    secrets.extend(served(&gk, &server, &t2, &format!("{ctx}: task at the new leader")).await);
     assert_eq!(b.requests(0, "/master/state"), 1, "{ctx}");
     // A task of A only is not running for the new leader; A is not asked.
     let t3 = add_task(&a, &format!("web.zk-{ctx}-3"));
