@@ -616,7 +616,15 @@ fn auth_of(ctx: &RequestCtx, entry: Option<&crate::token::TokenEntry>, token: &s
         }),
         Some(Authorization::Acl(d)) => Some(PolicyResults {
             allowed: d.allowed,
-            granting_policies: Vec::new(),
+            granting_policies: d
+                .granting_policies
+                .iter()
+                .map(|name| PolicyInfo {
+                    name: name.clone(),
+                    namespace_id: "root".into(),
+                    kind: "acl".into(),
+                })
+                .collect(),
         }),
         Some(Authorization::Wrapping) => Some(PolicyResults {
             allowed: true,

@@ -35,7 +35,28 @@ pub struct Decision {
     pub min_wrapping_ttl: Option<Duration>,
     /// The longest wrapping TTL the matching rule allows.
     pub max_wrapping_ttl: Option<Duration>,
+    /// The policies whose rules for the matching pattern grant the
+    /// operation (audit entries' `granting_policies`), in the token's
+    /// policy order; empty when refused, and for root.
+    pub granting_policies: Arc<[String]>,
 }
+
+/// No policy: shared, so that a decision without granting policies
+/// allocates nothing.
+fn no_policies() -> Arc<[String]> {
+    static EMPTY: std::sync::OnceLock<Arc<[String]>> = std::sync::OnceLock::new();
+    EMPTY.get_or_init(|| Arc::from(Vec::new())).clone()
+}
+
+/// The operations [`Perms::granting`] is indexed by.
+const GRANTED_OPS: [Capabilities; 6] = [
+    Capabilities::READ,
+    Capabilities::CREATE,
+    Capabilities::UPDATE,
+    Capabilities::PATCH,
+    Capabilities::DELETE,
+    Capabilities::LIST,
+];
 
 /// The merged permissions of one pattern.
 #[derive(Debug, Clone, Default)]
@@ -46,6 +67,11 @@ struct Perms {
     required: BTreeSet<String>,
     min_wrap: Option<Duration>,
     max_wrap: Option<Duration>,
+    /// Each contributing policy and what its rules for this pattern grant.
+    grants: Vec<(String, Capabilities)>,
+    /// For each of [`GRANTED_OPS`], the policies granting it, computed
+    /// once by [`Perms::finish`].
+    granting: [Option<Arc<[String]>>; 6],
 }
 
 /// Merges parameter lists as OpenBao does: values union, and an empty list
@@ -79,7 +105,11 @@ fn lower(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
 }
 
 impl Perms {
-    fn merge(&mut self, rules: &PathRules) {
+    fn merge(&mut self, rules: &PathRules, policy: &str) {
+        match self.grants.iter_mut().find(|(name, _)| name == policy) {
+            Some((_, caps)) => *caps = *caps | rules.capabilities,
+            None => self.grants.push((policy.to_string(), rules.capabilities)),
+        }
         self.caps = self.caps | rules.capabilities;
         merge_params(&mut self.allowed, &rules.allowed_parameters);
         merge_params(&mut self.denied, &rules.denied_parameters);
@@ -92,14 +122,34 @@ impl Perms {
         );
     }
 
-    /// Deny overrides everything else granted for the pattern.
+    /// Deny overrides everything else granted for the pattern; the
+    /// granting policies of each operation are listed once.
     fn finish(&mut self) {
         if self.caps.contains(Capabilities::DENY) {
             *self = Perms {
                 caps: Capabilities::DENY,
                 ..Default::default()
             };
+            return;
         }
+        for (i, op) in GRANTED_OPS.iter().enumerate() {
+            let names: Vec<String> = self
+                .grants
+                .iter()
+                .filter(|(_, caps)| caps.contains(*op))
+                .map(|(name, _)| name.clone())
+                .collect();
+            self.granting[i] = Some(Arc::from(names));
+        }
+    }
+
+    /// The policies granting `needed` (one of [`GRANTED_OPS`]).
+    fn granting(&self, needed: Capabilities) -> Arc<[String]> {
+        GRANTED_OPS
+            .iter()
+            .position(|op| *op == needed)
+            .and_then(|i| self.granting[i].clone())
+            .unwrap_or_else(no_policies)
     }
 
     fn denies(&self) -> bool {
@@ -257,16 +307,18 @@ impl Acl {
             return acl;
         }
         let mut by_pattern: HashMap<&str, usize> = HashMap::new();
-        for rules in policies.iter().flat_map(|p| p.paths.iter()) {
-            if rules.path.contains("{{") {
-                continue;
+        for policy in policies {
+            for rules in &policy.paths {
+                if rules.path.contains("{{") {
+                    continue;
+                }
+                let idx = *by_pattern.entry(rules.path.as_str()).or_insert_with(|| {
+                    acl.rules
+                        .push((PatternKey::new(&rules.path), Perms::default()));
+                    acl.rules.len() - 1
+                });
+                acl.rules[idx].1.merge(rules, &policy.name);
             }
-            let idx = *by_pattern.entry(rules.path.as_str()).or_insert_with(|| {
-                acl.rules
-                    .push((PatternKey::new(&rules.path), Perms::default()));
-                acl.rules.len() - 1
-            });
-            acl.rules[idx].1.merge(rules);
         }
         for idx in 0..acl.rules.len() {
             acl.rules[idx].1.finish();
@@ -472,6 +524,7 @@ impl Acl {
                 reason: None,
                 min_wrapping_ttl: None,
                 max_wrapping_ttl: None,
+                granting_policies: no_policies(),
             };
         }
         let refuse = |caps: Vec<String>, sudo: bool, reason: String| Decision {
@@ -482,6 +535,7 @@ impl Acl {
             reason: Some(reason),
             min_wrapping_ttl: None,
             max_wrapping_ttl: None,
+            granting_policies: no_policies(),
         };
         let perms = match self.perms(path, op == Operation::List) {
             Some(p) if !p.denies() => p,
@@ -531,6 +585,7 @@ impl Acl {
             reason: None,
             min_wrapping_ttl: perms.min_wrap,
             max_wrapping_ttl: perms.max_wrap,
+            granting_policies: perms.granting(needed),
         }
     }
 }

@@ -675,3 +675,26 @@ path "+/deep/*" { capabilities = ["deny"] }
 fn acl_root() -> Acl {
     Acl::new(&[Arc::new(root_policy())])
 }
+
+#[test]
+fn decisions_name_the_policies_that_granted_them() {
+    let acl = acl(&[
+        r#"path "kv/*" { capabilities = ["read", "list"] }"#,
+        r#"path "kv/*" { capabilities = ["read", "update"] }"#,
+        r#"path "other/*" { capabilities = ["read"] }"#,
+    ]);
+    let data = Data::new();
+    let names = |op| acl.check("kv/x", op, &data).granting_policies.to_vec();
+    assert_eq!(names(Operation::Read), ["p0", "p1"]);
+    assert_eq!(names(Operation::List), ["p0"]);
+    assert_eq!(names(Operation::Update), ["p1"]);
+    // Refused: nobody granted it.
+    assert!(names(Operation::Delete).is_empty());
+    // A deny anywhere on the pattern: refused, no granting policy.
+    let denied = self::acl(&[
+        r#"path "kv/*" { capabilities = ["deny"] }"#,
+        r#"path "kv/*" { capabilities = ["read"] }"#,
+    ]);
+    let d = denied.check("kv/x", Operation::Read, &data);
+    assert!(!d.allowed && d.granting_policies.is_empty());
+}

@@ -2,7 +2,8 @@
 //! device (the API flag set on both), the same requests, and their entries
 //! are compared value by value once ids, hashes and times are normalised:
 //! a KV read, a denied request, an AppRole login, a wrapped response and
-//! its unwrap, request and response entry each. Deliberate differences are
+//! its unwrap, a read granted by two ACL policies, request and response
+//! entry each. Deliberate differences are
 //! in [`differences::AUDIT_ENTRY`].
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Test code: a failed unwrap is a failed test.
 
@@ -82,6 +83,24 @@ async fn drive(server: &Server) {
             .token(&token),
     )
     .await;
+    // A read with a token of ACL policies, two of which grant it.
+    for name in ["reader", "auditor"] {
+        send(Call::put(
+            &format!("sys/policies/acl/{name}"),
+            json!({"policy": "path \"secret/data/*\" { capabilities = [\"read\"] }"}),
+        ))
+        .await;
+    }
+    let created = send(Call::post(
+        "auth/token/create",
+        json!({"policies": ["reader", "auditor"]}),
+    ))
+    .await;
+    let reader = created.body["auth"]["client_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    send(Call::get("secret/data/app").token(&reader)).await;
 }
 
 /// The entries of `log` of type `kind` for `path`, in order.
@@ -110,6 +129,7 @@ async fn audit_entries_have_openbaos_shape() {
         ("KV read", "secret/data/app", 1),
         ("denied read", "secret/data/app", 2),
         ("wrapped read", "secret/data/app", 3),
+        ("read with ACL policies", "secret/data/app", 4),
         ("AppRole login", "auth/approle/login", 0),
         ("unwrap", "sys/wrapping/unwrap", 0),
     ];
