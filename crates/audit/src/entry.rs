@@ -227,24 +227,9 @@ pub struct ResponseAuth {
     pub token_ttl: u64,
 }
 
-/// A response's wrapping.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct WrapInfo {
-    /// The wrapping token (hashed).
-    pub token: String,
-    /// Its accessor (hashed unless `hmac_accessor=false`).
-    pub accessor: String,
-    /// Its TTL in seconds.
-    pub ttl: u64,
-    /// When it was made.
-    pub creation_time: String,
-    /// The path whose answer it wraps.
-    pub creation_path: String,
-    /// The accessor of a wrapped token (hashed unless
-    /// `hmac_accessor=false`).
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub wrapped_accessor: String,
-}
+/// A response's wrapping: the answer's own `wrap_info` (the entry hashes
+/// its token and accessors).
+pub use strongroom_sdk::logical::WrapInfo;
 
 /// A secret's lease.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -419,7 +404,9 @@ mod tests {
                     token: "s.wrap".into(),
                     accessor: "wacc".into(),
                     ttl: 60,
-                    ..WrapInfo::default()
+                    creation_time: "2026-12-05T11:36:26Z".into(),
+                    creation_path: "secret/metadata/".into(),
+                    wrapped_accessor: String::new(),
                 }),
                 ..ResponseInfo::default()
             }),

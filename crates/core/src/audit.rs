@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use strongroom_audit::entry::{
     Auth, EntryType, MountInfo, PolicyInfo, PolicyResults, RequestInfo, ResponseAuth, ResponseInfo,
-    SecretInfo, WrapInfo,
+    SecretInfo,
 };
 use strongroom_audit::options::CommonOptions;
 use strongroom_audit::{Broker, ConfigError, Device, DeviceConfig, Entry, Salt};
@@ -848,14 +848,7 @@ impl AuditHook for CoreAuditHook {
                     }
                 }
                 if let Some(w) = &resp.wrap_info {
-                    response.wrap_info = Some(WrapInfo {
-                        token: w.token.clone(),
-                        accessor: w.accessor.clone(),
-                        ttl: w.ttl,
-                        creation_time: w.creation_time.clone(),
-                        creation_path: w.creation_path.clone(),
-                        wrapped_accessor: w.wrapped_accessor.clone(),
-                    });
+                    response.wrap_info = Some(w.clone());
                 } else if let Some(d) = &resp.data {
                     response.data = Some(strongroom_sdk::json::clone_map(d));
                 } else if let Some(raw) = &resp.raw {
