@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 
+use crate::namespace::Places;
 use crate::token::{now_unix, random_base62};
 use strongroom_sdk::logical::Data;
 use strongroom_sdk::storage::View;
@@ -165,11 +166,18 @@ pub struct LeaseEntry {
     pub renewable: bool,
     /// The max TTL counted from issue (0: none).
     pub max_ttl: u64,
+    /// The id of the namespace the secret was read in (`""`: root); the
+    /// lease id ends with `.<namespace id>` and `path` is relative to it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub namespace_id: String,
 }
 
 /// The secret leases of an unsealed server.
 pub struct LeaseStore {
+    /// The root namespace's lease storage; other namespaces' are at the
+    /// same place under their prefix.
     view: View,
+    places: Arc<dyn Places>,
     schedule: Arc<Schedule>,
     leases: DashMap<String, Arc<LeaseEntry>>,
     by_token: DashMap<String, HashSet<String>>,
@@ -186,31 +194,74 @@ impl std::fmt::Debug for LeaseStore {
 const ID_PREFIX: &str = "id/";
 
 impl LeaseStore {
-    /// Loads every stored lease from `view` and schedules its expiry.
-    pub async fn open(view: View, schedule: Arc<Schedule>) -> Result<Self> {
+    /// Loads every stored lease (of every namespace `places` knows) and
+    /// schedules its expiry.
+    pub async fn open(
+        view: View,
+        schedule: Arc<Schedule>,
+        places: Arc<dyn Places>,
+    ) -> Result<Self> {
         let store = LeaseStore {
             view,
+            places,
             schedule,
             leases: DashMap::new(),
             by_token: DashMap::new(),
         };
+        store.load(&store.view.clone()).await?;
+        for ns in store.places.ids() {
+            if let Some(view) = store.view_for(&ns) {
+                store.load(&view).await?;
+            }
+        }
+        Ok(store)
+    }
+
+    /// Indexes the leases stored in `view`.
+    async fn load(&self, view: &View) -> Result<()> {
         let mut stack = vec![String::new()];
         while let Some(prefix) = stack.pop() {
-            for k in store.view.list(&format!("{ID_PREFIX}{prefix}")).await? {
+            for k in view.list(&format!("{ID_PREFIX}{prefix}")).await? {
                 let full = format!("{prefix}{k}");
                 if k.ends_with('/') {
                     stack.push(full);
                     continue;
                 }
-                let Some(bytes) = store.view.get(&format!("{ID_PREFIX}{full}")).await? else {
+                let Some(bytes) = view.get(&format!("{ID_PREFIX}{full}")).await? else {
                     continue;
                 };
                 let entry: LeaseEntry = serde_json::from_slice(&bytes)
                     .map_err(|e| Error::internal(format!("corrupt lease entry: {e}")))?;
-                store.index(Arc::new(entry));
+                self.index(Arc::new(entry));
             }
         }
-        Ok(store)
+        Ok(())
+    }
+
+    /// The lease storage of namespace `ns` (`""`: root).
+    fn view_for(&self, ns: &str) -> Option<View> {
+        if ns.is_empty() {
+            return Some(self.view.clone());
+        }
+        let prefix = self.places.prefix_of(ns)?;
+        Some(View::new(
+            self.view.storage().clone(),
+            &format!("{prefix}{}", self.view.prefix()),
+        ))
+    }
+
+    /// The storage of the lease `lease_id` (its namespace's, from its id).
+    fn view_of(&self, lease_id: &str) -> Option<View> {
+        self.view_for(crate::namespace::id_suffix(lease_id).unwrap_or_default())
+    }
+
+    /// The ids of every lease of namespace `ns`.
+    pub fn of_namespace(&self, ns: &str) -> Vec<String> {
+        self.leases
+            .iter()
+            .filter(|e| e.namespace_id == ns)
+            .map(|e| e.key().clone())
+            .collect()
     }
 
     fn index(&self, entry: Arc<LeaseEntry>) {
@@ -230,16 +281,21 @@ impl LeaseStore {
 
     async fn persist(&self, entry: &LeaseEntry) -> Result<()> {
         let bytes = serde_json::to_vec(entry).map_err(Error::internal)?;
-        self.view
-            .put(&format!("{ID_PREFIX}{}", entry.lease_id), &bytes)
+        let view = self
+            .view_for(&entry.namespace_id)
+            .ok_or_else(|| Error::bad_request("namespace not found"))?;
+        view.put(&format!("{ID_PREFIX}{}", entry.lease_id), &bytes)
             .await?;
         Ok(())
     }
 
-    /// Registers a secret read at `path` by `token_hash`, leased for `ttl`
+    /// Registers a secret read at `path` (relative to namespace
+    /// `namespace_id`, `""` for root) by `token_hash`, leased for `ttl`
     /// seconds (bounded by `max_ttl`); returns the new lease.
+    #[allow(clippy::too_many_arguments)] // What a lease is made of.
     pub async fn register(
         &self,
+        namespace_id: &str,
         path: &str,
         token_hash: &str,
         internal: Data,
@@ -250,7 +306,15 @@ impl LeaseStore {
         let now = now_unix();
         let ttl = if max_ttl > 0 { ttl.min(max_ttl) } else { ttl };
         let entry = LeaseEntry {
-            lease_id: format!("{}/{}", path.trim_end_matches('/'), random_base62(24)),
+            lease_id: if namespace_id.is_empty() {
+                format!("{}/{}", path.trim_end_matches('/'), random_base62(24))
+            } else {
+                format!(
+                    "{}/{}.{namespace_id}",
+                    path.trim_end_matches('/'),
+                    random_base62(24)
+                )
+            },
             path: path.to_string(),
             token_hash: token_hash.to_string(),
             internal,
@@ -260,6 +324,7 @@ impl LeaseStore {
             ttl,
             renewable,
             max_ttl,
+            namespace_id: namespace_id.to_string(),
         };
         self.persist(&entry).await?;
         let entry = Arc::new(entry);
@@ -314,7 +379,9 @@ impl LeaseStore {
 
     /// Deletes a lease from storage, then memory. Idempotent.
     pub async fn remove(&self, lease_id: &str) -> Result<()> {
-        self.view.delete(&format!("{ID_PREFIX}{lease_id}")).await?;
+        if let Some(view) = self.view_of(lease_id) {
+            view.delete(&format!("{ID_PREFIX}{lease_id}")).await?;
+        }
         if let Some((_, e)) = self.leases.remove(lease_id) {
             if let Some(mut s) = self.by_token.get_mut(&e.token_hash) {
                 s.remove(lease_id);

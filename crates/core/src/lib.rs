@@ -13,6 +13,7 @@ pub mod cubbyhole;
 pub mod expiration;
 pub mod login;
 pub mod mount;
+pub mod namespace;
 pub mod node;
 pub mod pipeline;
 pub mod router;

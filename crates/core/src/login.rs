@@ -16,10 +16,13 @@ use strongroom_sdk::{Error, Result};
 
 impl Core {
     /// Issues the token a login from `remote` asked for, on the auth mount
-    /// `entry`.
+    /// `entry` of namespace `namespace_id` (`""`: root), where the token
+    /// is made.
+    #[allow(clippy::too_many_arguments)] // What a login token is made of.
     pub(crate) async fn issue_login_token(
         &self,
         unsealed: &Active,
+        namespace_id: &str,
         entry: &MountEntry,
         full_path: &str,
         issue: TokenIssue,
@@ -116,6 +119,7 @@ impl Core {
                 batch,
                 id: None,
                 max_ttl: issue.max_ttl.as_secs(),
+                namespace_id: namespace_id.to_string(),
             })
             .await?;
         let lease_duration = token

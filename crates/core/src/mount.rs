@@ -146,9 +146,10 @@ pub struct MountEntry {
 impl MountEntry {
     /// A new entry with fresh uuid and accessor.
     pub fn new(table: Table, path: &str, kind: &str, description: &str) -> Self {
-        let accessor_kind = match (table, kind) {
+        // A namespace's own mounts (`ns_system`, ...) are named like root's.
+        let kind_name = kind.strip_prefix("ns_").unwrap_or(kind);
+        let accessor_kind = match (table, kind_name) {
             (Table::Auth, k) => format!("auth_{k}"),
-            (Table::Mounts, "system") => "system".to_string(),
             (Table::Mounts, k) => k.to_string(),
         };
         let short = &uuid::Uuid::new_v4().simple().to_string()[..8];
@@ -174,7 +175,7 @@ impl MountEntry {
 
     /// The barrier prefix of the mount's private storage.
     pub fn storage_prefix(&self) -> String {
-        if self.kind == "system" {
+        if self.kind == "system" || self.kind == "ns_system" {
             return "sys/".to_string();
         }
         format!("{}{}/", self.table.storage_prefix(), self.uuid)

@@ -16,6 +16,9 @@
 //! - [`ha`]: what the HA coordinator and the `sys/` HA endpoints need:
 //!   the lifecycle signal, demotion, the cluster's TLS identity;
 //! - [`mounts`]: the mount tables and the routes built from them;
+//! - [`tenant`]: each namespace's serving state and the registry that
+//!   resolves a request's namespace; [`namespaces`]: creating, changing,
+//!   locking and deleting namespaces;
 //! - [`revocation`]: revoking tokens, token trees and leases, and the reaper;
 //! - [`rootgen`] and [`rekey`]: generating a root token and replacing the
 //!   unseal key, each with a quorum of unseal key shares;
@@ -27,11 +30,13 @@ pub mod activation;
 pub mod gate;
 pub mod ha;
 pub mod mounts;
+pub mod namespaces;
 pub mod pgp;
 pub mod rekey;
 pub mod revocation;
 pub mod rootgen;
 pub mod seal;
+pub mod tenant;
 
 #[cfg(test)]
 mod tests;

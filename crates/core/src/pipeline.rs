@@ -4,8 +4,9 @@
 //! 1. [`receive`]: the logical request (made from HTTP by `strongroom-http`'s
 //!    `parse`) is checked and becomes a [`RequestCtx`]; the seal-free
 //!    `sys/` paths leave the pipeline here;
-//! 2. [`namespace`]: the namespace the request is in (only the root
-//!    namespace exists for now);
+//! 2. [`namespace`]: the namespace the request is in (the header joined
+//!    with the path), and the path relative to it; locked namespaces and
+//!    the root-only `sys/` endpoints are refused here;
 //! 3. [`authenticate`]: the token, unless the path is unauthenticated; one
 //!    of its uses is spent;
 //! 4. [`route`]: the longest mount prefix picks the backend; the backend's
@@ -43,12 +44,12 @@ use strongroom_sdk::framework::{BackendRequest, MountContext};
 use strongroom_sdk::logical::{Data, Operation, Request, RequestHandler, Response};
 use strongroom_sdk::{Error, Result};
 
+use crate::node::tenant::Tenant;
 use crate::node::Core;
 use crate::router::Route;
 use crate::token::TokenEntry;
 
 pub use audit::{AuditHook, NoAudit};
-pub use namespace::Namespace;
 
 /// The stages, in request order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -138,10 +139,11 @@ pub struct RequestCtx {
     pub id: String,
     /// The operation; the existence check may turn an update into a create.
     pub operation: Operation,
-    /// The path as the client sent it (below `/v1/`, no leading slash).
+    /// The path below `/v1/`, without leading slash: as the client sent it
+    /// until the namespace stage, then relative to the namespace.
     pub path: String,
-    /// The namespace the request is in.
-    pub namespace: Namespace,
+    /// The namespace the request is in (set by the namespace stage).
+    pub tenant: Option<Arc<Tenant>>,
     /// The client's address.
     pub remote_addr: Option<IpAddr>,
     /// The requested wrapping TTL.
@@ -198,6 +200,21 @@ impl RequestCtx {
             (Some(b), _) => Some(&b.request),
             (None, Some(r)) => Some(r),
             (None, None) => None,
+        }
+    }
+
+    /// The request's namespace (once the namespace stage resolved it).
+    pub fn tenant(&self) -> Result<&Arc<Tenant>> {
+        self.tenant
+            .as_ref()
+            .ok_or_else(|| Error::internal("the namespace was not resolved"))
+    }
+
+    /// The request's path from the root namespace (`ns1/secret/foo`).
+    pub fn full_path(&self) -> String {
+        match &self.tenant {
+            Some(t) if !t.is_root() => t.full_path(&self.path),
+            _ => self.path.clone(),
         }
     }
 
@@ -259,10 +276,10 @@ impl RequestHandler for Core {
         let hooks = self.pipeline_hooks();
         let started = hooks.observer.timed().then(Instant::now);
         let mut ctx = receive::receive(req, started)?;
-        if receive::is_seal_free(&ctx) {
+        if receive::is_seal_free(&ctx) && !receive::names_namespace(&ctx) {
             return receive::seal_free(self, ctx).await;
         }
-        if receive::is_seal_with_wrong_method(&ctx) {
+        if receive::is_seal_with_wrong_method(&ctx) && !receive::names_namespace(&ctx) {
             return Ok(receive::method_not_allowed());
         }
         if self.ha().is_none() && receive::is_step_down(&ctx) {
@@ -297,11 +314,11 @@ impl RequestHandler for Core {
 
 /// Stages 2 to 5: namespace, authentication, route, authorisation.
 async fn admit(active: &crate::node::Active, ctx: &mut RequestCtx) -> Result<()> {
-    namespace::resolve(ctx)?;
+    namespace::resolve(active, ctx)?;
     ctx.lap(Stage::Namespace);
     authenticate::authenticate(active, ctx).await?;
     ctx.lap(Stage::Authenticate);
-    route::route(active, ctx)?;
+    route::route(ctx)?;
     ctx.lap(Stage::Route);
     authorize::authorize(active, ctx).await?;
     ctx.lap(Stage::Authorize);

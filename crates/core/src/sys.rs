@@ -11,6 +11,7 @@ use serde_json::{json, Map, Value};
 use zeroize::Zeroizing;
 
 use crate::mount::{MountConfig, Table};
+use crate::node::tenant::Tenant;
 use crate::node::{Core, InitParams, Tune};
 use strongroom_sdk::framework::{
     handler, parse_go_bool, weak_string, Backend, Ctx, Field, FieldType, Path, PathSet,
@@ -21,6 +22,7 @@ use strongroom_sdk::{duration, Error, Result};
 
 mod audit;
 mod leases;
+mod namespaces;
 mod operators;
 mod remount;
 mod wrapping;
@@ -398,18 +400,19 @@ fn table_listing(entries: &[crate::mount::MountEntry]) -> Data {
         .collect()
 }
 
-async fn list_table(s: S, table: Table) -> Result<Response> {
+async fn list_table(s: S, ctx: &Ctx, table: Table) -> Result<Response> {
     let core = s.core()?;
-    let entries = core.mount_table(table).await?;
+    let tenant = core.request_tenant(&ctx.extensions)?;
+    let entries = core.mount_table(&tenant, table).await?;
     Ok(legacy(table_listing(&entries)))
 }
 
-async fn mounts_list(s: S, _ctx: Ctx) -> Result<Response> {
-    list_table(s, Table::Mounts).await
+async fn mounts_list(s: S, ctx: Ctx) -> Result<Response> {
+    list_table(s, &ctx, Table::Mounts).await
 }
 
-async fn auth_list(s: S, _ctx: Ctx) -> Result<Response> {
-    list_table(s, Table::Auth).await
+async fn auth_list(s: S, ctx: Ctx) -> Result<Response> {
+    list_table(s, &ctx, Table::Auth).await
 }
 
 fn table_of(ctx: &Ctx) -> Table {
@@ -438,7 +441,7 @@ async fn mount_read(s: S, ctx: Ctx) -> Result<Response> {
     let table = table_of(&ctx);
     let path = mount_path(&ctx)?;
     let entry = core
-        .mount_table(table)
+        .mount_table(&*core.request_tenant(&ctx.extensions)?, table)
         .await?
         .into_iter()
         .find(|e| e.path == path)
@@ -628,7 +631,8 @@ async fn mount_write(s: S, ctx: Ctx) -> Result<Response> {
             "backend max lease TTL cannot be less than default lease TTL",
         ));
     }
-    core.mount(table, &path, &kind, &description, config, options)
+    let tenant = core.request_tenant(&ctx.extensions)?;
+    core.mount(&tenant, table, &path, &kind, &description, config, options)
         .await?;
     Ok(Response::empty())
 }
@@ -636,7 +640,8 @@ async fn mount_write(s: S, ctx: Ctx) -> Result<Response> {
 async fn mount_delete(s: S, ctx: Ctx) -> Result<Response> {
     let core = s.core()?;
     let MountPath { path } = ctx.decode()?;
-    core.unmount(table_of(&ctx), &path).await?;
+    let tenant = core.request_tenant(&ctx.extensions)?;
+    core.unmount(&tenant, table_of(&ctx), &path).await?;
     Ok(Response::empty())
 }
 
@@ -645,7 +650,7 @@ async fn tune_read(s: S, ctx: Ctx) -> Result<Response> {
     let table = table_of(&ctx);
     let path = mount_path(&ctx)?;
     let entry = core
-        .mount_table(table)
+        .mount_table(&*core.request_tenant(&ctx.extensions)?, table)
         .await?
         .into_iter()
         .find(|e| e.path == path)
@@ -685,7 +690,7 @@ async fn tune_write(s: S, ctx: Ctx) -> Result<Response> {
     };
     let upgrading = match (table, version(tune.options.as_ref())) {
         (Table::Mounts, Some(new)) if new == "2" => core
-            .mount_table(table)
+            .mount_table(&*core.request_tenant(&ctx.extensions)?, table)
             .await?
             .iter()
             .find(|e| e.path.trim_end_matches('/') == path.trim_matches('/'))
@@ -698,7 +703,8 @@ async fn tune_write(s: S, ctx: Ctx) -> Result<Response> {
             }),
         _ => false,
     };
-    core.tune(table, &path, tune).await?;
+    let tenant = core.request_tenant(&ctx.extensions)?;
+    core.tune(&tenant, table, &path, tune).await?;
     if upgrading {
         return Ok(Response::empty().with_warning(
             "Upgrading mount from version 1 to version 2. This mount will be unavailable for a brief period and will resume service shortly.",
@@ -710,7 +716,13 @@ async fn tune_write(s: S, ctx: Ctx) -> Result<Response> {
 /// The caller's ACL for the `sys/internal/ui/mounts*` endpoints, which
 /// the pipeline does not authorize: `Ok(None)` without a token, 403 for a
 /// token that does not resolve (OpenBao's `fetchACLTokenEntryAndEntity`).
-async fn caller_acl(core: &Core, ctx: &Ctx) -> Result<Option<Arc<strongroom_policy::Acl>>> {
+/// The caller's scope in the request's namespace (`None`: no token). A
+/// token from outside the namespace reaches nothing.
+async fn caller_scope(
+    core: &Core,
+    tenant: &Tenant,
+    ctx: &Ctx,
+) -> Result<Option<crate::node::tenant::Scope>> {
     let Some(t) = ctx
         .request
         .client_token
@@ -725,7 +737,11 @@ async fn caller_acl(core: &Core, ctx: &Ctx) -> Result<Option<Arc<strongroom_poli
         .lookup(&t.0)
         .await?
         .ok_or(Error::PermissionDenied)?;
-    Ok(Some(unsealed.policies.acl(&entry.policies).await?))
+    Ok(Some(
+        core.token_scope(&unsealed, &entry, tenant)
+            .await?
+            .ok_or(Error::PermissionDenied)?,
+    ))
 }
 
 /// `sys/internal/ui/mounts`: the mounts the caller may see. A mount tuned
@@ -735,7 +751,8 @@ async fn caller_acl(core: &Core, ctx: &Ctx) -> Result<Option<Arc<strongroom_poli
 /// without one, visible mounts show only type, description and options.
 async fn ui_mounts(s: S, ctx: Ctx) -> Result<Response> {
     let core = s.core()?;
-    let acl = caller_acl(&core, &ctx).await?;
+    let tenant = core.request_tenant(&ctx.extensions)?;
+    let acl = caller_scope(&core, &tenant, &ctx).await?;
     let show = |e: &crate::mount::MountEntry| -> Option<Value> {
         let visible = e.config.listing_visibility == "unauth"
             || acl
@@ -755,13 +772,13 @@ async fn ui_mounts(s: S, ctx: Ctx) -> Result<Response> {
         }))
     };
     let mut secret = Data::new();
-    for e in core.mount_table(Table::Mounts).await? {
+    for e in core.mount_table(&tenant, Table::Mounts).await? {
         if let Some(v) = show(&e) {
             secret.insert(e.path.clone(), v);
         }
     }
     let mut auth = Data::new();
-    for e in core.mount_table(Table::Auth).await? {
+    for e in core.mount_table(&tenant, Table::Auth).await? {
         if let Some(v) = show(&e) {
             auth.insert(e.path.clone(), v);
         }
@@ -786,10 +803,11 @@ async fn ui_mount(s: S, ctx: Ctx) -> Result<Response> {
             format!("{}/", path.trim_end_matches('/'))
         ))
     };
-    let acl = caller_acl(&core, &ctx)
+    let tenant = core.request_tenant(&ctx.extensions)?;
+    let acl = caller_scope(&core, &tenant, &ctx)
         .await?
         .ok_or(Error::PermissionDenied)?;
-    let entry = core.mount_for_path(path)?.ok_or_else(denied)?;
+    let entry = core.mount_for_path(&tenant, path)?.ok_or_else(denied)?;
     if !acl.has_mount_access(&entry.route_path()) {
         return Err(denied());
     }
@@ -823,6 +841,7 @@ struct CapabilitiesParams {
 /// OpenBao's shape (one key per path, and `capabilities` for the first).
 async fn capabilities_of(
     core: &Core,
+    tenant: &Tenant,
     token: Option<Arc<crate::token::TokenEntry>>,
     params: CapabilitiesParams,
     always_summary: bool,
@@ -839,15 +858,12 @@ async fn capabilities_of(
         return Err(Error::bad_request("paths must be supplied"));
     }
     let unsealed = core.active()?;
-    let acl = if token.is_root() {
-        None
-    } else {
-        Some(unsealed.policies.acl(&token.policies).await?)
-    };
+    let scope = core.token_scope(&unsealed, &token, tenant).await?;
     let caps = |path: &str| -> Vec<String> {
-        match &acl {
-            None => vec!["root".to_string()],
-            Some(acl) => acl.capabilities(path.trim_start_matches('/')),
+        match &scope {
+            // Outside the token's namespace: nothing.
+            None => vec!["deny".to_string()],
+            Some(scope) => scope.capabilities(path),
         }
     };
     let mut data = Data::new();
@@ -866,7 +882,8 @@ async fn capabilities(s: S, ctx: Ctx) -> Result<Response> {
     let core = s.core()?;
     let params: CapabilitiesParams = ctx.decode()?;
     let entry = core.active()?.tokens.lookup(&params.token).await?;
-    capabilities_of(&core, entry, params, true).await
+    let tenant = core.request_tenant(&ctx.extensions)?;
+    capabilities_of(&core, &tenant, entry, params, true).await
 }
 
 async fn capabilities_self(s: S, ctx: Ctx) -> Result<Response> {
@@ -882,7 +899,8 @@ async fn capabilities_self(s: S, ctx: Ctx) -> Result<Response> {
             .unwrap_or_default();
     }
     let entry = core.active()?.tokens.lookup(&token).await?;
-    capabilities_of(&core, entry, params, false).await
+    let tenant = core.request_tenant(&ctx.extensions)?;
+    capabilities_of(&core, &tenant, entry, params, false).await
 }
 
 async fn capabilities_accessor(s: S, ctx: Ctx) -> Result<Response> {
@@ -894,7 +912,8 @@ async fn capabilities_accessor(s: S, ctx: Ctx) -> Result<Response> {
         .lookup_accessor(&params.accessor)
         .await?
         .ok_or_else(|| Error::bad_request("invalid accessor"))?;
-    capabilities_of(&core, Some(entry), params, true).await
+    let tenant = core.request_tenant(&ctx.extensions)?;
+    capabilities_of(&core, &tenant, Some(entry), params, true).await
 }
 
 fn capability_fields() -> Vec<Field> {
@@ -958,19 +977,35 @@ fn stored_policy_data(p: &strongroom_policy::store::StoredPolicy, text_key: &str
     d
 }
 
-async fn policy_list(s: S, _ctx: Ctx) -> Result<Response> {
-    let names = s.core()?.active()?.policies.list().await?;
+/// The policy store of the request's namespace.
+fn policies(s: &S, ctx: &Ctx) -> Result<Arc<strongroom_policy::store::PolicyStore>> {
+    Ok(s.core()?.request_tenant(&ctx.extensions)?.policies.clone())
+}
+
+/// The policy names of the request's namespace: `root` is the root
+/// namespace's only (OpenBao lists it nowhere else).
+async fn policy_names(s: &S, ctx: &Ctx) -> Result<Vec<String>> {
+    let tenant = s.core()?.request_tenant(&ctx.extensions)?;
+    let mut names = tenant.policies.list().await?;
+    if !tenant.is_root() {
+        names.retain(|n| n != "root");
+    }
+    Ok(names)
+}
+
+async fn policy_list(s: S, ctx: Ctx) -> Result<Response> {
+    let names = policy_names(&s, &ctx).await?;
     Ok(legacy(obj(json!({"keys": names, "policies": names}))))
 }
 
-async fn policies_acl_list(s: S, _ctx: Ctx) -> Result<Response> {
-    let names = s.core()?.active()?.policies.list().await?;
+async fn policies_acl_list(s: S, ctx: Ctx) -> Result<Response> {
+    let names = policy_names(&s, &ctx).await?;
     Ok(Response::data(obj(json!({"keys": names}))))
 }
 
 async fn policy_read(s: S, ctx: Ctx) -> Result<Response> {
     let name = policy_name(&ctx)?;
-    let p = s.core()?.active()?.policies.get(&name).await?;
+    let p = policies(&s, &ctx)?.get(&name).await?;
     let p = p.ok_or(Error::NotFound(None))?;
     if ctx.request.path.starts_with("policies/") {
         Ok(Response::data(stored_policy_data(&p, "policy")))
@@ -1004,13 +1039,13 @@ async fn policy_write(s: S, ctx: Ctx) -> Result<Response> {
         Some(c) => Some(c as u64),
         None => None,
     };
-    s.core()?.active()?.policies.put(&name, &text, cas).await?;
+    policies(&s, &ctx)?.put(&name, &text, cas).await?;
     Ok(resp)
 }
 
 async fn policy_delete(s: S, ctx: Ctx) -> Result<Response> {
     let name = policy_name(&ctx)?;
-    s.core()?.active()?.policies.delete(&name).await?;
+    policies(&s, &ctx)?.delete(&name).await?;
     Ok(Response::empty())
 }
 
@@ -1035,8 +1070,10 @@ fn policy_fields() -> Vec<Field> {
     ]
 }
 
-async fn openapi(s: S, _ctx: Ctx) -> Result<Response> {
-    Ok(Response::raw(200, s.core()?.openapi()?))
+async fn openapi(s: S, ctx: Ctx) -> Result<Response> {
+    let core = s.core()?;
+    let tenant = core.request_tenant(&ctx.extensions)?;
+    Ok(Response::raw(200, core.openapi(&tenant)?))
 }
 
 fn path_field() -> Field {
@@ -1268,6 +1305,7 @@ pub fn backend(core: Weak<Core>) -> Backend<SysState> {
     let mut paths = paths;
     paths.extend(wrapping::paths());
     paths.extend(leases::paths());
+    paths.extend(namespaces::paths());
     paths.extend(operators::paths());
     paths.extend(remount::paths());
     paths.extend(audit::paths());

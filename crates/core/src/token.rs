@@ -65,6 +65,7 @@ use serde_json::{json, Map, Value};
 use zeroize::Zeroizing;
 
 use crate::expiration::{Due, Schedule};
+use crate::namespace::Places;
 use strongroom_barrier::Barrier;
 use strongroom_sdk::storage::BatchOp;
 use strongroom_sdk::storage::View;
@@ -137,6 +138,9 @@ pub struct TokenEntry {
     /// mount's); renewals stay within it.
     #[serde(default)]
     pub max_ttl: u64,
+    /// The id of the namespace it was made in (`""`: root).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub namespace_id: String,
 }
 
 impl TokenEntry {
@@ -204,6 +208,9 @@ pub struct NewToken {
     pub batch: bool,
     /// A caller-chosen id (root only; validated by the caller).
     pub id: Option<String>,
+    /// The id of the namespace it is made in (`""`: root); its id and
+    /// accessor end with `.<namespace id>`.
+    pub namespace_id: String,
 }
 
 /// How many full token entries the store keeps in memory at most; the
@@ -279,8 +286,13 @@ pub struct TokenStore {
     accessors: DashMap<AccessorKey, Key>,
     /// Accessors that are not 24 bytes long → hashed id.
     odd_accessors: DashMap<String, Key>,
-    /// Parent → children.
+    /// Parent → children (across namespaces: a child may be in a
+    /// namespace below its parent's).
     children: DashMap<Key, HashSet<Key>>,
+    /// The namespace of every token outside root (root's are not listed).
+    ns_of: DashMap<Key, Arc<str>>,
+    /// Where each namespace's tokens are stored.
+    places: Arc<dyn Places>,
     /// Serialises use-count updates per limited-use token.
     use_locks: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
     /// Serialise, per token, storage access with the map updates it leads to.
@@ -394,19 +406,33 @@ impl TokenStore {
     /// which the caller starts next. A small store (its first page of ids,
     /// 1/256th of them, has at most [`INLINE_PROBE_MAX`] keys: a few hundred
     /// tokens) is indexed here at once instead.
-    pub async fn open(view: View, schedule: Arc<Schedule>) -> Result<Self> {
-        Self::open_with(view, schedule, true).await
+    ///
+    /// `view` is the root namespace's token storage; the tokens of other
+    /// namespaces are stored at the same place under their namespace's
+    /// prefix, which `places` tells.
+    pub async fn open(
+        view: View,
+        schedule: Arc<Schedule>,
+        places: Arc<dyn Places>,
+    ) -> Result<Self> {
+        Self::open_with(view, schedule, places, true).await
     }
 
-    async fn open_with(view: View, schedule: Arc<Schedule>, inline: bool) -> Result<Self> {
+    async fn open_with(
+        view: View,
+        schedule: Arc<Schedule>,
+        places: Arc<dyn Places>,
+        inline: bool,
+    ) -> Result<Self> {
         let salt = load_or_create_key(&view, SALT_KEY, true).await?;
         let batch_key = load_or_create_key(&view, BATCH_KEY, true).await?;
-        Self::assemble(view, schedule, inline, salt, batch_key).await
+        Self::assemble(view, schedule, places, inline, salt, batch_key).await
     }
 
     async fn assemble(
         view: View,
         schedule: Arc<Schedule>,
+        places: Arc<dyn Places>,
         inline: bool,
         salt: Zeroizing<Vec<u8>>,
         batch_key: Zeroizing<Vec<u8>>,
@@ -420,6 +446,8 @@ impl TokenStore {
             accessors: DashMap::new(),
             odd_accessors: DashMap::new(),
             children: DashMap::new(),
+            ns_of: DashMap::new(),
+            places,
             use_locks: DashMap::new(),
             stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
             schedule,
@@ -428,8 +456,9 @@ impl TokenStore {
         };
         if inline && store.view.list(&page_prefix(0)).await?.len() <= INLINE_PROBE_MAX {
             for rest in store.view.list(ID_PREFIX).await? {
-                store.load_one(&rest).await?;
+                store.load_one("", &rest).await?;
             }
+            store.load_namespaces().await?;
             let dangling = store.dangling();
             if let Ok(mut slot) = store.inline_dangling.lock() {
                 *slot = Some(dangling);
@@ -443,13 +472,20 @@ impl TokenStore {
     /// on a cache miss and are cached; [`TokenStore::invalidate`] drops
     /// what the active node changed. Nothing is indexed, so what needs the
     /// whole set answers [`Error::Standby`] (forwarded to the active node).
-    pub async fn open_replica(view: View) -> Result<Self> {
+    pub async fn open_replica(view: View, places: Arc<dyn Places>) -> Result<Self> {
         // Never creates the keys: a replica must hash as the active node
         // does (a missing key means no node has activated yet).
         let salt = load_or_create_key(&view, SALT_KEY, false).await?;
         let batch_key = load_or_create_key(&view, BATCH_KEY, false).await?;
-        let store =
-            Self::assemble(view, Arc::new(Schedule::default()), false, salt, batch_key).await?;
+        let store = Self::assemble(
+            view,
+            Arc::new(Schedule::default()),
+            places,
+            false,
+            salt,
+            batch_key,
+        )
+        .await?;
         store.progress.send_replace(Progress::Replica);
         Ok(store)
     }
@@ -522,12 +558,59 @@ impl TokenStore {
             let prefix = page_prefix(page);
             for rest in self.view.list(&prefix).await? {
                 let hash = format!("{}{rest}", &prefix[ID_PREFIX.len()..]);
-                self.load_one(&hash).await?;
+                self.load_one("", &hash).await?;
             }
             // Storage reads do not yield: leave room to requests.
             tokio::task::yield_now().await;
         }
+        self.load_namespaces().await?;
         Ok(self.dangling())
+    }
+
+    /// Indexes the tokens of every namespace but root.
+    async fn load_namespaces(&self) -> Result<()> {
+        for ns in self.places.ids() {
+            let Some(view) = self.view_for(&ns) else {
+                continue;
+            };
+            for hash in view.list(ID_PREFIX).await? {
+                self.load_one(&ns, &hash).await?;
+            }
+            tokio::task::yield_now().await;
+        }
+        Ok(())
+    }
+
+    /// The token storage of namespace `ns` (`""`: root); `None` when the
+    /// namespace does not exist (any more).
+    fn view_for(&self, ns: &str) -> Option<View> {
+        if ns.is_empty() {
+            return Some(self.view.clone());
+        }
+        let prefix = self.places.prefix_of(ns)?;
+        Some(View::new(
+            self.view.storage().clone(),
+            &format!("{prefix}{}", self.view.prefix()),
+        ))
+    }
+
+    /// The namespace of an indexed token (`""`: root).
+    fn ns_of(&self, key: &Key) -> Arc<str> {
+        self.ns_of
+            .get(key)
+            .map(|n| n.clone())
+            .unwrap_or_else(|| "".into())
+    }
+
+    /// The hashed ids of every token of namespace `ns` (once indexed).
+    pub async fn of_namespace(&self, ns: &str) -> Result<Vec<String>> {
+        self.loaded().await?;
+        Ok(self
+            .ns_of
+            .iter()
+            .filter(|e| &**e.value() == ns)
+            .map(|e| hash_of(e.key()))
+            .collect())
     }
 
     /// Indexed tokens whose parent is not indexed.
@@ -539,8 +622,8 @@ impl TokenStore {
             .collect()
     }
 
-    /// Indexes one stored token unless it is already.
-    async fn load_one(&self, hash: &str) -> Result<()> {
+    /// Indexes one stored token of namespace `ns` unless it is already.
+    async fn load_one(&self, ns: &str, hash: &str) -> Result<()> {
         let Some(key) = key_of(hash) else {
             tracing::warn!(key = %hash, "token store: ignoring a stored key that is not a token hash");
             return Ok(());
@@ -553,7 +636,7 @@ impl TokenStore {
         if self.skel.contains_key(&key) {
             return Ok(());
         }
-        match self.read(hash).await {
+        match self.read(ns, hash).await {
             Ok(Some(entry)) => self.index(key, &entry),
             Ok(None) => {}
             Err(Error::Internal(e)) => {
@@ -569,9 +652,12 @@ impl TokenStore {
         &self.stripes[i]
     }
 
-    /// Reads an entry from storage (no caching).
-    async fn read(&self, hash: &str) -> Result<Option<TokenEntry>> {
-        let Some(bytes) = self.view.get(&format!("{ID_PREFIX}{hash}")).await? else {
+    /// Reads an entry of namespace `ns` from storage (no caching).
+    async fn read(&self, ns: &str, hash: &str) -> Result<Option<TokenEntry>> {
+        let Some(view) = self.view_for(ns) else {
+            return Ok(None);
+        };
+        let Some(bytes) = view.get(&format!("{ID_PREFIX}{hash}")).await? else {
             return Ok(None);
         };
         serde_json::from_slice(&bytes)
@@ -597,6 +683,9 @@ impl TokenStore {
             }
         };
         self.skel.insert(key, Skeleton { accessor, parent });
+        if !entry.namespace_id.is_empty() {
+            self.ns_of.insert(key, entry.namespace_id.as_str().into());
+        }
         match entry.expires_at() {
             Some(at) => self.schedule.set(Due::Token(entry.id_hash.clone()), at),
             None => self.schedule.remove(&Due::Token(entry.id_hash.clone())),
@@ -679,6 +768,7 @@ impl TokenStore {
             cubbyhole_id: String::new(),
             bound_cidrs: new.bound_cidrs.clone(),
             max_ttl: new.max_ttl,
+            namespace_id: new.namespace_id.clone(),
         }
     }
 
@@ -690,7 +780,7 @@ impl TokenStore {
         let mut entries = Vec::with_capacity(new.len());
         let mut ops = Vec::with_capacity(new.len());
         for n in new {
-            if n.batch || n.id.is_some() {
+            if n.batch || n.id.is_some() || !n.namespace_id.is_empty() {
                 return Err(Error::bad_request(
                     "bulk creation makes service tokens with random ids only",
                 ));
@@ -725,11 +815,21 @@ impl TokenStore {
     ) -> Result<(String, Arc<TokenEntry>)> {
         let mut entry = Self::fresh_entry(&new);
         if new.batch {
-            let id = self.batch.seal(&entry)?;
+            let mut id = self.batch.seal(&entry)?;
+            if !new.namespace_id.is_empty() {
+                id = format!("{id}.{}", new.namespace_id);
+            }
             return Ok((id, Arc::new(entry)));
         }
         let chosen = new.id.is_some();
-        let id = new.id.unwrap_or_else(|| format!("s.{}", random_base62(24)));
+        let suffix = if new.namespace_id.is_empty() {
+            String::new()
+        } else {
+            format!(".{}", new.namespace_id)
+        };
+        let id = new
+            .id
+            .unwrap_or_else(|| format!("s.{}{suffix}", random_base62(24)));
         entry.id_hash = self.hash(&id);
         let key = key_of(&entry.id_hash).ok_or_else(|| Error::internal("token hash is not hex"))?;
         // A random id cannot collide; a chosen one is checked (in storage
@@ -744,7 +844,7 @@ impl TokenStore {
                 "cannot create a token with a duplicate ID",
             ));
         }
-        entry.accessor = random_base62(24);
+        entry.accessor = format!("{}{suffix}", random_base62(24));
         entry.cubbyhole_id = random_base62(24);
         let mut ops = vec![self.put_op(&entry)?];
         ops.extend(extra(&entry)?);
@@ -766,24 +866,25 @@ impl TokenStore {
     }
 
     /// The barrier-absolute key of a token entry.
-    fn entry_key(&self, hash: &str) -> String {
-        format!("{}{ID_PREFIX}{hash}", self.view.prefix())
+    fn entry_key(&self, entry: &TokenEntry) -> Result<String> {
+        let view = self
+            .view_for(&entry.namespace_id)
+            .ok_or_else(|| Error::bad_request("namespace not found"))?;
+        Ok(format!("{}{ID_PREFIX}{}", view.prefix(), entry.id_hash))
     }
 
     fn put_op(&self, entry: &TokenEntry) -> Result<BatchOp> {
         let bytes = serde_json::to_vec(entry).map_err(Error::internal)?;
-        Ok(BatchOp::Put(self.entry_key(&entry.id_hash), bytes))
+        Ok(BatchOp::Put(self.entry_key(entry)?, bytes))
     }
 
     /// Replaces a stored entry (same hash) in storage and memory.
     async fn update(&self, entry: TokenEntry) -> Result<Arc<TokenEntry>> {
         let key = key_of(&entry.id_hash).ok_or_else(|| Error::internal("token hash is not hex"))?;
-        let bytes = serde_json::to_vec(&entry).map_err(Error::internal)?;
+        let op = self.put_op(&entry)?;
         let entry = Arc::new(entry);
         let _guard = self.stripe(&key).lock().await;
-        self.view
-            .put(&format!("{ID_PREFIX}{}", entry.id_hash), &bytes)
-            .await?;
+        self.view.storage().batch(vec![op]).await?;
         self.remember(key, entry.clone());
         Ok(entry)
     }
@@ -791,17 +892,34 @@ impl TokenStore {
     /// Looks a token id up. Expired tokens are not returned; used-up ones
     /// are (their last request may still be looking at them).
     pub async fn lookup(&self, id: &str) -> Result<Option<Arc<TokenEntry>>> {
+        let ns = crate::namespace::id_suffix(id);
+        if let Some(ns) = ns {
+            if self.places.prefix_of(ns).is_none() {
+                return Ok(None);
+            }
+        }
         if id.starts_with(batch::PREFIX) {
-            let Some(entry) = self.batch.open(id) else {
+            let sealed = match ns {
+                Some(ns) => &id[..id.len() - ns.len() - 1],
+                None => id,
+            };
+            let Some(entry) = self.batch.open(sealed) else {
                 return Ok(None);
             };
+            if entry.namespace_id != ns.unwrap_or_default() {
+                return Ok(None);
+            }
             let parent_alive = match &entry.parent {
                 None => true,
                 Some(p) => self.lookup_hash(p).await?.is_some(),
             };
             return Ok((parent_alive && !entry.expired(now_unix())).then(|| Arc::new(entry)));
         }
-        self.lookup_hash(&self.hash(id)).await
+        let now = now_unix();
+        Ok(self
+            .get_in(&self.hash(id), Some(ns.unwrap_or_default()))
+            .await?
+            .filter(|e| !e.expired(now)))
     }
 
     /// Looks a service token up by its hashed id.
@@ -814,6 +932,21 @@ impl TokenStore {
     /// revocation, which must clean up after expired tokens too). A cached
     /// entry costs a map lookup; another is read from storage and cached.
     pub async fn get_any(&self, hash: &str) -> Result<Option<Arc<TokenEntry>>> {
+        if let Some(found) = self.get_in(hash, None).await? {
+            return Ok(Some(found));
+        }
+        // Known by hash only, the token may be in a namespace the index
+        // has not reached yet: once it has, its namespace is known.
+        if self.is_loaded() || self.places.ids().is_empty() {
+            return Ok(None);
+        }
+        self.loaded().await?;
+        self.get_in(hash, None).await
+    }
+
+    /// [`get_any`](Self::get_any) knowing the namespace (`hint`, from the
+    /// token's id) or not (then the index's, else root).
+    async fn get_in(&self, hash: &str, hint: Option<&str>) -> Result<Option<Arc<TokenEntry>>> {
         let Some(key) = key_of(hash) else {
             return Ok(None);
         };
@@ -827,7 +960,11 @@ impl TokenStore {
         if let Some(e) = self.cache.get(&key) {
             return Ok(Some(e));
         }
-        let Some(entry) = self.read(hash).await? else {
+        let ns: Arc<str> = match hint {
+            Some(ns) => ns.into(),
+            None => self.ns_of(&key),
+        };
+        let Some(entry) = self.read(&ns, hash).await? else {
             return Ok(None);
         };
         let entry = Arc::new(entry);
@@ -890,7 +1027,7 @@ impl TokenStore {
         for key in self.all_keys().await? {
             let entry = match self.cache.get(&key) {
                 Some(e) => e,
-                None => match self.read(&hash_of(&key)).await? {
+                None => match self.read(&self.ns_of(&key), &hash_of(&key)).await? {
                     Some(e) => Arc::new(e),
                     None => continue,
                 },
@@ -964,7 +1101,7 @@ impl TokenStore {
     pub async fn claim(&self, entry: &TokenEntry, extra: Vec<BatchOp>) -> Result<()> {
         let (_use_guard, _) = self.lock_usable(&entry.id_hash).await?;
         let key = key_of(&entry.id_hash).ok_or(Error::PermissionDenied)?;
-        let mut ops = vec![BatchOp::Delete(self.entry_key(&entry.id_hash))];
+        let mut ops = vec![BatchOp::Delete(self.entry_key(entry)?)];
         ops.extend(extra);
         let _guard = self.stripe(&key).lock().await;
         self.view.storage().batch(ops).await?;
@@ -1034,7 +1171,9 @@ impl TokenStore {
             return Ok(());
         };
         let _guard = self.stripe(&key).lock().await;
-        self.view.delete(&format!("{ID_PREFIX}{hash}")).await?;
+        if let Some(view) = self.view_for(&self.ns_of(&key)) {
+            view.delete(&format!("{ID_PREFIX}{hash}")).await?;
+        }
         self.forget(&key);
         Ok(())
     }
@@ -1043,6 +1182,7 @@ impl TokenStore {
     /// tree and the timetable. Callers hold its stripe lock.
     fn forget(&self, key: &Key) {
         self.cache.remove(key);
+        self.ns_of.remove(key);
         if let Some((_, s)) = self.skel.remove(key) {
             match s.accessor {
                 Some(a) => {
@@ -1159,7 +1299,10 @@ fn rfc3339(secs: u64) -> String {
 
 /// The token as `lookup`, `lookup-self` and `lookup-accessor` render it;
 /// `id` is empty for accessor lookups.
-pub fn render(id: &str, e: &TokenEntry) -> Map<String, Value> {
+///
+/// `namespace_path` is the path of the token's namespace, shown (as
+/// `namespace_path`) for tokens outside the root namespace.
+pub fn render(id: &str, e: &TokenEntry, namespace_path: &str) -> Map<String, Value> {
     let now = now_unix();
     let (ttl, expire_time) = match e.expires_at() {
         Some(at) => (at.saturating_sub(now), Value::String(rfc3339(at))),
@@ -1198,6 +1341,9 @@ pub fn render(id: &str, e: &TokenEntry) -> Map<String, Value> {
     }
     if !e.bound_cidrs.is_empty() {
         v["bound_cidrs"] = json!(e.bound_cidrs);
+    }
+    if !namespace_path.is_empty() {
+        v["namespace_path"] = json!(namespace_path);
     }
     match v {
         Value::Object(m) => m,

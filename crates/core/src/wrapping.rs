@@ -3,7 +3,9 @@
 //! orphan with the `response-wrapping` policy, one use, and the requested
 //! TTL; the core lets it do nothing but unwrap, look up and rewrap.
 //! Spending its one use is atomic (the token store's use count), so of two
-//! concurrent unwraps exactly one gets the answer.
+//! concurrent unwraps exactly one gets the answer. The wrapping token is
+//! made in the request's namespace, and its answer kept in that
+//! namespace's cubbyhole.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -40,9 +42,11 @@ impl Core {
     /// `mount_type`) for `ttl` seconds. `wrap_info.wrapped_accessor` is the
     /// accessor of a wrapped token or, as in OpenBao, of an approle
     /// secret id.
+    #[allow(clippy::too_many_arguments)] // What a wrapping is made of.
     pub(crate) async fn wrap_response(
         &self,
         unsealed: &Active,
+        namespace_id: &str,
         resp: &Response,
         ttl: u64,
         creation_path: &str,
@@ -68,13 +72,14 @@ impl Core {
             Some(a) => a.accessor.clone(),
             None => secret_id_accessor().unwrap_or_default(),
         };
-        self.store_wrapped(unsealed, wrapped, wrapped_accessor)
+        self.store_wrapped(unsealed, namespace_id, wrapped, wrapped_accessor)
             .await
     }
 
     async fn store_wrapped(
         &self,
         unsealed: &Active,
+        namespace_id: &str,
         wrapped: Wrapped,
         wrapped_accessor: String,
     ) -> Result<Response> {
@@ -91,11 +96,12 @@ impl Core {
                     explicit_max_ttl: wrapped.creation_ttl,
                     path: wrapped.creation_path.clone(),
                     num_uses: 1,
+                    namespace_id: namespace_id.to_string(),
                     ..Default::default()
                 },
                 |entry| {
                     Ok(vec![BatchOp::Put(
-                        self.response_key(unsealed, entry),
+                        self.response_key(unsealed, entry)?,
                         bytes,
                     )])
                 },
@@ -115,18 +121,26 @@ impl Core {
     }
 
     /// The barrier-absolute key of a wrapping token's answer.
-    fn response_key(&self, unsealed: &Active, entry: &TokenEntry) -> String {
-        format!(
-            "{}{}/{RESPONSE_KEY}",
-            unsealed.cubbyhole.prefix(),
-            entry.cubbyhole_id
-        )
+    fn response_key(&self, unsealed: &Active, entry: &TokenEntry) -> Result<String> {
+        Ok(format!(
+            "{}{RESPONSE_KEY}",
+            self.cubbyhole_of(unsealed, entry)?.prefix()
+        ))
     }
 
-    fn cubbyhole_of(&self, unsealed: &Active, entry: &TokenEntry) -> strongroom_sdk::storage::View {
-        unsealed
+    /// A token's cubbyhole, in its namespace's.
+    fn cubbyhole_of(
+        &self,
+        unsealed: &Active,
+        entry: &TokenEntry,
+    ) -> Result<strongroom_sdk::storage::View> {
+        let tenant = unsealed
+            .namespaces
+            .by_id(&entry.namespace_id)
+            .ok_or_else(invalid)?;
+        Ok(tenant
             .cubbyhole
-            .sub_view(&format!("{}/", entry.cubbyhole_id))
+            .sub_view(&format!("{}/", entry.cubbyhole_id)))
     }
 
     /// The live wrapping token `token`, or OpenBao's 400.
@@ -147,7 +161,7 @@ impl Core {
 
     /// The stored answer of a wrapping token.
     async fn wrapped_bytes(&self, unsealed: &Active, entry: &TokenEntry) -> Result<Vec<u8>> {
-        self.cubbyhole_of(unsealed, entry)
+        self.cubbyhole_of(unsealed, entry)?
             .get(RESPONSE_KEY)
             .await?
             .ok_or_else(invalid)
@@ -156,7 +170,7 @@ impl Core {
     /// Spends the wrapping token `token` and takes its answer out: the
     /// token and its answer are deleted in one write, and of concurrent
     /// calls exactly one succeeds.
-    async fn take_wrapped(&self, token: &str) -> Result<Wrapped> {
+    async fn take_wrapped(&self, token: &str) -> Result<(Wrapped, String)> {
         let unsealed = self.active()?;
         let entry = self.wrapping_entry(&unsealed, token).await?;
         let bytes = self.wrapped_bytes(&unsealed, &entry).await?;
@@ -164,20 +178,21 @@ impl Core {
             .tokens
             .claim(
                 &entry,
-                vec![BatchOp::Delete(self.response_key(&unsealed, &entry))],
+                vec![BatchOp::Delete(self.response_key(&unsealed, &entry)?)],
             )
             .await
             .map_err(|e| match e {
                 Error::PermissionDenied => invalid(),
                 e => e,
             })?;
-        strongroom_sdk::json::from_stored(&bytes)
-            .map_err(|e| Error::internal(format!("corrupt wrapped response: {e}")))
+        let wrapped = strongroom_sdk::json::from_stored(&bytes)
+            .map_err(|e| Error::internal(format!("corrupt wrapped response: {e}")))?;
+        Ok((wrapped, entry.namespace_id.clone()))
     }
 
     /// `sys/wrapping/unwrap`: the wrapped answer, once.
     pub async fn unwrap(&self, token: &str) -> Result<Response> {
-        let wrapped = self.take_wrapped(token).await?;
+        let (wrapped, _) = self.take_wrapped(token).await?;
         Ok(Response::raw(200, wrapped.response))
     }
 
@@ -185,7 +200,7 @@ impl Core {
     /// with the same TTL; the old token is spent.
     pub async fn rewrap(&self, token: &str) -> Result<Response> {
         let unsealed = self.active()?;
-        let mut wrapped = self.take_wrapped(token).await?;
+        let (mut wrapped, namespace_id) = self.take_wrapped(token).await?;
         wrapped.creation_time =
             humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string();
         let accessor = wrapped
@@ -195,7 +210,8 @@ impl Core {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
-        self.store_wrapped(&unsealed, wrapped, accessor).await
+        self.store_wrapped(&unsealed, &namespace_id, wrapped, accessor)
+            .await
     }
 
     /// `sys/wrapping/lookup`: when and where a wrapping token was made,

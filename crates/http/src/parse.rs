@@ -77,7 +77,7 @@ pub fn parse_request(
         path.push('/');
     }
 
-    check_namespace(headers)?;
+    let namespace = namespace(headers)?;
     let wrap_ttl = wrap_ttl(headers)?;
     if operation == Operation::Patch {
         check_patch_content_type(headers)?;
@@ -94,6 +94,7 @@ pub fn parse_request(
     req.client_token = client_token(headers).map(ClientToken);
     req.wrap_ttl = wrap_ttl;
     req.remote_addr = remote;
+    req.namespace = namespace;
     Ok(req)
 }
 
@@ -291,19 +292,17 @@ fn wrap_ttl(headers: &HeaderMap) -> Result<Option<std::time::Duration>, Error> {
     Ok((!ttl.is_zero()).then_some(ttl))
 }
 
-/// Accepts only the root namespace until namespaces exist.
-///
-/// Any other namespace is refused with 404 `namespace not found`: that is
-/// exactly what OpenBao answers for a namespace that does not exist, so
-/// clients already handle it, and a request must never silently run in the
-/// root namespace when the caller asked for another one.
-fn check_namespace(headers: &HeaderMap) -> Result<(), Error> {
+/// The `X-Vault-Namespace` header, when set and not empty. The core
+/// resolves it; a value that is not text names no namespace (OpenBao's
+/// 404 `namespace not found`).
+fn namespace(headers: &HeaderMap) -> Result<Option<String>, Error> {
     let Some(raw) = headers.get(NAMESPACE_HEADER) else {
-        return Ok(());
+        return Ok(None);
     };
     match raw.to_str().map(str::trim) {
-        Ok("" | "root" | "/" | "root/") => Ok(()),
-        _ => Err(Error::NotFound(Some("namespace not found".to_string()))),
+        Ok("") => Ok(None),
+        Ok(ns) => Ok(Some(ns.to_string())),
+        Err(_) => Err(Error::NotFound(Some("namespace not found".to_string()))),
     }
 }
 
@@ -551,17 +550,22 @@ mod tests {
 
     #[test]
     fn namespace_header() {
-        for ok in ["", "root", "/", "root/"] {
-            assert!(
-                parse("GET", "/v1/x", &[("X-Vault-Namespace", ok)], b"").is_ok(),
-                "{ok}"
-            );
-        }
-        for bad in ["foo", "root/foo", "ns1/"] {
-            let e = parse("GET", "/v1/x", &[("X-Vault-Namespace", bad)], b"").unwrap_err();
-            assert_eq!(e.status(), 404);
-            assert_eq!(e.messages(), vec!["namespace not found".to_string()]);
-        }
+        let req = parse("GET", "/v1/x", &[], b"").unwrap();
+        assert_eq!(req.namespace, None);
+        let req = parse("GET", "/v1/x", &[("X-Vault-Namespace", " ")], b"").unwrap();
+        assert_eq!(req.namespace, None);
+        let req = parse("GET", "/v1/x", &[("X-Vault-Namespace", "ns1/ns2")], b"").unwrap();
+        assert_eq!(req.namespace.as_deref(), Some("ns1/ns2"));
+        // A header value that is not text names no namespace.
+        let mut map = HeaderMap::new();
+        map.insert(
+            http::HeaderName::from_static("x-vault-namespace"),
+            http::HeaderValue::from_bytes(b"ns\xff").unwrap(),
+        );
+        let uri: Uri = "/v1/x".parse().unwrap();
+        let e = parse_request(&Method::GET, &uri, &map, b"", None).unwrap_err();
+        assert_eq!(e.status(), 404);
+        assert_eq!(e.messages(), vec!["namespace not found".to_string()]);
     }
 
     /// A small deterministic generator (xorshift), so the junk is the same

@@ -196,7 +196,15 @@ async fn answer(
     remote: Option<std::net::IpAddr>,
     remote_port: Option<u16>,
 ) -> Result<http::Response<Body>, Error> {
-    if refused_unauthed(&state.opts, parts.uri.path()) {
+    // In a namespace, the core answers these paths (its 400: they are the
+    // root namespace's only), as OpenBao resolves the namespace first.
+    let in_namespace = parts
+        .headers
+        .get(NAMESPACE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().trim_matches('/'))
+        .is_some_and(|v| !v.is_empty() && v != "root");
+    if !in_namespace && refused_unauthed(&state.opts, parts.uri.path()) {
         return Err(Error::UnsupportedOperation);
     }
     let max = state.opts.max_request_size;

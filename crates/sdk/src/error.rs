@@ -30,12 +30,20 @@ pub enum Error {
     /// (415: PATCH wants `application/merge-patch+json`).
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// The request conflicts with the current state (409: deleting a
+    /// namespace that still has children).
+    #[error("{0}")]
+    Conflict(String),
     /// The request body exceeds the listener's `max_request_size` (413).
     #[error("http: request body too large")]
     PayloadTooLarge,
     /// Too many requests, or a standby node's health answer (429).
     #[error("{0}")]
     TooManyRequests(String),
+    /// What the request addresses is unavailable for now, with a message
+    /// (503: a namespace whose API is locked).
+    #[error("{0}")]
+    Unavailable(String),
     /// The server is sealed (503).
     #[error("Vault is sealed")]
     Sealed,
@@ -75,10 +83,11 @@ impl Error {
             Error::PermissionDenied | Error::Forbidden(_) => 403,
             Error::NotFound(_) | Error::UnsupportedPath => 404,
             Error::UnsupportedOperation => 405,
+            Error::Conflict(_) => 409,
             Error::PayloadTooLarge => 413,
             Error::UnsupportedMediaType(_) => 415,
             Error::TooManyRequests(_) => 429,
-            Error::Sealed | Error::NotInitialized | Error::Standby => 503,
+            Error::Sealed | Error::NotInitialized | Error::Standby | Error::Unavailable(_) => 503,
             Error::Upstream(_) => 502,
             // A key the storage refuses (a NUL byte, say) came from the
             // request path: the client's fault, not the server's.

@@ -83,6 +83,9 @@ pub struct Request {
     /// The HTTP request headers, kept only when the handler asks for them
     /// ([`RequestHandler::wants_headers`]: audited request headers).
     pub headers: Option<http::HeaderMap>,
+    /// `X-Vault-Namespace`, as sent: the namespace the path is relative to
+    /// (`None`: the path is the full one).
+    pub namespace: Option<String>,
 }
 
 impl Clone for Request {
@@ -97,6 +100,7 @@ impl Clone for Request {
             remote_addr: self.remote_addr,
             remote_port: self.remote_port,
             headers: self.headers.clone(),
+            namespace: self.namespace.clone(),
         }
     }
 }
@@ -114,6 +118,7 @@ impl Request {
             remote_addr: None,
             remote_port: None,
             headers: None,
+            namespace: None,
         }
     }
 

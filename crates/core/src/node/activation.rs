@@ -12,20 +12,23 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 
 use super::mounts::{cubbyhole_entry, Tables};
+use super::tenant::{Namespaces, Tenant};
 use super::{json_bytes, Core, DEFAULT_PERIODIC_INTERVAL};
 use crate::expiration::{LeaseStore, Schedule};
 use crate::mount::{MountEntry, Table};
-use crate::router::RouteTable;
+use crate::namespace::{NamespaceEntry, Places};
 use crate::token::{now_unix, TokenStore};
 use strongroom_policy::store::PolicyStore;
-use strongroom_sdk::storage::View;
 use strongroom_sdk::{Error, Result};
 
 const CLUSTER_KEY: &str = "core/cluster-info";
+
+/// Where namespace entries are stored (`<prefix><uuid>`), in the root
+/// namespace's storage.
+pub const NAMESPACES_PREFIX: &str = "core/namespaces/";
 
 /// Cluster identity, generated at first activation.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -38,18 +41,16 @@ pub struct ClusterInfo {
 
 /// The state that exists only while the node is active.
 pub struct Active {
-    pub(crate) routes: ArcSwap<RouteTable>,
-    pub(crate) tables: tokio::sync::Mutex<Tables>,
-    /// The token store.
+    /// Every namespace's serving state (mounts, policies, cubbyhole).
+    pub namespaces: Arc<Namespaces>,
+    /// The token store (every namespace's tokens).
     pub tokens: Arc<TokenStore>,
-    /// The ACL policy store.
-    pub policies: Arc<PolicyStore>,
-    /// Secret leases.
+    /// Secret leases (every namespace's).
     pub leases: Arc<LeaseStore>,
     /// The timetable of token and lease expiry.
     pub schedule: Arc<Schedule>,
-    /// The cubbyhole engine's storage (one folder per token).
-    pub cubbyhole: View,
+    /// Serialises namespace creation and deletion.
+    pub(crate) namespace_changes: tokio::sync::Mutex<()>,
     /// Cluster identity.
     pub cluster: ClusterInfo,
     /// The reaper and the periodic ticker; aborted at step-down.
@@ -57,6 +58,23 @@ pub struct Active {
 }
 
 impl Active {
+    /// The root namespace's state.
+    pub fn root(&self) -> &Arc<Tenant> {
+        self.namespaces.root()
+    }
+
+    /// The namespace whose storage holds the barrier key `key`.
+    pub fn tenant_of_key(&self, key: &str) -> Arc<Tenant> {
+        self.namespaces.of_key(key)
+    }
+
+    /// Every namespace's state, root first.
+    pub fn tenants(&self) -> Vec<Arc<Tenant>> {
+        let mut all = vec![self.root().clone()];
+        all.extend(self.namespaces.all());
+        all
+    }
+
     /// Stops the background tasks and has every backend clean up (the
     /// state is unpublished already).
     pub(crate) async fn stop(&self) {
@@ -65,8 +83,10 @@ impl Active {
                 task.abort();
             }
         }
-        for route in self.routes.load().routes() {
-            route.backend.cleanup().await;
+        for tenant in self.tenants() {
+            for route in tenant.routes.load().routes() {
+                route.backend.cleanup().await;
+            }
         }
     }
 }
@@ -149,40 +169,6 @@ impl Core {
     /// the active node's).
     async fn build_state(&self, standby: bool) -> Result<Arc<Active>> {
         let schedule = Arc::new(Schedule::default());
-        // Tokens open without loading: the index is built in the
-        // background (see `crate::token`), so activation does not wait
-        // for it whatever the number of stored tokens.
-        let tokens = Arc::new(if standby {
-            TokenStore::open_replica(self.view("sys/token/")).await?
-        } else {
-            TokenStore::open(self.view("sys/token/"), schedule.clone()).await?
-        });
-        let leases = Arc::new(LeaseStore::open(self.view("sys/expire/"), schedule.clone()).await?);
-        let policies = Arc::new(if standby {
-            PolicyStore::open_read_only(self.view("sys/policy/")).await?
-        } else {
-            PolicyStore::open(self.view("sys/policy/")).await?
-        });
-        let mut mounts: Vec<MountEntry> = self
-            .read_json(Table::Mounts.storage_key())
-            .await?
-            .unwrap_or_default();
-        let auth: Vec<MountEntry> = self
-            .read_json(Table::Auth.storage_key())
-            .await?
-            .unwrap_or_default();
-        if !mounts.iter().any(|m| m.kind == "cubbyhole") {
-            if standby {
-                return Err(Error::Standby);
-            }
-            // Storage written before the cubbyhole existed gains it here.
-            mounts.push(cubbyhole_entry());
-            self.persist_tables(&Tables {
-                mounts: mounts.clone(),
-                auth: auth.clone(),
-            })
-            .await?;
-        }
         let cluster = match self.read_json::<ClusterInfo>(CLUSTER_KEY).await? {
             Some(c) => c,
             None if standby => return Err(Error::Standby),
@@ -200,29 +186,104 @@ impl Core {
                 c
             }
         };
-        let cubbyhole = mounts
-            .iter()
-            .find(|m| m.kind == "cubbyhole")
-            .map(|m| self.view(&m.storage_prefix()))
-            .ok_or_else(|| Error::internal("no cubbyhole mount"))?;
-        let tables = Tables { mounts, auth };
-        let routes = self.build_routes(&tables)?;
+        let root = self.load_tenant(NamespaceEntry::root(), standby).await?;
+        let namespaces = Arc::new(Namespaces::new(Arc::new(root)));
+        // Parents before children (a child's path is longer).
+        let mut entries = self.stored_namespaces().await?;
+        entries.sort_by_key(|e| e.path.len());
+        for entry in entries {
+            let tenant = self.load_tenant(entry, standby).await?;
+            namespaces.insert(Arc::new(tenant));
+        }
+        let places: Arc<dyn Places> = namespaces.clone();
+        // Tokens open without loading: the index is built in the
+        // background (see `crate::token`), so activation does not wait
+        // for it whatever the number of stored tokens.
+        let tokens = Arc::new(if standby {
+            TokenStore::open_replica(self.view("sys/token/"), places.clone()).await?
+        } else {
+            TokenStore::open(self.view("sys/token/"), schedule.clone(), places.clone()).await?
+        });
+        let leases =
+            Arc::new(LeaseStore::open(self.view("sys/expire/"), schedule.clone(), places).await?);
         if !standby {
-            for route in routes.routes() {
-                route.backend.initialize(&route.mounted()).await?;
+            for tenant in std::iter::once(namespaces.root().clone()).chain(namespaces.all()) {
+                for route in tenant.routes.load().routes() {
+                    route.backend.initialize(&route.mounted()).await?;
+                }
             }
         }
         Ok(Arc::new(Active {
-            routes: ArcSwap::from_pointee(routes),
-            tables: tokio::sync::Mutex::new(tables),
+            namespaces,
             tokens,
-            policies,
             leases,
             schedule,
-            cubbyhole,
+            namespace_changes: tokio::sync::Mutex::new(()),
             cluster,
             tasks: std::sync::Mutex::new(Vec::new()),
         }))
+    }
+
+    /// Every stored namespace entry (`core/namespaces/<uuid>`).
+    pub(crate) async fn stored_namespaces(&self) -> Result<Vec<NamespaceEntry>> {
+        let view = self.view(NAMESPACES_PREFIX);
+        let mut out = Vec::new();
+        for uuid in view.list("").await? {
+            if let Some(entry) = self
+                .read_json(&format!("{NAMESPACES_PREFIX}{uuid}"))
+                .await?
+            {
+                out.push(entry);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Loads a namespace's serving state from its storage: its mount
+    /// tables and routes, its policies, its cubbyhole. The root
+    /// namespace's tables written before the cubbyhole existed gain it.
+    pub(crate) async fn load_tenant(&self, entry: NamespaceEntry, standby: bool) -> Result<Tenant> {
+        let prefix = entry.storage_prefix();
+        let mut mounts: Vec<MountEntry> = self
+            .read_json(&format!("{prefix}{}", Table::Mounts.storage_key()))
+            .await?
+            .unwrap_or_default();
+        let auth: Vec<MountEntry> = self
+            .read_json(&format!("{prefix}{}", Table::Auth.storage_key()))
+            .await?
+            .unwrap_or_default();
+        if !mounts
+            .iter()
+            .any(|m| matches!(m.kind.as_str(), "cubbyhole" | "ns_cubbyhole"))
+        {
+            if standby {
+                return Err(Error::Standby);
+            }
+            // Storage written before the cubbyhole existed gains it here.
+            mounts.push(cubbyhole_entry(entry.is_root()));
+            self.persist_tables(
+                &prefix,
+                &Tables {
+                    mounts: mounts.clone(),
+                    auth: auth.clone(),
+                },
+            )
+            .await?;
+        }
+        let policy_view = self.view(&format!("{prefix}sys/policy/"));
+        let policies = Arc::new(if standby {
+            PolicyStore::open_read_only(policy_view).await?
+        } else {
+            PolicyStore::open(policy_view).await?
+        });
+        let cubbyhole = mounts
+            .iter()
+            .find(|m| matches!(m.kind.as_str(), "cubbyhole" | "ns_cubbyhole"))
+            .map(|m| self.view(&format!("{prefix}{}", m.storage_prefix())))
+            .ok_or_else(|| Error::internal("no cubbyhole mount"))?;
+        let tables = Tables { mounts, auth };
+        let routes = self.build_routes(&prefix, &tables)?;
+        Ok(Tenant::new(entry, routes, tables, policies, cubbyhole))
     }
 
     /// An HA standby loads (again) the read-only state it serves reads
@@ -269,7 +330,14 @@ impl Core {
         let Some(state) = self.standby.load_full() else {
             return Ok(());
         };
-        if key == Table::Mounts.storage_key() || key == Table::Auth.storage_key() {
+        let tenant = state.tenant_of_key(key);
+        let rel = &key[tenant.prefix.len()..];
+        // A namespace created, changed or deleted, or a namespace's mount
+        // table: the state is loaded again.
+        if rel == Table::Mounts.storage_key()
+            || rel == Table::Auth.storage_key()
+            || (tenant.is_root() && key.starts_with(NAMESPACES_PREFIX))
+        {
             return self.load_standby().await;
         }
         if key == crate::audit::Audit::table_key() {
@@ -279,15 +347,15 @@ impl Core {
             self.barrier.reload_keyring().await?;
             return Ok(());
         }
-        if let Some(name) = key.strip_prefix("sys/policy/") {
-            state.policies.invalidate(name);
+        if let Some(name) = rel.strip_prefix("sys/policy/") {
+            tenant.policies.invalidate(name);
             return Ok(());
         }
-        if let Some(rest) = key.strip_prefix("sys/token/") {
+        if let Some(rest) = rel.strip_prefix("sys/token/") {
             state.tokens.invalidate(rest).await;
             return Ok(());
         }
-        let routes = state.routes.load();
+        let routes = tenant.routes.load();
         let owner = routes
             .routes()
             .iter()
@@ -336,6 +404,12 @@ impl Core {
             .periodic_interval
             .unwrap_or(DEFAULT_PERIODIC_INTERVAL);
         let ticker = tokio::spawn(tick(Arc::downgrade(&active), interval));
+        // Deletions a restart interrupted resume.
+        for tenant in active.namespaces.all() {
+            if tenant.entry().tainted {
+                self.spawn_deletion(tenant);
+            }
+        }
         if let Ok(mut tasks) = active.tasks.lock() {
             tasks.push(orphans);
             tasks.push(reaper);
@@ -355,10 +429,17 @@ impl Core {
 }
 
 async fn run_periodic(active: &Active) {
-    let routes = active.routes.load_full();
-    for route in routes.routes() {
-        if let Err(e) = route.backend.periodic(&route.mounted()).await {
-            tracing::warn!(mount = %route.prefix, error = %e, "periodic hook failed");
+    for tenant in active.tenants() {
+        let routes = tenant.routes.load_full();
+        for route in routes.routes() {
+            if let Err(e) = route.backend.periodic(&route.mounted()).await {
+                tracing::warn!(
+                    namespace = %tenant.path,
+                    mount = %route.prefix,
+                    error = %e,
+                    "periodic hook failed"
+                );
+            }
         }
     }
 }

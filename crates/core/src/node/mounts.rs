@@ -10,6 +10,7 @@ use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::tenant::Tenant;
 use super::{json_bytes, Core};
 use crate::cubbyhole;
 use crate::mount::{normalize_mount_path, overlaps, MountConfig, MountEntry, Table};
@@ -61,30 +62,80 @@ pub struct Tune {
     pub token_type: Option<String>,
 }
 
-/// The `cubbyhole/` mount every server has.
-pub(crate) fn cubbyhole_entry() -> MountEntry {
+/// The `cubbyhole/` mount every namespace has (`ns_cubbyhole` outside
+/// root, as OpenBao names it).
+pub(crate) fn cubbyhole_entry(root: bool) -> MountEntry {
     let mut e = MountEntry::new(
         Table::Mounts,
         "cubbyhole/",
-        "cubbyhole",
+        if root { "cubbyhole" } else { "ns_cubbyhole" },
         "per-token private secret storage",
     );
     e.local = true;
     e
 }
 
+/// The tables a namespace starts with: `sys/`, `cubbyhole/` and
+/// `auth/token/` (types `ns_system`, `ns_cubbyhole`, `ns_token` outside the
+/// root namespace, as OpenBao shows them).
+pub(crate) fn default_tables(root: bool) -> Tables {
+    let ns = |kind: &str| {
+        if root {
+            kind.to_string()
+        } else {
+            format!("ns_{kind}")
+        }
+    };
+    Tables {
+        mounts: vec![
+            {
+                let mut sys = MountEntry::new(
+                    Table::Mounts,
+                    "sys/",
+                    &ns("system"),
+                    "system endpoints used for control, policy and debugging",
+                );
+                sys.config.passthrough_request_headers = vec!["Accept".into()];
+                // As in OpenBao, the system mount's storage is listed as seal-wrapped.
+                sys.seal_wrap = true;
+                sys
+            },
+            cubbyhole_entry(root),
+        ],
+        auth: vec![{
+            let mut t = MountEntry::new(
+                Table::Auth,
+                "token/",
+                &ns("token"),
+                "token based credentials",
+            );
+            t.config.token_type = Some("default-service".into());
+            t
+        }],
+    }
+}
+
 impl Core {
-    pub(crate) async fn persist_tables(&self, tables: &Tables) -> Result<()> {
+    /// Writes a namespace's two tables (under its prefix) in one batch.
+    pub(crate) async fn persist_tables(&self, prefix: &str, tables: &Tables) -> Result<()> {
         self.view("")
-            .batch(vec![
-                BatchOp::Put(
-                    Table::Mounts.storage_key().into(),
-                    json_bytes(&tables.mounts)?,
-                ),
-                BatchOp::Put(Table::Auth.storage_key().into(), json_bytes(&tables.auth)?),
-            ])
+            .batch(Self::table_ops(prefix, tables)?)
             .await?;
         Ok(())
+    }
+
+    /// The batch that writes a namespace's two tables.
+    pub(crate) fn table_ops(prefix: &str, tables: &Tables) -> Result<Vec<BatchOp>> {
+        Ok(vec![
+            BatchOp::Put(
+                format!("{prefix}{}", Table::Mounts.storage_key()),
+                json_bytes(&tables.mounts)?,
+            ),
+            BatchOp::Put(
+                format!("{prefix}{}", Table::Auth.storage_key()),
+                json_bytes(&tables.auth)?,
+            ),
+        ])
     }
 
     fn mount_context(&self, entry: &MountEntry) -> Arc<MountContext> {
@@ -99,19 +150,26 @@ impl Core {
         })
     }
 
-    fn build_route(&self, entry: &MountEntry) -> Result<Arc<Route>> {
-        let storage = self.view(&entry.storage_prefix());
+    /// Builds the route of `entry`, a mount of the namespace whose
+    /// storage is under `prefix`.
+    pub(crate) fn build_route(&self, prefix: &str, entry: &MountEntry) -> Result<Arc<Route>> {
+        let storage = self.view(&format!("{prefix}{}", entry.storage_prefix()));
         let mount = self.mount_context(entry);
         // The core's own token store and cubbyhole read the caller's token
         // entry from the request's extensions; no other backend can name it.
+        // The system backend is told the request's namespace the same way.
         let builtin_caller = matches!(
             (entry.table, entry.kind.as_str()),
-            (Table::Auth, "token") | (Table::Mounts, "cubbyhole")
+            (Table::Auth, "token" | "ns_token")
+                | (
+                    Table::Mounts,
+                    "cubbyhole" | "ns_cubbyhole" | "system" | "ns_system"
+                )
         );
         let backend: Arc<dyn LogicalBackend> = match (entry.table, entry.kind.as_str()) {
-            (Table::Mounts, "system") => self.sys.clone(),
-            (Table::Auth, "token") => self.token.clone(),
-            (Table::Mounts, "cubbyhole") => Arc::new(cubbyhole::backend()),
+            (Table::Mounts, "system" | "ns_system") => self.sys.clone(),
+            (Table::Auth, "token" | "ns_token") => self.token.clone(),
+            (Table::Mounts, "cubbyhole" | "ns_cubbyhole") => Arc::new(cubbyhole::backend()),
             (table, kind) => {
                 let factory = match table {
                     Table::Mounts => self.registry.secrets_factory(kind),
@@ -137,18 +195,17 @@ impl Core {
         }))
     }
 
-    pub(crate) fn build_routes(&self, tables: &Tables) -> Result<RouteTable> {
+    pub(crate) fn build_routes(&self, prefix: &str, tables: &Tables) -> Result<RouteTable> {
         let mut routes = Vec::new();
         for entry in tables.mounts.iter().chain(tables.auth.iter()) {
-            routes.push(self.build_route(entry)?);
+            routes.push(self.build_route(prefix, entry)?);
         }
         Ok(RouteTable::new(routes))
     }
 
-    /// The entries of a mount table.
-    pub async fn mount_table(&self, table: Table) -> Result<Vec<MountEntry>> {
-        let unsealed = self.active()?;
-        let tables = unsealed.tables.lock().await;
+    /// The entries of a namespace's mount table.
+    pub async fn mount_table(&self, tenant: &Tenant, table: Table) -> Result<Vec<MountEntry>> {
+        let tables = tenant.tables.lock().await;
         Ok(match table {
             Table::Mounts => tables.mounts.clone(),
             Table::Auth => tables.auth.clone(),
@@ -163,7 +220,8 @@ impl Core {
         let Ok(active) = self.active() else {
             return false;
         };
-        let routes = active.routes.load();
+        let tenant = active.tenant_of_key(key);
+        let routes = tenant.routes.load();
         let owner = routes
             .routes()
             .iter()
@@ -178,10 +236,10 @@ impl Core {
         }
     }
 
-    /// The entry of the mount serving `path` (a path inside the mount works).
-    pub fn mount_for_path(&self, path: &str) -> Result<Option<MountEntry>> {
-        let unsealed = self.active()?;
-        let routes = unsealed.routes.load();
+    /// The entry of the mount serving `path` (a path inside the mount
+    /// works) in a namespace.
+    pub fn mount_for_path(&self, tenant: &Tenant, path: &str) -> Result<Option<MountEntry>> {
+        let routes = tenant.routes.load();
         Ok(routes
             .lookup(path)
             .map(|(r, _)| MountEntry::clone(&r.entry.load())))
@@ -189,9 +247,8 @@ impl Core {
 
     /// The OpenAPI document of every mounted backend, generated from the
     /// same path declarations that answer requests and `?help=1`.
-    pub fn openapi(&self) -> Result<Value> {
-        let unsealed = self.active()?;
-        let routes = unsealed.routes.load();
+    pub fn openapi(&self, tenant: &Tenant) -> Result<Value> {
+        let routes = tenant.routes.load();
         let mut paths = Map::new();
         let mut ordered: Vec<&Arc<Route>> = routes.routes().iter().collect();
         ordered.sort_by(|a, b| a.prefix.cmp(&b.prefix));
@@ -207,9 +264,11 @@ impl Core {
         (d.as_secs(), m.as_secs())
     }
 
-    /// Mounts a backend of type `kind` at `path` in `table`.
+    /// Mounts a backend of type `kind` at `path` in a namespace's `table`.
+    #[allow(clippy::too_many_arguments)] // The fields of `sys/mounts/:path`.
     pub async fn mount(
         &self,
+        tenant: &Tenant,
         table: Table,
         path: &str,
         kind: &str,
@@ -218,7 +277,8 @@ impl Core {
         options: Option<Map<String, Value>>,
     ) -> Result<()> {
         let path = normalize_mount_path(path)?;
-        let unsealed = self.active()?;
+        let active = self.active()?;
+        let unsealed = tenant;
         let mut tables = unsealed.tables.lock().await;
         let reserved: &[&str] = match table {
             Table::Mounts => &["sys/", "auth/", "cubbyhole/", "identity/"],
@@ -262,12 +322,26 @@ impl Core {
             (None, "kv" | "generic") => Some(Map::new()),
             (o, _) => o,
         };
+        // A secrets engine may not shadow a child namespace (OpenBao:
+        // the namespace is resolved first, the mount would be unreachable).
+        if table == Table::Mounts {
+            let first = path.split('/').next().unwrap_or_default();
+            if active
+                .namespaces
+                .by_path(&format!("{}{first}/", unsealed.path))
+                .is_some_and(|t| !t.is_root())
+            {
+                return Err(Error::bad_request(format!(
+                    "cannot mount {path:?}: a namespace exists at this path"
+                )));
+            }
+        }
         // Build first: a factory that refuses the options refuses the mount.
-        let route = self.build_route(&entry)?;
+        let route = self.build_route(&unsealed.prefix, &entry)?;
         route.backend.initialize(&route.mounted()).await?;
         let mut next = tables.clone();
         next.table_mut(table).push(entry);
-        self.persist_tables(&next).await?;
+        self.persist_tables(&unsealed.prefix, &next).await?;
         *tables = next;
         let mut routes: Vec<Arc<Route>> = unsealed.routes.load().routes().to_vec();
         routes.push(route);
@@ -277,9 +351,9 @@ impl Core {
 
     /// Unmounts `path` from `table` and deletes its storage. Unmounting a
     /// path where nothing is mounted succeeds, as in Vault.
-    pub async fn unmount(&self, table: Table, path: &str) -> Result<()> {
+    pub async fn unmount(&self, tenant: &Tenant, table: Table, path: &str) -> Result<()> {
         let path = normalize_mount_path(path)?;
-        let unsealed = self.active()?;
+        let unsealed = tenant;
         let mut tables = unsealed.tables.lock().await;
         match (table, path.as_str()) {
             (Table::Mounts, "sys/")
@@ -299,7 +373,7 @@ impl Core {
         };
         let mut next = tables.clone();
         let entry = next.table_mut(table).remove(pos);
-        self.persist_tables(&next).await?;
+        self.persist_tables(&unsealed.prefix, &next).await?;
         *tables = next;
         let prefix = entry.route_path();
         let routes: Vec<Arc<Route>> = unsealed
@@ -322,15 +396,15 @@ impl Core {
         for route in removed {
             route.backend.cleanup().await;
         }
-        let view = self.view(&entry.storage_prefix());
+        let view = self.view(&format!("{}{}", unsealed.prefix, entry.storage_prefix()));
         clear_view(&view).await?;
         Ok(())
     }
 
     /// Applies `tune` to the mount at `path` in `table`.
-    pub async fn tune(&self, table: Table, path: &str, tune: Tune) -> Result<()> {
+    pub async fn tune(&self, tenant: &Tenant, table: Table, path: &str, tune: Tune) -> Result<()> {
         let path = normalize_mount_path(path)?;
-        let unsealed = self.active()?;
+        let unsealed = tenant;
         let mut tables = unsealed.tables.lock().await;
         let mut next = tables.clone();
         let entry = next
@@ -425,9 +499,9 @@ impl Core {
         if options_changed {
             // New options may change what the backend is (KV's version):
             // rebuild it, as OpenBao reloads a backend on an options change.
-            let route = self.build_route(&entry)?;
+            let route = self.build_route(&unsealed.prefix, &entry)?;
             route.backend.initialize(&route.mounted()).await?;
-            self.persist_tables(&next).await?;
+            self.persist_tables(&unsealed.prefix, &next).await?;
             *tables = next;
             let swapped: Vec<Arc<Route>> = routes
                 .routes()
@@ -445,7 +519,7 @@ impl Core {
         } else {
             // Everything else is the mount's context: swap it in place and
             // keep the backend, its memory and in-flight requests intact.
-            self.persist_tables(&next).await?;
+            self.persist_tables(&unsealed.prefix, &next).await?;
             *tables = next;
             current.mount.store(self.mount_context(&entry));
             current.entry.store(Arc::new(entry));
@@ -458,7 +532,7 @@ impl Core {
     /// uuid, so it stays where it is) and its configuration. As in OpenBao,
     /// the leases issued under the old path (for an auth method: its
     /// tokens) are revoked first, forcibly. The old path is free afterwards.
-    pub async fn remount(&self, from: &str, to: &str) -> Result<()> {
+    pub async fn remount(&self, tenant: &Tenant, from: &str, to: &str) -> Result<()> {
         let split = |raw: &str| -> Result<(Table, String)> {
             let p = normalize_mount_path(raw)?;
             match p.strip_prefix("auth/") {
@@ -502,13 +576,13 @@ impl Core {
                 "cannot remount to destination {to_full}"
             )));
         }
-        let unsealed = self.active()?;
+        let unsealed = tenant;
         // Check before revoking anything; the checks are repeated under the
         // same lock as the move.
-        self.remount_target(&unsealed, from_table, &from_path, &from_full, &to_path)
+        self.remount_target(unsealed, from_table, &from_path, &from_full, &to_path)
             .await?;
         let old_prefix = full(from_table, &from_path);
-        self.revoke_prefix(&old_prefix, true).await?;
+        self.revoke_prefix(unsealed, &old_prefix, true).await?;
         let mut tables = unsealed.tables.lock().await;
         let mut next = tables.clone();
         let pos = next
@@ -530,9 +604,9 @@ impl Core {
         entry.path = to_path.clone();
         let entry = entry.clone();
         let new_prefix = entry.route_path();
-        let route = self.build_route(&entry)?;
+        let route = self.build_route(&unsealed.prefix, &entry)?;
         route.backend.initialize(&route.mounted()).await?;
-        self.persist_tables(&next).await?;
+        self.persist_tables(&unsealed.prefix, &next).await?;
         *tables = next;
         let current = unsealed.routes.load_full();
         let mut removed = Vec::new();
@@ -557,7 +631,7 @@ impl Core {
     /// destination is free.
     async fn remount_target(
         &self,
-        unsealed: &super::Active,
+        unsealed: &Tenant,
         table: Table,
         from_path: &str,
         from_full: &str,

@@ -3,6 +3,7 @@
 //! secret lease (the backend that issued it undoes it), everything under a
 //! prefix, tidying, and what the reaper revokes when it is due.
 
+use super::tenant::Tenant;
 use super::{Active, Core};
 use crate::expiration::Due;
 use crate::token::now_unix;
@@ -34,13 +35,17 @@ impl Core {
             self.revoke_lease(unsealed, &lease, false).await?;
         }
         if let Some(entry) = unsealed.tokens.get_any(hash).await? {
-            if !entry.cubbyhole_id.is_empty() {
-                clear_view(
-                    &unsealed
-                        .cubbyhole
-                        .sub_view(&format!("{}/", entry.cubbyhole_id)),
-                )
-                .await?;
+            // The cubbyhole is in the token's namespace (gone with it when
+            // the namespace was deleted).
+            if let Some(tenant) = unsealed.namespaces.by_id(&entry.namespace_id) {
+                if !entry.cubbyhole_id.is_empty() {
+                    clear_view(
+                        &tenant
+                            .cubbyhole
+                            .sub_view(&format!("{}/", entry.cubbyhole_id)),
+                    )
+                    .await?;
+                }
             }
         }
         unsealed.tokens.delete(hash).await
@@ -53,8 +58,9 @@ impl Core {
         let Some(lease) = unsealed.leases.get(lease_id) else {
             return Ok(());
         };
-        let routes = unsealed.routes.load();
-        if let Some((route, rel)) = routes.lookup(&lease.path) {
+        let tenant = unsealed.namespaces.by_id(&lease.namespace_id);
+        let routes = tenant.map(|t| t.routes.load_full());
+        if let Some((route, rel)) = routes.as_ref().and_then(|r| r.lookup(&lease.path)) {
             let mut request = Request::new(Operation::Delete, rel);
             request.data = lease.internal.clone();
             let outcome = route
@@ -75,24 +81,25 @@ impl Core {
         unsealed.leases.remove(lease_id).await
     }
 
-    /// Revokes every lease (tokens included) below the path `prefix`
-    /// (matched by whole segments: `auth/token/create` does not reach
-    /// `auth/token/create-orphan`).
-    pub async fn revoke_prefix(&self, prefix: &str, force: bool) -> Result<()> {
+    /// Revokes every lease (tokens included) of a namespace below the path
+    /// `prefix` (relative to the namespace, matched by whole segments:
+    /// `auth/token/create` does not reach `auth/token/create-orphan`).
+    pub async fn revoke_prefix(&self, tenant: &Tenant, prefix: &str, force: bool) -> Result<()> {
         let unsealed = self.active()?;
         let prefix = match prefix.trim_start_matches('/') {
             p if p.is_empty() || p.ends_with('/') => p.to_string(),
             p => format!("{p}/"),
         };
         let prefix = prefix.as_str();
-        for id in unsealed.leases.ids() {
+        let ns = tenant.store_id();
+        for id in unsealed.leases.of_namespace(ns) {
             if id.starts_with(prefix) {
                 self.revoke_lease(&unsealed, &id, force).await?;
             }
         }
         let matching = unsealed
             .tokens
-            .entries_matching(|e| e.lease_id().starts_with(prefix))
+            .entries_matching(|e| e.namespace_id == ns && e.lease_id().starts_with(prefix))
             .await?;
         for entry in matching {
             self.revoke_token_tree(&entry.id_hash).await?;

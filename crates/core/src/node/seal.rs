@@ -6,10 +6,10 @@ use serde_json::{Map, Value};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use super::mounts::{cubbyhole_entry, Tables};
+use super::mounts::default_tables;
 use super::pgp::{self, PgpKey};
 use super::{json_bytes, Core, InitOutput, InitParams, SealConfig, SEAL_CONFIG_KEY};
-use crate::mount::{MountConfig, MountEntry, Table};
+use crate::mount::{MountConfig, Table};
 use strongroom_barrier::{shamir, Barrier, BarrierError};
 use strongroom_sdk::{Error, Result};
 
@@ -110,33 +110,11 @@ impl Core {
             .put(SEAL_CONFIG_KEY, json_bytes(&seal)?)
             .await?;
         self.barrier.unseal(&unseal_key).await?;
-        let tables = Tables {
-            mounts: vec![
-                {
-                    let mut sys = MountEntry::new(
-                        Table::Mounts,
-                        "sys/",
-                        "system",
-                        "system endpoints used for control, policy and debugging",
-                    );
-                    sys.config.passthrough_request_headers = vec!["Accept".into()];
-                    // As in OpenBao, the system mount's storage is listed as seal-wrapped.
-                    sys.seal_wrap = true;
-                    sys
-                },
-                cubbyhole_entry(),
-            ],
-            auth: vec![{
-                let mut t =
-                    MountEntry::new(Table::Auth, "token/", "token", "token based credentials");
-                t.config.token_type = Some("default-service".into());
-                t
-            }],
-        };
+        let tables = default_tables(true);
         // Initialisation is the active node's work: the gate opens for the
         // default tables, the activation that follows, and the root token.
         self.gate.set_writable(true);
-        let active = match self.persist_tables(&tables).await {
+        let active = match self.persist_tables("", &tables).await {
             Ok(()) => self.activate_locked().await,
             Err(e) => Err(e),
         };
@@ -183,7 +161,9 @@ impl Core {
         self.submit_unseal_key(out.keys[0].clone()).await?;
         let mut options = Map::new();
         options.insert("version".into(), Value::from("2"));
+        let active = self.active()?;
         self.mount(
+            active.root(),
             Table::Mounts,
             "secret",
             "kv",

@@ -95,6 +95,7 @@ async fn a_tune_swaps_the_mount_context_and_keeps_the_backend() {
     let before = core
         .active()
         .expect("active")
+        .root()
         .routes
         .load()
         .lookup("probe/x")
@@ -116,6 +117,7 @@ async fn a_tune_swaps_the_mount_context_and_keeps_the_backend() {
     let after = core
         .active()
         .expect("active")
+        .root()
         .routes
         .load()
         .lookup("probe/x")
@@ -154,6 +156,7 @@ async fn invalidation_reaches_the_mount_that_owns_the_key() {
     let prefix = core
         .active()
         .expect("active")
+        .root()
         .routes
         .load()
         .lookup("probe/x")

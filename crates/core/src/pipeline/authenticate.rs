@@ -3,6 +3,11 @@
 //! names its wrapping token in the header), the request's token is looked
 //! up, its CIDR binding checked, and one of its uses spent. A missing,
 //! unknown, expired or used-up token gets OpenBao's plain 403.
+//!
+//! A token used outside its namespace (in a parent or a sibling) is still
+//! authenticated here; authorisation denies it. Its own lookup, renewal
+//! and revocation (`auth/token/*-self`) follow it home: as in OpenBao,
+//! they answer in the token's namespace wherever they are sent.
 
 use strongroom_sdk::{Error, Result};
 
@@ -11,7 +16,7 @@ use crate::node::Active;
 
 /// Authenticates the request (see the module doc).
 pub async fn authenticate(active: &Active, ctx: &mut RequestCtx) -> Result<()> {
-    let (unauthenticated, sudo) = match route::lookup(active, ctx) {
+    let (unauthenticated, sudo) = match route::lookup(ctx) {
         Some((route, rel)) => {
             let special = route.backend.special_paths();
             (
@@ -48,8 +53,25 @@ pub async fn authenticate(active: &Active, ctx: &mut RequestCtx) -> Result<()> {
         e => e,
     })?;
     ctx.exhausted = used.exhausted;
+    if !used.entry.namespace_id.is_empty() && is_self_path(&ctx.path) {
+        if let Some(home) = active.namespaces.by_id(&used.entry.namespace_id) {
+            if ctx.tenant()?.id != home.id {
+                ctx.tenant = Some(home);
+                ctx.looked_up = false;
+                ctx.routed = None;
+            }
+        }
+    }
     ctx.token = Some(used.entry);
     Ok(())
+}
+
+/// The token store's paths about the calling token itself.
+fn is_self_path(path: &str) -> bool {
+    matches!(
+        path.trim_end_matches('/'),
+        "auth/token/lookup-self" | "auth/token/renew-self" | "auth/token/revoke-self"
+    )
 }
 
 /// What a missing, unknown, expired or used-up token gets: OpenBao's plain

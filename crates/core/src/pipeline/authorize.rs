@@ -5,6 +5,12 @@
 //! wrapping TTL bounds apply to the requested wrap TTL; response-wrapping
 //! tokens may only unwrap, look up and rewrap. Deny by default. A path no
 //! mount serves is a 404, once the token may reach it.
+//!
+//! A token's policies are its namespace's, and their paths are relative to
+//! that namespace: the ACL is checked on the request's path from the
+//! token's namespace (`ns2/secret/foo` for a token of `ns1/` in
+//! `ns1/ns2/`). A request outside the token's namespace (in a parent or a
+//! sibling) is denied, whatever the policies.
 
 use strongroom_sdk::logical::Operation;
 use strongroom_sdk::{Error, Result};
@@ -53,12 +59,36 @@ async fn check_acl(active: &Active, ctx: &mut RequestCtx) -> Result<()> {
             _ => Err(Error::PermissionDenied),
         };
     }
+    // The token's namespace: root, or one the token's id names.
+    let foreign = if entry.namespace_id.is_empty() {
+        None
+    } else {
+        Some(
+            active
+                .namespaces
+                .by_id(&entry.namespace_id)
+                .ok_or(Error::PermissionDenied)?,
+        )
+    };
+    let home: &crate::node::tenant::Tenant = foreign.as_deref().unwrap_or(active.root());
+    let tenant = ctx.tenant()?;
+    if !tenant.is_within(home) {
+        return Err(Error::PermissionDenied);
+    }
+    let in_root = tenant.is_root();
     if entry.is_root() {
         ctx.authorization = Some(Authorization::Root);
         return Ok(());
     }
-    let acl = active.policies.acl(&entry.policies).await?;
-    let decision = acl.check(&ctx.path, ctx.operation, ctx.data());
+    let acl = home.policies.acl(&entry.policies).await?;
+    let full;
+    let relative: &str = if in_root {
+        &ctx.path
+    } else {
+        full = ctx.full_path();
+        &full[home.path.len()..]
+    };
+    let decision = acl.check(relative, ctx.operation, ctx.data());
     if !decision.allowed || (ctx.sudo && !decision.sudo) {
         return Err(Error::PermissionDenied);
     }

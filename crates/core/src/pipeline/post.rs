@@ -29,9 +29,17 @@ pub async fn process(
             let entry = routed.route.entry.load();
             // The heavy steps are boxed: their futures would otherwise
             // make every request's pipeline future kilobytes larger.
+            let ns = ctx.tenant()?.store_id().to_string();
             resp.auth = Some(
-                Box::pin(core.issue_login_token(active, &entry, &ctx.path, issue, ctx.remote_addr))
-                    .await?,
+                Box::pin(core.issue_login_token(
+                    active,
+                    &ns,
+                    &entry,
+                    &ctx.path,
+                    issue,
+                    ctx.remote_addr,
+                ))
+                .await?,
             );
         }
         if let Some(lease) = resp.lease.as_mut() {
@@ -41,6 +49,7 @@ pub async fn process(
                     t => t,
                 };
                 let entry = Box::pin(active.leases.register(
+                    ctx.tenant()?.store_id(),
                     &ctx.path,
                     ctx.token.as_ref().map_or("", |t| t.id_hash.as_str()),
                     internal,
@@ -59,6 +68,7 @@ pub async fn process(
                 let mount_type = routed.route.entry.load().kind.clone();
                 resp = Box::pin(core.wrap_response(
                     active,
+                    ctx.tenant()?.store_id(),
                     &resp,
                     ttl,
                     &ctx.path,

@@ -10,7 +10,7 @@ use strongroom_sdk::framework::BackendRequest;
 use strongroom_sdk::logical::{Operation, Request, Response};
 use strongroom_sdk::{Error, Result};
 
-use super::{Namespace, RequestCtx};
+use super::RequestCtx;
 use crate::node::Core;
 
 /// Paths answered whatever the node state, without a token.
@@ -35,7 +35,7 @@ pub fn receive(req: Request, started: Option<Instant>) -> Result<RequestCtx> {
         id: req.id.clone(),
         operation: req.operation,
         path: req.path.clone(),
-        namespace: Namespace::root(),
+        tenant: None,
         remote_addr: req.remote_addr,
         wrap_ttl: req.wrap_ttl,
         has_token: req.client_token.is_some(),
@@ -57,6 +57,16 @@ pub fn receive(req: Request, started: Option<Instant>) -> Result<RequestCtx> {
 /// Whether the request is for a seal-free path.
 pub fn is_seal_free(ctx: &RequestCtx) -> bool {
     ctx.operation != Operation::Help && SEAL_FREE_PATHS.contains(&ctx.path.trim_end_matches('/'))
+}
+
+/// Whether the request names a namespace other than root in its header
+/// (then even the seal-free paths take the namespace stage, which refuses
+/// the node-wide ones).
+pub fn names_namespace(ctx: &RequestCtx) -> bool {
+    ctx.request
+        .as_ref()
+        .and_then(|r| r.namespace.as_deref())
+        .is_some_and(|ns| !crate::namespace::from_header(ns).is_empty())
 }
 
 /// Whether the request is an unsupported method on `sys/seal`, which

@@ -12,15 +12,14 @@ use strongroom_sdk::logical::Request;
 use strongroom_sdk::{Error, Result};
 
 use super::{RequestCtx, Routed};
-use crate::node::Active;
 use crate::router::Route;
 
 /// The mount serving the request's path and the relative path (looked up
 /// once per request; authentication asks first, for the special paths).
-pub fn lookup<'c>(active: &Active, ctx: &'c mut RequestCtx) -> Option<(&'c Arc<Route>, &'c str)> {
+pub fn lookup<'c>(ctx: &'c mut RequestCtx) -> Option<(&'c Arc<Route>, &'c str)> {
     if !ctx.looked_up {
         ctx.looked_up = true;
-        let routes = active.routes.load();
+        let routes = ctx.tenant.as_ref()?.routes.load();
         ctx.routed = routes.lookup(&ctx.path).map(|(route, rel)| Routed {
             route: route.clone(),
             relative: rel.to_string(),
@@ -32,8 +31,8 @@ pub fn lookup<'c>(active: &Active, ctx: &'c mut RequestCtx) -> Option<(&'c Arc<R
 
 /// Routes the request and makes the backend's request. No mount: the
 /// request stays unrouted (authorisation decides between 403 and 404).
-pub fn route(active: &Active, ctx: &mut RequestCtx) -> Result<()> {
-    if lookup(active, ctx).is_none() {
+pub fn route(ctx: &mut RequestCtx) -> Result<()> {
+    if lookup(ctx).is_none() {
         return Ok(());
     }
     let Some(routed) = ctx.routed.as_ref() else {
@@ -51,6 +50,9 @@ pub fn route(active: &Active, ctx: &mut RequestCtx) -> Result<()> {
     if routed.route.builtin_caller {
         if let Some(token) = &ctx.token {
             breq.extensions.insert(token.clone());
+        }
+        if let Some(tenant) = &ctx.tenant {
+            breq.extensions.insert(tenant.clone());
         }
     }
     ctx.backend_request = Some(breq);

@@ -128,8 +128,17 @@ async fn list(s: S, ctx: Ctx) -> Result<Response> {
     } else {
         format!("{prefix}/")
     };
-    let mut ids = unsealed.leases.ids();
-    ids.extend(unsealed.tokens.lease_ids().await?);
+    // The leases and tokens of the request's namespace.
+    let ns = core.request_tenant(&ctx.extensions)?.store_id().to_string();
+    let mut ids = unsealed.leases.of_namespace(&ns);
+    ids.extend(
+        unsealed
+            .tokens
+            .entries_matching(|e| e.namespace_id == ns)
+            .await?
+            .iter()
+            .map(|e| e.lease_id()),
+    );
     let keys = list_level(&prefix, ids.iter().map(String::as_str));
     if keys.is_empty() {
         return Err(Error::NotFound(None));
@@ -178,13 +187,17 @@ async fn revoke(s: S, ctx: Ctx) -> Result<Response> {
 
 async fn revoke_prefix(s: S, ctx: Ctx) -> Result<Response> {
     let PrefixParam { prefix } = ctx.decode()?;
-    s.core()?.revoke_prefix(&prefix, false).await?;
+    let core = s.core()?;
+    let tenant = core.request_tenant(&ctx.extensions)?;
+    core.revoke_prefix(&tenant, &prefix, false).await?;
     Ok(Response::empty())
 }
 
 async fn revoke_force(s: S, ctx: Ctx) -> Result<Response> {
     let PrefixParam { prefix } = ctx.decode()?;
-    s.core()?.revoke_prefix(&prefix, true).await?;
+    let core = s.core()?;
+    let tenant = core.request_tenant(&ctx.extensions)?;
+    core.revoke_prefix(&tenant, &prefix, true).await?;
     Ok(Response::empty())
 }
 

@@ -35,7 +35,8 @@ async fn remount(s: S, ctx: Ctx) -> Result<Response> {
         ));
     }
     let core = s.core()?;
-    core.remount(&from, &to).await?;
+    let tenant = core.request_tenant(&ctx.extensions)?;
+    core.remount(&tenant, &from, &to).await?;
     let id = uuid::Uuid::new_v4().to_string();
     let norm = |p: &str| format!("{}/", p.trim_matches('/'));
     if let Ok(mut m) = s.migrations.lock() {

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 use super::role::{self, Role, TokenType};
 use super::{render, NewToken, TokenEntry, TokenStore};
+use crate::node::tenant::Tenant;
 use crate::node::Core;
 use strongroom_sdk::framework::{
     handler, Backend, Ctx, Field, FieldType, Path, PathSet, SpecialPaths,
@@ -46,6 +47,24 @@ fn caller(ctx: &Ctx) -> Result<Arc<TokenEntry>> {
         .get::<Arc<TokenEntry>>()
         .cloned()
         .ok_or(Error::PermissionDenied)
+}
+
+/// The namespace the request is in.
+fn tenant(core: &Core, ctx: &Ctx) -> Result<Arc<Tenant>> {
+    core.request_tenant(&ctx.extensions)
+}
+
+/// The path of the namespace a token was made in (`""`: root).
+fn namespace_path(core: &Core, entry: &TokenEntry) -> Result<String> {
+    if entry.namespace_id.is_empty() {
+        return Ok(String::new());
+    }
+    Ok(core
+        .active_or_standby()?
+        .namespaces
+        .by_id(&entry.namespace_id)
+        .map(|t| t.path.to_string())
+        .unwrap_or_default())
 }
 
 /// The auth block describing `entry` (as create and renew answer).
@@ -146,11 +165,42 @@ async fn create(s: S, ctx: Ctx) -> Result<Response> {
             "'entity_alias' is only allowed in combination with token role",
         ));
     }
-    let full_path = format!("{}{}", ctx.mount.path, ctx.request.path);
+    let active = core.active()?;
+    let here = tenant(&core, &ctx)?;
+    // The parent's own namespace: its policies decide, on the path from
+    // there (the pipeline checked that this namespace is within it).
+    let home = active
+        .namespaces
+        .by_id(&parent.namespace_id)
+        .ok_or(Error::PermissionDenied)?;
+    let full_path = format!(
+        "{}{}{}",
+        &here.path[home.path.len().min(here.path.len())..],
+        ctx.mount.path,
+        ctx.request.path
+    );
     let sudo = parent.is_root() || {
-        let acl = core.active()?.policies.acl(&parent.policies).await?;
+        let acl = home.policies.acl(&parent.policies).await?;
         acl.capabilities(&full_path).iter().any(|c| c == "sudo")
     };
+    // A token made in a namespace below its parent's is an administrator's
+    // doing (OpenBao's rules): it takes the requested policies only.
+    let from_parent_namespace = here.id != home.id;
+    if from_parent_namespace {
+        if !sudo {
+            return Err(Error::bad_request(
+                "root or sudo privileges required to directly generate a token in a child namespace",
+            ));
+        }
+        if f.policies
+            .iter()
+            .any(|p| p.trim().eq_ignore_ascii_case("root"))
+        {
+            return Err(Error::bad_request(
+                "root tokens may not be created from a parent namespace",
+            ));
+        }
+    }
     let mut warnings = Vec::new();
 
     // Orphans: the create-orphan path, a role that says so, or no_parent
@@ -234,6 +284,13 @@ async fn create(s: S, ctx: Ctx) -> Result<Response> {
     };
     let mut policies = match governed {
         Some(p) => p,
+        None if from_parent_namespace => {
+            let mut policies = requested.clone();
+            if !no_default {
+                policies.push("default".into());
+            }
+            policies
+        }
         None => {
             let mut policies: Vec<String> = if requested.is_empty() {
                 parent
@@ -270,7 +327,7 @@ async fn create(s: S, ctx: Ctx) -> Result<Response> {
     policies.dedup();
     let is_root = policies.iter().any(|p| p == "root");
     for p in &policies {
-        if p != "root" && p != "default" && !core.active()?.policies.exists(p).await? {
+        if p != "root" && p != "default" && !here.policies.exists(p).await? {
             warnings.push(format!("Policy {p:?} does not exist"));
         }
     }
@@ -366,6 +423,7 @@ async fn create(s: S, ctx: Ctx) -> Result<Response> {
             batch,
             id,
             max_ttl: 0,
+            namespace_id: here.store_id().to_string(),
         })
         .await?;
     let mut auth = auth_block(&id, &entry);
@@ -379,7 +437,7 @@ async fn create(s: S, ctx: Ctx) -> Result<Response> {
     })
 }
 
-async fn lookup_self(_s: S, ctx: Ctx) -> Result<Response> {
+async fn lookup_self(s: S, ctx: Ctx) -> Result<Response> {
     let entry = caller(&ctx)?;
     let id = ctx
         .request
@@ -387,7 +445,8 @@ async fn lookup_self(_s: S, ctx: Ctx) -> Result<Response> {
         .as_ref()
         .map(|t| t.0.clone())
         .unwrap_or_default();
-    Ok(Response::data(render(&id, &entry)))
+    let ns = namespace_path(&*s.core()?, &entry)?;
+    Ok(Response::data(render(&id, &entry, &ns)))
 }
 
 async fn lookup(s: S, ctx: Ctx) -> Result<Response> {
@@ -396,7 +455,10 @@ async fn lookup(s: S, ctx: Ctx) -> Result<Response> {
         return lookup_self(s, ctx).await;
     }
     match s.store()?.lookup(&token).await? {
-        Some(entry) => Ok(Response::data(render(&token, &entry))),
+        Some(entry) => {
+            let ns = namespace_path(&*s.core()?, &entry)?;
+            Ok(Response::data(render(&token, &entry, &ns)))
+        }
         None => Err(Error::Forbidden("bad token".into())),
     }
 }
@@ -415,7 +477,8 @@ async fn by_accessor(store: &TokenStore, ctx: &Ctx) -> Result<Arc<TokenEntry>> {
 async fn lookup_accessor(s: S, ctx: Ctx) -> Result<Response> {
     let store = s.store()?;
     let entry = by_accessor(&store, &ctx).await?;
-    Ok(Response::data(render("", &entry)))
+    let ns = namespace_path(&*s.core()?, &entry)?;
+    Ok(Response::data(render("", &entry, &ns)))
 }
 
 /// Renews `entry` (shown with `id`) by the request's `increment`.

@@ -40,6 +40,8 @@ struct Body {
     role: String,
     #[serde(rename = "b", default, skip_serializing_if = "Vec::is_empty")]
     bound_cidrs: Vec<strongroom_sdk::cidr::BoundCidr>,
+    #[serde(rename = "n", default, skip_serializing_if = "String::is_empty")]
+    namespace_id: String,
 }
 
 fn is_zero(v: &u64) -> bool {
@@ -60,6 +62,7 @@ impl Body {
             meta: e.meta.clone(),
             role: e.role.clone(),
             bound_cidrs: e.bound_cidrs.clone(),
+            namespace_id: e.namespace_id.clone(),
         }
     }
 
@@ -86,6 +89,7 @@ impl Body {
             cubbyhole_id: String::new(),
             bound_cidrs: self.bound_cidrs,
             max_ttl: 0,
+            namespace_id: self.namespace_id,
         }
     }
 }
@@ -179,6 +183,7 @@ mod tests {
             role: String::new(),
             cubbyhole_id: String::new(),
             bound_cidrs: vec![],
+            namespace_id: String::new(),
             max_ttl: 0,
         }
     }

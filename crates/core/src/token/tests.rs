@@ -12,7 +12,11 @@ use crate::test_util::unsealed_view;
 /// Opens the store and waits for its background pass; returns it with the
 /// tokens whose parent is gone.
 async fn open_loaded(view: View, schedule: Arc<Schedule>) -> (Arc<TokenStore>, Vec<String>) {
-    let store = Arc::new(TokenStore::open(view, schedule).await.unwrap());
+    let store = Arc::new(
+        TokenStore::open(view, schedule, Arc::new(crate::namespace::RootOnly))
+            .await
+            .unwrap(),
+    );
     let dangling = store.start_background().await.unwrap().unwrap();
     assert!(store.is_loaded());
     (store, dangling)
@@ -26,9 +30,14 @@ async fn open(view: View) -> Arc<TokenStore> {
 /// its background pass.
 async fn open_unloaded(view: View) -> Arc<TokenStore> {
     Arc::new(
-        TokenStore::open_with(view, Arc::new(Schedule::default()), false)
-            .await
-            .unwrap(),
+        TokenStore::open_with(
+            view,
+            Arc::new(Schedule::default()),
+            Arc::new(crate::namespace::RootOnly),
+            false,
+        )
+        .await
+        .unwrap(),
     )
 }
 

@@ -577,7 +577,7 @@ async fn policies_persist_and_compile_per_set() {
     unseal(&core, &init.keys_b64[0]).await;
     let (s, v) = call(&core, "GET", "/v1/sys/policies/acl/reader", root, None).await;
     assert_eq!((s, &v["data"]["policy"]), (200, &json!(text)));
-    let store = core.active().unwrap().policies.clone();
+    let store = core.active().unwrap().root().policies.clone();
     let acl = store
         .acl(&["reader".into(), "default".into()])
         .await

@@ -211,7 +211,7 @@ async fn cubbyholes_are_private_and_die_with_their_token() {
     assert_eq!((s, &v["data"]), (200, &json!({"k": "v"})));
     let (s, _) = call(&core, "GET", "/v1/cubbyhole/note", Some(&b), None).await;
     assert_eq!(s, 404);
-    let cubbyhole = core.active().unwrap().cubbyhole.clone();
+    let cubbyhole = core.active().unwrap().root().cubbyhole.clone();
     assert_eq!(cubbyhole.list("").await.unwrap().len(), 1);
     let (s, _) = call(&core, "POST", "/v1/auth/token/revoke-self", Some(&a), None).await;
     assert_eq!(s, 204);
@@ -266,7 +266,7 @@ async fn a_wrapped_response_unwraps_exactly_once() {
     assert_eq!(ok.len(), 1);
     assert_eq!(ok[0]["data"], json!({"answer": 42}));
     // Nothing of the wrapping token is left behind.
-    let cubbyhole = core.active().unwrap().cubbyhole.clone();
+    let cubbyhole = core.active().unwrap().root().cubbyhole.clone();
     assert!(cubbyhole.list("").await.unwrap().is_empty());
 }
 
