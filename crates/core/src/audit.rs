@@ -605,12 +605,18 @@ fn auth_of(ctx: &RequestCtx, entry: Option<&crate::token::TokenEntry>, token: &s
             ..Auth::default()
         };
     };
+    // The policies are the token's namespace's.
+    let policy_ns = if t.namespace_id.is_empty() {
+        "root".to_string()
+    } else {
+        t.namespace_id.clone()
+    };
     let policy_results = match &ctx.authorization {
         Some(Authorization::Root) => Some(PolicyResults {
             allowed: true,
             granting_policies: vec![PolicyInfo {
                 name: "root".into(),
-                namespace_id: "root".into(),
+                namespace_id: policy_ns.clone(),
                 kind: "acl".into(),
             }],
         }),
@@ -621,7 +627,7 @@ fn auth_of(ctx: &RequestCtx, entry: Option<&crate::token::TokenEntry>, token: &s
                 .iter()
                 .map(|name| PolicyInfo {
                     name: name.clone(),
-                    namespace_id: "root".into(),
+                    namespace_id: policy_ns.clone(),
                     kind: "acl".into(),
                 })
                 .collect(),
@@ -630,7 +636,7 @@ fn auth_of(ctx: &RequestCtx, entry: Option<&crate::token::TokenEntry>, token: &s
             allowed: true,
             granting_policies: vec![PolicyInfo {
                 name: "response-wrapping".into(),
-                namespace_id: "root".into(),
+                namespace_id: policy_ns.clone(),
                 kind: "acl".into(),
             }],
         }),
@@ -648,7 +654,7 @@ fn auth_of(ctx: &RequestCtx, entry: Option<&crate::token::TokenEntry>, token: &s
             allowed: true,
             granting_policies: vec![PolicyInfo {
                 name: "response-wrapping".into(),
-                namespace_id: "root".into(),
+                namespace_id: policy_ns.clone(),
                 kind: "acl".into(),
             }],
         })
@@ -761,7 +767,13 @@ impl AuditHook for CoreAuditHook {
             mount_class,
             client_token: token,
             client_token_accessor: caller.map(|t| t.accessor.clone()).unwrap_or_default(),
-            namespace: Default::default(),
+            namespace: match &ctx.tenant {
+                Some(t) if !t.is_root() => strongroom_audit::entry::NamespaceInfo {
+                    id: t.id.to_string(),
+                    path: t.path.to_string(),
+                },
+                _ => Default::default(),
+            },
             path: ctx.path.clone(),
             data: (!data.is_empty()).then(|| strongroom_sdk::json::clone_map(data)),
             remote_address: ctx.remote_addr.map(|a| a.to_string()).unwrap_or_default(),

@@ -16,7 +16,7 @@ use crate::router::Route;
 
 /// The mount serving the request's path and the relative path (looked up
 /// once per request; authentication asks first, for the special paths).
-pub fn lookup<'c>(ctx: &'c mut RequestCtx) -> Option<(&'c Arc<Route>, &'c str)> {
+pub fn lookup(ctx: &mut RequestCtx) -> Option<(&Arc<Route>, &str)> {
     if !ctx.looked_up {
         ctx.looked_up = true;
         let routes = ctx.tenant.as_ref()?.routes.load();
