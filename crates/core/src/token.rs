@@ -827,9 +827,12 @@ impl TokenStore {
         } else {
             format!(".{}", new.namespace_id)
         };
-        let id = new
-            .id
-            .unwrap_or_else(|| format!("s.{}{suffix}", random_base62(24)));
+        // A chosen id gets the namespace's suffix too (as in OpenBao), so
+        // that the id alone always tells where the token is stored.
+        let id = match new.id {
+            Some(chosen) => format!("{chosen}{suffix}"),
+            None => format!("s.{}{suffix}", random_base62(24)),
+        };
         entry.id_hash = self.hash(&id);
         let key = key_of(&entry.id_hash).ok_or_else(|| Error::internal("token hash is not hex"))?;
         // A random id cannot collide; a chosen one is checked (in storage

@@ -591,9 +591,20 @@ async fn revoke_accessor(s: S, ctx: Ctx) -> Result<Response> {
     }
 }
 
-async fn accessors(s: S, _ctx: Ctx) -> Result<Response> {
+async fn accessors(s: S, ctx: Ctx) -> Result<Response> {
+    // The accessors of the request's namespace's tokens (theirs end with
+    // its id; the root namespace's have no suffix).
+    let here = tenant(&*s.core()?, &ctx)?;
+    let ns = here.store_id();
+    let keys: Vec<String> = s
+        .store()?
+        .accessors()
+        .await?
+        .into_iter()
+        .filter(|a| crate::namespace::id_suffix(a).unwrap_or_default() == ns)
+        .collect();
     let mut data = Data::new();
-    data.insert("keys".into(), json!(s.store()?.accessors().await?));
+    data.insert("keys".into(), json!(keys));
     Ok(Response::data(data))
 }
 
