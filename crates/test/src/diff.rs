@@ -681,7 +681,8 @@ mod tests {
             value_diffs(&a, &c, L, &[]),
             vec![
                 "/data/id: \"<nsid>\" in openbao, \"ns1\" in strongroom".to_string(),
-                "/auth/client_token: \"<id>.<nsid>\" in openbao, \"<id>\" in strongroom".to_string(),
+                "/auth/client_token: \"<id>.<nsid>\" in openbao, \"<id>\" in strongroom"
+                    .to_string(),
                 "/auth/accessor: \"<id>.<nsid>\" in openbao, \"<id>\" in strongroom".to_string(),
             ]
         );

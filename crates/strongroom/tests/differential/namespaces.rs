@@ -144,7 +144,11 @@ async fn delete(p: &mut Pair, parent: &str, name: &str) {
         until_gone(&p.bao, &read).await,
         until_gone(&p.sr, &read).await,
     );
-    p.expect_status(&gone, 404, &format!("namespace {name} gone after its deletion"));
+    p.expect_status(
+        &gone,
+        404,
+        &format!("namespace {name} gone after its deletion"),
+    );
     let r = p.check(read, &[]).await;
     p.expect_status(&r, 404, &format!("read deleted namespace {name}"));
     let r = list(p, parent).await;
@@ -194,9 +198,9 @@ async fn namespace_api() {
             && d["custom_metadata"] == json!({"team": "a", "env": "dev"})
             && d["locked"] == json!(false)
             && d["tainted"] == json!(false)
-            && d["id"].as_str().is_some_and(|id| {
-                id.len() == 6 && id.bytes().all(|b| b.is_ascii_alphanumeric())
-            })
+            && d["id"]
+                .as_str()
+                .is_some_and(|id| id.len() == 6 && id.bytes().all(|b| b.is_ascii_alphanumeric()))
             && d["uuid"].as_str().is_some_and(|u| u.len() == 36)
     });
     let id = both(&r, "/data/id");
@@ -239,7 +243,10 @@ async fn namespace_api() {
     // A POST on an existing namespace replaces its metadata, keeps its id.
     let r = p
         .check(
-            Call::post("sys/namespaces/ns1", json!({"custom_metadata": {"team": "b"}})),
+            Call::post(
+                "sys/namespaces/ns1",
+                json!({"custom_metadata": {"team": "b"}}),
+            ),
             &[],
         )
         .await;
@@ -253,7 +260,9 @@ async fn namespace_api() {
     create(&mut p, "ns1", "ns2").await;
     create(&mut p, "ns1", "other").await;
     create(&mut p, "", "sib").await;
-    let r = p.check(in_ns("ns1", Call::get("sys/namespaces/ns2")), &[]).await;
+    let r = p
+        .check(in_ns("ns1", Call::get("sys/namespaces/ns2")), &[])
+        .await;
     p.expect_status(&r, 200, "read ns2 from ns1");
     on_both(&mut p, &r, "a child's path is its full path", |x| {
         x.body["data"]["path"] == json!("ns1/ns2/")
@@ -261,7 +270,9 @@ async fn namespace_api() {
     // A nested name in the path is refused.
     let r = p.check(Call::get("sys/namespaces/ns1/ns2"), &[]).await;
     p.expect_status(&r, 400, "read a nested name");
-    let r = p.check(Call::post("sys/namespaces/ns1/x", json!({})), &[]).await;
+    let r = p
+        .check(Call::post("sys/namespaces/ns1/x", json!({})), &[])
+        .await;
     p.expect_status(&r, 400, "create a nested name");
 
     // LIST: the direct children, relative to the caller's namespace.
@@ -274,10 +285,15 @@ async fn namespace_api() {
     });
     let r = list(&mut p, "ns1").await;
     p.expect_status(&r, 200, "list ns1");
-    on_both(&mut p, &r, "ns1 lists its children relative to itself", |x| {
-        keys(x) == ["ns2/", "other/"]
-            && x.body["data"]["key_info"]["ns2/"]["path"] == json!("ns1/ns2/")
-    });
+    on_both(
+        &mut p,
+        &r,
+        "ns1 lists its children relative to itself",
+        |x| {
+            keys(x) == ["ns2/", "other/"]
+                && x.body["data"]["key_info"]["ns2/"]["path"] == json!("ns1/ns2/")
+        },
+    );
     let r = list(&mut p, "ns1/ns2").await;
     p.expect_status(&r, 404, "list a namespace without children");
 
@@ -324,19 +340,32 @@ async fn namespace_api() {
     // Names.
     for reserved in ["root", "sys", "audit", "auth", "cubbyhole", "identity"] {
         let r = p
-            .check(Call::post(&format!("sys/namespaces/{reserved}"), json!({})), &[])
+            .check(
+                Call::post(&format!("sys/namespaces/{reserved}"), json!({})),
+                &[],
+            )
             .await;
         p.expect_status(&r, 400, &format!("reserved name {reserved}"));
-        on_both(&mut p, &r, &format!("reserved name {reserved} message"), |x| {
-            errors_are(
-                x,
-                &format!("\"{reserved}/\" is a reserved path and cannot be used as a namespace name"),
-            )
-        });
+        on_both(
+            &mut p,
+            &r,
+            &format!("reserved name {reserved} message"),
+            |x| {
+                errors_are(
+                    x,
+                    &format!(
+                        "\"{reserved}/\" is a reserved path and cannot be used as a namespace name"
+                    ),
+                )
+            },
+        );
     }
     for (name, path) in [("a b", "a%20b"), ("a*", "a*"), ("a+", "a+")] {
         let r = p
-            .check(Call::post(&format!("sys/namespaces/{path}"), json!({})), &[])
+            .check(
+                Call::post(&format!("sys/namespaces/{path}"), json!({})),
+                &[],
+            )
             .await;
         p.expect_status(&r, 400, &format!("invalid name {name:?}"));
         on_both(&mut p, &r, &format!("invalid name {name:?} message"), |x| {
@@ -360,7 +389,10 @@ async fn namespace_api() {
     if p.sr.kind == Kind::Strongroom {
         p.expect(
             r.1.status == 409,
-            format!("delete with children: strongroom answered {} (expected 409)", r.1.status),
+            format!(
+                "delete with children: strongroom answered {} (expected 409)",
+                r.1.status
+            ),
         );
     }
     on_both(&mut p, &r, "delete with children message", |x| {
@@ -374,7 +406,9 @@ async fn namespace_api() {
     delete(&mut p, "ns1", "other").await;
     delete(&mut p, "", "ns1").await;
     let r = list(&mut p, "").await;
-    on_both(&mut p, &r, "root lists what is left", |x| keys(x) == ["sib/"]);
+    on_both(&mut p, &r, "root lists what is left", |x| {
+        keys(x) == ["sib/"]
+    });
     p.finish();
 }
 
@@ -384,12 +418,18 @@ async fn addressing_and_header_echo() {
     create(&mut p, "", "ns1").await;
     create(&mut p, "ns1", "ns2").await;
     let r = p
-        .check(in_ns("ns1/ns2", Call::post("sys/mounts/secret", kv1_mount())), &[])
+        .check(
+            in_ns("ns1/ns2", Call::post("sys/mounts/secret", kv1_mount())),
+            &[],
+        )
         .await;
     p.expect_status(&r, 204, "mount secret/ in ns1/ns2");
     let r = p
         .check(
-            in_ns("ns1/ns2/", Call::post("secret/foo", json!({"where": "ns2"}))),
+            in_ns(
+                "ns1/ns2/",
+                Call::post("secret/foo", json!({"where": "ns2"})),
+            ),
             &[],
         )
         .await;
@@ -409,25 +449,35 @@ async fn addressing_and_header_echo() {
             None => Call::get(path),
         };
         let r = p.check(call, &[]).await;
-        p.expect_status(&r, 200, &format!("read with header {header:?} and path {path}"));
-        on_both(&mut p, &r, &format!("{header:?} + {path} reads ns2's secret"), |x| {
-            x.body["data"] == json!({"where": "ns2"})
-        });
+        p.expect_status(
+            &r,
+            200,
+            &format!("read with header {header:?} and path {path}"),
+        );
+        on_both(
+            &mut p,
+            &r,
+            &format!("{header:?} + {path} reads ns2's secret"),
+            |x| x.body["data"] == json!({"where": "ns2"}),
+        );
     }
     // Writes through the other addressings land in the same place.
     let r = p
-        .check(in_ns("ns1", Call::post("ns2/secret/bar", json!({"v": "1"}))), &[])
+        .check(
+            in_ns("ns1", Call::post("ns2/secret/bar", json!({"v": "1"}))),
+            &[],
+        )
         .await;
     p.expect_status(&r, 204, "write through header ns1 + path ns2/");
-    let r = p
-        .check(in_ns("ns1/ns2", Call::list("secret")), &[])
-        .await;
+    let r = p.check(in_ns("ns1/ns2", Call::list("secret")), &[]).await;
     on_both(&mut p, &r, "both writes are in ns2's mount", |x| {
         x.body["data"]["keys"] == json!(["bar", "foo"])
     });
     // The root namespace has no secret/foo at this path.
     let r = p.check(Call::get("secret/foo"), &[]).await;
-    on_both(&mut p, &r, "root's secret/ is another mount", |x| x.status != 200 || x.body["data"] != json!({"where": "ns2"}));
+    on_both(&mut p, &r, "root's secret/ is another mount", |x| {
+        x.status != 200 || x.body["data"] != json!({"where": "ns2"})
+    });
 
     // Unknown namespaces.
     for (header, path) in [
@@ -448,7 +498,11 @@ async fn addressing_and_header_echo() {
     }
     // A path prefix that is no namespace is a path in the namespace.
     let r = p.check(Call::get("nope/secret/foo"), &[]).await;
-    p.expect_status(&r, 404, "an unknown first path segment is a route, not a namespace");
+    p.expect_status(
+        &r,
+        404,
+        "an unknown first path segment is a route, not a namespace",
+    );
 
     // sys/ in a namespace through the path prefix.
     let r = p.check(Call::get("ns1/ns2/sys/mounts/secret"), &[]).await;
@@ -504,7 +558,9 @@ async fn per_namespace_mounts_and_policies() {
         .await;
     p.expect_status(&r, 200, "ns1 default policy");
     // OpenBao answers the built-in root policy (empty) in a namespace too.
-    let r = p.check(in_ns("ns1", Call::get("sys/policies/acl/root")), &[]).await;
+    let r = p
+        .check(in_ns("ns1", Call::get("sys/policies/acl/root")), &[])
+        .await;
     p.expect_status(&r, 200, "the root policy read in a namespace");
 
     // A policy written in ns1 is ns1's only.
@@ -535,10 +591,18 @@ async fn per_namespace_mounts_and_policies() {
     p.expect_status(&r, 204, "mount kv1 in ns1");
     let r = p.check(Call::get("sys/mounts/kv1"), &[]).await;
     p.expect_status(&r, 400, "ns1's mount is not in root");
-    let r = p.check(in_ns("ns1", Call::get("sys/mounts/kv1")), &[]).await;
+    let r = p
+        .check(in_ns("ns1", Call::get("sys/mounts/kv1")), &[])
+        .await;
     p.expect_status(&r, 200, "ns1's mount in ns1");
     let r = p
-        .check(in_ns("ns1", Call::post("sys/mounts/kv1/tune", json!({"description": "tuned"}))), &[])
+        .check(
+            in_ns(
+                "ns1",
+                Call::post("sys/mounts/kv1/tune", json!({"description": "tuned"})),
+            ),
+            &[],
+        )
         .await;
     p.expect_status(&r, 204, "tune a mount in ns1");
     let r = p.check(in_ns("ns1", Call::get("sys/mounts")), &[]).await;
@@ -590,7 +654,10 @@ async fn token_scoping() {
     // A token created in ns1 carries the namespace.
     let r = p
         .check(
-            in_ns("ns1", Call::post("auth/token/create", json!({"policies": ["reader"]}))),
+            in_ns(
+                "ns1",
+                Call::post("auth/token/create", json!({"policies": ["reader"]})),
+            ),
             &[],
         )
         .await;
@@ -630,13 +697,19 @@ async fn token_scoping() {
         x.body["data"]["namespace_path"] == json!("ns1/")
     });
     let r = each(&mut p, &acc, |a| {
-        in_ns("ns1", Call::post("auth/token/lookup-accessor", json!({ "accessor": a })))
+        in_ns(
+            "ns1",
+            Call::post("auth/token/lookup-accessor", json!({ "accessor": a })),
+        )
     })
     .await;
     p.expect_status(&r, 200, "lookup-accessor in ns1");
 
     // Valid in ns1 and where its policies reach in descendants.
-    let r = each(&mut p, &tok, |t| in_ns("ns1", Call::get("secret/foo").token(t))).await;
+    let r = each(&mut p, &tok, |t| {
+        in_ns("ns1", Call::get("secret/foo").token(t))
+    })
+    .await;
     p.expect_status(&r, 200, "ns1 token reads ns1 secret/foo");
     let r = each(&mut p, &tok, |t| Call::get("ns1/secret/foo").token(t)).await;
     p.expect_status(&r, 200, "ns1 token reads ns1/secret/foo without a header");
@@ -648,11 +721,20 @@ async fn token_scoping() {
     on_both(&mut p, &r, "the ns2 secret", |x| {
         x.body["data"] == json!({"in": "ns1/ns2"})
     });
-    let r = each(&mut p, &tok, |t| in_ns("ns1/ns2", Call::get("sys/mounts").token(t))).await;
+    let r = each(&mut p, &tok, |t| {
+        in_ns("ns1/ns2", Call::get("sys/mounts").token(t))
+    })
+    .await;
     p.expect_status(&r, 403, "ns1 token: sys/mounts in ns2 is not in its policy");
-    let r = each(&mut p, &tok, |t| in_ns("ns1", Call::get("sys/mounts").token(t))).await;
+    let r = each(&mut p, &tok, |t| {
+        in_ns("ns1", Call::get("sys/mounts").token(t))
+    })
+    .await;
     p.expect_status(&r, 200, "ns1 token: sys/mounts in ns1");
-    let r = each(&mut p, &tok, |t| in_ns("ns1", Call::post("secret/foo", json!({"x": "y"})).token(t))).await;
+    let r = each(&mut p, &tok, |t| {
+        in_ns("ns1", Call::post("secret/foo", json!({"x": "y"})).token(t))
+    })
+    .await;
     p.expect_status(&r, 403, "ns1 token may not write");
 
     // Never in a parent or a sibling.
@@ -660,7 +742,10 @@ async fn token_scoping() {
     p.expect_status(&r, 403, "ns1 token in root");
     let r = each(&mut p, &tok, |t| Call::get("sys/mounts").token(t)).await;
     p.expect_status(&r, 403, "ns1 token sys/mounts in root");
-    let r = each(&mut p, &tok, |t| in_ns("sib", Call::get("secret/foo").token(t))).await;
+    let r = each(&mut p, &tok, |t| {
+        in_ns("sib", Call::get("secret/foo").token(t))
+    })
+    .await;
     p.expect_status(&r, 403, "ns1 token in a sibling");
     let r = each(&mut p, &tok, |t| Call::get("sib/secret/foo").token(t)).await;
     p.expect_status(&r, 403, "ns1 token in a sibling through the path");
@@ -681,7 +766,10 @@ async fn token_scoping() {
     p.expect_status(&r, 204, "write ns1/ns2 policy all");
     let r = p
         .check(
-            in_ns("ns1/ns2", Call::post("auth/token/create", json!({"policies": ["all"]}))),
+            in_ns(
+                "ns1/ns2",
+                Call::post("auth/token/create", json!({"policies": ["all"]})),
+            ),
             &[],
         )
         .await;
@@ -691,20 +779,39 @@ async fn token_scoping() {
         child.0.ends_with(&format!(".{}", ns2.0)) && child.1.ends_with(&format!(".{}", ns2.1)),
         format!("ns1/ns2 tokens end with ns2's id: {child:?} {ns2:?}"),
     );
-    let r = each(&mut p, &child, |t| in_ns("ns1/ns2", Call::get("secret/foo").token(t))).await;
+    let r = each(&mut p, &child, |t| {
+        in_ns("ns1/ns2", Call::get("secret/foo").token(t))
+    })
+    .await;
     p.expect_status(&r, 200, "ns2 token in ns2");
-    let r = each(&mut p, &child, |t| in_ns("ns1", Call::get("secret/foo").token(t))).await;
+    let r = each(&mut p, &child, |t| {
+        in_ns("ns1", Call::get("secret/foo").token(t))
+    })
+    .await;
     p.expect_status(&r, 403, "ns2 token in its parent ns1");
-    let r = each(&mut p, &child, |t| in_ns("ns1", Call::get("ns2/secret/foo").token(t))).await;
-    p.expect_status(&r, 200, "ns2 token through its parent's header and a path prefix");
+    let r = each(&mut p, &child, |t| {
+        in_ns("ns1", Call::get("ns2/secret/foo").token(t))
+    })
+    .await;
+    p.expect_status(
+        &r,
+        200,
+        "ns2 token through its parent's header and a path prefix",
+    );
 
     // Revoking in ns1 works for ns1's token; the token is gone afterwards.
     let r = each(&mut p, &tok, |t| {
-        in_ns("ns1", Call::post("auth/token/revoke", json!({ "token": t })))
+        in_ns(
+            "ns1",
+            Call::post("auth/token/revoke", json!({ "token": t })),
+        )
     })
     .await;
     p.expect_status(&r, 204, "revoke the ns1 token in ns1");
-    let r = each(&mut p, &tok, |t| in_ns("ns1", Call::get("secret/foo").token(t))).await;
+    let r = each(&mut p, &tok, |t| {
+        in_ns("ns1", Call::get("secret/foo").token(t))
+    })
+    .await;
     p.expect_status(&r, 403, "a revoked ns1 token");
     p.finish();
 }
@@ -738,7 +845,10 @@ async fn policy_scoping() {
         .await;
     p.expect_status(&r, 204, "write root policy root-ns1");
     let r = p
-        .check(Call::post("auth/token/create", json!({"policies": ["root-ns1"]})), &[])
+        .check(
+            Call::post("auth/token/create", json!({"policies": ["root-ns1"]})),
+            &[],
+        )
         .await;
     p.expect_status(&r, 200, "root token with root-ns1");
     let rt = both(&r, "/auth/client_token");
@@ -746,17 +856,30 @@ async fn policy_scoping() {
         rt.0.matches('.').count() == 1 && rt.1.matches('.').count() == 1,
         format!("a root-namespace token has no namespace suffix: {rt:?}"),
     );
-    let r = each(&mut p, &rt, |t| in_ns("ns1", Call::get("secret/foo").token(t))).await;
+    let r = each(&mut p, &rt, |t| {
+        in_ns("ns1", Call::get("secret/foo").token(t))
+    })
+    .await;
     p.expect_status(&r, 200, "root policy reaches ns1 secret/ (header)");
     let r = each(&mut p, &rt, |t| Call::get("ns1/secret/foo").token(t)).await;
     p.expect_status(&r, 200, "root policy reaches ns1 secret/ (path)");
-    let r = each(&mut p, &rt, |t| in_ns("ns1/ns2", Call::get("secret/foo").token(t))).await;
+    let r = each(&mut p, &rt, |t| {
+        in_ns("ns1/ns2", Call::get("secret/foo").token(t))
+    })
+    .await;
     p.expect_status(&r, 403, "root policy does not reach ns1/ns2");
-    let r = each(&mut p, &rt, |t| in_ns("ns1", Call::post("secret/foo", json!({"a": "b"})).token(t))).await;
+    let r = each(&mut p, &rt, |t| {
+        in_ns("ns1", Call::post("secret/foo", json!({"a": "b"})).token(t))
+    })
+    .await;
     p.expect_status(&r, 403, "root policy grants read only");
     // Capabilities of the root token's path in ns1.
     let r = each(&mut p, &rt, |t| {
-        Call::post("sys/capabilities-self", json!({"paths": ["ns1/secret/foo", "ns1/ns2/secret/foo"]})).token(t)
+        Call::post(
+            "sys/capabilities-self",
+            json!({"paths": ["ns1/secret/foo", "ns1/ns2/secret/foo"]}),
+        )
+        .token(t)
     })
     .await;
     p.expect_status(&r, 200, "capabilities-self across namespaces");
@@ -780,27 +903,53 @@ async fn policy_scoping() {
     p.expect_status(&r, 204, "write ns1 policy ns1-reader");
     let r = p
         .check(
-            in_ns("ns1", Call::post("auth/token/create", json!({"policies": ["ns1-reader"]}))),
+            in_ns(
+                "ns1",
+                Call::post("auth/token/create", json!({"policies": ["ns1-reader"]})),
+            ),
             &[],
         )
         .await;
     p.expect_status(&r, 200, "ns1 token with ns1-reader");
     let t1 = both(&r, "/auth/client_token");
-    let r = each(&mut p, &t1, |t| in_ns("ns1", Call::get("secret/foo").token(t))).await;
-    p.expect_status(&r, 200, "ns1 policy secret/* in ns1");
-    on_both(&mut p, &r, "ns1's secret", |x| x.body["data"] == json!({"in": "ns1"}));
-    let r = each(&mut p, &t1, |t| in_ns("ns1/ns2", Call::get("secret/foo").token(t))).await;
-    p.expect_status(&r, 200, "ns1 policy ns2/secret/* in ns1/ns2");
-    on_both(&mut p, &r, "ns2's secret", |x| x.body["data"] == json!({"in": "ns1/ns2"}));
     let r = each(&mut p, &t1, |t| {
-        in_ns("ns1/ns2", Call::post("secret/foo", json!({"in": "updated"})).token(t))
+        in_ns("ns1", Call::get("secret/foo").token(t))
+    })
+    .await;
+    p.expect_status(&r, 200, "ns1 policy secret/* in ns1");
+    on_both(&mut p, &r, "ns1's secret", |x| {
+        x.body["data"] == json!({"in": "ns1"})
+    });
+    let r = each(&mut p, &t1, |t| {
+        in_ns("ns1/ns2", Call::get("secret/foo").token(t))
+    })
+    .await;
+    p.expect_status(&r, 200, "ns1 policy ns2/secret/* in ns1/ns2");
+    on_both(&mut p, &r, "ns2's secret", |x| {
+        x.body["data"] == json!({"in": "ns1/ns2"})
+    });
+    let r = each(&mut p, &t1, |t| {
+        in_ns(
+            "ns1/ns2",
+            Call::post("secret/foo", json!({"in": "updated"})).token(t),
+        )
     })
     .await;
     p.expect_status(&r, 204, "ns1 policy grants update in ns1/ns2");
-    let r = each(&mut p, &t1, |t| in_ns("ns1", Call::post("secret/foo", json!({"x": "y"})).token(t))).await;
+    let r = each(&mut p, &t1, |t| {
+        in_ns("ns1", Call::post("secret/foo", json!({"x": "y"})).token(t))
+    })
+    .await;
     p.expect_status(&r, 403, "ns1 policy grants no update in ns1");
     let r = each(&mut p, &t1, |t| {
-        in_ns("ns1", Call::post("sys/capabilities-self", json!({"paths": ["secret/foo", "ns2/secret/foo"]})).token(t))
+        in_ns(
+            "ns1",
+            Call::post(
+                "sys/capabilities-self",
+                json!({"paths": ["secret/foo", "ns2/secret/foo"]}),
+            )
+            .token(t),
+        )
     })
     .await;
     p.expect_status(&r, 200, "capabilities-self in ns1");
@@ -813,13 +962,19 @@ async fn policy_scoping() {
     // ns1/ns2 with "ns1-reader" gets ns2's (none here, so only default).
     let r = p
         .check(
-            in_ns("ns1/ns2", Call::post("auth/token/create", json!({"policies": ["ns1-reader"]}))),
+            in_ns(
+                "ns1/ns2",
+                Call::post("auth/token/create", json!({"policies": ["ns1-reader"]})),
+            ),
             &[],
         )
         .await;
     p.expect_status(&r, 200, "ns2 token naming a policy ns2 does not have");
     let t2 = both(&r, "/auth/client_token");
-    let r = each(&mut p, &t2, |t| in_ns("ns1/ns2", Call::get("secret/foo").token(t))).await;
+    let r = each(&mut p, &t2, |t| {
+        in_ns("ns1/ns2", Call::get("secret/foo").token(t))
+    })
+    .await;
     p.expect_status(&r, 403, "ns1's policy does not apply to an ns2 token");
     p.finish();
 }
@@ -883,11 +1038,17 @@ async fn deletion_empties_the_namespace() {
     let mut p = differences::pair();
     create(&mut p, "", "gone").await;
     let r = p
-        .check(in_ns("gone", Call::post("sys/mounts/secret", kv1_mount())), &[])
+        .check(
+            in_ns("gone", Call::post("sys/mounts/secret", kv1_mount())),
+            &[],
+        )
         .await;
     p.expect_status(&r, 204, "mount secret/ in gone");
     let r = p
-        .check(in_ns("gone", Call::post("secret/foo", json!({"a": "b"}))), &[])
+        .check(
+            in_ns("gone", Call::post("secret/foo", json!({"a": "b"}))),
+            &[],
+        )
         .await;
     p.expect_status(&r, 204, "write secret/foo in gone");
     let r = p
@@ -904,24 +1065,36 @@ async fn deletion_empties_the_namespace() {
         .await;
     p.expect_status(&r, 204, "policy in gone");
     let r = p
-        .check(in_ns("gone", Call::post("sys/auth/approle", json!({"type": "approle"}))), &[])
+        .check(
+            in_ns(
+                "gone",
+                Call::post("sys/auth/approle", json!({"type": "approle"})),
+            ),
+            &[],
+        )
         .await;
     p.expect_status(&r, 204, "approle in gone");
     let r = p
         .check(
-            in_ns("gone", Call::post("auth/token/create", json!({"policies": ["reader"]}))),
+            in_ns(
+                "gone",
+                Call::post("auth/token/create", json!({"policies": ["reader"]})),
+            ),
             &[],
         )
         .await;
     p.expect_status(&r, 200, "token in gone");
     let tok = both(&r, "/auth/client_token");
-    let r = each(&mut p, &tok, |t| in_ns("gone", Call::get("secret/foo").token(t))).await;
+    let r = each(&mut p, &tok, |t| {
+        in_ns("gone", Call::get("secret/foo").token(t))
+    })
+    .await;
     p.expect_status(&r, 200, "the token reads before the deletion");
 
     delete(&mut p, "", "gone").await;
     let r = p.check(in_ns("gone", Call::get("sys/mounts")), &[]).await;
     p.expect_status(&r, 404, "a deleted namespace is not found");
-    let r = each(&mut p, &tok, |t| lookup_self(t)).await;
+    let r = each(&mut p, &tok, lookup_self).await;
     p.expect_status(&r, 403, "the deleted namespace's token is revoked");
 
     // Recreated at the same path: empty.
@@ -936,18 +1109,27 @@ async fn deletion_empties_the_namespace() {
         x.body["data"]["approle/"].is_null() && x.body["data"]["token/"].is_object()
     });
     let r = p.check(in_ns("gone", Call::get("sys/policy")), &[]).await;
-    on_both(&mut p, &r, "the recreated namespace has only default", |x| {
-        x.body["data"]["policies"] == json!(["default"])
-    });
+    on_both(
+        &mut p,
+        &r,
+        "the recreated namespace has only default",
+        |x| x.body["data"]["policies"] == json!(["default"]),
+    );
     let r = p.check(in_ns("gone", Call::get("secret/foo")), &[]).await;
     p.expect_status(&r, 404, "no secret/foo in the recreated namespace");
     let r = p
-        .check(in_ns("gone", Call::post("sys/mounts/secret", kv1_mount())), &[])
+        .check(
+            in_ns("gone", Call::post("sys/mounts/secret", kv1_mount())),
+            &[],
+        )
         .await;
     p.expect_status(&r, 204, "mount secret/ again");
     let r = p.check(in_ns("gone", Call::get("secret/foo")), &[]).await;
     p.expect_status(&r, 404, "the new mount is empty");
-    let r = each(&mut p, &tok, |t| in_ns("gone", Call::get("secret/foo").token(t))).await;
+    let r = each(&mut p, &tok, |t| {
+        in_ns("gone", Call::get("secret/foo").token(t))
+    })
+    .await;
     p.expect_status(&r, 403, "the old token is not valid in the new namespace");
     p.finish();
 }
@@ -958,11 +1140,17 @@ async fn api_lock_and_unlock() {
     create(&mut p, "", "ns1").await;
     create(&mut p, "ns1", "ns2").await;
     let r = p
-        .check(in_ns("ns1/ns2", Call::post("sys/mounts/secret", kv1_mount())), &[])
+        .check(
+            in_ns("ns1/ns2", Call::post("sys/mounts/secret", kv1_mount())),
+            &[],
+        )
         .await;
     p.expect_status(&r, 204, "mount in ns2");
     let r = p
-        .check(in_ns("ns1/ns2", Call::post("secret/foo", json!({"a": "b"}))), &[])
+        .check(
+            in_ns("ns1/ns2", Call::post("secret/foo", json!({"a": "b"}))),
+            &[],
+        )
         .await;
     p.expect_status(&r, 204, "write in ns2");
 
@@ -974,17 +1162,25 @@ async fn api_lock_and_unlock() {
         errors_are(x, "root namespace cannot be locked/unlocked")
     });
     let r = p
-        .check(Call::post("sys/namespaces/api-lock/lock/nope", json!({})), &[])
+        .check(
+            Call::post("sys/namespaces/api-lock/lock/nope", json!({})),
+            &[],
+        )
         .await;
     p.expect_status(&r, 400, "lock an unknown namespace");
 
     // Lock ns1 from root through the path.
     let r = p
-        .check(Call::post("sys/namespaces/api-lock/lock/ns1", json!({})), &[])
+        .check(
+            Call::post("sys/namespaces/api-lock/lock/ns1", json!({})),
+            &[],
+        )
         .await;
     p.expect_status(&r, 200, "lock ns1");
     on_both(&mut p, &r, "lock answers an unlock key", |x| {
-        x.body["data"]["unlock_key"].as_str().is_some_and(|k| !k.is_empty())
+        x.body["data"]["unlock_key"]
+            .as_str()
+            .is_some_and(|k| !k.is_empty())
     });
     let key = both(&r, "/data/unlock_key");
     let locked = "API access to this namespace has been locked by an administrator - \"ns1/\" must be unlocked to gain access.";
@@ -1001,48 +1197,82 @@ async fn api_lock_and_unlock() {
     }
     let r = p.check(Call::get("sys/namespaces/ns1"), &[]).await;
     p.expect_status(&r, 200, "read a locked namespace from its parent");
-    on_both(&mut p, &r, "shown locked", |x| x.body["data"]["locked"] == json!(true));
+    on_both(&mut p, &r, "shown locked", |x| {
+        x.body["data"]["locked"] == json!(true)
+    });
     let r = p
-        .check(Call::post("sys/namespaces/api-lock/lock/ns1", json!({})), &[])
+        .check(
+            Call::post("sys/namespaces/api-lock/lock/ns1", json!({})),
+            &[],
+        )
         .await;
     p.expect_status(&r, 400, "lock a locked namespace");
     let r = p
         .check(
-            Call::post("sys/namespaces/api-lock/unlock/ns1", json!({"unlock_key": "wrong"})),
+            Call::post(
+                "sys/namespaces/api-lock/unlock/ns1",
+                json!({"unlock_key": "wrong"}),
+            ),
             &[],
         )
         .await;
     p.expect_status(&r, 400, "unlock with a wrong key");
-    on_both(&mut p, &r, "wrong key message", |x| errors_are(x, "incorrect unlock key"));
+    on_both(&mut p, &r, "wrong key message", |x| {
+        errors_are(x, "incorrect unlock key")
+    });
     let r = each(&mut p, &key, |k| {
-        Call::post("sys/namespaces/api-lock/unlock/ns1", json!({ "unlock_key": k }))
+        Call::post(
+            "sys/namespaces/api-lock/unlock/ns1",
+            json!({ "unlock_key": k }),
+        )
     })
     .await;
     p.expect_status(&r, 204, "unlock with the key");
-    let r = p.check(in_ns("ns1/ns2", Call::get("secret/foo")), &[]).await;
+    let r = p
+        .check(in_ns("ns1/ns2", Call::get("secret/foo")), &[])
+        .await;
     p.expect_status(&r, 200, "read after unlock");
     let r = p
-        .check(Call::post("sys/namespaces/api-lock/unlock/ns1", json!({})), &[])
+        .check(
+            Call::post("sys/namespaces/api-lock/unlock/ns1", json!({})),
+            &[],
+        )
         .await;
     p.expect_status(&r, 400, "unlock an unlocked namespace");
 
     // Lock from inside (header, no path), unlock with sudo (no key).
     let r = p
-        .check(in_ns("ns1", Call::post("sys/namespaces/api-lock/lock/ns2", json!({}))), &[])
+        .check(
+            in_ns(
+                "ns1",
+                Call::post("sys/namespaces/api-lock/lock/ns2", json!({})),
+            ),
+            &[],
+        )
         .await;
     p.expect_status(&r, 200, "lock ns2 from ns1");
     let r = p.check(in_ns("ns1", Call::get("sys/mounts")), &[]).await;
     p.expect_status(&r, 200, "the parent of a locked namespace is not locked");
-    let r = p.check(in_ns("ns1/ns2", Call::get("secret/foo")), &[]).await;
+    let r = p
+        .check(in_ns("ns1/ns2", Call::get("secret/foo")), &[])
+        .await;
     p.expect_status(&r, 503, "ns2 locked");
     let r = p
-        .check(in_ns("ns1", Call::post("sys/namespaces/api-lock/unlock/ns2", json!({}))), &[])
+        .check(
+            in_ns(
+                "ns1",
+                Call::post("sys/namespaces/api-lock/unlock/ns2", json!({})),
+            ),
+            &[],
+        )
         .await;
     p.expect_status(&r, 200, "unlock with sudo");
     on_both(&mut p, &r, "sudo unlock warning", |x| {
         x.body["warnings"] == json!(["Namespace unlocked using sudo capabilities"])
     });
-    let r = p.check(in_ns("ns1/ns2", Call::get("secret/foo")), &[]).await;
+    let r = p
+        .check(in_ns("ns1/ns2", Call::get("secret/foo")), &[])
+        .await;
     p.expect_status(&r, 200, "read after the sudo unlock");
     p.finish();
 }
@@ -1055,47 +1285,73 @@ async fn engines_and_approle_in_a_namespace() {
     // KV v1 and v2 in ns1/ns2.
     for (mount, body) in [("kv1", kv1_mount()), ("kv2", kv2_mount())] {
         let r = p
-            .check(in_ns("ns1/ns2", Call::post(&format!("sys/mounts/{mount}"), body)), &[])
+            .check(
+                in_ns("ns1/ns2", Call::post(&format!("sys/mounts/{mount}"), body)),
+                &[],
+            )
             .await;
         p.expect_status(&r, 204, &format!("mount {mount}"));
     }
     let r = p
-        .check(in_ns("ns1/ns2", Call::post("kv1/app", json!({"pw": "1"}))), &[])
+        .check(
+            in_ns("ns1/ns2", Call::post("kv1/app", json!({"pw": "1"}))),
+            &[],
+        )
         .await;
     p.expect_status(&r, 204, "kv1 write");
     let r = p.check(Call::get("ns1/ns2/kv1/app"), &[]).await;
     p.expect_status(&r, 200, "kv1 read through the path");
-    let r = p
-        .check(in_ns("ns1", Call::list("ns2/kv1")), &[])
-        .await;
-    on_both(&mut p, &r, "kv1 list", |x| x.body["data"]["keys"] == json!(["app"]));
+    let r = p.check(in_ns("ns1", Call::list("ns2/kv1")), &[]).await;
+    on_both(&mut p, &r, "kv1 list", |x| {
+        x.body["data"]["keys"] == json!(["app"])
+    });
     let r = p
         .check(
-            in_ns("ns1/ns2", Call::post("kv2/data/app", json!({"data": {"pw": "2"}}))),
+            in_ns(
+                "ns1/ns2",
+                Call::post("kv2/data/app", json!({"data": {"pw": "2"}})),
+            ),
             &[],
         )
         .await;
     p.expect_status(&r, 200, "kv2 write");
     let r = p
         .check(
-            in_ns("ns1", Call::post("ns2/kv2/data/app", json!({"data": {"pw": "3"}, "options": {"cas": 1}}))),
+            in_ns(
+                "ns1",
+                Call::post(
+                    "ns2/kv2/data/app",
+                    json!({"data": {"pw": "3"}, "options": {"cas": 1}}),
+                ),
+            ),
             &[],
         )
         .await;
     p.expect_status(&r, 200, "kv2 write with cas through header + path");
-    let r = p.check(in_ns("ns1/ns2", Call::get("kv2/data/app")), &[]).await;
+    let r = p
+        .check(in_ns("ns1/ns2", Call::get("kv2/data/app")), &[])
+        .await;
     p.expect_status(&r, 200, "kv2 read");
     on_both(&mut p, &r, "kv2 version 2", |x| {
-        x.body["data"]["data"] == json!({"pw": "3"}) && x.body["data"]["metadata"]["version"] == json!(2)
+        x.body["data"]["data"] == json!({"pw": "3"})
+            && x.body["data"]["metadata"]["version"] == json!(2)
     });
     let r = p.check(Call::get("ns1/ns2/kv2/metadata/app"), &[]).await;
     p.expect_status(&r, 200, "kv2 metadata");
-    let r = p.check(in_ns("ns1/ns2", Call::get("kv2/config")), &[]).await;
+    let r = p
+        .check(in_ns("ns1/ns2", Call::get("kv2/config")), &[])
+        .await;
     p.expect_status(&r, 200, "kv2 config");
 
     // AppRole in ns1, login through the header and through the path.
     let r = p
-        .check(in_ns("ns1", Call::post("sys/auth/approle", json!({"type": "approle"}))), &[])
+        .check(
+            in_ns(
+                "ns1",
+                Call::post("sys/auth/approle", json!({"type": "approle"})),
+            ),
+            &[],
+        )
         .await;
     p.expect_status(&r, 204, "enable approle in ns1");
     let r = p
@@ -1124,13 +1380,20 @@ async fn engines_and_approle_in_a_namespace() {
         )
         .await;
     p.expect_status(&r, 204, "approle role in ns1");
-    let r = p.check(Call::get("ns1/auth/approle/role/web/role-id"), &[]).await;
-    on_both(&mut p, &r, "role-id", |x| x.body["data"]["role_id"] == json!("web-role"));
+    let r = p
+        .check(Call::get("ns1/auth/approle/role/web/role-id"), &[])
+        .await;
+    on_both(&mut p, &r, "role-id", |x| {
+        x.body["data"]["role_id"] == json!("web-role")
+    });
     let mut tokens = Vec::new();
     for via_header in [true, false] {
         let r = p
             .check(
-                in_ns("ns1", Call::post("auth/approle/role/web/secret-id", json!({}))),
+                in_ns(
+                    "ns1",
+                    Call::post("auth/approle/role/web/secret-id", json!({})),
+                ),
                 &[],
             )
             .await;
@@ -1158,15 +1421,25 @@ async fn engines_and_approle_in_a_namespace() {
             x.body["data"]["namespace_path"] == json!("ns1/")
                 && x.body["data"]["path"] == json!("auth/approle/login")
         });
-        let r = each(&mut p, tok, |t| in_ns("ns1/ns2", Call::get("kv2/data/app").token(t))).await;
+        let r = each(&mut p, tok, |t| {
+            in_ns("ns1/ns2", Call::get("kv2/data/app").token(t))
+        })
+        .await;
         p.expect_status(&r, 200, "the login token reads ns2's kv2");
-        let r = each(&mut p, tok, |t| in_ns("ns1/ns2", Call::get("kv1/app").token(t))).await;
+        let r = each(&mut p, tok, |t| {
+            in_ns("ns1/ns2", Call::get("kv1/app").token(t))
+        })
+        .await;
         p.expect_status(&r, 403, "the login token cannot read kv1");
     }
     // The root namespace has no approle.
     let r = p
         .check(
-            Call::post("auth/approle/login", json!({"role_id": "web-role", "secret_id": "x"})).anonymous(),
+            Call::post(
+                "auth/approle/login",
+                json!({"role_id": "web-role", "secret_id": "x"}),
+            )
+            .anonymous(),
             &[],
         )
         .await;
@@ -1182,7 +1455,8 @@ async fn wrapping_cubbyhole_and_ui_mounts() {
 
     // Wrapping in ns1: the wrapping token carries the namespace.
     let wrap = |ns: &str| {
-        in_ns(ns, Call::post("sys/wrapping/wrap", json!({"foo": "bar"}))).header("X-Vault-Wrap-TTL", "5m")
+        in_ns(ns, Call::post("sys/wrapping/wrap", json!({"foo": "bar"})))
+            .header("X-Vault-Wrap-TTL", "5m")
     };
     let r = p.check(wrap("ns1"), &[]).await;
     p.expect_status(&r, 200, "wrap in ns1");
@@ -1195,44 +1469,81 @@ async fn wrapping_cubbyhole_and_ui_mounts() {
             && wa.1.ends_with(&format!(".{}", ns1.1)),
         format!("wrapping tokens of ns1 carry ns1's id: {w:?} {wa:?} {ns1:?}"),
     );
-    let r = each(&mut p, &w, |t| in_ns("ns1", Call::post("sys/wrapping/lookup", json!({ "token": t })))).await;
+    let r = each(&mut p, &w, |t| {
+        in_ns(
+            "ns1",
+            Call::post("sys/wrapping/lookup", json!({ "token": t })),
+        )
+    })
+    .await;
     p.expect_status(&r, 200, "wrapping lookup in ns1");
-    let r = each(&mut p, &w, |t| in_ns("ns1", Call::post("sys/wrapping/unwrap", json!({})).token(t))).await;
+    let r = each(&mut p, &w, |t| {
+        in_ns("ns1", Call::post("sys/wrapping/unwrap", json!({})).token(t))
+    })
+    .await;
     p.expect_status(&r, 200, "unwrap in ns1");
-    on_both(&mut p, &r, "unwrapped data", |x| x.body["data"] == json!({"foo": "bar"}));
-    let r = each(&mut p, &w, |t| in_ns("ns1", Call::post("sys/wrapping/unwrap", json!({})).token(t))).await;
+    on_both(&mut p, &r, "unwrapped data", |x| {
+        x.body["data"] == json!({"foo": "bar"})
+    });
+    let r = each(&mut p, &w, |t| {
+        in_ns("ns1", Call::post("sys/wrapping/unwrap", json!({})).token(t))
+    })
+    .await;
     p.expect_status(&r, 400, "second unwrap");
     // Unwrap in the root namespace and in a sibling, as OpenBao allows.
     for ns in ["root", "sib"] {
         let r = p.check(wrap("ns1"), &[]).await;
         let w = both(&r, "/wrap_info/token");
-        let r = each(&mut p, &w, |t| in_ns(ns, Call::post("sys/wrapping/unwrap", json!({})).token(t))).await;
+        let r = each(&mut p, &w, |t| {
+            in_ns(ns, Call::post("sys/wrapping/unwrap", json!({})).token(t))
+        })
+        .await;
         p.expect_status(&r, 200, &format!("unwrap an ns1 token in {ns}"));
     }
     // A wrapped KV read in ns1.
     let r = p
-        .check(in_ns("ns1", Call::post("sys/mounts/secret", kv1_mount())), &[])
+        .check(
+            in_ns("ns1", Call::post("sys/mounts/secret", kv1_mount())),
+            &[],
+        )
         .await;
     p.expect_status(&r, 204, "mount secret/ in ns1");
     let r = p
-        .check(in_ns("ns1", Call::post("secret/foo", json!({"a": "b"}))), &[])
+        .check(
+            in_ns("ns1", Call::post("secret/foo", json!({"a": "b"}))),
+            &[],
+        )
         .await;
     p.expect_status(&r, 204, "write secret/foo in ns1");
     let r = p
-        .check(in_ns("ns1", Call::get("secret/foo")).header("X-Vault-Wrap-TTL", "5m"), &[])
+        .check(
+            in_ns("ns1", Call::get("secret/foo")).header("X-Vault-Wrap-TTL", "5m"),
+            &[],
+        )
         .await;
     p.expect_status(&r, 200, "wrapped read in ns1");
     on_both(&mut p, &r, "wrapped read's creation path", |x| {
         x.body["wrap_info"]["creation_path"] == json!("secret/foo")
     });
     let w = both(&r, "/wrap_info/token");
-    let r = each(&mut p, &w, |t| in_ns("ns1", Call::post("sys/wrapping/unwrap", json!({"token": t})))).await;
+    let r = each(&mut p, &w, |t| {
+        in_ns(
+            "ns1",
+            Call::post("sys/wrapping/unwrap", json!({"token": t})),
+        )
+    })
+    .await;
     p.expect_status(&r, 200, "unwrap the read with the token in the body");
-    on_both(&mut p, &r, "the unwrapped secret", |x| x.body["data"] == json!({"a": "b"}));
+    on_both(&mut p, &r, "the unwrapped secret", |x| {
+        x.body["data"] == json!({"a": "b"})
+    });
 
     // Cubbyhole: per namespace and per token.
     let r = p
-        .check(in_ns("ns1", Call::post("cubbyhole/x", json!({"a": "b"}))), &[])
+        .check(
+            in_ns("ns1", Call::post("cubbyhole/x", json!({"a": "b"}))),
+            &[],
+        )
         .await;
     p.expect_status(&r, 204, "cubbyhole write in ns1");
     let r = p.check(in_ns("ns1", Call::get("cubbyhole/x")), &[]).await;
@@ -1242,34 +1553,61 @@ async fn wrapping_cubbyhole_and_ui_mounts() {
     let r = p.check(Call::get("ns1/cubbyhole/x"), &[]).await;
     p.expect_status(&r, 200, "ns1's cubbyhole through the path");
     let r = p.check(in_ns("ns1", Call::list("cubbyhole")), &[]).await;
-    on_both(&mut p, &r, "cubbyhole list", |x| x.body["data"]["keys"] == json!(["x"]));
+    on_both(&mut p, &r, "cubbyhole list", |x| {
+        x.body["data"]["keys"] == json!(["x"])
+    });
     let r = p
-        .check(in_ns("ns1", Call::post("auth/token/create", json!({"policies": ["default"]}))), &[])
+        .check(
+            in_ns(
+                "ns1",
+                Call::post("auth/token/create", json!({"policies": ["default"]})),
+            ),
+            &[],
+        )
         .await;
     let t = both(&r, "/auth/client_token");
-    let r = each(&mut p, &t, |t| in_ns("ns1", Call::post("cubbyhole/y", json!({"c": "d"})).token(t))).await;
+    let r = each(&mut p, &t, |t| {
+        in_ns("ns1", Call::post("cubbyhole/y", json!({"c": "d"})).token(t))
+    })
+    .await;
     p.expect_status(&r, 204, "an ns1 token writes its cubbyhole");
-    let r = each(&mut p, &t, |t| in_ns("ns1", Call::get("cubbyhole/y").token(t))).await;
+    let r = each(&mut p, &t, |t| {
+        in_ns("ns1", Call::get("cubbyhole/y").token(t))
+    })
+    .await;
     p.expect_status(&r, 200, "an ns1 token reads its cubbyhole");
-    let r = each(&mut p, &t, |t| in_ns("ns1", Call::get("cubbyhole/x").token(t))).await;
+    let r = each(&mut p, &t, |t| {
+        in_ns("ns1", Call::get("cubbyhole/x").token(t))
+    })
+    .await;
     p.expect_status(&r, 404, "another token's cubbyhole");
     let r = each(&mut p, &t, |t| Call::get("cubbyhole/y").token(t)).await;
     p.expect_status(&r, 403, "an ns1 token's cubbyhole from root");
 
     // sys/internal/ui/mounts in ns1: root token, then a default-policy token.
-    let r = p.check(in_ns("ns1", Call::get("sys/internal/ui/mounts")), &[]).await;
+    let r = p
+        .check(in_ns("ns1", Call::get("sys/internal/ui/mounts")), &[])
+        .await;
     p.expect_status(&r, 200, "ui mounts in ns1");
     on_both(&mut p, &r, "ui mounts in ns1", |x| {
         x.body["data"]["secret"]["secret/"]["type"] == json!("kv")
             && x.body["data"]["auth"]["token/"]["type"] == json!("ns_token")
     });
-    let r = each(&mut p, &t, |t| in_ns("ns1", Call::get("sys/internal/ui/mounts").token(t))).await;
+    let r = each(&mut p, &t, |t| {
+        in_ns("ns1", Call::get("sys/internal/ui/mounts").token(t))
+    })
+    .await;
     p.expect_status(&r, 200, "ui mounts in ns1 with a default token");
     let r = p
-        .check(in_ns("ns1", Call::get("sys/internal/ui/mounts/secret")), &[])
+        .check(
+            in_ns("ns1", Call::get("sys/internal/ui/mounts/secret")),
+            &[],
+        )
         .await;
     p.expect_status(&r, 200, "ui mount secret/ in ns1");
-    let r = p.check(Call::get("ns1/sys/internal/ui/mounts/secret"), &[]).await;
+    let r = p
+        .check(Call::get("ns1/sys/internal/ui/mounts/secret"), &[])
+        .await;
     p.expect_status(&r, 200, "ui mount secret/ through the path");
     p.finish();
 }

@@ -61,7 +61,12 @@ async fn create_ns(server: &Server, parent: &str, name: &str) -> String {
     };
     let r = expect(server.send(&call).await, 200, &format!("create {name}"));
     let id = s(&r, "/data/id");
-    assert_eq!(id.len(), 6, "a namespace id is 6 base62 characters: {}", r.body);
+    assert_eq!(
+        id.len(),
+        6,
+        "a namespace id is 6 base62 characters: {}",
+        r.body
+    );
     id
 }
 
@@ -75,7 +80,12 @@ async fn delete_ns(server: &Server, name: &str) {
         200,
         &format!("delete {name}"),
     );
-    assert_eq!(r.body["data"], json!({"status": "in-progress"}), "{}", r.body);
+    assert_eq!(
+        r.body["data"],
+        json!({"status": "in-progress"}),
+        "{}",
+        r.body
+    );
     let read = Call::get(&format!("sys/namespaces/{name}"));
     for _ in 0..GONE_TRIES {
         if server.send(&read).await.status == 404 {
@@ -106,18 +116,26 @@ async fn assert_namespaced_login(
     let ns = ns_path.trim_end_matches('/');
     let me = expect(
         server
-            .send(&in_ns(ns, Call::get("auth/token/lookup-self").token(&token)))
+            .send(&in_ns(
+                ns,
+                Call::get("auth/token/lookup-self").token(&token),
+            ))
             .await,
         200,
         "lookup-self of the login token",
     );
-    assert_eq!(me.body["data"]["namespace_path"], json!(ns_path), "{}", me.body);
+    assert_eq!(
+        me.body["data"]["namespace_path"],
+        json!(ns_path),
+        "{}",
+        me.body
+    );
     assert_eq!(me.body["data"]["path"], json!(login_path), "{}", me.body);
     token
 }
 
 /// Mounts a KV v1 `secret/` in `ns` with `secret/app` = `{"in": ns}`, and
-/// a policy `reader` on it.
+/// a policy `reader` on it (which may also create child tokens).
 async fn secret_and_reader(server: &Server, ns: &str) {
     expect(
         server
@@ -145,7 +163,8 @@ async fn secret_and_reader(server: &Server, ns: &str) {
                 ns,
                 Call::put(
                     "sys/policies/acl/reader",
-                    json!({"policy": "path \"secret/*\" {\n  capabilities = [\"read\"]\n}\n"}),
+                    json!({"policy": "path \"secret/*\" {\n  capabilities = [\"read\"]\n}\n\
+                        path \"auth/token/create\" {\n  capabilities = [\"update\"]\n}\n"}),
                 ),
             ))
             .await,
@@ -322,14 +341,17 @@ async fn gcp_login_in_a_namespace() {
             Call::post("team/auth/gcp/login", body)
         };
         let r = server.send(&call.anonymous()).await;
-        assert_eq!(r.status, 200, "gcp login (header: {via_header}): {}", r.body);
+        assert_eq!(
+            r.status, 200,
+            "gcp login (header: {via_header}): {}",
+            r.body
+        );
         assert_eq!(
             r.body["auth"]["metadata"]["service_account_email"],
             json!(sa.email)
         );
         assert_eq!(r.body["auth"]["policies"], json!(["default", "reader"]));
-        let token =
-            assert_namespaced_login(&server, &r, &nsid, "team/", "auth/gcp/login").await;
+        let token = assert_namespaced_login(&server, &r, &nsid, "team/", "auth/gcp/login").await;
         assert_scoped(&server, "team", &token).await;
     }
     // The root namespace has no gcp/.
@@ -349,7 +371,10 @@ async fn deleting_a_namespace_revokes_its_tokens_and_leases() {
         secret_and_reader(&server, ns).await;
         expect(
             server
-                .send(&in_ns(ns, Call::post("sys/auth/approle", json!({"type": "approle"}))))
+                .send(&in_ns(
+                    ns,
+                    Call::post("sys/auth/approle", json!({"type": "approle"})),
+                ))
                 .await,
             204,
             "enable approle",
@@ -372,7 +397,10 @@ async fn deleting_a_namespace_revokes_its_tokens_and_leases() {
     for ns in ["gone", "kept"] {
         let r = expect(
             server
-                .send(&in_ns(ns, Call::post("auth/approle/role/web/secret-id", json!({}))))
+                .send(&in_ns(
+                    ns,
+                    Call::post("auth/approle/role/web/secret-id", json!({})),
+                ))
                 .await,
             200,
             "secret-id",
@@ -393,7 +421,13 @@ async fn deleting_a_namespace_revokes_its_tokens_and_leases() {
         let login = s(&expect(r, 200, "approle login"), "/auth/client_token");
         // A child token of the login token, and an orphan created by root.
         let r = server
-            .send(&in_ns(ns, Call::post("auth/token/create", json!({"policies": ["reader"]}))).token(&login))
+            .send(
+                &in_ns(
+                    ns,
+                    Call::post("auth/token/create", json!({"policies": ["reader"]})),
+                )
+                .token(&login),
+            )
             .await;
         let child = s(&expect(r, 200, "child token"), "/auth/client_token");
         let r = server
@@ -405,10 +439,18 @@ async fn deleting_a_namespace_revokes_its_tokens_and_leases() {
         let orphan = s(&expect(r, 200, "orphan token"), "/auth/client_token");
         // The leases of the namespace's logins.
         let r = server
-            .send(&in_ns(ns, Call::list("sys/leases/lookup/auth/approle/login/")))
+            .send(&in_ns(
+                ns,
+                Call::list("sys/leases/lookup/auth/approle/login/"),
+            ))
             .await;
         let r = expect(r, 200, "the namespace lists its login leases");
-        assert_eq!(r.body["data"]["keys"].as_array().map(Vec::len), Some(1), "{}", r.body);
+        assert_eq!(
+            r.body["data"]["keys"].as_array().map(Vec::len),
+            Some(1),
+            "{}",
+            r.body
+        );
         for t in [&login, &child, &orphan] {
             assert_scoped(&server, ns, t).await;
         }
@@ -425,7 +467,11 @@ async fn deleting_a_namespace_revokes_its_tokens_and_leases() {
                 .send(&in_ns(ns, Call::get("secret/app").token(t)))
                 .await;
             if *ns == "gone" {
-                assert_eq!(r.status, 403, "a deleted namespace's token is revoked: {}", r.body);
+                assert_eq!(
+                    r.status, 403,
+                    "a deleted namespace's token is revoked: {}",
+                    r.body
+                );
                 assert!(r2.status == 403 || r2.status == 404, "{r2:?}");
             } else {
                 assert_eq!(r.status, 200, "a sibling's token survives: {}", r.body);
@@ -436,7 +482,10 @@ async fn deleting_a_namespace_revokes_its_tokens_and_leases() {
     }
     // kept's lease is still there.
     let r = server
-        .send(&in_ns("kept", Call::list("sys/leases/lookup/auth/approle/login/")))
+        .send(&in_ns(
+            "kept",
+            Call::list("sys/leases/lookup/auth/approle/login/"),
+        ))
         .await;
     assert_eq!(
         expect(r, 200, "kept's leases").body["data"]["keys"]
@@ -466,14 +515,25 @@ async fn deleting_a_namespace_revokes_its_tokens_and_leases() {
     );
     assert_eq!(r.body["data"]["policies"], json!(["default"]));
     let r = server
-        .send(&in_ns("gone", Call::list("sys/leases/lookup/auth/approle/login/")))
+        .send(&in_ns(
+            "gone",
+            Call::list("sys/leases/lookup/auth/approle/login/"),
+        ))
         .await;
-    assert_eq!(r.status, 404, "no leases in the recreated namespace: {}", r.body);
+    assert_eq!(
+        r.status, 404,
+        "no leases in the recreated namespace: {}",
+        r.body
+    );
     for t in &tokens[0].1 {
         let r = server
             .send(&in_ns("gone", Call::get("auth/token/lookup-self").token(t)))
             .await;
-        assert_eq!(r.status, 403, "an old token in the recreated namespace: {}", r.body);
+        assert_eq!(
+            r.status, 403,
+            "an old token in the recreated namespace: {}",
+            r.body
+        );
     }
 }
 
@@ -481,6 +541,9 @@ async fn deleting_a_namespace_revokes_its_tokens_and_leases() {
 #[derive(Default)]
 struct Tally {
     requests: AtomicUsize,
+    /// Churn rounds whose namespace was created and whose deletion was
+    /// accepted.
+    rounds: AtomicUsize,
     problems: std::sync::Mutex<Vec<String>>,
 }
 
@@ -507,7 +570,13 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 impl Client {
     /// Sends one request; records a timeout or a 5xx as a problem. The
     /// status, or None when there was no answer.
-    async fn send(&self, method: &str, path: &str, ns: Option<&str>, body: Option<Value>) -> Option<u16> {
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        ns: Option<&str>,
+        body: Option<Value>,
+    ) -> Option<u16> {
         self.tally.requests.fetch_add(1, Ordering::Relaxed);
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let mut req = self
@@ -531,7 +600,11 @@ impl Client {
                 Some(status)
             }
             Err(e) => {
-                let kind = if e.is_timeout() { "stuck (timed out)" } else { "failed" };
+                let kind = if e.is_timeout() {
+                    "stuck (timed out)"
+                } else {
+                    "failed"
+                };
                 self.tally.problem(format!("{what}: {kind}: {e}"));
                 None
             }
@@ -563,7 +636,13 @@ async fn concurrent_creates_deletes_mounts_and_requests() {
         for n in [ns.clone(), format!("{ns}/child")] {
             expect(
                 server
-                    .send(&in_ns(&n, Call::post("sys/mounts/kv", json!({"type": "kv", "options": {"version": "2"}}))))
+                    .send(&in_ns(
+                        &n,
+                        Call::post(
+                            "sys/mounts/kv",
+                            json!({"type": "kv", "options": {"version": "2"}}),
+                        ),
+                    ))
                     .await,
                 204,
                 "mount kv",
@@ -580,25 +659,55 @@ async fn concurrent_creates_deletes_mounts_and_requests() {
             while Instant::now() < deadline {
                 let name = format!("churn{i}");
                 let child = format!("{name}/sub");
-                c.send("POST", &format!("sys/namespaces/{name}"), None, Some(json!({}))).await;
-                c.send("POST", "sys/namespaces/sub", Some(&name), Some(json!({}))).await;
+                let created = c
+                    .send(
+                        "POST",
+                        &format!("sys/namespaces/{name}"),
+                        None,
+                        Some(json!({})),
+                    )
+                    .await;
+                c.send("POST", "sys/namespaces/sub", Some(&name), Some(json!({})))
+                    .await;
                 for ns in [&name, &child] {
-                    c.send("POST", "sys/mounts/kv", Some(ns), Some(json!({"type": "kv", "options": {"version": "1"}}))).await;
-                    c.send("POST", "kv/x", Some(ns), Some(json!({"round": round}))).await;
+                    c.send(
+                        "POST",
+                        "sys/mounts/kv",
+                        Some(ns),
+                        Some(json!({"type": "kv", "options": {"version": "1"}})),
+                    )
+                    .await;
+                    c.send("POST", "kv/x", Some(ns), Some(json!({"round": round})))
+                        .await;
                     c.send("GET", "kv/x", Some(ns), None).await;
-                    c.send("POST", "auth/token/create", Some(ns), Some(json!({"policies": ["default"]}))).await;
+                    c.send(
+                        "POST",
+                        "auth/token/create",
+                        Some(ns),
+                        Some(json!({"policies": ["default"]})),
+                    )
+                    .await;
                 }
                 // Child first, then the parent (a parent with children is refused).
-                c.send("DELETE", "sys/namespaces/sub", Some(&name), None).await;
+                c.send("DELETE", "sys/namespaces/sub", Some(&name), None)
+                    .await;
                 for _ in 0..GONE_TRIES {
                     if c.send("GET", "sys/namespaces/sub", Some(&name), None).await != Some(200) {
                         break;
                     }
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
-                c.send("DELETE", &format!("sys/namespaces/{name}"), None, None).await;
+                let deleted = c
+                    .send("DELETE", &format!("sys/namespaces/{name}"), None, None)
+                    .await;
+                if created == Some(200) && deleted == Some(200) {
+                    c.tally.rounds.fetch_add(1, Ordering::Relaxed);
+                }
                 for _ in 0..GONE_TRIES {
-                    if c.send("GET", &format!("sys/namespaces/{name}"), None, None).await != Some(200) {
+                    if c.send("GET", &format!("sys/namespaces/{name}"), None, None)
+                        .await
+                        != Some(200)
+                    {
                         break;
                     }
                     tokio::time::sleep(Duration::from_millis(10)).await;
@@ -617,15 +726,35 @@ async fn concurrent_creates_deletes_mounts_and_requests() {
             let mut round = 0usize;
             while Instant::now() < deadline {
                 for n in [&ns, &child] {
-                    c.send("POST", "kv/data/x", Some(n), Some(json!({"data": {"round": round}}))).await;
+                    c.send(
+                        "POST",
+                        "kv/data/x",
+                        Some(n),
+                        Some(json!({"data": {"round": round}})),
+                    )
+                    .await;
                     c.send("GET", "kv/data/x", Some(n), None).await;
                 }
-                c.send("GET", &format!("{ns}/child/kv/data/x"), None, None).await;
+                c.send("GET", &format!("{ns}/child/kv/data/x"), None, None)
+                    .await;
                 let m = format!("sys/mounts/m{round}");
-                c.send("POST", &m, Some(&child), Some(json!({"type": "kv"}))).await;
+                c.send("POST", &m, Some(&child), Some(json!({"type": "kv"})))
+                    .await;
                 c.send("LIST", "sys/namespaces", None, None).await;
-                c.send("GET", "kv/x", Some(&format!("churn{}", round % CHURN)), None).await;
-                c.send("GET", &format!("churn{}/sub/kv/x", round % CHURN), None, None).await;
+                c.send(
+                    "GET",
+                    "kv/x",
+                    Some(&format!("churn{}", round % CHURN)),
+                    None,
+                )
+                .await;
+                c.send(
+                    "GET",
+                    &format!("churn{}/sub/kv/x", round % CHURN),
+                    None,
+                    None,
+                )
+                .await;
                 c.send("DELETE", &m, Some(&child), None).await;
                 round += 1;
             }
@@ -642,9 +771,14 @@ async fn concurrent_creates_deletes_mounts_and_requests() {
         tally.requests.load(Ordering::Relaxed),
         problems.join("\n")
     );
+    let (requests, rounds) = (
+        tally.requests.load(Ordering::Relaxed),
+        tally.rounds.load(Ordering::Relaxed),
+    );
+    eprintln!("concurrency run: {requests} requests, {rounds} create-delete rounds");
     assert!(
-        tally.requests.load(Ordering::Relaxed) > 100,
-        "the run made too few requests to mean anything"
+        requests > 100 && rounds >= CHURN,
+        "the run made too little to mean anything: {requests} requests, {rounds} create-delete rounds"
     );
     // Afterwards the server still answers, and the stable data is there.
     let r = server.send(&Call::get("sys/health")).await;
@@ -664,7 +798,10 @@ async fn concurrent_creates_deletes_mounts_and_requests() {
         200,
         "list after the run",
     );
-    let keys = r.body["data"]["keys"].as_array().cloned().unwrap_or_default();
+    let keys = r.body["data"]["keys"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     for i in 0..STABLE {
         assert!(keys.contains(&json!(format!("stable{i}/"))), "{keys:?}");
     }
