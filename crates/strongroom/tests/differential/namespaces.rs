@@ -1169,6 +1169,19 @@ async fn api_lock_and_unlock() {
         .await;
     p.expect_status(&r, 400, "lock an unknown namespace");
 
+    // Two tokens of ns1, to revoke while it is locked.
+    let mut toks = Vec::new();
+    for _ in 0..2 {
+        let r = p
+            .check(
+                in_ns("ns1", Call::post("auth/token/create", json!({}))),
+                &[],
+            )
+            .await;
+        p.expect_status(&r, 200, "a token in ns1");
+        toks.push(both(&r, "/auth/client_token"));
+    }
+
     // Lock ns1 from root through the path.
     let r = p
         .check(
@@ -1200,6 +1213,40 @@ async fn api_lock_and_unlock() {
     on_both(&mut p, &r, "shown locked", |x| {
         x.body["data"]["locked"] == json!(true)
     });
+    // Revocations inside the locked namespace are locked too; from the
+    // root namespace its tokens can still be looked up and revoked.
+    let r = each(&mut p, &toks[0], |t| {
+        in_ns(
+            "ns1",
+            Call::post("auth/token/revoke-self", json!({})).token(t),
+        )
+    })
+    .await;
+    p.expect_status(&r, 503, "revoke-self inside the locked namespace");
+    let r = each(&mut p, &toks[0], lookup_self).await;
+    p.expect_status(
+        &r,
+        200,
+        "lookup-self from root of a locked namespace's token",
+    );
+    let r = each(&mut p, &toks[0], |t| {
+        Call::post("auth/token/revoke-self", json!({})).token(t)
+    })
+    .await;
+    p.expect_status(
+        &r,
+        204,
+        "revoke-self from root of a locked namespace's token",
+    );
+    let r = each(&mut p, &toks[1], |t| {
+        Call::post("auth/token/revoke", json!({ "token": t }))
+    })
+    .await;
+    p.expect_status(&r, 204, "root revokes a locked namespace's token");
+    for t in &toks {
+        let r = each(&mut p, t, lookup_self).await;
+        p.expect_status(&r, 403, "a revoked token of the locked namespace");
+    }
     let r = p
         .check(
             Call::post("sys/namespaces/api-lock/lock/ns1", json!({})),
