@@ -504,6 +504,23 @@ async fn addressing_and_header_echo() {
         "an unknown first path segment is a route, not a namespace",
     );
 
+    // The longest existing namespace prefix wins; the rest is a route in
+    // it, named relative to it in the message.
+    for call in [
+        in_ns("ns1", Call::get("ns2/nope/foo")),
+        Call::get("ns1/ns2/nope/foo"),
+    ] {
+        let what = call.describe();
+        let r = p.check(call, &[]).await;
+        p.expect_status(&r, 404, &format!("{what}: no such route in ns1/ns2"));
+        on_both(&mut p, &r, "the route is named relative to ns1/ns2", |x| {
+            errors_are(
+                x,
+                "no handler for route \"nope/foo\". route entry not found.",
+            )
+        });
+    }
+
     // sys/ in a namespace through the path prefix.
     let r = p.check(Call::get("ns1/ns2/sys/mounts/secret"), &[]).await;
     p.expect_status(&r, 200, "ns1/ns2/sys/mounts/secret without a header");
@@ -1304,6 +1321,55 @@ async fn api_lock_and_unlock() {
         .check(in_ns("ns1/ns2", Call::get("secret/foo")), &[])
         .await;
     p.expect_status(&r, 503, "ns2 locked");
+    // Without sudo, unlocking needs the key: a token that may lock and
+    // unlock but has no sudo is refused without one.
+    let r = p
+        .check(
+            Call::put(
+                "sys/policies/acl/unlocker",
+                policy_body(
+                    "path \"sys/namespaces/api-lock/*\" {\n  capabilities = [\"update\"]\n}\n",
+                ),
+            ),
+            &[],
+        )
+        .await;
+    p.expect_status(&r, 204, "write policy unlocker");
+    let r = p
+        .check(
+            Call::post("auth/token/create", json!({"policies": ["unlocker"]})),
+            &[],
+        )
+        .await;
+    let unlocker = both(&r, "/auth/client_token");
+    let unlock = |t: &str| Call::post("sys/namespaces/api-lock/unlock/ns1/ns2", json!({})).token(t);
+    let r = p
+        .check_each(
+            unlock(&unlocker.0),
+            unlock(&unlocker.1),
+            differences::UNLOCK_WITHOUT_KEY,
+        )
+        .await;
+    let refused = if p.sr.kind == Kind::Strongroom {
+        (400..500).contains(&r.1.status)
+    } else {
+        r.1.status == r.0.status
+    };
+    p.expect(
+        r.0.status == 500 && refused,
+        format!(
+            "unlock without the key or sudo: openbao {} {}, {} {} {}",
+            r.0.status,
+            r.0.body,
+            p.sr.kind.label(),
+            r.1.status,
+            r.1.body
+        ),
+    );
+    let r = p
+        .check(in_ns("ns1/ns2", Call::get("secret/foo")), &[])
+        .await;
+    p.expect_status(&r, 503, "still locked after a refused unlock");
     let r = p
         .check(
             in_ns(
