@@ -94,6 +94,33 @@ const TIME_KEYS: &[&str] = &[
 pub const ID: &str = "<id>";
 /// The placeholder of a timestamp.
 pub const TIME: &str = "<time>";
+/// The placeholder of a namespace id (6 base62 characters, per server),
+/// in a namespace's `id` and in the `.<nsid>` suffix of the tokens and
+/// accessors issued in a namespace.
+pub const NSID: &str = "<nsid>";
+
+/// A namespace id: OpenBao's 6 base62 characters.
+fn is_nsid(s: &str) -> bool {
+    s.len() == 6 && s.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// A token, accessor, lease key or entity id issued in a namespace other
+/// than root (`s.<random>.<nsid>`, `<accessor>.<nsid>`, `h<hash>.<nsid>`,
+/// `<uuid>.<nsid>`): `<id>.<nsid>`, so a missing suffix is still a
+/// difference.
+fn namespaced_id(s: &str) -> Option<String> {
+    let (id, suffix) = s.rsplit_once('.')?;
+    (is_nsid(suffix) && (is_token(id) || is_accessor(id) || is_hash(id) || is_uuid(id)))
+        .then(|| format!("{ID}.{NSID}"))
+}
+
+/// A namespace's description (`sys/namespaces` reads and lists): an object
+/// with `id`, `path`, `uuid`, `locked` and `tainted`.
+fn is_namespace_info(map: &Map<String, Value>) -> bool {
+    ["id", "path", "uuid", "locked", "tainted"]
+        .iter()
+        .all(|k| map.contains_key(*k))
+}
 
 fn is_uuid(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
@@ -183,6 +210,9 @@ fn normalise_string(key: Option<&str>, s: &str) -> Value {
             return Value::String(inner.to_string());
         }
     }
+    if let Some(namespaced) = namespaced_id(s) {
+        return Value::String(namespaced);
+    }
     if key == Some("cluster_name") && s.starts_with("vault-cluster-") {
         return Value::String(format!("vault-cluster-{ID}"));
     }
@@ -205,7 +235,9 @@ fn normalise_string(key: Option<&str>, s: &str) -> Value {
 
 /// `v` with its per-server values replaced by placeholders: identifiers
 /// (UUIDs, tokens, accessors, salted hashes, values of id keys) by [`ID`],
-/// timestamps (RFC 3339, or Unix seconds under time keys) by [`TIME`], a
+/// timestamps (RFC 3339, or Unix seconds under time keys) by [`TIME`],
+/// namespace ids by [`NSID`] (a namespace's `id`, and the `.<nsid>`
+/// suffix of namespaced tokens and accessors, kept as `<id>.<nsid>`), a
 /// positive remaining `ttl` by `"<ttl>"`, the random default cluster name;
 /// Go's single-error multierror wrapping is removed from `errors`.
 /// Empty strings, zero and `null` stay as they are, so a value present on
@@ -230,6 +262,16 @@ fn normalise_at(key: Option<&str>, v: &Value) -> Value {
             Value::String(TIME.into())
         }
         Value::Array(items) => Value::Array(items.iter().map(|x| normalise_at(key, x)).collect()),
+        Value::Object(map) if is_namespace_info(map) => Value::Object(
+            map.iter()
+                .map(|(k, x)| match x {
+                    Value::String(id) if k == "id" && is_nsid(id) => {
+                        (k.clone(), Value::String(NSID.into()))
+                    }
+                    _ => (k.clone(), normalise_at(Some(k), x)),
+                })
+                .collect::<Map<String, Value>>(),
+        ),
         Value::Object(map) => Value::Object(
             map.iter()
                 .map(|(k, x)| (k.clone(), normalise_at(Some(k), x)))
@@ -618,6 +660,35 @@ mod tests {
         let b = json!({"errors": ["no entry for \"a2f66090-40c6-4f35-bfb0-16635e9076f0\""],
             "keys": ["87db0ee4417e8fbc6170d0fbd4b6e473dd5fe7937dc8b9ac822b8706fd362901e0"]});
         assert_eq!(value_diffs(&a, &b, L, &[]), Vec::<String>::new());
+    }
+
+    #[test]
+    fn namespace_ids_and_token_suffixes_are_normalised_but_not_their_absence() {
+        let a = json!({"data": {"id": "sIpFNe", "path": "ns1/", "uuid": "67ad96c3-6308-bbca-0579-4cefe853208e",
+            "locked": false, "tainted": false, "custom_metadata": {}},
+            "auth": {"client_token": "s.A74xt5vCBLlBUfhA8SdlvoJE.sIpFNe", "accessor": "v687aSQArPgCVyTecgzhYj7s.sIpFNe"}});
+        let b = json!({"data": {"id": "Ab3xY9", "path": "ns1/", "uuid": "0a1b2c3d-0000-4000-8000-000000000002",
+            "locked": false, "tainted": false, "custom_metadata": {}},
+            "auth": {"client_token": "s.ZZZZZZZZZZZZZZZZZZZZZZZZ.Ab3xY9", "accessor": "ZYXWVUTSRQPONMLKJIHGFEDC.Ab3xY9"}});
+        assert_eq!(value_diffs(&a, &b, L, &[]), Vec::<String>::new());
+        assert_eq!(normalise(&a)["auth"]["client_token"], json!("<id>.<nsid>"));
+        // A token without the namespace suffix, or an id of another shape,
+        // is a difference.
+        let c = json!({"data": {"id": "ns1", "path": "ns1/", "uuid": "0a1b2c3d-0000-4000-8000-000000000002",
+            "locked": false, "tainted": false, "custom_metadata": {}},
+            "auth": {"client_token": "s.ZZZZZZZZZZZZZZZZZZZZZZZZ", "accessor": "ZYXWVUTSRQPONMLKJIHGFEDC"}});
+        assert_eq!(
+            value_diffs(&a, &c, L, &[]),
+            vec![
+                "/data/id: \"<nsid>\" in openbao, \"ns1\" in strongroom".to_string(),
+                "/auth/client_token: \"<id>.<nsid>\" in openbao, \"<id>\" in strongroom"
+                    .to_string(),
+                "/auth/accessor: \"<id>.<nsid>\" in openbao, \"<id>\" in strongroom".to_string(),
+            ]
+        );
+        // An `id` outside a namespace's description is not a namespace id.
+        let d = json!({"id": "abcdef"});
+        assert_eq!(normalise(&d), d);
     }
 
     #[test]

@@ -737,7 +737,8 @@ impl Call {
         self
     }
 
-    /// `METHOD /v1/path` plus a hint of the token used, for messages.
+    /// `METHOD /v1/path`, the namespace header if any, and a hint of the
+    /// token used, for messages.
     pub fn describe(&self) -> String {
         let auth = match &self.auth {
             Auth::Root => "root token",
@@ -750,7 +751,16 @@ impl Call {
             Some(b) => format!(" body=<{} bytes>", b.len()),
             None => String::new(),
         };
-        format!("{} /v1/{} ({auth}){body}", self.method, self.path)
+        let namespace = self
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("X-Vault-Namespace"))
+            .map(|(_, v)| format!(" [X-Vault-Namespace: {v}]"))
+            .unwrap_or_default();
+        format!(
+            "{} /v1/{}{namespace} ({auth}){body}",
+            self.method, self.path
+        )
     }
 }
 

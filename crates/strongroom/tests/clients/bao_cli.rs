@@ -10,7 +10,7 @@ use strongroom_test::server::{bao_path, run, target, CmdOutput, Config, Server};
 /// Runs `bao args` against `server`, with its root token (if any) in
 /// `BAO_TOKEN` and a private `HOME` so no token helper file is shared.
 #[track_caller]
-fn bao(server: &Server, args: &[&str]) -> CmdOutput {
+pub(crate) fn bao(server: &Server, args: &[&str]) -> CmdOutput {
     let home = server.home().to_string_lossy().into_owned();
     let mut env = vec![
         ("BAO_ADDR", server.addr.as_str()),
@@ -26,7 +26,7 @@ fn bao(server: &Server, args: &[&str]) -> CmdOutput {
 
 /// Runs `bao args`, asserting exit code `code`, and returns stdout.
 #[track_caller]
-fn bao_ok(server: &Server, args: &[&str], code: i32) -> String {
+pub(crate) fn bao_ok(server: &Server, args: &[&str], code: i32) -> String {
     let out = bao(server, args);
     assert_eq!(
         out.code,
@@ -41,7 +41,7 @@ fn bao_ok(server: &Server, args: &[&str], code: i32) -> String {
     out.stdout
 }
 
-fn json(s: &str, what: &str) -> Value {
+pub(crate) fn json(s: &str, what: &str) -> Value {
     serde_json::from_str(s).unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {s}"))
 }
 
@@ -458,7 +458,7 @@ fn response_wrapping_with_the_cli() {
 
 /// The value column of the table row whose key is `key` (`Key    Value`
 /// tables printed by `bao kv`), if any.
-fn table_value(table: &str, key: &str) -> Option<String> {
+pub(crate) fn table_value(table: &str, key: &str) -> Option<String> {
     table.lines().find_map(|l| {
         let mut parts = l.split_whitespace();
         (parts.next() == Some(key)).then(|| parts.collect::<Vec<_>>().join(" "))

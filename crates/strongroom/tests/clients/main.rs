@@ -3,4 +3,5 @@
 
 mod agent;
 mod bao_cli;
+mod bao_cli_namespaces;
 mod least_privilege;

@@ -244,6 +244,38 @@ pub const OTHER_NAMESPACE: &[Allow] = &[
     },
 ];
 
+/// DELETE of a namespace that has child namespaces: refused by both with
+/// the same message; OpenBao 2.7.2 answers 400, Strongroom 409 Conflict
+/// (as OpenBao's main branch does since: the request is well formed, the
+/// namespace's state forbids it).
+pub const NAMESPACE_WITH_CHILDREN: &[Allow] = &[Allow {
+    pattern: "#status",
+    reason: "deliberate: a namespace with children is a 409 Conflict (OpenBao 2.7.2: 400; OpenBao main: 409)",
+}];
+
+/// An unlock without an `unlock_key` by a token without sudo: OpenBao
+/// 2.7.2 answers 500 "provided empty key"; Strongroom refuses it as the
+/// client's fault, a 4xx with its own message (the test checks the range
+/// and that the namespace stays locked).
+pub const UNLOCK_WITHOUT_KEY: &[Allow] = &[
+    Allow {
+        pattern: "#status",
+        reason: "bad input is a 4xx here; OpenBao answers 500 for a missing unlock key",
+    },
+    Allow {
+        pattern: "/errors",
+        reason: "Strongroom words the missing unlock key its own way",
+    },
+];
+
+/// `LIST sys/namespaces`: OpenBao 2.7.2 lists a namespace's children in
+/// no particular order (Go map iteration, different between two calls);
+/// the tests compare the sorted keys instead.
+pub const NAMESPACE_LIST: &[Allow] = &[Allow {
+    pattern: "/data/keys",
+    reason: "OpenBao lists namespaces in random order; the sorted keys are compared by the test",
+}];
+
 /// Bad AppRole input that OpenBao answers with a 500 (its storage layer's
 /// error) and Strongroom with a 400: the same refusal and message,
 /// answered as the client's fault, which it is.

@@ -17,6 +17,7 @@ mod differences;
 mod ha;
 mod kubernetes;
 mod kv2;
+mod namespaces;
 mod operators;
 mod path_help;
 mod pgp;

@@ -7,7 +7,9 @@
 //! `postgresql` storage (ciphertext only in the table, kill -9, the HA lock),
 //! high availability on it (three nodes: forwarding, read-after-write,
 //! step-down, kill -9 and partitions of the active node), and
-//! `operator migrate` between redb and PostgreSQL.
+//! `operator migrate` between redb and PostgreSQL, and namespaces
+//! (Kubernetes and GCP logins inside one, deletion revoking its tokens
+//! and leases, a concurrency run of creates, deletes, mounts and requests).
 //!
 //! Single-target suites run against OpenBao instead with
 //! `STRONGROOM_TEST_TARGET=bao cargo test -p strongroom --test e2e`.
@@ -25,6 +27,7 @@ mod gcp;
 mod ha;
 mod http_contract;
 mod migrate;
+mod namespaces;
 mod operators;
 mod pgp;
 mod postgres;
