@@ -77,6 +77,8 @@ Examples:
     taskset -c 1 strongroom-bench --strongroom target/release/strongroom \\
         --bao \"$(which bao)\" --server-cpus 0 --workloads none --namespace-scale \\
         [--namespace-count 10000] [--namespace-depth 8] [--namespace-clients 8]
+  (OpenBao 2.7.2 took 7.5 min to create 10,000 and reached 16 GiB peak RSS on the
+  2-core machine; the servers run one at a time.)
 
 Other subcommands: seed-tokens, unseal-time (each with its own --help).";
 
@@ -373,12 +375,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
             args.server_cpus.as_deref(),
         ));
     }
-    if args.strongroom_as_bao {
-        notes.push(format!(
+    let stand_in_note = args.strongroom_as_bao.then(|| {
+        format!(
             "The strongroom rows are a stand-in: {} started as OpenBao (raft when durable).",
             args.strongroom.display()
-        ));
-    }
+        )
+    });
+    notes.extend(stand_in_note.iter().cloned());
     notes.extend(selected.iter().filter_map(Workload::operation_note));
     if uses_gatekeeper {
         notes.push(format!(
@@ -675,7 +678,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         parts.push(report::render_failover(&failovers));
     }
     if !namespace_results.is_empty() {
-        parts.push(namespaces::render(&namespace_plan, &namespace_results));
+        parts.push(namespaces::render(
+            &namespace_plan,
+            &namespace_results,
+            stand_in_note.as_slice(),
+        ));
     }
     let table = parts.join("\n");
     println!("{table}");
@@ -937,7 +944,10 @@ mod tests {
         assert_eq!(args.connections, 32);
         assert!(!args.strongroom_as_bao);
         assert!(args.token_policy.is_none(), "root token unless asked");
-        assert!(!args.namespace_scale, "the namespace scenario only when asked");
+        assert!(
+            !args.namespace_scale,
+            "the namespace scenario only when asked"
+        );
     }
 
     #[test]
@@ -967,7 +977,10 @@ mod tests {
             .render_long_help()
             .to_string();
         assert!(help.contains("--namespace-scale"), "{help}");
-        assert!(help.contains("--workloads none --namespace-scale"), "{help}");
+        assert!(
+            help.contains("--workloads none --namespace-scale"),
+            "{help}"
+        );
     }
 
     #[test]

@@ -212,9 +212,7 @@ pub struct SideResult {
 pub async fn run(side: &Side, dir: &Path, plan: &Plan) -> anyhow::Result<SideResult> {
     plan.validate()?;
     let server = Server::start(side, Storage::Dev, dir).await?;
-    let outcome = measure(&server, plan)
-        .await
-        .map_err(|e| format!("{e:#}"));
+    let outcome = measure(&server, plan).await.map_err(|e| format!("{e:#}"));
     let exe = server.exe();
     server.stop().await?;
     Ok(SideResult {
@@ -347,7 +345,10 @@ impl Req {
     /// The request as the error messages name it.
     fn describe(&self) -> String {
         match &self.namespace {
-            Some(ns) => format!("{} /v1/{} (X-Vault-Namespace: {ns})", self.method, self.path),
+            Some(ns) => format!(
+                "{} /v1/{} (X-Vault-Namespace: {ns})",
+                self.method, self.path
+            ),
             None => format!("{} /v1/{}", self.method, self.path),
         }
     }
@@ -735,18 +736,27 @@ fn ratio(a: f64, b: f64) -> String {
 pub fn failures(results: &[SideResult]) -> anyhow::Result<()> {
     let failed: Vec<String> = results
         .iter()
-        .filter_map(|r| r.outcome.as_ref().err().map(|e| format!("{}: {e}", r.server)))
+        .filter_map(|r| {
+            r.outcome
+                .as_ref()
+                .err()
+                .map(|e| format!("{}: {e}", r.server))
+        })
         .collect();
     if failed.is_empty() {
         Ok(())
     } else {
-        bail!("the namespace scale scenario failed on {}", failed.join("; "))
+        bail!(
+            "the namespace scale scenario failed on {}",
+            failed.join("; ")
+        )
     }
 }
 
 /// Renders the scenario as Markdown: the creation and listing table, the
-/// read table, and notes (failed sides, read errors, what ran).
-pub fn render(plan: &Plan, results: &[SideResult]) -> String {
+/// read table, and notes (failed sides, read errors, what ran, then
+/// `extra_notes`, e.g. that one side is a stand-in).
+pub fn render(plan: &Plan, results: &[SideResult], extra_notes: &[String]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -865,7 +875,10 @@ pub fn render(plan: &Plan, results: &[SideResult]) -> String {
                     result.server,
                     read.errors,
                     read.requests,
-                    read.first_error.as_deref().unwrap_or("?").replace('\n', " "),
+                    read.first_error
+                        .as_deref()
+                        .unwrap_or("?")
+                        .replace('\n', " "),
                 ));
                 format!("**{} (!)**", read.errors)
             };
@@ -927,6 +940,9 @@ pub fn render(plan: &Plan, results: &[SideResult]) -> String {
         if let Some(exe) = &result.exe {
             let _ = writeln!(out, "- {} ran {}", result.server, exe.display());
         }
+    }
+    for note in extra_notes {
+        let _ = writeln!(out, "- {note}");
     }
     out
 }
@@ -1072,14 +1088,8 @@ mod tests {
         };
         assert!(plan(1, 1, 1).validate().is_ok());
         let msg = |p: Plan| p.validate().unwrap_err().to_string();
-        assert_eq!(
-            msg(plan(0, 8, 8)),
-            "--namespace-count must be at least 1"
-        );
-        assert_eq!(
-            msg(plan(10, 0, 8)),
-            "--namespace-depth must be at least 1"
-        );
+        assert_eq!(msg(plan(0, 8, 8)), "--namespace-count must be at least 1");
+        assert_eq!(msg(plan(10, 0, 8)), "--namespace-depth must be at least 1");
         assert_eq!(
             msg(plan(10, 8, 0)),
             "--namespace-clients must be at least 1"
@@ -1270,7 +1280,7 @@ mod tests {
                 outcome: Ok(measured(1100, 3000)),
             },
         ];
-        let text = render(&plan(), &results);
+        let text = render(&plan(), &results, &[]);
         let lines = table_lines(&text);
         assert_eq!(
             lines[1],
@@ -1324,7 +1334,7 @@ mod tests {
                 outcome: Ok(measured(1000, 1000)),
             },
         ];
-        let text = render(&plan(), &results);
+        let text = render(&plan(), &results, &[]);
         let lines = table_lines(&text);
         assert_eq!(
             lines[1],
@@ -1346,7 +1356,11 @@ mod tests {
     fn refusals_name_the_request_status_and_errors() {
         let req = Req::post("sys/mounts/kv", Some("ns1"), None);
         assert_eq!(
-            refusal(&req, StatusCode::NOT_FOUND, br#"{"errors":["namespace not found"]}"#),
+            refusal(
+                &req,
+                StatusCode::NOT_FOUND,
+                br#"{"errors":["namespace not found"]}"#
+            ),
             "POST /v1/sys/mounts/kv (X-Vault-Namespace: ns1) answered 404 Not Found: \
              [\"namespace not found\"]"
         );
