@@ -14,6 +14,7 @@ mod gcp;
 mod ha;
 mod kube;
 mod load;
+mod namespaces;
 mod report;
 mod seed;
 mod servers;
@@ -64,9 +65,26 @@ fn cold_pool_size(shape: &load::Shape) -> usize {
     ((secs * COLD_POOL_RATE).ceil() as usize).clamp(COLD_POOL_MIN, COLD_POOL_MAX)
 }
 
+/// Examples printed after the options in `--help`.
+const AFTER_HELP: &str = "\
+Examples:
+  Every workload in every pairing:
+    strongroom-bench --strongroom target/release/strongroom --bao \"$(which bao)\"
+
+  Namespace scale only (issue 19): 10,000 namespaces with a KV v2 mount each on a
+  dev server of each side, the LIST of them, and KV reads in the root namespace, in
+  the deepest of 8 nested namespaces (header and path prefix) and across all 10,000:
+    taskset -c 1 strongroom-bench --strongroom target/release/strongroom \\
+        --bao \"$(which bao)\" --server-cpus 0 --workloads none --namespace-scale \\
+        [--namespace-count 10000] [--namespace-depth 8] [--namespace-clients 8]
+  (OpenBao 2.7.2 took 7.5 min to create 10,000 and reached 16 GiB peak RSS on the
+  2-core machine; the servers run one at a time.)
+
+Other subcommands: seed-tokens, unseal-time (each with its own --help).";
+
 /// Side-by-side benchmark of Strongroom and OpenBao.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version, about, after_help = AFTER_HELP)]
 struct Args {
     /// The strongroom binary (e.g. target/release/strongroom).
     #[arg(long)]
@@ -87,7 +105,8 @@ struct Args {
     /// kv2-read, kv2-write, approle-login, k8s-login-pem, k8s-login-review,
     /// gcp-login-cached, gcp-login-cold (Strongroom only), token-lookup-self,
     /// token-create, wrap, wrap-unwrap, gatekeeper-token,
-    /// gatekeeper-token-ecs.
+    /// gatekeeper-token-ecs; or `none`, to run only the extra measurements
+    /// (--namespace-scale, --failover-rounds, --standby-rows).
     #[arg(long, value_delimiter = ',', num_args = 1..)]
     workloads: Vec<String>,
     /// Pairings to run (default: all): dev, durable, postgresql.
@@ -116,6 +135,31 @@ struct Args {
     /// runs it with the test suite's unsafe speed settings.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     postgres_fsync: bool,
+    /// Also run the namespace scale scenario (issue 19) on a fresh dev
+    /// server of each side, with the root token: --namespace-count
+    /// namespaces, each created with a KV v2 mount and one secret by
+    /// --namespace-clients concurrent clients (namespaces/s, p50/p99 of a
+    /// create+mount); LIST sys/namespaces; then closed-loop KV reads
+    /// (--connections, --warmup, --duration) in the root namespace, in the
+    /// deepest of --namespace-depth nested namespaces through the
+    /// X-Vault-Namespace header and through the path prefix, and across
+    /// all the namespaces, each set against the root read (the issue's
+    /// bar: at most 1.2x). Printed as its own two tables. A side that
+    /// fails is reported with the refused request, and the run exits
+    /// non-zero after printing.
+    #[arg(long)]
+    namespace_scale: bool,
+    /// How many namespaces --namespace-scale creates.
+    #[arg(long, default_value_t = 10_000)]
+    namespace_count: usize,
+    /// How many levels the nested chain of --namespace-scale has (its
+    /// deepest level is read).
+    #[arg(long, default_value_t = 8)]
+    namespace_depth: usize,
+    /// How many concurrent clients (one connection each) create the
+    /// namespaces of --namespace-scale.
+    #[arg(long, default_value_t = 8)]
+    namespace_clients: usize,
     /// Also write the table to this Markdown file.
     #[arg(long)]
     markdown: Option<PathBuf>,
@@ -189,6 +233,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
         bail!("--duration must be above zero");
     }
     let failover_spread = seconds(args.failover_spread, "--failover-spread")?;
+    let namespace_plan = namespaces::Plan {
+        count: args.namespace_count,
+        depth: args.namespace_depth,
+        clients: args.namespace_clients,
+        shape,
+    };
+    if args.namespace_scale {
+        namespace_plan.validate()?;
+    }
     let mut selected = workloads::select(&args.workloads)?;
     let pairings: Vec<Pairing> = if args.pairings.is_empty() {
         Pairing::ALL.to_vec()
@@ -322,12 +375,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
             args.server_cpus.as_deref(),
         ));
     }
-    if args.strongroom_as_bao {
-        notes.push(format!(
+    let stand_in_note = args.strongroom_as_bao.then(|| {
+        format!(
             "The strongroom rows are a stand-in: {} started as OpenBao (raft when durable).",
             args.strongroom.display()
-        ));
-    }
+        )
+    });
+    notes.extend(stand_in_note.iter().cloned());
     notes.extend(selected.iter().filter_map(Workload::operation_note));
     if uses_gatekeeper {
         notes.push(format!(
@@ -587,6 +641,24 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
 
+    let mut namespace_results = Vec::new();
+    if args.namespace_scale {
+        for side in &sides {
+            let dir = root_dir.join(format!("{}-namespaces", side.label));
+            eprintln!(
+                "namespace scale: {} ({} namespaces, depth {})",
+                side.label, namespace_plan.count, namespace_plan.depth
+            );
+            let result = namespaces::run(side, &dir, &namespace_plan)
+                .await
+                .with_context(|| format!("namespace scale on {}", side.label))?;
+            if let Err(err) = &result.outcome {
+                eprintln!("  FAILED: {err}");
+            }
+            namespace_results.push(result);
+        }
+    }
+
     let info = RunInfo {
         connections: shape.connections,
         warmup_secs: shape.warmup.as_secs_f64(),
@@ -597,16 +669,27 @@ async fn run(args: Args) -> anyhow::Result<()> {
         },
         notes,
     };
-    let mut table = report::render(&info, &rows);
-    if !failovers.is_empty() {
-        table.push('\n');
-        table.push_str(&report::render_failover(&failovers));
+    // With `--workloads none`, only the extra measurements' tables.
+    let mut parts = Vec::new();
+    if !rows.is_empty() || (failovers.is_empty() && namespace_results.is_empty()) {
+        parts.push(report::render(&info, &rows));
     }
+    if !failovers.is_empty() {
+        parts.push(report::render_failover(&failovers));
+    }
+    if !namespace_results.is_empty() {
+        parts.push(namespaces::render(
+            &namespace_plan,
+            &namespace_results,
+            stand_in_note.as_slice(),
+        ));
+    }
+    let table = parts.join("\n");
     println!("{table}");
     if let Some(path) = &args.markdown {
         std::fs::write(path, &table).with_context(|| format!("writing {}", path.display()))?;
     }
-    Ok(())
+    namespaces::failures(&namespace_results)
 }
 
 /// Starts the throw-away PostgreSQL cluster (the test harness's), pinned to
@@ -861,6 +944,43 @@ mod tests {
         assert_eq!(args.connections, 32);
         assert!(!args.strongroom_as_bao);
         assert!(args.token_policy.is_none(), "root token unless asked");
+        assert!(
+            !args.namespace_scale,
+            "the namespace scenario only when asked"
+        );
+    }
+
+    #[test]
+    fn the_namespace_scenario_runs_alone_with_the_issue_sizes_by_default() {
+        let args = Args::try_parse_from([
+            "bench",
+            "--strongroom",
+            "sr",
+            "--bao",
+            "bao",
+            "--workloads",
+            "none",
+            "--namespace-scale",
+        ])
+        .unwrap();
+        assert!(args.namespace_scale);
+        assert_eq!(
+            (
+                args.namespace_count,
+                args.namespace_depth,
+                args.namespace_clients
+            ),
+            (10_000, 8, 8)
+        );
+        assert!(workloads::select(&args.workloads).unwrap().is_empty());
+        let help = <Args as clap::CommandFactory>::command()
+            .render_long_help()
+            .to_string();
+        assert!(help.contains("--namespace-scale"), "{help}");
+        assert!(
+            help.contains("--workloads none --namespace-scale"),
+            "{help}"
+        );
     }
 
     #[test]

@@ -624,7 +624,7 @@ fn gcp_login(jwt: &'static str) -> Call {
 }
 
 /// A small secret, the size of a typical credential.
-fn small_secret() -> Value {
+pub fn small_secret() -> Value {
     json!({"username": "bench-user", "password": "correct-horse-battery-staple"})
 }
 
@@ -953,9 +953,17 @@ pub fn all() -> Vec<Workload> {
     ]
 }
 
+/// The `--workloads` value that selects no workload, for runs of only the
+/// extra measurements (`--namespace-scale`, `--failover-rounds`).
+pub const NO_WORKLOADS: &str = "none";
+
 /// The workloads named in `names` (all of them when `names` is empty), in
-/// table order; an unknown name is an error listing the known ones.
+/// table order; [`NO_WORKLOADS`] alone selects none; an unknown name is an
+/// error listing the known ones.
 pub fn select(names: &[String]) -> anyhow::Result<Vec<Workload>> {
+    if names.len() == 1 && names[0] == NO_WORKLOADS {
+        return Ok(Vec::new());
+    }
     let every = all();
     let known: HashSet<&str> = every.iter().map(|w| w.name).collect();
     if let Some(unknown) = names.iter().find(|n| !known.contains(n.as_str())) {
@@ -1089,6 +1097,7 @@ pub(crate) mod tests {
         let names: Vec<_> = picked.iter().map(|w| w.name).collect();
         assert_eq!(names, ["health", "token-lookup-self"]);
         assert_eq!(select(&[]).unwrap().len(), all().len());
+        assert!(select(&["none".into()]).unwrap().is_empty());
         let err = select(&["kv3-read".into()]).unwrap_err().to_string();
         assert!(
             err.contains("kv3-read") && err.contains("kv2-write"),
