@@ -16,13 +16,14 @@ use strongroom_sdk::{Error, Result};
 
 impl Core {
     /// Issues the token a login from `remote` asked for, on the auth mount
-    /// `entry` of namespace `namespace_id` (`""`: root), where the token
-    /// is made.
+    /// `entry` of namespace `namespace_id` at `namespace_path` (`""`, `""`:
+    /// root), where the token is made.
     #[allow(clippy::too_many_arguments)] // What a login token is made of.
     pub(crate) async fn issue_login_token(
         &self,
         unsealed: &Active,
         namespace_id: &str,
+        namespace_path: &str,
         entry: &MountEntry,
         full_path: &str,
         issue: TokenIssue,
@@ -95,7 +96,14 @@ impl Core {
                 .map(|c| BoundCidr::parse(c).map_err(Error::bad_request))
                 .collect::<Result<Vec<_>>>()?
         };
-        let mount_name = entry.path.trim_end_matches('/').replace('/', "-");
+        // OpenBao names the token after the mount point: `approle` at the
+        // root, `ns1-auth-approle` in `ns1/`.
+        let mount_point = if namespace_path.is_empty() {
+            entry.path.clone()
+        } else {
+            format!("{namespace_path}auth/{}", entry.path)
+        };
+        let mount_name = mount_point.trim_end_matches('/').replace('/', "-");
         let display_name = match issue.display_name.trim() {
             "" => mount_name,
             d => format!("{mount_name}-{d}"),

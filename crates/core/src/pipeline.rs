@@ -144,6 +144,10 @@ pub struct RequestCtx {
     pub path: String,
     /// The namespace the request is in (set by the namespace stage).
     pub tenant: Option<Arc<Tenant>>,
+    /// Whether the request path named (part of) the namespace: then, as in
+    /// OpenBao, whose HTTP layer matches them on the URL, the legacy `sys/`
+    /// endpoints do not repeat their data at the top level.
+    pub namespace_in_path: bool,
     /// The client's address.
     pub remote_addr: Option<IpAddr>,
     /// The requested wrapping TTL.
@@ -282,7 +286,7 @@ impl RequestHandler for Core {
         if receive::is_seal_with_wrong_method(&ctx) && !receive::names_namespace(&ctx) {
             return Ok(receive::method_not_allowed());
         }
-        if self.ha().is_none() && receive::is_step_down(&ctx) {
+        if self.ha().is_none() && receive::is_step_down(&ctx) && !receive::names_namespace(&ctx) {
             // OpenBao: stepping down a node without HA is a no-op that
             // succeeds before any token is checked.
             return Ok(Response::empty());

@@ -803,18 +803,32 @@ async fn ui_mount(s: S, ctx: Ctx) -> Result<Response> {
             format!("{}/", path.trim_end_matches('/'))
         ))
     };
-    let tenant = core.request_tenant(&ctx.extensions)?;
+    let here = core.request_tenant(&ctx.extensions)?;
+    // The path may lead into a child namespace (`ns2/kv/app` from `ns1/`).
+    let active = core.active()?;
+    let (tenant, relative) = active
+        .namespaces
+        .resolve(&here.path, path)
+        .ok_or_else(denied)?;
     let acl = caller_scope(&core, &tenant, &ctx)
         .await?
         .ok_or(Error::PermissionDenied)?;
-    let entry = core.mount_for_path(&tenant, path)?.ok_or_else(denied)?;
+    let entry = core
+        .mount_for_path(&tenant, relative.as_str())?
+        .ok_or_else(denied)?;
     if !acl.has_mount_access(&entry.route_path()) {
         return Err(denied());
     }
     let mut data = obj(entry.to_api());
-    // The path within its table, as OpenBao answers (`approle/`, not
-    // `auth/approle/`).
-    data.insert("path".into(), json!(entry.path));
+    // As OpenBao answers: the path within its table (`approle/`, not
+    // `auth/approle/`) for a mount of the request's namespace, the full
+    // path from the root (`ns1/ns2/kv/`) for one in a child namespace.
+    let shown = if tenant.id == here.id {
+        entry.path.clone()
+    } else {
+        tenant.full_path(&entry.route_path())
+    };
+    data.insert("path".into(), json!(shown));
     let (default_ttl, _max_ttl) = core.effective_ttls(&entry);
     if let Some(c) = data.get_mut("config").and_then(Value::as_object_mut) {
         c.insert(

@@ -109,7 +109,9 @@ pub(crate) fn default_tables(root: bool) -> Tables {
                 &ns("token"),
                 "token based credentials",
             );
-            t.config.token_type = Some("default-service".into());
+            // OpenBao shows `default-service` at the root, `default` in a
+            // namespace (both issue service tokens unless asked otherwise).
+            t.config.token_type = Some(if root { "default-service" } else { "default" }.into());
             t
         }],
     }

@@ -167,7 +167,8 @@ impl Core {
         let tenant = active
             .namespaces
             .by_path(&format!("{}{name}", parent.path))
-            .ok_or_else(|| Error::NotFound(Some("namespace not found".into())))?;
+            // OpenBao's status for this one is a 400.
+            .ok_or_else(|| Error::bad_request("namespace not found"))?;
         let mut entry = (*tenant.entry()).clone();
         if entry.tainted {
             return Err(Error::bad_request(

@@ -8,9 +8,12 @@
 //! Outside the root namespace the stage also refuses, as OpenBao does:
 //! everything but `sys/namespaces/api-lock/unlock` while the namespace or
 //! one of its ancestors is locked (503); the node-wide `sys/` endpoints
-//! (400: "operation unavailable in namespaces" for those OpenBao serves
-//! outside its logical router, "operation only available in root
-//! namespace" for the others); a namespace being deleted (404).
+//! (400); a namespace being deleted (404). OpenBao's message for a
+//! node-wide endpoint depends on how the namespace was named: with the
+//! header alone, the endpoints its HTTP layer serves itself (seal, unseal,
+//! health, ...) answer "operation unavailable in namespaces"; otherwise,
+//! and for the others, its logical router answers "operation only
+//! available in root namespace".
 
 use strongroom_sdk::{Error, Result};
 
@@ -93,6 +96,8 @@ pub fn resolve(active: &Active, ctx: &mut RequestCtx) -> Result<()> {
         return Ok(());
     }
     let relative = relative.as_str().to_string();
+    // Part of the namespace came from the request path (not the header).
+    let from_path = tenant.path.len() > header.len();
     if tenant.entry().tainted {
         return Err(not_found());
     }
@@ -106,10 +111,11 @@ pub fn resolve(active: &Active, ctx: &mut RequestCtx) -> Result<()> {
     }
     if let Some(sys) = relative.strip_prefix("sys/") {
         let sys = sys.trim_end_matches('/');
-        if UNAVAILABLE.iter().any(|p| under(sys, p)) {
+        let unavailable = UNAVAILABLE.iter().any(|p| under(sys, p));
+        if unavailable && !from_path {
             return Err(Error::bad_request("operation unavailable in namespaces"));
         }
-        if ROOT_ONLY.iter().any(|p| under(sys, p)) {
+        if unavailable || ROOT_ONLY.iter().any(|p| under(sys, p)) {
             return Err(Error::bad_request(
                 "operation only available in root namespace",
             ));
@@ -120,6 +126,7 @@ pub fn resolve(active: &Active, ctx: &mut RequestCtx) -> Result<()> {
     }
     ctx.path = relative;
     ctx.tenant = Some(tenant);
+    ctx.namespace_in_path = from_path;
     Ok(())
 }
 

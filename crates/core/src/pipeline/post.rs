@@ -29,11 +29,12 @@ pub async fn process(
             let entry = routed.route.entry.load();
             // The heavy steps are boxed: their futures would otherwise
             // make every request's pipeline future kilobytes larger.
-            let ns = ctx.tenant()?.store_id().to_string();
+            let tenant = ctx.tenant()?.clone();
             resp.auth = Some(
                 Box::pin(core.issue_login_token(
                     active,
-                    &ns,
+                    tenant.store_id(),
+                    &tenant.path,
                     &entry,
                     &ctx.path,
                     issue,

@@ -36,6 +36,7 @@ pub fn receive(req: Request, started: Option<Instant>) -> Result<RequestCtx> {
         operation: req.operation,
         path: req.path.clone(),
         tenant: None,
+        namespace_in_path: false,
         remote_addr: req.remote_addr,
         wrap_ttl: req.wrap_ttl,
         has_token: req.client_token.is_some(),

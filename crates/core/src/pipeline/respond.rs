@@ -24,6 +24,14 @@ pub async fn respond(
             }
         }
     }
+    let outcome = match outcome {
+        // OpenBao adds the legacy top-level copy for URLs under /v1/sys/.
+        Ok(mut resp) if ctx.namespace_in_path => {
+            resp.top_level = None;
+            Ok(resp)
+        }
+        other => other,
+    };
     ctx.lap(Stage::Respond);
     let status = match &outcome {
         Ok(resp) => resp
