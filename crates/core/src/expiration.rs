@@ -240,14 +240,7 @@ impl LeaseStore {
 
     /// The lease storage of namespace `ns` (`""`: root).
     fn view_for(&self, ns: &str) -> Option<View> {
-        if ns.is_empty() {
-            return Some(self.view.clone());
-        }
-        let prefix = self.places.prefix_of(ns)?;
-        Some(View::new(
-            self.view.storage().clone(),
-            &format!("{prefix}{}", self.view.prefix()),
-        ))
+        crate::namespace::view_in(&*self.places, &self.view, ns)
     }
 
     /// The storage of the lease `lease_id` (its namespace's, from its id).

@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use strongroom_sdk::storage::View;
 use strongroom_sdk::{Error, Result};
 
 /// The root namespace's id, as OpenBao names it.
@@ -230,6 +231,20 @@ pub trait Places: Send + Sync + 'static {
     fn prefix_of(&self, ns_id: &str) -> Option<String>;
     /// The ids of every namespace but root.
     fn ids(&self) -> Vec<String>;
+}
+
+/// `base`, a view of the root namespace's storage, moved under namespace
+/// `ns`'s prefix (`""`: root, `base` itself); `None` when `ns` does not
+/// exist. The node-wide token and lease stores place their entries so.
+pub fn view_in(places: &dyn Places, base: &View, ns: &str) -> Option<View> {
+    if ns.is_empty() {
+        return Some(base.clone());
+    }
+    let prefix = places.prefix_of(ns)?;
+    Some(View::new(
+        base.storage().clone(),
+        &format!("{prefix}{}", base.prefix()),
+    ))
 }
 
 /// Only the root namespace (stores opened outside a node, in tests).

@@ -584,14 +584,7 @@ impl TokenStore {
     /// The token storage of namespace `ns` (`""`: root); `None` when the
     /// namespace does not exist (any more).
     fn view_for(&self, ns: &str) -> Option<View> {
-        if ns.is_empty() {
-            return Some(self.view.clone());
-        }
-        let prefix = self.places.prefix_of(ns)?;
-        Some(View::new(
-            self.view.storage().clone(),
-            &format!("{prefix}{}", self.view.prefix()),
-        ))
+        crate::namespace::view_in(&*self.places, &self.view, ns)
     }
 
     /// The namespace of an indexed token (`""`: root).

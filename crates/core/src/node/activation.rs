@@ -51,6 +51,8 @@ pub struct Active {
     pub schedule: Arc<Schedule>,
     /// Serialises namespace creation and deletion.
     pub(crate) namespace_changes: tokio::sync::Mutex<()>,
+    /// The uuids of the namespaces whose removal is running.
+    pub(crate) deleting: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Cluster identity.
     pub cluster: ClusterInfo,
     /// The reaper and the periodic ticker; aborted at step-down.
@@ -219,6 +221,7 @@ impl Core {
             leases,
             schedule,
             namespace_changes: tokio::sync::Mutex::new(()),
+            deleting: std::sync::Mutex::new(std::collections::HashSet::new()),
             cluster,
             tasks: std::sync::Mutex::new(Vec::new()),
         }))
@@ -407,7 +410,7 @@ impl Core {
         // Deletions a restart interrupted resume.
         for tenant in active.namespaces.all() {
             if tenant.entry().tainted {
-                self.spawn_deletion(tenant);
+                self.spawn_deletion(&active, tenant);
             }
         }
         if let Ok(mut tasks) = active.tasks.lock() {

@@ -293,28 +293,44 @@ impl Core {
                 ));
             }
             let mut entry = (*target.entry()).clone();
-            if entry.tainted {
-                // Already being deleted.
-                return Ok(Deletion::InProgress);
+            if !entry.tainted {
+                entry.tainted = true;
+                self.store_namespace(&target, entry).await?;
             }
-            entry.tainted = true;
-            self.store_namespace(&target, entry).await?;
             target
         };
-        self.spawn_deletion(target);
+        // A deletion that failed is tried again; one that runs is left be.
+        self.spawn_deletion(&active, target);
         Ok(Deletion::InProgress)
     }
 
-    /// Starts the background removal of a tainted namespace.
-    pub(crate) fn spawn_deletion(&self, target: Arc<Tenant>) {
+    /// Starts the background removal of a tainted namespace, unless it is
+    /// running already.
+    pub(crate) fn spawn_deletion(&self, active: &Active, target: Arc<Tenant>) {
+        let uuid = target.entry().uuid.clone();
+        match active.deleting.lock() {
+            Ok(mut running) => {
+                if !running.insert(uuid.clone()) {
+                    return;
+                }
+            }
+            Err(_) => return,
+        }
         let core = self.weak.clone();
         tokio::spawn(async move {
             let Some(core) = core.upgrade() else {
                 return;
             };
-            if let Err(e) = core.remove_namespace(&target).await {
-                // Still tainted: the next activation resumes it.
+            let outcome = core.remove_namespace(&target).await;
+            if let Err(e) = &outcome {
+                // Still tainted: another DELETE, or the next activation,
+                // tries again.
                 tracing::warn!(namespace = %target.path, error = %e, "namespace deletion failed");
+            }
+            if let Ok(active) = core.active() {
+                if let Ok(mut running) = active.deleting.lock() {
+                    running.remove(&uuid);
+                }
             }
         });
     }
