@@ -1023,3 +1023,105 @@ async fn with_an_audit_device_a_standby_read_is_on_the_active_nodes_record() {
     let after = count(&std::fs::read_to_string(&log).unwrap_or_default());
     assert_eq!(after, before + 5, "standby reads missing from the record");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespaces_their_data_and_tokens_survive_failover_and_standbys_see_them() {
+    let pg = Postgres::start();
+    let (cluster, _url) = nodes(&pg, 2, "3s").await;
+    assert_eq!(cluster.settled(Duration::from_secs(10)).await, 0);
+    let ns = |path: &str, call: Call| call.header("X-Vault-Namespace", path);
+    let r = cluster
+        .send(0, &Call::post("sys/namespaces/ns1", json!({})))
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = cluster
+        .send(
+            0,
+            &ns("ns1", Call::post("sys/mounts/kv", json!({"type": "kv"}))),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{r:?}");
+    let r = cluster
+        .send(0, &ns("ns1", Call::put("kv/x", json!({"v": "1"}))))
+        .await;
+    assert_eq!(r.status, 204, "{r:?}");
+    let r = cluster
+        .send(
+            0,
+            &ns("ns1", Call::post("auth/token/create", json!({"ttl": "1h"}))),
+        )
+        .await;
+    let token = text_at(&r, "/auth/client_token");
+
+    // The standby answers in the namespace (itself or through the active
+    // node), through the header and through the path.
+    let r = cluster.send(1, &ns("ns1", Call::get("kv/x"))).await;
+    assert_eq!(
+        (r.status, &r.body["data"]["v"]),
+        (200, &json!("1")),
+        "{r:?}"
+    );
+    let r = cluster.send(1, &Call::get("ns1/kv/x")).await;
+    assert_eq!(
+        (r.status, &r.body["data"]["v"]),
+        (200, &json!("1")),
+        "{r:?}"
+    );
+    let r = cluster
+        .send_as(1, &token, &ns("ns1", Call::get("auth/token/lookup-self")))
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+
+    // Node 1 takes over: the namespace, its data and its token are there;
+    // it creates and deletes namespaces of its own.
+    hand_over(&cluster, 0, 1).await;
+    let r = cluster
+        .send_as(1, &token, &Call::get("auth/token/lookup-self"))
+        .await;
+    assert_eq!(
+        (r.status, &r.body["data"]["namespace_path"]),
+        (200, &json!("ns1/")),
+        "{r:?}"
+    );
+    let r = cluster
+        .send(1, &Call::post("sys/namespaces/ns2", json!({})))
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = cluster
+        .send(
+            1,
+            &ns("ns2", Call::post("sys/mounts/kv", json!({"type": "kv"}))),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{r:?}");
+    let r = cluster.send(1, &Call::delete("sys/namespaces/ns1")).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let mut gone = false;
+    for _ in 0..200 {
+        if cluster
+            .send(1, &Call::get("sys/namespaces/ns1"))
+            .await
+            .status
+            == 404
+        {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(gone, "ns1 was never deleted");
+
+    // Back on node 0: what node 1 did is what it serves.
+    hand_over(&cluster, 1, 0).await;
+    let r = cluster.send(0, &Call::list("sys/namespaces")).await;
+    assert_eq!(r.body["data"]["keys"], json!(["ns2/"]), "{r:?}");
+    let r = cluster.send(0, &ns("ns2", Call::get("sys/mounts"))).await;
+    assert!(r.body["data"]["kv/"].is_object(), "{r:?}");
+    let r = cluster
+        .send_as(0, &token, &Call::get("auth/token/lookup-self"))
+        .await;
+    assert_eq!(
+        r.status, 403,
+        "a deleted namespace's token works again: {r:?}"
+    );
+}
