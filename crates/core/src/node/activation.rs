@@ -335,13 +335,30 @@ impl Core {
         };
         let tenant = state.tenant_of_key(key);
         let rel = &key[tenant.prefix.len()..];
-        // A namespace created, changed or deleted, or a namespace's mount
-        // table: the state is loaded again.
-        if rel == Table::Mounts.storage_key()
-            || rel == Table::Auth.storage_key()
-            || (tenant.is_root() && key.starts_with(NAMESPACES_PREFIX))
-        {
-            return self.load_standby().await;
+        // A namespace created, changed or deleted: that namespace only (a
+        // full reload per change would make bulk creation quadratic on
+        // standbys).
+        if tenant.is_root() {
+            if let Some(uuid) = key.strip_prefix(NAMESPACES_PREFIX) {
+                return self.reload_standby_namespace(&state, uuid).await;
+            }
+        }
+        // A mount table: the root namespace's reloads the state (its
+        // mounts are what the rest hangs on), another's that namespace.
+        if rel == Table::Mounts.storage_key() || rel == Table::Auth.storage_key() {
+            if tenant.is_root() {
+                return self.load_standby().await;
+            }
+            return match self.load_tenant((*tenant.entry()).clone(), true).await {
+                Ok(reloaded) => {
+                    state.namespaces.insert(Arc::new(reloaded));
+                    Ok(())
+                }
+                // Its tables go with its deletion; its entry's change
+                // removes it.
+                Err(_) if tenant.entry().tainted => Ok(()),
+                Err(_) => self.load_standby().await,
+            };
         }
         if key == crate::audit::Audit::table_key() {
             return self.audit.load_standby(self).await;
@@ -366,6 +383,26 @@ impl Core {
             .max_by_key(|(r, _)| r.storage.prefix().len());
         if let Some((route, rel)) = owner {
             route.backend.invalidate(rel);
+        }
+        Ok(())
+    }
+
+    /// A standby's view of the namespace stored at `core/namespaces/<uuid>`
+    /// follows the active node's change: created, changed (metadata, lock,
+    /// deletion mark) or removed. Anything unexpected reloads the state.
+    async fn reload_standby_namespace(&self, state: &Active, uuid: &str) -> Result<()> {
+        let stored: Option<NamespaceEntry> = self
+            .read_json(&format!("{NAMESPACES_PREFIX}{uuid}"))
+            .await?;
+        let current = state.namespaces.by_uuid(uuid);
+        match (stored, current) {
+            (None, Some(tenant)) => state.namespaces.remove(&tenant),
+            (None, None) => {}
+            (Some(entry), Some(tenant)) if entry.path == *tenant.path => tenant.set_entry(entry),
+            (Some(entry), _) => match self.load_tenant(entry, true).await {
+                Ok(tenant) => state.namespaces.insert(Arc::new(tenant)),
+                Err(_) => return self.load_standby().await,
+            },
         }
         Ok(())
     }

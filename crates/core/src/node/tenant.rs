@@ -171,6 +171,11 @@ impl Namespaces {
         self.by_uuid.remove(&tenant.entry().uuid);
     }
 
+    /// The namespace with uuid `uuid` (not root).
+    pub fn by_uuid(&self, uuid: &str) -> Option<Arc<Tenant>> {
+        self.by_uuid.get(uuid).map(|t| t.clone())
+    }
+
     /// The namespace whose storage holds the barrier key `key` (root for
     /// keys outside every namespace's prefix).
     pub fn of_key(&self, key: &str) -> Arc<Tenant> {

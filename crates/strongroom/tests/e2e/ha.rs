@@ -1125,3 +1125,89 @@ async fn namespaces_their_data_and_tokens_survive_failover_and_standbys_see_them
         "a deleted namespace's token works again: {r:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_follows_namespaces_made_and_deleted_and_answers_in_them_itself() {
+    let pg = Postgres::start();
+    // A long lock TTL: the hung active node stays the lock holder, so only
+    // the standby can answer once it is stopped.
+    let (cluster, _url) = nodes(&pg, 2, "30s").await;
+    assert_eq!(cluster.settled(Duration::from_secs(10)).await, 0);
+    let ns = |path: &str, call: Call| call.header("X-Vault-Namespace", path);
+    for name in ["ns1", "ns2"] {
+        let r = cluster
+            .send(1, &Call::post(&format!("sys/namespaces/{name}"), json!({})))
+            .await;
+        assert_eq!(r.status, 200, "{r:?}");
+        let r = cluster
+            .send(
+                1,
+                &ns(name, Call::post("sys/mounts/kv", json!({"type": "kv"}))),
+            )
+            .await;
+        assert_eq!(r.status, 204, "{r:?}");
+        let r = cluster
+            .send(1, &ns(name, Call::put("kv/item", json!({"v": name}))))
+            .await;
+        assert_eq!(r.status, 204, "{r:?}");
+    }
+    let r = cluster
+        .send(1, &ns("ns1", Call::post("auth/token/create", json!({}))))
+        .await;
+    let token = text_at(&r, "/auth/client_token");
+    let r = cluster.send(1, &Call::delete("sys/namespaces/ns2")).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let mut gone = false;
+    for _ in 0..200 {
+        if cluster
+            .send(0, &Call::get("sys/namespaces/ns2"))
+            .await
+            .status
+            == 404
+        {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(gone, "ns2 was never deleted");
+
+    cluster.node(0).signal("STOP");
+    let root = Some(cluster.root.as_str());
+    let r = try_send(&cluster.addr(1), root, &ns("ns1", Call::get("kv/item")))
+        .await
+        .expect("the standby answered in ns1 itself");
+    assert_eq!(
+        (r.status, &r.body["data"]["v"]),
+        (200, &json!("ns1")),
+        "{r:?}"
+    );
+    let r = try_send(&cluster.addr(1), root, &Call::get("ns1/kv/item"))
+        .await
+        .expect("the standby answered through the path itself");
+    assert_eq!(
+        (r.status, &r.body["data"]["v"]),
+        (200, &json!("ns1")),
+        "{r:?}"
+    );
+    let r = try_send(
+        &cluster.addr(1),
+        Some(&token),
+        &Call::get("auth/token/lookup-self"),
+    )
+    .await
+    .expect("the standby answered the lookup itself");
+    assert_eq!(
+        (r.status, &r.body["data"]["namespace_path"]),
+        (200, &json!("ns1/")),
+        "{r:?}"
+    );
+    let r = try_send(&cluster.addr(1), root, &ns("ns2", Call::get("kv/item")))
+        .await
+        .expect("the standby answered in ns2 itself");
+    assert_eq!(
+        r.status, 404,
+        "the standby still serves a deleted namespace: {r:?}"
+    );
+    cluster.node(0).signal("CONT");
+}
