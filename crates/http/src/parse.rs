@@ -58,6 +58,7 @@ pub fn parse_request(
             _ => Operation::Read,
         },
         "LIST" => Operation::List,
+        "SCAN" => Operation::Scan,
         "POST" | "PUT" => Operation::Update,
         "PATCH" => Operation::Patch,
         "DELETE" => Operation::Delete,
@@ -73,7 +74,10 @@ pub fn parse_request(
     }
 
     let mut path = logical_path(uri.path())?;
-    if operation == Operation::List && !path.is_empty() && !path.ends_with('/') {
+    if matches!(operation, Operation::List | Operation::Scan)
+        && !path.is_empty()
+        && !path.ends_with('/')
+    {
         path.push('/');
     }
 
@@ -335,6 +339,7 @@ mod tests {
         let cases = [
             ("GET", Operation::Read),
             ("LIST", Operation::List),
+            ("SCAN", Operation::Scan),
             ("POST", Operation::Update),
             ("PUT", Operation::Update),
             ("PATCH", Operation::Patch),

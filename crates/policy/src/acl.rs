@@ -537,7 +537,7 @@ impl Acl {
             max_wrapping_ttl: None,
             granting_policies: no_policies(),
         };
-        let perms = match self.perms(path, op == Operation::List) {
+        let perms = match self.perms(path, matches!(op, Operation::List | Operation::Scan)) {
             Some(p) if !p.denies() => p,
             Some(_) => {
                 return refuse(
@@ -563,6 +563,7 @@ impl Acl {
             Operation::Patch => Capabilities::PATCH,
             Operation::Delete => Capabilities::DELETE,
             Operation::List => Capabilities::LIST,
+            Operation::Scan => Capabilities::SCAN,
             Operation::Help => Capabilities::NONE,
         };
         if !perms.caps.contains(needed) {

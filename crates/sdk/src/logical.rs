@@ -31,6 +31,8 @@ pub enum Operation {
     Delete,
     /// List the keys below a path.
     List,
+    /// List every key below a path, recursively (OpenBao's `SCAN`).
+    Scan,
     /// Describe a path (`?help=1`).
     Help,
 }
@@ -45,6 +47,7 @@ impl Operation {
             Operation::Patch => "patch",
             Operation::Delete => "delete",
             Operation::List => "list",
+            Operation::Scan => "scan",
             Operation::Help => "help",
         }
     }

@@ -1002,7 +1002,9 @@ impl Forward for Coordinator {
         // `sys/` stays with the active node: its answers describe the
         // cluster (mounts, leases, rekey progress, key status), which only
         // the active node knows first-hand.
-        if matches!(parts.method.as_str(), "GET" | "HEAD" | "LIST") && !path.starts_with("sys/") {
+        if matches!(parts.method.as_str(), "GET" | "HEAD" | "LIST" | "SCAN")
+            && !path.starts_with("sys/")
+        {
             return Decision::TryLocal { redirect };
         }
         match redirect {

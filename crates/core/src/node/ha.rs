@@ -177,7 +177,10 @@ impl Core {
         ctx: &crate::pipeline::RequestCtx,
     ) -> Result<Arc<super::Active>> {
         use strongroom_sdk::logical::Operation;
-        let read = matches!(ctx.operation, Operation::Read | Operation::List);
+        let read = matches!(
+            ctx.operation,
+            Operation::Read | Operation::List | Operation::Scan
+        );
         let (Some(ha), true, None) = (self.ha(), read, ctx.wrap_ttl) else {
             return Err(Error::Standby);
         };

@@ -49,6 +49,27 @@ async fn list(s: S, ctx: Ctx) -> Result<Response> {
     Ok(Response::data(obj(json!({"keys": keys, "key_info": info}))))
 }
 
+/// `SCAN sys/namespaces`: every namespace below the request's, relative
+/// to it, with their details.
+async fn scan(s: S, ctx: Ctx) -> Result<Response> {
+    let core = s.core()?;
+    let here = core.request_tenant(&ctx.extensions)?;
+    let active = core.active()?;
+    let mut keys = Vec::new();
+    let mut info = Map::new();
+    for t in active.namespaces.all() {
+        if t.path.len() > here.path.len() && t.path.starts_with(&*here.path) {
+            let relative = t.path[here.path.len()..].to_string();
+            info.insert(relative.clone(), t.entry().render());
+            keys.push(relative);
+        }
+    }
+    if keys.is_empty() {
+        return Err(Error::NotFound(None));
+    }
+    Ok(Response::data(obj(json!({"keys": keys, "key_info": info}))))
+}
+
 async fn read(s: S, ctx: Ctx) -> Result<Response> {
     let core = s.core()?;
     let here = core.request_tenant(&ctx.extensions)?;
@@ -195,6 +216,7 @@ pub(super) fn paths() -> Vec<Path<SysState>> {
     vec![
         Path::new("namespaces/?")
             .op(Operation::List, handler(list), "List the child namespaces of the current namespace.")
+            .op(Operation::Scan, handler(scan), "List every namespace below the current namespace, recursively.")
             .help("List namespaces.", "Lists the direct children of the request's namespace, relative to it, with their details in key_info."),
         Path::new("namespaces/api-lock/lock")
             .fields(lock_fields())

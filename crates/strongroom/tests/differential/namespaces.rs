@@ -297,6 +297,28 @@ async fn namespace_api() {
     let r = list(&mut p, "ns1/ns2").await;
     p.expect_status(&r, 404, "list a namespace without children");
 
+    // SCAN: every namespace below, recursively, relative to the caller.
+    let r = p
+        .check(
+            Call::new("SCAN", "sys/namespaces"),
+            differences::NAMESPACE_LIST,
+        )
+        .await;
+    p.expect_status(&r, 200, "scan root");
+    on_both(&mut p, &r, "root scans every namespace below it", |x| {
+        keys(x) == ["ns1/", "ns1/ns2/", "ns1/other/", "sib/"]
+            && x.body["data"]["key_info"]["ns1/ns2/"]["path"] == json!("ns1/ns2/")
+    });
+    let r = p
+        .check(
+            in_ns("ns1", Call::new("SCAN", "sys/namespaces")),
+            differences::NAMESPACE_LIST,
+        )
+        .await;
+    on_both(&mut p, &r, "ns1 scans relative to itself", |x| {
+        keys(x) == ["ns2/", "other/"]
+    });
+
     // PATCH: merge-patch only.
     let r = p
         .check(
