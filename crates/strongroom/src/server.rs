@@ -63,6 +63,7 @@ fn load_config(args: &ServerArgs) -> anyhow::Result<ServerConfig> {
             audit: Vec::new(),
             unsafe_allow_api_audit_creation: false,
             allow_audit_log_prefixing: false,
+            telemetry: Default::default(),
         }),
         (None, false) => bail!("a configuration file must be given with -config, or use -dev"),
     }

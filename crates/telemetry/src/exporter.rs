@@ -117,7 +117,9 @@ impl Summary {
         let n = self.count as f64;
         let mean = if self.count > 0 { self.sum / n } else { 0.0 };
         let stddev = if self.count > 1 {
-            ((self.sum_sq - self.sum * self.sum / n) / (n - 1.0)).max(0.0).sqrt()
+            ((self.sum_sq - self.sum * self.sum / n) / (n - 1.0))
+                .max(0.0)
+                .sqrt()
         } else {
             0.0
         };
@@ -287,14 +289,20 @@ impl IntervalSink {
         self.registry.visit_counters(|key, c| {
             let s = c.0.take();
             if s.count > 0 {
-                counters.push((key.name().to_string(), s.to_json(key.name(), labels_json(key), secs)));
+                counters.push((
+                    key.name().to_string(),
+                    s.to_json(key.name(), labels_json(key), secs),
+                ));
             }
         });
         let mut samples = Vec::new();
         self.registry.visit_histograms(|key, h| {
             let s = h.0.take();
             if s.count > 0 {
-                samples.push((key.name().to_string(), s.to_json(key.name(), labels_json(key), secs)));
+                samples.push((
+                    key.name().to_string(),
+                    s.to_json(key.name(), labels_json(key), secs),
+                ));
             }
         });
         counters.sort_by(|a, b| a.0.cmp(&b.0));
@@ -311,11 +319,14 @@ impl IntervalSink {
     pub fn json(&self) -> Value {
         let mut gauges: BTreeMap<String, Vec<Value>> = BTreeMap::new();
         self.registry.visit_gauges(|key, g| {
-            gauges.entry(key.name().to_string()).or_default().push(json!({
-                "Name": key.name(),
-                "Value": f64::from_bits(g.0.load(Ordering::Relaxed)),
-                "Labels": labels_json(key),
-            }));
+            gauges
+                .entry(key.name().to_string())
+                .or_default()
+                .push(json!({
+                    "Name": key.name(),
+                    "Value": f64::from_bits(g.0.load(Ordering::Relaxed)),
+                    "Labels": labels_json(key),
+                }));
         });
         let last = self.last.lock().clone();
         let (start, counters, samples) = match last {
