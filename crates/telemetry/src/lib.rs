@@ -89,24 +89,29 @@ pub fn mount_label(mount: &str) -> String {
     mount.replace('/', "-")
 }
 
-/// A request finished: `vault.core.handle_request` (or
-/// `handle_login_request` for logins) and, when a mount served it,
-/// `vault.route.<op>.<mount>`; times in milliseconds.
-pub fn request_handled(operation: &str, mount: Option<&str>, login: bool, elapsed: Duration) {
+/// A request finished after `elapsed`: `vault.core.handle_request` (or
+/// `handle_login_request` for logins) and, when a mount served it (the
+/// mount path and the backend's time), `vault.route.<op>.<mount>`; times
+/// in milliseconds, as OpenBao's timers.
+pub fn request_handled(
+    operation: &str,
+    routed: Option<(&str, Duration)>,
+    login: bool,
+    elapsed: Duration,
+) {
     let f = fixed();
-    let ms = ms(elapsed);
     if login {
-        f.handle_login_request.record(ms);
+        f.handle_login_request.record(ms(elapsed));
     } else {
-        f.handle_request.record(ms);
+        f.handle_request.record(ms(elapsed));
     }
-    if let Some(mount) = mount {
+    if let Some((mount, backend)) = routed {
         metrics::histogram!(format!(
             "{}.route.{operation}.{}",
             prefix(),
             mount_label(mount)
         ))
-        .record(ms);
+        .record(ms(backend));
     }
 }
 
