@@ -326,7 +326,9 @@ impl Core {
     }
 
     /// What renders `sys/metrics` (set by [`Core::set_metrics`]).
-    pub(crate) fn metrics_render(&self) -> &std::sync::OnceLock<Arc<dyn strongroom_telemetry::Render>> {
+    pub(crate) fn metrics_render(
+        &self,
+    ) -> &std::sync::OnceLock<Arc<dyn strongroom_telemetry::Render>> {
         &self.metrics
     }
 

@@ -151,6 +151,9 @@ impl Core {
         let Some(render) = self.metrics_render().get() else {
             return Err(Error::bad_request("metrics are not enabled"));
         };
+        // The state gauges are current in every answer, not only after
+        // the next upkeep.
+        self.sample_gauges();
         Ok(match format {
             Format::Json => Response::raw_text(200, "application/json", render.json()),
             Format::Prometheus => {
@@ -166,11 +169,7 @@ impl Core {
         let unsealed = !self.is_sealed();
         let active = self.active().ok();
         strongroom_telemetry::gauge("core.unsealed", &[], f64::from(u8::from(unsealed)));
-        strongroom_telemetry::gauge(
-            "core.active",
-            &[],
-            f64::from(u8::from(active.is_some())),
-        );
+        strongroom_telemetry::gauge("core.active", &[], f64::from(u8::from(active.is_some())));
         strongroom_telemetry::in_flight_requests(self.in_flight().len());
         if let Some(active) = active {
             strongroom_telemetry::gauge("expire.num_leases", &[], active.leases.count() as f64);
@@ -259,7 +258,13 @@ pub fn host_info() -> Data {
     let available = meminfo_bytes(&mem, "MemAvailable");
     let free = meminfo_bytes(&mem, "MemFree");
     let used = total.saturating_sub(available);
-    let pct = |part: u64, whole: u64| if whole == 0 { 0.0 } else { part as f64 * 100.0 / whole as f64 };
+    let pct = |part: u64, whole: u64| {
+        if whole == 0 {
+            0.0
+        } else {
+            part as f64 * 100.0 / whole as f64
+        }
+    };
     let mut disk = Vec::new();
     if let Ok(st) = rustix::fs::statvfs("/") {
         let total = st.f_blocks * st.f_frsize;
@@ -290,7 +295,12 @@ pub fn host_info() -> Data {
     let procs = std::fs::read_dir("/proc")
         .map(|d| {
             d.filter_map(|e| e.ok())
-                .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+                .filter(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .bytes()
+                        .all(|b| b.is_ascii_digit())
+                })
                 .count()
         })
         .unwrap_or(0);

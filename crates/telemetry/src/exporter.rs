@@ -241,6 +241,16 @@ fn labels_json(key: &Key) -> Value {
     Value::Object(m)
 }
 
+/// An integral value as a JSON integer (as go-metrics' float32 values
+/// print), others as floats.
+fn number(v: f64) -> Value {
+    if v.fract() == 0.0 && v.abs() < 9.0e15 {
+        json!(v as i64)
+    } else {
+        json!(v)
+    }
+}
+
 /// go-metrics' timestamp format (`2006-01-02 15:04:05 -0700 MST`), in UTC.
 fn timestamp(t: SystemTime) -> String {
     let secs = t
@@ -324,7 +334,7 @@ impl IntervalSink {
                 .or_default()
                 .push(json!({
                     "Name": key.name(),
-                    "Value": f64::from_bits(g.0.load(Ordering::Relaxed)),
+                    "Value": number(f64::from_bits(g.0.load(Ordering::Relaxed))),
                     "Labels": labels_json(key),
                 }));
         });
@@ -543,7 +553,7 @@ mod tests {
         assert_eq!(j["Samples"][0]["Name"], "vault.route.read.secret-");
         assert_eq!(j["Samples"][0]["Count"], 1);
         assert_eq!(j["Counters"][0]["Labels"]["auth_method"], "token");
-        assert_eq!(j["Gauges"][0]["Value"], 1.0);
+        assert_eq!(j["Gauges"][0]["Value"], 1);
 
         let text = telemetry.prometheus.render();
         let lines = text.lines().map(|l| Ok(l.to_string()));
