@@ -319,13 +319,53 @@ pub fn host_info() -> Data {
         "virtualizationRole": "",
         "hostid": proc_file("/proc/sys/kernel/random/boot_id").trim(),
     });
-    let memory = json!({
+    let mut memory = json!({
         "total": total,
         "available": available,
         "used": used,
         "usedPercent": pct(used, total),
         "free": free,
+        "laundry": 0,
+        "wired": 0,
     });
+    // gopsutil's names for the other /proc/meminfo lines (kB → bytes;
+    // the huge page counts are counts).
+    for (name, key) in [
+        ("active", "Active"),
+        ("buffers", "Buffers"),
+        ("cached", "Cached"),
+        ("commitlimit", "CommitLimit"),
+        ("committedas", "Committed_AS"),
+        ("dirty", "Dirty"),
+        ("highfree", "HighFree"),
+        ("hightotal", "HighTotal"),
+        ("hugepagesize", "Hugepagesize"),
+        ("inactive", "Inactive"),
+        ("lowfree", "LowFree"),
+        ("lowtotal", "LowTotal"),
+        ("mapped", "Mapped"),
+        ("pagetables", "PageTables"),
+        ("shared", "Shmem"),
+        ("slab", "Slab"),
+        ("sreclaimable", "SReclaimable"),
+        ("sunreclaim", "SUnreclaim"),
+        ("swapcached", "SwapCached"),
+        ("swapfree", "SwapFree"),
+        ("swaptotal", "SwapTotal"),
+        ("vmallocchunk", "VmallocChunk"),
+        ("vmalloctotal", "VmallocTotal"),
+        ("vmallocused", "VmallocUsed"),
+        ("writeback", "Writeback"),
+        ("writebacktmp", "WritebackTmp"),
+    ] {
+        memory[name] = json!(meminfo_bytes(&mem, key));
+    }
+    for (name, key) in [
+        ("hugepagesfree", "HugePages_Free"),
+        ("hugepagestotal", "HugePages_Total"),
+    ] {
+        memory[name] = json!(meminfo_bytes(&mem, key) / 1024);
+    }
     let mut data = Data::new();
     data.insert("cpu".into(), Value::Array(cpus));
     data.insert("cpu_times".into(), Value::Array(cpu_times));

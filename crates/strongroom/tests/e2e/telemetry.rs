@@ -161,6 +161,10 @@ fn two_listeners(dir: &std::path::Path, telemetry: &str) -> Config {
         },
         Listener::default(),
     ];
+    // OpenBao serves Prometheus text from a config file only with a
+    // retention time; Strongroom serves it either way.
+    cfg.lines
+        .push("telemetry {\n  prometheus_retention_time = \"30s\"\n}".into());
     cfg
 }
 
