@@ -564,3 +564,77 @@ mod tests {
         assert!(names.contains(&"vault_core_active"), "{names:?}");
     }
 }
+
+/// A Prometheus registry of its own (not the process-wide recorder), for a
+/// service that renders its metrics itself: Gatekeeper's `/metrics`.
+/// Handles are registered once and updated lock-free.
+pub struct LocalRegistry {
+    recorder: metrics_exporter_prometheus::PrometheusRecorder,
+    handle: PrometheusHandle,
+}
+
+impl std::fmt::Debug for LocalRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalRegistry").finish_non_exhaustive()
+    }
+}
+
+impl LocalRegistry {
+    /// A registry whose histograms named in `buckets` have those bucket
+    /// bounds (the others render as summaries).
+    pub fn new(buckets: &[(&str, &[f64])]) -> LocalRegistry {
+        let mut builder = PrometheusBuilder::new();
+        for (name, bounds) in buckets {
+            let matcher = metrics_exporter_prometheus::Matcher::Full((*name).to_string());
+            builder = match builder.set_buckets_for_metric(matcher, bounds) {
+                Ok(b) => b,
+                // Only an empty bound list is refused: keep a summary then.
+                Err(_) => PrometheusBuilder::new(),
+            };
+        }
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        LocalRegistry { recorder, handle }
+    }
+
+    fn key(name: &str, labels: &[(&str, &str)]) -> Key {
+        let labels: Vec<metrics::Label> = labels
+            .iter()
+            .map(|(k, v)| metrics::Label::new(k.to_string(), v.to_string()))
+            .collect();
+        Key::from_parts(name.to_string(), labels)
+    }
+
+    fn metadata() -> Metadata<'static> {
+        Metadata::new(module_path!(), metrics::Level::INFO, None)
+    }
+
+    /// A counter `name` with `labels`, described by `help`.
+    pub fn counter(&self, name: &str, help: &str, labels: &[(&str, &str)]) -> metrics::Counter {
+        self.recorder
+            .describe_counter(name.to_string().into(), None, help.to_string().into());
+        self.recorder
+            .register_counter(&Self::key(name, labels), &Self::metadata())
+    }
+
+    /// A gauge `name` with `labels`, described by `help`.
+    pub fn gauge(&self, name: &str, help: &str, labels: &[(&str, &str)]) -> metrics::Gauge {
+        self.recorder
+            .describe_gauge(name.to_string().into(), None, help.to_string().into());
+        self.recorder
+            .register_gauge(&Self::key(name, labels), &Self::metadata())
+    }
+
+    /// A histogram `name` with `labels`, described by `help`.
+    pub fn histogram(&self, name: &str, help: &str, labels: &[(&str, &str)]) -> metrics::Histogram {
+        self.recorder
+            .describe_histogram(name.to_string().into(), None, help.to_string().into());
+        self.recorder
+            .register_histogram(&Self::key(name, labels), &Self::metadata())
+    }
+
+    /// The Prometheus text of everything registered.
+    pub fn render(&self) -> String {
+        self.handle.render()
+    }
+}
