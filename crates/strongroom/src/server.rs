@@ -161,6 +161,17 @@ async fn open_storage(
         }
     };
     crate::migrate::refuse_while_migrating(&*durable).await?;
+    // OpenBao's per-backend metrics (`vault.redb.get`, `vault.postgres.put`,
+    // ...), timed below the read cache: cache hits cost nothing here. The
+    // HA coordinator keeps its own handle on the PostgreSQL backend.
+    let metered_name = match &config.storage {
+        StorageConfig::Postgresql(_) => "postgres",
+        _ => "redb",
+    };
+    let durable: Arc<dyn Backend> = Arc::new(strongroom_storage::MeteredBackend::new(
+        durable,
+        metered_name,
+    ));
     if config.disable_cache {
         return Ok((durable, ha));
     }

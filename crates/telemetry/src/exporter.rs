@@ -479,23 +479,34 @@ impl Telemetry {
     }
 
     /// Runs [`Telemetry::upkeep`] and then `also` every [`INTERVAL`] on a
-    /// thread of its own (off the runtime's workers) until the process ends.
+    /// thread of its own (off the runtime's workers) until the process
+    /// ends; every [`DRAIN_EVERY`] in between, the Prometheus histograms'
+    /// recorded values are folded into their summaries, so that the
+    /// values waiting for it stay few under load.
     pub fn spawn_upkeep(&self, also: impl Fn() + Send + 'static) -> std::io::Result<()> {
         let this = self.clone();
+        let ticks = (INTERVAL.as_millis() / DRAIN_EVERY.as_millis()).max(1);
         std::thread::Builder::new()
             .name("telemetry-upkeep".into())
-            .spawn(move || loop {
-                std::thread::sleep(INTERVAL);
-                also();
-                this.upkeep();
+            .spawn(move || {
+                let mut tick = 0u128;
+                loop {
+                    std::thread::sleep(DRAIN_EVERY);
+                    tick += 1;
+                    if tick % ticks == 0 {
+                        also();
+                        this.upkeep();
+                    } else {
+                        this.prometheus.run_upkeep();
+                    }
+                }
             })
             .map(|_| ())
     }
 }
 
-fn hostname() -> std::io::Result<String> {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string())
-}
+/// How often the Prometheus histograms are drained between intervals.
+pub const DRAIN_EVERY: Duration = Duration::from_secs(1);
 
 impl crate::Render for Telemetry {
     fn json(&self) -> String {
@@ -637,4 +648,9 @@ impl LocalRegistry {
     pub fn render(&self) -> String {
         self.handle.render()
     }
+}
+
+/// The machine's host name (the `host` label unless `disable_hostname`).
+fn hostname() -> std::io::Result<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string())
 }

@@ -179,16 +179,64 @@ pub fn ttl_bucket(ttl: Duration) -> &'static str {
     }
 }
 
-/// A barrier (encrypted storage) operation (`vault.barrier.<op>`: `get`,
-/// `put`, `delete`, `list`).
-pub fn barrier(op: &'static str, elapsed: Duration) {
-    metrics::histogram!(format!("{}.barrier.{op}", prefix())).record(ms(elapsed));
+/// The timers of one storage layer: `vault.<layer>.<op>` in milliseconds.
+#[derive(Clone)]
+pub struct StorageTimers {
+    get: Histogram,
+    put: Histogram,
+    delete: Histogram,
+    list: Histogram,
+    batch: Histogram,
 }
 
-/// A physical storage operation of backend `backend` (`vault.<backend>.<op>`,
-/// as OpenBao names its storage backends' metrics).
-pub fn storage(backend: &'static str, op: &'static str, elapsed: Duration) {
-    metrics::histogram!(format!("{}.{backend}.{op}", prefix())).record(ms(elapsed));
+/// A storage operation, as the timers name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageOp {
+    /// A read of one key.
+    Get,
+    /// A write of one key.
+    Put,
+    /// A deletion of one key.
+    Delete,
+    /// A listing.
+    List,
+    /// An atomic batch of writes and deletions.
+    Batch,
+}
+
+impl StorageTimers {
+    /// The timers of `layer` (`barrier`, or a storage backend's name as
+    /// OpenBao spells it: `redb`, `postgres`, `inmem`).
+    pub fn new(layer: &str) -> StorageTimers {
+        let h = |op: &str| metrics::histogram!(name(&format!("{layer}.{op}")));
+        StorageTimers {
+            get: h("get"),
+            put: h("put"),
+            delete: h("delete"),
+            list: h("list"),
+            batch: h("batch"),
+        }
+    }
+
+    /// Records one operation's time.
+    pub fn record(&self, op: StorageOp, elapsed: Duration) {
+        let h = match op {
+            StorageOp::Get => &self.get,
+            StorageOp::Put => &self.put,
+            StorageOp::Delete => &self.delete,
+            StorageOp::List => &self.list,
+            StorageOp::Batch => &self.batch,
+        };
+        h.record(ms(elapsed));
+    }
+}
+
+/// A barrier (encrypted storage) operation: `vault.barrier.<op>`.
+pub fn barrier(op: StorageOp, elapsed: Duration) {
+    static BARRIER: OnceLock<StorageTimers> = OnceLock::new();
+    BARRIER
+        .get_or_init(|| StorageTimers::new("barrier"))
+        .record(op, elapsed);
 }
 
 /// A request was refused by a rate-limit quota

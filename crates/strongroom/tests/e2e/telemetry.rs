@@ -87,6 +87,11 @@ async fn prometheus_metrics_grow_with_requests() {
     assert_eq!(labelled.labels.get("mount_point"), Some("auth/token/"));
     assert_eq!(labelled.labels.get("token_type"), Some("service"));
     assert_eq!(total(&after, |m| m == "vault_core_unsealed"), 1.0);
+    let barrier_gets = |s: &prometheus_parse::Scrape| total(s, |m| m == "vault_barrier_get_count");
+    assert!(
+        barrier_gets(&after) - barrier_gets(&before) >= 5.0,
+        "each KV read reads the barrier"
+    );
 
     // Prometheus scrapers ask by the Accept header.
     let by_accept = scrape(
