@@ -493,7 +493,7 @@ impl Telemetry {
                 loop {
                     std::thread::sleep(DRAIN_EVERY);
                     tick += 1;
-                    if tick % ticks == 0 {
+                    if tick.is_multiple_of(ticks) {
                         also();
                         this.upkeep();
                     } else {
@@ -516,63 +516,6 @@ impl crate::Render for Telemetry {
     fn prometheus(&self) -> String {
         self.process.collect();
         self.prometheus.render()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::Render;
-
-    #[test]
-    fn stats_aggregate_as_go_metrics_does() {
-        let s = Stats::default();
-        for v in [1.0, 2.0, 3.0] {
-            s.record(v);
-        }
-        let t = s.take();
-        assert_eq!(t.count, 3);
-        assert_eq!(t.sum, 6.0);
-        assert_eq!(t.min, 1.0);
-        assert_eq!(t.max, 3.0);
-        let j = t.to_json("x", json!({}), 10.0);
-        assert_eq!(j["Mean"], 2.0);
-        assert_eq!(j["Stddev"], 1.0);
-        assert_eq!(j["Rate"], 0.6);
-        assert_eq!(s.take().count, 0, "taking starts a new interval");
-    }
-
-    #[test]
-    fn timestamps_are_go_metrics_interval_starts() {
-        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_948_405);
-        assert_eq!(timestamp(t), "2025-12-05 15:26:40 +0000 UTC");
-    }
-
-    #[test]
-    fn both_formats_show_what_was_recorded() {
-        let (telemetry, recorder) = Telemetry::build(&Settings::default());
-        metrics::with_local_recorder(&recorder, || {
-            metrics::histogram!("vault.route.read.secret-").record(2.0);
-            metrics::counter!("vault.token.creation", "auth_method" => "token").increment(1);
-            metrics::gauge!("vault.core.active").set(1.0);
-        });
-        telemetry.sink.rotate();
-        let j: Value = serde_json::from_str(&telemetry.json()).unwrap();
-        for k in ["Timestamp", "Gauges", "Counters", "Samples", "Points"] {
-            assert!(j.get(k).is_some(), "{k} missing in {j}");
-        }
-        assert_eq!(j["Samples"][0]["Name"], "vault.route.read.secret-");
-        assert_eq!(j["Samples"][0]["Count"], 1);
-        assert_eq!(j["Counters"][0]["Labels"]["auth_method"], "token");
-        assert_eq!(j["Gauges"][0]["Value"], 1);
-
-        let text = telemetry.prometheus.render();
-        let lines = text.lines().map(|l| Ok(l.to_string()));
-        let scrape = prometheus_parse::Scrape::parse(lines).unwrap();
-        let names: Vec<_> = scrape.samples.iter().map(|s| s.metric.as_str()).collect();
-        assert!(names.contains(&"vault_route_read_secret_"), "{names:?}");
-        assert!(names.contains(&"vault_token_creation"), "{names:?}");
-        assert!(names.contains(&"vault_core_active"), "{names:?}");
     }
 }
 
@@ -653,4 +596,61 @@ impl LocalRegistry {
 /// The machine's host name (the `host` label unless `disable_hostname`).
 fn hostname() -> std::io::Result<String> {
     std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Render;
+
+    #[test]
+    fn stats_aggregate_as_go_metrics_does() {
+        let s = Stats::default();
+        for v in [1.0, 2.0, 3.0] {
+            s.record(v);
+        }
+        let t = s.take();
+        assert_eq!(t.count, 3);
+        assert_eq!(t.sum, 6.0);
+        assert_eq!(t.min, 1.0);
+        assert_eq!(t.max, 3.0);
+        let j = t.to_json("x", json!({}), 10.0);
+        assert_eq!(j["Mean"], 2.0);
+        assert_eq!(j["Stddev"], 1.0);
+        assert_eq!(j["Rate"], 0.6);
+        assert_eq!(s.take().count, 0, "taking starts a new interval");
+    }
+
+    #[test]
+    fn timestamps_are_go_metrics_interval_starts() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_948_405);
+        assert_eq!(timestamp(t), "2025-12-05 15:26:40 +0000 UTC");
+    }
+
+    #[test]
+    fn both_formats_show_what_was_recorded() {
+        let (telemetry, recorder) = Telemetry::build(&Settings::default());
+        metrics::with_local_recorder(&recorder, || {
+            metrics::histogram!("vault.route.read.secret-").record(2.0);
+            metrics::counter!("vault.token.creation", "auth_method" => "token").increment(1);
+            metrics::gauge!("vault.core.active").set(1.0);
+        });
+        telemetry.sink.rotate();
+        let j: Value = serde_json::from_str(&telemetry.json()).unwrap();
+        for k in ["Timestamp", "Gauges", "Counters", "Samples", "Points"] {
+            assert!(j.get(k).is_some(), "{k} missing in {j}");
+        }
+        assert_eq!(j["Samples"][0]["Name"], "vault.route.read.secret-");
+        assert_eq!(j["Samples"][0]["Count"], 1);
+        assert_eq!(j["Counters"][0]["Labels"]["auth_method"], "token");
+        assert_eq!(j["Gauges"][0]["Value"], 1);
+
+        let text = telemetry.prometheus.render();
+        let lines = text.lines().map(|l| Ok(l.to_string()));
+        let scrape = prometheus_parse::Scrape::parse(lines).unwrap();
+        let names: Vec<_> = scrape.samples.iter().map(|s| s.metric.as_str()).collect();
+        assert!(names.contains(&"vault_route_read_secret_"), "{names:?}");
+        assert!(names.contains(&"vault_token_creation"), "{names:?}");
+        assert!(names.contains(&"vault_core_active"), "{names:?}");
+    }
 }
