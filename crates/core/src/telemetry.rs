@@ -378,3 +378,41 @@ pub fn host_info() -> Data {
     );
     data
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_flight_requests_leave_when_answered() {
+        let list = InFlightRequests::default();
+        let entry = InFlight {
+            start_time: SystemTime::now(),
+            remote_addr: None,
+            remote_port: None,
+            path: "/v1/secret/x".into(),
+            method: method_of(Operation::List),
+        };
+        {
+            let _guard = list.enter("req-1", entry);
+            assert_eq!(list.len(), 1);
+            let snapshot = list.snapshot();
+            assert_eq!(snapshot[0].0, "req-1");
+            assert_eq!(snapshot[0].1.method, "LIST");
+        }
+        assert!(list.is_empty());
+        assert!(list.snapshot().is_empty());
+    }
+
+    #[test]
+    fn host_info_has_openbaos_sections() {
+        let data = host_info();
+        let keys: Vec<&str> = data.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            ["cpu", "cpu_times", "disk", "host", "memory", "timestamp"]
+        );
+        assert!(data["memory"]["total"].as_u64().is_some());
+        assert!(data["host"]["hostname"].is_string());
+    }
+}

@@ -266,3 +266,24 @@ async fn in_flight_requests_list_the_asking_request() {
         .await;
     assert_eq!(r.status, 403, "{r:?}");
 }
+
+#[tokio::test]
+async fn durable_storage_is_timed_per_backend() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut cfg = Config::inmem(dir.path());
+    cfg.storage = strongroom_test::server::Storage::Durable(dir.path().to_path_buf());
+    // Strongroom's own backend name (OpenBao's raft storage has others).
+    let mut server = Server::with_config(strongroom_test::server::Kind::Strongroom, &cfg);
+    server.init(1, 1).await;
+    server.unseal().await;
+    let base = server.addr.clone();
+    let s = scrape(&server, &base, prometheus()).await;
+    assert!(
+        total(&s, |m| m == "vault_redb_batch_count") >= 1.0,
+        "init wrote through redb"
+    );
+    assert!(
+        total(&s, |m| m == "vault_redb_get_count") >= 1.0,
+        "unseal read through redb"
+    );
+}
