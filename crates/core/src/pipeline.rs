@@ -23,7 +23,10 @@
 //! A [`RequestCtx`] carries what the stages learn. The audit hooks
 //! ([`AuditHook`]) and the metrics observer ([`Observer`]) are traits with
 //! no-op defaults, installed with
-//! [`Core::set_pipeline_hooks`](crate::node::Core::set_pipeline_hooks).
+//! [`Core::set_pipeline_hooks`](crate::node::Core::set_pipeline_hooks);
+//! [`Core::set_observer`](crate::node::Core::set_observer) installs an
+//! observer and keeps the core's audit hook (the binary installs
+//! [`crate::telemetry::MetricsObserver`]).
 
 pub mod audit;
 pub mod authenticate;
