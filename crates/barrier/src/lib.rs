@@ -37,6 +37,7 @@ use zeroize::Zeroizing;
 use keyring::{envelope_term, Key, Keyring, KEY_LEN};
 pub use strongroom_sdk::storage::BarrierError;
 use strongroom_sdk::storage::{Backend, BatchOp, Storage, View};
+use strongroom_telemetry::StorageOp;
 
 /// Physical path of the root key, encrypted under the unseal key.
 pub const ROOT_KEY_PATH: &str = "core/root-key";
@@ -448,6 +449,13 @@ impl Barrier {
 
     /// Reads and decrypts `key`.
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BarrierError> {
+        let started = std::time::Instant::now();
+        let r = self.get_inner(key).await;
+        strongroom_telemetry::barrier(StorageOp::Get, started.elapsed());
+        r
+    }
+
+    async fn get_inner(&self, key: &str) -> Result<Option<Vec<u8>>, BarrierError> {
         check_key(key)?;
         self.current()?;
         let Some(envelope) = self.physical.get(key).await? else {
@@ -472,28 +480,42 @@ impl Barrier {
 
     /// Encrypts `value` and stores it at `key`.
     pub async fn put(&self, key: &str, value: &[u8]) -> Result<(), BarrierError> {
+        let started = std::time::Instant::now();
         check_key(key)?;
         let envelope = self.encrypt(key, value).await?;
         self.physical.put(key, envelope).await?;
+        strongroom_telemetry::barrier(StorageOp::Put, started.elapsed());
         Ok(())
     }
 
     /// Removes `key` (no error if missing).
     pub async fn delete(&self, key: &str) -> Result<(), BarrierError> {
+        let started = std::time::Instant::now();
         check_key(key)?;
         self.current()?;
         self.physical.delete(key).await?;
+        strongroom_telemetry::barrier(StorageOp::Delete, started.elapsed());
         Ok(())
     }
 
     /// The entries directly below `prefix`, as [`Backend::list`] returns them.
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>, BarrierError> {
+        let started = std::time::Instant::now();
         self.current()?;
-        Ok(self.physical.list(prefix).await?)
+        let r = self.physical.list(prefix).await?;
+        strongroom_telemetry::barrier(StorageOp::List, started.elapsed());
+        Ok(r)
     }
 
     /// Encrypts the puts and applies all `ops` as one atomic physical batch.
     pub async fn batch(&self, ops: Vec<BatchOp>) -> Result<(), BarrierError> {
+        let started = std::time::Instant::now();
+        let r = self.batch_inner(ops).await;
+        strongroom_telemetry::barrier(StorageOp::Batch, started.elapsed());
+        r
+    }
+
+    async fn batch_inner(&self, ops: Vec<BatchOp>) -> Result<(), BarrierError> {
         for op in &ops {
             check_key(op.key())?;
         }

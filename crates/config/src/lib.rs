@@ -97,6 +97,52 @@ pub struct ServerConfig {
     /// `allow_audit_log_prefixing`: audit devices may set `prefix`
     /// (default false).
     pub allow_audit_log_prefixing: bool,
+    /// The `telemetry { ... }` stanza (defaults when absent).
+    pub telemetry: TelemetryConfig,
+}
+
+/// The `telemetry` stanza, as OpenBao has it (the keys Strongroom uses).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TelemetryConfig {
+    /// `prometheus_retention_time`: how long a series not updated stays in
+    /// the Prometheus answer (default 24h). Unlike OpenBao, 0 does not
+    /// turn Prometheus off (OpenBao 2.7 serves it without the stanza).
+    pub prometheus_retention_time: Duration,
+    /// `disable_hostname`: no `host` label on metrics (default false).
+    pub disable_hostname: bool,
+    /// `metrics_prefix`: the first part of every metric name (default
+    /// `vault`, so that OpenBao dashboards work).
+    pub metrics_prefix: String,
+    /// `usage_gauge_period`: how often the usage gauges (token and lease
+    /// counts) are computed (default 10m); `none` turns them off (`None`).
+    pub usage_gauge_period: Option<Duration>,
+    /// `maximum_gauge_cardinality`: the most label sets a usage gauge gets
+    /// (default 500).
+    pub maximum_gauge_cardinality: usize,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig {
+            prometheus_retention_time: Duration::from_secs(24 * 3600),
+            disable_hostname: false,
+            metrics_prefix: "vault".to_string(),
+            usage_gauge_period: Some(Duration::from_secs(600)),
+            maximum_gauge_cardinality: 500,
+        }
+    }
+}
+
+/// A listener's `telemetry { ... }` block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ListenerTelemetry {
+    /// `unauthenticated_metrics_access`: `sys/metrics` needs no token.
+    pub unauthenticated_metrics_access: bool,
+    /// `disallow_metrics`: this listener refuses `sys/metrics` (403).
+    pub disallow_metrics: bool,
+    /// `metrics_only`: this listener serves `sys/metrics` only (404
+    /// elsewhere).
+    pub metrics_only: bool,
 }
 
 /// An audit device declared in the config file (OpenBao 2.x):
@@ -302,6 +348,8 @@ pub struct ListenerConfig {
     /// when false the listener serves the unauthenticated
     /// `sys/rekey/{init,update,verify}`.
     pub disable_unauthed_rekey_endpoints: bool,
+    /// The listener's `telemetry { ... }` block.
+    pub telemetry: ListenerTelemetry,
 }
 
 impl Default for ListenerConfig {
@@ -320,6 +368,7 @@ impl Default for ListenerConfig {
             max_connections: None,
             disable_unauthed_generate_root_endpoints: true,
             disable_unauthed_rekey_endpoints: true,
+            telemetry: ListenerTelemetry::default(),
         }
     }
 }

@@ -12,10 +12,10 @@ use strongroom_sdk::duration::duration_from_json;
 
 use crate::error::one_line;
 use crate::{
-    AuditDeviceConfig, ConfigError, Format, ListenerConfig, LogFormat, LogLevel, MigrationConfig,
-    PostgresqlConfig, ServerConfig, StorageConfig, TlsFiles, DEFAULT_HTTP_IDLE_TIMEOUT,
-    DEFAULT_HTTP_READ_HEADER_TIMEOUT, DEFAULT_HTTP_READ_TIMEOUT, DEFAULT_LEASE_TTL,
-    DEFAULT_LISTENER_ADDRESS, DEFAULT_MAX_REQUEST_SIZE, DEFAULT_PG_HA_TABLE,
+    AuditDeviceConfig, ConfigError, Format, ListenerConfig, ListenerTelemetry, LogFormat, LogLevel,
+    MigrationConfig, PostgresqlConfig, ServerConfig, StorageConfig, TelemetryConfig, TlsFiles,
+    DEFAULT_HTTP_IDLE_TIMEOUT, DEFAULT_HTTP_READ_HEADER_TIMEOUT, DEFAULT_HTTP_READ_TIMEOUT,
+    DEFAULT_LEASE_TTL, DEFAULT_LISTENER_ADDRESS, DEFAULT_MAX_REQUEST_SIZE, DEFAULT_PG_HA_TABLE,
     DEFAULT_PG_MAX_PARALLEL, DEFAULT_PG_TABLE, UNLIMITED_REQUEST_SIZE,
 };
 
@@ -40,6 +40,23 @@ const TOP_KEYS: &[&str] = &[
     "audit",
     "unsafe_allow_api_audit_creation",
     "allow_audit_log_prefixing",
+    "telemetry",
+];
+
+/// The keys of the `telemetry` stanza.
+const TELEMETRY_KEYS: &[&str] = &[
+    "prometheus_retention_time",
+    "disable_hostname",
+    "metrics_prefix",
+    "usage_gauge_period",
+    "maximum_gauge_cardinality",
+];
+
+/// The keys of a listener's `telemetry` block.
+const LISTENER_TELEMETRY_KEYS: &[&str] = &[
+    "unauthenticated_metrics_access",
+    "disallow_metrics",
+    "metrics_only",
 ];
 
 /// The keys of an `audit` block.
@@ -59,6 +76,7 @@ const TCP_KEYS: &[&str] = &[
     "max_connections",
     "disable_unauthed_generate_root_endpoints",
     "disable_unauthed_rekey_endpoints",
+    "telemetry",
 ];
 
 /// Parses HCL text into the HCL-JSON-spec shape (HCL1 leniency, bounded
@@ -189,6 +207,11 @@ pub(crate) fn server_config(doc: Value) -> Result<ServerConfig, ConfigError> {
     let allow_audit_log_prefixing =
         opt_bool(&mut top, "allow_audit_log_prefixing", TOP)?.unwrap_or(false);
 
+    let telemetry = match top.remove("telemetry") {
+        None => TelemetryConfig::default(),
+        Some(v) => telemetry_stanza(single_block("telemetry", v)?)?,
+    };
+
     let effective_default = default_lease_ttl.unwrap_or(DEFAULT_LEASE_TTL);
     let effective_max = max_lease_ttl.unwrap_or(DEFAULT_LEASE_TTL);
     if effective_default > effective_max {
@@ -215,6 +238,97 @@ pub(crate) fn server_config(doc: Value) -> Result<ServerConfig, ConfigError> {
         audit,
         unsafe_allow_api_audit_creation,
         allow_audit_log_prefixing,
+        telemetry,
+    })
+}
+
+/// An unlabelled block (`telemetry { ... }`): an object, or the one-element
+/// array HCL may make of it.
+fn single_block(key: &str, value: Value) -> Result<Map<String, Value>, ConfigError> {
+    let not_a_block = || ConfigError::NotABlock {
+        key: key.to_string(),
+    };
+    match value {
+        Value::Object(m) => Ok(m),
+        Value::Array(mut items) if items.len() == 1 => match items.pop() {
+            Some(Value::Object(m)) => Ok(m),
+            _ => Err(not_a_block()),
+        },
+        _ => Err(not_a_block()),
+    }
+}
+
+/// The top-level `telemetry` stanza.
+fn telemetry_stanza(mut body: Map<String, Value>) -> Result<TelemetryConfig, ConfigError> {
+    const CONTEXT: &str = "telemetry";
+    check_keys(&body, TELEMETRY_KEYS, CONTEXT)?;
+    let mut t = TelemetryConfig::default();
+    if let Some(v) = body.remove("prometheus_retention_time") {
+        let d = duration_from_json(&v)
+            .map_err(|e| invalid("prometheus_retention_time", CONTEXT, &e.to_string()))?;
+        if !d.is_zero() {
+            t.prometheus_retention_time = d;
+        }
+    }
+    if let Some(b) = opt_bool(&mut body, "disable_hostname", CONTEXT)? {
+        t.disable_hostname = b;
+    }
+    if let Some(p) = opt_string(&mut body, "metrics_prefix", CONTEXT)? {
+        let valid = !p.is_empty()
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+        if !valid {
+            return Err(invalid(
+                "metrics_prefix",
+                CONTEXT,
+                "expected letters, digits, '_' or '.'",
+            ));
+        }
+        t.metrics_prefix = p;
+    }
+    match body.remove("usage_gauge_period") {
+        None => {}
+        Some(Value::String(s)) if s == "none" => t.usage_gauge_period = None,
+        Some(v) => {
+            let d = duration_from_json(&v).map_err(|e| {
+                invalid("usage_gauge_period", CONTEXT, &format!("{e} (or \"none\")"))
+            })?;
+            if !d.is_zero() {
+                t.usage_gauge_period = Some(d);
+            }
+        }
+    }
+    if let Some(n) = opt_count(
+        &mut body,
+        "maximum_gauge_cardinality",
+        CONTEXT,
+        "expected a positive integer",
+    )? {
+        t.maximum_gauge_cardinality = n;
+    }
+    Ok(t)
+}
+
+/// A listener's `telemetry` block.
+fn listener_telemetry(
+    body: &mut Map<String, Value>,
+    context: &str,
+) -> Result<ListenerTelemetry, ConfigError> {
+    let Some(v) = body.remove("telemetry") else {
+        return Ok(ListenerTelemetry::default());
+    };
+    let mut block = single_block("telemetry", v)?;
+    let context = format!("{context} telemetry");
+    check_keys(&block, LISTENER_TELEMETRY_KEYS, &context)?;
+    Ok(ListenerTelemetry {
+        unauthenticated_metrics_access: opt_bool(
+            &mut block,
+            "unauthenticated_metrics_access",
+            &context,
+        )?
+        .unwrap_or(false),
+        disallow_metrics: opt_bool(&mut block, "disallow_metrics", &context)?.unwrap_or(false),
+        metrics_only: opt_bool(&mut block, "metrics_only", &context)?.unwrap_or(false),
     })
 }
 
@@ -522,6 +636,7 @@ fn listener(
     .unwrap_or(true);
     let disable_unauthed_rekey_endpoints =
         opt_bool(&mut body, "disable_unauthed_rekey_endpoints", &context)?.unwrap_or(true);
+    let telemetry = listener_telemetry(&mut body, &context)?;
 
     Ok(ListenerConfig {
         address,
@@ -535,6 +650,7 @@ fn listener(
         max_connections,
         disable_unauthed_generate_root_endpoints,
         disable_unauthed_rekey_endpoints,
+        telemetry,
     })
 }
 

@@ -155,6 +155,7 @@ fn expected_full() -> ServerConfig {
         ],
         unsafe_allow_api_audit_creation: true,
         allow_audit_log_prefixing: true,
+        telemetry: Default::default(),
     }
 }
 
@@ -911,4 +912,45 @@ fn postgresql_debug_output_hides_the_connection_url() {
     let shown = format!("{c:?}");
     assert!(!shown.contains("hunter2"), "{shown}");
     assert!(shown.contains("openbao_kv_store"), "{shown}");
+}
+
+#[test]
+fn telemetry_stanza_takes_openbao_keys() {
+    let config = hcl(
+        "storage \"inmem\" {}\ntelemetry {\n  prometheus_retention_time = \"30s\"\n  disable_hostname = true\n  metrics_prefix = \"strongroom\"\n  usage_gauge_period = \"none\"\n  maximum_gauge_cardinality = 100\n}\n",
+    )
+    .expect("valid telemetry stanza");
+    let t = config.telemetry;
+    assert_eq!(t.prometheus_retention_time, Duration::from_secs(30));
+    assert!(t.disable_hostname);
+    assert_eq!(t.metrics_prefix, "strongroom");
+    assert_eq!(t.usage_gauge_period, None);
+    assert_eq!(t.maximum_gauge_cardinality, 100);
+    let defaults = hcl("storage \"inmem\" {}\n").expect("valid").telemetry;
+    assert_eq!(defaults.metrics_prefix, "vault");
+    assert_eq!(defaults.usage_gauge_period, Some(Duration::from_secs(600)));
+    assert!(
+        hcl_err("storage \"inmem\" {}\ntelemetry {\n  statsite_addres = \"x\"\n}\n")
+            .contains("statsite_addres")
+    );
+    assert!(
+        hcl_err("storage \"inmem\" {}\ntelemetry {\n  metrics_prefix = \"a b\"\n}\n")
+            .contains("metrics_prefix")
+    );
+}
+
+#[test]
+fn listener_telemetry_block_takes_openbao_keys() {
+    let l = one_listener(
+        "address = \"127.0.0.1:8200\"\ntls_disable = true\ntelemetry {\n  unauthenticated_metrics_access = true\n  metrics_only = true\n}",
+    );
+    assert!(l.telemetry.unauthenticated_metrics_access);
+    assert!(l.telemetry.metrics_only);
+    assert!(!l.telemetry.disallow_metrics);
+    let l = one_listener("tls_disable = true\ntelemetry {\n  disallow_metrics = \"true\"\n}");
+    assert!(l.telemetry.disallow_metrics);
+    let err = hcl_err(&listener_hcl(
+        "tls_disable = true\ntelemetry {\n  nope = 1\n}",
+    ));
+    assert!(err.contains("nope"), "{err}");
 }

@@ -325,6 +325,11 @@ impl LeaseStore {
         Ok(entry)
     }
 
+    /// How many leases there are (every namespace's).
+    pub fn count(&self) -> usize {
+        self.leases.len()
+    }
+
     /// The lease with this id.
     pub fn get(&self, lease_id: &str) -> Option<Arc<LeaseEntry>> {
         self.leases.get(lease_id).map(|e| e.clone())

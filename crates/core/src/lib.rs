@@ -18,6 +18,7 @@ pub mod node;
 pub mod pipeline;
 pub mod router;
 pub mod sys;
+pub mod telemetry;
 pub mod token;
 pub mod wrapping;
 

@@ -201,6 +201,10 @@ pub struct Core {
     token: Arc<dyn LogicalBackend>,
     sys_view: View,
     sys_mount: Arc<MountContext>,
+    /// The requests being answered (`sys/in-flight-req`).
+    in_flight: crate::telemetry::InFlightRequests,
+    /// What renders `sys/metrics`, once the binary installed its recorder.
+    metrics: std::sync::OnceLock<Arc<dyn strongroom_telemetry::Render>>,
     weak: Weak<Core>,
 }
 
@@ -252,6 +256,8 @@ impl Core {
             sys: Arc::new(sys::backend(weak.clone())),
             token: Arc::new(token::backend::backend(weak.clone())),
             weak: weak.clone(),
+            in_flight: Default::default(),
+            metrics: std::sync::OnceLock::new(),
             sys_view,
             sys_mount: Arc::new(MountContext {
                 path: "sys/".into(),
@@ -312,6 +318,18 @@ impl Core {
     /// Replaces the pipeline's audit hook and metrics observer.
     pub fn set_pipeline_hooks(&self, hooks: PipelineHooks) {
         self.hooks.store(Arc::new(hooks));
+    }
+
+    /// The requests being answered.
+    pub fn in_flight(&self) -> &crate::telemetry::InFlightRequests {
+        &self.in_flight
+    }
+
+    /// What renders `sys/metrics` (set by [`Core::set_metrics`]).
+    pub(crate) fn metrics_render(
+        &self,
+    ) -> &std::sync::OnceLock<Arc<dyn strongroom_telemetry::Render>> {
+        &self.metrics
     }
 
     /// The pipeline's current audit hook and observer.

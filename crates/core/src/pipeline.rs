@@ -23,7 +23,10 @@
 //! A [`RequestCtx`] carries what the stages learn. The audit hooks
 //! ([`AuditHook`]) and the metrics observer ([`Observer`]) are traits with
 //! no-op defaults, installed with
-//! [`Core::set_pipeline_hooks`](crate::node::Core::set_pipeline_hooks).
+//! [`Core::set_pipeline_hooks`](crate::node::Core::set_pipeline_hooks);
+//! [`Core::set_observer`](crate::node::Core::set_observer) installs an
+//! observer and keeps the core's audit hook (the binary installs
+//! [`crate::telemetry::MetricsObserver`]).
 
 pub mod audit;
 pub mod authenticate;
@@ -276,7 +279,21 @@ impl RequestHandler for Core {
         self.audit().broker().is_enabled() && !self.audit().headers().is_empty()
     }
 
+    fn metrics(&self, format: &str) -> Result<Response> {
+        self.metrics_response(format)
+    }
+
     async fn handle_request(&self, req: Request) -> Result<Response> {
+        let _in_flight = self.in_flight().enter(
+            &req.id,
+            crate::telemetry::InFlight {
+                start_time: std::time::SystemTime::now(),
+                remote_addr: req.remote_addr,
+                remote_port: req.remote_port,
+                path: format!("/v1/{}", req.path),
+                method: crate::telemetry::method_of(req.operation),
+            },
+        );
         let hooks = self.pipeline_hooks();
         let started = hooks.observer.timed().then(Instant::now);
         let mut ctx = receive::receive(req, started)?;

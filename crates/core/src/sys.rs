@@ -25,6 +25,7 @@ mod leases;
 mod namespaces;
 mod operators;
 mod remount;
+mod telemetry;
 mod wrapping;
 
 /// The system backend's state: a handle back to the core, and the mount
@@ -1323,6 +1324,7 @@ pub fn backend(core: Weak<Core>) -> Backend<SysState> {
     paths.extend(operators::paths());
     paths.extend(remount::paths());
     paths.extend(audit::paths());
+    paths.extend(telemetry::paths());
     Backend::new(
         Arc::new(SysState {
             core,

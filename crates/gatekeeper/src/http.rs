@@ -6,7 +6,6 @@
 //! use the admin endpoints. With `--peers`, a sealed instance forwards
 //! `/token` and `/policies/reload` fans out ([`crate::peers`]).
 
-use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -20,7 +19,7 @@ use ipnet::IpNet;
 use serde_json::{json, Value};
 
 use crate::peers::{Peers, PROXY_HEADER};
-use crate::service::{canonical_ip, Gatekeeper, TokenError, UnsealFailure, LATENCY_BUCKETS};
+use crate::service::{canonical_ip, Gatekeeper, TokenError, UnsealFailure};
 use crate::unseal::UnsealMethod;
 use crate::vault::Token;
 
@@ -166,67 +165,19 @@ async fn status(State(st): State<AppState>) -> Response {
     (code, Json(body)).into_response()
 }
 
-/// Prometheus text exposition, written by hand: four counters, a gauge and
-/// one histogram family do not justify a metrics registry dependency.
+/// Prometheus text of the token counters, the unsealed gauge and the
+/// per-scheduler latency histograms (`strongroom-telemetry`'s exporter).
 async fn metrics(State(st): State<AppState>) -> Response {
     let gk = &st.gk;
-    let [requests, successful, denied, failed] = gk.stats.snapshot();
-    let mut out = String::new();
-    for (name, help, value) in [
-        ("requests", "Token requests received.", requests),
-        (
-            "successful",
-            "Token requests answered with a token.",
-            successful,
-        ),
-        ("denied", "Token requests refused by policy.", denied),
-        ("failed", "Token requests that could not be served.", failed),
-    ] {
-        let _ = writeln!(out, "# HELP gatekeeper_token_{name}_total {help}");
-        let _ = writeln!(out, "# TYPE gatekeeper_token_{name}_total counter");
-        let _ = writeln!(out, "gatekeeper_token_{name}_total {value}");
-    }
-    let _ = writeln!(
-        out,
-        "# HELP gatekeeper_unsealed Whether Gatekeeper is unsealed."
-    );
-    let _ = writeln!(out, "# TYPE gatekeeper_unsealed gauge");
-    let _ = writeln!(out, "gatekeeper_unsealed {}", u8::from(gk.is_unsealed()));
-    let _ = writeln!(
-        out,
-        "# HELP gatekeeper_token_request_duration_seconds Token request latency per scheduler."
-    );
-    let _ = writeln!(
-        out,
-        "# TYPE gatekeeper_token_request_duration_seconds histogram"
-    );
-    for (sched, h) in gk.stats.latencies() {
-        let sched = sched.replace(['\\', '"', '\n'], "_");
-        let mut cumulative = 0;
-        for (bound, n) in LATENCY_BUCKETS.iter().zip(h.buckets) {
-            cumulative += n;
-            let _ = writeln!(
-                out,
-                "gatekeeper_token_request_duration_seconds_bucket{{scheduler=\"{sched}\",le=\"{bound}\"}} {cumulative}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "gatekeeper_token_request_duration_seconds_bucket{{scheduler=\"{sched}\",le=\"+Inf\"}} {}",
-            h.count
-        );
-        let _ = writeln!(
-            out,
-            "gatekeeper_token_request_duration_seconds_sum{{scheduler=\"{sched}\"}} {}",
-            h.sum
-        );
-        let _ = writeln!(
-            out,
-            "gatekeeper_token_request_duration_seconds_count{{scheduler=\"{sched}\"}} {}",
-            h.count
-        );
-    }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+    let text = gk.stats.render(gk.is_unsealed());
+    (
+        [(
+            header::CONTENT_TYPE,
+            strongroom_telemetry::PROMETHEUS_CONTENT_TYPE,
+        )],
+        text,
+    )
+        .into_response()
 }
 
 /// Reads an optional string field; a non-string value is an error.

@@ -140,30 +140,6 @@ pub const LATENCY_BUCKETS: [f64; 11] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-/// One scheduler's latency histogram.
-#[derive(Debug, Clone, Default)]
-pub struct Histogram {
-    /// Counts per bucket of [`LATENCY_BUCKETS`] (not cumulative).
-    pub buckets: [u64; LATENCY_BUCKETS.len()],
-    /// Observations above the last bucket.
-    pub overflow: u64,
-    /// Sum of the observations, in seconds.
-    pub sum: f64,
-    /// Number of observations.
-    pub count: u64,
-}
-
-impl Histogram {
-    fn observe(&mut self, secs: f64) {
-        match LATENCY_BUCKETS.iter().position(|b| secs <= *b) {
-            Some(i) => self.buckets[i] += 1,
-            None => self.overflow += 1,
-        }
-        self.sum += secs;
-        self.count += 1;
-    }
-}
-
 /// A counter of `/status` and `/metrics` that, with StatsD configured,
 /// also sends each increment (`<prefix>.<name>:<n>|c`). Its methods
 /// mirror `AtomicU64`'s.
@@ -172,21 +148,24 @@ pub struct Counter {
     value: AtomicU64,
     name: &'static str,
     statsd: Option<Arc<Statsd>>,
+    prometheus: metrics::Counter,
 }
 
 impl Counter {
-    /// A counter sent to StatsD as `name`.
-    pub fn new(name: &'static str) -> Self {
+    /// A counter sent to StatsD as `name`, and to `/metrics` as `prometheus`.
+    fn new(name: &'static str, prometheus: metrics::Counter) -> Self {
         Counter {
             value: AtomicU64::new(0),
             name,
             statsd: None,
+            prometheus,
         }
     }
 
     /// Adds `n`, reports it to StatsD, and answers the previous value.
     pub fn fetch_add(&self, n: u64, order: Ordering) -> u64 {
         let previous = self.value.fetch_add(n, order);
+        self.prometheus.increment(n);
         if let Some(s) = &self.statsd {
             s.count(self.name, n);
         }
@@ -211,17 +190,47 @@ pub struct Stats {
     /// Requests Gatekeeper could not serve: sealed, server errors
     /// (StatsD `failed`).
     pub failed: Counter,
-    latency: Mutex<HashMap<String, Histogram>>,
+    /// The `/metrics` registry (`strongroom-telemetry`'s Prometheus exporter).
+    registry: strongroom_telemetry::exporter::LocalRegistry,
+    /// `gatekeeper_unsealed`, set when `/metrics` is rendered.
+    unsealed: metrics::Gauge,
+    /// The latency histograms, by scheduler.
+    latency: dashmap::DashMap<String, metrics::Histogram>,
 }
+
+/// The token request latency histogram's name.
+const LATENCY: &str = "gatekeeper_token_request_duration_seconds";
 
 impl Default for Stats {
     fn default() -> Self {
+        let registry =
+            strongroom_telemetry::exporter::LocalRegistry::new(&[(LATENCY, &LATENCY_BUCKETS)]);
+        let counter = |statsd: &'static str, name: &str, help: &str| {
+            Counter::new(
+                statsd,
+                registry.counter(&format!("gatekeeper_token_{name}_total"), help, &[]),
+            )
+        };
         Stats {
-            requests: Counter::new("requests"),
-            successful: Counter::new("success"),
-            denied: Counter::new("denied"),
-            failed: Counter::new("failed"),
-            latency: Mutex::default(),
+            requests: counter("requests", "requests", "Token requests received."),
+            successful: counter(
+                "success",
+                "successful",
+                "Token requests answered with a token.",
+            ),
+            denied: counter("denied", "denied", "Token requests refused by policy."),
+            failed: counter(
+                "failed",
+                "failed",
+                "Token requests that could not be served.",
+            ),
+            unsealed: registry.gauge(
+                "gatekeeper_unsealed",
+                "Whether Gatekeeper is unsealed.",
+                &[],
+            ),
+            registry,
+            latency: dashmap::DashMap::new(),
         }
     }
 }
@@ -249,19 +258,24 @@ impl Stats {
         ]
     }
 
-    /// Copies of the per-scheduler histograms.
-    pub fn latencies(&self) -> Vec<(String, Histogram)> {
-        let map = self.latency.lock().unwrap_or_else(|e| e.into_inner());
-        let mut v: Vec<_> = map.iter().map(|(k, h)| (k.clone(), h.clone())).collect();
-        v.sort_by(|a, b| a.0.cmp(&b.0));
-        v
+    /// The Prometheus text of `/metrics`, with `unsealed` as the gauge.
+    pub fn render(&self, unsealed: bool) -> String {
+        self.unsealed.set(f64::from(u8::from(unsealed)));
+        self.registry.render()
     }
 
     fn observe(&self, scheduler: &str, elapsed: Duration) {
-        let mut map = self.latency.lock().unwrap_or_else(|e| e.into_inner());
-        map.entry(scheduler.to_string())
-            .or_default()
-            .observe(elapsed.as_secs_f64());
+        if let Some(h) = self.latency.get(scheduler) {
+            h.record(elapsed.as_secs_f64());
+            return;
+        }
+        let h = self.registry.histogram(
+            LATENCY,
+            "Token request latency per scheduler.",
+            &[("scheduler", scheduler)],
+        );
+        h.record(elapsed.as_secs_f64());
+        self.latency.insert(scheduler.to_string(), h);
     }
 }
 

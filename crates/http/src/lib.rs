@@ -31,7 +31,7 @@ pub use conn::{
 };
 pub use forward::{Decision, Forward, FORWARDED_FOR_HEADER, NO_FORWARDING_HEADER};
 pub use parse::{parse_request, NAMESPACE_HEADER, TOKEN_HEADER, WRAP_TTL_HEADER};
-pub use router::{router, router_with, HttpOptions, RouterExtras};
+pub use router::{router, router_with, HttpOptions, MetricsAccess, RouterExtras};
 pub use serve::{
     load_tls, serve, serve_with, HttpError, MAX_HEADERS, MAX_HEADER_BYTES, SHUTDOWN_GRACE,
 };

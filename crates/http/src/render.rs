@@ -12,6 +12,9 @@ use strongroom_sdk::Error;
 /// Renders a handler's answer to request `request_id`.
 pub fn render_response(response: &Response, request_id: &str) -> http::Response<Body> {
     if let Some(raw) = &response.raw {
+        if let (Some(content_type), Value::String(body)) = (raw.content_type, &raw.body) {
+            return text(raw.status, content_type, body.clone());
+        }
         return json(raw.status, &raw.body);
     }
     if response.is_empty() {
@@ -61,6 +64,20 @@ fn json_bytes(status: u16, bytes: Vec<u8>) -> http::Response<Body> {
     *resp.status_mut() = status;
     let headers = resp.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// A non-JSON body (Prometheus text, OpenBao's plain-text refusals) with
+/// Vault's `Cache-Control`.
+pub fn text(status: u16, content_type: &'static str, body: String) -> http::Response<Body> {
+    let Ok(status) = StatusCode::from_u16(status) else {
+        return render_error(&Error::internal("invalid response status"));
+    };
+    let mut resp = http::Response::new(Body::from(body));
+    *resp.status_mut() = status;
+    let headers = resp.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }

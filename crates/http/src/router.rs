@@ -19,7 +19,7 @@ use strongroom_sdk::Error;
 use crate::conn::BodyReadTimeout;
 use crate::forward::{Decision, Forward, FORWARDED_FOR_HEADER};
 use crate::parse::{parse_request, NAMESPACE_HEADER};
-use crate::render::{json, render_error, render_response};
+use crate::render::{json, render_error, render_response, text};
 
 /// Listener options that shape how requests are read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +35,19 @@ pub struct HttpOptions {
     /// (OpenBao's `disable_unauthed_rekey_endpoints = false`); otherwise
     /// they answer 405.
     pub unauthed_rekey: bool,
+    /// The listener's `telemetry` block.
+    pub metrics: MetricsAccess,
+}
+
+/// A listener's `telemetry { ... }` options for `/v1/sys/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MetricsAccess {
+    /// `unauthenticated_metrics_access`: `sys/metrics` needs no token.
+    pub unauthenticated: bool,
+    /// `disallow_metrics`: `sys/metrics` answers OpenBao's 403 here.
+    pub disallow: bool,
+    /// `metrics_only`: every other path answers OpenBao's 404 here.
+    pub only: bool,
 }
 
 impl HttpOptions {
@@ -48,6 +61,7 @@ impl Default for HttpOptions {
             max_request_size: Self::DEFAULT_MAX_REQUEST_SIZE,
             unauthed_generate_root: false,
             unauthed_rekey: false,
+            metrics: MetricsAccess::default(),
         }
     }
 }
@@ -207,6 +221,29 @@ async fn answer(
     if !in_namespace && refused_unauthed(&state.opts, parts.uri.path()) {
         return Err(Error::UnsupportedOperation);
     }
+    let is_metrics = parts.uri.path().trim_end_matches('/') == "/v1/sys/metrics";
+    let access = state.opts.metrics;
+    if access.only && !is_metrics {
+        return Ok(text(
+            404,
+            "text/plain; charset=utf-8",
+            "this listener only serves the metrics endpoint\n".into(),
+        ));
+    }
+    if is_metrics && access.disallow {
+        return Ok(text(
+            403,
+            "text/plain; charset=utf-8",
+            "metrics endpoint is disabled for this listener\n".into(),
+        ));
+    }
+    if is_metrics && access.unauthenticated && !in_namespace && parts.method == Method::GET {
+        let format = metrics_format(parts);
+        return state
+            .handler
+            .metrics(&format)
+            .map(|r| render_response(&r, ""));
+    }
     let max = state.opts.max_request_size;
     let declared = parts
         .headers
@@ -243,6 +280,9 @@ async fn answer(
     }
     let mut req = parse_request(&parts.method, &parts.uri, &parts.headers, &body, remote)?;
     req.remote_port = remote_port;
+    if is_metrics && !req.data.contains_key("format") && wants_openmetrics(parts) {
+        req.data.insert("format".into(), "prometheus".into());
+    }
     if state.handler.wants_headers() {
         req.headers = Some(parts.headers.clone());
     }
@@ -257,6 +297,33 @@ async fn answer(
             None => Err(Error::Standby),
         },
         Err(e) => Err(e),
+    }
+}
+
+/// Whether the client asked for Prometheus text by its `Accept` header
+/// (`application/openmetrics-text`, as Prometheus scrapers send it).
+fn wants_openmetrics(parts: &http::request::Parts) -> bool {
+    parts
+        .headers
+        .get_all(http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"))
+}
+
+/// The `sys/metrics` format asked for: `?format=`, else `prometheus` when
+/// the `Accept` header asks for OpenMetrics text, else JSON (`""`).
+fn metrics_format(parts: &http::request::Parts) -> String {
+    let from_query = parts.uri.query().and_then(|q| {
+        q.split('&')
+            .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
+            .find(|(k, _)| *k == "format")
+            .map(|(_, v)| v.to_string())
+    });
+    match from_query {
+        Some(f) => f,
+        None if wants_openmetrics(parts) => "prometheus".into(),
+        None => String::new(),
     }
 }
 

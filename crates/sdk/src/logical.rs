@@ -239,8 +239,12 @@ pub struct WrapInfo {
 pub struct Raw {
     /// The HTTP status.
     pub status: u16,
-    /// The body, serialised as-is.
+    /// The body, serialised as-is; with a `content_type`, a string sent
+    /// as the body's bytes.
     pub body: Value,
+    /// A non-JSON body's content type (`sys/metrics`' Prometheus text,
+    /// OpenBao's plain-text 400s); `None`: JSON.
+    pub content_type: Option<&'static str>,
 }
 
 /// A backend's answer.
@@ -298,7 +302,23 @@ impl Response {
     /// A bare response with its own status.
     pub fn raw(status: u16, body: Value) -> Self {
         Response {
-            raw: Some(Raw { status, body }),
+            raw: Some(Raw {
+                status,
+                body,
+                content_type: None,
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// A bare non-JSON response: `body` sent as-is with `content_type`.
+    pub fn raw_text(status: u16, content_type: &'static str, body: String) -> Self {
+        Response {
+            raw: Some(Raw {
+                status,
+                body: Value::String(body),
+                content_type: Some(content_type),
+            }),
             ..Default::default()
         }
     }
@@ -481,6 +501,15 @@ pub trait RequestHandler: Send + Sync + 'static {
     /// default is no.
     fn wants_headers(&self) -> bool {
         false
+    }
+
+    /// `sys/metrics` in `format` (`""`, `json` or `prometheus`) without a
+    /// token: a listener with `unauthenticated_metrics_access` calls it
+    /// instead of [`RequestHandler::handle_request`]. The default knows no
+    /// metrics (404).
+    fn metrics(&self, format: &str) -> crate::Result<Response> {
+        let _ = format;
+        Err(crate::Error::NotFound(None))
     }
 }
 

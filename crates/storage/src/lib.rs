@@ -20,10 +20,12 @@
 mod cache;
 mod inmem;
 mod keys;
+mod metered;
 mod redb;
 
 pub use crate::cache::{CachedBackend, DEFAULT_CACHE_SIZE};
 pub use crate::inmem::InmemBackend;
 pub use crate::keys::validate_key;
+pub use crate::metered::MeteredBackend;
 pub use crate::redb::{RedbBackend, RedbOptions};
 pub use strongroom_sdk::storage::{Backend, BatchOp, StorageError};

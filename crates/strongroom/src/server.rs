@@ -63,6 +63,7 @@ fn load_config(args: &ServerArgs) -> anyhow::Result<ServerConfig> {
             audit: Vec::new(),
             unsafe_allow_api_audit_creation: false,
             allow_audit_log_prefixing: false,
+            telemetry: Default::default(),
         }),
         (None, false) => bail!("a configuration file must be given with -config, or use -dev"),
     }
@@ -160,6 +161,17 @@ async fn open_storage(
         }
     };
     crate::migrate::refuse_while_migrating(&*durable).await?;
+    // OpenBao's per-backend metrics (`vault.redb.get`, `vault.postgres.put`,
+    // ...), timed below the read cache: cache hits cost nothing here. The
+    // HA coordinator keeps its own handle on the PostgreSQL backend.
+    let metered_name = match &config.storage {
+        StorageConfig::Postgresql(_) => "postgres",
+        _ => "redb",
+    };
+    let durable: Arc<dyn Backend> = Arc::new(strongroom_storage::MeteredBackend::new(
+        durable,
+        metered_name,
+    ));
     if config.disable_cache {
         return Ok((durable, ha));
     }
@@ -335,6 +347,56 @@ pub(crate) async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
+/// Installs the process-wide metrics recorder from the `telemetry` stanza
+/// (OpenBao serves `sys/metrics` without one too). `None` when a recorder
+/// is already installed (a second server in one process: tests).
+fn install_telemetry(config: &ServerConfig) -> Option<strongroom_telemetry::exporter::Telemetry> {
+    let t = &config.telemetry;
+    let settings = strongroom_telemetry::exporter::Settings {
+        prefix: t.metrics_prefix.clone(),
+        prometheus_retention: t.prometheus_retention_time,
+        disable_hostname: t.disable_hostname,
+    };
+    match strongroom_telemetry::exporter::Telemetry::install(&settings) {
+        Ok(telemetry) => Some(telemetry),
+        Err(e) => {
+            tracing::warn!(error = %e, "telemetry: sys/metrics is not served");
+            None
+        }
+    }
+}
+
+/// Wires the recorder into `core`: the pipeline's metrics observer, the
+/// `sys/metrics` renderer, and the upkeep thread sampling the gauges
+/// (every interval) and the usage gauges (every `usage_gauge_period`).
+fn start_telemetry(
+    core: &Arc<Core>,
+    telemetry: strongroom_telemetry::exporter::Telemetry,
+    config: &strongroom_config::TelemetryConfig,
+) {
+    core.set_observer(Arc::new(strongroom_core::telemetry::MetricsObserver));
+    core.set_metrics(Arc::new(telemetry.clone()));
+    let weak = Arc::downgrade(core);
+    let usage_every = config.usage_gauge_period;
+    let last_usage = std::sync::Mutex::new(None::<std::time::Instant>);
+    let sample = move || {
+        let Some(core) = weak.upgrade() else { return };
+        core.sample_gauges();
+        if let Some(every) = usage_every {
+            // Only the upkeep thread takes this lock.
+            let mut last = last_usage.lock().unwrap_or_else(|p| p.into_inner());
+            if last.is_none_or(|t| t.elapsed() >= every) {
+                *last = Some(std::time::Instant::now());
+                core.sample_usage_gauges();
+            }
+        }
+    };
+    sample();
+    if let Err(e) = telemetry.spawn_upkeep(sample) {
+        tracing::warn!(error = %e, "telemetry: the upkeep thread did not start");
+    }
+}
+
 /// Serves `config` until a shutdown signal; `log_level` is the level in
 /// force (from `-log-level`, else the config's `log_level`, else `info`).
 async fn serve(args: ServerArgs, config: ServerConfig, log_level: &str) -> anyhow::Result<()> {
@@ -349,6 +411,9 @@ async fn serve(args: ServerArgs, config: ServerConfig, log_level: &str) -> anyho
         // swap should be disabled or encrypted on hosts that run it.
         tracing::info!("memory locking is not used; disable or encrypt swap on this host");
     }
+    // The metrics recorder goes in before anything records (storage,
+    // the core), so that every metric lands in it.
+    let telemetry = install_telemetry(&config);
     let (physical, ha) = open_storage(&config).await?;
     let core = Core::new(
         physical,
@@ -366,6 +431,9 @@ async fn serve(args: ServerArgs, config: ServerConfig, log_level: &str) -> anyho
         },
         registry(),
     );
+    if let Some(telemetry) = telemetry {
+        start_telemetry(&core, telemetry, &config.telemetry);
+    }
 
     // Bind every listener before announcing anything, so a port conflict
     // fails the start instead of leaving a half-served server.
@@ -386,6 +454,11 @@ async fn serve(args: ServerArgs, config: ServerConfig, log_level: &str) -> anyho
             max_request_size: l.max_request_size,
             unauthed_generate_root: !l.disable_unauthed_generate_root_endpoints,
             unauthed_rekey: !l.disable_unauthed_rekey_endpoints,
+            metrics: strongroom_http::MetricsAccess {
+                unauthenticated: l.telemetry.unauthenticated_metrics_access,
+                disallow: l.telemetry.disallow_metrics,
+                only: l.telemetry.metrics_only,
+            },
         };
         let limits = conn_limits(l, config.listeners.len());
         bound.push((listener, tls, addr, opts, limits));

@@ -801,6 +801,9 @@ pub struct Listener {
     /// Serve the unauthenticated `sys/generate-root/*` and `sys/rekey/*`
     /// (renders both `disable_unauthed_*_endpoints = false`).
     pub unauthed_operator_endpoints: bool,
+    /// Extra lines inside this listener's block only (e.g. its
+    /// `telemetry { metrics_only = true }`), for both servers.
+    pub lines: Vec<String>,
 }
 
 /// Where a config-file server keeps its data.
@@ -913,6 +916,9 @@ impl Config {
                 s.push_str(&format!("  max_request_size = {max}\n"));
             }
             for line in &self.listener_lines {
+                s.push_str(&format!("  {line}\n"));
+            }
+            for line in &l.lines {
                 s.push_str(&format!("  {line}\n"));
             }
             if l.unauthed_operator_endpoints {

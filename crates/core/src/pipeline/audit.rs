@@ -53,16 +53,23 @@ pub async fn request(
         ctx.lap(Stage::AuditRequest);
         return admitted;
     }
+    let mut logged = true;
     let outcome = match admitted {
-        Ok(()) => hook.log_request(ctx, None).await,
+        Ok(()) => {
+            let r = hook.log_request(ctx, None).await;
+            logged = r.is_ok();
+            r
+        }
         Err(e) => {
             if let Err(audit) = hook.log_request(ctx, Some(&e)).await {
+                logged = false;
                 tracing::error!(error = %audit, "audit: logging a refused request failed");
             }
             Err(e)
         }
     };
     ctx.lap(Stage::AuditRequest);
+    strongroom_telemetry::audit_log_request(ctx.timing(Stage::AuditRequest), logged);
     outcome
 }
 
@@ -78,6 +85,7 @@ pub async fn response(
     }
     let logged = hook.log_response(ctx, &outcome).await;
     ctx.lap(Stage::AuditResponse);
+    strongroom_telemetry::audit_log_response(ctx.timing(Stage::AuditResponse), logged.is_ok());
     match logged {
         Ok(()) => outcome,
         Err(e) => {

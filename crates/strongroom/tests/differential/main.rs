@@ -22,4 +22,5 @@ mod operators;
 mod path_help;
 mod pgp;
 mod remount;
+mod telemetry;
 mod tokens;

@@ -1,0 +1,418 @@
+//! The core's telemetry: the pipeline's metrics observer
+//! ([`MetricsObserver`]), the requests in flight (`sys/in-flight-req`,
+//! `vault.core.in_flight_requests`), the gauges a binary samples
+//! ([`Core::sample_gauges`], [`Core::sample_usage_gauges`]) and the
+//! `sys/metrics` renderer the binary installs ([`Core::set_metrics`]).
+//! Metrics go through `strongroom-telemetry`'s facade functions: the core
+//! never depends on an exporter.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde_json::{json, Value};
+
+use dashmap::DashMap;
+use strongroom_sdk::logical::{Data, Operation, Response};
+use strongroom_sdk::{Error, Result};
+use strongroom_telemetry::{Format, Render, PROMETHEUS_CONTENT_TYPE};
+
+use crate::node::Core;
+use crate::pipeline::{Observer, RequestCtx, Stage};
+
+/// The pipeline observer that records OpenBao's request metrics:
+/// `vault.core.handle_request` / `handle_login_request` (the whole
+/// pipeline), `vault.route.<op>.<mount>` (the backend's time),
+/// `vault.core.check_token` (the authentication stage). A few histogram
+/// records per request; no lock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct MetricsObserver;
+
+impl Observer for MetricsObserver {
+    fn request_finished(&self, ctx: &RequestCtx, _status: u16) {
+        let total: Duration = ctx.timings.iter().sum();
+        let login = ctx.unauthenticated && ctx.path.starts_with("auth/");
+        let mount = ctx.routed.as_ref().map(|r| r.route.prefix.as_str());
+        strongroom_telemetry::request_handled(
+            ctx.operation.as_str(),
+            mount.map(|m| (m, ctx.timing(Stage::Backend))),
+            login,
+            total,
+        );
+        if ctx.has_token {
+            strongroom_telemetry::check_token(ctx.timing(Stage::Authenticate));
+        }
+    }
+}
+
+/// One request in flight, as `sys/in-flight-req` lists it.
+#[derive(Debug, Clone)]
+pub struct InFlight {
+    /// When it arrived.
+    pub start_time: SystemTime,
+    /// The client's address.
+    pub remote_addr: Option<IpAddr>,
+    /// The client's port.
+    pub remote_port: Option<u16>,
+    /// `/v1/<path>`.
+    pub path: String,
+    /// The HTTP method the operation came from.
+    pub method: &'static str,
+}
+
+/// The requests being answered, by request id.
+#[derive(Debug, Default)]
+pub struct InFlightRequests {
+    map: DashMap<String, InFlight>,
+    count: AtomicUsize,
+}
+
+/// Removes its request from the in-flight list when dropped.
+#[derive(Debug)]
+pub struct InFlightGuard<'a> {
+    owner: &'a InFlightRequests,
+    id: String,
+}
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        self.owner.map.remove(&self.id);
+        self.owner.count.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The HTTP method a logical operation came from (as OpenBao lists it).
+pub fn method_of(op: Operation) -> &'static str {
+    match op {
+        Operation::Read | Operation::Help => "GET",
+        Operation::List => "LIST",
+        Operation::Create | Operation::Update => "PUT",
+        Operation::Delete => "DELETE",
+        Operation::Patch => "PATCH",
+    }
+}
+
+impl InFlightRequests {
+    /// Registers a request until the guard is dropped.
+    pub fn enter(&self, id: &str, entry: InFlight) -> InFlightGuard<'_> {
+        self.map.insert(id.to_string(), entry);
+        self.count.fetch_add(1, Ordering::Relaxed);
+        InFlightGuard {
+            owner: self,
+            id: id.to_string(),
+        }
+    }
+
+    /// How many requests are in flight.
+    pub fn len(&self) -> usize {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every request in flight, by id.
+    pub fn snapshot(&self) -> Vec<(String, InFlight)> {
+        self.map
+            .iter()
+            .map(|e| (e.key().clone(), e.value().clone()))
+            .collect()
+    }
+}
+
+impl Core {
+    /// Installs `observer` in the pipeline, keeping the audit hook.
+    pub fn set_observer(&self, observer: Arc<dyn Observer>) {
+        let hooks = self.pipeline_hooks();
+        self.set_pipeline_hooks(crate::node::PipelineHooks {
+            audit: hooks.audit.clone(),
+            observer,
+        });
+    }
+
+    /// Installs what renders `sys/metrics` (the binary's recorder), once.
+    pub fn set_metrics(&self, render: Arc<dyn Render>) {
+        let _ = self.metrics_render().set(render);
+    }
+
+    /// `sys/metrics` in `format` (`""`/`json`, `prometheus`): OpenBao's
+    /// plain-text 400 for an unknown format.
+    pub fn metrics_response(&self, format: &str) -> Result<Response> {
+        let Some(format) = Format::parse(format) else {
+            return Ok(Response::raw_text(
+                400,
+                "text/plain",
+                format!("metric response format \"{format}\" unknown"),
+            ));
+        };
+        let Some(render) = self.metrics_render().get() else {
+            return Err(Error::bad_request("metrics are not enabled"));
+        };
+        // The state gauges are current in every answer, not only after
+        // the next upkeep.
+        self.sample_gauges();
+        Ok(match format {
+            Format::Json => Response::raw_text(200, "application/json", render.json()),
+            Format::Prometheus => {
+                Response::raw_text(200, PROMETHEUS_CONTENT_TYPE, render.prometheus())
+            }
+        })
+    }
+
+    /// The gauges sampled every few seconds (the binary's upkeep):
+    /// `vault.core.active`, `vault.core.unsealed`,
+    /// `vault.core.in_flight_requests`, `vault.expire.num_leases`.
+    pub fn sample_gauges(&self) {
+        let unsealed = !self.is_sealed();
+        let active = self.active().ok();
+        strongroom_telemetry::gauge("core.unsealed", &[], f64::from(u8::from(unsealed)));
+        strongroom_telemetry::gauge("core.active", &[], f64::from(u8::from(active.is_some())));
+        strongroom_telemetry::in_flight_requests(self.in_flight().len());
+        if let Some(active) = active {
+            strongroom_telemetry::gauge("expire.num_leases", &[], active.leases.count() as f64);
+        }
+    }
+
+    /// The usage gauges (`usage_gauge_period`): `vault.token.count`.
+    pub fn sample_usage_gauges(&self) {
+        if let Ok(active) = self.active() {
+            strongroom_telemetry::gauge(
+                "token.count",
+                &[("namespace", "root".to_string())],
+                active.tokens.count() as f64,
+            );
+        }
+    }
+}
+
+/// Reads a `/proc` file ("" when unreadable: not Linux, or hidden).
+fn proc_file(path: &str) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// `key: value` lines of a `/proc` file, values as numbers (kB → bytes).
+fn meminfo_bytes(text: &str, key: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap_or(0)
+        * 1024
+}
+
+/// `sys/host-info`'s data, in OpenBao's shape (gopsutil's field names):
+/// `cpu`, `cpu_times`, `disk`, `host`, `memory` and `timestamp`, read from
+/// `/proc` and `statvfs`.
+pub fn host_info() -> Data {
+    let cpuinfo = proc_file("/proc/cpuinfo");
+    let mut cpus = Vec::new();
+    for block in cpuinfo.split("\n\n").filter(|b| !b.trim().is_empty()) {
+        let field = |k: &str| {
+            block
+                .lines()
+                .find_map(|l| {
+                    let (name, v) = l.split_once(':')?;
+                    (name.trim() == k).then(|| v.trim().to_string())
+                })
+                .unwrap_or_default()
+        };
+        cpus.push(json!({
+            "cpu": field("processor").parse::<u64>().unwrap_or(0),
+            "vendorId": field("vendor_id"),
+            "family": field("cpu family"),
+            "model": field("model"),
+            "stepping": field("stepping").parse::<u64>().unwrap_or(0),
+            "physicalId": field("physical id"),
+            "coreId": field("core id"),
+            "cores": 1,
+            "modelName": field("model name"),
+            "mhz": field("cpu MHz").parse::<f64>().unwrap_or(0.0),
+            "cacheSize": field("cache size").split_whitespace().next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0),
+            "flags": field("flags").split_whitespace().collect::<Vec<_>>(),
+            "microcode": field("microcode"),
+        }));
+    }
+    // Clock ticks per second: 100 on every Linux architecture Strongroom
+    // builds for (USER_HZ).
+    let tick = 100.0;
+    let mut cpu_times = Vec::new();
+    for line in proc_file("/proc/stat").lines() {
+        let mut it = line.split_whitespace();
+        let Some(name) = it.next() else { continue };
+        if name != "cpu" {
+            continue;
+        }
+        let v: Vec<f64> = it.map(|x| x.parse::<f64>().unwrap_or(0.0) / tick).collect();
+        let at = |i: usize| v.get(i).copied().unwrap_or(0.0);
+        cpu_times.push(json!({
+            "cpu": "cpu-total",
+            "user": at(0), "nice": at(1), "system": at(2), "idle": at(3),
+            "iowait": at(4), "irq": at(5), "softirq": at(6), "steal": at(7),
+            "guest": at(8), "guestNice": at(9),
+        }));
+    }
+    let mem = proc_file("/proc/meminfo");
+    let total = meminfo_bytes(&mem, "MemTotal");
+    let available = meminfo_bytes(&mem, "MemAvailable");
+    let free = meminfo_bytes(&mem, "MemFree");
+    let used = total.saturating_sub(available);
+    let pct = |part: u64, whole: u64| {
+        if whole == 0 {
+            0.0
+        } else {
+            part as f64 * 100.0 / whole as f64
+        }
+    };
+    let mut disk = Vec::new();
+    if let Ok(st) = rustix::fs::statvfs("/") {
+        let total = st.f_blocks * st.f_frsize;
+        let free = st.f_bavail * st.f_frsize;
+        let used = (st.f_blocks - st.f_bfree) * st.f_frsize;
+        disk.push(json!({
+            "path": "/",
+            "fstype": "",
+            "total": total,
+            "free": free,
+            "used": used,
+            "usedPercent": pct(used, used + free),
+            "inodesTotal": st.f_files,
+            "inodesUsed": st.f_files.saturating_sub(st.f_ffree),
+            "inodesFree": st.f_ffree,
+            "inodesUsedPercent": pct(st.f_files.saturating_sub(st.f_ffree), st.f_files),
+        }));
+    }
+    let uptime = proc_file("/proc/uptime")
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0) as u64;
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let procs = std::fs::read_dir("/proc")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .bytes()
+                        .all(|b| b.is_ascii_digit())
+                })
+                .count()
+        })
+        .unwrap_or(0);
+    let host = json!({
+        "hostname": proc_file("/proc/sys/kernel/hostname").trim(),
+        "uptime": uptime,
+        "bootTime": now.saturating_sub(uptime),
+        "procs": procs,
+        "os": std::env::consts::OS,
+        "platform": "",
+        "platformFamily": "",
+        "platformVersion": "",
+        "kernelVersion": proc_file("/proc/sys/kernel/osrelease").trim(),
+        "kernelArch": std::env::consts::ARCH,
+        "virtualizationSystem": "",
+        "virtualizationRole": "",
+        "hostid": proc_file("/proc/sys/kernel/random/boot_id").trim(),
+    });
+    let mut memory = json!({
+        "total": total,
+        "available": available,
+        "used": used,
+        "usedPercent": pct(used, total),
+        "free": free,
+        "laundry": 0,
+        "wired": 0,
+    });
+    // gopsutil's names for the other /proc/meminfo lines (kB → bytes;
+    // the huge page counts are counts).
+    for (name, key) in [
+        ("active", "Active"),
+        ("buffers", "Buffers"),
+        ("cached", "Cached"),
+        ("commitlimit", "CommitLimit"),
+        ("committedas", "Committed_AS"),
+        ("dirty", "Dirty"),
+        ("highfree", "HighFree"),
+        ("hightotal", "HighTotal"),
+        ("hugepagesize", "Hugepagesize"),
+        ("inactive", "Inactive"),
+        ("lowfree", "LowFree"),
+        ("lowtotal", "LowTotal"),
+        ("mapped", "Mapped"),
+        ("pagetables", "PageTables"),
+        ("shared", "Shmem"),
+        ("slab", "Slab"),
+        ("sreclaimable", "SReclaimable"),
+        ("sunreclaim", "SUnreclaim"),
+        ("swapcached", "SwapCached"),
+        ("swapfree", "SwapFree"),
+        ("swaptotal", "SwapTotal"),
+        ("vmallocchunk", "VmallocChunk"),
+        ("vmalloctotal", "VmallocTotal"),
+        ("vmallocused", "VmallocUsed"),
+        ("writeback", "Writeback"),
+        ("writebacktmp", "WritebackTmp"),
+    ] {
+        memory[name] = json!(meminfo_bytes(&mem, key));
+    }
+    for (name, key) in [
+        ("hugepagesfree", "HugePages_Free"),
+        ("hugepagestotal", "HugePages_Total"),
+    ] {
+        memory[name] = json!(meminfo_bytes(&mem, key) / 1024);
+    }
+    let mut data = Data::new();
+    data.insert("cpu".into(), Value::Array(cpus));
+    data.insert("cpu_times".into(), Value::Array(cpu_times));
+    data.insert("disk".into(), Value::Array(disk));
+    data.insert("host".into(), host);
+    data.insert("memory".into(), memory);
+    data.insert(
+        "timestamp".into(),
+        Value::String(humantime::format_rfc3339_nanos(SystemTime::now()).to_string()),
+    );
+    data
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_flight_requests_leave_when_answered() {
+        let list = InFlightRequests::default();
+        let entry = InFlight {
+            start_time: SystemTime::now(),
+            remote_addr: None,
+            remote_port: None,
+            path: "/v1/secret/x".into(),
+            method: method_of(Operation::List),
+        };
+        {
+            let _guard = list.enter("req-1", entry);
+            assert_eq!(list.len(), 1);
+            let snapshot = list.snapshot();
+            assert_eq!(snapshot[0].0, "req-1");
+            assert_eq!(snapshot[0].1.method, "LIST");
+        }
+        assert!(list.is_empty());
+        assert!(list.snapshot().is_empty());
+    }
+
+    #[test]
+    fn host_info_has_openbaos_sections() {
+        let data = host_info();
+        let keys: Vec<&str> = data.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            ["cpu", "cpu_times", "disk", "host", "memory", "timestamp"]
+        );
+        assert!(data["memory"]["total"].as_u64().is_some());
+        assert!(data["host"]["hostname"].is_string());
+    }
+}
