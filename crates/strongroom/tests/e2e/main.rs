@@ -31,4 +31,5 @@ mod namespaces;
 mod operators;
 mod pgp;
 mod postgres;
+mod quotas;
 mod races;
