@@ -108,7 +108,7 @@ fn name(ctx: &Ctx) -> Result<String> {
 
 /// A `rate` as OpenBao reads a float64 field.
 fn rate(ctx: &Ctx) -> Result<f64> {
-    let v = ctx.request.data.get("rate");
+    let v = ctx.fields.raw().get("rate");
     let parsed = match v {
         None | Some(Value::Null) => Some(0.0),
         Some(Value::Number(n)) => n.as_f64(),
@@ -126,14 +126,14 @@ fn rate(ctx: &Ctx) -> Result<f64> {
 
 /// A non-negative duration field in whole seconds.
 fn seconds(ctx: &Ctx, field: &str) -> Result<u64> {
-    if let Some(Value::Number(n)) = ctx.request.data.get(field) {
+    if let Some(Value::Number(n)) = ctx.fields.raw().get(field) {
         if n.as_i64().is_some_and(|i| i < 0) {
             return Err(Error::bad_request(format!(
                 "Field validation failed: error converting input for field \"{field}\": cannot provide negative value '{n}'"
             )));
         }
     }
-    if let Some(Value::String(s)) = ctx.request.data.get(field) {
+    if let Some(Value::String(s)) = ctx.fields.raw().get(field) {
         if let Some(rest) = s.trim().strip_prefix('-') {
             let shown = rest.trim_end_matches('s');
             return Err(Error::bad_request(format!(
@@ -390,7 +390,7 @@ async fn config_write(s: S, ctx: Ctx) -> Result<Response> {
     let core = s.core()?;
     let active = core.active()?;
     let mut c = active.quotas.snapshot().config.clone();
-    match ctx.request.data.get("rate_limit_exempt_paths") {
+    match ctx.fields.raw().get("rate_limit_exempt_paths") {
         None => {}
         // OpenBao's string-slice field: a lone string is a list of one.
         Some(Value::String(p)) => c.rate_limit_exempt_paths = vec![p.clone()],
@@ -434,14 +434,16 @@ pub(super) fn paths() -> Vec<Path<SysState>> {
             FieldType::String,
             "Requests allowed per interval (a positive number).",
         ),
+        // Durations, read by `seconds` (declared as strings so that a
+        // negative one gets OpenBao's message rather than the framework's).
         Field::new(
             "interval",
-            FieldType::DurationSecond,
+            FieldType::String,
             "The interval of the rate (default 1s).",
         ),
         Field::new(
             "block_interval",
-            FieldType::DurationSecond,
+            FieldType::String,
             "How long a client that went over the rate is refused.",
         ),
     ]);

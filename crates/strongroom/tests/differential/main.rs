@@ -21,5 +21,6 @@ mod namespaces;
 mod operators;
 mod path_help;
 mod pgp;
+mod quotas;
 mod remount;
 mod tokens;

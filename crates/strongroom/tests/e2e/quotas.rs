@@ -53,8 +53,15 @@ async fn a_burst_over_a_rate_limit_quota_gets_429_with_headers_and_exempt_paths_
         204,
         "enable the headers",
     );
-    let config = expect(server.send(&Call::get("sys/quotas/config")).await, 200, "read");
-    assert_eq!(config.data("enable_rate_limit_response_headers"), &json!(true));
+    let config = expect(
+        server.send(&Call::get("sys/quotas/config")).await,
+        200,
+        "read",
+    );
+    assert_eq!(
+        config.data("enable_rate_limit_response_headers"),
+        &json!(true)
+    );
     assert_eq!(
         config.data("rate_limit_exempt_paths"),
         &json!([
@@ -78,8 +85,15 @@ async fn a_burst_over_a_rate_limit_quota_gets_429_with_headers_and_exempt_paths_
         204,
         "exempt paths",
     );
-    let config = expect(server.send(&Call::get("sys/quotas/config")).await, 200, "read");
-    assert_eq!(config.data("enable_rate_limit_response_headers"), &json!(true));
+    let config = expect(
+        server.send(&Call::get("sys/quotas/config")).await,
+        200,
+        "read",
+    );
+    assert_eq!(
+        config.data("enable_rate_limit_response_headers"),
+        &json!(true)
+    );
     // A generous mount quota on cubbyhole/: more specific than the global.
     expect(
         server
@@ -101,7 +115,11 @@ async fn a_burst_over_a_rate_limit_quota_gets_429_with_headers_and_exempt_paths_
         204,
         "global quota",
     );
-    let q = expect(server.send(&Call::get("sys/quotas/rate-limit/cubby")).await, 200, "read");
+    let q = expect(
+        server.send(&Call::get("sys/quotas/rate-limit/cubby")).await,
+        200,
+        "read",
+    );
     assert_eq!(q.data("path"), &json!("cubbyhole/"));
     assert_eq!(q.data("interval"), &json!(60));
     assert_eq!(q.data("inheritable"), &json!(false));
@@ -110,8 +128,14 @@ async fn a_burst_over_a_rate_limit_quota_gets_429_with_headers_and_exempt_paths_
     let first = get(&server, "secret/data/nothing").await;
     assert_eq!(first.status(), 404);
     assert_eq!(header(&first, "x-ratelimit-limit").as_deref(), Some("5"));
-    assert_eq!(header(&first, "x-ratelimit-remaining").as_deref(), Some("4"));
-    let reset: u64 = header(&first, "x-ratelimit-reset").unwrap().parse().unwrap();
+    assert_eq!(
+        header(&first, "x-ratelimit-remaining").as_deref(),
+        Some("4")
+    );
+    let reset: u64 = header(&first, "x-ratelimit-reset")
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(reset <= 3600, "reset {reset}");
     assert_eq!(header(&first, "retry-after"), None);
 
@@ -132,7 +156,10 @@ async fn a_burst_over_a_rate_limit_quota_gets_429_with_headers_and_exempt_paths_
             429 => {
                 assert_eq!(
                     r.errors(),
-                    vec![r#"request path "secret/data/nothing": rate limit quota exceeded"#.to_string()]
+                    vec![
+                        r#"request path "secret/data/nothing": rate limit quota exceeded"#
+                            .to_string()
+                    ]
                 );
                 refused += 1;
             }
@@ -151,7 +178,9 @@ async fn a_burst_over_a_rate_limit_quota_gets_429_with_headers_and_exempt_paths_
     // Exempt paths and the more specific mount quota still answer.
     expect(server.send(&Call::get("sys/mounts")).await, 200, "exempt");
     expect(
-        server.send(&Call::get("sys/quotas/rate-limit/global")).await,
+        server
+            .send(&Call::get("sys/quotas/rate-limit/global"))
+            .await,
         200,
         "exempt prefix",
     );
@@ -161,14 +190,18 @@ async fn a_burst_over_a_rate_limit_quota_gets_429_with_headers_and_exempt_paths_
     // Before authentication: a request with no token is refused by the
     // quota, not the ACL.
     expect(
-        server.send(&Call::get("secret/data/nothing").anonymous()).await,
+        server
+            .send(&Call::get("secret/data/nothing").anonymous())
+            .await,
         429,
         "anonymous",
     );
 
     // Deleting the quota lifts the limit; headers off removes them.
     expect(
-        server.send(&Call::delete("sys/quotas/rate-limit/global")).await,
+        server
+            .send(&Call::delete("sys/quotas/rate-limit/global"))
+            .await,
         204,
         "delete",
     );
@@ -200,13 +233,18 @@ async fn a_lease_count_quota_refuses_the_login_past_its_max() {
     );
     expect(
         server
-            .send(&Call::post("auth/approle/role/web", json!({"token_ttl": "1h"})))
+            .send(&Call::post(
+                "auth/approle/role/web",
+                json!({"token_ttl": "1h"}),
+            ))
             .await,
         204,
         "role",
     );
     let role_id = expect(
-        server.send(&Call::get("auth/approle/role/web/role-id")).await,
+        server
+            .send(&Call::get("auth/approle/role/web/role-id"))
+            .await,
         200,
         "role id",
     )
@@ -225,7 +263,9 @@ async fn a_lease_count_quota_refuses_the_login_past_its_max() {
         "lease-count quota",
     );
     let q = expect(
-        server.send(&Call::get("sys/quotas/lease-count/logins")).await,
+        server
+            .send(&Call::get("sys/quotas/lease-count/logins"))
+            .await,
         200,
         "read",
     );
@@ -260,14 +300,19 @@ async fn a_lease_count_quota_refuses_the_login_past_its_max() {
             let r = expect(r, 429, "the third login");
             assert_eq!(
                 r.errors(),
-                vec![r#"request path "auth/approle/login": lease count quota exceeded"#.to_string()]
+                vec![
+                    r#"request path "auth/approle/login": lease count quota exceeded"#.to_string()
+                ]
             );
         }
     }
     // Revoking one makes room for one more.
     expect(
         server
-            .send(&Call::post("auth/token/revoke", json!({"token": tokens[0]})))
+            .send(&Call::post(
+                "auth/token/revoke",
+                json!({"token": tokens[0]}),
+            ))
             .await,
         204,
         "revoke",
@@ -283,7 +328,11 @@ async fn a_lease_count_quota_refuses_the_login_past_its_max() {
     .as_str()
     .unwrap()
     .to_string();
-    expect(server.send(&login(secret_id)).await, 200, "login after a revoke");
+    expect(
+        server.send(&login(secret_id)).await,
+        200,
+        "login after a revoke",
+    );
 }
 
 /// The server's resident memory, in KiB.
