@@ -211,15 +211,17 @@ pub fn select<'q, K, Q: Quota + 'q>(
 where
     K: 'q,
 {
-    let mut best: Option<((u8, usize), (&'q K, &'q Q))> = None;
+    let mut best = None;
+    let mut best_rank = (0, 0);
     for (k, q) in quotas {
         if let Some(r) = rank(q, target) {
-            if best.as_ref().is_none_or(|(b, _)| r > *b) {
-                best = Some((r, (k, q)));
+            if best.is_none() || r > best_rank {
+                best = Some((k, q));
+                best_rank = r;
             }
         }
     }
-    best.map(|(_, kq)| kq)
+    best
 }
 
 #[cfg(test)]
