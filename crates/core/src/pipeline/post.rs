@@ -23,7 +23,8 @@ pub async fn process(
             resp.issue.is_some() || resp.lease.as_ref().is_some_and(|l| l.internal.is_some());
         if leases {
             let ns = ctx.tenant()?.store_id().to_string();
-            quota::check_lease_count(active, ctx, |prefix| async move {
+            // Boxed, as the other heavy steps: a lease-count quota is rare.
+            Box::pin(quota::check_lease_count(active, ctx, |prefix| async move {
                 let tokens = active
                     .tokens
                     .entries_matching(|e| e.namespace_id == ns && e.path.starts_with(&prefix))
@@ -31,7 +32,7 @@ pub async fn process(
                     .len();
                 Ok(active.leases.count_under(&ns, &prefix)
                     + u64::try_from(tokens).unwrap_or(u64::MAX))
-            })
+            }))
             .await?;
         }
         let Some(routed) = ctx.routed.as_ref() else {
