@@ -47,3 +47,66 @@ async fn the_bucket_table_stays_bounded_under_a_hundred_thousand_clients() {
         r#"request path "nothing/here": rate limit quota exceeded"#
     );
 }
+
+#[tokio::test]
+async fn quotas_are_stored_and_loaded_again_at_unseal() {
+    let (core, root, key) = unsealed_inmem().await;
+    let (s, body) = call(
+        &core,
+        "POST",
+        "/v1/sys/quotas/rate-limit/kv",
+        Some(&root),
+        Some(json!({"path": "secret/", "rate": 1, "interval": "1h"})),
+    )
+    .await;
+    // No `secret/` mount in a non-dev core: OpenBao's refusal.
+    assert_eq!(s, 400, "{body}");
+    assert_eq!(body, json!({"errors": ["invalid mount path \"secret/\""]}));
+    let (s, body) = call(
+        &core,
+        "POST",
+        "/v1/sys/quotas/rate-limit/global",
+        Some(&root),
+        Some(json!({"rate": 7, "block_interval": "1m"})),
+    )
+    .await;
+    assert_eq!(s, 204, "{body}");
+    let (s, _) = call(
+        &core,
+        "POST",
+        "/v1/sys/quotas/config",
+        Some(&root),
+        Some(json!({"enable_rate_limit_audit_logging": true})),
+    )
+    .await;
+    assert_eq!(s, 204);
+    let (s, _) = call(&core, "POST", "/v1/sys/seal", Some(&root), None).await;
+    assert_eq!(s, 204);
+    let (s, _) = strongroom_test::inprocess::unseal(&core, &key).await;
+    assert_eq!(s, 200);
+    let (s, body) = call(
+        &core,
+        "GET",
+        "/v1/sys/quotas/rate-limit/global",
+        Some(&root),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["data"]["rate"], json!(7));
+    assert_eq!(body["data"]["block_interval"], json!(60));
+    assert_eq!(body["data"]["interval"], json!(1));
+    assert_eq!(body["data"]["inheritable"], json!(true));
+    let (s, body) = call(&core, "GET", "/v1/sys/quotas/config", Some(&root), None).await;
+    assert_eq!(s, 200);
+    assert_eq!(body["data"]["enable_rate_limit_audit_logging"], json!(true));
+    assert_eq!(
+        body["data"]["rate_limit_exempt_paths"]
+            .as_array()
+            .unwrap()
+            .len(),
+        7
+    );
+    let quotas = core.active().unwrap().quotas.clone();
+    assert_eq!(quotas.snapshot().rate_limits.len(), 1);
+}
