@@ -257,6 +257,17 @@ impl LeaseStore {
             .collect()
     }
 
+    /// How many leases of namespace `ns` were created at a path under
+    /// `prefix` (relative to the namespace; lease-count quotas).
+    pub fn count_under(&self, ns: &str, prefix: &str) -> u64 {
+        let n = self
+            .leases
+            .iter()
+            .filter(|e| e.namespace_id == ns && e.path.starts_with(prefix))
+            .count();
+        u64::try_from(n).unwrap_or(u64::MAX)
+    }
+
     fn index(&self, entry: Arc<LeaseEntry>) {
         if !entry.token_hash.is_empty() {
             self.by_token

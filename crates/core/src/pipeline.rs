@@ -7,6 +7,7 @@
 //! 2. [`namespace`]: the namespace the request is in (the header joined
 //!    with the path), and the path relative to it; locked namespaces and
 //!    the root-only `sys/` endpoints are refused here;
+//!    then [`quota`]: the rate-limit quotas, before authentication;
 //! 3. [`authenticate`]: the token, unless the path is unauthenticated; one
 //!    of its uses is spent;
 //! 4. [`route`]: the longest mount prefix picks the backend; the backend's
@@ -34,6 +35,7 @@ pub mod authorize;
 pub mod backend;
 pub mod namespace;
 pub mod post;
+pub mod quota;
 pub mod receive;
 pub mod respond;
 pub mod route;
@@ -185,6 +187,12 @@ pub struct RequestCtx {
     /// The request's audit entry, kept by the request hook for the
     /// response entry (the backend consumes the request meanwhile).
     pub audit_entry: Option<Box<strongroom_audit::Entry>>,
+    /// The rate-limit headers the answer carries (when enabled).
+    pub quota_headers: Vec<(String, String)>,
+    /// A rate-limit quota refused the request.
+    pub rate_limited: bool,
+    /// ... and the refusal is audited (`enable_rate_limit_audit_logging`).
+    pub audit_rate_limited: bool,
 }
 
 impl RequestCtx {
@@ -320,6 +328,12 @@ impl RequestHandler for Core {
         ctx.lap(Stage::Receive);
         // Stages 2–5: any failure is still audited (stage 6) with its error.
         let admitted = admit(&active, &mut ctx).await;
+        let headers = std::mem::take(&mut ctx.quota_headers);
+        if ctx.rate_limited && !ctx.audit_rate_limited {
+            // OpenBao audits a rate-limit refusal only when asked to.
+            let refused = admitted.map(|()| Response::empty());
+            return respond::respond(self, &*hooks.observer, ctx, refused).await;
+        }
         let admitted = audit::request(&*hooks.audit, &mut ctx, admitted).await;
         let outcome = match admitted {
             Ok(()) => match backend::call(&mut ctx).await {
@@ -329,13 +343,26 @@ impl RequestHandler for Core {
             Err(e) => Err(e),
         };
         let outcome = audit::response(&*hooks.audit, &mut ctx, outcome).await;
-        respond::respond(self, &*hooks.observer, ctx, outcome).await
+        let answer = respond::respond(self, &*hooks.observer, ctx, outcome).await;
+        if headers.is_empty() {
+            return answer;
+        }
+        match answer {
+            Ok(mut resp) => {
+                resp.headers.extend(headers);
+                Ok(resp)
+            }
+            // A standby's refusal is forwarded: the HTTP layer matches it.
+            Err(Error::Standby) => Err(Error::Standby),
+            Err(e) => Err(e.with_headers(headers)),
+        }
     }
 }
 
 /// Stages 2 to 5: namespace, authentication, route, authorisation.
 async fn admit(active: &crate::node::Active, ctx: &mut RequestCtx) -> Result<()> {
     namespace::resolve(active, ctx)?;
+    quota::check(active, ctx)?;
     ctx.lap(Stage::Namespace);
     authenticate::authenticate(active, ctx).await?;
     ctx.lap(Stage::Authenticate);

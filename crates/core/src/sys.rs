@@ -24,6 +24,7 @@ mod audit;
 mod leases;
 mod namespaces;
 mod operators;
+pub(crate) mod quotas;
 mod remount;
 mod telemetry;
 mod wrapping;
@@ -1321,6 +1322,7 @@ pub fn backend(core: Weak<Core>) -> Backend<SysState> {
     paths.extend(wrapping::paths());
     paths.extend(leases::paths());
     paths.extend(namespaces::paths());
+    paths.extend(quotas::paths());
     paths.extend(operators::paths());
     paths.extend(remount::paths());
     paths.extend(audit::paths());

@@ -87,6 +87,7 @@ pub fn method_of(op: Operation) -> &'static str {
     match op {
         Operation::Read | Operation::Help => "GET",
         Operation::List => "LIST",
+        Operation::Scan => "SCAN",
         Operation::Create | Operation::Update => "PUT",
         Operation::Delete => "DELETE",
         Operation::Patch => "PATCH",

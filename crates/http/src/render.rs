@@ -11,6 +11,28 @@ use strongroom_sdk::Error;
 
 /// Renders a handler's answer to request `request_id`.
 pub fn render_response(response: &Response, request_id: &str) -> http::Response<Body> {
+    with_headers(render_body(response, request_id), &response.headers)
+}
+
+/// Adds `extra` headers (a quota's `X-RateLimit-*`) to `resp`; a name or
+/// value HTTP cannot carry is skipped.
+fn with_headers(
+    mut resp: http::Response<Body>,
+    extra: &[(String, String)],
+) -> http::Response<Body> {
+    for (name, value) in extra {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            resp.headers_mut().insert(name, value);
+        }
+    }
+    resp
+}
+
+/// The answer's status and body.
+fn render_body(response: &Response, request_id: &str) -> http::Response<Body> {
     if let Some(raw) = &response.raw {
         if let (Some(content_type), Value::String(body)) = (raw.content_type, &raw.body) {
             return text(raw.status, content_type, body.clone());
@@ -43,7 +65,7 @@ pub fn render_response(response: &Response, request_id: &str) -> http::Response<
 
 /// Renders an error: its status and `{"errors": [...]}`.
 pub fn render_error(error: &Error) -> http::Response<Body> {
-    json(error.status(), &error.body())
+    with_headers(json(error.status(), &error.body()), error.headers())
 }
 
 /// A JSON response with Vault's headers. An out-of-range status (a backend

@@ -63,6 +63,16 @@ pub enum Error {
     /// An internal invariant failed (500). The message is logged, not hidden.
     #[error("{0}")]
     Internal(String),
+    /// Another error, answered with extra HTTP headers (a request refused
+    /// by a rate-limit quota carries `Retry-After` and `X-RateLimit-*`).
+    /// Its status and messages are the inner error's.
+    #[error("{error}")]
+    WithHeaders {
+        /// The error answered.
+        error: Box<Error>,
+        /// The headers added to the answer (name, value).
+        headers: Vec<(String, String)>,
+    },
 }
 
 impl Error {
@@ -76,9 +86,49 @@ impl Error {
         Error::Internal(msg.to_string())
     }
 
+    /// `self` answered with `headers` (unchanged when there are none).
+    pub fn with_headers(self, headers: Vec<(String, String)>) -> Self {
+        if headers.is_empty() {
+            return self;
+        }
+        match self {
+            Error::WithHeaders {
+                error,
+                headers: mut had,
+            } => {
+                had.extend(headers);
+                Error::WithHeaders {
+                    error,
+                    headers: had,
+                }
+            }
+            error => Error::WithHeaders {
+                error: Box::new(error),
+                headers,
+            },
+        }
+    }
+
+    /// The error without the headers [`Error::WithHeaders`] added.
+    pub fn inner(&self) -> &Error {
+        match self {
+            Error::WithHeaders { error, .. } => error.inner(),
+            other => other,
+        }
+    }
+
+    /// The extra headers of the answer ([`Error::WithHeaders`]).
+    pub fn headers(&self) -> &[(String, String)] {
+        match self {
+            Error::WithHeaders { headers, .. } => headers,
+            _ => &[],
+        }
+    }
+
     /// The HTTP status code Vault answers this error with.
     pub fn status(&self) -> u16 {
         match self {
+            Error::WithHeaders { error, .. } => error.status(),
             Error::BadRequest(_) => 400,
             Error::PermissionDenied | Error::Forbidden(_) => 403,
             Error::NotFound(_) | Error::UnsupportedPath => 404,
@@ -102,6 +152,7 @@ impl Error {
     /// The messages of the `errors` list in the response body.
     pub fn messages(&self) -> Vec<String> {
         match self {
+            Error::WithHeaders { error, .. } => error.messages(),
             Error::NotFound(None) => Vec::new(),
             // Vault wraps permission errors in a multierror; clients match on
             // the "permission denied" substring, so keep it verbatim.

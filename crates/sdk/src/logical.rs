@@ -269,6 +269,10 @@ pub struct Response {
     /// A login's request for a token (auth methods); the core issues it
     /// and fills `auth`.
     pub issue: Option<TokenIssue>,
+    /// Extra HTTP headers of the answer (name, value): the rate-limit
+    /// quota's `X-RateLimit-*` when enabled. They do not make an empty
+    /// answer non-empty.
+    pub headers: Vec<(String, String)>,
 }
 
 impl Response {

@@ -240,14 +240,10 @@ pub fn barrier(op: StorageOp, elapsed: Duration) {
 }
 
 /// A request was refused by a rate-limit quota
-/// (`vault.quota.rate_limit.violation`, labelled by path and namespace).
-pub fn quota_violation(path: &str, namespace: &str) {
-    metrics::counter!(
-        name("quota.rate_limit.violation"),
-        "path" => path.to_string(),
-        "namespace" => namespace.to_string()
-    )
-    .increment(1);
+/// (`vault.quota.rate_limit.violation`, labelled by the quota's name, as
+/// OpenBao labels it).
+pub fn quota_violation(quota: &str) {
+    metrics::counter!(name("quota.rate_limit.violation"), "name" => quota.to_string()).increment(1);
 }
 
 /// Sets a gauge `suffix` (prefixed) with `labels`.

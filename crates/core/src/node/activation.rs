@@ -55,6 +55,9 @@ pub struct Active {
     pub(crate) deleting: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Cluster identity.
     pub cluster: ClusterInfo,
+    /// The quotas in force and the rate-limit buckets (definitions in the
+    /// root barrier, see `sys/quotas`).
+    pub quotas: Arc<strongroom_quota::Quotas>,
     /// The reaper and the periodic ticker; aborted at step-down.
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
@@ -215,7 +218,10 @@ impl Core {
                 }
             }
         }
+        let quotas = Arc::new(strongroom_quota::Quotas::default());
+        crate::sys::quotas::load(self, &quotas).await?;
         Ok(Arc::new(Active {
+            quotas,
             namespaces,
             tokens,
             leases,
@@ -359,6 +365,9 @@ impl Core {
                 Err(_) if tenant.entry().tainted => Ok(()),
                 Err(_) => self.load_standby().await,
             };
+        }
+        if tenant.is_root() && crate::sys::quotas::is_quota_key(key) {
+            return crate::sys::quotas::load(self, &state.quotas).await;
         }
         if key == crate::audit::Audit::table_key() {
             return self.audit.load_standby(self).await;

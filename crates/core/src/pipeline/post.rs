@@ -7,7 +7,7 @@
 use strongroom_sdk::logical::Response;
 use strongroom_sdk::{Error, Result};
 
-use super::{RequestCtx, Stage};
+use super::{quota, RequestCtx, Stage};
 use crate::mount::Table;
 use crate::node::{Active, Core};
 
@@ -19,6 +19,22 @@ pub async fn process(
     mut resp: Response,
 ) -> Result<Response> {
     let outcome = async {
+        let leases =
+            resp.issue.is_some() || resp.lease.as_ref().is_some_and(|l| l.internal.is_some());
+        if leases {
+            let ns = ctx.tenant()?.store_id().to_string();
+            // Boxed, as the other heavy steps: a lease-count quota is rare.
+            Box::pin(quota::check_lease_count(active, ctx, |prefix| async move {
+                let tokens = active
+                    .tokens
+                    .entries_matching(|e| e.namespace_id == ns && e.path.starts_with(&prefix))
+                    .await?
+                    .len();
+                Ok(active.leases.count_under(&ns, &prefix)
+                    + u64::try_from(tokens).unwrap_or(u64::MAX))
+            }))
+            .await?;
+        }
         let Some(routed) = ctx.routed.as_ref() else {
             return Err(Error::internal("an answered request has no route"));
         };

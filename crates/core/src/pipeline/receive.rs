@@ -52,6 +52,9 @@ pub fn receive(req: Request, started: Option<Instant>) -> Result<RequestCtx> {
         looked_up: false,
         mark: started,
         audit_entry: None,
+        quota_headers: Vec::new(),
+        rate_limited: false,
+        audit_rate_limited: false,
     })
 }
 

@@ -21,6 +21,7 @@ mod namespaces;
 mod operators;
 mod path_help;
 mod pgp;
+mod quotas;
 mod remount;
 mod telemetry;
 mod tokens;

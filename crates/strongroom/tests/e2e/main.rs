@@ -31,5 +31,6 @@ mod namespaces;
 mod operators;
 mod pgp;
 mod postgres;
+mod quotas;
 mod races;
 mod telemetry;

@@ -7,4 +7,5 @@
 mod bad_input;
 mod core;
 mod namespaces;
+mod quotas;
 mod tokens;
