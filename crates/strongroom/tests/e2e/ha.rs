@@ -1171,6 +1171,14 @@ async fn a_standby_follows_namespaces_made_and_deleted_and_answers_in_them_itsel
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     assert!(gone, "ns2 was never deleted");
+    // The deletion's writes were made by a background task, not for a
+    // client: a write through the standby, once acknowledged, was pushed
+    // to it after them (pushes keep their order), so the standby has
+    // applied the deletion before the active node stops.
+    let r = cluster
+        .send(1, &ns("ns1", Call::put("kv/marker", json!({"v": "after"}))))
+        .await;
+    assert_eq!(r.status, 204, "{r:?}");
 
     cluster.node(0).signal("STOP");
     let root = Some(cluster.root.as_str());
