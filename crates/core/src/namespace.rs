@@ -231,6 +231,10 @@ pub trait Places: Send + Sync + 'static {
     fn prefix_of(&self, ns_id: &str) -> Option<String>;
     /// The ids of every namespace but root.
     fn ids(&self) -> Vec<String>;
+    /// Whether only the root namespace exists.
+    fn only_root(&self) -> bool {
+        self.ids().is_empty()
+    }
 }
 
 /// `base`, a view of the root namespace's storage, moved under namespace

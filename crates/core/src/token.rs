@@ -940,7 +940,7 @@ impl TokenStore {
         }
         // Known by hash only, the token may be in a namespace the index
         // has not reached yet: once it has, its namespace is known.
-        if self.is_loaded() || self.places.ids().is_empty() {
+        if self.is_loaded() || self.places.only_root() {
             return Ok(None);
         }
         self.loaded().await?;

@@ -7,6 +7,7 @@
 //! - [`storage`]: the physical and logical storage contracts and the
 //!   prefixed [`View`](storage::View) a mount stores through;
 //! - [`login`]: the token parameters of auth method roles;
+//! - [`identity`]: the login alias and the identity facts templates read;
 //! - [`token_type`]: the token type enum;
 //! - [`duration`], [`cidr`], [`glob`]: the value syntaxes Vault's API uses;
 //! - [`role_store`]: auth methods' typed role entries, names and locks;
@@ -22,6 +23,7 @@ pub mod duration;
 pub mod error;
 pub mod framework;
 pub mod glob;
+pub mod identity;
 pub mod json;
 pub mod lenient_hcl;
 pub mod logical;

@@ -197,6 +197,9 @@ pub struct TokenIssue {
     pub no_default_policy: bool,
     /// Bind the token to the address that logged in.
     pub strictly_bind_ip: bool,
+    /// The alias the core resolves to an entity (none: the token has no
+    /// entity).
+    pub alias: Option<crate::identity::LoginAlias>,
 }
 
 /// Lease information of a leased response.

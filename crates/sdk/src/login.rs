@@ -468,7 +468,8 @@ impl TokenParams {
         d.sort_keys();
     }
 
-    /// The token a login with these parameters asks for.
+    /// The token a login with these parameters asks for (the method sets
+    /// its alias on the result).
     pub fn issue(
         &self,
         metadata: Map<String, Value>,
@@ -487,6 +488,7 @@ impl TokenParams {
             token_type: self.token_type,
             no_default_policy: self.token_no_default_policy,
             strictly_bind_ip: self.token_strictly_bind_ip,
+            alias: None,
         }
     }
 }

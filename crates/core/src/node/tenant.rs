@@ -218,18 +218,6 @@ impl Namespaces {
         all
     }
 
-    /// The direct children of the namespace at `parent`.
-    pub fn children(&self, parent: &str) -> Vec<Arc<Tenant>> {
-        let mut out: Vec<Arc<Tenant>> = self
-            .by_path
-            .iter()
-            .filter(|t| crate::namespace::parent_of(&t.path) == Some(parent))
-            .map(|t| t.clone())
-            .collect();
-        out.sort_by(|a, b| a.path.cmp(&b.path));
-        out
-    }
-
     /// Whether the namespace at `path` has children.
     pub fn has_children(&self, path: &str) -> bool {
         self.by_path
@@ -390,5 +378,9 @@ impl Places for Namespaces {
 
     fn ids(&self) -> Vec<String> {
         self.by_id.iter().map(|t| t.id.to_string()).collect()
+    }
+
+    fn only_root(&self) -> bool {
+        self.is_empty()
     }
 }

@@ -87,11 +87,8 @@ pub fn resolve(active: &Active, ctx: &mut RequestCtx) -> Result<()> {
         .resolve(&header, &ctx.path)
         .ok_or_else(not_found)?;
     if tenant.is_root() {
-        if !header.is_empty() {
-            // Unreachable: a non-empty header resolves below root or not
-            // at all. Kept so that a root request never loses its path.
-            return Err(not_found());
-        }
+        // The path is unchanged: a header naming a namespace never
+        // resolves to root.
         ctx.tenant = Some(tenant);
         return Ok(());
     }

@@ -32,33 +32,20 @@ struct UnlockParams {
     unlock_key: String,
 }
 
-async fn list(s: S, ctx: Ctx) -> Result<Response> {
-    let core = s.core()?;
-    let here = core.request_tenant(&ctx.extensions)?;
-    let active = core.active()?;
-    let mut keys = Vec::new();
-    let mut info = Map::new();
-    for child in active.namespaces.children(&here.path) {
-        let relative = child.path[here.path.len()..].to_string();
-        info.insert(relative.clone(), child.entry().render());
-        keys.push(relative);
-    }
-    if keys.is_empty() {
-        return Err(Error::NotFound(None));
-    }
-    Ok(Response::data(obj(json!({"keys": keys, "key_info": info}))))
-}
-
-/// `SCAN sys/namespaces`: every namespace below the request's, relative
-/// to it, with their details.
-async fn scan(s: S, ctx: Ctx) -> Result<Response> {
+/// The namespaces below the request's that `keep` selects (given the
+/// child's path and the request namespace's), keyed by their path relative
+/// to the request's, with their details; 404 when there are none.
+async fn listing(s: S, ctx: Ctx, keep: fn(&str, &str) -> bool) -> Result<Response> {
     let core = s.core()?;
     let here = core.request_tenant(&ctx.extensions)?;
     let active = core.active()?;
     let mut keys = Vec::new();
     let mut info = Map::new();
     for t in active.namespaces.all() {
-        if t.path.len() > here.path.len() && t.path.starts_with(&*here.path) {
+        if t.path.len() > here.path.len()
+            && t.path.starts_with(&*here.path)
+            && keep(&t.path, &here.path)
+        {
             let relative = t.path[here.path.len()..].to_string();
             info.insert(relative.clone(), t.entry().render());
             keys.push(relative);
@@ -68,6 +55,19 @@ async fn scan(s: S, ctx: Ctx) -> Result<Response> {
         return Err(Error::NotFound(None));
     }
     Ok(Response::data(obj(json!({"keys": keys, "key_info": info}))))
+}
+
+/// `LIST sys/namespaces`: the direct children.
+async fn list(s: S, ctx: Ctx) -> Result<Response> {
+    listing(s, ctx, |child, here| {
+        namespace::parent_of(child) == Some(here)
+    })
+    .await
+}
+
+/// `SCAN sys/namespaces`: every namespace below, recursively.
+async fn scan(s: S, ctx: Ctx) -> Result<Response> {
+    listing(s, ctx, |_, _| true).await
 }
 
 async fn read(s: S, ctx: Ctx) -> Result<Response> {
