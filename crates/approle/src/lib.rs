@@ -221,6 +221,7 @@ pub fn backend() -> Backend<AppRole> {
         root: PathSet::default(),
     })
     .on_periodic(hook(secret::periodic))
+    .on_resolve_role(Arc::new(|s, req| Box::pin(login::resolve_role(s, req))))
 }
 
 #[cfg(test)]

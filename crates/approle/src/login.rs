@@ -23,6 +23,7 @@ use zeroize::Zeroizing;
 use crate::lockout::{Locked, Verdict};
 use crate::model::{ip_allowed, now_ns, RoleEntry};
 use crate::state::{delete_secret_ops, put_op, read_role_id, read_secret, secret_key, AppRole};
+use strongroom_sdk::framework::BackendRequest;
 
 type S = Arc<AppRole>;
 
@@ -146,6 +147,23 @@ async fn use_secret_id(
         metadata: entry.metadata,
         token_bound_cidrs: entry.token_bound_cidrs,
     })
+}
+
+/// The role a login names, for role-based quotas (OpenBao's
+/// `ResolveRoleOperation`): the name of the role whose role id the request
+/// carries, `None` for an unknown or missing role id.
+pub async fn resolve_role(s: &AppRole, req: &BackendRequest) -> Result<Option<String>> {
+    let Some(role_id) = req
+        .request
+        .data
+        .get("role_id")
+        .and_then(|v| v.as_str())
+        .filter(|v| !v.is_empty())
+    else {
+        return Ok(None);
+    };
+    let rid_hmac = s.hmac(&req.storage, "role_id", role_id).await?;
+    Ok(read_role_id(&req.storage, &rid_hmac).await?.map(|e| e.name))
 }
 
 /// `POST login`, with OpenBao's lockout of a role id after repeated

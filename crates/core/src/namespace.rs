@@ -231,6 +231,11 @@ pub trait Places: Send + Sync + 'static {
     fn prefix_of(&self, ns_id: &str) -> Option<String>;
     /// The ids of every namespace but root.
     fn ids(&self) -> Vec<String>;
+    /// The path of namespace `ns_id` (`ns1/ns2/`; `""` for root; `None`
+    /// when no such namespace exists).
+    fn path_of(&self, ns_id: &str) -> Option<String> {
+        (ns_id.is_empty() || ns_id == ROOT_ID).then(String::new)
+    }
     /// Whether only the root namespace exists.
     fn only_root(&self) -> bool {
         self.ids().is_empty()
@@ -262,6 +267,15 @@ impl Places for RootOnly {
 
     fn ids(&self) -> Vec<String> {
         Vec::new()
+    }
+}
+
+/// The `namespace` label of OpenBao's metrics: `root`, or the
+/// namespace's path without its trailing slash.
+pub fn metric_label(path: &str) -> &str {
+    match path.trim_end_matches('/') {
+        "" => "root",
+        p => p,
     }
 }
 

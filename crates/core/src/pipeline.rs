@@ -96,6 +96,11 @@ impl Stage {
         Stage::Respond,
     ];
 
+    /// The stage's bit in a [`StageSet`].
+    pub const fn bit(self) -> StageSet {
+        StageSet(1 << self as u16)
+    }
+
     /// The stage's name, as metrics label it.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -110,6 +115,43 @@ impl Stage {
             Stage::AuditResponse => "audit_response",
             Stage::Respond => "respond",
         }
+    }
+}
+
+/// A set of stages (a bit each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StageSet(u16);
+
+impl StageSet {
+    /// Every stage.
+    pub const ALL: StageSet = StageSet((1 << Stage::ALL.len()) - 1);
+
+    /// The union of two sets.
+    pub const fn with(self, other: StageSet) -> StageSet {
+        StageSet(self.0 | other.0)
+    }
+
+    /// Whether `stage` is in the set.
+    pub const fn contains(self, stage: Stage) -> bool {
+        self.0 & stage.bit().0 != 0
+    }
+
+    /// The stage boundaries at which the clock must be read for each stage
+    /// of `self` to be timed exactly: its own end and the end of the stage
+    /// before it; the last stage's end always (so the stages' sum is the
+    /// whole request). Time of an unclocked stage counts towards the next
+    /// clocked one.
+    pub fn clocked(self) -> StageSet {
+        let mut out = Stage::Respond.bit();
+        for (i, stage) in Stage::ALL.iter().enumerate() {
+            if self.contains(*stage) {
+                out = out.with(stage.bit());
+                if let Some(prev) = i.checked_sub(1).and_then(|p| Stage::ALL.get(p)) {
+                    out = out.with(prev.bit());
+                }
+            }
+        }
+        out
     }
 }
 
@@ -184,11 +226,16 @@ pub struct RequestCtx {
     looked_up: bool,
     /// The end of the last timed stage; `None` when nothing is timed.
     mark: Option<Instant>,
+    /// The stage ends at which the clock is read (see
+    /// [`StageSet::clocked`]).
+    clocked: StageSet,
     /// The request's audit entry, kept by the request hook for the
     /// response entry (the backend consumes the request meanwhile).
     pub audit_entry: Option<Box<strongroom_audit::Entry>>,
     /// The rate-limit headers the answer carries (when enabled).
     pub quota_headers: Vec<(String, String)>,
+    /// The role a login names, resolved when its mount has role quotas.
+    pub login_role: Option<String>,
     /// A rate-limit quota refused the request.
     pub rate_limited: bool,
     /// ... and the refusal is audited (`enable_rate_limit_audit_logging`).
@@ -238,8 +285,12 @@ impl RequestCtx {
         self.timings[stage as usize]
     }
 
-    /// Records the time since the previous mark as `stage`'s.
+    /// Records the time since the previous mark as `stage`'s (when the
+    /// observer's stages need this boundary).
     fn lap(&mut self, stage: Stage) {
+        if !self.clocked.contains(stage) {
+            return;
+        }
         if let Some(mark) = self.mark {
             let now = Instant::now();
             self.timings[stage as usize] += now - mark;
@@ -262,6 +313,15 @@ pub trait Observer: Send + Sync + 'static {
     /// `ctx.timings` answers `false` and the pipeline skips the clock.
     fn timed(&self) -> bool {
         true
+    }
+
+    /// The stages whose times the observer reads (when [`timed`](
+    /// Observer::timed)); the pipeline reads the clock only at the
+    /// boundaries these need. `audited`: whether an audit device is
+    /// enabled (the audit stages do work only then).
+    fn stages(&self, audited: bool) -> StageSet {
+        let _ = audited;
+        StageSet::ALL
     }
 
     /// A request finished with `status` (its HTTP status); `ctx.timings`
@@ -292,19 +352,23 @@ impl RequestHandler for Core {
     }
 
     async fn handle_request(&self, req: Request) -> Result<Response> {
-        let _in_flight = self.in_flight().enter(
-            &req.id,
-            crate::telemetry::InFlight {
-                start_time: std::time::SystemTime::now(),
-                remote_addr: req.remote_addr,
-                remote_port: req.remote_port,
-                path: format!("/v1/{}", req.path),
-                method: crate::telemetry::method_of(req.operation),
-            },
-        );
+        let now = Instant::now();
+        let _in_flight = self.in_flight().enter(crate::telemetry::InFlight {
+            id: req.id.clone(),
+            started: now,
+            remote_addr: req.remote_addr,
+            remote_port: req.remote_port,
+            path: req.path.clone(),
+            method: crate::telemetry::method_of(req.operation),
+        });
         let hooks = self.pipeline_hooks();
-        let started = hooks.observer.timed().then(Instant::now);
-        let mut ctx = receive::receive(req, started)?;
+        let (started, clocked) = if hooks.observer.timed() {
+            let audited = hooks.audit.is_enabled();
+            (Some(now), hooks.observer.stages(audited).clocked())
+        } else {
+            (None, StageSet::default())
+        };
+        let mut ctx = receive::receive(req, started, clocked)?;
         if receive::is_seal_free(&ctx) && !receive::names_namespace(&ctx) {
             return receive::seal_free(self, ctx).await;
         }
@@ -362,7 +426,7 @@ impl RequestHandler for Core {
 /// Stages 2 to 5: namespace, authentication, route, authorisation.
 async fn admit(active: &crate::node::Active, ctx: &mut RequestCtx) -> Result<()> {
     namespace::resolve(active, ctx)?;
-    quota::check(active, ctx)?;
+    quota::check(active, ctx).await?;
     ctx.lap(Stage::Namespace);
     authenticate::authenticate(active, ctx).await?;
     ctx.lap(Stage::Authenticate);

@@ -32,6 +32,8 @@ pub struct Route {
     /// cubbyhole); other backends get no extensions, and the request
     /// saves their allocation.
     pub builtin_caller: bool,
+    /// The mount's `vault.route.<op>.<mount>` timers.
+    pub timers: strongroom_telemetry::RouteTimers,
 }
 
 impl Route {

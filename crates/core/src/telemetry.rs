@@ -7,9 +7,9 @@
 //! never depends on an exporter.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{json, Value};
 
@@ -19,7 +19,7 @@ use strongroom_sdk::{Error, Result};
 use strongroom_telemetry::{Format, Render, PROMETHEUS_CONTENT_TYPE};
 
 use crate::node::Core;
-use crate::pipeline::{Observer, RequestCtx, Stage};
+use crate::pipeline::{Observer, RequestCtx, Stage, StageSet};
 
 /// The pipeline observer that records OpenBao's request metrics:
 /// `vault.core.handle_request` / `handle_login_request` (the whole
@@ -30,55 +30,95 @@ use crate::pipeline::{Observer, RequestCtx, Stage};
 pub struct MetricsObserver;
 
 impl Observer for MetricsObserver {
+    fn stages(&self, audited: bool) -> StageSet {
+        let read = Stage::Authenticate.bit().with(Stage::Backend.bit());
+        if audited {
+            read.with(Stage::AuditRequest.bit())
+                .with(Stage::AuditResponse.bit())
+        } else {
+            read
+        }
+    }
+
     fn request_finished(&self, ctx: &RequestCtx, _status: u16) {
         let total: Duration = ctx.timings.iter().sum();
         let login = ctx.unauthenticated && ctx.path.starts_with("auth/");
-        let mount = ctx.routed.as_ref().map(|r| r.route.prefix.as_str());
-        strongroom_telemetry::request_handled(
-            ctx.operation.as_str(),
-            mount.map(|m| (m, ctx.timing(Stage::Backend))),
-            login,
-            total,
-        );
+        strongroom_telemetry::request_handled(login, total);
+        if let Some(routed) = ctx.routed.as_ref() {
+            routed.route.timers.record(
+                operation_index(ctx.operation),
+                ctx.operation.as_str(),
+                ctx.timing(Stage::Backend),
+            );
+        }
         if ctx.has_token {
             strongroom_telemetry::check_token(ctx.timing(Stage::Authenticate));
         }
     }
 }
 
+/// A distinct index below 8 per operation (for [`RouteTimers`](
+/// strongroom_telemetry::RouteTimers)).
+fn operation_index(op: Operation) -> usize {
+    match op {
+        Operation::Read => 0,
+        Operation::Create => 1,
+        Operation::Update => 2,
+        Operation::Patch => 3,
+        Operation::Delete => 4,
+        Operation::List => 5,
+        Operation::Scan => 6,
+        Operation::Help => 7,
+    }
+}
+
 /// One request in flight, as `sys/in-flight-req` lists it.
 #[derive(Debug, Clone)]
 pub struct InFlight {
-    /// When it arrived.
-    pub start_time: SystemTime,
+    /// The request id.
+    pub id: String,
+    /// When it entered the pipeline (a monotonic instant; the wall-clock
+    /// time is worked out when listed, not read on every request).
+    pub started: Instant,
     /// The client's address.
     pub remote_addr: Option<IpAddr>,
     /// The client's port.
     pub remote_port: Option<u16>,
-    /// `/v1/<path>`.
+    /// The request path (below `/v1/`).
     pub path: String,
     /// The HTTP method the operation came from.
     pub method: &'static str,
 }
 
-/// The requests being answered, by request id.
+impl InFlight {
+    /// When the request arrived, in wall-clock time.
+    pub fn start_time(&self) -> SystemTime {
+        SystemTime::now()
+            .checked_sub(self.started.elapsed())
+            .unwrap_or(SystemTime::UNIX_EPOCH)
+    }
+}
+
+/// The requests being answered. Each request takes a number from a
+/// counter and is kept under it in a sharded map: registering costs one
+/// insert into one shard (no string hashing, no global lock), and the
+/// request id is only a value.
 #[derive(Debug, Default)]
 pub struct InFlightRequests {
-    map: DashMap<String, InFlight>,
-    count: AtomicUsize,
+    map: DashMap<u64, InFlight, foldhash::fast::FixedState>,
+    next: AtomicU64,
 }
 
 /// Removes its request from the in-flight list when dropped.
 #[derive(Debug)]
 pub struct InFlightGuard<'a> {
     owner: &'a InFlightRequests,
-    id: String,
+    key: u64,
 }
 
 impl Drop for InFlightGuard<'_> {
     fn drop(&mut self) {
-        self.owner.map.remove(&self.id);
-        self.owner.count.fetch_sub(1, Ordering::Relaxed);
+        self.owner.map.remove(&self.key);
     }
 }
 
@@ -96,18 +136,15 @@ pub fn method_of(op: Operation) -> &'static str {
 
 impl InFlightRequests {
     /// Registers a request until the guard is dropped.
-    pub fn enter(&self, id: &str, entry: InFlight) -> InFlightGuard<'_> {
-        self.map.insert(id.to_string(), entry);
-        self.count.fetch_add(1, Ordering::Relaxed);
-        InFlightGuard {
-            owner: self,
-            id: id.to_string(),
-        }
+    pub fn enter(&self, entry: InFlight) -> InFlightGuard<'_> {
+        let key = self.next.fetch_add(1, Ordering::Relaxed);
+        self.map.insert(key, entry);
+        InFlightGuard { owner: self, key }
     }
 
     /// How many requests are in flight.
     pub fn len(&self) -> usize {
-        self.count.load(Ordering::Relaxed)
+        self.map.len()
     }
 
     /// Whether none is.
@@ -115,12 +152,9 @@ impl InFlightRequests {
         self.len() == 0
     }
 
-    /// Every request in flight, by id.
-    pub fn snapshot(&self) -> Vec<(String, InFlight)> {
-        self.map
-            .iter()
-            .map(|e| (e.key().clone(), e.value().clone()))
-            .collect()
+    /// Every request in flight.
+    pub fn snapshot(&self) -> Vec<InFlight> {
+        self.map.iter().map(|e| e.value().clone()).collect()
     }
 }
 
@@ -177,14 +211,78 @@ impl Core {
         }
     }
 
-    /// The usage gauges (`usage_gauge_period`): `vault.token.count`.
-    pub fn sample_usage_gauges(&self) {
-        if let Ok(active) = self.active() {
-            strongroom_telemetry::gauge(
-                "token.count",
-                &[("namespace", "root".to_string())],
-                active.tokens.count() as f64,
-            );
+    /// The usage gauges (`usage_gauge_period`), as OpenBao emits them:
+    /// `vault.token.count` per namespace and `vault.token.count.by_policy`,
+    /// `by_auth` and `by_ttl` (service tokens; batch tokens are not
+    /// stored). A gauge with more label sets than `max_cardinality` keeps
+    /// the largest values (OpenBao's `maximum_gauge_cardinality`).
+    pub async fn sample_usage_gauges(&self, max_cardinality: usize) {
+        use crate::namespace::Places;
+        use std::collections::HashMap;
+        let Ok(active) = self.active() else { return };
+        type Series = HashMap<Vec<(&'static str, String)>, f64>;
+        let (mut count, mut by_policy, mut by_auth, mut by_ttl) =
+            (Series::new(), Series::new(), Series::new(), Series::new());
+        let mut paths: HashMap<String, String> = HashMap::new();
+        let scan = active
+            .tokens
+            .entries_matching(|e| {
+                let ns_path = paths
+                    .entry(e.namespace_id.clone())
+                    .or_insert_with(|| {
+                        active
+                            .namespaces
+                            .path_of(&e.namespace_id)
+                            .unwrap_or_default()
+                    })
+                    .clone();
+                let ns = crate::namespace::metric_label(&ns_path).to_string();
+                let path = e.path.strip_prefix(ns_path.as_str()).unwrap_or(&e.path);
+                let mut parts = path.splitn(3, '/');
+                let auth = match (parts.next(), parts.next()) {
+                    (Some("auth"), Some(m)) if !m.is_empty() => m,
+                    _ => "token",
+                };
+                let ttl = strongroom_telemetry::ttl_bucket(Duration::from_secs(e.ttl));
+                *count.entry(vec![("namespace", ns.clone())]).or_default() += 1.0;
+                for p in &e.policies {
+                    *by_policy
+                        .entry(vec![("namespace", ns.clone()), ("policy", p.clone())])
+                        .or_default() += 1.0;
+                }
+                *by_auth
+                    .entry(vec![
+                        ("namespace", ns.clone()),
+                        ("auth_method", auth.to_string()),
+                    ])
+                    .or_default() += 1.0;
+                *by_ttl
+                    .entry(vec![("namespace", ns), ("creation_ttl", ttl.to_string())])
+                    .or_default() += 1.0;
+                false
+            })
+            .await;
+        if let Err(e) = scan {
+            tracing::warn!(error = %e, "telemetry: counting tokens for the usage gauges failed");
+            return;
+        }
+        if count.is_empty() {
+            count.insert(vec![("namespace", "root".to_string())], 0.0);
+        }
+        for (name, series) in [
+            ("token.count", count),
+            ("token.count.by_policy", by_policy),
+            ("token.count.by_auth", by_auth),
+            ("token.count.by_ttl", by_ttl),
+        ] {
+            let mut series: Vec<_> = series.into_iter().collect();
+            if series.len() > max_cardinality {
+                series.sort_by(|a, b| b.1.total_cmp(&a.1));
+                series.truncate(max_cardinality);
+            }
+            for (labels, value) in series {
+                strongroom_telemetry::gauge(name, &labels, value);
+            }
         }
     }
 }

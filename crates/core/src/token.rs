@@ -817,7 +817,7 @@ impl TokenStore {
             if !new.namespace_id.is_empty() {
                 id = format!("{id}.{}", new.namespace_id);
             }
-            record_creation(&entry);
+            self.record_creation(&entry);
             return Ok((id, Arc::new(entry)));
         }
         let chosen = new.id.is_some();
@@ -864,7 +864,7 @@ impl TokenStore {
                 return Err(Error::PermissionDenied);
             }
         }
-        record_creation(&entry);
+        self.record_creation(&entry);
         Ok((id, entry))
     }
 
@@ -1357,31 +1357,28 @@ pub fn render(id: &str, e: &TokenEntry, namespace_path: &str) -> Map<String, Val
 #[cfg(test)]
 mod tests;
 
-/// `vault.token.creation` for a new token, with OpenBao's labels: the auth
-/// method and mount point from its creation path (`auth/<mount>/...`), the
-/// TTL bucket, the namespace and the token type.
-fn record_creation(entry: &TokenEntry) {
-    let mut parts = entry.path.splitn(3, '/');
-    let (auth_method, mount_point) = match (parts.next(), parts.next()) {
-        (Some("auth"), Some(mount)) if !mount.is_empty() => {
-            (mount.to_string(), format!("auth/{mount}/"))
-        }
-        _ => ("token".to_string(), "auth/token/".to_string()),
-    };
-    let namespace = if entry.namespace_id.is_empty() {
-        "root"
-    } else {
-        entry.namespace_id.as_str()
-    };
-    let token_type = match entry.token_type {
-        TokenType::Batch => "batch",
-        _ => "service",
-    };
-    strongroom_telemetry::token_creation(
-        &auth_method,
-        &mount_point,
-        strongroom_telemetry::ttl_bucket(std::time::Duration::from_secs(entry.ttl)),
-        namespace,
-        token_type,
-    );
+impl TokenStore {
+    /// `vault.token.creation` for a new token, with OpenBao's labels: the
+    /// auth method and mount point from its creation path
+    /// (`auth/<mount>/...` below its namespace), the TTL bucket, the
+    /// namespace (`root`, or its path) and the token type.
+    fn record_creation(&self, entry: &TokenEntry) {
+        let ns_path = self.places.path_of(&entry.namespace_id).unwrap_or_default();
+        let path = entry.path.strip_prefix(&ns_path).unwrap_or(&entry.path);
+        let mut parts = path.splitn(3, '/');
+        let mount = match (parts.next(), parts.next()) {
+            (Some("auth"), Some(mount)) if !mount.is_empty() => mount,
+            _ => "token",
+        };
+        let token_type = match entry.token_type {
+            TokenType::Batch => "batch",
+            _ => "service",
+        };
+        strongroom_telemetry::token_creation(
+            mount,
+            strongroom_telemetry::ttl_bucket(std::time::Duration::from_secs(entry.ttl)),
+            crate::namespace::metric_label(&ns_path),
+            token_type,
+        );
+    }
 }

@@ -138,5 +138,6 @@ pub fn backend(options: &Options) -> Result<Backend<Gcp>> {
     .special_paths(SpecialPaths {
         unauthenticated: PathSet::new(&["login"]),
         root: PathSet::default(),
-    }))
+    })
+    .on_resolve_role(strongroom_sdk::framework::role_field()))
 }

@@ -111,4 +111,5 @@ pub fn backend() -> Backend<Kubernetes> {
         unauthenticated: PathSet::new(&["login"]),
         root: PathSet::default(),
     })
+    .on_resolve_role(strongroom_sdk::framework::role_field())
 }

@@ -23,7 +23,10 @@ pub use rules::{
 };
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 use std::time::{Duration, Instant};
 
 /// The definitions in force, swapped whole on every change.
@@ -64,7 +67,13 @@ impl RateOutcome {
 /// The quotas of a node: the definitions in force and the buckets.
 #[derive(Debug)]
 pub struct Quotas {
-    snapshot: RwLock<Arc<Snapshot>>,
+    /// Read on every request: a lock-free load.
+    snapshot: ArcSwap<Snapshot>,
+    /// Whether any rate-limit quota is defined: the request path's only
+    /// question while none is (one atomic load).
+    any_rate_limits: AtomicBool,
+    /// Whether any lease-count quota is defined.
+    any_lease_counts: AtomicBool,
     limiter: Limiter,
     next_id: std::sync::atomic::AtomicU64,
 }
@@ -80,7 +89,9 @@ impl Quotas {
     /// at most `max_buckets` buckets.
     pub fn new(max_buckets: usize) -> Self {
         Quotas {
-            snapshot: RwLock::new(Arc::new(Snapshot::default())),
+            snapshot: ArcSwap::from_pointee(Snapshot::default()),
+            any_rate_limits: AtomicBool::new(false),
+            any_lease_counts: AtomicBool::new(false),
             limiter: Limiter::new(max_buckets),
             next_id: std::sync::atomic::AtomicU64::new(1),
         }
@@ -88,11 +99,17 @@ impl Quotas {
 
     /// The definitions in force.
     pub fn snapshot(&self) -> Arc<Snapshot> {
-        match self.snapshot.read() {
-            Ok(s) => s.clone(),
-            // A writer panicked mid-swap: the Arc it left is still whole.
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        self.snapshot.load_full()
+    }
+
+    /// Whether any rate-limit quota is defined.
+    pub fn any_rate_limits(&self) -> bool {
+        self.any_rate_limits.load(Ordering::Acquire)
+    }
+
+    /// Whether any lease-count quota is defined.
+    pub fn any_lease_counts(&self) -> bool {
+        self.any_lease_counts.load(Ordering::Acquire)
     }
 
     /// Replaces the definitions. A rate-limit quota whose definition is
@@ -100,7 +117,6 @@ impl Quotas {
     /// fresh id, so it starts with full buckets (as OpenBao's do); the
     /// buckets of the others are dropped.
     pub fn set(&self, config: Config, rate_limits: Vec<RateLimit>, lease_counts: Vec<LeaseCount>) {
-        use std::sync::atomic::Ordering;
         let old = self.snapshot();
         let rate_limits = rate_limits
             .into_iter()
@@ -120,11 +136,29 @@ impl Quotas {
             rate_limits,
             lease_counts,
         });
-        match self.snapshot.write() {
-            Ok(mut s) => *s = snapshot,
-            Err(poisoned) => *poisoned.into_inner() = snapshot,
-        }
+        let (rates, leases) = (
+            !snapshot.rate_limits.is_empty(),
+            !snapshot.lease_counts.is_empty(),
+        );
+        self.snapshot.store(snapshot);
+        self.any_rate_limits.store(rates, Ordering::Release);
+        self.any_lease_counts.store(leases, Ordering::Release);
         self.limiter.retain_quotas(&keep);
+    }
+
+    /// Whether a role quota (rate-limit or lease-count) is defined for the
+    /// auth mount `mount` of namespace `namespace`: only then is a login's
+    /// role worth resolving.
+    pub fn role_quota_on(&self, namespace: &str, mount: &str) -> bool {
+        let snapshot = self.snapshot.load();
+        let on = |role: &str, scope: &rules::Scope| {
+            !role.is_empty() && scope.namespace == namespace && scope.mount == mount
+        };
+        snapshot
+            .rate_limits
+            .iter()
+            .any(|(_, q)| on(&q.role, &q.scope))
+            || snapshot.lease_counts.iter().any(|q| on(&q.role, &q.scope))
     }
 
     /// Applies the rate-limit quota that matches `target` (if any and the

@@ -344,7 +344,39 @@ pub trait LogicalBackend: Send + Sync + 'static {
     /// Lifecycle: the mount stops serving (unmounted, sealed, or the node
     /// stepped down): stop background work and drop caches.
     async fn cleanup(&self) {}
+
+    /// The role a login request names (OpenBao's `ResolveRoleOperation`),
+    /// for role-based quotas: `None` when the request names none or the
+    /// method has no roles. Asked before authentication, only when a quota
+    /// for a role of this mount exists.
+    async fn resolve_role(&self, _req: &BackendRequest) -> Result<Option<String>> {
+        Ok(None)
+    }
 }
+
+/// The role resolver of methods whose logins name their role in a `role`
+/// field (Kubernetes, GCP).
+pub fn role_field<S: Send + Sync + 'static>() -> RoleResolver<S> {
+    Arc::new(|_, req| {
+        Box::pin(async move {
+            Ok(req
+                .request
+                .data
+                .get("role")
+                .and_then(Value::as_str)
+                .filter(|r| !r.is_empty())
+                .map(str::to_string))
+        })
+    })
+}
+
+/// A framework backend's role resolver (see
+/// [`LogicalBackend::resolve_role`]).
+pub type RoleResolver<S> = Arc<
+    dyn for<'a> Fn(&'a S, &'a BackendRequest) -> BoxFuture<'a, Result<Option<String>>>
+        + Send
+        + Sync,
+>;
 
 /// What the lifecycle hooks are given: the mount's storage and its current
 /// context (which a tune may have replaced since the backend was built).
@@ -381,6 +413,7 @@ struct Hooks<S> {
     periodic: Option<Hook<S>>,
     invalidate: Option<InvalidateHook<S>>,
     cleanup: Option<CleanupHook<S>>,
+    resolve_role: Option<RoleResolver<S>>,
 }
 
 impl<S> Default for Hooks<S> {
@@ -390,6 +423,7 @@ impl<S> Default for Hooks<S> {
             periodic: None,
             invalidate: None,
             cleanup: None,
+            resolve_role: None,
         }
     }
 }
@@ -472,6 +506,12 @@ impl<S: Send + Sync + 'static> Backend<S> {
     /// Runs `f` when the mount stops serving (builder style).
     pub fn on_cleanup(mut self, f: impl Fn(&S) + Send + Sync + 'static) -> Self {
         self.hooks.cleanup = Some(Arc::new(f));
+        self
+    }
+
+    /// Answers [`LogicalBackend::resolve_role`] with `f` (builder style).
+    pub fn on_resolve_role(mut self, f: RoleResolver<S>) -> Self {
+        self.hooks.resolve_role = Some(f);
         self
     }
 
@@ -659,6 +699,13 @@ impl<S: Send + Sync + 'static> LogicalBackend for Backend<S> {
     async fn cleanup(&self) {
         if let Some(f) = &self.hooks.cleanup {
             f(&self.state);
+        }
+    }
+
+    async fn resolve_role(&self, req: &BackendRequest) -> Result<Option<String>> {
+        match &self.hooks.resolve_role {
+            Some(f) => f(&self.state, req).await,
+            None => Ok(None),
         }
     }
 }

@@ -378,6 +378,10 @@ fn start_telemetry(
     core.set_metrics(Arc::new(telemetry.clone()));
     let weak = Arc::downgrade(core);
     let usage_every = config.usage_gauge_period;
+    let max_cardinality = config.maximum_gauge_cardinality;
+    // The upkeep thread is not a runtime worker: the (async) token count
+    // runs as a task of the runtime the server was started on.
+    let runtime = tokio::runtime::Handle::try_current().ok();
     let last_usage = std::sync::Mutex::new(None::<std::time::Instant>);
     let sample = move || {
         let Some(core) = weak.upgrade() else { return };
@@ -387,7 +391,10 @@ fn start_telemetry(
             let mut last = last_usage.lock().unwrap_or_else(|p| p.into_inner());
             if last.is_none_or(|t| t.elapsed() >= every) {
                 *last = Some(std::time::Instant::now());
-                core.sample_usage_gauges();
+                if let Some(rt) = &runtime {
+                    let core = core.clone();
+                    rt.spawn(async move { core.sample_usage_gauges(max_cardinality).await });
+                }
             }
         }
     };

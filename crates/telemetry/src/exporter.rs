@@ -473,6 +473,9 @@ impl Telemetry {
     /// the Prometheus summaries drop old values. The binaries call it every
     /// [`INTERVAL`].
     pub fn upkeep(&self) {
+        // Handles kept by their users are registered again within one
+        // interval, so none outlives the exporter's idle timeout.
+        crate::next_epoch();
         self.process.collect();
         self.sink.rotate();
         self.prometheus.run_upkeep();

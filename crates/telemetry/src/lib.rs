@@ -20,9 +20,14 @@
 
 #![forbid(unsafe_code)]
 
-use std::sync::OnceLock;
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
+use arc_swap::ArcSwapOption;
 use metrics::{Counter, Gauge, Histogram};
 
 #[cfg(feature = "exporter")]
@@ -58,6 +63,8 @@ fn ms(d: Duration) -> f64 {
 
 /// The handles of the fixed-name metrics, registered once (after the
 /// recorder is installed: the binaries install it before building the core).
+/// The handles of the metrics recorded on every request.
+#[derive(Clone)]
 struct Fixed {
     handle_request: Histogram,
     handle_login_request: Histogram,
@@ -69,18 +76,110 @@ struct Fixed {
     audit_log_response_failure: Counter,
 }
 
-fn fixed() -> &'static Fixed {
-    static FIXED: OnceLock<Fixed> = OnceLock::new();
-    FIXED.get_or_init(|| Fixed {
-        handle_request: metrics::histogram!(name("core.handle_request")),
-        handle_login_request: metrics::histogram!(name("core.handle_login_request")),
-        check_token: metrics::histogram!(name("core.check_token")),
-        in_flight: metrics::gauge!(name("core.in_flight_requests")),
-        audit_log_request: metrics::histogram!(name("audit.log_request")),
-        audit_log_request_failure: metrics::counter!(name("audit.log_request_failure")),
-        audit_log_response: metrics::histogram!(name("audit.log_response")),
-        audit_log_response_failure: metrics::counter!(name("audit.log_response_failure")),
-    })
+/// Runs `f` with the current [`Fixed`] handles.
+fn with_fixed(f: impl FnOnce(&Fixed)) {
+    static FIXED: Cached<Fixed> = Cached::new();
+    FIXED.with(
+        || Fixed {
+            handle_request: metrics::histogram!(name("core.handle_request")),
+            handle_login_request: metrics::histogram!(name("core.handle_login_request")),
+            check_token: metrics::histogram!(name("core.check_token")),
+            in_flight: metrics::gauge!(name("core.in_flight_requests")),
+            audit_log_request: metrics::histogram!(name("audit.log_request")),
+            audit_log_request_failure: metrics::counter!(name("audit.log_request_failure")),
+            audit_log_response: metrics::histogram!(name("audit.log_response")),
+            audit_log_response_failure: metrics::counter!(name("audit.log_response_failure")),
+        },
+        f,
+    )
+}
+
+/// The handle epoch: [`Cached`] handles older than it are registered
+/// again. The exporter's upkeep advances it ([`next_epoch`]).
+static EPOCH: AtomicU64 = AtomicU64::new(0);
+
+/// Advances the handle epoch, so that every [`Cached`] handle is
+/// registered again on its next use. The Prometheus exporter forgets a
+/// metric that stayed idle for `prometheus_retention_time`; a handle kept
+/// across that would record into a metric nobody renders.
+pub fn next_epoch() {
+    EPOCH.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A metric handle kept by its user rather than looked up by name on
+/// every record (a lookup formats the name, hashes the key and searches
+/// both recorders' registries). Loading it is one lock-free `ArcSwap`
+/// load and an epoch comparison; it is registered again once per
+/// [`next_epoch`].
+pub struct Cached<T> {
+    slot: ArcSwapOption<(u64, T)>,
+}
+
+impl<T> std::fmt::Debug for Cached<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cached").finish_non_exhaustive()
+    }
+}
+
+impl<T> Default for Cached<T> {
+    fn default() -> Self {
+        Cached::new()
+    }
+}
+
+impl<T> Cached<T> {
+    /// An empty slot (registered on first use).
+    pub const fn new() -> Self {
+        Cached {
+            slot: ArcSwapOption::const_empty(),
+        }
+    }
+
+    /// Runs `f` with the handle, registering it with `make` first when the
+    /// slot is empty or from an older epoch.
+    pub fn with<R>(&self, make: impl FnOnce() -> T, f: impl FnOnce(&T) -> R) -> R {
+        let epoch = EPOCH.load(Ordering::Relaxed);
+        let current = self.slot.load();
+        if let Some(entry) = current.as_deref() {
+            if entry.0 == epoch {
+                return f(&entry.1);
+            }
+        }
+        let fresh = Arc::new((epoch, make()));
+        let out = f(&fresh.1);
+        self.slot.store(Some(fresh));
+        out
+    }
+}
+
+/// The `vault.route.<operation>.<mount>` timers of one mount, one cached
+/// histogram per operation.
+#[derive(Debug)]
+pub struct RouteTimers {
+    label: String,
+    by_operation: [Cached<Histogram>; 8],
+}
+
+impl RouteTimers {
+    /// The timers of the mount at `mount` (e.g. `secret/`).
+    pub fn new(mount: &str) -> RouteTimers {
+        RouteTimers {
+            label: mount_label(mount),
+            by_operation: Default::default(),
+        }
+    }
+
+    /// Records the backend's time of an `operation` (its name and a
+    /// distinct index below 8).
+    pub fn record(&self, index: usize, operation: &str, elapsed: Duration) {
+        let Some(slot) = self.by_operation.get(index) else {
+            return;
+        };
+        slot.with(
+            || metrics::histogram!(format!("{}.route.{operation}.{}", prefix(), self.label)),
+            |h| h.record(ms(elapsed)),
+        );
+    }
 }
 
 /// The mount path as OpenBao writes it in `vault.route.<op>.<mount>`:
@@ -90,76 +189,112 @@ pub fn mount_label(mount: &str) -> String {
 }
 
 /// A request finished after `elapsed`: `vault.core.handle_request` (or
-/// `handle_login_request` for logins) and, when a mount served it (the
-/// mount path and the backend's time), `vault.route.<op>.<mount>`; times
-/// in milliseconds, as OpenBao's timers.
-pub fn request_handled(
-    operation: &str,
-    routed: Option<(&str, Duration)>,
-    login: bool,
-    elapsed: Duration,
-) {
-    let f = fixed();
-    if login {
-        f.handle_login_request.record(ms(elapsed));
-    } else {
-        f.handle_request.record(ms(elapsed));
-    }
-    if let Some((mount, backend)) = routed {
-        metrics::histogram!(format!(
-            "{}.route.{operation}.{}",
-            prefix(),
-            mount_label(mount)
-        ))
-        .record(ms(backend));
-    }
+/// `handle_login_request` for logins), in milliseconds as OpenBao's
+/// timers. The backend's time goes to the mount's [`RouteTimers`].
+pub fn request_handled(login: bool, elapsed: Duration) {
+    with_fixed(|f| {
+        if login {
+            f.handle_login_request.record(ms(elapsed));
+        } else {
+            f.handle_request.record(ms(elapsed));
+        }
+    });
 }
 
 /// The token of a request was checked (`vault.core.check_token`).
 pub fn check_token(elapsed: Duration) {
-    fixed().check_token.record(ms(elapsed));
+    with_fixed(|f| f.check_token.record(ms(elapsed)));
 }
 
 /// The number of requests in flight (`vault.core.in_flight_requests`).
 pub fn in_flight_requests(n: usize) {
-    fixed().in_flight.set(n as f64);
+    with_fixed(|f| f.in_flight.set(n as f64));
 }
 
 /// An audit request entry was logged (`vault.audit.log_request`), or failed
 /// (`vault.audit.log_request_failure`).
 pub fn audit_log_request(elapsed: Duration, ok: bool) {
-    let f = fixed();
-    f.audit_log_request.record(ms(elapsed));
-    f.audit_log_request_failure
-        .increment(if ok { 0 } else { 1 });
+    with_fixed(|f| {
+        f.audit_log_request.record(ms(elapsed));
+        f.audit_log_request_failure.increment(u64::from(!ok));
+    });
 }
 
 /// An audit response entry was logged (`vault.audit.log_response`), or
 /// failed (`vault.audit.log_response_failure`).
 pub fn audit_log_response(elapsed: Duration, ok: bool) {
-    let f = fixed();
-    f.audit_log_response.record(ms(elapsed));
-    f.audit_log_response_failure
-        .increment(if ok { 0 } else { 1 });
+    with_fixed(|f| {
+        f.audit_log_response.record(ms(elapsed));
+        f.audit_log_response_failure.increment(u64::from(!ok));
+    });
 }
 
-/// A token was issued (`vault.token.creation`, with OpenBao's labels).
+/// The labels of one `vault.token.creation` series.
+type CreationLabels = (String, &'static str, String, &'static str);
+
+/// A token was issued (`vault.token.creation`, with OpenBao's labels:
+/// `auth_method`, `mount_point` `auth/<mount>/`, `creation_ttl`,
+/// `namespace`, `token_type`). The series' handles are kept by label
+/// values, so a login does not build and look up five labels in both
+/// recorders.
 pub fn token_creation(
     auth_method: &str,
-    mount_point: &str,
-    creation_ttl: &str,
+    creation_ttl: &'static str,
     namespace: &str,
-    token_type: &str,
+    token_type: &'static str,
 ) {
-    metrics::counter!(
-        name("token.creation"),
-        "auth_method" => auth_method.to_string(),
-        "mount_point" => mount_point.to_string(),
-        "creation_ttl" => creation_ttl.to_string(),
-        "namespace" => namespace.to_string(),
-        "token_type" => token_type.to_string()
-    )
-    .increment(1);
+    type Series = Vec<(CreationLabels, Arc<Cached<Counter>>)>;
+    static SERIES: OnceLock<RwLock<HashMap<u64, Series>>> = OnceLock::new();
+    let series = SERIES.get_or_init(Default::default);
+    let hash = {
+        let mut h = DefaultHasher::new();
+        (auth_method, creation_ttl, namespace, token_type).hash(&mut h);
+        h.finish()
+    };
+    let same = |l: &CreationLabels| {
+        l.0 == auth_method && l.1 == creation_ttl && l.2 == namespace && l.3 == token_type
+    };
+    let found = series
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&hash)
+        .and_then(|v| v.iter().find(|(l, _)| same(l)).map(|(_, c)| c.clone()));
+    let cached = match found {
+        Some(c) => c,
+        None => {
+            let mut map = series.write().unwrap_or_else(|p| p.into_inner());
+            let list = map.entry(hash).or_default();
+            match list.iter().find(|(l, _)| same(l)) {
+                Some((_, c)) => c.clone(),
+                None => {
+                    let c = Arc::new(Cached::new());
+                    list.push((
+                        (
+                            auth_method.to_string(),
+                            creation_ttl,
+                            namespace.to_string(),
+                            token_type,
+                        ),
+                        c.clone(),
+                    ));
+                    c
+                }
+            }
+        }
+    };
+    cached.with(
+        || {
+            metrics::counter!(
+                name("token.creation"),
+                "auth_method" => auth_method.to_string(),
+                "mount_point" => format!("auth/{auth_method}/"),
+                "creation_ttl" => creation_ttl,
+                "namespace" => namespace.to_string(),
+                "token_type" => token_type
+            )
+        },
+        |c| c.increment(1),
+    );
 }
 
 /// OpenBao's `creation_ttl` bucket label for a token TTL (`+Inf` for none).
@@ -182,11 +317,8 @@ pub fn ttl_bucket(ttl: Duration) -> &'static str {
 /// The timers of one storage layer: `vault.<layer>.<op>` in milliseconds.
 #[derive(Clone)]
 pub struct StorageTimers {
-    get: Histogram,
-    put: Histogram,
-    delete: Histogram,
-    list: Histogram,
-    batch: Histogram,
+    layer: Arc<str>,
+    timers: Arc<Cached<[Histogram; 5]>>,
 }
 
 /// A storage operation, as the timers name them.
@@ -208,26 +340,26 @@ impl StorageTimers {
     /// The timers of `layer` (`barrier`, or a storage backend's name as
     /// OpenBao spells it: `redb`, `postgres`, `inmem`).
     pub fn new(layer: &str) -> StorageTimers {
-        let h = |op: &str| metrics::histogram!(name(&format!("{layer}.{op}")));
         StorageTimers {
-            get: h("get"),
-            put: h("put"),
-            delete: h("delete"),
-            list: h("list"),
-            batch: h("batch"),
+            layer: layer.into(),
+            timers: Arc::default(),
         }
     }
 
     /// Records one operation's time.
     pub fn record(&self, op: StorageOp, elapsed: Duration) {
-        let h = match op {
-            StorageOp::Get => &self.get,
-            StorageOp::Put => &self.put,
-            StorageOp::Delete => &self.delete,
-            StorageOp::List => &self.list,
-            StorageOp::Batch => &self.batch,
+        let make = || {
+            let h = |op: &str| metrics::histogram!(name(&format!("{}.{op}", self.layer)));
+            [h("get"), h("put"), h("delete"), h("list"), h("batch")]
         };
-        h.record(ms(elapsed));
+        let index = match op {
+            StorageOp::Get => 0,
+            StorageOp::Put => 1,
+            StorageOp::Delete => 2,
+            StorageOp::List => 3,
+            StorageOp::Batch => 4,
+        };
+        self.timers.with(make, |t| t[index].record(ms(elapsed)));
     }
 }
 

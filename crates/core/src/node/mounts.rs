@@ -194,6 +194,7 @@ impl Core {
             storage,
             mount: ArcSwap::new(mount),
             builtin_caller,
+            timers: strongroom_telemetry::RouteTimers::new(&entry.route_path()),
         }))
     }
 

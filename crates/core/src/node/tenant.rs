@@ -380,6 +380,13 @@ impl Places for Namespaces {
         self.by_id.iter().map(|t| t.id.to_string()).collect()
     }
 
+    fn path_of(&self, ns_id: &str) -> Option<String> {
+        if ns_id.is_empty() {
+            return Some(String::new());
+        }
+        self.by_id(ns_id).map(|t| t.path.to_string())
+    }
+
     fn only_root(&self) -> bool {
         self.is_empty()
     }

@@ -21,7 +21,7 @@ pub async fn process(
     let outcome = async {
         let leases =
             resp.issue.is_some() || resp.lease.as_ref().is_some_and(|l| l.internal.is_some());
-        if leases {
+        if leases && active.quotas.any_lease_counts() {
             let ns = ctx.tenant()?.store_id().to_string();
             // Boxed, as the other heavy steps: a lease-count quota is rare.
             Box::pin(quota::check_lease_count(active, ctx, |prefix| async move {

@@ -14,28 +14,38 @@
 use std::time::Instant;
 
 use strongroom_quota::{RateOutcome, Target};
+use strongroom_sdk::framework::BackendRequest;
 use strongroom_sdk::{Error, Result};
 
 use super::{route, RequestCtx};
 use crate::node::Active;
 
 /// Applies the rate-limit quota matching the request; a refusal is the
-/// error to answer (with the headers when enabled).
-pub fn check(active: &Active, ctx: &mut RequestCtx) -> Result<()> {
+/// error to answer (with the headers when enabled). A login to an auth
+/// mount that has role quotas has its role resolved first (the method's
+/// [`resolve_role`](strongroom_sdk::framework::LogicalBackend::resolve_role)),
+/// and kept for the lease-count check.
+pub async fn check(active: &Active, ctx: &mut RequestCtx) -> Result<()> {
     let quotas = &active.quotas;
-    let snapshot = quotas.snapshot();
-    if snapshot.rate_limits.is_empty() {
+    if !quotas.any_rate_limits() && !quotas.any_lease_counts() {
         return Ok(());
     }
     let namespace = ctx.tenant()?.path.to_string();
     let mount = route::lookup(ctx)
         .map(|(route, _)| route.prefix.clone())
         .unwrap_or_default();
+    if mount.starts_with("auth/") && quotas.role_quota_on(&namespace, &mount) {
+        ctx.login_role = resolve_role(ctx).await?;
+    }
+    if !quotas.any_rate_limits() {
+        return Ok(());
+    }
+    let snapshot = quotas.snapshot();
     let target = Target {
         namespace: &namespace,
         mount: &mount,
         path: &ctx.path,
-        role: None,
+        role: ctx.login_role.as_deref(),
     };
     let outcome = quotas.check_rate(&target, ctx.remote_addr, Instant::now());
     let RateOutcome::Limited { name, decision } = outcome else {
@@ -64,6 +74,17 @@ pub fn check(active: &Active, ctx: &mut RequestCtx) -> Result<()> {
     .with_headers(headers))
 }
 
+/// Asks the request's auth method which role the login names.
+async fn resolve_role(ctx: &RequestCtx) -> Result<Option<String>> {
+    let Some(routed) = ctx.routed.as_ref() else {
+        return Ok(None);
+    };
+    let mut request = ctx.request()?.clone();
+    request.path = routed.relative.clone();
+    let breq = BackendRequest::new(request, routed.route.storage.clone(), routed.mount.clone());
+    routed.route.backend.resolve_role(&breq).await
+}
+
 /// Refuses to create one more lease or login token at the request's path
 /// when a lease-count quota applies and its count is reached: OpenBao's
 /// (Vault's) 429 `lease count quota exceeded`. `existing` counts the
@@ -73,7 +94,7 @@ where
     F: FnOnce(String) -> Fut,
     Fut: std::future::Future<Output = Result<u64>>,
 {
-    if active.quotas.snapshot().lease_counts.is_empty() {
+    if !active.quotas.any_lease_counts() {
         return Ok(());
     }
     let tenant = ctx.tenant()?;
@@ -86,7 +107,7 @@ where
         namespace: &tenant.path,
         mount: &mount,
         path: &ctx.path,
-        role: None,
+        role: ctx.login_role.as_deref(),
     };
     let Some(quota) = active.quotas.lease_quota(&target) else {
         return Ok(());

@@ -10,7 +10,7 @@ use strongroom_sdk::framework::BackendRequest;
 use strongroom_sdk::logical::{Operation, Request, Response};
 use strongroom_sdk::{Error, Result};
 
-use super::RequestCtx;
+use super::{RequestCtx, StageSet};
 use crate::node::Core;
 
 /// Paths answered whatever the node state, without a token.
@@ -24,7 +24,7 @@ const SEAL_FREE_PATHS: [&str; 5] = [
 
 /// Checks the request and makes its context; `started` (when the stages
 /// are timed) is when the request entered the pipeline.
-pub fn receive(req: Request, started: Option<Instant>) -> Result<RequestCtx> {
+pub fn receive(req: Request, started: Option<Instant>, clocked: StageSet) -> Result<RequestCtx> {
     if req.path.split('/').any(|s| s == ".." || s == ".") {
         return Err(Error::bad_request(format!(
             "invalid request path {:?}",
@@ -51,8 +51,10 @@ pub fn receive(req: Request, started: Option<Instant>) -> Result<RequestCtx> {
         backend_request: None,
         looked_up: false,
         mark: started,
+        clocked,
         audit_entry: None,
         quota_headers: Vec::new(),
+        login_role: None,
         rate_limited: false,
         audit_rate_limited: false,
     })
@@ -91,6 +93,17 @@ pub fn method_not_allowed() -> Response {
 
 /// Answers a seal-free path straight from the system backend.
 pub async fn seal_free(core: &Core, mut ctx: RequestCtx) -> Result<Response> {
+    // Rate-limit quotas apply here too once the node serves (OpenBao
+    // exempts `sys/health`, `sys/seal-status` and `sys/unseal` by default
+    // configuration, not by construction).
+    let mut headers = Vec::new();
+    if let Ok(active) = core.active() {
+        if active.quotas.any_rate_limits() {
+            ctx.tenant = Some(active.root().clone());
+            super::quota::check(&active, &mut ctx).await?;
+            headers = std::mem::take(&mut ctx.quota_headers);
+        }
+    }
     let mut request = ctx
         .request
         .take()
@@ -101,12 +114,22 @@ pub async fn seal_free(core: &Core, mut ctx: RequestCtx) -> Result<Response> {
         .unwrap_or(&request.path)
         .to_string();
     let (backend, storage, mount) = core.system_backend();
-    match backend
+    let answer = match backend
         .handle(BackendRequest::new(request, storage, mount))
         .await
     {
         Err(Error::UnsupportedOperation) => Ok(method_not_allowed()),
         other => other,
+    };
+    if headers.is_empty() {
+        return answer;
+    }
+    match answer {
+        Ok(mut resp) => {
+            resp.headers.extend(headers);
+            Ok(resp)
+        }
+        Err(e) => Err(e.with_headers(headers)),
     }
 }
 

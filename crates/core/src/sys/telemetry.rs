@@ -28,18 +28,18 @@ async fn metrics(s: S, ctx: Ctx) -> Result<Response> {
 async fn in_flight(s: S, _ctx: Ctx) -> Result<Response> {
     let core = s.core()?;
     let mut out = Map::new();
-    for (id, r) in core.in_flight().snapshot() {
+    for r in core.in_flight().snapshot() {
         let addr = match (r.remote_addr, r.remote_port) {
             (Some(ip), Some(port)) => std::net::SocketAddr::new(ip, port).to_string(),
             (Some(ip), None) => ip.to_string(),
             _ => String::new(),
         };
         out.insert(
-            id,
+            r.id.clone(),
             json!({
-                "start_time": humantime::format_rfc3339_nanos(r.start_time).to_string(),
+                "start_time": humantime::format_rfc3339_nanos(r.start_time()).to_string(),
                 "client_remote_address": addr,
-                "request_path": r.path,
+                "request_path": format!("/v1/{}", r.path),
                 "request_method": r.method,
                 "client_id": "",
             }),

@@ -335,6 +335,140 @@ async fn a_lease_count_quota_refuses_the_login_past_its_max() {
     );
 }
 
+/// An AppRole role, its role id and a fresh secret id.
+async fn approle_role(server: &Server, name: &str) -> (String, String) {
+    expect(
+        server
+            .send(&Call::post(
+                &format!("auth/approle/role/{name}"),
+                json!({"token_ttl": "1h"}),
+            ))
+            .await,
+        204,
+        "role",
+    );
+    let role_id = expect(
+        server
+            .send(&Call::get(&format!("auth/approle/role/{name}/role-id")))
+            .await,
+        200,
+        "role id",
+    )
+    .data("role_id")
+    .as_str()
+    .unwrap()
+    .to_string();
+    let secret_id = expect(
+        server
+            .send(&Call::post(
+                &format!("auth/approle/role/{name}/secret-id"),
+                json!({}),
+            ))
+            .await,
+        200,
+        "secret id",
+    )
+    .data("secret_id")
+    .as_str()
+    .unwrap()
+    .to_string();
+    (role_id, secret_id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_quota_limits_only_the_logins_of_its_role() {
+    let server = Server::dev(Kind::Strongroom);
+    expect(
+        server
+            .send(&Call::post("sys/auth/approle", json!({"type": "approle"})))
+            .await,
+        204,
+        "enable approle",
+    );
+    let (web_id, web_secret) = approle_role(&server, "web").await;
+    let (db_id, db_secret) = approle_role(&server, "db").await;
+    expect(
+        server
+            .send(&Call::post(
+                "sys/quotas/rate-limit/web-logins",
+                json!({"path": "auth/approle", "role": "web", "rate": 2, "interval": "1h"}),
+            ))
+            .await,
+        204,
+        "role quota",
+    );
+    let q = expect(
+        server
+            .send(&Call::get("sys/quotas/rate-limit/web-logins"))
+            .await,
+        200,
+        "read",
+    );
+    assert_eq!(q.data("role"), &json!("web"));
+    let login = |role_id: &str, secret_id: &str| {
+        Call::post(
+            "auth/approle/login",
+            json!({"role_id": role_id, "secret_id": secret_id}),
+        )
+        .anonymous()
+    };
+    for _ in 0..2 {
+        expect(
+            server.send(&login(&web_id, &web_secret)).await,
+            200,
+            "a web login within the quota",
+        );
+    }
+    let refused = expect(
+        server.send(&login(&web_id, &web_secret)).await,
+        429,
+        "the third web login",
+    );
+    assert_eq!(
+        refused.errors(),
+        vec![r#"request path "auth/approle/login": rate limit quota exceeded"#.to_string()]
+    );
+    // The other role, and the rest of the mount, are not held back.
+    for _ in 0..4 {
+        expect(
+            server.send(&login(&db_id, &db_secret)).await,
+            200,
+            "a db login",
+        );
+    }
+    expect(
+        server.send(&Call::get("auth/approle/role/web")).await,
+        200,
+        "reading the role",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_global_quota_also_limits_the_paths_answered_in_any_state() {
+    let server = Server::dev(Kind::Strongroom);
+    expect(
+        server
+            .send(&Call::post(
+                "sys/quotas/rate-limit/global",
+                json!({"rate": 3, "interval": "1h"}),
+            ))
+            .await,
+        204,
+        "global quota",
+    );
+    // `sys/leader` is not exempt by default: its fourth call in the hour
+    // is refused; `sys/health` is exempt and keeps answering.
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(server.send(&Call::get("sys/leader")).await.status);
+    }
+    assert_eq!(statuses, vec![200, 200, 200, 429]);
+    let r = reqwest::get(format!("{}/v1/sys/health", server.addr))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
 /// The server's resident memory, in KiB.
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
