@@ -449,7 +449,7 @@ impl Barrier {
 
     /// Reads and decrypts `key`.
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BarrierError> {
-        let started = std::time::Instant::now();
+        let started = strongroom_telemetry::Instant::now();
         let r = self.get_inner(key).await;
         strongroom_telemetry::barrier(StorageOp::Get, started.elapsed());
         r
@@ -480,7 +480,7 @@ impl Barrier {
 
     /// Encrypts `value` and stores it at `key`.
     pub async fn put(&self, key: &str, value: &[u8]) -> Result<(), BarrierError> {
-        let started = std::time::Instant::now();
+        let started = strongroom_telemetry::Instant::now();
         check_key(key)?;
         let envelope = self.encrypt(key, value).await?;
         self.physical.put(key, envelope).await?;
@@ -490,7 +490,7 @@ impl Barrier {
 
     /// Removes `key` (no error if missing).
     pub async fn delete(&self, key: &str) -> Result<(), BarrierError> {
-        let started = std::time::Instant::now();
+        let started = strongroom_telemetry::Instant::now();
         check_key(key)?;
         self.current()?;
         self.physical.delete(key).await?;
@@ -500,7 +500,7 @@ impl Barrier {
 
     /// The entries directly below `prefix`, as [`Backend::list`] returns them.
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>, BarrierError> {
-        let started = std::time::Instant::now();
+        let started = strongroom_telemetry::Instant::now();
         self.current()?;
         let r = self.physical.list(prefix).await?;
         strongroom_telemetry::barrier(StorageOp::List, started.elapsed());
@@ -509,7 +509,7 @@ impl Barrier {
 
     /// Encrypts the puts and applies all `ops` as one atomic physical batch.
     pub async fn batch(&self, ops: Vec<BatchOp>) -> Result<(), BarrierError> {
-        let started = std::time::Instant::now();
+        let started = strongroom_telemetry::Instant::now();
         let r = self.batch_inner(ops).await;
         strongroom_telemetry::barrier(StorageOp::Batch, started.elapsed());
         r

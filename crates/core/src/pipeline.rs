@@ -42,7 +42,9 @@ pub mod route;
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use strongroom_telemetry::Instant;
 
 use strongroom_policy::Decision;
 use strongroom_sdk::framework::{BackendRequest, MountContext};
@@ -353,14 +355,7 @@ impl RequestHandler for Core {
 
     async fn handle_request(&self, req: Request) -> Result<Response> {
         let now = Instant::now();
-        let _in_flight = self.in_flight().enter(crate::telemetry::InFlight {
-            id: req.id.clone(),
-            started: now,
-            remote_addr: req.remote_addr,
-            remote_port: req.remote_port,
-            path: req.path.clone(),
-            method: crate::telemetry::method_of(req.operation),
-        });
+        let _in_flight = self.in_flight().enter_request(&req, now);
         let hooks = self.pipeline_hooks();
         let (started, clocked) = if hooks.observer.timed() {
             let audited = hooks.audit.is_enabled();
@@ -370,7 +365,8 @@ impl RequestHandler for Core {
         };
         let mut ctx = receive::receive(req, started, clocked)?;
         if receive::is_seal_free(&ctx) && !receive::names_namespace(&ctx) {
-            return receive::seal_free(self, ctx).await;
+            // Boxed: the common path's future does not carry this one.
+            return Box::pin(receive::seal_free(self, ctx)).await;
         }
         if receive::is_seal_with_wrong_method(&ctx) && !receive::names_namespace(&ctx) {
             return Ok(receive::method_not_allowed());

@@ -9,12 +9,14 @@
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
+
+use strongroom_telemetry::Instant;
 
 use serde_json::{json, Value};
 
 use dashmap::DashMap;
-use strongroom_sdk::logical::{Data, Operation, Response};
+use strongroom_sdk::logical::{Data, Operation, Request, Response};
 use strongroom_sdk::{Error, Result};
 use strongroom_telemetry::{Format, Render, PROMETHEUS_CONTENT_TYPE};
 
@@ -118,8 +120,43 @@ pub struct InFlightGuard<'a> {
 
 impl Drop for InFlightGuard<'_> {
     fn drop(&mut self) {
-        self.owner.map.remove(&self.key);
+        if let Some((_, entry)) = self.owner.map.remove(&self.key) {
+            recycle(entry.id, entry.path);
+        }
     }
+}
+
+thread_local! {
+    /// Strings of finished requests' entries, kept for the next ones: a
+    /// request registers without allocating once a worker is warm.
+    static SPARE: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// How many spare strings a thread keeps.
+const SPARE_MAX: usize = 64;
+
+/// A copy of `s` in a spare string when one is at hand.
+fn copy_of(s: &str) -> String {
+    let mut out = SPARE
+        .try_with(|spare| spare.borrow_mut().pop())
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    out.clear();
+    out.push_str(s);
+    out
+}
+
+/// Keeps `a` and `b` as spare strings (up to [`SPARE_MAX`] per thread).
+fn recycle(a: String, b: String) {
+    let _ = SPARE.try_with(|spare| {
+        let mut spare = spare.borrow_mut();
+        for s in [a, b] {
+            if spare.len() < SPARE_MAX && s.capacity() <= 256 {
+                spare.push(s);
+            }
+        }
+    });
 }
 
 /// The HTTP method a logical operation came from (as OpenBao lists it).
@@ -135,6 +172,19 @@ pub fn method_of(op: Operation) -> &'static str {
 }
 
 impl InFlightRequests {
+    /// Registers a request (its id and path copied) until the guard is
+    /// dropped.
+    pub fn enter_request(&self, req: &Request, started: Instant) -> InFlightGuard<'_> {
+        self.enter(InFlight {
+            id: copy_of(&req.id),
+            started,
+            remote_addr: req.remote_addr,
+            remote_port: req.remote_port,
+            path: copy_of(&req.path),
+            method: method_of(req.operation),
+        })
+    }
+
     /// Registers a request until the guard is dropped.
     pub fn enter(&self, entry: InFlight) -> InFlightGuard<'_> {
         let key = self.next.fetch_add(1, Ordering::Relaxed);

@@ -3,7 +3,7 @@
 //! `list`, and `batch` for atomic batches), through the metrics facade.
 
 use std::sync::Arc;
-use std::time::Instant;
+use strongroom_telemetry::Instant;
 
 use async_trait::async_trait;
 use strongroom_sdk::storage::{Backend, BatchOp, StorageError};

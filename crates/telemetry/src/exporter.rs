@@ -50,13 +50,32 @@ impl Default for Settings {
 }
 
 /// Running statistics of one counter or histogram, lock-free.
-#[derive(Debug, Default)]
+///
+/// Recorded values are never negative (times, increments), and the bits
+/// of non-negative `f64`s order as the numbers do: the minimum and the
+/// maximum are one `fetch_min` / `fetch_max` each, with no retry loop.
+#[derive(Debug)]
 pub struct Stats {
     count: AtomicU64,
     sum: AtomicU64,
     sum_sq: AtomicU64,
     min: AtomicU64,
     max: AtomicU64,
+}
+
+/// The minimum's bits before any value (larger than any number's).
+const NO_MIN: u64 = u64::MAX;
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            count: AtomicU64::new(0),
+            sum: AtomicU64::new(0),
+            sum_sq: AtomicU64::new(0),
+            min: AtomicU64::new(NO_MIN),
+            max: AtomicU64::new(0),
+        }
+    }
 }
 
 /// Adds `v` to the f64 stored in `a`.
@@ -66,30 +85,29 @@ fn add_f64(a: &AtomicU64, v: f64) {
     });
 }
 
-/// Replaces the f64 in `a` with `f(old, v)`.
-fn fold_f64(a: &AtomicU64, v: f64, first: bool, f: fn(f64, f64) -> f64) {
-    let _ = a.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
-        Some(if first { v } else { f(f64::from_bits(b), v) }.to_bits())
-    });
-}
-
 impl Stats {
-    /// Records one value.
+    /// Records one value (a negative one counts as 0).
     pub fn record(&self, v: f64) {
-        let first = self.count.fetch_add(1, Ordering::Relaxed) == 0;
+        let v = if v > 0.0 { v } else { 0.0 };
+        self.count.fetch_add(1, Ordering::Relaxed);
         add_f64(&self.sum, v);
         add_f64(&self.sum_sq, v * v);
-        fold_f64(&self.min, v, first, f64::min);
-        fold_f64(&self.max, v, first, f64::max);
+        self.min.fetch_min(v.to_bits(), Ordering::Relaxed);
+        self.max.fetch_max(v.to_bits(), Ordering::Relaxed);
     }
 
     /// Takes the values recorded so far and starts over.
     fn take(&self) -> Summary {
+        let min = self.min.swap(NO_MIN, Ordering::Relaxed);
         Summary {
             count: self.count.swap(0, Ordering::Relaxed),
             sum: f64::from_bits(self.sum.swap(0, Ordering::Relaxed)),
             sum_sq: f64::from_bits(self.sum_sq.swap(0, Ordering::Relaxed)),
-            min: f64::from_bits(self.min.swap(0, Ordering::Relaxed)),
+            min: if min == NO_MIN {
+                0.0
+            } else {
+                f64::from_bits(min)
+            },
             max: f64::from_bits(self.max.swap(0, Ordering::Relaxed)),
         }
     }

@@ -30,6 +30,15 @@ pub async fn check(active: &Active, ctx: &mut RequestCtx) -> Result<()> {
     if !quotas.any_rate_limits() && !quotas.any_lease_counts() {
         return Ok(());
     }
+    // Boxed: while no quota exists the request path's future does not
+    // carry this one's state (every request's future is moved into the
+    // heap whole).
+    Box::pin(apply(active, ctx)).await
+}
+
+/// [`check`] once some quota exists.
+async fn apply(active: &Active, ctx: &mut RequestCtx) -> Result<()> {
+    let quotas = &active.quotas;
     let namespace = ctx.tenant()?.path.to_string();
     let mount = route::lookup(ctx)
         .map(|(route, _)| route.prefix.clone())

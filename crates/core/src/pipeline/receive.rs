@@ -4,7 +4,9 @@
 //! seal-status, unseal, health, leader) are answered in every node state,
 //! without a token, and leave the pipeline at this stage.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use strongroom_telemetry::Instant;
 
 use strongroom_sdk::framework::BackendRequest;
 use strongroom_sdk::logical::{Operation, Request, Response};

@@ -287,3 +287,61 @@ async fn durable_storage_is_timed_per_backend() {
         "unseal read through redb"
     );
 }
+
+#[tokio::test]
+async fn usage_gauges_count_tokens_by_policy_auth_and_ttl() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut cfg = Config::inmem(dir.path());
+    cfg.lines.push(
+        "telemetry {\n  prometheus_retention_time = \"30s\"\n  usage_gauge_period = \"1s\"\n}"
+            .into(),
+    );
+    let mut server = Server::with_config(strongroom_test::server::Kind::Strongroom, &cfg);
+    server.init(1, 1).await;
+    server.unseal().await;
+    for _ in 0..2 {
+        let r = server
+            .send(&Call::post(
+                "auth/token/create",
+                json!({"policies": ["gauged"], "ttl": "30m"}),
+            ))
+            .await;
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+    // The usage gauges are sampled by the upkeep (every interval, at most
+    // every usage_gauge_period): poll until the two tokens are counted.
+    let base = server.addr.clone();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let by = |s: &prometheus_parse::Scrape, metric: &str, label: &str, value: &str| {
+        s.samples
+            .iter()
+            .filter(|x| x.metric == metric && x.labels.get(label) == Some(value))
+            .map(|x| match x.value {
+                prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => v,
+                _ => 0.0,
+            })
+            .sum::<f64>()
+    };
+    loop {
+        let s = scrape(&server, &base, prometheus()).await;
+        if by(&s, "vault_token_count_by_policy", "policy", "gauged") == 2.0 {
+            assert_eq!(
+                by(&s, "vault_token_count_by_ttl", "creation_ttl", "1h"),
+                2.0
+            );
+            // The root token (no TTL) and the two children, all issued by
+            // the token store.
+            assert_eq!(
+                by(&s, "vault_token_count_by_auth", "auth_method", "token"),
+                3.0
+            );
+            assert_eq!(by(&s, "vault_token_count", "namespace", "root"), 3.0);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the usage gauges never counted the tokens"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
