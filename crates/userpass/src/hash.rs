@@ -69,7 +69,9 @@ impl Hasher {
             )));
         }
         let cost = self.cost;
-        self.run(move || bcrypt::non_truncating_hash(password.as_bytes(), cost))
+        // bcrypt's own truncation cannot drop anything now (Go's bcrypt,
+        // OpenBao's, takes up to 72 bytes the same way).
+        self.run(move || bcrypt::hash(password.as_bytes(), cost))
             .await?
             .map_err(|_| Error::internal("password hashing failed"))
     }
@@ -92,7 +94,10 @@ impl Hasher {
             None => (self.dummy().await?.to_string(), false),
         };
         let matched = self
-            .run(move || bcrypt::non_truncating_verify(password.as_bytes(), &hash).unwrap_or(false))
+            .run(move || {
+                password.len() <= MAX_PASSWORD_BYTES
+                    && bcrypt::verify(password.as_bytes(), &hash).unwrap_or(false)
+            })
             .await?;
         Ok(real && matched)
     }

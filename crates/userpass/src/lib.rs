@@ -119,3 +119,200 @@ pub fn backend_with(state: Userpass) -> Backend<Userpass> {
         root: PathSet::default(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use serde_json::{json, Value};
+    use strongroom_sdk::framework::{BackendRequest, MountContext};
+    use strongroom_sdk::logical::{Request, Response};
+    use strongroom_sdk::storage::{MemoryStorage, View};
+    use strongroom_sdk::Error;
+
+    use super::*;
+
+    /// A backend whose hashes cost bcrypt's minimum (4), for speed.
+    fn cheap() -> Backend<Userpass> {
+        backend_with(Userpass::with_hasher(Hasher::with_cost(4)))
+    }
+
+    async fn call_from(
+        b: &Backend<Userpass>,
+        storage: &View,
+        op: Operation,
+        path: &str,
+        data: Value,
+        from: Option<IpAddr>,
+    ) -> Result<Response> {
+        let Value::Object(data) = data else {
+            panic!("test data must be an object")
+        };
+        let mut req = Request::new(op, path).with_data(data);
+        req.remote_addr = from;
+        b.handle(BackendRequest::new(
+            req,
+            storage.clone(),
+            Arc::new(MountContext::default()),
+        ))
+        .await
+    }
+
+    async fn call(
+        b: &Backend<Userpass>,
+        storage: &View,
+        op: Operation,
+        path: &str,
+        data: Value,
+    ) -> Result<Response> {
+        let local = Some(IpAddr::from([127, 0, 0, 1]));
+        call_from(b, storage, op, path, data, local).await
+    }
+
+    fn message(e: Error) -> (u16, String) {
+        (e.status(), e.to_string())
+    }
+
+    #[tokio::test]
+    async fn a_login_issues_the_users_token_with_username_metadata_and_alias() {
+        let b = cheap();
+        let s = MemoryStorage::view("auth/userpass/");
+        call(&b, &s, Operation::Create, "users/Alice", json!({"password": "pw", "token_policies": "dev", "token_ttl": "10m"}))
+            .await
+            .unwrap();
+        let resp = call(&b, &s, Operation::Update, "login/ALICE", json!({"password": "pw"}))
+            .await
+            .unwrap();
+        let issue = resp.issue.expect("a login issues a token");
+        assert_eq!(issue.policies, ["dev"]);
+        assert_eq!(issue.metadata, json!({"username": "alice"}).as_object().cloned().unwrap());
+        assert_eq!(issue.display_name, "alice");
+        assert_eq!(issue.ttl.as_secs(), 600);
+        let alias = issue.alias.expect("the username is the entity alias");
+        assert_eq!(alias.name, "alice");
+        // The stored record holds a bcrypt hash, never the password.
+        let stored = s.get("user/alice").await.unwrap().unwrap();
+        let stored = String::from_utf8(stored).unwrap();
+        assert!(stored.contains("$2b$04$") && !stored.contains("\"pw\""), "{stored}");
+    }
+
+    #[tokio::test]
+    async fn wrong_passwords_and_unknown_users_get_the_same_answer() {
+        let b = cheap();
+        let s = MemoryStorage::view("auth/userpass/");
+        call(&b, &s, Operation::Create, "users/bob", json!({"password": "pw"}))
+            .await
+            .unwrap();
+        for (path, pw) in [("login/bob", "nope"), ("login/ghost", "pw")] {
+            let e = call(&b, &s, Operation::Update, path, json!({"password": pw}))
+                .await
+                .unwrap_err();
+            assert_eq!(message(e), (400, "invalid username or password".into()), "{path}");
+        }
+        let e = call(&b, &s, Operation::Update, "login/bob", json!({}))
+            .await
+            .unwrap_err();
+        assert_eq!(message(e), (400, "missing password".into()));
+    }
+
+    #[tokio::test]
+    async fn five_wrong_passwords_lock_an_existing_user_only() {
+        let b = cheap();
+        let s = MemoryStorage::view("auth/userpass/");
+        call(&b, &s, Operation::Create, "users/carol", json!({"password": "pw"}))
+            .await
+            .unwrap();
+        let login = |name: &'static str, pw: &'static str| {
+            let (b, s) = (&b, &s);
+            async move {
+                call(b, s, Operation::Update, &format!("login/{name}"), json!({"password": pw})).await
+            }
+        };
+        for _ in 0..strongroom_sdk::lockout::THRESHOLD {
+            assert_eq!(login("carol", "bad").await.unwrap_err().status(), 400);
+            assert_eq!(login("ghost", "bad").await.unwrap_err().status(), 400);
+        }
+        let e = login("carol", "pw").await.unwrap_err();
+        assert_eq!(message(e), (403, "permission denied".into()));
+        let e = login("ghost", "bad").await.unwrap_err();
+        assert_eq!(e.status(), 400, "unknown users are not counted");
+    }
+
+    #[tokio::test]
+    async fn token_bound_cidrs_refuse_other_addresses() {
+        let b = cheap();
+        let s = MemoryStorage::view("auth/userpass/");
+        call(&b, &s, Operation::Create, "users/dan", json!({"password": "pw", "bound_cidrs": "10.0.0.0/8"}))
+            .await
+            .unwrap();
+        let inside = Some(IpAddr::from([10, 1, 2, 3]));
+        let outside = Some(IpAddr::from([192, 168, 0, 1]));
+        let body = json!({"password": "pw"});
+        let ok = call_from(&b, &s, Operation::Update, "login/dan", body.clone(), inside)
+            .await
+            .unwrap();
+        assert_eq!(ok.issue.unwrap().bound_cidrs, ["10.0.0.0/8"]);
+        for from in [outside, None] {
+            let e = call_from(&b, &s, Operation::Update, "login/dan", body.clone(), from)
+                .await
+                .unwrap_err();
+            assert_eq!(message(e), (403, "permission denied".into()));
+        }
+    }
+
+    #[tokio::test]
+    async fn refused_writes_change_nothing() {
+        let b = cheap();
+        let s = MemoryStorage::view("auth/userpass/");
+        for body in [
+            json!({}),
+            json!({"password": "a", "password_hash": "b"}),
+            json!({"password_hash": "nothash"}),
+            json!({"password": "a", "token_num_uses": -1}),
+            json!({"password": "a".repeat(73)}),
+        ] {
+            let e = call(&b, &s, Operation::Create, "users/eve", body.clone())
+                .await
+                .unwrap_err();
+            assert_eq!(e.status(), 400, "{body}");
+        }
+        assert!(s.get("user/eve").await.unwrap().is_none());
+        let e = call(&b, &s, Operation::Update, "users/eve/password", json!({"password": "x"}))
+            .await
+            .unwrap_err();
+        assert_eq!(message(e), (400, "username does not exist".into()));
+    }
+
+    #[tokio::test]
+    async fn password_and_policies_endpoints_change_only_their_part() {
+        let b = cheap();
+        let s = MemoryStorage::view("auth/userpass/");
+        call(&b, &s, Operation::Create, "users/fay", json!({"password": "one", "token_ttl": 60}))
+            .await
+            .unwrap();
+        call(&b, &s, Operation::Update, "users/fay/password", json!({"password": "two"}))
+            .await
+            .unwrap();
+        call(&b, &s, Operation::Update, "users/fay/policies", json!({"policies": "B,a"}))
+            .await
+            .unwrap();
+        let read = call(&b, &s, Operation::Read, "users/fay", json!({}))
+            .await
+            .unwrap()
+            .data
+            .unwrap();
+        assert_eq!(read["token_ttl"], 60);
+        assert_eq!(read["policies"], json!(["a", "b"]));
+        let bad = call(&b, &s, Operation::Update, "login/fay", json!({"password": "one"})).await;
+        assert_eq!(bad.unwrap_err().status(), 400);
+        call(&b, &s, Operation::Update, "login/fay", json!({"password": "two"}))
+            .await
+            .unwrap();
+    }
+
+    #[test]
+    fn the_paths_declare_what_they_decode() {
+        // Backend::new refuses paths decoding undeclared fields.
+        let _ = backend();
+    }
+}

@@ -23,3 +23,4 @@ mod path_help;
 mod pgp;
 mod remount;
 mod tokens;
+mod userpass;
