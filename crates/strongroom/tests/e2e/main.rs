@@ -32,3 +32,4 @@ mod operators;
 mod pgp;
 mod postgres;
 mod races;
+mod userpass;
