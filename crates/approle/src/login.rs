@@ -14,13 +14,13 @@ use std::time::Instant;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use strongroom_sdk::framework::Ctx;
+use strongroom_sdk::lockout::{Locked, Verdict};
 use strongroom_sdk::logical::Response;
 use strongroom_sdk::storage::BarrierError;
 use strongroom_sdk::{Error, Result};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use strongroom_sdk::lockout::{Locked, Verdict};
 use crate::model::{ip_allowed, now_ns, RoleEntry};
 use crate::state::{delete_secret_ops, put_op, read_role_id, read_secret, secret_key, AppRole};
 

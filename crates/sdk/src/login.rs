@@ -450,13 +450,7 @@ impl TokenParams {
         let period = || Ok(f.decode::<PeriodParam>()?.token_period);
         let old_period = || Ok(f.decode::<OldPeriodParam>()?.period);
         let old: Option<Reader<'_, u64>> = legacy.period_name.then_some(&old_period);
-        if let Some(secs) = renamed(
-            echo,
-            &period,
-            old,
-            &mut self.legacy_period,
-            nonzero,
-        )? {
+        if let Some(secs) = renamed(echo, &period, old, &mut self.legacy_period, nonzero)? {
             self.token_period = secs;
         }
         let policies = || Ok(f.decode::<PoliciesParam>()?.token_policies);

@@ -177,15 +177,30 @@ mod tests {
     async fn a_login_issues_the_users_token_with_username_metadata_and_alias() {
         let b = cheap();
         let s = MemoryStorage::view("auth/userpass/");
-        call(&b, &s, Operation::Create, "users/Alice", json!({"password": "pw", "token_policies": "dev", "token_ttl": "10m"}))
-            .await
-            .unwrap();
-        let resp = call(&b, &s, Operation::Update, "login/ALICE", json!({"password": "pw"}))
-            .await
-            .unwrap();
+        call(
+            &b,
+            &s,
+            Operation::Create,
+            "users/Alice",
+            json!({"password": "pw", "token_policies": "dev", "token_ttl": "10m"}),
+        )
+        .await
+        .unwrap();
+        let resp = call(
+            &b,
+            &s,
+            Operation::Update,
+            "login/ALICE",
+            json!({"password": "pw"}),
+        )
+        .await
+        .unwrap();
         let issue = resp.issue.expect("a login issues a token");
         assert_eq!(issue.policies, ["dev"]);
-        assert_eq!(issue.metadata, json!({"username": "alice"}).as_object().cloned().unwrap());
+        assert_eq!(
+            issue.metadata,
+            json!({"username": "alice"}).as_object().cloned().unwrap()
+        );
         assert_eq!(issue.display_name, "alice");
         assert_eq!(issue.ttl.as_secs(), 600);
         let alias = issue.alias.expect("the username is the entity alias");
@@ -193,21 +208,34 @@ mod tests {
         // The stored record holds a bcrypt hash, never the password.
         let stored = s.get("user/alice").await.unwrap().unwrap();
         let stored = String::from_utf8(stored).unwrap();
-        assert!(stored.contains("$2b$04$") && !stored.contains("\"pw\""), "{stored}");
+        assert!(
+            stored.contains("$2b$04$") && !stored.contains("\"pw\""),
+            "{stored}"
+        );
     }
 
     #[tokio::test]
     async fn wrong_passwords_and_unknown_users_get_the_same_answer() {
         let b = cheap();
         let s = MemoryStorage::view("auth/userpass/");
-        call(&b, &s, Operation::Create, "users/bob", json!({"password": "pw"}))
-            .await
-            .unwrap();
+        call(
+            &b,
+            &s,
+            Operation::Create,
+            "users/bob",
+            json!({"password": "pw"}),
+        )
+        .await
+        .unwrap();
         for (path, pw) in [("login/bob", "nope"), ("login/ghost", "pw")] {
             let e = call(&b, &s, Operation::Update, path, json!({"password": pw}))
                 .await
                 .unwrap_err();
-            assert_eq!(message(e), (400, "invalid username or password".into()), "{path}");
+            assert_eq!(
+                message(e),
+                (400, "invalid username or password".into()),
+                "{path}"
+            );
         }
         let e = call(&b, &s, Operation::Update, "login/bob", json!({}))
             .await
@@ -219,13 +247,26 @@ mod tests {
     async fn five_wrong_passwords_lock_an_existing_user_only() {
         let b = cheap();
         let s = MemoryStorage::view("auth/userpass/");
-        call(&b, &s, Operation::Create, "users/carol", json!({"password": "pw"}))
-            .await
-            .unwrap();
+        call(
+            &b,
+            &s,
+            Operation::Create,
+            "users/carol",
+            json!({"password": "pw"}),
+        )
+        .await
+        .unwrap();
         let login = |name: &'static str, pw: &'static str| {
             let (b, s) = (&b, &s);
             async move {
-                call(b, s, Operation::Update, &format!("login/{name}"), json!({"password": pw})).await
+                call(
+                    b,
+                    s,
+                    Operation::Update,
+                    &format!("login/{name}"),
+                    json!({"password": pw}),
+                )
+                .await
             }
         };
         for _ in 0..strongroom_sdk::lockout::THRESHOLD {
@@ -242,9 +283,15 @@ mod tests {
     async fn token_bound_cidrs_refuse_other_addresses() {
         let b = cheap();
         let s = MemoryStorage::view("auth/userpass/");
-        call(&b, &s, Operation::Create, "users/dan", json!({"password": "pw", "bound_cidrs": "10.0.0.0/8"}))
-            .await
-            .unwrap();
+        call(
+            &b,
+            &s,
+            Operation::Create,
+            "users/dan",
+            json!({"password": "pw", "bound_cidrs": "10.0.0.0/8"}),
+        )
+        .await
+        .unwrap();
         let inside = Some(IpAddr::from([10, 1, 2, 3]));
         let outside = Some(IpAddr::from([192, 168, 0, 1]));
         let body = json!({"password": "pw"});
@@ -277,9 +324,15 @@ mod tests {
             assert_eq!(e.status(), 400, "{body}");
         }
         assert!(s.get("user/eve").await.unwrap().is_none());
-        let e = call(&b, &s, Operation::Update, "users/eve/password", json!({"password": "x"}))
-            .await
-            .unwrap_err();
+        let e = call(
+            &b,
+            &s,
+            Operation::Update,
+            "users/eve/password",
+            json!({"password": "x"}),
+        )
+        .await
+        .unwrap_err();
         assert_eq!(message(e), (400, "username does not exist".into()));
     }
 
@@ -287,15 +340,33 @@ mod tests {
     async fn password_and_policies_endpoints_change_only_their_part() {
         let b = cheap();
         let s = MemoryStorage::view("auth/userpass/");
-        call(&b, &s, Operation::Create, "users/fay", json!({"password": "one", "token_ttl": 60}))
-            .await
-            .unwrap();
-        call(&b, &s, Operation::Update, "users/fay/password", json!({"password": "two"}))
-            .await
-            .unwrap();
-        call(&b, &s, Operation::Update, "users/fay/policies", json!({"policies": "B,a"}))
-            .await
-            .unwrap();
+        call(
+            &b,
+            &s,
+            Operation::Create,
+            "users/fay",
+            json!({"password": "one", "token_ttl": 60}),
+        )
+        .await
+        .unwrap();
+        call(
+            &b,
+            &s,
+            Operation::Update,
+            "users/fay/password",
+            json!({"password": "two"}),
+        )
+        .await
+        .unwrap();
+        call(
+            &b,
+            &s,
+            Operation::Update,
+            "users/fay/policies",
+            json!({"policies": "B,a"}),
+        )
+        .await
+        .unwrap();
         let read = call(&b, &s, Operation::Read, "users/fay", json!({}))
             .await
             .unwrap()
@@ -303,11 +374,24 @@ mod tests {
             .unwrap();
         assert_eq!(read["token_ttl"], 60);
         assert_eq!(read["policies"], json!(["a", "b"]));
-        let bad = call(&b, &s, Operation::Update, "login/fay", json!({"password": "one"})).await;
+        let bad = call(
+            &b,
+            &s,
+            Operation::Update,
+            "login/fay",
+            json!({"password": "one"}),
+        )
+        .await;
         assert_eq!(bad.unwrap_err().status(), 400);
-        call(&b, &s, Operation::Update, "login/fay", json!({"password": "two"}))
-            .await
-            .unwrap();
+        call(
+            &b,
+            &s,
+            Operation::Update,
+            "login/fay",
+            json!({"password": "two"}),
+        )
+        .await
+        .unwrap();
     }
 
     #[test]

@@ -101,7 +101,11 @@ fn a_user_logs_in_with_the_cli_and_uses_the_stored_token() {
     // The operator resets the password with the CLI.
     bao_ok(
         &server,
-        &["write", "auth/userpass/users/alice/password", "password=n3w-pw"],
+        &[
+            "write",
+            "auth/userpass/users/alice/password",
+            "password=n3w-pw",
+        ],
         0,
     );
     let out = bao(

@@ -158,7 +158,9 @@ async fn user_crud_list_and_read_shapes() {
     }
     let r = p.check(Call::get(&user("dave")), &[]).await;
     p.expect_status(&r, 404, "a refused create stores nothing");
-    let r = p.check(Call::post(&user("a%20b"), json!({"password": "x"})), &[]).await;
+    let r = p
+        .check(Call::post(&user("a%20b"), json!({"password": "x"})), &[])
+        .await;
     p.expect_status(&r, 404, "a name outside OpenBao's name pattern");
 
     let r = p.check(Call::delete(&user("Alice")), &[]).await;
@@ -188,7 +190,10 @@ async fn password_and_policies_endpoints() {
     p.expect_status(&r, 200, "the new password");
     let r = p
         .check(
-            Call::post(&user("erin/password"), json!({"password_hash": IMPORTED_HASH})),
+            Call::post(
+                &user("erin/password"),
+                json!({"password_hash": IMPORTED_HASH}),
+            ),
             &[],
         )
         .await;
@@ -201,13 +206,18 @@ async fn password_and_policies_endpoints() {
             json!({"password": "a", "password_hash": "b"}),
             "only one of password or password_hash may be provided",
         ),
-        (json!({"password_hash": "b"}), "password_hash is not a valid bcrypt hash"),
+        (
+            json!({"password_hash": "b"}),
+            "password_hash is not a valid bcrypt hash",
+        ),
     ] {
         let r = p
             .check(Call::post(&user("erin/password"), body.clone()), &[])
             .await;
         p.expect_status(&r, 400, &format!("password with {body}"));
-        on_both(&mut p, &r, &format!("error of {body}"), |x| error_is(x, msg));
+        on_both(&mut p, &r, &format!("error of {body}"), |x| {
+            error_is(x, msg)
+        });
     }
     let r = p
         .check(
@@ -216,7 +226,8 @@ async fn password_and_policies_endpoints() {
         )
         .await;
     on_both(&mut p, &r, "password of a missing user", |x| {
-        error_is(x, "username does not exist") || error_is(x, "1 error occurred:\n\t* username does not exist\n\n")
+        error_is(x, "username does not exist")
+            || error_is(x, "1 error occurred:\n\t* username does not exist\n\n")
     });
     let r = p.check(Call::get(&user("erin/password")), &[]).await;
     p.expect_status(&r, 405, "read of the password path");
@@ -254,7 +265,8 @@ async fn password_and_policies_endpoints() {
         )
         .await;
     on_both(&mut p, &r, "policies of a missing user", |x| {
-        error_is(x, "username does not exist") || error_is(x, "1 error occurred:\n\t* username does not exist\n\n")
+        error_is(x, "username does not exist")
+            || error_is(x, "1 error occurred:\n\t* username does not exist\n\n")
     });
     p.finish();
 }
@@ -285,11 +297,19 @@ async fn login_success_and_failures() {
             && x.body["data"].is_null()
     });
     let tokens = (
-        r.0.body["auth"]["client_token"].as_str().unwrap_or_default().to_string(),
-        r.1.body["auth"]["client_token"].as_str().unwrap_or_default().to_string(),
+        r.0.body["auth"]["client_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        r.1.body["auth"]["client_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
     );
     let lookup = |t: &str| Call::get("auth/token/lookup-self").token(t);
-    let r = p.check_each(lookup(&tokens.0), lookup(&tokens.1), &[]).await;
+    let r = p
+        .check_each(lookup(&tokens.0), lookup(&tokens.1), &[])
+        .await;
     p.expect_status(&r, 200, "lookup-self with the login token");
     on_both(&mut p, &r, "login token properties", |x| {
         let d = &x.body["data"];
@@ -300,10 +320,15 @@ async fn login_success_and_failures() {
     });
 
     // A wrong password and an unknown user get the same answer.
-    for call in [login_call("frank", "wrong"), login_call("nobody", "pw-frank")] {
+    for call in [
+        login_call("frank", "wrong"),
+        login_call("nobody", "pw-frank"),
+    ] {
         let r = p.check(call, &[]).await;
         p.expect_status(&r, 400, "bad credentials");
-        on_both(&mut p, &r, "bad credentials message", |x| error_is(x, INVALID));
+        on_both(&mut p, &r, "bad credentials message", |x| {
+            error_is(x, INVALID)
+        });
     }
     let r = p
         .check(
@@ -311,7 +336,9 @@ async fn login_success_and_failures() {
             CLIENT_ERROR_STATUS,
         )
         .await;
-    on_both(&mut p, &r, "missing password", |x| error_is(x, "missing password"));
+    on_both(&mut p, &r, "missing password", |x| {
+        error_is(x, "missing password")
+    });
 
     // token_bound_cidrs: the right password from outside is refused.
     write_user(
@@ -324,7 +351,12 @@ async fn login_success_and_failures() {
     p.expect_status(&r, 403, "login from outside token_bound_cidrs");
     let r = p.check(login_call("fenced", "bad"), &[]).await;
     p.expect_status(&r, 400, "a wrong password is checked first");
-    write_user(&mut p, "fenced", json!({"token_bound_cidrs": "127.0.0.0/8"})).await;
+    write_user(
+        &mut p,
+        "fenced",
+        json!({"token_bound_cidrs": "127.0.0.0/8"}),
+    )
+    .await;
     let r = p.check(login_call("fenced", "pw"), &[]).await;
     p.expect_status(&r, 200, "login from inside token_bound_cidrs");
     on_both(&mut p, &r, "bound token", |x| {
@@ -347,14 +379,20 @@ async fn wrong_passwords_lock_the_user_out() {
         p.expect_status(&r, 400, &format!("failed login {i}"));
     }
     let r = p.check(login_call("gina", "good"), &[]).await;
-    p.expect_status(&r, 200, "four failures do not lock, and a success forgets them");
+    p.expect_status(
+        &r,
+        200,
+        "four failures do not lock, and a success forgets them",
+    );
     for i in 1..=5 {
         let r = p.check(login_call("GINA", "bad"), &[]).await;
         p.expect_status(&r, 400, &format!("failed login {i} after the success"));
     }
     let r = p.check(login_call("gina", "bad"), &[]).await;
     p.expect_status(&r, 403, "sixth failed login");
-    on_both(&mut p, &r, "locked out", |x| error_is(x, "permission denied"));
+    on_both(&mut p, &r, "locked out", |x| {
+        error_is(x, "permission denied")
+    });
     let r = p.check(login_call("gina", "good"), &[]).await;
     p.expect_status(&r, 403, "the right password of a locked-out user");
     let r = p.check(login_call("hank", "good"), &[]).await;

@@ -22,7 +22,10 @@ fn login(name: &str, password: &str) -> Call {
 async fn a_login_burst_is_answered_in_full_and_locks_out_exactly() {
     let server = Server::dev(Kind::Strongroom);
     let r = server
-        .send(&Call::post("sys/auth/userpass", json!({"type": "userpass"})))
+        .send(&Call::post(
+            "sys/auth/userpass",
+            json!({"type": "userpass"}),
+        ))
         .await;
     assert_eq!(r.status, 204, "{r:?}");
     for name in ["alice", "bob"] {
@@ -72,7 +75,12 @@ async fn a_login_burst_is_answered_in_full_and_locks_out_exactly() {
     assert_eq!(r.status, 200, "alice is not: {r:?}");
 
     let log = server.output.text();
-    for pw in ["alice-Secret-Pw", "bob-Secret-Pw", "Ghost-Secret-Pw", "Wrong-Secret-Pw"] {
+    for pw in [
+        "alice-Secret-Pw",
+        "bob-Secret-Pw",
+        "Ghost-Secret-Pw",
+        "Wrong-Secret-Pw",
+    ] {
         assert!(!log.contains(pw), "the log holds a password:\n{log}");
     }
 }
