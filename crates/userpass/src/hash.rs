@@ -103,9 +103,33 @@ impl Hasher {
     }
 }
 
-/// Whether `hash` is a bcrypt hash OpenBao would accept as `password_hash`.
-pub fn is_bcrypt_hash(hash: &str) -> bool {
-    hash.parse::<bcrypt::HashParts>().is_ok()
+/// The lowest cost OpenBao accepts in a `password_hash`.
+pub const MIN_IMPORTED_COST: u32 = 5;
+
+/// The highest cost OpenBao accepts in a `password_hash`: each login
+/// checks at the hash's cost, so a costlier hash would make logins a
+/// denial of service.
+pub const MAX_IMPORTED_COST: u32 = 12;
+
+/// Checks a `password_hash` as OpenBao does: a bcrypt hash whose cost
+/// lies in [`MIN_IMPORTED_COST`]..=[`MAX_IMPORTED_COST`]; the error is
+/// OpenBao's message.
+pub fn check_imported_hash(hash: &str) -> std::result::Result<(), String> {
+    let parts = hash
+        .parse::<bcrypt::HashParts>()
+        .map_err(|_| "password_hash is not a valid bcrypt hash".to_string())?;
+    let cost = parts.get_cost();
+    if cost < MIN_IMPORTED_COST {
+        return Err(format!(
+            "bcrypt cost of {cost} is too low, want {MIN_IMPORTED_COST} at minimum"
+        ));
+    }
+    if cost > MAX_IMPORTED_COST {
+        return Err(format!(
+            "bcrypt cost of {cost} exceeds maximum cost of {MAX_IMPORTED_COST}"
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -146,12 +170,22 @@ mod tests {
     }
 
     #[test]
-    fn openbaos_hashes_are_accepted_and_others_are_not() {
+    fn imported_hashes_are_checked_as_openbao_does() {
         // A Go bcrypt hash as OpenBao stores it ($2a$, cost 10).
-        assert!(is_bcrypt_hash(
-            "$2a$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy"
-        ));
-        assert!(!is_bcrypt_hash("nothash"));
-        assert!(!is_bcrypt_hash(""));
+        let go = "$2a$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy";
+        assert_eq!(check_imported_hash(go), Ok(()));
+        let bad = "password_hash is not a valid bcrypt hash".to_string();
+        assert_eq!(check_imported_hash("nothash"), Err(bad.clone()));
+        assert_eq!(check_imported_hash(""), Err(bad));
+        let cheap = bcrypt::hash("pw", 4).unwrap();
+        assert_eq!(
+            check_imported_hash(&cheap),
+            Err("bcrypt cost of 4 is too low, want 5 at minimum".into())
+        );
+        let dear = go.replace("$10$", "$13$");
+        assert_eq!(
+            check_imported_hash(&dear),
+            Err("bcrypt cost of 13 exceeds maximum cost of 12".into())
+        );
     }
 }

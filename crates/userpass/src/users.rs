@@ -13,7 +13,7 @@ use strongroom_sdk::login::{Legacy, TokenParams};
 use strongroom_sdk::{Error, Result};
 use zeroize::Zeroizing;
 
-use crate::hash::is_bcrypt_hash;
+use crate::hash::check_imported_hash;
 use crate::state::Userpass;
 
 type S = Arc<Userpass>;
@@ -100,10 +100,10 @@ fn new_password(ctx: &Ctx, required: bool) -> Result<Option<NewPassword>> {
         )),
         (None, None) => Ok(None),
         (Some(p), None) => Ok(Some(NewPassword::Clear(p))),
-        (None, Some(h)) if is_bcrypt_hash(&h) => Ok(Some(NewPassword::Hash(h))),
-        (None, Some(_)) => Err(Error::bad_request(
-            "password_hash is not a valid bcrypt hash",
-        )),
+        (None, Some(h)) => {
+            check_imported_hash(&h).map_err(Error::BadRequest)?;
+            Ok(Some(NewPassword::Hash(h)))
+        }
     }
 }
 

@@ -14,9 +14,12 @@ use serde_json::{json, Value};
 /// OpenBao's answer to a wrong password or an unknown user.
 const INVALID: &str = "invalid username or password";
 
-/// A bcrypt hash (cost 4) of `imported-pw`, as OpenBao's `password_hash`
-/// takes it.
-const IMPORTED_HASH: &str = "$2b$04$a1PwZ03lak7tZVLfZFOvLekJnU5DHifTDwjH/gtsN1FlBelizvlUm";
+/// A bcrypt hash (cost 5, the lowest OpenBao imports) of `imported-pw`,
+/// as OpenBao's `password_hash` takes it.
+const IMPORTED_HASH: &str = "$2b$05$a1PwZ03lak7tZVLfZFOvLe1blpXib467r.pVNDMSGbIBq03FfztLG";
+
+/// The same password hashed at cost 4, below what OpenBao imports.
+const CHEAP_HASH: &str = "$2b$04$a1PwZ03lak7tZVLfZFOvLekJnU5DHifTDwjH/gtsN1FlBelizvlUm";
 
 /// Enables userpass at `auth/userpass` on both servers.
 async fn enable(p: &mut Pair) {
@@ -143,6 +146,14 @@ async fn user_crud_list_and_read_shapes() {
             "only one of password or password_hash may be provided",
         ),
         (json!({"password_hash": "nothash"}), "password_hash is not a valid bcrypt hash"),
+        (
+            json!({"password_hash": CHEAP_HASH}),
+            "bcrypt cost of 4 is too low, want 5 at minimum",
+        ),
+        (
+            json!({"password_hash": IMPORTED_HASH.replace("$05$", "$13$")}),
+            "bcrypt cost of 13 exceeds maximum cost of 12",
+        ),
         (
             json!({"password": "a", "token_ttl": 20, "token_max_ttl": 10}),
             "'token_ttl' cannot be greater than 'token_max_ttl'",
