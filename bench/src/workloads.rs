@@ -1244,6 +1244,7 @@ pub(crate) mod tests {
             "sys/health",
             "auth/token/lookup-self",
             "auth/approle/login",
+            "auth/userpass/login/bench",
             "auth/kubernetes/login",
             "auth/kubernetes-review/login",
             "auth/gcp/login",
