@@ -102,7 +102,8 @@ struct Args {
     #[arg(long, default_value_t = 32)]
     connections: usize,
     /// Workloads to run (default: all): health, kv1-read, kv1-write,
-    /// kv2-read, kv2-write, approle-login, k8s-login-pem, k8s-login-review,
+    /// kv2-read, kv2-write, approle-login, userpass-login, k8s-login-pem,
+    /// k8s-login-review,
     /// gcp-login-cached, gcp-login-cold (Strongroom only), token-lookup-self,
     /// token-create, wrap, wrap-unwrap, gatekeeper-token,
     /// gatekeeper-token-ecs; or `none`, to run only the extra measurements

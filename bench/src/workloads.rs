@@ -478,6 +478,35 @@ fn approle_setup() -> Vec<Step> {
     ]
 }
 
+/// The userpass setup, static on both servers: the method at
+/// `userpass/` and a user `bench` issuing `default` tokens (its password
+/// hashed by each server: bcrypt at cost 10 on both).
+fn userpass_setup() -> Vec<Step> {
+    let step = |name, path, body| Step {
+        name,
+        method: Method::POST,
+        path,
+        body: Some(body),
+        patience: Duration::ZERO,
+        unless: None,
+    };
+    vec![
+        step(
+            "enable-userpass",
+            "sys/auth/userpass",
+            json!({"type": "userpass"}),
+        ),
+        step(
+            "userpass-user",
+            "auth/userpass/users/bench",
+            json!({"password": USERPASS_PASSWORD, "token_policies": "default", "token_ttl": "10m"}),
+        ),
+    ]
+}
+
+/// The bench user's password.
+const USERPASS_PASSWORD: &str = "bench-password-0123456789";
+
 /// The bench role's id.
 const APPROLE_ROLE_ID: &str = "bench-role-id";
 /// The bench role's (unlimited) secret id.
@@ -825,6 +854,22 @@ pub fn all() -> Vec<Workload> {
             front: Front::Server,
         },
         Workload {
+            name: "userpass-login",
+            calls: vec![Call {
+                body: Some(json!({"password": USERPASS_PASSWORD})),
+                expect: Expect {
+                    status: Some(200),
+                    checks: vec![Check::Present("/auth/client_token")],
+                },
+                ..call(Method::POST, "auth/userpass/login/bench")
+            }],
+            keys: 1,
+            setup: userpass_setup(),
+            pairings: vec![Pairing::Dev],
+            strongroom_only: None,
+            front: Front::Server,
+        },
+        Workload {
             name: "k8s-login-pem",
             calls: vec![k8s_login(&K8S_PEM_MOUNT)],
             keys: 1,
@@ -1016,6 +1061,7 @@ pub(crate) mod tests {
                 "kv2-read",
                 "kv2-write",
                 "approle-login",
+                "userpass-login",
                 "k8s-login-pem",
                 "k8s-login-review",
                 "gcp-login-cached",
@@ -1198,6 +1244,7 @@ pub(crate) mod tests {
             "sys/health",
             "auth/token/lookup-self",
             "auth/approle/login",
+            "auth/userpass/login/bench",
             "auth/kubernetes/login",
             "auth/kubernetes-review/login",
             "auth/gcp/login",

@@ -7,7 +7,6 @@
 //! [`state`]); a secret id's use count is exact under concurrent logins.
 #![forbid(unsafe_code)]
 
-mod lockout;
 mod login;
 mod model;
 mod role;

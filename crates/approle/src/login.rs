@@ -5,7 +5,7 @@
 //! The use count is exact under concurrency: the secret id's lock is held
 //! from the read to the atomic write that decrements or deletes it, so of
 //! N parallel logins with a secret id good for k uses, k succeed. So is the
-//! lockout of a role id after failed logins ([`crate::lockout`]).
+//! lockout of a role id after failed logins ([`strongroom_sdk::lockout`]).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -14,13 +14,13 @@ use std::time::Instant;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use strongroom_sdk::framework::Ctx;
+use strongroom_sdk::lockout::{Locked, Verdict};
 use strongroom_sdk::logical::Response;
 use strongroom_sdk::storage::BarrierError;
 use strongroom_sdk::{Error, Result};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use crate::lockout::{Locked, Verdict};
 use crate::model::{ip_allowed, now_ns, RoleEntry};
 use crate::state::{delete_secret_ops, put_op, read_role_id, read_secret, secret_key, AppRole};
 use strongroom_sdk::framework::BackendRequest;
@@ -168,7 +168,7 @@ pub async fn resolve_role(s: &AppRole, req: &BackendRequest) -> Result<Option<St
 
 /// `POST login`, with OpenBao's lockout of a role id after repeated
 /// failures (a locked-out role id gets 403 whatever its secret id; see
-/// [`crate::lockout`]).
+/// [`strongroom_sdk::lockout`]).
 pub async fn login(s: S, ctx: Ctx) -> Result<Response> {
     let role_id = ctx
         .decode::<RoleIdParam>()?

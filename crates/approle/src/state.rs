@@ -51,7 +51,7 @@ pub struct AppRole {
     /// Set while a tidy runs.
     pub tidy_running: Arc<AtomicBool>,
     /// Failed logins per role id (by HMAC), for OpenBao's user lockout.
-    pub lockout: crate::lockout::Lockout,
+    pub lockout: strongroom_sdk::lockout::Lockout,
     /// When the periodic tidy last started (`None`: never).
     pub last_periodic_tidy: std::sync::Mutex<Option<tokio::time::Instant>>,
 }
@@ -63,7 +63,7 @@ impl Default for AppRole {
             roles: RoleStore::with_stripes(ROLE_PREFIX, 1).max_name_len(MAX_ROLE_NAME_LEN),
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
             tidy_running: Arc::new(AtomicBool::new(false)),
-            lockout: crate::lockout::Lockout::default(),
+            lockout: strongroom_sdk::lockout::Lockout::default(),
             last_periodic_tidy: std::sync::Mutex::new(None),
         }
     }

@@ -7,6 +7,7 @@
 //! - [`storage`]: the physical and logical storage contracts and the
 //!   prefixed [`View`](storage::View) a mount stores through;
 //! - [`login`]: the token parameters of auth method roles;
+//! - [`lockout`]: OpenBao's user lockout after failed logins;
 //! - [`identity`]: the login alias and the identity facts templates read;
 //! - [`token_type`]: the token type enum;
 //! - [`duration`], [`cidr`], [`glob`]: the value syntaxes Vault's API uses;
@@ -26,6 +27,7 @@ pub mod glob;
 pub mod identity;
 pub mod json;
 pub mod lenient_hcl;
+pub mod lockout;
 pub mod logical;
 pub mod login;
 pub mod registry;

@@ -34,6 +34,11 @@ pub enum Echo {
     /// forgotten when it sets an empty one (AppRole). The older name is
     /// always read, so an invalid value for it is refused.
     Sticky,
+    /// OpenBao's `tokenutil.UpgradeValue` (userpass): an older name given
+    /// alone sets the value and is remembered when non-empty (non-zero);
+    /// the new name given alone forgets it; both given, the new value wins
+    /// and the older name is remembered when that value is non-empty.
+    Upgrade,
 }
 
 /// Which older names an auth method accepts for its token parameters and
@@ -41,9 +46,12 @@ pub enum Echo {
 /// `tokenutil`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Legacy {
-    /// Whether `ttl` and `max_ttl` are accepted (`policies` and `period`
-    /// always are).
+    /// Whether `ttl` and `max_ttl` are accepted (`policies` always is).
     pub ttl_names: bool,
+    /// Whether `period` is accepted.
+    pub period_name: bool,
+    /// Whether `bound_cidrs` (the older `token_bound_cidrs`) is accepted.
+    pub cidrs_name: bool,
     /// How the older names interact with the new ones.
     pub echo: Echo,
     /// The error [`TokenParams::apply`] refuses a `token_ttl` above a
@@ -56,12 +64,16 @@ impl Legacy {
     /// AppRole: `policies` and `period`, remembered while in use.
     pub const APPROLE: Legacy = Legacy {
         ttl_names: false,
+        period_name: true,
+        cidrs_name: false,
         echo: Echo::Sticky,
         ttl_above_max: Some("'token_ttl' cannot be greater than 'token_max_ttl'"),
     };
     /// Kubernetes: the four older names, remembered until renamed.
     pub const KUBERNETES: Legacy = Legacy {
         ttl_names: true,
+        period_name: true,
+        cidrs_name: false,
         echo: Echo::UntilRenamed,
         ttl_above_max: Some("token ttl should not be greater than token max ttl"),
     };
@@ -69,15 +81,32 @@ impl Legacy {
     /// with the rest of the role.
     pub const GCP: Legacy = Legacy {
         ttl_names: true,
+        period_name: true,
+        cidrs_name: false,
         echo: Echo::Always,
         ttl_above_max: None,
     };
+    /// Userpass: `policies`, `ttl`, `max_ttl` and `bound_cidrs` (no
+    /// `period`), upgraded as OpenBao's `tokenutil.UpgradeValue` does.
+    pub const USERPASS: Legacy = Legacy {
+        ttl_names: true,
+        period_name: false,
+        cidrs_name: true,
+        echo: Echo::Upgrade,
+        ttl_above_max: Some("'token_ttl' cannot be greater than 'token_max_ttl'"),
+    };
 
     /// The role fields of the token parameters under this dialect:
-    /// [`token_fields`](super::token_fields), plus `ttl` and `max_ttl`
-    /// where accepted.
+    /// [`token_fields`](super::token_fields) (without `period` where not
+    /// accepted), plus `ttl`, `max_ttl` and `bound_cidrs` where accepted.
     pub fn fields(self) -> Vec<Field> {
         let mut f = token_fields();
+        if !self.period_name {
+            f.retain(|field| field.name != "period");
+        }
+        if self.cidrs_name {
+            f.push(Field::new("bound_cidrs", FieldType::CommaStringSlice, "Use \"token_bound_cidrs\" instead. If this and \"token_bound_cidrs\" are both specified, only \"token_bound_cidrs\" will be used."));
+        }
         if self.ttl_names {
             f.push(Field::new("ttl", FieldType::DurationSecond, "Use \"token_ttl\" instead. If this and \"token_ttl\" are both specified, only \"token_ttl\" will be used."));
             f.push(Field::new("max_ttl", FieldType::DurationSecond, "Use \"token_max_ttl\" instead. If this and \"token_max_ttl\" are both specified, only \"token_max_ttl\" will be used."));
@@ -98,9 +127,18 @@ impl Legacy {
             .decodes::<TtlParam>()
             .decodes::<MaxTtlParam>()
             .decodes::<PeriodParam>()
-            .decodes::<OldPeriodParam>()
             .decodes::<PoliciesParam>()
             .decodes::<OldPoliciesParam>();
+        let path = if self.period_name {
+            path.decodes::<OldPeriodParam>()
+        } else {
+            path
+        };
+        let path = if self.cidrs_name {
+            path.decodes::<OldBoundCidrsParam>()
+        } else {
+            path
+        };
         if self.ttl_names {
             path.decodes::<OldTtlParam>().decodes::<OldMaxTtlParam>()
         } else {
@@ -155,6 +193,10 @@ pub struct TokenParams {
     /// The older `period` is in use; `None` as for `legacy_policies`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub legacy_period: Option<bool>,
+    /// The older `bound_cidrs` is in use; `None` as for
+    /// `legacy_policies`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub legacy_bound_cidrs: Option<bool>,
 }
 
 impl Default for TokenParams {
@@ -174,6 +216,7 @@ impl Default for TokenParams {
             legacy_ttl: None,
             legacy_max_ttl: None,
             legacy_period: None,
+            legacy_bound_cidrs: None,
         }
     }
 }
@@ -201,6 +244,8 @@ macro_rules! param {
 
 param!(/// `token_bound_cidrs` (parsed before the next are read).
     BoundCidrsParam { token_bound_cidrs: Vec<String> });
+param!(/// The older `bound_cidrs`.
+    OldBoundCidrsParam { bound_cidrs: Vec<String> });
 param!(/// `token_explicit_max_ttl`, in seconds.
     ExplicitMaxTtlParam { token_explicit_max_ttl: u64 });
 param!(/// `token_num_uses` (checked before the next are read).
@@ -263,6 +308,20 @@ fn renamed<T>(
             }
             Ok(v)
         }
+        Echo::Upgrade => match new()? {
+            Some(v) => {
+                let both = old()?.is_some();
+                *flag = Some(both && in_use(&v));
+                Ok(Some(v))
+            }
+            None => {
+                let v = old()?;
+                if let Some(v) = &v {
+                    *flag = Some(in_use(v));
+                }
+                Ok(v)
+            }
+        },
         Echo::Sticky => {
             let old_v = old()?;
             match new()? {
@@ -297,8 +356,12 @@ impl TokenParams {
         if !legacy.remembers() {
             return;
         }
-        for flag in [&mut self.legacy_policies, &mut self.legacy_period] {
-            flag.get_or_insert(false);
+        self.legacy_policies.get_or_insert(false);
+        if legacy.period_name {
+            self.legacy_period.get_or_insert(false);
+        }
+        if legacy.cidrs_name {
+            self.legacy_bound_cidrs.get_or_insert(false);
         }
         if legacy.ttl_names {
             for flag in [&mut self.legacy_ttl, &mut self.legacy_max_ttl] {
@@ -321,8 +384,18 @@ impl TokenParams {
     pub fn apply(&mut self, f: &FieldData, legacy: Legacy) -> Result<Vec<String>> {
         self.remember(legacy);
         let mut warnings = Vec::new();
-        if let Some(cidrs) = f.decode::<BoundCidrsParam>()?.token_bound_cidrs {
-            self.token_bound_cidrs = Some(parse_bound_cidrs(&cidrs).map_err(Error::BadRequest)?);
+        let cidrs = || Ok(f.decode::<BoundCidrsParam>()?.token_bound_cidrs);
+        let old_cidrs = || Ok(f.decode::<OldBoundCidrsParam>()?.bound_cidrs);
+        let old: Option<Reader<'_, Vec<String>>> = legacy.cidrs_name.then_some(&old_cidrs);
+        let non_empty: fn(&Vec<String>) -> bool = |c| !c.is_empty();
+        if let Some(c) = renamed(
+            legacy.echo,
+            &cidrs,
+            old,
+            &mut self.legacy_bound_cidrs,
+            non_empty,
+        )? {
+            self.token_bound_cidrs = Some(parse_bound_cidrs(&c).map_err(Error::BadRequest)?);
         }
         if let Some(secs) = f.decode::<ExplicitMaxTtlParam>()?.token_explicit_max_ttl {
             self.token_explicit_max_ttl = secs;
@@ -376,13 +449,8 @@ impl TokenParams {
         }
         let period = || Ok(f.decode::<PeriodParam>()?.token_period);
         let old_period = || Ok(f.decode::<OldPeriodParam>()?.period);
-        if let Some(secs) = renamed(
-            echo,
-            &period,
-            Some(&old_period),
-            &mut self.legacy_period,
-            nonzero,
-        )? {
+        let old: Option<Reader<'_, u64>> = legacy.period_name.then_some(&old_period);
+        if let Some(secs) = renamed(echo, &period, old, &mut self.legacy_period, nonzero)? {
             self.token_period = secs;
         }
         let policies = || Ok(f.decode::<PoliciesParam>()?.token_policies);
@@ -462,7 +530,10 @@ impl TokenParams {
         if shown(self.legacy_policies) {
             d.insert("policies".into(), self.token_policies.clone().into());
         }
-        if shown(self.legacy_period) && (always || self.token_period > 0) {
+        if legacy.cidrs_name && shown(self.legacy_bound_cidrs) {
+            d.insert("bound_cidrs".into(), self.bound_cidrs().to_vec().into());
+        }
+        if legacy.period_name && shown(self.legacy_period) && (always || self.token_period > 0) {
             d.insert("period".into(), self.token_period.into());
         }
         d.sort_keys();
@@ -529,7 +600,12 @@ mod tests {
 
     #[test]
     fn each_dialect_declares_what_apply_decodes() {
-        for l in [Legacy::APPROLE, Legacy::KUBERNETES, Legacy::GCP] {
+        for l in [
+            Legacy::APPROLE,
+            Legacy::KUBERNETES,
+            Legacy::GCP,
+            Legacy::USERPASS,
+        ] {
             let path = l.decodes(Path::<()>::new("role/{name}").fields(l.fields()));
             assert_eq!(path.decode_problems(), Vec::<String>::new(), "{l:?}");
         }
@@ -612,6 +688,40 @@ mod tests {
         // The older name is not read when the new one is given.
         write(&mut p, l, json!({"token_period": 5, "period": "nonsense"}));
         assert_eq!(p.token_period, 5);
+    }
+
+    #[test]
+    fn userpass_upgrades_older_names_as_openbao_does() {
+        let l = Legacy::USERPASS;
+        let mut p = TokenParams::new(l);
+        let d = write(
+            &mut p,
+            l,
+            json!({"policies": "a", "ttl": "1h", "bound_cidrs": "127.0.0.1/32"}),
+        );
+        assert_eq!(d["policies"], json!(["a"]));
+        assert_eq!(d["ttl"], 3600);
+        assert_eq!(d["bound_cidrs"], json!(["127.0.0.1"]));
+        assert_eq!(d["token_bound_cidrs"], json!(["127.0.0.1"]));
+        // Both names: the new value wins and the older name stays shown.
+        let d = write(&mut p, l, json!({"max_ttl": "2h", "token_max_ttl": "3h"}));
+        assert_eq!(d["max_ttl"], 10800);
+        assert_eq!(d["token_max_ttl"], 10800);
+        // The new name alone forgets the older one.
+        let d = write(
+            &mut p,
+            l,
+            json!({"token_policies": "b", "token_ttl": 5, "token_bound_cidrs": "10.0.0.0/8"}),
+        );
+        for old in ["policies", "ttl", "bound_cidrs"] {
+            assert!(!d.contains_key(old), "{old}");
+        }
+        assert_eq!(d["max_ttl"], 10800);
+        // `period` is not a userpass name: ignored, never shown.
+        let d = write(&mut p, l, json!({"period": 30}));
+        assert_eq!(d["token_period"], 0);
+        assert!(!d.contains_key("period"));
+        assert!(!l.fields().iter().any(|f| f.name == "period"));
     }
 
     #[test]

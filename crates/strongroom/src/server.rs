@@ -22,6 +22,7 @@ pub fn registry() -> Registry {
         .secrets("kv", strongroom_kv::factory())
         .secrets("generic", strongroom_kv::factory())
         .auth("approle", strongroom_approle::factory())
+        .auth("userpass", strongroom_userpass::factory())
         .auth("kubernetes", strongroom_kubernetes::factory())
         .auth("gcp", strongroom_gcp::factory())
 }

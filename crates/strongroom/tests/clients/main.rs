@@ -5,3 +5,4 @@ mod agent;
 mod bao_cli;
 mod bao_cli_namespaces;
 mod least_privilege;
+mod userpass_cli;

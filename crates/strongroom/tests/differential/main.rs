@@ -25,3 +25,4 @@ mod quotas;
 mod remount;
 mod telemetry;
 mod tokens;
+mod userpass;

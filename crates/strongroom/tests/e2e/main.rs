@@ -34,3 +34,4 @@ mod postgres;
 mod quotas;
 mod races;
 mod telemetry;
+mod userpass;

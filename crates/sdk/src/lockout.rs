@@ -1,20 +1,21 @@
-//! OpenBao's user lockout for AppRole logins, kept per node in memory.
+//! OpenBao's user lockout for auth method logins, kept per mount and per
+//! node in memory. Shared by AppRole (keyed by the HMAC of a role id) and
+//! userpass (keyed by the lowercased username).
 //!
-//! A login with an existing role id whose secret id is unknown is a
-//! failure (OpenBao counts only `ErrInvalidCredentials`, which AppRole
-//! returns for an unknown secret id; an unknown role id, a missing secret
-//! id or a CIDR refusal is not counted). After [`THRESHOLD`] failures
-//! within [`COUNTER_RESET`] of each other, the role id is locked for
-//! [`DURATION`] after the last one: every login is then refused with 403
-//! `permission denied`, even with the right secret id. A successful login
-//! forgets the failures.
+//! The method decides which failures count (OpenBao counts only
+//! `ErrInvalidCredentials`: AppRole's unknown secret id for an existing
+//! role id, userpass's wrong password for an existing user). After
+//! [`THRESHOLD`] failures within [`COUNTER_RESET`] of each other, the key
+//! is locked for [`DURATION`] after the last one: every login is then
+//! refused with 403 `permission denied`, even with the right credentials.
+//! A successful login forgets the failures.
 //!
 //! The count is exact under any concurrency. A login takes an [`Attempt`]
-//! before it runs ([`Lockout::begin`], refused if the role id is locked).
+//! before it runs ([`Lockout::begin`], refused if the key is locked).
 //! When it fails, [`Attempt::failed`] checks the lock and counts the failure
-//! in one step under the role id's shard lock: of N logins racing to fail,
-//! exactly `THRESHOLD` are counted (answered 400) and the rest find the role
-//! id locked (403). When it succeeds, [`Attempt::succeeded`] forgets only
+//! in one step under the key's shard lock: of N logins racing to fail,
+//! exactly `THRESHOLD` are counted (answered 400) and the rest find the key
+//! locked (403). When it succeeds, [`Attempt::succeeded`] forgets only
 //! the failures counted before the attempt began, so a success cannot wipe
 //! out failures that raced past it.
 //!
@@ -23,21 +24,22 @@
 //! and the shard's entry count, two atomic loads.
 
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// Failed logins that lock a role id out (OpenBao's default).
+/// Failed logins that lock a key out (OpenBao's default).
 pub const THRESHOLD: usize = 5;
-/// How long a locked role id stays locked after its last failure.
+/// How long a locked key stays locked after its last failure.
 pub const DURATION: Duration = Duration::from_secs(15 * 60);
 /// How long failures are remembered without a new one.
 pub const COUNTER_RESET: Duration = Duration::from_secs(15 * 60);
 
-/// How many shards the role ids are spread over.
+/// How many shards the keys are spread over.
 const SHARDS: usize = 64;
 
-/// The failures of one role id.
+/// The failures of one key.
 #[derive(Debug)]
 struct Failures {
     /// Clock numbers of the counted failures, ascending; never more than
@@ -48,7 +50,7 @@ struct Failures {
 }
 
 impl Failures {
-    /// Whether these failures lock the role id out at `now`.
+    /// Whether these failures lock the key out at `now`.
     fn locks(&self, now: Instant) -> bool {
         self.seqs.len() >= THRESHOLD && now < self.last + DURATION
     }
@@ -61,7 +63,7 @@ impl Failures {
     }
 }
 
-/// One shard of role ids.
+/// One shard of keys.
 #[derive(Default)]
 struct Shard {
     /// Entries in `map`, readable without the lock.
@@ -85,7 +87,7 @@ impl Shard {
     }
 }
 
-/// The lockout state of one AppRole mount.
+/// The lockout state of one auth mount.
 pub struct Lockout {
     /// The failure clock: the number of the last counted failure.
     clock: AtomicU64,
@@ -101,7 +103,7 @@ impl Default for Lockout {
     }
 }
 
-/// A login's refusal because its role id is locked out.
+/// A login's refusal because its key is locked out.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Locked;
 
@@ -110,11 +112,11 @@ pub struct Locked;
 pub enum Verdict {
     /// The failure was counted: answer the login's own error.
     Counted,
-    /// The role id was locked out meanwhile: answer 403, nothing counted.
+    /// The key was locked out meanwhile: answer 403, nothing counted.
     Locked,
 }
 
-/// A login in progress for one role id.
+/// A login in progress for one key.
 pub struct Attempt<'a> {
     lockout: &'a Lockout,
     key: &'a str,
@@ -124,17 +126,14 @@ pub struct Attempt<'a> {
 
 impl Lockout {
     fn shard(&self, key: &str) -> &Shard {
-        let idx = key
-            .get(..2)
-            .and_then(|h| usize::from_str_radix(h, 16).ok())
-            .unwrap_or(0)
-            % SHARDS;
-        // invariant: `idx < SHARDS == shards.len()`.
-        &self.shards[idx]
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut h);
+        // invariant: the index is reduced modulo `SHARDS == shards.len()`.
+        &self.shards[(h.finish() % SHARDS as u64) as usize]
     }
 
-    /// Begins a login for the role id `key` (its HMAC) at `now`, refused
-    /// if the role id is locked out.
+    /// Begins a login for `key` (e.g. a role id's HMAC or a username) at
+    /// `now`, refused if the key is locked out.
     pub fn begin<'a>(&'a self, key: &'a str, now: Instant) -> Result<Attempt<'a>, Locked> {
         // The clock is read before the entry count: a failure raises the
         // count before it takes a number, so a failure numbered up to
@@ -156,7 +155,7 @@ impl Lockout {
         })
     }
 
-    /// How many failures of the role id `key` count now.
+    /// How many failures of `key` count now.
     #[cfg(test)]
     fn count(&self, key: &str) -> usize {
         self.shard(key).lock().get(key).map_or(0, |f| f.seqs.len())
@@ -165,7 +164,7 @@ impl Lockout {
 
 impl Attempt<'_> {
     /// The login failed with bad credentials at `now`: counts it unless
-    /// the role id is locked out by now, in one step.
+    /// the key is locked out by now, in one step.
     pub fn failed(self, now: Instant) -> Verdict {
         let shard = self.lockout.shard(self.key);
         let mut map = shard.lock();
@@ -217,14 +216,14 @@ mod tests {
     }
 
     #[test]
-    fn threshold_failures_lock_the_role_id_out() {
+    fn threshold_failures_lock_the_key_out() {
         let l = Lockout::default();
         let now = Instant::now();
         for _ in 0..THRESHOLD {
             assert_eq!(fail(&l, now), Ok(Verdict::Counted));
         }
         assert_eq!(fail(&l, now).err(), Some(Locked));
-        // Another role id, even in the same shard, is not locked.
+        // Another key is not locked.
         assert!(l.begin("ab99", now).is_ok());
     }
 
