@@ -28,31 +28,83 @@ pub fn backend(store: Arc<IdentityStore>) -> Backend<IdentityStore> {
     };
     let alias_fields = || {
         vec![
-            Field::new("id", FieldType::String, "ID of the entity alias. If set, updates the corresponding entity alias."),
-            Field::new("canonical_id", FieldType::String, "Entity ID to which this alias belongs to"),
-            Field::new("entity_id", FieldType::String, "Entity ID to which this alias belongs to (deprecated: use canonical_id)"),
-            Field::new("mount_accessor", FieldType::String, "Mount accessor to which this alias belongs to"),
+            Field::new(
+                "id",
+                FieldType::String,
+                "ID of the entity alias. If set, updates the corresponding entity alias.",
+            ),
+            Field::new(
+                "canonical_id",
+                FieldType::String,
+                "Entity ID to which this alias belongs to",
+            ),
+            Field::new(
+                "entity_id",
+                FieldType::String,
+                "Entity ID to which this alias belongs to (deprecated: use canonical_id)",
+            ),
+            Field::new(
+                "mount_accessor",
+                FieldType::String,
+                "Mount accessor to which this alias belongs to",
+            ),
             Field::new("name", FieldType::String, "Name of the alias"),
-            Field::new("custom_metadata", FieldType::KvPairs, "User provided key-value pairs"),
+            Field::new(
+                "custom_metadata",
+                FieldType::KvPairs,
+                "User provided key-value pairs",
+            ),
         ]
     };
     let group_fields = || {
         vec![
-            Field::new("id", FieldType::String, "ID of the group. If set, updates the corresponding existing group."),
-            Field::new("type", FieldType::String, "Type of the group, 'internal' or 'external'. Defaults to 'internal'"),
+            Field::new(
+                "id",
+                FieldType::String,
+                "ID of the group. If set, updates the corresponding existing group.",
+            ),
+            Field::new(
+                "type",
+                FieldType::String,
+                "Type of the group, 'internal' or 'external'. Defaults to 'internal'",
+            ),
             Field::new("name", FieldType::String, "Name of the group."),
-            Field::new("metadata", FieldType::KvPairs, "Metadata to be associated with the group."),
-            Field::new("policies", FieldType::CommaStringSlice, "Policies to be tied to the group."),
-            Field::new("member_group_ids", FieldType::CommaStringSlice, "Group IDs to be assigned as group members."),
-            Field::new("member_entity_ids", FieldType::CommaStringSlice, "Entity IDs to be assigned as group members."),
+            Field::new(
+                "metadata",
+                FieldType::KvPairs,
+                "Metadata to be associated with the group.",
+            ),
+            Field::new(
+                "policies",
+                FieldType::CommaStringSlice,
+                "Policies to be tied to the group.",
+            ),
+            Field::new(
+                "member_group_ids",
+                FieldType::CommaStringSlice,
+                "Group IDs to be assigned as group members.",
+            ),
+            Field::new(
+                "member_entity_ids",
+                FieldType::CommaStringSlice,
+                "Entity IDs to be assigned as group members.",
+            ),
         ]
     };
     let group_alias_fields = || {
         vec![
             Field::new("id", FieldType::String, "ID of the group alias."),
             Field::new("name", FieldType::String, "Alias of the group."),
-            Field::new("mount_accessor", FieldType::String, "Mount accessor to which this alias belongs to."),
-            Field::new("canonical_id", FieldType::String, "ID of the group to which this is an alias."),
+            Field::new(
+                "mount_accessor",
+                FieldType::String,
+                "Mount accessor to which this alias belongs to.",
+            ),
+            Field::new(
+                "canonical_id",
+                FieldType::String,
+                "ID of the group to which this is an alias.",
+            ),
         ]
     };
     let lookup_fields = || {
@@ -158,8 +210,12 @@ pub fn backend(store: Arc<IdentityStore>) -> Backend<IdentityStore> {
             .op(Operation::Update, handler(lookup_group), "Look a group up.")
             .help("Look up a group", "Finds a group by id, name, alias id, or alias name and mount accessor."),
     ];
-    Backend::new(store, paths, "The identity store: entities, aliases and groups.")
-        .on_invalidate(|store: &IdentityStore, key: &str| store.invalidated(key))
+    Backend::new(
+        store,
+        paths,
+        "The identity store: entities, aliases and groups.",
+    )
+    .on_invalidate(|store: &IdentityStore, key: &str| store.invalidated(key))
 }
 
 /// Which object a path names.
@@ -300,7 +356,9 @@ fn keys_with_info(mut items: Vec<(String, Value)>) -> Result<Response> {
 fn find_entity(state: &State, ctx: &Ctx, target: Target) -> Result<Option<Arc<Entity>>> {
     Ok(match target {
         Target::Id => state.entity(&ctx.fields.str_or_empty("id")?).cloned(),
-        Target::Name => state.entity_by_name(&ctx.fields.str_or_empty("name")?).cloned(),
+        Target::Name => state
+            .entity_by_name(&ctx.fields.str_or_empty("name")?)
+            .cloned(),
         Target::Body => None,
     })
 }
@@ -477,7 +535,10 @@ async fn entity_list_names(s: Arc<S>, _ctx: Ctx) -> Result<Response> {
 }
 
 async fn entity_merge(s: Arc<S>, ctx: Ctx) -> Result<Response> {
-    let from = ctx.fields.get_strings("from_entity_ids")?.unwrap_or_default();
+    let from = ctx
+        .fields
+        .get_strings("from_entity_ids")?
+        .unwrap_or_default();
     if from.is_empty() {
         return Err(Error::bad_request("missing entity ids to merge from"));
     }
@@ -647,7 +708,9 @@ async fn alias_write(s: Arc<S>, ctx: Ctx, by_path: bool) -> Result<Response> {
     }
     if let Some(acc) = &accessor {
         if s.mount(acc).is_none() {
-            return Err(Error::bad_request(format!("invalid mount accessor {acc:?}")));
+            return Err(Error::bad_request(format!(
+                "invalid mount accessor {acc:?}"
+            )));
         }
     }
     let _lock = s.lock().await;
@@ -662,18 +725,17 @@ async fn alias_write(s: Arc<S>, ctx: Ctx, by_path: bool) -> Result<Response> {
                     .ok_or_else(|| Error::bad_request("invalid alias ID provided"))?,
             ),
             None => match (&accessor, &name) {
-                (Some(acc), Some(n)) => state.alias_by_key(acc, n).map(|(e, a)| (e.clone(), a.clone())),
+                (Some(acc), Some(n)) => state
+                    .alias_by_key(acc, n)
+                    .map(|(e, a)| (e.clone(), a.clone())),
                 _ => None,
             },
         };
         let at = now();
         let target = match &canonical {
-            Some(c) => Some(
-                state
-                    .entity(c)
-                    .cloned()
-                    .ok_or_else(|| Error::bad_request("given 'canonical_id' is not associated with an entity"))?,
-            ),
+            Some(c) => Some(state.entity(c).cloned().ok_or_else(|| {
+                Error::bad_request("given 'canonical_id' is not associated with an entity")
+            })?),
             None => None,
         };
         let mut changes = Vec::new();
@@ -695,14 +757,21 @@ async fn alias_write(s: Arc<S>, ctx: Ctx, by_path: bool) -> Result<Response> {
                         .alias_by_key(&alias.mount_accessor, &alias.name)
                         .is_some_and(|(_, a)| a.id != alias.id)
                 {
-                    return Err(Error::bad_request("alias with combination of mount accessor and name already exists"));
+                    return Err(Error::bad_request(
+                        "alias with combination of mount accessor and name already exists",
+                    ));
                 }
                 let mut from = (*owner).clone();
                 from.aliases.retain(|a| a.id != alias.id);
                 match target.filter(|t| t.id != owner.id) {
                     Some(t) => {
-                        if t.aliases.iter().any(|a| a.mount_accessor == alias.mount_accessor) {
-                            return Err(Error::bad_request("Alias already exists for requested entity and mount accessor"));
+                        if t.aliases
+                            .iter()
+                            .any(|a| a.mount_accessor == alias.mount_accessor)
+                        {
+                            return Err(Error::bad_request(
+                                "Alias already exists for requested entity and mount accessor",
+                            ));
                         }
                         let mut to = (*t).clone();
                         alias.canonical_id = to.id.clone();
@@ -711,8 +780,14 @@ async fn alias_write(s: Arc<S>, ctx: Ctx, by_path: bool) -> Result<Response> {
                         changes.push(Change::PutEntity(to));
                     }
                     None => {
-                        if from.aliases.iter().any(|a| a.mount_accessor == alias.mount_accessor) {
-                            return Err(Error::bad_request("Alias already exists for requested entity and mount accessor"));
+                        if from
+                            .aliases
+                            .iter()
+                            .any(|a| a.mount_accessor == alias.mount_accessor)
+                        {
+                            return Err(Error::bad_request(
+                                "Alias already exists for requested entity and mount accessor",
+                            ));
                         }
                         from.aliases.push(alias.clone());
                         changes.push(Change::PutEntity(from));
@@ -744,7 +819,9 @@ async fn alias_write(s: Arc<S>, ctx: Ctx, by_path: bool) -> Result<Response> {
                     }
                 };
                 if owner.aliases.iter().any(|a| a.mount_accessor == accessor) {
-                    return Err(Error::bad_request("Alias already exists for requested entity and mount accessor"));
+                    return Err(Error::bad_request(
+                        "Alias already exists for requested entity and mount accessor",
+                    ));
                 }
                 let alias = EntityAlias {
                     id: s.new_id(),
@@ -816,7 +893,9 @@ async fn alias_list(s: Arc<S>, _ctx: Ctx) -> Result<Response> {
 fn find_group(state: &State, ctx: &Ctx, target: Target) -> Result<Option<Arc<Group>>> {
     Ok(match target {
         Target::Id => state.group(&ctx.fields.str_or_empty("id")?).cloned(),
-        Target::Name => state.group_by_name(&ctx.fields.str_or_empty("name")?).cloned(),
+        Target::Name => state
+            .group_by_name(&ctx.fields.str_or_empty("name")?)
+            .cloned(),
         Target::Body => None,
     })
 }
@@ -1030,7 +1109,9 @@ async fn group_alias_write(s: Arc<S>, ctx: Ctx, by_path: bool) -> Result<Respons
     }
     if let Some(acc) = &accessor {
         if s.mount(acc).is_none() {
-            return Err(Error::bad_request(format!("invalid mount accessor {acc:?}")));
+            return Err(Error::bad_request(format!(
+                "invalid mount accessor {acc:?}"
+            )));
         }
     }
     let _lock = s.lock().await;
@@ -1048,12 +1129,13 @@ async fn group_alias_write(s: Arc<S>, ctx: Ctx, by_path: bool) -> Result<Respons
         };
         let target = match &canonical {
             Some(c) => {
-                let g = state
-                    .group(c)
-                    .cloned()
-                    .ok_or_else(|| Error::bad_request("invalid group ID given in 'canonical_id'"))?;
+                let g = state.group(c).cloned().ok_or_else(|| {
+                    Error::bad_request("invalid group ID given in 'canonical_id'")
+                })?;
                 if g.kind != "external" {
-                    return Err(Error::bad_request("alias can't be set on an internal group"));
+                    return Err(Error::bad_request(
+                        "alias can't be set on an internal group",
+                    ));
                 }
                 Some(g)
             }
@@ -1061,7 +1143,10 @@ async fn group_alias_write(s: Arc<S>, ctx: Ctx, by_path: bool) -> Result<Respons
         };
         let mut changes = Vec::new();
         let mut alias = match &existing {
-            Some(g) => g.alias.clone().ok_or_else(|| Error::internal("group alias without alias"))?,
+            Some(g) => g
+                .alias
+                .clone()
+                .ok_or_else(|| Error::internal("group alias without alias"))?,
             None => GroupAlias {
                 id: s.new_id(),
                 canonical_id: String::new(),
@@ -1082,7 +1167,9 @@ async fn group_alias_write(s: Arc<S>, ctx: Ctx, by_path: bool) -> Result<Respons
             .group_by_alias_key(&alias.mount_accessor, &alias.name)
             .is_some_and(|g| g.alias.as_ref().is_some_and(|a| a.id != alias.id))
         {
-            return Err(Error::bad_request("combination of mount and group alias name is already in use"));
+            return Err(Error::bad_request(
+                "combination of mount and group alias name is already in use",
+            ));
         }
         let mut owner = match (target, &existing) {
             (Some(t), Some(old)) if t.id != old.id => {
@@ -1121,7 +1208,9 @@ async fn group_alias_write(s: Arc<S>, ctx: Ctx, by_path: bool) -> Result<Respons
         (changes, alias)
     };
     s.commit(changes).await?;
-    Ok(data(json!({ "canonical_id": alias.canonical_id, "id": alias.id })))
+    Ok(data(
+        json!({ "canonical_id": alias.canonical_id, "id": alias.id }),
+    ))
 }
 
 async fn group_alias_delete(s: Arc<S>, ctx: Ctx) -> Result<Response> {

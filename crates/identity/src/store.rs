@@ -120,7 +120,9 @@ impl State {
 
     /// The group named `name`.
     pub fn group_by_name(&self, name: &str) -> Option<&Arc<Group>> {
-        self.group_names.get(name).and_then(|id| self.groups.get(id))
+        self.group_names
+            .get(name)
+            .and_then(|id| self.groups.get(id))
     }
 
     /// The group owning the group alias `id`.
@@ -190,7 +192,11 @@ impl State {
 
     /// Whether making `member` a member group of `group` makes a cycle.
     pub fn would_cycle(&self, group: &str, member: &str) -> bool {
-        member == group || self.ancestors(&[group.to_string()]).iter().any(|a| a == member)
+        member == group
+            || self
+                .ancestors(&[group.to_string()])
+                .iter()
+                .any(|a| a == member)
     }
 
     fn resolve(&self, entity_id: &str) -> Option<Resolved> {
@@ -304,7 +310,8 @@ impl State {
 
     fn insert_group(&mut self, group: Group) {
         self.remove_group(&group.id);
-        self.group_names.insert(group.name.clone(), group.id.clone());
+        self.group_names
+            .insert(group.name.clone(), group.id.clone());
         if let Some(a) = &group.alias {
             self.group_aliases.insert(a.id.clone(), group.id.clone());
             self.group_alias_keys
@@ -564,7 +571,8 @@ impl IdentityStore {
                         a.last_update_time = at.clone();
                     }
                 }
-                self.commit(vec![Change::PutEntity(updated.clone())]).await?;
+                self.commit(vec![Change::PutEntity(updated.clone())])
+                    .await?;
                 Ok(Arc::new(updated))
             }
             None => {

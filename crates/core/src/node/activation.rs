@@ -306,7 +306,9 @@ impl Core {
         let routes = self.build_routes(&prefix, &tables, &identity)?;
         cell.store(Arc::new(routes));
         identity.load().await?;
-        Ok(Tenant::new(entry, cell, tables, policies, cubbyhole, identity))
+        Ok(Tenant::new(
+            entry, cell, tables, policies, cubbyhole, identity,
+        ))
     }
 
     /// An HA standby loads (again) the read-only state it serves reads

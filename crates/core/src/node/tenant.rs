@@ -95,7 +95,10 @@ impl Tenant {
 
     /// What policy and token templates see of the entity `entity_id` of
     /// this namespace (from memory; `None`: no such entity).
-    pub fn identity_facts(&self, entity_id: &str) -> Option<strongroom_sdk::identity::IdentityFacts> {
+    pub fn identity_facts(
+        &self,
+        entity_id: &str,
+    ) -> Option<strongroom_sdk::identity::IdentityFacts> {
         if entity_id.is_empty() {
             return None;
         }
