@@ -467,6 +467,9 @@ fn entity_deletion(state: &State, ids: &[String]) -> Vec<Change> {
                 if let Some(m) = g.member_entity_ids.as_mut() {
                     m.retain(|e| e != id);
                 }
+                if g.member_entity_ids.as_ref().is_some_and(Vec::is_empty) {
+                    g.member_entity_ids = None;
+                }
             }
         }
         changes.push(Change::DeleteEntity(id.clone()));
@@ -480,7 +483,7 @@ async fn entity_delete(s: Arc<S>, ctx: Ctx, target: Target) -> Result<Response> 
     let changes = {
         let state = s.state();
         match find_entity(&state, &ctx, target)? {
-            Some(e) => entity_deletion(&state, &[e.id.clone()]),
+            Some(e) => entity_deletion(&state, std::slice::from_ref(&e.id)),
             None => Vec::new(),
         }
     };
@@ -544,11 +547,6 @@ async fn entity_merge(s: Arc<S>, ctx: Ctx) -> Result<Response> {
     }
     let to = non_empty(&ctx, "to_entity_id")?
         .ok_or_else(|| Error::bad_request("missing entity id to merge to"))?;
-    if from.contains(&to) {
-        return Err(Error::bad_request(
-            "to_entity_id should not be present in from_entity_ids",
-        ));
-    }
     let keep: Vec<String> = ctx
         .fields
         .get_strings("conflicting_alias_ids_to_keep")?
@@ -560,6 +558,11 @@ async fn entity_merge(s: Arc<S>, ctx: Ctx) -> Result<Response> {
             .entity(&to)
             .cloned()
             .ok_or_else(|| Error::bad_request("entity id to merge to is invalid"))?;
+        if from.contains(&to) {
+            return Err(Error::bad_request(
+                "to_entity_id should not be present in from_entity_ids",
+            ));
+        }
         let mut merged = (*target).clone();
         let mut groups: std::collections::BTreeMap<String, Group> = Default::default();
         let mut changes = Vec::new();
@@ -920,8 +923,9 @@ async fn group_write(s: Arc<S>, ctx: Ctx, target: Target) -> Result<Response> {
         }
     }
     let _lock = s.lock().await;
-    let (g, id, name, created) = {
+    let (g, id, name, created, mut touched) = {
         let state = s.state();
+        let mut touched = Vec::new();
         let existing = match target {
             Target::Id => Some(
                 find_group(&state, &ctx, target)?
@@ -1020,14 +1024,26 @@ async fn group_write(s: Arc<S>, ctx: Ctx, target: Target) -> Result<Response> {
                     )));
                 }
             }
+            // As OpenBao, which stores a group's parents on it: a group
+            // that gains or loses this parent changes too.
+            let before: BTreeSet<&String> = g.member_group_ids.iter().flatten().collect();
+            let after: BTreeSet<&String> = members.iter().collect();
+            for changed in before.symmetric_difference(&after) {
+                if let Some(m) = state.group(changed) {
+                    let mut m = (**m).clone();
+                    m.modify_index += 1;
+                    touched.push(Change::PutGroup(m));
+                }
+            }
             g.member_group_ids = Some(members);
         }
         g.modify_index += 1;
         g.last_update_time = at;
         let (id, name) = (g.id.clone(), g.name.clone());
-        (g, id, name, created)
+        (g, id, name, created, touched)
     };
-    s.commit(vec![Change::PutGroup(g)]).await?;
+    touched.push(Change::PutGroup(g));
+    s.commit(touched).await?;
     if created {
         Ok(data(json!({ "id": id, "name": name })))
     } else {
@@ -1048,6 +1064,9 @@ async fn group_delete(s: Arc<S>, ctx: Ctx, target: Target) -> Result<Response> {
                         let mut p = (**p).clone();
                         if let Some(m) = p.member_group_ids.as_mut() {
                             m.retain(|x| x != &g.id);
+                        }
+                        if p.member_group_ids.as_ref().is_some_and(Vec::is_empty) {
+                            p.member_group_ids = None;
                         }
                         changes.push(Change::PutGroup(p));
                     }

@@ -4,7 +4,7 @@
 //! and to Strongroom and compared by value (ids and times normalised).
 
 use serde_json::{json, Value};
-use strongroom_test::diff::{Allow, Pair};
+use strongroom_test::diff::{on_both, Allow, Pair};
 use strongroom_test::server::{Call, Reply};
 
 use crate::differences;
@@ -14,9 +14,29 @@ type Two = (String, String);
 
 /// LIST answers keyed by id: the keys are per-server ids (their values are
 /// compared by the tests that read each object).
-const KEY_INFO: &[Allow] = &[Allow {
-    pattern: "/data/key_info",
-    reason: "keyed by per-server ids; the objects are compared where they are read",
+const KEY_INFO: &[Allow] = &[
+    Allow {
+        pattern: "/data/key_info",
+        reason: "keyed by per-server ids; the objects are compared where they are read",
+    },
+    Allow {
+        pattern: "/data/keys",
+        reason: "OpenBao lists in its memdb's order (by per-server id), Strongroom sorted",
+    },
+];
+
+/// A member id that does not exist: OpenBao answers 500 (its own bug: the
+/// error is the caller's), Strongroom 400, with the same message.
+const BAD_MEMBER: &[Allow] = &[Allow {
+    pattern: "#status",
+    reason: "bad input is a 4xx in Strongroom; OpenBao answers this one with 500",
+}];
+
+/// OpenBao's merge refusal quotes the per-server mount accessor inside
+/// its message; the message is asserted up to it.
+const CLASH: &[Allow] = &[Allow {
+    pattern: "/errors/0",
+    reason: "the message names the per-server mount accessor (asserted up to it)",
 }];
 
 /// Names generated for entities made without one (`entity_<random>.root`).
@@ -278,10 +298,15 @@ async fn entities_and_aliases_match_openbao() {
         .check_each(
             merge(&carol.0, &alice.0, json!({})),
             merge(&carol.1, &alice.1, json!({})),
-            &[],
+            CLASH,
         )
         .await;
     p.expect_status(&r, 400, "a merge with clashing aliases");
+    on_both(&mut p, &r, "the clash message", |x| {
+        x.errors().first().is_some_and(|m| m.starts_with(
+            "2 errors occurred:\n\t* toEntity and at least one fromEntity have aliases with the same mount accessor, repeat the merge request specifying exactly one fromEntity, clashes: \n\t* mountAccessor: auth_approle_",
+        ))
+    });
     let r = p
         .check_each(
             merge(
@@ -314,14 +339,6 @@ async fn entities_and_aliases_match_openbao() {
         )
         .await;
     p.expect_status(&r, 204, "a merge keeping carol's alias");
-    let r = p
-        .check_each(
-            Call::get(&format!("identity/entity/id/{}", alice.0)),
-            Call::get(&format!("identity/entity/id/{}", alice.1)),
-            &[],
-        )
-        .await;
-    p.expect_status(&r, 200, "alice after the merge");
     let r = p
         .check_each(
             Call::get(&format!("identity/entity/id/{}", carol.0)),
@@ -419,22 +436,6 @@ async fn groups_and_group_aliases_match_openbao() {
             400,
         ),
         (
-            "unknown member entity",
-            Call::post(
-                "identity/group",
-                json!({"name": "g", "member_entity_ids": ["nonexistent"]}),
-            ),
-            400,
-        ),
-        (
-            "unknown member group",
-            Call::post(
-                "identity/group",
-                json!({"name": "g", "member_group_ids": ["nonexistent"]}),
-            ),
-            400,
-        ),
-        (
             "external with members",
             Call::post(
                 "identity/group",
@@ -480,6 +481,25 @@ async fn groups_and_group_aliases_match_openbao() {
     ] {
         let r = p.check(call, KEY_INFO).await;
         p.expect_status(&r, status, what);
+    }
+    for (what, call) in [
+        (
+            "unknown member entity",
+            Call::post(
+                "identity/group",
+                json!({"name": "g", "member_entity_ids": ["nonexistent"]}),
+            ),
+        ),
+        (
+            "unknown member group",
+            Call::post(
+                "identity/group",
+                json!({"name": "g", "member_group_ids": ["nonexistent"]}),
+            ),
+        ),
+    ] {
+        let r = p.check(call, BAD_MEMBER).await;
+        p.expect(r.1.status == 400, format!("{what}: {}", r.1.body));
     }
     let r = p.check(Call::get("identity/group/name/ext"), &[]).await;
     let ext = both(&r, "/data/id");
