@@ -137,7 +137,12 @@ async fn nested_group_policies_follow_live_changes_and_disabled_entities_are_ref
             .token(&token),
         )
         .await;
-    assert_eq!(caps.data("capabilities"), &json!(["read"]), "{}", caps.body);
+    assert_eq!(
+        caps.data("secret/data/shared"),
+        &json!(["read"]),
+        "{}",
+        caps.body
+    );
 
     expect(
         &server
