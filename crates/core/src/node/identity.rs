@@ -32,14 +32,18 @@ pub(crate) fn is_identity(kind: &str) -> bool {
     matches!(kind, "identity" | "ns_identity")
 }
 
-/// The auth mounts of a namespace, read from its live routes.
+/// The auth mounts of a namespace, read from its live routes. Held
+/// weakly: the routes hold the identity backend, which holds the store,
+/// which holds this (a strong reference would be a cycle that keeps the
+/// storage open after the tenant is gone).
 struct TenantMounts {
-    routes: Arc<ArcSwap<RouteTable>>,
+    routes: std::sync::Weak<ArcSwap<RouteTable>>,
 }
 
 impl MountLookup for TenantMounts {
     fn by_accessor(&self, accessor: &str) -> Option<MountInfo> {
-        let routes = self.routes.load();
+        let routes = self.routes.upgrade()?;
+        let routes = routes.load();
         routes.routes().iter().find_map(|r| {
             let e = r.entry.load();
             (e.table == Table::Auth && e.accessor == accessor).then(|| MountInfo {
@@ -71,7 +75,7 @@ impl Core {
             view,
             namespace_id,
             Arc::new(TenantMounts {
-                routes: routes.clone(),
+                routes: Arc::downgrade(routes),
             }),
         ))
     }
