@@ -240,6 +240,11 @@ async fn check_login(
     if !from_secret.token_bound_cidrs.is_empty() {
         issue.bound_cidrs = from_secret.token_bound_cidrs;
     }
+    // As OpenBao: the entity alias is the role id, with the role's name.
+    issue.alias = Some(strongroom_sdk::identity::LoginAlias {
+        name: role.role_id.clone(),
+        metadata: [("role_name".to_string(), role.name.clone())].into(),
+    });
     Ok(Response {
         issue: Some(issue),
         ..Default::default()

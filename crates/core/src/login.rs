@@ -3,6 +3,12 @@
 //! with OpenBao's rules for policies, token type and TTLs (bounded by the
 //! auth mount's settings), and answers with the `auth` block. The token is
 //! an orphan: nothing above it revokes it.
+//!
+//! A login that names an alias ([`TokenIssue::alias`]) belongs to the
+//! entity of that alias on the auth mount, in the login's namespace: found
+//! in memory, or made with its alias in one write (concurrent first logins
+//! make one). A disabled entity cannot log in; the entity's identity
+//! policies are shown beside the token's own.
 
 use std::net::IpAddr;
 
@@ -108,6 +114,25 @@ impl Core {
             "" => mount_name,
             d => format!("{mount_name}-{d}"),
         };
+        let (entity_id, identity_policies) = match &issue.alias {
+            Some(alias) => {
+                let tenant = unsealed
+                    .namespaces
+                    .by_id(namespace_id)
+                    .ok_or_else(|| Error::bad_request("namespace not found"))?;
+                let entity = tenant.identity.login(&entry.accessor, alias).await?;
+                if entity.disabled {
+                    return Err(Error::Forbidden("permission denied".into()));
+                }
+                let policies = tenant
+                    .identity
+                    .resolve(&entity.id)
+                    .map(|r| r.policies.clone())
+                    .unwrap_or_default();
+                (entity.id.clone(), policies)
+            }
+            None => (String::new(), Vec::new()),
+        };
         let meta = (!issue.metadata.is_empty()).then(|| issue.metadata.clone());
         let (id, token) = unsealed
             .tokens
@@ -128,20 +153,26 @@ impl Core {
                 id: None,
                 max_ttl: issue.max_ttl.as_secs(),
                 namespace_id: namespace_id.to_string(),
+                entity_id: entity_id.clone(),
             })
             .await?;
         let lease_duration = token
             .expires_at()
             .map_or(0, |at| at.saturating_sub(now_unix()));
+        let mut all_policies = policies.clone();
+        all_policies.extend(identity_policies.iter().cloned());
+        all_policies.sort();
+        all_policies.dedup();
         Ok(Auth {
             client_token: id,
             accessor: token.accessor.clone(),
-            policies: policies.clone(),
+            policies: all_policies,
             token_policies: policies,
+            identity_policies,
             metadata: meta,
             lease_duration,
             renewable: token.renewable,
-            entity_id: String::new(),
+            entity_id,
             token_type: token.token_type,
             orphan: true,
             mfa_requirement: None,

@@ -16,6 +16,8 @@
 //! - [`ha`]: what the HA coordinator and the `sys/` HA endpoints need:
 //!   the lifecycle signal, demotion, the cluster's TLS identity;
 //! - [`mounts`]: the mount tables and the routes built from them;
+//! - [`identity`]: the `identity/` mount and identity store of each
+//!   namespace;
 //! - [`tenant`]: each namespace's serving state and the registry that
 //!   resolves a request's namespace; [`namespaces`]: creating, changing,
 //!   locking and deleting namespaces;
@@ -29,6 +31,7 @@
 pub mod activation;
 pub mod gate;
 pub mod ha;
+pub mod identity;
 pub mod mounts;
 pub mod namespaces;
 pub mod pgp;

@@ -141,6 +141,9 @@ pub struct TokenEntry {
     /// The id of the namespace it was made in (`""`: root).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub namespace_id: String,
+    /// The entity of the identity store it belongs to (`""`: none).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub entity_id: String,
 }
 
 impl TokenEntry {
@@ -211,6 +214,8 @@ pub struct NewToken {
     /// The id of the namespace it is made in (`""`: root); its id and
     /// accessor end with `.<namespace id>`.
     pub namespace_id: String,
+    /// The entity it belongs to (`""`: none).
+    pub entity_id: String,
 }
 
 /// How many full token entries the store keeps in memory at most; the
@@ -767,6 +772,7 @@ impl TokenStore {
             bound_cidrs: new.bound_cidrs.clone(),
             max_ttl: new.max_ttl,
             namespace_id: new.namespace_id.clone(),
+            entity_id: new.entity_id.clone(),
         }
     }
 
@@ -1304,8 +1310,15 @@ fn rfc3339(secs: u64) -> String {
 /// `id` is empty for accessor lookups.
 ///
 /// `namespace_path` is the path of the token's namespace, shown (as
-/// `namespace_path`) for tokens outside the root namespace.
-pub fn render(id: &str, e: &TokenEntry, namespace_path: &str) -> Map<String, Value> {
+/// `namespace_path`) for tokens outside the root namespace;
+/// `identity_policies`, those its entity grants, are shown when there are
+/// any (with OpenBao's `external_namespace_policies` beside them).
+pub fn render(
+    id: &str,
+    e: &TokenEntry,
+    namespace_path: &str,
+    identity_policies: &[String],
+) -> Map<String, Value> {
     let now = now_unix();
     let (ttl, expire_time) = match e.expires_at() {
         Some(at) => (at.saturating_sub(now), Value::String(rfc3339(at))),
@@ -1316,7 +1329,7 @@ pub fn render(id: &str, e: &TokenEntry, namespace_path: &str) -> Map<String, Val
         "creation_time": e.creation_time,
         "creation_ttl": e.ttl,
         "display_name": e.display_name,
-        "entity_id": "",
+        "entity_id": e.entity_id,
         "expire_time": expire_time,
         "explicit_max_ttl": e.explicit_max_ttl,
         "id": id,
@@ -1347,6 +1360,10 @@ pub fn render(id: &str, e: &TokenEntry, namespace_path: &str) -> Map<String, Val
     }
     if !namespace_path.is_empty() {
         v["namespace_path"] = json!(namespace_path);
+    }
+    if !identity_policies.is_empty() {
+        v["external_namespace_policies"] = json!({});
+        v["identity_policies"] = json!(identity_policies);
     }
     match v {
         Value::Object(m) => m,

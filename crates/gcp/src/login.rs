@@ -239,8 +239,18 @@ pub async fn login(s: Arc<Gcp>, ctx: Ctx) -> Result<Response> {
     metadata.insert("role".into(), role_name.to_ascii_lowercase().into());
     metadata.insert("service_account_email".into(), sa.email.clone().into());
     metadata.insert("service_account_id".into(), sa.unique_id.clone().into());
+    let mut issue = role.params.issue(metadata.clone(), sa.email.clone());
+    // As OpenBao's default `iam_alias` (`unique_id`): the entity alias is
+    // the service account's unique id, with the login's metadata.
+    issue.alias = Some(strongroom_sdk::identity::LoginAlias {
+        name: sa.unique_id.clone(),
+        metadata: metadata
+            .into_iter()
+            .filter_map(|(k, v)| v.as_str().map(|v| (k, v.to_string())))
+            .collect(),
+    });
     Ok(Response {
-        issue: Some(role.params.issue(metadata, sa.email.clone())),
+        issue: Some(issue),
         ..Default::default()
     })
 }

@@ -93,11 +93,30 @@ pub async fn login(s: Arc<Kubernetes>, ctx: Ctx) -> Result<Response> {
         account.secret_name.clone().into(),
     );
     metadata.insert("service_account_uid".into(), account.uid.clone().into());
+    let mut issue = role
+        .params
+        .issue(metadata, format!("{}-{}", account.namespace, account.name));
+    // As OpenBao: the entity alias is the service account's uid, or
+    // `namespace/name` with `alias_name_source=serviceaccount_name`.
+    let alias_name = if role.alias_name_source == "serviceaccount_name" {
+        format!("{}/{}", account.namespace, account.name)
+    } else {
+        account.uid.clone()
+    };
+    issue.alias = Some(strongroom_sdk::identity::LoginAlias {
+        name: alias_name,
+        metadata: [
+            ("service_account_name", &account.name),
+            ("service_account_namespace", &account.namespace),
+            ("service_account_secret_name", &account.secret_name),
+            ("service_account_uid", &account.uid),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect(),
+    });
     Ok(Response {
-        issue: Some(
-            role.params
-                .issue(metadata, format!("{}-{}", account.namespace, account.name)),
-        ),
+        issue: Some(issue),
         ..Default::default()
     })
 }

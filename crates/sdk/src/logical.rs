@@ -149,13 +149,17 @@ pub struct Auth {
     pub policies: Vec<String>,
     /// The policies that came from the token itself.
     pub token_policies: Vec<String>,
+    /// The policies its entity and the entity's groups grant (shown when
+    /// there are any).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub identity_policies: Vec<String>,
     /// Metadata attached by the auth method.
     pub metadata: Option<Map<String, Value>>,
     /// TTL in seconds.
     pub lease_duration: u64,
     /// Whether the token can be renewed.
     pub renewable: bool,
-    /// The entity id (empty until identity exists).
+    /// The id of the token's entity (empty: none).
     pub entity_id: String,
     /// `service` or `batch`.
     pub token_type: TokenType,

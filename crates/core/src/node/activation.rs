@@ -20,6 +20,7 @@ use super::{json_bytes, Core, DEFAULT_PERIODIC_INTERVAL};
 use crate::expiration::{LeaseStore, Schedule};
 use crate::mount::{MountEntry, Table};
 use crate::namespace::{NamespaceEntry, Places};
+use crate::router::RouteTable;
 use crate::token::{now_unix, TokenStore};
 use strongroom_policy::store::PolicyStore;
 use strongroom_sdk::{Error, Result};
@@ -290,9 +291,30 @@ impl Core {
             .find(|m| matches!(m.kind.as_str(), "cubbyhole" | "ns_cubbyhole"))
             .map(|m| self.view(&format!("{prefix}{}", m.storage_prefix())))
             .ok_or_else(|| Error::internal("no cubbyhole mount"))?;
+        if !mounts.iter().any(|m| super::identity::is_identity(&m.kind)) {
+            // Storage written before the identity store existed gains its
+            // mount (a standby shows it until the active node writes it).
+            mounts.push(super::identity::identity_entry(entry.is_root()));
+            if !standby {
+                self.persist_tables(
+                    &prefix,
+                    &Tables {
+                        mounts: mounts.clone(),
+                        auth: auth.clone(),
+                    },
+                )
+                .await?;
+            }
+        }
         let tables = Tables { mounts, auth };
-        let routes = self.build_routes(&prefix, &tables)?;
-        Ok(Tenant::new(entry, routes, tables, policies, cubbyhole))
+        let cell = Arc::new(arc_swap::ArcSwap::from_pointee(RouteTable::new(Vec::new())));
+        let identity = self.identity_store(&prefix, &entry.id, &tables, &cell)?;
+        let routes = self.build_routes(&prefix, &tables, &identity)?;
+        cell.store(Arc::new(routes));
+        identity.load().await?;
+        Ok(Tenant::new(
+            entry, cell, tables, policies, cubbyhole, identity,
+        ))
     }
 
     /// An HA standby loads (again) the read-only state it serves reads
@@ -391,6 +413,11 @@ impl Core {
             .filter_map(|r| key.strip_prefix(r.storage.prefix()).map(|rel| (r, rel)))
             .max_by_key(|(r, _)| r.storage.prefix().len());
         if let Some((route, rel)) = owner {
+            // The identity store reloads the record before the next
+            // request authorises with it.
+            if super::identity::is_identity(&route.entry.load().kind) {
+                return tenant.identity.reload_key(rel).await;
+            }
             route.backend.invalidate(rel);
         }
         Ok(())

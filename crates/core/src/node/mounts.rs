@@ -16,6 +16,7 @@ use crate::cubbyhole;
 use crate::mount::{normalize_mount_path, overlaps, MountConfig, MountEntry, Table};
 use crate::node::revocation::clear_view;
 use crate::router::{Route, RouteTable};
+use strongroom_identity::IdentityStore;
 use strongroom_sdk::framework::{LogicalBackend, MountContext};
 use strongroom_sdk::registry::FactoryInput;
 use strongroom_sdk::storage::BatchOp;
@@ -75,9 +76,9 @@ pub(crate) fn cubbyhole_entry(root: bool) -> MountEntry {
     e
 }
 
-/// The tables a namespace starts with: `sys/`, `cubbyhole/` and
-/// `auth/token/` (types `ns_system`, `ns_cubbyhole`, `ns_token` outside the
-/// root namespace, as OpenBao shows them).
+/// The tables a namespace starts with: `sys/`, `cubbyhole/`, `identity/`
+/// and `auth/token/` (types `ns_system`, `ns_cubbyhole`, `ns_identity`,
+/// `ns_token` outside the root namespace, as OpenBao shows them).
 pub(crate) fn default_tables(root: bool) -> Tables {
     let ns = |kind: &str| {
         if root {
@@ -101,6 +102,7 @@ pub(crate) fn default_tables(root: bool) -> Tables {
                 sys
             },
             cubbyhole_entry(root),
+            super::identity::identity_entry(root),
         ],
         auth: vec![{
             let mut t = MountEntry::new(
@@ -153,8 +155,13 @@ impl Core {
     }
 
     /// Builds the route of `entry`, a mount of the namespace whose
-    /// storage is under `prefix`.
-    pub(crate) fn build_route(&self, prefix: &str, entry: &MountEntry) -> Result<Arc<Route>> {
+    /// storage is under `prefix` and whose identity store is `identity`.
+    pub(crate) fn build_route(
+        &self,
+        prefix: &str,
+        entry: &MountEntry,
+        identity: &Arc<IdentityStore>,
+    ) -> Result<Arc<Route>> {
         let storage = self.view(&format!("{prefix}{}", entry.storage_prefix()));
         let mount = self.mount_context(entry);
         // The core's own token store and cubbyhole read the caller's token
@@ -172,6 +179,9 @@ impl Core {
             (Table::Mounts, "system" | "ns_system") => self.sys.clone(),
             (Table::Auth, "token" | "ns_token") => self.token.clone(),
             (Table::Mounts, "cubbyhole" | "ns_cubbyhole") => Arc::new(cubbyhole::backend()),
+            (Table::Mounts, "identity" | "ns_identity") => {
+                Arc::new(strongroom_identity::backend(identity.clone()))
+            }
             (table, kind) => {
                 let factory = match table {
                     Table::Mounts => self.registry.secrets_factory(kind),
@@ -198,10 +208,15 @@ impl Core {
         }))
     }
 
-    pub(crate) fn build_routes(&self, prefix: &str, tables: &Tables) -> Result<RouteTable> {
+    pub(crate) fn build_routes(
+        &self,
+        prefix: &str,
+        tables: &Tables,
+        identity: &Arc<IdentityStore>,
+    ) -> Result<RouteTable> {
         let mut routes = Vec::new();
         for entry in tables.mounts.iter().chain(tables.auth.iter()) {
-            routes.push(self.build_route(prefix, entry)?);
+            routes.push(self.build_route(prefix, entry, identity)?);
         }
         Ok(RouteTable::new(routes))
     }
@@ -340,7 +355,7 @@ impl Core {
             }
         }
         // Build first: a factory that refuses the options refuses the mount.
-        let route = self.build_route(&unsealed.prefix, &entry)?;
+        let route = self.build_route(&unsealed.prefix, &entry, &unsealed.identity)?;
         route.backend.initialize(&route.mounted()).await?;
         let mut next = tables.clone();
         next.table_mut(table).push(entry);
@@ -502,7 +517,7 @@ impl Core {
         if options_changed {
             // New options may change what the backend is (KV's version):
             // rebuild it, as OpenBao reloads a backend on an options change.
-            let route = self.build_route(&unsealed.prefix, &entry)?;
+            let route = self.build_route(&unsealed.prefix, &entry, &unsealed.identity)?;
             route.backend.initialize(&route.mounted()).await?;
             self.persist_tables(&unsealed.prefix, &next).await?;
             *tables = next;
@@ -607,7 +622,7 @@ impl Core {
         entry.path = to_path.clone();
         let entry = entry.clone();
         let new_prefix = entry.route_path();
-        let route = self.build_route(&unsealed.prefix, &entry)?;
+        let route = self.build_route(&unsealed.prefix, &entry, &unsealed.identity)?;
         route.backend.initialize(&route.mounted()).await?;
         self.persist_tables(&unsealed.prefix, &next).await?;
         *tables = next;

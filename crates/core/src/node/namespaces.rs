@@ -132,7 +132,11 @@ impl Core {
         // Writes the namespace's own `default` policy.
         let policies =
             Arc::new(PolicyStore::open(self.view(&format!("{prefix}sys/policy/"))).await?);
-        let routes = self.build_routes(&prefix, &tables)?;
+        let cell = Arc::new(arc_swap::ArcSwap::from_pointee(
+            crate::router::RouteTable::new(Vec::new()),
+        ));
+        let identity = self.identity_store(&prefix, &entry.id, &tables, &cell)?;
+        let routes = self.build_routes(&prefix, &tables, &identity)?;
         let cubbyhole = routes
             .routes()
             .iter()
@@ -142,12 +146,14 @@ impl Core {
         for route in routes.routes() {
             route.backend.initialize(&route.mounted()).await?;
         }
+        cell.store(Arc::new(routes));
         let tenant = Arc::new(Tenant::new(
             entry.clone(),
-            routes,
+            cell,
             tables,
             policies,
             cubbyhole,
+            identity,
         ));
         active.namespaces.insert(tenant);
         tracing::info!(namespace = %entry.path, "namespace created");

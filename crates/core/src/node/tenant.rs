@@ -23,6 +23,7 @@ use dashmap::DashMap;
 use super::mounts::Tables;
 use crate::namespace::{NamespaceEntry, Places};
 use crate::router::RouteTable;
+use strongroom_identity::IdentityStore;
 use strongroom_policy::store::PolicyStore;
 use strongroom_sdk::storage::View;
 
@@ -37,14 +38,17 @@ pub struct Tenant {
     pub path: Arc<str>,
     /// The barrier prefix of its storage (`""` for root).
     pub prefix: String,
-    /// Its routes, longest prefix first, relative to the namespace.
-    pub(crate) routes: ArcSwap<RouteTable>,
+    /// Its routes, longest prefix first, relative to the namespace
+    /// (shared with the identity store, which finds auth mounts in it).
+    pub(crate) routes: Arc<ArcSwap<RouteTable>>,
     /// Its mount tables (the lock serialises changes to them).
     pub(crate) tables: tokio::sync::Mutex<Tables>,
     /// Its ACL policies.
     pub policies: Arc<PolicyStore>,
     /// Its cubbyhole engine's storage (one folder per token).
     pub cubbyhole: View,
+    /// Its identity store (entities, aliases, groups), in memory.
+    pub identity: Arc<IdentityStore>,
 }
 
 impl std::fmt::Debug for Tenant {
@@ -60,20 +64,22 @@ impl Tenant {
     /// A tenant over its loaded parts.
     pub(crate) fn new(
         entry: NamespaceEntry,
-        routes: RouteTable,
+        routes: Arc<ArcSwap<RouteTable>>,
         tables: Tables,
         policies: Arc<PolicyStore>,
         cubbyhole: View,
+        identity: Arc<IdentityStore>,
     ) -> Tenant {
         Tenant {
             id: entry.id.as_str().into(),
             path: entry.path.as_str().into(),
             prefix: entry.storage_prefix(),
             entry: ArcSwap::from_pointee(entry),
-            routes: ArcSwap::from_pointee(routes),
+            routes,
             tables: tokio::sync::Mutex::new(tables),
             policies,
             cubbyhole,
+            identity,
         }
     }
 
@@ -85,6 +91,18 @@ impl Tenant {
     /// Replaces the entry (same id, uuid and path).
     pub(crate) fn set_entry(&self, entry: NamespaceEntry) {
         self.entry.store(Arc::new(entry));
+    }
+
+    /// What policy and token templates see of the entity `entity_id` of
+    /// this namespace (from memory; `None`: no such entity).
+    pub fn identity_facts(
+        &self,
+        entity_id: &str,
+    ) -> Option<strongroom_sdk::identity::IdentityFacts> {
+        if entity_id.is_empty() {
+            return None;
+        }
+        self.identity.facts(entity_id)
     }
 
     /// Whether this is the root namespace.
@@ -313,6 +331,46 @@ impl Scope {
     }
 }
 
+impl Tenant {
+    /// The policies the ACL check applies to `entry`, a token of this
+    /// namespace: its own, plus the identity policies of its entity (the
+    /// entity's and its groups', nested ones included), from memory. A
+    /// disabled entity's token is refused (OpenBao's plain 403).
+    pub(crate) fn token_policies<'e>(
+        &self,
+        entry: &'e crate::token::TokenEntry,
+    ) -> strongroom_sdk::Result<std::borrow::Cow<'e, [String]>> {
+        if entry.entity_id.is_empty() {
+            return Ok(std::borrow::Cow::Borrowed(&entry.policies));
+        }
+        let Some(resolved) = self.identity.resolve(&entry.entity_id) else {
+            return Ok(std::borrow::Cow::Borrowed(&entry.policies));
+        };
+        if resolved.disabled {
+            return Err(strongroom_sdk::Error::Forbidden("permission denied".into()));
+        }
+        if resolved.policies.is_empty() {
+            return Ok(std::borrow::Cow::Borrowed(&entry.policies));
+        }
+        let mut all = entry.policies.clone();
+        all.extend(resolved.policies.iter().cloned());
+        all.sort();
+        all.dedup();
+        Ok(std::borrow::Cow::Owned(all))
+    }
+
+    /// The identity policies of the token `entry` (empty without entity).
+    pub fn identity_policies(&self, entry: &crate::token::TokenEntry) -> Vec<String> {
+        if entry.entity_id.is_empty() {
+            return Vec::new();
+        }
+        self.identity
+            .resolve(&entry.entity_id)
+            .map(|r| r.policies.clone())
+            .unwrap_or_default()
+    }
+}
+
 impl super::Core {
     /// The scope of the token `entry` in namespace `here`; `None` when
     /// `here` is outside the token's namespace (where it can do nothing).
@@ -332,7 +390,10 @@ impl super::Core {
         let acl = if entry.is_root() {
             None
         } else {
-            Some(home.policies.acl(&entry.policies).await?)
+            match home.token_policies(entry)? {
+                std::borrow::Cow::Borrowed(p) => Some(home.policies.acl(p).await?),
+                std::borrow::Cow::Owned(p) => Some(home.policies.acl(&p).await?),
+            }
         };
         Ok(Some(Scope { acl, prefix }))
     }

@@ -6,7 +6,10 @@
 //! tokens may only unwrap, look up and rewrap. Deny by default. A path no
 //! mount serves is a 404, once the token may reach it.
 //!
-//! A token's policies are its namespace's, and their paths are relative to
+//! A token's policies are its own plus its entity's identity policies
+//! (the entity's and its groups', see `Tenant::token_policies`), taken
+//! from memory; a disabled entity's token is refused. The policies are its
+//! namespace's, and their paths are relative to
 //! that namespace: the ACL is checked on the request's path from the
 //! token's namespace (`ns2/secret/foo` for a token of `ns1/` in
 //! `ns1/ns2/`). A request outside the token's namespace (in a parent or a
@@ -80,7 +83,12 @@ async fn check_acl(active: &Active, ctx: &mut RequestCtx) -> Result<()> {
         ctx.authorization = Some(Authorization::Root);
         return Ok(());
     }
-    let acl = home.policies.acl(&entry.policies).await?;
+    // The token's own policies and its entity's (a disabled entity's
+    // token is refused), from memory.
+    let acl = match home.token_policies(&entry)? {
+        std::borrow::Cow::Borrowed(p) => home.policies.acl(p).await?,
+        std::borrow::Cow::Owned(p) => home.policies.acl(&p).await?,
+    };
     let full;
     let relative: &str = if in_root {
         &ctx.path

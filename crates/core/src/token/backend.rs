@@ -67,6 +67,19 @@ fn namespace_path(core: &Core, entry: &TokenEntry) -> Result<String> {
         .unwrap_or_default())
 }
 
+/// A token as lookups show it: with its namespace's path and the
+/// identity policies of its entity.
+fn render_entry(core: &Core, id: &str, entry: &TokenEntry) -> Result<Response> {
+    let ns = namespace_path(core, entry)?;
+    let identity = core
+        .active_or_standby()?
+        .namespaces
+        .by_id(&entry.namespace_id)
+        .map(|t| t.identity_policies(entry))
+        .unwrap_or_default();
+    Ok(Response::data(render(id, entry, &ns, &identity)))
+}
+
 /// The auth block describing `entry` (as create and renew answer).
 fn auth_block(id: &str, e: &TokenEntry) -> Auth {
     let now = super::now_unix();
@@ -75,10 +88,11 @@ fn auth_block(id: &str, e: &TokenEntry) -> Auth {
         accessor: e.accessor.clone(),
         policies: e.policies.clone(),
         token_policies: e.policies.clone(),
+        identity_policies: Vec::new(),
         metadata: e.meta.clone(),
         lease_duration: e.expires_at().map_or(0, |at| at.saturating_sub(now)),
         renewable: e.renewable,
-        entity_id: String::new(),
+        entity_id: e.entity_id.clone(),
         token_type: e.token_type,
         orphan: e.orphan,
         mfa_requirement: None,
@@ -167,6 +181,29 @@ async fn create(s: S, ctx: Ctx) -> Result<Response> {
     }
     let active = core.active()?;
     let here = tenant(&core, &ctx)?;
+    // The token's entity: the one of the role's `entity_alias` on this
+    // token mount (found or made, as a login's), else the parent's.
+    let entity_id = match &role {
+        Some(r) if !f.entity_alias.is_empty() => {
+            let allowed = r.allowed_entity_aliases().unwrap_or(&[]);
+            if !allowed
+                .iter()
+                .any(|g| strongroom_sdk::glob::glob_match(g, &f.entity_alias))
+            {
+                return Err(Error::bad_request("invalid 'entity_alias' value"));
+            }
+            let alias = strongroom_sdk::identity::LoginAlias {
+                name: f.entity_alias.clone(),
+                metadata: Default::default(),
+            };
+            let entity = here.identity.login(&ctx.mount.accessor, &alias).await?;
+            if entity.disabled {
+                return Err(Error::PermissionDenied);
+            }
+            entity.id.clone()
+        }
+        _ => parent.entity_id.clone(),
+    };
     // The parent's own namespace: its policies decide, on the path from
     // there (the pipeline checked that this namespace is within it).
     let home = active
@@ -180,7 +217,7 @@ async fn create(s: S, ctx: Ctx) -> Result<Response> {
         ctx.request.path
     );
     let sudo = parent.is_root() || {
-        let acl = home.policies.acl(&parent.policies).await?;
+        let acl = home.policies.acl(&home.token_policies(&parent)?).await?;
         acl.capabilities(&full_path).iter().any(|c| c == "sudo")
     };
     // A token made in a namespace below its parent's is an administrator's
@@ -424,9 +461,11 @@ async fn create(s: S, ctx: Ctx) -> Result<Response> {
             id,
             max_ttl: 0,
             namespace_id: here.store_id().to_string(),
+            entity_id,
         })
         .await?;
     let mut auth = auth_block(&id, &entry);
+    auth.identity_policies = here.identity_policies(&entry);
     auth.lease_duration = entry.ttl;
     // A batch child of a service token is tied to its parent but is not
     // shown as an orphan.
@@ -445,8 +484,7 @@ async fn lookup_self(s: S, ctx: Ctx) -> Result<Response> {
         .as_ref()
         .map(|t| t.0.clone())
         .unwrap_or_default();
-    let ns = namespace_path(&*s.core()?, &entry)?;
-    Ok(Response::data(render(&id, &entry, &ns)))
+    render_entry(&*s.core()?, &id, &entry)
 }
 
 async fn lookup(s: S, ctx: Ctx) -> Result<Response> {
@@ -455,10 +493,7 @@ async fn lookup(s: S, ctx: Ctx) -> Result<Response> {
         return lookup_self(s, ctx).await;
     }
     match s.store()?.lookup(&token).await? {
-        Some(entry) => {
-            let ns = namespace_path(&*s.core()?, &entry)?;
-            Ok(Response::data(render(&token, &entry, &ns)))
-        }
+        Some(entry) => render_entry(&*s.core()?, &token, &entry),
         None => Err(Error::Forbidden("bad token".into())),
     }
 }
@@ -477,8 +512,7 @@ async fn by_accessor(store: &TokenStore, ctx: &Ctx) -> Result<Arc<TokenEntry>> {
 async fn lookup_accessor(s: S, ctx: Ctx) -> Result<Response> {
     let store = s.store()?;
     let entry = by_accessor(&store, &ctx).await?;
-    let ns = namespace_path(&*s.core()?, &entry)?;
-    Ok(Response::data(render("", &entry, &ns)))
+    render_entry(&*s.core()?, "", &entry)
 }
 
 /// Renews `entry` (shown with `id`) by the request's `increment`.

@@ -42,6 +42,8 @@ struct Body {
     bound_cidrs: Vec<strongroom_sdk::cidr::BoundCidr>,
     #[serde(rename = "n", default, skip_serializing_if = "String::is_empty")]
     namespace_id: String,
+    #[serde(rename = "i", default, skip_serializing_if = "String::is_empty")]
+    entity_id: String,
 }
 
 fn is_zero(v: &u64) -> bool {
@@ -63,6 +65,7 @@ impl Body {
             role: e.role.clone(),
             bound_cidrs: e.bound_cidrs.clone(),
             namespace_id: e.namespace_id.clone(),
+            entity_id: e.entity_id.clone(),
         }
     }
 
@@ -90,6 +93,7 @@ impl Body {
             bound_cidrs: self.bound_cidrs,
             max_ttl: 0,
             namespace_id: self.namespace_id,
+            entity_id: self.entity_id,
         }
     }
 }
@@ -184,6 +188,7 @@ mod tests {
             cubbyhole_id: String::new(),
             bound_cidrs: vec![],
             namespace_id: String::new(),
+            entity_id: String::new(),
             max_ttl: 0,
         }
     }

@@ -70,14 +70,6 @@ pub const AUDIT_UNWRAP_ENTRY: &[Allow] = &[Allow {
 pub static ALWAYS: Differences = Differences {
     allow: &[
         Allow {
-            pattern: "**/identity~1",
-            reason: "identity/ is not mounted by Strongroom: there is no identity store",
-        },
-        Allow {
-            pattern: "**/entity_id",
-            reason: "no identity store: Strongroom's tokens have no entity (OpenBao creates one per login)",
-        },
-        Allow {
             pattern: "/version",
             reason: "each server reports its own version",
         },

@@ -15,6 +15,7 @@ mod bad_input;
 mod core;
 mod differences;
 mod ha;
+mod identity;
 mod kubernetes;
 mod kv2;
 mod namespaces;

@@ -26,6 +26,7 @@ mod gatekeeper_zk;
 mod gcp;
 mod ha;
 mod http_contract;
+mod identity;
 mod migrate;
 mod namespaces;
 mod operators;
