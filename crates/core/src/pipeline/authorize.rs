@@ -80,7 +80,9 @@ async fn check_acl(active: &Active, ctx: &mut RequestCtx) -> Result<()> {
         ctx.authorization = Some(Authorization::Root);
         return Ok(());
     }
-    let acl = home.policies.acl(&entry.policies).await?;
+    // The caller's identity renders templated policies; the identity store
+    // supplies it (None until then: templated rules are dropped).
+    let acl = home.policies.acl_for(&entry.policies, None).await?;
     let full;
     let relative: &str = if in_root {
         &ctx.path
