@@ -388,7 +388,7 @@ async fn delete_key<S: HasOidc>(s: Arc<S>, c: Ctx) -> Result<Response> {
         }
         c.storage.delete(&format!("{NAMED_KEYS}{n}")).await?;
     }
-    expire_public_keys(&s, &c.storage).await?;
+    expire_public_keys(&*s, &c.storage).await?;
     Ok(Response::empty())
 }
 
