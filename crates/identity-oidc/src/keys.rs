@@ -55,8 +55,8 @@ fn rsa_signing(alg: &str) -> Option<&'static signature::RsaSignatureEncoding> {
 /// Generates a key for `alg` (RSA keys are 2048 bits, as OpenBao's).
 pub fn generate(alg: &str) -> Result<SigningKey> {
     let der: Vec<u8> = if rsa_signing(alg).is_some() {
-        let kp = signature::RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
-            .map_err(internal)?;
+        let kp =
+            signature::RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).map_err(internal)?;
         kp.as_der().map_err(internal)?.as_ref().to_vec()
     } else if let Some(a) = ecdsa_signing(alg) {
         let kp = EcdsaKeyPair::generate(a).map_err(internal)?;
@@ -65,7 +65,9 @@ pub fn generate(alg: &str) -> Result<SigningKey> {
         let kp = Ed25519KeyPair::generate().map_err(internal)?;
         kp.to_pkcs8v1().map_err(internal)?.as_ref().to_vec()
     } else {
-        return Err(Error::bad_request(format!("unknown signing algorithm {alg:?}")));
+        return Err(Error::bad_request(format!(
+            "unknown signing algorithm {alg:?}"
+        )));
     };
     Ok(SigningKey {
         kid: uuid::Uuid::new_v4().to_string(),
@@ -168,7 +170,11 @@ pub fn parse(token: &str) -> std::result::Result<Parsed, String> {
     let [h, c, s] = parts.as_slice() else {
         return Err("compact JWS format must have three parts".into());
     };
-    let decode = |p: &str| URL_SAFE_NO_PAD.decode(p.trim_end_matches('=')).map_err(|e| e.to_string());
+    let decode = |p: &str| {
+        URL_SAFE_NO_PAD
+            .decode(p.trim_end_matches('='))
+            .map_err(|e| e.to_string())
+    };
     let header: Value = serde_json::from_slice(&decode(h)?).map_err(|e| e.to_string())?;
     let alg = header
         .get("alg")
@@ -176,7 +182,10 @@ pub fn parse(token: &str) -> std::result::Result<Parsed, String> {
         .filter(|a| ALGORITHMS.contains(a))
         .ok_or("unexpected signature algorithm")?
         .to_string();
-    let kid = header.get("kid").and_then(Value::as_str).map(str::to_string);
+    let kid = header
+        .get("kid")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     let claims: serde_json::Map<String, Value> =
         serde_json::from_slice(&decode(c)?).map_err(|e| e.to_string())?;
     Ok(Parsed {
@@ -189,9 +198,7 @@ pub fn parse(token: &str) -> std::result::Result<Parsed, String> {
 }
 
 fn jwk_bytes(jwk: &Value, field: &str) -> Option<Vec<u8>> {
-    URL_SAFE_NO_PAD
-        .decode(jwk.get(field)?.as_str()?)
-        .ok()
+    URL_SAFE_NO_PAD.decode(jwk.get(field)?.as_str()?).ok()
 }
 
 /// Whether `parsed` carries a valid signature by the public `jwk`.

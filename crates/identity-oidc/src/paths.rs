@@ -9,9 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use strongroom_policy::template::{Mode, RenderInput, Template};
-use strongroom_sdk::framework::{
-    existence, handler, is_generic_name, Ctx, Field, FieldType, Path,
-};
+use strongroom_sdk::framework::{existence, handler, is_generic_name, Ctx, Field, FieldType, Path};
 use strongroom_sdk::identity::IdentityFacts;
 use strongroom_sdk::logical::{Data, Operation, Response};
 use strongroom_sdk::storage::View;
@@ -315,31 +313,57 @@ async fn write_key<S: HasOidc>(s: Arc<S>, c: Ctx) -> Result<Response> {
             None => current,
         }
     };
-    key.rotation_period = pick(c.fields.get_duration("rotation_period")?.filter(|_| c.fields.is_set("rotation_period")), key.rotation_period);
+    key.rotation_period = pick(
+        c.fields
+            .get_duration("rotation_period")?
+            .filter(|_| c.fields.is_set("rotation_period")),
+        key.rotation_period,
+    );
     if key.rotation_period < 60 {
-        return Err(Error::bad_request("rotation_period must be at least one minute"));
+        return Err(Error::bad_request(
+            "rotation_period must be at least one minute",
+        ));
     }
-    key.verification_ttl = pick(c.fields.get_duration("verification_ttl")?.filter(|_| c.fields.is_set("verification_ttl")), key.verification_ttl);
+    key.verification_ttl = pick(
+        c.fields
+            .get_duration("verification_ttl")?
+            .filter(|_| c.fields.is_set("verification_ttl")),
+        key.verification_ttl,
+    );
     if key.verification_ttl > key.rotation_period.saturating_mul(10) {
-        return Err(Error::bad_request("verification_ttl cannot be longer than 10x rotation_period"));
+        return Err(Error::bad_request(
+            "verification_ttl cannot be longer than 10x rotation_period",
+        ));
     }
-    if !creating {
-        if roles(view).await?.values().any(|r| r.key == n && r.token_ttl > key.verification_ttl) {
-            return Err(Error::bad_request(format!(
-                "unable to update key {n:?} because it is currently referenced by one or more roles with a token ttl greater than {} seconds",
-                key.verification_ttl
-            )));
-        }
+    if !creating
+        && roles(view)
+            .await?
+            .values()
+            .any(|r| r.key == n && r.token_ttl > key.verification_ttl)
+    {
+        return Err(Error::bad_request(format!(
+            "unable to update key {n:?} because it is currently referenced by one or more roles with a token ttl greater than {} seconds",
+            key.verification_ttl
+        )));
     }
     if c.fields.is_set("allowed_client_ids") {
-        key.allowed_client_ids = c.fields.get_strings("allowed_client_ids")?.unwrap_or_default();
+        key.allowed_client_ids = c
+            .fields
+            .get_strings("allowed_client_ids")?
+            .unwrap_or_default();
     }
     let previous = key.algorithm.clone();
     if c.fields.is_set("algorithm") || creating {
-        key.algorithm = c.fields.get_str("algorithm")?.unwrap_or_else(|| "RS256".into());
+        key.algorithm = c
+            .fields
+            .get_str("algorithm")?
+            .unwrap_or_else(|| "RS256".into());
     }
     if !ALGORITHMS.contains(&key.algorithm.as_str()) {
-        return Err(Error::bad_request(format!("unknown signing algorithm {:?}", key.algorithm)));
+        return Err(Error::bad_request(format!(
+            "unknown signing algorithm {:?}",
+            key.algorithm
+        )));
     }
     let next = now().saturating_add(secs(key.rotation_period));
     if key.next_rotation == 0 || next < key.next_rotation {
@@ -358,7 +382,9 @@ async fn read_key<S: HasOidc>(_s: Arc<S>, c: Ctx) -> Result<Response> {
     if n == DEFAULT_KEY {
         ensure_default_key(&c.storage).await?;
     }
-    let key = load_key(&c.storage, &n).await?.ok_or(Error::NotFound(None))?;
+    let key = load_key(&c.storage, &n)
+        .await?
+        .ok_or(Error::NotFound(None))?;
     Ok(data(json!({
         "rotation_period": key.rotation_period,
         "verification_ttl": key.verification_ttl,
@@ -370,7 +396,9 @@ async fn read_key<S: HasOidc>(_s: Arc<S>, c: Ctx) -> Result<Response> {
 async fn delete_key<S: HasOidc>(s: Arc<S>, c: Ctx) -> Result<Response> {
     let n = name(&c)?;
     if n == DEFAULT_KEY {
-        return Err(Error::bad_request(format!("deletion of key {DEFAULT_KEY:?} not allowed")));
+        return Err(Error::bad_request(format!(
+            "deletion of key {DEFAULT_KEY:?} not allowed"
+        )));
     }
     {
         let _g = s.oidc().lock.lock().await;
@@ -583,8 +611,8 @@ fn render_claims(
             })
             .map_err(|e| e.to_string())?,
     };
-    let parsed: Map<String, Value> =
-        strongroom_sdk::json::from_slice(rendered.as_bytes()).map_err(|e| format!("error parsing template JSON: {e}"))?;
+    let parsed: Map<String, Value> = strongroom_sdk::json::from_slice(rendered.as_bytes())
+        .map_err(|e| format!("error parsing template JSON: {e}"))?;
     Ok(parsed)
 }
 
@@ -622,7 +650,10 @@ async fn write_role<S: HasOidc>(s: Arc<S>, c: Ctx) -> Result<Response> {
                 Error::bad_request(format!("error parsing template: {e}"))
             }
         })?;
-        if let Some(k) = claims.keys().find(|k| RESERVED_CLAIMS.contains(&k.as_str())) {
+        if let Some(k) = claims
+            .keys()
+            .find(|k| RESERVED_CLAIMS.contains(&k.as_str()))
+        {
             return Err(Error::bad_request(format!(
                 "top level key {k:?} not allowed. Restricted keys: {}",
                 RESERVED_CLAIMS.join(", ")
@@ -633,7 +664,10 @@ async fn write_role<S: HasOidc>(s: Arc<S>, c: Ctx) -> Result<Response> {
         role.token_ttl = c.fields.get_duration("ttl")?.map_or(DAY, |d| d.as_secs());
     }
     let Some(key) = load_key(view, &role.key).await? else {
-        return Err(Error::bad_request(format!("cannot find key {:?}", role.key)));
+        return Err(Error::bad_request(format!(
+            "cannot find key {:?}",
+            role.key
+        )));
     };
     if role.token_ttl > key.verification_ttl {
         return Err(Error::bad_request("a role's token ttl cannot be longer than the verification_ttl of the key it references"));
@@ -649,7 +683,9 @@ async fn write_role<S: HasOidc>(s: Arc<S>, c: Ctx) -> Result<Response> {
 }
 
 async fn read_role<S: HasOidc>(_s: Arc<S>, c: Ctx) -> Result<Response> {
-    let role = get_role(&c.storage, &name(&c)?).await?.ok_or(Error::NotFound(None))?;
+    let role = get_role(&c.storage, &name(&c)?)
+        .await?
+        .ok_or(Error::NotFound(None))?;
     Ok(data(json!({
         "client_id": role.client_id,
         "key": role.key,
@@ -678,7 +714,11 @@ async fn token<S: HasOidc>(s: Arc<S>, c: Ctx) -> Result<Response> {
     let Some(key) = load_key(view, &role.key).await? else {
         return Err(Error::bad_request(format!("key {:?} not found", role.key)));
     };
-    if !key.allowed_client_ids.iter().any(|id| id == "*" || *id == role.client_id) {
+    if !key
+        .allowed_client_ids
+        .iter()
+        .any(|id| id == "*" || *id == role.client_id)
+    {
         return Err(Error::bad_request(format!(
             "the key {:?} does not list the client ID of the role {role_name:?} as an allowed client ID",
             role.key
@@ -686,7 +726,9 @@ async fn token<S: HasOidc>(s: Arc<S>, c: Ctx) -> Result<Response> {
     }
     let host = &s.oidc().host;
     let Some(entity_id) = host.caller_entity_id(&c).filter(|e| !e.is_empty()) else {
-        return Err(Error::bad_request("no entity associated with the request's token"));
+        return Err(Error::bad_request(
+            "no entity associated with the request's token",
+        ));
     };
     let issuer = effective_issuer(&*s, &c).await?;
     let mut resp = Response::empty();
@@ -718,11 +760,15 @@ async fn token<S: HasOidc>(s: Arc<S>, c: Ctx) -> Result<Response> {
                 }
             }
         }
-        Err(e) => tracing::warn!(role = %role_name, error = %e, "error populating OIDC token template"),
+        Err(e) => {
+            tracing::warn!(role = %role_name, error = %e, "error populating OIDC token template")
+        }
     }
-    let signer = key
-        .signing_key
-        .ok_or_else(|| Error::internal("error signing OIDC token: signing key is nil; rotate the key and try again"))?;
+    let signer = key.signing_key.ok_or_else(|| {
+        Error::internal(
+            "error signing OIDC token: signing key is nil; rotate the key and try again",
+        )
+    })?;
     let jwt = tokio::task::spawn_blocking(move || signer.sign(&Value::Object(claims)))
         .await
         .map_err(crate::internal)??;
@@ -754,7 +800,11 @@ async fn introspect<S: HasOidc>(s: Arc<S>, c: Ctx) -> Result<Response> {
     }
     let issuer = effective_issuer(&*s, &c).await?;
     let claims = &parsed.claims;
-    let fail = |what: &str| Some(format!("error validating claims: go-jose/go-jose/jwt: validation failed, {what}"));
+    let fail = |what: &str| {
+        Some(format!(
+            "error validating claims: go-jose/go-jose/jwt: validation failed, {what}"
+        ))
+    };
     // go-jose's default leeway: one minute.
     let t = now();
     if claims.get("iss").and_then(Value::as_str) != Some(issuer.as_str()) {

@@ -2,6 +2,7 @@
 //! host; tokens are verified with jsonwebtoken against the published JWKS,
 //! as an external relying party would. Expected answers are OpenBao
 //! 2.7.2's (`bao server -dev`).
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -74,7 +75,8 @@ impl Fixture {
     async fn call(&self, op: Operation, path: &str, body: Value) -> Result<Response, String> {
         let mut req = Request::new(op, path);
         req.data = body.as_object().cloned().unwrap_or_default();
-        let mut breq = BackendRequest::new(req, self.view.clone(), Arc::new(MountContext::default()));
+        let mut breq =
+            BackendRequest::new(req, self.view.clone(), Arc::new(MountContext::default()));
         if op == Operation::Update {
             if let Ok(Some(false)) = self.backend.exists(&breq).await {
                 breq.request.operation = Operation::Create;
@@ -131,7 +133,9 @@ fn verify_externally(token: &str, jwks: &Value, aud: &str, iss: &str) -> Value {
     use jsonwebtoken::{decode, decode_header, jwk::JwkSet, DecodingKey, Validation};
     let set: JwkSet = serde_json::from_value(jwks.clone()).unwrap();
     let header = decode_header(token).unwrap();
-    let jwk = set.find(header.kid.as_deref().unwrap()).expect("kid published");
+    let jwk = set
+        .find(header.kid.as_deref().unwrap())
+        .expect("kid published");
     let key = DecodingKey::from_jwk(jwk).unwrap();
     let mut v = Validation::new(header.alg);
     v.set_audience(&[aud]);
@@ -143,25 +147,44 @@ fn verify_externally(token: &str, jwks: &Value, aud: &str, iss: &str) -> Value {
 async fn keys_have_openbaos_defaults_and_checks() {
     let f = fixture();
     // The default key exists from the start.
-    let list = f.call(Operation::List, "oidc/key", json!({})).await.unwrap();
+    let list = f
+        .call(Operation::List, "oidc/key", json!({}))
+        .await
+        .unwrap();
     assert_eq!(list.data.unwrap()["keys"], json!(["default"]));
     assert_eq!(
         f.read("oidc/key/default").await.unwrap(),
         json!({"algorithm": "RS256", "allowed_client_ids": ["*"], "rotation_period": 86400, "verification_ttl": 86400})
     );
-    f.write("oidc/key/k1", json!({"algorithm": "ES256"})).await.unwrap();
+    f.write("oidc/key/k1", json!({"algorithm": "ES256"}))
+        .await
+        .unwrap();
     assert_eq!(
         f.read("oidc/key/k1").await.unwrap(),
         json!({"algorithm": "ES256", "allowed_client_ids": [], "rotation_period": 86400, "verification_ttl": 86400})
     );
     // An update keeps what it does not name.
-    f.write("oidc/key/k1", json!({"allowed_client_ids": "a,b"})).await.unwrap();
-    assert_eq!(f.read("oidc/key/k1").await.unwrap()["allowed_client_ids"], json!(["a", "b"]));
+    f.write("oidc/key/k1", json!({"allowed_client_ids": "a,b"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        f.read("oidc/key/k1").await.unwrap()["allowed_client_ids"],
+        json!(["a", "b"])
+    );
     assert_eq!(f.read("oidc/key/k1").await.unwrap()["algorithm"], "ES256");
     for (body, msg) in [
-        (json!({"algorithm": "HS256"}), "unknown signing algorithm \"HS256\""),
-        (json!({"rotation_period": "30s"}), "rotation_period must be at least one minute"),
-        (json!({"verification_ttl": "300h"}), "verification_ttl cannot be longer than 10x rotation_period"),
+        (
+            json!({"algorithm": "HS256"}),
+            "unknown signing algorithm \"HS256\"",
+        ),
+        (
+            json!({"rotation_period": "30s"}),
+            "rotation_period must be at least one minute",
+        ),
+        (
+            json!({"verification_ttl": "300h"}),
+            "verification_ttl cannot be longer than 10x rotation_period",
+        ),
     ] {
         assert_eq!(f.write("oidc/key/k2", body).await.unwrap_err(), bad(msg));
     }
@@ -169,11 +192,15 @@ async fn keys_have_openbaos_defaults_and_checks() {
     assert_eq!(f.read("oidc/key/k2").await.unwrap_err(), "not found");
     assert_eq!(f.read("oidc/role/missing").await.unwrap_err(), "not found");
     assert_eq!(
-        f.call(Operation::Delete, "oidc/key/default", json!({})).await.unwrap_err(),
+        f.call(Operation::Delete, "oidc/key/default", json!({}))
+            .await
+            .unwrap_err(),
         "deletion of key \"default\" not allowed"
     );
     assert_eq!(
-        f.write("oidc/key/nokey/rotate", json!({})).await.unwrap_err(),
+        f.write("oidc/key/nokey/rotate", json!({}))
+            .await
+            .unwrap_err(),
         "no named key found at \"nokey\""
     );
 }
@@ -181,7 +208,9 @@ async fn keys_have_openbaos_defaults_and_checks() {
 #[tokio::test]
 async fn roles_are_checked_like_openbao() {
     let f = fixture();
-    f.write("oidc/key/k1", json!({"algorithm": "ES256"})).await.unwrap();
+    f.write("oidc/key/k1", json!({"algorithm": "ES256"}))
+        .await
+        .unwrap();
     for (body, msg) in [
         (json!({}), "the key parameter is required"),
         (json!({"key": "nope"}), "cannot find key \"nope\""),
@@ -191,7 +220,10 @@ async fn roles_are_checked_like_openbao() {
     ] {
         assert_eq!(f.write("oidc/role/r", body.clone()).await.unwrap_err(), bad(msg), "{body}");
     }
-    let e = f.write("oidc/role/r", json!({"key": "k1", "template": "{bad"})).await.unwrap_err();
+    let e = f
+        .write("oidc/role/r", json!({"key": "k1", "template": "{bad"}))
+        .await
+        .unwrap_err();
     assert!(e.starts_with("error parsing template JSON: "), "{e}");
 
     f.write("oidc/role/r1", json!({"key": "k1"})).await.unwrap();
@@ -203,17 +235,25 @@ async fn roles_are_checked_like_openbao() {
     assert_eq!(id.len(), 26);
     assert!(id.chars().all(|c| c.is_ascii_alphanumeric()));
     // A base64 template is stored decoded.
-    f.write("oidc/role/r5", json!({"key": "k1", "template": "eyJhIjogMX0=", "client_id": "mine", "ttl": 60}))
-        .await
-        .unwrap();
+    f.write(
+        "oidc/role/r5",
+        json!({"key": "k1", "template": "eyJhIjogMX0=", "client_id": "mine", "ttl": 60}),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         f.read("oidc/role/r5").await.unwrap(),
         json!({"client_id": "mine", "key": "k1", "template": "{\"a\": 1}", "ttl": 60})
     );
-    let list = f.call(Operation::List, "oidc/role", json!({})).await.unwrap();
+    let list = f
+        .call(Operation::List, "oidc/role", json!({}))
+        .await
+        .unwrap();
     assert_eq!(list.data.unwrap()["keys"], json!(["r1", "r5"]));
     assert_eq!(
-        f.call(Operation::Delete, "oidc/key/k1", json!({})).await.unwrap_err(),
+        f.call(Operation::Delete, "oidc/key/k1", json!({}))
+            .await
+            .unwrap_err(),
         "unable to delete key \"k1\" because it is currently referenced by these roles: r1, r5"
     );
     // A token from a key that does not allow the role's client id.
@@ -221,7 +261,10 @@ async fn roles_are_checked_like_openbao() {
         f.read("oidc/token/r1").await.unwrap_err(),
         "the key \"k1\" does not list the client ID of the role \"r1\" as an allowed client ID"
     );
-    assert_eq!(f.read("oidc/token/nope").await.unwrap_err(), "role \"nope\" not found");
+    assert_eq!(
+        f.read("oidc/token/nope").await.unwrap_err(),
+        "role \"nope\" not found"
+    );
 }
 
 #[tokio::test]
@@ -230,12 +273,18 @@ async fn tokens_verify_against_the_published_keys() {
     let template = r#"{"name": {{identity.entity.name}}, "team": {{identity.entity.metadata.team}}, "groups": {{identity.entity.groups.names}}, "login": {{identity.entity.aliases.auth_userpass_1.name}}, "missing": {{identity.entity.aliases.auth_other.name}}}"#;
     for alg in ["RS256", "RS384", "RS512", "ES256", "ES384", "EdDSA"] {
         let key = format!("k-{alg}");
-        f.write(&format!("oidc/key/{key}"), json!({"algorithm": alg, "allowed_client_ids": "*"}))
-            .await
-            .unwrap();
-        f.write("oidc/role/r", json!({"key": key, "template": template, "client_id": "cid"}))
-            .await
-            .unwrap();
+        f.write(
+            &format!("oidc/key/{key}"),
+            json!({"algorithm": alg, "allowed_client_ids": "*"}),
+        )
+        .await
+        .unwrap();
+        f.write(
+            "oidc/role/r",
+            json!({"key": key, "template": template, "client_id": "cid"}),
+        )
+        .await
+        .unwrap();
         *f.host.caller.lock().unwrap() = None;
         assert_eq!(
             f.read("oidc/token/r").await.unwrap_err(),
@@ -256,22 +305,43 @@ async fn tokens_verify_against_the_published_keys() {
         assert_eq!(claims["groups"], json!(["ops"]));
         assert_eq!(claims["login"], "alice");
         assert_eq!(claims["missing"], "");
-        let (iat, exp) = (claims["iat"].as_i64().unwrap(), claims["exp"].as_i64().unwrap());
+        let (iat, exp) = (
+            claims["iat"].as_i64().unwrap(),
+            claims["exp"].as_i64().unwrap(),
+        );
         assert_eq!(exp - iat, 86400);
         // Introspection agrees, and checks the audience and the entity.
         let tok = t["token"].as_str().unwrap();
-        let active = f.write("oidc/introspect", json!({"token": tok})).await.unwrap();
+        let active = f
+            .write("oidc/introspect", json!({"token": tok}))
+            .await
+            .unwrap();
         assert_eq!(active.raw.unwrap().body, json!({"active": true}));
-        let wrong = f.write("oidc/introspect", json!({"token": tok, "client_id": "other"})).await.unwrap();
+        let wrong = f
+            .write(
+                "oidc/introspect",
+                json!({"token": tok, "client_id": "other"}),
+            )
+            .await
+            .unwrap();
         assert_eq!(
             wrong.raw.unwrap().body,
             json!({"active": false, "error": "error validating claims: go-jose/go-jose/jwt: validation failed, invalid audience claim (aud)"})
         );
         f.add_entity("e-1", true);
-        let off = f.write("oidc/introspect", json!({"token": tok})).await.unwrap();
-        assert_eq!(off.raw.unwrap().body, json!({"active": false, "error": "entity is disabled"}));
+        let off = f
+            .write("oidc/introspect", json!({"token": tok}))
+            .await
+            .unwrap();
+        assert_eq!(
+            off.raw.unwrap().body,
+            json!({"active": false, "error": "entity is disabled"})
+        );
     }
-    let garbage = f.write("oidc/introspect", json!({"token": "abc"})).await.unwrap();
+    let garbage = f
+        .write("oidc/introspect", json!({"token": "abc"}))
+        .await
+        .unwrap();
     assert_eq!(
         garbage.raw.unwrap().body,
         json!({"active": false, "error": "error parsing token: compact JWS format must have three parts"})
@@ -281,16 +351,34 @@ async fn tokens_verify_against_the_published_keys() {
 #[tokio::test]
 async fn rotation_keeps_old_keys_for_verification_then_drops_them() {
     let f = fixture();
-    f.write("oidc/key/k", json!({"allowed_client_ids": "*"})).await.unwrap();
-    f.write("oidc/role/r", json!({"key": "k", "client_id": "cid"})).await.unwrap();
+    f.write("oidc/key/k", json!({"allowed_client_ids": "*"}))
+        .await
+        .unwrap();
+    f.write("oidc/role/r", json!({"key": "k", "client_id": "cid"}))
+        .await
+        .unwrap();
     f.add_entity("e-1", false);
     *f.host.caller.lock().unwrap() = Some("e-1".into());
     let iss = "http://127.0.0.1:8200/v1/identity/oidc";
-    let old = f.read("oidc/token/r").await.unwrap()["token"].as_str().unwrap().to_string();
+    let old = f.read("oidc/token/r").await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     // Current and next key are published.
-    assert_eq!(f.read("oidc/.well-known/keys").await.unwrap()["keys"].as_array().unwrap().len(), 2);
-    f.write("oidc/key/k/rotate", json!({"verification_ttl": "1h"})).await.unwrap();
-    let new = f.read("oidc/token/r").await.unwrap()["token"].as_str().unwrap().to_string();
+    assert_eq!(
+        f.read("oidc/.well-known/keys").await.unwrap()["keys"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    f.write("oidc/key/k/rotate", json!({"verification_ttl": "1h"}))
+        .await
+        .unwrap();
+    let new = f.read("oidc/token/r").await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let jwks = f.read("oidc/.well-known/keys").await.unwrap();
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 3);
     verify_externally(&old, &jwks, "cid", iss);
@@ -298,31 +386,54 @@ async fn rotation_keeps_old_keys_for_verification_then_drops_them() {
     let kid = |t: &str| jsonwebtoken::decode_header(t).unwrap().kid.unwrap();
     assert_ne!(kid(&old), kid(&new));
     // Once the old key's verification TTL is over, it is gone.
-    let mut stored: Value =
-        serde_json::from_slice(&f.view.get("oidc_tokens/named_keys/k").await.unwrap().unwrap()).unwrap();
+    let mut stored: Value = serde_json::from_slice(
+        &f.view
+            .get("oidc_tokens/named_keys/k")
+            .await
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
     for e in stored["key_ring"].as_array_mut().unwrap() {
         if e["key_id"] == kid(&old) {
             e["expire_at"] = json!(1);
         }
     }
     f.view
-        .put("oidc_tokens/named_keys/k", &serde_json::to_vec(&stored).unwrap())
+        .put(
+            "oidc_tokens/named_keys/k",
+            &serde_json::to_vec(&stored).unwrap(),
+        )
         .await
         .unwrap();
     let state = f.backend.state().clone();
     periodic(&*state, &f.view).await.unwrap();
     let jwks = f.read("oidc/.well-known/keys").await.unwrap();
-    let kids: Vec<&str> = jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
     assert_eq!(kids.len(), 2);
     assert!(!kids.contains(&kid(&old).as_str()));
-    let dead = f.write("oidc/introspect", json!({"token": old})).await.unwrap();
-    assert_eq!(dead.raw.unwrap().body["error"], "unable to validate the token signature");
+    let dead = f
+        .write("oidc/introspect", json!({"token": old}))
+        .await
+        .unwrap();
+    assert_eq!(
+        dead.raw.unwrap().body["error"],
+        "unable to validate the token signature"
+    );
 }
 
 #[tokio::test]
 async fn discovery_follows_the_issuer_and_namespace() {
     let f = fixture();
-    let d = f.read("oidc/.well-known/openid-configuration").await.unwrap();
+    let d = f
+        .read("oidc/.well-known/openid-configuration")
+        .await
+        .unwrap();
     assert_eq!(
         d,
         json!({"issuer": "http://127.0.0.1:8200/v1/identity/oidc",
@@ -335,13 +446,22 @@ async fn discovery_follows_the_issuer_and_namespace() {
         f.write("oidc/config", json!({"issuer": "https://x.example:8200/path"})).await.unwrap_err(),
         "invalid issuer, which must include only a scheme, host, and optional port (e.g. https://example.com:8200)"
     );
-    let r = f.write("oidc/config", json!({"issuer": "https://x.example:8200"})).await.unwrap();
+    let r = f
+        .write("oidc/config", json!({"issuer": "https://x.example:8200"}))
+        .await
+        .unwrap();
     assert_eq!(r.warnings.len(), 1);
     *f.host.namespace.lock().unwrap() = Namespace {
         id: "ns1id".into(),
         path: "ns1/".into(),
     };
-    let d = f.read("oidc/.well-known/openid-configuration").await.unwrap();
+    let d = f
+        .read("oidc/.well-known/openid-configuration")
+        .await
+        .unwrap();
     assert_eq!(d["issuer"], "https://x.example:8200/v1/ns1/identity/oidc");
-    assert_eq!(f.read("oidc/.well-known/keys").await.unwrap(), json!({"keys": []}));
+    assert_eq!(
+        f.read("oidc/.well-known/keys").await.unwrap(),
+        json!({"keys": []})
+    );
 }

@@ -4,8 +4,8 @@
 
 use super::*;
 use crate::root_policy;
-use strongroom_sdk::identity::IdentityFacts;
 use serde_json::json;
+use strongroom_sdk::identity::IdentityFacts;
 
 fn acl(texts: &[&str]) -> Acl {
     let policies: Vec<Arc<Policy>> = texts
@@ -519,7 +519,12 @@ fn identity() -> IdentityFacts {
     IdentityFacts {
         entity_id: "e-1".into(),
         entity_name: "alice".into(),
-        entity_metadata: m(&[("team", "blue"), ("wild", "+"), ("star", "x*"), ("up", "../b")]),
+        entity_metadata: m(&[
+            ("team", "blue"),
+            ("wild", "+"),
+            ("star", "x*"),
+            ("up", "../b"),
+        ]),
         aliases: vec![AliasFacts {
             id: "a-1".into(),
             mount_accessor: "auth_userpass_1".into(),
@@ -571,7 +576,8 @@ path "secret/gmeta/{{identity.groups.names.ops.metadata.tier}}" { capabilities =
     assert_eq!(caps(&a, "secret/{{identity.entity.id}}/x"), "deny");
     assert!(allowed(&a, Operation::Read, "secret/e-1/x", json!({})));
     assert_eq!(
-        &*a.check("secret/e-1/x", Operation::Read, &Data::new()).granting_policies,
+        &*a.check("secret/e-1/x", Operation::Read, &Data::new())
+            .granting_policies,
         ["p0".to_string()]
     );
 }
@@ -613,7 +619,10 @@ path "secret/open" { capabilities = ["read"] }
         assert_eq!(caps(&a, "secret/open"), "read");
     }
     // Without an entity, entity templates drop their rules too.
-    let a = compiled(&[r#"path "secret/{{identity.entity.id}}" { capabilities = ["read"] }"#], None);
+    let a = compiled(
+        &[r#"path "secret/{{identity.entity.id}}" { capabilities = ["read"] }"#],
+        None,
+    );
     assert_eq!(caps(&a, "secret/"), "deny");
 }
 
@@ -660,12 +669,18 @@ fn malformed_templates_are_refused_when_written() {
         let e = Policy::parse("p", text).unwrap_err().to_string();
         assert!(
             e.starts_with("failed to parse policy: path \"a/")
-                && e.ends_with(": failed to validate policy templating: unbalanced templating characters"),
+                && e.ends_with(
+                    ": failed to validate policy templating: unbalanced templating characters"
+                ),
             "{e}"
         );
     }
     // Unknown selectors are accepted and simply never resolve.
-    let p = Policy::parse("p", r#"path "a/{{nothing.here}}" { capabilities = ["read"] }"#).unwrap();
+    let p = Policy::parse(
+        "p",
+        r#"path "a/{{nothing.here}}" { capabilities = ["read"] }"#,
+    )
+    .unwrap();
     assert!(p.is_templated());
     assert!(!Policy::parse("p", r#"path "a" {}"#).unwrap().is_templated());
 }

@@ -105,7 +105,9 @@ pub enum PolicyError {
         path: String,
     },
     /// A path's identity template is malformed (`{{` without `}}`).
-    #[error("failed to parse policy: path {path:?}: failed to validate policy templating: {error}")]
+    #[error(
+        "failed to parse policy: path {path:?}: failed to validate policy templating: {error}"
+    )]
     Template {
         /// The path block.
         path: String,

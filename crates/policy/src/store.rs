@@ -362,11 +362,14 @@ impl PolicyStore {
                 policies.push(p);
             }
         }
-        let templated = policies.iter().any(|p| p.is_templated()).then(|| TemplatedSet {
-            volatile: policies.iter().any(|p| p.reads_time()),
-            per_entity: DashMap::new(),
-            policies: policies.clone(),
-        });
+        let templated = policies
+            .iter()
+            .any(|p| p.is_templated())
+            .then(|| TemplatedSet {
+                volatile: policies.iter().any(|p| p.reads_time()),
+                per_entity: DashMap::new(),
+                policies: policies.clone(),
+            });
         let set = Arc::new(CompiledSet {
             acl: Arc::new(Acl::new(&policies)),
             templated,
@@ -412,12 +415,19 @@ mod tests {
             .await
             .unwrap();
         store
-            .put("plain", r#"path "kv/open" { capabilities = ["read"] }"#, None)
+            .put(
+                "plain",
+                r#"path "kv/open" { capabilities = ["read"] }"#,
+                None,
+            )
             .await
             .unwrap();
         let names = vec!["plain".to_string()];
         // Untemplated sets: one shared ACL whatever the identity.
-        let a = store.acl_for(&names, Some(&facts("e1", "x"))).await.unwrap();
+        let a = store
+            .acl_for(&names, Some(&facts("e1", "x")))
+            .await
+            .unwrap();
         let b = store.acl_for(&names, None).await.unwrap();
         assert!(Arc::ptr_eq(&a, &b));
         assert!(Arc::ptr_eq(&a, &store.acl(&names).await.unwrap()));

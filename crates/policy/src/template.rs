@@ -380,10 +380,7 @@ fn map_value(
 
 /// A list value: never in ACL mode; JSON `null` when empty (as OpenBao's
 /// nil slice marshals).
-fn list_value<'a>(
-    mode: Mode,
-    items: impl Iterator<Item = &'a str>,
-) -> Result<String, RenderError> {
+fn list_value<'a>(mode: Mode, items: impl Iterator<Item = &'a str>) -> Result<String, RenderError> {
     match mode {
         Mode::Acl => Err(RenderError::NotFound),
         Mode::Json => {

@@ -514,7 +514,9 @@ fn group_metadata_and_other_selectors() {
     assert_eq!(t.render(&input), Ok("x".into()));
     // A group's directives fail without groups, even when malformed.
     let none = IdentityFacts::default();
-    let t = Template::parse("{{identity.groups.bogus}}").unwrap().unwrap();
+    let t = Template::parse("{{identity.groups.bogus}}")
+        .unwrap()
+        .unwrap();
     let input = RenderInput {
         identity: Some(&none),
         ..input
@@ -542,5 +544,8 @@ fn blocked_characters_stop_path_escapes() {
     input.blocked = &[];
     assert_eq!(t.render(&input), Ok("kv/../admin/*".into()));
     assert!(!t.reads_time());
-    assert!(Template::parse("{{time.now}}").unwrap().unwrap().reads_time());
+    assert!(Template::parse("{{time.now}}")
+        .unwrap()
+        .unwrap()
+        .reads_time());
 }
