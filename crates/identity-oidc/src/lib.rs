@@ -9,9 +9,9 @@
 //! through which this crate learns the caller's entity, an entity's
 //! [`IdentityFacts`], the namespace served and the server's `api_addr`.
 //! The identity backend also declares [`UNAUTHENTICATED_PATHS`] as
-//! unauthenticated and calls [`periodic`] from its periodic hook, which
-//! rotates keys whose period ended and drops public keys past their
-//! verification TTL.
+//! unauthenticated, calls [`ensure_default_key`] from its initialize hook
+//! and [`periodic`] from its periodic hook, which rotates keys whose
+//! period ended and drops public keys past their verification TTL.
 //!
 //! Storage (the identity mount's view, behind the barrier):
 //! `oidc_tokens/config`, `oidc_tokens/named_keys/<name>` (private keys as
@@ -31,7 +31,7 @@ use strongroom_sdk::identity::IdentityFacts;
 use strongroom_sdk::storage::View;
 use strongroom_sdk::{Error, Result};
 
-pub use paths::{paths, periodic};
+pub use paths::{ensure_default_key, paths, periodic};
 
 /// The paths reachable without a token, relative to the identity mount.
 pub const UNAUTHENTICATED_PATHS: [&str; 1] = ["oidc/.well-known/*"];

@@ -245,9 +245,11 @@ async fn new_signing_key(view: &View, key: &mut NamedKey) -> Result<SigningKey> 
     Ok(k)
 }
 
-/// The `default` key OpenBao creates in every namespace (RS256, any
-/// client id), made on first use.
-async fn ensure_default_key(view: &View) -> Result<()> {
+/// Creates the `default` key OpenBao has in every namespace (RS256, any
+/// client id) unless it exists. The identity backend calls it from its
+/// initialize hook (an active node); the handlers that need the key also
+/// make it on first use.
+pub async fn ensure_default_key(view: &View) -> Result<()> {
     if load_key(view, DEFAULT_KEY).await?.is_some() {
         return Ok(());
     }

@@ -190,8 +190,8 @@ impl PolicyStore {
     }
 
     /// [`PolicyStore::put`] with the template options of
-    /// `sys/policies/acl` (`None`: keep the stored value, false for a new
-    /// policy).
+    /// `sys/policies/acl` (`None`: false, as OpenBao 2.7.2 resets them on
+    /// a write that does not name them).
     pub async fn put_with(
         &self,
         name: &str,
@@ -221,21 +221,14 @@ impl PolicyStore {
             }
             _ => {}
         }
-        let keep = |given: Option<bool>, old: fn(&StoredPolicy) -> bool| {
-            given.unwrap_or_else(|| current.as_ref().is_some_and(old))
-        };
         self.write_entry(&StoredPolicy {
             name: name.clone(),
             policy: text.to_string(),
             version: version + 1,
             cas_required,
             modified: now_rfc3339(),
-            allow_slashes_in_identity_templates: keep(options.allow_slashes, |c| {
-                c.allow_slashes_in_identity_templates
-            }),
-            allow_wildcards_in_identity_templates: keep(options.allow_wildcards, |c| {
-                c.allow_wildcards_in_identity_templates
-            }),
+            allow_slashes_in_identity_templates: options.allow_slashes.unwrap_or(false),
+            allow_wildcards_in_identity_templates: options.allow_wildcards.unwrap_or(false),
         })
         .await?;
         self.invalidate(&name);
@@ -381,7 +374,7 @@ impl PolicyStore {
     }
 }
 
-/// The template options of a policy write; `None` keeps the stored value.
+/// The template options of a policy write; `None` is false.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TemplateOptions {
     /// `allow_slashes_in_identity_templates`.
@@ -463,7 +456,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn template_options_are_stored_and_kept() {
+    async fn template_options_are_stored_and_reset_by_writes_without_them() {
         let store = PolicyStore::open(MemoryStorage::view("p/")).await.unwrap();
         let text = r#"path "kv/{{identity.entity.metadata.team}}" { capabilities = ["read"] }"#;
         let opts = TemplateOptions {
@@ -475,10 +468,14 @@ mod tests {
         let f = facts("e1", "a/b");
         let a = store.acl_for(&names, Some(&f)).await.unwrap();
         assert_eq!(a.capabilities("kv/a/b"), ["read"]);
-        // A later write without options keeps them.
-        store.put("t", text, None).await.unwrap();
         let stored = store.get("t").await.unwrap().unwrap();
         assert!(stored.allow_slashes_in_identity_templates);
         assert!(!stored.allow_wildcards_in_identity_templates);
+        // bao 2.7.2: a later write that does not name them resets them.
+        store.put("t", text, None).await.unwrap();
+        let stored = store.get("t").await.unwrap().unwrap();
+        assert!(!stored.allow_slashes_in_identity_templates);
+        let a = store.acl_for(&names, Some(&f)).await.unwrap();
+        assert_eq!(a.capabilities("kv/a/b"), ["deny"]);
     }
 }
