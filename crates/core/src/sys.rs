@@ -971,6 +971,8 @@ struct PolicyWrite {
     #[serde(default)]
     rules: String,
     cas: Option<i64>,
+    allow_slashes_in_identity_templates: Option<bool>,
+    allow_wildcards_in_identity_templates: Option<bool>,
 }
 
 /// The normalised policy name of the request.
@@ -980,8 +982,8 @@ fn policy_name(ctx: &Ctx) -> Result<String> {
 
 fn stored_policy_data(p: &strongroom_policy::store::StoredPolicy, text_key: &str) -> Data {
     let mut d = obj(json!({
-        "allow_slashes_in_identity_templates": false,
-        "allow_wildcards_in_identity_templates": false,
+        "allow_slashes_in_identity_templates": p.allow_slashes_in_identity_templates,
+        "allow_wildcards_in_identity_templates": p.allow_wildcards_in_identity_templates,
         "cas_required": p.cas_required,
         "name": p.name,
         "version": p.version,
@@ -1036,6 +1038,8 @@ async fn policy_write(s: S, ctx: Ctx) -> Result<Response> {
         policy: mut text,
         rules,
         cas,
+        allow_slashes_in_identity_templates,
+        allow_wildcards_in_identity_templates,
     } = ctx.decode()?;
     let name = strongroom_policy::store::normalize_name(&name)?;
     let mut resp = Response::empty();
@@ -1055,7 +1059,13 @@ async fn policy_write(s: S, ctx: Ctx) -> Result<Response> {
         Some(c) => Some(c as u64),
         None => None,
     };
-    policies(&s, &ctx)?.put(&name, &text, cas).await?;
+    let options = strongroom_policy::store::TemplateOptions {
+        allow_slashes: allow_slashes_in_identity_templates,
+        allow_wildcards: allow_wildcards_in_identity_templates,
+    };
+    policies(&s, &ctx)?
+        .put_with(&name, &text, cas, options)
+        .await?;
     Ok(resp)
 }
 
@@ -1082,6 +1092,16 @@ fn policy_fields() -> Vec<Field> {
             "cas",
             FieldType::Int,
             "Write only if the current version equals this (0: only if absent).",
+        ),
+        Field::new(
+            "allow_slashes_in_identity_templates",
+            FieldType::Bool,
+            "Whether a value substituted into a templated path may hold '/'.",
+        ),
+        Field::new(
+            "allow_wildcards_in_identity_templates",
+            FieldType::Bool,
+            "Whether a value substituted into a templated path may hold '*' or '+'.",
         ),
     ]
 }

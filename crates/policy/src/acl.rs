@@ -6,6 +6,7 @@
 //! `+` segment-wildcard patterns in a list sorted by OpenBao's priority, so
 //! the first one that matches is the best of them.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -13,8 +14,18 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::template::{Mode, RenderInput};
 use super::{Capabilities, ParameterMap, PathRules, Policy};
+use strongroom_sdk::identity::IdentityFacts;
 use strongroom_sdk::logical::{Data, Operation};
+
+/// The current time in Unix seconds (0 before 1970, which no clock
+/// reports).
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
 
 /// The answer to one path check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -291,13 +302,23 @@ pub struct Acl {
 }
 
 impl Acl {
-    /// Compiles the policies. Rules for the same pattern merge (capabilities
-    /// union, `deny` overrides, parameter lists union with `[]` meaning any
-    /// value, the lowest wrapping TTL bounds). A policy named `root` makes
-    /// the ACL root. Identity-templated patterns (`{{...}}`) never match:
-    /// there is no identity store yet, and OpenBao drops them too for tokens
-    /// without an entity.
+    /// Compiles the policies for a caller without an entity: identity
+    /// templates that need one do not resolve and their rules are dropped
+    /// (see [`Acl::compile`]).
     pub fn new(policies: &[Arc<Policy>]) -> Acl {
+        Acl::compile(policies, None, unix_now())
+    }
+
+    /// Compiles the policies for the caller's identity. Rules for the same
+    /// pattern merge (capabilities union, `deny` overrides, parameter
+    /// lists union with `[]` meaning any value, the lowest wrapping TTL
+    /// bounds). A policy named `root` makes the ACL root. A templated
+    /// pattern (`{{identity.entity.id}}`) is rendered with `identity`; when
+    /// it does not resolve (no entity, a missing key, an unknown accessor,
+    /// a substituted value holding `/`, `*` or `+` the policy does not
+    /// allow) its rule is dropped: it matches nothing and never becomes a
+    /// wildcard. `now` (Unix seconds) feeds `{{time.now}}`.
+    pub fn compile(policies: &[Arc<Policy>], identity: Option<&IdentityFacts>, now: i64) -> Acl {
         let mut acl = Acl {
             trie: vec![TrieNode::default()],
             ..Default::default()
@@ -306,19 +327,38 @@ impl Acl {
             acl.root = true;
             return acl;
         }
-        let mut by_pattern: HashMap<&str, usize> = HashMap::new();
+        // Each rule with its final pattern: borrowed, or rendered.
+        let mut patterns: Vec<(Cow<'_, str>, &PathRules, &str)> = Vec::new();
         for policy in policies {
             for rules in &policy.paths {
-                if rules.path.contains("{{") {
-                    continue;
-                }
-                let idx = *by_pattern.entry(rules.path.as_str()).or_insert_with(|| {
-                    acl.rules
-                        .push((PatternKey::new(&rules.path), Perms::default()));
-                    acl.rules.len() - 1
-                });
-                acl.rules[idx].1.merge(rules, &policy.name);
+                let pattern = match &rules.template {
+                    None => Cow::Borrowed(rules.path.as_str()),
+                    Some(t) => {
+                        let input = RenderInput {
+                            identity,
+                            mode: Mode::Acl,
+                            blocked: policy.blocked_substitutions(),
+                            now,
+                        };
+                        match t.render(&input) {
+                            // OpenBao's parse rules apply to the result.
+                            Ok(p) if !p.contains("+*") => {
+                                Cow::Owned(p.strip_prefix('/').map(str::to_string).unwrap_or(p))
+                            }
+                            _ => continue,
+                        }
+                    }
+                };
+                patterns.push((pattern, rules, policy.name.as_str()));
             }
+        }
+        let mut by_pattern: HashMap<&str, usize> = HashMap::new();
+        for (pattern, rules, policy) in &patterns {
+            let idx = *by_pattern.entry(pattern).or_insert_with(|| {
+                acl.rules.push((PatternKey::new(pattern), Perms::default()));
+                acl.rules.len() - 1
+            });
+            acl.rules[idx].1.merge(rules, policy);
         }
         for idx in 0..acl.rules.len() {
             acl.rules[idx].1.finish();

@@ -5,6 +5,7 @@
 use super::*;
 use crate::root_policy;
 use serde_json::json;
+use strongroom_sdk::identity::IdentityFacts;
 
 fn acl(texts: &[&str]) -> Acl {
     let policies: Vec<Arc<Policy>> = texts
@@ -504,6 +505,184 @@ capabilities = ["read"]
         caps(&a, "identity/entity/id/{{identity.entity.id}}"),
         "deny"
     );
+}
+
+fn identity() -> IdentityFacts {
+    use std::collections::BTreeMap;
+    use strongroom_sdk::identity::{AliasFacts, GroupFacts};
+    let m = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    IdentityFacts {
+        entity_id: "e-1".into(),
+        entity_name: "alice".into(),
+        entity_metadata: m(&[
+            ("team", "blue"),
+            ("wild", "+"),
+            ("star", "x*"),
+            ("up", "../b"),
+        ]),
+        aliases: vec![AliasFacts {
+            id: "a-1".into(),
+            mount_accessor: "auth_userpass_1".into(),
+            name: "alice-login".into(),
+            metadata: m(&[("role", "dev")]),
+            custom_metadata: m(&[("site", "paris")]),
+        }],
+        groups: vec![GroupFacts {
+            id: "g-1".into(),
+            name: "ops".into(),
+            metadata: m(&[("tier", "gold")]),
+        }],
+    }
+}
+
+fn compiled(texts: &[&str], facts: Option<&IdentityFacts>) -> Acl {
+    let policies: Vec<Arc<Policy>> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| Arc::new(Policy::parse(&format!("p{i}"), t).unwrap()))
+        .collect();
+    Acl::compile(&policies, facts, 0)
+}
+
+#[test]
+fn templated_paths_render_per_entity() {
+    let f = identity();
+    let text = r#"
+path "secret/{{identity.entity.id}}/*" { capabilities = ["read"] }
+path "secret/by-name/{{identity.entity.name}}" { capabilities = ["update"] }
+path "secret/team/{{identity.entity.metadata.team}}" { capabilities = ["list"] }
+path "secret/alias/{{identity.entity.aliases.auth_userpass_1.name}}/{{identity.entity.aliases.auth_userpass_1.id}}" { capabilities = ["read"] }
+path "secret/alias-meta/{{identity.entity.aliases.auth_userpass_1.metadata.role}}/{{identity.entity.aliases.auth_userpass_1.custom_metadata.site}}" { capabilities = ["read"] }
+path "secret/group/{{identity.groups.ids.g-1.name}}" { capabilities = ["read"] }
+path "secret/gid/{{identity.groups.names.ops.id}}" { capabilities = ["read"] }
+path "secret/gmeta/{{identity.groups.names.ops.metadata.tier}}" { capabilities = ["read"] }
+"#;
+    let a = compiled(&[text], Some(&f));
+    assert_eq!(caps(&a, "secret/e-1/x"), "read");
+    assert_eq!(caps(&a, "secret/by-name/alice"), "update");
+    assert_eq!(caps(&a, "secret/team/blue"), "list");
+    assert_eq!(caps(&a, "secret/alias/alice-login/a-1"), "read");
+    assert_eq!(caps(&a, "secret/alias-meta/dev/paris"), "read");
+    assert_eq!(caps(&a, "secret/group/ops"), "read");
+    assert_eq!(caps(&a, "secret/gid/g-1"), "read");
+    assert_eq!(caps(&a, "secret/gmeta/gold"), "read");
+    // Another entity's paths stay closed, and so does the raw pattern.
+    assert_eq!(caps(&a, "secret/e-2/x"), "deny");
+    assert_eq!(caps(&a, "secret/{{identity.entity.id}}/x"), "deny");
+    assert!(allowed(&a, Operation::Read, "secret/e-1/x", json!({})));
+    assert_eq!(
+        &*a.check("secret/e-1/x", Operation::Read, &Data::new())
+            .granting_policies,
+        ["p0".to_string()]
+    );
+}
+
+#[test]
+fn unresolved_templates_drop_their_rule_and_never_widen() {
+    let f = identity();
+    let text = r#"
+path "secret/{{identity.entity.metadata.missing}}" { capabilities = ["read"] }
+path "secret/{{identity.entity.metadata.missing}}/*" { capabilities = ["read"] }
+path "secret/a/{{identity.entity.aliases.auth_nope.name}}" { capabilities = ["read"] }
+path "secret/g/{{identity.groups.names.nope.id}}" { capabilities = ["read"] }
+path "secret/w/{{identity.entity.metadata.wild}}/x" { capabilities = ["read"] }
+path "secret/s/{{identity.entity.metadata.star}}" { capabilities = ["read"] }
+path "secret/u/{{identity.entity.metadata.up}}" { capabilities = ["read"] }
+path "secret/list/{{identity.entity.groups.names}}" { capabilities = ["read"] }
+path "secret/bogus/{{identity.entity.whatever}}" { capabilities = ["read"] }
+path "secret/open" { capabilities = ["read"] }
+"#;
+    for facts in [Some(&f), None] {
+        let a = compiled(&[text], facts);
+        for path in [
+            "secret/",
+            "secret/x",
+            "secret/x/y",
+            "secret/a/alice-login",
+            "secret/g/g-1",
+            "secret/w/anything/x",
+            "secret/w/+/x",
+            "secret/s/x",
+            "secret/s/xyz",
+            "secret/u/../b",
+            "secret/list/ops",
+            "secret/bogus/",
+        ] {
+            assert_eq!(caps(&a, path), "deny", "{path} ({:?})", facts.is_some());
+        }
+        // The untemplated rule beside them is untouched.
+        assert_eq!(caps(&a, "secret/open"), "read");
+    }
+    // Without an entity, entity templates drop their rules too.
+    let a = compiled(
+        &[r#"path "secret/{{identity.entity.id}}" { capabilities = ["read"] }"#],
+        None,
+    );
+    assert_eq!(caps(&a, "secret/"), "deny");
+}
+
+#[test]
+fn policies_may_allow_slashes_and_wildcards_in_substitutions() {
+    let f = identity();
+    let mut p = Policy::parse(
+        "p",
+        r#"path "secret/w/{{identity.entity.metadata.wild}}/x" { capabilities = ["read"] }
+path "secret/u/{{identity.entity.metadata.up}}" { capabilities = ["read"] }"#,
+    )
+    .unwrap();
+    p.allow_wildcards_in_identity_templates = true;
+    let a = Acl::compile(&[Arc::new(p.clone())], Some(&f), 0);
+    assert_eq!(caps(&a, "secret/w/anything/x"), "read");
+    assert_eq!(caps(&a, "secret/u/../b"), "deny");
+    p.allow_slashes_in_identity_templates = true;
+    let a = Acl::compile(&[Arc::new(p)], Some(&f), 0);
+    assert_eq!(caps(&a, "secret/u/../b"), "read");
+}
+
+#[test]
+fn templated_rules_merge_with_literal_ones_for_the_same_pattern() {
+    let f = identity();
+    let a = compiled(
+        &[
+            r#"path "secret/alice" { capabilities = ["read"] }"#,
+            r#"path "secret/{{identity.entity.name}}" { capabilities = ["update"] }"#,
+        ],
+        Some(&f),
+    );
+    assert_eq!(caps(&a, "secret/alice"), "read, update");
+}
+
+#[test]
+fn malformed_templates_are_refused_when_written() {
+    // bao: failed to parse policy: path "a/{{x": failed to validate policy
+    // templating: unbalanced templating characters
+    for text in [
+        r#"path "a/{{x" { capabilities = ["read"] }"#,
+        r#"path "a/x}}" { capabilities = ["read"] }"#,
+        r#"path "a/{{x}}}}" { capabilities = ["read"] }"#,
+    ] {
+        let e = Policy::parse("p", text).unwrap_err().to_string();
+        assert!(
+            e.starts_with("failed to parse policy: path \"a/")
+                && e.ends_with(
+                    ": failed to validate policy templating: unbalanced templating characters"
+                ),
+            "{e}"
+        );
+    }
+    // Unknown selectors are accepted and simply never resolve.
+    let p = Policy::parse(
+        "p",
+        r#"path "a/{{nothing.here}}" { capabilities = ["read"] }"#,
+    )
+    .unwrap();
+    assert!(p.is_templated());
+    assert!(!Policy::parse("p", r#"path "a" {}"#).unwrap().is_templated());
 }
 
 #[test]

@@ -6,7 +6,10 @@
 //! [`Capabilities`]), its parse errors ([`PolicyError`]), the compiled
 //! [`Acl`] with its [`Decision`]s, and the built-in `default` and `root`
 //! policies, and the [`store`] that keeps named policies behind the
-//! barrier. It does not look tokens up: callers hand it parsed policies and
+//! barrier, and the identity [`template`]s a path may hold
+//! (`{{identity.entity.id}}`), rendered per entity when an ACL is
+//! compiled for one ([`Acl::compile`], [`store::PolicyStore::acl_for`]).
+//! It does not look tokens up: callers hand it parsed policies and
 //! a request's path, operation and data.
 //!
 //! OpenBao 2.7.2 is the behavioural reference; the tests record what a real
@@ -14,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
@@ -23,6 +27,7 @@ use strongroom_sdk::duration::duration_from_json;
 mod acl;
 mod builtin;
 pub mod store;
+pub mod template;
 
 pub use acl::{Acl, Decision};
 pub use builtin::{default_policy, root_policy, DEFAULT_POLICY, DEFAULT_POLICY_TEXT};
@@ -98,6 +103,16 @@ pub enum PolicyError {
     WrappingTtlOrder {
         /// The path block.
         path: String,
+    },
+    /// A path's identity template is malformed (`{{` without `}}`).
+    #[error(
+        "failed to parse policy: path {path:?}: failed to validate policy templating: {error}"
+    )]
+    Template {
+        /// The path block.
+        path: String,
+        /// What is wrong.
+        error: template::TemplateError,
     },
     /// The pattern uses `+*`, which OpenBao forbids.
     #[error("failed to parse policy: path {path:?}: invalid use of wildcards ('+*' is forbidden)")]
@@ -214,6 +229,10 @@ pub struct PathRules {
     pub min_wrapping_ttl: Option<Duration>,
     /// `max_wrapping_ttl`.
     pub max_wrapping_ttl: Option<Duration>,
+    /// The parsed identity template when the pattern holds one
+    /// (`{{...}}`): the rule then applies only once rendered for an
+    /// entity, and is dropped when the template does not resolve.
+    pub template: Option<Arc<template::Template>>,
 }
 
 /// A parsed ACL policy.
@@ -226,6 +245,12 @@ pub struct Policy {
     /// The path blocks in the order written (repeats are kept; the [`Acl`]
     /// merges them).
     pub paths: Vec<PathRules>,
+    /// Whether a value substituted into a templated path may hold `/`
+    /// (OpenBao's `allow_slashes_in_identity_templates`, default false).
+    pub allow_slashes_in_identity_templates: bool,
+    /// Whether a substituted value may hold `*` or `+` (OpenBao's
+    /// `allow_wildcards_in_identity_templates`, default false).
+    pub allow_wildcards_in_identity_templates: bool,
 }
 
 impl Policy {
@@ -249,6 +274,8 @@ impl Policy {
             name,
             raw: text.to_string(),
             paths,
+            allow_slashes_in_identity_templates: false,
+            allow_wildcards_in_identity_templates: false,
         })
     }
 
@@ -258,6 +285,37 @@ impl Policy {
             name: name.to_lowercase(),
             raw: String::new(),
             paths: Vec::new(),
+            allow_slashes_in_identity_templates: false,
+            allow_wildcards_in_identity_templates: false,
+        }
+    }
+
+    /// True when a path holds an identity template: the policy's ACL then
+    /// depends on the entity.
+    pub fn is_templated(&self) -> bool {
+        self.paths.iter().any(|p| p.template.is_some())
+    }
+
+    /// True when a template reads the clock (`{{time.now}}`): the policy's
+    /// ACL then changes with time and is never cached.
+    pub fn reads_time(&self) -> bool {
+        self.paths
+            .iter()
+            .any(|p| p.template.as_ref().is_some_and(|t| t.reads_time()))
+    }
+
+    /// The substrings a value substituted into this policy's paths may not
+    /// hold (`/`, `*`, `+` unless allowed).
+    pub fn blocked_substitutions(&self) -> &'static [&'static str] {
+        use template::ACL_BLOCKED;
+        match (
+            self.allow_slashes_in_identity_templates,
+            self.allow_wildcards_in_identity_templates,
+        ) {
+            (false, false) => &ACL_BLOCKED,
+            (false, true) => &ACL_BLOCKED[..1],
+            (true, false) => &ACL_BLOCKED[1..],
+            (true, true) => &[],
         }
     }
 
@@ -488,8 +546,17 @@ fn path_rules(raw_path: &str, attrs: &Map<String, Value>) -> Result<PathRules, P
     if path.contains("+*") {
         return Err(PolicyError::InvalidWildcard { path });
     }
+    // As OpenBao, every pattern goes through the template check: a stray
+    // `}}` is refused even without `{{`.
+    let template = template::Template::parse(&path)
+        .map_err(|error| PolicyError::Template {
+            path: raw_path.to_string(),
+            error,
+        })?
+        .map(Arc::new);
     let mut rules = PathRules {
         path: path.clone(),
+        template,
         ..Default::default()
     };
     for (key, value) in attrs {

@@ -84,11 +84,13 @@ async fn check_acl(active: &Active, ctx: &mut RequestCtx) -> Result<()> {
         return Ok(());
     }
     // The token's own policies and its entity's (a disabled entity's
-    // token is refused), from memory.
-    let acl = match home.token_policies(&entry)? {
-        std::borrow::Cow::Borrowed(p) => home.policies.acl(p).await?,
-        std::borrow::Cow::Owned(p) => home.policies.acl(&p).await?,
-    };
+    // token is refused), from memory; the entity's facts render templated
+    // policies, and are gathered only when the set has templates.
+    let policies = home.token_policies(&entry)?;
+    let acl = home
+        .policies
+        .acl_for(&policies, || home.identity_facts(&entry.entity_id))
+        .await?;
     let full;
     let relative: &str = if in_root {
         &ctx.path
