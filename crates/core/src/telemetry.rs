@@ -535,19 +535,16 @@ mod tests {
     #[test]
     fn in_flight_requests_leave_when_answered() {
         let list = InFlightRequests::default();
-        let entry = InFlight {
-            start_time: SystemTime::now(),
-            remote_addr: None,
-            remote_port: None,
-            path: "/v1/secret/x".into(),
-            method: method_of(Operation::List),
-        };
+        let mut req = Request::new(Operation::List, "secret/x");
+        req.id = "req-1".into();
         {
-            let _guard = list.enter("req-1", entry);
+            let _guard = list.enter_request(&req, Instant::now());
             assert_eq!(list.len(), 1);
             let snapshot = list.snapshot();
-            assert_eq!(snapshot[0].0, "req-1");
-            assert_eq!(snapshot[0].1.method, "LIST");
+            assert_eq!(snapshot[0].id, "req-1");
+            assert_eq!(snapshot[0].path, "secret/x");
+            assert_eq!(snapshot[0].method, "LIST");
+            assert!(snapshot[0].start_time() <= SystemTime::now());
         }
         assert!(list.is_empty());
         assert!(list.snapshot().is_empty());
