@@ -1,22 +1,102 @@
 //! The `identity/` backend: OpenBao's entity, entity-alias, group,
 //! group-alias and lookup endpoints over a namespace's [`IdentityStore`],
-//! with OpenBao's response shapes and messages.
+//! with OpenBao's response shapes and messages, and the OIDC identity
+//! token paths of `strongroom-identity-oidc` (`oidc/*`), which learn the
+//! caller's entity and namespace from the [`Caller`] the core attaches.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
-use strongroom_sdk::framework::{handler, Backend, Ctx, Field, FieldType, Path};
+use strongroom_identity_oidc::{Entity as OidcEntity, HasOidc, IdentityHost, Namespace, Oidc};
+use strongroom_sdk::framework::{
+    handler, Backend, Ctx, Field, FieldType, Mounted, Path, PathSet, SpecialPaths,
+};
+use strongroom_sdk::identity::Caller;
 use strongroom_sdk::logical::{Operation, Response};
 use strongroom_sdk::{Error, Result};
 
 use crate::model::{now, Entity, EntityAlias, Group, GroupAlias, Meta};
 use crate::store::{Change, IdentityStore, State};
 
-type S = IdentityStore;
+type S = IdentityState;
 
-/// The backend serving `identity/` over `store`.
-pub fn backend(store: Arc<IdentityStore>) -> Backend<IdentityStore> {
+/// The backend's state: the namespace's store and the OIDC provider over
+/// it. Handlers reach the store through `Deref`.
+#[derive(Debug)]
+pub struct IdentityState {
+    store: Arc<IdentityStore>,
+    oidc: Oidc,
+}
+
+impl std::ops::Deref for IdentityState {
+    type Target = IdentityStore;
+
+    fn deref(&self) -> &IdentityStore {
+        &self.store
+    }
+}
+
+impl HasOidc for IdentityState {
+    fn oidc(&self) -> &Oidc {
+        &self.oidc
+    }
+}
+
+/// What OIDC tokens need of the identity store and of the request
+/// (the caller, told by the core in the request's extensions).
+struct Host {
+    store: Arc<IdentityStore>,
+    api_addr: String,
+}
+
+impl Host {
+    fn caller(ctx: &Ctx) -> Option<&Caller> {
+        ctx.extensions.get::<Caller>()
+    }
+}
+
+impl IdentityHost for Host {
+    fn caller_entity_id(&self, ctx: &Ctx) -> Option<String> {
+        Self::caller(ctx)
+            .map(|c| c.entity_id.clone())
+            .filter(|id| !id.is_empty())
+    }
+
+    fn entity(&self, _ctx: &Ctx, entity_id: &str) -> Option<OidcEntity> {
+        let facts = self.store.facts(entity_id)?;
+        let disabled = self.store.resolve(entity_id).is_some_and(|r| r.disabled);
+        Some(OidcEntity { facts, disabled })
+    }
+
+    fn namespace(&self, ctx: &Ctx) -> Namespace {
+        match Self::caller(ctx) {
+            Some(c) => Namespace {
+                id: c.namespace_id.clone(),
+                path: c.namespace_path.clone(),
+            },
+            None => Namespace {
+                id: self.store.namespace_id().to_string(),
+                path: String::new(),
+            },
+        }
+    }
+
+    fn api_addr(&self) -> String {
+        self.api_addr.clone()
+    }
+}
+
+/// The backend serving `identity/` over `store`; OIDC issuers default to
+/// `api_addr`.
+pub fn backend(store: Arc<IdentityStore>, api_addr: &str) -> Backend<IdentityState> {
+    let state = Arc::new(IdentityState {
+        oidc: Oidc::new(Arc::new(Host {
+            store: store.clone(),
+            api_addr: api_addr.to_string(),
+        })),
+        store,
+    });
     let entity_fields = || {
         vec![
             Field::new("id", FieldType::String, "ID of the entity. If set, updates the corresponding existing entity."),
@@ -210,12 +290,26 @@ pub fn backend(store: Arc<IdentityStore>) -> Backend<IdentityStore> {
             .op(Operation::Update, handler(lookup_group), "Look a group up.")
             .help("Look up a group", "Finds a group by id, name, alias id, or alias name and mount accessor."),
     ];
+    let mut paths = paths;
+    paths.extend(strongroom_identity_oidc::paths::<IdentityState>());
     Backend::new(
-        store,
+        state,
         paths,
-        "The identity store: entities, aliases and groups.",
+        "The identity store: entities, aliases and groups, and OIDC identity tokens.",
     )
-    .on_invalidate(|store: &IdentityStore, key: &str| store.invalidated(key))
+    .special_paths(SpecialPaths {
+        unauthenticated: PathSet::new(&strongroom_identity_oidc::UNAUTHENTICATED_PATHS),
+        root: PathSet::default(),
+    })
+    .on_invalidate(|state: &IdentityState, key: &str| state.invalidated(key))
+    .on_initialize(Arc::new(|_state: Arc<IdentityState>, mounted: Mounted| {
+        Box::pin(
+            async move { strongroom_identity_oidc::ensure_default_key(&mounted.storage).await },
+        )
+    }))
+    .on_periodic(Arc::new(|state: Arc<IdentityState>, mounted: Mounted| {
+        Box::pin(async move { strongroom_identity_oidc::periodic(&*state, &mounted.storage).await })
+    }))
 }
 
 /// Which object a path names.

@@ -26,16 +26,16 @@ impl MountLookup for OneMount {
 fn setup() -> (
     View,
     Arc<IdentityStore>,
-    strongroom_sdk::framework::Backend<IdentityStore>,
+    strongroom_sdk::framework::Backend<crate::backend::IdentityState>,
 ) {
     let view = MemoryStorage::view("identity/");
     let store = IdentityStore::new(view.clone(), "", Arc::new(OneMount));
-    let backend = crate::backend(store.clone());
+    let backend = crate::backend(store.clone(), "http://127.0.0.1:8200");
     (view, store, backend)
 }
 
 async fn call(
-    b: &strongroom_sdk::framework::Backend<IdentityStore>,
+    b: &strongroom_sdk::framework::Backend<crate::backend::IdentityState>,
     view: &View,
     op: Operation,
     path: &str,

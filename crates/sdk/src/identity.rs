@@ -59,3 +59,16 @@ pub struct IdentityFacts {
     /// groups.
     pub groups: Vec<GroupFacts>,
 }
+
+/// What the core tells its identity backend about a request: the entity of
+/// the calling token and the namespace the request is in. Put in the
+/// request's extensions for the `identity/` mount only.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Caller {
+    /// The calling token's entity id (`""`: none).
+    pub entity_id: String,
+    /// The namespace's id (`root` for the root namespace).
+    pub namespace_id: String,
+    /// The namespace's path with its trailing slash (`""` for root).
+    pub namespace_path: String,
+}

@@ -179,9 +179,10 @@ impl Core {
             (Table::Mounts, "system" | "ns_system") => self.sys.clone(),
             (Table::Auth, "token" | "ns_token") => self.token.clone(),
             (Table::Mounts, "cubbyhole" | "ns_cubbyhole") => Arc::new(cubbyhole::backend()),
-            (Table::Mounts, "identity" | "ns_identity") => {
-                Arc::new(strongroom_identity::backend(identity.clone()))
-            }
+            (Table::Mounts, "identity" | "ns_identity") => Arc::new(strongroom_identity::backend(
+                identity.clone(),
+                self.config.api_addr.as_deref().unwrap_or_default(),
+            )),
             (table, kind) => {
                 let factory = match table {
                     Table::Mounts => self.registry.secrets_factory(kind),

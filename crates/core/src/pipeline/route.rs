@@ -55,6 +55,23 @@ pub fn route(ctx: &mut RequestCtx) -> Result<()> {
             breq.extensions.insert(tenant.clone());
         }
     }
+    if routed.route.table == crate::mount::Table::Mounts && routed.route.prefix == "identity/" {
+        // The identity backend (its OIDC tokens) is told who calls and
+        // from which namespace; the mount cannot move, so its prefix names it.
+        let (namespace_id, namespace_path) = match &ctx.tenant {
+            Some(t) if !t.is_root() => (t.id.to_string(), t.path.to_string()),
+            _ => ("root".to_string(), String::new()),
+        };
+        breq.extensions.insert(strongroom_sdk::identity::Caller {
+            entity_id: ctx
+                .token
+                .as_ref()
+                .map(|t| t.entity_id.clone())
+                .unwrap_or_default(),
+            namespace_id,
+            namespace_path,
+        });
+    }
     ctx.backend_request = Some(breq);
     Ok(())
 }

@@ -16,6 +16,7 @@ mod core;
 mod differences;
 mod ha;
 mod identity;
+mod identity_oidc;
 mod kubernetes;
 mod kv2;
 mod namespaces;

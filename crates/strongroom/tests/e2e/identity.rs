@@ -312,3 +312,190 @@ async fn kubernetes_logins_name_their_alias_by_uid_or_name() {
         assert_eq!(e.data("aliases")[0]["mount_type"], json!("kubernetes"));
     }
 }
+
+/// An AppRole role `name` with `policies`; logs in and returns the token
+/// and its entity id.
+async fn login_with(server: &Server, name: &str, policies: &str) -> (String, String) {
+    let enabled = server
+        .send(&Call::post("sys/auth/approle", json!({"type": "approle"})))
+        .await;
+    assert!(
+        enabled.status == 204 || enabled.status == 400,
+        "enable approle: {}",
+        enabled.body
+    );
+    expect(
+        &server
+            .send(&Call::post(
+                &format!("auth/approle/role/{name}"),
+                json!({"token_policies": policies}),
+            ))
+            .await,
+        204,
+        "role",
+    );
+    let rid = server
+        .send(&Call::get(&format!("auth/approle/role/{name}/role-id")))
+        .await
+        .data("role_id")
+        .clone();
+    let sid = server
+        .send(&Call::post(
+            &format!("auth/approle/role/{name}/secret-id"),
+            json!({}),
+        ))
+        .await
+        .data("secret_id")
+        .clone();
+    let r = server
+        .send(
+            &Call::post(
+                "auth/approle/login",
+                json!({"role_id": rid, "secret_id": sid}),
+            )
+            .anonymous(),
+        )
+        .await;
+    expect(&r, 200, "login");
+    (
+        r.body["auth"]["client_token"].as_str().unwrap().to_string(),
+        r.body["auth"]["entity_id"].as_str().unwrap().to_string(),
+    )
+}
+
+#[tokio::test]
+async fn a_templated_policy_grants_each_entity_its_own_path_and_nothing_else() {
+    let server = Server::dev(target());
+    let policy = r#"path "secret/data/{{identity.entity.id}}/*" { capabilities = ["create", "update", "read"] }"#;
+    expect(
+        &server
+            .send(&Call::put(
+                "sys/policies/acl/own",
+                json!({"policy": policy}),
+            ))
+            .await,
+        204,
+        "templated policy",
+    );
+    let (alice, alice_entity) = login_with(&server, "alice", "own").await;
+    let (_bob, bob_entity) = login_with(&server, "bob", "own").await;
+    assert_ne!(alice_entity, bob_entity);
+    let write = |entity: &str| {
+        Call::post(
+            &format!("secret/data/{entity}/note"),
+            json!({"data": {"v": 1}}),
+        )
+        .token(&alice)
+    };
+    expect(
+        &server.send(&write(&alice_entity)).await,
+        200,
+        "alice's own path",
+    );
+    let r = server.send(&write(&bob_entity)).await;
+    expect(&r, 403, "bob's path is not alice's");
+    // A template never becomes a wildcard: the literal path is not granted.
+    let r = server.send(&write("{{identity.entity.id}}")).await;
+    expect(&r, 403, "the template's literal text");
+}
+
+#[tokio::test]
+async fn oidc_tokens_name_their_entity_and_verify_against_the_published_keys() {
+    use base64::Engine;
+    let server = Server::dev(target());
+    let policy = r#"path "identity/oidc/token/*" { capabilities = ["read"] }"#;
+    expect(
+        &server
+            .send(&Call::put(
+                "sys/policies/acl/oidc",
+                json!({"policy": policy}),
+            ))
+            .await,
+        204,
+        "policy",
+    );
+    expect(
+        &server
+            .send(&Call::post(
+                "identity/oidc/key/k1",
+                json!({"algorithm": "RS256", "allowed_client_ids": "*"}),
+            ))
+            .await,
+        204,
+        "key",
+    );
+    let template = r#"{"entity_name": {{identity.entity.name}}}"#;
+    expect(
+        &server
+            .send(&Call::post(
+                "identity/oidc/role/r1",
+                json!({"key": "k1", "ttl": "1h", "template": template}),
+            ))
+            .await,
+        204,
+        "role",
+    );
+    let (token, entity) = login_with(&server, "svc", "oidc").await;
+    let r = server
+        .send(&Call::get("identity/oidc/token/r1").token(&token))
+        .await;
+    expect(&r, 200, "token");
+    let jwt = r.data("token").as_str().unwrap().to_string();
+    let client_id = r.data("client_id").as_str().unwrap().to_string();
+
+    let discovery = server
+        .send(&Call::get("identity/oidc/.well-known/openid-configuration").anonymous())
+        .await;
+    expect(&discovery, 200, "discovery, unauthenticated");
+    let issuer = discovery.body["issuer"].as_str().unwrap().to_string();
+    let keys = server
+        .send(&Call::get("identity/oidc/.well-known/keys").anonymous())
+        .await;
+    expect(&keys, 200, "keys, unauthenticated");
+    let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_value(keys.body.clone()).unwrap();
+
+    // An external verifier: the key named by the token's header, the
+    // issuer and audience the provider publishes.
+    let header = jsonwebtoken::decode_header(&jwt).unwrap();
+    let jwk = jwks
+        .find(header.kid.as_deref().unwrap())
+        .expect("the signing key is published");
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_audience(&[client_id.as_str()]);
+    validation.set_issuer(&[issuer.as_str()]);
+    let claims = jsonwebtoken::decode::<Value>(
+        &jwt,
+        &jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap(),
+        &validation,
+    )
+    .expect("the token verifies")
+    .claims;
+    assert_eq!(
+        claims["sub"],
+        json!(entity),
+        "the subject is the caller's entity"
+    );
+    let name = server
+        .send(&Call::get(&format!("identity/entity/id/{entity}")))
+        .await
+        .data("name")
+        .clone();
+    assert_eq!(
+        claims["entity_name"], name,
+        "the role's template is rendered"
+    );
+    assert_eq!(claims["namespace"], json!("root"));
+
+    // A tampered token does not verify.
+    let mut parts: Vec<String> = jwt.split('.').map(str::to_string).collect();
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut body: Value = serde_json::from_slice(&engine.decode(&parts[1]).unwrap()).unwrap();
+    body["sub"] = json!("someone-else");
+    parts[1] = engine.encode(serde_json::to_vec(&body).unwrap());
+    assert!(jsonwebtoken::decode::<Value>(
+        &parts.join("."),
+        &jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap(),
+        &validation,
+    )
+    .is_err());
+}
