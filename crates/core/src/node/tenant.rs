@@ -390,10 +390,12 @@ impl super::Core {
         let acl = if entry.is_root() {
             None
         } else {
-            match home.token_policies(entry)? {
-                std::borrow::Cow::Borrowed(p) => Some(home.policies.acl(p).await?),
-                std::borrow::Cow::Owned(p) => Some(home.policies.acl(&p).await?),
-            }
+            let policies = home.token_policies(entry)?;
+            Some(
+                home.policies
+                    .acl_for(&policies, || home.identity_facts(&entry.entity_id))
+                    .await?,
+            )
         };
         Ok(Some(Scope { acl, prefix }))
     }

@@ -217,7 +217,12 @@ async fn create(s: S, ctx: Ctx) -> Result<Response> {
         ctx.request.path
     );
     let sudo = parent.is_root() || {
-        let acl = home.policies.acl(&home.token_policies(&parent)?).await?;
+        let acl = home
+            .policies
+            .acl_for(&home.token_policies(&parent)?, || {
+                home.identity_facts(&parent.entity_id)
+            })
+            .await?;
         acl.capabilities(&full_path).iter().any(|c| c == "sudo")
     };
     // A token made in a namespace below its parent's is an administrator's

@@ -499,3 +499,56 @@ async fn oidc_tokens_name_their_entity_and_verify_against_the_published_keys() {
     )
     .is_err());
 }
+
+#[tokio::test]
+async fn a_token_role_entity_alias_finds_or_makes_its_entity() {
+    let server = Server::dev(target());
+    expect(
+        &server
+            .send(&Call::post(
+                "auth/token/roles/svc",
+                json!({"allowed_entity_aliases": ["svc-*"], "orphan": true}),
+            ))
+            .await,
+        204,
+        "token role",
+    );
+    let create = |alias: &str| Call::post("auth/token/create/svc", json!({"entity_alias": alias}));
+    let first = server.send(&create("svc-a")).await;
+    expect(&first, 200, "a token for alias svc-a");
+    let entity = first.body["auth"]["entity_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!entity.is_empty(), "{}", first.body);
+    let again = server.send(&create("svc-a")).await;
+    expect(&again, 200, "a second token for svc-a");
+    assert_eq!(
+        again.body["auth"]["entity_id"],
+        json!(entity),
+        "the same entity"
+    );
+    let other = server.send(&create("svc-b")).await;
+    expect(&other, 200, "a token for svc-b");
+    assert_ne!(
+        other.body["auth"]["entity_id"],
+        json!(entity),
+        "another entity"
+    );
+
+    let accessor =
+        server.send(&Call::get("sys/auth")).await.body["data"]["token/"]["accessor"].clone();
+    let e = server
+        .send(&Call::get(&format!("identity/entity/id/{entity}")))
+        .await;
+    expect(&e, 200, "the alias's entity");
+    assert_eq!(e.data("aliases")[0]["name"], json!("svc-a"));
+    assert_eq!(e.data("aliases")[0]["mount_accessor"], accessor);
+
+    let refused = server.send(&create("db-a")).await;
+    expect(&refused, 400, "an alias the role does not allow");
+    assert_eq!(
+        refused.errors(),
+        vec!["invalid 'entity_alias' value".to_string()]
+    );
+}
